@@ -1,0 +1,222 @@
+//! The assignment entity and the changes an admin may make to it.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::aggregates::Aggregates;
+use crate::catalog::{ItemCounts, ResolvedTarget, TrackedUnit};
+use crate::ids::AssignmentId;
+use crate::vocabulary::{AssigneeType, ContentArea, TargetType};
+
+/// What is assigned. `target_id` is a slug (catalog) or a course UUID (custom course).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Target {
+    pub content_area: ContentArea,
+    pub target_type: TargetType,
+    pub target_id: String,
+}
+
+/// Who it is assigned to. For `org`, `assignee_id` is the org id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Assignee {
+    pub assignee_type: AssigneeType,
+    pub assignee_id: String,
+}
+
+/// An assignment as stored. Target and assignee are immutable; deadline, mandatory flag, note and
+/// active state change through [`Patch`], which bumps `version`. Counters move with progress and do
+/// not bump `version` (an admin's `If-Match` is about what admins edit).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Assignment {
+    pub id: AssignmentId,
+    #[serde(flatten)]
+    pub target: Target,
+    pub target_title: String,
+    pub target_path: String,
+    #[serde(flatten)]
+    pub assignee: Assignee,
+    pub assignee_name: String,
+    pub deadline: NaiveDate,
+    pub is_mandatory: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub is_active: bool,
+    pub units: Vec<TrackedUnit>,
+    pub item_count: u32,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub updated_at: DateTime<Utc>,
+    pub version: u64,
+    #[serde(flatten)]
+    pub aggregates: Aggregates,
+}
+
+/// A validated create request (see [`crate::validation::validate_create`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAssignment {
+    pub target: Target,
+    pub assignee: Assignee,
+    pub deadline: NaiveDate,
+    pub is_mandatory: bool,
+    pub note: Option<String>,
+}
+
+impl NewAssignment {
+    /// The assignment to store, before any roster row is counted.
+    pub fn into_assignment(
+        self,
+        id: AssignmentId,
+        resolved: ResolvedTarget,
+        assignee_name: String,
+        created_by: String,
+        now: DateTime<Utc>,
+    ) -> Assignment {
+        let item_count = ItemCounts::of(&resolved.units).total();
+        Assignment {
+            id,
+            target: self.target,
+            target_title: resolved.title,
+            target_path: resolved.path,
+            assignee: self.assignee,
+            assignee_name,
+            deadline: self.deadline,
+            is_mandatory: self.is_mandatory,
+            note: self.note,
+            is_active: true,
+            units: resolved.units,
+            item_count,
+            created_at: now,
+            created_by,
+            updated_at: now,
+            version: 1,
+            aggregates: Aggregates::default(),
+        }
+    }
+}
+
+/// A validated patch: only these fields may change. `note: Some(None)` clears the note.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Patch {
+    pub deadline: Option<NaiveDate>,
+    pub is_mandatory: Option<bool>,
+    pub note: Option<Option<String>>,
+    pub is_active: Option<bool>,
+}
+
+/// How a patch changed the active state; decides which domain event follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    Unchanged,
+    Deactivated,
+    Reactivated,
+}
+
+impl Assignment {
+    /// Applies `patch`, returning the new state, or `None` if nothing would change (a repeated DELETE,
+    /// a PATCH that sets what is already there): such requests succeed without a write.
+    pub fn patched(&self, patch: &Patch, now: DateTime<Utc>) -> Option<(Assignment, Activation)> {
+        let mut next = self.clone();
+        if let Some(deadline) = patch.deadline {
+            next.deadline = deadline;
+        }
+        if let Some(mandatory) = patch.is_mandatory {
+            next.is_mandatory = mandatory;
+        }
+        if let Some(note) = &patch.note {
+            next.note = note.clone();
+        }
+        if let Some(active) = patch.is_active {
+            next.is_active = active;
+        }
+        let activation = match (self.is_active, next.is_active) {
+            (true, false) => Activation::Deactivated,
+            (false, true) => Activation::Reactivated,
+            _ => Activation::Unchanged,
+        };
+        let unchanged = next.deadline == self.deadline
+            && next.is_mandatory == self.is_mandatory
+            && next.note == self.note
+            && next.is_active == self.is_active;
+        if unchanged {
+            return None;
+        }
+        next.version = self.version + 1;
+        next.updated_at = now;
+        Some((next, activation))
+    }
+
+    /// The admin-editable fields, for audit before/after.
+    pub fn editable_snapshot(&self) -> serde_json::Value {
+        serde_json::json!({
+            "deadline": self.deadline,
+            "isMandatory": self.is_mandatory,
+            "note": self.note,
+            "isActive": self.is_active,
+            "version": self.version,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Assignment {
+        let now = DateTime::parse_from_rfc3339("2026-03-01T10:00:00Z").unwrap().with_timezone(&Utc);
+        NewAssignment {
+            target: Target {
+                content_area: ContentArea::Practice,
+                target_type: TargetType::Topic,
+                target_id: "sql-injection".into(),
+            },
+            assignee: Assignee { assignee_type: AssigneeType::Org, assignee_id: "acme".into() },
+            deadline: NaiveDate::from_ymd_opt(2026, 4, 15).unwrap(),
+            is_mandatory: true,
+            note: Some("PCI 6.2.2".into()),
+        }
+        .into_assignment(
+            AssignmentId::new_v7(),
+            ResolvedTarget {
+                title: "SQL Injection".into(),
+                path: "p".into(),
+                units: vec![TrackedUnit::Topic {
+                    topic_id: crate::Slug::parse("sql-injection").unwrap(),
+                    challenges: 11,
+                }],
+            },
+            "Acme".into(),
+            "apikey:k1".into(),
+            now,
+        )
+    }
+
+    #[test]
+    fn new_assignments_count_items_and_start_at_version_one() {
+        let a = sample();
+        assert_eq!((a.item_count, a.version, a.is_active), (11, 1, true));
+        let json = serde_json::to_value(&a).unwrap();
+        assert_eq!(json["targetType"], "topic");
+        assert_eq!(json["assigneeType"], "org");
+        assert_eq!(json["deadline"], "2026-04-15");
+        assert_eq!(serde_json::from_value::<Assignment>(json).unwrap(), a);
+    }
+
+    #[test]
+    fn patches_bump_version_and_report_activation() {
+        let a = sample();
+        let now = Utc::now();
+        let (off, activation) = a.patched(&Patch { is_active: Some(false), ..Default::default() }, now).unwrap();
+        assert_eq!((off.is_active, off.version, activation), (false, 2, Activation::Deactivated));
+        assert_eq!(off.updated_at, now);
+
+        assert!(off.patched(&Patch { is_active: Some(false), ..Default::default() }, now).is_none(), "repeat is a no-op");
+        let (on, activation) = off.patched(&Patch { is_active: Some(true), ..Default::default() }, now).unwrap();
+        assert_eq!((on.version, activation), (3, Activation::Reactivated));
+
+        let (cleared, activation) = a.patched(&Patch { note: Some(None), ..Default::default() }, now).unwrap();
+        assert_eq!((cleared.note, activation), (None, Activation::Unchanged));
+    }
+}

@@ -1,0 +1,25 @@
+//! The training-assignments domain: plain types and rules, unit-tested without I/O.
+//!
+//! Nothing here knows about DynamoDB, HTTP or Lambda; the store and the route functions translate
+//! between these types and the outside world.
+
+pub mod aggregates;
+pub mod assignment;
+pub mod catalog;
+pub mod directory;
+pub mod ids;
+pub mod preview;
+pub mod progress;
+pub mod validation;
+pub mod vocabulary;
+
+pub use aggregates::{Aggregates, ProgressSummary, RowClass};
+pub use assignment::{Activation, Assignee, Assignment, NewAssignment, Patch, Target};
+pub use catalog::{
+    Catalog, CatalogError, CatalogNode, CustomCourseItem, CustomItemType, ItemCounts, ResolvedTarget, TrackedItem,
+    TrackedUnit,
+};
+pub use directory::{ApiKey, AuditEntry, CustomCourse, Team, User};
+pub use ids::{AssignmentId, CourseId, IdError, OrgId, Slug, TeamId, UserId};
+pub use progress::{CompletedItem, ProgressRow, Source, UserStatus, is_past_deadline};
+pub use vocabulary::{AssigneeType, ContentArea, Role, TargetType};

@@ -1,0 +1,219 @@
+//! One learner's progress on one assignment, and the per-user status rules.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::aggregates::{RowClass, RowContribution};
+use crate::catalog::{TrackedItem, TrackedUnit, tracks};
+use crate::ids::{AssignmentId, TeamId, UserId};
+
+/// An assignee is overdue only once the deadline day has ended in UTC.
+pub fn is_past_deadline(deadline: NaiveDate, now: DateTime<Utc>) -> bool {
+    now.date_naive() > deadline
+}
+
+/// The per-user status shown by the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserStatus {
+    NotStarted,
+    InProgress,
+    Completed,
+    Overdue,
+    Removed,
+}
+
+impl UserStatus {
+    pub fn of(class: RowClass, deadline: NaiveDate, now: DateTime<Utc>) -> Self {
+        match class {
+            RowClass::Removed => UserStatus::Removed,
+            RowClass::Completed => UserStatus::Completed,
+            _ if is_past_deadline(deadline, now) => UserStatus::Overdue,
+            RowClass::InProgress => UserStatus::InProgress,
+            RowClass::NotStarted => UserStatus::NotStarted,
+        }
+    }
+}
+
+/// Why a learner has an assignment (the learner view's `source`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Source {
+    Individual,
+    #[serde(rename_all = "camelCase")]
+    Team {
+        team_id: TeamId,
+    },
+    Organization,
+}
+
+/// One completed tracked item: best score and first completion time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompletedItem {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    pub completed_at: DateTime<Utc>,
+}
+
+/// A learner's row on an assignment. Rows are never deleted: leaving scope sets `removed_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgressRow {
+    pub assignment_id: AssignmentId,
+    pub user_id: UserId,
+    pub source: Source,
+    /// Keyed by [`TrackedItem::key`].
+    #[serde(default)]
+    pub completed: BTreeMap<String, CompletedItem>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_at: Option<DateTime<Utc>>,
+    /// `occurredAt` of the newest membership event applied to this row, so an older event never
+    /// undoes a newer one.
+    pub membership_at: DateTime<Utc>,
+    pub added_at: DateTime<Utc>,
+}
+
+impl ProgressRow {
+    /// A fresh row for a learner who just came into scope.
+    pub fn new(assignment_id: AssignmentId, user_id: UserId, source: Source, at: DateTime<Utc>) -> Self {
+        Self {
+            assignment_id,
+            user_id,
+            source,
+            completed: BTreeMap::new(),
+            started_at: None,
+            completed_at: None,
+            removed_at: None,
+            membership_at: at,
+            added_at: at,
+        }
+    }
+
+    /// Completed items that `units` still track (a custom course may have dropped some).
+    pub fn completed_tracked(&self, units: &[TrackedUnit]) -> u32 {
+        let count = self
+            .completed
+            .keys()
+            .filter_map(|key| TrackedItem::parse_key(key))
+            .filter(|item| tracks(units, item))
+            .count();
+        u32::try_from(count).unwrap_or(u32::MAX)
+    }
+
+    pub fn class(&self, units: &[TrackedUnit], item_count: u32) -> RowClass {
+        if self.removed_at.is_some() {
+            return RowClass::Removed;
+        }
+        RowClass::of_progress(self.completed_tracked(units), item_count, self.started_at.is_some())
+    }
+
+    pub fn contribution(&self, units: &[TrackedUnit], item_count: u32) -> RowContribution {
+        RowContribution { class: self.class(units, item_count), completed_items: self.completed_tracked(units) }
+    }
+
+    pub fn status(&self, units: &[TrackedUnit], item_count: u32, deadline: NaiveDate, now: DateTime<Utc>) -> UserStatus {
+        UserStatus::of(self.class(units, item_count), deadline, now)
+    }
+
+    /// Fraction of tracked items done, 0..=1.
+    pub fn progress(&self, units: &[TrackedUnit], item_count: u32) -> f64 {
+        if item_count == 0 {
+            return 0.0;
+        }
+        (f64::from(self.completed_tracked(units)) / f64::from(item_count)).min(1.0)
+    }
+
+    /// Mean of the best scores of tracked completed items that carry a score.
+    pub fn average_score(&self, units: &[TrackedUnit]) -> Option<f64> {
+        let scores: Vec<f64> = self
+            .completed
+            .iter()
+            .filter(|(key, _)| TrackedItem::parse_key(key).is_some_and(|item| tracks(units, &item)))
+            .filter_map(|(_, item)| item.score)
+            .collect();
+        (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::Slug;
+    use chrono::TimeZone;
+
+    fn units() -> Vec<TrackedUnit> {
+        vec![
+            TrackedUnit::Topic { topic_id: Slug::parse("sql-injection").unwrap(), challenges: 2 },
+            TrackedUnit::Scenario { scenario_id: Slug::parse("idor").unwrap() },
+        ]
+    }
+
+    fn row_with(keys: &[(&str, Option<f64>)]) -> ProgressRow {
+        let at = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+        let mut row = ProgressRow::new(AssignmentId::new_v7(), UserId(uuid::Uuid::nil()), Source::Individual, at);
+        for (key, score) in keys {
+            row.completed.insert((*key).to_owned(), CompletedItem { score: *score, completed_at: at });
+        }
+        if !keys.is_empty() {
+            row.started_at = Some(at);
+        }
+        row
+    }
+
+    #[test]
+    fn deadline_day_counts_until_midnight_utc() {
+        let deadline = NaiveDate::from_ymd_opt(2026, 4, 15).unwrap();
+        assert!(!is_past_deadline(deadline, Utc.with_ymd_and_hms(2026, 4, 15, 0, 0, 0).unwrap()));
+        assert!(!is_past_deadline(deadline, Utc.with_ymd_and_hms(2026, 4, 15, 23, 59, 59).unwrap()));
+        assert!(is_past_deadline(deadline, Utc.with_ymd_and_hms(2026, 4, 16, 0, 0, 0).unwrap()));
+    }
+
+    #[test]
+    fn statuses_follow_progress_deadline_and_removal() {
+        let deadline = NaiveDate::from_ymd_opt(2026, 4, 15).unwrap();
+        let before = Utc.with_ymd_and_hms(2026, 4, 10, 0, 0, 0).unwrap();
+        let after = Utc.with_ymd_and_hms(2026, 4, 16, 0, 0, 0).unwrap();
+        let u = units();
+
+        let fresh = row_with(&[]);
+        assert_eq!(fresh.status(&u, 3, deadline, before), UserStatus::NotStarted);
+        assert_eq!(fresh.status(&u, 3, deadline, after), UserStatus::Overdue);
+
+        let partial = row_with(&[("c:sql-injection:0", Some(80.0))]);
+        assert_eq!(partial.status(&u, 3, deadline, before), UserStatus::InProgress);
+        assert_eq!(partial.status(&u, 3, deadline, after), UserStatus::Overdue);
+
+        let done = row_with(&[("c:sql-injection:0", None), ("c:sql-injection:1", None), ("s:idor", None)]);
+        assert_eq!(done.status(&u, 3, deadline, after), UserStatus::Completed, "completion beats the deadline");
+
+        let mut gone = done.clone();
+        gone.removed_at = Some(before);
+        assert_eq!(gone.status(&u, 3, deadline, before), UserStatus::Removed);
+    }
+
+    #[test]
+    fn only_currently_tracked_items_count() {
+        let u = units();
+        // index 5 is beyond the topic's 2 challenges; another topic is not tracked at all.
+        let row = row_with(&[("c:sql-injection:0", Some(50.0)), ("c:sql-injection:5", Some(0.0)), ("c:xxe:0", None)]);
+        assert_eq!(row.completed_tracked(&u), 1);
+        assert!((row.progress(&u, 3) - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(row.average_score(&u), Some(50.0));
+        assert_eq!(row_with(&[]).average_score(&u), None);
+    }
+
+    #[test]
+    fn source_serialises_with_a_kind_tag() {
+        let team = Source::Team { team_id: TeamId(uuid::Uuid::nil()) };
+        let json = serde_json::to_value(&team).unwrap();
+        assert_eq!(json["kind"], "team");
+        assert_eq!(serde_json::from_value::<Source>(json).unwrap(), team);
+    }
+}

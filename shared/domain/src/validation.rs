@@ -1,0 +1,349 @@
+//! Validation of create and patch bodies. Every problem is reported at once, per field, so a client
+//! can fix a request in one round trip.
+
+use chrono::{Days, NaiveDate};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::assignment::{Assignee, NewAssignment, Patch, Target};
+use crate::ids::{OrgId, Slug};
+use crate::vocabulary::{AssigneeType, ContentArea, TargetType};
+
+/// Longest note accepted, in characters.
+pub const MAX_NOTE_CHARS: usize = 2_000;
+/// How far ahead a deadline may be set, in days (five years).
+pub const MAX_DEADLINE_DAYS_AHEAD: u64 = 5 * 366;
+
+const CREATE_FIELDS: &[&str] =
+    &["contentArea", "targetType", "targetId", "assigneeType", "assigneeId", "deadline", "isMandatory", "note"];
+const PATCH_FIELDS: &[&str] = &["deadline", "isMandatory", "note", "isActive"];
+/// Fields of the resource a patch may not change; naming one is `immutable_field`, not "unknown".
+const IMMUTABLE_FIELDS: &[&str] = &[
+    "id",
+    "contentArea",
+    "targetType",
+    "targetId",
+    "targetTitle",
+    "targetPath",
+    "assigneeType",
+    "assigneeId",
+    "assigneeName",
+    "itemCount",
+    "createdAt",
+    "createdBy",
+    "updatedAt",
+    "version",
+    "progress",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    #[error("the request body must be a JSON object")]
+    NotAnObject,
+    #[error("the request has invalid fields")]
+    Fields(Vec<FieldError>),
+    #[error("these fields cannot be changed: {}", .0.join(", "))]
+    Immutable(Vec<String>),
+}
+
+#[derive(Default)]
+struct Errors(Vec<FieldError>);
+
+impl Errors {
+    fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.0.push(FieldError { field: field.to_owned(), message: message.into() });
+    }
+
+    fn unknown_fields(&mut self, body: &Map<String, Value>, allowed: &[&str]) {
+        for key in body.keys().filter(|k| !allowed.contains(&k.as_str())) {
+            self.add(key, format!("unknown field; expected one of: {}", allowed.join(", ")));
+        }
+    }
+
+    fn required_str<'a>(&mut self, body: &'a Map<String, Value>, field: &str) -> Option<&'a str> {
+        match body.get(field) {
+            None | Some(Value::Null) => {
+                self.add(field, "is required");
+                None
+            }
+            Some(Value::String(s)) => Some(s.as_str()),
+            Some(_) => {
+                self.add(field, "must be a string");
+                None
+            }
+        }
+    }
+
+    fn wire_enum<T: std::str::FromStr>(&mut self, body: &Map<String, Value>, field: &str, expected: String) -> Option<T> {
+        let raw = self.required_str(body, field)?;
+        let parsed = raw.parse().ok();
+        if parsed.is_none() {
+            self.add(field, format!("must be one of: {expected}"));
+        }
+        parsed
+    }
+
+    fn deadline(&mut self, value: &Value, today: NaiveDate) -> Option<NaiveDate> {
+        let Value::String(raw) = value else {
+            self.add("deadline", "must be a date string like 2026-04-15");
+            return None;
+        };
+        // Strict calendar date: chrono would also accept e.g. "+2026-04-15".
+        let well_formed = raw.len() == 10 && raw.bytes().enumerate().all(|(i, b)| matches!(i, 4 | 7) == (b == b'-'));
+        let Some(date) = well_formed.then(|| NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok()).flatten() else {
+            self.add("deadline", "must be a calendar date in the form YYYY-MM-DD");
+            return None;
+        };
+        if date < today {
+            self.add("deadline", "must not be in the past");
+            return None;
+        }
+        let latest = today.checked_add_days(Days::new(MAX_DEADLINE_DAYS_AHEAD)).unwrap_or(NaiveDate::MAX);
+        if date > latest {
+            self.add("deadline", "must be within five years");
+            return None;
+        }
+        Some(date)
+    }
+
+    fn bool(&mut self, value: &Value, field: &str) -> Option<bool> {
+        let parsed = value.as_bool();
+        if parsed.is_none() {
+            self.add(field, "must be true or false");
+        }
+        parsed
+    }
+
+    /// `note`: a string (empty means none) or null.
+    fn note(&mut self, value: &Value) -> Option<Option<String>> {
+        match value {
+            Value::Null => Some(None),
+            Value::String(s) if s.chars().count() > MAX_NOTE_CHARS => {
+                self.add("note", format!("must be at most {MAX_NOTE_CHARS} characters"));
+                None
+            }
+            Value::String(s) if s.trim().is_empty() => Some(None),
+            Value::String(s) => Some(Some(s.clone())),
+            _ => {
+                self.add("note", "must be a string or null");
+                None
+            }
+        }
+    }
+
+    fn finish<T>(self, value: Option<T>) -> Result<T, ValidationError> {
+        match value {
+            Some(value) if self.0.is_empty() => Ok(value),
+            _ => Err(ValidationError::Fields(self.0)),
+        }
+    }
+}
+
+/// Validates a create body. `today` is the current UTC date: deadlines before it are refused.
+pub fn validate_create(body: &Value, today: NaiveDate) -> Result<NewAssignment, ValidationError> {
+    let body = body.as_object().ok_or(ValidationError::NotAnObject)?;
+    let mut errors = Errors::default();
+    errors.unknown_fields(body, CREATE_FIELDS);
+
+    let area: Option<ContentArea> = errors.wire_enum(body, "contentArea", ContentArea::expected());
+    let target_type: Option<TargetType> = errors.wire_enum(body, "targetType", TargetType::expected());
+    if let (Some(area), Some(target_type)) = (area, target_type)
+        && !target_type.belongs_to(area)
+    {
+        errors.add("targetType", format!("'{target_type}' is not a target of content area '{area}'"));
+    }
+    let target_id = errors.required_str(body, "targetId").and_then(|id| {
+        let ok = match target_type {
+            Some(TargetType::CustomCourse) => uuid::Uuid::parse_str(id).is_ok(),
+            _ => Slug::parse(id).is_ok(),
+        };
+        if !ok {
+            let what = if target_type == Some(TargetType::CustomCourse) { "a course UUID" } else { "a catalog slug" };
+            errors.add("targetId", format!("must be {what}"));
+        }
+        ok.then(|| id.to_owned())
+    });
+
+    let assignee_type: Option<AssigneeType> = errors.wire_enum(body, "assigneeType", AssigneeType::expected());
+    let assignee_id = errors.required_str(body, "assigneeId").and_then(|id| {
+        let ok = match assignee_type {
+            Some(AssigneeType::Org) => OrgId::parse(id).is_ok(),
+            _ => uuid::Uuid::parse_str(id).is_ok(),
+        };
+        if !ok {
+            let what = if assignee_type == Some(AssigneeType::Org) { "the organization id" } else { "a UUID" };
+            errors.add("assigneeId", format!("must be {what}"));
+        }
+        ok.then(|| id.to_owned())
+    });
+
+    let deadline = match body.get("deadline") {
+        None | Some(Value::Null) => {
+            errors.add("deadline", "is required");
+            None
+        }
+        Some(value) => errors.deadline(value, today),
+    };
+    let is_mandatory = body.get("isMandatory").map_or(Some(true), |v| errors.bool(v, "isMandatory"));
+    let note = body.get("note").map_or(Some(None), |v| errors.note(v));
+
+    let built = (|| {
+        Some(NewAssignment {
+            target: Target { content_area: area?, target_type: target_type?, target_id: target_id? },
+            assignee: Assignee { assignee_type: assignee_type?, assignee_id: assignee_id? },
+            deadline: deadline?,
+            is_mandatory: is_mandatory?,
+            note: note?,
+        })
+    })();
+    errors.finish(built)
+}
+
+/// Validates a patch body: only deadline, isMandatory, note (null clears) and isActive.
+pub fn validate_patch(body: &Value, today: NaiveDate) -> Result<Patch, ValidationError> {
+    let body = body.as_object().ok_or(ValidationError::NotAnObject)?;
+    let immutable: Vec<String> =
+        body.keys().filter(|k| IMMUTABLE_FIELDS.contains(&k.as_str())).cloned().collect();
+    if !immutable.is_empty() {
+        return Err(ValidationError::Immutable(immutable));
+    }
+    let mut errors = Errors::default();
+    errors.unknown_fields(body, PATCH_FIELDS);
+    if body.is_empty() {
+        errors.add("body", format!("must set at least one of: {}", PATCH_FIELDS.join(", ")));
+    }
+    let mut patch = Patch::default();
+    if let Some(value) = body.get("deadline") {
+        patch.deadline = errors.deadline(value, today);
+    }
+    if let Some(value) = body.get("isMandatory") {
+        patch.is_mandatory = errors.bool(value, "isMandatory");
+    }
+    if let Some(value) = body.get("note") {
+        patch.note = errors.note(value);
+    }
+    if let Some(value) = body.get("isActive") {
+        patch.is_active = errors.bool(value, "isActive");
+    }
+    errors.finish(Some(patch))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()
+    }
+
+    fn valid() -> Value {
+        json!({
+            "contentArea": "practice", "targetType": "topic", "targetId": "sql-injection",
+            "assigneeType": "team", "assigneeId": "0192f0c4-8a8e-7d6e-9a55-2f1e3c4b5a69",
+            "deadline": "2026-04-15"
+        })
+    }
+
+    fn fields(err: ValidationError) -> Vec<String> {
+        match err {
+            ValidationError::Fields(errors) => errors.into_iter().map(|e| e.field).collect(),
+            other => panic!("expected field errors, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn minimal_create_gets_defaults() {
+        let new = validate_create(&valid(), today()).unwrap();
+        assert!(new.is_mandatory);
+        assert_eq!(new.note, None);
+        assert_eq!(new.deadline, NaiveDate::from_ymd_opt(2026, 4, 15).unwrap());
+        assert_eq!(new.target.target_type, TargetType::Topic);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let body = json!({"contentArea": "video", "targetType": 3, "assigneeType": "user",
+                          "assigneeId": "bob", "deadline": "15/04/2026", "isMandatory": "yes", "colour": "red"});
+        let mut got = fields(validate_create(&body, today()).unwrap_err());
+        got.sort();
+        assert_eq!(got, ["assigneeId", "colour", "contentArea", "deadline", "isMandatory", "targetId", "targetType"]);
+    }
+
+    #[test]
+    fn deadline_today_is_fine_yesterday_is_not() {
+        let mut body = valid();
+        body["deadline"] = json!("2026-03-01");
+        assert!(validate_create(&body, today()).is_ok());
+        body["deadline"] = json!("2026-02-28");
+        assert_eq!(fields(validate_create(&body, today()).unwrap_err()), ["deadline"]);
+        for bad in ["2026-02-30", "+2026-04-15", "2026-4-15", "2026-04-15T00:00:00Z", "2040-01-01"] {
+            body["deadline"] = json!(bad);
+            assert_eq!(fields(validate_create(&body, today()).unwrap_err()), ["deadline"], "{bad}");
+        }
+    }
+
+    #[test]
+    fn targets_must_fit_their_area_and_id_kind() {
+        let mut body = valid();
+        body["contentArea"] = json!("learn");
+        assert_eq!(fields(validate_create(&body, today()).unwrap_err()), ["targetType"]);
+
+        let mut body = valid();
+        body["targetType"] = json!("custom-course");
+        assert_eq!(fields(validate_create(&body, today()).unwrap_err()), ["targetId"], "custom courses take a UUID");
+        body["targetId"] = json!("0192f0c4-8a8e-7d6e-9a55-2f1e3c4b5a69");
+        assert_eq!(validate_create(&body, today()).unwrap().target.content_area, ContentArea::Practice);
+    }
+
+    #[test]
+    fn org_assignee_takes_an_org_id() {
+        let mut body = valid();
+        body["assigneeType"] = json!("org");
+        body["assigneeId"] = json!("org-acme");
+        assert!(validate_create(&body, today()).is_ok());
+        body["assigneeId"] = json!("org#other");
+        assert_eq!(fields(validate_create(&body, today()).unwrap_err()), ["assigneeId"]);
+    }
+
+    #[test]
+    fn notes_are_bounded_and_blank_means_none() {
+        let mut body = valid();
+        body["note"] = json!("   ");
+        assert_eq!(validate_create(&body, today()).unwrap().note, None);
+        body["note"] = json!("é".repeat(MAX_NOTE_CHARS));
+        assert!(validate_create(&body, today()).is_ok(), "the limit counts characters, not bytes");
+        body["note"] = json!("x".repeat(MAX_NOTE_CHARS + 1));
+        assert_eq!(fields(validate_create(&body, today()).unwrap_err()), ["note"]);
+    }
+
+    #[test]
+    fn non_objects_are_refused() {
+        assert_eq!(validate_create(&json!([1]), today()), Err(ValidationError::NotAnObject));
+        assert_eq!(validate_patch(&json!("x"), today()), Err(ValidationError::NotAnObject));
+    }
+
+    #[test]
+    fn patch_allows_only_editable_fields() {
+        let patch =
+            validate_patch(&json!({"deadline": "2026-05-01", "note": null, "isActive": true}), today()).unwrap();
+        assert_eq!(patch.note, Some(None));
+        assert_eq!(patch.is_active, Some(true));
+        assert_eq!(patch.is_mandatory, None);
+
+        assert_eq!(
+            validate_patch(&json!({"targetId": "xxe", "note": "x"}), today()),
+            Err(ValidationError::Immutable(vec!["targetId".into()]))
+        );
+        assert_eq!(fields(validate_patch(&json!({"colour": 1}), today()).unwrap_err()), ["colour"]);
+        assert_eq!(fields(validate_patch(&json!({}), today()).unwrap_err()), ["body"]);
+        assert_eq!(fields(validate_patch(&json!({"isActive": "no"}), today()).unwrap_err()), ["isActive"]);
+        assert_eq!(fields(validate_patch(&json!({"deadline": "2020-01-01"}), today()).unwrap_err()), ["deadline"]);
+    }
+}

@@ -1,0 +1,283 @@
+//! Pattern 7: API keys by token hash, idempotency records and rate-limit counters (with TTL).
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use chrono::{DateTime, Duration, Timelike, Utc};
+use domain::{ApiKey, OrgId};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::dynamo::{classify, from_item, n, s, to_item};
+use crate::records::ApiKeyRecord;
+use crate::{Store, StoreError, keys};
+
+/// How long a stored response answers retries.
+pub const IDEMPOTENCY_TTL: Duration = Duration::hours(24);
+/// How long a request in flight holds its key before a retry may take over (a crashed attempt).
+pub const IDEMPOTENCY_LEASE: Duration = Duration::seconds(60);
+
+/// SHA-256 of a token, lowercase hex: the only form in which API keys are stored.
+pub fn token_sha256(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// An `Idempotency-Key` scoped to the caller and the route, hashed so any client string is a safe key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    digest: String,
+}
+
+impl IdempotencyKey {
+    pub fn new(actor: &str, route: &str, client_key: &str) -> Self {
+        let mut hasher = Sha256::new();
+        for part in [actor, route, client_key] {
+            hasher.update(part.as_bytes());
+            hasher.update([0u8]);
+        }
+        Self { digest: hex::encode(hasher.finalize()) }
+    }
+}
+
+/// A response remembered for replay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+/// What to do with a request carrying an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyBegin {
+    /// First time: process it, then [`Store::complete_idempotency`] (or release on a 5xx).
+    Started,
+    /// Seen before with the same body: send this response again.
+    Replay(StoredResponse),
+    /// The same key is being processed right now.
+    InProgress,
+    /// The key was used with a different body.
+    Mismatch,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct IdempotencyRecord {
+    #[serde(rename = "PK")]
+    pk: String,
+    #[serde(rename = "SK")]
+    sk: String,
+    entity: String,
+    #[serde(rename = "requestHash")]
+    request_hash: String,
+    state: String,
+    #[serde(rename = "leaseUntil")]
+    lease_until: i64,
+    #[serde(rename = "expiresAt")]
+    expires_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    response: Option<StoredResponse>,
+}
+
+/// Requests counted for one API key in the current calendar minute and hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateCounts {
+    pub minute: u32,
+    pub hour: u32,
+}
+
+impl Store {
+    /// Stores a new API key under the hash of its token.
+    pub async fn put_api_key(&self, key: &ApiKey, token: &str) -> Result<(), StoreError> {
+        let hash = token_sha256(token);
+        let record = ApiKeyRecord {
+            pk: keys::api_key_pk(&hash),
+            sk: keys::API_KEY_SK.into(),
+            entity: "api-key".into(),
+            gsi1pk: Some(keys::org_api_keys(&key.org_id)),
+            gsi1sk: Some(key.key_id.to_string()),
+            token_sha256: Some(hash),
+            key: key.clone(),
+        };
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&record)?))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    /// The key a bearer token belongs to, read strongly consistent so a revocation applies to the
+    /// very next request.
+    pub async fn api_key_by_token(&self, token: &str) -> Result<Option<ApiKey>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(keys::api_key_pk(&token_sha256(token))))
+            .key(keys::SK, s(keys::API_KEY_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.item.map(|item| Ok(from_item::<ApiKeyRecord>(item)?.key)).transpose()
+    }
+
+    /// Revokes one of the org's keys, effective immediately.
+    pub async fn revoke_api_key(&self, org: &OrgId, key_id: uuid::Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let pk = keys::org_api_keys(org);
+        let (found, _) = self
+            .query_page(
+                |q| {
+                    q.index_name(keys::GSI1)
+                        .key_condition_expression("GSI1PK = :pk AND GSI1SK = :id")
+                        .expression_attribute_values(":pk", s(pk.as_str()))
+                        .expression_attribute_values(":id", s(key_id.to_string()))
+                },
+                None,
+                Some(1),
+            )
+            .await?;
+        let record: ApiKeyRecord = from_item(found.into_iter().next().ok_or(StoreError::NotFound)?)?;
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(record.pk))
+            .key(keys::SK, s(record.sk))
+            .update_expression("SET revokedAt = :at")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":at", s(at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    /// Claims an idempotency key for a request whose body hashes to `request_hash`.
+    pub async fn begin_idempotency(
+        &self,
+        org: &OrgId,
+        key: &IdempotencyKey,
+        request_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<IdempotencyBegin, StoreError> {
+        let record = IdempotencyRecord {
+            pk: keys::idempotency_pk(org, &key.digest),
+            sk: keys::IDEMPOTENCY_SK.into(),
+            entity: "idempotency".into(),
+            request_hash: request_hash.to_owned(),
+            state: "pending".into(),
+            lease_until: (now + IDEMPOTENCY_LEASE).timestamp(),
+            expires_at: (now + IDEMPOTENCY_TTL).timestamp(),
+            response: None,
+        };
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&record)?))
+            // Free, expired (TTL deletes lazily), or a crashed attempt whose lease ran out.
+            .condition_expression(
+                "attribute_not_exists(PK) OR expiresAt < :now OR (#state = :pending AND leaseUntil < :now)",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":now", n(now.timestamp()))
+            .expression_attribute_values(":pending", s("pending"))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(IdempotencyBegin::Started),
+            Err(err) => {
+                let existing = err.as_service_error().and_then(|e| match e {
+                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => c.item.clone(),
+                    _ => None,
+                });
+                let existing = match existing {
+                    Some(item) => Some(item),
+                    None if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                        self.get(record.pk.clone(), keys::IDEMPOTENCY_SK).await?
+                    }
+                    None => return Err(classify(err)),
+                };
+                let Some(existing) = existing else { return Ok(IdempotencyBegin::InProgress) };
+                let existing: IdempotencyRecord = from_item(existing)?;
+                Ok(if existing.request_hash != request_hash {
+                    IdempotencyBegin::Mismatch
+                } else if let Some(response) = existing.response.filter(|_| existing.state == "complete") {
+                    IdempotencyBegin::Replay(response)
+                } else {
+                    IdempotencyBegin::InProgress
+                })
+            }
+        }
+    }
+
+    /// Records the response of a request that claimed `key`, for replays within 24 hours.
+    pub async fn complete_idempotency(&self, org: &OrgId, key: &IdempotencyKey, response: &StoredResponse) -> Result<(), StoreError> {
+        let response = to_item(&serde_json::json!({ "r": response }))?.remove("r").unwrap_or(AttributeValue::Null(true));
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(keys::idempotency_pk(org, &key.digest)))
+            .key(keys::SK, s(keys::IDEMPOTENCY_SK))
+            .update_expression("SET #state = :complete, #response = :response")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#response", "response")
+            .expression_attribute_values(":complete", s("complete"))
+            .expression_attribute_values(":response", response)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    /// Gives a key back after a failure that the client should be able to retry (a 5xx).
+    pub async fn release_idempotency(&self, org: &OrgId, key: &IdempotencyKey) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(keys::idempotency_pk(org, &key.digest)))
+            .key(keys::SK, s(keys::IDEMPOTENCY_SK))
+            .condition_expression("#state = :pending")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":pending", s("pending"))
+            .send()
+            .await
+            .map_err(classify);
+        match result {
+            Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Counts one request for `key_id` and returns the counts of its calendar minute and hour.
+    /// One UpdateItem: the hour's item holds a counter per minute.
+    pub async fn count_request(&self, org: &OrgId, key_id: uuid::Uuid, now: DateTime<Utc>) -> Result<RateCounts, StoreError> {
+        let hour = now.format("%Y%m%d%H").to_string();
+        let minute_attr = format!("m{:02}", now.minute());
+        let expires = now.timestamp() - i64::from(now.minute() * 60 + now.second()) + 2 * 3600;
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(keys::rate_pk(org, key_id, &hour)))
+            .key(keys::SK, s(keys::RATE_SK))
+            .update_expression("ADD hourCount :one, #minute :one SET expiresAt = if_not_exists(expiresAt, :ttl)")
+            .expression_attribute_names("#minute", minute_attr.as_str())
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":ttl", n(expires))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(classify)?;
+        let attrs = out.attributes.unwrap_or_default();
+        let count = |name: &str| -> u32 {
+            attrs.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
+        };
+        Ok(RateCounts { minute: count(&minute_attr), hour: count("hourCount") })
+    }
+}

@@ -1,0 +1,501 @@
+//! Access patterns 1–4: assignments, their progress rows, the duplicate lock.
+
+use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
+use chrono::NaiveDate;
+use domain::{
+    Activation, Aggregates, AssigneeType, Assignment, AssignmentId, AuditEntry, ContentArea, OrgId, ProgressRow,
+    UserId,
+};
+
+use crate::dynamo::{CancelReason, Item, TxFailure, from_item, n, s, to_item};
+use crate::records::{AssignmentRecord, LockRecord, ProgressRecord};
+use crate::{Page, PageKey, Store, StoreError, keys};
+
+/// Progress rows written in the transaction that creates an assignment (100 minus the assignment, its
+/// duplicate lock and its audit entry). Larger rosters continue in chunks of [`ROSTER_CHUNK`].
+pub const ROSTER_ROWS_PER_TRANSACTION: usize = 97;
+/// Rows per roster transaction after creation (100 minus the assignment's counter update).
+const ROSTER_CHUNK: usize = 99;
+
+/// Filters of the list route; all optional and combined with AND.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AssignmentFilter {
+    pub is_active: Option<bool>,
+    pub assignee_type: Option<AssigneeType>,
+    pub assignee_id: Option<String>,
+    pub content_area: Option<ContentArea>,
+    /// Only assignments overdue as of this date: active, deadline before it, someone not done.
+    pub overdue_on: Option<NaiveDate>,
+}
+
+fn assignment_record(org: &OrgId, assignment: &Assignment) -> Result<AssignmentRecord, StoreError> {
+    let active = assignment.is_active;
+    let assignee = &assignment.assignee;
+    Ok(AssignmentRecord {
+        pk: keys::assignment_pk(org, assignment.id),
+        sk: keys::ASSIGNMENT_SK.into(),
+        entity: "assignment".into(),
+        gsi1pk: Some(keys::org_assignments(org)),
+        gsi1sk: Some(assignment.id.to_string()),
+        gsi2pk: active.then(|| keys::assignee_index(org, assignee.assignee_type, &assignee.assignee_id)).transpose()?,
+        gsi2sk: active.then(|| assignment.id.to_string()),
+        gsi3pk: active.then(|| keys::due_index(org)),
+        gsi3sk: active.then(|| keys::due_sort(assignment.deadline, assignment.id)),
+        assignment: assignment.clone(),
+    })
+}
+
+fn lock_pk(org: &OrgId, a: &Assignment) -> Result<String, StoreError> {
+    keys::active_lock_pk(org, a.assignee.assignee_type, &a.assignee.assignee_id, a.target.target_type, &a.target.target_id)
+}
+
+pub(crate) fn progress_item(org: &OrgId, row: &ProgressRow, assignment: &Assignment) -> Result<Item, StoreError> {
+    to_item(&ProgressRecord {
+        pk: keys::assignment_pk(org, row.assignment_id),
+        sk: keys::progress_sk(row.user_id),
+        entity: "progress".into(),
+        gsi2pk: Some(keys::user_assignments_index(org, row.user_id)),
+        gsi2sk: Some(keys::assignment_ref(row.assignment_id)),
+        phase: Some(row.class(&assignment.units, assignment.item_count)),
+        row: row.clone(),
+    })
+}
+
+pub(crate) fn audit_put(org: &OrgId, entry: &AuditEntry) -> Result<TransactWriteItem, StoreError> {
+    let item = crate::audit::audit_item(org, entry)?;
+    Ok(TransactWriteItem::builder().put(put(item, Some("attribute_not_exists(PK)"))?).build())
+}
+
+pub(crate) fn put(item: Item, condition: Option<&str>) -> Result<Put, StoreError> {
+    Put::builder()
+        .set_item(Some(item))
+        .table_name(TABLE_PLACEHOLDER)
+        .set_condition_expression(condition.map(str::to_owned))
+        .build()
+        .map_err(|e| StoreError::Other(e.to_string()))
+}
+
+/// Transaction items are built before the table name is known to the helper; [`Store::tx`] fills it.
+const TABLE_PLACEHOLDER: &str = "__table__";
+
+/// The counters update `ADD totalUsers :t, …` for a delta.
+fn add_aggregates(update: aws_sdk_dynamodb::types::builders::UpdateBuilder, delta: &Aggregates) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+    update
+        .expression_attribute_values(":dt", n(delta.total_users))
+        .expression_attribute_values(":dc", n(delta.completed_users))
+        .expression_attribute_values(":di", n(delta.in_progress_users))
+        .expression_attribute_values(":dn", n(delta.not_started_users))
+        .expression_attribute_values(":ds", n(delta.completed_items_sum))
+}
+
+const ADD_AGGREGATES: &str =
+    "ADD totalUsers :dt, completedUsers :dc, inProgressUsers :di, notStartedUsers :dn, completedItemsSum :ds";
+
+fn roster_delta(assignment: &Assignment, rows: &[ProgressRow]) -> Aggregates {
+    rows.iter().fold(Aggregates::default(), |acc, row| {
+        acc + Aggregates::delta(None, Some(row.contribution(&assignment.units, assignment.item_count)))
+    })
+}
+
+impl Store {
+    /// Fills in the table name of transaction items built with [`put`] and friends, then runs them.
+    pub(crate) async fn tx(&self, items: Vec<TransactWriteItem>) -> Result<(), TxFailure> {
+        let items = items.into_iter().map(|item| self.with_table(item)).collect();
+        self.transact(items).await
+    }
+
+    fn with_table(&self, mut item: TransactWriteItem) -> TransactWriteItem {
+        if let Some(p) = item.put.as_mut() {
+            p.table_name = self.table.clone();
+        }
+        if let Some(u) = item.update.as_mut() {
+            u.table_name = self.table.clone();
+        }
+        if let Some(d) = item.delete.as_mut() {
+            d.table_name = self.table.clone();
+        }
+        if let Some(c) = item.condition_check.as_mut() {
+            c.table_name = self.table.clone();
+        }
+        item
+    }
+
+    /// Creates an assignment with its audit entry and its initial roster.
+    ///
+    /// The assignment, its duplicate lock, its audit entry and the first
+    /// [`ROSTER_ROWS_PER_TRANSACTION`] rows commit in one transaction, with counters that match those
+    /// rows. Further rows follow in transactions that each move the counters with the rows they add,
+    /// so counters always equal the rows present. Returns the assignment with its final counters.
+    pub async fn create_assignment(
+        &self,
+        org: &OrgId,
+        assignment: &Assignment,
+        audit: &AuditEntry,
+        roster: &[ProgressRow],
+    ) -> Result<Assignment, StoreError> {
+        let (first, rest) = roster.split_at(roster.len().min(ROSTER_ROWS_PER_TRANSACTION));
+        let mut created = assignment.clone();
+        created.aggregates = assignment.aggregates + roster_delta(assignment, first);
+
+        let lock = to_item(&LockRecord {
+            pk: lock_pk(org, assignment)?,
+            sk: keys::LOCK_SK.into(),
+            entity: "active-lock".into(),
+            assignment_id: assignment.id,
+        })?;
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .put(put(to_item(&assignment_record(org, &created)?)?, Some("attribute_not_exists(PK)"))?)
+                .build(),
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .set_item(Some(lock))
+                        .table_name(TABLE_PLACEHOLDER)
+                        .condition_expression("attribute_not_exists(PK)")
+                        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                        .build()
+                        .map_err(|e| StoreError::Other(e.to_string()))?,
+                )
+                .build(),
+            audit_put(org, audit)?,
+        ];
+        for row in first {
+            items.push(
+                TransactWriteItem::builder()
+                    .put(put(progress_item(org, row, &created)?, Some("attribute_not_exists(PK)"))?)
+                    .build(),
+            );
+        }
+        match self.tx(items).await {
+            Ok(()) => {}
+            Err(TxFailure::Cancelled(reasons)) if reasons.get(1).is_some_and(CancelReason::condition_failed) => {
+                return Err(self.duplicate_of(org, assignment, &reasons[1]).await);
+            }
+            Err(other) => return Err(other.into()),
+        }
+        if !rest.is_empty() {
+            self.add_roster_rows(org, &created, rest).await?;
+            created.aggregates = created.aggregates + roster_delta(&created, rest);
+        }
+        Ok(created)
+    }
+
+    async fn duplicate_of(&self, org: &OrgId, assignment: &Assignment, reason: &CancelReason) -> StoreError {
+        let existing = match &reason.item {
+            Some(item) => from_item::<LockRecord>(item.clone()).ok(),
+            // Older DynamoDB versions do not return the item; read the lock instead.
+            None => match lock_pk(org, assignment) {
+                Ok(pk) => match self.get(pk, keys::LOCK_SK).await {
+                    Ok(Some(item)) => from_item::<LockRecord>(item).ok(),
+                    _ => None,
+                },
+                Err(e) => return e,
+            },
+        };
+        match existing {
+            Some(lock) => StoreError::DuplicateAssignment { existing_id: lock.assignment_id },
+            None => StoreError::TransactionConflict("duplicate lock changed concurrently".into()),
+        }
+    }
+
+    /// Adds new rows to an assignment's roster, each chunk in one transaction with the counter update.
+    /// Rows that already exist are skipped (so a retried call is harmless). Returns how many were added.
+    pub async fn add_roster_rows(
+        &self,
+        org: &OrgId,
+        assignment: &Assignment,
+        rows: &[ProgressRow],
+    ) -> Result<usize, StoreError> {
+        let mut added = 0;
+        for chunk in rows.chunks(ROSTER_CHUNK) {
+            let mut pending: Vec<&ProgressRow> = chunk.iter().collect();
+            while !pending.is_empty() {
+                let owned: Vec<ProgressRow> = pending.iter().map(|r| (*r).clone()).collect();
+                let delta = roster_delta(assignment, &owned);
+                let update = add_aggregates(
+                    Update::builder()
+                        .table_name(TABLE_PLACEHOLDER)
+                        .key(keys::PK, s(keys::assignment_pk(org, assignment.id)))
+                        .key(keys::SK, s(keys::ASSIGNMENT_SK))
+                        .update_expression(ADD_AGGREGATES)
+                        .condition_expression("attribute_exists(PK)"),
+                    &delta,
+                )
+                .build()
+                .map_err(|e| StoreError::Other(e.to_string()))?;
+                let mut items = vec![TransactWriteItem::builder().update(update).build()];
+                for row in &pending {
+                    items.push(
+                        TransactWriteItem::builder()
+                            .put(put(progress_item(org, row, assignment)?, Some("attribute_not_exists(PK)"))?)
+                            .build(),
+                    );
+                }
+                match self.tx(items).await {
+                    Ok(()) => {
+                        added += pending.len();
+                        pending.clear();
+                    }
+                    Err(TxFailure::Cancelled(reasons)) if reasons.first().is_some_and(CancelReason::condition_failed) => {
+                        return Err(StoreError::NotFound);
+                    }
+                    Err(TxFailure::Cancelled(reasons)) if reasons.iter().skip(1).any(CancelReason::condition_failed) => {
+                        let existing: Vec<bool> = reasons.iter().skip(1).map(CancelReason::condition_failed).collect();
+                        pending = pending.into_iter().zip(existing).filter(|(_, exists)| !exists).map(|(r, _)| r).collect();
+                    }
+                    Err(other) => return Err(other.into()),
+                }
+            }
+        }
+        Ok(added)
+    }
+
+    /// Pattern 1: an assignment by id, within the org.
+    pub async fn get_assignment(&self, org: &OrgId, id: AssignmentId) -> Result<Option<Assignment>, StoreError> {
+        match self.get(keys::assignment_pk(org, id), keys::ASSIGNMENT_SK).await? {
+            Some(item) => Ok(Some(from_item::<AssignmentRecord>(item)?.assignment)),
+            None => Ok(None),
+        }
+    }
+
+    /// Several assignments by id (missing ones are left out), in no particular order.
+    pub async fn get_assignments(&self, org: &OrgId, ids: &[AssignmentId]) -> Result<Vec<Assignment>, StoreError> {
+        let keys = ids
+            .iter()
+            .map(|id| {
+                Item::from([
+                    (keys::PK.to_owned(), s(keys::assignment_pk(org, *id))),
+                    (keys::SK.to_owned(), s(keys::ASSIGNMENT_SK)),
+                ])
+            })
+            .collect();
+        self.batch_get(keys).await?.into_iter().map(|item| Ok(from_item::<AssignmentRecord>(item)?.assignment)).collect()
+    }
+
+    /// Pattern 2: the org's assignments, newest first, filtered, up to `limit`.
+    pub async fn list_assignments(
+        &self,
+        org: &OrgId,
+        filter: &AssignmentFilter,
+        limit: usize,
+        start: Option<PageKey>,
+    ) -> Result<Page<Assignment>, StoreError> {
+        let mut conditions = Vec::new();
+        let mut values = vec![(":org".to_owned(), s(keys::org_assignments(org)))];
+        if let Some(active) = filter.is_active {
+            conditions.push("isActive = :active");
+            values.push((":active".into(), aws_sdk_dynamodb::types::AttributeValue::Bool(active)));
+        }
+        if let Some(t) = filter.assignee_type {
+            conditions.push("assigneeType = :atype");
+            values.push((":atype".into(), s(t.as_str())));
+        }
+        if let Some(id) = &filter.assignee_id {
+            conditions.push("assigneeId = :aid");
+            values.push((":aid".into(), s(id.as_str())));
+        }
+        if let Some(area) = filter.content_area {
+            conditions.push("contentArea = :area");
+            values.push((":area".into(), s(area.as_str())));
+        }
+        if let Some(today) = filter.overdue_on {
+            conditions.push("isActive = :overdueActive AND deadline < :today AND (inProgressUsers > :zero OR notStartedUsers > :zero)");
+            values.push((":overdueActive".into(), aws_sdk_dynamodb::types::AttributeValue::Bool(true)));
+            values.push((":today".into(), s(today.to_string())));
+            values.push((":zero".into(), n(0)));
+        }
+        let filter_expression = (!conditions.is_empty()).then(|| conditions.join(" AND "));
+        let (items, next) = self
+            .query_up_to(
+                |q| {
+                    q.index_name(keys::GSI1)
+                        .key_condition_expression("GSI1PK = :org")
+                        .set_filter_expression(filter_expression.clone())
+                        .set_expression_attribute_values(Some(values.iter().cloned().collect()))
+                        .scan_index_forward(false)
+                },
+                start,
+                limit,
+            )
+            .await?;
+        let items = items.into_iter().map(|item| Ok(from_item::<AssignmentRecord>(item)?.assignment)).collect::<Result<_, StoreError>>()?;
+        Ok(Page { items, next })
+    }
+
+    /// Pattern 1 (rows): a page of an assignment's progress rows, by user id.
+    pub async fn progress_page(
+        &self,
+        org: &OrgId,
+        id: AssignmentId,
+        limit: usize,
+        start: Option<PageKey>,
+    ) -> Result<Page<ProgressRow>, StoreError> {
+        let pk = keys::assignment_pk(org, id);
+        let (items, next) = self
+            .query_up_to(
+                |q| {
+                    q.key_condition_expression("PK = :pk AND begins_with(SK, :rows)")
+                        .expression_attribute_values(":pk", s(pk.as_str()))
+                        .expression_attribute_values(":rows", s(keys::PROGRESS_SK_PREFIX))
+                },
+                start,
+                limit,
+            )
+            .await?;
+        let items = items.into_iter().map(|item| Ok(from_item::<ProgressRecord>(item)?.row)).collect::<Result<_, StoreError>>()?;
+        Ok(Page { items, next })
+    }
+
+    /// One learner's row on one assignment.
+    pub async fn progress_row(&self, org: &OrgId, id: AssignmentId, user: UserId) -> Result<Option<ProgressRow>, StoreError> {
+        match self.get(keys::assignment_pk(org, id), &keys::progress_sk(user)).await? {
+            Some(item) => Ok(Some(from_item::<ProgressRecord>(item)?.row)),
+            None => Ok(None),
+        }
+    }
+
+    /// Pattern 3: every progress row of a user (their assignments, active or not).
+    pub async fn user_progress_rows(&self, org: &OrgId, user: UserId) -> Result<Vec<ProgressRow>, StoreError> {
+        let pk = keys::user_assignments_index(org, user);
+        self.query_all(|q| {
+            q.index_name(keys::GSI2)
+                .key_condition_expression("GSI2PK = :pk AND begins_with(GSI2SK, :asg)")
+                .expression_attribute_values(":pk", s(pk.as_str()))
+                .expression_attribute_values(":asg", s("ASG#"))
+        })
+        .await?
+        .into_iter()
+        .map(|item| Ok(from_item::<ProgressRecord>(item)?.row))
+        .collect()
+    }
+
+    /// Pattern 4: the active assignments aimed at one assignee (a team, the org, a user).
+    pub async fn active_assignments_for(
+        &self,
+        org: &OrgId,
+        assignee_type: AssigneeType,
+        assignee_id: &str,
+    ) -> Result<Vec<Assignment>, StoreError> {
+        let pk = keys::assignee_index(org, assignee_type, assignee_id)?;
+        self.query_all(|q| {
+            q.index_name(keys::GSI2).key_condition_expression("GSI2PK = :pk").expression_attribute_values(":pk", s(pk.as_str()))
+        })
+        .await?
+        .into_iter()
+        .map(|item| Ok(from_item::<AssignmentRecord>(item)?.assignment))
+        .collect()
+    }
+
+    /// Applies an admin's change (`before` → `after`) with its audit entry in one transaction.
+    /// Fails with [`StoreError::VersionConflict`] if the stored version is not `before.version`, and
+    /// with [`StoreError::DuplicateAssignment`] when reactivating while another active duplicate exists.
+    pub async fn update_assignment(
+        &self,
+        org: &OrgId,
+        before: &Assignment,
+        after: &Assignment,
+        activation: Activation,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let record = assignment_record(org, after)?;
+        let mut set = vec![
+            "deadline = :deadline",
+            "isMandatory = :mandatory",
+            "isActive = :active",
+            "version = :version",
+            "updatedAt = :updated",
+        ];
+        let mut remove = Vec::new();
+        let mut update = Update::builder()
+            .table_name(TABLE_PLACEHOLDER)
+            .key(keys::PK, s(record.pk.as_str()))
+            .key(keys::SK, s(keys::ASSIGNMENT_SK))
+            .condition_expression("version = :expected")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .expression_attribute_values(":deadline", s(after.deadline.to_string()))
+            .expression_attribute_values(":mandatory", aws_sdk_dynamodb::types::AttributeValue::Bool(after.is_mandatory))
+            .expression_attribute_values(":active", aws_sdk_dynamodb::types::AttributeValue::Bool(after.is_active))
+            .expression_attribute_values(":version", n(after.version))
+            .expression_attribute_values(":updated", s(after.updated_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
+            .expression_attribute_values(":expected", n(before.version));
+        match &after.note {
+            Some(note) => {
+                set.push("note = :note");
+                update = update.expression_attribute_values(":note", s(note.as_str()));
+            }
+            None => remove.push("note"),
+        }
+        match (&record.gsi2pk, &record.gsi2sk, &record.gsi3pk, &record.gsi3sk) {
+            (Some(g2pk), Some(g2sk), Some(g3pk), Some(g3sk)) => {
+                set.extend(["GSI2PK = :g2pk", "GSI2SK = :g2sk", "GSI3PK = :g3pk", "GSI3SK = :g3sk"]);
+                update = update
+                    .expression_attribute_values(":g2pk", s(g2pk.as_str()))
+                    .expression_attribute_values(":g2sk", s(g2sk.as_str()))
+                    .expression_attribute_values(":g3pk", s(g3pk.as_str()))
+                    .expression_attribute_values(":g3sk", s(g3sk.as_str()));
+            }
+            _ => remove.extend(["GSI2PK", "GSI2SK", "GSI3PK", "GSI3SK"]),
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        let update = update.update_expression(expression).build().map_err(|e| StoreError::Other(e.to_string()))?;
+
+        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        let lock_index = match activation {
+            Activation::Unchanged => None,
+            Activation::Deactivated => {
+                let delete = aws_sdk_dynamodb::types::Delete::builder()
+                    .table_name(TABLE_PLACEHOLDER)
+                    .key(keys::PK, s(lock_pk(org, after)?))
+                    .key(keys::SK, s(keys::LOCK_SK))
+                    // Only our own lock; a missing one (written before locks existed) is fine.
+                    .condition_expression("attribute_not_exists(PK) OR assignmentId = :id")
+                    .expression_attribute_values(":id", s(after.id.to_string()))
+                    .build()
+                    .map_err(|e| StoreError::Other(e.to_string()))?;
+                items.push(TransactWriteItem::builder().delete(delete).build());
+                None
+            }
+            Activation::Reactivated => {
+                let lock = to_item(&LockRecord {
+                    pk: lock_pk(org, after)?,
+                    sk: keys::LOCK_SK.into(),
+                    entity: "active-lock".into(),
+                    assignment_id: after.id,
+                })?;
+                items.push(
+                    TransactWriteItem::builder()
+                        .put(
+                            Put::builder()
+                                .set_item(Some(lock))
+                                .table_name(TABLE_PLACEHOLDER)
+                                .condition_expression("attribute_not_exists(PK)")
+                                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                                .build()
+                                .map_err(|e| StoreError::Other(e.to_string()))?,
+                        )
+                        .build(),
+                );
+                Some(items.len() - 1)
+            }
+        };
+        items.push(audit_put(org, audit)?);
+
+        match self.tx(items).await {
+            Ok(()) => Ok(()),
+            Err(TxFailure::Cancelled(reasons)) => {
+                if let Some(reason) = reasons.first().filter(|r| r.condition_failed()) {
+                    return Err(if reason.item.is_some() { StoreError::VersionConflict } else { StoreError::NotFound });
+                }
+                if let Some(reason) = lock_index.and_then(|i| reasons.get(i)).filter(|r| r.condition_failed()) {
+                    return Err(self.duplicate_of(org, after, reason).await);
+                }
+                Err(TxFailure::Cancelled(reasons).into())
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+}

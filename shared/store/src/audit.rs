@@ -1,0 +1,82 @@
+//! Pattern 8: the audit log of an org, newest first.
+
+use chrono::{DateTime, Utc};
+use domain::{AuditEntry, OrgId};
+
+use crate::dynamo::{Item, from_item, s, to_item};
+use crate::records::AuditRecord;
+use crate::{Page, PageKey, Store, StoreError, keys};
+
+pub(crate) fn audit_item(org: &OrgId, entry: &AuditEntry) -> Result<Item, StoreError> {
+    to_item(&AuditRecord {
+        pk: keys::audit_pk(org),
+        sk: keys::audit_sk(entry.created_at, entry.id),
+        entity: "audit".into(),
+        entry: entry.clone(),
+    })
+}
+
+/// Filters of the audit-log listing.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub action: Option<String>,
+    pub actor_email: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl Store {
+    /// Writes an audit entry on its own (for actions that change nothing else, like an export).
+    pub async fn put_audit(&self, org: &OrgId, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(audit_item(org, entry)?))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await
+            .map_err(crate::dynamo::classify)?;
+        Ok(())
+    }
+
+    /// A page of the org's audit log, newest first. `from`/`to` are a key range; the rest filter.
+    pub async fn audit_page(
+        &self,
+        org: &OrgId,
+        filter: &AuditFilter,
+        limit: usize,
+        start: Option<PageKey>,
+    ) -> Result<Page<AuditEntry>, StoreError> {
+        let pk = keys::audit_pk(org);
+        // Sort keys are `<RFC 3339 millis>#<id>`; '#' < '~' bounds the whole millisecond.
+        let low = filter.from.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)).unwrap_or_default();
+        let high = filter.to.map(|t| format!("{}~", t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))).unwrap_or_else(|| "~".into());
+        let mut conditions = Vec::new();
+        let mut values = vec![(":pk".to_owned(), s(pk)), (":low".to_owned(), s(low)), (":high".to_owned(), s(high))];
+        if let Some(action) = &filter.action {
+            conditions.push("#action = :action");
+            values.push((":action".into(), s(action.as_str())));
+        }
+        if let Some(email) = &filter.actor_email {
+            conditions.push("actorEmail = :email");
+            values.push((":email".into(), s(email.as_str())));
+        }
+        let filter_expression = (!conditions.is_empty()).then(|| conditions.join(" AND "));
+        let (items, next) = self
+            .query_up_to(
+                |q| {
+                    let q = q
+                        .key_condition_expression("PK = :pk AND SK BETWEEN :low AND :high")
+                        .set_filter_expression(filter_expression.clone())
+                        .set_expression_attribute_values(Some(values.iter().cloned().collect()))
+                        .scan_index_forward(false);
+                    if filter.action.is_some() { q.expression_attribute_names("#action", "action") } else { q }
+                },
+                start,
+                limit,
+            )
+            .await?;
+        let items = items.into_iter().map(|item| Ok(from_item::<AuditRecord>(item)?.entry)).collect::<Result<_, StoreError>>()?;
+        Ok(Page { items, next })
+    }
+}

@@ -1,0 +1,165 @@
+//! Pattern 5 and the projection of platform data: users, teams, team members, custom courses.
+//!
+//! Writes are order-safe: each carries the `occurredAt` of the event behind it (as epoch millis, which
+//! compare correctly where RFC 3339 strings with varying fractions would not), and an older write
+//! never replaces a newer one.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use domain::{CourseId, CustomCourse, OrgId, Team, TeamId, User, UserId};
+
+use crate::dynamo::{Item, from_item, n, s, to_item};
+use crate::records::{CourseRecord, TeamRecord, UserRecord};
+use crate::{Page, PageKey, Store, StoreError, keys};
+
+const NEWER_WINS: &str = "attribute_not_exists(PK) OR updatedAtMs <= :ms";
+
+impl Store {
+    /// Puts `item` unless the stored one is newer. Returns whether it was written.
+    async fn put_if_not_older(&self, item: Item, updated_ms: i64) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(NEWER_WINS)
+            .expression_attribute_values(":ms", n(updated_ms))
+            .send()
+            .await
+            .map_err(crate::dynamo::classify);
+        match result {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stores a user unless a newer version is stored. Returns whether it was written.
+    pub async fn put_user(&self, org: &OrgId, user: &User) -> Result<bool, StoreError> {
+        let listed = user.is_active;
+        let ms = user.updated_at.timestamp_millis();
+        let record = UserRecord {
+            pk: keys::user_pk(org, user.user_id),
+            sk: keys::PROFILE_SK.into(),
+            entity: "user".into(),
+            gsi1pk: listed.then(|| keys::org_users(org)),
+            gsi1sk: listed.then(|| user.user_id.to_string()),
+            gsi2pk: user.team_id.filter(|_| listed).map(|team| keys::team_members(org, team)),
+            gsi2sk: user.team_id.filter(|_| listed).map(|_| user.user_id.to_string()),
+            updated_at_ms: Some(ms),
+            user: user.clone(),
+        };
+        self.put_if_not_older(to_item(&record)?, ms).await
+    }
+
+    pub async fn get_user(&self, org: &OrgId, user: UserId) -> Result<Option<User>, StoreError> {
+        match self.get(keys::user_pk(org, user), keys::PROFILE_SK).await? {
+            Some(item) => Ok(Some(from_item::<UserRecord>(item)?.user)),
+            None => Ok(None),
+        }
+    }
+
+    /// Several users by id (unknown ids are left out).
+    pub async fn get_users(&self, org: &OrgId, users: &[UserId]) -> Result<Vec<User>, StoreError> {
+        let keys = users
+            .iter()
+            .map(|u| Item::from([(keys::PK.to_owned(), s(keys::user_pk(org, *u))), (keys::SK.to_owned(), s(keys::PROFILE_SK))]))
+            .collect();
+        self.batch_get(keys).await?.into_iter().map(|item| Ok(from_item::<UserRecord>(item)?.user)).collect()
+    }
+
+    /// Pattern 5: a page of the org's active users.
+    pub async fn active_users_page(&self, org: &OrgId, limit: usize, start: Option<PageKey>) -> Result<Page<User>, StoreError> {
+        let pk = keys::org_users(org);
+        let (items, next) = self
+            .query_up_to(
+                |q| q.index_name(keys::GSI1).key_condition_expression("GSI1PK = :pk").expression_attribute_values(":pk", s(pk.as_str())),
+                start,
+                limit,
+            )
+            .await?;
+        let items = items.into_iter().map(|item| Ok(from_item::<UserRecord>(item)?.user)).collect::<Result<_, StoreError>>()?;
+        Ok(Page { items, next })
+    }
+
+    /// Pattern 5: every active user of the org (roster of an org-wide assignment).
+    pub async fn active_users(&self, org: &OrgId) -> Result<Vec<User>, StoreError> {
+        let pk = keys::org_users(org);
+        self.query_all(|q| q.index_name(keys::GSI1).key_condition_expression("GSI1PK = :pk").expression_attribute_values(":pk", s(pk.as_str())))
+            .await?
+            .into_iter()
+            .map(|item| Ok(from_item::<UserRecord>(item)?.user))
+            .collect()
+    }
+
+    /// Pattern 5: a team's active members.
+    pub async fn team_members(&self, org: &OrgId, team: TeamId) -> Result<Vec<User>, StoreError> {
+        let pk = keys::team_members(org, team);
+        self.query_all(|q| q.index_name(keys::GSI2).key_condition_expression("GSI2PK = :pk").expression_attribute_values(":pk", s(pk.as_str())))
+            .await?
+            .into_iter()
+            .map(|item| Ok(from_item::<UserRecord>(item)?.user))
+            .collect()
+    }
+
+    /// Stores a team unless a newer version is stored. Returns whether it was written.
+    pub async fn put_team(&self, org: &OrgId, team: &Team) -> Result<bool, StoreError> {
+        let ms = team.updated_at.timestamp_millis();
+        let record = TeamRecord {
+            pk: keys::team_pk(org, team.team_id),
+            sk: keys::PROFILE_SK.into(),
+            entity: "team".into(),
+            gsi1pk: Some(keys::org_teams(org)),
+            gsi1sk: Some(team.team_id.to_string()),
+            updated_at_ms: Some(ms),
+            team: team.clone(),
+        };
+        self.put_if_not_older(to_item(&record)?, ms).await
+    }
+
+    pub async fn get_team(&self, org: &OrgId, team: TeamId) -> Result<Option<Team>, StoreError> {
+        match self.get(keys::team_pk(org, team), keys::PROFILE_SK).await? {
+            Some(item) => Ok(Some(from_item::<TeamRecord>(item)?.team)),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores a custom course unless a newer version is stored. Returns whether it was written.
+    pub async fn put_custom_course(&self, org: &OrgId, course: &CustomCourse) -> Result<bool, StoreError> {
+        let ms = course.updated_at.timestamp_millis();
+        let record = CourseRecord {
+            pk: keys::course_pk(org, course.course_id),
+            sk: keys::COURSE_SK.into(),
+            entity: "custom-course".into(),
+            gsi1pk: Some(keys::org_courses(org)),
+            gsi1sk: Some(course.course_id.to_string()),
+            updated_at_ms: Some(ms),
+            course: course.clone(),
+        };
+        self.put_if_not_older(to_item(&record)?, ms).await
+    }
+
+    pub async fn get_custom_course(&self, org: &OrgId, course: CourseId) -> Result<Option<CustomCourse>, StoreError> {
+        match self.get(keys::course_pk(org, course), keys::COURSE_SK).await? {
+            Some(item) => Ok(Some(from_item::<CourseRecord>(item)?.course)),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether the org has any custom course (`no_custom_courses` otherwise). One key-only read.
+    pub async fn has_custom_courses(&self, org: &OrgId) -> Result<bool, StoreError> {
+        let pk = keys::org_courses(org);
+        let (items, _) = self
+            .query_page(
+                |q| {
+                    q.index_name(keys::GSI1)
+                        .key_condition_expression("GSI1PK = :pk")
+                        .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+                        .projection_expression("PK")
+                },
+                None,
+                Some(1),
+            )
+            .await?;
+        Ok(!items.is_empty())
+    }
+}

@@ -1,0 +1,341 @@
+//! Low-level helpers over the SDK: error classification, paging, batches that resend unprocessed
+//! work, transactions whose cancellation reasons are kept.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConsumedCapacity, KeysAndAttributes, PutRequest, ReturnConsumedCapacity, TransactWriteItem,
+    WriteRequest,
+};
+use serde::de::DeserializeOwned;
+
+use crate::{PageKey, Store, StoreError};
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+/// How many times a batch is resent before giving up on its unprocessed part.
+const MAX_BATCH_ATTEMPTS: u32 = 8;
+
+/// Consumed capacity added up across requests, in hundredths of a unit.
+#[derive(Debug, Clone, Default)]
+pub struct Capacity {
+    read_centi: Arc<AtomicU64>,
+    write_centi: Arc<AtomicU64>,
+    requests: Arc<AtomicU64>,
+}
+
+impl Capacity {
+    pub fn reads(&self) -> f64 {
+        self.read_centi.load(Ordering::Relaxed) as f64 / 100.0
+    }
+    pub fn writes(&self) -> f64 {
+        self.write_centi.load(Ordering::Relaxed) as f64 / 100.0
+    }
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+    pub fn reset(&self) {
+        self.read_centi.store(0, Ordering::Relaxed);
+        self.write_centi.store(0, Ordering::Relaxed);
+        self.requests.store(0, Ordering::Relaxed);
+    }
+
+    fn record<'a>(&self, consumed: impl IntoIterator<Item = &'a ConsumedCapacity>) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        for c in consumed {
+            let reads = c.read_capacity_units().unwrap_or(0.0);
+            let writes = c.write_capacity_units().unwrap_or(0.0);
+            // Tables in on-demand mode report only CapacityUnits; attribute them by operation kind.
+            let total = c.capacity_units().unwrap_or(0.0);
+            let (reads, writes) = if reads == 0.0 && writes == 0.0 { (total, 0.0) } else { (reads, writes) };
+            self.read_centi.fetch_add((reads * 100.0).round() as u64, Ordering::Relaxed);
+            self.write_centi.fetch_add((writes * 100.0).round() as u64, Ordering::Relaxed);
+        }
+    }
+
+    fn record_writes<'a>(&self, consumed: impl IntoIterator<Item = &'a ConsumedCapacity>) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        for c in consumed {
+            let writes = c.write_capacity_units().or(c.capacity_units()).unwrap_or(0.0);
+            self.write_centi.fetch_add((writes * 100.0).round() as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Maps an SDK error to the store's typed error, keeping throttling and condition failures apart.
+pub(crate) fn classify<E, R>(err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match err.code() {
+        Some("ConditionalCheckFailedException") => StoreError::ConditionFailed,
+        Some("ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded") => {
+            StoreError::Throttled(err.message().unwrap_or("throttled").to_owned())
+        }
+        Some("TransactionConflictException") => {
+            StoreError::TransactionConflict(err.message().unwrap_or("conflict").to_owned())
+        }
+        _ => StoreError::Other(DisplayErrorContext(&err).to_string()),
+    }
+}
+
+pub(crate) fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn to_item<T: serde::Serialize>(value: &T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// Why one item of a cancelled transaction failed.
+#[derive(Debug, Clone)]
+pub(crate) struct CancelReason {
+    pub code: Option<String>,
+    pub item: Option<Item>,
+}
+
+impl CancelReason {
+    pub fn condition_failed(&self) -> bool {
+        self.code.as_deref() == Some("ConditionalCheckFailed")
+    }
+}
+
+/// The outcome of a transaction that did not commit.
+#[derive(Debug)]
+pub(crate) enum TxFailure {
+    /// Cancelled; one reason per item, in request order.
+    Cancelled(Vec<CancelReason>),
+    Error(StoreError),
+}
+
+impl From<TxFailure> for StoreError {
+    fn from(failure: TxFailure) -> Self {
+        match failure {
+            TxFailure::Error(e) => e,
+            TxFailure::Cancelled(reasons) => {
+                let codes: Vec<&str> = reasons.iter().filter_map(|r| r.code.as_deref()).collect();
+                if codes.iter().any(|c| *c == "ThrottlingError" || *c == "ProvisionedThroughputExceeded") {
+                    StoreError::Throttled(codes.join(","))
+                } else if codes.iter().any(|c| *c == "TransactionConflict") {
+                    StoreError::TransactionConflict(codes.join(","))
+                } else if codes.iter().any(|c| *c == "ConditionalCheckFailed") {
+                    StoreError::ConditionFailed
+                } else {
+                    StoreError::Other(format!("transaction cancelled: {}", codes.join(",")))
+                }
+            }
+        }
+    }
+}
+
+impl Store {
+    fn capacity_mode(&self) -> Option<ReturnConsumedCapacity> {
+        self.capacity.as_ref().map(|_| ReturnConsumedCapacity::Total)
+    }
+
+    pub(crate) async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(crate::keys::PK, s(pk))
+            .key(crate::keys::SK, s(sk))
+            .set_return_consumed_capacity(self.capacity_mode())
+            .send()
+            .await
+            .map_err(classify)?;
+        if let Some(c) = &self.capacity {
+            c.record(out.consumed_capacity());
+        }
+        Ok(out.item)
+    }
+
+    /// One page of a Query built by `build`; follows `start` and returns DynamoDB's own page key.
+    pub(crate) async fn query_page(
+        &self,
+        build: impl Fn(
+            aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        start: Option<PageKey>,
+        limit: Option<i32>,
+    ) -> Result<(Vec<Item>, Option<PageKey>), StoreError> {
+        let request = build(self.client.query().table_name(&self.table))
+            .set_exclusive_start_key(start.map(|k| k.0))
+            .set_limit(limit)
+            .set_return_consumed_capacity(self.capacity_mode());
+        let out = request.send().await.map_err(classify)?;
+        if let Some(c) = &self.capacity {
+            c.record(out.consumed_capacity());
+        }
+        let next = out.last_evaluated_key.filter(|k| !k.is_empty()).map(PageKey);
+        Ok((out.items.unwrap_or_default(), next))
+    }
+
+    /// Up to `limit` items, following DynamoDB pages (1 MB each, fewer after a filter) as needed.
+    pub(crate) async fn query_up_to(
+        &self,
+        build: impl Fn(
+            aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        start: Option<PageKey>,
+        limit: usize,
+    ) -> Result<(Vec<Item>, Option<PageKey>), StoreError> {
+        let mut items = Vec::new();
+        let mut next = start;
+        loop {
+            let remaining = i32::try_from(limit - items.len()).unwrap_or(i32::MAX);
+            let (page, after) = self.query_page(&build, next, Some(remaining)).await?;
+            items.extend(page);
+            next = after;
+            if items.len() >= limit || next.is_none() {
+                return Ok((items, next));
+            }
+        }
+    }
+
+    /// Every item of a query, following every page. Only for bounded sets (a user's assignments, a
+    /// team's members); unbounded sets are paged by the caller.
+    pub(crate) async fn query_all(
+        &self,
+        build: impl Fn(
+            aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut next = None;
+        loop {
+            let (page, after) = self.query_page(&build, next, None).await?;
+            items.extend(page);
+            match after {
+                Some(key) => next = Some(key),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// Runs a transaction, keeping per-item cancellation reasons (and the failing items, when
+    /// `ReturnValuesOnConditionCheckFailure` asked for them).
+    pub(crate) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TxFailure> {
+        debug_assert!(items.len() <= 100, "DynamoDB transactions hold at most 100 items");
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .set_return_consumed_capacity(self.capacity_mode())
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                if let Some(c) = &self.capacity {
+                    c.record_writes(out.consumed_capacity());
+                }
+                Ok(())
+            }
+            Err(SdkError::ServiceError(context)) => match context.err() {
+                TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                    let reasons = cancelled
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|r| CancelReason { code: r.code().map(str::to_owned), item: r.item().cloned() })
+                        .collect();
+                    Err(TxFailure::Cancelled(reasons))
+                }
+                _ => Err(TxFailure::Error(classify(SdkError::ServiceError(context)))),
+            },
+            Err(other) => Err(TxFailure::Error(classify(other))),
+        }
+    }
+
+    /// Writes items with BatchWriteItem (25 a call), resending `UnprocessedItems` with backoff.
+    pub(crate) async fn batch_put(&self, items: Vec<Item>) -> Result<(), StoreError> {
+        for chunk in items.chunks(25) {
+            let mut pending: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|item| {
+                    let put = PutRequest::builder().set_item(Some(item.clone())).build().map_err(|e| StoreError::Other(e.to_string()))?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<_, StoreError>>()?;
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                attempt += 1;
+                if attempt > MAX_BATCH_ATTEMPTS {
+                    return Err(StoreError::Throttled(format!("{} items still unprocessed after {MAX_BATCH_ATTEMPTS} attempts", pending.len())));
+                }
+                if attempt > 1 {
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .set_return_consumed_capacity(self.capacity_mode())
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                if let Some(c) = &self.capacity {
+                    c.record_writes(out.consumed_capacity());
+                }
+                pending = out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads items by key with BatchGetItem (100 a call), resending `UnprocessedKeys`.
+    pub(crate) async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            let mut pending = Some(
+                KeysAndAttributes::builder().set_keys(Some(chunk.to_vec())).build().map_err(|e| StoreError::Other(e.to_string()))?,
+            );
+            let mut attempt = 0;
+            while let Some(request) = pending.take() {
+                attempt += 1;
+                if attempt > MAX_BATCH_ATTEMPTS {
+                    return Err(StoreError::Throttled("keys still unprocessed after retries".into()));
+                }
+                if attempt > 1 {
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .set_return_consumed_capacity(self.capacity_mode())
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                if let Some(c) = &self.capacity {
+                    c.record(out.consumed_capacity());
+                }
+                if let Some(mut responses) = out.responses {
+                    found.extend(responses.remove(&self.table).unwrap_or_default());
+                }
+                pending = out.unprocessed_keys.and_then(|mut m| m.remove(&self.table)).filter(|k| !k.keys().is_empty());
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Exponential backoff with a little jitter from the clock, capped at about a second.
+fn backoff(attempt: u32) -> Duration {
+    let base = 25u64 << attempt.min(6);
+    let jitter = u64::from(chrono::Utc::now().timestamp_subsec_micros() % 25);
+    Duration::from_millis(base.min(1_000) + jitter)
+}

@@ -1,0 +1,198 @@
+//! Every key of the table, built in one place.
+//!
+//! Tenant keys take an [`OrgId`], which can only be obtained by validating a principal's org, so no
+//! code path can build a tenant key without naming the org. Parts that come from requests are checked
+//! for the `#` delimiter (ids are validated upstream too; this is the last line).
+//!
+//! | entity            | PK                                             | SK                      | GSI1 (PK / SK)                 | GSI2 (PK / SK)                                   | GSI3 (PK / SK)            |
+//! |-------------------|------------------------------------------------|-------------------------|--------------------------------|--------------------------------------------------|---------------------------|
+//! | assignment        | `ORG#o#ASG#a`                                   | `A`                     | `ORG#o#ASGS` / `a` (v7)        | active: `ORG#o#ASSIGNEE#type#id` / `a`           | active: `ORG#o#DUE` / `deadline#a` |
+//! | progress row      | `ORG#o#ASG#a`                                   | `USER#u`                |                                | `ORG#o#USER#u` / `ASG#a`                         |                           |
+//! | active-duplicate lock | `ORG#o#ACTIVE#assigneeType#assigneeId#targetType#targetId` | `LOCK`  |                                |                                                  |                           |
+//! | user              | `ORG#o#USER#u`                                  | `PROFILE`               | active: `ORG#o#USERS` / `u`    | active, in a team: `ORG#o#TEAM#t#MEMBERS` / `u`  |                           |
+//! | team              | `ORG#o#TEAM#t`                                  | `PROFILE`               | `ORG#o#TEAMS` / `t`            |                                                  |                           |
+//! | custom course     | `ORG#o#COURSE#c`                                | `COURSE`                | `ORG#o#COURSES` / `c`          |                                                  |                           |
+//! | API key           | `APIKEY#sha256(token)`                          | `KEY`                   | `ORG#o#APIKEYS` / `keyId`      |                                                  |                           |
+//! | idempotency       | `ORG#o#IDEM#sha256(actor, key)`                 | `IDEM`                  |                                |                                                  |                           |
+//! | rate counter      | `ORG#o#RATE#keyId#yyyymmddhh`                   | `RATE`                  |                                |                                                  |                           |
+//! | audit entry       | `ORG#o#AUDIT`                                   | `createdAt#id`          |                                |                                                  |                           |
+//! | catalog node      | `CATALOG#area`                                  | `targetType#slug`       |                                |                                                  |                           |
+//!
+//! The API-key item is the one tenant-owned item whose partition key cannot start with the org: it is
+//! looked up by the token's hash before the org is known. Its GSI1 key is org-scoped.
+
+use domain::{AssigneeType, AssignmentId, ContentArea, CourseId, OrgId, TargetType, TeamId, UserId};
+
+use crate::StoreError;
+
+pub const PK: &str = "PK";
+pub const SK: &str = "SK";
+pub const GSI1: &str = "GSI1";
+pub const GSI1PK: &str = "GSI1PK";
+pub const GSI1SK: &str = "GSI1SK";
+pub const GSI2: &str = "GSI2";
+pub const GSI2PK: &str = "GSI2PK";
+pub const GSI2SK: &str = "GSI2SK";
+pub const GSI3: &str = "GSI3";
+pub const GSI3PK: &str = "GSI3PK";
+pub const GSI3SK: &str = "GSI3SK";
+/// TTL attribute (epoch seconds) for idempotency records and rate counters.
+pub const TTL_ATTRIBUTE: &str = "expiresAt";
+
+pub const ASSIGNMENT_SK: &str = "A";
+pub const PROGRESS_SK_PREFIX: &str = "USER#";
+pub const PROFILE_SK: &str = "PROFILE";
+
+/// A request-supplied key part must not contain the delimiter.
+pub(crate) fn part(raw: &str) -> Result<&str, StoreError> {
+    if raw.is_empty() || raw.contains('#') {
+        return Err(StoreError::InvalidKeyPart(raw.to_owned()));
+    }
+    Ok(raw)
+}
+
+pub fn org_prefix(org: &OrgId) -> String {
+    format!("ORG#{org}#")
+}
+
+pub fn assignment_pk(org: &OrgId, id: AssignmentId) -> String {
+    format!("ORG#{org}#ASG#{id}")
+}
+
+pub fn org_assignments(org: &OrgId) -> String {
+    format!("ORG#{org}#ASGS")
+}
+
+pub fn assignee_index(org: &OrgId, assignee_type: AssigneeType, assignee_id: &str) -> Result<String, StoreError> {
+    Ok(format!("ORG#{org}#ASSIGNEE#{assignee_type}#{}", part(assignee_id)?))
+}
+
+pub fn due_index(org: &OrgId) -> String {
+    format!("ORG#{org}#DUE")
+}
+
+pub fn due_sort(deadline: chrono::NaiveDate, id: AssignmentId) -> String {
+    format!("{deadline}#{id}")
+}
+
+pub fn progress_sk(user: UserId) -> String {
+    format!("{PROGRESS_SK_PREFIX}{user}")
+}
+
+pub fn user_assignments_index(org: &OrgId, user: UserId) -> String {
+    format!("ORG#{org}#USER#{user}")
+}
+
+pub fn assignment_ref(id: AssignmentId) -> String {
+    format!("ASG#{id}")
+}
+
+pub fn active_lock_pk(
+    org: &OrgId,
+    assignee_type: AssigneeType,
+    assignee_id: &str,
+    target_type: TargetType,
+    target_id: &str,
+) -> Result<String, StoreError> {
+    Ok(format!("ORG#{org}#ACTIVE#{assignee_type}#{}#{target_type}#{}", part(assignee_id)?, part(target_id)?))
+}
+
+pub const LOCK_SK: &str = "LOCK";
+
+pub fn user_pk(org: &OrgId, user: UserId) -> String {
+    format!("ORG#{org}#USER#{user}")
+}
+
+pub fn org_users(org: &OrgId) -> String {
+    format!("ORG#{org}#USERS")
+}
+
+pub fn team_pk(org: &OrgId, team: TeamId) -> String {
+    format!("ORG#{org}#TEAM#{team}")
+}
+
+pub fn team_members(org: &OrgId, team: TeamId) -> String {
+    format!("ORG#{org}#TEAM#{team}#MEMBERS")
+}
+
+pub fn org_teams(org: &OrgId) -> String {
+    format!("ORG#{org}#TEAMS")
+}
+
+pub fn course_pk(org: &OrgId, course: CourseId) -> String {
+    format!("ORG#{org}#COURSE#{course}")
+}
+
+pub const COURSE_SK: &str = "COURSE";
+
+pub fn org_courses(org: &OrgId) -> String {
+    format!("ORG#{org}#COURSES")
+}
+
+pub fn api_key_pk(token_sha256_hex: &str) -> String {
+    format!("APIKEY#{token_sha256_hex}")
+}
+
+pub const API_KEY_SK: &str = "KEY";
+
+pub fn org_api_keys(org: &OrgId) -> String {
+    format!("ORG#{org}#APIKEYS")
+}
+
+pub fn idempotency_pk(org: &OrgId, digest_hex: &str) -> String {
+    format!("ORG#{org}#IDEM#{digest_hex}")
+}
+
+pub const IDEMPOTENCY_SK: &str = "IDEM";
+
+pub fn rate_pk(org: &OrgId, key_id: uuid::Uuid, hour: &str) -> String {
+    format!("ORG#{org}#RATE#{key_id}#{hour}")
+}
+
+pub const RATE_SK: &str = "RATE";
+
+pub fn audit_pk(org: &OrgId) -> String {
+    format!("ORG#{org}#AUDIT")
+}
+
+pub fn audit_sk(created_at: chrono::DateTime<chrono::Utc>, id: uuid::Uuid) -> String {
+    format!("{}#{id}", created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+pub fn catalog_pk(area: ContentArea) -> String {
+    format!("CATALOG#{area}")
+}
+
+pub fn catalog_sk(target_type: TargetType, slug: &str) -> String {
+    format!("{target_type}#{slug}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_keys_start_with_the_org() {
+        let org = OrgId::parse("acme").unwrap();
+        let id = AssignmentId::new_v7();
+        let user = UserId(uuid::Uuid::nil());
+        for key in [
+            assignment_pk(&org, id),
+            org_assignments(&org),
+            user_pk(&org, user),
+            user_assignments_index(&org, user),
+            audit_pk(&org),
+            idempotency_pk(&org, "ab"),
+            active_lock_pk(&org, AssigneeType::Team, "t", TargetType::Topic, "xxe").unwrap(),
+        ] {
+            assert!(key.starts_with(&org_prefix(&org)), "{key}");
+        }
+    }
+
+    #[test]
+    fn request_parts_cannot_forge_a_key() {
+        let org = OrgId::parse("acme").unwrap();
+        assert!(assignee_index(&org, AssigneeType::User, "x#ORG#other").is_err());
+        assert!(active_lock_pk(&org, AssigneeType::Org, "acme", TargetType::Topic, "").is_err());
+    }
+}

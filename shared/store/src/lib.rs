@@ -1,0 +1,103 @@
+//! The single DynamoDB table, behind an API in domain terms.
+//!
+//! Handlers never see attribute maps: they call `create_assignment`, `progress_page`, … with domain
+//! types. Keys live in [`keys`]; item shapes in `records`; each access pattern of design §5 is one
+//! method that issues a Query/GetItem/TransactWriteItems, never a Scan.
+
+mod access;
+mod assignments;
+mod audit;
+mod catalog;
+pub mod cursor;
+mod directory;
+mod dynamo;
+pub mod keys;
+mod records;
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+pub use access::{IdempotencyBegin, IdempotencyKey, RateCounts, StoredResponse, token_sha256};
+pub use audit::AuditFilter;
+pub use assignments::{AssignmentFilter, ROSTER_ROWS_PER_TRANSACTION};
+pub use cursor::CursorCodec;
+pub use dynamo::Capacity;
+
+/// The table and the client that reaches it. Cheap to clone; build once per Lambda instance.
+#[derive(Clone, Debug)]
+pub struct Store {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    capacity: Option<Capacity>,
+}
+
+impl Store {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into(), capacity: None }
+    }
+
+    /// A store that asks DynamoDB for consumed capacity and adds it up in `capacity`
+    /// (benchmarks and capacity tests).
+    pub fn with_capacity_tracking(mut self, capacity: Capacity) -> Self {
+        self.capacity = Some(capacity);
+        self
+    }
+
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
+
+    pub fn client(&self) -> &aws_sdk_dynamodb::Client {
+        &self.client
+    }
+}
+
+/// Errors of the storage layer. Callers branch on the first few; the rest are "try again later".
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A condition on a single-item write failed (the item was not in the expected state).
+    #[error("conditional check failed")]
+    ConditionFailed,
+    /// An active assignment with the same target and assignee exists.
+    #[error("an active assignment with the same target and assignee exists: {existing_id}")]
+    DuplicateAssignment { existing_id: domain::AssignmentId },
+    /// The assignment's version is not the expected one (optimistic concurrency).
+    #[error("the assignment was changed concurrently (version mismatch)")]
+    VersionConflict,
+    #[error("no such item")]
+    NotFound,
+    /// DynamoDB throttled the request after the SDK's own retries.
+    #[error("throttled by DynamoDB: {0}")]
+    Throttled(String),
+    /// A transaction collided with another one on the same items.
+    #[error("transaction conflict: {0}")]
+    TransactionConflict(String),
+    #[error("invalid or tampered cursor")]
+    InvalidCursor,
+    #[error("invalid key part {0:?}")]
+    InvalidKeyPart(String),
+    #[error("stored item could not be read: {0}")]
+    Corrupt(String),
+    #[error("DynamoDB request failed: {0}")]
+    Other(String),
+}
+
+impl StoreError {
+    /// Worth retrying by the caller (or by Lambda/EventBridge).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Throttled(_) | StoreError::TransactionConflict(_) | StoreError::Other(_))
+    }
+}
+
+/// A page of results and the key to continue after it.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<PageKey>,
+}
+
+/// DynamoDB's `LastEvaluatedKey`, opaque outside the store. Turn it into a client cursor with
+/// [`CursorCodec`], which signs it and binds it to the org and the listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageKey(pub(crate) HashMap<String, AttributeValue>);

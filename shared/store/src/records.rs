@@ -1,0 +1,96 @@
+//! Item shapes: one record per entity that puts the keys beside the flattened domain type.
+
+use domain::{ApiKey, Assignment, AuditEntry, CatalogNode, CustomCourse, ProgressRow, RowClass, Team, User};
+use serde::{Deserialize, Serialize};
+
+macro_rules! record {
+    ($(#[$doc:meta])* $name:ident { $($field:ident : $ty:ty = $attr:literal),* $(,)? } flatten $inner:ident : $inner_ty:ty) => {
+        $(#[$doc])*
+        #[derive(Debug, Serialize, Deserialize)]
+        pub(crate) struct $name {
+            #[serde(rename = "PK")]
+            pub pk: String,
+            #[serde(rename = "SK")]
+            pub sk: String,
+            pub entity: String,
+            $(
+                #[serde(rename = $attr, default, skip_serializing_if = "Option::is_none")]
+                pub $field: $ty,
+            )*
+            #[serde(flatten)]
+            pub $inner: $inner_ty,
+        }
+    };
+}
+
+record!(
+    /// GSI2 and GSI3 are present only while the assignment is active (sparse indexes).
+    AssignmentRecord {
+        gsi1pk: Option<String> = "GSI1PK",
+        gsi1sk: Option<String> = "GSI1SK",
+        gsi2pk: Option<String> = "GSI2PK",
+        gsi2sk: Option<String> = "GSI2SK",
+        gsi3pk: Option<String> = "GSI3PK",
+        gsi3sk: Option<String> = "GSI3SK",
+    } flatten assignment: Assignment
+);
+
+record!(
+    ProgressRecord {
+        gsi2pk: Option<String> = "GSI2PK",
+        gsi2sk: Option<String> = "GSI2SK",
+        phase: Option<RowClass> = "phase",
+    } flatten row: ProgressRow
+);
+
+record!(
+    /// GSI1 only while active; GSI2 only while active and in a team.
+    UserRecord {
+        gsi1pk: Option<String> = "GSI1PK",
+        gsi1sk: Option<String> = "GSI1SK",
+        gsi2pk: Option<String> = "GSI2PK",
+        gsi2sk: Option<String> = "GSI2SK",
+        updated_at_ms: Option<i64> = "updatedAtMs",
+    } flatten user: User
+);
+
+record!(
+    TeamRecord {
+        gsi1pk: Option<String> = "GSI1PK",
+        gsi1sk: Option<String> = "GSI1SK",
+        updated_at_ms: Option<i64> = "updatedAtMs",
+    } flatten team: Team
+);
+
+record!(
+    CourseRecord {
+        gsi1pk: Option<String> = "GSI1PK",
+        gsi1sk: Option<String> = "GSI1SK",
+        updated_at_ms: Option<i64> = "updatedAtMs",
+    } flatten course: CustomCourse
+);
+
+record!(
+    ApiKeyRecord {
+        gsi1pk: Option<String> = "GSI1PK",
+        gsi1sk: Option<String> = "GSI1SK",
+        token_sha256: Option<String> = "tokenSha256",
+    } flatten key: ApiKey
+);
+
+record!(AuditRecord {} flatten entry: AuditEntry);
+
+record!(CatalogRecord {} flatten node: CatalogNode);
+
+/// Marks "an active assignment for this target and assignee exists"; written and removed in the same
+/// transaction as the assignment's activation changes, so duplicates are refused even under races.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct LockRecord {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+    pub entity: String,
+    #[serde(rename = "assignmentId")]
+    pub assignment_id: domain::AssignmentId,
+}
