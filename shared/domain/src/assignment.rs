@@ -212,7 +212,10 @@ mod tests {
         assert_eq!((off.is_active, off.version, activation), (false, 2, Activation::Deactivated));
         assert_eq!(off.updated_at, now);
 
-        assert!(off.patched(&Patch { is_active: Some(false), ..Default::default() }, now).is_none(), "repeat is a no-op");
+        assert!(
+            off.patched(&Patch { is_active: Some(false), ..Default::default() }, now).is_none(),
+            "repeat is a no-op"
+        );
         let (on, activation) = off.patched(&Patch { is_active: Some(true), ..Default::default() }, now).unwrap();
         assert_eq!((on.version, activation), (3, Activation::Reactivated));
 

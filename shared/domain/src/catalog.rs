@@ -37,8 +37,13 @@ pub enum TrackedUnit {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TrackedItem {
     /// `index` is zero-based, as `challenge.completed` sends it.
-    Challenge { topic_id: Slug, index: u16 },
-    Scenario { scenario_id: Slug },
+    Challenge {
+        topic_id: Slug,
+        index: u16,
+    },
+    Scenario {
+        scenario_id: Slug,
+    },
 }
 
 impl TrackedItem {
@@ -50,10 +55,9 @@ impl TrackedItem {
     pub fn parse_key(key: &str) -> Option<Self> {
         let mut parts = key.split(':');
         let item = match (parts.next()?, parts.next()?, parts.next()) {
-            ("c", topic, Some(index)) => TrackedItem::Challenge {
-                topic_id: Slug::parse(topic).ok()?,
-                index: index.parse().ok()?,
-            },
+            ("c", topic, Some(index)) => {
+                TrackedItem::Challenge { topic_id: Slug::parse(topic).ok()?, index: index.parse().ok()? }
+            }
             ("s", scenario, None) => TrackedItem::Scenario { scenario_id: Slug::parse(scenario).ok()? },
             _ => return None,
         };
@@ -290,7 +294,12 @@ impl Catalog {
     }
 
     /// Resolves a catalog target (not a custom course) to its tracked items.
-    pub fn resolve(&self, area: ContentArea, target_type: TargetType, target_id: &str) -> Result<ResolvedTarget, CatalogError> {
+    pub fn resolve(
+        &self,
+        area: ContentArea,
+        target_type: TargetType,
+        target_id: &str,
+    ) -> Result<ResolvedTarget, CatalogError> {
         self.node(target_type, target_id)
             .filter(|node| node.content_area == area)
             .cloned()

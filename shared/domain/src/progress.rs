@@ -118,7 +118,13 @@ impl ProgressRow {
         RowContribution { class: self.class(units, item_count), completed_items: self.completed_tracked(units) }
     }
 
-    pub fn status(&self, units: &[TrackedUnit], item_count: u32, deadline: NaiveDate, now: DateTime<Utc>) -> UserStatus {
+    pub fn status(
+        &self,
+        units: &[TrackedUnit],
+        item_count: u32,
+        deadline: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> UserStatus {
         UserStatus::of(self.class(units, item_count), deadline, now)
     }
 

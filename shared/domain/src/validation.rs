@@ -80,7 +80,12 @@ impl Errors {
         }
     }
 
-    fn wire_enum<T: std::str::FromStr>(&mut self, body: &Map<String, Value>, field: &str, expected: String) -> Option<T> {
+    fn wire_enum<T: std::str::FromStr>(
+        &mut self,
+        body: &Map<String, Value>,
+        field: &str,
+        expected: String,
+    ) -> Option<T> {
         let raw = self.required_str(body, field)?;
         let parsed = raw.parse().ok();
         if parsed.is_none() {
@@ -208,8 +213,7 @@ pub fn validate_create(body: &Value, today: NaiveDate) -> Result<NewAssignment, 
 /// Validates a patch body: only deadline, isMandatory, note (null clears) and isActive.
 pub fn validate_patch(body: &Value, today: NaiveDate) -> Result<Patch, ValidationError> {
     let body = body.as_object().ok_or(ValidationError::NotAnObject)?;
-    let immutable: Vec<String> =
-        body.keys().filter(|k| IMMUTABLE_FIELDS.contains(&k.as_str())).cloned().collect();
+    let immutable: Vec<String> = body.keys().filter(|k| IMMUTABLE_FIELDS.contains(&k.as_str())).cloned().collect();
     if !immutable.is_empty() {
         return Err(ValidationError::Immutable(immutable));
     }

@@ -191,7 +191,9 @@ impl Store {
             Ok(_) => Ok(IdempotencyBegin::Started),
             Err(err) => {
                 let existing = err.as_service_error().and_then(|e| match e {
-                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => c.item.clone(),
+                    aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => {
+                        c.item.clone()
+                    }
                     _ => None,
                 });
                 let existing = match existing {
@@ -215,8 +217,14 @@ impl Store {
     }
 
     /// Records the response of a request that claimed `key`, for replays within 24 hours.
-    pub async fn complete_idempotency(&self, org: &OrgId, key: &IdempotencyKey, response: &StoredResponse) -> Result<(), StoreError> {
-        let response = to_item(&serde_json::json!({ "r": response }))?.remove("r").unwrap_or(AttributeValue::Null(true));
+    pub async fn complete_idempotency(
+        &self,
+        org: &OrgId,
+        key: &IdempotencyKey,
+        response: &StoredResponse,
+    ) -> Result<(), StoreError> {
+        let response =
+            to_item(&serde_json::json!({ "r": response }))?.remove("r").unwrap_or(AttributeValue::Null(true));
         self.client
             .update_item()
             .table_name(&self.table)
@@ -256,7 +264,12 @@ impl Store {
 
     /// Counts one request for `key_id` and returns the counts of its calendar minute and hour.
     /// One UpdateItem: the hour's item holds a counter per minute.
-    pub async fn count_request(&self, org: &OrgId, key_id: uuid::Uuid, now: DateTime<Utc>) -> Result<RateCounts, StoreError> {
+    pub async fn count_request(
+        &self,
+        org: &OrgId,
+        key_id: uuid::Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<RateCounts, StoreError> {
         let hour = now.format("%Y%m%d%H").to_string();
         let minute_attr = format!("m{:02}", now.minute());
         let expires = now.timestamp() - i64::from(now.minute() * 60 + now.second()) + 2 * 3600;

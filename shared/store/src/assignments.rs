@@ -3,8 +3,7 @@
 use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use chrono::NaiveDate;
 use domain::{
-    Activation, Aggregates, AssigneeType, Assignment, AssignmentId, AuditEntry, ContentArea, OrgId, ProgressRow,
-    UserId,
+    Activation, Aggregates, AssigneeType, Assignment, AssignmentId, AuditEntry, ContentArea, OrgId, ProgressRow, UserId,
 };
 
 use crate::dynamo::{CancelReason, Item, TxFailure, from_item, n, s, to_item};
@@ -46,7 +45,13 @@ fn assignment_record(org: &OrgId, assignment: &Assignment) -> Result<AssignmentR
 }
 
 fn lock_pk(org: &OrgId, a: &Assignment) -> Result<String, StoreError> {
-    keys::active_lock_pk(org, a.assignee.assignee_type, &a.assignee.assignee_id, a.target.target_type, &a.target.target_id)
+    keys::active_lock_pk(
+        org,
+        a.assignee.assignee_type,
+        &a.assignee.assignee_id,
+        a.target.target_type,
+        &a.target.target_id,
+    )
 }
 
 pub(crate) fn progress_item(org: &OrgId, row: &ProgressRow, assignment: &Assignment) -> Result<Item, StoreError> {
@@ -79,7 +84,10 @@ pub(crate) fn put(item: Item, condition: Option<&str>) -> Result<Put, StoreError
 const TABLE_PLACEHOLDER: &str = "__table__";
 
 /// The counters update `ADD totalUsers :t, …` for a delta.
-fn add_aggregates(update: aws_sdk_dynamodb::types::builders::UpdateBuilder, delta: &Aggregates) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+fn add_aggregates(
+    update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
+    delta: &Aggregates,
+) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
     update
         .expression_attribute_values(":dt", n(delta.total_users))
         .expression_attribute_values(":dc", n(delta.completed_users))
@@ -237,12 +245,17 @@ impl Store {
                         added += pending.len();
                         pending.clear();
                     }
-                    Err(TxFailure::Cancelled(reasons)) if reasons.first().is_some_and(CancelReason::condition_failed) => {
+                    Err(TxFailure::Cancelled(reasons))
+                        if reasons.first().is_some_and(CancelReason::condition_failed) =>
+                    {
                         return Err(StoreError::NotFound);
                     }
-                    Err(TxFailure::Cancelled(reasons)) if reasons.iter().skip(1).any(CancelReason::condition_failed) => {
+                    Err(TxFailure::Cancelled(reasons))
+                        if reasons.iter().skip(1).any(CancelReason::condition_failed) =>
+                    {
                         let existing: Vec<bool> = reasons.iter().skip(1).map(CancelReason::condition_failed).collect();
-                        pending = pending.into_iter().zip(existing).filter(|(_, exists)| !exists).map(|(r, _)| r).collect();
+                        pending =
+                            pending.into_iter().zip(existing).filter(|(_, exists)| !exists).map(|(r, _)| r).collect();
                     }
                     Err(other) => return Err(other.into()),
                 }
@@ -270,7 +283,11 @@ impl Store {
                 ])
             })
             .collect();
-        self.batch_get(keys).await?.into_iter().map(|item| Ok(from_item::<AssignmentRecord>(item)?.assignment)).collect()
+        self.batch_get(keys)
+            .await?
+            .into_iter()
+            .map(|item| Ok(from_item::<AssignmentRecord>(item)?.assignment))
+            .collect()
     }
 
     /// Pattern 2: the org's assignments, newest first, filtered, up to `limit`.
@@ -319,7 +336,10 @@ impl Store {
                 limit,
             )
             .await?;
-        let items = items.into_iter().map(|item| Ok(from_item::<AssignmentRecord>(item)?.assignment)).collect::<Result<_, StoreError>>()?;
+        let items = items
+            .into_iter()
+            .map(|item| Ok(from_item::<AssignmentRecord>(item)?.assignment))
+            .collect::<Result<_, StoreError>>()?;
         Ok(Page { items, next })
     }
 
@@ -343,12 +363,20 @@ impl Store {
                 limit,
             )
             .await?;
-        let items = items.into_iter().map(|item| Ok(from_item::<ProgressRecord>(item)?.row)).collect::<Result<_, StoreError>>()?;
+        let items = items
+            .into_iter()
+            .map(|item| Ok(from_item::<ProgressRecord>(item)?.row))
+            .collect::<Result<_, StoreError>>()?;
         Ok(Page { items, next })
     }
 
     /// One learner's row on one assignment.
-    pub async fn progress_row(&self, org: &OrgId, id: AssignmentId, user: UserId) -> Result<Option<ProgressRow>, StoreError> {
+    pub async fn progress_row(
+        &self,
+        org: &OrgId,
+        id: AssignmentId,
+        user: UserId,
+    ) -> Result<Option<ProgressRow>, StoreError> {
         match self.get(keys::assignment_pk(org, id), &keys::progress_sk(user)).await? {
             Some(item) => Ok(Some(from_item::<ProgressRecord>(item)?.row)),
             None => Ok(None),
@@ -379,7 +407,9 @@ impl Store {
     ) -> Result<Vec<Assignment>, StoreError> {
         let pk = keys::assignee_index(org, assignee_type, assignee_id)?;
         self.query_all(|q| {
-            q.index_name(keys::GSI2).key_condition_expression("GSI2PK = :pk").expression_attribute_values(":pk", s(pk.as_str()))
+            q.index_name(keys::GSI2)
+                .key_condition_expression("GSI2PK = :pk")
+                .expression_attribute_values(":pk", s(pk.as_str()))
         })
         .await?
         .into_iter()
@@ -414,10 +444,16 @@ impl Store {
             .condition_expression("version = :expected")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .expression_attribute_values(":deadline", s(after.deadline.to_string()))
-            .expression_attribute_values(":mandatory", aws_sdk_dynamodb::types::AttributeValue::Bool(after.is_mandatory))
+            .expression_attribute_values(
+                ":mandatory",
+                aws_sdk_dynamodb::types::AttributeValue::Bool(after.is_mandatory),
+            )
             .expression_attribute_values(":active", aws_sdk_dynamodb::types::AttributeValue::Bool(after.is_active))
             .expression_attribute_values(":version", n(after.version))
-            .expression_attribute_values(":updated", s(after.updated_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
+            .expression_attribute_values(
+                ":updated",
+                s(after.updated_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+            )
             .expression_attribute_values(":expected", n(before.version));
         match &after.note {
             Some(note) => {

@@ -48,11 +48,26 @@ impl Store {
         start: Option<PageKey>,
     ) -> Result<Page<AuditEntry>, StoreError> {
         let pk = keys::audit_pk(org);
-        // Sort keys are `<RFC 3339 millis>#<id>`; '#' < '~' bounds the whole millisecond.
-        let low = filter.from.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)).unwrap_or_default();
-        let high = filter.to.map(|t| format!("{}~", t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))).unwrap_or_else(|| "~".into());
+        // Sort keys are `<RFC 3339 millis>#<id>`; '#' < '~' so `<to>~` bounds the whole millisecond.
+        let millis = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let mut values = vec![(":pk".to_owned(), s(pk))];
+        let key_condition = match (filter.from, filter.to) {
+            (None, None) => "PK = :pk",
+            (Some(from), None) => {
+                values.push((":low".into(), s(millis(from))));
+                "PK = :pk AND SK >= :low"
+            }
+            (None, Some(to)) => {
+                values.push((":high".into(), s(format!("{}~", millis(to)))));
+                "PK = :pk AND SK <= :high"
+            }
+            (Some(from), Some(to)) => {
+                values.push((":low".into(), s(millis(from))));
+                values.push((":high".into(), s(format!("{}~", millis(to)))));
+                "PK = :pk AND SK BETWEEN :low AND :high"
+            }
+        };
         let mut conditions = Vec::new();
-        let mut values = vec![(":pk".to_owned(), s(pk)), (":low".to_owned(), s(low)), (":high".to_owned(), s(high))];
         if let Some(action) = &filter.action {
             conditions.push("#action = :action");
             values.push((":action".into(), s(action.as_str())));
@@ -66,7 +81,7 @@ impl Store {
             .query_up_to(
                 |q| {
                     let q = q
-                        .key_condition_expression("PK = :pk AND SK BETWEEN :low AND :high")
+                        .key_condition_expression(key_condition)
                         .set_filter_expression(filter_expression.clone())
                         .set_expression_attribute_values(Some(values.iter().cloned().collect()))
                         .scan_index_forward(false);
@@ -76,7 +91,10 @@ impl Store {
                 limit,
             )
             .await?;
-        let items = items.into_iter().map(|item| Ok(from_item::<AuditRecord>(item)?.entry)).collect::<Result<_, StoreError>>()?;
+        let items = items
+            .into_iter()
+            .map(|item| Ok(from_item::<AuditRecord>(item)?.entry))
+            .collect::<Result<_, StoreError>>()?;
         Ok(Page { items, next })
     }
 }

@@ -67,7 +67,8 @@ impl CursorCodec {
         let plain: HashMap<String, String> = serde_json::from_slice(&payload).map_err(|_| StoreError::InvalidCursor)?;
         let prefix = keys::org_prefix(org);
         let partition_keys = [keys::PK, keys::GSI1PK, keys::GSI2PK, keys::GSI3PK];
-        let foreign = plain.iter().any(|(name, value)| partition_keys.contains(&name.as_str()) && !value.starts_with(&prefix));
+        let foreign =
+            plain.iter().any(|(name, value)| partition_keys.contains(&name.as_str()) && !value.starts_with(&prefix));
         if plain.is_empty() || foreign {
             return Err(StoreError::InvalidCursor);
         }

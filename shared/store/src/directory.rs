@@ -62,43 +62,66 @@ impl Store {
     pub async fn get_users(&self, org: &OrgId, users: &[UserId]) -> Result<Vec<User>, StoreError> {
         let keys = users
             .iter()
-            .map(|u| Item::from([(keys::PK.to_owned(), s(keys::user_pk(org, *u))), (keys::SK.to_owned(), s(keys::PROFILE_SK))]))
+            .map(|u| {
+                Item::from([
+                    (keys::PK.to_owned(), s(keys::user_pk(org, *u))),
+                    (keys::SK.to_owned(), s(keys::PROFILE_SK)),
+                ])
+            })
             .collect();
         self.batch_get(keys).await?.into_iter().map(|item| Ok(from_item::<UserRecord>(item)?.user)).collect()
     }
 
     /// Pattern 5: a page of the org's active users.
-    pub async fn active_users_page(&self, org: &OrgId, limit: usize, start: Option<PageKey>) -> Result<Page<User>, StoreError> {
+    pub async fn active_users_page(
+        &self,
+        org: &OrgId,
+        limit: usize,
+        start: Option<PageKey>,
+    ) -> Result<Page<User>, StoreError> {
         let pk = keys::org_users(org);
         let (items, next) = self
             .query_up_to(
-                |q| q.index_name(keys::GSI1).key_condition_expression("GSI1PK = :pk").expression_attribute_values(":pk", s(pk.as_str())),
+                |q| {
+                    q.index_name(keys::GSI1)
+                        .key_condition_expression("GSI1PK = :pk")
+                        .expression_attribute_values(":pk", s(pk.as_str()))
+                },
                 start,
                 limit,
             )
             .await?;
-        let items = items.into_iter().map(|item| Ok(from_item::<UserRecord>(item)?.user)).collect::<Result<_, StoreError>>()?;
+        let items =
+            items.into_iter().map(|item| Ok(from_item::<UserRecord>(item)?.user)).collect::<Result<_, StoreError>>()?;
         Ok(Page { items, next })
     }
 
     /// Pattern 5: every active user of the org (roster of an org-wide assignment).
     pub async fn active_users(&self, org: &OrgId) -> Result<Vec<User>, StoreError> {
         let pk = keys::org_users(org);
-        self.query_all(|q| q.index_name(keys::GSI1).key_condition_expression("GSI1PK = :pk").expression_attribute_values(":pk", s(pk.as_str())))
-            .await?
-            .into_iter()
-            .map(|item| Ok(from_item::<UserRecord>(item)?.user))
-            .collect()
+        self.query_all(|q| {
+            q.index_name(keys::GSI1)
+                .key_condition_expression("GSI1PK = :pk")
+                .expression_attribute_values(":pk", s(pk.as_str()))
+        })
+        .await?
+        .into_iter()
+        .map(|item| Ok(from_item::<UserRecord>(item)?.user))
+        .collect()
     }
 
     /// Pattern 5: a team's active members.
     pub async fn team_members(&self, org: &OrgId, team: TeamId) -> Result<Vec<User>, StoreError> {
         let pk = keys::team_members(org, team);
-        self.query_all(|q| q.index_name(keys::GSI2).key_condition_expression("GSI2PK = :pk").expression_attribute_values(":pk", s(pk.as_str())))
-            .await?
-            .into_iter()
-            .map(|item| Ok(from_item::<UserRecord>(item)?.user))
-            .collect()
+        self.query_all(|q| {
+            q.index_name(keys::GSI2)
+                .key_condition_expression("GSI2PK = :pk")
+                .expression_attribute_values(":pk", s(pk.as_str()))
+        })
+        .await?
+        .into_iter()
+        .map(|item| Ok(from_item::<UserRecord>(item)?.user))
+        .collect()
     }
 
     /// Stores a team unless a newer version is stored. Returns whether it was written.

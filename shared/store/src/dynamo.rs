@@ -128,11 +128,11 @@ impl From<TxFailure> for StoreError {
             TxFailure::Error(e) => e,
             TxFailure::Cancelled(reasons) => {
                 let codes: Vec<&str> = reasons.iter().filter_map(|r| r.code.as_deref()).collect();
-                if codes.iter().any(|c| *c == "ThrottlingError" || *c == "ProvisionedThroughputExceeded") {
+                if codes.contains(&"ThrottlingError") || codes.contains(&"ProvisionedThroughputExceeded") {
                     StoreError::Throttled(codes.join(","))
-                } else if codes.iter().any(|c| *c == "TransactionConflict") {
+                } else if codes.contains(&"TransactionConflict") {
                     StoreError::TransactionConflict(codes.join(","))
-                } else if codes.iter().any(|c| *c == "ConditionalCheckFailed") {
+                } else if codes.contains(&"ConditionalCheckFailed") {
                     StoreError::ConditionFailed
                 } else {
                     StoreError::Other(format!("transaction cancelled: {}", codes.join(",")))
@@ -266,7 +266,10 @@ impl Store {
             let mut pending: Vec<WriteRequest> = chunk
                 .iter()
                 .map(|item| {
-                    let put = PutRequest::builder().set_item(Some(item.clone())).build().map_err(|e| StoreError::Other(e.to_string()))?;
+                    let put = PutRequest::builder()
+                        .set_item(Some(item.clone()))
+                        .build()
+                        .map_err(|e| StoreError::Other(e.to_string()))?;
                     Ok(WriteRequest::builder().put_request(put).build())
                 })
                 .collect::<Result<_, StoreError>>()?;
@@ -274,7 +277,10 @@ impl Store {
             while !pending.is_empty() {
                 attempt += 1;
                 if attempt > MAX_BATCH_ATTEMPTS {
-                    return Err(StoreError::Throttled(format!("{} items still unprocessed after {MAX_BATCH_ATTEMPTS} attempts", pending.len())));
+                    return Err(StoreError::Throttled(format!(
+                        "{} items still unprocessed after {MAX_BATCH_ATTEMPTS} attempts",
+                        pending.len()
+                    )));
                 }
                 if attempt > 1 {
                     tokio::time::sleep(backoff(attempt)).await;
@@ -301,7 +307,10 @@ impl Store {
         let mut found = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(100) {
             let mut pending = Some(
-                KeysAndAttributes::builder().set_keys(Some(chunk.to_vec())).build().map_err(|e| StoreError::Other(e.to_string()))?,
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .build()
+                    .map_err(|e| StoreError::Other(e.to_string()))?,
             );
             let mut attempt = 0;
             while let Some(request) = pending.take() {

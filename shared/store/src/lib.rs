@@ -19,8 +19,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 pub use access::{IdempotencyBegin, IdempotencyKey, RateCounts, StoredResponse, token_sha256};
-pub use audit::AuditFilter;
 pub use assignments::{AssignmentFilter, ROSTER_ROWS_PER_TRANSACTION};
+pub use audit::AuditFilter;
 pub use cursor::CursorCodec;
 pub use dynamo::Capacity;
 

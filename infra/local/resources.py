@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Create the local stack's resources (table, bucket, event bus) from template.yaml itself,
+so local and deployed resources cannot drift.
+
+Usage: resources.py create --stack NAME   (endpoints and region from the AWS_* environment)
+Prints shell `export` lines for the names it created.
+"""
+import argparse
+import json
+import os
+import sys
+
+import boto3
+from cfnlint.decode import cfn_yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def only(resources, type_name):
+    found = [(k, v) for k, v in resources.items() if v["Type"] == type_name]
+    if len(found) != 1:
+        sys.exit(f"template.yaml: expected exactly one {type_name}, found {len(found)}")
+    return found[0]
+
+
+def sub(value, stack):
+    """Resolve the only intrinsic the local resources use: Fn::Sub with ${AWS::StackName}."""
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        return value["Fn::Sub"].replace("${AWS::StackName}", stack)
+    return value
+
+
+def client(service):
+    return boto3.client(service, endpoint_url=os.environ[f"AWS_ENDPOINT_URL_{service.upper()}"])
+
+
+def create(stack):
+    # Round-trip through JSON: cfn-lint decodes into its own node classes, boto3 wants plain data.
+    template = json.loads(json.dumps(cfn_yaml.load(os.path.join(ROOT, "template.yaml"))))
+    resources = template["Resources"]
+
+    _, table = only(resources, "AWS::DynamoDB::Table")
+    props = table["Properties"]
+    table_name = f"{stack}-assignments"
+    ddb = client("dynamodb")
+    if table_name not in ddb.list_tables()["TableNames"]:
+        ddb.create_table(
+            TableName=table_name,
+            AttributeDefinitions=props["AttributeDefinitions"],
+            KeySchema=props["KeySchema"],
+            GlobalSecondaryIndexes=props.get("GlobalSecondaryIndexes", []),
+            BillingMode=props["BillingMode"],
+        )
+        ddb.get_waiter("table_exists").wait(TableName=table_name)
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl:
+            ddb.update_time_to_live(TableName=table_name, TimeToLiveSpecification=ttl)
+
+    _, bucket = only(resources, "AWS::S3::Bucket")
+    bucket_props = bucket["Properties"]
+    bucket_name = f"{stack}-exports"
+    s3 = client("s3")
+    s3.create_bucket(Bucket=bucket_name)
+    s3.put_bucket_encryption(
+        Bucket=bucket_name, ServerSideEncryptionConfiguration={
+            # CloudFormation and the S3 API spell this member differently.
+            "Rules": [
+                {"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"]}
+                for rule in bucket_props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+            ]
+        }
+    )
+    s3.put_public_access_block(
+        Bucket=bucket_name, PublicAccessBlockConfiguration=bucket_props["PublicAccessBlockConfiguration"]
+    )
+
+    _, bus = only(resources, "AWS::Events::EventBus")
+    bus_name = sub(bus["Properties"]["Name"], stack)
+    events = client("events")
+    if bus_name not in [b["Name"] for b in events.list_event_buses()["EventBuses"]]:
+        events.create_event_bus(Name=bus_name)
+
+    print(f"export TABLE_NAME={table_name}")
+    print(f"export EXPORT_BUCKET={bucket_name}")
+    print(f"export EVENT_BUS_NAME={bus_name}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("command", choices=["create"])
+    parser.add_argument("--stack", default="local")
+    args = parser.parse_args()
+    create(args.stack)

@@ -1,0 +1,216 @@
+//! Patterns 5, 7, 8, 9 against DynamoDB Local: people, custom courses, API keys, idempotency, rate
+//! counters, audit log, catalog.
+
+mod support;
+
+use chrono::{Duration, TimeZone, Utc};
+use domain::{ApiKey, Catalog, ContentArea, CourseId, CustomCourse, Role, TargetType, Team, TeamId, User, UserId};
+use store::{AuditFilter, IdempotencyBegin, IdempotencyKey, StoredResponse};
+use support::*;
+
+fn user(team: Option<TeamId>, at: chrono::DateTime<Utc>) -> User {
+    User {
+        user_id: UserId(uuid::Uuid::new_v4()),
+        name: "Ada Lovelace".into(),
+        email: "ada@example.com".into(),
+        role: Role::Learner,
+        team_id: team,
+        is_active: true,
+        updated_at: at,
+    }
+}
+
+#[tokio::test]
+async fn team_members_and_active_users_follow_the_projection() {
+    let store = store().await;
+    let org = new_org();
+    let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let team = TeamId(uuid::Uuid::new_v4());
+    store
+        .put_team(&org, &Team { team_id: team, name: "Payments".into(), is_deleted: false, updated_at: t0 })
+        .await
+        .unwrap();
+    let members: Vec<User> = (0..3).map(|_| user(Some(team), t0)).collect();
+    for m in &members {
+        assert!(store.put_user(&org, m).await.unwrap());
+    }
+    let loner = user(None, t0);
+    store.put_user(&org, &loner).await.unwrap();
+
+    assert_eq!(store.team_members(&org, team).await.unwrap().len(), 3);
+    assert_eq!(store.active_users(&org).await.unwrap().len(), 4);
+    assert_eq!(store.get_team(&org, team).await.unwrap().unwrap().name, "Payments");
+
+    // Deactivation removes the user from both indexes but keeps the profile.
+    let mut gone = members[0].clone();
+    gone.is_active = false;
+    gone.updated_at = t0 + Duration::minutes(5);
+    assert!(store.put_user(&org, &gone).await.unwrap());
+    assert_eq!(store.team_members(&org, team).await.unwrap().len(), 2);
+    assert_eq!(store.active_users(&org).await.unwrap().len(), 3);
+    assert!(!store.get_user(&org, gone.user_id).await.unwrap().unwrap().is_active);
+
+    // An older event arriving late does not undo the newer one.
+    let mut stale = members[0].clone();
+    stale.updated_at = t0 + Duration::minutes(1);
+    assert!(!store.put_user(&org, &stale).await.unwrap());
+    assert!(!store.get_user(&org, gone.user_id).await.unwrap().unwrap().is_active);
+
+    let page = store.active_users_page(&org, 2, None).await.unwrap();
+    assert_eq!(page.items.len(), 2);
+    let rest = store.active_users_page(&org, 2, page.next).await.unwrap();
+    assert_eq!(rest.items.len(), 1);
+    let ids: Vec<UserId> = members.iter().map(|m| m.user_id).chain([UserId(uuid::Uuid::new_v4())]).collect();
+    assert_eq!(store.get_users(&org, &ids).await.unwrap().len(), 3, "unknown ids are left out");
+}
+
+#[tokio::test]
+async fn custom_courses_are_stored_per_org() {
+    let store = store().await;
+    let org = new_org();
+    assert!(!store.has_custom_courses(&org).await.unwrap());
+    let course = CustomCourse {
+        course_id: CourseId(uuid::Uuid::new_v4()),
+        name: "Secure Payments".into(),
+        is_active: true,
+        items: vec![],
+        units: vec![],
+        updated_at: Utc::now(),
+    };
+    store.put_custom_course(&org, &course).await.unwrap();
+    assert!(store.has_custom_courses(&org).await.unwrap());
+    assert_eq!(store.get_custom_course(&org, course.course_id).await.unwrap(), Some(course.clone()));
+    assert!(!store.has_custom_courses(&new_org()).await.unwrap());
+}
+
+#[tokio::test]
+async fn api_keys_are_found_by_token_hash_and_revocation_is_immediate() {
+    let store = store().await;
+    let org = new_org();
+    let token = format!("scs_live_{}", uuid::Uuid::new_v4().simple());
+    let key = ApiKey {
+        key_id: uuid::Uuid::new_v4(),
+        org_id: org.clone(),
+        name: "ci".into(),
+        scopes: vec!["assignments:read".into()],
+        expires_at: None,
+        revoked_at: None,
+        created_by: "user:admin".into(),
+        created_at: Utc::now(),
+    };
+    store.put_api_key(&key, &token).await.unwrap();
+    assert_eq!(store.api_key_by_token(&token).await.unwrap(), Some(key.clone()));
+    assert_eq!(store.api_key_by_token("scs_live_unknown").await.unwrap(), None);
+
+    let raw = store
+        .client()
+        .get_item()
+        .table_name(store.table_name())
+        .key("PK", aws_sdk_dynamodb::types::AttributeValue::S(format!("APIKEY#{}", store::token_sha256(&token))))
+        .key("SK", aws_sdk_dynamodb::types::AttributeValue::S("KEY".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert!(!format!("{raw:?}").contains(&token), "the token itself is never stored");
+
+    store.revoke_api_key(&org, key.key_id, Utc::now()).await.unwrap();
+    let revoked = store.api_key_by_token(&token).await.unwrap().unwrap();
+    assert!(!revoked.is_usable(Utc::now() + Duration::milliseconds(1)));
+    assert!(store.revoke_api_key(&new_org(), key.key_id, Utc::now()).await.is_err(), "another org cannot revoke it");
+}
+
+#[tokio::test]
+async fn idempotency_keys_replay_refuse_other_bodies_and_can_be_released() {
+    let store = store().await;
+    let org = new_org();
+    let now = Utc::now();
+    let key = IdempotencyKey::new("apikey:1", "POST /assignments", "retry-me");
+    assert_eq!(store.begin_idempotency(&org, &key, "body-1", now).await.unwrap(), IdempotencyBegin::Started);
+    assert_eq!(store.begin_idempotency(&org, &key, "body-1", now).await.unwrap(), IdempotencyBegin::InProgress);
+
+    let response = StoredResponse { status: 201, headers: vec![("location".into(), "/x".into())], body: "{}".into() };
+    store.complete_idempotency(&org, &key, &response).await.unwrap();
+    assert_eq!(store.begin_idempotency(&org, &key, "body-1", now).await.unwrap(), IdempotencyBegin::Replay(response));
+    assert_eq!(store.begin_idempotency(&org, &key, "body-2", now).await.unwrap(), IdempotencyBegin::Mismatch);
+    // Same client key, other org or other actor: independent.
+    assert_eq!(store.begin_idempotency(&new_org(), &key, "body-2", now).await.unwrap(), IdempotencyBegin::Started);
+    let other_actor = IdempotencyKey::new("apikey:2", "POST /assignments", "retry-me");
+    assert_eq!(store.begin_idempotency(&org, &other_actor, "body-2", now).await.unwrap(), IdempotencyBegin::Started);
+
+    // A released key (the first attempt failed with a 5xx) can be claimed again right away…
+    store.release_idempotency(&org, &other_actor).await.unwrap();
+    assert_eq!(store.begin_idempotency(&org, &other_actor, "body-3", now).await.unwrap(), IdempotencyBegin::Started);
+    // …and a crashed attempt's lease runs out.
+    let crashed = IdempotencyKey::new("apikey:3", "POST /assignments", "crash");
+    assert_eq!(store.begin_idempotency(&org, &crashed, "b", now).await.unwrap(), IdempotencyBegin::Started);
+    let later = now + Duration::minutes(2);
+    assert_eq!(store.begin_idempotency(&org, &crashed, "b", later).await.unwrap(), IdempotencyBegin::Started);
+    // After 24 hours a completed key is free again.
+    store
+        .complete_idempotency(&org, &key, &StoredResponse { status: 201, headers: vec![], body: String::new() })
+        .await
+        .unwrap();
+    let tomorrow = now + Duration::hours(25);
+    assert_eq!(store.begin_idempotency(&org, &key, "body-9", tomorrow).await.unwrap(), IdempotencyBegin::Started);
+}
+
+#[tokio::test]
+async fn rate_counters_count_per_calendar_minute_and_hour() {
+    let store = store().await;
+    let org = new_org();
+    let key = uuid::Uuid::new_v4();
+    let t = Utc.with_ymd_and_hms(2026, 5, 1, 10, 15, 30).unwrap();
+    for expected in 1..=3 {
+        let counts = store.count_request(&org, key, t).await.unwrap();
+        assert_eq!((counts.minute, counts.hour), (expected, expected));
+    }
+    let next_minute = store.count_request(&org, key, t + Duration::minutes(1)).await.unwrap();
+    assert_eq!((next_minute.minute, next_minute.hour), (1, 4));
+    let next_hour = store.count_request(&org, key, t + Duration::hours(1)).await.unwrap();
+    assert_eq!((next_hour.minute, next_hour.hour), (1, 1));
+    let other_key = store.count_request(&org, uuid::Uuid::new_v4(), t).await.unwrap();
+    assert_eq!(other_key.hour, 1);
+}
+
+#[tokio::test]
+async fn audit_log_is_newest_first_with_filters_and_time_range() {
+    let store = store().await;
+    let org = new_org();
+    let t0 = Utc.with_ymd_and_hms(2026, 2, 1, 9, 0, 0).unwrap();
+    for (i, action) in
+        ["assignment.created", "assignment.updated", "assignment.exported", "assignment.updated"].iter().enumerate()
+    {
+        store.put_audit(&org, &audit_at(action, &format!("a{i}"), t0 + Duration::hours(i as i64))).await.unwrap();
+    }
+    let all = store.audit_page(&org, &AuditFilter::default(), 10, None).await.unwrap();
+    assert_eq!(all.items.iter().map(|e| e.target_id.as_str()).collect::<Vec<_>>(), ["a3", "a2", "a1", "a0"]);
+
+    let updates = AuditFilter { action: Some("assignment.updated".into()), ..Default::default() };
+    assert_eq!(store.audit_page(&org, &updates, 10, None).await.unwrap().items.len(), 2);
+    let window =
+        AuditFilter { from: Some(t0 + Duration::hours(1)), to: Some(t0 + Duration::hours(2)), ..Default::default() };
+    let ids: Vec<String> =
+        store.audit_page(&org, &window, 10, None).await.unwrap().items.into_iter().map(|e| e.target_id).collect();
+    assert_eq!(ids, ["a2", "a1"], "both ends inclusive");
+    let nobody = AuditFilter { actor_email: Some("nobody@example.com".into()), ..Default::default() };
+    assert!(store.audit_page(&org, &nobody, 10, None).await.unwrap().items.is_empty());
+}
+
+#[tokio::test]
+async fn the_bundled_catalog_loads_and_resolves_with_one_read() {
+    let (store, capacity) = store_with_capacity().await;
+    let catalog = Catalog::bundled().unwrap();
+    let written = store.put_catalog(catalog.nodes()).await.unwrap();
+    assert!(written > 150);
+
+    capacity.reset();
+    let node = store.catalog_node(ContentArea::Practice, TargetType::Topic, "sql-injection").await.unwrap().unwrap();
+    assert_eq!(node.path, "OWASP Web Top 10 / A03 Injection / SQL Injection");
+    assert_eq!(capacity.requests(), 1);
+    let web = store.catalog_node(ContentArea::Practice, TargetType::Category, "web").await.unwrap().unwrap();
+    assert_eq!(Some(&web), catalog.node(TargetType::Category, "web"));
+    assert!(store.catalog_node(ContentArea::Learn, TargetType::Topic, "sql-injection").await.unwrap().is_none());
+    assert!(store.catalog_node(ContentArea::Practice, TargetType::Topic, "x#y").await.is_err());
+}

@@ -1,0 +1,89 @@
+//! `template.yaml` is the source of the table the code runs against, locally and deployed; these tests
+//! hold it to the key names the store builds.
+
+use serde_yaml_ng::Value;
+use store::keys;
+
+fn template() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    serde_yaml_ng::from_str(&std::fs::read_to_string(path).expect("template.yaml readable"))
+        .expect("template.yaml parses")
+}
+
+fn table(template: &Value) -> &Value {
+    let resources = template["Resources"].as_mapping().expect("Resources");
+    let tables: Vec<&Value> =
+        resources.values().filter(|r| r["Type"].as_str() == Some("AWS::DynamoDB::Table")).collect();
+    assert_eq!(tables.len(), 1, "one table for everything");
+    tables[0]
+}
+
+fn key_schema(schema: &Value) -> Vec<(String, String)> {
+    schema
+        .as_sequence()
+        .expect("KeySchema")
+        .iter()
+        .map(|k| (k["AttributeName"].as_str().unwrap().to_owned(), k["KeyType"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+#[test]
+fn table_keys_and_indexes_match_the_store() {
+    let template = template();
+    let table = table(&template);
+    let props = &table["Properties"];
+    let hash_range = |pk: &str, sk: &str| vec![(pk.to_owned(), "HASH".to_owned()), (sk.to_owned(), "RANGE".to_owned())];
+    assert_eq!(key_schema(&props["KeySchema"]), hash_range(keys::PK, keys::SK));
+
+    let indexes = props["GlobalSecondaryIndexes"].as_sequence().expect("GSIs");
+    let expected = [
+        (keys::GSI1, keys::GSI1PK, keys::GSI1SK),
+        (keys::GSI2, keys::GSI2PK, keys::GSI2SK),
+        (keys::GSI3, keys::GSI3PK, keys::GSI3SK),
+    ];
+    assert_eq!(indexes.len(), expected.len());
+    for (name, pk, sk) in expected {
+        let index =
+            indexes.iter().find(|i| i["IndexName"].as_str() == Some(name)).unwrap_or_else(|| panic!("{name} missing"));
+        assert_eq!(key_schema(&index["KeySchema"]), hash_range(pk, sk), "{name}");
+        assert_eq!(index["Projection"]["ProjectionType"].as_str(), Some("ALL"), "{name}");
+    }
+
+    let defined: Vec<&str> = props["AttributeDefinitions"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .inspect(|d| assert_eq!(d["AttributeType"].as_str(), Some("S"), "every key attribute is a string"))
+        .map(|d| d["AttributeName"].as_str().unwrap())
+        .collect();
+    for name in [keys::PK, keys::SK, keys::GSI1PK, keys::GSI1SK, keys::GSI2PK, keys::GSI2SK, keys::GSI3PK, keys::GSI3SK]
+    {
+        assert!(defined.contains(&name), "{name} not defined");
+    }
+}
+
+#[test]
+fn table_is_on_demand_recoverable_retained_and_expires_ttl_items() {
+    let template = template();
+    let table = table(&template);
+    let props = &table["Properties"];
+    assert_eq!(props["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+    assert_eq!(props["TimeToLiveSpecification"]["AttributeName"].as_str(), Some(keys::TTL_ATTRIBUTE));
+    assert_eq!(props["TimeToLiveSpecification"]["Enabled"].as_bool(), Some(true));
+    assert_eq!(props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(), Some(true));
+    assert_eq!(table["DeletionPolicy"].as_str(), Some("Retain"));
+    assert_eq!(table["UpdateReplacePolicy"].as_str(), Some("Retain"));
+}
+
+#[test]
+fn export_bucket_is_private_and_encrypted() {
+    let template = template();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let bucket = resources.values().find(|r| r["Type"].as_str() == Some("AWS::S3::Bucket")).expect("export bucket");
+    let block = &bucket["Properties"]["PublicAccessBlockConfiguration"];
+    for setting in ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"] {
+        assert_eq!(block[setting].as_bool(), Some(true), "{setting}");
+    }
+    let rules = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"].as_sequence().unwrap();
+    assert!(!rules.is_empty());
+}
