@@ -1,0 +1,75 @@
+//! GET /users/{userId}/assignments: a learner's active assignments, soonest deadline first, with
+//! status, progress and where each came from. Learners may read only their own.
+
+use std::collections::HashMap;
+
+use ::http::StatusCode;
+use api::http::{self, json_response};
+use api::{ApiError, App, Call, auth, views};
+use domain::{Role, Source, UserId};
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    api::serve(app, &req, learner_view).await
+}
+
+async fn learner_view(call: Call<'_>) -> Result<Response<Body>, ApiError> {
+    call.principal.require_scope(auth::PROGRESS_READ)?;
+    let org = &call.principal.org;
+    let store = &call.app.store;
+    let raw = http::path_param(call.req, "userId").unwrap_or_default();
+    let user = UserId::parse(&raw).ok();
+    if call.principal.role == Role::Learner && user != call.principal.user_id {
+        return Err(ApiError::Forbidden("learners can only read their own assignments"));
+    }
+    let user = user.ok_or(ApiError::NotFound)?;
+    http::query(call.req, &[])?;
+
+    let rows: Vec<_> =
+        store.user_progress_rows(org, user).await?.into_iter().filter(|r| r.removed_at.is_none()).collect();
+    let ids: Vec<_> = rows.iter().map(|r| r.assignment_id).collect();
+    let assignments: HashMap<_, _> =
+        store.get_assignments(org, &ids).await?.into_iter().filter(|a| a.is_active).map(|a| (a.id, a)).collect();
+    let mut team_names = HashMap::new();
+    for row in &rows {
+        if let Source::Team { team_id } = row.source
+            && !team_names.contains_key(&team_id)
+            && let Some(team) = store.get_team(org, team_id).await?
+        {
+            team_names.insert(team_id, team.name);
+        }
+    }
+
+    let mut items: Vec<_> =
+        rows.iter().filter_map(|row| assignments.get(&row.assignment_id).map(|a| (a, row))).collect();
+    items.sort_by_key(|(a, _)| (a.deadline, a.created_at));
+    let items: Vec<_> = items
+        .into_iter()
+        .map(|(a, row)| {
+            let (source, team) = views::source(&row.source, &team_names);
+            let mut item = json!({
+                "id": a.id,
+                "contentArea": a.target.content_area,
+                "targetType": a.target.target_type,
+                "targetId": a.target.target_id,
+                "targetTitle": a.target_title,
+                "targetPath": a.target_path,
+                "deadline": a.deadline,
+                "isMandatory": a.is_mandatory,
+                "note": a.note,
+                "status": row.status(&a.units, a.item_count, a.deadline, call.now),
+                "progress": row.progress(&a.units, a.item_count),
+                "completedItems": row.completed_tracked(&a.units),
+                "totalItems": a.item_count,
+                "source": source,
+            });
+            if let Some(team) = team {
+                item["teamId"] = team["teamId"].clone();
+                item["teamName"] = team["teamName"].clone();
+            }
+            item
+        })
+        .collect();
+    Ok(json_response(StatusCode::OK, &json!({ "userId": user, "items": items })))
+}

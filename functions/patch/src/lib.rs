@@ -1,0 +1,89 @@
+//! PATCH /assignments/{id} (deadline, isMandatory, note, isActive) and DELETE /assignments/{id}
+//! (deactivate; nothing is erased). Optional `If-Match`; every change is audit-logged.
+
+use ::http::{Method, StatusCode};
+use api::http::{self, json_response};
+use api::{ApiError, App, Call, auth, views};
+use domain::{Activation, AssignmentId, AuditEntry, Patch, validation};
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+use store::StoreError;
+
+/// Without `If-Match`, a concurrent edit is re-read and the patch applied again, a few times.
+const ATTEMPTS: usize = 3;
+
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    api::serve(app, &req, patch).await
+}
+
+async fn patch(call: Call<'_>) -> Result<Response<Body>, ApiError> {
+    call.principal.require_admin_scope(auth::ASSIGNMENTS_WRITE)?;
+    let org = &call.principal.org;
+    let store = &call.app.store;
+    let id =
+        http::path_param(call.req, "id").and_then(|raw| AssignmentId::parse(&raw).ok()).ok_or(ApiError::NotFound)?;
+    let is_delete = match *call.req.method() {
+        Method::DELETE => true,
+        Method::PATCH => false,
+        _ => return Err(ApiError::MethodNotAllowed),
+    };
+    let expected = http::if_match(call.req)?;
+    let patch = if is_delete {
+        Patch { is_active: Some(false), ..Default::default() }
+    } else {
+        validation::validate_patch(&http::json_body(call.req)?, call.now.date_naive())?
+    };
+
+    for _ in 0..ATTEMPTS {
+        let current = store.get_assignment(org, id).await?.ok_or(ApiError::NotFound)?;
+        if expected.is_some_and(|v| v != current.version) {
+            return Err(ApiError::PreconditionFailed { current_version: current.version });
+        }
+        let Some((next, activation)) = current.patched(&patch, call.now) else {
+            return Ok(respond(is_delete, &current, &call));
+        };
+        let action = match activation {
+            Activation::Deactivated => "assignment.deactivated",
+            Activation::Reactivated => "assignment.reactivated",
+            Activation::Unchanged => "assignment.updated",
+        };
+        let audit = AuditEntry {
+            id: uuid::Uuid::now_v7(),
+            created_at: call.now,
+            action: action.into(),
+            actor_id: call.principal.actor_id.clone(),
+            actor_email: call.principal.actor_email.clone(),
+            actor_role: call.principal.role,
+            target_type: "assignment".into(),
+            target_id: id.to_string(),
+            target_label: current.target_title.clone(),
+            metadata: json!({"before": current.editable_snapshot(), "after": next.editable_snapshot()}),
+            request_id: call.request_id.clone(),
+        };
+        match store.update_assignment(org, &current, &next, activation, &audit).await {
+            Ok(()) => return Ok(respond(is_delete, &next, &call)),
+            Err(StoreError::VersionConflict) if expected.is_none() => continue,
+            Err(StoreError::VersionConflict) => {
+                let version = store.get_assignment(org, id).await?.map_or(current.version, |a| a.version);
+                return Err(ApiError::PreconditionFailed { current_version: version });
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(ApiError::Unavailable)
+}
+
+fn respond(is_delete: bool, assignment: &domain::Assignment, call: &Call<'_>) -> Response<Body> {
+    let mut response = if is_delete {
+        Response::builder()
+            .status(StatusCode::NO_CONTENT)
+            .body(Body::Empty)
+            .unwrap_or_else(|_| Response::new(Body::Empty))
+    } else {
+        json_response(StatusCode::OK, &views::assignment(assignment, call.now))
+    };
+    if let Ok(etag) = http::etag(assignment.version).parse() {
+        response.headers_mut().insert("etag", etag);
+    }
+    response
+}

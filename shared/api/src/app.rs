@@ -1,0 +1,53 @@
+//! What a route function builds once per Lambda instance: configuration, clients, authenticator.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use store::{CursorCodec, Store};
+
+use crate::auth::Authenticator;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("SESSION_TOKEN_SECRET must be at least 32 bytes")]
+    WeakSecret,
+}
+
+/// Shared state of a route function.
+#[derive(Clone, Debug)]
+pub struct App {
+    pub store: Store,
+    pub auth: Authenticator,
+    pub cursors: CursorCodec,
+}
+
+impl App {
+    /// `session_secret` verifies session tokens; the cursor-signing key is derived from it so one
+    /// secret is configured, and a cursor is not a token.
+    pub fn new(store: Store, session_secret: &[u8]) -> Self {
+        let mut mac = Hmac::<Sha256>::new_from_slice(session_secret).expect("HMAC accepts keys of any length");
+        mac.update(b"assignments/pagination-cursor/v1");
+        let cursor_key = mac.finalize().into_bytes().to_vec();
+        Self { auth: Authenticator::new(store.clone(), session_secret), cursors: CursorCodec::new(cursor_key), store }
+    }
+
+    /// Reads `TABLE_NAME` and `SESSION_TOKEN_SECRET` and builds the AWS clients. Fails fast with a clear
+    /// message, at start-up rather than on the first request.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let table = std::env::var("TABLE_NAME").map_err(|_| ConfigError::Missing("TABLE_NAME"))?;
+        let secret = std::env::var("SESSION_TOKEN_SECRET").map_err(|_| ConfigError::Missing("SESSION_TOKEN_SECRET"))?;
+        if secret.len() < 32 {
+            return Err(ConfigError::WeakSecret);
+        }
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        let store = Store::new(aws_sdk_dynamodb::Client::new(&config), table);
+        Ok(Self::new(store, secret.as_bytes()))
+    }
+}
+
+/// JSON logs for CloudWatch; level from `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).without_time().try_init();
+}

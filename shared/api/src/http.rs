@@ -1,0 +1,190 @@
+//! Request plumbing shared by the route handlers.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use http::{HeaderValue, StatusCode};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::Value;
+
+use crate::app::App;
+use crate::auth::Principal;
+use crate::problem::ApiError;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub const DEFAULT_LIMIT: usize = 50;
+pub const MAX_LIMIT: usize = 200;
+pub const BASE_PATH: &str = "/api/public/v1";
+
+/// One authenticated call.
+pub struct Call<'a> {
+    pub app: &'a App,
+    pub req: &'a Request,
+    pub principal: Principal,
+    pub request_id: String,
+    pub now: DateTime<Utc>,
+}
+
+fn request_id(req: &Request) -> String {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+        _ => None,
+    }
+    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+pub fn header<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Authenticates, runs `handler`, and turns any error into a problem response. Every response
+/// carries `X-Request-Id`.
+pub async fn serve<'a, F, Fut>(app: &'a App, req: &'a Request, handler: F) -> Response<Body>
+where
+    F: FnOnce(Call<'a>) -> Fut,
+    Fut: Future<Output = Result<Response<Body>, ApiError>>,
+{
+    let request_id = request_id(req);
+    let now = Utc::now();
+    let outcome = async {
+        let principal = app.auth.authenticate(header(req, "authorization"), now).await?;
+        handler(Call { app, req, principal, request_id: request_id.clone(), now }).await
+    }
+    .await;
+    let mut response = outcome.unwrap_or_else(|err| err.into_response(&request_id));
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    tracing::info!(request_id, method = %req.method(), path = req.uri().path(), status = response.status().as_u16(), "request");
+    response
+}
+
+/// The body as JSON: at most [`MAX_BODY_BYTES`], well-formed.
+pub fn json_body(req: &Request) -> Result<Value, ApiError> {
+    let bytes: &[u8] = match req.body() {
+        Body::Empty => b"",
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => b"",
+    };
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES });
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::InvalidJson("the body is empty".into()));
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))
+}
+
+/// Raw body bytes (for hashing), after the size check.
+pub fn body_bytes(req: &Request) -> &[u8] {
+    match req.body() {
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => b"",
+    }
+}
+
+/// Query parameters; names outside `allowed` and repeated names are refused.
+pub fn query(req: &Request, allowed: &[&str]) -> Result<BTreeMap<String, String>, ApiError> {
+    let params = req.query_string_parameters();
+    let mut out = BTreeMap::new();
+    let mut errors = Vec::new();
+    for (name, _) in params.iter() {
+        if !allowed.contains(&name) {
+            errors.push(domain::validation::FieldError {
+                field: name.to_owned(),
+                message: format!("unknown query parameter; expected one of: {}", allowed.join(", ")),
+            });
+        } else if let Some(values) = params.all(name) {
+            if values.len() > 1 {
+                errors.push(domain::validation::FieldError {
+                    field: name.to_owned(),
+                    message: "given more than once".into(),
+                });
+            } else {
+                out.insert(name.to_owned(), values[0].to_owned());
+            }
+        }
+    }
+    if errors.is_empty() { Ok(out) } else { Err(ApiError::Validation(errors)) }
+}
+
+pub fn bool_param(params: &BTreeMap<String, String>, name: &str) -> Result<Option<bool>, ApiError> {
+    match params.get(name).map(String::as_str) {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(_) => Err(ApiError::field(name, "must be true or false")),
+    }
+}
+
+pub fn limit_param(params: &BTreeMap<String, String>) -> Result<usize, ApiError> {
+    match params.get("limit") {
+        None => Ok(DEFAULT_LIMIT),
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(ApiError::field("limit", format!("must be an integer from 1 to {MAX_LIMIT}"))),
+        },
+    }
+}
+
+pub fn path_param(req: &Request, name: &str) -> Option<String> {
+    req.path_parameters_ref().and_then(|p| p.first(name)).map(str::to_owned)
+}
+
+pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::Text(body.to_string()))
+        .unwrap_or_else(|_| Response::new(Body::Empty))
+}
+
+pub fn etag(version: u64) -> String {
+    format!("\"{version}\"")
+}
+
+/// `If-Match` as a version: `"3"`, `W/"3"` or `*` (any).
+pub fn if_match(req: &Request) -> Result<Option<u64>, ApiError> {
+    let Some(raw) = header(req, "if-match") else { return Ok(None) };
+    let raw = raw.trim();
+    if raw == "*" {
+        return Ok(None);
+    }
+    let tag = raw.strip_prefix("W/").unwrap_or(raw).trim_matches('"');
+    tag.parse().map(Some).map_err(|_| ApiError::field("If-Match", "must be an ETag such as \"3\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_header(name: &str, value: &str) -> Request {
+        let mut req = Request::new(Body::Empty);
+        req.headers_mut()
+            .insert(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
+        req
+    }
+
+    #[test]
+    fn if_match_accepts_strong_weak_and_any() {
+        assert_eq!(if_match(&with_header("if-match", "\"3\"")).unwrap(), Some(3));
+        assert_eq!(if_match(&with_header("if-match", "W/\"4\"")).unwrap(), Some(4));
+        assert_eq!(if_match(&with_header("if-match", "*")).unwrap(), None);
+        assert!(if_match(&with_header("if-match", "\"v3\"")).is_err());
+        assert_eq!(if_match(&Request::new(Body::Empty)).unwrap(), None);
+    }
+
+    #[test]
+    fn bodies_are_bounded_and_must_be_json() {
+        assert!(json_body(&Request::new(Body::Text("{\"a\":1}".into()))).is_ok());
+        assert!(matches!(json_body(&Request::new(Body::Text("{nope".into()))), Err(ApiError::InvalidJson(_))));
+        assert!(matches!(json_body(&Request::new(Body::Empty)), Err(ApiError::InvalidJson(_))));
+        let big = format!("\"{}\"", "x".repeat(MAX_BODY_BYTES));
+        assert!(matches!(json_body(&Request::new(Body::Text(big))), Err(ApiError::PayloadTooLarge { .. })));
+    }
+}

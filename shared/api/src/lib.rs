@@ -1,0 +1,14 @@
+//! HTTP glue shared by the route functions: configuration, authentication and rate limits, request
+//! helpers, the single error-to-problem mapping, resource views and roster resolution.
+
+pub mod app;
+pub mod auth;
+pub mod http;
+pub mod problem;
+pub mod roster;
+pub mod views;
+
+pub use app::{App, ConfigError, init_tracing};
+pub use auth::{Authenticator, Principal};
+pub use http::{Call, serve};
+pub use problem::ApiError;

@@ -1,0 +1,229 @@
+//! The one place errors become HTTP responses: RFC 9457 problem+json that also carries the v1 `error`
+//! code and context members. `Debug` output of internal errors never reaches a client.
+
+use domain::validation::{FieldError, ValidationError};
+use http::StatusCode;
+use lambda_http::{Body, Response};
+use serde_json::{Value, json};
+use store::StoreError;
+
+/// Every way a request can fail, as the client sees it.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("the request has invalid fields")]
+    Validation(Vec<FieldError>),
+    #[error("these fields cannot be changed: {}", .0.join(", "))]
+    ImmutableField(Vec<String>),
+    #[error("{0}")]
+    UnknownTarget(String),
+    #[error("{0}")]
+    UnknownAssignee(String),
+    #[error("the organization has no custom courses")]
+    NoCustomCourses,
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("this API key lacks the scope {required}")]
+    InsufficientScope { required: String, present: Vec<String> },
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("no such resource")]
+    NotFound,
+    #[error("an active assignment with the same target and assignee exists")]
+    DuplicateAssignment { existing_id: String },
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyKeyReused,
+    #[error("a request with this Idempotency-Key is still being processed")]
+    IdempotencyInProgress,
+    #[error("If-Match does not match the current version {current_version}")]
+    PreconditionFailed { current_version: u64 },
+    #[error("the request body exceeds {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("rate limit exceeded")]
+    RateLimited { retry_after_secs: u64, limit: &'static str },
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("the service is busy; retry shortly")]
+    Unavailable,
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        ApiError::Validation(vec![FieldError { field: field.to_owned(), message: message.into() }])
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidJson(_)
+            | ApiError::Validation(_)
+            | ApiError::ImmutableField(_)
+            | ApiError::UnknownTarget(_)
+            | ApiError::UnknownAssignee(_)
+            | ApiError::NoCustomCourses => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::InsufficientScope { .. } | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::DuplicateAssignment { .. } | ApiError::IdempotencyKeyReused | ApiError::IdempotencyInProgress => {
+                StatusCode::CONFLICT
+            }
+            ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable v1 `error` code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::Validation(_) => "validation_failed",
+            ApiError::ImmutableField(_) => "immutable_field",
+            ApiError::UnknownTarget(_) => "unknown_target",
+            ApiError::UnknownAssignee(_) => "unknown_assignee",
+            ApiError::NoCustomCourses => "no_custom_courses",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::InsufficientScope { .. } => "insufficient_scope",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::DuplicateAssignment { .. } => "duplicate_assignment",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::IdempotencyInProgress => "idempotency_key_in_progress",
+            ApiError::PreconditionFailed { .. } => "precondition_failed",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Unavailable => "service_unavailable",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The problem+json response, with `X-Request-Id`.
+    pub fn into_response(self, request_id: &str) -> Response<Body> {
+        let status = self.status();
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(request_id, detail = %detail, "internal error");
+        }
+        let detail = match &self {
+            // Never leak internals.
+            ApiError::Internal(_) => "An unexpected error occurred; quote the request id when reporting it.".to_owned(),
+            other => other.to_string(),
+        };
+        let mut body = json!({
+            "type": format!("https://docs.scs.example/problems/{}", self.code().replace('_', "-")),
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "status": status.as_u16(),
+            "detail": detail,
+            "error": self.code(),
+            "requestId": request_id,
+        });
+        let extra: Option<(&str, Value)> = match &self {
+            ApiError::Validation(errors) => Some(("errors", json!(errors))),
+            ApiError::ImmutableField(fields) => Some((
+                "errors",
+                json!(fields.iter().map(|f| json!({"field": f, "message": "cannot be changed"})).collect::<Vec<_>>()),
+            )),
+            ApiError::InsufficientScope { required, present } => {
+                body["present"] = json!(present);
+                Some(("required", json!(required)))
+            }
+            ApiError::DuplicateAssignment { existing_id } => Some(("existingId", json!(existing_id))),
+            ApiError::PreconditionFailed { current_version } => Some(("currentVersion", json!(current_version))),
+            ApiError::PayloadTooLarge { limit } => Some(("limit", json!(limit))),
+            ApiError::RateLimited { retry_after_secs, limit } => {
+                body["limit"] = json!(limit);
+                Some(("retryAfter", json!(retry_after_secs)))
+            }
+            _ => None,
+        };
+        if let Some((name, value)) = extra {
+            body[name] = value;
+        }
+        let mut builder = Response::builder()
+            .status(status)
+            .header("content-type", "application/problem+json")
+            .header("x-request-id", request_id);
+        match &self {
+            ApiError::RateLimited { retry_after_secs, .. } => {
+                builder = builder.header("retry-after", retry_after_secs.to_string());
+            }
+            ApiError::Unavailable => builder = builder.header("retry-after", "1"),
+            ApiError::Unauthorized(_) => builder = builder.header("www-authenticate", "Bearer"),
+            _ => {}
+        }
+        builder.body(Body::Text(body.to_string())).unwrap_or_else(|_| Response::new(Body::Empty))
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(err: ValidationError) -> Self {
+        match err {
+            ValidationError::NotAnObject => ApiError::field("body", "must be a JSON object"),
+            ValidationError::Fields(errors) => ApiError::Validation(errors),
+            ValidationError::Immutable(fields) => ApiError::ImmutableField(fields),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound => ApiError::NotFound,
+            StoreError::DuplicateAssignment { existing_id } => {
+                ApiError::DuplicateAssignment { existing_id: existing_id.to_string() }
+            }
+            StoreError::InvalidCursor => ApiError::field("cursor", "is not a cursor this listing issued"),
+            StoreError::Throttled(_) | StoreError::TransactionConflict(_) => ApiError::Unavailable,
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(resp: &Response<Body>) -> Value {
+        match resp.body() {
+            Body::Text(text) => serde_json::from_str(text).unwrap(),
+            other => panic!("unexpected body {other:?}"),
+        }
+    }
+
+    #[test]
+    fn problems_carry_the_v1_code_and_context() {
+        let resp = ApiError::InsufficientScope {
+            required: "assignments:write".into(),
+            present: vec!["assignments:read".into()],
+        }
+        .into_response("req-1");
+        assert_eq!(resp.status(), 403);
+        assert_eq!(resp.headers()["content-type"], "application/problem+json");
+        assert_eq!(resp.headers()["x-request-id"], "req-1");
+        let json = body(&resp);
+        assert_eq!(json["error"], "insufficient_scope");
+        assert_eq!(json["required"], "assignments:write");
+        assert_eq!(json["present"], json!(["assignments:read"]));
+        assert_eq!(json["status"], 403);
+    }
+
+    #[test]
+    fn internal_details_never_reach_the_client() {
+        let resp = ApiError::Internal("secret table name".into()).into_response("r");
+        assert_eq!(resp.status(), 500);
+        assert!(!body(&resp).to_string().contains("secret"));
+    }
+
+    #[test]
+    fn rate_limits_say_when_to_retry() {
+        let resp = ApiError::RateLimited { retry_after_secs: 17, limit: "60/minute" }.into_response("r");
+        assert_eq!(resp.status(), 429);
+        assert_eq!(resp.headers()["retry-after"], "17");
+        assert_eq!(body(&resp)["error"], "rate_limited");
+    }
+}

@@ -1,0 +1,73 @@
+//! JSON shapes of the public API (camelCase, v1 field names).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use domain::{Assignment, ProgressRow, Source, TeamId, User};
+use serde_json::{Value, json};
+
+/// The assignment resource.
+pub fn assignment(a: &Assignment, now: DateTime<Utc>) -> Value {
+    json!({
+        "id": a.id,
+        "contentArea": a.target.content_area,
+        "targetType": a.target.target_type,
+        "targetId": a.target.target_id,
+        "targetTitle": a.target_title,
+        "targetPath": a.target_path,
+        "assigneeType": a.assignee.assignee_type,
+        "assigneeId": a.assignee.assignee_id,
+        "assigneeName": a.assignee_name,
+        "deadline": a.deadline,
+        "isMandatory": a.is_mandatory,
+        "note": a.note,
+        "isActive": a.is_active,
+        "itemCount": a.item_count,
+        "createdAt": a.created_at,
+        "createdBy": a.created_by,
+        "updatedAt": a.updated_at,
+        "version": a.version,
+        "progress": a.aggregates.summary(a.item_count, a.deadline, now),
+    })
+}
+
+/// `source` and, for team assignments, the team's id and current name.
+pub fn source(source: &Source, team_names: &HashMap<TeamId, String>) -> (Value, Option<Value>) {
+    match source {
+        Source::Individual => (json!("individual"), None),
+        Source::Organization => (json!("organization"), None),
+        Source::Team { team_id } => {
+            (json!("team"), Some(json!({"teamId": team_id, "teamName": team_names.get(team_id)})))
+        }
+    }
+}
+
+/// One learner's row in the assignment detail.
+pub fn user_progress(
+    row: &ProgressRow,
+    user: Option<&User>,
+    a: &Assignment,
+    team_names: &HashMap<TeamId, String>,
+    now: DateTime<Utc>,
+) -> Value {
+    let (source, team) = source(&row.source, team_names);
+    let mut view = json!({
+        "userId": row.user_id,
+        "name": user.map(|u| u.name.as_str()),
+        "email": user.map(|u| u.email.as_str()),
+        "status": row.status(&a.units, a.item_count, a.deadline, now),
+        "completedItems": row.completed_tracked(&a.units),
+        "totalItems": a.item_count,
+        "progress": row.progress(&a.units, a.item_count),
+        "averageScore": row.average_score(&a.units),
+        "startedAt": row.started_at,
+        "completedAt": row.completed_at,
+        "source": source,
+        "removedAt": row.removed_at,
+    });
+    if let (Some(team), Some(obj)) = (team, view.as_object_mut()) {
+        obj.insert("teamId".into(), team["teamId"].clone());
+        obj.insert("teamName".into(), team["teamName"].clone());
+    }
+    view
+}
