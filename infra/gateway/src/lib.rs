@@ -1,0 +1,350 @@
+//! The local API Gateway.
+//!
+//! Routes come from `template.yaml` (each function's `HttpApi` events), so a route missing from the
+//! template is missing here too. Each HTTP request becomes the HTTP API payload-2.0 event API Gateway
+//! would send; the event goes through the same path as the Lambda Invoke API (event JSON → the
+//! function's `handle` → response JSON), and the response JSON becomes the HTTP response.
+
+pub mod seed;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use api::App;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use lambda_http::Body;
+use lambda_http::request::LambdaRequest;
+use serde_json::{Value, json};
+
+/// Function logical IDs of `template.yaml` that this gateway can run, with their handlers.
+pub const FUNCTIONS: &[&str] = &[
+    "CreateAssignmentFunction",
+    "ListAssignmentsFunction",
+    "GetAssignmentFunction",
+    "PatchAssignmentFunction",
+    "LearnerAssignmentsFunction",
+];
+
+/// API Gateway HTTP APIs accept bodies up to 10 MB; the functions enforce their own smaller limit.
+const MAX_GATEWAY_BODY: usize = 10 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("template.yaml: {0}")]
+    Template(String),
+    #[error("function {0} is not known to the local gateway")]
+    UnknownFunction(String),
+    #[error("invalid event: {0}")]
+    InvalidEvent(String),
+}
+
+/// One `HttpApi` event of a function in the template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub method: String,
+    pub path: String,
+    pub function: String,
+}
+
+/// The HTTP API routes declared in the template.
+pub fn routes_from_template(template_yaml: &str) -> Result<Vec<Route>, GatewayError> {
+    let template: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(template_yaml).map_err(|e| GatewayError::Template(e.to_string()))?;
+    let resources = template["Resources"].as_mapping().ok_or_else(|| GatewayError::Template("no Resources".into()))?;
+    let mut routes = Vec::new();
+    for (logical_id, resource) in resources {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let Some(events) = resource["Properties"]["Events"].as_mapping() else { continue };
+        for event in events.values().filter(|e| e["Type"].as_str() == Some("HttpApi")) {
+            let props = &event["Properties"];
+            let (Some(method), Some(path)) = (props["Method"].as_str(), props["Path"].as_str()) else {
+                return Err(GatewayError::Template(format!("{logical_id:?}: HttpApi event without Method/Path")));
+            };
+            routes.push(Route {
+                method: method.to_ascii_uppercase(),
+                path: path.to_owned(),
+                function: logical_id.as_str().unwrap_or_default().to_owned(),
+            });
+        }
+    }
+    Ok(routes)
+}
+
+/// Matches `/a/{id}/b` style templates; returns the path parameters.
+fn match_path(template: &str, path: &str) -> Option<HashMap<String, String>> {
+    let mut params = HashMap::new();
+    let mut want = template.trim_end_matches('/').split('/');
+    let mut got = path.trim_end_matches('/').split('/');
+    loop {
+        match (want.next(), got.next()) {
+            (None, None) => return Some(params),
+            (Some(w), Some(g)) if w.starts_with('{') && w.ends_with('}') && !g.is_empty() => {
+                let decoded = percent_decode(g);
+                params.insert(w[1..w.len() - 1].to_owned(), decoded);
+            }
+            (Some(w), Some(g)) if w == g => {}
+            _ => return None,
+        }
+    }
+}
+
+fn percent_decode(raw: &str) -> String {
+    form_urlencoded::parse(format!("x={}", raw.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+#[derive(Clone)]
+pub struct Gateway {
+    app: Arc<App>,
+    routes: Arc<Vec<Route>>,
+}
+
+impl Gateway {
+    /// Refuses a template route whose function this gateway cannot run.
+    pub fn new(app: App, routes: Vec<Route>) -> Result<Self, GatewayError> {
+        if let Some(route) = routes.iter().find(|r| !FUNCTIONS.contains(&r.function.as_str())) {
+            return Err(GatewayError::UnknownFunction(route.function.clone()));
+        }
+        Ok(Self { app: Arc::new(app), routes: Arc::new(routes) })
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// Runs a function on an event, as Lambda's Invoke API would, returning the function's result.
+    pub async fn invoke(&self, function: &str, event: Value) -> Result<Value, GatewayError> {
+        if !FUNCTIONS.contains(&function) {
+            return Err(GatewayError::UnknownFunction(function.to_owned()));
+        }
+        let request: LambdaRequest =
+            serde_json::from_value(event).map_err(|e| GatewayError::InvalidEvent(e.to_string()))?;
+        let request: lambda_http::Request = request.into();
+        let app = &*self.app;
+        let response = match function {
+            "CreateAssignmentFunction" => create_fn::handle(app, request).await,
+            "ListAssignmentsFunction" => list_fn::handle(app, request).await,
+            "GetAssignmentFunction" => detail_fn::handle(app, request).await,
+            "PatchAssignmentFunction" => patch_fn::handle(app, request).await,
+            "LearnerAssignmentsFunction" => learner_view_fn::handle(app, request).await,
+            other => return Err(GatewayError::UnknownFunction(other.to_owned())),
+        };
+        Ok(response_event(response))
+    }
+
+    /// The public API on one listener.
+    pub fn api_router(&self) -> Router {
+        Router::new().fallback(api_request).with_state(self.clone())
+    }
+
+    /// The Lambda Invoke API (`POST /2015-03-31/functions/<LogicalId>/invocations`).
+    pub fn invoke_router(&self) -> Router {
+        Router::new()
+            .route("/2015-03-31/functions/{function}/invocations", axum::routing::post(invoke_request))
+            .with_state(self.clone())
+    }
+
+    /// Serves both routers until the process ends.
+    pub async fn serve(self, api: tokio::net::TcpListener, invoke: tokio::net::TcpListener) -> std::io::Result<()> {
+        let api_server = axum::serve(api, self.api_router());
+        let invoke_server = axum::serve(invoke, self.invoke_router());
+        tokio::try_join!(async { api_server.await }, async { invoke_server.await })?;
+        Ok(())
+    }
+}
+
+/// The payload-2.0 response format a function returns to API Gateway.
+fn response_event(response: http::Response<Body>) -> Value {
+    let (parts, body) = response.into_parts();
+    let mut headers = serde_json::Map::new();
+    for name in parts.headers.keys() {
+        let values: Vec<&str> = parts.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+        headers.insert(name.as_str().to_owned(), json!(values.join(",")));
+    }
+    let (body, encoded) = match body {
+        Body::Empty => (String::new(), false),
+        Body::Text(text) => (text, false),
+        Body::Binary(bytes) => (BASE64.encode(bytes), true),
+        _ => (String::new(), false),
+    };
+    json!({"statusCode": parts.status.as_u16(), "headers": headers, "body": body, "isBase64Encoded": encoded})
+}
+
+/// The payload-2.0 event API Gateway builds for a request.
+pub fn request_event(
+    route: &Route,
+    params: &HashMap<String, String>,
+    parts: &http::request::Parts,
+    body: &[u8],
+) -> Value {
+    let mut headers = serde_json::Map::new();
+    for name in parts.headers.keys() {
+        let values: Vec<&str> = parts.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+        headers.insert(name.as_str().to_owned(), json!(values.join(",")));
+    }
+    let raw_query = parts.uri.query().unwrap_or("");
+    let mut query: serde_json::Map<String, Value> = serde_json::Map::new();
+    for (name, value) in form_urlencoded::parse(raw_query.as_bytes()) {
+        // HTTP APIs join repeated query parameters with commas.
+        match query.get_mut(name.as_ref()) {
+            Some(Value::String(existing)) => {
+                existing.push(',');
+                existing.push_str(&value);
+            }
+            _ => {
+                query.insert(name.into_owned(), json!(value));
+            }
+        }
+    }
+    let now = chrono::Utc::now();
+    let route_key = format!("{} {}", route.method, route.path);
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": parts.uri.path(),
+        "rawQueryString": raw_query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": parts.headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1"),
+            "domainPrefix": "local",
+            "http": {
+                "method": parts.method.as_str(),
+                "path": parts.uri.path(),
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": parts.headers.get("user-agent").and_then(|h| h.to_str().ok()).unwrap_or(""),
+            },
+            "requestId": uuid::Uuid::new_v4().to_string(),
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
+            "timeEpoch": now.timestamp_millis(),
+        },
+        "isBase64Encoded": false,
+    });
+    if !query.is_empty() {
+        event["queryStringParameters"] = Value::Object(query);
+    }
+    if !params.is_empty() {
+        event["pathParameters"] = json!(params);
+    }
+    if !body.is_empty() {
+        match std::str::from_utf8(body) {
+            Ok(text) => event["body"] = json!(text),
+            Err(_) => {
+                event["body"] = json!(BASE64.encode(body));
+                event["isBase64Encoded"] = json!(true);
+            }
+        }
+    }
+    event
+}
+
+fn http_response(event: &Value) -> axum::response::Response {
+    let status = event["statusCode"]
+        .as_u64()
+        .and_then(|s| StatusCode::from_u16(s as u16).ok())
+        .unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut headers = HeaderMap::new();
+    if let Some(map) = event["headers"].as_object() {
+        for (name, value) in map {
+            if let (Ok(name), Some(Ok(value))) =
+                (HeaderName::from_bytes(name.as_bytes()), value.as_str().map(HeaderValue::from_str))
+            {
+                headers.insert(name, value);
+            }
+        }
+    }
+    let body = event["body"].as_str().unwrap_or_default();
+    let body = if event["isBase64Encoded"].as_bool() == Some(true) {
+        BASE64.decode(body).unwrap_or_default()
+    } else {
+        body.as_bytes().to_vec()
+    };
+    (status, headers, body).into_response()
+}
+
+async fn api_request(State(gateway): State<Gateway>, request: axum::extract::Request) -> axum::response::Response {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_GATEWAY_BODY).await else {
+        return (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(json!({"message": "Request Entity Too Large"})))
+            .into_response();
+    };
+    let path = parts.uri.path();
+    let matched = gateway.routes.iter().find_map(|route| {
+        (route.method == parts.method.as_str()).then(|| match_path(&route.path, path)).flatten().map(|p| (route, p))
+    });
+    let Some((route, params)) = matched else {
+        // What an HTTP API answers for a route it does not have.
+        return (StatusCode::NOT_FOUND, axum::Json(json!({"message": "Not Found"}))).into_response();
+    };
+    let event = request_event(route, &params, &parts, &body);
+    match gateway.invoke(&route.function, event).await {
+        Ok(response) => http_response(&response),
+        Err(err) => {
+            tracing::error!(error = %err, "local gateway could not invoke {}", route.function);
+            (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"message": "Internal Server Error"}))).into_response()
+        }
+    }
+}
+
+async fn invoke_request(
+    State(gateway): State<Gateway>,
+    Path(function): Path<String>,
+    body: Bytes,
+) -> axum::response::Response {
+    let event: Value = match serde_json::from_slice(&body) {
+        Ok(event) => event,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"Type": "InvalidRequestContentException", "Message": e.to_string()})),
+            )
+                .into_response();
+        }
+    };
+    match gateway.invoke(&function, event).await {
+        Ok(result) => (StatusCode::OK, axum::Json(result)).into_response(),
+        Err(GatewayError::UnknownFunction(name)) => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"Type": "ResourceNotFoundException", "Message": format!("Function not found: {name}")})),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"Type": "InvalidRequestContentException", "Message": e.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_route_is_served_and_paths_match_with_parameters() {
+        let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml")).unwrap();
+        let routes = routes_from_template(&template).unwrap();
+        assert!(routes.len() >= 6, "{routes:?}");
+        for route in &routes {
+            assert!(FUNCTIONS.contains(&route.function.as_str()), "{route:?}");
+        }
+        let params = match_path("/api/public/v1/assignments/{id}", "/api/public/v1/assignments/abc").unwrap();
+        assert_eq!(params["id"], "abc");
+        assert!(match_path("/api/public/v1/assignments/{id}", "/api/public/v1/assignments").is_none());
+        assert!(match_path("/api/public/v1/assignments", "/api/public/v1/assignments/x").is_none());
+    }
+}

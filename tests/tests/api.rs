@@ -1,0 +1,533 @@
+//! End-to-end: the local gateway on loopback, driven over HTTP as a client would, against DynamoDB
+//! Local. Each test seeds its own orgs, so tests run in parallel without seeing each other.
+
+use std::time::Duration;
+
+use chrono::{Timelike, Utc};
+use domain::{OrgId, Role};
+use gateway::seed::{self, SeededOrg};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+const SECRET: &[u8] = b"end-to-end-test-session-secret-0123456789";
+
+struct Env {
+    base: String,
+    invoke: String,
+    http: Client,
+    store: store::Store,
+}
+
+async fn start() -> Env {
+    let table = std::env::var("TABLE_NAME").unwrap_or_default();
+    assert!(!table.is_empty(), "end-to-end tests need the local stack: run them through infra/test.sh");
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let store = store::Store::new(aws_sdk_dynamodb::Client::new(&config), table);
+    seed::load_catalog(&store).await.unwrap();
+    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
+    let gw =
+        gateway::Gateway::new(api::App::new(store.clone(), SECRET), gateway::routes_from_template(&template).unwrap())
+            .unwrap();
+    let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let invoke_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/api/public/v1", api_listener.local_addr().unwrap());
+    let invoke = format!("http://{}", invoke_listener.local_addr().unwrap());
+    tokio::spawn(gw.serve(api_listener, invoke_listener));
+    Env { base, invoke, http: Client::builder().timeout(Duration::from_secs(30)).build().unwrap(), store }
+}
+
+async fn org(env: &Env) -> SeededOrg {
+    let id = OrgId::parse(&format!("e2e-{}", uuid::Uuid::new_v4().simple())).unwrap();
+    seed::seed_org(&env.store, SECRET, id, "Acme", Utc::now()).await.unwrap()
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+async fn call(
+    env: &Env,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let mut req = env.http.request(method, format!("{}{path}", env.base));
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if let Some(body) = body {
+        req = req.header("content-type", "application/json").body(body.to_string());
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap();
+    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    assert!(headers.contains_key("x-request-id") || status == StatusCode::NOT_FOUND, "every response has X-Request-Id");
+    Reply { status, headers, body }
+}
+
+fn deadline(days: i64) -> String {
+    (Utc::now().date_naive() + chrono::Duration::days(days)).to_string()
+}
+
+fn team_topic(org: &SeededOrg, topic: &str) -> Value {
+    json!({"contentArea": "practice", "targetType": "topic", "targetId": topic,
+           "assigneeType": "team", "assigneeId": org.teams[0].team_id, "deadline": deadline(30),
+           "note": "PCI DSS 6.2.2"})
+}
+
+fn assert_problem(reply: &Reply, status: u16, code: &str) {
+    assert_eq!(reply.status.as_u16(), status, "{:?}", reply.body);
+    assert_eq!(reply.body["error"], code, "{:?}", reply.body);
+    assert_eq!(reply.headers["content-type"], "application/problem+json");
+    assert_eq!(reply.body["status"], status);
+}
+
+#[tokio::test]
+async fn an_admin_assigns_a_team_and_everyone_sees_it() {
+    let env = start().await;
+    let org = org(&env).await;
+    let key = org.api_keys.admin.as_str();
+
+    let preview =
+        call(&env, Method::POST, "/assignments?dryRun=true", Some(key), Some(team_topic(&org, "sql-injection")), &[])
+            .await;
+    assert_eq!(preview.status, StatusCode::OK, "{:?}", preview.body);
+    assert_eq!(preview.body["summary"], "Will assign 11 challenges to 5 learners");
+    assert_eq!(preview.body["alreadyAssignedCount"], 0);
+
+    let created =
+        call(&env, Method::POST, "/assignments", Some(key), Some(team_topic(&org, "sql-injection")), &[]).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(created.headers["location"], format!("/api/public/v1/assignments/{id}").as_str());
+    assert_eq!(created.headers["etag"], "\"1\"");
+    assert_eq!(created.body["targetPath"], "OWASP Web Top 10 / A03 Injection / SQL Injection");
+    assert_eq!(created.body["assigneeName"], "Payments Platform");
+    assert_eq!(created.body["itemCount"], 11);
+    assert_eq!(created.body["progress"]["totalUsers"], 5);
+    assert_eq!(created.body["progress"]["notStartedUsers"], 5);
+
+    let preview_again =
+        call(&env, Method::POST, "/assignments?dryRun=true", Some(key), Some(team_topic(&org, "sql-injection")), &[])
+            .await;
+    assert_eq!(preview_again.body["alreadyAssignedCount"], 5);
+
+    let list = call(&env, Method::GET, "/assignments", Some(org.api_keys.read_only.as_str()), None, &[]).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert_eq!(list.body["items"][0]["id"], id.as_str());
+    assert_eq!(list.body["nextCursor"], Value::Null);
+
+    let detail =
+        call(&env, Method::GET, &format!("/assignments/{id}"), Some(org.admin().token.as_str()), None, &[]).await;
+    assert_eq!(detail.status, StatusCode::OK);
+    let users = detail.body["users"].as_array().unwrap();
+    assert_eq!(users.len(), 5);
+    assert!(
+        users
+            .iter()
+            .all(|u| u["status"] == "not_started" && u["source"] == "team" && u["teamName"] == "Payments Platform")
+    );
+    assert!(users.iter().all(|u| u["name"].is_string() && u["totalItems"] == 11));
+
+    let member = org.learners().find(|u| u.team_id == Some(org.teams[0].team_id)).unwrap();
+    let mine = call(
+        &env,
+        Method::GET,
+        &format!("/users/{}/assignments", member.user_id),
+        Some(member.token.as_str()),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(mine.status, StatusCode::OK, "{:?}", mine.body);
+    assert_eq!(mine.body["items"][0]["id"], id.as_str());
+    assert_eq!(mine.body["items"][0]["source"], "team");
+    assert_eq!(mine.body["items"][0]["teamName"], "Payments Platform");
+    assert_eq!(mine.body["items"][0]["status"], "not_started");
+}
+
+#[tokio::test]
+async fn patch_delete_and_reactivate_with_versions() {
+    let env = start().await;
+    let org = org(&env).await;
+    let key = org.api_keys.admin.as_str();
+    let created = call(&env, Method::POST, "/assignments", Some(key), Some(team_topic(&org, "xxe")), &[]).await;
+    let path = format!("/assignments/{}", created.body["id"].as_str().unwrap());
+
+    let patched = call(
+        &env,
+        Method::PATCH,
+        &path,
+        Some(key),
+        Some(json!({"note": null, "isMandatory": false})),
+        &[("if-match", "\"1\"")],
+    )
+    .await;
+    assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+    assert_eq!((patched.body["note"].clone(), patched.body["version"].clone()), (Value::Null, json!(2)));
+    assert_eq!(patched.headers["etag"], "\"2\"");
+
+    let stale = call(&env, Method::PATCH, &path, Some(key), Some(json!({"note": "x"})), &[("if-match", "\"1\"")]).await;
+    assert_problem(&stale, 412, "precondition_failed");
+    let immutable = call(&env, Method::PATCH, &path, Some(key), Some(json!({"targetId": "idor"})), &[]).await;
+    assert_problem(&immutable, 400, "immutable_field");
+    let unknown = call(&env, Method::PATCH, &path, Some(key), Some(json!({"colour": "red"})), &[]).await;
+    assert_problem(&unknown, 400, "validation_failed");
+    assert_eq!(unknown.body["errors"][0]["field"], "colour");
+
+    for _ in 0..2 {
+        let deleted = call(&env, Method::DELETE, &path, Some(key), None, &[]).await;
+        assert_eq!(deleted.status, StatusCode::NO_CONTENT, "repeating DELETE is harmless");
+    }
+    let inactive = call(&env, Method::GET, &path, Some(key), None, &[]).await;
+    assert_eq!(inactive.body["isActive"], false);
+    assert_eq!(inactive.body["users"].as_array().unwrap().len(), 5, "history is kept");
+
+    let again = call(&env, Method::PATCH, &path, Some(key), Some(json!({"isActive": true})), &[]).await;
+    assert_eq!((again.status, again.body["isActive"].clone()), (StatusCode::OK, json!(true)));
+    let dup = call(&env, Method::POST, "/assignments", Some(key), Some(team_topic(&org, "xxe")), &[]).await;
+    assert_problem(&dup, 409, "duplicate_assignment");
+    assert_eq!(dup.body["existingId"], again.body["id"]);
+}
+
+#[tokio::test]
+async fn bad_requests_get_precise_problems() {
+    let env = start().await;
+    let org = org(&env).await;
+    let key = org.api_keys.admin.as_str();
+
+    let raw =
+        env.http.post(format!("{}/assignments", env.base)).bearer_auth(key).body("{not json").send().await.unwrap();
+    assert_eq!(raw.status(), 400);
+    assert_eq!(raw.json::<Value>().await.unwrap()["error"], "invalid_json");
+
+    let mut body = team_topic(&org, "sql-injection");
+    body["deadline"] = json!("2020-01-01");
+    let past = call(&env, Method::POST, "/assignments", Some(key), Some(body), &[]).await;
+    assert_problem(&past, 400, "validation_failed");
+    assert_eq!(past.body["errors"][0]["field"], "deadline");
+
+    let unknown_target =
+        call(&env, Method::POST, "/assignments", Some(key), Some(team_topic(&org, "no-such-topic")), &[]).await;
+    assert_problem(&unknown_target, 400, "unknown_target");
+
+    let mut body = team_topic(&org, "xxe");
+    body["assigneeId"] = json!(uuid::Uuid::new_v4());
+    assert_problem(
+        &call(&env, Method::POST, "/assignments", Some(key), Some(body), &[]).await,
+        400,
+        "unknown_assignee",
+    );
+    let mut body = team_topic(&org, "xxe");
+    body["assigneeType"] = json!("org");
+    body["assigneeId"] = json!("someone-elses-org");
+    assert_problem(
+        &call(&env, Method::POST, "/assignments", Some(key), Some(body), &[]).await,
+        400,
+        "unknown_assignee",
+    );
+
+    let big = json!({"note": "x".repeat(70 * 1024)});
+    assert_problem(
+        &call(&env, Method::POST, "/assignments", Some(key), Some(big), &[]).await,
+        413,
+        "payload_too_large",
+    );
+
+    let tampered = call(&env, Method::GET, "/assignments?cursor=eyJQSyI6IngifQ.AAAA", Some(key), None, &[]).await;
+    assert_problem(&tampered, 400, "validation_failed");
+    assert_eq!(tampered.body["errors"][0]["field"], "cursor");
+    assert_problem(
+        &call(&env, Method::GET, "/assignments?limit=500", Some(key), None, &[]).await,
+        400,
+        "validation_failed",
+    );
+    assert_problem(&call(&env, Method::GET, "/assignments/not-a-uuid", Some(key), None, &[]).await, 404, "not_found");
+
+    // An org without custom courses cannot assign one.
+    let bare = OrgId::parse(&format!("e2e-bare-{}", uuid::Uuid::new_v4().simple())).unwrap();
+    let bare_key = seed::new_api_key_token();
+    env.store
+        .put_api_key(
+            &domain::ApiKey {
+                key_id: uuid::Uuid::new_v4(),
+                org_id: bare.clone(),
+                name: "bare".into(),
+                scopes: api::auth::ALL_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+                expires_at: None,
+                revoked_at: None,
+                created_by: "test".into(),
+                created_at: Utc::now(),
+            },
+            &bare_key,
+        )
+        .await
+        .unwrap();
+    let course = json!({"contentArea": "custom", "targetType": "custom-course", "targetId": uuid::Uuid::new_v4(),
+                        "assigneeType": "org", "assigneeId": bare.as_str(), "deadline": deadline(3)});
+    assert_problem(
+        &call(&env, Method::POST, "/assignments", Some(&bare_key), Some(course), &[]).await,
+        400,
+        "no_custom_courses",
+    );
+}
+
+#[tokio::test]
+async fn tokens_scopes_and_roles_are_enforced() {
+    let env = start().await;
+    let org = org(&env).await;
+    assert_problem(&call(&env, Method::GET, "/assignments", None, None, &[]).await, 401, "unauthorized");
+    assert_problem(
+        &call(&env, Method::GET, "/assignments", Some("scs_live_short"), None, &[]).await,
+        401,
+        "unauthorized",
+    );
+    assert_problem(
+        &call(&env, Method::GET, "/assignments", Some(&seed::new_api_key_token()), None, &[]).await,
+        401,
+        "unauthorized",
+    );
+    let expired = seed::session_token(
+        SECRET,
+        org.admin().user_id,
+        &org.org_id,
+        Role::OrgAdmin,
+        "a@x",
+        Utc::now() - chrono::Duration::hours(1),
+    );
+    assert_problem(&call(&env, Method::GET, "/assignments", Some(&expired), None, &[]).await, 401, "unauthorized");
+    let forged = seed::session_token(
+        b"another-secret-another-secret-xx",
+        org.admin().user_id,
+        &org.org_id,
+        Role::OrgAdmin,
+        "a@x",
+        Utc::now() + chrono::Duration::hours(1),
+    );
+    assert_problem(&call(&env, Method::GET, "/assignments", Some(&forged), None, &[]).await, 401, "unauthorized");
+
+    let write = call(
+        &env,
+        Method::POST,
+        "/assignments",
+        Some(org.api_keys.read_only.as_str()),
+        Some(team_topic(&org, "xxe")),
+        &[],
+    )
+    .await;
+    assert_problem(&write, 403, "insufficient_scope");
+    assert_eq!(write.body["required"], "assignments:write");
+    assert_eq!(write.body["present"], json!(["assignments:read"]));
+
+    let learner = org.learners().next().unwrap();
+    let other = org.learners().nth(1).unwrap();
+    assert_problem(
+        &call(&env, Method::GET, "/assignments", Some(learner.token.as_str()), None, &[]).await,
+        403,
+        "forbidden",
+    );
+    let theirs = call(
+        &env,
+        Method::GET,
+        &format!("/users/{}/assignments", other.user_id),
+        Some(learner.token.as_str()),
+        None,
+        &[],
+    )
+    .await;
+    assert_problem(&theirs, 403, "forbidden");
+    let own = call(
+        &env,
+        Method::GET,
+        &format!("/users/{}/assignments", learner.user_id),
+        Some(learner.token.as_str()),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(own.status, StatusCode::OK);
+
+    // Revocation applies to the very next request.
+    let admin_key = org.api_keys.admin.as_str();
+    assert_eq!(call(&env, Method::GET, "/assignments", Some(admin_key), None, &[]).await.status, StatusCode::OK);
+    let key_id = env.store.api_key_by_token(admin_key).await.unwrap().unwrap().key_id;
+    env.store.revoke_api_key(&org.org_id, key_id, Utc::now()).await.unwrap();
+    assert_problem(&call(&env, Method::GET, "/assignments", Some(admin_key), None, &[]).await, 401, "unauthorized");
+}
+
+#[tokio::test]
+async fn another_orgs_admin_sees_nothing_and_changes_nothing() {
+    let env = start().await;
+    let acme = org(&env).await;
+    let rival = org(&env).await;
+    let created = call(
+        &env,
+        Method::POST,
+        "/assignments",
+        Some(acme.api_keys.admin.as_str()),
+        Some(team_topic(&acme, "idor")),
+        &[],
+    )
+    .await;
+    let path = format!("/assignments/{}", created.body["id"].as_str().unwrap());
+    let rival_admin = rival.admin().token.as_str();
+
+    assert_problem(&call(&env, Method::GET, &path, Some(rival_admin), None, &[]).await, 404, "not_found");
+    assert_problem(
+        &call(&env, Method::PATCH, &path, Some(rival_admin), Some(json!({"note": "mine"})), &[]).await,
+        404,
+        "not_found",
+    );
+    assert_problem(&call(&env, Method::DELETE, &path, Some(rival_admin), None, &[]).await, 404, "not_found");
+    let listed = call(&env, Method::GET, "/assignments", Some(rival_admin), None, &[]).await;
+    assert_eq!(listed.body["items"], json!([]));
+    let member = acme.learners().next().unwrap();
+    let view =
+        call(&env, Method::GET, &format!("/users/{}/assignments", member.user_id), Some(rival_admin), None, &[]).await;
+    assert_eq!(view.body["items"], json!([]));
+
+    let untouched = call(&env, Method::GET, &path, Some(acme.api_keys.admin.as_str()), None, &[]).await;
+    assert_eq!(
+        (untouched.body["isActive"].clone(), untouched.body["note"].clone()),
+        (json!(true), json!("PCI DSS 6.2.2"))
+    );
+
+    // A cursor issued to one org is refused in another.
+    for topic in ["xxe", "zip-slip"] {
+        call(
+            &env,
+            Method::POST,
+            "/assignments",
+            Some(acme.api_keys.admin.as_str()),
+            Some(team_topic(&acme, topic)),
+            &[],
+        )
+        .await;
+    }
+    let page = call(&env, Method::GET, "/assignments?limit=1", Some(acme.api_keys.admin.as_str()), None, &[]).await;
+    let cursor = page.body["nextCursor"].as_str().unwrap().to_owned();
+    let next = call(
+        &env,
+        Method::GET,
+        &format!("/assignments?limit=1&cursor={cursor}"),
+        Some(acme.api_keys.admin.as_str()),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(next.status, StatusCode::OK);
+    assert_ne!(next.body["items"][0]["id"], page.body["items"][0]["id"]);
+    let stolen =
+        call(&env, Method::GET, &format!("/assignments?limit=1&cursor={cursor}"), Some(rival_admin), None, &[]).await;
+    assert_problem(&stolen, 400, "validation_failed");
+}
+
+#[tokio::test]
+async fn idempotency_keys_replay_and_refuse_reuse() {
+    let env = start().await;
+    let org = org(&env).await;
+    let key = org.api_keys.admin.as_str();
+    let first = call(
+        &env,
+        Method::POST,
+        "/assignments",
+        Some(key),
+        Some(team_topic(&org, "xxe")),
+        &[("idempotency-key", "k-1")],
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let retry = call(
+        &env,
+        Method::POST,
+        "/assignments",
+        Some(key),
+        Some(team_topic(&org, "xxe")),
+        &[("idempotency-key", "k-1")],
+    )
+    .await;
+    assert_eq!(retry.status, StatusCode::CREATED, "{:?}", retry.body);
+    assert_eq!(retry.body["id"], first.body["id"]);
+    assert_eq!(retry.headers["idempotent-replayed"], "true");
+    let reuse = call(
+        &env,
+        Method::POST,
+        "/assignments",
+        Some(key),
+        Some(team_topic(&org, "idor")),
+        &[("idempotency-key", "k-1")],
+    )
+    .await;
+    assert_problem(&reuse, 409, "idempotency_key_reused");
+    let listed = call(&env, Method::GET, "/assignments", Some(key), None, &[]).await;
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 1, "the retry created nothing");
+}
+
+#[tokio::test]
+async fn the_61st_request_in_a_minute_is_rate_limited() {
+    let env = start().await;
+    let org = org(&env).await;
+    // Start early in a calendar minute so all 61 requests fall in the same one.
+    let second = Utc::now().second();
+    if second > 30 {
+        tokio::time::sleep(Duration::from_secs(u64::from(61 - second))).await;
+    }
+    let key = org.api_keys.read_only.as_str();
+    for i in 1..=60 {
+        let ok = call(&env, Method::GET, "/assignments?limit=1", Some(key), None, &[]).await;
+        assert_eq!(ok.status, StatusCode::OK, "request {i}");
+    }
+    let limited = call(&env, Method::GET, "/assignments?limit=1", Some(key), None, &[]).await;
+    assert_problem(&limited, 429, "rate_limited");
+    let retry_after: u64 = limited.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after));
+    // Another key of the same org has its own budget.
+    assert_eq!(
+        call(&env, Method::GET, "/assignments", Some(org.api_keys.admin.as_str()), None, &[]).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn functions_can_be_invoked_through_the_lambda_invoke_api() {
+    let env = start().await;
+    let org = org(&env).await;
+    let event = json!({
+        "version": "2.0", "routeKey": "GET /api/public/v1/assignments", "rawPath": "/api/public/v1/assignments",
+        "rawQueryString": "", "headers": {"authorization": format!("Bearer {}", org.api_keys.admin)},
+        "requestContext": {"http": {"method": "GET", "path": "/api/public/v1/assignments", "protocol": "HTTP/1.1",
+                                     "sourceIp": "127.0.0.1", "userAgent": "test"},
+                           "requestId": "invoke-1", "routeKey": "GET /api/public/v1/assignments", "stage": "$default",
+                           "accountId": "000000000000", "apiId": "local", "domainName": "localhost", "domainPrefix": "localhost",
+                           "time": "23/Nov/2026:10:00:00 +0000", "timeEpoch": 0},
+        "isBase64Encoded": false
+    });
+    let resp = env
+        .http
+        .post(format!("{}/2015-03-31/functions/ListAssignmentsFunction/invocations", env.invoke))
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let result: Value = resp.json().await.unwrap();
+    assert_eq!(result["statusCode"], 200);
+    assert_eq!(result["headers"]["x-request-id"], "invoke-1");
+    let unknown = env
+        .http
+        .post(format!("{}/2015-03-31/functions/Nope/invocations", env.invoke))
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+}
