@@ -356,6 +356,16 @@ async fn tokens_scopes_and_roles_are_enforced() {
     .await;
     assert_eq!(own.status, StatusCode::OK);
 
+    // An expired API key is refused.
+    let expired_key = seed::new_api_key_token();
+    let mut stored = env.store.api_key_by_token(org.api_keys.read_only.as_str()).await.unwrap().unwrap();
+    stored.key_id = uuid::Uuid::new_v4();
+    stored.expires_at = Some(Utc::now() - chrono::Duration::seconds(1));
+    env.store.put_api_key(&stored, &expired_key).await.unwrap();
+    let refused = call(&env, Method::GET, "/assignments", Some(&expired_key), None, &[]).await;
+    assert_problem(&refused, 401, "unauthorized");
+    assert!(refused.body["detail"].as_str().unwrap().contains("expired"));
+
     // Revocation applies to the very next request.
     let admin_key = org.api_keys.admin.as_str();
     assert_eq!(call(&env, Method::GET, "/assignments", Some(admin_key), None, &[]).await.status, StatusCode::OK);

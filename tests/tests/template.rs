@@ -87,3 +87,36 @@ fn export_bucket_is_private_and_encrypted() {
     let rules = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"].as_sequence().unwrap();
     assert!(!rules.is_empty());
 }
+
+/// Every route of the template is documented in the OpenAPI document, and every documented operation
+/// is a route of the template.
+#[test]
+fn openapi_documents_exactly_the_template_routes() {
+    let openapi: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/api/openapi.yaml")).unwrap(),
+    )
+    .unwrap();
+    let base = "/api/public/v1";
+    assert!(openapi["servers"][0]["url"].as_str().unwrap().ends_with(base));
+    let mut documented = Vec::new();
+    for (path, item) in openapi["paths"].as_mapping().unwrap() {
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_some() {
+                documented.push(format!("{} {base}{}", method.to_uppercase(), path.as_str().unwrap()));
+            }
+        }
+    }
+    let template = template();
+    let mut routes = Vec::new();
+    for resource in template["Resources"].as_mapping().unwrap().values() {
+        if let Some(events) = resource["Properties"]["Events"].as_mapping() {
+            for event in events.values().filter(|e| e["Type"].as_str() == Some("HttpApi")) {
+                let props = &event["Properties"];
+                routes.push(format!("{} {}", props["Method"].as_str().unwrap(), props["Path"].as_str().unwrap()));
+            }
+        }
+    }
+    documented.sort();
+    routes.sort();
+    assert_eq!(documented, routes);
+}
