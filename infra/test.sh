@@ -40,7 +40,8 @@ step "cargo test --workspace (store tests run against DynamoDB Local at $AWS_END
 cargo test --workspace
 
 step "schemathesis against the local gateway (shared/api/openapi.yaml): no 5xx, responses match the schema"
-cargo build --quiet -p gateway
+# Same feature set as the test build just made (dev-only SDK features included): links, no rebuild.
+cargo build --quiet --workspace --all-targets
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 api_port=$(free_port); invoke_port=$(free_port)
 SESSION_TOKEN_SECRET="schemathesis-session-secret-$(date +%s)-0123456789" \

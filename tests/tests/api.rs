@@ -541,3 +541,70 @@ async fn functions_can_be_invoked_through_the_lambda_invoke_api() {
         .unwrap();
     assert_eq!(unknown.status(), 404);
 }
+
+#[tokio::test]
+async fn completing_all_eleven_challenges_completes_the_learner_once() {
+    let env = start().await;
+    let org = org(&env).await;
+    let key = org.api_keys.admin.as_str();
+    let created =
+        call(&env, Method::POST, "/assignments", Some(key), Some(team_topic(&org, "sql-injection")), &[]).await;
+    let path = format!("/assignments/{}", created.body["id"].as_str().unwrap());
+    let learner = org.learners().find(|u| u.team_id == Some(org.teams[0].team_id)).unwrap();
+
+    let before_creation = Utc::now() - chrono::Duration::hours(1);
+    let event = |index: u16, at: chrono::DateTime<Utc>| {
+        json!({"version": "0", "id": uuid::Uuid::new_v4(), "source": "platform.training", "detail-type": "challenge.completed",
+               "account": "000000000000", "time": at, "region": "us-east-1", "resources": [],
+               "detail": {"orgId": org.org_id.as_str(), "userId": learner.user_id, "topicId": "sql-injection",
+                          "challengeIndex": index, "score": 70 + index, "completedAt": at}})
+    };
+    let invoke = |event: Value| {
+        let url = format!("{}/2015-03-31/functions/ProgressEventsFunction/invocations", env.invoke);
+        let http = env.http.clone();
+        async move { http.post(url).json(&event).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+
+    // A completion from before the assignment existed does not count.
+    assert_eq!(invoke(event(0, before_creation)).await["applied"], 0);
+    // Eleven challenges, each delivered twice, in a shuffled order.
+    let order = [3u16, 0, 7, 10, 1, 3, 5, 2, 9, 0, 4, 8, 6, 10, 1, 7, 2, 5, 9, 4, 6, 8];
+    let mut applied = 0;
+    for index in order {
+        applied += invoke(event(index, Utc::now())).await["applied"].as_u64().unwrap();
+    }
+    assert_eq!(applied, 11, "duplicates change nothing");
+    let poison = invoke(json!({"id": "poison", "detail-type": "challenge.completed", "detail": {}})).await;
+    assert!(poison["dropped"].is_string(), "malformed events are dropped, not retried forever: {poison}");
+
+    let detail = call(&env, Method::GET, &path, Some(key), None, &[]).await;
+    assert_eq!(detail.body["progress"]["completedUsers"], 1);
+    assert_eq!(detail.body["progress"]["notStartedUsers"], 4);
+    let row = detail.body["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["userId"] == json!(learner.user_id))
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (row["status"].clone(), row["completedItems"].clone(), row["progress"].clone()),
+        (json!("completed"), json!(11), json!(1.0))
+    );
+    assert!(row["completedAt"].is_string());
+    assert_eq!(row["averageScore"], 75.0, "best score per challenge, averaged");
+
+    let mine = call(
+        &env,
+        Method::GET,
+        &format!("/users/{}/assignments", learner.user_id),
+        Some(learner.token.as_str()),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (mine.body["items"][0]["status"].clone(), mine.body["items"][0]["progress"].clone()),
+        (json!("completed"), json!(1.0))
+    );
+}

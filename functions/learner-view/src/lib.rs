@@ -44,32 +44,7 @@ async fn learner_view(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     let mut items: Vec<_> =
         rows.iter().filter_map(|row| assignments.get(&row.assignment_id).map(|a| (a, row))).collect();
     items.sort_by_key(|(a, _)| (a.deadline, a.created_at));
-    let items: Vec<_> = items
-        .into_iter()
-        .map(|(a, row)| {
-            let (source, team) = views::source(&row.source, &team_names);
-            let mut item = json!({
-                "id": a.id,
-                "contentArea": a.target.content_area,
-                "targetType": a.target.target_type,
-                "targetId": a.target.target_id,
-                "targetTitle": a.target_title,
-                "targetPath": a.target_path,
-                "deadline": a.deadline,
-                "isMandatory": a.is_mandatory,
-                "note": a.note,
-                "status": row.status(&a.units, a.item_count, a.deadline, call.now),
-                "progress": row.progress(&a.units, a.item_count),
-                "completedItems": row.completed_tracked(&a.units),
-                "totalItems": a.item_count,
-                "source": source,
-            });
-            if let Some(team) = team {
-                item["teamId"] = team["teamId"].clone();
-                item["teamName"] = team["teamName"].clone();
-            }
-            item
-        })
-        .collect();
+    let items: Vec<_> =
+        items.into_iter().map(|(a, row)| views::learner_assignment(a, row, &team_names, call.now)).collect();
     Ok(json_response(StatusCode::OK, &json!({ "userId": user, "items": items })))
 }

@@ -29,6 +29,7 @@ pub const FUNCTIONS: &[&str] = &[
     "GetAssignmentFunction",
     "PatchAssignmentFunction",
     "LearnerAssignmentsFunction",
+    "ProgressEventsFunction",
 ];
 
 /// API Gateway HTTP APIs accept bodies up to 10 MB; the functions enforce their own smaller limit.
@@ -126,6 +127,13 @@ impl Gateway {
     pub async fn invoke(&self, function: &str, event: Value) -> Result<Value, GatewayError> {
         if !FUNCTIONS.contains(&function) {
             return Err(GatewayError::UnknownFunction(function.to_owned()));
+        }
+        if function == "ProgressEventsFunction" {
+            // An EventBridge consumer: the event is its payload; an error is what Lambda would report.
+            return Ok(match progress_events_fn::handle(&self.app.store, event).await {
+                Ok(result) => result,
+                Err(err) => json!({"errorType": "ConsumerError", "errorMessage": err.to_string()}),
+            });
         }
         let request: LambdaRequest =
             serde_json::from_value(event).map_err(|e| GatewayError::InvalidEvent(e.to_string()))?;

@@ -71,3 +71,34 @@ pub fn user_progress(
     }
     view
 }
+
+/// One item of the learner view: the assignment as the learner sees it, with their own progress.
+pub fn learner_assignment(
+    a: &Assignment,
+    row: &ProgressRow,
+    team_names: &HashMap<TeamId, String>,
+    now: DateTime<Utc>,
+) -> Value {
+    let (source, team) = source(&row.source, team_names);
+    let mut item = json!({
+        "id": a.id,
+        "contentArea": a.target.content_area,
+        "targetType": a.target.target_type,
+        "targetId": a.target.target_id,
+        "targetTitle": a.target_title,
+        "targetPath": a.target_path,
+        "deadline": a.deadline,
+        "isMandatory": a.is_mandatory,
+        "note": a.note,
+        "status": row.status(&a.units, a.item_count, a.deadline, now),
+        "progress": row.progress(&a.units, a.item_count),
+        "completedItems": row.completed_tracked(&a.units),
+        "totalItems": a.item_count,
+        "source": source,
+    });
+    if let Some(team) = team {
+        item["teamId"] = team["teamId"].clone();
+        item["teamName"] = team["teamName"].clone();
+    }
+    item
+}

@@ -78,6 +78,9 @@ pub struct ProgressRow {
     /// undoes a newer one.
     pub membership_at: DateTime<Utc>,
     pub added_at: DateTime<Utc>,
+    /// Bumped on every stored change; the store's optimistic-concurrency token for this row.
+    #[serde(default)]
+    pub revision: u64,
 }
 
 impl ProgressRow {
@@ -93,7 +96,48 @@ impl ProgressRow {
             removed_at: None,
             membership_at: at,
             added_at: at,
+            revision: 0,
         }
+    }
+
+    /// Records that `item` was completed at `at` with `score`. Idempotent and order-free: the best score
+    /// and the earliest completion of each item are kept, `startedAt` is the earliest completion, and
+    /// `completedAt` is when the last tracked item was first done — so any delivery order of the same
+    /// events yields the same row. Returns whether the row changed; untracked items change nothing.
+    pub fn record_completion(
+        &mut self,
+        item: &TrackedItem,
+        score: Option<f64>,
+        at: DateTime<Utc>,
+        units: &[TrackedUnit],
+        item_count: u32,
+    ) -> bool {
+        if !tracks(units, item) {
+            return false;
+        }
+        let before = self.clone();
+        let entry = self.completed.entry(item.key()).or_insert(CompletedItem { score, completed_at: at });
+        entry.completed_at = entry.completed_at.min(at);
+        entry.score = match (entry.score, score) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.started_at = Some(self.started_at.map_or(at, |s| s.min(at)));
+        self.refresh_completion(units, item_count);
+        *self != before
+    }
+
+    /// Recomputes `completedAt` from the tracked items (after a completion, or when a custom course's
+    /// items change): set iff every tracked item is done, to the time the last of them was first done.
+    pub fn refresh_completion(&mut self, units: &[TrackedUnit], item_count: u32) {
+        let tracked: Vec<&CompletedItem> = self
+            .completed
+            .iter()
+            .filter(|(key, _)| TrackedItem::parse_key(key).is_some_and(|i| tracks(units, &i)))
+            .map(|(_, c)| c)
+            .collect();
+        let done = item_count > 0 && tracked.len() as u64 >= u64::from(item_count);
+        self.completed_at = if done { tracked.iter().map(|c| c.completed_at).max() } else { None };
     }
 
     /// Completed items that `units` still track (a custom course may have dropped some).
@@ -213,6 +257,47 @@ mod tests {
         assert!((row.progress(&u, 3) - 1.0 / 3.0).abs() < 1e-12);
         assert_eq!(row.average_score(&u), Some(50.0));
         assert_eq!(row_with(&[]).average_score(&u), None);
+    }
+
+    #[test]
+    fn completions_are_idempotent_order_free_and_keep_the_best_score() {
+        let u = units();
+        let t = |h| Utc.with_ymd_and_hms(2026, 3, 2, h, 0, 0).unwrap();
+        let events = [
+            (TrackedItem::parse_key("c:sql-injection:0").unwrap(), Some(40.0), t(9)),
+            (TrackedItem::parse_key("c:sql-injection:0").unwrap(), Some(90.0), t(11)),
+            (TrackedItem::parse_key("s:idor").unwrap(), None, t(10)),
+            (TrackedItem::parse_key("c:sql-injection:1").unwrap(), Some(70.0), t(12)),
+            (TrackedItem::parse_key("c:xxe:0").unwrap(), Some(10.0), t(8)),
+        ];
+        let assignment_id = AssignmentId::new_v7();
+        let apply = |order: &[usize]| {
+            let mut row = row_with(&[]);
+            row.assignment_id = assignment_id;
+            for &i in order {
+                let (item, score, at) = &events[i];
+                row.record_completion(item, *score, *at, &u, 3);
+            }
+            row
+        };
+        let forward = apply(&[0, 1, 2, 3, 4]);
+        for order in [[4, 3, 2, 1, 0], [1, 3, 0, 4, 2], [2, 0, 4, 1, 3]] {
+            assert_eq!(apply(&order), forward, "{order:?}");
+        }
+        let twice = apply(&[0, 1, 2, 3, 4, 0, 1, 2, 3, 4]);
+        assert_eq!(twice, forward, "duplicates change nothing");
+
+        let sql0 = &forward.completed["c:sql-injection:0"];
+        assert_eq!((sql0.score, sql0.completed_at), (Some(90.0), t(9)), "best score, first completion");
+        assert!(!forward.completed.contains_key("c:xxe:0"), "untracked items are ignored");
+        assert_eq!(forward.started_at, Some(t(9)));
+        assert_eq!(forward.completed_at, Some(t(12)), "when the last item was first done");
+        assert_eq!(forward.class(&u, 3), RowClass::Completed);
+
+        let mut partial = row_with(&[]);
+        assert!(partial.record_completion(&events[2].0, None, t(10), &u, 3));
+        assert!(!partial.record_completion(&events[2].0, None, t(10), &u, 3), "a duplicate is not a change");
+        assert_eq!((partial.completed_at, partial.class(&u, 3)), (None, RowClass::InProgress));
     }
 
     #[test]

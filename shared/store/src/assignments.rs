@@ -81,10 +81,10 @@ pub(crate) fn put(item: Item, condition: Option<&str>) -> Result<Put, StoreError
 }
 
 /// Transaction items are built before the table name is known to the helper; [`Store::tx`] fills it.
-const TABLE_PLACEHOLDER: &str = "__table__";
+pub(crate) const TABLE_PLACEHOLDER: &str = "__table__";
 
 /// The counters update `ADD totalUsers :t, …` for a delta.
-fn add_aggregates(
+pub(crate) fn add_aggregates(
     update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
     delta: &Aggregates,
 ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
@@ -96,7 +96,7 @@ fn add_aggregates(
         .expression_attribute_values(":ds", n(delta.completed_items_sum))
 }
 
-const ADD_AGGREGATES: &str =
+pub(crate) const ADD_AGGREGATES: &str =
     "ADD totalUsers :dt, completedUsers :dc, inProgressUsers :di, notStartedUsers :dn, completedItemsSum :ds";
 
 fn roster_delta(assignment: &Assignment, rows: &[ProgressRow]) -> Aggregates {

@@ -343,7 +343,7 @@ impl Store {
 }
 
 /// Exponential backoff with a little jitter from the clock, capped at about a second.
-fn backoff(attempt: u32) -> Duration {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     let base = 25u64 << attempt.min(6);
     let jitter = u64::from(chrono::Utc::now().timestamp_subsec_micros() % 25);
     Duration::from_millis(base.min(1_000) + jitter)

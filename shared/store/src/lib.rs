@@ -12,6 +12,7 @@ pub mod cursor;
 mod directory;
 mod dynamo;
 pub mod keys;
+mod progress;
 mod records;
 
 use std::collections::HashMap;

@@ -1,0 +1,94 @@
+//! Progress changes: a row and the assignment's counters move together, or not at all.
+
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use chrono::{DateTime, Utc};
+use domain::{Aggregates, Assignment, OrgId, ProgressRow, TrackedItem, UserId};
+
+use crate::assignments::{ADD_AGGREGATES, TABLE_PLACEHOLDER, add_aggregates, progress_item, put};
+use crate::dynamo::{CancelReason, TxFailure, n, s};
+use crate::{Store, StoreError, keys};
+
+/// Attempts of a read-modify-write before giving up on a contended row.
+const ATTEMPTS: u32 = 12;
+
+impl Store {
+    /// Stores `after` in place of `before` (which must still be stored at `before.revision`) and moves
+    /// the assignment's counters by the difference, in one transaction. A concurrent change of the row
+    /// is [`StoreError::VersionConflict`]: read again and retry.
+    pub async fn apply_progress(
+        &self,
+        org: &OrgId,
+        assignment: &Assignment,
+        before: &ProgressRow,
+        after: &ProgressRow,
+    ) -> Result<ProgressRow, StoreError> {
+        let mut next = after.clone();
+        next.revision = before.revision + 1;
+        let delta = Aggregates::delta(
+            Some(before.contribution(&assignment.units, assignment.item_count)),
+            Some(next.contribution(&assignment.units, assignment.item_count)),
+        );
+        let row = put(progress_item(org, &next, assignment)?, Some("revision = :rev")).map(|mut p| {
+            p.expression_attribute_values = Some([(":rev".to_owned(), n(before.revision))].into());
+            p
+        })?;
+        let mut items = vec![TransactWriteItem::builder().put(row).build()];
+        if !delta.is_zero() {
+            let update = add_aggregates(
+                Update::builder()
+                    .table_name(TABLE_PLACEHOLDER)
+                    .key(keys::PK, s(keys::assignment_pk(org, assignment.id)))
+                    .key(keys::SK, s(keys::ASSIGNMENT_SK))
+                    .update_expression(ADD_AGGREGATES)
+                    .condition_expression("attribute_exists(PK)"),
+                &delta,
+            )
+            .build()
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        match self.tx(items).await {
+            Ok(()) => Ok(next),
+            Err(TxFailure::Cancelled(reasons)) if reasons.first().is_some_and(CancelReason::condition_failed) => {
+                Err(StoreError::VersionConflict)
+            }
+            Err(TxFailure::Cancelled(reasons)) if reasons.get(1).is_some_and(CancelReason::condition_failed) => {
+                Err(StoreError::NotFound)
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Records a completed item on `user`'s row of `assignment`: idempotent and order-free (see
+    /// [`ProgressRow::record_completion`]), retried on concurrent changes. Returns the stored row when
+    /// it changed, `None` when there was nothing to do (no row, removed, untracked, or a duplicate).
+    pub async fn record_completion(
+        &self,
+        org: &OrgId,
+        assignment: &Assignment,
+        user: UserId,
+        item: &TrackedItem,
+        score: Option<f64>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<ProgressRow>, StoreError> {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(crate::dynamo::backoff(attempt.min(4))).await;
+            }
+            let Some(before) = self.progress_row(org, assignment.id, user).await? else { return Ok(None) };
+            if before.removed_at.is_some() {
+                return Ok(None);
+            }
+            let mut after = before.clone();
+            if !after.record_completion(item, score, at, &assignment.units, assignment.item_count) {
+                return Ok(None);
+            }
+            match self.apply_progress(org, assignment, &before, &after).await {
+                Ok(stored) => return Ok(Some(stored)),
+                Err(StoreError::VersionConflict | StoreError::TransactionConflict(_)) => continue,
+                Err(other) => return Err(other),
+            }
+        }
+        Err(StoreError::TransactionConflict(format!("progress row of {user} kept changing")))
+    }
+}
