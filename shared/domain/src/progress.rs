@@ -127,6 +127,32 @@ impl ProgressRow {
         *self != before
     }
 
+    /// The learner left the assignment's scope at `at` (left the team, was deactivated). The row is
+    /// kept with its progress and excluded from rates. Ignored when a membership change at or after
+    /// `at` was already applied, so a late or repeated event never undoes a newer one. Returns whether
+    /// the row changed.
+    pub fn leave(&mut self, at: DateTime<Utc>) -> bool {
+        if at <= self.membership_at {
+            return false;
+        }
+        self.membership_at = at;
+        self.removed_at = Some(at);
+        true
+    }
+
+    /// The learner is (again) in scope from `at`; a returning learner gets their old progress back.
+    /// Ignored like [`ProgressRow::leave`] when not newer than the last change applied. The source does
+    /// not change: it follows from the assignment's assignee, so the final row is the same whatever
+    /// order membership events arrive in.
+    pub fn join(&mut self, at: DateTime<Utc>) -> bool {
+        if at <= self.membership_at {
+            return false;
+        }
+        self.membership_at = at;
+        self.removed_at = None;
+        true
+    }
+
     /// Recomputes `completedAt` from the tracked items (after a completion, or when a custom course's
     /// items change): set iff every tracked item is done, to the time the last of them was first done.
     pub fn refresh_completion(&mut self, units: &[TrackedUnit], item_count: u32) {
@@ -298,6 +324,46 @@ mod tests {
         assert!(partial.record_completion(&events[2].0, None, t(10), &u, 3));
         assert!(!partial.record_completion(&events[2].0, None, t(10), &u, 3), "a duplicate is not a change");
         assert_eq!((partial.completed_at, partial.class(&u, 3)), (None, RowClass::InProgress));
+    }
+
+    #[test]
+    fn membership_changes_are_order_safe_and_keep_progress() {
+        let u = units();
+        let t = |h| Utc.with_ymd_and_hms(2026, 3, 2, h, 0, 0).unwrap();
+        let mut row = row_with(&[("c:sql-injection:0", Some(50.0))]);
+        row.membership_at = t(8);
+
+        assert!(row.leave(t(10)));
+        assert_eq!((row.class(&u, 3), row.removed_at), (RowClass::Removed, Some(t(10))));
+        assert!(!row.leave(t(10)), "a repeated event changes nothing");
+        assert!(!row.join(t(9)), "an older join arriving late does not undo the leave");
+        assert_eq!(row.class(&u, 3), RowClass::Removed);
+
+        assert!(row.join(t(11)), "a returning learner comes back");
+        assert_eq!(row.class(&u, 3), RowClass::InProgress);
+        assert_eq!(row.completed.len(), 1, "with their old progress");
+
+        // Every delivery order of the same three events ends in the same row.
+        let events: [(bool, u32); 3] = [(false, 10), (true, 11), (false, 12)];
+        let run = |order: [usize; 3]| {
+            let mut r = row_with(&[]);
+            r.assignment_id = row.assignment_id;
+            r.membership_at = t(8);
+            for i in order {
+                let (joins, hour) = events[i];
+                if joins {
+                    r.join(t(hour))
+                } else {
+                    r.leave(t(hour))
+                };
+            }
+            r
+        };
+        let ordered = run([0, 1, 2]);
+        for order in [[2, 1, 0], [1, 0, 2], [1, 2, 0], [0, 2, 1], [2, 0, 1]] {
+            assert_eq!(run(order), ordered, "{order:?}");
+        }
+        assert_eq!(ordered.removed_at, Some(t(12)));
     }
 
     #[test]
