@@ -81,23 +81,31 @@ pub(crate) fn put(item: Item, condition: Option<&str>) -> Result<Put, StoreError
 }
 
 /// Transaction items are built before the table name is known to the helper; [`Store::tx`] fills it.
-pub(crate) const TABLE_PLACEHOLDER: &str = "__table__";
+const TABLE_PLACEHOLDER: &str = "__table__";
 
-/// The counters update `ADD totalUsers :t, …` for a delta.
-pub(crate) fn add_aggregates(
-    update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
+/// The transaction item that moves an assignment's counters by `delta` (the assignment must exist).
+pub(crate) fn counter_update(
+    org: &OrgId,
+    id: AssignmentId,
     delta: &Aggregates,
-) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
-    update
+) -> Result<TransactWriteItem, StoreError> {
+    let update = Update::builder()
+        .table_name(TABLE_PLACEHOLDER)
+        .key(keys::PK, s(keys::assignment_pk(org, id)))
+        .key(keys::SK, s(keys::ASSIGNMENT_SK))
+        .update_expression(
+            "ADD totalUsers :dt, completedUsers :dc, inProgressUsers :di, notStartedUsers :dn, completedItemsSum :ds",
+        )
+        .condition_expression("attribute_exists(PK)")
         .expression_attribute_values(":dt", n(delta.total_users))
         .expression_attribute_values(":dc", n(delta.completed_users))
         .expression_attribute_values(":di", n(delta.in_progress_users))
         .expression_attribute_values(":dn", n(delta.not_started_users))
         .expression_attribute_values(":ds", n(delta.completed_items_sum))
+        .build()
+        .map_err(|e| StoreError::Other(e.to_string()))?;
+    Ok(TransactWriteItem::builder().update(update).build())
 }
-
-pub(crate) const ADD_AGGREGATES: &str =
-    "ADD totalUsers :dt, completedUsers :dc, inProgressUsers :di, notStartedUsers :dn, completedItemsSum :ds";
 
 fn roster_delta(assignment: &Assignment, rows: &[ProgressRow]) -> Aggregates {
     rows.iter().fold(Aggregates::default(), |acc, row| {
@@ -221,18 +229,7 @@ impl Store {
             while !pending.is_empty() {
                 let owned: Vec<ProgressRow> = pending.iter().map(|r| (*r).clone()).collect();
                 let delta = roster_delta(assignment, &owned);
-                let update = add_aggregates(
-                    Update::builder()
-                        .table_name(TABLE_PLACEHOLDER)
-                        .key(keys::PK, s(keys::assignment_pk(org, assignment.id)))
-                        .key(keys::SK, s(keys::ASSIGNMENT_SK))
-                        .update_expression(ADD_AGGREGATES)
-                        .condition_expression("attribute_exists(PK)"),
-                    &delta,
-                )
-                .build()
-                .map_err(|e| StoreError::Other(e.to_string()))?;
-                let mut items = vec![TransactWriteItem::builder().update(update).build()];
+                let mut items = vec![counter_update(org, assignment.id, &delta)?];
                 for row in &pending {
                     items.push(
                         TransactWriteItem::builder()

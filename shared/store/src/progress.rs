@@ -1,12 +1,12 @@
 //! Progress changes: a row and the assignment's counters move together, or not at all.
 
-use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, Utc};
 use domain::{Aggregates, Assignment, OrgId, ProgressRow, TrackedItem, UserId};
 
-use crate::assignments::{ADD_AGGREGATES, TABLE_PLACEHOLDER, add_aggregates, progress_item, put};
-use crate::dynamo::{CancelReason, TxFailure, n, s};
-use crate::{Store, StoreError, keys};
+use crate::assignments::{counter_update, progress_item, put};
+use crate::dynamo::{CancelReason, TxFailure, n};
+use crate::{Store, StoreError};
 
 /// Attempts of a read-modify-write before giving up on a contended row.
 const ATTEMPTS: u32 = 12;
@@ -34,18 +34,7 @@ impl Store {
         })?;
         let mut items = vec![TransactWriteItem::builder().put(row).build()];
         if !delta.is_zero() {
-            let update = add_aggregates(
-                Update::builder()
-                    .table_name(TABLE_PLACEHOLDER)
-                    .key(keys::PK, s(keys::assignment_pk(org, assignment.id)))
-                    .key(keys::SK, s(keys::ASSIGNMENT_SK))
-                    .update_expression(ADD_AGGREGATES)
-                    .condition_expression("attribute_exists(PK)"),
-                &delta,
-            )
-            .build()
-            .map_err(|e| StoreError::Other(e.to_string()))?;
-            items.push(TransactWriteItem::builder().update(update).build());
+            items.push(counter_update(org, assignment.id, &delta)?);
         }
         match self.tx(items).await {
             Ok(()) => Ok(next),
