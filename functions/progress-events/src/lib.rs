@@ -104,7 +104,8 @@ pub async fn handle(store: &Store, event: Value) -> Result<Value, ConsumerError>
 /// rows changed (0 for a duplicate).
 pub async fn apply(store: &Store, c: &Completion) -> Result<usize, StoreError> {
     let rows = store.user_progress_rows(&c.org, c.user).await?;
-    let ids: Vec<_> = rows.iter().filter(|r| r.removed_at.is_none()).map(|r| r.assignment_id).collect();
+    // Removed rows included: their progress is kept (and counts again if the learner returns).
+    let ids: Vec<_> = rows.iter().map(|r| r.assignment_id).collect();
     let assignments = store.get_assignments(&c.org, &ids).await?;
     let mut applied = 0;
     for assignment in

@@ -2,7 +2,7 @@
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, Utc};
-use domain::{Aggregates, Assignment, OrgId, ProgressRow, TrackedItem, UserId};
+use domain::{Aggregates, Assignment, OrgId, ProgressRow, Source, TrackedItem, UserId};
 
 use crate::assignments::{counter_update, progress_item, put};
 use crate::dynamo::{CancelReason, TxFailure, n};
@@ -50,7 +50,7 @@ impl Store {
 
     /// Records a completed item on `user`'s row of `assignment`: idempotent and order-free (see
     /// [`ProgressRow::record_completion`]), retried on concurrent changes. Returns the stored row when
-    /// it changed, `None` when there was nothing to do (no row, removed, untracked, or a duplicate).
+    /// it changed, `None` when there was nothing to do (no row, untracked, or a duplicate).
     pub async fn record_completion(
         &self,
         org: &OrgId,
@@ -64,10 +64,9 @@ impl Store {
             if attempt > 0 {
                 tokio::time::sleep(crate::dynamo::backoff(attempt.min(4))).await;
             }
+            // Removed rows still record progress (history; they count in no rate while removed), so the
+            // result does not depend on whether a completion arrives before or after a leave/return.
             let Some(before) = self.progress_row(org, assignment.id, user).await? else { return Ok(None) };
-            if before.removed_at.is_some() {
-                return Ok(None);
-            }
             let mut after = before.clone();
             if !after.record_completion(item, score, at, &assignment.units, assignment.item_count) {
                 return Ok(None);
@@ -79,5 +78,47 @@ impl Store {
             }
         }
         Err(StoreError::TransactionConflict(format!("progress row of {user} kept changing")))
+    }
+
+    /// Applies a membership change of `user` on `assignment` that occurred at `at`: `joined` brings the
+    /// learner into scope (a returning learner gets their row and progress back), otherwise the row is
+    /// marked removed (kept, excluded from rates). Order-safe: a change not newer than the last one
+    /// applied is ignored. A leave with no row writes a removed row (a tombstone) so that an older join
+    /// arriving later cannot add the learner. Returns whether anything changed.
+    pub async fn set_membership(
+        &self,
+        org: &OrgId,
+        assignment: &Assignment,
+        user: UserId,
+        source: Source,
+        joined: bool,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(crate::dynamo::backoff(attempt.min(4))).await;
+            }
+            let Some(before) = self.progress_row(org, assignment.id, user).await? else {
+                let mut row = ProgressRow::new(assignment.id, user, source.clone(), at);
+                if !joined {
+                    row.removed_at = Some(at);
+                }
+                if self.add_roster_rows(org, assignment, &[row]).await? == 1 {
+                    return Ok(true);
+                }
+                continue; // another writer created the row meanwhile: apply to it
+            };
+            let mut after = before.clone();
+            let changed = if joined { after.join(at) } else { after.leave(at) };
+            if !changed {
+                return Ok(false);
+            }
+            match self.apply_progress(org, assignment, &before, &after).await {
+                Ok(_) => return Ok(true),
+                Err(StoreError::VersionConflict | StoreError::TransactionConflict(_)) => continue,
+                Err(other) => return Err(other),
+            }
+        }
+        Err(StoreError::TransactionConflict(format!("membership of {user} kept changing")))
     }
 }

@@ -85,3 +85,123 @@ async fn a_stale_row_write_is_refused_and_concurrent_completions_all_count() {
     let agg = store.get_assignment(&org, a.id).await.unwrap().unwrap().aggregates;
     assert_eq!((agg.in_progress_users, agg.not_started_users, agg.completed_items_sum), (1, 0, 9));
 }
+
+/// One membership or completion event of a generated stream.
+#[derive(Clone, Debug)]
+enum Event {
+    Membership { user: usize, joined: bool, minute: i64 },
+    Completion { user: usize, index: u16, score: f64, minute: i64 },
+}
+
+/// A deterministic shuffle (no RNG dependency): Fisher–Yates driven by a small LCG.
+fn shuffled(events: &[Event], seed: u64) -> Vec<Event> {
+    let mut out = events.to_vec();
+    let mut state = seed;
+    for i in (1..out.len()).rev() {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        out.swap(i, (state >> 33) as usize % (i + 1));
+    }
+    out
+}
+
+#[tokio::test]
+async fn replaying_events_three_times_shuffled_equals_one_ordered_delivery() {
+    let store = store().await;
+    let org = new_org();
+    let t0 = Utc::now();
+    let users: Vec<domain::UserId> = (0..4).map(|_| domain::UserId(uuid::Uuid::new_v4())).collect();
+    // Users 0 and 1 start on the roster; 2 and 3 join (and leave, and return) through events.
+    let mut events = Vec::new();
+    let mut minute = 1;
+    let mut next = || {
+        minute += 1;
+        minute
+    };
+    for (user, joined) in [(2, true), (0, false), (3, true), (2, false), (0, true), (3, false), (2, true), (1, false)] {
+        events.push(Event::Membership { user, joined, minute: next() });
+    }
+    // Completions for the learners who have rows from the start (a completion for a learner with no row
+    // yet is not kept for a later join: a known gap).
+    for user in 0..2 {
+        for index in 0..11u16 {
+            if (index + user as u16) % 3 != 0 || user == 1 {
+                events.push(Event::Completion {
+                    user,
+                    index,
+                    score: f64::from(60 + index * 3) + user as f64,
+                    minute: next(),
+                });
+            }
+        }
+    }
+
+    let deliver = |a: domain::Assignment, stream: Vec<Event>| {
+        let (store, org, users) = (store.clone(), org.clone(), users.clone());
+        async move {
+            for event in stream {
+                match event {
+                    Event::Membership { user, joined, minute } => {
+                        let at = t0 + Duration::minutes(minute);
+                        store
+                            .set_membership(&org, &a, users[user], domain::Source::Organization, joined, at)
+                            .await
+                            .unwrap();
+                    }
+                    Event::Completion { user, index, score, minute } => {
+                        let at = t0 + Duration::minutes(minute);
+                        store
+                            .record_completion(&org, &a, users[user], &challenge(index), Some(score), at)
+                            .await
+                            .unwrap();
+                    }
+                }
+            }
+        }
+    };
+    // Same target, different assignees: the duplicate lock allows both.
+    let make = |assignee_type: AssigneeType, assignee_id: String| {
+        let mut a = assignment(assignee_type, &assignee_id, "sql-injection", in_days(10));
+        a.created_at = t0;
+        let rows: Vec<_> =
+            users[..2].iter().map(|u| domain::ProgressRow::new(a.id, *u, domain::Source::Organization, t0)).collect();
+        (a, rows)
+    };
+
+    let (ordered, rows) = make(AssigneeType::Org, org.as_str().to_owned());
+    let ordered = store.create_assignment(&org, &ordered, &audit("assignment.created", "o"), &rows).await.unwrap();
+    deliver(ordered.clone(), events.clone()).await;
+
+    // A second assignment gets the same stream three times, each time in another order.
+    let (replayed, _) = make(AssigneeType::Team, uuid::Uuid::new_v4().to_string());
+    let rows: Vec<_> = users[..2]
+        .iter()
+        .map(|u| domain::ProgressRow::new(replayed.id, *u, domain::Source::Organization, t0))
+        .collect();
+    let replayed = store.create_assignment(&org, &replayed, &audit("assignment.created", "r"), &rows).await.unwrap();
+    for seed in [7, 42, 2026] {
+        deliver(replayed.clone(), shuffled(&events, seed)).await;
+    }
+
+    let snapshot = |id| {
+        let store = store.clone();
+        let org = org.clone();
+        async move {
+            let mut rows = store.progress_page(&org, id, 100, None).await.unwrap().items;
+            rows.sort_by_key(|r| r.user_id);
+            rows.into_iter()
+                .map(|r| (r.user_id, r.completed, r.started_at, r.completed_at, r.removed_at, r.membership_at))
+                .collect::<Vec<_>>()
+        }
+    };
+    let want = snapshot(ordered.id).await;
+    assert_eq!(want.len(), 4, "every user who ever joined has a row");
+    assert_eq!(snapshot(replayed.id).await, want, "rows");
+    let counters = |a: domain::Assignment| a.aggregates;
+    let got_ordered = counters(store.get_assignment(&org, ordered.id).await.unwrap().unwrap());
+    let got_replayed = counters(store.get_assignment(&org, replayed.id).await.unwrap().unwrap());
+    assert_eq!(got_replayed, got_ordered, "counters");
+    // In scope at the end: 0 (left, returned) and 2 (joined, left, returned); 1 and 3 left.
+    assert_eq!(got_ordered.total_users, 2);
+    assert_eq!(got_ordered.completed_users, 0, "user 0 skipped some challenges; user 1 finished but left");
+    assert!(got_ordered.completed_items_sum > 0);
+}
