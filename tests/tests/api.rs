@@ -16,7 +16,13 @@ struct Env {
     invoke: String,
     http: Client,
     store: store::Store,
+    consumer: events::Consumer,
+    events: aws_sdk_eventbridge::Client,
+    sqs: aws_sdk_sqs::Client,
 }
+
+/// Local bus delivery runs once per test process, on a thread that outlives each test's runtime.
+static DELIVERY: std::sync::OnceLock<()> = std::sync::OnceLock::new();
 
 async fn start() -> Env {
     let table = std::env::var("TABLE_NAME").unwrap_or_default();
@@ -25,20 +31,27 @@ async fn start() -> Env {
     let store = store::Store::new(aws_sdk_dynamodb::Client::new(&config), table);
     seed::load_catalog(&store).await.unwrap();
     let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
-    let gw =
-        gateway::Gateway::new(api::App::new(store.clone(), SECRET), gateway::routes_from_template(&template).unwrap())
-            .unwrap();
+    DELIVERY.get_or_init(|| gateway::bus::start_in_background(template.clone(), SECRET.to_vec()).unwrap());
+    let events = aws_sdk_eventbridge::Client::new(&config);
+    let publisher = events::Publisher::new(events.clone(), std::env::var("EVENT_BUS_NAME").unwrap());
+    let consumer = events::Consumer { store: store.clone(), publisher: publisher.clone() };
+    let gw = gateway::Gateway::new(
+        api::App::new(store.clone(), SECRET, publisher),
+        gateway::routes_from_template(&template).unwrap(),
+    )
+    .unwrap();
     let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let invoke_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/api/public/v1", api_listener.local_addr().unwrap());
     let invoke = format!("http://{}", invoke_listener.local_addr().unwrap());
     tokio::spawn(gw.serve(api_listener, invoke_listener));
-    Env { base, invoke, http: Client::builder().timeout(Duration::from_secs(30)).build().unwrap(), store }
+    let http = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    Env { base, invoke, http, store, consumer, events, sqs: aws_sdk_sqs::Client::new(&config) }
 }
 
 async fn org(env: &Env) -> SeededOrg {
     let id = OrgId::parse(&format!("e2e-{}", uuid::Uuid::new_v4().simple())).unwrap();
-    seed::seed_org(&env.store, SECRET, id, "Acme", Utc::now()).await.unwrap()
+    seed::seed_org(&env.store, SECRET, id, "Acme", Utc::now(), seed::Delivery::Direct(&env.consumer)).await.unwrap()
 }
 
 struct Reply {
@@ -607,4 +620,179 @@ async fn completing_all_eleven_challenges_completes_the_learner_once() {
         (mine.body["items"][0]["status"].clone(), mine.body["items"][0]["progress"].clone()),
         (json!("completed"), json!(1.0))
     );
+}
+
+/// Polls `check` (up to 30 s) until it yields a value.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..120 {
+        if let Some(value) = check().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// A queue behind a rule on the service's own bus, as a webhook dispatcher would subscribe.
+async fn subscribe(env: &Env, org: &SeededOrg, detail_type: &str) -> String {
+    let name = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let url = env.sqs.create_queue().queue_name(&name).send().await.unwrap().queue_url.unwrap();
+    let arn = env
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    let bus = std::env::var("EVENT_BUS_NAME").unwrap();
+    let pattern =
+        json!({"source": ["assignments"], "detail-type": [detail_type], "detail": {"orgId": [org.org_id.as_str()]}});
+    env.events.put_rule().name(&name).event_bus_name(&bus).event_pattern(pattern.to_string()).send().await.unwrap();
+    env.events
+        .put_targets()
+        .rule(&name)
+        .event_bus_name(&bus)
+        .targets(aws_sdk_eventbridge::types::Target::builder().id("q").arn(arn).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    url
+}
+
+async fn publish(env: &Env, events: &[seed::PlatformEvent]) {
+    seed::send(seed::Delivery::Bus(&env.events), events).await.unwrap();
+}
+
+fn user_of(detail: &Value, user: domain::UserId) -> Option<Value> {
+    detail["users"].as_array()?.iter().find(|u| u["userId"] == json!(user)).cloned()
+}
+
+#[tokio::test]
+async fn team_membership_events_on_the_bus_move_learners_in_and_out() {
+    let env = start().await;
+    let org = org(&env).await;
+    let key = org.api_keys.admin.as_str();
+    let created =
+        call(&env, Method::POST, "/assignments", Some(key), Some(team_topic(&org, "sql-injection")), &[]).await;
+    let path = format!("/assignments/{}", created.body["id"].as_str().unwrap());
+    assert_eq!(created.body["progress"]["totalUsers"], 5);
+    let added = subscribe(&env, &org, "assignment.user_added").await;
+
+    // A new platform user joins the assigned team after the assignment was made.
+    let joiner = seed::SeededUser {
+        user_id: domain::UserId(uuid::Uuid::new_v4()),
+        name: "Hedy Lamarr".into(),
+        email: "hedy@acme.example".into(),
+        role: Role::Learner,
+        team_id: None,
+        token: String::new(),
+    };
+    let now = Utc::now();
+    publish(
+        &env,
+        &[
+            seed::user_created(&org.org_id, &joiner, now),
+            seed::member_event(
+                true,
+                &org.org_id,
+                &org.teams[0],
+                joiner.user_id,
+                now + chrono::Duration::milliseconds(1),
+            ),
+        ],
+    )
+    .await;
+    let view_path = format!("/users/{}/assignments", joiner.user_id);
+    let item = eventually("the joiner to see the team's assignment", || async {
+        let view = call(&env, Method::GET, &view_path, Some(key), None, &[]).await;
+        view.body["items"].as_array().and_then(|items| items.first().cloned())
+    })
+    .await;
+    assert_eq!((item["source"].clone(), item["teamName"].clone()), (json!("team"), json!("Payments Platform")));
+    assert_eq!(item["status"], "not_started");
+
+    // An existing member leaves: out of the rates, still in the detail as removed.
+    let leaver = org.learners().find(|u| u.team_id == Some(org.teams[0].team_id)).unwrap();
+    publish(&env, &[seed::member_event(false, &org.org_id, &org.teams[0], leaver.user_id, Utc::now())]).await;
+    let detail = eventually("the leaver to be removed", || async {
+        let detail = call(&env, Method::GET, &path, Some(key), None, &[]).await;
+        (user_of(&detail.body, leaver.user_id)?["status"] == "removed").then_some(detail.body)
+    })
+    .await;
+    assert_eq!(detail["progress"]["totalUsers"], 5, "5 members + 1 joiner - 1 leaver");
+    assert_eq!(detail["progress"]["notStartedUsers"], 5);
+    assert!(user_of(&detail, leaver.user_id).unwrap()["removedAt"].is_string());
+    assert_eq!(user_of(&detail, joiner.user_id).unwrap()["name"], "Hedy Lamarr");
+
+    // A late, older join of the leaver changes nothing.
+    publish(
+        &env,
+        &[seed::member_event(
+            true,
+            &org.org_id,
+            &org.teams[0],
+            leaver.user_id,
+            Utc::now() - chrono::Duration::hours(1),
+        )],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let detail = call(&env, Method::GET, &path, Some(key), None, &[]).await;
+    assert_eq!(user_of(&detail.body, leaver.user_id).unwrap()["status"], "removed");
+
+    let event = eventually("assignment.user_added on the service's bus", || async {
+        let out = env.sqs.receive_message().queue_url(&added).wait_time_seconds(1).send().await.unwrap();
+        out.messages.unwrap_or_default().into_iter().find_map(|m| serde_json::from_str::<Value>(m.body()?).ok())
+    })
+    .await;
+    assert_eq!(event["detail"]["userId"], json!(joiner.user_id));
+    assert_eq!(event["detail"]["userEmail"], "hedy@acme.example");
+    assert_eq!(event["detail"]["assignment"]["id"], created.body["id"]);
+}
+
+#[tokio::test]
+async fn completions_on_the_bus_complete_the_learner_and_announce_it() {
+    let env = start().await;
+    let org = org(&env).await;
+    let key = org.api_keys.admin.as_str();
+    let completed = subscribe(&env, &org, "assignment.completed").await;
+    let created =
+        call(&env, Method::POST, "/assignments", Some(key), Some(team_topic(&org, "sql-injection")), &[]).await;
+    let path = format!("/assignments/{}", created.body["id"].as_str().unwrap());
+    let learner = org.learners().find(|u| u.team_id == Some(org.teams[0].team_id)).unwrap();
+
+    let now = Utc::now();
+    let events: Vec<_> = (0..11u16)
+        .rev()
+        .map(|i| seed::challenge_completed(&org.org_id, learner.user_id, "sql-injection", i, 80.0, now))
+        .collect();
+    publish(&env, &events).await;
+    let detail = eventually("completedUsers to reach 1", || async {
+        let detail = call(&env, Method::GET, &path, Some(key), None, &[]).await;
+        (detail.body["progress"]["completedUsers"] == 1).then_some(detail.body)
+    })
+    .await;
+    assert_eq!(user_of(&detail, learner.user_id).unwrap()["status"], "completed");
+    assert_eq!(detail["progress"]["completionRate"], 0.2);
+
+    let event = eventually("assignment.completed on the service's bus", || async {
+        let out = env.sqs.receive_message().queue_url(&completed).wait_time_seconds(1).send().await.unwrap();
+        out.messages.unwrap_or_default().into_iter().find_map(|m| serde_json::from_str::<Value>(m.body()?).ok())
+    })
+    .await;
+    assert_eq!(event["source"], "assignments");
+    assert_eq!(event["detail-type"], "assignment.completed");
+    let d = &event["detail"];
+    assert_eq!((d["userId"].clone(), d["userName"].clone()), (json!(learner.user_id), json!(learner.name)));
+    assert_eq!(d["userEmail"], json!(learner.email));
+    assert_eq!(d["assignment"]["id"], created.body["id"]);
+    assert!(d["completedAt"].is_string());
 }

@@ -8,6 +8,7 @@ use ::http::StatusCode;
 use api::http::{self, BASE_PATH, json_response};
 use api::{ApiError, App, Call, auth, roster, views};
 use domain::{AssignmentId, AuditEntry, ItemCounts, ProgressRow, preview, validation};
+use events::outbound;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -83,7 +84,7 @@ async fn run(call: &Call<'_>, body: &serde_json::Value, dry_run: bool) -> Result
     let roster = roster::resolve_assignee(store, org, &new.assignee).await?;
 
     if dry_run {
-        let learners: HashSet<_> = roster.members.iter().map(|(user, _)| *user).collect();
+        let learners: HashSet<_> = roster.members.iter().map(|m| m.user_id).collect();
         let already = already_assigned(call, &new.target, &learners).await?;
         let counts = ItemCounts::of(&resolved.units);
         let learner_count = u32::try_from(learners.len()).unwrap_or(u32::MAX);
@@ -101,8 +102,15 @@ async fn run(call: &Call<'_>, body: &serde_json::Value, dry_run: bool) -> Result
 
     let id = AssignmentId::new_v7();
     let assignment = new.into_assignment(id, resolved, roster.assignee_name, call.principal.actor_id.clone(), call.now);
-    let rows: Vec<ProgressRow> =
-        roster.members.into_iter().map(|(user, source)| ProgressRow::new(id, user, source, call.now)).collect();
+    let rows: Vec<ProgressRow> = roster
+        .members
+        .into_iter()
+        .map(|m| {
+            let mut row = ProgressRow::new(id, m.user_id, m.source, call.now);
+            row.membership_at = m.since;
+            row
+        })
+        .collect();
     let audit = AuditEntry {
         id: uuid::Uuid::now_v7(),
         created_at: call.now,
@@ -118,6 +126,8 @@ async fn run(call: &Call<'_>, body: &serde_json::Value, dry_run: bool) -> Result
     };
     let created = store.create_assignment(org, &assignment, &audit, &rows).await?;
     tracing::info!(assignment_id = %id, learners = rows.len(), "assignment created");
+    let event = outbound::assignment_changed("assignment.created", org, &created, &call.principal.actor_id, call.now);
+    call.app.publisher.publish_logged(&[event]).await;
 
     let mut response = json_response(StatusCode::CREATED, &views::assignment(&created, call.now));
     let headers = response.headers_mut();

@@ -5,6 +5,7 @@ use ::http::{Method, StatusCode};
 use api::http::{self, json_response};
 use api::{ApiError, App, Call, auth, views};
 use domain::{Activation, AssignmentId, AuditEntry, Patch, validation};
+use events::{membership, outbound};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use store::StoreError;
@@ -61,7 +62,23 @@ async fn patch(call: Call<'_>) -> Result<Response<Body>, ApiError> {
             request_id: call.request_id.clone(),
         };
         match store.update_assignment(org, &current, &next, activation, &audit).await {
-            Ok(()) => return Ok(respond(is_delete, &next, &call)),
+            Ok(()) => {
+                let mut events =
+                    vec![outbound::assignment_changed(action, org, &next, &call.principal.actor_id, call.now)];
+                if activation == Activation::Reactivated {
+                    // Members who joined, left or completed items while it was inactive.
+                    let reconciled = membership::reconcile_assignment(store, org, &next, true).await?;
+                    tracing::info!(assignment_id = %id, repairs = reconciled.repairs, "roster reconciled on reactivation");
+                    events.extend(reconciled.events);
+                }
+                call.app.publisher.publish_logged(&events).await;
+                let next = if activation == Activation::Reactivated {
+                    store.get_assignment(org, id).await?.unwrap_or(next)
+                } else {
+                    next
+                };
+                return Ok(respond(is_delete, &next, &call));
+            }
             Err(StoreError::VersionConflict) if expected.is_none() => continue,
             Err(StoreError::VersionConflict) => {
                 let version = store.get_assignment(org, id).await?.map_or(current.version, |a| a.version);

@@ -5,6 +5,7 @@
 //! would send; the event goes through the same path as the Lambda Invoke API (event JSON → the
 //! function's `handle` → response JSON), and the response JSON becomes the HTTP response.
 
+pub mod bus;
 pub mod seed;
 
 use std::collections::HashMap;
@@ -30,6 +31,8 @@ pub const FUNCTIONS: &[&str] = &[
     "PatchAssignmentFunction",
     "LearnerAssignmentsFunction",
     "ProgressEventsFunction",
+    "MembershipEventsFunction",
+    "CourseEventsFunction",
 ];
 
 /// API Gateway HTTP APIs accept bodies up to 10 MB; the functions enforce their own smaller limit.
@@ -43,6 +46,8 @@ pub enum GatewayError {
     UnknownFunction(String),
     #[error("invalid event: {0}")]
     InvalidEvent(String),
+    #[error("local event delivery: {0}")]
+    Bus(String),
 }
 
 /// One `HttpApi` event of a function in the template.
@@ -107,6 +112,7 @@ fn percent_decode(raw: &str) -> String {
 #[derive(Clone)]
 pub struct Gateway {
     app: Arc<App>,
+    consumer: Arc<events::Consumer>,
     routes: Arc<Vec<Route>>,
 }
 
@@ -116,7 +122,8 @@ impl Gateway {
         if let Some(route) = routes.iter().find(|r| !FUNCTIONS.contains(&r.function.as_str())) {
             return Err(GatewayError::UnknownFunction(route.function.clone()));
         }
-        Ok(Self { app: Arc::new(app), routes: Arc::new(routes) })
+        let consumer = events::Consumer { store: app.store.clone(), publisher: app.publisher.clone() };
+        Ok(Self { app: Arc::new(app), consumer: Arc::new(consumer), routes: Arc::new(routes) })
     }
 
     pub fn routes(&self) -> &[Route] {
@@ -128,9 +135,15 @@ impl Gateway {
         if !FUNCTIONS.contains(&function) {
             return Err(GatewayError::UnknownFunction(function.to_owned()));
         }
-        if function == "ProgressEventsFunction" {
-            // An EventBridge consumer: the event is its payload; an error is what Lambda would report.
-            return Ok(match progress_events_fn::handle(&self.app.store, event).await {
+        // EventBridge consumers: the event is their payload; an error is what Lambda would report.
+        let consumed = match function {
+            "ProgressEventsFunction" => Some(progress_events_fn::handle(&self.consumer, event.clone()).await),
+            "MembershipEventsFunction" => Some(membership_events_fn::handle(&self.consumer, event.clone()).await),
+            "CourseEventsFunction" => Some(course_events_fn::handle(&self.consumer, event.clone()).await),
+            _ => None,
+        };
+        if let Some(result) = consumed {
+            return Ok(match result {
                 Ok(result) => result,
                 Err(err) => json!({"errorType": "ConsumerError", "errorMessage": err.to_string()}),
             });

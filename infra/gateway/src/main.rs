@@ -2,7 +2,8 @@
 //! port, optionally seeding the local table and writing `.local/env.json`.
 //!
 //! Environment: what `infra/local/stack.sh start` writes (AWS_ENDPOINT_URL_*, TABLE_NAME, …) plus
-//! SESSION_TOKEN_SECRET. Flags: --api-port N (3000), --invoke-port N (3001), --seed, --env-file PATH.
+//! SESSION_TOKEN_SECRET. Installs the template's EventBridge rules on the local bus and delivers their
+//! events to the consumer functions (see `bus`); the seed goes through them. Flags: --api-port N (3000), --invoke-port N (3001), --seed, --env-file PATH.
 
 use std::path::PathBuf;
 
@@ -27,18 +28,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml"))?;
     let app = api::App::from_env().await?;
+    let secret = std::env::var("SESSION_TOKEN_SECRET")?;
+    // Platform events on the local bus reach the consumers through the template's rules.
+    gateway::bus::start_in_background(template.clone(), secret.clone().into_bytes())?;
     let store = app.store.clone();
     let gateway = Gateway::new(app, routes_from_template(&template)?)?;
     let api_listener = tokio::net::TcpListener::bind(("127.0.0.1", api_port)).await?;
     let invoke_listener = tokio::net::TcpListener::bind(("127.0.0.1", invoke_port)).await?;
 
     if seed_data {
-        let secret = std::env::var("SESSION_TOKEN_SECRET")?;
         seed::load_catalog(&store).await?;
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        let bus = aws_sdk_eventbridge::Client::new(&config);
         let now = chrono::Utc::now();
         let mut orgs = Vec::new();
         for (id, name) in [("org-acme", "Acme Payments"), ("org-globex", "Globex Health")] {
-            orgs.push(seed::seed_org(&store, secret.as_bytes(), domain::OrgId::parse(id)?, name, now).await?);
+            let org = domain::OrgId::parse(id)?;
+            orgs.push(seed::seed_org(&store, secret.as_bytes(), org, name, now, seed::Delivery::Bus(&bus)).await?);
         }
         let env = serde_json::json!({
             "apiBaseUrl": format!("http://127.0.0.1:{api_port}/api/public/v1"),

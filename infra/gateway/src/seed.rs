@@ -2,10 +2,7 @@
 //! read-only API key, and session tokens — the `orgs` part of `.local/env.json`.
 
 use chrono::{DateTime, Duration, Utc};
-use domain::{
-    ApiKey, Catalog, CourseId, CustomCourse, CustomCourseItem, CustomItemType, OrgId, Role, Slug, Team, TeamId, User,
-    UserId,
-};
+use domain::{ApiKey, Catalog, CourseId, OrgId, Role, TeamId, UserId};
 use serde::Serialize;
 use store::{Store, StoreError};
 
@@ -126,35 +123,132 @@ pub async fn load_catalog(store: &Store) -> Result<usize, StoreError> {
     store.put_catalog(catalog.nodes()).await
 }
 
+/// How seed events reach the consumers.
+#[derive(Clone, Copy)]
+pub enum Delivery<'a> {
+    /// In-process, through the consumers' own handler (tests that need an org, not the bus).
+    Direct(&'a events::Consumer),
+    /// Published to the local default bus; the local gateway delivers them through the template's rules.
+    Bus(&'a aws_sdk_eventbridge::Client),
+}
+
+/// A platform event as the platform's services would publish it.
+#[derive(Debug, Clone)]
+pub struct PlatformEvent {
+    pub source: &'static str,
+    pub detail_type: &'static str,
+    pub detail: serde_json::Value,
+}
+
+impl PlatformEvent {
+    /// The EventBridge envelope a rule delivers to a function.
+    pub fn envelope(&self) -> serde_json::Value {
+        serde_json::json!({
+            "version": "0",
+            "id": uuid::Uuid::new_v4(),
+            "source": self.source,
+            "detail-type": self.detail_type,
+            "account": "000000000000",
+            "region": "us-east-1",
+            "time": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "resources": [],
+            "detail": self.detail,
+        })
+    }
+}
+
+pub fn user_created(org: &OrgId, user: &SeededUser, at: DateTime<Utc>) -> PlatformEvent {
+    PlatformEvent {
+        source: "platform.users",
+        detail_type: "user.created",
+        detail: serde_json::json!({"orgId": org.as_str(), "userId": user.user_id, "name": user.name,
+            "email": user.email, "role": user.role.as_str(), "occurredAt": at}),
+    }
+}
+
+pub fn member_event(added: bool, org: &OrgId, team: &SeededTeam, user: UserId, at: DateTime<Utc>) -> PlatformEvent {
+    PlatformEvent {
+        source: "platform.teams",
+        detail_type: if added { "team.member_added" } else { "team.member_removed" },
+        detail: serde_json::json!({"orgId": org.as_str(), "teamId": team.team_id, "teamName": team.name,
+            "userId": user, "occurredAt": at}),
+    }
+}
+
+pub fn challenge_completed(
+    org: &OrgId,
+    user: UserId,
+    topic: &str,
+    index: u16,
+    score: f64,
+    at: DateTime<Utc>,
+) -> PlatformEvent {
+    PlatformEvent {
+        source: "platform.training",
+        detail_type: "challenge.completed",
+        detail: serde_json::json!({"orgId": org.as_str(), "userId": user, "topicId": topic,
+            "challengeIndex": index, "score": score, "completedAt": at}),
+    }
+}
+
+/// Sends platform events: in order, in-process, or in batches of ten to the local default bus.
+pub async fn send(delivery: Delivery<'_>, events: &[PlatformEvent]) -> Result<(), StoreError> {
+    match delivery {
+        Delivery::Direct(consumer) => {
+            for event in events {
+                consumer.handle(event.envelope()).await.map_err(|events::ConsumerError::Store(e)| e)?;
+            }
+        }
+        Delivery::Bus(client) => {
+            for batch in events.chunks(events::BATCH) {
+                let entries = batch
+                    .iter()
+                    .map(|e| {
+                        aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                            .source(e.source)
+                            .detail_type(e.detail_type)
+                            .detail(e.detail.to_string())
+                            .build()
+                    })
+                    .collect();
+                let out =
+                    client.put_events().set_entries(Some(entries)).send().await.map_err(|e| {
+                        StoreError::Other(aws_sdk_eventbridge::error::DisplayErrorContext(e).to_string())
+                    })?;
+                if out.failed_entry_count() > 0 {
+                    return Err(StoreError::Other(format!("{} seed events not accepted", out.failed_entry_count())));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Creates one org with an admin, 12 learners (5 + 5 in two teams, 2 without a team), a custom course
-/// and two API keys.
+/// and two API keys. Users, teams and the course are built by the platform events the consumers take
+/// (`user.created`, `team.member_added`, `custom_course.updated`); with [`Delivery::Bus`] this waits
+/// until the consumers have applied them.
 pub async fn seed_org(
     store: &Store,
     secret: &[u8],
     org_id: OrgId,
     name: &str,
     now: DateTime<Utc>,
+    delivery: Delivery<'_>,
 ) -> Result<SeededOrg, StoreError> {
     let slug = name.to_ascii_lowercase().replace(' ', "");
     let teams = vec![
         SeededTeam { team_id: TeamId(uuid::Uuid::new_v4()), name: "Payments Platform".into() },
         SeededTeam { team_id: TeamId(uuid::Uuid::new_v4()), name: "Mobile Apps".into() },
     ];
-    for team in &teams {
-        store
-            .put_team(
-                &org_id,
-                &Team { team_id: team.team_id, name: team.name.clone(), is_deleted: false, updated_at: now },
-            )
-            .await?;
-    }
     let token_expiry = now + Duration::days(7);
     let mut users = Vec::new();
+    let mut platform_events = Vec::new();
     for i in 0..13 {
         let role = if i == 0 { Role::OrgAdmin } else { Role::Learner };
-        let team_id = match i {
-            1..=5 => Some(teams[0].team_id),
-            6..=10 => Some(teams[1].team_id),
+        let team = match i {
+            1..=5 => Some(&teams[0]),
+            6..=10 => Some(&teams[1]),
             _ => None,
         };
         let user_id = UserId(uuid::Uuid::new_v4());
@@ -164,40 +258,31 @@ pub async fn seed_org(
             FIRST_NAMES[i].to_lowercase(),
             LAST_NAMES[i].to_lowercase().replace(' ', "")
         );
-        store
-            .put_user(
-                &org_id,
-                &User {
-                    user_id,
-                    name: name.clone(),
-                    email: email.clone(),
-                    role,
-                    team_id,
-                    is_active: true,
-                    updated_at: now,
-                },
-            )
-            .await?;
         let token = session_token(secret, user_id, &org_id, role, &email, token_expiry);
-        users.push(SeededUser { user_id, name, email, role, team_id, token });
+        let user = SeededUser { user_id, name, email, role, team_id: team.map(|t| t.team_id), token };
+        platform_events.push(user_created(&org_id, &user, now));
+        if let Some(team) = team {
+            // After the user exists: events about the same part of a user at the same instant are a tie.
+            platform_events.push(member_event(true, &org_id, team, user_id, now + Duration::milliseconds(1)));
+        }
+        users.push(user);
     }
 
-    let catalog = Catalog::bundled().map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let items = vec![
-        CustomCourseItem { item_type: CustomItemType::Topic, item_id: slug_of("sql-injection"), order_index: 1 },
-        CustomCourseItem { item_type: CustomItemType::Topic, item_id: slug_of("idor"), order_index: 2 },
-        CustomCourseItem { item_type: CustomItemType::Scenario, item_id: slug_of("secrets-in-env"), order_index: 3 },
-    ];
-    let (units, _) = catalog.resolve_custom_course(&items);
-    let course = CustomCourse {
-        course_id: CourseId(uuid::Uuid::new_v4()),
-        name: "Secure Payments Onboarding".into(),
-        is_active: true,
-        items,
-        units,
-        updated_at: now,
-    };
-    store.put_custom_course(&org_id, &course).await?;
+    let course_id = CourseId(uuid::Uuid::new_v4());
+    let course_name = "Secure Payments Onboarding";
+    platform_events.push(PlatformEvent {
+        source: "platform.content",
+        detail_type: "custom_course.updated",
+        detail: serde_json::json!({"orgId": org_id.as_str(), "courseId": course_id, "name": course_name,
+            "isActive": true, "occurredAt": now, "items": [
+                {"itemType": "topic", "itemId": "sql-injection", "orderIndex": 1},
+                {"itemType": "topic", "itemId": "idor", "orderIndex": 2},
+                {"itemType": "scenario", "itemId": "secrets-in-env", "orderIndex": 3}]}),
+    });
+    send(delivery, &platform_events).await?;
+    if let Delivery::Bus(_) = delivery {
+        wait_for_projection(store, &org_id, &users, course_id).await?;
+    }
 
     let admin_key = new_api_key_token();
     let read_only_key = new_api_key_token();
@@ -224,10 +309,30 @@ pub async fn seed_org(
         api_keys: SeededKeys { admin: admin_key, read_only: read_only_key },
         users,
         teams,
-        custom_courses: vec![SeededCourse { course_id: course.course_id, name: course.name }],
+        custom_courses: vec![SeededCourse { course_id, name: course_name.into() }],
     })
 }
 
-fn slug_of(raw: &str) -> Slug {
-    Slug::parse(raw).expect("seed slugs are valid")
+/// Waits (up to a minute) until every seeded user, their team membership and the course are projected.
+async fn wait_for_projection(
+    store: &Store,
+    org: &OrgId,
+    users: &[SeededUser],
+    course: CourseId,
+) -> Result<(), StoreError> {
+    let ids: Vec<_> = users.iter().map(|u| u.user_id).collect();
+    for _ in 0..240 {
+        let projected = store.get_users(org, &ids).await?;
+        let complete = projected.len() == users.len()
+            && users.iter().all(|u| {
+                projected.iter().any(|p| p.user_id == u.user_id && p.team_id == u.team_id && p.name == u.name)
+            });
+        if complete && store.get_custom_course(org, course).await?.is_some() {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    Err(StoreError::Other(format!(
+        "seed events for {org} were not applied within a minute: is the local gateway delivering?"
+    )))
 }

@@ -1,5 +1,6 @@
 //! What a route function builds once per Lambda instance: configuration, clients, authenticator.
 
+use events::Publisher;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use store::{CursorCodec, Store};
@@ -20,34 +21,42 @@ pub struct App {
     pub store: Store,
     pub auth: Authenticator,
     pub cursors: CursorCodec,
+    /// Domain events out; published only after the change they announce is committed.
+    pub publisher: Publisher,
 }
 
 impl App {
     /// `session_secret` verifies session tokens; the cursor-signing key is derived from it so one
     /// secret is configured, and a cursor is not a token.
-    pub fn new(store: Store, session_secret: &[u8]) -> Self {
+    pub fn new(store: Store, session_secret: &[u8], publisher: Publisher) -> Self {
         let mut mac = Hmac::<Sha256>::new_from_slice(session_secret).expect("HMAC accepts keys of any length");
         mac.update(b"assignments/pagination-cursor/v1");
         let cursor_key = mac.finalize().into_bytes().to_vec();
-        Self { auth: Authenticator::new(store.clone(), session_secret), cursors: CursorCodec::new(cursor_key), store }
+        Self {
+            auth: Authenticator::new(store.clone(), session_secret),
+            cursors: CursorCodec::new(cursor_key),
+            store,
+            publisher,
+        }
     }
 
-    /// Reads `TABLE_NAME` and `SESSION_TOKEN_SECRET` and builds the AWS clients. Fails fast with a clear
+    /// Reads `TABLE_NAME`, `EVENT_BUS_NAME` and `SESSION_TOKEN_SECRET` and builds the AWS clients. Fails fast with a clear
     /// message, at start-up rather than on the first request.
     pub async fn from_env() -> Result<Self, ConfigError> {
         let table = std::env::var("TABLE_NAME").map_err(|_| ConfigError::Missing("TABLE_NAME"))?;
+        let bus = std::env::var("EVENT_BUS_NAME").map_err(|_| ConfigError::Missing("EVENT_BUS_NAME"))?;
         let secret = std::env::var("SESSION_TOKEN_SECRET").map_err(|_| ConfigError::Missing("SESSION_TOKEN_SECRET"))?;
         if secret.len() < 32 {
             return Err(ConfigError::WeakSecret);
         }
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
         let store = Store::new(aws_sdk_dynamodb::Client::new(&config), table);
-        Ok(Self::new(store, secret.as_bytes()))
+        let publisher = Publisher::new(aws_sdk_eventbridge::Client::new(&config), bus);
+        Ok(Self::new(store, secret.as_bytes(), publisher))
     }
 }
 
 /// JSON logs for CloudWatch; level from `RUST_LOG` (default `info`).
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).without_time().try_init();
+    events::init_tracing();
 }

@@ -1,6 +1,9 @@
 //! Resolving what is assigned and to whom: the reads behind create (and, later, reactivation).
 
-use domain::{Assignee, AssigneeType, CourseId, OrgId, ResolvedTarget, Source, Target, TargetType, TeamId, UserId};
+use chrono::{DateTime, Utc};
+use domain::{
+    Assignee, AssigneeType, CourseId, OrgId, ResolvedTarget, Source, Target, TargetType, TeamId, User, UserId,
+};
 use store::Store;
 
 use crate::problem::ApiError;
@@ -9,7 +12,23 @@ use crate::problem::ApiError;
 #[derive(Debug, Clone)]
 pub struct Roster {
     pub assignee_name: String,
-    pub members: Vec<(UserId, Source)>,
+    pub members: Vec<Member>,
+}
+
+/// A learner on a roster, with the time of the projection facts that put them there: their row's
+/// membership starts then, so a membership event older than the assignment but newer than those
+/// facts (a leave still in flight) is still applied.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub user_id: UserId,
+    pub source: Source,
+    pub since: DateTime<Utc>,
+}
+
+impl Member {
+    fn of(user: &User, source: Source) -> Self {
+        Member { user_id: user.user_id, source, since: user.membership_at() }
+    }
 }
 
 /// The target's title, path and tracked units. Catalog targets cost one GetItem.
@@ -50,7 +69,8 @@ pub async fn resolve_assignee(store: &Store, org: &OrgId, assignee: &Assignee) -
                 .await?
                 .filter(|u| u.is_active)
                 .ok_or_else(|| ApiError::UnknownAssignee(format!("no active user '{id}'")))?;
-            Ok(Roster { assignee_name: user.name, members: vec![(id, Source::Individual)] })
+            let members = vec![Member::of(&user, Source::Individual)];
+            Ok(Roster { assignee_name: user.name, members })
         }
         AssigneeType::Team => {
             let id =
@@ -63,7 +83,7 @@ pub async fn resolve_assignee(store: &Store, org: &OrgId, assignee: &Assignee) -
             let members = store.team_members(org, id).await?;
             Ok(Roster {
                 assignee_name: team.name,
-                members: members.into_iter().map(|u| (u.user_id, Source::Team { team_id: id })).collect(),
+                members: members.iter().map(|u| Member::of(u, Source::Team { team_id: id })).collect(),
             })
         }
         AssigneeType::Org => {
@@ -73,7 +93,7 @@ pub async fn resolve_assignee(store: &Store, org: &OrgId, assignee: &Assignee) -
             let users = store.active_users(org).await?;
             Ok(Roster {
                 assignee_name: "Entire organization".into(),
-                members: users.into_iter().map(|u| (u.user_id, Source::Organization)).collect(),
+                members: users.iter().map(|u| Member::of(u, Source::Organization)).collect(),
             })
         }
     }

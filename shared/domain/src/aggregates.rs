@@ -49,7 +49,8 @@ pub struct Aggregates {
 }
 
 /// What a row contributes to the counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RowContribution {
     pub class: RowClass,
     pub completed_items: u32,

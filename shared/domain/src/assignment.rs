@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::aggregates::Aggregates;
 use crate::catalog::{ItemCounts, ResolvedTarget, TrackedUnit};
-use crate::ids::AssignmentId;
+use crate::directory::User;
+use crate::ids::{AssignmentId, TeamId};
+use crate::progress::Source;
 use crate::vocabulary::{AssigneeType, ContentArea, TargetType};
 
 /// What is assigned. `target_id` is a slug (catalog) or a course UUID (custom course).
@@ -46,6 +48,10 @@ pub struct Assignment {
     pub is_active: bool,
     pub units: Vec<TrackedUnit>,
     pub item_count: u32,
+    /// Bumped whenever `units` change (a custom course was edited); progress writes computed against
+    /// older units are refused and redone.
+    #[serde(default)]
+    pub units_rev: u64,
     pub created_at: DateTime<Utc>,
     pub created_by: String,
     pub updated_at: DateTime<Utc>,
@@ -88,6 +94,7 @@ impl NewAssignment {
             is_active: true,
             units: resolved.units,
             item_count,
+            units_rev: 0,
             created_at: now,
             created_by,
             updated_at: now,
@@ -115,6 +122,29 @@ pub enum Activation {
 }
 
 impl Assignment {
+    /// Whether `user` belongs in this assignment's scope according to the projection: active, and the
+    /// assignee themself, a member of the team, or anyone in the org.
+    pub fn includes(&self, user: &User) -> bool {
+        user.is_active
+            && match self.assignee.assignee_type {
+                AssigneeType::User => self.assignee.assignee_id == user.user_id.to_string(),
+                AssigneeType::Team => user.team_id.is_some_and(|t| t.to_string() == self.assignee.assignee_id),
+                AssigneeType::Org => true,
+            }
+    }
+
+    /// Why a learner in scope has this assignment (the learner view's `source`).
+    pub fn source(&self) -> Source {
+        match self.assignee.assignee_type {
+            AssigneeType::User => Source::Individual,
+            AssigneeType::Team => match TeamId::parse(&self.assignee.assignee_id) {
+                Ok(team_id) => Source::Team { team_id },
+                Err(_) => Source::Individual,
+            },
+            AssigneeType::Org => Source::Organization,
+        }
+    }
+
     /// Applies `patch`, returning the new state, or `None` if nothing would change (a repeated DELETE,
     /// a PATCH that sets what is already there): such requests succeed without a write.
     pub fn patched(&self, patch: &Patch, now: DateTime<Utc>) -> Option<(Assignment, Activation)> {

@@ -8,7 +8,7 @@ use crate::catalog::{CustomCourseItem, TrackedUnit};
 use crate::ids::{CourseId, OrgId, TeamId, UserId};
 use crate::vocabulary::Role;
 
-/// A platform user as last reported by `platform.users` events.
+/// A platform user as last reported by `platform.users` / `platform.teams` events.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
@@ -21,6 +21,109 @@ pub struct User {
     pub is_active: bool,
     /// `occurredAt` of the newest event applied.
     pub updated_at: DateTime<Utc>,
+    /// When each part was last changed: events about different parts (profile, team, activity) are
+    /// ordered separately, so a late event about one part cannot undo a newer one about another.
+    #[serde(default)]
+    pub facets: UserFacets,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserFacets {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_at: Option<DateTime<Utc>>,
+}
+
+/// What one platform event says about a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserChange {
+    /// `user.created` (`active: Some(true)`) or `user.updated` (`active: None`): the whole profile and
+    /// team membership as of the event.
+    Snapshot { name: String, email: String, role: Role, team_id: Option<TeamId>, active: Option<bool> },
+    /// `team.member_added`.
+    JoinedTeam(TeamId),
+    /// `team.member_removed`: leaves that team (a user already moved elsewhere stays there).
+    LeftTeam(TeamId),
+    /// `user.deactivated`.
+    Deactivated,
+}
+
+fn newer(at: DateTime<Utc>, last: Option<DateTime<Utc>>) -> bool {
+    last.is_none_or(|last| at > last)
+}
+
+impl User {
+    /// A user known only from an event that does not carry the profile (e.g. `team.member_added`
+    /// before `user.created`): active, nameless until a profile arrives.
+    pub fn unknown(user_id: UserId, at: DateTime<Utc>) -> Self {
+        User {
+            user_id,
+            name: String::new(),
+            email: String::new(),
+            role: Role::Learner,
+            team_id: None,
+            is_active: true,
+            updated_at: at,
+            facets: UserFacets::default(),
+        }
+    }
+
+    /// Applies what an event at `at` says. Order-safe per part: a part changes only when `at` is newer
+    /// than its last change, so any delivery order of the same events ends in the same user. Returns
+    /// whether anything changed.
+    pub fn apply(&mut self, change: &UserChange, at: DateTime<Utc>) -> bool {
+        let before = self.clone();
+        match change {
+            UserChange::Snapshot { name, email, role, team_id, active } => {
+                if newer(at, self.facets.profile_at) {
+                    self.facets.profile_at = Some(at);
+                    (self.name, self.email, self.role) = (name.clone(), email.clone(), *role);
+                }
+                if newer(at, self.facets.team_at) {
+                    self.facets.team_at = Some(at);
+                    self.team_id = *team_id;
+                }
+                if let Some(active) = active
+                    && newer(at, self.facets.active_at)
+                {
+                    self.facets.active_at = Some(at);
+                    self.is_active = *active;
+                }
+            }
+            UserChange::JoinedTeam(team) if newer(at, self.facets.team_at) => {
+                self.facets.team_at = Some(at);
+                self.team_id = Some(*team);
+            }
+            UserChange::LeftTeam(team) if newer(at, self.facets.team_at) => {
+                self.facets.team_at = Some(at);
+                if self.team_id == Some(*team) {
+                    self.team_id = None;
+                }
+            }
+            UserChange::Deactivated if newer(at, self.facets.active_at) => {
+                self.facets.active_at = Some(at);
+                self.is_active = false;
+            }
+            _ => {}
+        }
+        if *self != before {
+            self.updated_at = self.updated_at.max(at);
+        }
+        *self != before
+    }
+
+    /// When the facts that decide the user's assignments (team, activity) were last changed; the time
+    /// at which membership changes derived from this projection are applied to progress rows.
+    pub fn membership_at(&self) -> DateTime<Utc> {
+        match (self.facets.team_at, self.facets.active_at) {
+            (None, None) => self.updated_at,
+            (a, b) => a.max(b).unwrap_or(self.updated_at),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +134,42 @@ pub struct Team {
     /// A deleted team keeps its assignments (history) but gains no new members.
     pub is_deleted: bool,
     pub updated_at: DateTime<Utc>,
+    /// When the name was last set; an older name never replaces a newer one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_at: Option<DateTime<Utc>>,
+}
+
+/// What one platform event says about a team.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TeamChange {
+    /// `team.renamed`, or the `teamName` of `team.member_added` / `team.member_removed`.
+    Named(String),
+    /// `team.deleted`: final.
+    Deleted,
+}
+
+impl Team {
+    pub fn unknown(team_id: TeamId, at: DateTime<Utc>) -> Self {
+        Team { team_id, name: String::new(), is_deleted: false, updated_at: at, name_at: None }
+    }
+
+    /// Order-safe like [`User::apply`]; deletion is final whatever arrives later. Returns whether
+    /// anything changed.
+    pub fn apply(&mut self, change: &TeamChange, at: DateTime<Utc>) -> bool {
+        let before = self.clone();
+        match change {
+            TeamChange::Named(name) if newer(at, self.name_at) => {
+                self.name_at = Some(at);
+                self.name = name.clone();
+            }
+            TeamChange::Deleted => self.is_deleted = true,
+            _ => {}
+        }
+        if *self != before {
+            self.updated_at = self.updated_at.max(at);
+        }
+        *self != before
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,7 +230,92 @@ pub struct AuditEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Duration;
+    use chrono::{Duration, TimeZone};
+
+    fn permutations(n: usize) -> Vec<Vec<usize>> {
+        if n == 0 {
+            return vec![vec![]];
+        }
+        let mut out = Vec::new();
+        for p in permutations(n - 1) {
+            for i in 0..=p.len() {
+                let mut q = p.clone();
+                q.insert(i, n - 1);
+                out.push(q);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn user_projection_is_the_same_in_every_delivery_order() {
+        let t = |m| Utc.with_ymd_and_hms(2026, 5, 1, 9, m, 0).unwrap();
+        let (a, b) = (TeamId(uuid::Uuid::from_u128(1)), TeamId(uuid::Uuid::from_u128(2)));
+        let snapshot = |name: &str, team, active| UserChange::Snapshot {
+            name: name.into(),
+            email: format!("{name}@x.example"),
+            role: Role::Learner,
+            team_id: team,
+            active,
+        };
+        let events = [
+            (snapshot("Ada", Some(a), Some(true)), t(0)),
+            (UserChange::LeftTeam(a), t(1)),
+            (UserChange::JoinedTeam(b), t(2)),
+            (snapshot("Ada L.", Some(b), None), t(3)),
+            (UserChange::Deactivated, t(4)),
+        ];
+        let id = UserId(uuid::Uuid::from_u128(7));
+        let run = |order: &[usize]| {
+            let mut user = User::unknown(id, t(0));
+            for &i in order {
+                user.apply(&events[i].0, events[i].1);
+            }
+            user
+        };
+        let ordered = run(&[0, 1, 2, 3, 4]);
+        assert_eq!((ordered.name.as_str(), ordered.team_id, ordered.is_active), ("Ada L.", Some(b), false));
+        assert_eq!(ordered.membership_at(), t(4));
+        for order in permutations(events.len()) {
+            assert_eq!(run(&order), ordered, "{order:?}");
+        }
+        let mut twice = ordered.clone();
+        assert!(!twice.apply(&events[2].0, events[2].1), "a duplicate changes nothing");
+    }
+
+    #[test]
+    fn a_late_leave_of_an_old_team_keeps_the_new_team() {
+        let t = |m| Utc.with_ymd_and_hms(2026, 5, 1, 9, m, 0).unwrap();
+        let (a, b) = (TeamId(uuid::Uuid::from_u128(1)), TeamId(uuid::Uuid::from_u128(2)));
+        let mut user = User::unknown(UserId(uuid::Uuid::from_u128(7)), t(0));
+        user.apply(&UserChange::JoinedTeam(b), t(2));
+        assert!(!user.apply(&UserChange::LeftTeam(a), t(1)), "older");
+        assert_eq!(user.team_id, Some(b));
+        user.apply(&UserChange::LeftTeam(a), t(3));
+        assert_eq!(user.team_id, Some(b), "leaving another team does not remove the user from theirs");
+    }
+
+    #[test]
+    fn team_names_are_newest_wins_and_deletion_is_final() {
+        let t = |m| Utc.with_ymd_and_hms(2026, 5, 1, 9, m, 0).unwrap();
+        let events = [
+            (TeamChange::Named("Payments".into()), t(0)),
+            (TeamChange::Named("Payments Platform".into()), t(2)),
+            (TeamChange::Deleted, t(1)),
+        ];
+        let run = |order: &[usize]| {
+            let mut team = Team::unknown(TeamId(uuid::Uuid::nil()), t(0));
+            for &i in order {
+                team.apply(&events[i].0, events[i].1);
+            }
+            team
+        };
+        let ordered = run(&[0, 1, 2]);
+        assert_eq!((ordered.name.as_str(), ordered.is_deleted), ("Payments Platform", true));
+        for order in permutations(3) {
+            assert_eq!(run(&order), ordered, "{order:?}");
+        }
+    }
 
     #[test]
     fn api_keys_stop_working_at_revocation_or_expiry() {

@@ -13,13 +13,13 @@ pub mod progress;
 pub mod validation;
 pub mod vocabulary;
 
-pub use aggregates::{Aggregates, ProgressSummary, RowClass};
+pub use aggregates::{Aggregates, ProgressSummary, RowClass, RowContribution};
 pub use assignment::{Activation, Assignee, Assignment, NewAssignment, Patch, Target};
 pub use catalog::{
     Catalog, CatalogError, CatalogNode, CustomCourseItem, CustomItemType, ItemCounts, ResolvedTarget, TrackedItem,
     TrackedUnit,
 };
-pub use directory::{ApiKey, AuditEntry, CustomCourse, Team, User};
+pub use directory::{ApiKey, AuditEntry, CustomCourse, Team, TeamChange, User, UserChange, UserFacets};
 pub use ids::{AssignmentId, CourseId, IdError, OrgId, Slug, TeamId, UserId};
-pub use progress::{CompletedItem, ProgressRow, Source, UserStatus, is_past_deadline};
+pub use progress::{CompletedItem, Completion, ProgressRow, Source, UserStatus, is_past_deadline};
 pub use vocabulary::{AssigneeType, ContentArea, Role, TargetType};

@@ -49,6 +49,21 @@ pub enum Source {
     Organization,
 }
 
+/// A learner completed a tracked item (from `challenge.completed` / `scenario.completed`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub item: TrackedItem,
+    pub score: Option<f64>,
+    pub at: DateTime<Utc>,
+}
+
+impl Completion {
+    /// Only completions at or after an assignment's creation count towards it.
+    pub fn counts_for(&self, assignment_created_at: DateTime<Utc>) -> bool {
+        self.at >= assignment_created_at
+    }
+}
+
 /// One completed tracked item: best score and first completion time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -81,6 +96,11 @@ pub struct ProgressRow {
     /// Bumped on every stored change; the store's optimistic-concurrency token for this row.
     #[serde(default)]
     pub revision: u64,
+    /// What the assignment's counters count for this row, as of its last write. A change moves the
+    /// counters from this to the new contribution, so counters stay the sum over rows even while the
+    /// tracked items of a custom course change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted: Option<RowContribution>,
 }
 
 impl ProgressRow {
@@ -97,6 +117,7 @@ impl ProgressRow {
             membership_at: at,
             added_at: at,
             revision: 0,
+            counted: None,
         }
     }
 

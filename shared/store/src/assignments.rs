@@ -3,7 +3,8 @@
 use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use chrono::NaiveDate;
 use domain::{
-    Activation, Aggregates, AssigneeType, Assignment, AssignmentId, AuditEntry, ContentArea, OrgId, ProgressRow, UserId,
+    Activation, Aggregates, AssigneeType, Assignment, AssignmentId, AuditEntry, ContentArea, CourseId, ItemCounts,
+    OrgId, ProgressRow, TargetType, TrackedUnit, UserId,
 };
 
 use crate::dynamo::{CancelReason, Item, TxFailure, from_item, n, s, to_item};
@@ -54,7 +55,10 @@ fn lock_pk(org: &OrgId, a: &Assignment) -> Result<String, StoreError> {
     )
 }
 
+/// The stored form of a row; records what the counters count for it (see [`ProgressRow::counted`]).
 pub(crate) fn progress_item(org: &OrgId, row: &ProgressRow, assignment: &Assignment) -> Result<Item, StoreError> {
+    let mut row = row.clone();
+    row.counted = Some(row.contribution(&assignment.units, assignment.item_count));
     to_item(&ProgressRecord {
         pk: keys::assignment_pk(org, row.assignment_id),
         sk: keys::progress_sk(row.user_id),
@@ -62,7 +66,7 @@ pub(crate) fn progress_item(org: &OrgId, row: &ProgressRow, assignment: &Assignm
         gsi2pk: Some(keys::user_assignments_index(org, row.user_id)),
         gsi2sk: Some(keys::assignment_ref(row.assignment_id)),
         phase: Some(row.class(&assignment.units, assignment.item_count)),
-        row: row.clone(),
+        row,
     })
 }
 
@@ -83,20 +87,23 @@ pub(crate) fn put(item: Item, condition: Option<&str>) -> Result<Put, StoreError
 /// Transaction items are built before the table name is known to the helper; [`Store::tx`] fills it.
 const TABLE_PLACEHOLDER: &str = "__table__";
 
-/// The transaction item that moves an assignment's counters by `delta` (the assignment must exist).
+/// The transaction item that moves an assignment's counters by `delta`. The assignment must exist and
+/// still track the units the delta was computed with (else [`counter_failure`] says which).
 pub(crate) fn counter_update(
     org: &OrgId,
-    id: AssignmentId,
+    assignment: &Assignment,
     delta: &Aggregates,
 ) -> Result<TransactWriteItem, StoreError> {
     let update = Update::builder()
         .table_name(TABLE_PLACEHOLDER)
-        .key(keys::PK, s(keys::assignment_pk(org, id)))
+        .key(keys::PK, s(keys::assignment_pk(org, assignment.id)))
         .key(keys::SK, s(keys::ASSIGNMENT_SK))
         .update_expression(
             "ADD totalUsers :dt, completedUsers :dc, inProgressUsers :di, notStartedUsers :dn, completedItemsSum :ds",
         )
-        .condition_expression("attribute_exists(PK)")
+        .condition_expression("attribute_exists(PK) AND unitsRev = :ur")
+        .expression_attribute_values(":ur", n(assignment.units_rev))
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
         .expression_attribute_values(":dt", n(delta.total_users))
         .expression_attribute_values(":dc", n(delta.completed_users))
         .expression_attribute_values(":di", n(delta.in_progress_users))
@@ -105,6 +112,11 @@ pub(crate) fn counter_update(
         .build()
         .map_err(|e| StoreError::Other(e.to_string()))?;
     Ok(TransactWriteItem::builder().update(update).build())
+}
+
+/// Why a [`counter_update`] failed: the assignment is gone, or its tracked units changed.
+pub(crate) fn counter_failure(reason: &CancelReason) -> StoreError {
+    if reason.item.is_some() { StoreError::AssignmentChanged } else { StoreError::NotFound }
 }
 
 fn roster_delta(assignment: &Assignment, rows: &[ProgressRow]) -> Aggregates {
@@ -229,7 +241,7 @@ impl Store {
             while !pending.is_empty() {
                 let owned: Vec<ProgressRow> = pending.iter().map(|r| (*r).clone()).collect();
                 let delta = roster_delta(assignment, &owned);
-                let mut items = vec![counter_update(org, assignment.id, &delta)?];
+                let mut items = vec![counter_update(org, assignment, &delta)?];
                 for row in &pending {
                     items.push(
                         TransactWriteItem::builder()
@@ -245,7 +257,7 @@ impl Store {
                     Err(TxFailure::Cancelled(reasons))
                         if reasons.first().is_some_and(CancelReason::condition_failed) =>
                     {
-                        return Err(StoreError::NotFound);
+                        return Err(counter_failure(&reasons[0]));
                     }
                     Err(TxFailure::Cancelled(reasons))
                         if reasons.iter().skip(1).any(CancelReason::condition_failed) =>
@@ -411,6 +423,93 @@ impl Store {
         .await?
         .into_iter()
         .map(|item| Ok(from_item::<AssignmentRecord>(item)?.assignment))
+        .collect()
+    }
+
+    /// The org's assignments on one custom course, active or not.
+    pub async fn assignments_on_course(&self, org: &OrgId, course: CourseId) -> Result<Vec<Assignment>, StoreError> {
+        let pk = keys::org_assignments(org);
+        self.query_all(|q| {
+            q.index_name(keys::GSI1)
+                .key_condition_expression("GSI1PK = :pk")
+                .filter_expression("targetType = :type AND targetId = :id")
+                .expression_attribute_values(":pk", s(pk.as_str()))
+                .expression_attribute_values(":type", s(TargetType::CustomCourse.as_str()))
+                .expression_attribute_values(":id", s(course.to_string()))
+        })
+        .await?
+        .into_iter()
+        .map(|item| Ok(from_item::<AssignmentRecord>(item)?.assignment))
+        .collect()
+    }
+
+    /// Replaces the tracked units of an assignment (its custom course changed) and bumps `unitsRev`, so
+    /// progress writes computed against the old units are refused and redone. Rows are re-evaluated
+    /// afterwards with [`Store::refresh_row`]. Returns the updated assignment, or `None` when the
+    /// units are unchanged.
+    pub async fn set_assignment_units(
+        &self,
+        org: &OrgId,
+        assignment: &Assignment,
+        units: Vec<TrackedUnit>,
+    ) -> Result<Option<Assignment>, StoreError> {
+        let mut current = assignment.clone();
+        for _ in 0..8 {
+            if current.units == units {
+                return Ok(None);
+            }
+            let mut next = current.clone();
+            next.item_count = ItemCounts::of(&units).total();
+            next.units = units.clone();
+            next.units_rev = current.units_rev + 1;
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(keys::PK, s(keys::assignment_pk(org, current.id)))
+                .key(keys::SK, s(keys::ASSIGNMENT_SK))
+                .update_expression("SET #units = :units, itemCount = :count, unitsRev = :next")
+                .condition_expression("unitsRev = :rev")
+                .expression_attribute_names("#units", "units")
+                .expression_attribute_values(
+                    ":units",
+                    serde_dynamo::to_attribute_value(&next.units).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                )
+                .expression_attribute_values(":count", n(next.item_count))
+                .expression_attribute_values(":next", n(next.units_rev))
+                .expression_attribute_values(":rev", n(current.units_rev))
+                .send()
+                .await
+                .map_err(crate::dynamo::classify);
+            match result {
+                Ok(_) => return Ok(Some(next)),
+                Err(StoreError::ConditionFailed) => {
+                    current = self.get_assignment(org, current.id).await?.ok_or(StoreError::NotFound)?;
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Err(StoreError::TransactionConflict("tracked items kept changing".into()))
+    }
+
+    /// Every user id with a row on the assignment (removed included), strongly consistent.
+    pub async fn roster_user_ids(&self, org: &OrgId, id: AssignmentId) -> Result<Vec<UserId>, StoreError> {
+        let pk = keys::assignment_pk(org, id);
+        self.query_all(|q| {
+            q.key_condition_expression("PK = :pk AND begins_with(SK, :user)")
+                .expression_attribute_values(":pk", s(pk.as_str()))
+                .expression_attribute_values(":user", s(keys::PROGRESS_SK_PREFIX))
+                .projection_expression("userId")
+                .consistent_read(true)
+        })
+        .await?
+        .into_iter()
+        .map(|item| match item.get("userId") {
+            Some(aws_sdk_dynamodb::types::AttributeValue::S(id)) => {
+                UserId::parse(id).map_err(|e| StoreError::Corrupt(e.to_string()))
+            }
+            _ => Err(StoreError::Corrupt("progress row without userId".into())),
+        })
         .collect()
     }
 

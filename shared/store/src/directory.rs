@@ -5,13 +5,44 @@
 //! never replaces a newer one.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use domain::{CourseId, CustomCourse, OrgId, Team, TeamId, User, UserId};
+use chrono::{DateTime, Utc};
+use domain::{CourseId, CustomCourse, OrgId, Team, TeamChange, TeamId, User, UserChange, UserId};
 
 use crate::dynamo::{Item, from_item, n, s, to_item};
 use crate::records::{CourseRecord, TeamRecord, UserRecord};
 use crate::{Page, PageKey, Store, StoreError, keys};
 
 const NEWER_WINS: &str = "attribute_not_exists(PK) OR updatedAtMs <= :ms";
+
+/// GSI1 only while active; GSI2 (team members) only while active and in a team.
+fn user_record(org: &OrgId, user: &User, revision: Option<u64>) -> UserRecord {
+    let listed = user.is_active;
+    UserRecord {
+        pk: keys::user_pk(org, user.user_id),
+        sk: keys::PROFILE_SK.into(),
+        entity: "user".into(),
+        gsi1pk: listed.then(|| keys::org_users(org)),
+        gsi1sk: listed.then(|| user.user_id.to_string()),
+        gsi2pk: user.team_id.filter(|_| listed).map(|team| keys::team_members(org, team)),
+        gsi2sk: user.team_id.filter(|_| listed).map(|_| user.user_id.to_string()),
+        updated_at_ms: Some(user.updated_at.timestamp_millis()),
+        revision,
+        user: user.clone(),
+    }
+}
+
+fn team_record(org: &OrgId, team: &Team, revision: Option<u64>) -> TeamRecord {
+    TeamRecord {
+        pk: keys::team_pk(org, team.team_id),
+        sk: keys::PROFILE_SK.into(),
+        entity: "team".into(),
+        gsi1pk: Some(keys::org_teams(org)),
+        gsi1sk: Some(team.team_id.to_string()),
+        updated_at_ms: Some(team.updated_at.timestamp_millis()),
+        revision,
+        team: team.clone(),
+    }
+}
 
 impl Store {
     /// Puts `item` unless the stored one is newer. Returns whether it was written.
@@ -35,20 +66,93 @@ impl Store {
 
     /// Stores a user unless a newer version is stored. Returns whether it was written.
     pub async fn put_user(&self, org: &OrgId, user: &User) -> Result<bool, StoreError> {
-        let listed = user.is_active;
         let ms = user.updated_at.timestamp_millis();
-        let record = UserRecord {
-            pk: keys::user_pk(org, user.user_id),
-            sk: keys::PROFILE_SK.into(),
-            entity: "user".into(),
-            gsi1pk: listed.then(|| keys::org_users(org)),
-            gsi1sk: listed.then(|| user.user_id.to_string()),
-            gsi2pk: user.team_id.filter(|_| listed).map(|team| keys::team_members(org, team)),
-            gsi2sk: user.team_id.filter(|_| listed).map(|_| user.user_id.to_string()),
-            updated_at_ms: Some(ms),
-            user: user.clone(),
+        self.put_if_not_older(to_item(&user_record(org, user, None))?, ms).await
+    }
+
+    /// Applies what a platform event says about a user at `at` to the projection (order-safe, see
+    /// [`User::apply`]); a user not seen before starts as [`User::unknown`]. Read-modify-write under
+    /// a revision condition, retried on concurrent changes. Returns the user as stored afterwards.
+    pub async fn change_user(
+        &self,
+        org: &OrgId,
+        user_id: UserId,
+        change: &UserChange,
+        at: DateTime<Utc>,
+    ) -> Result<User, StoreError> {
+        for attempt in 0..8 {
+            if attempt > 0 {
+                tokio::time::sleep(crate::dynamo::backoff(attempt.min(4))).await;
+            }
+            let stored = self.get(keys::user_pk(org, user_id), keys::PROFILE_SK).await?;
+            let (mut user, condition) = match stored {
+                Some(item) => {
+                    let record = from_item::<UserRecord>(item)?;
+                    (record.user, Some(record.revision))
+                }
+                None => (User::unknown(user_id, at), None),
+            };
+            if !user.apply(change, at) {
+                return Ok(user);
+            }
+            let revision = condition.flatten().map_or(1, |r| r + 1);
+            let item = to_item(&user_record(org, &user, Some(revision)))?;
+            match self.put_on_revision(item, condition).await {
+                Ok(()) => return Ok(user),
+                Err(StoreError::ConditionFailed) => continue,
+                Err(other) => return Err(other),
+            }
+        }
+        Err(StoreError::TransactionConflict(format!("user {user_id} kept changing")))
+    }
+
+    /// Like [`Store::change_user`], for a team.
+    pub async fn change_team(
+        &self,
+        org: &OrgId,
+        team_id: TeamId,
+        change: &TeamChange,
+        at: DateTime<Utc>,
+    ) -> Result<Team, StoreError> {
+        for attempt in 0..8 {
+            if attempt > 0 {
+                tokio::time::sleep(crate::dynamo::backoff(attempt.min(4))).await;
+            }
+            let stored = self.get(keys::team_pk(org, team_id), keys::PROFILE_SK).await?;
+            let (mut team, condition) = match stored {
+                Some(item) => {
+                    let record = from_item::<TeamRecord>(item)?;
+                    (record.team, Some(record.revision))
+                }
+                None => (Team::unknown(team_id, at), None),
+            };
+            if !team.apply(change, at) {
+                return Ok(team);
+            }
+            let revision = condition.flatten().map_or(1, |r| r + 1);
+            let item = to_item(&team_record(org, &team, Some(revision)))?;
+            match self.put_on_revision(item, condition).await {
+                Ok(()) => return Ok(team),
+                Err(StoreError::ConditionFailed) => continue,
+                Err(other) => return Err(other),
+            }
+        }
+        Err(StoreError::TransactionConflict(format!("team {team_id} kept changing")))
+    }
+
+    /// Puts `item` if the stored one is still as read: absent (`None`), at a revision, or written
+    /// without one (`Some(None)`).
+    async fn put_on_revision(&self, item: Item, read: Option<Option<u64>>) -> Result<(), StoreError> {
+        let request = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        let request = match read {
+            None => request.condition_expression("attribute_not_exists(PK)"),
+            Some(None) => request.condition_expression("attribute_not_exists(revision)"),
+            Some(Some(rev)) => {
+                request.condition_expression("revision = :rev").expression_attribute_values(":rev", n(rev))
+            }
         };
-        self.put_if_not_older(to_item(&record)?, ms).await
+        request.send().await.map_err(crate::dynamo::classify)?;
+        Ok(())
     }
 
     pub async fn get_user(&self, org: &OrgId, user: UserId) -> Result<Option<User>, StoreError> {
@@ -127,16 +231,7 @@ impl Store {
     /// Stores a team unless a newer version is stored. Returns whether it was written.
     pub async fn put_team(&self, org: &OrgId, team: &Team) -> Result<bool, StoreError> {
         let ms = team.updated_at.timestamp_millis();
-        let record = TeamRecord {
-            pk: keys::team_pk(org, team.team_id),
-            sk: keys::PROFILE_SK.into(),
-            entity: "team".into(),
-            gsi1pk: Some(keys::org_teams(org)),
-            gsi1sk: Some(team.team_id.to_string()),
-            updated_at_ms: Some(ms),
-            team: team.clone(),
-        };
-        self.put_if_not_older(to_item(&record)?, ms).await
+        self.put_if_not_older(to_item(&team_record(org, team, None))?, ms).await
     }
 
     pub async fn get_team(&self, org: &OrgId, team: TeamId) -> Result<Option<Team>, StoreError> {

@@ -9,6 +9,7 @@
 //! | assignment        | `ORG#o#ASG#a`                                   | `A`                     | `ORG#o#ASGS` / `a` (v7)        | active: `ORG#o#ASSIGNEE#type#id` / `a`           | active: `ORG#o#DUE` / `deadline#a` |
 //! | progress row      | `ORG#o#ASG#a`                                   | `USER#u`                |                                | `ORG#o#USER#u` / `ASG#a`                         |                           |
 //! | active-duplicate lock | `ORG#o#ACTIVE#assigneeType#assigneeId#targetType#targetId` | `LOCK`  |                                |                                                  |                           |
+//! | completion log    | `ORG#o#USER#u`                                  | `DONE#item#ms`          |                                |                                                  |                           |
 //! | user              | `ORG#o#USER#u`                                  | `PROFILE`               | active: `ORG#o#USERS` / `u`    | active, in a team: `ORG#o#TEAM#t#MEMBERS` / `u`  |                           |
 //! | team              | `ORG#o#TEAM#t`                                  | `PROFILE`               | `ORG#o#TEAMS` / `t`            |                                                  |                           |
 //! | custom course     | `ORG#o#COURSE#c`                                | `COURSE`                | `ORG#o#COURSES` / `c`          |                                                  |                           |
@@ -42,6 +43,7 @@ pub const TTL_ATTRIBUTE: &str = "expiresAt";
 pub const ASSIGNMENT_SK: &str = "A";
 pub const PROGRESS_SK_PREFIX: &str = "USER#";
 pub const PROFILE_SK: &str = "PROFILE";
+pub const COMPLETION_SK_PREFIX: &str = "DONE#";
 
 /// A request-supplied key part must not contain the delimiter.
 pub(crate) fn part(raw: &str) -> Result<&str, StoreError> {
@@ -101,6 +103,11 @@ pub const LOCK_SK: &str = "LOCK";
 
 pub fn user_pk(org: &OrgId, user: UserId) -> String {
     format!("ORG#{org}#USER#{user}")
+}
+
+/// A learner's completion log entry, beside their profile: `DONE#<item key>#<completedAt ms>`.
+pub fn completion_sk(item_key: &str, at: chrono::DateTime<chrono::Utc>) -> String {
+    format!("{COMPLETION_SK_PREFIX}{item_key}#{}", at.timestamp_millis())
 }
 
 pub fn org_users(org: &OrgId) -> String {

@@ -24,6 +24,7 @@ pub use assignments::{AssignmentFilter, ROSTER_ROWS_PER_TRANSACTION};
 pub use audit::AuditFilter;
 pub use cursor::CursorCodec;
 pub use dynamo::Capacity;
+pub use progress::{MembershipChange, RowChange};
 
 /// The table and the client that reaches it. Cheap to clone; build once per Lambda instance.
 #[derive(Clone, Debug)]
@@ -68,6 +69,10 @@ pub enum StoreError {
     VersionConflict,
     #[error("no such item")]
     NotFound,
+    /// The assignment's tracked items changed since it was read (a custom course was edited): read it
+    /// again and redo the change.
+    #[error("the assignment's tracked items changed concurrently")]
+    AssignmentChanged,
     /// DynamoDB throttled the request after the SDK's own retries.
     #[error("throttled by DynamoDB: {0}")]
     Throttled(String),

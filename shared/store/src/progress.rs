@@ -2,19 +2,61 @@
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, Utc};
-use domain::{Aggregates, Assignment, OrgId, ProgressRow, Source, TrackedItem, UserId};
+use domain::{Aggregates, Assignment, Completion, OrgId, ProgressRow, Source, TrackedItem, UserId};
+use serde::{Deserialize, Serialize};
 
-use crate::assignments::{counter_update, progress_item, put};
-use crate::dynamo::{CancelReason, TxFailure, n};
-use crate::{Store, StoreError};
+use crate::assignments::{counter_failure, counter_update, progress_item, put};
+use crate::dynamo::{CancelReason, TxFailure, from_item, n, s, to_item};
+use crate::{Store, StoreError, keys};
 
 /// Attempts of a read-modify-write before giving up on a contended row.
 const ATTEMPTS: u32 = 12;
 
+/// A row as it was before a change and as stored after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowChange {
+    pub before: ProgressRow,
+    pub after: ProgressRow,
+}
+
+impl RowChange {
+    /// The learner (in scope) reached 100 % with this change.
+    pub fn completed_now(&self) -> bool {
+        self.before.completed_at.is_none() && self.after.completed_at.is_some() && self.after.removed_at.is_none()
+    }
+}
+
+/// What a membership change did to a learner's row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MembershipChange {
+    /// Nothing: the row already reflects this or a newer change.
+    Unchanged,
+    /// A new row was written (a joiner, or a removed "tombstone" for a leave that arrived first).
+    Created,
+    /// An existing row joined or left.
+    Changed,
+}
+
+/// One entry of a learner's completion log (`ORG#o#USER#u` / `DONE#<item>#<ms>`).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CompletionRecord {
+    #[serde(rename = "PK")]
+    pk: String,
+    #[serde(rename = "SK")]
+    sk: String,
+    entity: String,
+    item_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    score: Option<f64>,
+    completed_at: DateTime<Utc>,
+}
+
 impl Store {
     /// Stores `after` in place of `before` (which must still be stored at `before.revision`) and moves
-    /// the assignment's counters by the difference, in one transaction. A concurrent change of the row
-    /// is [`StoreError::VersionConflict`]: read again and retry.
+    /// the assignment's counters from what they count for the row to its new contribution, in one
+    /// transaction. A concurrent change of the row is [`StoreError::VersionConflict`], a change of the
+    /// assignment's tracked items [`StoreError::AssignmentChanged`]: read again and retry.
     pub async fn apply_progress(
         &self,
         org: &OrgId,
@@ -24,17 +66,17 @@ impl Store {
     ) -> Result<ProgressRow, StoreError> {
         let mut next = after.clone();
         next.revision = before.revision + 1;
-        let delta = Aggregates::delta(
-            Some(before.contribution(&assignment.units, assignment.item_count)),
-            Some(next.contribution(&assignment.units, assignment.item_count)),
-        );
+        let contribution = next.contribution(&assignment.units, assignment.item_count);
+        next.counted = Some(contribution);
+        let counted = before.counted.unwrap_or_else(|| before.contribution(&assignment.units, assignment.item_count));
+        let delta = Aggregates::delta(Some(counted), Some(contribution));
         let row = put(progress_item(org, &next, assignment)?, Some("revision = :rev")).map(|mut p| {
             p.expression_attribute_values = Some([(":rev".to_owned(), n(before.revision))].into());
             p
         })?;
         let mut items = vec![TransactWriteItem::builder().put(row).build()];
         if !delta.is_zero() {
-            items.push(counter_update(org, assignment.id, &delta)?);
+            items.push(counter_update(org, assignment, &delta)?);
         }
         match self.tx(items).await {
             Ok(()) => Ok(next),
@@ -42,15 +84,68 @@ impl Store {
                 Err(StoreError::VersionConflict)
             }
             Err(TxFailure::Cancelled(reasons)) if reasons.get(1).is_some_and(CancelReason::condition_failed) => {
-                Err(StoreError::NotFound)
+                Err(counter_failure(&reasons[1]))
             }
             Err(other) => Err(other.into()),
         }
     }
 
-    /// Records a completed item on `user`'s row of `assignment`: idempotent and order-free (see
-    /// [`ProgressRow::record_completion`]), retried on concurrent changes. Returns the stored row when
-    /// it changed, `None` when there was nothing to do (no row, untracked, or a duplicate).
+    /// Read-modify-write of `user`'s row on `assignment`, retried on concurrent changes of the row or
+    /// of the assignment's tracked items. `change` edits the row under the assignment as currently
+    /// stored and says whether it changed anything. Returns the row before and after when it changed;
+    /// `None` when there is no row or nothing to do.
+    async fn change_row(
+        &self,
+        org: &OrgId,
+        assignment: &Assignment,
+        user: UserId,
+        change: impl Fn(&mut ProgressRow, &Assignment) -> bool,
+    ) -> Result<Option<RowChange>, StoreError> {
+        let mut current = assignment.clone();
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(crate::dynamo::backoff(attempt.min(4))).await;
+            }
+            let Some(before) = self.progress_row(org, current.id, user).await? else { return Ok(None) };
+            let mut after = before.clone();
+            if !change(&mut after, &current) {
+                return Ok(None);
+            }
+            match self.apply_progress(org, &current, &before, &after).await {
+                Ok(after) => return Ok(Some(RowChange { before, after })),
+                Err(StoreError::VersionConflict | StoreError::TransactionConflict(_)) => continue,
+                Err(StoreError::AssignmentChanged) => {
+                    current = self.get_assignment(org, current.id).await?.ok_or(StoreError::NotFound)?;
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Err(StoreError::TransactionConflict(format!("progress row of {user} kept changing")))
+    }
+
+    /// Records completed items on `user`'s row of `assignment`: idempotent and order-free (see
+    /// [`ProgressRow::record_completion`]); completions before the assignment's creation and untracked
+    /// items are ignored. Removed rows record too (history; they count in no rate while removed), so
+    /// the result does not depend on whether a completion arrives before or after a leave or return.
+    /// Returns the change when there was one.
+    pub async fn record_completions(
+        &self,
+        org: &OrgId,
+        assignment: &Assignment,
+        user: UserId,
+        completions: &[Completion],
+    ) -> Result<Option<RowChange>, StoreError> {
+        self.change_row(org, assignment, user, |row, a| {
+            let mut changed = false;
+            for c in completions.iter().filter(|c| c.counts_for(a.created_at)) {
+                changed |= row.record_completion(&c.item, c.score, c.at, &a.units, a.item_count);
+            }
+            changed
+        })
+        .await
+    }
+
+    /// [`Store::record_completions`] for one item.
     pub async fn record_completion(
         &self,
         org: &OrgId,
@@ -59,32 +154,31 @@ impl Store {
         item: &TrackedItem,
         score: Option<f64>,
         at: DateTime<Utc>,
-    ) -> Result<Option<ProgressRow>, StoreError> {
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(crate::dynamo::backoff(attempt.min(4))).await;
-            }
-            // Removed rows still record progress (history; they count in no rate while removed), so the
-            // result does not depend on whether a completion arrives before or after a leave/return.
-            let Some(before) = self.progress_row(org, assignment.id, user).await? else { return Ok(None) };
-            let mut after = before.clone();
-            if !after.record_completion(item, score, at, &assignment.units, assignment.item_count) {
-                return Ok(None);
-            }
-            match self.apply_progress(org, assignment, &before, &after).await {
-                Ok(stored) => return Ok(Some(stored)),
-                Err(StoreError::VersionConflict | StoreError::TransactionConflict(_)) => continue,
-                Err(other) => return Err(other),
-            }
-        }
-        Err(StoreError::TransactionConflict(format!("progress row of {user} kept changing")))
+    ) -> Result<Option<RowChange>, StoreError> {
+        self.record_completions(org, assignment, user, &[Completion { item: item.clone(), score, at }]).await
+    }
+
+    /// Re-evaluates `user`'s row after the assignment's tracked items changed: completion state and
+    /// what the counters count for it. Returns the change when there was one.
+    pub async fn refresh_row(
+        &self,
+        org: &OrgId,
+        assignment: &Assignment,
+        user: UserId,
+    ) -> Result<Option<RowChange>, StoreError> {
+        self.change_row(org, assignment, user, |row, a| {
+            let before = row.clone();
+            row.refresh_completion(&a.units, a.item_count);
+            *row != before || row.counted != Some(row.contribution(&a.units, a.item_count))
+        })
+        .await
     }
 
     /// Applies a membership change of `user` on `assignment` that occurred at `at`: `joined` brings the
     /// learner into scope (a returning learner gets their row and progress back), otherwise the row is
     /// marked removed (kept, excluded from rates). Order-safe: a change not newer than the last one
     /// applied is ignored. A leave with no row writes a removed row (a tombstone) so that an older join
-    /// arriving later cannot add the learner. Returns whether anything changed.
+    /// arriving later cannot add the learner.
     pub async fn set_membership(
         &self,
         org: &OrgId,
@@ -93,32 +187,69 @@ impl Store {
         source: Source,
         joined: bool,
         at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(crate::dynamo::backoff(attempt.min(4))).await;
+    ) -> Result<MembershipChange, StoreError> {
+        if self.progress_row(org, assignment.id, user).await?.is_none() {
+            let mut row = ProgressRow::new(assignment.id, user, source, at);
+            if !joined {
+                row.removed_at = Some(at);
             }
-            let Some(before) = self.progress_row(org, assignment.id, user).await? else {
-                let mut row = ProgressRow::new(assignment.id, user, source.clone(), at);
-                if !joined {
-                    row.removed_at = Some(at);
+            let mut current = assignment.clone();
+            loop {
+                match self.add_roster_rows(org, &current, std::slice::from_ref(&row)).await {
+                    Ok(1) => return Ok(MembershipChange::Created),
+                    Ok(_) => break, // another writer created the row meanwhile: apply to it
+                    Err(StoreError::AssignmentChanged) => {
+                        current = self.get_assignment(org, current.id).await?.ok_or(StoreError::NotFound)?;
+                    }
+                    Err(other) => return Err(other),
                 }
-                if self.add_roster_rows(org, assignment, &[row]).await? == 1 {
-                    return Ok(true);
-                }
-                continue; // another writer created the row meanwhile: apply to it
-            };
-            let mut after = before.clone();
-            let changed = if joined { after.join(at) } else { after.leave(at) };
-            if !changed {
-                return Ok(false);
-            }
-            match self.apply_progress(org, assignment, &before, &after).await {
-                Ok(_) => return Ok(true),
-                Err(StoreError::VersionConflict | StoreError::TransactionConflict(_)) => continue,
-                Err(other) => return Err(other),
             }
         }
-        Err(StoreError::TransactionConflict(format!("membership of {user} kept changing")))
+        let changed =
+            self.change_row(org, assignment, user, |row, _| if joined { row.join(at) } else { row.leave(at) }).await?;
+        Ok(if changed.is_some() { MembershipChange::Changed } else { MembershipChange::Unchanged })
+    }
+
+    /// Logs a completion under the learner (idempotent), so that assignments the learner joins later
+    /// can count it: a learner's row then does not depend on whether the completion or the join
+    /// arrived first.
+    pub async fn log_completion(&self, org: &OrgId, user: UserId, c: &Completion) -> Result<(), StoreError> {
+        let key = c.item.key();
+        let record = CompletionRecord {
+            pk: keys::user_pk(org, user),
+            sk: keys::completion_sk(&key, c.at),
+            entity: "completion".into(),
+            item_key: key,
+            score: c.score,
+            completed_at: c.at,
+        };
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&record)?))
+            .send()
+            .await
+            .map_err(crate::dynamo::classify)?;
+        Ok(())
+    }
+
+    /// Every logged completion of a learner (strongly consistent).
+    pub async fn completion_log(&self, org: &OrgId, user: UserId) -> Result<Vec<Completion>, StoreError> {
+        let pk = keys::user_pk(org, user);
+        self.query_all(|q| {
+            q.key_condition_expression("PK = :pk AND begins_with(SK, :done)")
+                .expression_attribute_values(":pk", s(pk.as_str()))
+                .expression_attribute_values(":done", s(keys::COMPLETION_SK_PREFIX))
+                .consistent_read(true)
+        })
+        .await?
+        .into_iter()
+        .map(|item| {
+            let record: CompletionRecord = from_item(item)?;
+            let item = TrackedItem::parse_key(&record.item_key)
+                .ok_or_else(|| StoreError::Corrupt(format!("completion item {}", record.item_key)))?;
+            Ok(Completion { item, score: record.score, at: record.completed_at })
+        })
+        .collect()
     }
 }

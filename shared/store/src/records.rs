@@ -51,6 +51,7 @@ record!(
         gsi2pk: Option<String> = "GSI2PK",
         gsi2sk: Option<String> = "GSI2SK",
         updated_at_ms: Option<i64> = "updatedAtMs",
+        revision: Option<u64> = "revision",
     } flatten user: User
 );
 
@@ -59,6 +60,7 @@ record!(
         gsi1pk: Option<String> = "GSI1PK",
         gsi1sk: Option<String> = "GSI1SK",
         updated_at_ms: Option<i64> = "updatedAtMs",
+        revision: Option<u64> = "revision",
     } flatten team: Team
 );
 

@@ -17,6 +17,7 @@ fn user(team: Option<TeamId>, at: chrono::DateTime<Utc>) -> User {
         team_id: team,
         is_active: true,
         updated_at: at,
+        facets: Default::default(),
     }
 }
 
@@ -27,7 +28,10 @@ async fn team_members_and_active_users_follow_the_projection() {
     let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
     let team = TeamId(uuid::Uuid::new_v4());
     store
-        .put_team(&org, &Team { team_id: team, name: "Payments".into(), is_deleted: false, updated_at: t0 })
+        .put_team(
+            &org,
+            &Team { team_id: team, name: "Payments".into(), is_deleted: false, updated_at: t0, name_at: None },
+        )
         .await
         .unwrap();
     let members: Vec<User> = (0..3).map(|_| user(Some(team), t0)).collect();

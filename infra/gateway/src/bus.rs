@@ -1,0 +1,199 @@
+//! Local EventBridge delivery through the template's own rules.
+//!
+//! Each `EventBridgeRule` event of a function in `template.yaml` becomes a rule on the moto server with
+//! the template's pattern, targeting an SQS queue of that function; a poller hands each message to the
+//! function as Lambda would and deletes it only when the function succeeded (a failure is retried
+//! after the visibility timeout, like EventBridge's retry policy). A typo in a pattern therefore
+//! stops delivery here exactly as it would on AWS.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::{Gateway, GatewayError};
+
+/// Seconds a failed or in-flight message stays invisible before another delivery.
+const VISIBILITY_SECONDS: i32 = 2;
+
+/// One rule of the template: which function, the pattern, and the bus (`None` = the default bus).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub function: String,
+    pub event: String,
+    pub pattern: Value,
+    pub bus: Option<String>,
+}
+
+impl Rule {
+    /// Rule and queue name (≤ 64 characters; one local stack per moto server).
+    pub fn name(&self) -> String {
+        format!("{}-{}", self.function, self.event)
+    }
+}
+
+/// Every `EventBridgeRule` event of the template's functions.
+pub fn rules_from_template(template_yaml: &str) -> Result<Vec<Rule>, GatewayError> {
+    let template: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(template_yaml).map_err(|e| GatewayError::Template(e.to_string()))?;
+    let resources = template["Resources"].as_mapping().ok_or_else(|| GatewayError::Template("no Resources".into()))?;
+    let mut rules = Vec::new();
+    for (logical_id, resource) in resources {
+        let Some(events) = resource["Properties"]["Events"].as_mapping() else { continue };
+        for (name, event) in events.iter().filter(|(_, e)| e["Type"].as_str() == Some("EventBridgeRule")) {
+            let pattern: Value = serde_json::to_value(&event["Properties"]["Pattern"])
+                .map_err(|e| GatewayError::Template(e.to_string()))?;
+            if !pattern.is_object() {
+                return Err(GatewayError::Template(format!(
+                    "{logical_id:?}.{name:?}: EventBridgeRule without Pattern"
+                )));
+            }
+            rules.push(Rule {
+                function: logical_id.as_str().unwrap_or_default().to_owned(),
+                event: name.as_str().unwrap_or_default().to_owned(),
+                pattern,
+                bus: event["Properties"]["EventBusName"].as_str().map(str::to_owned),
+            });
+        }
+    }
+    Ok(rules)
+}
+
+/// Installs the rules on the local EventBridge (moto) with an SQS queue per rule; returns each rule's
+/// queue URL. Idempotent: installing again updates the same rules and queues.
+pub async fn install(
+    rules: &[Rule],
+    events: &aws_sdk_eventbridge::Client,
+    sqs: &aws_sdk_sqs::Client,
+) -> Result<Vec<(Rule, String)>, GatewayError> {
+    let err = |e: &dyn std::fmt::Display| GatewayError::Bus(e.to_string());
+    let mut installed = Vec::new();
+    for rule in rules {
+        let name = rule.name();
+        let queue = sqs
+            .create_queue()
+            .queue_name(&name)
+            .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, VISIBILITY_SECONDS.to_string())
+            .send()
+            .await
+            .map_err(|e| err(&aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+        let url = queue.queue_url().unwrap_or_default().to_owned();
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| err(&aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+        let arn = attributes
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+            .cloned()
+            .ok_or_else(|| GatewayError::Bus(format!("queue {name} has no ARN")))?;
+        events
+            .put_rule()
+            .name(&name)
+            .set_event_bus_name(rule.bus.clone())
+            .event_pattern(rule.pattern.to_string())
+            .send()
+            .await
+            .map_err(|e| err(&aws_sdk_eventbridge::error::DisplayErrorContext(e)))?;
+        events
+            .put_targets()
+            .rule(&name)
+            .set_event_bus_name(rule.bus.clone())
+            .targets(aws_sdk_eventbridge::types::Target::builder().id("queue").arn(arn).build().map_err(|e| err(&e))?)
+            .send()
+            .await
+            .map_err(|e| err(&aws_sdk_eventbridge::error::DisplayErrorContext(e)))?;
+        installed.push((rule.clone(), url));
+    }
+    Ok(installed)
+}
+
+/// Polls each rule's queue and delivers its events to the rule's function, until the process ends.
+pub async fn deliver(gateway: Gateway, sqs: aws_sdk_sqs::Client, installed: Vec<(Rule, String)>) {
+    let pollers = installed.into_iter().map(|(rule, url)| {
+        let (gateway, sqs) = (gateway.clone(), sqs.clone());
+        async move {
+            loop {
+                let received =
+                    sqs.receive_message().queue_url(&url).max_number_of_messages(10).wait_time_seconds(1).send().await;
+                let messages = match received {
+                    Ok(out) => out.messages.unwrap_or_default(),
+                    Err(e) => {
+                        tracing::warn!(queue = url, error = %aws_sdk_sqs::error::DisplayErrorContext(e), "receive failed");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                };
+                for message in messages {
+                    let event: Value = match serde_json::from_str(message.body().unwrap_or_default()) {
+                        Ok(event) => event,
+                        Err(e) => {
+                            tracing::warn!(rule = rule.name(), error = %e, "not an event; dropped");
+                            Value::Null
+                        }
+                    };
+                    let ok = event.is_null()
+                        || match gateway.invoke(&rule.function, event).await {
+                            Ok(result) => result.get("errorType").is_none(),
+                            Err(e) => {
+                                tracing::warn!(rule = rule.name(), error = %e, "delivery failed");
+                                false
+                            }
+                        };
+                    if ok && let Some(handle) = message.receipt_handle() {
+                        let _ = sqs.delete_message().queue_url(&url).receipt_handle(handle).send().await;
+                    }
+                }
+            }
+        }
+    });
+    futures::future::join_all(pollers).await;
+}
+
+/// Installs the template's rules and delivers their events on a thread of its own, for the life of
+/// the process (tests start many gateways on short-lived runtimes; delivery must outlive them).
+/// Builds its own clients and gateway from the environment the local stack wrote.
+pub fn start_in_background(template_yaml: String, session_secret: Vec<u8>) -> Result<(), GatewayError> {
+    let rules = rules_from_template(&template_yaml)?;
+    let routes = crate::routes_from_template(&template_yaml)?;
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("local-event-delivery".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(GatewayError::Bus(e.to_string())));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+                let (events, sqs) = (aws_sdk_eventbridge::Client::new(&config), aws_sdk_sqs::Client::new(&config));
+                let setup = async {
+                    let table =
+                        std::env::var("TABLE_NAME").map_err(|_| GatewayError::Bus("TABLE_NAME not set".into()))?;
+                    let bus = std::env::var("EVENT_BUS_NAME")
+                        .map_err(|_| GatewayError::Bus("EVENT_BUS_NAME not set".into()))?;
+                    let store = store::Store::new(aws_sdk_dynamodb::Client::new(&config), table);
+                    let publisher = events::Publisher::new(events.clone(), bus);
+                    let gateway = Gateway::new(api::App::new(store, &session_secret, publisher), routes)?;
+                    let installed = install(&rules, &events, &sqs).await?;
+                    Ok::<_, GatewayError>((gateway, installed))
+                };
+                match setup.await {
+                    Ok((gateway, installed)) => {
+                        let _ = ready_tx.send(Ok(()));
+                        deliver(gateway, sqs, installed).await;
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            });
+        })
+        .map_err(|e| GatewayError::Bus(e.to_string()))?;
+    ready_rx.recv().map_err(|e| GatewayError::Bus(e.to_string()))?
+}

@@ -1,0 +1,56 @@
+//! `custom_course.updated`: the course's items decide what its assignments track.
+
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Utc};
+use domain::{Catalog, CourseId, CustomCourse, CustomCourseItem, OrgId};
+use store::{Store, StoreError};
+
+use crate::outbound::{self, DomainEvent};
+
+fn catalog() -> Result<&'static Catalog, StoreError> {
+    static CATALOG: OnceLock<Result<Catalog, String>> = OnceLock::new();
+    CATALOG
+        .get_or_init(|| Catalog::bundled().map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| StoreError::Corrupt(format!("bundled catalog: {e}")))
+}
+
+/// Stores the course (newer wins), then re-resolves every active assignment on it against the course
+/// as stored — so a late, older event changes nothing and a retried one finishes the job: adding an
+/// item lowers percentages, removing one stops counting it, a learner who now has every item is
+/// completed. Returns the rows changed and the `assignment.completed` events.
+pub async fn apply_course_update(
+    store: &Store,
+    org: &OrgId,
+    course_id: CourseId,
+    name: String,
+    is_active: bool,
+    items: Vec<CustomCourseItem>,
+    at: DateTime<Utc>,
+) -> Result<(usize, Vec<DomainEvent>), StoreError> {
+    let (units, unknown) = catalog()?.resolve_custom_course(&items);
+    if !unknown.is_empty() {
+        tracing::warn!(course = %course_id, ?unknown, "custom course names items the catalog does not have");
+    }
+    let course = CustomCourse { course_id, name, is_active, items, units, updated_at: at };
+    store.put_custom_course(org, &course).await?;
+    let Some(course) = store.get_custom_course(org, course_id).await? else { return Ok((0, Vec::new())) };
+
+    let mut changed = 0;
+    let mut events = Vec::new();
+    for a in store.assignments_on_course(org, course_id).await?.into_iter().filter(|a| a.is_active) {
+        let a = store.set_assignment_units(org, &a, course.units.clone()).await?.unwrap_or(a);
+        for user in store.roster_user_ids(org, a.id).await? {
+            let Some(change) = store.refresh_row(org, &a, user).await? else { continue };
+            changed += 1;
+            if change.completed_now()
+                && let Some(done) = change.after.completed_at
+            {
+                let profile = store.get_user(org, user).await?;
+                events.push(outbound::completed(org, &a, user, profile.as_ref(), done));
+            }
+        }
+    }
+    Ok((changed, events))
+}

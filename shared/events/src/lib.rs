@@ -1,0 +1,45 @@
+//! EventBridge: the platform's events in, domain events out.
+//!
+//! - [`platform`]: the consumed events (design §4), parsed and validated;
+//! - [`consumer`]: the handler every consumer Lambda runs (idempotent, order-safe);
+//! - [`membership`], [`progress`], [`courses`]: the rules behind it, also used by reactivation and
+//!   the reconcile job;
+//! - [`outbound`] and [`Publisher`]: domain events (source `assignments`), PutEvents ≤ 10 per call
+//!   with failed entries resent.
+
+pub mod consumer;
+pub mod courses;
+pub mod membership;
+pub mod outbound;
+pub mod platform;
+pub mod progress;
+mod publisher;
+
+pub use consumer::{Consumer, ConsumerError};
+pub use outbound::DomainEvent;
+pub use publisher::{BATCH, PublishError, Publisher};
+use store::Store;
+
+/// Configuration a consumer Lambda reads once at start-up.
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {0} is not set")]
+pub struct MissingVariable(pub &'static str);
+
+impl Consumer {
+    /// Reads `TABLE_NAME` and `EVENT_BUS_NAME` and builds the AWS clients; fails fast at start-up.
+    pub async fn from_env() -> Result<Self, MissingVariable> {
+        let table = std::env::var("TABLE_NAME").map_err(|_| MissingVariable("TABLE_NAME"))?;
+        let bus = std::env::var("EVENT_BUS_NAME").map_err(|_| MissingVariable("EVENT_BUS_NAME"))?;
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        Ok(Consumer {
+            store: Store::new(aws_sdk_dynamodb::Client::new(&config), table),
+            publisher: Publisher::new(aws_sdk_eventbridge::Client::new(&config), bus),
+        })
+    }
+}
+
+/// JSON logs for CloudWatch; level from `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).without_time().try_init();
+}

@@ -1,0 +1,207 @@
+//! Rosters follow membership: who belongs to which assignment, derived from the user/team projection.
+//!
+//! Every membership change is applied at the projection's own time for the facts it rests on
+//! ([`User::membership_at`]), so a late, older event never undoes a newer one, and the same code
+//! serves the consumers (one user changed), reactivation and the reconcile job (one assignment).
+
+use std::collections::HashMap;
+
+use domain::{AssigneeType, Assignment, AssignmentId, Completion, OrgId, TeamId, User, UserId};
+use store::{MembershipChange, Store, StoreError};
+
+use crate::outbound::{self, DomainEvent};
+
+/// What reconciling did: rows written and the events to publish once it is all committed.
+#[derive(Debug, Default)]
+pub struct Reconciled {
+    pub repairs: usize,
+    pub events: Vec<DomainEvent>,
+}
+
+/// A learner's logged completions, read at most once per reconcile.
+struct CompletionLog<'a> {
+    store: &'a Store,
+    org: &'a OrgId,
+    cache: HashMap<UserId, Vec<Completion>>,
+}
+
+impl<'a> CompletionLog<'a> {
+    fn new(store: &'a Store, org: &'a OrgId) -> Self {
+        Self { store, org, cache: HashMap::new() }
+    }
+
+    /// Brings a new (or returning) row up to date with completions logged while the learner had no
+    /// row, so it does not matter whether a completion or the join arrived first.
+    async fn catch_up(&mut self, a: &Assignment, user: &User, out: &mut Reconciled) -> Result<(), StoreError> {
+        if !self.cache.contains_key(&user.user_id) {
+            let log = self.store.completion_log(self.org, user.user_id).await?;
+            self.cache.insert(user.user_id, log);
+        }
+        let log = &self.cache[&user.user_id];
+        if log.is_empty() {
+            return Ok(());
+        }
+        if let Some(change) = self.store.record_completions(self.org, a, user.user_id, log).await?
+            && change.completed_now()
+            && let Some(at) = change.after.completed_at
+        {
+            out.events.push(outbound::completed(self.org, a, user.user_id, Some(user), at));
+        }
+        Ok(())
+    }
+}
+
+/// Applies the projection of `user` to every assignment it may concern: rows of assignments the user
+/// has, active assignments aimed at the org, at the user and at their team, and those of `left_teams`
+/// (teams an event says the user left). Joins only active assignments (a deactivated one gains
+/// nobody; a deleted team gains nobody); leaves apply everywhere, writing a removed row where the
+/// learner never had one, so an older join arriving later cannot add them.
+pub async fn reconcile_user(
+    store: &Store,
+    org: &OrgId,
+    user: &User,
+    left_teams: &[TeamId],
+) -> Result<Reconciled, StoreError> {
+    let at = user.membership_at();
+    let rows: HashMap<AssignmentId, _> =
+        store.user_progress_rows(org, user.user_id).await?.into_iter().map(|r| (r.assignment_id, r)).collect();
+    let ids: Vec<_> = rows.keys().copied().collect();
+    let mut candidates: HashMap<AssignmentId, Assignment> =
+        store.get_assignments(org, &ids).await?.into_iter().map(|a| (a.id, a)).collect();
+    let mut scopes = vec![(AssigneeType::Org, org.as_str().to_owned()), (AssigneeType::User, user.user_id.to_string())];
+    scopes.extend(user.team_id.iter().chain(left_teams).map(|t| (AssigneeType::Team, t.to_string())));
+    for (assignee_type, assignee_id) in scopes {
+        for a in store.active_assignments_for(org, assignee_type, &assignee_id).await? {
+            candidates.entry(a.id).or_insert(a);
+        }
+    }
+
+    let mut out = Reconciled::default();
+    let mut log = CompletionLog::new(store, org);
+    let mut deleted_teams: HashMap<String, bool> = HashMap::new();
+    let mut ordered: Vec<_> = candidates.into_values().collect();
+    ordered.sort_by_key(|a| a.id);
+    for a in &ordered {
+        let in_scope = a.includes(user);
+        let joined = match rows.get(&a.id) {
+            Some(row) if in_scope && row.removed_at.is_some() && a.is_active => true,
+            Some(row) if !in_scope && row.removed_at.is_none() => false,
+            Some(_) => continue,
+            None if !a.is_active => continue,
+            None if in_scope => {
+                if a.assignee.assignee_type == AssigneeType::Team
+                    && team_deleted(store, org, &a.assignee.assignee_id, &mut deleted_teams).await?
+                {
+                    continue;
+                }
+                true
+            }
+            None => false,
+        };
+        let change = store.set_membership(org, a, user.user_id, a.source(), joined, at).await?;
+        if change == MembershipChange::Unchanged {
+            continue;
+        }
+        out.repairs += 1;
+        if change == MembershipChange::Created {
+            if joined {
+                out.events.push(outbound::user_added(org, a, user.user_id, Some(user), at));
+            }
+            log.catch_up(a, user, &mut out).await?;
+        }
+    }
+    Ok(out)
+}
+
+async fn team_deleted(
+    store: &Store,
+    org: &OrgId,
+    team: &str,
+    cache: &mut HashMap<String, bool>,
+) -> Result<bool, StoreError> {
+    if let Some(deleted) = cache.get(team) {
+        return Ok(*deleted);
+    }
+    let deleted = match TeamId::parse(team) {
+        Ok(id) => store.get_team(org, id).await?.is_some_and(|t| t.is_deleted),
+        Err(_) => false,
+    };
+    cache.insert(team.to_owned(), deleted);
+    Ok(deleted)
+}
+
+/// Makes an active assignment's roster match the projection: members without a row join, rows of
+/// people no longer in scope leave (each at the projection's time, so newer events still win). With
+/// `catch_up_all`, every member's row also takes the completions logged meanwhile (reactivation:
+/// completions are not recorded on inactive assignments). The reconcile job's repair and the roster
+/// rebuild on reactivation.
+pub async fn reconcile_assignment(
+    store: &Store,
+    org: &OrgId,
+    a: &Assignment,
+    catch_up_all: bool,
+) -> Result<Reconciled, StoreError> {
+    let mut out = Reconciled::default();
+    if !a.is_active {
+        return Ok(out);
+    }
+    let mut members: Vec<User> = match a.assignee.assignee_type {
+        AssigneeType::Org => store.active_users(org).await?,
+        AssigneeType::Team => match TeamId::parse(&a.assignee.assignee_id) {
+            Ok(team) => store.team_members(org, team).await?,
+            Err(_) => Vec::new(),
+        },
+        AssigneeType::User => match UserId::parse(&a.assignee.assignee_id) {
+            Ok(user) => store.get_user(org, user).await?.into_iter().collect(),
+            Err(_) => Vec::new(),
+        },
+    };
+    // The indexes are eventually consistent; the projection item itself decides.
+    members.retain(|u| a.includes(u));
+    let mut rows = HashMap::new();
+    let mut next = None;
+    loop {
+        let page = store.progress_page(org, a.id, 500, next).await?;
+        rows.extend(page.items.into_iter().map(|r| (r.user_id, r)));
+        match page.next {
+            Some(key) => next = Some(key),
+            None => break,
+        }
+    }
+    let team_is_deleted = a.assignee.assignee_type == AssigneeType::Team
+        && team_deleted(store, org, &a.assignee.assignee_id, &mut HashMap::new()).await?;
+
+    let mut log = CompletionLog::new(store, org);
+    for user in &members {
+        let at = user.membership_at();
+        let change = match rows.get(&user.user_id) {
+            None if team_is_deleted => continue,
+            None => store.set_membership(org, a, user.user_id, a.source(), true, at).await?,
+            Some(row) if row.removed_at.is_some() => {
+                store.set_membership(org, a, user.user_id, a.source(), true, at).await?
+            }
+            Some(_) => MembershipChange::Unchanged,
+        };
+        if change != MembershipChange::Unchanged {
+            out.repairs += 1;
+        }
+        if change == MembershipChange::Created {
+            out.events.push(outbound::user_added(org, a, user.user_id, Some(user), at));
+        }
+        if change == MembershipChange::Created || catch_up_all {
+            log.catch_up(a, user, &mut out).await?;
+        }
+    }
+    let in_scope: std::collections::HashSet<_> = members.iter().map(|u| u.user_id).collect();
+    let stale: Vec<_> =
+        rows.values().filter(|r| r.removed_at.is_none() && !in_scope.contains(&r.user_id)).map(|r| r.user_id).collect();
+    for user in store.get_users(org, &stale).await? {
+        if !a.includes(&user)
+            && store.set_membership(org, a, user.user_id, a.source(), false, user.membership_at()).await?
+                != MembershipChange::Unchanged
+        {
+            out.repairs += 1;
+        }
+    }
+    Ok(out)
+}

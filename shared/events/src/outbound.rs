@@ -1,0 +1,84 @@
+//! Domain events this service publishes (source `assignments`), shaped for a webhook dispatcher: each
+//! detail names the org, the event's own id and time, and a self-contained assignment summary.
+
+use chrono::{DateTime, Utc};
+use domain::{Assignment, OrgId, User, UserId};
+use serde_json::{Value, json};
+
+pub const SOURCE: &str = "assignments";
+
+/// One event to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DomainEvent {
+    pub detail_type: &'static str,
+    pub detail: Value,
+    pub time: DateTime<Utc>,
+}
+
+/// What a webhook consumer needs to know about an assignment.
+pub fn summary(a: &Assignment) -> Value {
+    json!({
+        "id": a.id,
+        "contentArea": a.target.content_area,
+        "targetType": a.target.target_type,
+        "targetId": a.target.target_id,
+        "targetTitle": a.target_title,
+        "targetPath": a.target_path,
+        "assigneeType": a.assignee.assignee_type,
+        "assigneeId": a.assignee.assignee_id,
+        "assigneeName": a.assignee_name,
+        "deadline": a.deadline,
+        "isMandatory": a.is_mandatory,
+        "isActive": a.is_active,
+        "itemCount": a.item_count,
+    })
+}
+
+fn event(detail_type: &'static str, org: &OrgId, at: DateTime<Utc>, mut detail: Value) -> DomainEvent {
+    if let Some(obj) = detail.as_object_mut() {
+        obj.insert("eventId".into(), json!(uuid::Uuid::now_v7()));
+        obj.insert("orgId".into(), json!(org.as_str()));
+        obj.insert("occurredAt".into(), json!(at));
+    }
+    DomainEvent { detail_type, detail, time: at }
+}
+
+/// `assignment.created`, `.updated`, `.deactivated` or `.reactivated` after an admin's change.
+pub fn assignment_changed(
+    detail_type: &'static str,
+    org: &OrgId,
+    a: &Assignment,
+    actor: &str,
+    at: DateTime<Utc>,
+) -> DomainEvent {
+    event(detail_type, org, at, json!({"assignment": summary(a), "actorId": actor}))
+}
+
+/// `assignment.user_added`: a learner came into the assignment's scope after it was created.
+pub fn user_added(org: &OrgId, a: &Assignment, user: UserId, profile: Option<&User>, at: DateTime<Utc>) -> DomainEvent {
+    event("assignment.user_added", org, at, with_user(json!({"assignment": summary(a)}), user, profile))
+}
+
+/// `assignment.completed`: one learner reached 100 %.
+pub fn completed(
+    org: &OrgId,
+    a: &Assignment,
+    user: UserId,
+    profile: Option<&User>,
+    completed_at: DateTime<Utc>,
+) -> DomainEvent {
+    let detail = with_user(json!({"assignment": summary(a), "completedAt": completed_at}), user, profile);
+    event("assignment.completed", org, completed_at, detail)
+}
+
+fn with_user(mut detail: Value, user: UserId, profile: Option<&User>) -> Value {
+    detail["userId"] = json!(user);
+    detail["userName"] = json!(profile.map(|u| u.name.as_str()));
+    detail["userEmail"] = json!(profile.map(|u| u.email.as_str()));
+    detail
+}
+
+/// Any other event (reminders, exports): `detail` is completed with the id, org and time.
+pub fn other(detail_type: &'static str, org: &OrgId, at: DateTime<Utc>, detail: Value) -> DomainEvent {
+    event(detail_type, org, at, detail)
+}

@@ -1,0 +1,324 @@
+//! The platform's events this service consumes (design §4), parsed from EventBridge envelopes into
+//! validated types. Anything that does not parse is a poison event: the consumer logs and drops it.
+
+use chrono::{DateTime, Utc};
+use domain::{CourseId, CustomCourseItem, OrgId, Role, Slug, TeamId, TrackedItem, UserId};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// One consumed event, validated. Every variant carries the org it belongs to and when it happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlatformEvent {
+    pub org: OrgId,
+    pub occurred_at: DateTime<Utc>,
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    UserCreated {
+        user: UserId,
+        name: String,
+        email: String,
+        role: Role,
+        team: Option<TeamId>,
+    },
+    UserUpdated {
+        user: UserId,
+        name: String,
+        email: String,
+        role: Role,
+        team: Option<TeamId>,
+        previous_team: Option<TeamId>,
+    },
+    UserDeactivated {
+        user: UserId,
+    },
+    MemberAdded {
+        team: TeamId,
+        team_name: Option<String>,
+        user: UserId,
+    },
+    MemberRemoved {
+        team: TeamId,
+        team_name: Option<String>,
+        user: UserId,
+    },
+    TeamRenamed {
+        team: TeamId,
+        name: String,
+    },
+    TeamDeleted {
+        team: TeamId,
+    },
+    Completed {
+        user: UserId,
+        item: TrackedItem,
+        score: Option<f64>,
+    },
+    CustomCourseUpdated {
+        course: CourseId,
+        name: String,
+        is_active: bool,
+        items: Vec<CustomCourseItem>,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserDetail {
+    user_id: String,
+    name: String,
+    email: String,
+    role: Role,
+    #[serde(default)]
+    team_id: Option<String>,
+    #[serde(default)]
+    previous_team_id: Option<String>,
+    occurred_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserRef {
+    user_id: String,
+    occurred_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MemberDetail {
+    team_id: String,
+    #[serde(default)]
+    team_name: Option<String>,
+    user_id: String,
+    occurred_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TeamDetail {
+    team_id: String,
+    #[serde(default)]
+    name: Option<String>,
+    occurred_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ChallengeCompleted {
+    user_id: String,
+    topic_id: String,
+    challenge_index: u16,
+    #[serde(default)]
+    score: Option<f64>,
+    completed_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ScenarioCompleted {
+    user_id: String,
+    scenario_id: String,
+    #[serde(default)]
+    score: Option<f64>,
+    completed_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CourseDetail {
+    course_id: String,
+    name: String,
+    is_active: bool,
+    items: Vec<CustomCourseItem>,
+    /// Not in the v1 detail; the envelope's `time` stands in when absent.
+    #[serde(default)]
+    occurred_at: Option<DateTime<Utc>>,
+}
+
+/// `detail-type`s each source may send; used by the parser and mirrored by the template's rules.
+pub const DETAIL_TYPES: &[(&str, &[&str])] = &[
+    ("platform.users", &["user.created", "user.updated", "user.deactivated"]),
+    ("platform.teams", &["team.member_added", "team.member_removed", "team.renamed", "team.deleted"]),
+    ("platform.training", &["challenge.completed", "scenario.completed"]),
+    ("platform.content", &["custom_course.updated"]),
+];
+
+fn detail<T: serde::de::DeserializeOwned>(detail: &Value) -> Result<T, String> {
+    serde_json::from_value(detail.clone()).map_err(|e| e.to_string())
+}
+
+fn user(raw: &str) -> Result<UserId, String> {
+    UserId::parse(raw).map_err(|e| format!("userId {e}"))
+}
+
+fn team(raw: &str) -> Result<TeamId, String> {
+    TeamId::parse(raw).map_err(|e| format!("teamId {e}"))
+}
+
+fn optional_team(raw: Option<&str>) -> Result<Option<TeamId>, String> {
+    raw.filter(|t| !t.is_empty()).map(team).transpose()
+}
+
+/// Parses an EventBridge envelope; `Err` says what is wrong (a poison event).
+pub fn parse(event: &Value) -> Result<PlatformEvent, String> {
+    let d = event.get("detail").filter(|d| d.is_object()).ok_or("no detail object")?;
+    let org = d.get("orgId").and_then(Value::as_str).ok_or("detail.orgId missing")?;
+    let org = OrgId::parse(org).map_err(|e| format!("orgId {e}"))?;
+    let detail_type = event.get("detail-type").and_then(Value::as_str).unwrap_or_default();
+    let (occurred_at, kind) = match detail_type {
+        "user.created" | "user.updated" => {
+            let u: UserDetail = detail(d)?;
+            let (user, team) = (user(&u.user_id)?, optional_team(u.team_id.as_deref())?);
+            let kind = if detail_type == "user.created" {
+                EventKind::UserCreated { user, name: u.name, email: u.email, role: u.role, team }
+            } else {
+                let previous_team = optional_team(u.previous_team_id.as_deref())?;
+                EventKind::UserUpdated { user, name: u.name, email: u.email, role: u.role, team, previous_team }
+            };
+            (u.occurred_at, kind)
+        }
+        "user.deactivated" => {
+            let u: UserRef = detail(d)?;
+            (u.occurred_at, EventKind::UserDeactivated { user: user(&u.user_id)? })
+        }
+        "team.member_added" | "team.member_removed" => {
+            let m: MemberDetail = detail(d)?;
+            let (team, user, team_name) = (team(&m.team_id)?, user(&m.user_id)?, m.team_name);
+            let kind = if detail_type == "team.member_added" {
+                EventKind::MemberAdded { team, team_name, user }
+            } else {
+                EventKind::MemberRemoved { team, team_name, user }
+            };
+            (m.occurred_at, kind)
+        }
+        "team.renamed" => {
+            let t: TeamDetail = detail(d)?;
+            let name = t.name.filter(|n| !n.trim().is_empty()).ok_or("team.renamed without a name")?;
+            (t.occurred_at, EventKind::TeamRenamed { team: team(&t.team_id)?, name })
+        }
+        "team.deleted" => {
+            let t: TeamDetail = detail(d)?;
+            (t.occurred_at, EventKind::TeamDeleted { team: team(&t.team_id)? })
+        }
+        "challenge.completed" => {
+            let c: ChallengeCompleted = detail(d)?;
+            let topic_id = Slug::parse(&c.topic_id).map_err(|e| format!("topicId {e}"))?;
+            let item = TrackedItem::Challenge { topic_id, index: c.challenge_index };
+            (c.completed_at, EventKind::Completed { user: user(&c.user_id)?, item, score: score(c.score)? })
+        }
+        "scenario.completed" => {
+            let c: ScenarioCompleted = detail(d)?;
+            let scenario_id = Slug::parse(&c.scenario_id).map_err(|e| format!("scenarioId {e}"))?;
+            let item = TrackedItem::Scenario { scenario_id };
+            (c.completed_at, EventKind::Completed { user: user(&c.user_id)?, item, score: score(c.score)? })
+        }
+        "custom_course.updated" => {
+            let c: CourseDetail = detail(d)?;
+            let at = match c.occurred_at {
+                Some(at) => at,
+                None => event
+                    .get("time")
+                    .and_then(Value::as_str)
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.with_timezone(&Utc))
+                    .ok_or("custom_course.updated without occurredAt or envelope time")?,
+            };
+            let course = CourseId::parse(&c.course_id).map_err(|e| format!("courseId {e}"))?;
+            (at, EventKind::CustomCourseUpdated { course, name: c.name, is_active: c.is_active, items: c.items })
+        }
+        other => return Err(format!("unexpected detail-type {other:?}")),
+    };
+    Ok(PlatformEvent { org, occurred_at, kind })
+}
+
+fn score(score: Option<f64>) -> Result<Option<f64>, String> {
+    match score {
+        Some(s) if !s.is_finite() => Err("score must be a finite number".into()),
+        other => Ok(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn envelope(detail_type: &str, detail: Value) -> Value {
+        json!({"id": "e1", "source": "platform.x", "detail-type": detail_type, "time": "2026-03-01T10:00:00Z", "detail": detail})
+    }
+
+    #[test]
+    fn parses_every_consumed_event() {
+        let (u, t, c) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        let at = "2026-03-01T10:00:00Z";
+        let cases = [
+            envelope(
+                "user.created",
+                json!({"orgId": "acme", "userId": u, "name": "Ada", "email": "a@x", "role": "learner", "teamId": t, "occurredAt": at}),
+            ),
+            envelope(
+                "user.updated",
+                json!({"orgId": "acme", "userId": u, "name": "Ada", "email": "a@x", "role": "org_admin", "teamId": null, "previousTeamId": t, "occurredAt": at}),
+            ),
+            envelope("user.deactivated", json!({"orgId": "acme", "userId": u, "occurredAt": at})),
+            envelope(
+                "team.member_added",
+                json!({"orgId": "acme", "teamId": t, "teamName": "Blue", "userId": u, "occurredAt": at}),
+            ),
+            envelope("team.member_removed", json!({"orgId": "acme", "teamId": t, "userId": u, "occurredAt": at})),
+            envelope("team.renamed", json!({"orgId": "acme", "teamId": t, "name": "Red", "occurredAt": at})),
+            envelope("team.deleted", json!({"orgId": "acme", "teamId": t, "occurredAt": at})),
+            envelope(
+                "challenge.completed",
+                json!({"orgId": "acme", "userId": u, "topicId": "sql-injection", "challengeIndex": 3, "score": 92.5, "completedAt": at}),
+            ),
+            envelope(
+                "scenario.completed",
+                json!({"orgId": "acme", "userId": u, "scenarioId": "idor", "completedAt": at}),
+            ),
+            envelope(
+                "custom_course.updated",
+                json!({"orgId": "acme", "courseId": c, "name": "Onboarding", "isActive": true,
+                       "items": [{"itemType": "topic", "itemId": "sql-injection", "orderIndex": 1}]}),
+            ),
+        ];
+        for case in &cases {
+            let parsed = parse(case).unwrap_or_else(|e| panic!("{case}: {e}"));
+            assert_eq!(parsed.org.as_str(), "acme");
+            assert_eq!(parsed.occurred_at.to_rfc3339(), "2026-03-01T10:00:00+00:00");
+        }
+        let EventKind::Completed { item, score, .. } = parse(&cases[7]).unwrap().kind else { panic!() };
+        assert_eq!((item.key(), score), ("c:sql-injection:3".to_owned(), Some(92.5)));
+        let EventKind::UserUpdated { team, previous_team, .. } = parse(&cases[1]).unwrap().kind else { panic!() };
+        assert_eq!((team, previous_team), (None, Some(TeamId(t))));
+    }
+
+    #[test]
+    fn poison_events_are_named_not_panicked_on() {
+        let user = uuid::Uuid::new_v4();
+        let at = "2026-03-01T10:00:00Z";
+        for bad in [
+            json!({"detail-type": "challenge.completed"}),
+            envelope("challenge.completed", json!({"orgId": "acme"})),
+            envelope(
+                "challenge.completed",
+                json!({"orgId": "a#b", "userId": user, "topicId": "x", "challengeIndex": 1, "completedAt": at}),
+            ),
+            envelope(
+                "challenge.completed",
+                json!({"orgId": "acme", "userId": "bob", "topicId": "x", "challengeIndex": 1, "completedAt": at}),
+            ),
+            envelope(
+                "scenario.completed",
+                json!({"orgId": "acme", "userId": user, "scenarioId": "Bad Slug", "completedAt": at}),
+            ),
+            envelope("team.renamed", json!({"orgId": "acme", "teamId": user, "name": " ", "occurredAt": at})),
+            envelope("user.deactivated", json!({"orgId": "acme", "userId": user})),
+            envelope("user.exploded", json!({"orgId": "acme"})),
+        ] {
+            assert!(parse(&bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! Completions: logged under the learner, then recorded on every active assignment that tracks them.
+
+use domain::{Completion, OrgId, UserId};
+use store::{Store, StoreError};
+
+use crate::outbound::{self, DomainEvent};
+
+/// Applies a completion. Returns how many rows changed (0 for a duplicate) and the
+/// `assignment.completed` events of learners who reached 100 % with it.
+pub async fn apply_completion(
+    store: &Store,
+    org: &OrgId,
+    user: UserId,
+    completion: &Completion,
+) -> Result<(usize, Vec<DomainEvent>), StoreError> {
+    // Logged first: a row created after this point catches up from the log; a row created before it
+    // is found below. Either way the completion counts.
+    store.log_completion(org, user, completion).await?;
+    let rows = store.user_progress_rows(org, user).await?;
+    // Removed rows included: their progress is kept (and counts again if the learner returns).
+    let ids: Vec<_> = rows.iter().map(|r| r.assignment_id).collect();
+    let assignments = store.get_assignments(org, &ids).await?;
+    let mut applied = 0;
+    let mut events = Vec::new();
+    let mut profile = None;
+    for a in assignments.iter().filter(|a| a.is_active && domain::catalog::tracks(&a.units, &completion.item)) {
+        let Some(change) = store.record_completions(org, a, user, std::slice::from_ref(completion)).await? else {
+            continue;
+        };
+        applied += 1;
+        if change.completed_now()
+            && let Some(at) = change.after.completed_at
+        {
+            if profile.is_none() {
+                profile = Some(store.get_user(org, user).await?);
+            }
+            events.push(outbound::completed(org, a, user, profile.as_ref().and_then(Option::as_ref), at));
+        }
+    }
+    Ok((applied, events))
+}

@@ -1,0 +1,101 @@
+//! PutEvents to the service's bus: at most 10 entries a call, failed entries resent with backoff.
+
+use std::time::Duration;
+
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+
+use crate::outbound::{DomainEvent, SOURCE};
+
+/// PutEvents accepts at most 10 entries per call.
+pub const BATCH: usize = 10;
+/// Calls per batch before giving up on entries that keep failing.
+const ATTEMPTS: u32 = 6;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("{failed} of {total} events not published after {ATTEMPTS} attempts: {reason}")]
+    Failed { failed: usize, total: usize, reason: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    client: aws_sdk_eventbridge::Client,
+    bus: String,
+}
+
+impl Publisher {
+    pub fn new(client: aws_sdk_eventbridge::Client, bus: impl Into<String>) -> Self {
+        Self { client, bus: bus.into() }
+    }
+
+    pub fn bus(&self) -> &str {
+        &self.bus
+    }
+
+    /// Publishes every event; entries the service reports as failed (throttling, internal errors) and
+    /// calls that fail outright are resent. Only returns an error when some events could not be sent.
+    pub async fn publish(&self, events: &[DomainEvent]) -> Result<(), PublishError> {
+        let mut failed = 0;
+        let mut reason = String::new();
+        for batch in events.chunks(BATCH) {
+            let mut pending: Vec<PutEventsRequestEntry> = batch.iter().map(|e| self.entry(e)).collect();
+            for attempt in 0..ATTEMPTS {
+                if attempt > 0 {
+                    tokio::time::sleep(Duration::from_millis(50 << attempt.min(5))).await;
+                }
+                match self.client.put_events().set_entries(Some(pending.clone())).send().await {
+                    Ok(out) if out.failed_entry_count() == 0 => {
+                        pending.clear();
+                        break;
+                    }
+                    Ok(out) => {
+                        // Results are in request order; an entry with an error code was not accepted.
+                        let results = out.entries();
+                        reason = results
+                            .iter()
+                            .find_map(|r| r.error_code().map(|c| format!("{c}: {}", r.error_message().unwrap_or(""))))
+                            .unwrap_or_default();
+                        pending = pending
+                            .into_iter()
+                            .zip(results.iter().map(|r| r.error_code().is_some()).chain(std::iter::repeat(true)))
+                            .filter(|(_, failed)| *failed)
+                            .map(|(entry, _)| entry)
+                            .collect();
+                    }
+                    Err(err) => reason = aws_sdk_eventbridge::error::DisplayErrorContext(&err).to_string(),
+                }
+            }
+            if !pending.is_empty() {
+                for entry in &pending {
+                    tracing::error!(detail_type = entry.detail_type(), detail = entry.detail(), "event not published");
+                }
+                failed += pending.len();
+            }
+        }
+        if failed > 0 {
+            return Err(PublishError::Failed { failed, total: events.len(), reason });
+        }
+        Ok(())
+    }
+
+    /// Publishes and logs a failure instead of returning it: for callers whose state is committed and
+    /// whose client must not see an error for it (the event is in the log for replay).
+    pub async fn publish_logged(&self, events: &[DomainEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        if let Err(err) = self.publish(events).await {
+            tracing::error!(error = %err, "domain events not published");
+        }
+    }
+
+    fn entry(&self, event: &DomainEvent) -> PutEventsRequestEntry {
+        PutEventsRequestEntry::builder()
+            .event_bus_name(&self.bus)
+            .source(SOURCE)
+            .detail_type(event.detail_type)
+            .detail(event.detail.to_string())
+            .time(aws_sdk_eventbridge::primitives::DateTime::from_millis(event.time.timestamp_millis()))
+            .build()
+    }
+}
