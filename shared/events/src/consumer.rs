@@ -48,7 +48,8 @@ impl Consumer {
     /// Applies a parsed event; returns how many rows changed and the domain events to publish.
     pub async fn apply(&self, event: &PlatformEvent) -> Result<(usize, Vec<DomainEvent>), StoreError> {
         let (store, org, at) = (&self.store, &event.org, event.occurred_at);
-        let (user, change, left_teams) = match &event.kind {
+        // The user, what the event says about them, and the teams it names.
+        let (user, change, teams) = match &event.kind {
             EventKind::Completed { user, item, score } => {
                 let completion = Completion { item: item.clone(), score: *score, at };
                 return progress::apply_completion(store, org, *user, &completion).await;
@@ -73,7 +74,7 @@ impl Consumer {
                     team_id: *team,
                     active: Some(true),
                 };
-                (*user, snapshot, Vec::new())
+                (*user, snapshot, team.iter().copied().collect())
             }
             EventKind::UserUpdated { user, name, email, role, team, previous_team } => {
                 let snapshot = UserChange::Snapshot {
@@ -83,14 +84,14 @@ impl Consumer {
                     team_id: *team,
                     active: None,
                 };
-                (*user, snapshot, previous_team.iter().copied().filter(|p| Some(*p) != *team).collect())
+                (*user, snapshot, team.iter().chain(previous_team).copied().collect())
             }
             EventKind::UserDeactivated { user } => (*user, UserChange::Deactivated, Vec::new()),
             EventKind::MemberAdded { team, team_name, user } => {
                 if let Some(name) = team_name {
                     store.change_team(org, *team, &TeamChange::Named(name.clone()), at).await?;
                 }
-                (*user, UserChange::JoinedTeam(*team), Vec::new())
+                (*user, UserChange::JoinedTeam(*team), vec![*team])
             }
             EventKind::MemberRemoved { team, team_name, user } => {
                 if let Some(name) = team_name {
@@ -102,7 +103,7 @@ impl Consumer {
         // The projection first; then the rosters follow the projection as stored (not the event), so
         // a stale event changes nothing and a retry after a partial failure finishes the job.
         let user = store.change_user(org, user, &change, at).await?;
-        let reconciled = reconcile_user(store, org, &user, &left_teams).await?;
+        let reconciled = reconcile_user(store, org, &user, &teams).await?;
         Ok((reconciled.repairs, reconciled.events))
     }
 }

@@ -51,16 +51,20 @@ impl<'a> CompletionLog<'a> {
     }
 }
 
-/// Applies the projection of `user` to every assignment it may concern: rows of assignments the user
-/// has, active assignments aimed at the org, at the user and at their team, and those of `left_teams`
-/// (teams an event says the user left). Joins only active assignments (a deactivated one gains
-/// nobody; a deleted team gains nobody); leaves apply everywhere, writing a removed row where the
-/// learner never had one, so an older join arriving later cannot add them.
+/// Applies the projection of `user` to every assignment it may concern: rows the user has, and the
+/// active assignments aimed at the org, at the user, at their team and at `mentioned_teams` (teams the
+/// event names: joined, left, previous).
+///
+/// Each row is a last-writer-wins register of "in scope", written at [`User::membership_at`] — a time
+/// that only grows as events are applied — so whatever order events arrive in, every row ends as the
+/// final projection says, and the set of rows written does not depend on the order either (a leave
+/// with no row writes a removed row, so an older join arriving later cannot add the learner).
+/// Joins only active assignments (a deactivated one gains nobody; a deleted team gains nobody).
 pub async fn reconcile_user(
     store: &Store,
     org: &OrgId,
     user: &User,
-    left_teams: &[TeamId],
+    mentioned_teams: &[TeamId],
 ) -> Result<Reconciled, StoreError> {
     let at = user.membership_at();
     let rows: HashMap<AssignmentId, _> =
@@ -69,7 +73,10 @@ pub async fn reconcile_user(
     let mut candidates: HashMap<AssignmentId, Assignment> =
         store.get_assignments(org, &ids).await?.into_iter().map(|a| (a.id, a)).collect();
     let mut scopes = vec![(AssigneeType::Org, org.as_str().to_owned()), (AssigneeType::User, user.user_id.to_string())];
-    scopes.extend(user.team_id.iter().chain(left_teams).map(|t| (AssigneeType::Team, t.to_string())));
+    let mut teams: Vec<TeamId> = user.team_id.iter().chain(mentioned_teams).copied().collect();
+    teams.sort();
+    teams.dedup();
+    scopes.extend(teams.iter().map(|t| (AssigneeType::Team, t.to_string())));
     for (assignee_type, assignee_id) in scopes {
         for a in store.active_assignments_for(org, assignee_type, &assignee_id).await? {
             candidates.entry(a.id).or_insert(a);
@@ -83,28 +90,27 @@ pub async fn reconcile_user(
     ordered.sort_by_key(|a| a.id);
     for a in &ordered {
         let in_scope = a.includes(user);
-        let joined = match rows.get(&a.id) {
-            Some(row) if in_scope && row.removed_at.is_some() && a.is_active => true,
-            Some(row) if !in_scope && row.removed_at.is_none() => false,
-            Some(_) => continue,
+        match rows.get(&a.id) {
+            // Already written at this time or later: the register ignores older writes anyway.
+            Some(row) if row.membership_at >= at => continue,
+            Some(_) if in_scope && !a.is_active => continue,
+            Some(_) => {}
             None if !a.is_active => continue,
-            None if in_scope => {
-                if a.assignee.assignee_type == AssigneeType::Team
-                    && team_deleted(store, org, &a.assignee.assignee_id, &mut deleted_teams).await?
-                {
-                    continue;
-                }
-                true
+            None if in_scope
+                && a.assignee.assignee_type == AssigneeType::Team
+                && team_deleted(store, org, &a.assignee.assignee_id, &mut deleted_teams).await? =>
+            {
+                continue;
             }
-            None => false,
-        };
-        let change = store.set_membership(org, a, user.user_id, a.source(), joined, at).await?;
+            None => {}
+        }
+        let change = store.set_membership(org, a, user.user_id, a.source(), in_scope, at).await?;
         if change == MembershipChange::Unchanged {
             continue;
         }
         out.repairs += 1;
         if change == MembershipChange::Created {
-            if joined {
+            if in_scope {
                 out.events.push(outbound::user_added(org, a, user.user_id, Some(user), at));
             }
             log.catch_up(a, user, &mut out).await?;

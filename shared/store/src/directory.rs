@@ -143,7 +143,12 @@ impl Store {
     /// Puts `item` if the stored one is still as read: absent (`None`), at a revision, or written
     /// without one (`Some(None)`).
     async fn put_on_revision(&self, item: Item, read: Option<Option<u64>>) -> Result<(), StoreError> {
-        let request = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .set_return_consumed_capacity(self.capacity_mode());
         let request = match read {
             None => request.condition_expression("attribute_not_exists(PK)"),
             Some(None) => request.condition_expression("attribute_not_exists(revision)"),
@@ -151,7 +156,8 @@ impl Store {
                 request.condition_expression("revision = :rev").expression_attribute_values(":rev", n(rev))
             }
         };
-        request.send().await.map_err(crate::dynamo::classify)?;
+        let out = request.send().await.map_err(crate::dynamo::classify)?;
+        self.note_write(out.consumed_capacity());
         Ok(())
     }
 

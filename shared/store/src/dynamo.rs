@@ -143,8 +143,15 @@ impl From<TxFailure> for StoreError {
 }
 
 impl Store {
-    fn capacity_mode(&self) -> Option<ReturnConsumedCapacity> {
+    pub(crate) fn capacity_mode(&self) -> Option<ReturnConsumedCapacity> {
         self.capacity.as_ref().map(|_| ReturnConsumedCapacity::Total)
+    }
+
+    /// Counts a single-item write (PutItem/UpdateItem) made outside the helpers here.
+    pub(crate) fn note_write(&self, consumed: Option<&ConsumedCapacity>) {
+        if let Some(c) = &self.capacity {
+            c.record_writes(consumed);
+        }
     }
 
     pub(crate) async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {

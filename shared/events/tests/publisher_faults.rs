@@ -1,0 +1,64 @@
+//! PutEvents faults moto cannot produce on demand, injected with the SDK's mocking crate: partially
+//! failed batches must be resent (only the failed entries), and every call carries at most 10.
+
+use aws_sdk_eventbridge::Client;
+use aws_sdk_eventbridge::operation::put_events::PutEventsOutput;
+use aws_sdk_eventbridge::types::PutEventsResultEntry;
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use chrono::Utc;
+use domain::OrgId;
+use events::{DomainEvent, Publisher, outbound};
+use serde_json::json;
+
+fn events(n: usize) -> Vec<DomainEvent> {
+    let org = OrgId::parse("acme").unwrap();
+    (0..n).map(|i| outbound::other("export.ready", &org, Utc::now(), json!({"n": i}))).collect()
+}
+
+fn ok(id: &str) -> PutEventsResultEntry {
+    PutEventsResultEntry::builder().event_id(id).build()
+}
+
+#[tokio::test]
+async fn failed_entries_are_resent_alone_and_batches_hold_at_most_ten() {
+    // 12 events → a call of 10 where entries 3 and 7 fail, their resend, then the remaining 2.
+    let first = mock!(Client::put_events).match_requests(|req| req.entries().len() == 10).then_output(|| {
+        let mut entries: Vec<_> = (0..10).map(|i| ok(&format!("e{i}"))).collect();
+        for i in [3, 7] {
+            entries[i] = PutEventsResultEntry::builder()
+                .error_code("ThrottlingException")
+                .error_message("Rate exceeded")
+                .build();
+        }
+        PutEventsOutput::builder().failed_entry_count(2).set_entries(Some(entries)).build()
+    });
+    let resend = mock!(Client::put_events)
+        .match_requests(|req| {
+            let ns: Vec<_> = req.entries().iter().filter_map(|e| e.detail()).map(|d| d.to_owned()).collect();
+            ns.len() == 2 && ns[0].contains("\"n\":3") && ns[1].contains("\"n\":7")
+        })
+        .then_output(|| PutEventsOutput::builder().failed_entry_count(0).entries(ok("r3")).entries(ok("r7")).build());
+    let rest = mock!(Client::put_events)
+        .match_requests(|req| {
+            req.entries().len() == 2 && req.entries().iter().all(|e| e.source() == Some("assignments"))
+        })
+        .then_output(|| PutEventsOutput::builder().failed_entry_count(0).entries(ok("a")).entries(ok("b")).build());
+    let client = mock_client!(aws_sdk_eventbridge, RuleMode::Sequential, [&first, &resend, &rest]);
+
+    Publisher::new(client, "bus").publish(&events(12)).await.unwrap();
+    assert_eq!((first.num_calls(), resend.num_calls(), rest.num_calls()), (1, 1, 1));
+}
+
+#[tokio::test]
+async fn entries_that_keep_failing_are_reported_not_dropped_silently() {
+    let failing = mock!(Client::put_events).then_output(|| {
+        PutEventsOutput::builder()
+            .failed_entry_count(1)
+            .entries(PutEventsResultEntry::builder().error_code("InternalFailure").build())
+            .build()
+    });
+    let client = mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&failing]);
+    let err = Publisher::new(client, "bus").publish(&events(1)).await.unwrap_err();
+    assert!(err.to_string().contains("1 of 1 events not published"), "{err}");
+    assert!(failing.num_calls() > 1, "resent before giving up");
+}

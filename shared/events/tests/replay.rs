@@ -1,0 +1,236 @@
+//! The at-least-once, unordered delivery property (design §9), end to end through the consumers'
+//! handler on the real DynamoDB Local: a generated stream of membership and completion events,
+//! replayed three times in shuffled order, leaves exactly the rows, statuses and counters of one
+//! ordered delivery.
+
+use aws_config::BehaviorVersion;
+use chrono::{DateTime, Duration, Utc};
+use domain::{
+    AssigneeType, Assignment, AuditEntry, ContentArea, NewAssignment, OrgId, ResolvedTarget, Role, TargetType,
+    TrackedUnit,
+};
+use events::{Consumer, Publisher};
+use serde_json::{Value, json};
+use store::Store;
+
+async fn consumer() -> Consumer {
+    let table = std::env::var("TABLE_NAME").unwrap_or_default();
+    let bus = std::env::var("EVENT_BUS_NAME").unwrap_or_default();
+    assert!(!table.is_empty() && !bus.is_empty(), "run through infra/test.sh: needs DynamoDB Local and moto");
+    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    Consumer {
+        store: Store::new(aws_sdk_dynamodb::Client::new(&config), table),
+        publisher: Publisher::new(aws_sdk_eventbridge::Client::new(&config), bus),
+    }
+}
+
+fn new_org() -> OrgId {
+    OrgId::parse(&format!("replay-{}", uuid::Uuid::new_v4().simple())).unwrap()
+}
+
+/// A deterministic shuffle (no RNG crate needed for a test).
+fn shuffled<T: Clone>(items: &[T], seed: u64) -> Vec<T> {
+    let mut out = items.to_vec();
+    let mut state = seed;
+    for i in (1..out.len()).rev() {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        out.swap(i, (state >> 33) as usize % (i + 1));
+    }
+    out
+}
+
+/// The stream: (minute, detail-type, detail without orgId).
+fn stream(users: &[uuid::Uuid], teams: &[uuid::Uuid]) -> Vec<(i64, &'static str, Value)> {
+    let created = |m, u: usize, team: Option<usize>| {
+        (
+            m,
+            "user.created",
+            json!({"userId": users[u], "name": format!("User {u}"), "email": format!("u{u}@x.example"),
+                                   "role": "learner", "teamId": team.map(|t| teams[t])}),
+        )
+    };
+    let member = |m, added: bool, t: usize, u: usize| {
+        let kind = if added { "team.member_added" } else { "team.member_removed" };
+        (m, kind, json!({"teamId": teams[t], "teamName": format!("Team {t}"), "userId": users[u]}))
+    };
+    let mut events = vec![
+        created(1, 0, Some(0)),
+        created(2, 1, Some(0)),
+        created(3, 2, Some(0)),
+        created(4, 3, Some(1)),
+        created(5, 4, None),
+        created(6, 5, None),
+        member(7, true, 0, 4),
+        member(8, false, 0, 0),
+        (
+            9,
+            "user.updated",
+            json!({"userId": users[1], "name": "User 1 renamed", "email": "u1@x.example",
+                                   "role": "learner", "teamId": teams[1], "previousTeamId": teams[0]}),
+        ),
+        member(10, true, 0, 0),
+        (11, "user.deactivated", json!({"userId": users[2]})),
+        member(12, true, 1, 5),
+        (13, "team.renamed", json!({"teamId": teams[0], "name": "Team zero"})),
+        member(14, false, 1, 3),
+        member(15, true, 0, 3),
+    ];
+    // Completions, some before the learner is in any team's scope (kept for when they join), some
+    // after they left, some repeated with another score, all after the assignments were created.
+    let mut minute = 1;
+    for (u, _) in users.iter().enumerate() {
+        for index in 0..11u16 {
+            if (index as usize + u).is_multiple_of(4) && u != 1 {
+                continue; // everyone but user 1 skips some challenges
+            }
+            minute = minute % 16 + 1;
+            events.push((
+                minute,
+                "challenge.completed",
+                json!({"userId": users[u], "topicId": "sql-injection", "challengeIndex": index,
+                       "score": 50 + (index as usize * 7 + u * 3) % 50}),
+            ));
+        }
+        events.push((
+            u as i64 + 3,
+            "challenge.completed",
+            json!({"userId": users[u], "topicId": "sql-injection", "challengeIndex": 0, "score": 99}),
+        ));
+    }
+    events
+}
+
+fn envelope(org: &OrgId, t0: DateTime<Utc>, (minute, detail_type, detail): &(i64, &'static str, Value)) -> Value {
+    let at = t0 + Duration::minutes(*minute) + Duration::milliseconds(i64::from(detail_type.len() as u32));
+    let mut detail = detail.clone();
+    detail["orgId"] = json!(org.as_str());
+    let time_field = if detail_type.ends_with(".completed") { "completedAt" } else { "occurredAt" };
+    detail[time_field] = json!(at);
+    let source = match detail_type.split('.').next() {
+        Some("user") => "platform.users",
+        Some("team") => "platform.teams",
+        _ => "platform.training",
+    };
+    json!({"id": uuid::Uuid::new_v4(), "source": source, "detail-type": detail_type, "detail": detail})
+}
+
+async fn assignments(store: &Store, org: &OrgId, teams: &[uuid::Uuid], t0: DateTime<Utc>) -> Vec<Assignment> {
+    let mut out = Vec::new();
+    let assignees = [
+        (AssigneeType::Team, teams[0].to_string()),
+        (AssigneeType::Team, teams[1].to_string()),
+        (AssigneeType::Org, org.as_str().to_owned()),
+    ];
+    for (assignee_type, assignee_id) in assignees {
+        let resolved = ResolvedTarget {
+            title: "SQL Injection".into(),
+            path: "Web / Injection / SQL Injection".into(),
+            units: vec![TrackedUnit::Topic { topic_id: domain::Slug::parse("sql-injection").unwrap(), challenges: 11 }],
+        };
+        let new = NewAssignment {
+            target: domain::Target {
+                content_area: ContentArea::Practice,
+                target_type: TargetType::Topic,
+                target_id: "sql-injection".into(),
+            },
+            assignee: domain::Assignee { assignee_type, assignee_id },
+            deadline: (t0 + Duration::days(30)).date_naive(),
+            is_mandatory: true,
+            note: None,
+        };
+        let a = new.into_assignment(domain::AssignmentId::new_v7(), resolved, "x".into(), "test".into(), t0);
+        let audit = AuditEntry {
+            id: uuid::Uuid::now_v7(),
+            created_at: t0,
+            action: "assignment.created".into(),
+            actor_id: "test".into(),
+            actor_email: None,
+            actor_role: Role::OrgAdmin,
+            target_type: "assignment".into(),
+            target_id: a.id.to_string(),
+            target_label: "x".into(),
+            metadata: json!({}),
+            request_id: "r".into(),
+        };
+        out.push(store.create_assignment(org, &a, &audit, &[]).await.unwrap());
+    }
+    out
+}
+
+type RowState = (
+    uuid::Uuid,
+    domain::RowClass,
+    std::collections::BTreeMap<String, domain::CompletedItem>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    DateTime<Utc>,
+);
+
+async fn state(store: &Store, org: &OrgId, assignments: &[Assignment]) -> Vec<(domain::Aggregates, Vec<RowState>)> {
+    let mut out = Vec::new();
+    for a in assignments {
+        let a = store.get_assignment(org, a.id).await.unwrap().unwrap();
+        let mut rows: Vec<RowState> = store
+            .progress_page(org, a.id, 500, None)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|r| {
+                let class = r.class(&a.units, a.item_count);
+                (r.user_id.0, class, r.completed, r.started_at, r.completed_at, r.removed_at, r.membership_at)
+            })
+            .collect();
+        rows.sort_by_key(|r| r.0);
+        out.push((a.aggregates, rows));
+    }
+    out
+}
+
+#[tokio::test]
+async fn three_shuffled_replays_equal_one_ordered_delivery() {
+    let consumer = consumer().await;
+    let store = &consumer.store;
+    let t0 = Utc::now() - Duration::hours(1);
+    let users: Vec<_> = (0..6).map(|_| uuid::Uuid::new_v4()).collect();
+    let teams: Vec<_> = (0..2).map(|_| uuid::Uuid::new_v4()).collect();
+    let mut events = stream(&users, &teams);
+    events.sort_by_key(|e| e.0);
+
+    let ordered_org = new_org();
+    let ordered = assignments(store, &ordered_org, &teams, t0).await;
+    for event in &events {
+        consumer.handle(envelope(&ordered_org, t0, event)).await.unwrap();
+    }
+
+    let replayed_org = new_org();
+    let replayed = assignments(store, &replayed_org, &teams, t0).await;
+    for seed in [7, 42, 2026] {
+        for event in shuffled(&events, seed) {
+            consumer.handle(envelope(&replayed_org, t0, &event)).await.unwrap();
+        }
+    }
+
+    let want = state(store, &ordered_org, &ordered).await;
+    let got = state(store, &replayed_org, &replayed).await;
+    for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+        assert_eq!(g.1, w.1, "rows of assignment {i}");
+        assert_eq!(g.0, w.0, "counters of assignment {i}");
+    }
+
+    // And the ordered state is what the story says.
+    let (team0, team1, org_wide) = (&want[0], &want[1], &want[2]);
+    let class_of = |rows: &Vec<RowState>, u: usize| rows.iter().find(|r| r.0 == users[u]).map(|r| r.1);
+    use domain::RowClass::{Completed, InProgress, Removed};
+    assert_eq!(class_of(&team0.1, 0), Some(InProgress), "user 0 left team 0 and came back, progress kept");
+    assert_eq!(class_of(&team0.1, 1), Some(Removed), "user 1 moved to team 1");
+    assert_eq!(class_of(&team1.1, 1), Some(Completed), "…and finished there");
+    assert_eq!(class_of(&team0.1, 2), Some(Removed), "user 2 was deactivated");
+    assert_eq!(class_of(&team0.1, 4), Some(InProgress), "user 4 joined with completions made before joining");
+    assert_eq!(class_of(&team1.1, 3), Some(Removed));
+    assert_eq!(class_of(&team0.1, 3), Some(InProgress), "user 3 moved from team 1 to team 0");
+    assert_eq!(org_wide.0.total_users, 5, "everyone but the deactivated user");
+    assert_eq!(team0.0.total_users, 3, "users 0, 3 and 4");
+    assert_eq!(org_wide.0.completed_users, 1);
+}

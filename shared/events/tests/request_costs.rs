@@ -1,0 +1,124 @@
+//! How many DynamoDB requests one consumed event costs, counted by the store's request counter
+//! (ReturnConsumedCapacity on every call) against DynamoDB Local. Printed for the README and pinned
+//! here so a change that adds round trips shows up in review.
+
+use aws_config::BehaviorVersion;
+use chrono::{Duration, Utc};
+use events::{Consumer, Publisher};
+use serde_json::{Value, json};
+use store::{Capacity, Store};
+
+async fn consumer(capacity: &Capacity) -> Consumer {
+    let table = std::env::var("TABLE_NAME").unwrap_or_default();
+    let bus = std::env::var("EVENT_BUS_NAME").unwrap_or_default();
+    assert!(!table.is_empty() && !bus.is_empty(), "run through infra/test.sh: needs DynamoDB Local and moto");
+    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    Consumer {
+        store: Store::new(aws_sdk_dynamodb::Client::new(&config), table).with_capacity_tracking(capacity.clone()),
+        publisher: Publisher::new(aws_sdk_eventbridge::Client::new(&config), bus),
+    }
+}
+
+fn event(org: &str, source: &str, detail_type: &str, mut detail: Value) -> Value {
+    detail["orgId"] = json!(org);
+    json!({"id": uuid::Uuid::new_v4(), "source": source, "detail-type": detail_type, "detail": detail})
+}
+
+#[tokio::test]
+async fn requests_per_membership_and_completion_event() {
+    let capacity = Capacity::default();
+    let consumer = consumer(&capacity).await;
+    let org = format!("costs-{}", uuid::Uuid::new_v4().simple());
+    let (team, member, joiner) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let t = |m| Utc::now() - Duration::minutes(30) + Duration::minutes(m);
+    let user = |id, m| {
+        event(
+            &org,
+            "platform.users",
+            "user.created",
+            json!({"userId": id, "name": "N", "email": "n@x.example", "role": "learner", "occurredAt": t(m)}),
+        )
+    };
+    let added = |id, m| {
+        event(
+            &org,
+            "platform.teams",
+            "team.member_added",
+            json!({"teamId": team, "teamName": "Blue", "userId": id, "occurredAt": t(m)}),
+        )
+    };
+    for e in [user(member, 1), added(member, 2), user(joiner, 3)] {
+        consumer.handle(e).await.unwrap();
+    }
+    // A team assignment and an org-wide one, both tracking sql-injection.
+    let org_id = domain::OrgId::parse(&org).unwrap();
+    for (kind, id) in [(domain::AssigneeType::Team, team.to_string()), (domain::AssigneeType::Org, org.clone())] {
+        let new = domain::NewAssignment {
+            target: domain::Target {
+                content_area: domain::ContentArea::Practice,
+                target_type: domain::TargetType::Topic,
+                target_id: "sql-injection".into(),
+            },
+            assignee: domain::Assignee { assignee_type: kind, assignee_id: id },
+            deadline: (Utc::now() + Duration::days(30)).date_naive(),
+            is_mandatory: true,
+            note: None,
+        };
+        let resolved = domain::ResolvedTarget {
+            title: "SQL Injection".into(),
+            path: "p".into(),
+            units: vec![domain::TrackedUnit::Topic {
+                topic_id: domain::Slug::parse("sql-injection").unwrap(),
+                challenges: 11,
+            }],
+        };
+        let a = new.into_assignment(domain::AssignmentId::new_v7(), resolved, "x".into(), "t".into(), t(4));
+        let audit = domain::AuditEntry {
+            id: uuid::Uuid::now_v7(),
+            created_at: t(4),
+            action: "assignment.created".into(),
+            actor_id: "t".into(),
+            actor_email: None,
+            actor_role: domain::Role::OrgAdmin,
+            target_type: "assignment".into(),
+            target_id: a.id.to_string(),
+            target_label: "x".into(),
+            metadata: json!({}),
+            request_id: "r".into(),
+        };
+        consumer.store.create_assignment(&org_id, &a, &audit, &[]).await.unwrap();
+    }
+
+    capacity.reset();
+    consumer.handle(added(joiner, 5)).await.unwrap();
+    let membership = capacity.requests();
+
+    capacity.reset();
+    let done = event(
+        &org,
+        "platform.training",
+        "challenge.completed",
+        json!({"userId": joiner, "topicId": "sql-injection", "challengeIndex": 0, "score": 90, "completedAt": t(6)}),
+    );
+    consumer.handle(done.clone()).await.unwrap();
+    let completion = capacity.requests();
+
+    capacity.reset();
+    consumer.handle(done).await.unwrap();
+    let duplicate = capacity.requests();
+
+    eprintln!(
+        "DynamoDB requests: team.member_added (joins the team and the org-wide assignment) = {membership}; \
+         challenge.completed (2 tracking assignments) = {completion}; the same completion again = {duplicate}"
+    );
+    // member_added: team GetItem + PutItem; user GetItem + PutItem; the user's rows Query (no rows, so
+    // no BatchGet); 3 scope Queries (org, user, team); "is the team deleted" GetItem; per joined
+    // assignment (2, the org-wide one too: the joiner had no row yet) row GetItem + TransactWriteItems;
+    // one completion-log Query for the catch-up.
+    assert_eq!(membership, 2 + 2 + 1 + 3 + 1 + 2 * 2 + 1);
+    // challenge.completed: log PutItem; rows Query; assignments BatchGet; per tracking assignment:
+    // row GetItem + TransactWriteItems.
+    assert_eq!(completion, 1 + 1 + 1 + 2 * 2);
+    // A duplicate reads the rows and writes nothing but the (idempotent) log entry.
+    assert_eq!(duplicate, 1 + 1 + 1 + 2);
+}
