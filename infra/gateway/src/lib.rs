@@ -30,6 +30,7 @@ pub const FUNCTIONS: &[&str] = &[
     "GetAssignmentFunction",
     "PatchAssignmentFunction",
     "LearnerAssignmentsFunction",
+    "AuditLogFunction",
     "ProgressEventsFunction",
     "MembershipEventsFunction",
     "CourseEventsFunction",
@@ -158,6 +159,7 @@ impl Gateway {
             "GetAssignmentFunction" => detail_fn::handle(app, request).await,
             "PatchAssignmentFunction" => patch_fn::handle(app, request).await,
             "LearnerAssignmentsFunction" => learner_view_fn::handle(app, request).await,
+            "AuditLogFunction" => audit_log_fn::handle(app, request).await,
             other => return Err(GatewayError::UnknownFunction(other.to_owned())),
         };
         Ok(response_event(response))

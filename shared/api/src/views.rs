@@ -102,3 +102,20 @@ pub fn learner_assignment(
     }
     item
 }
+
+/// One audit-log entry.
+pub fn audit_entry(e: &domain::AuditEntry) -> Value {
+    json!({
+        "id": e.id,
+        "createdAt": e.created_at,
+        "action": e.action,
+        "actorId": e.actor_id,
+        "actorEmail": e.actor_email,
+        "actorRole": e.actor_role,
+        "targetType": e.target_type,
+        "targetId": e.target_id,
+        "targetLabel": e.target_label,
+        "metadata": e.metadata,
+        "requestId": e.request_id,
+    })
+}
