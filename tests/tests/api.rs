@@ -874,3 +874,105 @@ async fn the_audit_log_lists_admin_writes_newest_first_with_filters_and_paging()
         "forbidden",
     );
 }
+
+async fn invoke_fn(env: &Env, function: &str, event: Value) -> Value {
+    let url = format!("{}/2015-03-31/functions/{function}/invocations", env.invoke);
+    env.http.post(url).json(&event).send().await.unwrap().json::<Value>().await.unwrap()
+}
+
+/// Every message that arrives on `queue` until it stays quiet for a few seconds.
+async fn drain(env: &Env, queue: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut quiet = 0;
+    while quiet < 3 {
+        let got = env
+            .sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        let messages = got.messages.unwrap_or_default();
+        if messages.is_empty() {
+            quiet += 1;
+        }
+        for m in messages {
+            out.push(serde_json::from_str::<Value>(m.body().unwrap()).unwrap());
+            env.sqs.delete_message().queue_url(queue).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn reminders_go_out_once_per_learner_and_offset_however_often_the_job_runs() {
+    let env = start().await;
+    let org = org(&env).await;
+    let key = org.api_keys.admin.as_str();
+    let mut body = team_topic(&org, "sql-injection");
+    body["deadline"] = json!(deadline(7));
+    let created = call(&env, Method::POST, "/assignments", Some(key), Some(body), &[]).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let due_soon = subscribe(&env, &org, "assignment.due_soon").await;
+    let overdue = subscribe(&env, &org, "assignment.overdue").await;
+    let only = json!([org.org_id.as_str()]);
+
+    let today = Utc::now().date_naive();
+    let first = invoke_fn(&env, "RemindersFunction", json!({"date": today, "orgIds": only})).await;
+    let again = invoke_fn(&env, "RemindersFunction", json!({"date": today, "orgIds": only})).await;
+    assert_eq!((first["sent"].clone(), again["sent"].clone()), (json!(5), json!(0)), "{first} {again}");
+    let events = drain(&env, &due_soon).await;
+    let mut users: Vec<_> = events.iter().map(|e| e["detail"]["userId"].as_str().unwrap().to_owned()).collect();
+    users.sort();
+    users.dedup();
+    assert_eq!((events.len(), users.len()), (5, 5), "each of the 5 team members once");
+    assert_eq!(events[0]["detail"]["days"], 7);
+    assert_eq!(events[0]["detail"]["assignment"]["id"], created.body["id"]);
+    assert!(events[0]["detail"]["userEmail"].as_str().unwrap().contains('@'));
+
+    // The day after the deadline: overdue, again once.
+    let after = today + chrono::Duration::days(8);
+    for _ in 0..2 {
+        invoke_fn(&env, "RemindersFunction", json!({"date": after, "orgIds": only})).await;
+    }
+    let late = drain(&env, &overdue).await;
+    assert_eq!(late.len(), 5);
+    assert_eq!(late[0]["detail"]["days"], 1);
+    assert_eq!(late[0]["detail"]["status"], "overdue");
+    let nothing =
+        invoke_fn(&env, "RemindersFunction", json!({"date": today + chrono::Duration::days(3), "orgIds": only})).await;
+    assert_eq!(nothing["sent"], 0, "no reminder between the offsets");
+}
+
+#[tokio::test]
+async fn reconcile_repairs_a_roster_row_deleted_behind_the_services_back() {
+    let env = start().await;
+    let org = org(&env).await;
+    let key = org.api_keys.admin.as_str();
+    let created =
+        call(&env, Method::POST, "/assignments", Some(key), Some(team_topic(&org, "sql-injection")), &[]).await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/assignments/{id}");
+    let member = org.learners().find(|u| u.team_id == Some(org.teams[0].team_id)).unwrap();
+
+    let ddb = env.store.client();
+    ddb.delete_item()
+        .table_name(env.store.table_name())
+        .key("PK", aws_sdk_dynamodb::types::AttributeValue::S(format!("ORG#{}#ASG#{id}", org.org_id)))
+        .key("SK", aws_sdk_dynamodb::types::AttributeValue::S(format!("USER#{}", member.user_id)))
+        .send()
+        .await
+        .unwrap();
+    let broken = call(&env, Method::GET, &path, Some(key), None, &[]).await;
+    assert!(user_of(&broken.body, member.user_id).is_none());
+
+    let report = invoke_fn(&env, "ReconcileFunction", json!({"orgIds": [org.org_id.as_str()]})).await;
+    assert_eq!(report["repairs"], 2, "the row, then the counters: {report}");
+    let repaired = call(&env, Method::GET, &path, Some(key), None, &[]).await;
+    assert_eq!(user_of(&repaired.body, member.user_id).unwrap()["status"], "not_started");
+    assert_eq!(repaired.body["progress"]["totalUsers"], 5, "counters equal the rows again");
+    let quiet = invoke_fn(&env, "ReconcileFunction", json!({"orgIds": [org.org_id.as_str()]})).await;
+    assert_eq!(quiet["repairs"], 0, "nothing left to repair: {quiet}");
+}

@@ -34,6 +34,8 @@ pub const FUNCTIONS: &[&str] = &[
     "ProgressEventsFunction",
     "MembershipEventsFunction",
     "CourseEventsFunction",
+    "RemindersFunction",
+    "ReconcileFunction",
 ];
 
 /// API Gateway HTTP APIs accept bodies up to 10 MB; the functions enforce their own smaller limit.
@@ -141,6 +143,8 @@ impl Gateway {
             "ProgressEventsFunction" => Some(progress_events_fn::handle(&self.consumer, event.clone()).await),
             "MembershipEventsFunction" => Some(membership_events_fn::handle(&self.consumer, event.clone()).await),
             "CourseEventsFunction" => Some(course_events_fn::handle(&self.consumer, event.clone()).await),
+            "RemindersFunction" => Some(reminders_fn::handle(&self.consumer, event.clone()).await),
+            "ReconcileFunction" => Some(reconcile_fn::handle(&self.consumer, event.clone()).await),
             _ => None,
         };
         if let Some(result) = consumed {

@@ -10,6 +10,7 @@ pub mod directory;
 pub mod ids;
 pub mod preview;
 pub mod progress;
+pub mod reminders;
 pub mod validation;
 pub mod vocabulary;
 

@@ -14,6 +14,7 @@ pub mod outbound;
 pub mod platform;
 pub mod progress;
 mod publisher;
+pub mod scheduled;
 
 pub use consumer::{Consumer, ConsumerError};
 pub use outbound::DomainEvent;

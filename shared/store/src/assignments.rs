@@ -12,8 +12,9 @@ use crate::records::{AssignmentRecord, LockRecord, ProgressRecord};
 use crate::{Page, PageKey, Store, StoreError, keys};
 
 /// Progress rows written in the transaction that creates an assignment (100 minus the assignment, its
-/// duplicate lock and its audit entry). Larger rosters continue in chunks of [`ROSTER_CHUNK`].
-pub const ROSTER_ROWS_PER_TRANSACTION: usize = 97;
+/// duplicate lock, its audit entry and the org's registry entry). Larger rosters continue in chunks of
+/// [`ROSTER_CHUNK`].
+pub const ROSTER_ROWS_PER_TRANSACTION: usize = 96;
 /// Rows per roster transaction after creation (100 minus the assignment's counter update).
 const ROSTER_CHUNK: usize = 99;
 
@@ -187,6 +188,17 @@ impl Store {
                 )
                 .build(),
             audit_put(org, audit)?,
+            // Scheduled jobs (reminders, reconcile) find the orgs that have assignments here.
+            TransactWriteItem::builder()
+                .put(put(
+                    Item::from([
+                        (keys::PK.to_owned(), s(keys::ORGS_PK)),
+                        (keys::SK.to_owned(), s(org.as_str())),
+                        ("entity".to_owned(), s("org")),
+                    ]),
+                    None,
+                )?)
+                .build(),
         ];
         for row in first {
             items.push(
@@ -424,6 +436,136 @@ impl Store {
         .into_iter()
         .map(|item| Ok(from_item::<AssignmentRecord>(item)?.assignment))
         .collect()
+    }
+
+    /// A page of the orgs that have assignments (the scheduled jobs' starting point).
+    pub async fn orgs_page(&self, start: Option<PageKey>) -> Result<Page<OrgId>, StoreError> {
+        let (items, next) = self
+            .query_page(
+                |q| q.key_condition_expression("PK = :pk").expression_attribute_values(":pk", s(keys::ORGS_PK)),
+                start,
+                Some(100),
+            )
+            .await?;
+        let items = items
+            .into_iter()
+            .filter_map(|item| match item.get(keys::SK) {
+                Some(aws_sdk_dynamodb::types::AttributeValue::S(org)) => OrgId::parse(org).ok(),
+                _ => None,
+            })
+            .collect();
+        Ok(Page { items, next })
+    }
+
+    /// Pattern 6: a page of the org's active assignments with a deadline on or before `until`,
+    /// earliest first (the sparse deadline index holds only active assignments).
+    pub async fn due_assignments_page(
+        &self,
+        org: &OrgId,
+        until: NaiveDate,
+        start: Option<PageKey>,
+    ) -> Result<Page<Assignment>, StoreError> {
+        let pk = keys::due_index(org);
+        let (items, next) = self
+            .query_page(
+                |q| {
+                    q.index_name(keys::GSI3)
+                        .key_condition_expression("GSI3PK = :pk AND GSI3SK <= :until")
+                        .expression_attribute_values(":pk", s(pk.as_str()))
+                        .expression_attribute_values(":until", s(format!("{until}#~")))
+                },
+                start,
+                Some(100),
+            )
+            .await?;
+        let items = items
+            .into_iter()
+            .map(|item| Ok(from_item::<AssignmentRecord>(item)?.assignment))
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Page { items, next })
+    }
+
+    /// Records that a reminder `kind` went to `user` on `assignment`; `false` if it already had.
+    pub async fn claim_reminder(
+        &self,
+        org: &OrgId,
+        assignment: AssignmentId,
+        user: UserId,
+        kind: &str,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(keys::PK, s(keys::reminder_pk(org, assignment)))
+            .item(keys::SK, s(format!("{user}#{kind}")))
+            .item("entity", s("reminder"))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await
+            .map_err(crate::dynamo::classify);
+        match result {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Makes the assignment's counters equal the sum of what its rows count (the reconcile job's repair
+    /// for rows changed behind the service's back). Guarded: if the counters move while the rows are
+    /// read, nothing is written (the next run repairs). Returns whether counters were corrected.
+    pub async fn repair_counters(&self, org: &OrgId, id: AssignmentId) -> Result<bool, StoreError> {
+        let Some(before) = self.get_assignment(org, id).await? else { return Ok(false) };
+        let pk = keys::assignment_pk(org, id);
+        let rows: Vec<ProgressRow> = self
+            .query_all(|q| {
+                q.key_condition_expression("PK = :pk AND begins_with(SK, :user)")
+                    .expression_attribute_values(":pk", s(pk.as_str()))
+                    .expression_attribute_values(":user", s(keys::PROGRESS_SK_PREFIX))
+                    .consistent_read(true)
+            })
+            .await?
+            .into_iter()
+            .map(|item| Ok(from_item::<ProgressRecord>(item)?.row))
+            .collect::<Result<_, StoreError>>()?;
+        let counted = rows.iter().fold(Aggregates::default(), |acc, row| {
+            let contribution = row.counted.unwrap_or_else(|| row.contribution(&before.units, before.item_count));
+            acc + Aggregates::delta(None, Some(contribution))
+        });
+        let stored = before.aggregates;
+        if counted == stored {
+            return Ok(false);
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(pk.as_str()))
+            .key(keys::SK, s(keys::ASSIGNMENT_SK))
+            .update_expression(
+                "SET totalUsers = :t, completedUsers = :c, inProgressUsers = :i, notStartedUsers = :n, completedItemsSum = :s",
+            )
+            .condition_expression(
+                "totalUsers = :t0 AND completedUsers = :c0 AND inProgressUsers = :i0 AND notStartedUsers = :n0 AND completedItemsSum = :s0",
+            )
+            .expression_attribute_values(":t", n(counted.total_users))
+            .expression_attribute_values(":c", n(counted.completed_users))
+            .expression_attribute_values(":i", n(counted.in_progress_users))
+            .expression_attribute_values(":n", n(counted.not_started_users))
+            .expression_attribute_values(":s", n(counted.completed_items_sum))
+            .expression_attribute_values(":t0", n(stored.total_users))
+            .expression_attribute_values(":c0", n(stored.completed_users))
+            .expression_attribute_values(":i0", n(stored.in_progress_users))
+            .expression_attribute_values(":n0", n(stored.not_started_users))
+            .expression_attribute_values(":s0", n(stored.completed_items_sum))
+            .send()
+            .await
+            .map_err(crate::dynamo::classify);
+        match result {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(other) => Err(other),
+        }
     }
 
     /// The org's assignments on one custom course, active or not.

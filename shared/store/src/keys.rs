@@ -17,6 +17,8 @@
 //! | idempotency       | `ORG#o#IDEM#sha256(actor, key)`                 | `IDEM`                  |                                |                                                  |                           |
 //! | rate counter      | `ORG#o#RATE#keyId#yyyymmddhh`                   | `RATE`                  |                                |                                                  |                           |
 //! | audit entry       | `ORG#o#AUDIT`                                   | `createdAt#id`          |                                |                                                  |                           |
+//! | org registry      | `ORGS`                                          | `orgId`                 |                                |                                                  |                           |
+//! | reminder sent     | `ORG#o#REMIND#a`                                | `user#kind`             |                                |                                                  |                           |
 //! | catalog node      | `CATALOG#area`                                  | `targetType#slug`       |                                |                                                  |                           |
 //!
 //! The API-key item is the one tenant-owned item whose partition key cannot start with the org: it is
@@ -71,6 +73,14 @@ pub fn assignee_index(org: &OrgId, assignee_type: AssigneeType, assignee_id: &st
 
 pub fn due_index(org: &OrgId) -> String {
     format!("ORG#{org}#DUE")
+}
+
+/// The registry of orgs that have assignments (scheduled jobs iterate it): `ORGS` / `<orgId>`.
+pub const ORGS_PK: &str = "ORGS";
+
+/// "A reminder of this kind was sent to this learner": `ORG#o#REMIND#<assignment>` / `<user>#<kind>`.
+pub fn reminder_pk(org: &OrgId, id: AssignmentId) -> String {
+    format!("ORG#{org}#REMIND#{id}")
 }
 
 pub fn due_sort(deadline: chrono::NaiveDate, id: AssignmentId) -> String {

@@ -1,0 +1,16 @@
+//! Scheduled (template `Schedule`): the safety net for lost membership events. Every active team and
+//! org-wide assignment's roster is compared with the membership projection; missing rows are added,
+//! stale ones marked removed, drifted counters corrected; the number of repairs is logged. The rules
+//! live in [`events::scheduled::reconcile_rosters`].
+
+use serde_json::{Value, json};
+
+/// `{"orgIds": [...]}` limits a run to those orgs; the scheduled event itself carries nothing needed.
+pub async fn handle(consumer: &events::Consumer, event: Value) -> Result<Value, events::ConsumerError> {
+    let only = match events::scheduled::only_orgs(&event) {
+        Ok(only) => only,
+        Err(reason) => return Ok(json!({"dropped": reason})),
+    };
+    let report = events::scheduled::reconcile_rosters(consumer, only.as_deref()).await?;
+    Ok(json!({"orgs": report.orgs, "assignments": report.assignments, "repairs": report.count}))
+}
