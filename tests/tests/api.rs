@@ -37,6 +37,7 @@ async fn start() -> Env {
     let consumer = events::Consumer { store: store.clone(), publisher: publisher.clone() };
     let gw = gateway::Gateway::new(
         api::App::new(store.clone(), SECRET, publisher),
+        exports::Bucket::from_env(&config).unwrap(),
         gateway::routes_from_template(&template).unwrap(),
     )
     .unwrap();
@@ -809,8 +810,15 @@ async fn the_audit_log_lists_admin_writes_newest_first_with_filters_and_paging()
     let path = format!("/assignments/{}", created.body["id"].as_str().unwrap());
     call(&env, Method::PATCH, &path, Some(key), Some(json!({"note": "Q3"})), &[]).await;
     call(&env, Method::DELETE, &path, Some(key), None, &[]).await;
-    call(&env, Method::POST, "/assignments", Some(other.api_keys.admin.as_str()), Some(team_topic(&other, "xss")), &[])
-        .await;
+    call(
+        &env,
+        Method::POST,
+        "/assignments",
+        Some(other.api_keys.admin.as_str()),
+        Some(team_topic(&other, "path-traversal")),
+        &[],
+    )
+    .await;
 
     let all = call(&env, Method::GET, "/audit-log", Some(key), None, &[]).await;
     assert_eq!(all.status, StatusCode::OK, "{:?}", all.body);
@@ -975,4 +983,113 @@ async fn reconcile_repairs_a_roster_row_deleted_behind_the_services_back() {
     assert_eq!(repaired.body["progress"]["totalUsers"], 5, "counters equal the rows again");
     let quiet = invoke_fn(&env, "ReconcileFunction", json!({"orgIds": [org.org_id.as_str()]})).await;
     assert_eq!(quiet["repairs"], 0, "nothing left to repair: {quiet}");
+}
+
+fn parse_csv(text: &str) -> (Vec<String>, Vec<csv::StringRecord>) {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader.headers().unwrap().iter().map(str::to_owned).collect();
+    (header, reader.records().map(Result::unwrap).collect())
+}
+
+#[tokio::test]
+async fn csv_exports_are_downloadable_formula_safe_and_keep_removed_learners() {
+    let env = start().await;
+    let org = org(&env).await;
+    let key = org.api_keys.admin.as_str();
+    let mut body = team_topic(&org, "sql-injection");
+    body["note"] = json!("=HYPERLINK(\"http://x\")");
+    let created = call(&env, Method::POST, "/assignments", Some(key), Some(body), &[]).await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let other =
+        call(&env, Method::POST, "/assignments", Some(key), Some(team_topic(&org, "path-traversal")), &[]).await;
+    call(&env, Method::DELETE, &format!("/assignments/{}", other.body["id"].as_str().unwrap()), Some(key), None, &[])
+        .await;
+    let leaver = org.learners().find(|u| u.team_id == Some(org.teams[0].team_id)).unwrap();
+    env.consumer
+        .handle(seed::member_event(false, &org.org_id, &org.teams[0], leaver.user_id, Utc::now()).envelope())
+        .await
+        .unwrap();
+    let ready = subscribe(&env, &org, "export.ready").await;
+
+    let export = call(
+        &env,
+        Method::POST,
+        "/assignments/exports",
+        Some(org.api_keys.read_only.as_str()),
+        Some(json!({"kind": "assignments"})),
+        &[],
+    )
+    .await;
+    assert_eq!(export.status, StatusCode::CREATED, "{:?}", export.body);
+    assert_eq!((export.body["kind"].clone(), export.body["rowCount"].clone()), (json!("assignments"), json!(2)));
+    let object_key = export.body["key"].as_str().unwrap();
+    let now = Utc::now();
+    assert!(
+        object_key.starts_with(&format!("exports/{}/{}/", org.org_id, now.format("%Y/%m")))
+            && object_key.ends_with(&format!("{}-assignments.csv", export.body["exportId"].as_str().unwrap())),
+        "{object_key}"
+    );
+    let download = env.http.get(export.body["downloadUrl"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(download.status(), 200);
+    assert!(download.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    let text = download.text().await.unwrap();
+    assert_eq!(text.len() as u64, export.body["bytes"].as_u64().unwrap());
+    let (header, rows) = parse_csv(&text);
+    assert_eq!(header, exports::ASSIGNMENT_COLUMNS);
+    assert_eq!(rows.len(), 2, "active and inactive");
+    let note_col = header.iter().position(|h| h == "note").unwrap();
+    let id_col = header.iter().position(|h| h == "assignmentId").unwrap();
+    let ours = rows.iter().find(|r| &r[id_col] == id.as_str()).unwrap();
+    assert_eq!(&ours[note_col], "'=HYPERLINK(\"http://x\")", "rendered as text, value kept");
+    let active = header.iter().position(|h| h == "isActive").unwrap();
+    assert_eq!(rows.iter().filter(|r| &r[active] == "false").count(), 1);
+
+    let progress =
+        call(&env, Method::POST, "/assignments/exports", Some(key), Some(json!({"kind": "progress"})), &[]).await;
+    assert_eq!(progress.status, StatusCode::CREATED, "{:?}", progress.body);
+    let text = env.http.get(progress.body["downloadUrl"].as_str().unwrap()).send().await.unwrap().text().await.unwrap();
+    let (header, rows) = parse_csv(&text);
+    assert_eq!(header, exports::PROGRESS_COLUMNS);
+    assert_eq!(rows.len(), 10, "5 team members on each of the two assignments");
+    let (user_col, status_col, removed_col) = (
+        header.iter().position(|h| h == "userId").unwrap(),
+        header.iter().position(|h| h == "status").unwrap(),
+        header.iter().position(|h| h == "removedAt").unwrap(),
+    );
+    let gone: Vec<_> = rows.iter().filter(|r| r[user_col] == leaver.user_id.to_string()).collect();
+    assert!(gone.iter().any(|r| &r[status_col] == "removed" && !r[removed_col].is_empty()), "{gone:?}");
+    assert!(rows.iter().all(|r| r.len() == header.len()));
+
+    let audit = call(&env, Method::GET, "/audit-log?action=assignment.exported", Some(key), None, &[]).await;
+    assert_eq!(audit.body["items"].as_array().unwrap().len(), 2);
+    assert_eq!(audit.body["items"][0]["metadata"]["kind"], "progress");
+    let announced = drain(&env, &ready).await;
+    assert_eq!(announced.len(), 2);
+    assert!(announced.iter().any(|e| e["detail"]["key"] == json!(object_key)));
+
+    assert_problem(
+        &call(&env, Method::POST, "/assignments/exports", Some(key), Some(json!({"kind": "everything"})), &[]).await,
+        400,
+        "validation_failed",
+    );
+    assert_problem(
+        &call(&env, Method::POST, "/assignments/exports", Some(key), Some(json!({"kind": "progress", "x": 1})), &[])
+            .await,
+        400,
+        "validation_failed",
+    );
+    let learner = org.learners().next().unwrap();
+    assert_problem(
+        &call(
+            &env,
+            Method::POST,
+            "/assignments/exports",
+            Some(learner.token.as_str()),
+            Some(json!({"kind": "progress"})),
+            &[],
+        )
+        .await,
+        403,
+        "forbidden",
+    );
 }

@@ -179,7 +179,8 @@ pub fn start_in_background(template_yaml: String, session_secret: Vec<u8>) -> Re
                         .map_err(|_| GatewayError::Bus("EVENT_BUS_NAME not set".into()))?;
                     let store = store::Store::new(aws_sdk_dynamodb::Client::new(&config), table);
                     let publisher = events::Publisher::new(events.clone(), bus);
-                    let gateway = Gateway::new(api::App::new(store, &session_secret, publisher), routes)?;
+                    let bucket = exports::Bucket::from_env(&config).map_err(GatewayError::Bus)?;
+                    let gateway = Gateway::new(api::App::new(store, &session_secret, publisher), bucket, routes)?;
                     let installed = install(&rules, &events, &sqs).await?;
                     Ok::<_, GatewayError>((gateway, installed))
                 };

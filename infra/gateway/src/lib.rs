@@ -31,6 +31,7 @@ pub const FUNCTIONS: &[&str] = &[
     "PatchAssignmentFunction",
     "LearnerAssignmentsFunction",
     "AuditLogFunction",
+    "ExportCsvFunction",
     "ProgressEventsFunction",
     "MembershipEventsFunction",
     "CourseEventsFunction",
@@ -115,18 +116,24 @@ fn percent_decode(raw: &str) -> String {
 #[derive(Clone)]
 pub struct Gateway {
     app: Arc<App>,
+    bucket: Arc<exports::Bucket>,
     consumer: Arc<events::Consumer>,
     routes: Arc<Vec<Route>>,
 }
 
 impl Gateway {
     /// Refuses a template route whose function this gateway cannot run.
-    pub fn new(app: App, routes: Vec<Route>) -> Result<Self, GatewayError> {
+    pub fn new(app: App, bucket: exports::Bucket, routes: Vec<Route>) -> Result<Self, GatewayError> {
         if let Some(route) = routes.iter().find(|r| !FUNCTIONS.contains(&r.function.as_str())) {
             return Err(GatewayError::UnknownFunction(route.function.clone()));
         }
         let consumer = events::Consumer { store: app.store.clone(), publisher: app.publisher.clone() };
-        Ok(Self { app: Arc::new(app), consumer: Arc::new(consumer), routes: Arc::new(routes) })
+        Ok(Self {
+            app: Arc::new(app),
+            bucket: Arc::new(bucket),
+            consumer: Arc::new(consumer),
+            routes: Arc::new(routes),
+        })
     }
 
     pub fn routes(&self) -> &[Route] {
@@ -164,6 +171,7 @@ impl Gateway {
             "PatchAssignmentFunction" => patch_fn::handle(app, request).await,
             "LearnerAssignmentsFunction" => learner_view_fn::handle(app, request).await,
             "AuditLogFunction" => audit_log_fn::handle(app, request).await,
+            "ExportCsvFunction" => export_csv_fn::handle(app, &self.bucket, request).await,
             other => return Err(GatewayError::UnknownFunction(other.to_owned())),
         };
         Ok(response_event(response))

@@ -32,13 +32,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Platform events on the local bus reach the consumers through the template's rules.
     gateway::bus::start_in_background(template.clone(), secret.clone().into_bytes())?;
     let store = app.store.clone();
-    let gateway = Gateway::new(app, routes_from_template(&template)?)?;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let bucket = exports::Bucket::from_env(&config)?;
+    let gateway = Gateway::new(app, bucket, routes_from_template(&template)?)?;
     let api_listener = tokio::net::TcpListener::bind(("127.0.0.1", api_port)).await?;
     let invoke_listener = tokio::net::TcpListener::bind(("127.0.0.1", invoke_port)).await?;
 
     if seed_data {
         seed::load_catalog(&store).await?;
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
         let bus = aws_sdk_eventbridge::Client::new(&config);
         let now = chrono::Utc::now();
         let mut orgs = Vec::new();

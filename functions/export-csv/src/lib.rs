@@ -1,0 +1,92 @@
+//! POST /assignments/exports `{"kind": "assignments" | "progress"}`: streams the org's rows to S3 as a
+//! CSV audit pack, audit-logs the export, announces `export.ready`, and returns a 15-minute download
+//! link. Scope `assignments:read`.
+
+use std::time::Duration;
+
+use ::http::StatusCode;
+use api::http::{self, json_response};
+use api::{ApiError, App, Call, auth};
+use aws_sdk_s3::presigning::PresigningConfig;
+use domain::AuditEntry;
+use events::outbound;
+use exports::{Bucket, ExportError, ExportKind};
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+
+/// How long the download link works.
+pub const LINK_TTL: Duration = Duration::from_secs(15 * 60);
+
+pub async fn handle(app: &App, bucket: &Bucket, req: Request) -> Response<Body> {
+    api::serve(app, &req, |call| export(call, bucket)).await
+}
+
+fn kind_of(body: &serde_json::Value) -> Result<ExportKind, ApiError> {
+    let obj = body.as_object().ok_or_else(|| ApiError::field("body", "must be a JSON object"))?;
+    if let Some(unknown) = obj.keys().find(|k| k.as_str() != "kind") {
+        return Err(ApiError::field(unknown, "is not a field of an export request"));
+    }
+    obj.get("kind")
+        .and_then(|k| k.as_str())
+        .and_then(ExportKind::parse)
+        .ok_or_else(|| ApiError::field("kind", "must be one of: assignments, progress"))
+}
+
+async fn export(call: Call<'_>, bucket: &Bucket) -> Result<Response<Body>, ApiError> {
+    call.principal.require_admin_scope(auth::ASSIGNMENTS_READ)?;
+    http::query(call.req, &[])?;
+    let kind = kind_of(&http::json_body(call.req)?)?;
+    let org = &call.principal.org;
+    let export_id = uuid::Uuid::now_v7();
+    let key = exports::object_key(org, call.now, export_id, kind);
+
+    let exported = exports::export(&call.app.store, &bucket.client, &bucket.name, org, kind, &key, call.now)
+        .await
+        .map_err(|err| match err {
+            ExportError::Store(e) => ApiError::from(e),
+            other => {
+                tracing::error!(error = %other, key, "export failed; upload aborted");
+                ApiError::Unavailable
+            }
+        })?;
+    let presigned = bucket
+        .client
+        .get_object()
+        .bucket(&bucket.name)
+        .key(&key)
+        .presigned(PresigningConfig::expires_in(LINK_TTL).map_err(|_| ApiError::Unavailable)?)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %aws_sdk_s3::error::DisplayErrorContext(e), "presigning failed");
+            ApiError::Unavailable
+        })?;
+    let expires_at = call.now + chrono::Duration::from_std(LINK_TTL).unwrap_or_default();
+    let summary = json!({"exportId": export_id, "kind": kind.as_str(), "rowCount": exported.rows,
+                         "bytes": exported.bytes, "key": key});
+    call.app
+        .store
+        .put_audit(
+            org,
+            &AuditEntry {
+                id: uuid::Uuid::now_v7(),
+                created_at: call.now,
+                action: "assignment.exported".into(),
+                actor_id: call.principal.actor_id.clone(),
+                actor_email: call.principal.actor_email.clone(),
+                actor_role: call.principal.role,
+                target_type: "export".into(),
+                target_id: export_id.to_string(),
+                target_label: format!("{} export", kind.as_str()),
+                metadata: summary.clone(),
+                request_id: call.request_id.clone(),
+            },
+        )
+        .await?;
+    call.app.publisher.publish_logged(&[outbound::other("export.ready", org, call.now, summary.clone())]).await;
+    tracing::info!(export_id = %export_id, kind = kind.as_str(), rows = exported.rows, bytes = exported.bytes, parts = exported.parts, "export written");
+
+    let mut body = summary;
+    body["downloadUrl"] = json!(presigned.uri());
+    body["expiresAt"] = json!(expires_at);
+    Ok(json_response(StatusCode::CREATED, &body))
+}

@@ -1,0 +1,179 @@
+//! The CSV rows: plain functions of domain types, no I/O.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use domain::{Assignment, ProgressRow, Source, TeamId, User};
+
+pub const ASSIGNMENT_COLUMNS: &[&str] = &[
+    "assignmentId",
+    "contentArea",
+    "targetType",
+    "targetId",
+    "targetTitle",
+    "targetPath",
+    "assigneeType",
+    "assigneeId",
+    "assigneeName",
+    "deadline",
+    "isMandatory",
+    "note",
+    "isActive",
+    "itemCount",
+    "createdAt",
+    "createdBy",
+    "updatedAt",
+    "totalUsers",
+    "completedUsers",
+    "inProgressUsers",
+    "notStartedUsers",
+    "overdueUsers",
+    "completionRate",
+    "averageProgress",
+];
+
+pub const PROGRESS_COLUMNS: &[&str] = &[
+    "assignmentId",
+    "targetTitle",
+    "targetPath",
+    "assigneeType",
+    "assigneeName",
+    "deadline",
+    "isMandatory",
+    "isActive",
+    "userId",
+    "userName",
+    "userEmail",
+    "source",
+    "teamName",
+    "status",
+    "completedItems",
+    "totalItems",
+    "progress",
+    "averageScore",
+    "startedAt",
+    "completedAt",
+    "removedAt",
+];
+
+/// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR first) gets a leading `'`,
+/// which spreadsheets show as text; the rest of the value is kept as is.
+pub fn neutralise(cell: String) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{cell}") } else { cell }
+}
+
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn opt_time(t: Option<DateTime<Utc>>) -> String {
+    t.map(time).unwrap_or_default()
+}
+
+fn ratio(x: f64) -> String {
+    format!("{:.4}", x)
+}
+
+fn cells(values: Vec<String>) -> Vec<String> {
+    values.into_iter().map(neutralise).collect()
+}
+
+pub fn assignment_record(a: &Assignment, now: DateTime<Utc>) -> Vec<String> {
+    let p = a.aggregates.summary(a.item_count, a.deadline, now);
+    cells(vec![
+        a.id.to_string(),
+        a.target.content_area.to_string(),
+        a.target.target_type.to_string(),
+        a.target.target_id.clone(),
+        a.target_title.clone(),
+        a.target_path.clone(),
+        a.assignee.assignee_type.to_string(),
+        a.assignee.assignee_id.clone(),
+        a.assignee_name.clone(),
+        a.deadline.to_string(),
+        a.is_mandatory.to_string(),
+        a.note.clone().unwrap_or_default(),
+        a.is_active.to_string(),
+        a.item_count.to_string(),
+        time(a.created_at),
+        a.created_by.clone(),
+        time(a.updated_at),
+        p.total_users.to_string(),
+        p.completed_users.to_string(),
+        p.in_progress_users.to_string(),
+        p.not_started_users.to_string(),
+        p.overdue_users.to_string(),
+        ratio(p.completion_rate),
+        ratio(p.average_progress),
+    ])
+}
+
+pub fn progress_record(
+    a: &Assignment,
+    row: &ProgressRow,
+    user: Option<&User>,
+    team_names: &HashMap<TeamId, String>,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let (source, team) = match &row.source {
+        Source::Individual => ("individual", String::new()),
+        Source::Organization => ("organization", String::new()),
+        Source::Team { team_id } => ("team", team_names.get(team_id).cloned().unwrap_or_default()),
+    };
+    let status = serde_json::to_value(row.status(&a.units, a.item_count, a.deadline, now))
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    cells(vec![
+        a.id.to_string(),
+        a.target_title.clone(),
+        a.target_path.clone(),
+        a.assignee.assignee_type.to_string(),
+        a.assignee_name.clone(),
+        a.deadline.to_string(),
+        a.is_mandatory.to_string(),
+        a.is_active.to_string(),
+        row.user_id.to_string(),
+        user.map(|u| u.name.clone()).unwrap_or_default(),
+        user.map(|u| u.email.clone()).unwrap_or_default(),
+        source.to_owned(),
+        team,
+        status,
+        row.completed_tracked(&a.units).to_string(),
+        a.item_count.to_string(),
+        ratio(row.progress(&a.units, a.item_count)),
+        row.average_score(&a.units).map(|s| format!("{s:.2}")).unwrap_or_default(),
+        opt_time(row.started_at),
+        opt_time(row.completed_at),
+        opt_time(row.removed_at),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_cells_are_neutralised_and_others_kept() {
+        for bad in ["=HYPERLINK(\"http://x\")", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx"] {
+            let out = neutralise(bad.to_owned());
+            assert!(out.starts_with('\''), "{out:?}");
+            assert_eq!(&out[1..], bad, "the value itself is kept");
+        }
+        for fine in ["SQL Injection", "2026-04-15", "0.5000", "", "a=b", " =x"] {
+            assert_eq!(neutralise(fine.to_owned()), fine);
+        }
+    }
+
+    #[test]
+    fn header_and_rows_have_the_same_width() {
+        let csv_line = |cells: &[&str]| {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.write_record(cells).unwrap();
+            String::from_utf8(w.into_inner().unwrap()).unwrap()
+        };
+        assert_eq!(csv_line(&["a,b", "say \"hi\"", "x"]), "\"a,b\",\"say \"\"hi\"\"\",x\n", "RFC 4180 quoting");
+        assert_eq!(ASSIGNMENT_COLUMNS.len(), 24);
+        assert_eq!(PROGRESS_COLUMNS.len(), 21);
+    }
+}
