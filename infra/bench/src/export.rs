@@ -1,0 +1,144 @@
+//! Export benchmark (design §9: "an export of 100,000 progress rows completes without loss; memory
+//! stays under 64 MiB whatever the size"). Not a test: it reports numbers measured in one run.
+//!
+//! `export-bench` seeds two orgs on the local stack (10,000 and 100,000 progress rows: 1,000 users,
+//! 10 and 100 org-wide assignments), then exports each `progress` pack in a fresh child process and
+//! prints rows, bytes, parts, rows/second and the child's peak resident memory (VmHWM), so the two
+//! sizes can be compared. Run it with the local stack's environment (see README "Benchmarks").
+
+use std::time::Instant;
+
+use chrono::Utc;
+use domain::{
+    AssigneeType, AuditEntry, ContentArea, NewAssignment, OrgId, ProgressRow, ResolvedTarget, Role, Source, TargetType,
+    TrackedUnit, User, UserId,
+};
+use store::Store;
+
+const USERS: usize = 1_000;
+
+async fn store() -> Store {
+    let table = std::env::var("TABLE_NAME").expect("run with the local stack's environment (TABLE_NAME)");
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    Store::new(aws_sdk_dynamodb::Client::new(&config), table)
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// An org with `USERS` users and `assignments` org-wide assignments (so `assignments × USERS` rows).
+async fn seed(store: &Store, assignments: usize) -> OrgId {
+    let org = OrgId::parse(&format!("bench-{}", uuid::Uuid::new_v4().simple())).unwrap();
+    let now = Utc::now();
+    let users: Vec<UserId> = (0..USERS).map(|_| UserId(uuid::Uuid::new_v4())).collect();
+    for chunk in users.chunks(50) {
+        futures::future::try_join_all(chunk.iter().enumerate().map(|(i, id)| {
+            let user = User {
+                user_id: *id,
+                name: format!("Learner {i}"),
+                email: format!("learner-{id}@bench.example"),
+                role: Role::Learner,
+                team_id: None,
+                is_active: true,
+                updated_at: now,
+                facets: Default::default(),
+            };
+            let (store, org) = (store.clone(), org.clone());
+            async move { store.put_user(&org, &user).await }
+        }))
+        .await
+        .unwrap();
+    }
+    let topics = ["sql-injection", "path-traversal", "idor", "cors-misconfiguration"];
+    for n in 0..assignments {
+        let new = NewAssignment {
+            target: domain::Target {
+                content_area: ContentArea::Practice,
+                target_type: TargetType::Topic,
+                target_id: format!("{}-{n}", topics[n % topics.len()]),
+            },
+            assignee: domain::Assignee { assignee_type: AssigneeType::Org, assignee_id: format!("{org}-{n}") },
+            deadline: (now + chrono::Duration::days(30)).date_naive(),
+            is_mandatory: true,
+            note: Some(format!("=cmd|' /C calc'!A{n}")),
+        };
+        let resolved = ResolvedTarget {
+            title: format!("Topic {n}"),
+            path: format!("Web / Topic {n}"),
+            units: vec![TrackedUnit::Topic { topic_id: domain::Slug::parse("sql-injection").unwrap(), challenges: 11 }],
+        };
+        let a = new.into_assignment(domain::AssignmentId::new_v7(), resolved, "Everyone".into(), "bench".into(), now);
+        let rows: Vec<_> = users.iter().map(|u| ProgressRow::new(a.id, *u, Source::Organization, now)).collect();
+        let audit = AuditEntry {
+            id: uuid::Uuid::now_v7(),
+            created_at: now,
+            action: "assignment.created".into(),
+            actor_id: "bench".into(),
+            actor_email: None,
+            actor_role: Role::OrgAdmin,
+            target_type: "assignment".into(),
+            target_id: a.id.to_string(),
+            target_label: "bench".into(),
+            metadata: serde_json::json!({}),
+            request_id: "bench".into(),
+        };
+        store.create_assignment(&org, &a, &audit, &rows).await.unwrap();
+    }
+    org
+}
+
+async fn export(org: &str) {
+    let store = store().await;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let bucket = exports::Bucket::from_env(&config).unwrap();
+    let org = OrgId::parse(org).unwrap();
+    let now = Utc::now();
+    let key = exports::object_key(&org, now, uuid::Uuid::now_v7(), exports::ExportKind::Progress);
+    let started = Instant::now();
+    let done = exports::export(&store, &bucket.client, &bucket.name, &org, exports::ExportKind::Progress, &key, now)
+        .await
+        .unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "{{\"rows\": {}, \"bytes\": {}, \"parts\": {}, \"seconds\": {seconds:.2}, \"rowsPerSecond\": {:.0}, \"peakRssKiB\": {}}}",
+        done.rows,
+        done.bytes,
+        done.parts,
+        done.rows as f64 / seconds,
+        peak_rss_kib()
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, cmd, org] = args.as_slice()
+        && cmd == "export"
+    {
+        return export(org).await;
+    }
+    let store = store().await;
+    let mut results = Vec::new();
+    for assignments in [10, 100] {
+        let started = Instant::now();
+        let org = seed(&store, assignments).await;
+        eprintln!("seeded {} rows in {:.1} s", assignments * USERS, started.elapsed().as_secs_f64());
+        let out = std::process::Command::new(&args[0]).args(["export", org.as_str()]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let line = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        println!("progress export of {} rows: {line}", assignments * USERS);
+        results.push(serde_json::from_str::<serde_json::Value>(&line).unwrap());
+    }
+    let ratio = |field: &str| results[1][field].as_f64().unwrap() / results[0][field].as_f64().unwrap();
+    println!(
+        "100k vs 10k: peak memory ×{:.2}, rows/second ×{:.2}, rows ×{:.0}",
+        ratio("peakRssKiB"),
+        ratio("rowsPerSecond"),
+        ratio("rows")
+    );
+}
