@@ -697,20 +697,15 @@ async fn team_membership_events_on_the_bus_move_learners_in_and_out() {
         token: String::new(),
     };
     let now = Utc::now();
-    publish(
-        &env,
-        &[
-            seed::user_created(&org.org_id, &joiner, now),
-            seed::member_event(
-                true,
-                &org.org_id,
-                &org.teams[0],
-                joiner.user_id,
-                now + chrono::Duration::milliseconds(1),
-            ),
-        ],
-    )
+    // Rules deliver independently (users and teams are two rules): wait for the profile, so the
+    // user_added event below can carry the name and email.
+    publish(&env, &[seed::user_created(&org.org_id, &joiner, now)]).await;
+    eventually("the new user's profile", || async {
+        env.store.get_user(&org.org_id, joiner.user_id).await.unwrap().filter(|u| !u.email.is_empty())
+    })
     .await;
+    let added_at = now + chrono::Duration::milliseconds(1);
+    publish(&env, &[seed::member_event(true, &org.org_id, &org.teams[0], joiner.user_id, added_at)]).await;
     let view_path = format!("/users/{}/assignments", joiner.user_id);
     let item = eventually("the joiner to see the team's assignment", || async {
         let view = call(&env, Method::GET, &view_path, Some(key), None, &[]).await;

@@ -71,10 +71,13 @@ pub fn completed(
     event("assignment.completed", org, completed_at, detail)
 }
 
+/// The learner's name and email as projected; `null` while unknown (a team event about a user can
+/// arrive before the event that creates the user).
 fn with_user(mut detail: Value, user: UserId, profile: Option<&User>) -> Value {
+    let known = |field: fn(&User) -> &str| profile.map(field).filter(|v| !v.is_empty());
     detail["userId"] = json!(user);
-    detail["userName"] = json!(profile.map(|u| u.name.as_str()));
-    detail["userEmail"] = json!(profile.map(|u| u.email.as_str()));
+    detail["userName"] = json!(known(|u| u.name.as_str()));
+    detail["userEmail"] = json!(known(|u| u.email.as_str()));
     detail
 }
 
