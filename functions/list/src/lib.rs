@@ -37,7 +37,7 @@ async fn list(call: Call<'_>) -> Result<Response<Body>, ApiError> {
                 if v.is_empty() || v.len() > 64 {
                     Err(ApiError::field("assigneeId", "must be 1 to 64 characters"))
                 } else {
-                    Ok(v.clone())
+                    Ok(domain::canonical_uuid(v).unwrap_or_else(|| v.clone()))
                 }
             })
             .transpose()?,

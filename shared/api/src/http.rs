@@ -92,14 +92,10 @@ pub fn body_bytes(req: &Request) -> &[u8] {
 pub fn query(req: &Request, allowed: &[&str]) -> Result<BTreeMap<String, String>, ApiError> {
     let params = req.query_string_parameters();
     let mut out = BTreeMap::new();
-    let mut errors = Vec::new();
-    for (name, _) in params.iter() {
-        if !allowed.contains(&name) {
-            errors.push(domain::validation::FieldError {
-                field: name.to_owned(),
-                message: format!("unknown query parameter; expected one of: {}", allowed.join(", ")),
-            });
-        } else if let Some(values) = params.all(name) {
+    let unknown: Vec<&str> = params.iter().map(|(name, _)| name).filter(|name| !allowed.contains(name)).collect();
+    let mut errors = domain::validation::unknown_field_errors(&unknown, "query parameter", allowed);
+    for (name, _) in params.iter().filter(|(name, _)| allowed.contains(name)) {
+        if let Some(values) = params.all(name) {
             if values.len() > 1 {
                 errors.push(domain::validation::FieldError {
                     field: name.to_owned(),

@@ -99,6 +99,13 @@ impl AssignmentId {
     }
 }
 
+/// The canonical spelling of a UUID given in any form `uuid` accepts (upper case, braces, no hyphens,
+/// `urn:uuid:`): lowercase and hyphenated. Ids are stored and compared only in this form, so two
+/// spellings of one id can never name two things.
+pub fn canonical_uuid(raw: &str) -> Option<String> {
+    Uuid::parse_str(raw).ok().map(|id| id.hyphenated().to_string())
+}
+
 /// A catalog slug such as `sql-injection` or `owasp-top-10-2025`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -161,6 +168,23 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(2));
         let second = AssignmentId::new_v7();
         assert!(first.to_string() < second.to_string());
+    }
+
+    #[test]
+    fn every_spelling_of_a_uuid_has_one_canonical_form() {
+        let canonical = "0192f0c4-8a8e-7d6e-9a55-2f1e3c4b5a69";
+        for spelling in [
+            canonical,
+            "0192F0C4-8A8E-7D6E-9A55-2F1E3C4B5A69",
+            "{0192f0c4-8a8e-7d6e-9a55-2f1e3c4b5a69}",
+            "{0192F0C4-8A8E-7D6E-9A55-2F1E3C4B5A69}",
+            "urn:uuid:0192f0c4-8a8e-7d6e-9a55-2f1e3c4b5a69",
+            "0192f0c48a8e7d6e9a552f1e3c4b5a69",
+        ] {
+            assert_eq!(canonical_uuid(spelling).as_deref(), Some(canonical), "{spelling}");
+            assert_eq!(UserId::parse(spelling).unwrap().to_string(), canonical, "{spelling}");
+        }
+        assert_eq!(canonical_uuid("acme"), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::assignment::{Assignee, NewAssignment, Patch, Target};
-use crate::ids::{OrgId, Slug};
+use crate::ids::{OrgId, Slug, canonical_uuid};
 use crate::vocabulary::{AssigneeType, ContentArea, TargetType};
 
 /// Longest note accepted, in characters.
@@ -17,6 +17,10 @@ pub const MAX_DEADLINE_DAYS_AHEAD: u64 = 5 * 366;
 const CREATE_FIELDS: &[&str] =
     &["contentArea", "targetType", "targetId", "assigneeType", "assigneeId", "deadline", "isMandatory", "note"];
 const PATCH_FIELDS: &[&str] = &["deadline", "isMandatory", "note", "isActive"];
+/// Unknown fields named one by one in an error list; the rest are counted in one more entry, so a body
+/// of thousands of junk keys cannot make an error response of thousands of entries.
+pub const MAX_REPORTED_UNKNOWN: usize = 10;
+
 /// Fields of the resource a patch may not change; naming one is `immutable_field`, not "unknown".
 const IMMUTABLE_FIELDS: &[&str] = &[
     "id",
@@ -61,9 +65,8 @@ impl Errors {
     }
 
     fn unknown_fields(&mut self, body: &Map<String, Value>, allowed: &[&str]) {
-        for key in body.keys().filter(|k| !allowed.contains(&k.as_str())) {
-            self.add(key, format!("unknown field; expected one of: {}", allowed.join(", ")));
-        }
+        let unknown: Vec<&String> = body.keys().filter(|k| !allowed.contains(&k.as_str())).collect();
+        self.0.extend(unknown_field_errors(&unknown, "field", allowed));
     }
 
     fn required_str<'a>(&mut self, body: &'a Map<String, Value>, field: &str) -> Option<&'a str> {
@@ -150,6 +153,26 @@ impl Errors {
     }
 }
 
+/// Errors for unknown names (body fields or query parameters): at most [`MAX_REPORTED_UNKNOWN`] named,
+/// the rest counted. Names are cut to 64 characters.
+pub fn unknown_field_errors<S: AsRef<str>>(unknown: &[S], what: &str, allowed: &[&str]) -> Vec<FieldError> {
+    let mut errors: Vec<FieldError> = unknown
+        .iter()
+        .take(MAX_REPORTED_UNKNOWN)
+        .map(|name| FieldError {
+            field: name.as_ref().chars().take(64).collect(),
+            message: format!("unknown {what}; expected one of: {}", allowed.join(", ")),
+        })
+        .collect();
+    if unknown.len() > MAX_REPORTED_UNKNOWN {
+        errors.push(FieldError {
+            field: "*".into(),
+            message: format!("{} more unknown {what}s", unknown.len() - MAX_REPORTED_UNKNOWN),
+        });
+    }
+    errors
+}
+
 /// Validates a create body. `today` is the current UTC date: deadlines before it are refused.
 pub fn validate_create(body: &Value, today: NaiveDate) -> Result<NewAssignment, ValidationError> {
     let body = body.as_object().ok_or(ValidationError::NotAnObject)?;
@@ -163,29 +186,30 @@ pub fn validate_create(body: &Value, today: NaiveDate) -> Result<NewAssignment, 
     {
         errors.add("targetType", format!("'{target_type}' is not a target of content area '{area}'"));
     }
+    // Ids are kept in their canonical form only, so another spelling of the same id is the same target.
     let target_id = errors.required_str(body, "targetId").and_then(|id| {
-        let ok = match target_type {
-            Some(TargetType::CustomCourse) => uuid::Uuid::parse_str(id).is_ok(),
-            _ => Slug::parse(id).is_ok(),
+        let canonical = match target_type {
+            Some(TargetType::CustomCourse) => canonical_uuid(id),
+            _ => Slug::parse(id).ok().map(String::from),
         };
-        if !ok {
+        if canonical.is_none() {
             let what = if target_type == Some(TargetType::CustomCourse) { "a course UUID" } else { "a catalog slug" };
             errors.add("targetId", format!("must be {what}"));
         }
-        ok.then(|| id.to_owned())
+        canonical
     });
 
     let assignee_type: Option<AssigneeType> = errors.wire_enum(body, "assigneeType", AssigneeType::expected());
     let assignee_id = errors.required_str(body, "assigneeId").and_then(|id| {
-        let ok = match assignee_type {
-            Some(AssigneeType::Org) => OrgId::parse(id).is_ok(),
-            _ => uuid::Uuid::parse_str(id).is_ok(),
+        let canonical = match assignee_type {
+            Some(AssigneeType::Org) => OrgId::parse(id).ok().map(String::from),
+            _ => canonical_uuid(id),
         };
-        if !ok {
+        if canonical.is_none() {
             let what = if assignee_type == Some(AssigneeType::Org) { "the organization id" } else { "a UUID" };
             errors.add("assigneeId", format!("must be {what}"));
         }
-        ok.then(|| id.to_owned())
+        canonical
     });
 
     let deadline = match body.get("deadline") {
@@ -325,6 +349,36 @@ mod tests {
         assert!(validate_create(&body, today()).is_ok(), "the limit counts characters, not bytes");
         body["note"] = json!("x".repeat(MAX_NOTE_CHARS + 1));
         assert_eq!(fields(validate_create(&body, today()).unwrap_err()), ["note"]);
+    }
+
+    #[test]
+    fn ids_are_kept_in_their_canonical_form() {
+        let canonical = "0192f0c4-8a8e-7d6e-9a55-2f1e3c4b5a69";
+        for spelling in [
+            "{0192F0C4-8A8E-7D6E-9A55-2F1E3C4B5A69}",
+            "0192F0C4-8A8E-7D6E-9A55-2F1E3C4B5A69",
+            "urn:uuid:0192f0c4-8a8e-7d6e-9a55-2f1e3c4b5a69",
+            "0192f0c48a8e7d6e9a552f1e3c4b5a69",
+        ] {
+            let mut body = valid();
+            body["assigneeId"] = json!(spelling);
+            assert_eq!(validate_create(&body, today()).unwrap().assignee.assignee_id, canonical, "{spelling}");
+            body["contentArea"] = json!("custom");
+            body["targetType"] = json!("custom-course");
+            body["targetId"] = json!(spelling);
+            assert_eq!(validate_create(&body, today()).unwrap().target.target_id, canonical, "{spelling}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_reported_up_to_a_cap() {
+        let mut body = valid();
+        for i in 0..5_000 {
+            body[format!("junk{i}")] = json!(1);
+        }
+        let ValidationError::Fields(errors) = validate_create(&body, today()).unwrap_err() else { panic!() };
+        assert_eq!(errors.len(), MAX_REPORTED_UNKNOWN + 1);
+        assert_eq!(errors.last().unwrap().message, format!("{} more unknown fields", 5_000 - MAX_REPORTED_UNKNOWN));
     }
 
     #[test]

@@ -29,8 +29,9 @@ pub struct Consumer {
 impl Consumer {
     /// Handles one EventBridge event; returns `{"applied": n}` or `{"dropped": reason}`.
     pub async fn handle(&self, event: Value) -> Result<Value, ConsumerError> {
-        let event_id = event.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let detail_type = event.get("detail-type").and_then(Value::as_str).unwrap_or_default().to_owned();
+        // Envelope fields only, bounded: a poison event is logged without anything from its detail.
+        let field = |name: &str| event.get(name).and_then(Value::as_str).unwrap_or_default().chars().take(64).collect::<String>();
+        let (event_id, detail_type) = (field("id"), field("detail-type"));
         let parsed = match parse(&event) {
             Ok(parsed) => parsed,
             Err(reason) => {

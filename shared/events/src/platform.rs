@@ -137,6 +137,15 @@ struct CourseDetail {
     occurred_at: Option<DateTime<Utc>>,
 }
 
+/// Longest user, team or course name kept; longer names are cut (they are only shown).
+pub const MAX_NAME_CHARS: usize = 200;
+/// Longest email accepted (RFC 5321); a longer one is a poison event, never a truncated address.
+pub const MAX_EMAIL_CHARS: usize = 254;
+/// Most items a custom course may list.
+pub const MAX_COURSE_ITEMS: usize = 500;
+/// Scores are percentages.
+pub const MAX_SCORE: f64 = 100.0;
+
 /// `detail-type`s each source may send; used by the parser and mirrored by the template's rules.
 pub const DETAIL_TYPES: &[(&str, &[&str])] = &[
     ("platform.users", &["user.created", "user.updated", "user.deactivated"]),
@@ -145,8 +154,32 @@ pub const DETAIL_TYPES: &[(&str, &[&str])] = &[
     ("platform.content", &["custom_course.updated"]),
 ];
 
+/// The detail as `T`. The reason given for a detail that does not fit never quotes a value from it
+/// (serde's messages do: `invalid type: string "ada@example.com"`), so poison events can be logged
+/// without personal data; a missing field is named.
 fn detail<T: serde::de::DeserializeOwned>(detail: &Value) -> Result<T, String> {
-    serde_json::from_value(detail.clone()).map_err(|e| e.to_string())
+    serde_json::from_value(detail.clone()).map_err(|e| {
+        let message = e.to_string();
+        match message.strip_prefix("missing field ") {
+            Some(field) if !field.contains('"') => format!("detail is missing the field {field}"),
+            _ => "a detail field has the wrong type or value".to_owned(),
+        }
+    })
+}
+
+/// A display name, cut to [`MAX_NAME_CHARS`] characters.
+fn name(raw: String) -> String {
+    match raw.char_indices().nth(MAX_NAME_CHARS) {
+        Some((cut, _)) => raw[..cut].to_owned(),
+        None => raw,
+    }
+}
+
+fn email(raw: String) -> Result<String, String> {
+    if raw.chars().count() > MAX_EMAIL_CHARS {
+        return Err(format!("email longer than {MAX_EMAIL_CHARS} characters"));
+    }
+    Ok(raw)
 }
 
 fn user(raw: &str) -> Result<UserId, String> {
@@ -171,11 +204,12 @@ pub fn parse(event: &Value) -> Result<PlatformEvent, String> {
         "user.created" | "user.updated" => {
             let u: UserDetail = detail(d)?;
             let (user, team) = (user(&u.user_id)?, optional_team(u.team_id.as_deref())?);
+            let (name, email) = (name(u.name), email(u.email)?);
             let kind = if detail_type == "user.created" {
-                EventKind::UserCreated { user, name: u.name, email: u.email, role: u.role, team }
+                EventKind::UserCreated { user, name, email, role: u.role, team }
             } else {
                 let previous_team = optional_team(u.previous_team_id.as_deref())?;
-                EventKind::UserUpdated { user, name: u.name, email: u.email, role: u.role, team, previous_team }
+                EventKind::UserUpdated { user, name, email, role: u.role, team, previous_team }
             };
             (u.occurred_at, kind)
         }
@@ -185,7 +219,7 @@ pub fn parse(event: &Value) -> Result<PlatformEvent, String> {
         }
         "team.member_added" | "team.member_removed" => {
             let m: MemberDetail = detail(d)?;
-            let (team, user, team_name) = (team(&m.team_id)?, user(&m.user_id)?, m.team_name);
+            let (team, user, team_name) = (team(&m.team_id)?, user(&m.user_id)?, m.team_name.map(name));
             let kind = if detail_type == "team.member_added" {
                 EventKind::MemberAdded { team, team_name, user }
             } else {
@@ -195,7 +229,7 @@ pub fn parse(event: &Value) -> Result<PlatformEvent, String> {
         }
         "team.renamed" => {
             let t: TeamDetail = detail(d)?;
-            let name = t.name.filter(|n| !n.trim().is_empty()).ok_or("team.renamed without a name")?;
+            let name = t.name.filter(|n| !n.trim().is_empty()).map(name).ok_or("team.renamed without a name")?;
             (t.occurred_at, EventKind::TeamRenamed { team: team(&t.team_id)?, name })
         }
         "team.deleted" => {
@@ -226,16 +260,20 @@ pub fn parse(event: &Value) -> Result<PlatformEvent, String> {
                     .ok_or("custom_course.updated without occurredAt or envelope time")?,
             };
             let course = CourseId::parse(&c.course_id).map_err(|e| format!("courseId {e}"))?;
-            (at, EventKind::CustomCourseUpdated { course, name: c.name, is_active: c.is_active, items: c.items })
+            if c.items.len() > MAX_COURSE_ITEMS {
+                return Err(format!("a custom course lists at most {MAX_COURSE_ITEMS} items"));
+            }
+            let kind = EventKind::CustomCourseUpdated { course, name: name(c.name), is_active: c.is_active, items: c.items };
+            (at, kind)
         }
-        other => return Err(format!("unexpected detail-type {other:?}")),
+        other => return Err(format!("unexpected detail-type {:?}", other.chars().take(64).collect::<String>())),
     };
     Ok(PlatformEvent { org, occurred_at, kind })
 }
 
 fn score(score: Option<f64>) -> Result<Option<f64>, String> {
     match score {
-        Some(s) if !s.is_finite() => Err("score must be a finite number".into()),
+        Some(s) if !(0.0..=MAX_SCORE).contains(&s) => Err(format!("score must be a number from 0 to {MAX_SCORE}")),
         other => Ok(other),
     }
 }
@@ -320,5 +358,91 @@ mod tests {
         ] {
             assert!(parse(&bad).is_err(), "{bad}");
         }
+    }
+
+    fn completion(score: Value) -> Value {
+        envelope(
+            "challenge.completed",
+            json!({"orgId": "acme", "userId": uuid::Uuid::new_v4(), "topicId": "xxe", "challengeIndex": 1,
+                   "score": score, "completedAt": "2026-03-01T10:00:00Z"}),
+        )
+    }
+
+    #[test]
+    fn scores_are_percentages() {
+        for ok in [json!(0), json!(100), json!(57.5), Value::Null] {
+            assert!(parse(&completion(ok.clone())).is_ok(), "{ok}");
+        }
+        for bad in [json!(-0.1), json!(100.5), json!(1e300), json!(-1e9)] {
+            assert!(parse(&completion(bad.clone())).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_are_capped_and_overlong_emails_are_poison() {
+        let user = uuid::Uuid::new_v4();
+        let created = |name: &str, email: &str| {
+            envelope(
+                "user.created",
+                json!({"orgId": "acme", "userId": user, "name": name, "email": email, "role": "learner",
+                       "occurredAt": "2026-03-01T10:00:00Z"}),
+            )
+        };
+        let long_name = "é".repeat(MAX_NAME_CHARS + 50);
+        let EventKind::UserCreated { name, .. } = parse(&created(&long_name, "a@x")).unwrap().kind else { panic!() };
+        assert_eq!(name.chars().count(), MAX_NAME_CHARS);
+        let long_email = format!("{}@example.com", "a".repeat(MAX_EMAIL_CHARS));
+        assert!(parse(&created("Ada", &long_email)).is_err());
+
+        let team = uuid::Uuid::new_v4();
+        let renamed = envelope(
+            "team.renamed",
+            json!({"orgId": "acme", "teamId": team, "name": "t".repeat(10_000), "occurredAt": "2026-03-01T10:00:00Z"}),
+        );
+        let EventKind::TeamRenamed { name, .. } = parse(&renamed).unwrap().kind else { panic!() };
+        assert_eq!(name.len(), MAX_NAME_CHARS);
+
+        let items: Vec<_> = (0..=MAX_COURSE_ITEMS)
+            .map(|i| json!({"itemType": "topic", "itemId": "xxe", "orderIndex": i}))
+            .collect();
+        let course = envelope(
+            "custom_course.updated",
+            json!({"orgId": "acme", "courseId": team, "name": "C", "isActive": true, "items": items}),
+        );
+        assert!(parse(&course).is_err(), "a course with too many items is poison");
+    }
+
+    #[test]
+    fn poison_reasons_never_quote_personal_data() {
+        let secret_email = "ada.lovelace@example.com";
+        let secret_name = "Ada Lovelace";
+        let cases = [
+            // A string where a number belongs: serde would quote it.
+            envelope(
+                "challenge.completed",
+                json!({"orgId": "acme", "userId": uuid::Uuid::new_v4(), "topicId": "xxe",
+                       "challengeIndex": secret_email, "completedAt": "2026-03-01T10:00:00Z"}),
+            ),
+            envelope(
+                "user.created",
+                json!({"orgId": "acme", "userId": uuid::Uuid::new_v4(), "name": secret_name, "email": secret_email,
+                       "role": secret_name, "occurredAt": "2026-03-01T10:00:00Z"}),
+            ),
+            envelope(
+                "user.created",
+                json!({"orgId": "acme", "userId": uuid::Uuid::new_v4(), "name": secret_name, "email": secret_email,
+                       "role": "learner", "occurredAt": secret_email}),
+            ),
+            envelope("user.updated", json!({"orgId": "acme", "userId": secret_email, "name": secret_name,
+                       "email": secret_email, "role": "learner", "occurredAt": "2026-03-01T10:00:00Z"})),
+        ];
+        for case in &cases {
+            let reason = parse(case).unwrap_err();
+            for secret in [secret_email, secret_name, "ada", "Ada"] {
+                assert!(!reason.contains(secret), "{reason:?} quotes {secret:?}");
+            }
+        }
+        let missing = parse(&envelope("user.deactivated", json!({"orgId": "acme", "occurredAt": "2026-03-01T10:00:00Z"})));
+        assert_eq!(missing.unwrap_err(), "detail is missing the field `userId`");
     }
 }

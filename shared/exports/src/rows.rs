@@ -56,10 +56,13 @@ pub const PROGRESS_COLUMNS: &[&str] = &[
     "removedAt",
 ];
 
-/// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR first) gets a leading `'`,
-/// which spreadsheets show as text; the rest of the value is kept as is.
+/// A cell a spreadsheet could run as a formula gets a leading `'`, which spreadsheets show as text; the
+/// rest of the value is kept as is. Dangerous: a first character of `=`, `+`, `-`, `@`, tab or CR, or
+/// one of `=`, `+`, `-`, `@` after leading whitespace (some spreadsheets trim it before parsing).
 pub fn neutralise(cell: String) -> String {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{cell}") } else { cell }
+    let starts_dangerously = cell.starts_with(['\t', '\r'])
+        || cell.trim_start().starts_with(['=', '+', '-', '@']);
+    if starts_dangerously { format!("'{cell}") } else { cell }
 }
 
 fn time(t: DateTime<Utc>) -> String {
@@ -160,19 +163,57 @@ mod tests {
             assert!(out.starts_with('\''), "{out:?}");
             assert_eq!(&out[1..], bad, "the value itself is kept");
         }
-        for fine in ["SQL Injection", "2026-04-15", "0.5000", "", "a=b", " =x"] {
+        for fine in ["SQL Injection", "2026-04-15", "0.5000", "", "a=b", "x;=1+1"] {
             assert_eq!(neutralise(fine.to_owned()), fine);
         }
+        for hidden in [" =1+1", "\t=1", "\n=1", " \u{a0}@SUM(A1)", "  -2"] {
+            let out = neutralise(hidden.to_owned());
+            assert_eq!(out, format!("'{hidden}"), "a formula behind leading whitespace is neutralised too");
+        }
+    }
+
+    /// What a spreadsheet in a locale whose list separator is `;` (or tab) makes of our CSV: it splits
+    /// the line on that separator, honouring double quotes. No cell it gets may start (after
+    /// whitespace) with a formula character.
+    #[test]
+    fn no_cell_becomes_a_formula_whatever_the_separator() {
+        let values = ["x;=1+1", " =1+1", "\t=1", "a\t=2", "=cmd|' /C calc'!A0", "ok", "x,@y", "-1;+2"];
+        let record: Vec<String> = values.iter().map(|v| neutralise((*v).to_owned())).collect();
+        let mut w = crate::sink::csv_writer(Vec::new());
+        w.write_record(&record).unwrap();
+        w.write_record(["plain", "row"]).unwrap();
+        let bytes = w.into_inner().unwrap();
+        for separator in [b',', b';', b'\t'] {
+            let mut reader =
+                csv::ReaderBuilder::new().delimiter(separator).has_headers(false).flexible(true).from_reader(&bytes[..]);
+            for row in reader.records() {
+                for cell in row.unwrap().iter() {
+                    let shown = cell.trim_start();
+                    assert!(
+                        !shown.starts_with(['=', '+', '-', '@']),
+                        "separator {:?}: cell {cell:?} would be a formula",
+                        separator as char
+                    );
+                }
+            }
+        }
+        let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(&bytes[..]);
+        let first = reader.records().next().unwrap().unwrap();
+        assert_eq!(first.iter().collect::<Vec<_>>(), record, "RFC 4180 readers get the values back");
     }
 
     #[test]
     fn header_and_rows_have_the_same_width() {
         let csv_line = |cells: &[&str]| {
-            let mut w = csv::Writer::from_writer(Vec::new());
+            let mut w = crate::sink::csv_writer(Vec::new());
             w.write_record(cells).unwrap();
             String::from_utf8(w.into_inner().unwrap()).unwrap()
         };
-        assert_eq!(csv_line(&["a,b", "say \"hi\"", "x"]), "\"a,b\",\"say \"\"hi\"\"\",x\n", "RFC 4180 quoting");
+        assert_eq!(
+            csv_line(&["a,b", "say \"hi\"", "x"]),
+            "\"a,b\",\"say \"\"hi\"\"\",\"x\"\n",
+            "RFC 4180 quoting, every field quoted"
+        );
         assert_eq!(ASSIGNMENT_COLUMNS.len(), 24);
         assert_eq!(PROGRESS_COLUMNS.len(), 21);
     }

@@ -21,8 +21,14 @@ pub struct S3Csv {
     bytes: u64,
 }
 
+/// Every field quoted: a spreadsheet that splits on `;` or tab (locales where `,` is the decimal mark)
+/// then never cuts a cell in two, so no part of a value can start a cell of its own.
+pub fn csv_writer<W: std::io::Write>(out: W) -> csv::Writer<W> {
+    csv::WriterBuilder::new().quote_style(csv::QuoteStyle::Always).from_writer(out)
+}
+
 fn new_writer() -> csv::Writer<Vec<u8>> {
-    csv::Writer::from_writer(Vec::with_capacity(PART_SIZE + 64 * 1024))
+    csv_writer(Vec::with_capacity(PART_SIZE + 64 * 1024))
 }
 
 fn s3_error<E: std::error::Error>(err: E) -> ExportError {
