@@ -43,7 +43,6 @@ async fn audit_log(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     let org = &call.principal.org;
     let params = http::query(call.req, PARAMS)?;
     let limit = http::limit_param(&params)?;
-    let start = params.get("cursor").map(|c| call.app.cursors.open(org, LISTING, c)).transpose()?;
     let filter = AuditFilter {
         action: text("action", params.get("action"), 64)?,
         actor_email: text("actorEmail", params.get("actorEmail"), 254)?,
@@ -55,8 +54,13 @@ async fn audit_log(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     {
         return Err(ApiError::field("from", "must not be after `to`"));
     }
+    // A cursor continues the time range it came from: the key range is part of the query, so a cursor
+    // of another range could point outside it.
+    let stamp = |t: Option<DateTime<Utc>>| t.map_or_else(String::new, |t| t.to_rfc3339());
+    let listing = format!("{LISTING}:{}:{}", stamp(filter.from), stamp(filter.to));
+    let start = params.get("cursor").map(|c| call.app.cursors.open(org, &listing, c)).transpose()?;
     let page = call.app.store.audit_page(org, &filter, limit, start).await?;
     let items: Vec<_> = page.items.iter().map(views::audit_entry).collect();
-    let next = page.next.map(|key| call.app.cursors.seal(org, LISTING, &key));
+    let next = page.next.map(|key| call.app.cursors.seal(org, &listing, &key));
     Ok(json_response(StatusCode::OK, &json!({ "items": items, "nextCursor": next })))
 }

@@ -1,14 +1,14 @@
 //! GET /users/{userId}/assignments: a learner's active assignments, soonest deadline first, with
-//! status, progress and where each came from. Learners may read only their own.
+//! status, progress and where each came from — a JSON array as v1 returns it. Learners may read only
+//! their own. One response reads at most [`http::MAX_UNPAGED`] of the learner's rows (active or not);
+//! a learner with more gets the rest behind a `Link` next (each response sorted on its own).
 
 use std::collections::HashMap;
 
-use ::http::StatusCode;
-use api::http::{self, json_response};
+use api::http;
 use api::{ApiError, App, Call, auth, views};
 use domain::{Role, Source, UserId};
 use lambda_http::{Body, Request, Response};
-use serde_json::json;
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     api::serve(app, &req, learner_view).await
@@ -24,10 +24,13 @@ async fn learner_view(call: Call<'_>) -> Result<Response<Body>, ApiError> {
         return Err(ApiError::Forbidden("learners can only read their own assignments"));
     }
     let user = user.ok_or(ApiError::NotFound)?;
-    http::query(call.req, &[])?;
+    let params = http::query(call.req, &["cursor"])?;
+    let listing = format!("learner:{user}");
+    let start = params.get("cursor").map(|c| call.app.cursors.open(org, &listing, c)).transpose()?;
 
-    let rows: Vec<_> =
-        store.user_progress_rows(org, user).await?.into_iter().filter(|r| r.removed_at.is_none()).collect();
+    let page = store.user_progress_page(org, user, http::MAX_UNPAGED, start).await?;
+    let next = page.next.map(|key| call.app.cursors.seal(org, &listing, &key));
+    let rows: Vec<_> = page.items.into_iter().filter(|r| r.removed_at.is_none()).collect();
     let ids: Vec<_> = rows.iter().map(|r| r.assignment_id).collect();
     let assignments: HashMap<_, _> =
         store.get_assignments(org, &ids).await?.into_iter().filter(|a| a.is_active).map(|a| (a.id, a)).collect();
@@ -46,5 +49,5 @@ async fn learner_view(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     items.sort_by_key(|(a, _)| (a.deadline, a.created_at));
     let items: Vec<_> =
         items.into_iter().map(|(a, row)| views::learner_assignment(a, row, &team_names, call.now)).collect();
-    Ok(json_response(StatusCode::OK, &json!({ "userId": user, "items": items })))
+    Ok(http::list_response(call.req, items, next))
 }

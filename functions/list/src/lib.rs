@@ -1,11 +1,11 @@
-//! GET /assignments: the org's assignments, newest first, filtered, paged with a sealed cursor.
+//! GET /assignments: the org's assignments, newest first, filtered — a JSON array as v1 returns it. Without
+//! `limit` every assignment up to [`http::MAX_UNPAGED`]; the next page is behind an RFC 8288 `Link`
+//! header with a sealed cursor.
 
-use ::http::StatusCode;
-use api::http::{self, json_response};
+use api::http;
 use api::{ApiError, App, Call, auth, views};
 use domain::{AssigneeType, ContentArea};
 use lambda_http::{Body, Request, Response};
-use serde_json::json;
 use store::AssignmentFilter;
 
 pub const LISTING: &str = "assignments";
@@ -19,7 +19,7 @@ async fn list(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     call.principal.require_admin_scope(auth::ASSIGNMENTS_READ)?;
     let org = &call.principal.org;
     let params = http::query(call.req, PARAMS)?;
-    let limit = http::limit_param(&params)?;
+    let limit = http::v1_limit_param(&params)?;
     let start = params.get("cursor").map(|c| call.app.cursors.open(org, LISTING, c)).transpose()?;
     let filter = AssignmentFilter {
         is_active: http::bool_param(&params, "isActive")?,
@@ -53,5 +53,5 @@ async fn list(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     let page = call.app.store.list_assignments(org, &filter, limit, start).await?;
     let items: Vec<_> = page.items.iter().map(|a| views::assignment(a, call.now)).collect();
     let next = page.next.map(|key| call.app.cursors.seal(org, LISTING, &key));
-    Ok(json_response(StatusCode::OK, &json!({ "items": items, "nextCursor": next })))
+    Ok(http::list_response(call.req, items, next))
 }

@@ -227,6 +227,9 @@ pub fn request_event(
         let values: Vec<&str> = parts.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
         headers.insert(name.as_str().to_owned(), json!(values.join(",")));
     }
+    // API Gateway adds these; lambda_http takes the scheme of the request URI (and so of `Link` URLs)
+    // from X-Forwarded-Proto.
+    headers.entry("x-forwarded-proto").or_insert_with(|| json!("http"));
     let raw_query = parts.uri.query().unwrap_or("");
     let mut query: serde_json::Map<String, Value> = serde_json::Map::new();
     for (name, value) in form_urlencoded::parse(raw_query.as_bytes()) {

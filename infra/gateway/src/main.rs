@@ -60,6 +60,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "tableName": std::env::var("TABLE_NAME").unwrap_or_default(),
             "exportBucket": std::env::var("EXPORT_BUCKET").unwrap_or_default(),
             "eventBusName": std::env::var("EVENT_BUS_NAME").unwrap_or_default(),
+            // The platform's events (users, teams, completions, courses) arrive on the default bus.
+            "platformEventBusName": "default",
             "orgs": orgs,
         });
         if let Some(dir) = env_file.parent() {

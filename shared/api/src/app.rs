@@ -40,19 +40,41 @@ impl App {
         }
     }
 
-    /// Reads `TABLE_NAME`, `EVENT_BUS_NAME` and `SESSION_TOKEN_SECRET` and builds the AWS clients. Fails fast with a clear
-    /// message, at start-up rather than on the first request.
+    /// Session tokens must also carry this `iss` and/or `aud` (empty or `None`: not checked).
+    pub fn with_issuer_and_audience(mut self, issuer: Option<&str>, audience: Option<&str>) -> Self {
+        fn set(v: Option<&str>) -> Option<&str> {
+            v.map(str::trim).filter(|v| !v.is_empty())
+        }
+        self.auth = self.auth.with_issuer_and_audience(set(issuer), set(audience));
+        self
+    }
+
+    /// Reads `TABLE_NAME`, `EVENT_BUS_NAME`, `SESSION_TOKEN_SECRET` (and the optional
+    /// `SESSION_TOKEN_ISSUER` / `SESSION_TOKEN_AUDIENCE`) and builds the AWS clients. Fails fast with
+    /// a clear message, at start-up rather than on the first request.
     pub async fn from_env() -> Result<Self, ConfigError> {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        Self::from_env_with(aws_sdk_dynamodb::Client::new(&config), aws_sdk_eventbridge::Client::new(&config))
+    }
+
+    /// [`App::from_env`] with clients built by the caller (the local gateway adds an interceptor that
+    /// records each function's AWS calls).
+    pub fn from_env_with(
+        dynamodb: aws_sdk_dynamodb::Client,
+        eventbridge: aws_sdk_eventbridge::Client,
+    ) -> Result<Self, ConfigError> {
         let table = std::env::var("TABLE_NAME").map_err(|_| ConfigError::Missing("TABLE_NAME"))?;
         let bus = std::env::var("EVENT_BUS_NAME").map_err(|_| ConfigError::Missing("EVENT_BUS_NAME"))?;
         let secret = std::env::var("SESSION_TOKEN_SECRET").map_err(|_| ConfigError::Missing("SESSION_TOKEN_SECRET"))?;
         if secret.len() < 32 {
             return Err(ConfigError::WeakSecret);
         }
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-        let store = Store::new(aws_sdk_dynamodb::Client::new(&config), table);
-        let publisher = Publisher::new(aws_sdk_eventbridge::Client::new(&config), bus);
-        Ok(Self::new(store, secret.as_bytes(), publisher))
+        let issuer = std::env::var("SESSION_TOKEN_ISSUER").ok();
+        let audience = std::env::var("SESSION_TOKEN_AUDIENCE").ok();
+        let store = Store::new(dynamodb, table);
+        let publisher = Publisher::new(eventbridge, bus);
+        Ok(Self::new(store, secret.as_bytes(), publisher)
+            .with_issuer_and_audience(issuer.as_deref(), audience.as_deref()))
     }
 }
 

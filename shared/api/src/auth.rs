@@ -7,7 +7,7 @@ use chrono::{DateTime, Timelike, Utc};
 use domain::{OrgId, Role, UserId};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use store::Store;
+use store::{RateCounts, RateSubject, Store};
 
 use crate::problem::ApiError;
 
@@ -55,14 +55,87 @@ impl Principal {
     }
 }
 
-/// Claims of the platform's web-app session tokens (HS256).
+/// Which window a rate limit is counted in (v1's `X-RateLimit-Window`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateWindow {
+    /// The calendar minute (UTC).
+    PerMinute,
+    /// The sliding 60 minutes.
+    PerHour,
+}
+
+impl RateWindow {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RateWindow::PerMinute => "per_minute",
+            RateWindow::PerHour => "per_hour",
+        }
+    }
+
+    pub fn limit(self) -> u32 {
+        match self {
+            RateWindow::PerMinute => PER_MINUTE_LIMIT,
+            RateWindow::PerHour => PER_HOUR_LIMIT,
+        }
+    }
+}
+
+/// Where a caller stands after a request that was let through: the tighter of the two windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateStatus {
+    pub window: RateWindow,
+    pub remaining: u32,
+}
+
+/// Applies v1's limits to a caller's counts (this request included): 60 in the calendar minute, 1,000
+/// in the sliding hour. Refused requests say how long until one would be let through.
+pub fn check_rate(counts: &RateCounts, now: DateTime<Utc>) -> Result<RateStatus, ApiError> {
+    let seconds_into_minute = u64::from(now.second());
+    if counts.hour() > PER_HOUR_LIMIT {
+        // The window slides a minute at a time: wait until enough of its oldest minutes have left it
+        // that one more request fits.
+        let mut left = counts.hour();
+        let mut minutes = 60u64;
+        for (k, count) in counts.per_minute.iter().enumerate() {
+            if left < PER_HOUR_LIMIT {
+                minutes = k as u64;
+                break;
+            }
+            left -= count;
+        }
+        let wait = (minutes.max(1) * 60).saturating_sub(seconds_into_minute).max(1);
+        return Err(ApiError::RateLimited { retry_after_secs: wait, window: RateWindow::PerHour });
+    }
+    if counts.minute() > PER_MINUTE_LIMIT {
+        return Err(ApiError::RateLimited {
+            retry_after_secs: (60 - seconds_into_minute).max(1),
+            window: RateWindow::PerMinute,
+        });
+    }
+    let minute_left = PER_MINUTE_LIMIT - counts.minute();
+    let hour_left = PER_HOUR_LIMIT - counts.hour();
+    Ok(if hour_left < minute_left {
+        RateStatus { window: RateWindow::PerHour, remaining: hour_left }
+    } else {
+        RateStatus { window: RateWindow::PerMinute, remaining: minute_left }
+    })
+}
+
+/// Claims of the platform's web-app session tokens (HS256). The `role` claim is not trusted: the
+/// user projection decides the role on every request.
 #[derive(Debug, Deserialize)]
 struct SessionClaims {
     sub: String,
     org: String,
-    role: String,
     #[serde(default)]
     email: Option<String>,
+}
+
+/// A verified caller and where it stands against its rate limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    pub principal: Principal,
+    pub rate: RateStatus,
 }
 
 #[derive(Clone)]
@@ -90,12 +163,35 @@ impl Authenticator {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = 5;
+        // `aud` is checked only when configured ([`Authenticator::with_issuer_and_audience`]).
+        validation.validate_aud = false;
         Self { store, session_key: DecodingKey::from_secret(session_secret), validation }
     }
 
-    /// Verifies the `Authorization` header value and, for API keys, counts the request against the
-    /// key's limits.
-    pub async fn authenticate(&self, authorization: Option<&str>, now: DateTime<Utc>) -> Result<Principal, ApiError> {
+    /// Also requires the session tokens' `iss` and/or `aud` claims to be these, as the platform's
+    /// tokens carry them.
+    pub fn with_issuer_and_audience(mut self, issuer: Option<&str>, audience: Option<&str>) -> Self {
+        let mut required = vec!["exp", "sub"];
+        if let Some(issuer) = issuer {
+            self.validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        if let Some(audience) = audience {
+            self.validation.set_audience(&[audience]);
+            self.validation.validate_aud = true;
+            required.push("aud");
+        }
+        self.validation.set_required_spec_claims(&required);
+        self
+    }
+
+    /// Verifies the `Authorization` header value and counts the request against the caller's limits
+    /// (per API key, or per user for session tokens).
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Authenticated, ApiError> {
         let header = authorization.ok_or(ApiError::Unauthorized("missing Authorization: Bearer token"))?;
         let (scheme, token) =
             header.trim().split_once(' ').ok_or(ApiError::Unauthorized("malformed Authorization header"))?;
@@ -103,10 +199,17 @@ impl Authenticator {
             return Err(ApiError::Unauthorized("Authorization must use the Bearer scheme"));
         }
         let token = token.trim();
-        if token.starts_with(API_KEY_PREFIX) { self.api_key(token, now).await } else { self.session(token) }
+        let (principal, subject) = if token.starts_with(API_KEY_PREFIX) {
+            self.api_key(token, now).await?
+        } else {
+            self.session(token).await?
+        };
+        let counts = self.store.count_request(&principal.org, subject, now).await?;
+        let rate = check_rate(&counts, now)?;
+        Ok(Authenticated { principal, rate })
     }
 
-    async fn api_key(&self, token: &str, now: DateTime<Utc>) -> Result<Principal, ApiError> {
+    async fn api_key(&self, token: &str, now: DateTime<Utc>) -> Result<(Principal, RateSubject), ApiError> {
         if !looks_like_api_key(token) {
             return Err(ApiError::Unauthorized("malformed API key"));
         }
@@ -117,25 +220,21 @@ impl Authenticator {
         if key.expires_at.is_some_and(|at| at <= now) {
             return Err(ApiError::Unauthorized("this API key has expired"));
         }
-        let counts = self.store.count_request(&key.org_id, key.key_id, now).await?;
-        if counts.minute > PER_MINUTE_LIMIT {
-            return Err(ApiError::RateLimited { retry_after_secs: u64::from(60 - now.second()), limit: "60/minute" });
-        }
-        if counts.hour > PER_HOUR_LIMIT {
-            let left = 3600 - (now.minute() * 60 + now.second());
-            return Err(ApiError::RateLimited { retry_after_secs: u64::from(left), limit: "1000/hour" });
-        }
-        Ok(Principal {
+        let principal = Principal {
             org: key.org_id,
             actor_id: format!("apikey:{}", key.key_id),
             actor_email: None,
             role: Role::ApiKey,
             scopes: key.scopes,
             user_id: None,
-        })
+        };
+        Ok((principal, RateSubject::ApiKey(key.key_id)))
     }
 
-    fn session(&self, token: &str) -> Result<Principal, ApiError> {
+    /// A session token: signature, expiry (and issuer/audience when configured), then the user as the
+    /// projection has them now — one strongly consistent GetItem — so a role change or deactivation
+    /// takes effect on the user's next request whatever the token's claims say.
+    async fn session(&self, token: &str) -> Result<(Principal, RateSubject), ApiError> {
         let claims = jsonwebtoken::decode::<SessionClaims>(token, &self.session_key, &self.validation)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
@@ -146,19 +245,26 @@ impl Authenticator {
             .claims;
         let org = OrgId::parse(&claims.org).map_err(|_| ApiError::Unauthorized("invalid session token"))?;
         let user = UserId::parse(&claims.sub).map_err(|_| ApiError::Unauthorized("invalid session token"))?;
-        let (role, scopes) = match claims.role.as_str() {
-            "org_admin" => (Role::OrgAdmin, ALL_SCOPES.iter().map(|s| (*s).to_owned()).collect()),
-            "learner" => (Role::Learner, vec![PROGRESS_READ.to_owned()]),
-            _ => return Err(ApiError::Unauthorized("invalid session token")),
+        let current = self
+            .store
+            .current_user(&org, user)
+            .await?
+            .filter(|u| u.is_active)
+            .ok_or(ApiError::Unauthorized("the session's user is unknown or deactivated"))?;
+        let (role, scopes) = match current.role {
+            Role::OrgAdmin => (Role::OrgAdmin, ALL_SCOPES.iter().map(|s| (*s).to_owned()).collect()),
+            Role::Learner => (Role::Learner, vec![PROGRESS_READ.to_owned()]),
+            Role::ApiKey => return Err(ApiError::Unauthorized("invalid session token")),
         };
-        Ok(Principal {
+        let principal = Principal {
             org,
             actor_id: format!("user:{user}"),
-            actor_email: claims.email,
+            actor_email: Some(current.email).filter(|e| !e.is_empty()).or(claims.email),
             role,
             scopes,
             user_id: Some(user),
-        })
+        };
+        Ok((principal, RateSubject::User(user)))
     }
 }
 
@@ -189,5 +295,45 @@ mod tests {
         let mut elevated = learner.clone();
         elevated.scopes = ALL_SCOPES.iter().map(|s| (*s).to_owned()).collect();
         assert!(matches!(elevated.require_admin_scope(ASSIGNMENTS_READ), Err(ApiError::Forbidden(_))));
+    }
+
+    fn counts(per_minute: impl IntoIterator<Item = (usize, u32)>) -> RateCounts {
+        let mut counts = RateCounts { per_minute: [0; 60] };
+        for (slot, n) in per_minute {
+            counts.per_minute[slot] = n;
+        }
+        counts
+    }
+
+    fn at_second(second: u32) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(&format!("2026-05-01T10:15:{second:02}Z")).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn the_minute_is_the_calendar_minute() {
+        let ok = check_rate(&counts([(59, 60)]), at_second(10)).unwrap();
+        assert_eq!(ok, RateStatus { window: RateWindow::PerMinute, remaining: 0 });
+        let Err(ApiError::RateLimited { retry_after_secs, window }) = check_rate(&counts([(59, 61)]), at_second(10))
+        else {
+            panic!()
+        };
+        assert_eq!((retry_after_secs, window), (50, RateWindow::PerMinute));
+    }
+
+    #[test]
+    fn the_hour_slides_and_says_when_a_request_fits_again() {
+        // 990 requests 40 minutes ago, 10 now: the 1,000th is fine, the 1,001st waits for minute 19 → 20.
+        let full = counts([(19, 990), (59, 10)]);
+        let ok = check_rate(&full, at_second(0)).unwrap();
+        assert_eq!(ok, RateStatus { window: RateWindow::PerHour, remaining: 0 });
+        let over = counts([(19, 990), (59, 11)]);
+        let Err(ApiError::RateLimited { retry_after_secs, window }) = check_rate(&over, at_second(15)) else {
+            panic!()
+        };
+        assert_eq!(window, RateWindow::PerHour);
+        assert_eq!(retry_after_secs, 20 * 60 - 15, "minute 19 leaves the window 20 minutes from this one");
+        let spread = counts((0..60).map(|m| (m, 17)));
+        let Err(ApiError::RateLimited { retry_after_secs, .. }) = check_rate(&spread, at_second(30)) else { panic!() };
+        assert_eq!(retry_after_secs, 90, "1,020 in the window: its two oldest minutes must leave before one more fits");
     }
 }

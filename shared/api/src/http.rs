@@ -17,6 +17,9 @@ use crate::problem::ApiError;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 200;
+/// Most items a v1 list (assignments, a learner's assignments) answers without `limit`: v1 returns
+/// "everything"; past this many, the rest is behind `Link: <…>; rel="next"`.
+pub const MAX_UNPAGED: usize = 1_000;
 pub const BASE_PATH: &str = "/api/public/v1";
 
 /// One authenticated call.
@@ -49,12 +52,20 @@ where
 {
     let request_id = request_id(req);
     let now = Utc::now();
+    let mut rate = None;
     let outcome = async {
-        let principal = app.auth.authenticate(header(req, "authorization"), now).await?;
-        handler(Call { app, req, principal, request_id: request_id.clone(), now }).await
+        let authenticated = app.auth.authenticate(header(req, "authorization"), now).await?;
+        rate = Some(authenticated.rate);
+        handler(Call { app, req, principal: authenticated.principal, request_id: request_id.clone(), now }).await
     }
     .await;
     let mut response = outcome.unwrap_or_else(|err| err.into_response(&request_id));
+    if let Some(rate) = rate {
+        let headers = response.headers_mut();
+        headers.insert("x-ratelimit-limit", HeaderValue::from(rate.window.limit()));
+        headers.insert("x-ratelimit-remaining", HeaderValue::from(rate.remaining));
+        headers.insert("x-ratelimit-window", HeaderValue::from_static(rate.window.as_str()));
+    }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
@@ -128,6 +139,39 @@ pub fn limit_param(params: &BTreeMap<String, String>) -> Result<usize, ApiError>
     }
 }
 
+/// `limit` of a v1 list: 1 to [`MAX_LIMIT`], or [`MAX_UNPAGED`] when the client gives none.
+pub fn v1_limit_param(params: &BTreeMap<String, String>) -> Result<usize, ApiError> {
+    if params.contains_key("limit") { limit_param(params) } else { Ok(MAX_UNPAGED) }
+}
+
+/// A v1 list: a JSON array, with the next page (if any) in an RFC 8288 `Link` header whose URL is this
+/// request's with `cursor` set — filters and `limit` carry over.
+pub fn list_response(req: &Request, items: Vec<Value>, next_cursor: Option<String>) -> Response<Body> {
+    let mut response = json_response(StatusCode::OK, &Value::Array(items));
+    if let Some(cursor) = next_cursor
+        && let Ok(link) = HeaderValue::from_str(&format!("<{}>; rel=\"next\"", next_page_url(req, &cursor)))
+    {
+        response.headers_mut().insert("link", link);
+    }
+    response
+}
+
+/// The absolute URL of this request with `cursor` replaced. API Gateway's `X-Forwarded-Proto` and the
+/// request's host make the scheme and authority, as lambda_http reads them into the URI.
+pub fn next_page_url(req: &Request, cursor: &str) -> String {
+    let uri = req.uri();
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in req.query_string_parameters().iter().filter(|(name, _)| *name != "cursor") {
+        query.append_pair(name, value);
+    }
+    query.append_pair("cursor", cursor);
+    let origin = match (uri.scheme_str(), uri.authority()) {
+        (Some(scheme), Some(authority)) => format!("{scheme}://{authority}"),
+        _ => String::new(),
+    };
+    format!("{origin}{}?{}", uri.path(), query.finish())
+}
+
 pub fn path_param(req: &Request, name: &str) -> Option<String> {
     req.path_parameters_ref().and_then(|p| p.first(name)).map(str::to_owned)
 }
@@ -173,6 +217,34 @@ mod tests {
         assert_eq!(if_match(&with_header("if-match", "*")).unwrap(), None);
         assert!(if_match(&with_header("if-match", "\"v3\"")).is_err());
         assert_eq!(if_match(&Request::new(Body::Empty)).unwrap(), None);
+    }
+
+    #[test]
+    fn next_links_keep_the_filters_and_replace_the_cursor() {
+        let req: Request = http::Request::builder()
+            .uri("https://api.example.com/api/public/v1/assignments?isActive=true&cursor=old&limit=5")
+            .body(Body::Empty)
+            .unwrap();
+        let req = lambda_http::RequestExt::with_query_string_parameters(
+            req,
+            std::collections::HashMap::from([
+                ("isActive".to_owned(), "true".to_owned()),
+                ("cursor".to_owned(), "old".to_owned()),
+                ("limit".to_owned(), "5".to_owned()),
+            ]),
+        );
+        let url = next_page_url(&req, "a.b");
+        assert!(url.starts_with("https://api.example.com/api/public/v1/assignments?"), "{url}");
+        let query: std::collections::HashMap<_, _> =
+            form_urlencoded::parse(url.split_once('?').unwrap().1.as_bytes()).into_owned().collect();
+        assert_eq!(query.len(), 3, "{url}");
+        assert_eq!(
+            (query["isActive"].as_str(), query["limit"].as_str(), query["cursor"].as_str()),
+            ("true", "5", "a.b")
+        );
+        let response = list_response(&req, vec![serde_json::json!({"id": 1})], Some("a.b".into()));
+        assert_eq!(response.headers()["link"].to_str().unwrap(), format!("<{url}>; rel=\"next\""));
+        assert!(matches!(response.body(), Body::Text(t) if t.starts_with('[')));
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub enum ApiError {
     #[error("the request body exceeds {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("rate limit exceeded")]
-    RateLimited { retry_after_secs: u64, limit: &'static str },
+    RateLimited { retry_after_secs: u64, window: crate::auth::RateWindow },
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("the service is busy; retry shortly")]
@@ -135,8 +135,9 @@ impl ApiError {
             ApiError::DuplicateAssignment { existing_id } => Some(("existingId", json!(existing_id))),
             ApiError::PreconditionFailed { current_version } => Some(("currentVersion", json!(current_version))),
             ApiError::PayloadTooLarge { limit } => Some(("limit", json!(limit))),
-            ApiError::RateLimited { retry_after_secs, limit } => {
-                body["limit"] = json!(limit);
+            ApiError::RateLimited { retry_after_secs, window } => {
+                body["limit"] = json!(window.limit());
+                body["window"] = json!(window.as_str());
                 Some(("retryAfter", json!(retry_after_secs)))
             }
             _ => None,
@@ -149,8 +150,13 @@ impl ApiError {
             .header("content-type", "application/problem+json")
             .header("x-request-id", request_id);
         match &self {
-            ApiError::RateLimited { retry_after_secs, .. } => {
-                builder = builder.header("retry-after", retry_after_secs.to_string());
+            // v1's headers: which window ran out and its limit.
+            ApiError::RateLimited { retry_after_secs, window } => {
+                builder = builder
+                    .header("retry-after", retry_after_secs.to_string())
+                    .header("x-ratelimit-window", window.as_str())
+                    .header("x-ratelimit-limit", window.limit().to_string())
+                    .header("x-ratelimit-remaining", "0");
             }
             ApiError::Unavailable => builder = builder.header("retry-after", "1"),
             ApiError::Unauthorized(_) => builder = builder.header("www-authenticate", "Bearer"),
@@ -221,9 +227,12 @@ mod tests {
 
     #[test]
     fn rate_limits_say_when_to_retry() {
-        let resp = ApiError::RateLimited { retry_after_secs: 17, limit: "60/minute" }.into_response("r");
+        let resp =
+            ApiError::RateLimited { retry_after_secs: 17, window: crate::auth::RateWindow::PerHour }.into_response("r");
         assert_eq!(resp.status(), 429);
         assert_eq!(resp.headers()["retry-after"], "17");
+        assert_eq!(resp.headers()["x-ratelimit-window"], "per_hour");
+        assert_eq!(resp.headers()["x-ratelimit-limit"], "1000");
         assert_eq!(body(&resp)["error"], "rate_limited");
     }
 }

@@ -30,7 +30,9 @@ impl Consumer {
     /// Handles one EventBridge event; returns `{"applied": n}` or `{"dropped": reason}`.
     pub async fn handle(&self, event: Value) -> Result<Value, ConsumerError> {
         // Envelope fields only, bounded: a poison event is logged without anything from its detail.
-        let field = |name: &str| event.get(name).and_then(Value::as_str).unwrap_or_default().chars().take(64).collect::<String>();
+        let field = |name: &str| {
+            event.get(name).and_then(Value::as_str).unwrap_or_default().chars().take(64).collect::<String>()
+        };
         let (event_id, detail_type) = (field("id"), field("detail-type"));
         let parsed = match parse(&event) {
             Ok(parsed) => parsed,

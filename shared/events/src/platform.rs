@@ -263,7 +263,8 @@ pub fn parse(event: &Value) -> Result<PlatformEvent, String> {
             if c.items.len() > MAX_COURSE_ITEMS {
                 return Err(format!("a custom course lists at most {MAX_COURSE_ITEMS} items"));
             }
-            let kind = EventKind::CustomCourseUpdated { course, name: name(c.name), is_active: c.is_active, items: c.items };
+            let kind =
+                EventKind::CustomCourseUpdated { course, name: name(c.name), is_active: c.is_active, items: c.items };
             (at, kind)
         }
         other => return Err(format!("unexpected detail-type {:?}", other.chars().take(64).collect::<String>())),
@@ -402,9 +403,8 @@ mod tests {
         let EventKind::TeamRenamed { name, .. } = parse(&renamed).unwrap().kind else { panic!() };
         assert_eq!(name.len(), MAX_NAME_CHARS);
 
-        let items: Vec<_> = (0..=MAX_COURSE_ITEMS)
-            .map(|i| json!({"itemType": "topic", "itemId": "xxe", "orderIndex": i}))
-            .collect();
+        let items: Vec<_> =
+            (0..=MAX_COURSE_ITEMS).map(|i| json!({"itemType": "topic", "itemId": "xxe", "orderIndex": i})).collect();
         let course = envelope(
             "custom_course.updated",
             json!({"orgId": "acme", "courseId": team, "name": "C", "isActive": true, "items": items}),
@@ -433,8 +433,11 @@ mod tests {
                 json!({"orgId": "acme", "userId": uuid::Uuid::new_v4(), "name": secret_name, "email": secret_email,
                        "role": "learner", "occurredAt": secret_email}),
             ),
-            envelope("user.updated", json!({"orgId": "acme", "userId": secret_email, "name": secret_name,
-                       "email": secret_email, "role": "learner", "occurredAt": "2026-03-01T10:00:00Z"})),
+            envelope(
+                "user.updated",
+                json!({"orgId": "acme", "userId": secret_email, "name": secret_name,
+                       "email": secret_email, "role": "learner", "occurredAt": "2026-03-01T10:00:00Z"}),
+            ),
         ];
         for case in &cases {
             let reason = parse(case).unwrap_err();
@@ -442,7 +445,8 @@ mod tests {
                 assert!(!reason.contains(secret), "{reason:?} quotes {secret:?}");
             }
         }
-        let missing = parse(&envelope("user.deactivated", json!({"orgId": "acme", "occurredAt": "2026-03-01T10:00:00Z"})));
+        let missing =
+            parse(&envelope("user.deactivated", json!({"orgId": "acme", "occurredAt": "2026-03-01T10:00:00Z"})));
         assert_eq!(missing.unwrap_err(), "detail is missing the field `userId`");
     }
 }

@@ -77,11 +77,39 @@ struct IdempotencyRecord {
     response: Option<StoredResponse>,
 }
 
-/// Requests counted for one API key in the current calendar minute and hour.
+/// Whose requests a rate counter counts: an API key, or the user behind session tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateSubject {
+    ApiKey(uuid::Uuid),
+    User(domain::UserId),
+}
+
+impl std::fmt::Display for RateSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RateSubject::ApiKey(id) => write!(f, "key-{id}"),
+            RateSubject::User(id) => write!(f, "user-{id}"),
+        }
+    }
+}
+
+/// Requests counted for one caller in each of the last 60 calendar minutes (UTC), oldest first; the
+/// last entry is the current minute, this request included.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateCounts {
-    pub minute: u32,
-    pub hour: u32,
+    pub per_minute: [u32; 60],
+}
+
+impl RateCounts {
+    /// Requests in the current calendar minute.
+    pub fn minute(&self) -> u32 {
+        self.per_minute[59]
+    }
+
+    /// Requests in the sliding hour: this minute and the 59 before it.
+    pub fn hour(&self) -> u32 {
+        self.per_minute.iter().sum()
+    }
 }
 
 impl Store {
@@ -262,35 +290,54 @@ impl Store {
         }
     }
 
-    /// Counts one request for `key_id` and returns the counts of its calendar minute and hour.
-    /// One UpdateItem: the hour's item holds a counter per minute.
+    /// Counts one request of `subject` and returns its counts per minute over the last hour.
+    ///
+    /// Counters live in one item per calendar hour with an attribute per minute: one UpdateItem adds
+    /// to the current minute and returns the hour so far; the minutes of the previous hour still in the
+    /// sliding window come from one GetItem of that hour's item, made at the same time.
     pub async fn count_request(
         &self,
         org: &OrgId,
-        key_id: uuid::Uuid,
+        subject: RateSubject,
         now: DateTime<Utc>,
     ) -> Result<RateCounts, StoreError> {
-        let hour = now.format("%Y%m%d%H").to_string();
-        let minute_attr = format!("m{:02}", now.minute());
+        let hour_key = |at: DateTime<Utc>| keys::rate_pk(org, &subject.to_string(), &at.format("%Y%m%d%H").to_string());
+        let minute = now.minute() as usize;
+        let minute_attr = format!("m{minute:02}");
         let expires = now.timestamp() - i64::from(now.minute() * 60 + now.second()) + 2 * 3600;
-        let out = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key(keys::PK, s(keys::rate_pk(org, key_id, &hour)))
+            .key(keys::PK, s(hour_key(now)))
             .key(keys::SK, s(keys::RATE_SK))
-            .update_expression("ADD hourCount :one, #minute :one SET expiresAt = if_not_exists(expiresAt, :ttl)")
+            .update_expression("ADD #minute :one SET expiresAt = if_not_exists(expiresAt, :ttl)")
             .expression_attribute_names("#minute", minute_attr.as_str())
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":ttl", n(expires))
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await
-            .map_err(classify)?;
-        let attrs = out.attributes.unwrap_or_default();
-        let count = |name: &str| -> u32 {
-            attrs.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
+            .return_values(ReturnValue::AllNew)
+            .set_return_consumed_capacity(self.capacity_mode())
+            .send();
+        let previous_hour = async {
+            if minute == 59 {
+                return Ok(None); // the whole window is in the current hour
+            }
+            self.get(hour_key(now - Duration::hours(1)), keys::RATE_SK).await
         };
-        Ok(RateCounts { minute: count(&minute_attr), hour: count("hourCount") })
+        let (updated, previous) = tokio::join!(update, previous_hour);
+        let updated = updated.map_err(classify)?;
+        self.note_write(updated.consumed_capacity());
+        let current = updated.attributes.unwrap_or_default();
+        let previous = previous?.unwrap_or_default();
+        let count = |item: &crate::dynamo::Item, m: usize| -> u32 {
+            item.get(&format!("m{m:02}")).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
+        };
+        let mut per_minute = [0u32; 60];
+        for (slot, value) in per_minute.iter_mut().enumerate() {
+            // slot 59 is this minute; slot 59 - k is k minutes ago.
+            let ago = 59 - slot;
+            *value = if ago <= minute { count(&current, minute - ago) } else { count(&previous, 60 + minute - ago) };
+        }
+        Ok(RateCounts { per_minute })
     }
 }

@@ -345,7 +345,7 @@ impl Store {
         }
         let filter_expression = (!conditions.is_empty()).then(|| conditions.join(" AND "));
         let (items, next) = self
-            .query_up_to(
+            .query_bounded(
                 |q| {
                     q.index_name(keys::GSI1)
                         .key_condition_expression("GSI1PK = :org")
@@ -353,6 +353,8 @@ impl Store {
                         .set_expression_attribute_values(Some(values.iter().cloned().collect()))
                         .scan_index_forward(false)
                 },
+                Some(keys::GSI1),
+                filter_expression.is_some(),
                 start,
                 limit,
             )
@@ -374,12 +376,14 @@ impl Store {
     ) -> Result<Page<ProgressRow>, StoreError> {
         let pk = keys::assignment_pk(org, id);
         let (items, next) = self
-            .query_up_to(
+            .query_bounded(
                 |q| {
                     q.key_condition_expression("PK = :pk AND begins_with(SK, :rows)")
                         .expression_attribute_values(":pk", s(pk.as_str()))
                         .expression_attribute_values(":rows", s(keys::PROGRESS_SK_PREFIX))
                 },
+                None,
+                false,
                 start,
                 limit,
             )
@@ -417,6 +421,36 @@ impl Store {
         .into_iter()
         .map(|item| Ok(from_item::<ProgressRecord>(item)?.row))
         .collect()
+    }
+
+    /// Pattern 3, paged: up to `limit` of a user's progress rows (the learner view).
+    pub async fn user_progress_page(
+        &self,
+        org: &OrgId,
+        user: UserId,
+        limit: usize,
+        start: Option<PageKey>,
+    ) -> Result<Page<ProgressRow>, StoreError> {
+        let pk = keys::user_assignments_index(org, user);
+        let (items, next) = self
+            .query_bounded(
+                |q| {
+                    q.index_name(keys::GSI2)
+                        .key_condition_expression("GSI2PK = :pk AND begins_with(GSI2SK, :asg)")
+                        .expression_attribute_values(":pk", s(pk.as_str()))
+                        .expression_attribute_values(":asg", s("ASG#"))
+                },
+                Some(keys::GSI2),
+                false,
+                start,
+                limit,
+            )
+            .await?;
+        let items = items
+            .into_iter()
+            .map(|item| Ok(from_item::<ProgressRecord>(item)?.row))
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Page { items, next })
     }
 
     /// Pattern 4: the active assignments aimed at one assignee (a team, the org, a user).

@@ -77,8 +77,9 @@ impl Store {
             values.push((":email".into(), s(email.as_str())));
         }
         let filter_expression = (!conditions.is_empty()).then(|| conditions.join(" AND "));
+        let filtered = filter_expression.is_some();
         let (items, next) = self
-            .query_up_to(
+            .query_bounded(
                 |q| {
                     let q = q
                         .key_condition_expression(key_condition)
@@ -87,6 +88,8 @@ impl Store {
                         .scan_index_forward(false);
                     if filter.action.is_some() { q.expression_attribute_names("#action", "action") } else { q }
                 },
+                None,
+                filtered,
                 start,
                 limit,
             )

@@ -168,6 +168,15 @@ impl Store {
         }
     }
 
+    /// The user as last projected, read strongly consistent: what authenticating a session relies on,
+    /// so a role change or deactivation applies to the very next request. One GetItem, 1 RCU.
+    pub async fn current_user(&self, org: &OrgId, user: UserId) -> Result<Option<User>, StoreError> {
+        match self.get_item(keys::user_pk(org, user), keys::PROFILE_SK, true).await? {
+            Some(item) => Ok(Some(from_item::<UserRecord>(item)?.user)),
+            None => Ok(None),
+        }
+    }
+
     /// Several users by id (unknown ids are left out).
     pub async fn get_users(&self, org: &OrgId, users: &[UserId]) -> Result<Vec<User>, StoreError> {
         let keys = users
@@ -191,12 +200,14 @@ impl Store {
     ) -> Result<Page<User>, StoreError> {
         let pk = keys::org_users(org);
         let (items, next) = self
-            .query_up_to(
+            .query_bounded(
                 |q| {
                     q.index_name(keys::GSI1)
                         .key_condition_expression("GSI1PK = :pk")
                         .expression_attribute_values(":pk", s(pk.as_str()))
                 },
+                Some(keys::GSI1),
+                false,
                 start,
                 limit,
             )

@@ -18,6 +18,30 @@ use crate::{PageKey, Store, StoreError};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
+/// Items a filtered listing reads per Query.
+pub const FILTERED_PAGE_SIZE: i32 = 100;
+/// Queries one listing request may issue.
+pub const MAX_PAGES_PER_REQUEST: usize = 5;
+
+/// The key DynamoDB would return as `LastEvaluatedKey` after `item`: the table's key plus the queried
+/// index's key.
+fn continuation_key(item: &Item, index: Option<&str>) -> Result<PageKey, StoreError> {
+    use crate::keys;
+    let index_keys: &[&str] = match index {
+        None => &[],
+        Some(keys::GSI1) => &[keys::GSI1PK, keys::GSI1SK],
+        Some(keys::GSI2) => &[keys::GSI2PK, keys::GSI2SK],
+        Some(keys::GSI3) => &[keys::GSI3PK, keys::GSI3SK],
+        Some(other) => return Err(StoreError::Other(format!("unknown index {other}"))),
+    };
+    let mut key = HashMap::new();
+    for name in [keys::PK, keys::SK].iter().chain(index_keys) {
+        let value = item.get(*name).ok_or_else(|| StoreError::Corrupt(format!("listed item without {name}")))?;
+        key.insert((*name).to_owned(), value.clone());
+    }
+    Ok(PageKey(key))
+}
+
 /// How many times a batch is resent before giving up on its unprocessed part.
 const MAX_BATCH_ATTEMPTS: u32 = 8;
 
@@ -155,12 +179,18 @@ impl Store {
     }
 
     pub(crate) async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
+        self.get_item(pk, sk, false).await
+    }
+
+    /// GetItem, strongly consistent when `consistent` (1 RCU per 4 KB instead of 0.5).
+    pub(crate) async fn get_item(&self, pk: String, sk: &str, consistent: bool) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
             .key(crate::keys::PK, s(pk))
             .key(crate::keys::SK, s(sk))
+            .consistent_read(consistent)
             .set_return_consumed_capacity(self.capacity_mode())
             .send()
             .await
@@ -192,26 +222,41 @@ impl Store {
         Ok((out.items.unwrap_or_default(), next))
     }
 
-    /// Up to `limit` items, following DynamoDB pages (1 MB each, fewer after a filter) as needed.
-    pub(crate) async fn query_up_to(
+    /// Up to `limit` items of a listing, with bounded work: an unfiltered query asks DynamoDB for
+    /// exactly what is still missing; a filtered one reads fixed pages of [`FILTERED_PAGE_SIZE`] items
+    /// (a filter drops items after they are read, so asking for `limit` could mean one Query per item).
+    /// At most [`MAX_PAGES_PER_REQUEST`] Queries: when that cap is hit the listing stops where it is
+    /// and hands back where to continue, even with fewer than `limit` items. `index` names the index
+    /// queried, whose key attributes make up a continuation key.
+    pub(crate) async fn query_bounded(
         &self,
         build: impl Fn(
             aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
         ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        index: Option<&str>,
+        filtered: bool,
         start: Option<PageKey>,
         limit: usize,
     ) -> Result<(Vec<Item>, Option<PageKey>), StoreError> {
-        let mut items = Vec::new();
+        let mut items: Vec<Item> = Vec::new();
         let mut next = start;
-        loop {
-            let remaining = i32::try_from(limit - items.len()).unwrap_or(i32::MAX);
-            let (page, after) = self.query_page(&build, next, Some(remaining)).await?;
-            items.extend(page);
+        for _ in 0..MAX_PAGES_PER_REQUEST {
+            let missing = limit.saturating_sub(items.len());
+            let page_size = if filtered { FILTERED_PAGE_SIZE } else { i32::try_from(missing).unwrap_or(i32::MAX) };
+            let (page, after) = self.query_page(&build, next, Some(page_size.max(1))).await?;
+            let read = page.len();
+            items.extend(page.into_iter().take(missing));
+            if read > missing {
+                // The page went past `limit`: continue right after the last item handed out.
+                let last = items.last().map(|item| continuation_key(item, index)).transpose()?;
+                return Ok((items, last));
+            }
             next = after;
-            if items.len() >= limit || next.is_none() {
+            if next.is_none() || items.len() >= limit {
                 return Ok((items, next));
             }
         }
+        Ok((items, next))
     }
 
     /// Every item of a query, following every page. Only for bounded sets (a user's assignments, a

@@ -15,7 +15,7 @@
 //! | custom course     | `ORG#o#COURSE#c`                                | `COURSE`                | `ORG#o#COURSES` / `c`          |                                                  |                           |
 //! | API key           | `APIKEY#sha256(token)`                          | `KEY`                   | `ORG#o#APIKEYS` / `keyId`      |                                                  |                           |
 //! | idempotency       | `ORG#o#IDEM#sha256(actor, key)`                 | `IDEM`                  |                                |                                                  |                           |
-//! | rate counter      | `ORG#o#RATE#keyId#yyyymmddhh`                   | `RATE`                  |                                |                                                  |                           |
+//! | rate counter      | `ORG#o#RATE#<key-k or user-u>#yyyymmddhh`       | `RATE`                  |                                |                                                  |                           |
 //! | audit entry       | `ORG#o#AUDIT`                                   | `createdAt#id`          |                                |                                                  |                           |
 //! | org registry      | `ORGS`                                          | `orgId`                 |                                |                                                  |                           |
 //! | reminder sent     | `ORG#o#REMIND#a`                                | `user#kind`             |                                |                                                  |                           |
@@ -162,8 +162,10 @@ pub fn idempotency_pk(org: &OrgId, digest_hex: &str) -> String {
 
 pub const IDEMPOTENCY_SK: &str = "IDEM";
 
-pub fn rate_pk(org: &OrgId, key_id: uuid::Uuid, hour: &str) -> String {
-    format!("ORG#{org}#RATE#{key_id}#{hour}")
+/// A caller's request counters of one calendar hour; `subject` is `key-<keyId>` or `user-<userId>`.
+/// IAM narrows the read-only routes' UpdateItem to these keys (`dynamodb:LeadingKeys` `ORG#*#RATE#*`).
+pub fn rate_pk(org: &OrgId, subject: &str, hour: &str) -> String {
+    format!("ORG#{org}#RATE#{subject}#{hour}")
 }
 
 pub const RATE_SK: &str = "RATE";

@@ -19,11 +19,11 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-pub use access::{IdempotencyBegin, IdempotencyKey, RateCounts, StoredResponse, token_sha256};
+pub use access::{IdempotencyBegin, IdempotencyKey, RateCounts, RateSubject, StoredResponse, token_sha256};
 pub use assignments::{AssignmentFilter, ROSTER_ROWS_PER_TRANSACTION};
 pub use audit::AuditFilter;
 pub use cursor::CursorCodec;
-pub use dynamo::Capacity;
+pub use dynamo::{Capacity, FILTERED_PAGE_SIZE, MAX_PAGES_PER_REQUEST};
 pub use progress::{MembershipChange, RowChange};
 
 /// The table and the client that reaches it. Cheap to clone; build once per Lambda instance.

@@ -194,12 +194,20 @@ impl Store {
                 row.removed_at = Some(at);
             }
             let mut current = assignment.clone();
+            let mut attempt = 0;
             loop {
                 match self.add_roster_rows(org, &current, std::slice::from_ref(&row)).await {
                     Ok(1) => return Ok(MembershipChange::Created),
                     Ok(_) => break, // another writer created the row meanwhile: apply to it
-                    Err(StoreError::AssignmentChanged) => {
+                    Err(StoreError::AssignmentChanged) if attempt + 1 < ATTEMPTS => {
+                        attempt += 1;
                         current = self.get_assignment(org, current.id).await?.ok_or(StoreError::NotFound)?;
+                    }
+                    Err(StoreError::AssignmentChanged) => {
+                        return Err(StoreError::TransactionConflict(format!(
+                            "tracked items of {} kept changing",
+                            assignment.id
+                        )));
                     }
                     Err(other) => return Err(other),
                 }

@@ -5,7 +5,7 @@ mod support;
 
 use chrono::{Duration, TimeZone, Utc};
 use domain::{ApiKey, Catalog, ContentArea, CourseId, CustomCourse, Role, TargetType, Team, TeamId, User, UserId};
-use store::{AuditFilter, IdempotencyBegin, IdempotencyKey, StoredResponse};
+use store::{AuditFilter, IdempotencyBegin, IdempotencyKey, RateSubject, StoredResponse};
 use support::*;
 
 fn user(team: Option<TeamId>, at: chrono::DateTime<Utc>) -> User {
@@ -161,21 +161,27 @@ async fn idempotency_keys_replay_refuse_other_bodies_and_can_be_released() {
 }
 
 #[tokio::test]
-async fn rate_counters_count_per_calendar_minute_and_hour() {
+async fn rate_counters_count_per_calendar_minute_and_sliding_hour() {
     let store = store().await;
     let org = new_org();
-    let key = uuid::Uuid::new_v4();
+    let key = RateSubject::ApiKey(uuid::Uuid::new_v4());
     let t = Utc.with_ymd_and_hms(2026, 5, 1, 10, 15, 30).unwrap();
     for expected in 1..=3 {
         let counts = store.count_request(&org, key, t).await.unwrap();
-        assert_eq!((counts.minute, counts.hour), (expected, expected));
+        assert_eq!((counts.minute(), counts.hour()), (expected, expected));
     }
     let next_minute = store.count_request(&org, key, t + Duration::minutes(1)).await.unwrap();
-    assert_eq!((next_minute.minute, next_minute.hour), (1, 4));
-    let next_hour = store.count_request(&org, key, t + Duration::hours(1)).await.unwrap();
-    assert_eq!((next_hour.minute, next_hour.hour), (1, 1));
-    let other_key = store.count_request(&org, uuid::Uuid::new_v4(), t).await.unwrap();
-    assert_eq!(other_key.hour, 1);
+    assert_eq!((next_minute.minute(), next_minute.hour()), (1, 4));
+    // 11:15:30: the sliding hour is 10:16..11:15, so 10:16's request still counts, 10:15's three do not.
+    let an_hour_later = store.count_request(&org, key, t + Duration::hours(1)).await.unwrap();
+    assert_eq!((an_hour_later.minute(), an_hour_later.hour()), (1, 2));
+    assert_eq!(an_hour_later.per_minute[0], 1, "the oldest minute of the window is 10:16");
+    let later_still = store.count_request(&org, key, t + Duration::minutes(61)).await.unwrap();
+    assert_eq!((later_still.minute(), later_still.hour()), (1, 2), "10:16 left the window, 11:15 is in it");
+    let user = store.count_request(&org, RateSubject::User(UserId(uuid::Uuid::new_v4())), t).await.unwrap();
+    assert_eq!(user.hour(), 1, "every caller has counters of its own");
+    let other_key = store.count_request(&org, RateSubject::ApiKey(uuid::Uuid::new_v4()), t).await.unwrap();
+    assert_eq!(other_key.hour(), 1);
 }
 
 #[tokio::test]
