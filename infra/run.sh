@@ -68,7 +68,7 @@ Try it (org "Acme Payments", admin API key):
   curl -s '$BASE/assignments?limit=10' -H 'Authorization: Bearer $KEY'
 
   # 3. detail with per-learner progress (takes the id of the newest assignment)
-  ID=\$(curl -s '$BASE/assignments?limit=1' -H 'Authorization: Bearer $KEY' | python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["id"])')
+  ID=\$(curl -s '$BASE/assignments?limit=1' -H 'Authorization: Bearer $KEY' | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
   curl -s $BASE/assignments/\$ID -H 'Authorization: Bearer $KEY'
 
 Press Ctrl-C to stop.

@@ -73,6 +73,11 @@ def create(stack):
     s3.put_public_access_block(
         Bucket=bucket_name, PublicAccessBlockConfiguration=bucket_props["PublicAccessBlockConfiguration"]
     )
+    s3.put_bucket_versioning(Bucket=bucket_name, VersioningConfiguration=bucket_props["VersioningConfiguration"])
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket_name,
+        LifecycleConfiguration={"Rules": [lifecycle_rule(r) for r in bucket_props["LifecycleConfiguration"]["Rules"]]},
+    )
 
     _, bus = only(resources, "AWS::Events::EventBus")
     bus_name = sub(bus["Properties"]["Name"], stack)
@@ -83,6 +88,20 @@ def create(stack):
     print(f"export TABLE_NAME={table_name}")
     print(f"export EXPORT_BUCKET={bucket_name}")
     print(f"export EVENT_BUS_NAME={bus_name}")
+
+
+def lifecycle_rule(rule):
+    """A lifecycle rule as CloudFormation spells it, in the S3 API's spelling."""
+    out = {"ID": rule["Id"], "Status": rule["Status"], "Filter": {"Prefix": rule.get("Prefix", "")}}
+    if "ExpirationInDays" in rule:
+        out["Expiration"] = {"Days": rule["ExpirationInDays"]}
+    if "ExpiredObjectDeleteMarker" in rule:
+        out["Expiration"] = {"ExpiredObjectDeleteMarker": rule["ExpiredObjectDeleteMarker"]}
+    if "NoncurrentVersionExpiration" in rule:
+        out["NoncurrentVersionExpiration"] = {"NoncurrentDays": rule["NoncurrentVersionExpiration"]["NoncurrentDays"]}
+    if "AbortIncompleteMultipartUpload" in rule:
+        out["AbortIncompleteMultipartUpload"] = rule["AbortIncompleteMultipartUpload"]
+    return out
 
 
 if __name__ == "__main__":

@@ -120,3 +120,63 @@ fn openapi_documents_exactly_the_template_routes() {
     routes.sort();
     assert_eq!(documented, routes);
 }
+
+fn functions(template: &Value) -> Vec<(String, &Value)> {
+    let resources = template["Resources"].as_mapping().unwrap();
+    resources
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
+        .map(|(id, r)| (id.as_str().unwrap().to_owned(), r))
+        .collect()
+}
+
+fn serves_http(function: &Value) -> bool {
+    function["Properties"]["Events"]
+        .as_mapping()
+        .is_some_and(|events| events.values().any(|e| e["Type"].as_str() == Some("HttpApi")))
+}
+
+/// The session secret (and the optional issuer/audience) reach exactly the functions that verify
+/// session tokens: those behind the HTTP API. Consumers and scheduled jobs never see it.
+#[test]
+fn only_http_functions_get_the_session_secret() {
+    let template = template();
+    let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
+    assert!(globals.get("SESSION_TOKEN_SECRET").is_none(), "not in Globals: every function would get it");
+    let all = functions(&template);
+    assert!(all.iter().any(|(_, f)| !serves_http(f)), "there are non-HTTP functions to check");
+    for (id, function) in all {
+        let variables = &function["Properties"]["Environment"]["Variables"];
+        for name in ["SESSION_TOKEN_SECRET", "SESSION_TOKEN_ISSUER", "SESSION_TOKEN_AUDIENCE"] {
+            assert_eq!(variables.get(name).is_some(), serves_http(function), "{id}: {name}");
+        }
+    }
+}
+
+/// The stage throttles everyone together, in front of the per-key/per-user limits, and exports (the
+/// heaviest route) cannot take the account's whole concurrency.
+#[test]
+fn api_stage_is_throttled_and_exports_have_reserved_concurrency() {
+    let template = template();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let api = resources.values().find(|r| r["Type"].as_str() == Some("AWS::Serverless::HttpApi")).expect("HTTP API");
+    let route = &api["Properties"]["DefaultRouteSettings"];
+    assert!(route["ThrottlingBurstLimit"].as_u64().is_some_and(|b| b > 0), "{route:?}");
+    assert!(route["ThrottlingRateLimit"].as_f64().is_some_and(|r| r > 0.0), "{route:?}");
+    let export = &template["Resources"]["ExportCsvFunction"]["Properties"];
+    assert!(export["ReservedConcurrentExecutions"].as_u64().is_some_and(|c| (1..=10).contains(&c)), "{export:?}");
+}
+
+/// Export objects, and their old versions, expire 30 days after they were written (README).
+#[test]
+fn exports_expire_after_30_days() {
+    let template = template();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let bucket = resources.values().find(|r| r["Type"].as_str() == Some("AWS::S3::Bucket")).expect("export bucket");
+    let rules = bucket["Properties"]["LifecycleConfiguration"]["Rules"].as_sequence().unwrap();
+    let expiry = rules.iter().find(|r| r["ExpirationInDays"].as_u64().is_some()).expect("a rule that expires objects");
+    assert_eq!(expiry["Status"].as_str(), Some("Enabled"));
+    assert_eq!(expiry["Prefix"].as_str(), Some("exports/"));
+    assert_eq!(expiry["ExpirationInDays"].as_u64(), Some(30));
+    assert_eq!(expiry["NoncurrentVersionExpiration"]["NoncurrentDays"].as_u64(), Some(1), "old versions go too");
+}
