@@ -523,11 +523,14 @@ async fn the_61st_request_in_a_minute_is_rate_limited() {
     for i in 1..=60 {
         let ok = call(&env, Method::GET, "/assignments?limit=1", Some(key), None, &[]).await;
         assert_eq!(ok.status, StatusCode::OK, "request {i}");
+        assert_eq!(ok.headers["x-ratelimit-remaining"], (60 - i).to_string().as_str());
     }
     let limited = call(&env, Method::GET, "/assignments?limit=1", Some(key), None, &[]).await;
     assert_problem(&limited, 429, "rate_limited");
     let retry_after: u64 = limited.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry_after));
+    assert_eq!(limited.headers["x-ratelimit-window"], "per_minute", "v1's headers name the window");
+    assert_eq!(limited.headers["x-ratelimit-limit"], "60");
     // Another key of the same org has its own budget.
     assert_eq!(
         call(&env, Method::GET, "/assignments", Some(org.api_keys.admin.as_str()), None, &[]).await.status,
@@ -1098,4 +1101,260 @@ async fn csv_exports_are_downloadable_formula_safe_and_keep_removed_learners() {
         403,
         "forbidden",
     );
+}
+
+/// A user the platform created on the bus, once the projection has them, with a still-valid session
+/// token that claims `claimed`.
+async fn platform_user(env: &Env, org: &SeededOrg, role: Role, claimed: Role) -> seed::SeededUser {
+    let id = domain::UserId(uuid::Uuid::new_v4());
+    let email = format!("{}@acme.example", id.0.simple());
+    let token = seed::session_token(SECRET, id, &org.org_id, claimed, &email, Utc::now() + chrono::Duration::hours(8));
+    let user = seed::SeededUser { user_id: id, name: "Grace".into(), email, role, team_id: None, token };
+    publish(env, &[seed::user_created(&org.org_id, &user, Utc::now())]).await;
+    eventually("the user's profile", || async { env.store.current_user(&org.org_id, id).await.unwrap() }).await;
+    user
+}
+
+async fn projected(env: &Env, org: &OrgId, user: domain::UserId) -> domain::User {
+    env.store.current_user(org, user).await.unwrap().expect("projected")
+}
+
+fn user_event(detail_type: &'static str, org: &SeededOrg, user: &seed::SeededUser, role: Role) -> seed::PlatformEvent {
+    seed::PlatformEvent {
+        source: "platform.users",
+        detail_type,
+        detail: json!({"orgId": org.org_id.as_str(), "userId": user.user_id, "name": user.name, "email": user.email,
+                       "role": role.as_str(), "teamId": null, "occurredAt": Utc::now() + chrono::Duration::seconds(1)}),
+    }
+}
+
+/// Black box, through the platform's events on the bus: a deactivated user's and a demoted admin's
+/// still-valid session tokens stop working on the next request after the event is consumed; a
+/// promoted learner's old token gets the new role; a token of a user the platform never announced is
+/// refused.
+#[tokio::test]
+async fn deactivation_and_role_changes_apply_on_the_next_request() {
+    let env = start().await;
+    let org = org(&env).await;
+    let demoted = platform_user(&env, &org, Role::OrgAdmin, Role::OrgAdmin).await;
+    let leaving = platform_user(&env, &org, Role::OrgAdmin, Role::OrgAdmin).await;
+    let promoted = platform_user(&env, &org, Role::Learner, Role::Learner).await;
+    for admin in [&demoted, &leaving] {
+        let ok = call(&env, Method::GET, "/audit-log", Some(admin.token.as_str()), None, &[]).await;
+        assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
+    }
+    let refused = call(&env, Method::GET, "/assignments", Some(promoted.token.as_str()), None, &[]).await;
+    assert_problem(&refused, 403, "forbidden");
+
+    publish(
+        &env,
+        &[
+            user_event("user.updated", &org, &demoted, Role::Learner),
+            user_event("user.deactivated", &org, &leaving, Role::OrgAdmin),
+            user_event("user.updated", &org, &promoted, Role::OrgAdmin),
+        ],
+    )
+    .await;
+    let org_id = &org.org_id;
+    eventually("the demotion", || async {
+        (projected(&env, org_id, demoted.user_id).await.role == Role::Learner).then_some(())
+    })
+    .await;
+    eventually("the deactivation", || async {
+        (!projected(&env, org_id, leaving.user_id).await.is_active).then_some(())
+    })
+    .await;
+    eventually("the promotion", || async {
+        (projected(&env, org_id, promoted.user_id).await.role == Role::OrgAdmin).then_some(())
+    })
+    .await;
+
+    let demoted_call = call(&env, Method::GET, "/audit-log", Some(demoted.token.as_str()), None, &[]).await;
+    assert_problem(&demoted_call, 403, "forbidden");
+    let write =
+        call(&env, Method::POST, "/assignments", Some(demoted.token.as_str()), Some(team_topic(&org, "xxe")), &[])
+            .await;
+    assert_problem(&write, 403, "forbidden");
+    let own =
+        call(&env, Method::GET, &format!("/users/{}/assignments", demoted.user_id), Some(&demoted.token), None, &[])
+            .await;
+    assert_eq!(own.status, StatusCode::OK, "a learner still reads their own assignments");
+
+    for path in ["/audit-log", "/assignments", &format!("/users/{}/assignments", leaving.user_id)] {
+        let gone = call(&env, Method::GET, path, Some(leaving.token.as_str()), None, &[]).await;
+        assert_problem(&gone, 401, "unauthorized");
+    }
+
+    let promoted_call = call(&env, Method::GET, "/audit-log", Some(promoted.token.as_str()), None, &[]).await;
+    assert_eq!(promoted_call.status, StatusCode::OK, "the projection's role wins over the token's claim");
+
+    let stranger = seed::session_token(
+        SECRET,
+        domain::UserId(uuid::Uuid::new_v4()),
+        &org.org_id,
+        Role::OrgAdmin,
+        "ghost@acme.example",
+        Utc::now() + chrono::Duration::hours(1),
+    );
+    assert_problem(&call(&env, Method::GET, "/assignments", Some(&stranger), None, &[]).await, 401, "unauthorized");
+}
+
+/// Session tokens have v1's limits too, per user: 60 in the calendar minute; successes say how many
+/// remain, the 429 names the window and its limit.
+#[tokio::test]
+async fn session_tokens_are_rate_limited_per_user() {
+    let env = start().await;
+    let org = org(&env).await;
+    let second = Utc::now().second();
+    if second > 30 {
+        tokio::time::sleep(Duration::from_secs(u64::from(61 - second))).await;
+    }
+    let learner = org.learners().next().unwrap();
+    let path = format!("/users/{}/assignments", learner.user_id);
+    for i in 1..=60u32 {
+        let ok = call(&env, Method::GET, &path, Some(learner.token.as_str()), None, &[]).await;
+        assert_eq!(ok.status, StatusCode::OK, "request {i}");
+        assert_eq!(ok.headers["x-ratelimit-remaining"], (60 - i).to_string().as_str(), "request {i}");
+        assert_eq!(
+            (&ok.headers["x-ratelimit-window"], &ok.headers["x-ratelimit-limit"]),
+            (&"per_minute".parse().unwrap(), &"60".parse().unwrap())
+        );
+    }
+    let limited = call(&env, Method::GET, &path, Some(learner.token.as_str()), None, &[]).await;
+    assert_problem(&limited, 429, "rate_limited");
+    assert_eq!(limited.headers["x-ratelimit-window"], "per_minute");
+    assert_eq!(limited.headers["x-ratelimit-limit"], "60");
+    assert_eq!(limited.headers["x-ratelimit-remaining"], "0");
+    assert_eq!(limited.body["window"], "per_minute");
+    let retry_after: u64 = limited.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after));
+
+    let other = org.learners().nth(1).unwrap();
+    let theirs =
+        call(&env, Method::GET, &format!("/users/{}/assignments", other.user_id), Some(&other.token), None, &[]).await;
+    assert_eq!(theirs.status, StatusCode::OK, "another user of the org has their own budget");
+}
+
+/// `{…}`, upper-case, `urn:uuid:` and unhyphenated spellings of an id are that id: no second active
+/// assignment past the duplicate lock, and filters and paths find the canonical one.
+#[tokio::test]
+async fn every_spelling_of_an_id_is_the_same_id() {
+    let env = start().await;
+    let org = org(&env).await;
+    let key = org.api_keys.admin.as_str();
+    let created = call(&env, Method::POST, "/assignments", Some(key), Some(team_topic(&org, "xxe")), &[]).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let team = org.teams[0].team_id.0;
+    let spellings = [
+        format!("{{{team}}}"),
+        team.to_string().to_uppercase(),
+        format!("urn:uuid:{team}"),
+        team.simple().to_string(),
+        format!("{{{}}}", team.to_string().to_uppercase()),
+    ];
+    for spelling in &spellings {
+        let mut body = team_topic(&org, "xxe");
+        body["assigneeId"] = json!(spelling);
+        let again = call(&env, Method::POST, "/assignments", Some(key), Some(body), &[]).await;
+        assert_problem(&again, 409, "duplicate_assignment");
+        assert_eq!(again.body["existingId"], created.body["id"], "{spelling}");
+
+        let listed =
+            call(&env, Method::GET, &format!("/assignments?assigneeId={spelling}"), Some(key), None, &[]).await;
+        let ids: Vec<_> = listed.body.as_array().unwrap().iter().map(|a| a["id"].clone()).collect();
+        assert_eq!(ids, vec![created.body["id"].clone()], "{spelling}");
+    }
+    let mut body = team_topic(&org, "sql-injection");
+    body["assigneeId"] = json!(spellings[1]);
+    let upper = call(&env, Method::POST, "/assignments", Some(key), Some(body), &[]).await;
+    assert_eq!(upper.status, StatusCode::CREATED, "{:?}", upper.body);
+    assert_eq!(upper.body["assigneeId"], json!(team.to_string()), "stored canonical");
+
+    let course = org.custom_courses[0].course_id.0;
+    let custom = json!({"contentArea": "custom", "targetType": "custom-course", "targetId": course.to_string().to_uppercase(),
+                        "assigneeType": "org", "assigneeId": org.org_id.as_str(), "deadline": deadline(30)});
+    let first = call(&env, Method::POST, "/assignments", Some(key), Some(custom), &[]).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
+    assert_eq!(first.body["targetId"], json!(course.to_string()));
+    let custom = json!({"contentArea": "custom", "targetType": "custom-course", "targetId": format!("urn:uuid:{course}"),
+                        "assigneeType": "org", "assigneeId": org.org_id.as_str(), "deadline": deadline(30)});
+    assert_problem(
+        &call(&env, Method::POST, "/assignments", Some(key), Some(custom), &[]).await,
+        409,
+        "duplicate_assignment",
+    );
+
+    let learner = org.learners().next().unwrap();
+    let upper_path = format!("/users/{}/assignments", learner.user_id.0.to_string().to_uppercase());
+    let view = call(&env, Method::GET, &upper_path, Some(learner.token.as_str()), None, &[]).await;
+    assert_eq!(view.status, StatusCode::OK, "a learner's own id in another spelling is still their own");
+}
+
+/// A v1 client: `GET /assignments` is a bare JSON array; it follows `Link: <…>; rel="next"` to the end
+/// and sees every assignment once, newest first; without `limit`, one response holds them all.
+#[tokio::test]
+async fn a_v1_client_pages_bare_arrays_by_following_link() {
+    let env = start().await;
+    let org = org(&env).await;
+    let key = org.api_keys.admin.as_str();
+    let mut created = Vec::new();
+    for topic in ["xxe", "sql-injection", "idor", "ssrf-basic", "zip-slip"] {
+        let reply = call(&env, Method::POST, "/assignments", Some(key), Some(team_topic(&org, topic)), &[]).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+        created.push(reply.body["id"].as_str().unwrap().to_owned());
+    }
+    created.reverse();
+
+    let mut seen = Vec::new();
+    let mut url = Some(format!("{}/assignments?limit=2&isActive=true", env.base));
+    let mut responses = 0;
+    while let Some(next) = url {
+        let resp = env.http.get(&next).bearer_auth(key).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let link = resp.headers().get("link").map(|l| l.to_str().unwrap().to_owned());
+        let page: Vec<Value> = resp.json().await.expect("a bare JSON array");
+        assert!(page.len() <= 2);
+        seen.extend(page.iter().map(|a| a["id"].as_str().unwrap().to_owned()));
+        url = link.map(|l| {
+            let (target, rel) = l.split_once(';').unwrap();
+            assert_eq!(rel.trim(), "rel=\"next\"");
+            let target = target.trim().trim_start_matches('<').trim_end_matches('>').to_owned();
+            assert!(target.contains("limit=2") && target.contains("isActive=true"), "filters carry over: {target}");
+            target
+        });
+        responses += 1;
+        assert!(responses <= 5, "the listing ends");
+    }
+    assert_eq!(seen, created);
+    assert_eq!(responses, 3);
+
+    let all = call(&env, Method::GET, "/assignments", Some(key), None, &[]).await;
+    assert_eq!(all.body.as_array().unwrap().len(), 5, "no limit: everything up to the cap");
+    assert!(all.headers.get("link").is_none());
+    assert!(all.headers.contains_key("x-ratelimit-remaining"));
+}
+
+/// An audit-log cursor continues the range it was issued for; with another `from`/`to` it is refused
+/// as a bad request, never a server error.
+#[tokio::test]
+async fn an_audit_cursor_is_bound_to_its_range() {
+    let env = start().await;
+    let org = org(&env).await;
+    let key = org.api_keys.admin.as_str();
+    for topic in ["xxe", "idor"] {
+        call(&env, Method::POST, "/assignments", Some(key), Some(team_topic(&org, topic)), &[]).await;
+    }
+    let today = Utc::now().date_naive();
+    let first = call(&env, Method::GET, &format!("/audit-log?limit=1&from={today}"), Some(key), None, &[]).await;
+    let cursor = first.body["nextCursor"].as_str().expect("a second page").to_owned();
+    let same =
+        call(&env, Method::GET, &format!("/audit-log?limit=1&from={today}&cursor={cursor}"), Some(key), None, &[])
+            .await;
+    assert_eq!(same.status, StatusCode::OK);
+    let yesterday = today - chrono::Duration::days(1);
+    for other in [format!("from={yesterday}"), format!("from={today}&to={today}"), String::new()] {
+        let moved =
+            call(&env, Method::GET, &format!("/audit-log?limit=1&{other}&cursor={cursor}"), Some(key), None, &[]).await;
+        assert_problem(&moved, 400, "validation_failed");
+    }
 }

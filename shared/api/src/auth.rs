@@ -231,18 +231,24 @@ impl Authenticator {
         Ok((principal, RateSubject::ApiKey(key.key_id)))
     }
 
-    /// A session token: signature, expiry (and issuer/audience when configured), then the user as the
-    /// projection has them now — one strongly consistent GetItem — so a role change or deactivation
-    /// takes effect on the user's next request whatever the token's claims say.
-    async fn session(&self, token: &str) -> Result<(Principal, RateSubject), ApiError> {
-        let claims = jsonwebtoken::decode::<SessionClaims>(token, &self.session_key, &self.validation)
+    /// The claims of a session token whose signature, expiry (and issuer/audience when configured)
+    /// check out.
+    fn session_claims(&self, token: &str) -> Result<SessionClaims, ApiError> {
+        jsonwebtoken::decode::<SessionClaims>(token, &self.session_key, &self.validation)
+            .map(|data| data.claims)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
                     ApiError::Unauthorized("the session token has expired")
                 }
                 _ => ApiError::Unauthorized("invalid session token"),
-            })?
-            .claims;
+            })
+    }
+
+    /// A session token: signature, expiry (and issuer/audience when configured), then the user as the
+    /// projection has them now — one strongly consistent GetItem — so a role change or deactivation
+    /// takes effect on the user's next request whatever the token's claims say.
+    async fn session(&self, token: &str) -> Result<(Principal, RateSubject), ApiError> {
+        let claims = self.session_claims(token)?;
         let org = OrgId::parse(&claims.org).map_err(|_| ApiError::Unauthorized("invalid session token"))?;
         let user = UserId::parse(&claims.sub).map_err(|_| ApiError::Unauthorized("invalid session token"))?;
         let current = self
@@ -271,6 +277,49 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SECRET: &[u8] = b"unit-test-session-secret-0123456789abcdef";
+
+    fn authenticator(issuer: Option<&str>, audience: Option<&str>) -> Authenticator {
+        // Claims are checked before the store is touched; this client never sends a request.
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build();
+        let store = Store::new(aws_sdk_dynamodb::Client::from_conf(config), "unused");
+        Authenticator::new(store, SECRET).with_issuer_and_audience(issuer, audience)
+    }
+
+    fn token(extra: serde_json::Value) -> String {
+        let mut claims = serde_json::json!({"sub": uuid::Uuid::new_v4(), "org": "acme", "role": "org_admin",
+                                            "exp": (Utc::now() + chrono::Duration::hours(1)).timestamp()});
+        claims.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(SECRET))
+            .unwrap()
+    }
+
+    #[test]
+    fn issuer_and_audience_are_checked_only_when_configured() {
+        let open = authenticator(None, None);
+        assert!(open.session_claims(&token(serde_json::json!({}))).is_ok());
+        assert!(open.session_claims(&token(serde_json::json!({"iss": "anyone", "aud": "anything"}))).is_ok());
+
+        let strict = authenticator(Some("https://platform.example"), Some("assignments"));
+        let good = serde_json::json!({"iss": "https://platform.example", "aud": "assignments"});
+        assert!(strict.session_claims(&token(good)).is_ok());
+        for bad in [
+            serde_json::json!({}),
+            serde_json::json!({"iss": "https://platform.example"}),
+            serde_json::json!({"aud": "assignments"}),
+            serde_json::json!({"iss": "https://evil.example", "aud": "assignments"}),
+            serde_json::json!({"iss": "https://platform.example", "aud": "another-service"}),
+        ] {
+            let refused = strict.session_claims(&token(bad.clone()));
+            assert!(matches!(refused, Err(ApiError::Unauthorized(_))), "{bad}");
+        }
+
+        let expired = token(serde_json::json!({"exp": (Utc::now() - chrono::Duration::hours(1)).timestamp()}));
+        assert!(matches!(open.session_claims(&expired), Err(ApiError::Unauthorized("the session token has expired"))));
+    }
 
     #[test]
     fn api_key_shape_is_prefix_and_32_alphanumerics() {

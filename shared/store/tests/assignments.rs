@@ -265,3 +265,56 @@ async fn progress_pages_cross_the_one_megabyte_boundary() {
     assert!(capacity.requests() >= 2, "expected at least two Query pages, got {}", capacity.requests());
     assert!(capacity.reads() > 100.0, "large rows consume capacity ({} RCU)", capacity.reads());
 }
+
+/// A filter that matches nothing cannot make one request read the whole org: a request reads at most
+/// `MAX_PAGES_PER_REQUEST` pages of `FILTERED_PAGE_SIZE` and hands back a cursor, even with no items.
+#[tokio::test]
+async fn a_filtered_list_reads_a_bounded_number_of_pages_and_says_where_to_go_on() {
+    let (store, capacity) = store_with_capacity().await;
+    let org = new_org();
+    let codec = CursorCodec::new("test-secret");
+    let total: usize = 650;
+    let mut pending = Vec::new();
+    for _ in 0..total {
+        let a = assignment(AssigneeType::User, &uuid::Uuid::new_v4().to_string(), "xxe", in_days(5));
+        let (store, org) = (store.clone(), org.clone());
+        pending.push(tokio::spawn(async move {
+            store.create_assignment(&org, &a, &audit("assignment.created", "xxe"), &[]).await.unwrap()
+        }));
+        if pending.len() == 16 {
+            for task in pending.drain(..) {
+                task.await.unwrap();
+            }
+        }
+    }
+    for task in pending {
+        task.await.unwrap();
+    }
+
+    let nobody = AssignmentFilter { assignee_id: Some(uuid::Uuid::new_v4().to_string()), ..Default::default() };
+    let mut cursor: Option<String> = None;
+    let mut requests_per_call = Vec::new();
+    loop {
+        capacity.reset();
+        let start = cursor.as_deref().map(|c| codec.open(&org, "assignments", c).unwrap());
+        let page = store.list_assignments(&org, &nobody, 1, start).await.unwrap();
+        assert!(page.items.is_empty());
+        requests_per_call.push(capacity.requests());
+        match page.next {
+            Some(key) => cursor = Some(codec.seal(&org, "assignments", &key)),
+            None => break,
+        }
+        assert!(requests_per_call.len() < 10, "the listing ends: {requests_per_call:?}");
+    }
+    let cap = store::MAX_PAGES_PER_REQUEST as u64;
+    assert!(requests_per_call.iter().all(|r| *r <= cap), "at most {cap} Queries per request: {requests_per_call:?}");
+    let pages = total.div_ceil(store::FILTERED_PAGE_SIZE as usize) as u64;
+    assert_eq!(requests_per_call.iter().sum::<u64>(), pages, "every item read once over the cursors");
+    assert_eq!(requests_per_call[0], cap, "the first request stops at the cap and hands back a cursor");
+
+    // A filter every item matches fills `limit` from the first page.
+    capacity.reset();
+    let everyone = AssignmentFilter { assignee_type: Some(AssigneeType::User), ..Default::default() };
+    let page = store.list_assignments(&org, &everyone, 3, None).await.unwrap();
+    assert_eq!((page.items.len(), page.next.is_some(), capacity.requests()), (3, true, 1));
+}
