@@ -32,12 +32,19 @@ cargo fmt --all --check
 
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# `test = false` targets are not in --all-targets.
+cargo clippy --workspace --test iam_coverage --quiet -- -D warnings
 
 step "cfn-lint template.yaml"
 .tools/venv/bin/cfn-lint template.yaml
 
 step "cargo test --workspace (store tests run against DynamoDB Local at $AWS_ENDPOINT_URL_DYNAMODB, table $TABLE_NAME)"
+# The end-to-end tests record each function's AWS permissions here for the IAM coverage test.
+export IAM_RECORD_DIR="$STATE/iam-uses"
 cargo test --workspace
+
+step "IAM coverage: each function's policy in template.yaml allows exactly what the end-to-end tests saw it use"
+cargo test --workspace --test iam_coverage -- --nocapture
 
 step "schemathesis against the local gateway (shared/api/openapi.yaml): no 5xx, responses match the schema"
 # Same feature set as the test build just made (dev-only SDK features included): links, no rebuild.

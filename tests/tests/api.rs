@@ -28,16 +28,19 @@ async fn start() -> Env {
     let table = std::env::var("TABLE_NAME").unwrap_or_default();
     assert!(!table.is_empty(), "end-to-end tests need the local stack: run them through infra/test.sh");
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-    let store = store::Store::new(aws_sdk_dynamodb::Client::new(&config), table);
+    let store = store::Store::new(gateway::iam::dynamodb(&aws_sdk_dynamodb::Client::new(&config)), table);
     seed::load_catalog(&store).await.unwrap();
     let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
     DELIVERY.get_or_init(|| gateway::bus::start_in_background(template.clone(), SECRET.to_vec()).unwrap());
     let events = aws_sdk_eventbridge::Client::new(&config);
-    let publisher = events::Publisher::new(events.clone(), std::env::var("EVENT_BUS_NAME").unwrap());
+    let publisher =
+        events::Publisher::new(gateway::iam::eventbridge(&events), std::env::var("EVENT_BUS_NAME").unwrap());
+    let mut bucket = exports::Bucket::from_env(&config).unwrap();
+    bucket.client = gateway::iam::s3(&bucket.client);
     let consumer = events::Consumer { store: store.clone(), publisher: publisher.clone() };
     let gw = gateway::Gateway::new(
         api::App::new(store.clone(), SECRET, publisher),
-        exports::Bucket::from_env(&config).unwrap(),
+        bucket,
         gateway::routes_from_template(&template).unwrap(),
     )
     .unwrap();
@@ -1357,4 +1360,148 @@ async fn an_audit_cursor_is_bound_to_its_range() {
             call(&env, Method::GET, &format!("/audit-log?limit=1&{other}&cursor={cursor}"), Some(key), None, &[]).await;
         assert_problem(&moved, 400, "validation_failed");
     }
+}
+
+/// Custom-course events on the platform's bus reach the course consumer through the template's rule:
+/// the course is projected, and a later change of its items re-evaluates the learners already on it
+/// (one whose remaining items are all done completes).
+#[tokio::test]
+async fn custom_course_changes_on_the_bus_re_evaluate_assigned_learners() {
+    let env = start().await;
+    let org = org(&env).await;
+    let course = domain::CourseId(uuid::Uuid::new_v4());
+    let course_event = |items: Value, at: chrono::DateTime<Utc>| seed::PlatformEvent {
+        source: "platform.content",
+        detail_type: "custom_course.updated",
+        detail: json!({"orgId": org.org_id.as_str(), "courseId": course, "name": "Threat Modelling 101",
+                       "isActive": true, "occurredAt": at, "items": items}),
+    };
+    let scenario = json!({"itemType": "scenario", "itemId": "secrets-in-env", "orderIndex": 1});
+    let topic = json!({"itemType": "topic", "itemId": "xxe", "orderIndex": 2});
+    let first_version = Utc::now();
+    publish(&env, &[course_event(json!([scenario, topic]), first_version)]).await;
+    let stored =
+        eventually("the course", || async { env.store.get_custom_course(&org.org_id, course).await.unwrap() }).await;
+    assert_eq!(stored.name, "Threat Modelling 101");
+
+    let key = org.api_keys.admin.as_str();
+    let body = json!({"contentArea": "custom", "targetType": "custom-course", "targetId": course,
+                      "assigneeType": "org", "assigneeId": org.org_id.as_str(), "deadline": deadline(30)});
+    let created = call(&env, Method::POST, "/assignments", Some(key), Some(body), &[]).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let path = format!("/assignments/{}", created.body["id"].as_str().unwrap());
+    let learner = org.learners().next().unwrap();
+    let done = seed::PlatformEvent {
+        source: "platform.training",
+        detail_type: "scenario.completed",
+        detail: json!({"orgId": org.org_id.as_str(), "userId": learner.user_id, "scenarioId": "secrets-in-env",
+                       "score": 90, "completedAt": Utc::now()}),
+    };
+    env.consumer.handle(done.envelope()).await.unwrap();
+    let detail = call(&env, Method::GET, &path, Some(key), None, &[]).await;
+    assert_eq!(user_of(&detail.body, learner.user_id).unwrap()["status"], "in_progress");
+
+    publish(&env, &[course_event(json!([scenario]), first_version + chrono::Duration::seconds(1))]).await;
+    eventually("the learner to complete the shortened course", || async {
+        let detail = call(&env, Method::GET, &path, Some(key), None, &[]).await;
+        (user_of(&detail.body, learner.user_id)?["status"] == "completed").then_some(())
+    })
+    .await;
+}
+
+/// Fails S3's CompleteMultipartUpload before it is sent; every other call reaches the (moto) server.
+#[derive(Debug)]
+struct FailCompleteMultipartUpload;
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for FailCompleteMultipartUpload {
+    fn name(&self) -> &'static str {
+        "FailCompleteMultipartUpload"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        use aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadInput;
+        match context.input().downcast_ref::<CompleteMultipartUploadInput>() {
+            Some(_) => Err("injected failure of CompleteMultipartUpload".into()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// An export whose upload fails to complete answers 503, aborts its multipart upload (nothing is left
+/// in the bucket) and writes no audit entry.
+#[tokio::test]
+async fn a_failed_export_aborts_its_upload() {
+    let env = start().await;
+    let org = org(&env).await;
+    let key = org.api_keys.admin.as_str();
+    call(&env, Method::POST, "/assignments", Some(key), Some(team_topic(&org, "xxe")), &[]).await;
+
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let mut bucket = exports::Bucket::from_env(&config).unwrap();
+    let healthy = bucket.client.clone();
+    let failing = healthy.config().to_builder().interceptor(FailCompleteMultipartUpload).build();
+    bucket.client = gateway::iam::s3(&aws_sdk_s3::Client::from_conf(failing));
+    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
+    let publisher = events::Publisher::new(env.events.clone(), std::env::var("EVENT_BUS_NAME").unwrap());
+    let broken = gateway::Gateway::new(
+        api::App::new(env.store.clone(), SECRET, publisher),
+        bucket.clone(),
+        gateway::routes_from_template(&template).unwrap(),
+    )
+    .unwrap();
+    let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let invoke_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/api/public/v1", api_listener.local_addr().unwrap());
+    tokio::spawn(broken.serve(api_listener, invoke_listener));
+
+    let reply = env
+        .http
+        .post(format!("{base}/assignments/exports"))
+        .bearer_auth(key)
+        .json(&json!({"kind": "progress"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    let prefix = format!("exports/{}/", org.org_id.as_str());
+    let uploads = healthy.list_multipart_uploads().bucket(&bucket.name).prefix(&prefix).send().await.unwrap();
+    assert!(uploads.uploads().is_empty(), "the upload was aborted: {:?}", uploads.uploads());
+    let objects = healthy.list_objects_v2().bucket(&bucket.name).prefix(&prefix).send().await.unwrap();
+    assert_eq!(objects.key_count(), Some(0));
+    let audit = call(&env, Method::GET, "/audit-log?action=assignment.exported", Some(key), None, &[]).await;
+    assert_eq!(audit.body["items"], json!([]));
+}
+
+/// An org-wide assignment whose roster does not fit one transaction: the create function writes the
+/// first rows with the assignment and the rest in further transactions that update its counters.
+#[tokio::test]
+async fn an_org_wide_assignment_writes_a_roster_larger_than_one_transaction() {
+    let env = start().await;
+    let org = org(&env).await;
+    let now = Utc::now();
+    for i in 0..store::ROSTER_ROWS_PER_TRANSACTION + 10 {
+        let user = seed::SeededUser {
+            user_id: domain::UserId(uuid::Uuid::new_v4()),
+            name: format!("Learner {i}"),
+            email: format!("learner-{i}@acme.example"),
+            role: Role::Learner,
+            team_id: None,
+            token: String::new(),
+        };
+        env.consumer.handle(seed::user_created(&org.org_id, &user, now).envelope()).await.unwrap();
+    }
+    let body = json!({"contentArea": "practice", "targetType": "topic", "targetId": "xxe", "assigneeType": "org",
+                      "assigneeId": org.org_id.as_str(), "deadline": deadline(30)});
+    let key = org.api_keys.admin.as_str();
+    let preview = call(&env, Method::POST, "/assignments?dryRun=true", Some(key), Some(body.clone()), &[]).await;
+    let learners = preview.body["learnerCount"].as_u64().unwrap();
+    assert!(learners > store::ROSTER_ROWS_PER_TRANSACTION as u64, "{learners}");
+    let created = call(&env, Method::POST, "/assignments", Some(key), Some(body), &[]).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    assert_eq!(created.body["progress"]["totalUsers"].as_u64(), Some(learners));
 }

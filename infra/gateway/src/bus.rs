@@ -177,9 +177,10 @@ pub fn start_in_background(template_yaml: String, session_secret: Vec<u8>) -> Re
                         std::env::var("TABLE_NAME").map_err(|_| GatewayError::Bus("TABLE_NAME not set".into()))?;
                     let bus = std::env::var("EVENT_BUS_NAME")
                         .map_err(|_| GatewayError::Bus("EVENT_BUS_NAME not set".into()))?;
-                    let store = store::Store::new(aws_sdk_dynamodb::Client::new(&config), table);
-                    let publisher = events::Publisher::new(events.clone(), bus);
-                    let bucket = exports::Bucket::from_env(&config).map_err(GatewayError::Bus)?;
+                    let store = store::Store::new(crate::iam::dynamodb(&aws_sdk_dynamodb::Client::new(&config)), table);
+                    let publisher = events::Publisher::new(crate::iam::eventbridge(&events), bus);
+                    let mut bucket = exports::Bucket::from_env(&config).map_err(GatewayError::Bus)?;
+                    bucket.client = crate::iam::s3(&bucket.client);
                     let gateway = Gateway::new(api::App::new(store, &session_secret, publisher), bucket, routes)?;
                     let installed = install(&rules, &events, &sqs).await?;
                     Ok::<_, GatewayError>((gateway, installed))

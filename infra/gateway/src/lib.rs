@@ -6,6 +6,7 @@
 //! function's `handle` → response JSON), and the response JSON becomes the HTTP response.
 
 pub mod bus;
+pub mod iam;
 pub mod seed;
 
 use std::collections::HashMap;
@@ -142,9 +143,13 @@ impl Gateway {
 
     /// Runs a function on an event, as Lambda's Invoke API would, returning the function's result.
     pub async fn invoke(&self, function: &str, event: Value) -> Result<Value, GatewayError> {
-        if !FUNCTIONS.contains(&function) {
+        let Some(&function) = FUNCTIONS.iter().find(|f| **f == function) else {
             return Err(GatewayError::UnknownFunction(function.to_owned()));
-        }
+        };
+        iam::as_function(function, self.run(function, event)).await
+    }
+
+    async fn run(&self, function: &str, event: Value) -> Result<Value, GatewayError> {
         // EventBridge consumers: the event is their payload; an error is what Lambda would report.
         let consumed = match function {
             "ProgressEventsFunction" => Some(progress_events_fn::handle(&self.consumer, event.clone()).await),

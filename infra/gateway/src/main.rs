@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use gateway::{Gateway, routes_from_template, seed};
+use gateway::{Gateway, iam, routes_from_template, seed};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -27,13 +27,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml"))?;
-    let app = api::App::from_env().await?;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    // Clients that record each function's AWS permissions when IAM_RECORD_DIR is set (see `iam`).
+    let app = api::App::from_env_with(
+        iam::dynamodb(&aws_sdk_dynamodb::Client::new(&config)),
+        iam::eventbridge(&aws_sdk_eventbridge::Client::new(&config)),
+    )?;
+    let mut bucket = exports::Bucket::from_env(&config)?;
+    bucket.client = iam::s3(&bucket.client);
     let secret = std::env::var("SESSION_TOKEN_SECRET")?;
     // Platform events on the local bus reach the consumers through the template's rules.
     gateway::bus::start_in_background(template.clone(), secret.clone().into_bytes())?;
     let store = app.store.clone();
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-    let bucket = exports::Bucket::from_env(&config)?;
     let gateway = Gateway::new(app, bucket, routes_from_template(&template)?)?;
     let api_listener = tokio::net::TcpListener::bind(("127.0.0.1", api_port)).await?;
     let invoke_listener = tokio::net::TcpListener::bind(("127.0.0.1", invoke_port)).await?;

@@ -270,17 +270,21 @@ impl Store {
         Ok(())
     }
 
-    /// Gives a key back after a failure that the client should be able to retry (a 5xx).
+    /// Gives a key back after a failure that the client should be able to retry (a 5xx): the lease
+    /// ends now, so the next attempt claims it. An update, not a delete: the function that claims
+    /// keys needs no `dynamodb:DeleteItem` for it.
     pub async fn release_idempotency(&self, org: &OrgId, key: &IdempotencyKey) -> Result<(), StoreError> {
         let result = self
             .client
-            .delete_item()
+            .update_item()
             .table_name(&self.table)
             .key(keys::PK, s(keys::idempotency_pk(org, &key.digest)))
             .key(keys::SK, s(keys::IDEMPOTENCY_SK))
+            .update_expression("SET leaseUntil = :ended")
             .condition_expression("#state = :pending")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":ended", n(0))
             .send()
             .await
             .map_err(classify);
