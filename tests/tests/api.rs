@@ -1505,3 +1505,36 @@ async fn an_org_wide_assignment_writes_a_roster_larger_than_one_transaction() {
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
     assert_eq!(created.body["progress"]["totalUsers"].as_u64(), Some(learners));
 }
+
+/// What authenticating costs, counted by the store's request counter against DynamoDB Local: a session
+/// is one strongly consistent GetItem of the user (1 read unit) plus the rate counter (an UpdateItem of
+/// this hour and a GetItem of the previous one); an API key swaps the user for the key. Printed for the
+/// issue note and pinned so a change that adds round trips shows up in review.
+#[tokio::test]
+async fn authenticating_a_session_costs_one_consistent_read_of_the_user_plus_the_rate_counter() {
+    let env = start().await;
+    let org = org(&env).await;
+    let capacity = store::Capacity::default();
+    let publisher = events::Publisher::new(env.events.clone(), std::env::var("EVENT_BUS_NAME").unwrap());
+    let app = api::App::new(env.store.clone().with_capacity_tracking(capacity.clone()), SECRET, publisher);
+    for (what, token) in [("session", org.admin().token.as_str()), ("API key", org.api_keys.admin.as_str())] {
+        let header = format!("Bearer {token}");
+        // Twice: the second request finds this hour's counter already there, as most requests do.
+        app.auth.authenticate(Some(&header), Utc::now()).await.unwrap();
+        capacity.reset();
+        let who = app.auth.authenticate(Some(&header), Utc::now()).await.unwrap();
+        eprintln!(
+            "{what}: {} DynamoDB requests, {} read units, {} write units",
+            capacity.requests(),
+            capacity.reads(),
+            capacity.writes()
+        );
+        assert_eq!(capacity.requests(), 3, "{what}: identity + rate counter (update this hour, read the last)");
+        assert_eq!(who.principal.org, org.org_id);
+    }
+    let user_only = store::Capacity::default();
+    let tracked = env.store.clone().with_capacity_tracking(user_only.clone());
+    tracked.current_user(&org.org_id, org.admin().user_id).await.unwrap().unwrap();
+    eprintln!("the session's user alone: {} request, {} read units", user_only.requests(), user_only.reads());
+    assert_eq!((user_only.requests(), user_only.reads()), (1, 1.0), "one strongly consistent read of a small item");
+}

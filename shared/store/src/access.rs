@@ -139,17 +139,9 @@ impl Store {
     /// The key a bearer token belongs to, read strongly consistent so a revocation applies to the
     /// very next request.
     pub async fn api_key_by_token(&self, token: &str) -> Result<Option<ApiKey>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(keys::PK, s(keys::api_key_pk(&token_sha256(token))))
-            .key(keys::SK, s(keys::API_KEY_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        out.item.map(|item| Ok(from_item::<ApiKeyRecord>(item)?.key)).transpose()
+        // Strongly consistent: a revocation applies to the very next request.
+        let item = self.get_item(keys::api_key_pk(&token_sha256(token)), keys::API_KEY_SK, true).await?;
+        item.map(|item| Ok(from_item::<ApiKeyRecord>(item)?.key)).transpose()
     }
 
     /// Revokes one of the org's keys, effective immediately.

@@ -300,12 +300,19 @@ async fn a_filtered_list_reads_a_bounded_number_of_pages_and_says_where_to_go_on
         let page = store.list_assignments(&org, &nobody, 1, start).await.unwrap();
         assert!(page.items.is_empty());
         requests_per_call.push(capacity.requests());
+        eprintln!(
+            "  request {}: {} Queries, {} read units",
+            requests_per_call.len(),
+            capacity.requests(),
+            capacity.reads()
+        );
         match page.next {
             Some(key) => cursor = Some(codec.seal(&org, "assignments", &key)),
             None => break,
         }
         assert!(requests_per_call.len() < 10, "the listing ends: {requests_per_call:?}");
     }
+    eprintln!("filtered list, no match, 650 assignments: Queries per request {requests_per_call:?}");
     let cap = store::MAX_PAGES_PER_REQUEST as u64;
     assert!(requests_per_call.iter().all(|r| *r <= cap), "at most {cap} Queries per request: {requests_per_call:?}");
     let pages = total.div_ceil(store::FILTERED_PAGE_SIZE as usize) as u64;
