@@ -64,8 +64,9 @@ Try it (org "Acme Payments", admin API key):
   curl -s -X POST $BASE/assignments -H 'Authorization: Bearer $KEY' -H 'Content-Type: application/json' \\
     -d '{"contentArea":"practice","targetType":"topic","targetId":"sql-injection","assigneeType":"team","assigneeId":"$TEAM","deadline":"$DEADLINE","note":"PCI DSS 6.2.2"}'
 
-  # 2. list the org's assignments, newest first
-  curl -s '$BASE/assignments?limit=10' -H 'Authorization: Bearer $KEY'
+  # 2. list the org's assignments, newest first: a JSON array (v1); -i shows the Link header to the next
+  #    page and the X-RateLimit-* headers
+  curl -si '$BASE/assignments?limit=2' -H 'Authorization: Bearer $KEY'
 
   # 3. detail with per-learner progress (takes the id of the newest assignment)
   ID=\$(curl -s '$BASE/assignments?limit=1' -H 'Authorization: Bearer $KEY' | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
