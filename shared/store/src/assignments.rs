@@ -388,11 +388,7 @@ impl Store {
                 limit,
             )
             .await?;
-        let items = items
-            .into_iter()
-            .map(|item| Ok(from_item::<ProgressRecord>(item)?.row))
-            .collect::<Result<_, StoreError>>()?;
-        Ok(Page { items, next })
+        Ok(Page { items: progress_rows(items)?, next })
     }
 
     /// One learner's row on one assignment.
@@ -417,10 +413,8 @@ impl Store {
                 .expression_attribute_values(":pk", s(pk.as_str()))
                 .expression_attribute_values(":asg", s("ASG#"))
         })
-        .await?
-        .into_iter()
-        .map(|item| Ok(from_item::<ProgressRecord>(item)?.row))
-        .collect()
+        .await
+        .and_then(progress_rows)
     }
 
     /// Pattern 3, paged: up to `limit` of a user's progress rows (the learner view).
@@ -446,11 +440,7 @@ impl Store {
                 limit,
             )
             .await?;
-        let items = items
-            .into_iter()
-            .map(|item| Ok(from_item::<ProgressRecord>(item)?.row))
-            .collect::<Result<_, StoreError>>()?;
-        Ok(Page { items, next })
+        Ok(Page { items: progress_rows(items)?, next })
     }
 
     /// Pattern 4: the active assignments aimed at one assignee (a team, the org, a user).
@@ -806,4 +796,9 @@ impl Store {
             Err(other) => Err(other.into()),
         }
     }
+}
+
+/// Progress rows out of their stored items.
+fn progress_rows(items: Vec<Item>) -> Result<Vec<ProgressRow>, StoreError> {
+    items.into_iter().map(|item| Ok(from_item::<ProgressRecord>(item)?.row)).collect()
 }
