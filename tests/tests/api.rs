@@ -1323,13 +1323,18 @@ async fn a_v1_client_pages_bare_arrays_by_following_link() {
             assert_eq!(rel.trim(), "rel=\"next\"");
             let target = target.trim().trim_start_matches('<').trim_end_matches('>').to_owned();
             assert!(target.contains("limit=2") && target.contains("isActive=true"), "filters carry over: {target}");
-            target
+            assert!(target.starts_with("/api/public/v1/assignments?"), "a relative reference: {target}");
+            reqwest::Url::parse(&next).unwrap().join(&target).unwrap().to_string()
         });
         responses += 1;
         assert!(responses <= 5, "the listing ends");
     }
     assert_eq!(seen, created);
     assert_eq!(responses, 3);
+
+    let exact = call(&env, Method::GET, "/assignments?limit=5", Some(key), None, &[]).await;
+    assert_eq!(exact.body.as_array().unwrap().len(), 5);
+    assert!(exact.headers.get("link").is_none(), "a page that holds the rest exactly is the last one");
 
     let all = call(&env, Method::GET, "/assignments", Some(key), None, &[]).await;
     assert_eq!(all.body.as_array().unwrap().len(), 5, "no limit: everything up to the cap");

@@ -156,20 +156,16 @@ pub fn list_response(req: &Request, items: Vec<Value>, next_cursor: Option<Strin
     response
 }
 
-/// The absolute URL of this request with `cursor` replaced. API Gateway's `X-Forwarded-Proto` and the
-/// request's host make the scheme and authority, as lambda_http reads them into the URI.
+/// This request's path and query with `cursor` replaced, as a relative reference (RFC 8288 resolves it
+/// against the request's URL). Never an absolute URL: `Host` and `X-Forwarded-Proto` are the client's to
+/// set, and a link built from them could send the next request, bearer token and all, elsewhere.
 pub fn next_page_url(req: &Request, cursor: &str) -> String {
-    let uri = req.uri();
     let mut query = form_urlencoded::Serializer::new(String::new());
     for (name, value) in req.query_string_parameters().iter().filter(|(name, _)| *name != "cursor") {
         query.append_pair(name, value);
     }
     query.append_pair("cursor", cursor);
-    let origin = match (uri.scheme_str(), uri.authority()) {
-        (Some(scheme), Some(authority)) => format!("{scheme}://{authority}"),
-        _ => String::new(),
-    };
-    format!("{origin}{}?{}", uri.path(), query.finish())
+    format!("{}?{}", req.uri().path(), query.finish())
 }
 
 pub fn path_param(req: &Request, name: &str) -> Option<String> {
@@ -222,7 +218,7 @@ mod tests {
     #[test]
     fn next_links_keep_the_filters_and_replace_the_cursor() {
         let req: Request = http::Request::builder()
-            .uri("https://api.example.com/api/public/v1/assignments?isActive=true&cursor=old&limit=5")
+            .uri("https://attacker.example/api/public/v1/assignments?isActive=true&cursor=old&limit=5")
             .body(Body::Empty)
             .unwrap();
         let req = lambda_http::RequestExt::with_query_string_parameters(
@@ -234,7 +230,7 @@ mod tests {
             ]),
         );
         let url = next_page_url(&req, "a.b");
-        assert!(url.starts_with("https://api.example.com/api/public/v1/assignments?"), "{url}");
+        assert!(url.starts_with("/api/public/v1/assignments?"), "relative, whatever Host says: {url}");
         let query: std::collections::HashMap<_, _> =
             form_urlencoded::parse(url.split_once('?').unwrap().1.as_bytes()).into_owned().collect();
         assert_eq!(query.len(), 3, "{url}");

@@ -242,7 +242,13 @@ impl Store {
         let mut next = start;
         for _ in 0..MAX_PAGES_PER_REQUEST {
             let missing = limit.saturating_sub(items.len());
-            let page_size = if filtered { FILTERED_PAGE_SIZE } else { i32::try_from(missing).unwrap_or(i32::MAX) };
+            // Unfiltered, one item more than needed: DynamoDB hands back a LastEvaluatedKey when a page
+            // ends exactly at its Limit, so asking for `missing` would send a client to an empty last page.
+            let page_size = if filtered {
+                FILTERED_PAGE_SIZE
+            } else {
+                i32::try_from(missing.saturating_add(1)).unwrap_or(i32::MAX)
+            };
             let (page, after) = self.query_page(&build, next, Some(page_size.max(1))).await?;
             let read = page.len();
             items.extend(page.into_iter().take(missing));
