@@ -9,9 +9,7 @@ use events::{membership, outbound};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use store::StoreError;
-
-/// Without `If-Match`, a concurrent edit is re-read and the patch applied again, a few times.
-const ATTEMPTS: usize = 3;
+use store::retry::Retry;
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     api::serve(app, &req, patch).await
@@ -35,7 +33,8 @@ async fn patch(call: Call<'_>) -> Result<Response<Body>, ApiError> {
         validation::validate_patch(&http::json_body(call.req)?, call.now.date_naive())?
     };
 
-    for _ in 0..ATTEMPTS {
+    let mut attempts = Retry::CONFLICT.attempts();
+    while attempts.next().await {
         let current = store.get_assignment(org, id).await?.ok_or(ApiError::NotFound)?;
         if expected.is_some_and(|v| v != current.version) {
             return Err(ApiError::PreconditionFailed { current_version: current.version });
@@ -87,6 +86,7 @@ async fn patch(call: Call<'_>) -> Result<Response<Body>, ApiError> {
             Err(other) => return Err(other.into()),
         }
     }
+    // Without `If-Match`, concurrent edits were re-read and the patch applied again until the policy ran out.
     Err(ApiError::Unavailable)
 }
 

@@ -1,19 +1,18 @@
 //! PutEvents to the service's bus: at most 10 entries a call, failed entries resent with backoff.
 
-use std::time::Duration;
-
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use store::retry::Retry;
 
 use crate::outbound::{DomainEvent, SOURCE};
 
 /// PutEvents accepts at most 10 entries per call.
 pub const BATCH: usize = 10;
-/// Calls per batch before giving up on entries that keep failing.
-const ATTEMPTS: u32 = 6;
+/// Calls per batch before giving up on entries that keep failing: [`Retry::PARTIAL`]'s.
+const POLICY: Retry = Retry::PARTIAL;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    #[error("{failed} of {total} events not published after {ATTEMPTS} attempts: {reason}")]
+    #[error("{failed} of {total} events not published after {} attempts: {reason}", POLICY.attempts)]
     Failed { failed: usize, total: usize, reason: String },
 }
 
@@ -39,15 +38,10 @@ impl Publisher {
         let mut reason = String::new();
         for batch in events.chunks(BATCH) {
             let mut pending: Vec<PutEventsRequestEntry> = batch.iter().map(|e| self.entry(e)).collect();
-            for attempt in 0..ATTEMPTS {
-                if attempt > 0 {
-                    tokio::time::sleep(Duration::from_millis(50 << attempt.min(5))).await;
-                }
+            let mut attempts = POLICY.attempts();
+            while !pending.is_empty() && attempts.next().await {
                 match self.client.put_events().set_entries(Some(pending.clone())).send().await {
-                    Ok(out) if out.failed_entry_count() == 0 => {
-                        pending.clear();
-                        break;
-                    }
+                    Ok(out) if out.failed_entry_count() == 0 => pending.clear(),
                     Ok(out) => {
                         // Results are in request order; an entry with an error code was not accepted.
                         let results = out.entries();

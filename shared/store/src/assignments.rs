@@ -9,6 +9,7 @@ use domain::{
 
 use crate::dynamo::{CancelReason, Item, TxFailure, from_item, n, s, to_item};
 use crate::records::{AssignmentRecord, LockRecord, ProgressRecord};
+use crate::retry::Retry;
 use crate::{Page, PageKey, Store, StoreError, keys};
 
 /// Progress rows written in the transaction that creates an assignment (100 minus the assignment, its
@@ -620,7 +621,8 @@ impl Store {
         units: Vec<TrackedUnit>,
     ) -> Result<Option<Assignment>, StoreError> {
         let mut current = assignment.clone();
-        for _ in 0..8 {
+        let mut attempts = Retry::CONFLICT.attempts();
+        while attempts.next().await {
             if current.units == units {
                 return Ok(None);
             }

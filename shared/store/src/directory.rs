@@ -10,6 +10,7 @@ use domain::{CourseId, CustomCourse, OrgId, Team, TeamChange, TeamId, User, User
 
 use crate::dynamo::{Item, from_item, n, s, to_item};
 use crate::records::{CourseRecord, TeamRecord, UserRecord};
+use crate::retry::Retry;
 use crate::{Page, PageKey, Store, StoreError, keys};
 
 const NEWER_WINS: &str = "attribute_not_exists(PK) OR updatedAtMs <= :ms";
@@ -80,10 +81,8 @@ impl Store {
         change: &UserChange,
         at: DateTime<Utc>,
     ) -> Result<User, StoreError> {
-        for attempt in 0..8 {
-            if attempt > 0 {
-                tokio::time::sleep(crate::dynamo::backoff(attempt.min(4))).await;
-            }
+        let mut attempts = Retry::CONFLICT.attempts();
+        while attempts.next().await {
             let stored = self.get(keys::user_pk(org, user_id), keys::PROFILE_SK).await?;
             let (mut user, condition) = match stored {
                 Some(item) => {
@@ -114,10 +113,8 @@ impl Store {
         change: &TeamChange,
         at: DateTime<Utc>,
     ) -> Result<Team, StoreError> {
-        for attempt in 0..8 {
-            if attempt > 0 {
-                tokio::time::sleep(crate::dynamo::backoff(attempt.min(4))).await;
-            }
+        let mut attempts = Retry::CONFLICT.attempts();
+        while attempts.next().await {
             let stored = self.get(keys::team_pk(org, team_id), keys::PROFILE_SK).await?;
             let (mut team, condition) = match stored {
                 Some(item) => {

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -14,6 +13,7 @@ use aws_sdk_dynamodb::types::{
 };
 use serde::de::DeserializeOwned;
 
+use crate::retry::Retry;
 use crate::{PageKey, Store, StoreError};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
@@ -41,9 +41,6 @@ fn continuation_key(item: &Item, index: Option<&str>) -> Result<PageKey, StoreEr
     }
     Ok(PageKey(key))
 }
-
-/// How many times a batch is resent before giving up on its unprocessed part.
-const MAX_BATCH_ATTEMPTS: u32 = 8;
 
 /// Consumed capacity added up across requests, in hundredths of a unit.
 #[derive(Debug, Clone, Default)]
@@ -331,17 +328,14 @@ impl Store {
                     Ok(WriteRequest::builder().put_request(put).build())
                 })
                 .collect::<Result<_, StoreError>>()?;
-            let mut attempt = 0;
+            let mut attempts = Retry::PARTIAL.attempts();
             while !pending.is_empty() {
-                attempt += 1;
-                if attempt > MAX_BATCH_ATTEMPTS {
+                if !attempts.next().await {
                     return Err(StoreError::Throttled(format!(
-                        "{} items still unprocessed after {MAX_BATCH_ATTEMPTS} attempts",
-                        pending.len()
+                        "{} items still unprocessed after {} attempts",
+                        pending.len(),
+                        attempts.made()
                     )));
-                }
-                if attempt > 1 {
-                    tokio::time::sleep(backoff(attempt)).await;
                 }
                 let out = self
                     .client
@@ -370,14 +364,13 @@ impl Store {
                     .build()
                     .map_err(|e| StoreError::Other(e.to_string()))?,
             );
-            let mut attempt = 0;
+            let mut attempts = Retry::PARTIAL.attempts();
             while let Some(request) = pending.take() {
-                attempt += 1;
-                if attempt > MAX_BATCH_ATTEMPTS {
-                    return Err(StoreError::Throttled("keys still unprocessed after retries".into()));
-                }
-                if attempt > 1 {
-                    tokio::time::sleep(backoff(attempt)).await;
+                if !attempts.next().await {
+                    return Err(StoreError::Throttled(format!(
+                        "keys still unprocessed after {} attempts",
+                        attempts.made()
+                    )));
                 }
                 let out = self
                     .client
@@ -398,11 +391,4 @@ impl Store {
         }
         Ok(found)
     }
-}
-
-/// Exponential backoff with a little jitter from the clock, capped at about a second.
-pub(crate) fn backoff(attempt: u32) -> Duration {
-    let base = 25u64 << attempt.min(6);
-    let jitter = u64::from(chrono::Utc::now().timestamp_subsec_micros() % 25);
-    Duration::from_millis(base.min(1_000) + jitter)
 }

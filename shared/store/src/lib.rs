@@ -14,6 +14,7 @@ mod dynamo;
 pub mod keys;
 mod progress;
 mod records;
+pub mod retry;
 
 use std::collections::HashMap;
 

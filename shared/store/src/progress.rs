@@ -7,10 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::assignments::{counter_failure, counter_update, progress_item, put};
 use crate::dynamo::{CancelReason, TxFailure, from_item, n, s, to_item};
+use crate::retry::Retry;
 use crate::{Store, StoreError, keys};
-
-/// Attempts of a read-modify-write before giving up on a contended row.
-const ATTEMPTS: u32 = 12;
 
 /// A row as it was before a change and as stored after it.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,10 +100,8 @@ impl Store {
         change: impl Fn(&mut ProgressRow, &Assignment) -> bool,
     ) -> Result<Option<RowChange>, StoreError> {
         let mut current = assignment.clone();
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(crate::dynamo::backoff(attempt.min(4))).await;
-            }
+        let mut attempts = Retry::CONFLICT.attempts();
+        while attempts.next().await {
             let Some(before) = self.progress_row(org, current.id, user).await? else { return Ok(None) };
             let mut after = before.clone();
             if !change(&mut after, &current) {
@@ -194,20 +190,19 @@ impl Store {
                 row.removed_at = Some(at);
             }
             let mut current = assignment.clone();
-            let mut attempt = 0;
+            let mut attempts = Retry::CONFLICT.attempts();
             loop {
+                if !attempts.next().await {
+                    return Err(StoreError::TransactionConflict(format!(
+                        "tracked items of {} kept changing",
+                        assignment.id
+                    )));
+                }
                 match self.add_roster_rows(org, &current, std::slice::from_ref(&row)).await {
                     Ok(1) => return Ok(MembershipChange::Created),
                     Ok(_) => break, // another writer created the row meanwhile: apply to it
-                    Err(StoreError::AssignmentChanged) if attempt + 1 < ATTEMPTS => {
-                        attempt += 1;
-                        current = self.get_assignment(org, current.id).await?.ok_or(StoreError::NotFound)?;
-                    }
                     Err(StoreError::AssignmentChanged) => {
-                        return Err(StoreError::TransactionConflict(format!(
-                            "tracked items of {} kept changing",
-                            assignment.id
-                        )));
+                        current = self.get_assignment(org, current.id).await?.ok_or(StoreError::NotFound)?;
                     }
                     Err(other) => return Err(other),
                 }
