@@ -12,6 +12,9 @@ use store::AuditFilter;
 pub const LISTING: &str = "audit-log";
 const PARAMS: &[&str] = &["limit", "cursor", "action", "actorEmail", "from", "to"];
 
+/// This function's handler, for its `main.rs` and the local gateway.
+pub const HANDLER: api::entry::Handler<App> = |app, req| Box::pin(handle(app, req));
+
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     api::serve(app, &req, audit_log).await
 }

@@ -16,6 +16,9 @@ use store::{AssignmentFilter, IdempotencyBegin, IdempotencyKey, StoredResponse};
 
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
+/// This function's handler, for its `main.rs` and the local gateway.
+pub const HANDLER: api::entry::Handler<App> = |app, req| Box::pin(handle(app, req));
+
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     api::serve(app, &req, create).await
 }

@@ -17,6 +17,23 @@ use serde_json::json;
 /// How long the download link works.
 pub const LINK_TTL: Duration = Duration::from_secs(15 * 60);
 
+/// What this function builds once per container: the API's context and the export bucket.
+pub struct Exporter {
+    pub app: App,
+    pub bucket: Bucket,
+}
+
+impl api::entry::Context for Exporter {
+    async fn from_env() -> Result<Self, api::entry::Error> {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        Ok(Self { app: App::from_env().await?, bucket: Bucket::from_env(&config)? })
+    }
+}
+
+/// This function's handler, for its `main.rs` and the local gateway.
+pub const HANDLER: api::entry::Handler<Exporter> =
+    |exporter, req| Box::pin(handle(&exporter.app, &exporter.bucket, req));
+
 pub async fn handle(app: &App, bucket: &Bucket, req: Request) -> Response<Body> {
     api::serve(app, &req, |call| export(call, bucket)).await
 }

@@ -10,6 +10,9 @@ use api::{ApiError, App, Call, auth, views};
 use domain::{Role, Source, UserId};
 use lambda_http::{Body, Request, Response};
 
+/// This function's handler, for its `main.rs` and the local gateway.
+pub const HANDLER: api::entry::Handler<App> = |app, req| Box::pin(handle(app, req));
+
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     api::serve(app, &req, learner_view).await
 }

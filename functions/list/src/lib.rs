@@ -11,6 +11,9 @@ use store::AssignmentFilter;
 pub const LISTING: &str = "assignments";
 const PARAMS: &[&str] = &["limit", "cursor", "isActive", "assigneeType", "assigneeId", "contentArea", "overdue"];
 
+/// This function's handler, for its `main.rs` and the local gateway.
+pub const HANDLER: api::entry::Handler<App> = |app, req| Box::pin(handle(app, req));
+
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     api::serve(app, &req, list).await
 }

@@ -1,18 +1,8 @@
-//! Lambda entry point: tracing and the AWS clients once, then the runtime loop.
+//! Consumer of `platform.users` (`user.created`, `user.updated`, `user.deactivated`) and `platform.teams` (`team.member_added`, `team.member_removed`, `team.renamed`, `team.deleted`): keeps the user and team projection current and moves learners into and out of assignments.
+//!
+//! The rules live in the shared `events` crate ([`events::Consumer`]); this binary is the Lambda the
+//! template's rule invokes. The local gateway runs the same [`events::entry::CONSUME`].
 
-use std::sync::Arc;
-
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use serde_json::Value;
-
-#[tokio::main]
-async fn main() -> Result<(), Error> {
-    events::init_tracing();
-    let consumer = Arc::new(events::Consumer::from_env().await?);
-    run(service_fn(move |event: LambdaEvent<Value>| {
-        let consumer = Arc::clone(&consumer);
-        // Storage failures go back to Lambda as errors, so EventBridge retries and then dead-letters.
-        async move { membership_events_fn::handle(&consumer, event.payload).await.map_err(Error::from) }
-    }))
-    .await
+fn main() -> Result<(), events::entry::Error> {
+    events::entry::run(events::entry::CONSUME)
 }

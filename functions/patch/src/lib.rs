@@ -11,6 +11,9 @@ use serde_json::json;
 use store::StoreError;
 use store::retry::Retry;
 
+/// This function's handler, for its `main.rs` and the local gateway.
+pub const HANDLER: api::entry::Handler<App> = |app, req| Box::pin(handle(app, req));
+
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     api::serve(app, &req, patch).await
 }

@@ -1,18 +1,8 @@
-//! Lambda entry point: tracing and the AWS clients once, then the runtime loop.
+//! Consumer of `platform.training` `challenge.completed` and `scenario.completed`: marks the item done on every active assignment of the learner that tracks it, with the counters in the same transaction.
+//!
+//! The rules live in the shared `events` crate ([`events::Consumer`]); this binary is the Lambda the
+//! template's rule invokes. The local gateway runs the same [`events::entry::CONSUME`].
 
-use std::sync::Arc;
-
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use serde_json::Value;
-
-#[tokio::main]
-async fn main() -> Result<(), Error> {
-    events::init_tracing();
-    let consumer = Arc::new(events::Consumer::from_env().await?);
-    run(service_fn(move |event: LambdaEvent<Value>| {
-        let consumer = Arc::clone(&consumer);
-        // Storage failures go back to Lambda as errors, so EventBridge retries and then dead-letters.
-        async move { progress_events_fn::handle(&consumer, event.payload).await.map_err(Error::from) }
-    }))
-    .await
+fn main() -> Result<(), events::entry::Error> {
+    events::entry::run(events::entry::CONSUME)
 }

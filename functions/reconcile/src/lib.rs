@@ -6,6 +6,9 @@
 use serde_json::{Value, json};
 
 /// `{"orgIds": [...]}` limits a run to those orgs; the scheduled event itself carries nothing needed.
+/// This function's handler, for its `main.rs` and the local gateway.
+pub const HANDLER: events::entry::Handler = |consumer, event| Box::pin(handle(consumer, event));
+
 pub async fn handle(consumer: &events::Consumer, event: Value) -> Result<Value, events::ConsumerError> {
     let only = match events::scheduled::only_orgs(&event) {
         Ok(only) => only,

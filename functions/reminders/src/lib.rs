@@ -9,6 +9,9 @@
 use chrono::{NaiveDate, Utc};
 use serde_json::{Value, json};
 
+/// This function's handler, for its `main.rs` and the local gateway.
+pub const HANDLER: events::entry::Handler = |consumer, event| Box::pin(handle(consumer, event));
+
 pub async fn handle(consumer: &events::Consumer, event: Value) -> Result<Value, events::ConsumerError> {
     let today = match event.get("date").and_then(Value::as_str) {
         Some(raw) => match NaiveDate::parse_from_str(raw, "%Y-%m-%d") {

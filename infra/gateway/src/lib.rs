@@ -24,21 +24,36 @@ use lambda_http::Body;
 use lambda_http::request::LambdaRequest;
 use serde_json::{Value, json};
 
-/// Function logical IDs of `template.yaml` that this gateway can run, with their handlers.
-pub const FUNCTIONS: &[&str] = &[
-    "CreateAssignmentFunction",
-    "ListAssignmentsFunction",
-    "GetAssignmentFunction",
-    "PatchAssignmentFunction",
-    "LearnerAssignmentsFunction",
-    "AuditLogFunction",
-    "ExportCsvFunction",
-    "ProgressEventsFunction",
-    "MembershipEventsFunction",
-    "CourseEventsFunction",
-    "RemindersFunction",
-    "ReconcileFunction",
+/// How the gateway runs one of the template's functions: the handler its `main.rs` runs, over the
+/// context that function builds.
+#[derive(Clone, Copy)]
+enum Handler {
+    Http(api::entry::Handler<App>),
+    Export(api::entry::Handler<export_csv_fn::Exporter>),
+    Event(events::entry::Handler),
+}
+
+/// Every function of `template.yaml` this gateway can run, by logical id: the one place a function is
+/// registered.
+const REGISTRY: &[(&str, Handler)] = &[
+    ("CreateAssignmentFunction", Handler::Http(create_fn::HANDLER)),
+    ("ListAssignmentsFunction", Handler::Http(list_fn::HANDLER)),
+    ("GetAssignmentFunction", Handler::Http(detail_fn::HANDLER)),
+    ("PatchAssignmentFunction", Handler::Http(patch_fn::HANDLER)),
+    ("LearnerAssignmentsFunction", Handler::Http(learner_view_fn::HANDLER)),
+    ("AuditLogFunction", Handler::Http(audit_log_fn::HANDLER)),
+    ("ExportCsvFunction", Handler::Export(export_csv_fn::HANDLER)),
+    ("ProgressEventsFunction", Handler::Event(events::entry::CONSUME)),
+    ("MembershipEventsFunction", Handler::Event(events::entry::CONSUME)),
+    ("CourseEventsFunction", Handler::Event(events::entry::CONSUME)),
+    ("RemindersFunction", Handler::Event(reminders_fn::HANDLER)),
+    ("ReconcileFunction", Handler::Event(reconcile_fn::HANDLER)),
 ];
+
+/// The registered function with this logical id, under the registry's own name for it.
+fn registered(function: &str) -> Option<(&'static str, Handler)> {
+    REGISTRY.iter().find(|(id, _)| *id == function).copied()
+}
 
 /// API Gateway HTTP APIs accept bodies up to 10 MB; the functions enforce their own smaller limit.
 const MAX_GATEWAY_BODY: usize = 10 * 1024 * 1024;
@@ -117,7 +132,7 @@ fn percent_decode(raw: &str) -> String {
 #[derive(Clone)]
 pub struct Gateway {
     app: Arc<App>,
-    bucket: Arc<exports::Bucket>,
+    exporter: Arc<export_csv_fn::Exporter>,
     consumer: Arc<events::Consumer>,
     routes: Arc<Vec<Route>>,
 }
@@ -125,13 +140,13 @@ pub struct Gateway {
 impl Gateway {
     /// Refuses a template route whose function this gateway cannot run.
     pub fn new(app: App, bucket: exports::Bucket, routes: Vec<Route>) -> Result<Self, GatewayError> {
-        if let Some(route) = routes.iter().find(|r| !FUNCTIONS.contains(&r.function.as_str())) {
+        if let Some(route) = routes.iter().find(|r| registered(&r.function).is_none()) {
             return Err(GatewayError::UnknownFunction(route.function.clone()));
         }
         let consumer = events::Consumer { store: app.store.clone(), publisher: app.publisher.clone() };
         Ok(Self {
+            exporter: Arc::new(export_csv_fn::Exporter { app: app.clone(), bucket }),
             app: Arc::new(app),
-            bucket: Arc::new(bucket),
             consumer: Arc::new(consumer),
             routes: Arc::new(routes),
         })
@@ -143,43 +158,27 @@ impl Gateway {
 
     /// Runs a function on an event, as Lambda's Invoke API would, returning the function's result.
     pub async fn invoke(&self, function: &str, event: Value) -> Result<Value, GatewayError> {
-        let Some(&function) = FUNCTIONS.iter().find(|f| **f == function) else {
+        let Some((function, handler)) = registered(function) else {
             return Err(GatewayError::UnknownFunction(function.to_owned()));
         };
-        iam::as_function(function, self.run(function, event)).await
+        iam::as_function(function, self.run(handler, event)).await
     }
 
-    async fn run(&self, function: &str, event: Value) -> Result<Value, GatewayError> {
-        // EventBridge consumers: the event is their payload; an error is what Lambda would report.
-        let consumed = match function {
-            "ProgressEventsFunction" => Some(progress_events_fn::handle(&self.consumer, event.clone()).await),
-            "MembershipEventsFunction" => Some(membership_events_fn::handle(&self.consumer, event.clone()).await),
-            "CourseEventsFunction" => Some(course_events_fn::handle(&self.consumer, event.clone()).await),
-            "RemindersFunction" => Some(reminders_fn::handle(&self.consumer, event.clone()).await),
-            "ReconcileFunction" => Some(reconcile_fn::handle(&self.consumer, event.clone()).await),
-            _ => None,
+    async fn run(&self, handler: Handler, event: Value) -> Result<Value, GatewayError> {
+        let request = |event: Value| -> Result<lambda_http::Request, GatewayError> {
+            let request: LambdaRequest =
+                serde_json::from_value(event).map_err(|e| GatewayError::InvalidEvent(e.to_string()))?;
+            Ok(request.into())
         };
-        if let Some(result) = consumed {
-            return Ok(match result {
+        Ok(match handler {
+            Handler::Http(handle) => response_event(handle(&self.app, request(event)?).await),
+            Handler::Export(handle) => response_event(handle(&self.exporter, request(event)?).await),
+            // An event-driven function's error is what Lambda would report for the invocation.
+            Handler::Event(handle) => match handle(&self.consumer, event).await {
                 Ok(result) => result,
                 Err(err) => json!({"errorType": "ConsumerError", "errorMessage": err.to_string()}),
-            });
-        }
-        let request: LambdaRequest =
-            serde_json::from_value(event).map_err(|e| GatewayError::InvalidEvent(e.to_string()))?;
-        let request: lambda_http::Request = request.into();
-        let app = &*self.app;
-        let response = match function {
-            "CreateAssignmentFunction" => create_fn::handle(app, request).await,
-            "ListAssignmentsFunction" => list_fn::handle(app, request).await,
-            "GetAssignmentFunction" => detail_fn::handle(app, request).await,
-            "PatchAssignmentFunction" => patch_fn::handle(app, request).await,
-            "LearnerAssignmentsFunction" => learner_view_fn::handle(app, request).await,
-            "AuditLogFunction" => audit_log_fn::handle(app, request).await,
-            "ExportCsvFunction" => export_csv_fn::handle(app, &self.bucket, request).await,
-            other => return Err(GatewayError::UnknownFunction(other.to_owned())),
-        };
-        Ok(response_event(response))
+            },
+        })
     }
 
     /// The public API on one listener.
@@ -383,7 +382,7 @@ mod tests {
         let routes = routes_from_template(&template).unwrap();
         assert!(routes.len() >= 6, "{routes:?}");
         for route in &routes {
-            assert!(FUNCTIONS.contains(&route.function.as_str()), "{route:?}");
+            assert!(registered(&route.function).is_some(), "{route:?}");
         }
         let params = match_path("/api/public/v1/assignments/{id}", "/api/public/v1/assignments/abc").unwrap();
         assert_eq!(params["id"], "abc");

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod entry;
 pub mod http;
 pub mod problem;
 pub mod roster;

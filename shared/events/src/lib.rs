@@ -9,6 +9,7 @@
 
 pub mod consumer;
 pub mod courses;
+pub mod entry;
 pub mod membership;
 pub mod outbound;
 pub mod platform;
