@@ -30,7 +30,7 @@ async fn start() -> Env {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
     let store = store::Store::new(gateway::iam::dynamodb(&aws_sdk_dynamodb::Client::new(&config)), table);
     seed::load_catalog(&store).await.unwrap();
-    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
+    let template = gateway::Template::of_project().unwrap();
     DELIVERY.get_or_init(|| gateway::bus::start_in_background(template.clone(), SECRET.to_vec()).unwrap());
     let events = aws_sdk_eventbridge::Client::new(&config);
     let publisher =
@@ -38,12 +38,7 @@ async fn start() -> Env {
     let mut bucket = exports::Bucket::from_env(&config).unwrap();
     bucket.client = gateway::iam::s3(&bucket.client);
     let consumer = events::Consumer { store: store.clone(), publisher: publisher.clone() };
-    let gw = gateway::Gateway::new(
-        api::App::new(store.clone(), SECRET, publisher),
-        bucket,
-        gateway::routes_from_template(&template).unwrap(),
-    )
-    .unwrap();
+    let gw = gateway::Gateway::new(api::App::new(store.clone(), SECRET, publisher), bucket, template.routes).unwrap();
     let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let invoke_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/api/public/v1", api_listener.local_addr().unwrap());
@@ -1450,14 +1445,11 @@ async fn a_failed_export_aborts_its_upload() {
     let healthy = bucket.client.clone();
     let failing = healthy.config().to_builder().interceptor(FailCompleteMultipartUpload).build();
     bucket.client = gateway::iam::s3(&aws_sdk_s3::Client::from_conf(failing));
-    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
+    let template = gateway::Template::of_project().unwrap();
     let publisher = events::Publisher::new(env.events.clone(), std::env::var("EVENT_BUS_NAME").unwrap());
-    let broken = gateway::Gateway::new(
-        api::App::new(env.store.clone(), SECRET, publisher),
-        bucket.clone(),
-        gateway::routes_from_template(&template).unwrap(),
-    )
-    .unwrap();
+    let broken =
+        gateway::Gateway::new(api::App::new(env.store.clone(), SECRET, publisher), bucket.clone(), template.routes)
+            .unwrap();
     let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let invoke_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/api/public/v1", api_listener.local_addr().unwrap());

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{Gateway, GatewayError};
+use crate::{Gateway, GatewayError, Template};
 
 /// Seconds a failed or in-flight message stays invisible before another delivery.
 const VISIBILITY_SECONDS: i32 = 2;
@@ -32,10 +32,7 @@ impl Rule {
 }
 
 /// Every `EventBridgeRule` event of the template's functions.
-pub fn rules_from_template(template_yaml: &str) -> Result<Vec<Rule>, GatewayError> {
-    let template: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(template_yaml).map_err(|e| GatewayError::Template(e.to_string()))?;
-    let resources = template["Resources"].as_mapping().ok_or_else(|| GatewayError::Template("no Resources".into()))?;
+pub(crate) fn rules(resources: &serde_yaml_ng::Mapping) -> Result<Vec<Rule>, GatewayError> {
     let mut rules = Vec::new();
     for (logical_id, resource) in resources {
         let Some(events) = resource["Properties"]["Events"].as_mapping() else { continue };
@@ -155,9 +152,8 @@ pub async fn deliver(gateway: Gateway, sqs: aws_sdk_sqs::Client, installed: Vec<
 /// Installs the template's rules and delivers their events on a thread of its own, for the life of
 /// the process (tests start many gateways on short-lived runtimes; delivery must outlive them).
 /// Builds its own clients and gateway from the environment the local stack wrote.
-pub fn start_in_background(template_yaml: String, session_secret: Vec<u8>) -> Result<(), GatewayError> {
-    let rules = rules_from_template(&template_yaml)?;
-    let routes = crate::routes_from_template(&template_yaml)?;
+pub fn start_in_background(template: Template, session_secret: Vec<u8>) -> Result<(), GatewayError> {
+    let Template { routes, rules } = template;
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("local-event-delivery".into())

@@ -78,11 +78,32 @@ pub struct Route {
     pub function: String,
 }
 
+/// What the gateway runs from `template.yaml`, read once: the HTTP API's routes and the EventBridge rules.
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub routes: Vec<Route>,
+    pub rules: Vec<bus::Rule>,
+}
+
+impl Template {
+    pub fn parse(template_yaml: &str) -> Result<Self, GatewayError> {
+        let template: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(template_yaml).map_err(|e| GatewayError::Template(e.to_string()))?;
+        let resources =
+            template["Resources"].as_mapping().ok_or_else(|| GatewayError::Template("no Resources".into()))?;
+        Ok(Self { routes: routes(resources)?, rules: bus::rules(resources)? })
+    }
+
+    /// The project's `template.yaml`.
+    pub fn of_project() -> Result<Self, GatewayError> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
+        let yaml = std::fs::read_to_string(path).map_err(|e| GatewayError::Template(format!("{path}: {e}")))?;
+        Self::parse(&yaml)
+    }
+}
+
 /// The HTTP API routes declared in the template.
-pub fn routes_from_template(template_yaml: &str) -> Result<Vec<Route>, GatewayError> {
-    let template: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(template_yaml).map_err(|e| GatewayError::Template(e.to_string()))?;
-    let resources = template["Resources"].as_mapping().ok_or_else(|| GatewayError::Template("no Resources".into()))?;
+fn routes(resources: &serde_yaml_ng::Mapping) -> Result<Vec<Route>, GatewayError> {
     let mut routes = Vec::new();
     for (logical_id, resource) in resources {
         if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
@@ -378,8 +399,7 @@ mod tests {
 
     #[test]
     fn every_template_route_is_served_and_paths_match_with_parameters() {
-        let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml")).unwrap();
-        let routes = routes_from_template(&template).unwrap();
+        let routes = Template::of_project().unwrap().routes;
         assert!(routes.len() >= 6, "{routes:?}");
         for route in &routes {
             assert!(registered(&route.function).is_some(), "{route:?}");

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use gateway::{Gateway, iam, routes_from_template, seed};
+use gateway::{Gateway, Template, iam, seed};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,7 +26,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
-    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml"))?;
+    let template = Template::of_project()?;
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
     // Clients that record each function's AWS permissions when IAM_RECORD_DIR is set (see `iam`).
     let app = api::App::from_env_with(
@@ -39,7 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Platform events on the local bus reach the consumers through the template's rules.
     gateway::bus::start_in_background(template.clone(), secret.clone().into_bytes())?;
     let store = app.store.clone();
-    let gateway = Gateway::new(app, bucket, routes_from_template(&template)?)?;
+    let gateway = Gateway::new(app, bucket, template.routes)?;
     let api_listener = tokio::net::TcpListener::bind(("127.0.0.1", api_port)).await?;
     let invoke_listener = tokio::net::TcpListener::bind(("127.0.0.1", invoke_port)).await?;
 
