@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use ::http::StatusCode;
 use api::http::{self, BASE_PATH, json_response};
 use api::{ApiError, App, Call, auth, roster, views};
-use domain::{AssignmentId, AuditEntry, ItemCounts, ProgressRow, preview, validation};
+use domain::{AssignmentId, ItemCounts, ProgressRow, preview, validation};
 use events::outbound;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
@@ -114,19 +114,11 @@ async fn run(call: &Call<'_>, body: &serde_json::Value, dry_run: bool) -> Result
             row
         })
         .collect();
-    let audit = AuditEntry {
-        id: uuid::Uuid::now_v7(),
-        created_at: call.now,
-        action: "assignment.created".into(),
-        actor_id: call.principal.actor_id.clone(),
-        actor_email: call.principal.actor_email.clone(),
-        actor_role: call.principal.role,
-        target_type: "assignment".into(),
-        target_id: id.to_string(),
-        target_label: assignment.target_title.clone(),
-        metadata: json!({"before": null, "after": views::assignment(&assignment, call.now), "learnerCount": rows.len()}),
-        request_id: call.request_id.clone(),
-    };
+    let audit = call.audit(
+        "assignment.created",
+        ("assignment", id.to_string(), assignment.target_title.clone()),
+        json!({"before": null, "after": views::assignment(&assignment, call.now), "learnerCount": rows.len()}),
+    );
     let created = store.create_assignment(org, &assignment, &audit, &rows).await?;
     tracing::info!(assignment_id = %id, learners = rows.len(), "assignment created");
     let event = outbound::assignment_changed("assignment.created", org, &created, &call.principal.actor_id, call.now);

@@ -8,7 +8,6 @@ use ::http::StatusCode;
 use api::http::{self, json_response};
 use api::{ApiError, App, Call, auth};
 use aws_sdk_s3::presigning::PresigningConfig;
-use domain::AuditEntry;
 use events::outbound;
 use exports::{Bucket, ExportError, ExportKind};
 use lambda_http::{Body, Request, Response};
@@ -84,19 +83,11 @@ async fn export(call: Call<'_>, bucket: &Bucket) -> Result<Response<Body>, ApiEr
         .store
         .put_audit(
             org,
-            &AuditEntry {
-                id: uuid::Uuid::now_v7(),
-                created_at: call.now,
-                action: "assignment.exported".into(),
-                actor_id: call.principal.actor_id.clone(),
-                actor_email: call.principal.actor_email.clone(),
-                actor_role: call.principal.role,
-                target_type: "export".into(),
-                target_id: export_id.to_string(),
-                target_label: format!("{} export", kind.as_str()),
-                metadata: summary.clone(),
-                request_id: call.request_id.clone(),
-            },
+            &call.audit(
+                "assignment.exported",
+                ("export", export_id.to_string(), format!("{} export", kind.as_str())),
+                summary.clone(),
+            ),
         )
         .await?;
     call.app.publisher.publish_logged(&[outbound::other("export.ready", org, call.now, summary.clone())]).await;

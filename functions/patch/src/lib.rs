@@ -4,7 +4,7 @@
 use ::http::{Method, StatusCode};
 use api::http::{self, json_response};
 use api::{ApiError, App, Call, auth, views};
-use domain::{Activation, AssignmentId, AuditEntry, Patch, validation};
+use domain::{Activation, AssignmentId, Patch, validation};
 use events::{membership, outbound};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
@@ -50,19 +50,11 @@ async fn patch(call: Call<'_>) -> Result<Response<Body>, ApiError> {
             Activation::Reactivated => "assignment.reactivated",
             Activation::Unchanged => "assignment.updated",
         };
-        let audit = AuditEntry {
-            id: uuid::Uuid::now_v7(),
-            created_at: call.now,
-            action: action.into(),
-            actor_id: call.principal.actor_id.clone(),
-            actor_email: call.principal.actor_email.clone(),
-            actor_role: call.principal.role,
-            target_type: "assignment".into(),
-            target_id: id.to_string(),
-            target_label: current.target_title.clone(),
-            metadata: json!({"before": current.editable_snapshot(), "after": next.editable_snapshot()}),
-            request_id: call.request_id.clone(),
-        };
+        let audit = call.audit(
+            action,
+            ("assignment", id.to_string(), current.target_title.clone()),
+            json!({"before": current.editable_snapshot(), "after": next.editable_snapshot()}),
+        );
         match store.update_assignment(org, &current, &next, activation, &audit).await {
             Ok(()) => {
                 let mut events =

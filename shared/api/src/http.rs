@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
+use domain::AuditEntry;
 use http::{HeaderValue, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -29,6 +30,27 @@ pub struct Call<'a> {
     pub principal: Principal,
     pub request_id: String,
     pub now: DateTime<Utc>,
+}
+
+impl Call<'_> {
+    /// The audit entry of a change this request makes: the principal is the actor, with the request's
+    /// id and time. `target` is (type, id, label), e.g. `("assignment", id, title)`.
+    pub fn audit(&self, action: &str, target: (&str, String, String), metadata: Value) -> AuditEntry {
+        let (target_type, target_id, target_label) = target;
+        AuditEntry {
+            id: uuid::Uuid::now_v7(),
+            created_at: self.now,
+            action: action.to_owned(),
+            actor_id: self.principal.actor_id.clone(),
+            actor_email: self.principal.actor_email.clone(),
+            actor_role: self.principal.role,
+            target_type: target_type.to_owned(),
+            target_id,
+            target_label,
+            metadata,
+            request_id: self.request_id.clone(),
+        }
+    }
 }
 
 fn request_id(req: &Request) -> String {

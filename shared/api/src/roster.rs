@@ -1,4 +1,5 @@
-//! Resolving what is assigned and to whom: the reads behind create (and, later, reactivation).
+//! Resolving what is assigned and to whom: the reads behind create and its dry run. (Reactivation and
+//! joiners go through `events::membership`.)
 
 use chrono::{DateTime, Utc};
 use domain::{

@@ -120,8 +120,9 @@ async fn replaying_events_three_times_shuffled_equals_one_ordered_delivery() {
     for (user, joined) in [(2, true), (0, false), (3, true), (2, false), (0, true), (3, false), (2, true), (1, false)] {
         events.push(Event::Membership { user, joined, minute: next() });
     }
-    // Completions for the learners who have rows from the start (a completion for a learner with no row
-    // yet is not kept for a later join: a known gap).
+    // Completions for the learners who have rows from the start: at this layer a completion for a learner
+    // with no row changes nothing; catching a joiner up from their completion log is the membership
+    // consumer's job (`events::membership`).
     for user in 0..2 {
         for index in 0..11u16 {
             if !(index + user as u16).is_multiple_of(3) || user == 1 {
