@@ -5,7 +5,7 @@ use ::http::StatusCode;
 use api::http::{self, json_response};
 use api::{ApiError, App, Call, auth, views};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Response};
 use serde_json::json;
 use store::AuditFilter;
 
@@ -13,11 +13,7 @@ pub const LISTING: &str = "audit-log";
 const PARAMS: &[&str] = &["limit", "cursor", "action", "actorEmail", "from", "to"];
 
 /// This function's handler, for its `main.rs` and the local gateway.
-pub const HANDLER: api::entry::Handler<App> = |app, req| Box::pin(handle(app, req));
-
-pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    api::serve(app, &req, audit_log).await
-}
+pub const HANDLER: api::entry::Handler<App> = |app, req| Box::pin(api::serve(app, req, audit_log));
 
 /// An RFC 3339 instant, or a date: the start of that day (`from`) or its last millisecond (`to`).
 fn instant(field: &str, raw: &str, end_of_day: bool) -> Result<DateTime<Utc>, ApiError> {

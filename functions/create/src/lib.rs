@@ -9,7 +9,7 @@ use api::http::{self, BASE_PATH, json_response};
 use api::{ApiError, App, Call, auth, roster, views};
 use domain::{AssignmentId, ItemCounts, ProgressRow, preview, validation};
 use events::outbound;
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Response};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use store::{AssignmentFilter, IdempotencyBegin, IdempotencyKey, StoredResponse};
@@ -17,11 +17,7 @@ use store::{AssignmentFilter, IdempotencyBegin, IdempotencyKey, StoredResponse};
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 /// This function's handler, for its `main.rs` and the local gateway.
-pub const HANDLER: api::entry::Handler<App> = |app, req| Box::pin(handle(app, req));
-
-pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    api::serve(app, &req, create).await
-}
+pub const HANDLER: api::entry::Handler<App> = |app, req| Box::pin(api::serve(app, req, create));
 
 async fn create(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     call.principal.require_admin_scope(auth::ASSIGNMENTS_WRITE)?;

@@ -6,14 +6,10 @@ use ::http::StatusCode;
 use api::http::{self, json_response};
 use api::{ApiError, App, Call, auth, views};
 use domain::{AssignmentId, Source};
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Response};
 
 /// This function's handler, for its `main.rs` and the local gateway.
-pub const HANDLER: api::entry::Handler<App> = |app, req| Box::pin(handle(app, req));
-
-pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    api::serve(app, &req, detail).await
-}
+pub const HANDLER: api::entry::Handler<App> = |app, req| Box::pin(api::serve(app, req, detail));
 
 async fn detail(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     call.principal.require_admin_scope(auth::ASSIGNMENTS_READ)?;

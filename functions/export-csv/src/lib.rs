@@ -10,7 +10,7 @@ use api::{ApiError, App, Call, auth};
 use aws_sdk_s3::presigning::PresigningConfig;
 use events::outbound;
 use exports::{Bucket, ExportError, ExportKind};
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Response};
 use serde_json::json;
 
 /// How long the download link works.
@@ -31,11 +31,7 @@ impl api::entry::Context for Exporter {
 
 /// This function's handler, for its `main.rs` and the local gateway.
 pub const HANDLER: api::entry::Handler<Exporter> =
-    |exporter, req| Box::pin(handle(&exporter.app, &exporter.bucket, req));
-
-pub async fn handle(app: &App, bucket: &Bucket, req: Request) -> Response<Body> {
-    api::serve(app, &req, |call| export(call, bucket)).await
-}
+    |exporter, req| Box::pin(api::serve(&exporter.app, req, async |call| export(call, &exporter.bucket).await));
 
 fn kind_of(body: &serde_json::Value) -> Result<ExportKind, ApiError> {
     let obj = body.as_object().ok_or_else(|| ApiError::field("body", "must be a JSON object"))?;

@@ -8,14 +8,10 @@ use std::collections::HashMap;
 use api::http;
 use api::{ApiError, App, Call, auth, views};
 use domain::{Role, Source, UserId};
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Response};
 
 /// This function's handler, for its `main.rs` and the local gateway.
-pub const HANDLER: api::entry::Handler<App> = |app, req| Box::pin(handle(app, req));
-
-pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    api::serve(app, &req, learner_view).await
-}
+pub const HANDLER: api::entry::Handler<App> = |app, req| Box::pin(api::serve(app, req, learner_view));
 
 async fn learner_view(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     call.principal.require_scope(auth::PROGRESS_READ)?;

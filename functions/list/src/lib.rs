@@ -5,18 +5,14 @@
 use api::http;
 use api::{ApiError, App, Call, auth, views};
 use domain::{AssigneeType, ContentArea};
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Response};
 use store::AssignmentFilter;
 
 pub const LISTING: &str = "assignments";
 const PARAMS: &[&str] = &["limit", "cursor", "isActive", "assigneeType", "assigneeId", "contentArea", "overdue"];
 
 /// This function's handler, for its `main.rs` and the local gateway.
-pub const HANDLER: api::entry::Handler<App> = |app, req| Box::pin(handle(app, req));
-
-pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    api::serve(app, &req, list).await
-}
+pub const HANDLER: api::entry::Handler<App> = |app, req| Box::pin(api::serve(app, req, list));
 
 async fn list(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     call.principal.require_admin_scope(auth::ASSIGNMENTS_READ)?;

@@ -6,17 +6,13 @@ use api::http::{self, json_response};
 use api::{ApiError, App, Call, auth, views};
 use domain::{Activation, AssignmentId, Patch, validation};
 use events::{membership, outbound};
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Response};
 use serde_json::json;
 use store::StoreError;
 use store::retry::Retry;
 
 /// This function's handler, for its `main.rs` and the local gateway.
-pub const HANDLER: api::entry::Handler<App> = |app, req| Box::pin(handle(app, req));
-
-pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    api::serve(app, &req, patch).await
-}
+pub const HANDLER: api::entry::Handler<App> = |app, req| Box::pin(api::serve(app, req, patch));
 
 async fn patch(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     call.principal.require_admin_scope(auth::ASSIGNMENTS_WRITE)?;

@@ -1,7 +1,6 @@
 //! Request plumbing shared by the route handlers.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use domain::AuditEntry;
@@ -67,11 +66,11 @@ pub fn header<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
 
 /// Authenticates, runs `handler`, and turns any error into a problem response. Every response
 /// carries `X-Request-Id`.
-pub async fn serve<'a, F, Fut>(app: &'a App, req: &'a Request, handler: F) -> Response<Body>
+pub async fn serve<F>(app: &App, req: Request, handler: F) -> Response<Body>
 where
-    F: FnOnce(Call<'a>) -> Fut,
-    Fut: Future<Output = Result<Response<Body>, ApiError>>,
+    F: AsyncFnOnce(Call<'_>) -> Result<Response<Body>, ApiError>,
 {
+    let req = &req;
     let request_id = request_id(req);
     let now = Utc::now();
     let mut rate = None;
