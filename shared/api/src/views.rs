@@ -3,31 +3,34 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use domain::{Assignment, ProgressRow, Source, TeamId, User};
+use domain::{Assignment, AssignmentSummary, ProgressRow, ProgressSummary, Source, TeamId, User};
+use serde::Serialize;
 use serde_json::{Value, json};
 
-/// The assignment resource.
+/// The assignment resource: its summary (what events carry too), the note, who made it and when,
+/// the version for `If-Match`, and the progress counters.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AssignmentView<'a> {
+    #[serde(flatten)]
+    summary: AssignmentSummary<'a>,
+    note: &'a Option<String>,
+    created_at: DateTime<Utc>,
+    created_by: &'a str,
+    updated_at: DateTime<Utc>,
+    version: u64,
+    progress: ProgressSummary,
+}
+
 pub fn assignment(a: &Assignment, now: DateTime<Utc>) -> Value {
-    json!({
-        "id": a.id,
-        "contentArea": a.target.content_area,
-        "targetType": a.target.target_type,
-        "targetId": a.target.target_id,
-        "targetTitle": a.target_title,
-        "targetPath": a.target_path,
-        "assigneeType": a.assignee.assignee_type,
-        "assigneeId": a.assignee.assignee_id,
-        "assigneeName": a.assignee_name,
-        "deadline": a.deadline,
-        "isMandatory": a.is_mandatory,
-        "note": a.note,
-        "isActive": a.is_active,
-        "itemCount": a.item_count,
-        "createdAt": a.created_at,
-        "createdBy": a.created_by,
-        "updatedAt": a.updated_at,
-        "version": a.version,
-        "progress": a.aggregates.summary(a.item_count, a.deadline, now),
+    json!(AssignmentView {
+        summary: a.summary(),
+        note: &a.note,
+        created_at: a.created_at,
+        created_by: &a.created_by,
+        updated_at: a.updated_at,
+        version: a.version,
+        progress: a.aggregates.summary(a.item_count, a.deadline, now),
     })
 }
 

@@ -60,6 +60,25 @@ pub struct Assignment {
     pub aggregates: Aggregates,
 }
 
+/// What an assignment is, in the API's words: the fields every outward shape of it carries (the API
+/// resource adds its note, history and progress; outbound events carry exactly this).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignmentSummary<'a> {
+    pub id: AssignmentId,
+    #[serde(flatten)]
+    pub target: &'a Target,
+    pub target_title: &'a str,
+    pub target_path: &'a str,
+    #[serde(flatten)]
+    pub assignee: &'a Assignee,
+    pub assignee_name: &'a str,
+    pub deadline: NaiveDate,
+    pub is_mandatory: bool,
+    pub is_active: bool,
+    pub item_count: u32,
+}
+
 /// A validated create request (see [`crate::validation::validate_create`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAssignment {
@@ -122,6 +141,21 @@ pub enum Activation {
 }
 
 impl Assignment {
+    pub fn summary(&self) -> AssignmentSummary<'_> {
+        AssignmentSummary {
+            id: self.id,
+            target: &self.target,
+            target_title: &self.target_title,
+            target_path: &self.target_path,
+            assignee: &self.assignee,
+            assignee_name: &self.assignee_name,
+            deadline: self.deadline,
+            is_mandatory: self.is_mandatory,
+            is_active: self.is_active,
+            item_count: self.item_count,
+        }
+    }
+
     /// Whether `user` belongs in this assignment's scope according to the projection: active, and the
     /// assignee themself, a member of the team, or anyone in the org.
     pub fn includes(&self, user: &User) -> bool {
@@ -251,5 +285,34 @@ mod tests {
 
         let (cleared, activation) = a.patched(&Patch { note: Some(None), ..Default::default() }, now).unwrap();
         assert_eq!((cleared.note, activation), (None, Activation::Unchanged));
+    }
+
+    #[test]
+    fn the_summary_carries_the_fields_events_promise_in_their_v1_names() {
+        let summary = serde_json::to_value(sample().summary()).unwrap();
+        let mut keys: Vec<&str> = summary.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "assigneeId",
+                "assigneeName",
+                "assigneeType",
+                "contentArea",
+                "deadline",
+                "id",
+                "isActive",
+                "isMandatory",
+                "itemCount",
+                "targetId",
+                "targetPath",
+                "targetTitle",
+                "targetType"
+            ]
+        );
+        assert_eq!(
+            (summary["targetId"].as_str(), summary["assigneeType"].as_str()),
+            (Some("sql-injection"), Some("org"))
+        );
     }
 }

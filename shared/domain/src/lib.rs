@@ -15,7 +15,7 @@ pub mod validation;
 pub mod vocabulary;
 
 pub use aggregates::{Aggregates, ProgressSummary, RowClass, RowContribution};
-pub use assignment::{Activation, Assignee, Assignment, NewAssignment, Patch, Target};
+pub use assignment::{Activation, Assignee, Assignment, AssignmentSummary, NewAssignment, Patch, Target};
 pub use catalog::{
     Catalog, CatalogError, CatalogNode, CustomCourseItem, CustomItemType, ItemCounts, ResolvedTarget, TrackedItem,
     TrackedUnit,

@@ -15,23 +15,9 @@ pub struct DomainEvent {
     pub time: DateTime<Utc>,
 }
 
-/// What a webhook consumer needs to know about an assignment.
+/// What a webhook consumer needs to know about an assignment: its [`domain::AssignmentSummary`].
 pub fn summary(a: &Assignment) -> Value {
-    json!({
-        "id": a.id,
-        "contentArea": a.target.content_area,
-        "targetType": a.target.target_type,
-        "targetId": a.target.target_id,
-        "targetTitle": a.target_title,
-        "targetPath": a.target_path,
-        "assigneeType": a.assignee.assignee_type,
-        "assigneeId": a.assignee.assignee_id,
-        "assigneeName": a.assignee_name,
-        "deadline": a.deadline,
-        "isMandatory": a.is_mandatory,
-        "isActive": a.is_active,
-        "itemCount": a.item_count,
-    })
+    json!(a.summary())
 }
 
 fn event(detail_type: &'static str, org: &OrgId, at: DateTime<Utc>, mut detail: Value) -> DomainEvent {
