@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::dynamo::{classify, from_item, n, s, to_item};
-use crate::records::ApiKeyRecord;
+use crate::records::{ApiKeyRecord, Record};
 use crate::{Store, StoreError, keys};
 
 /// How long a stored response answers retries.
@@ -141,7 +141,7 @@ impl Store {
     pub async fn api_key_by_token(&self, token: &str) -> Result<Option<ApiKey>, StoreError> {
         // Strongly consistent: a revocation applies to the very next request.
         let item = self.get_item(keys::api_key_pk(&token_sha256(token)), keys::API_KEY_SK, true).await?;
-        item.map(|item| Ok(from_item::<ApiKeyRecord>(item)?.key)).transpose()
+        item.map(ApiKeyRecord::entity_of).transpose()
     }
 
     /// Revokes one of the org's keys, effective immediately.

@@ -8,7 +8,7 @@ use domain::{
 };
 
 use crate::dynamo::{CancelReason, Item, TxFailure, from_item, n, s, to_item};
-use crate::records::{AssignmentRecord, LockRecord, ProgressRecord};
+use crate::records::{AssignmentRecord, LockRecord, ProgressRecord, Record};
 use crate::retry::Retry;
 use crate::{Page, PageKey, Store, StoreError, keys};
 
@@ -288,28 +288,15 @@ impl Store {
 
     /// Pattern 1: an assignment by id, within the org.
     pub async fn get_assignment(&self, org: &OrgId, id: AssignmentId) -> Result<Option<Assignment>, StoreError> {
-        match self.get(keys::assignment_pk(org, id), keys::ASSIGNMENT_SK).await? {
-            Some(item) => Ok(Some(from_item::<AssignmentRecord>(item)?.assignment)),
-            None => Ok(None),
-        }
+        self.get_entity::<AssignmentRecord>(keys::assignment_pk(org, id), keys::ASSIGNMENT_SK).await
     }
 
     /// Several assignments by id (missing ones are left out), in no particular order.
     pub async fn get_assignments(&self, org: &OrgId, ids: &[AssignmentId]) -> Result<Vec<Assignment>, StoreError> {
-        let keys = ids
-            .iter()
-            .map(|id| {
-                Item::from([
-                    (keys::PK.to_owned(), s(keys::assignment_pk(org, *id))),
-                    (keys::SK.to_owned(), s(keys::ASSIGNMENT_SK)),
-                ])
-            })
-            .collect();
-        self.batch_get(keys)
-            .await?
-            .into_iter()
-            .map(|item| Ok(from_item::<AssignmentRecord>(item)?.assignment))
-            .collect()
+        self.batch_get_entities::<AssignmentRecord>(
+            ids.iter().map(|id| (keys::assignment_pk(org, *id), keys::ASSIGNMENT_SK)),
+        )
+        .await
     }
 
     /// Pattern 2: the org's assignments, newest first, filtered, up to `limit`.
@@ -360,10 +347,7 @@ impl Store {
                 limit,
             )
             .await?;
-        let items = items
-            .into_iter()
-            .map(|item| Ok(from_item::<AssignmentRecord>(item)?.assignment))
-            .collect::<Result<_, StoreError>>()?;
+        let items = items.into_iter().map(AssignmentRecord::entity_of).collect::<Result<_, StoreError>>()?;
         Ok(Page { items, next })
     }
 
@@ -399,10 +383,7 @@ impl Store {
         id: AssignmentId,
         user: UserId,
     ) -> Result<Option<ProgressRow>, StoreError> {
-        match self.get(keys::assignment_pk(org, id), &keys::progress_sk(user)).await? {
-            Some(item) => Ok(Some(from_item::<ProgressRecord>(item)?.row)),
-            None => Ok(None),
-        }
+        self.get_entity::<ProgressRecord>(keys::assignment_pk(org, id), &keys::progress_sk(user)).await
     }
 
     /// Pattern 3: every progress row of a user (their assignments, active or not).
@@ -459,7 +440,7 @@ impl Store {
         })
         .await?
         .into_iter()
-        .map(|item| Ok(from_item::<AssignmentRecord>(item)?.assignment))
+        .map(AssignmentRecord::entity_of)
         .collect()
     }
 
@@ -503,10 +484,7 @@ impl Store {
                 Some(100),
             )
             .await?;
-        let items = items
-            .into_iter()
-            .map(|item| Ok(from_item::<AssignmentRecord>(item)?.assignment))
-            .collect::<Result<_, StoreError>>()?;
+        let items = items.into_iter().map(AssignmentRecord::entity_of).collect::<Result<_, StoreError>>()?;
         Ok(Page { items, next })
     }
 
@@ -551,7 +529,7 @@ impl Store {
             })
             .await?
             .into_iter()
-            .map(|item| Ok(from_item::<ProgressRecord>(item)?.row))
+            .map(ProgressRecord::entity_of)
             .collect::<Result<_, StoreError>>()?;
         let counted = rows.iter().fold(Aggregates::default(), |acc, row| {
             let contribution = row.counted.unwrap_or_else(|| row.contribution(&before.units, before.item_count));
@@ -606,7 +584,7 @@ impl Store {
         })
         .await?
         .into_iter()
-        .map(|item| Ok(from_item::<AssignmentRecord>(item)?.assignment))
+        .map(AssignmentRecord::entity_of)
         .collect()
     }
 
@@ -802,5 +780,5 @@ impl Store {
 
 /// Progress rows out of their stored items.
 fn progress_rows(items: Vec<Item>) -> Result<Vec<ProgressRow>, StoreError> {
-    items.into_iter().map(|item| Ok(from_item::<ProgressRecord>(item)?.row)).collect()
+    items.into_iter().map(ProgressRecord::entity_of).collect()
 }

@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use domain::{AuditEntry, OrgId};
 
-use crate::dynamo::{Item, from_item, s, to_item};
-use crate::records::AuditRecord;
+use crate::dynamo::{Item, s, to_item};
+use crate::records::{AuditRecord, Record};
 use crate::{Page, PageKey, Store, StoreError, keys};
 
 pub(crate) fn audit_item(org: &OrgId, entry: &AuditEntry) -> Result<Item, StoreError> {
@@ -94,10 +94,7 @@ impl Store {
                 limit,
             )
             .await?;
-        let items = items
-            .into_iter()
-            .map(|item| Ok(from_item::<AuditRecord>(item)?.entry))
-            .collect::<Result<_, StoreError>>()?;
+        let items = items.into_iter().map(AuditRecord::entity_of).collect::<Result<_, StoreError>>()?;
         Ok(Page { items, next })
     }
 }

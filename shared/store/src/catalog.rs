@@ -2,7 +2,7 @@
 
 use domain::{CatalogNode, ContentArea, TargetType};
 
-use crate::dynamo::{from_item, to_item};
+use crate::dynamo::to_item;
 use crate::records::CatalogRecord;
 use crate::{Store, StoreError, keys};
 
@@ -33,9 +33,6 @@ impl Store {
         slug: &str,
     ) -> Result<Option<CatalogNode>, StoreError> {
         let slug = keys::part(slug)?;
-        match self.get(keys::catalog_pk(area), &keys::catalog_sk(target_type, slug)).await? {
-            Some(item) => Ok(Some(from_item::<CatalogRecord>(item)?.node)),
-            None => Ok(None),
-        }
+        self.get_entity::<CatalogRecord>(keys::catalog_pk(area), &keys::catalog_sk(target_type, slug)).await
     }
 }

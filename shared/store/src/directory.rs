@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use domain::{CourseId, CustomCourse, OrgId, Team, TeamChange, TeamId, User, UserChange, UserId};
 
 use crate::dynamo::{Item, from_item, n, s, to_item};
-use crate::records::{CourseRecord, TeamRecord, UserRecord};
+use crate::records::{CourseRecord, Record, TeamRecord, UserRecord};
 use crate::retry::Retry;
 use crate::{Page, PageKey, Store, StoreError, keys};
 
@@ -159,33 +159,18 @@ impl Store {
     }
 
     pub async fn get_user(&self, org: &OrgId, user: UserId) -> Result<Option<User>, StoreError> {
-        match self.get(keys::user_pk(org, user), keys::PROFILE_SK).await? {
-            Some(item) => Ok(Some(from_item::<UserRecord>(item)?.user)),
-            None => Ok(None),
-        }
+        self.get_entity::<UserRecord>(keys::user_pk(org, user), keys::PROFILE_SK).await
     }
 
     /// The user as last projected, read strongly consistent: what authenticating a session relies on,
     /// so a role change or deactivation applies to the very next request. One GetItem, 1 RCU.
     pub async fn current_user(&self, org: &OrgId, user: UserId) -> Result<Option<User>, StoreError> {
-        match self.get_item(keys::user_pk(org, user), keys::PROFILE_SK, true).await? {
-            Some(item) => Ok(Some(from_item::<UserRecord>(item)?.user)),
-            None => Ok(None),
-        }
+        self.get_item(keys::user_pk(org, user), keys::PROFILE_SK, true).await?.map(UserRecord::entity_of).transpose()
     }
 
     /// Several users by id (unknown ids are left out).
     pub async fn get_users(&self, org: &OrgId, users: &[UserId]) -> Result<Vec<User>, StoreError> {
-        let keys = users
-            .iter()
-            .map(|u| {
-                Item::from([
-                    (keys::PK.to_owned(), s(keys::user_pk(org, *u))),
-                    (keys::SK.to_owned(), s(keys::PROFILE_SK)),
-                ])
-            })
-            .collect();
-        self.batch_get(keys).await?.into_iter().map(|item| Ok(from_item::<UserRecord>(item)?.user)).collect()
+        self.batch_get_entities::<UserRecord>(users.iter().map(|u| (keys::user_pk(org, *u), keys::PROFILE_SK))).await
     }
 
     /// Pattern 5: a page of the org's active users.
@@ -209,8 +194,7 @@ impl Store {
                 limit,
             )
             .await?;
-        let items =
-            items.into_iter().map(|item| Ok(from_item::<UserRecord>(item)?.user)).collect::<Result<_, StoreError>>()?;
+        let items = items.into_iter().map(UserRecord::entity_of).collect::<Result<_, StoreError>>()?;
         Ok(Page { items, next })
     }
 
@@ -224,7 +208,7 @@ impl Store {
         })
         .await?
         .into_iter()
-        .map(|item| Ok(from_item::<UserRecord>(item)?.user))
+        .map(UserRecord::entity_of)
         .collect()
     }
 
@@ -238,7 +222,7 @@ impl Store {
         })
         .await?
         .into_iter()
-        .map(|item| Ok(from_item::<UserRecord>(item)?.user))
+        .map(UserRecord::entity_of)
         .collect()
     }
 
@@ -249,10 +233,7 @@ impl Store {
     }
 
     pub async fn get_team(&self, org: &OrgId, team: TeamId) -> Result<Option<Team>, StoreError> {
-        match self.get(keys::team_pk(org, team), keys::PROFILE_SK).await? {
-            Some(item) => Ok(Some(from_item::<TeamRecord>(item)?.team)),
-            None => Ok(None),
-        }
+        self.get_entity::<TeamRecord>(keys::team_pk(org, team), keys::PROFILE_SK).await
     }
 
     /// Stores a custom course unless a newer version is stored. Returns whether it was written.
@@ -271,10 +252,7 @@ impl Store {
     }
 
     pub async fn get_custom_course(&self, org: &OrgId, course: CourseId) -> Result<Option<CustomCourse>, StoreError> {
-        match self.get(keys::course_pk(org, course), keys::COURSE_SK).await? {
-            Some(item) => Ok(Some(from_item::<CourseRecord>(item)?.course)),
-            None => Ok(None),
-        }
+        self.get_entity::<CourseRecord>(keys::course_pk(org, course), keys::COURSE_SK).await
     }
 
     /// Whether the org has any custom course (`no_custom_courses` otherwise). One key-only read.

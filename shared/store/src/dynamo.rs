@@ -13,6 +13,7 @@ use aws_sdk_dynamodb::types::{
 };
 use serde::de::DeserializeOwned;
 
+use crate::records::Record;
 use crate::retry::Retry;
 use crate::{PageKey, Store, StoreError};
 
@@ -177,6 +178,23 @@ impl Store {
 
     pub(crate) async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
         self.get_item(pk, sk, false).await
+    }
+
+    /// The entities records hold, by (PK, SK); missing ones are left out, the rest in no particular order.
+    pub(crate) async fn batch_get_entities<R: Record>(
+        &self,
+        keys: impl IntoIterator<Item = (String, &str)>,
+    ) -> Result<Vec<R::Entity>, StoreError> {
+        let keys = keys
+            .into_iter()
+            .map(|(pk, sk)| Item::from([(crate::keys::PK.to_owned(), s(pk)), (crate::keys::SK.to_owned(), s(sk))]))
+            .collect();
+        self.batch_get(keys).await?.into_iter().map(R::entity_of).collect()
+    }
+
+    /// The entity a record holds, by key (eventually consistent).
+    pub(crate) async fn get_entity<R: Record>(&self, pk: String, sk: &str) -> Result<Option<R::Entity>, StoreError> {
+        self.get(pk, sk).await?.map(R::entity_of).transpose()
     }
 
     /// GetItem, strongly consistent when `consistent` (1 RCU per 4 KB instead of 0.5).

@@ -1,7 +1,24 @@
 //! Item shapes: one record per entity that puts the keys beside the flattened domain type.
 
 use domain::{ApiKey, Assignment, AuditEntry, CatalogNode, CustomCourse, ProgressRow, RowClass, Team, User};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+use crate::StoreError;
+use crate::dynamo::{Item, from_item};
+
+/// An item shape that holds one domain entity beside its keys: how every read turns items into
+/// entities, so no query maps items by hand.
+pub(crate) trait Record: DeserializeOwned {
+    type Entity;
+
+    fn into_entity(self) -> Self::Entity;
+
+    /// The entity of a stored item; an item of another shape is `Corrupt`.
+    fn entity_of(item: Item) -> Result<Self::Entity, StoreError> {
+        Ok(from_item::<Self>(item)?.into_entity())
+    }
+}
 
 macro_rules! record {
     ($(#[$doc:meta])* $name:ident { $($field:ident : $ty:ty = $attr:literal),* $(,)? } flatten $inner:ident : $inner_ty:ty) => {
@@ -19,6 +36,14 @@ macro_rules! record {
             )*
             #[serde(flatten)]
             pub $inner: $inner_ty,
+        }
+
+        impl Record for $name {
+            type Entity = $inner_ty;
+
+            fn into_entity(self) -> $inner_ty {
+                self.$inner
+            }
         }
     };
 }
