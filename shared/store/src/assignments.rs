@@ -7,7 +7,7 @@ use domain::{
     OrgId, ProgressRow, TargetType, TrackedUnit, UserId,
 };
 
-use crate::dynamo::{CancelReason, Item, TxFailure, from_item, n, s, to_item};
+use crate::dynamo::{CancelReason, Item, Partition, TxFailure, from_item, n, s, to_item};
 use crate::records::{AssignmentRecord, LockRecord, ProgressRecord, Record};
 use crate::retry::Retry;
 use crate::{Page, PageKey, Store, StoreError, keys};
@@ -359,21 +359,8 @@ impl Store {
         limit: usize,
         start: Option<PageKey>,
     ) -> Result<Page<ProgressRow>, StoreError> {
-        let pk = keys::assignment_pk(org, id);
-        let (items, next) = self
-            .query_bounded(
-                |q| {
-                    q.key_condition_expression("PK = :pk AND begins_with(SK, :rows)")
-                        .expression_attribute_values(":pk", s(pk.as_str()))
-                        .expression_attribute_values(":rows", s(keys::PROGRESS_SK_PREFIX))
-                },
-                None,
-                false,
-                start,
-                limit,
-            )
-            .await?;
-        Ok(Page { items: progress_rows(items)?, next })
+        let rows = Partition::table(keys::assignment_pk(org, id)).prefixed(keys::PROGRESS_SK_PREFIX);
+        self.page_of::<ProgressRecord>(&rows, start, limit).await
     }
 
     /// One learner's row on one assignment.
@@ -388,15 +375,7 @@ impl Store {
 
     /// Pattern 3: every progress row of a user (their assignments, active or not).
     pub async fn user_progress_rows(&self, org: &OrgId, user: UserId) -> Result<Vec<ProgressRow>, StoreError> {
-        let pk = keys::user_assignments_index(org, user);
-        self.query_all(|q| {
-            q.index_name(keys::GSI2)
-                .key_condition_expression("GSI2PK = :pk AND begins_with(GSI2SK, :asg)")
-                .expression_attribute_values(":pk", s(pk.as_str()))
-                .expression_attribute_values(":asg", s("ASG#"))
-        })
-        .await
-        .and_then(progress_rows)
+        self.all_of::<ProgressRecord>(&user_rows(org, user)).await
     }
 
     /// Pattern 3, paged: up to `limit` of a user's progress rows (the learner view).
@@ -407,22 +386,7 @@ impl Store {
         limit: usize,
         start: Option<PageKey>,
     ) -> Result<Page<ProgressRow>, StoreError> {
-        let pk = keys::user_assignments_index(org, user);
-        let (items, next) = self
-            .query_bounded(
-                |q| {
-                    q.index_name(keys::GSI2)
-                        .key_condition_expression("GSI2PK = :pk AND begins_with(GSI2SK, :asg)")
-                        .expression_attribute_values(":pk", s(pk.as_str()))
-                        .expression_attribute_values(":asg", s("ASG#"))
-                },
-                Some(keys::GSI2),
-                false,
-                start,
-                limit,
-            )
-            .await?;
-        Ok(Page { items: progress_rows(items)?, next })
+        self.page_of::<ProgressRecord>(&user_rows(org, user), start, limit).await
     }
 
     /// Pattern 4: the active assignments aimed at one assignee (a team, the org, a user).
@@ -432,16 +396,8 @@ impl Store {
         assignee_type: AssigneeType,
         assignee_id: &str,
     ) -> Result<Vec<Assignment>, StoreError> {
-        let pk = keys::assignee_index(org, assignee_type, assignee_id)?;
-        self.query_all(|q| {
-            q.index_name(keys::GSI2)
-                .key_condition_expression("GSI2PK = :pk")
-                .expression_attribute_values(":pk", s(pk.as_str()))
-        })
-        .await?
-        .into_iter()
-        .map(AssignmentRecord::entity_of)
-        .collect()
+        let aimed_at = Partition::index(keys::GSI2, keys::assignee_index(org, assignee_type, assignee_id)?);
+        self.all_of::<AssignmentRecord>(&aimed_at).await
     }
 
     /// A page of the orgs that have assignments (the scheduled jobs' starting point).
@@ -519,18 +475,8 @@ impl Store {
     /// read, nothing is written (the next run repairs). Returns whether counters were corrected.
     pub async fn repair_counters(&self, org: &OrgId, id: AssignmentId) -> Result<bool, StoreError> {
         let Some(before) = self.get_assignment(org, id).await? else { return Ok(false) };
-        let pk = keys::assignment_pk(org, id);
-        let rows: Vec<ProgressRow> = self
-            .query_all(|q| {
-                q.key_condition_expression("PK = :pk AND begins_with(SK, :user)")
-                    .expression_attribute_values(":pk", s(pk.as_str()))
-                    .expression_attribute_values(":user", s(keys::PROGRESS_SK_PREFIX))
-                    .consistent_read(true)
-            })
-            .await?
-            .into_iter()
-            .map(ProgressRecord::entity_of)
-            .collect::<Result<_, StoreError>>()?;
+        let rows = Partition::table(keys::assignment_pk(org, id)).prefixed(keys::PROGRESS_SK_PREFIX).consistent();
+        let rows = self.all_of::<ProgressRecord>(&rows).await?;
         let counted = rows.iter().fold(Aggregates::default(), |acc, row| {
             let contribution = row.counted.unwrap_or_else(|| row.contribution(&before.units, before.item_count));
             acc + Aggregates::delta(None, Some(contribution))
@@ -543,7 +489,7 @@ impl Store {
             .client
             .update_item()
             .table_name(&self.table)
-            .key(keys::PK, s(pk.as_str()))
+            .key(keys::PK, s(keys::assignment_pk(org, id)))
             .key(keys::SK, s(keys::ASSIGNMENT_SK))
             .update_expression(
                 "SET totalUsers = :t, completedUsers = :c, inProgressUsers = :i, notStartedUsers = :n, completedItemsSum = :s",
@@ -640,23 +586,17 @@ impl Store {
 
     /// Every user id with a row on the assignment (removed included), strongly consistent.
     pub async fn roster_user_ids(&self, org: &OrgId, id: AssignmentId) -> Result<Vec<UserId>, StoreError> {
-        let pk = keys::assignment_pk(org, id);
-        self.query_all(|q| {
-            q.key_condition_expression("PK = :pk AND begins_with(SK, :user)")
-                .expression_attribute_values(":pk", s(pk.as_str()))
-                .expression_attribute_values(":user", s(keys::PROGRESS_SK_PREFIX))
-                .projection_expression("userId")
-                .consistent_read(true)
-        })
-        .await?
-        .into_iter()
-        .map(|item| match item.get("userId") {
-            Some(aws_sdk_dynamodb::types::AttributeValue::S(id)) => {
-                UserId::parse(id).map_err(|e| StoreError::Corrupt(e.to_string()))
-            }
-            _ => Err(StoreError::Corrupt("progress row without userId".into())),
-        })
-        .collect()
+        let rows = Partition::table(keys::assignment_pk(org, id)).prefixed(keys::PROGRESS_SK_PREFIX).consistent();
+        self.query_all(|q| rows.query(q).projection_expression("userId"))
+            .await?
+            .into_iter()
+            .map(|item| match item.get("userId") {
+                Some(aws_sdk_dynamodb::types::AttributeValue::S(id)) => {
+                    UserId::parse(id).map_err(|e| StoreError::Corrupt(e.to_string()))
+                }
+                _ => Err(StoreError::Corrupt("progress row without userId".into())),
+            })
+            .collect()
     }
 
     /// Applies an admin's change (`before` → `after`) with its audit entry in one transaction.
@@ -779,6 +719,7 @@ impl Store {
 }
 
 /// Progress rows out of their stored items.
-fn progress_rows(items: Vec<Item>) -> Result<Vec<ProgressRow>, StoreError> {
-    items.into_iter().map(ProgressRecord::entity_of).collect()
+/// Pattern 3: a user's progress rows, one per assignment they have (or had).
+fn user_rows(org: &OrgId, user: UserId) -> Partition {
+    Partition::index(keys::GSI2, keys::user_assignments_index(org, user)).prefixed("ASG#")
 }

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use domain::{CourseId, CustomCourse, OrgId, Team, TeamChange, TeamId, User, UserChange, UserId};
 
-use crate::dynamo::{Item, from_item, n, s, to_item};
+use crate::dynamo::{Item, Partition, from_item, n, to_item};
 use crate::records::{CourseRecord, Record, TeamRecord, UserRecord};
 use crate::retry::Retry;
 use crate::{Page, PageKey, Store, StoreError, keys};
@@ -180,50 +180,17 @@ impl Store {
         limit: usize,
         start: Option<PageKey>,
     ) -> Result<Page<User>, StoreError> {
-        let pk = keys::org_users(org);
-        let (items, next) = self
-            .query_bounded(
-                |q| {
-                    q.index_name(keys::GSI1)
-                        .key_condition_expression("GSI1PK = :pk")
-                        .expression_attribute_values(":pk", s(pk.as_str()))
-                },
-                Some(keys::GSI1),
-                false,
-                start,
-                limit,
-            )
-            .await?;
-        let items = items.into_iter().map(UserRecord::entity_of).collect::<Result<_, StoreError>>()?;
-        Ok(Page { items, next })
+        self.page_of::<UserRecord>(&Partition::index(keys::GSI1, keys::org_users(org)), start, limit).await
     }
 
     /// Pattern 5: every active user of the org (roster of an org-wide assignment).
     pub async fn active_users(&self, org: &OrgId) -> Result<Vec<User>, StoreError> {
-        let pk = keys::org_users(org);
-        self.query_all(|q| {
-            q.index_name(keys::GSI1)
-                .key_condition_expression("GSI1PK = :pk")
-                .expression_attribute_values(":pk", s(pk.as_str()))
-        })
-        .await?
-        .into_iter()
-        .map(UserRecord::entity_of)
-        .collect()
+        self.all_of::<UserRecord>(&Partition::index(keys::GSI1, keys::org_users(org))).await
     }
 
     /// Pattern 5: a team's active members.
     pub async fn team_members(&self, org: &OrgId, team: TeamId) -> Result<Vec<User>, StoreError> {
-        let pk = keys::team_members(org, team);
-        self.query_all(|q| {
-            q.index_name(keys::GSI2)
-                .key_condition_expression("GSI2PK = :pk")
-                .expression_attribute_values(":pk", s(pk.as_str()))
-        })
-        .await?
-        .into_iter()
-        .map(UserRecord::entity_of)
-        .collect()
+        self.all_of::<UserRecord>(&Partition::index(keys::GSI2, keys::team_members(org, team))).await
     }
 
     /// Stores a team unless a newer version is stored. Returns whether it was written.

@@ -6,7 +6,7 @@ use domain::{Aggregates, Assignment, Completion, OrgId, ProgressRow, Source, Tra
 use serde::{Deserialize, Serialize};
 
 use crate::assignments::{counter_failure, counter_update, progress_item, put};
-use crate::dynamo::{CancelReason, TxFailure, from_item, n, s, to_item};
+use crate::dynamo::{CancelReason, Partition, TxFailure, from_item, n, to_item};
 use crate::retry::Retry;
 use crate::{Store, StoreError, keys};
 
@@ -241,21 +241,16 @@ impl Store {
 
     /// Every logged completion of a learner (strongly consistent).
     pub async fn completion_log(&self, org: &OrgId, user: UserId) -> Result<Vec<Completion>, StoreError> {
-        let pk = keys::user_pk(org, user);
-        self.query_all(|q| {
-            q.key_condition_expression("PK = :pk AND begins_with(SK, :done)")
-                .expression_attribute_values(":pk", s(pk.as_str()))
-                .expression_attribute_values(":done", s(keys::COMPLETION_SK_PREFIX))
-                .consistent_read(true)
-        })
-        .await?
-        .into_iter()
-        .map(|item| {
-            let record: CompletionRecord = from_item(item)?;
-            let item = TrackedItem::parse_key(&record.item_key)
-                .ok_or_else(|| StoreError::Corrupt(format!("completion item {}", record.item_key)))?;
-            Ok(Completion { item, score: record.score, at: record.completed_at })
-        })
-        .collect()
+        let log = Partition::table(keys::user_pk(org, user)).prefixed(keys::COMPLETION_SK_PREFIX).consistent();
+        self.query_all(|q| log.query(q))
+            .await?
+            .into_iter()
+            .map(|item| {
+                let record: CompletionRecord = from_item(item)?;
+                let item = TrackedItem::parse_key(&record.item_key)
+                    .ok_or_else(|| StoreError::Corrupt(format!("completion item {}", record.item_key)))?;
+                Ok(Completion { item, score: record.score, at: record.completed_at })
+            })
+            .collect()
     }
 }
