@@ -1,23 +1,15 @@
-//! Access patterns 1–4: assignments, their progress rows, the duplicate lock.
+//! Access patterns 1, 2 and 4: assignments (create, read, list, patch) and their duplicate lock. Their
+//! progress rows are in `roster`, the transaction items they commit with in `tx`.
 
 use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use chrono::NaiveDate;
-use domain::{
-    Activation, Aggregates, AssigneeType, Assignment, AssignmentId, AuditEntry, ContentArea, CourseId, ItemCounts,
-    OrgId, ProgressRow, TargetType, TrackedUnit, UserId,
-};
+use domain::{Activation, AssigneeType, Assignment, AssignmentId, AuditEntry, ContentArea, OrgId, ProgressRow};
 
 use crate::dynamo::{CancelReason, Item, Partition, TxFailure, from_item, n, s, to_item};
-use crate::records::{AssignmentRecord, LockRecord, ProgressRecord, Record};
-use crate::retry::Retry;
+use crate::records::{AssignmentRecord, LockRecord, Record};
+use crate::roster::{ROSTER_ROWS_PER_TRANSACTION, progress_item, roster_delta};
+use crate::tx::{TABLE_PLACEHOLDER, audit_put, put};
 use crate::{Page, PageKey, Store, StoreError, keys};
-
-/// Progress rows written in the transaction that creates an assignment (100 minus the assignment, its
-/// duplicate lock, its audit entry and the org's registry entry). Larger rosters continue in chunks of
-/// [`ROSTER_CHUNK`].
-pub const ROSTER_ROWS_PER_TRANSACTION: usize = 96;
-/// Rows per roster transaction after creation (100 minus the assignment's counter update).
-const ROSTER_CHUNK: usize = 99;
 
 /// Filters of the list route; all optional and combined with AND.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,7 +22,7 @@ pub struct AssignmentFilter {
     pub overdue_on: Option<NaiveDate>,
 }
 
-fn assignment_record(org: &OrgId, assignment: &Assignment) -> Result<AssignmentRecord, StoreError> {
+pub(crate) fn assignment_record(org: &OrgId, assignment: &Assignment) -> Result<AssignmentRecord, StoreError> {
     let active = assignment.is_active;
     let assignee = &assignment.assignee;
     Ok(AssignmentRecord {
@@ -47,7 +39,7 @@ fn assignment_record(org: &OrgId, assignment: &Assignment) -> Result<AssignmentR
     })
 }
 
-fn lock_pk(org: &OrgId, a: &Assignment) -> Result<String, StoreError> {
+pub(crate) fn lock_pk(org: &OrgId, a: &Assignment) -> Result<String, StoreError> {
     keys::active_lock_pk(
         org,
         a.assignee.assignee_type,
@@ -57,99 +49,7 @@ fn lock_pk(org: &OrgId, a: &Assignment) -> Result<String, StoreError> {
     )
 }
 
-/// The stored form of a row; records what the counters count for it (see [`ProgressRow::counted`]).
-pub(crate) fn progress_item(org: &OrgId, row: &ProgressRow, assignment: &Assignment) -> Result<Item, StoreError> {
-    let mut row = row.clone();
-    row.counted = Some(row.contribution(&assignment.units, assignment.item_count));
-    to_item(&ProgressRecord {
-        pk: keys::assignment_pk(org, row.assignment_id),
-        sk: keys::progress_sk(row.user_id),
-        entity: "progress".into(),
-        gsi2pk: Some(keys::user_assignments_index(org, row.user_id)),
-        gsi2sk: Some(keys::assignment_ref(row.assignment_id)),
-        phase: Some(row.class(&assignment.units, assignment.item_count)),
-        row,
-    })
-}
-
-pub(crate) fn audit_put(org: &OrgId, entry: &AuditEntry) -> Result<TransactWriteItem, StoreError> {
-    let item = crate::audit::audit_item(org, entry)?;
-    Ok(TransactWriteItem::builder().put(put(item, Some("attribute_not_exists(PK)"))?).build())
-}
-
-pub(crate) fn put(item: Item, condition: Option<&str>) -> Result<Put, StoreError> {
-    Put::builder()
-        .set_item(Some(item))
-        .table_name(TABLE_PLACEHOLDER)
-        .set_condition_expression(condition.map(str::to_owned))
-        .build()
-        .map_err(|e| StoreError::Other(e.to_string()))
-}
-
-/// Transaction items are built before the table name is known to the helper; [`Store::tx`] fills it.
-const TABLE_PLACEHOLDER: &str = "__table__";
-
-/// The transaction item that moves an assignment's counters by `delta`. The assignment must exist and
-/// still track the units the delta was computed with (else [`counter_failure`] says which).
-pub(crate) fn counter_update(
-    org: &OrgId,
-    assignment: &Assignment,
-    delta: &Aggregates,
-) -> Result<TransactWriteItem, StoreError> {
-    let update = Update::builder()
-        .table_name(TABLE_PLACEHOLDER)
-        .key(keys::PK, s(keys::assignment_pk(org, assignment.id)))
-        .key(keys::SK, s(keys::ASSIGNMENT_SK))
-        .update_expression(
-            "ADD totalUsers :dt, completedUsers :dc, inProgressUsers :di, notStartedUsers :dn, completedItemsSum :ds",
-        )
-        .condition_expression("attribute_exists(PK) AND unitsRev = :ur")
-        .expression_attribute_values(":ur", n(assignment.units_rev))
-        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-        .expression_attribute_values(":dt", n(delta.total_users))
-        .expression_attribute_values(":dc", n(delta.completed_users))
-        .expression_attribute_values(":di", n(delta.in_progress_users))
-        .expression_attribute_values(":dn", n(delta.not_started_users))
-        .expression_attribute_values(":ds", n(delta.completed_items_sum))
-        .build()
-        .map_err(|e| StoreError::Other(e.to_string()))?;
-    Ok(TransactWriteItem::builder().update(update).build())
-}
-
-/// Why a [`counter_update`] failed: the assignment is gone, or its tracked units changed.
-pub(crate) fn counter_failure(reason: &CancelReason) -> StoreError {
-    if reason.item.is_some() { StoreError::AssignmentChanged } else { StoreError::NotFound }
-}
-
-fn roster_delta(assignment: &Assignment, rows: &[ProgressRow]) -> Aggregates {
-    rows.iter().fold(Aggregates::default(), |acc, row| {
-        acc + Aggregates::delta(None, Some(row.contribution(&assignment.units, assignment.item_count)))
-    })
-}
-
 impl Store {
-    /// Fills in the table name of transaction items built with [`put`] and friends, then runs them.
-    pub(crate) async fn tx(&self, items: Vec<TransactWriteItem>) -> Result<(), TxFailure> {
-        let items = items.into_iter().map(|item| self.with_table(item)).collect();
-        self.transact(items).await
-    }
-
-    fn with_table(&self, mut item: TransactWriteItem) -> TransactWriteItem {
-        if let Some(p) = item.put.as_mut() {
-            p.table_name = self.table.clone();
-        }
-        if let Some(u) = item.update.as_mut() {
-            u.table_name = self.table.clone();
-        }
-        if let Some(d) = item.delete.as_mut() {
-            d.table_name = self.table.clone();
-        }
-        if let Some(c) = item.condition_check.as_mut() {
-            c.table_name = self.table.clone();
-        }
-        item
-    }
-
     /// Creates an assignment with its audit entry and its initial roster.
     ///
     /// The assignment, its duplicate lock, its audit entry and the first
@@ -240,52 +140,6 @@ impl Store {
         }
     }
 
-    /// Adds new rows to an assignment's roster, each chunk in one transaction with the counter update.
-    /// Rows that already exist are skipped (so a retried call is harmless). Returns how many were added.
-    pub async fn add_roster_rows(
-        &self,
-        org: &OrgId,
-        assignment: &Assignment,
-        rows: &[ProgressRow],
-    ) -> Result<usize, StoreError> {
-        let mut added = 0;
-        for chunk in rows.chunks(ROSTER_CHUNK) {
-            let mut pending: Vec<&ProgressRow> = chunk.iter().collect();
-            while !pending.is_empty() {
-                let owned: Vec<ProgressRow> = pending.iter().map(|r| (*r).clone()).collect();
-                let delta = roster_delta(assignment, &owned);
-                let mut items = vec![counter_update(org, assignment, &delta)?];
-                for row in &pending {
-                    items.push(
-                        TransactWriteItem::builder()
-                            .put(put(progress_item(org, row, assignment)?, Some("attribute_not_exists(PK)"))?)
-                            .build(),
-                    );
-                }
-                match self.tx(items).await {
-                    Ok(()) => {
-                        added += pending.len();
-                        pending.clear();
-                    }
-                    Err(TxFailure::Cancelled(reasons))
-                        if reasons.first().is_some_and(CancelReason::condition_failed) =>
-                    {
-                        return Err(counter_failure(&reasons[0]));
-                    }
-                    Err(TxFailure::Cancelled(reasons))
-                        if reasons.iter().skip(1).any(CancelReason::condition_failed) =>
-                    {
-                        let existing: Vec<bool> = reasons.iter().skip(1).map(CancelReason::condition_failed).collect();
-                        pending =
-                            pending.into_iter().zip(existing).filter(|(_, exists)| !exists).map(|(r, _)| r).collect();
-                    }
-                    Err(other) => return Err(other.into()),
-                }
-            }
-        }
-        Ok(added)
-    }
-
     /// Pattern 1: an assignment by id, within the org.
     pub async fn get_assignment(&self, org: &OrgId, id: AssignmentId) -> Result<Option<Assignment>, StoreError> {
         self.get_entity::<AssignmentRecord>(keys::assignment_pk(org, id), keys::ASSIGNMENT_SK).await
@@ -351,44 +205,6 @@ impl Store {
         Ok(Page { items, next })
     }
 
-    /// Pattern 1 (rows): a page of an assignment's progress rows, by user id.
-    pub async fn progress_page(
-        &self,
-        org: &OrgId,
-        id: AssignmentId,
-        limit: usize,
-        start: Option<PageKey>,
-    ) -> Result<Page<ProgressRow>, StoreError> {
-        let rows = Partition::table(keys::assignment_pk(org, id)).prefixed(keys::PROGRESS_SK_PREFIX);
-        self.page_of::<ProgressRecord>(&rows, start, limit).await
-    }
-
-    /// One learner's row on one assignment.
-    pub async fn progress_row(
-        &self,
-        org: &OrgId,
-        id: AssignmentId,
-        user: UserId,
-    ) -> Result<Option<ProgressRow>, StoreError> {
-        self.get_entity::<ProgressRecord>(keys::assignment_pk(org, id), &keys::progress_sk(user)).await
-    }
-
-    /// Pattern 3: every progress row of a user (their assignments, active or not).
-    pub async fn user_progress_rows(&self, org: &OrgId, user: UserId) -> Result<Vec<ProgressRow>, StoreError> {
-        self.all_of::<ProgressRecord>(&user_rows(org, user)).await
-    }
-
-    /// Pattern 3, paged: up to `limit` of a user's progress rows (the learner view).
-    pub async fn user_progress_page(
-        &self,
-        org: &OrgId,
-        user: UserId,
-        limit: usize,
-        start: Option<PageKey>,
-    ) -> Result<Page<ProgressRow>, StoreError> {
-        self.page_of::<ProgressRecord>(&user_rows(org, user), start, limit).await
-    }
-
     /// Pattern 4: the active assignments aimed at one assignee (a team, the org, a user).
     pub async fn active_assignments_for(
         &self,
@@ -398,205 +214,6 @@ impl Store {
     ) -> Result<Vec<Assignment>, StoreError> {
         let aimed_at = Partition::index(keys::GSI2, keys::assignee_index(org, assignee_type, assignee_id)?);
         self.all_of::<AssignmentRecord>(&aimed_at).await
-    }
-
-    /// A page of the orgs that have assignments (the scheduled jobs' starting point).
-    pub async fn orgs_page(&self, start: Option<PageKey>) -> Result<Page<OrgId>, StoreError> {
-        let (items, next) = self
-            .query_page(
-                |q| q.key_condition_expression("PK = :pk").expression_attribute_values(":pk", s(keys::ORGS_PK)),
-                start,
-                Some(100),
-            )
-            .await?;
-        let items = items
-            .into_iter()
-            .filter_map(|item| match item.get(keys::SK) {
-                Some(aws_sdk_dynamodb::types::AttributeValue::S(org)) => OrgId::parse(org).ok(),
-                _ => None,
-            })
-            .collect();
-        Ok(Page { items, next })
-    }
-
-    /// Pattern 6: a page of the org's active assignments with a deadline on or before `until`,
-    /// earliest first (the sparse deadline index holds only active assignments).
-    pub async fn due_assignments_page(
-        &self,
-        org: &OrgId,
-        until: NaiveDate,
-        start: Option<PageKey>,
-    ) -> Result<Page<Assignment>, StoreError> {
-        let pk = keys::due_index(org);
-        let (items, next) = self
-            .query_page(
-                |q| {
-                    q.index_name(keys::GSI3)
-                        .key_condition_expression("GSI3PK = :pk AND GSI3SK <= :until")
-                        .expression_attribute_values(":pk", s(pk.as_str()))
-                        .expression_attribute_values(":until", s(format!("{until}#~")))
-                },
-                start,
-                Some(100),
-            )
-            .await?;
-        let items = items.into_iter().map(AssignmentRecord::entity_of).collect::<Result<_, StoreError>>()?;
-        Ok(Page { items, next })
-    }
-
-    /// Records that a reminder `kind` went to `user` on `assignment`; `false` if it already had.
-    pub async fn claim_reminder(
-        &self,
-        org: &OrgId,
-        assignment: AssignmentId,
-        user: UserId,
-        kind: &str,
-    ) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item(keys::PK, s(keys::reminder_pk(org, assignment)))
-            .item(keys::SK, s(format!("{user}#{kind}")))
-            .item("entity", s("reminder"))
-            .condition_expression("attribute_not_exists(PK)")
-            .send()
-            .await
-            .map_err(crate::dynamo::classify);
-        match result {
-            Ok(_) => Ok(true),
-            Err(StoreError::ConditionFailed) => Ok(false),
-            Err(other) => Err(other),
-        }
-    }
-
-    /// Makes the assignment's counters equal the sum of what its rows count (the reconcile job's repair
-    /// for rows changed behind the service's back). Guarded: if the counters move while the rows are
-    /// read, nothing is written (the next run repairs). Returns whether counters were corrected.
-    pub async fn repair_counters(&self, org: &OrgId, id: AssignmentId) -> Result<bool, StoreError> {
-        let Some(before) = self.get_assignment(org, id).await? else { return Ok(false) };
-        let rows = Partition::table(keys::assignment_pk(org, id)).prefixed(keys::PROGRESS_SK_PREFIX).consistent();
-        let rows = self.all_of::<ProgressRecord>(&rows).await?;
-        let counted = rows.iter().fold(Aggregates::default(), |acc, row| {
-            let contribution = row.counted.unwrap_or_else(|| row.contribution(&before.units, before.item_count));
-            acc + Aggregates::delta(None, Some(contribution))
-        });
-        let stored = before.aggregates;
-        if counted == stored {
-            return Ok(false);
-        }
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(keys::PK, s(keys::assignment_pk(org, id)))
-            .key(keys::SK, s(keys::ASSIGNMENT_SK))
-            .update_expression(
-                "SET totalUsers = :t, completedUsers = :c, inProgressUsers = :i, notStartedUsers = :n, completedItemsSum = :s",
-            )
-            .condition_expression(
-                "totalUsers = :t0 AND completedUsers = :c0 AND inProgressUsers = :i0 AND notStartedUsers = :n0 AND completedItemsSum = :s0",
-            )
-            .expression_attribute_values(":t", n(counted.total_users))
-            .expression_attribute_values(":c", n(counted.completed_users))
-            .expression_attribute_values(":i", n(counted.in_progress_users))
-            .expression_attribute_values(":n", n(counted.not_started_users))
-            .expression_attribute_values(":s", n(counted.completed_items_sum))
-            .expression_attribute_values(":t0", n(stored.total_users))
-            .expression_attribute_values(":c0", n(stored.completed_users))
-            .expression_attribute_values(":i0", n(stored.in_progress_users))
-            .expression_attribute_values(":n0", n(stored.not_started_users))
-            .expression_attribute_values(":s0", n(stored.completed_items_sum))
-            .send()
-            .await
-            .map_err(crate::dynamo::classify);
-        match result {
-            Ok(_) => Ok(true),
-            Err(StoreError::ConditionFailed) => Ok(false),
-            Err(other) => Err(other),
-        }
-    }
-
-    /// The org's assignments on one custom course, active or not.
-    pub async fn assignments_on_course(&self, org: &OrgId, course: CourseId) -> Result<Vec<Assignment>, StoreError> {
-        let pk = keys::org_assignments(org);
-        self.query_all(|q| {
-            q.index_name(keys::GSI1)
-                .key_condition_expression("GSI1PK = :pk")
-                .filter_expression("targetType = :type AND targetId = :id")
-                .expression_attribute_values(":pk", s(pk.as_str()))
-                .expression_attribute_values(":type", s(TargetType::CustomCourse.as_str()))
-                .expression_attribute_values(":id", s(course.to_string()))
-        })
-        .await?
-        .into_iter()
-        .map(AssignmentRecord::entity_of)
-        .collect()
-    }
-
-    /// Replaces the tracked units of an assignment (its custom course changed) and bumps `unitsRev`, so
-    /// progress writes computed against the old units are refused and redone. Rows are re-evaluated
-    /// afterwards with [`Store::refresh_row`]. Returns the updated assignment, or `None` when the
-    /// units are unchanged.
-    pub async fn set_assignment_units(
-        &self,
-        org: &OrgId,
-        assignment: &Assignment,
-        units: Vec<TrackedUnit>,
-    ) -> Result<Option<Assignment>, StoreError> {
-        let mut current = assignment.clone();
-        let mut attempts = Retry::CONFLICT.attempts();
-        while attempts.next().await {
-            if current.units == units {
-                return Ok(None);
-            }
-            let mut next = current.clone();
-            next.item_count = ItemCounts::of(&units).total();
-            next.units = units.clone();
-            next.units_rev = current.units_rev + 1;
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(keys::PK, s(keys::assignment_pk(org, current.id)))
-                .key(keys::SK, s(keys::ASSIGNMENT_SK))
-                .update_expression("SET #units = :units, itemCount = :count, unitsRev = :next")
-                .condition_expression("unitsRev = :rev")
-                .expression_attribute_names("#units", "units")
-                .expression_attribute_values(
-                    ":units",
-                    serde_dynamo::to_attribute_value(&next.units).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                )
-                .expression_attribute_values(":count", n(next.item_count))
-                .expression_attribute_values(":next", n(next.units_rev))
-                .expression_attribute_values(":rev", n(current.units_rev))
-                .send()
-                .await
-                .map_err(crate::dynamo::classify);
-            match result {
-                Ok(_) => return Ok(Some(next)),
-                Err(StoreError::ConditionFailed) => {
-                    current = self.get_assignment(org, current.id).await?.ok_or(StoreError::NotFound)?;
-                }
-                Err(other) => return Err(other),
-            }
-        }
-        Err(StoreError::TransactionConflict("tracked items kept changing".into()))
-    }
-
-    /// Every user id with a row on the assignment (removed included), strongly consistent.
-    pub async fn roster_user_ids(&self, org: &OrgId, id: AssignmentId) -> Result<Vec<UserId>, StoreError> {
-        let rows = Partition::table(keys::assignment_pk(org, id)).prefixed(keys::PROGRESS_SK_PREFIX).consistent();
-        self.query_all(|q| rows.query(q).projection_expression("userId"))
-            .await?
-            .into_iter()
-            .map(|item| match item.get("userId") {
-                Some(aws_sdk_dynamodb::types::AttributeValue::S(id)) => {
-                    UserId::parse(id).map_err(|e| StoreError::Corrupt(e.to_string()))
-                }
-                _ => Err(StoreError::Corrupt("progress row without userId".into())),
-            })
-            .collect()
     }
 
     /// Applies an admin's change (`before` → `after`) with its audit entry in one transaction.
@@ -716,10 +333,4 @@ impl Store {
             Err(other) => Err(other.into()),
         }
     }
-}
-
-/// Progress rows out of their stored items.
-/// Pattern 3: a user's progress rows, one per assignment they have (or had).
-fn user_rows(org: &OrgId, user: UserId) -> Partition {
-    Partition::index(keys::GSI2, keys::user_assignments_index(org, user)).prefixed("ASG#")
 }

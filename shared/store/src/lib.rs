@@ -8,24 +8,29 @@ mod access;
 mod assignments;
 mod audit;
 mod catalog;
+mod courses;
 pub mod cursor;
 mod directory;
 mod dynamo;
+mod jobs;
 pub mod keys;
 mod progress;
 mod records;
 pub mod retry;
+mod roster;
+mod tx;
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
 pub use access::{IdempotencyBegin, IdempotencyKey, RateCounts, RateSubject, StoredResponse, token_sha256};
-pub use assignments::{AssignmentFilter, ROSTER_ROWS_PER_TRANSACTION};
+pub use assignments::AssignmentFilter;
 pub use audit::AuditFilter;
 pub use cursor::CursorCodec;
 pub use dynamo::{Capacity, FILTERED_PAGE_SIZE, MAX_PAGES_PER_REQUEST};
 pub use progress::{MembershipChange, RowChange};
+pub use roster::ROSTER_ROWS_PER_TRANSACTION;
 
 /// The table and the client that reaches it. Cheap to clone; build once per Lambda instance.
 #[derive(Clone, Debug)]

@@ -5,9 +5,10 @@ use chrono::{DateTime, Utc};
 use domain::{Aggregates, Assignment, Completion, OrgId, ProgressRow, Source, TrackedItem, UserId};
 use serde::{Deserialize, Serialize};
 
-use crate::assignments::{counter_failure, counter_update, progress_item, put};
 use crate::dynamo::{CancelReason, Partition, TxFailure, from_item, n, to_item};
 use crate::retry::Retry;
+use crate::roster::progress_item;
+use crate::tx::{counter_failure, counter_update, put};
 use crate::{Store, StoreError, keys};
 
 /// A row as it was before a change and as stored after it.

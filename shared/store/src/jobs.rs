@@ -1,0 +1,81 @@
+//! What the scheduled jobs read and claim: the orgs with assignments, the deadline index (pattern 6),
+//! reminder claims.
+
+use chrono::NaiveDate;
+use domain::{Assignment, AssignmentId, OrgId, UserId};
+
+use crate::dynamo::s;
+use crate::records::{AssignmentRecord, Record};
+use crate::{Page, PageKey, Store, StoreError, keys};
+
+impl Store {
+    /// A page of the orgs that have assignments (the scheduled jobs' starting point).
+    pub async fn orgs_page(&self, start: Option<PageKey>) -> Result<Page<OrgId>, StoreError> {
+        let (items, next) = self
+            .query_page(
+                |q| q.key_condition_expression("PK = :pk").expression_attribute_values(":pk", s(keys::ORGS_PK)),
+                start,
+                Some(100),
+            )
+            .await?;
+        let items = items
+            .into_iter()
+            .filter_map(|item| match item.get(keys::SK) {
+                Some(aws_sdk_dynamodb::types::AttributeValue::S(org)) => OrgId::parse(org).ok(),
+                _ => None,
+            })
+            .collect();
+        Ok(Page { items, next })
+    }
+
+    /// Pattern 6: a page of the org's active assignments with a deadline on or before `until`,
+    /// earliest first (the sparse deadline index holds only active assignments).
+    pub async fn due_assignments_page(
+        &self,
+        org: &OrgId,
+        until: NaiveDate,
+        start: Option<PageKey>,
+    ) -> Result<Page<Assignment>, StoreError> {
+        let pk = keys::due_index(org);
+        let (items, next) = self
+            .query_page(
+                |q| {
+                    q.index_name(keys::GSI3)
+                        .key_condition_expression("GSI3PK = :pk AND GSI3SK <= :until")
+                        .expression_attribute_values(":pk", s(pk.as_str()))
+                        .expression_attribute_values(":until", s(format!("{until}#~")))
+                },
+                start,
+                Some(100),
+            )
+            .await?;
+        let items = items.into_iter().map(AssignmentRecord::entity_of).collect::<Result<_, StoreError>>()?;
+        Ok(Page { items, next })
+    }
+
+    /// Records that a reminder `kind` went to `user` on `assignment`; `false` if it already had.
+    pub async fn claim_reminder(
+        &self,
+        org: &OrgId,
+        assignment: AssignmentId,
+        user: UserId,
+        kind: &str,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(keys::PK, s(keys::reminder_pk(org, assignment)))
+            .item(keys::SK, s(format!("{user}#{kind}")))
+            .item("entity", s("reminder"))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await
+            .map_err(crate::dynamo::classify);
+        match result {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+}

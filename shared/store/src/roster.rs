@@ -1,0 +1,192 @@
+//! Access patterns 1 and 3: an assignment's roster (its progress rows), paged by assignment and by
+//! learner, and kept equal to the counters.
+
+use aws_sdk_dynamodb::types::TransactWriteItem;
+use domain::{Aggregates, Assignment, AssignmentId, OrgId, ProgressRow, UserId};
+
+use crate::dynamo::{CancelReason, Item, Partition, TxFailure, n, s, to_item};
+use crate::records::ProgressRecord;
+use crate::tx::{counter_failure, counter_update, put};
+use crate::{Page, PageKey, Store, StoreError, keys};
+
+/// Progress rows written in the transaction that creates an assignment (100 minus the assignment, its
+/// duplicate lock, its audit entry and the org's registry entry). Larger rosters continue in chunks of
+/// [`ROSTER_CHUNK`].
+pub const ROSTER_ROWS_PER_TRANSACTION: usize = 96;
+/// Rows per roster transaction after creation (100 minus the assignment's counter update).
+pub(crate) const ROSTER_CHUNK: usize = 99;
+
+/// The stored form of a row; records what the counters count for it (see [`ProgressRow::counted`]).
+pub(crate) fn progress_item(org: &OrgId, row: &ProgressRow, assignment: &Assignment) -> Result<Item, StoreError> {
+    let mut row = row.clone();
+    row.counted = Some(row.contribution(&assignment.units, assignment.item_count));
+    to_item(&ProgressRecord {
+        pk: keys::assignment_pk(org, row.assignment_id),
+        sk: keys::progress_sk(row.user_id),
+        entity: "progress".into(),
+        gsi2pk: Some(keys::user_assignments_index(org, row.user_id)),
+        gsi2sk: Some(keys::assignment_ref(row.assignment_id)),
+        phase: Some(row.class(&assignment.units, assignment.item_count)),
+        row,
+    })
+}
+
+pub(crate) fn roster_delta(assignment: &Assignment, rows: &[ProgressRow]) -> Aggregates {
+    rows.iter().fold(Aggregates::default(), |acc, row| {
+        acc + Aggregates::delta(None, Some(row.contribution(&assignment.units, assignment.item_count)))
+    })
+}
+
+/// Progress rows out of their stored items.
+/// Pattern 3: a user's progress rows, one per assignment they have (or had).
+pub(crate) fn user_rows(org: &OrgId, user: UserId) -> Partition {
+    Partition::index(keys::GSI2, keys::user_assignments_index(org, user)).prefixed("ASG#")
+}
+
+impl Store {
+    /// Adds new rows to an assignment's roster, each chunk in one transaction with the counter update.
+    /// Rows that already exist are skipped (so a retried call is harmless). Returns how many were added.
+    pub async fn add_roster_rows(
+        &self,
+        org: &OrgId,
+        assignment: &Assignment,
+        rows: &[ProgressRow],
+    ) -> Result<usize, StoreError> {
+        let mut added = 0;
+        for chunk in rows.chunks(ROSTER_CHUNK) {
+            let mut pending: Vec<&ProgressRow> = chunk.iter().collect();
+            while !pending.is_empty() {
+                let owned: Vec<ProgressRow> = pending.iter().map(|r| (*r).clone()).collect();
+                let delta = roster_delta(assignment, &owned);
+                let mut items = vec![counter_update(org, assignment, &delta)?];
+                for row in &pending {
+                    items.push(
+                        TransactWriteItem::builder()
+                            .put(put(progress_item(org, row, assignment)?, Some("attribute_not_exists(PK)"))?)
+                            .build(),
+                    );
+                }
+                match self.tx(items).await {
+                    Ok(()) => {
+                        added += pending.len();
+                        pending.clear();
+                    }
+                    Err(TxFailure::Cancelled(reasons))
+                        if reasons.first().is_some_and(CancelReason::condition_failed) =>
+                    {
+                        return Err(counter_failure(&reasons[0]));
+                    }
+                    Err(TxFailure::Cancelled(reasons))
+                        if reasons.iter().skip(1).any(CancelReason::condition_failed) =>
+                    {
+                        let existing: Vec<bool> = reasons.iter().skip(1).map(CancelReason::condition_failed).collect();
+                        pending =
+                            pending.into_iter().zip(existing).filter(|(_, exists)| !exists).map(|(r, _)| r).collect();
+                    }
+                    Err(other) => return Err(other.into()),
+                }
+            }
+        }
+        Ok(added)
+    }
+
+    /// Pattern 1 (rows): a page of an assignment's progress rows, by user id.
+    pub async fn progress_page(
+        &self,
+        org: &OrgId,
+        id: AssignmentId,
+        limit: usize,
+        start: Option<PageKey>,
+    ) -> Result<Page<ProgressRow>, StoreError> {
+        let rows = Partition::table(keys::assignment_pk(org, id)).prefixed(keys::PROGRESS_SK_PREFIX);
+        self.page_of::<ProgressRecord>(&rows, start, limit).await
+    }
+
+    /// One learner's row on one assignment.
+    pub async fn progress_row(
+        &self,
+        org: &OrgId,
+        id: AssignmentId,
+        user: UserId,
+    ) -> Result<Option<ProgressRow>, StoreError> {
+        self.get_entity::<ProgressRecord>(keys::assignment_pk(org, id), &keys::progress_sk(user)).await
+    }
+
+    /// Pattern 3: every progress row of a user (their assignments, active or not).
+    pub async fn user_progress_rows(&self, org: &OrgId, user: UserId) -> Result<Vec<ProgressRow>, StoreError> {
+        self.all_of::<ProgressRecord>(&user_rows(org, user)).await
+    }
+
+    /// Pattern 3, paged: up to `limit` of a user's progress rows (the learner view).
+    pub async fn user_progress_page(
+        &self,
+        org: &OrgId,
+        user: UserId,
+        limit: usize,
+        start: Option<PageKey>,
+    ) -> Result<Page<ProgressRow>, StoreError> {
+        self.page_of::<ProgressRecord>(&user_rows(org, user), start, limit).await
+    }
+
+    /// Makes the assignment's counters equal the sum of what its rows count (the reconcile job's repair
+    /// for rows changed behind the service's back). Guarded: if the counters move while the rows are
+    /// read, nothing is written (the next run repairs). Returns whether counters were corrected.
+    pub async fn repair_counters(&self, org: &OrgId, id: AssignmentId) -> Result<bool, StoreError> {
+        let Some(before) = self.get_assignment(org, id).await? else { return Ok(false) };
+        let rows = Partition::table(keys::assignment_pk(org, id)).prefixed(keys::PROGRESS_SK_PREFIX).consistent();
+        let rows = self.all_of::<ProgressRecord>(&rows).await?;
+        let counted = rows.iter().fold(Aggregates::default(), |acc, row| {
+            let contribution = row.counted.unwrap_or_else(|| row.contribution(&before.units, before.item_count));
+            acc + Aggregates::delta(None, Some(contribution))
+        });
+        let stored = before.aggregates;
+        if counted == stored {
+            return Ok(false);
+        }
+        let result = self
+.client
+.update_item()
+.table_name(&self.table)
+            .key(keys::PK, s(keys::assignment_pk(org, id)))
+            .key(keys::SK, s(keys::ASSIGNMENT_SK))
+            .update_expression(
+                "SET totalUsers = :t, completedUsers = :c, inProgressUsers = :i, notStartedUsers = :n, completedItemsSum = :s",
+            )
+            .condition_expression(
+                "totalUsers = :t0 AND completedUsers = :c0 AND inProgressUsers = :i0 AND notStartedUsers = :n0 AND completedItemsSum = :s0",
+            )
+            .expression_attribute_values(":t", n(counted.total_users))
+            .expression_attribute_values(":c", n(counted.completed_users))
+            .expression_attribute_values(":i", n(counted.in_progress_users))
+            .expression_attribute_values(":n", n(counted.not_started_users))
+            .expression_attribute_values(":s", n(counted.completed_items_sum))
+            .expression_attribute_values(":t0", n(stored.total_users))
+            .expression_attribute_values(":c0", n(stored.completed_users))
+            .expression_attribute_values(":i0", n(stored.in_progress_users))
+            .expression_attribute_values(":n0", n(stored.not_started_users))
+            .expression_attribute_values(":s0", n(stored.completed_items_sum))
+.send()
+.await
+.map_err(crate::dynamo::classify);
+        match result {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Every user id with a row on the assignment (removed included), strongly consistent.
+    pub async fn roster_user_ids(&self, org: &OrgId, id: AssignmentId) -> Result<Vec<UserId>, StoreError> {
+        let rows = Partition::table(keys::assignment_pk(org, id)).prefixed(keys::PROGRESS_SK_PREFIX).consistent();
+        self.query_all(|q| rows.query(q).projection_expression("userId"))
+            .await?
+            .into_iter()
+            .map(|item| match item.get("userId") {
+                Some(aws_sdk_dynamodb::types::AttributeValue::S(id)) => {
+                    UserId::parse(id).map_err(|e| StoreError::Corrupt(e.to_string()))
+                }
+                _ => Err(StoreError::Corrupt("progress row without userId".into())),
+            })
+            .collect()
+    }
+}
