@@ -125,14 +125,10 @@ impl Store {
             token_sha256: Some(hash),
             key: key.clone(),
         };
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&record)?))
-            .condition_expression("attribute_not_exists(PK)")
-            .send()
-            .await
-            .map_err(classify)?;
+        self.send_put(
+            self.put_request().set_item(Some(to_item(&record)?)).condition_expression("attribute_not_exists(PK)"),
+        )
+        .await?;
         Ok(())
     }
 
@@ -160,17 +156,15 @@ impl Store {
             )
             .await?;
         let record: ApiKeyRecord = from_item(found.into_iter().next().ok_or(StoreError::NotFound)?)?;
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key(keys::PK, s(record.pk))
-            .key(keys::SK, s(record.sk))
-            .update_expression("SET revokedAt = :at")
-            .condition_expression("attribute_exists(PK)")
-            .expression_attribute_values(":at", s(at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
-            .send()
-            .await
-            .map_err(classify)?;
+        self.send_update(
+            self.update_request()
+                .key(keys::PK, s(record.pk))
+                .key(keys::SK, s(record.sk))
+                .update_expression("SET revokedAt = :at")
+                .condition_expression("attribute_exists(PK)")
+                .expression_attribute_values(":at", s(at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))),
+        )
+        .await?;
         Ok(())
     }
 
@@ -192,10 +186,9 @@ impl Store {
             expires_at: (now + IDEMPOTENCY_TTL).timestamp(),
             response: None,
         };
+        // Sent directly, not through `send_put`: a refusal's error carries the stored claim.
         let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
+            .put_request()
             .set_item(Some(to_item(&record)?))
             // Free, expired (TTL deletes lazily), or a crashed attempt whose lease ran out.
             .condition_expression(
@@ -208,7 +201,10 @@ impl Store {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(IdempotencyBegin::Started),
+            Ok(out) => {
+                self.note_write(out.consumed_capacity());
+                Ok(IdempotencyBegin::Started)
+            }
             Err(err) => {
                 let existing = err.as_service_error().and_then(|e| match e {
                     aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => {
@@ -245,20 +241,18 @@ impl Store {
     ) -> Result<(), StoreError> {
         let response =
             to_item(&serde_json::json!({ "r": response }))?.remove("r").unwrap_or(AttributeValue::Null(true));
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key(keys::PK, s(keys::idempotency_pk(org, &key.digest)))
-            .key(keys::SK, s(keys::IDEMPOTENCY_SK))
-            .update_expression("SET #state = :complete, #response = :response")
-            .condition_expression("attribute_exists(PK)")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_names("#response", "response")
-            .expression_attribute_values(":complete", s("complete"))
-            .expression_attribute_values(":response", response)
-            .send()
-            .await
-            .map_err(classify)?;
+        self.send_update(
+            self.update_request()
+                .key(keys::PK, s(keys::idempotency_pk(org, &key.digest)))
+                .key(keys::SK, s(keys::IDEMPOTENCY_SK))
+                .update_expression("SET #state = :complete, #response = :response")
+                .condition_expression("attribute_exists(PK)")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_names("#response", "response")
+                .expression_attribute_values(":complete", s("complete"))
+                .expression_attribute_values(":response", response),
+        )
+        .await?;
         Ok(())
     }
 
@@ -267,19 +261,17 @@ impl Store {
     /// keys needs no `dynamodb:DeleteItem` for it.
     pub async fn release_idempotency(&self, org: &OrgId, key: &IdempotencyKey) -> Result<(), StoreError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(keys::PK, s(keys::idempotency_pk(org, &key.digest)))
-            .key(keys::SK, s(keys::IDEMPOTENCY_SK))
-            .update_expression("SET leaseUntil = :ended")
-            .condition_expression("#state = :pending")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":pending", s("pending"))
-            .expression_attribute_values(":ended", n(0))
-            .send()
-            .await
-            .map_err(classify);
+            .send_update(
+                self.update_request()
+                    .key(keys::PK, s(keys::idempotency_pk(org, &key.digest)))
+                    .key(keys::SK, s(keys::IDEMPOTENCY_SK))
+                    .update_expression("SET leaseUntil = :ended")
+                    .condition_expression("#state = :pending")
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":pending", s("pending"))
+                    .expression_attribute_values(":ended", n(0)),
+            )
+            .await;
         match result {
             Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
             Err(e) => Err(e),

@@ -28,14 +28,10 @@ pub struct AuditFilter {
 impl Store {
     /// Writes an audit entry on its own (for actions that change nothing else, like an export).
     pub async fn put_audit(&self, org: &OrgId, entry: &AuditEntry) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(audit_item(org, entry)?))
-            .condition_expression("attribute_not_exists(PK)")
-            .send()
-            .await
-            .map_err(crate::dynamo::classify)?;
+        self.send_put(
+            self.put_request().set_item(Some(audit_item(org, entry)?)).condition_expression("attribute_not_exists(PK)"),
+        )
+        .await?;
         Ok(())
     }
 

@@ -46,24 +46,23 @@ impl Store {
             next.units = units.clone();
             next.units_rev = current.units_rev + 1;
             let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(keys::PK, s(keys::assignment_pk(org, current.id)))
-                .key(keys::SK, s(keys::ASSIGNMENT_SK))
-                .update_expression("SET #units = :units, itemCount = :count, unitsRev = :next")
-                .condition_expression("unitsRev = :rev")
-                .expression_attribute_names("#units", "units")
-                .expression_attribute_values(
-                    ":units",
-                    serde_dynamo::to_attribute_value(&next.units).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                .send_update(
+                    self.update_request()
+                        .key(keys::PK, s(keys::assignment_pk(org, current.id)))
+                        .key(keys::SK, s(keys::ASSIGNMENT_SK))
+                        .update_expression("SET #units = :units, itemCount = :count, unitsRev = :next")
+                        .condition_expression("unitsRev = :rev")
+                        .expression_attribute_names("#units", "units")
+                        .expression_attribute_values(
+                            ":units",
+                            serde_dynamo::to_attribute_value(&next.units)
+                                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                        )
+                        .expression_attribute_values(":count", n(next.item_count))
+                        .expression_attribute_values(":next", n(next.units_rev))
+                        .expression_attribute_values(":rev", n(current.units_rev)),
                 )
-                .expression_attribute_values(":count", n(next.item_count))
-                .expression_attribute_values(":next", n(next.units_rev))
-                .expression_attribute_values(":rev", n(current.units_rev))
-                .send()
-                .await
-                .map_err(crate::dynamo::classify);
+                .await;
             match result {
                 Ok(_) => return Ok(Some(next)),
                 Err(StoreError::ConditionFailed) => {

@@ -49,15 +49,13 @@ impl Store {
     /// Puts `item` unless the stored one is newer. Returns whether it was written.
     async fn put_if_not_older(&self, item: Item, updated_ms: i64) -> Result<bool, StoreError> {
         let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(NEWER_WINS)
-            .expression_attribute_values(":ms", n(updated_ms))
-            .send()
-            .await
-            .map_err(crate::dynamo::classify);
+            .send_put(
+                self.put_request()
+                    .set_item(Some(item))
+                    .condition_expression(NEWER_WINS)
+                    .expression_attribute_values(":ms", n(updated_ms)),
+            )
+            .await;
         match result {
             Ok(_) => Ok(true),
             Err(StoreError::ConditionFailed) => Ok(false),
@@ -140,12 +138,7 @@ impl Store {
     /// Puts `item` if the stored one is still as read: absent (`None`), at a revision, or written
     /// without one (`Some(None)`).
     async fn put_on_revision(&self, item: Item, read: Option<Option<u64>>) -> Result<(), StoreError> {
-        let request = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .set_return_consumed_capacity(self.capacity_mode());
+        let request = self.put_request().set_item(Some(item));
         let request = match read {
             None => request.condition_expression("attribute_not_exists(PK)"),
             Some(None) => request.condition_expression("attribute_not_exists(revision)"),
@@ -153,8 +146,7 @@ impl Store {
                 request.condition_expression("revision = :rev").expression_attribute_values(":rev", n(rev))
             }
         };
-        let out = request.send().await.map_err(crate::dynamo::classify)?;
-        self.note_write(out.consumed_capacity());
+        self.send_put(request).await?;
         Ok(())
     }
 

@@ -16,7 +16,11 @@ use serde::de::DeserializeOwned;
 use crate::records::Record;
 use crate::retry::Retry;
 use crate::{Page, PageKey, Store, StoreError};
+use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
@@ -217,6 +221,30 @@ impl From<TxFailure> for StoreError {
 impl Store {
     pub(crate) fn capacity_mode(&self) -> Option<ReturnConsumedCapacity> {
         self.capacity.as_ref().map(|_| ReturnConsumedCapacity::Total)
+    }
+
+    /// A PutItem on the table that reports its consumed capacity; send it with [`Store::send_put`].
+    pub(crate) fn put_request(&self) -> PutItemFluentBuilder {
+        self.client.put_item().table_name(&self.table).set_return_consumed_capacity(self.capacity_mode())
+    }
+
+    /// Sends a [`Store::put_request`]: errors classified, capacity counted.
+    pub(crate) async fn send_put(&self, request: PutItemFluentBuilder) -> Result<PutItemOutput, StoreError> {
+        let out = request.send().await.map_err(classify)?;
+        self.note_write(out.consumed_capacity());
+        Ok(out)
+    }
+
+    /// An UpdateItem on the table that reports its consumed capacity; send it with [`Store::send_update`].
+    pub(crate) fn update_request(&self) -> UpdateItemFluentBuilder {
+        self.client.update_item().table_name(&self.table).set_return_consumed_capacity(self.capacity_mode())
+    }
+
+    /// Sends an [`Store::update_request`]: errors classified, capacity counted.
+    pub(crate) async fn send_update(&self, request: UpdateItemFluentBuilder) -> Result<UpdateItemOutput, StoreError> {
+        let out = request.send().await.map_err(classify)?;
+        self.note_write(out.consumed_capacity());
+        Ok(out)
     }
 
     /// Counts a single-item write (PutItem/UpdateItem) made outside the helpers here.

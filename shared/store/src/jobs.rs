@@ -62,16 +62,14 @@ impl Store {
         kind: &str,
     ) -> Result<bool, StoreError> {
         let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item(keys::PK, s(keys::reminder_pk(org, assignment)))
-            .item(keys::SK, s(format!("{user}#{kind}")))
-            .item("entity", s("reminder"))
-            .condition_expression("attribute_not_exists(PK)")
-            .send()
-            .await
-            .map_err(crate::dynamo::classify);
+            .send_put(
+                self.put_request()
+                    .item(keys::PK, s(keys::reminder_pk(org, assignment)))
+                    .item(keys::SK, s(format!("{user}#{kind}")))
+                    .item("entity", s("reminder"))
+                    .condition_expression("attribute_not_exists(PK)"),
+            )
+            .await;
         match result {
             Ok(_) => Ok(true),
             Err(StoreError::ConditionFailed) => Ok(false),

@@ -227,16 +227,7 @@ impl Store {
             score: c.score,
             completed_at: c.at,
         };
-        let out = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&record)?))
-            .set_return_consumed_capacity(self.capacity_mode())
-            .send()
-            .await
-            .map_err(crate::dynamo::classify)?;
-        self.note_write(out.consumed_capacity());
+        self.send_put(self.put_request().set_item(Some(to_item(&record)?))).await?;
         Ok(())
     }
 

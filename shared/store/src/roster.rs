@@ -143,10 +143,8 @@ impl Store {
         if counted == stored {
             return Ok(false);
         }
-        let result = self
-.client
-.update_item()
-.table_name(&self.table)
+        let result = self.send_update(
+self.update_request()
             .key(keys::PK, s(keys::assignment_pk(org, id)))
             .key(keys::SK, s(keys::ASSIGNMENT_SK))
             .update_expression(
@@ -165,9 +163,7 @@ impl Store {
             .expression_attribute_values(":i0", n(stored.in_progress_users))
             .expression_attribute_values(":n0", n(stored.not_started_users))
             .expression_attribute_values(":s0", n(stored.completed_items_sum))
-.send()
-.await
-.map_err(crate::dynamo::classify);
+).await;
         match result {
             Ok(_) => Ok(true),
             Err(StoreError::ConditionFailed) => Ok(false),
