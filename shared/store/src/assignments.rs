@@ -5,9 +5,11 @@ use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, Transact
 use chrono::NaiveDate;
 use domain::{Activation, AssigneeType, Assignment, AssignmentId, AuditEntry, ContentArea, OrgId, ProgressRow};
 
-use crate::dynamo::{CancelReason, Item, Partition, TxFailure, from_item, n, s, to_item};
+use crate::dynamo::{Item, from_item, n, s, to_item};
+use crate::partition::Partition;
 use crate::records::{AssignmentRecord, LockRecord, Record};
 use crate::roster::{ROSTER_ROWS_PER_TRANSACTION, progress_item, roster_delta};
+use crate::tx::{CancelReason, TxFailure};
 use crate::tx::{TABLE_PLACEHOLDER, audit_put, put};
 use crate::{Page, PageKey, Store, StoreError, keys};
 

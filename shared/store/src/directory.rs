@@ -8,7 +8,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use domain::{CourseId, CustomCourse, OrgId, Team, TeamChange, TeamId, User, UserChange, UserId};
 
-use crate::dynamo::{Item, Partition, from_item, n, to_item};
+use crate::dynamo::{Item, from_item, n, to_item};
+use crate::partition::Partition;
 use crate::records::{CourseRecord, Record, TeamRecord, UserRecord};
 use crate::retry::Retry;
 use crate::{Page, PageKey, Store, StoreError, keys};

@@ -2,8 +2,6 @@
 //! work, transactions whose cancellation reasons are kept.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -13,12 +11,13 @@ use aws_sdk_dynamodb::types::{
 };
 use serde::de::DeserializeOwned;
 
+use crate::partition::Partition;
 use crate::records::Record;
 use crate::retry::Retry;
+use crate::tx::{CancelReason, TxFailure};
 use crate::{Page, PageKey, Store, StoreError};
 use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
 use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
-use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 
@@ -46,101 +45,6 @@ fn continuation_key(item: &Item, index: Option<&str>) -> Result<PageKey, StoreEr
         key.insert((*name).to_owned(), value.clone());
     }
     Ok(PageKey(key))
-}
-
-/// The items of one partition of the table or of an index, or only those whose sort key starts with a
-/// prefix: the key condition most reads need, written once.
-#[derive(Debug, Clone)]
-pub(crate) struct Partition {
-    index: Option<&'static str>,
-    key: String,
-    prefix: Option<&'static str>,
-    consistent: bool,
-}
-
-impl Partition {
-    /// A partition of the table (`PK`).
-    pub(crate) fn table(pk: String) -> Self {
-        Self { index: None, key: pk, prefix: None, consistent: false }
-    }
-
-    /// A partition of a global secondary index (`<index>PK`).
-    pub(crate) fn index(index: &'static str, pk: String) -> Self {
-        Self { index: Some(index), key: pk, prefix: None, consistent: false }
-    }
-
-    /// Only the items whose sort key starts with `prefix`.
-    pub(crate) fn prefixed(self, prefix: &'static str) -> Self {
-        Self { prefix: Some(prefix), ..self }
-    }
-
-    /// Strongly consistent (the table only: indexes are eventually consistent).
-    pub(crate) fn consistent(self) -> Self {
-        debug_assert!(self.index.is_none(), "global secondary indexes cannot be read strongly consistent");
-        Self { consistent: true, ..self }
-    }
-
-    pub(crate) fn query(&self, q: QueryFluentBuilder) -> QueryFluentBuilder {
-        let (pk, sk) = match self.index {
-            None => (crate::keys::PK.to_owned(), crate::keys::SK.to_owned()),
-            Some(index) => (format!("{index}PK"), format!("{index}SK")),
-        };
-        let q =
-            q.set_index_name(self.index.map(str::to_owned)).expression_attribute_values(":pk", s(self.key.as_str()));
-        let q = if self.consistent { q.consistent_read(true) } else { q };
-        match self.prefix {
-            None => q.key_condition_expression(format!("{pk} = :pk")),
-            Some(prefix) => q
-                .key_condition_expression(format!("{pk} = :pk AND begins_with({sk}, :prefix)"))
-                .expression_attribute_values(":prefix", s(prefix)),
-        }
-    }
-}
-
-/// Consumed capacity added up across requests, in hundredths of a unit.
-#[derive(Debug, Clone, Default)]
-pub struct Capacity {
-    read_centi: Arc<AtomicU64>,
-    write_centi: Arc<AtomicU64>,
-    requests: Arc<AtomicU64>,
-}
-
-impl Capacity {
-    pub fn reads(&self) -> f64 {
-        self.read_centi.load(Ordering::Relaxed) as f64 / 100.0
-    }
-    pub fn writes(&self) -> f64 {
-        self.write_centi.load(Ordering::Relaxed) as f64 / 100.0
-    }
-    pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
-    }
-    pub fn reset(&self) {
-        self.read_centi.store(0, Ordering::Relaxed);
-        self.write_centi.store(0, Ordering::Relaxed);
-        self.requests.store(0, Ordering::Relaxed);
-    }
-
-    fn record<'a>(&self, consumed: impl IntoIterator<Item = &'a ConsumedCapacity>) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        for c in consumed {
-            let reads = c.read_capacity_units().unwrap_or(0.0);
-            let writes = c.write_capacity_units().unwrap_or(0.0);
-            // Tables in on-demand mode report only CapacityUnits; attribute them by operation kind.
-            let total = c.capacity_units().unwrap_or(0.0);
-            let (reads, writes) = if reads == 0.0 && writes == 0.0 { (total, 0.0) } else { (reads, writes) };
-            self.read_centi.fetch_add((reads * 100.0).round() as u64, Ordering::Relaxed);
-            self.write_centi.fetch_add((writes * 100.0).round() as u64, Ordering::Relaxed);
-        }
-    }
-
-    fn record_writes<'a>(&self, consumed: impl IntoIterator<Item = &'a ConsumedCapacity>) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        for c in consumed {
-            let writes = c.write_capacity_units().or(c.capacity_units()).unwrap_or(0.0);
-            self.write_centi.fetch_add((writes * 100.0).round() as u64, Ordering::Relaxed);
-        }
-    }
 }
 
 /// Maps an SDK error to the store's typed error, keeping throttling and condition failures apart.
@@ -175,47 +79,6 @@ pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
 
 pub(crate) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
-}
-
-/// Why one item of a cancelled transaction failed.
-#[derive(Debug, Clone)]
-pub(crate) struct CancelReason {
-    pub code: Option<String>,
-    pub item: Option<Item>,
-}
-
-impl CancelReason {
-    pub fn condition_failed(&self) -> bool {
-        self.code.as_deref() == Some("ConditionalCheckFailed")
-    }
-}
-
-/// The outcome of a transaction that did not commit.
-#[derive(Debug)]
-pub(crate) enum TxFailure {
-    /// Cancelled; one reason per item, in request order.
-    Cancelled(Vec<CancelReason>),
-    Error(StoreError),
-}
-
-impl From<TxFailure> for StoreError {
-    fn from(failure: TxFailure) -> Self {
-        match failure {
-            TxFailure::Error(e) => e,
-            TxFailure::Cancelled(reasons) => {
-                let codes: Vec<&str> = reasons.iter().filter_map(|r| r.code.as_deref()).collect();
-                if codes.contains(&"ThrottlingError") || codes.contains(&"ProvisionedThroughputExceeded") {
-                    StoreError::Throttled(codes.join(","))
-                } else if codes.contains(&"TransactionConflict") {
-                    StoreError::TransactionConflict(codes.join(","))
-                } else if codes.contains(&"ConditionalCheckFailed") {
-                    StoreError::ConditionFailed
-                } else {
-                    StoreError::Other(format!("transaction cancelled: {}", codes.join(",")))
-                }
-            }
-        }
-    }
 }
 
 impl Store {

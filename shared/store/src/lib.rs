@@ -7,6 +7,7 @@
 mod access;
 mod assignments;
 mod audit;
+mod capacity;
 mod catalog;
 mod courses;
 pub mod cursor;
@@ -14,6 +15,7 @@ mod directory;
 mod dynamo;
 mod jobs;
 pub mod keys;
+mod partition;
 mod progress;
 mod records;
 pub mod retry;
@@ -27,8 +29,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 pub use access::{IdempotencyBegin, IdempotencyKey, RateCounts, RateSubject, StoredResponse, token_sha256};
 pub use assignments::AssignmentFilter;
 pub use audit::AuditFilter;
+pub use capacity::Capacity;
 pub use cursor::CursorCodec;
-pub use dynamo::{Capacity, FILTERED_PAGE_SIZE, MAX_PAGES_PER_REQUEST};
+pub use dynamo::{FILTERED_PAGE_SIZE, MAX_PAGES_PER_REQUEST};
 pub use progress::{MembershipChange, RowChange};
 pub use roster::ROSTER_ROWS_PER_TRANSACTION;
 

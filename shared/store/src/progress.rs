@@ -5,9 +5,11 @@ use chrono::{DateTime, Utc};
 use domain::{Aggregates, Assignment, Completion, OrgId, ProgressRow, Source, TrackedItem, UserId};
 use serde::{Deserialize, Serialize};
 
-use crate::dynamo::{CancelReason, Partition, TxFailure, from_item, n, to_item};
+use crate::dynamo::{from_item, n, to_item};
+use crate::partition::Partition;
 use crate::retry::Retry;
 use crate::roster::progress_item;
+use crate::tx::{CancelReason, TxFailure};
 use crate::tx::{counter_failure, counter_update, put};
 use crate::{Store, StoreError, keys};
 

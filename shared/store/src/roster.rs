@@ -4,8 +4,10 @@
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use domain::{Aggregates, Assignment, AssignmentId, OrgId, ProgressRow, UserId};
 
-use crate::dynamo::{CancelReason, Item, Partition, TxFailure, n, s, to_item};
+use crate::dynamo::{Item, n, s, to_item};
+use crate::partition::Partition;
 use crate::records::ProgressRecord;
+use crate::tx::{CancelReason, TxFailure};
 use crate::tx::{counter_failure, counter_update, put};
 use crate::{Page, PageKey, Store, StoreError, keys};
 

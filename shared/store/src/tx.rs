@@ -4,7 +4,7 @@
 use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use domain::{Aggregates, Assignment, AuditEntry, OrgId};
 
-use crate::dynamo::{CancelReason, Item, TxFailure, n, s};
+use crate::dynamo::{Item, n, s};
 use crate::{Store, StoreError, keys};
 
 pub(crate) fn audit_put(org: &OrgId, entry: &AuditEntry) -> Result<TransactWriteItem, StoreError> {
@@ -77,5 +77,46 @@ impl Store {
             c.table_name = self.table.clone();
         }
         item
+    }
+}
+
+/// Why one item of a cancelled transaction failed.
+#[derive(Debug, Clone)]
+pub(crate) struct CancelReason {
+    pub code: Option<String>,
+    pub item: Option<Item>,
+}
+
+impl CancelReason {
+    pub fn condition_failed(&self) -> bool {
+        self.code.as_deref() == Some("ConditionalCheckFailed")
+    }
+}
+
+/// The outcome of a transaction that did not commit.
+#[derive(Debug)]
+pub(crate) enum TxFailure {
+    /// Cancelled; one reason per item, in request order.
+    Cancelled(Vec<CancelReason>),
+    Error(StoreError),
+}
+
+impl From<TxFailure> for StoreError {
+    fn from(failure: TxFailure) -> Self {
+        match failure {
+            TxFailure::Error(e) => e,
+            TxFailure::Cancelled(reasons) => {
+                let codes: Vec<&str> = reasons.iter().filter_map(|r| r.code.as_deref()).collect();
+                if codes.contains(&"ThrottlingError") || codes.contains(&"ProvisionedThroughputExceeded") {
+                    StoreError::Throttled(codes.join(","))
+                } else if codes.contains(&"TransactionConflict") {
+                    StoreError::TransactionConflict(codes.join(","))
+                } else if codes.contains(&"ConditionalCheckFailed") {
+                    StoreError::ConditionFailed
+                } else {
+                    StoreError::Other(format!("transaction cancelled: {}", codes.join(",")))
+                }
+            }
+        }
     }
 }
