@@ -1,18 +1,15 @@
-//! POST /assignments (and `?dryRun=true`): validate, resolve target and roster, write the assignment
-//! with its audit entry and roster rows, answer 201. `Idempotency-Key` retries within 24 h get the
+//! POST /assignments (and `?dryRun=true`): validate, then `service::create` resolves the target and
+//! roster and writes the assignment with its audit entry and roster rows; answer 201. `Idempotency-Key` retries within 24 h get the
 //! first response again.
-
-use std::collections::HashSet;
 
 use ::http::StatusCode;
 use api::http::{self, BASE_PATH, json_response};
-use api::{ApiError, App, Call, auth, roster, views};
-use domain::{AssignmentId, ItemCounts, ProgressRow, preview, validation};
-use events::outbound;
+use api::{ApiError, App, Call, auth, views};
+use domain::validation;
 use lambda_http::{Body, Response};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use store::{AssignmentFilter, IdempotencyBegin, IdempotencyKey, StoredResponse};
+use store::{IdempotencyBegin, IdempotencyKey, StoredResponse};
 
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
@@ -77,93 +74,31 @@ fn replay(stored: StoredResponse) -> Response<Body> {
 
 async fn run(call: &Call<'_>, body: &serde_json::Value, dry_run: bool) -> Result<Response<Body>, ApiError> {
     let org = &call.principal.org;
-    let store = &call.app.store;
     let new = validation::validate_create(body, call.now.date_naive())?;
-    let resolved = roster::resolve_target(store, org, &new.target).await?;
-    let roster = roster::resolve_assignee(store, org, &new.assignee).await?;
-
     if dry_run {
-        let learners: HashSet<_> = roster.members.iter().map(|m| m.user_id).collect();
-        let already = already_assigned(call, &new.target, &learners).await?;
-        let counts = ItemCounts::of(&resolved.units);
-        let learner_count = u32::try_from(learners.len()).unwrap_or(u32::MAX);
+        let preview = service::create::preview(&call.ctx(), org, &new).await?;
         return Ok(json_response(
             StatusCode::OK,
             &json!({
-                "itemCount": counts.total(),
-                "learnerCount": learner_count,
-                "assigneeName": roster.assignee_name,
-                "alreadyAssignedCount": already,
-                "summary": preview::summary(counts, learner_count),
+                "itemCount": preview.items.total(),
+                "learnerCount": preview.learners,
+                "assigneeName": preview.assignee_name,
+                "alreadyAssignedCount": preview.already_assigned,
+                "summary": preview.summary(),
             }),
         ));
     }
 
-    let id = AssignmentId::new_v7();
-    let assignment = new.into_assignment(id, resolved, roster.assignee_name, call.principal.actor_id.clone(), call.now);
-    let rows: Vec<ProgressRow> = roster
-        .members
-        .into_iter()
-        .map(|m| {
-            let mut row = ProgressRow::new(id, m.user_id, m.source, call.now);
-            row.membership_at = m.since;
-            row
-        })
-        .collect();
-    let audit = call.audit(
-        "assignment.created",
-        ("assignment", id.to_string(), assignment.target_title.clone()),
-        json!({"before": null, "after": views::assignment(&assignment, call.now), "learnerCount": rows.len()}),
-    );
-    let created = store.create_assignment(org, &assignment, &audit, &rows).await?;
-    tracing::info!(assignment_id = %id, learners = rows.len(), "assignment created");
-    let event = outbound::assignment_changed("assignment.created", org, &created, &call.principal.actor_id, call.now);
-    call.app.publisher.publish_logged(&[event]).await;
-
+    let created =
+        service::create::create(&call.ctx(), org, new, &call.actor(), |a| json!(views::assignment(a, call.now)))
+            .await?;
     let mut response = json_response(StatusCode::CREATED, &views::assignment(&created, call.now));
     let headers = response.headers_mut();
-    if let Ok(location) = format!("{BASE_PATH}/assignments/{id}").parse() {
+    if let Ok(location) = format!("{BASE_PATH}/assignments/{}", created.id).parse() {
         headers.insert("location", location);
     }
     if let Ok(etag) = http::etag(created.version).parse() {
         headers.insert("etag", etag);
     }
     Ok(response)
-}
-
-/// Learners of `learners` who already have an active assignment of the same target, through any
-/// assignee. Reads only the org's active assignments of this target and their rosters.
-async fn already_assigned(
-    call: &Call<'_>,
-    target: &domain::Target,
-    learners: &HashSet<domain::UserId>,
-) -> Result<usize, ApiError> {
-    let org = &call.principal.org;
-    let store = &call.app.store;
-    let mut covered = HashSet::new();
-    let mut next = None;
-    let filter = AssignmentFilter { is_active: Some(true), ..Default::default() };
-    loop {
-        let page = store.list_assignments(org, &filter, 200, next).await?;
-        for a in page
-            .items
-            .iter()
-            .filter(|a| a.target.target_type == target.target_type && a.target.target_id == target.target_id)
-        {
-            let mut rows_next = None;
-            loop {
-                let rows = store.progress_page(org, a.id, 200, rows_next).await?;
-                covered.extend(rows.items.iter().filter(|r| r.removed_at.is_none()).map(|r| r.user_id));
-                match rows.next {
-                    Some(key) => rows_next = Some(key),
-                    None => break,
-                }
-            }
-        }
-        match page.next {
-            Some(key) => next = Some(key),
-            None => break,
-        }
-    }
-    Ok(learners.intersection(&covered).count())
 }

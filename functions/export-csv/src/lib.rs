@@ -8,10 +8,10 @@ use ::http::StatusCode;
 use api::http::{self, json_response};
 use api::{ApiError, App, Call, auth};
 use aws_sdk_s3::presigning::PresigningConfig;
-use events::outbound;
 use exports::{Bucket, ExportError, ExportKind};
 use lambda_http::{Body, Response};
 use serde_json::json;
+use service::outbound;
 
 /// How long the download link works.
 pub const LINK_TTL: Duration = Duration::from_secs(15 * 60);

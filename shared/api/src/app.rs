@@ -40,6 +40,11 @@ impl App {
         }
     }
 
+    /// The use cases' context: this function's table and publisher.
+    pub fn ctx(&self) -> service::Ctx<'_> {
+        service::Ctx::new(&self.store, &self.publisher)
+    }
+
     /// Session tokens must also carry this `iss` and/or `aud` (empty or `None`: not checked).
     pub fn with_issuer_and_audience(mut self, issuer: Option<&str>, audience: Option<&str>) -> Self {
         fn set(v: Option<&str>) -> Option<&str> {

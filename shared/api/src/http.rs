@@ -8,6 +8,7 @@ use http::{HeaderValue, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::Value;
+use service::Actor;
 
 use crate::app::App;
 use crate::auth::Principal;
@@ -32,23 +33,26 @@ pub struct Call<'a> {
 }
 
 impl Call<'_> {
-    /// The audit entry of a change this request makes: the principal is the actor, with the request's
-    /// id and time. `target` is (type, id, label), e.g. `("assignment", id, title)`.
-    pub fn audit(&self, action: &str, target: (&str, String, String), metadata: Value) -> AuditEntry {
-        let (target_type, target_id, target_label) = target;
-        AuditEntry {
-            id: uuid::Uuid::now_v7(),
-            created_at: self.now,
-            action: action.to_owned(),
-            actor_id: self.principal.actor_id.clone(),
-            actor_email: self.principal.actor_email.clone(),
-            actor_role: self.principal.role,
-            target_type: target_type.to_owned(),
-            target_id,
-            target_label,
-            metadata,
+    /// The principal making this call, as the use cases' audit entries name it, with the request's
+    /// id and time.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            id: self.principal.actor_id.clone(),
+            email: self.principal.actor_email.clone(),
+            role: self.principal.role,
             request_id: self.request_id.clone(),
+            now: self.now,
         }
+    }
+
+    /// The audit entry of a change this request makes (see [`Actor::audit`]).
+    pub fn audit(&self, action: &str, target: (&str, String, String), metadata: Value) -> AuditEntry {
+        self.actor().audit(action, target, metadata)
+    }
+
+    /// The use cases' context.
+    pub fn ctx(&self) -> service::Ctx<'_> {
+        self.app.ctx()
     }
 }
 

@@ -5,6 +5,7 @@ use domain::validation::{FieldError, ValidationError};
 use http::StatusCode;
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
+use service::AppError;
 use store::StoreError;
 
 /// Every way a request can fail, as the client sees it.
@@ -172,6 +173,23 @@ impl From<ValidationError> for ApiError {
             ValidationError::NotAnObject => ApiError::field("body", "must be a JSON object"),
             ValidationError::Fields(errors) => ApiError::Validation(errors),
             ValidationError::Immutable(fields) => ApiError::ImmutableField(fields),
+        }
+    }
+}
+
+/// The use cases' refusals, as the client sees them.
+impl From<AppError> for ApiError {
+    fn from(err: AppError) -> Self {
+        match err {
+            AppError::Store(err) => err.into(),
+            AppError::InvalidField { field, message } => ApiError::field(field, message),
+            AppError::UnknownTarget(reason) => ApiError::UnknownTarget(reason),
+            AppError::UnknownAssignee(reason) => ApiError::UnknownAssignee(reason),
+            AppError::NoCustomCourses => ApiError::NoCustomCourses,
+            AppError::NotFound => ApiError::NotFound,
+            AppError::VersionMismatch { current_version } => ApiError::PreconditionFailed { current_version },
+            // Concurrent edits kept winning: the client may retry.
+            AppError::Contended => ApiError::Unavailable,
         }
     }
 }

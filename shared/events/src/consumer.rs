@@ -1,22 +1,34 @@
-//! The EventBridge consumers' shared handler: parse, apply, then publish what the change caused.
+//! The EventBridge consumers' shared handler: parse, then run the use case the event calls for
+//! (which publishes what the change caused once it is committed).
 //!
-//! Delivery is at-least-once and unordered; every rule applied here is idempotent and order-safe.
-//! Poison events (malformed, invalid ids) are logged with their id and dropped so they never block
-//! the rest; storage failures are returned so EventBridge retries and then dead-letters.
+//! Delivery is at-least-once and unordered; every use case applied here is idempotent and order-safe.
+//! Poison events (malformed, invalid ids, or refused by the use case) are logged with their id and
+//! dropped so they never block the rest; storage failures are returned so EventBridge retries and
+//! then dead-letters.
 
 use domain::{Completion, TeamChange, UserChange};
 use serde_json::{Value, json};
+use service::{AppError, Applied, Ctx, courses, membership, progress};
 use store::{Store, StoreError};
 
-use crate::membership::reconcile_user;
-use crate::outbound::DomainEvent;
+use crate::Publisher;
 use crate::platform::{EventKind, PlatformEvent, parse};
-use crate::{Publisher, courses, progress};
 
+/// A failure worth retrying: the event source redelivers it (then dead-letters).
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The one mapping of a use case's outcome to a consumer's: storage failures are retried, anything
+/// else the use case refuses is poison (`Ok(Err(reason))`: logged and dropped).
+pub fn outcome<T>(result: Result<T, AppError>) -> Result<Result<T, String>, ConsumerError> {
+    match result {
+        Ok(done) => Ok(Ok(done)),
+        Err(AppError::Store(err)) => Err(err.into()),
+        Err(refused) => Ok(Err(refused.to_string())),
+    }
 }
 
 /// What a consumer Lambda builds once: the table and the bus for domain events.
@@ -27,6 +39,11 @@ pub struct Consumer {
 }
 
 impl Consumer {
+    /// The use cases' context: this consumer's table and publisher.
+    pub fn ctx(&self) -> Ctx<'_> {
+        Ctx::new(&self.store, &self.publisher)
+    }
+
     /// Handles one EventBridge event; returns `{"applied": n}` or `{"dropped": reason}`.
     pub async fn handle(&self, event: Value) -> Result<Value, ConsumerError> {
         // Envelope fields only, bounded: a poison event is logged without anything from its detail.
@@ -41,33 +58,35 @@ impl Consumer {
                 return Ok(json!({ "dropped": reason }));
             }
         };
-        let (applied, events) = self.apply(&parsed).await?;
-        // Published only now that the state they announce is committed.
-        self.publisher.publish_logged(&events).await;
-        tracing::info!(event_id, detail_type, org = %parsed.org, applied, published = events.len(), "event applied");
-        Ok(json!({ "applied": applied }))
+        let applied = match outcome(self.apply(&parsed).await)? {
+            Ok(applied) => applied,
+            Err(reason) => {
+                tracing::warn!(event_id, detail_type, org = %parsed.org, reason, "dropping refused event");
+                return Ok(json!({ "dropped": reason }));
+            }
+        };
+        tracing::info!(event_id, detail_type, org = %parsed.org, applied = applied.rows, published = applied.announced, "event applied");
+        Ok(json!({ "applied": applied.rows }))
     }
 
-    /// Applies a parsed event; returns how many rows changed and the domain events to publish.
-    pub async fn apply(&self, event: &PlatformEvent) -> Result<(usize, Vec<DomainEvent>), StoreError> {
-        let (store, org, at) = (&self.store, &event.org, event.occurred_at);
+    /// Runs the use case a parsed event calls for.
+    pub async fn apply(&self, event: &PlatformEvent) -> Result<Applied, AppError> {
+        let (ctx, org, at) = (&self.ctx(), &event.org, event.occurred_at);
         // The user, what the event says about them, and the teams it names.
         let (user, change, teams) = match &event.kind {
             EventKind::Completed { user, item, score } => {
                 let completion = Completion { item: item.clone(), score: *score, at };
-                return progress::apply_completion(store, org, *user, &completion).await;
+                return progress::apply_completion(ctx, org, *user, &completion).await;
             }
             EventKind::CustomCourseUpdated { course, name, is_active, items } => {
-                return courses::apply_course_update(store, org, *course, name.clone(), *is_active, items.clone(), at)
+                return courses::apply_course_update(ctx, org, *course, name.clone(), *is_active, items.clone(), at)
                     .await;
             }
             EventKind::TeamRenamed { team, name } => {
-                store.change_team(org, *team, &TeamChange::Named(name.clone()), at).await?;
-                return Ok((0, Vec::new()));
+                return membership::team_changed(ctx, org, *team, &TeamChange::Named(name.clone()), at).await;
             }
             EventKind::TeamDeleted { team } => {
-                store.change_team(org, *team, &TeamChange::Deleted, at).await?;
-                return Ok((0, Vec::new()));
+                return membership::team_changed(ctx, org, *team, &TeamChange::Deleted, at).await;
             }
             EventKind::UserCreated { user, name, email, role, team } => {
                 let snapshot = UserChange::Snapshot {
@@ -92,21 +111,17 @@ impl Consumer {
             EventKind::UserDeactivated { user } => (*user, UserChange::Deactivated, Vec::new()),
             EventKind::MemberAdded { team, team_name, user } => {
                 if let Some(name) = team_name {
-                    store.change_team(org, *team, &TeamChange::Named(name.clone()), at).await?;
+                    membership::team_changed(ctx, org, *team, &TeamChange::Named(name.clone()), at).await?;
                 }
                 (*user, UserChange::JoinedTeam(*team), vec![*team])
             }
             EventKind::MemberRemoved { team, team_name, user } => {
                 if let Some(name) = team_name {
-                    store.change_team(org, *team, &TeamChange::Named(name.clone()), at).await?;
+                    membership::team_changed(ctx, org, *team, &TeamChange::Named(name.clone()), at).await?;
                 }
                 (*user, UserChange::LeftTeam(*team), vec![*team])
             }
         };
-        // The projection first; then the rosters follow the projection as stored (not the event), so
-        // a stale event changes nothing and a retry after a partial failure finishes the job.
-        let user = store.change_user(org, user, &change, at).await?;
-        let reconciled = reconcile_user(store, org, &user, &teams).await?;
-        Ok((reconciled.repairs, reconciled.events))
+        membership::user_changed(ctx, org, user, &change, &teams, at).await
     }
 }

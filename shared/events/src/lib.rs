@@ -1,24 +1,19 @@
 //! EventBridge: the platform's events in, domain events out.
 //!
 //! - [`platform`]: the consumed events (design §4), parsed and validated;
-//! - [`consumer`]: the handler every consumer Lambda runs (idempotent, order-safe);
-//! - [`membership`], [`progress`], [`courses`]: the rules behind it, also used by reactivation and
-//!   the reconcile job;
-//! - [`outbound`] and [`Publisher`]: domain events (source `assignments`), PutEvents ≤ 10 per call
-//!   with failed entries resent.
+//! - [`consumer`]: the handler every consumer Lambda runs: parse, then the `service` use case the
+//!   event calls for (idempotent, order-safe), its errors mapped to retry or drop;
+//! - [`schedule`]: the scheduled jobs' input;
+//! - [`Publisher`]: domain events out (source `assignments`), PutEvents ≤ 10 per call with failed
+//!   entries resent; the `service` crate's [`service::Publish`].
 
 pub mod consumer;
-pub mod courses;
 pub mod entry;
-pub mod membership;
-pub mod outbound;
 pub mod platform;
-pub mod progress;
 mod publisher;
-pub mod scheduled;
+pub mod schedule;
 
 pub use consumer::{Consumer, ConsumerError};
-pub use outbound::DomainEvent;
 pub use publisher::{BATCH, PublishError, Publisher};
 use store::Store;
 

@@ -3,7 +3,8 @@
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use store::retry::Retry;
 
-use crate::outbound::{DomainEvent, SOURCE};
+use service::outbound::{DomainEvent, SOURCE};
+use service::{Announced, Publish};
 
 /// PutEvents accepts at most 10 entries per call.
 pub const BATCH: usize = 10;
@@ -91,5 +92,11 @@ impl Publisher {
             .detail(event.detail.to_string())
             .time(aws_sdk_eventbridge::primitives::DateTime::from_millis(event.time.timestamp_millis()))
             .build()
+    }
+}
+
+impl Publish for Publisher {
+    fn announce<'a>(&'a self, events: &'a [DomainEvent]) -> Announced<'a> {
+        Box::pin(self.publish_logged(events))
     }
 }

@@ -7,8 +7,9 @@ use aws_sdk_eventbridge::types::PutEventsResultEntry;
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use chrono::Utc;
 use domain::OrgId;
-use events::{DomainEvent, Publisher, outbound};
+use events::Publisher;
 use serde_json::json;
+use service::{DomainEvent, outbound};
 
 fn events(n: usize) -> Vec<DomainEvent> {
     let org = OrgId::parse("acme").unwrap();

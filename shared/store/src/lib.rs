@@ -112,6 +112,41 @@ pub struct Page<T> {
     pub next: Option<PageKey>,
 }
 
+/// Walks a paged listing to its end, the one way every job and use case follows `next`:
+///
+/// ```text
+/// let mut pages = Pages::default();
+/// while let Some(start) = pages.next_start() {
+///     for row in pages.follow(store.progress_page(org, id, 100, start).await?) { … }
+/// }
+/// ```
+#[derive(Debug, Default)]
+pub struct Pages {
+    start: Option<PageKey>,
+    finished: bool,
+}
+
+impl Pages {
+    /// Where the next page starts (`Some(None)`: the first page), or `None` once the last page was read.
+    pub fn next_start(&mut self) -> Option<Option<PageKey>> {
+        if self.finished {
+            return None;
+        }
+        self.finished = true;
+        Some(self.start.take())
+    }
+
+    /// Takes a page read from [`Pages::next_start`]'s key: remembers where the next one starts and
+    /// returns its items.
+    pub fn follow<T>(&mut self, page: Page<T>) -> Vec<T> {
+        if let Some(key) = page.next {
+            self.start = Some(key);
+            self.finished = false;
+        }
+        page.items
+    }
+}
+
 /// DynamoDB's `LastEvaluatedKey`, opaque outside the store. Turn it into a client cursor with
 /// [`CursorCodec`], which signs it and binds it to the org and the listing.
 #[derive(Debug, Clone, PartialEq)]

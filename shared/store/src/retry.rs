@@ -4,7 +4,7 @@
 //! [`Attempts::next`] before each try, so every retry in the service is bounded the same way and sleeps
 //! the same way.
 //!
-//! ```ignore
+//! ```text
 //! let mut attempts = Retry::CONFLICT.attempts();
 //! while attempts.next().await {
 //!     match try_once().await { Err(Conflict) => continue, other => return other }

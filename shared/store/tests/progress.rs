@@ -122,7 +122,7 @@ async fn replaying_events_three_times_shuffled_equals_one_ordered_delivery() {
     }
     // Completions for the learners who have rows from the start: at this layer a completion for a learner
     // with no row changes nothing; catching a joiner up from their completion log is the membership
-    // consumer's job (`events::membership`).
+    // consumer's job (`service::membership`).
     for user in 0..2 {
         for index in 0..11u16 {
             if !(index + user as u16).is_multiple_of(3) || user == 1 {

@@ -7,26 +7,14 @@ use chrono::NaiveDate;
 use domain::reminders::{latest_reminded_deadline, reminder_on};
 use domain::{AssigneeType, OrgId};
 use serde_json::json;
-use store::{PageKey, StoreError};
+use store::{Pages, StoreError};
 
 use crate::membership::reconcile_assignment;
 use crate::outbound::{self, DomainEvent};
-use crate::{BATCH, Consumer};
+use crate::{AppError, Ctx};
 
-/// `{"orgIds": [...]}` in a scheduled function's input limits a run to those orgs (a re-run for one
-/// customer; tests); anything else in the input is ignored. Invalid ids make the input poison.
-pub fn only_orgs(input: &serde_json::Value) -> Result<Option<Vec<OrgId>>, String> {
-    let Some(ids) = input.get("orgIds") else { return Ok(None) };
-    let ids = ids.as_array().ok_or("orgIds must be an array")?;
-    ids.iter()
-        .map(|id| {
-            id.as_str()
-                .ok_or("orgIds must be strings".to_owned())
-                .and_then(|id| OrgId::parse(id).map_err(|e| e.to_string()))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
-}
+/// Reminders announced per call: one PutEvents request's worth.
+const ANNOUNCE_BATCH: usize = 10;
 
 /// What a run did, for its log line and its result.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -39,45 +27,37 @@ pub struct RunReport {
 }
 
 /// The orgs to visit: `only` those, or every org that has assignments.
-async fn each_org(consumer: &Consumer, only: Option<&[OrgId]>) -> Result<Vec<OrgId>, StoreError> {
+async fn each_org(ctx: &Ctx<'_>, only: Option<&[OrgId]>) -> Result<Vec<OrgId>, StoreError> {
     if let Some(only) = only {
         return Ok(only.to_vec());
     }
     let mut orgs = Vec::new();
-    let mut next: Option<PageKey> = None;
-    loop {
-        let page = consumer.store.orgs_page(next).await?;
-        orgs.extend(page.items);
-        match page.next {
-            Some(key) => next = Some(key),
-            None => return Ok(orgs),
-        }
+    let mut pages = Pages::default();
+    while let Some(start) = pages.next_start() {
+        orgs.extend(pages.follow(ctx.store.orgs_page(start).await?));
     }
+    Ok(orgs)
 }
 
 /// Emits `assignment.due_soon` / `assignment.overdue` for `today` to every incomplete, in-scope learner
 /// of every active assignment whose deadline calls for one, each at most once per (assignment,
 /// learner, reminder) however often the job runs: the claim is written before the event is sent.
-pub async fn send_reminders(
-    consumer: &Consumer,
-    today: NaiveDate,
-    only: Option<&[OrgId]>,
-) -> Result<RunReport, StoreError> {
-    let store = &consumer.store;
+pub async fn send_reminders(ctx: &Ctx<'_>, today: NaiveDate, only: Option<&[OrgId]>) -> Result<RunReport, AppError> {
+    let store = ctx.store;
     let mut report = RunReport::default();
-    for org in each_org(consumer, only).await? {
+    for org in each_org(ctx, only).await? {
         report.orgs += 1;
-        let mut next = None;
-        loop {
-            let page = store.due_assignments_page(&org, latest_reminded_deadline(today), next).await?;
-            for a in &page.items {
+        let mut pages = Pages::default();
+        while let Some(start) = pages.next_start() {
+            let page = pages.follow(store.due_assignments_page(&org, latest_reminded_deadline(today), start).await?);
+            for a in &page {
                 let Some(reminder) = reminder_on(a.deadline, today) else { continue };
                 report.assignments += 1;
-                let mut rows_next = None;
-                loop {
-                    let rows = store.progress_page(&org, a.id, 100, rows_next).await?;
+                let mut row_pages = Pages::default();
+                while let Some(rows_start) = row_pages.next_start() {
+                    let rows = row_pages.follow(store.progress_page(&org, a.id, 100, rows_start).await?);
                     let due: Vec<_> =
-                        rows.items.iter().filter(|r| r.removed_at.is_none() && r.completed_at.is_none()).collect();
+                        rows.iter().filter(|r| r.removed_at.is_none() && r.completed_at.is_none()).collect();
                     let ids: Vec<_> = due.iter().map(|r| r.user_id).collect();
                     let users: HashMap<_, _> =
                         store.get_users(&org, &ids).await?.into_iter().map(|u| (u.user_id, u)).collect();
@@ -98,22 +78,14 @@ pub async fn send_reminders(
                             "days": reminder.days,
                         });
                         events.push(outbound::other(reminder.detail_type, &org, chrono::Utc::now(), detail));
-                        if events.len() == BATCH {
+                        if events.len() == ANNOUNCE_BATCH {
                             report.count += events.len();
-                            consumer.publisher.publish_logged(&std::mem::take(&mut events)).await;
+                            ctx.events.announce(&std::mem::take(&mut events)).await;
                         }
                     }
                     report.count += events.len();
-                    consumer.publisher.publish_logged(&events).await;
-                    match rows.next {
-                        Some(key) => rows_next = Some(key),
-                        None => break,
-                    }
+                    ctx.events.announce(&events).await;
                 }
-            }
-            match page.next {
-                Some(key) => next = Some(key),
-                None => break,
             }
         }
     }
@@ -124,16 +96,16 @@ pub async fn send_reminders(
 /// Compares the roster of every active team and org-wide assignment with the membership projection
 /// and repairs missing or stale rows, then the counters if rows were changed behind the service's
 /// back. Logs and returns the number of repairs.
-pub async fn reconcile_rosters(consumer: &Consumer, only: Option<&[OrgId]>) -> Result<RunReport, StoreError> {
-    let store = &consumer.store;
+pub async fn reconcile_rosters(ctx: &Ctx<'_>, only: Option<&[OrgId]>) -> Result<RunReport, AppError> {
+    let store = ctx.store;
     let mut report = RunReport::default();
     let far_future = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(NaiveDate::MAX);
-    for org in each_org(consumer, only).await? {
+    for org in each_org(ctx, only).await? {
         report.orgs += 1;
-        let mut next = None;
-        loop {
-            let page = store.due_assignments_page(&org, far_future, next).await?;
-            for a in page.items.iter().filter(|a| a.assignee.assignee_type != AssigneeType::User) {
+        let mut pages = Pages::default();
+        while let Some(start) = pages.next_start() {
+            let page = pages.follow(store.due_assignments_page(&org, far_future, start).await?);
+            for a in page.iter().filter(|a| a.assignee.assignee_type != AssigneeType::User) {
                 report.assignments += 1;
                 let reconciled = reconcile_assignment(store, &org, a, false).await?;
                 report.count += reconciled.repairs;
@@ -141,11 +113,7 @@ pub async fn reconcile_rosters(consumer: &Consumer, only: Option<&[OrgId]>) -> R
                     report.count += 1;
                     tracing::warn!(org = %org, assignment_id = %a.id, "counters repaired");
                 }
-                consumer.publisher.publish_logged(&reconciled.events).await;
-            }
-            match page.next {
-                Some(key) => next = Some(key),
-                None => break,
+                ctx.events.announce(&reconciled.events).await;
             }
         }
     }

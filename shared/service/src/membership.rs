@@ -4,12 +4,44 @@
 //! ([`User::membership_at`]), so a late, older event never undoes a newer one, and the same code
 //! serves the consumers (one user changed), reactivation and the reconcile job (one assignment).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use domain::{AssigneeType, Assignment, AssignmentId, Completion, OrgId, TeamId, User, UserId};
-use store::{MembershipChange, Store, StoreError};
+use chrono::{DateTime, Utc};
+use domain::{AssigneeType, Assignment, AssignmentId, Completion, OrgId, TeamChange, TeamId, User, UserChange, UserId};
+use store::{MembershipChange, Pages, Store, StoreError};
 
 use crate::outbound::{self, DomainEvent};
+use crate::roster::members_of;
+use crate::{AppError, Applied, Ctx};
+
+/// A user was created, changed, deactivated, joined or left a team (`mentioned_teams`: the teams the
+/// event names). The projection is written first; then the rosters follow the projection as stored
+/// (not the event), so a stale event changes nothing and a retry after a partial failure finishes the job.
+pub async fn user_changed(
+    ctx: &Ctx<'_>,
+    org: &OrgId,
+    user: UserId,
+    change: &UserChange,
+    mentioned_teams: &[TeamId],
+    at: DateTime<Utc>,
+) -> Result<Applied, AppError> {
+    let user = ctx.store.change_user(org, user, change, at).await?;
+    let reconciled = reconcile_user(ctx.store, org, &user, mentioned_teams).await?;
+    Ok(ctx.applied(reconciled.repairs, &reconciled.events).await)
+}
+
+/// A team was renamed or deleted: only the projection changes (a deleted team's assignments keep
+/// their rows and gain nobody).
+pub async fn team_changed(
+    ctx: &Ctx<'_>,
+    org: &OrgId,
+    team: TeamId,
+    change: &TeamChange,
+    at: DateTime<Utc>,
+) -> Result<Applied, AppError> {
+    ctx.store.change_team(org, team, change, at).await?;
+    Ok(Applied::default())
+}
 
 /// What reconciling did: rows written and the events to publish once it is all committed.
 #[derive(Debug, Default)]
@@ -151,28 +183,14 @@ pub async fn reconcile_assignment(
     if !a.is_active {
         return Ok(out);
     }
-    let mut members: Vec<User> = match a.assignee.assignee_type {
-        AssigneeType::Org => store.active_users(org).await?,
-        AssigneeType::Team => match TeamId::parse(&a.assignee.assignee_id) {
-            Ok(team) => store.team_members(org, team).await?,
-            Err(_) => Vec::new(),
-        },
-        AssigneeType::User => match UserId::parse(&a.assignee.assignee_id) {
-            Ok(user) => store.get_user(org, user).await?.into_iter().collect(),
-            Err(_) => Vec::new(),
-        },
-    };
+    let mut members = members_of(store, org, &a.assignee).await?;
     // The indexes are eventually consistent; the projection item itself decides.
     members.retain(|u| a.includes(u));
     let mut rows = HashMap::new();
-    let mut next = None;
-    loop {
-        let page = store.progress_page(org, a.id, 500, next).await?;
-        rows.extend(page.items.into_iter().map(|r| (r.user_id, r)));
-        match page.next {
-            Some(key) => next = Some(key),
-            None => break,
-        }
+    let mut pages = Pages::default();
+    while let Some(start) = pages.next_start() {
+        let page = pages.follow(store.progress_page(org, a.id, 500, start).await?);
+        rows.extend(page.into_iter().map(|r| (r.user_id, r)));
     }
     let team_is_deleted = a.assignee.assignee_type == AssigneeType::Team
         && team_deleted(store, org, &a.assignee.assignee_id, &mut HashMap::new()).await?;
@@ -198,7 +216,7 @@ pub async fn reconcile_assignment(
             log.catch_up(a, user, &mut out).await?;
         }
     }
-    let in_scope: std::collections::HashSet<_> = members.iter().map(|u| u.user_id).collect();
+    let in_scope: HashSet<_> = members.iter().map(|u| u.user_id).collect();
     let stale: Vec<_> =
         rows.values().filter(|r| r.removed_at.is_none() && !in_scope.contains(&r.user_id)).map(|r| r.user_id).collect();
     for user in store.get_users(org, &stale).await? {

@@ -1,18 +1,19 @@
 //! Completions: logged under the learner, then recorded on every active assignment that tracks them.
 
 use domain::{Completion, OrgId, UserId};
-use store::{Store, StoreError};
 
-use crate::outbound::{self, DomainEvent};
+use crate::outbound;
+use crate::{AppError, Applied, Ctx};
 
-/// Applies a completion. Returns how many rows changed (0 for a duplicate) and the
-/// `assignment.completed` events of learners who reached 100 % with it.
+/// Applies a completion: rows changed (0 for a duplicate), and `assignment.completed` announced for
+/// learners who reached 100 % with it.
 pub async fn apply_completion(
-    store: &Store,
+    ctx: &Ctx<'_>,
     org: &OrgId,
     user: UserId,
     completion: &Completion,
-) -> Result<(usize, Vec<DomainEvent>), StoreError> {
+) -> Result<Applied, AppError> {
+    let store = ctx.store;
     // Logged first: a row created after this point catches up from the log; a row created before it
     // is found below. Either way the completion counts.
     store.log_completion(org, user, completion).await?;
@@ -37,5 +38,5 @@ pub async fn apply_completion(
             events.push(outbound::completed(org, a, user, profile.as_ref().and_then(Option::as_ref), at));
         }
     }
-    Ok((applied, events))
+    Ok(ctx.applied(applied, &events).await)
 }

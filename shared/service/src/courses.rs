@@ -4,9 +4,10 @@ use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use domain::{Catalog, CourseId, CustomCourse, CustomCourseItem, OrgId};
-use store::{Store, StoreError};
+use store::StoreError;
 
-use crate::outbound::{self, DomainEvent};
+use crate::outbound;
+use crate::{AppError, Applied, Ctx};
 
 fn catalog() -> Result<&'static Catalog, StoreError> {
     static CATALOG: OnceLock<Result<Catalog, String>> = OnceLock::new();
@@ -19,23 +20,24 @@ fn catalog() -> Result<&'static Catalog, StoreError> {
 /// Stores the course (newer wins), then re-resolves every active assignment on it against the course
 /// as stored — so a late, older event changes nothing and a retried one finishes the job: adding an
 /// item lowers percentages, removing one stops counting it, a learner who now has every item is
-/// completed. Returns the rows changed and the `assignment.completed` events.
+/// completed. Announces `assignment.completed` for them.
 pub async fn apply_course_update(
-    store: &Store,
+    ctx: &Ctx<'_>,
     org: &OrgId,
     course_id: CourseId,
     name: String,
     is_active: bool,
     items: Vec<CustomCourseItem>,
     at: DateTime<Utc>,
-) -> Result<(usize, Vec<DomainEvent>), StoreError> {
+) -> Result<Applied, AppError> {
+    let store = ctx.store;
     let (units, unknown) = catalog()?.resolve_custom_course(&items);
     if !unknown.is_empty() {
         tracing::warn!(course = %course_id, ?unknown, "custom course names items the catalog does not have");
     }
     let course = CustomCourse { course_id, name, is_active, items, units, updated_at: at };
     store.put_custom_course(org, &course).await?;
-    let Some(course) = store.get_custom_course(org, course_id).await? else { return Ok((0, Vec::new())) };
+    let Some(course) = store.get_custom_course(org, course_id).await? else { return Ok(Applied::default()) };
 
     let mut changed = 0;
     let mut events = Vec::new();
@@ -52,5 +54,5 @@ pub async fn apply_course_update(
             }
         }
     }
-    Ok((changed, events))
+    Ok(ctx.applied(changed, &events).await)
 }

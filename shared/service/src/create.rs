@@ -1,0 +1,101 @@
+//! Creating an assignment: the dry run's preview, and the assignment itself with its audit entry and
+//! roster rows (one transaction, then chunks; see `Store::create_assignment`).
+
+use std::collections::HashSet;
+
+use domain::{AssignmentId, ItemCounts, NewAssignment, OrgId, ProgressRow, Target, UserId};
+use serde_json::{Value, json};
+use store::{AssignmentFilter, Pages};
+
+use crate::roster::{resolve_assignee, resolve_target};
+use crate::{Actor, AppError, Ctx, outbound};
+
+/// What creating would do (`dryRun`).
+#[derive(Debug, Clone)]
+pub struct Preview {
+    pub items: ItemCounts,
+    pub learners: u32,
+    pub assignee_name: String,
+    /// Learners who already have an active assignment of the same target, through any assignee.
+    pub already_assigned: usize,
+}
+
+impl Preview {
+    /// "Will assign 3 challenges to 12 learners".
+    pub fn summary(&self) -> String {
+        domain::preview::summary(self.items, self.learners)
+    }
+}
+
+pub async fn preview(ctx: &Ctx<'_>, org: &OrgId, new: &NewAssignment) -> Result<Preview, AppError> {
+    let resolved = resolve_target(ctx.store, org, &new.target).await?;
+    let roster = resolve_assignee(ctx.store, org, &new.assignee).await?;
+    let learners: HashSet<_> = roster.members.iter().map(|m| m.user_id).collect();
+    Ok(Preview {
+        items: ItemCounts::of(&resolved.units),
+        learners: u32::try_from(learners.len()).unwrap_or(u32::MAX),
+        assignee_name: roster.assignee_name,
+        already_assigned: already_assigned(ctx, org, &new.target, &learners).await?,
+    })
+}
+
+/// Creates the assignment for everyone its assignee reaches now and announces `assignment.created`.
+/// `view` is how the audit entry shows the new assignment (the API's representation).
+pub async fn create(
+    ctx: &Ctx<'_>,
+    org: &OrgId,
+    new: NewAssignment,
+    actor: &Actor,
+    view: impl FnOnce(&domain::Assignment) -> Value,
+) -> Result<domain::Assignment, AppError> {
+    let resolved = resolve_target(ctx.store, org, &new.target).await?;
+    let roster = resolve_assignee(ctx.store, org, &new.assignee).await?;
+    let id = AssignmentId::new_v7();
+    let assignment = new.into_assignment(id, resolved, roster.assignee_name, actor.id.clone(), actor.now);
+    let rows: Vec<ProgressRow> = roster
+        .members
+        .into_iter()
+        .map(|m| {
+            let mut row = ProgressRow::new(id, m.user_id, m.source, actor.now);
+            row.membership_at = m.since;
+            row
+        })
+        .collect();
+    let audit = actor.audit(
+        "assignment.created",
+        ("assignment", id.to_string(), assignment.target_title.clone()),
+        json!({"before": null, "after": view(&assignment), "learnerCount": rows.len()}),
+    );
+    let created = ctx.store.create_assignment(org, &assignment, &audit, &rows).await?;
+    tracing::info!(assignment_id = %id, learners = rows.len(), "assignment created");
+    let event = outbound::assignment_changed("assignment.created", org, &created, &actor.id, actor.now);
+    ctx.events.announce(&[event]).await;
+    Ok(created)
+}
+
+/// Learners of `learners` who already have an active assignment of the same target, through any
+/// assignee. Reads only the org's active assignments of this target and their rosters.
+async fn already_assigned(
+    ctx: &Ctx<'_>,
+    org: &OrgId,
+    target: &Target,
+    learners: &HashSet<UserId>,
+) -> Result<usize, AppError> {
+    let store = ctx.store;
+    let mut covered = HashSet::new();
+    let filter = AssignmentFilter { is_active: Some(true), ..Default::default() };
+    let mut pages = Pages::default();
+    while let Some(start) = pages.next_start() {
+        let page = pages.follow(store.list_assignments(org, &filter, 200, start).await?);
+        for a in
+            page.iter().filter(|a| a.target.target_type == target.target_type && a.target.target_id == target.target_id)
+        {
+            let mut row_pages = Pages::default();
+            while let Some(rows_start) = row_pages.next_start() {
+                let rows = row_pages.follow(store.progress_page(org, a.id, 200, rows_start).await?);
+                covered.extend(rows.iter().filter(|r| r.removed_at.is_none()).map(|r| r.user_id));
+            }
+        }
+    }
+    Ok(learners.intersection(&covered).count())
+}

@@ -1,0 +1,103 @@
+//! The application layer: one module per use case, each a plain `async fn(&Ctx, …) -> Result<_, AppError>`
+//! that the HTTP routes (`api`), the platform-event consumers and the scheduled jobs (`events`) call.
+//!
+//! - [`create`]: preview (`dryRun`) and create, roster rows in the same transactions;
+//! - [`patch`]: change, deactivate, reactivate (the roster catches up on reactivation);
+//! - [`roster`]: what a target is and who an assignee reaches now;
+//! - [`membership`]: rosters follow the user/team projection (joins, leaves, reconcile);
+//! - [`progress`], [`courses`]: completions and custom-course changes reach every row that tracks them;
+//! - [`scheduled`]: the daily reminders and the roster reconcile job;
+//! - [`outbound`]: the domain events the use cases announce, published through [`Publish`] once
+//!   the change they announce is committed.
+//!
+//! Rules without I/O live in `domain`; the table in `store`. [`AppError`] is mapped to HTTP problems
+//! once (in `api`) and to retry-or-drop once (in `events`).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use chrono::{DateTime, Utc};
+use domain::{AuditEntry, Role};
+use store::Store;
+
+pub mod courses;
+pub mod create;
+mod error;
+pub mod membership;
+pub mod outbound;
+pub mod patch;
+pub mod progress;
+pub mod roster;
+pub mod scheduled;
+
+pub use error::AppError;
+pub use outbound::DomainEvent;
+
+/// What a use case runs against: the table and the way out for the events it announces.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    pub store: &'a Store,
+    pub events: &'a dyn Publish,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(store: &'a Store, events: &'a dyn Publish) -> Self {
+        Self { store, events }
+    }
+}
+
+/// The way domain events leave the service (the `events` crate's EventBridge publisher).
+pub trait Publish: Send + Sync {
+    /// Sends `events`, which announce changes already committed: a failure is logged by the
+    /// implementation, as there is nothing left to roll back.
+    fn announce<'a>(&'a self, events: &'a [DomainEvent]) -> Announced<'a>;
+}
+
+/// [`Publish::announce`]'s future, boxed so a `&dyn Publish` can sit in [`Ctx`].
+pub type Announced<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// Who makes a change, for its audit entry: the verified principal of the request, its id and time.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub id: String,
+    pub email: Option<String>,
+    pub role: Role,
+    pub request_id: String,
+    pub now: DateTime<Utc>,
+}
+
+impl Actor {
+    /// The audit entry of a change this actor makes. `target` is (type, id, label), e.g.
+    /// `("assignment", id, title)`.
+    pub fn audit(&self, action: &str, target: (&str, String, String), metadata: serde_json::Value) -> AuditEntry {
+        let (target_type, target_id, target_label) = target;
+        AuditEntry {
+            id: uuid::Uuid::now_v7(),
+            created_at: self.now,
+            action: action.to_owned(),
+            actor_id: self.id.clone(),
+            actor_email: self.email.clone(),
+            actor_role: self.role,
+            target_type: target_type.to_owned(),
+            target_id,
+            target_label,
+            metadata,
+            request_id: self.request_id.clone(),
+        }
+    }
+}
+
+/// What an event-driven use case changed: rows written and events announced.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    pub rows: usize,
+    pub announced: usize,
+}
+
+impl Ctx<'_> {
+    /// Announces `events` (already committed) and says what was applied.
+    async fn applied(&self, rows: usize, events: &[DomainEvent]) -> Applied {
+        self.events.announce(events).await;
+        Applied { rows, announced: events.len() }
+    }
+}

@@ -1,0 +1,68 @@
+//! Changing an assignment (deadline, isMandatory, note, isActive): optimistic concurrency on its
+//! version, the audit entry in the same write, and on reactivation the roster catches up with the
+//! joins, leaves and completions that happened while it was inactive.
+
+use domain::{Activation, Assignment, AssignmentId, OrgId, Patch};
+use serde_json::json;
+use store::StoreError;
+use store::retry::Retry;
+
+use crate::membership::reconcile_assignment;
+use crate::{Actor, AppError, Ctx, outbound};
+
+/// Applies `patch` and returns the assignment as it now is (unchanged if the patch changes nothing).
+/// With `expected` (the client's `If-Match`), a different current version is
+/// [`AppError::VersionMismatch`]; without it, concurrent edits are re-read and the patch applied again
+/// until the conflict policy runs out ([`AppError::Contended`]).
+pub async fn change(
+    ctx: &Ctx<'_>,
+    org: &OrgId,
+    id: AssignmentId,
+    patch: &Patch,
+    expected: Option<u64>,
+    actor: &Actor,
+) -> Result<Assignment, AppError> {
+    let store = ctx.store;
+    let mut attempts = Retry::CONFLICT.attempts();
+    while attempts.next().await {
+        let current = store.get_assignment(org, id).await?.ok_or(AppError::NotFound)?;
+        if expected.is_some_and(|v| v != current.version) {
+            return Err(AppError::VersionMismatch { current_version: current.version });
+        }
+        let Some((next, activation)) = current.patched(patch, actor.now) else {
+            return Ok(current);
+        };
+        let action = match activation {
+            Activation::Deactivated => "assignment.deactivated",
+            Activation::Reactivated => "assignment.reactivated",
+            Activation::Unchanged => "assignment.updated",
+        };
+        let audit = actor.audit(
+            action,
+            ("assignment", id.to_string(), current.target_title.clone()),
+            json!({"before": current.editable_snapshot(), "after": next.editable_snapshot()}),
+        );
+        match store.update_assignment(org, &current, &next, activation, &audit).await {
+            Ok(()) => {
+                let mut events = vec![outbound::assignment_changed(action, org, &next, &actor.id, actor.now)];
+                if activation != Activation::Reactivated {
+                    ctx.events.announce(&events).await;
+                    return Ok(next);
+                }
+                // Members who joined, left or completed items while it was inactive.
+                let reconciled = reconcile_assignment(store, org, &next, true).await?;
+                tracing::info!(assignment_id = %id, repairs = reconciled.repairs, "roster reconciled on reactivation");
+                events.extend(reconciled.events);
+                ctx.events.announce(&events).await;
+                return Ok(store.get_assignment(org, id).await?.unwrap_or(next));
+            }
+            Err(StoreError::VersionConflict) if expected.is_none() => continue,
+            Err(StoreError::VersionConflict) => {
+                let version = store.get_assignment(org, id).await?.map_or(current.version, |a| a.version);
+                return Err(AppError::VersionMismatch { current_version: version });
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(AppError::Contended)
+}
