@@ -2,8 +2,11 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
-use domain::{Assignment, AssignmentSummary, ProgressRow, ProgressSummary, Source, TeamId, User};
+use chrono::{DateTime, NaiveDate, Utc};
+use domain::{
+    Assignment, AssignmentId, AssignmentSummary, ContentArea, ProgressRow, ProgressSummary, Source, TargetType, TeamId,
+    User, UserId, UserStatus,
+};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -34,15 +37,72 @@ pub fn assignment(a: &Assignment, now: DateTime<Utc>) -> Value {
     })
 }
 
-/// `source` and, for team assignments, the team's id and current name.
-pub fn source(source: &Source, team_names: &HashMap<TeamId, String>) -> (Value, Option<Value>) {
-    match source {
-        Source::Individual => (json!("individual"), None),
-        Source::Organization => (json!("organization"), None),
-        Source::Team { team_id } => {
-            (json!("team"), Some(json!({"teamId": team_id, "teamName": team_names.get(team_id)})))
+/// Why the learner has the assignment and, for team assignments, the team's id and current name.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Membership<'a> {
+    source: &'static str,
+    #[serde(flatten)]
+    team: Option<TeamRef<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TeamRef<'a> {
+    team_id: TeamId,
+    team_name: Option<&'a str>,
+}
+
+impl<'a> Membership<'a> {
+    fn of(source: &Source, team_names: &'a HashMap<TeamId, String>) -> Self {
+        match source {
+            Source::Individual => Membership { source: "individual", team: None },
+            Source::Organization => Membership { source: "organization", team: None },
+            Source::Team { team_id } => Membership {
+                source: "team",
+                team: Some(TeamRef { team_id: *team_id, team_name: team_names.get(team_id).map(String::as_str) }),
+            },
         }
     }
+}
+
+/// A learner's standing on one assignment, as the detail's `users[]` and the learner view both show it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Standing<'a> {
+    status: UserStatus,
+    completed_items: u32,
+    total_items: u32,
+    progress: f64,
+    #[serde(flatten)]
+    membership: Membership<'a>,
+}
+
+impl<'a> Standing<'a> {
+    fn of(row: &ProgressRow, a: &Assignment, team_names: &'a HashMap<TeamId, String>, now: DateTime<Utc>) -> Self {
+        Standing {
+            status: row.status(&a.units, a.item_count, a.deadline, now),
+            completed_items: row.completed_tracked(&a.units),
+            total_items: a.item_count,
+            progress: row.progress(&a.units, a.item_count),
+            membership: Membership::of(&row.source, team_names),
+        }
+    }
+}
+
+/// One learner's row in the assignment detail.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserProgressView<'a> {
+    user_id: UserId,
+    name: Option<&'a str>,
+    email: Option<&'a str>,
+    average_score: Option<f64>,
+    started_at: Option<DateTime<Utc>>,
+    completed_at: Option<DateTime<Utc>>,
+    removed_at: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    standing: Standing<'a>,
 }
 
 /// One learner's row in the assignment detail.
@@ -53,57 +113,53 @@ pub fn user_progress(
     team_names: &HashMap<TeamId, String>,
     now: DateTime<Utc>,
 ) -> Value {
-    let (source, team) = source(&row.source, team_names);
-    let mut view = json!({
-        "userId": row.user_id,
-        "name": user.map(|u| u.name.as_str()),
-        "email": user.map(|u| u.email.as_str()),
-        "status": row.status(&a.units, a.item_count, a.deadline, now),
-        "completedItems": row.completed_tracked(&a.units),
-        "totalItems": a.item_count,
-        "progress": row.progress(&a.units, a.item_count),
-        "averageScore": row.average_score(&a.units),
-        "startedAt": row.started_at,
-        "completedAt": row.completed_at,
-        "source": source,
-        "removedAt": row.removed_at,
-    });
-    if let (Some(team), Some(obj)) = (team, view.as_object_mut()) {
-        obj.insert("teamId".into(), team["teamId"].clone());
-        obj.insert("teamName".into(), team["teamName"].clone());
-    }
-    view
+    json!(UserProgressView {
+        user_id: row.user_id,
+        name: user.map(|u| u.name.as_str()),
+        email: user.map(|u| u.email.as_str()),
+        average_score: row.average_score(&a.units),
+        started_at: row.started_at,
+        completed_at: row.completed_at,
+        removed_at: row.removed_at,
+        standing: Standing::of(row, a, team_names, now),
+    })
 }
 
-/// One item of the learner view: the assignment as the learner sees it, with their own progress.
+/// One item of the learner view: the assignment as the learner sees it, with their own standing.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LearnerAssignmentView<'a> {
+    id: AssignmentId,
+    content_area: ContentArea,
+    target_type: TargetType,
+    target_id: &'a str,
+    target_title: &'a str,
+    target_path: &'a str,
+    deadline: NaiveDate,
+    is_mandatory: bool,
+    note: &'a Option<String>,
+    #[serde(flatten)]
+    standing: Standing<'a>,
+}
+
 pub fn learner_assignment(
     a: &Assignment,
     row: &ProgressRow,
     team_names: &HashMap<TeamId, String>,
     now: DateTime<Utc>,
 ) -> Value {
-    let (source, team) = source(&row.source, team_names);
-    let mut item = json!({
-        "id": a.id,
-        "contentArea": a.target.content_area,
-        "targetType": a.target.target_type,
-        "targetId": a.target.target_id,
-        "targetTitle": a.target_title,
-        "targetPath": a.target_path,
-        "deadline": a.deadline,
-        "isMandatory": a.is_mandatory,
-        "note": a.note,
-        "status": row.status(&a.units, a.item_count, a.deadline, now),
-        "progress": row.progress(&a.units, a.item_count),
-        "completedItems": row.completed_tracked(&a.units),
-        "totalItems": a.item_count,
-        "source": source,
-    });
-    if let Some(team) = team {
-        item["teamId"] = team["teamId"].clone();
-        item["teamName"] = team["teamName"].clone();
-    }
-    item
+    json!(LearnerAssignmentView {
+        id: a.id,
+        content_area: a.target.content_area,
+        target_type: a.target.target_type,
+        target_id: &a.target.target_id,
+        target_title: &a.target_title,
+        target_path: &a.target_path,
+        deadline: a.deadline,
+        is_mandatory: a.is_mandatory,
+        note: &a.note,
+        standing: Standing::of(row, a, team_names, now),
+    })
 }
 
 /// One audit-log entry.

@@ -7,7 +7,7 @@ mod sink;
 
 use chrono::{DateTime, Datelike, Utc};
 use domain::{OrgId, Source};
-use store::{AssignmentFilter, Store, StoreError};
+use store::{AssignmentFilter, Pages, Store, StoreError};
 
 pub use rows::{ASSIGNMENT_COLUMNS, PROGRESS_COLUMNS, assignment_record, neutralise, progress_record};
 pub use sink::{PART_SIZE, S3Csv};
@@ -72,8 +72,8 @@ pub async fn export(
     now: DateTime<Utc>,
 ) -> Result<Exported, ExportError> {
     let columns = match kind {
-        ExportKind::Assignments => ASSIGNMENT_COLUMNS,
-        ExportKind::Progress => PROGRESS_COLUMNS,
+        ExportKind::Assignments => &ASSIGNMENT_COLUMNS[..],
+        ExportKind::Progress => &PROGRESS_COLUMNS[..],
     };
     let mut out = S3Csv::start(s3, bucket, key, columns).await?;
     match write_rows(store, org, kind, now, &mut out).await {
@@ -93,21 +93,20 @@ async fn write_rows(
     out: &mut S3Csv,
 ) -> Result<(), ExportError> {
     let mut team_names = std::collections::HashMap::new();
-    let mut next = None;
-    loop {
-        let page = store.list_assignments(org, &AssignmentFilter::default(), 200, next).await?;
-        for a in &page.items {
+    let mut pages = Pages::default();
+    while let Some(start) = pages.next_start() {
+        for a in &pages.follow(store.list_assignments(org, &AssignmentFilter::default(), 200, start).await?) {
             if kind == ExportKind::Assignments {
                 out.write(&assignment_record(a, now)).await?;
                 continue;
             }
-            let mut rows_next = None;
-            loop {
-                let rows = store.progress_page(org, a.id, 500, rows_next).await?;
-                let ids: Vec<_> = rows.items.iter().map(|r| r.user_id).collect();
+            let mut row_pages = Pages::default();
+            while let Some(rows_start) = row_pages.next_start() {
+                let rows = row_pages.follow(store.progress_page(org, a.id, 500, rows_start).await?);
+                let ids: Vec<_> = rows.iter().map(|r| r.user_id).collect();
                 let users: std::collections::HashMap<_, _> =
                     store.get_users(org, &ids).await?.into_iter().map(|u| (u.user_id, u)).collect();
-                for row in &rows.items {
+                for row in &rows {
                     if let Source::Team { team_id } = row.source
                         && !team_names.contains_key(&team_id)
                     {
@@ -116,17 +115,10 @@ async fn write_rows(
                     }
                     out.write(&progress_record(a, row, users.get(&row.user_id), &team_names, now)).await?;
                 }
-                match rows.next {
-                    Some(key) => rows_next = Some(key),
-                    None => break,
-                }
             }
         }
-        match page.next {
-            Some(key) => next = Some(key),
-            None => return Ok(()),
-        }
     }
+    Ok(())
 }
 
 /// The export bucket and its client, built once per Lambda instance.

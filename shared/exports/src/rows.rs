@@ -3,58 +3,97 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use domain::{Assignment, ProgressRow, Source, TeamId, User};
+use domain::{Assignment, ProgressRow, ProgressSummary, Source, TeamId, User};
 
-pub const ASSIGNMENT_COLUMNS: &[&str] = &[
-    "assignmentId",
-    "contentArea",
-    "targetType",
-    "targetId",
-    "targetTitle",
-    "targetPath",
-    "assigneeType",
-    "assigneeId",
-    "assigneeName",
-    "deadline",
-    "isMandatory",
-    "note",
-    "isActive",
-    "itemCount",
-    "createdAt",
-    "createdBy",
-    "updatedAt",
-    "totalUsers",
-    "completedUsers",
-    "inProgressUsers",
-    "notStartedUsers",
-    "overdueUsers",
-    "completionRate",
-    "averageProgress",
+/// A CSV column: its header and how a row's cell is written (`F`, a function of the row). Each export's
+/// columns are one table, so a header can never drift from the cells under it.
+type Column<F> = (&'static str, F);
+
+/// The header of a column table, as a constant.
+const fn headers<F, const N: usize>(table: &[Column<F>; N]) -> [&'static str; N] {
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = table[i].0;
+        i += 1;
+    }
+    out
+}
+
+/// What an `assignments` row is written from.
+struct AssignmentCells<'a> {
+    a: &'a Assignment,
+    p: ProgressSummary,
+}
+
+type AssignmentColumn = Column<fn(&AssignmentCells<'_>) -> String>;
+
+const ASSIGNMENT_TABLE: [AssignmentColumn; 24] = [
+    ("assignmentId", |c| c.a.id.to_string()),
+    ("contentArea", |c| c.a.target.content_area.to_string()),
+    ("targetType", |c| c.a.target.target_type.to_string()),
+    ("targetId", |c| c.a.target.target_id.clone()),
+    ("targetTitle", |c| c.a.target_title.clone()),
+    ("targetPath", |c| c.a.target_path.clone()),
+    ("assigneeType", |c| c.a.assignee.assignee_type.to_string()),
+    ("assigneeId", |c| c.a.assignee.assignee_id.clone()),
+    ("assigneeName", |c| c.a.assignee_name.clone()),
+    ("deadline", |c| c.a.deadline.to_string()),
+    ("isMandatory", |c| c.a.is_mandatory.to_string()),
+    ("note", |c| c.a.note.clone().unwrap_or_default()),
+    ("isActive", |c| c.a.is_active.to_string()),
+    ("itemCount", |c| c.a.item_count.to_string()),
+    ("createdAt", |c| time(c.a.created_at)),
+    ("createdBy", |c| c.a.created_by.clone()),
+    ("updatedAt", |c| time(c.a.updated_at)),
+    ("totalUsers", |c| c.p.total_users.to_string()),
+    ("completedUsers", |c| c.p.completed_users.to_string()),
+    ("inProgressUsers", |c| c.p.in_progress_users.to_string()),
+    ("notStartedUsers", |c| c.p.not_started_users.to_string()),
+    ("overdueUsers", |c| c.p.overdue_users.to_string()),
+    ("completionRate", |c| ratio(c.p.completion_rate)),
+    ("averageProgress", |c| ratio(c.p.average_progress)),
 ];
 
-pub const PROGRESS_COLUMNS: &[&str] = &[
-    "assignmentId",
-    "targetTitle",
-    "targetPath",
-    "assigneeType",
-    "assigneeName",
-    "deadline",
-    "isMandatory",
-    "isActive",
-    "userId",
-    "userName",
-    "userEmail",
-    "source",
-    "teamName",
-    "status",
-    "completedItems",
-    "totalItems",
-    "progress",
-    "averageScore",
-    "startedAt",
-    "completedAt",
-    "removedAt",
+pub const ASSIGNMENT_COLUMNS: [&str; 24] = headers(&ASSIGNMENT_TABLE);
+
+/// What a `progress` row (one learner on one assignment) is written from.
+struct ProgressCells<'a> {
+    a: &'a Assignment,
+    row: &'a ProgressRow,
+    user: Option<&'a User>,
+    source: &'static str,
+    team: String,
+    status: String,
+}
+
+type ProgressColumn = Column<fn(&ProgressCells<'_>) -> String>;
+
+const PROGRESS_TABLE: [ProgressColumn; 21] = [
+    ("assignmentId", |c| c.a.id.to_string()),
+    ("targetTitle", |c| c.a.target_title.clone()),
+    ("targetPath", |c| c.a.target_path.clone()),
+    ("assigneeType", |c| c.a.assignee.assignee_type.to_string()),
+    ("assigneeName", |c| c.a.assignee_name.clone()),
+    ("deadline", |c| c.a.deadline.to_string()),
+    ("isMandatory", |c| c.a.is_mandatory.to_string()),
+    ("isActive", |c| c.a.is_active.to_string()),
+    ("userId", |c| c.row.user_id.to_string()),
+    ("userName", |c| c.user.map(|u| u.name.clone()).unwrap_or_default()),
+    ("userEmail", |c| c.user.map(|u| u.email.clone()).unwrap_or_default()),
+    ("source", |c| c.source.to_owned()),
+    ("teamName", |c| c.team.clone()),
+    ("status", |c| c.status.clone()),
+    ("completedItems", |c| c.row.completed_tracked(&c.a.units).to_string()),
+    ("totalItems", |c| c.a.item_count.to_string()),
+    ("progress", |c| ratio(c.row.progress(&c.a.units, c.a.item_count))),
+    ("averageScore", |c| c.row.average_score(&c.a.units).map(|s| format!("{s:.2}")).unwrap_or_default()),
+    ("startedAt", |c| opt_time(c.row.started_at)),
+    ("completedAt", |c| opt_time(c.row.completed_at)),
+    ("removedAt", |c| opt_time(c.row.removed_at)),
 ];
+
+pub const PROGRESS_COLUMNS: [&str; 21] = headers(&PROGRESS_TABLE);
 
 /// A cell a spreadsheet could run as a formula gets a leading `'`, which spreadsheets show as text; the
 /// rest of the value is kept as is. Dangerous: a first character of `=`, `+`, `-`, `@`, tab or CR, or
@@ -76,40 +115,14 @@ fn ratio(x: f64) -> String {
     format!("{:.4}", x)
 }
 
-fn cells(values: Vec<String>) -> Vec<String> {
-    values.into_iter().map(neutralise).collect()
-}
-
+/// One `assignments` row, in [`ASSIGNMENT_COLUMNS`] order, every cell [neutralised](neutralise).
 pub fn assignment_record(a: &Assignment, now: DateTime<Utc>) -> Vec<String> {
     let p = a.aggregates.summary(a.item_count, a.deadline, now);
-    cells(vec![
-        a.id.to_string(),
-        a.target.content_area.to_string(),
-        a.target.target_type.to_string(),
-        a.target.target_id.clone(),
-        a.target_title.clone(),
-        a.target_path.clone(),
-        a.assignee.assignee_type.to_string(),
-        a.assignee.assignee_id.clone(),
-        a.assignee_name.clone(),
-        a.deadline.to_string(),
-        a.is_mandatory.to_string(),
-        a.note.clone().unwrap_or_default(),
-        a.is_active.to_string(),
-        a.item_count.to_string(),
-        time(a.created_at),
-        a.created_by.clone(),
-        time(a.updated_at),
-        p.total_users.to_string(),
-        p.completed_users.to_string(),
-        p.in_progress_users.to_string(),
-        p.not_started_users.to_string(),
-        p.overdue_users.to_string(),
-        ratio(p.completion_rate),
-        ratio(p.average_progress),
-    ])
+    let row = AssignmentCells { a, p };
+    ASSIGNMENT_TABLE.iter().map(|(_, cell)| neutralise(cell(&row))).collect()
 }
 
+/// One `progress` row, in [`PROGRESS_COLUMNS`] order, every cell [neutralised](neutralise).
 pub fn progress_record(
     a: &Assignment,
     row: &ProgressRow,
@@ -126,29 +139,8 @@ pub fn progress_record(
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
-    cells(vec![
-        a.id.to_string(),
-        a.target_title.clone(),
-        a.target_path.clone(),
-        a.assignee.assignee_type.to_string(),
-        a.assignee_name.clone(),
-        a.deadline.to_string(),
-        a.is_mandatory.to_string(),
-        a.is_active.to_string(),
-        row.user_id.to_string(),
-        user.map(|u| u.name.clone()).unwrap_or_default(),
-        user.map(|u| u.email.clone()).unwrap_or_default(),
-        source.to_owned(),
-        team,
-        status,
-        row.completed_tracked(&a.units).to_string(),
-        a.item_count.to_string(),
-        ratio(row.progress(&a.units, a.item_count)),
-        row.average_score(&a.units).map(|s| format!("{s:.2}")).unwrap_or_default(),
-        opt_time(row.started_at),
-        opt_time(row.completed_at),
-        opt_time(row.removed_at),
-    ])
+    let cells = ProgressCells { a, row, user, source, team, status };
+    PROGRESS_TABLE.iter().map(|(_, cell)| neutralise(cell(&cells))).collect()
 }
 
 #[cfg(test)]

@@ -10,12 +10,16 @@ pub enum AppError {
     /// A field the caller sent names nothing usable (e.g. an assignee id that is not a UUID).
     #[error("{field} {message}")]
     InvalidField { field: &'static str, message: &'static str },
+    /// The target is not in the catalog (or not an active custom course of the org).
     #[error("{0}")]
     UnknownTarget(String),
+    /// The assignee is not an active user, an existing team or the caller's own org.
     #[error("{0}")]
     UnknownAssignee(String),
+    /// A custom-course target in an org that has none.
     #[error("the organization has no custom courses")]
     NoCustomCourses,
+    /// The resource does not exist in the caller's org (another org's is the same: not found).
     #[error("no such resource")]
     NotFound,
     /// The caller's expected version (`If-Match`) is not the current one.

@@ -247,15 +247,12 @@ impl Store {
         ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
     ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
-        let mut next = None;
-        loop {
-            let (page, after) = self.query_page(&build, next, None).await?;
-            items.extend(page);
-            match after {
-                Some(key) => next = Some(key),
-                None => return Ok(items),
-            }
+        let mut pages = crate::Pages::default();
+        while let Some(start) = pages.next_start() {
+            let (page, next) = self.query_page(&build, start, None).await?;
+            items.extend(pages.follow(crate::Page { items: page, next }));
         }
+        Ok(items)
     }
 
     /// Runs a transaction, keeping per-item cancellation reasons (and the failing items, when
