@@ -1,1 +1,23 @@
-//! Cross-crate tests live in `tests/`; this library is intentionally empty.
+//! What the tests share, so each test file holds only its scenarios:
+//!
+//! - [`stack`]: clients of the local stack (DynamoDB Local, moto) that `infra/test.sh` starts, the
+//!   consumers' context, a fresh org id per test (tests run in parallel on one table);
+//! - [`fixtures`]: assignments, audit entries and rosters built without the API;
+//! - [`e2e`]: the local gateway on loopback and a request builder to drive it as a client would;
+//! - [`shuffled`]: a deterministic shuffle for order-independence tests.
+
+pub mod e2e;
+pub mod fixtures;
+pub mod stack;
+
+/// A deterministic shuffle (Fisher–Yates driven by a small LCG): the same `seed` gives the same order,
+/// so a failing replay can be run again.
+pub fn shuffled<T: Clone>(items: &[T], seed: u64) -> Vec<T> {
+    let mut out = items.to_vec();
+    let mut state = seed;
+    for i in (1..out.len()).rev() {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        out.swap(i, (state >> 33) as usize % (i + 1));
+    }
+    out
+}

@@ -3,40 +3,22 @@
 //! replayed three times in shuffled order, leaves exactly the rows, statuses and counters of one
 //! ordered delivery.
 
-use aws_config::BehaviorVersion;
 use chrono::{DateTime, Duration, Utc};
 use domain::{
     AssigneeType, Assignment, AuditEntry, ContentArea, NewAssignment, OrgId, ResolvedTarget, Role, TargetType,
     TrackedUnit,
 };
-use events::{Consumer, Publisher};
+use events::Consumer;
 use serde_json::{Value, json};
 use store::Store;
+use testkit::shuffled;
 
 async fn consumer() -> Consumer {
-    let table = std::env::var("TABLE_NAME").unwrap_or_default();
-    let bus = std::env::var("EVENT_BUS_NAME").unwrap_or_default();
-    assert!(!table.is_empty() && !bus.is_empty(), "run through infra/test.sh: needs DynamoDB Local and moto");
-    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
-    Consumer {
-        store: Store::new(aws_sdk_dynamodb::Client::new(&config), table),
-        publisher: Publisher::new(aws_sdk_eventbridge::Client::new(&config), bus),
-    }
+    testkit::stack::consumer(None).await
 }
 
 fn new_org() -> OrgId {
-    OrgId::parse(&format!("replay-{}", uuid::Uuid::new_v4().simple())).unwrap()
-}
-
-/// A deterministic shuffle (no RNG crate needed for a test).
-fn shuffled<T: Clone>(items: &[T], seed: u64) -> Vec<T> {
-    let mut out = items.to_vec();
-    let mut state = seed;
-    for i in (1..out.len()).rev() {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        out.swap(i, (state >> 33) as usize % (i + 1));
-    }
-    out
+    testkit::stack::new_org("replay")
 }
 
 /// The stream: (minute, detail-type, detail without orgId).

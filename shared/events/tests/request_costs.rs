@@ -2,21 +2,13 @@
 //! (ReturnConsumedCapacity on every call) against DynamoDB Local. Printed for the README and pinned
 //! here so a change that adds round trips shows up in review.
 
-use aws_config::BehaviorVersion;
 use chrono::{Duration, Utc};
-use events::{Consumer, Publisher};
+use events::Consumer;
 use serde_json::{Value, json};
-use store::{Capacity, Store};
+use store::Capacity;
 
 async fn consumer(capacity: &Capacity) -> Consumer {
-    let table = std::env::var("TABLE_NAME").unwrap_or_default();
-    let bus = std::env::var("EVENT_BUS_NAME").unwrap_or_default();
-    assert!(!table.is_empty() && !bus.is_empty(), "run through infra/test.sh: needs DynamoDB Local and moto");
-    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
-    Consumer {
-        store: Store::new(aws_sdk_dynamodb::Client::new(&config), table).with_capacity_tracking(capacity.clone()),
-        publisher: Publisher::new(aws_sdk_eventbridge::Client::new(&config), bus),
-    }
+    testkit::stack::consumer(Some(capacity)).await
 }
 
 fn event(org: &str, source: &str, detail_type: &str, mut detail: Value) -> Value {

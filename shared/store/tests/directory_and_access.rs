@@ -1,12 +1,11 @@
 //! Patterns 5, 7, 8, 9 against DynamoDB Local: people, custom courses, API keys, idempotency, rate
 //! counters, audit log, catalog.
 
-mod support;
-
 use chrono::{Duration, TimeZone, Utc};
 use domain::{ApiKey, Catalog, ContentArea, CourseId, CustomCourse, Role, TargetType, Team, TeamId, User, UserId};
 use store::{AuditFilter, IdempotencyBegin, IdempotencyKey, RateSubject, StoredResponse};
-use support::*;
+use testkit::fixtures::*;
+use testkit::stack::{new_org, store, store_with_capacity};
 
 fn user(team: Option<TeamId>, at: chrono::DateTime<Utc>) -> User {
     User {
@@ -24,7 +23,7 @@ fn user(team: Option<TeamId>, at: chrono::DateTime<Utc>) -> User {
 #[tokio::test]
 async fn team_members_and_active_users_follow_the_projection() {
     let store = store().await;
-    let org = new_org();
+    let org = new_org("test");
     let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
     let team = TeamId(uuid::Uuid::new_v4());
     store
@@ -71,7 +70,7 @@ async fn team_members_and_active_users_follow_the_projection() {
 #[tokio::test]
 async fn custom_courses_are_stored_per_org() {
     let store = store().await;
-    let org = new_org();
+    let org = new_org("test");
     assert!(!store.has_custom_courses(&org).await.unwrap());
     let course = CustomCourse {
         course_id: CourseId(uuid::Uuid::new_v4()),
@@ -84,13 +83,13 @@ async fn custom_courses_are_stored_per_org() {
     store.put_custom_course(&org, &course).await.unwrap();
     assert!(store.has_custom_courses(&org).await.unwrap());
     assert_eq!(store.get_custom_course(&org, course.course_id).await.unwrap(), Some(course.clone()));
-    assert!(!store.has_custom_courses(&new_org()).await.unwrap());
+    assert!(!store.has_custom_courses(&new_org("test")).await.unwrap());
 }
 
 #[tokio::test]
 async fn api_keys_are_found_by_token_hash_and_revocation_is_immediate() {
     let store = store().await;
-    let org = new_org();
+    let org = new_org("test");
     let token = format!("scs_live_{}", uuid::Uuid::new_v4().simple());
     let key = ApiKey {
         key_id: uuid::Uuid::new_v4(),
@@ -122,13 +121,16 @@ async fn api_keys_are_found_by_token_hash_and_revocation_is_immediate() {
     store.revoke_api_key(&org, key.key_id, Utc::now()).await.unwrap();
     let revoked = store.api_key_by_token(&token).await.unwrap().unwrap();
     assert!(!revoked.is_usable(Utc::now() + Duration::milliseconds(1)));
-    assert!(store.revoke_api_key(&new_org(), key.key_id, Utc::now()).await.is_err(), "another org cannot revoke it");
+    assert!(
+        store.revoke_api_key(&new_org("test"), key.key_id, Utc::now()).await.is_err(),
+        "another org cannot revoke it"
+    );
 }
 
 #[tokio::test]
 async fn idempotency_keys_replay_refuse_other_bodies_and_can_be_released() {
     let store = store().await;
-    let org = new_org();
+    let org = new_org("test");
     let now = Utc::now();
     let key = IdempotencyKey::new("apikey:1", "POST /assignments", "retry-me");
     assert_eq!(store.begin_idempotency(&org, &key, "body-1", now).await.unwrap(), IdempotencyBegin::Started);
@@ -139,7 +141,10 @@ async fn idempotency_keys_replay_refuse_other_bodies_and_can_be_released() {
     assert_eq!(store.begin_idempotency(&org, &key, "body-1", now).await.unwrap(), IdempotencyBegin::Replay(response));
     assert_eq!(store.begin_idempotency(&org, &key, "body-2", now).await.unwrap(), IdempotencyBegin::Mismatch);
     // Same client key, other org or other actor: independent.
-    assert_eq!(store.begin_idempotency(&new_org(), &key, "body-2", now).await.unwrap(), IdempotencyBegin::Started);
+    assert_eq!(
+        store.begin_idempotency(&new_org("test"), &key, "body-2", now).await.unwrap(),
+        IdempotencyBegin::Started
+    );
     let other_actor = IdempotencyKey::new("apikey:2", "POST /assignments", "retry-me");
     assert_eq!(store.begin_idempotency(&org, &other_actor, "body-2", now).await.unwrap(), IdempotencyBegin::Started);
 
@@ -163,7 +168,7 @@ async fn idempotency_keys_replay_refuse_other_bodies_and_can_be_released() {
 #[tokio::test]
 async fn rate_counters_count_per_calendar_minute_and_sliding_hour() {
     let store = store().await;
-    let org = new_org();
+    let org = new_org("test");
     let key = RateSubject::ApiKey(uuid::Uuid::new_v4());
     let t = Utc.with_ymd_and_hms(2026, 5, 1, 10, 15, 30).unwrap();
     for expected in 1..=3 {
@@ -187,7 +192,7 @@ async fn rate_counters_count_per_calendar_minute_and_sliding_hour() {
 #[tokio::test]
 async fn audit_log_is_newest_first_with_filters_and_time_range() {
     let store = store().await;
-    let org = new_org();
+    let org = new_org("test");
     let t0 = Utc.with_ymd_and_hms(2026, 2, 1, 9, 0, 0).unwrap();
     for (i, action) in
         ["assignment.created", "assignment.updated", "assignment.exported", "assignment.updated"].iter().enumerate()

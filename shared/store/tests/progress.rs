@@ -1,12 +1,12 @@
 //! Progress changes against DynamoDB Local: rows and counters move together; replays and races do not
 //! double-count.
 
-mod support;
-
 use chrono::{Duration, Utc};
 use domain::{AssigneeType, TrackedItem};
 use store::StoreError;
-use support::*;
+use testkit::fixtures::*;
+use testkit::shuffled;
+use testkit::stack::{new_org, store};
 
 fn challenge(index: u16) -> TrackedItem {
     TrackedItem::parse_key(&format!("c:sql-injection:{index}")).unwrap()
@@ -15,7 +15,7 @@ fn challenge(index: u16) -> TrackedItem {
 #[tokio::test]
 async fn completing_every_challenge_completes_the_user_once_however_often_events_repeat() {
     let store = store().await;
-    let org = new_org();
+    let org = new_org("test");
     let a = assignment(AssigneeType::Org, org.as_str(), "sql-injection", in_days(10));
     let rows = roster(&a, 3);
     let a = store.create_assignment(&org, &a, &audit("assignment.created", "a"), &rows).await.unwrap();
@@ -53,7 +53,7 @@ async fn completing_every_challenge_completes_the_user_once_however_often_events
 #[tokio::test]
 async fn a_stale_row_write_is_refused_and_concurrent_completions_all_count() {
     let store = store().await;
-    let org = new_org();
+    let org = new_org("test");
     let a = assignment(AssigneeType::Org, org.as_str(), "sql-injection", in_days(10));
     let rows = roster(&a, 1);
     let a = store.create_assignment(&org, &a, &audit("assignment.created", "a"), &rows).await.unwrap();
@@ -93,21 +93,10 @@ enum Event {
     Completion { user: usize, index: u16, score: f64, minute: i64 },
 }
 
-/// A deterministic shuffle (no RNG dependency): Fisher–Yates driven by a small LCG.
-fn shuffled(events: &[Event], seed: u64) -> Vec<Event> {
-    let mut out = events.to_vec();
-    let mut state = seed;
-    for i in (1..out.len()).rev() {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        out.swap(i, (state >> 33) as usize % (i + 1));
-    }
-    out
-}
-
 #[tokio::test]
 async fn replaying_events_three_times_shuffled_equals_one_ordered_delivery() {
     let store = store().await;
-    let org = new_org();
+    let org = new_org("test");
     let t0 = Utc::now();
     let users: Vec<domain::UserId> = (0..4).map(|_| domain::UserId(uuid::Uuid::new_v4())).collect();
     // Users 0 and 1 start on the roster; 2 and 3 join (and leave, and return) through events.

@@ -1,16 +1,15 @@
 //! One org's keys never reach another org's items, whatever ids a request carries.
 
-mod support;
-
 use domain::{AssigneeType, OrgId};
 use store::{AssignmentFilter, AuditFilter, CursorCodec, StoreError};
-use support::*;
+use testkit::fixtures::*;
+use testkit::stack::{new_org, store};
 
 #[tokio::test]
 async fn another_org_cannot_read_list_patch_or_page_into_an_assignment() {
     let store = store().await;
-    let acme = new_org();
-    let rival = new_org();
+    let acme = new_org("test");
+    let rival = new_org("test");
     let a = assignment(AssigneeType::Org, acme.as_str(), "sql-injection", in_days(10));
     let rows = roster(&a, 5);
     store.create_assignment(&acme, &a, &audit("assignment.created", "a"), &rows).await.unwrap();
@@ -38,7 +37,7 @@ async fn another_org_cannot_read_list_patch_or_page_into_an_assignment() {
 async fn a_cursor_from_one_org_cannot_page_another() {
     let store = store().await;
     let codec = CursorCodec::new("test-secret");
-    let acme = new_org();
+    let acme = new_org("test");
     for topic in ["xxe", "idor", "zip-slip"] {
         let a = assignment(AssigneeType::Org, acme.as_str(), topic, in_days(10));
         store.create_assignment(&acme, &a, &audit("assignment.created", topic), &[]).await.unwrap();

@@ -1,37 +1,11 @@
-//! Shared set-up for tests against the real DynamoDB Local started by `infra/test.sh`.
-//!
-//! Each test works in its own random org, so tests run in parallel on one table without seeing
-//! each other's data.
-#![allow(dead_code)]
+//! Assignments, audit entries and rosters built without the API, for tests that write to the store
+//! directly.
 
-use aws_config::BehaviorVersion;
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use domain::{
-    AssigneeType, Assignment, AssignmentId, AuditEntry, ContentArea, NewAssignment, OrgId, ProgressRow, ResolvedTarget,
-    Role, Source, TargetType, TrackedUnit, UserId,
+    AssigneeType, Assignment, AssignmentId, AuditEntry, ContentArea, NewAssignment, ProgressRow, ResolvedTarget, Role,
+    Source, TargetType, TrackedUnit, UserId,
 };
-use store::{Capacity, Store};
-
-/// The table under test. Fails loudly (never skips) when the local stack is not running.
-pub async fn store() -> Store {
-    let table = std::env::var("TABLE_NAME").unwrap_or_default();
-    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_default();
-    assert!(
-        !table.is_empty() && endpoint.starts_with("http://127.0.0.1"),
-        "store tests need DynamoDB Local: run them through infra/test.sh (TABLE_NAME and AWS_ENDPOINT_URL_DYNAMODB unset)"
-    );
-    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
-    Store::new(aws_sdk_dynamodb::Client::new(&config), table)
-}
-
-pub async fn store_with_capacity() -> (Store, Capacity) {
-    let capacity = Capacity::default();
-    (store().await.with_capacity_tracking(capacity.clone()), capacity)
-}
-
-pub fn new_org() -> OrgId {
-    OrgId::parse(&format!("test-{}", uuid::Uuid::new_v4().simple())).unwrap()
-}
 
 pub fn today() -> NaiveDate {
     Utc::now().date_naive()

@@ -1,0 +1,274 @@
+//! The local gateway on loopback, driven over HTTP as a client would, against the local stack; and the
+//! bus around it (rules to queues, the Lambda Invoke API).
+//!
+//! ```text
+//! let env = Env::start().await;
+//! let org = env.org().await;
+//! let reply = env.post("/assignments").token(key).json(body).header("idempotency-key", "k-1").await;
+//! ```
+
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::time::Duration;
+
+use chrono::Utc;
+use gateway::seed::{self, SeededOrg};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+/// The session-token secret the gateway under test verifies with.
+pub const SECRET: &[u8] = b"end-to-end-test-session-secret-0123456789";
+
+/// One test's view of the running service.
+pub struct Env {
+    pub base: String,
+    pub invoke: String,
+    pub http: Client,
+    pub store: store::Store,
+    pub consumer: events::Consumer,
+    pub events: aws_sdk_eventbridge::Client,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+/// Local bus delivery runs once per test process, on a thread that outlives each test's runtime.
+static DELIVERY: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+
+impl Env {
+    /// Starts the gateway (every route and the Invoke API) on loopback ports of its own.
+    pub async fn start() -> Env {
+        let table = std::env::var("TABLE_NAME").unwrap_or_default();
+        assert!(!table.is_empty(), "end-to-end tests need the local stack: run them through infra/test.sh");
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        let store = store::Store::new(gateway::iam::dynamodb(&aws_sdk_dynamodb::Client::new(&config)), table);
+        seed::load_catalog(&store).await.unwrap();
+        let template = gateway::Template::of_project().unwrap();
+        DELIVERY.get_or_init(|| gateway::bus::start_in_background(template.clone(), SECRET.to_vec()).unwrap());
+        let events = aws_sdk_eventbridge::Client::new(&config);
+        let publisher =
+            events::Publisher::new(gateway::iam::eventbridge(&events), std::env::var("EVENT_BUS_NAME").unwrap());
+        let mut bucket = exports::Bucket::from_env(&config).unwrap();
+        bucket.client = gateway::iam::s3(&bucket.client);
+        let consumer = events::Consumer { store: store.clone(), publisher: publisher.clone() };
+        let app = api::App::new(store.clone(), SECRET, publisher);
+        let gw = gateway::Gateway::new(app, bucket, template.routes).unwrap();
+        let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let invoke_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}/api/public/v1", api_listener.local_addr().unwrap());
+        let invoke = format!("http://{}", invoke_listener.local_addr().unwrap());
+        tokio::spawn(gw.serve(api_listener, invoke_listener));
+        let http = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        Env { base, invoke, http, store, consumer, events, sqs: aws_sdk_sqs::Client::new(&config) }
+    }
+
+    /// A fresh org with the seed's teams, users, API keys and session tokens.
+    pub async fn org(&self) -> SeededOrg {
+        let id = crate::stack::new_org("e2e");
+        seed::seed_org(&self.store, SECRET, id, "Acme", Utc::now(), seed::Delivery::Direct(&self.consumer))
+            .await
+            .unwrap()
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> Request<'_> {
+        Request { env: self, method, path: path.to_owned(), token: None, body: None, headers: Vec::new() }
+    }
+
+    pub fn get(&self, path: &str) -> Request<'_> {
+        self.request(Method::GET, path)
+    }
+
+    pub fn post(&self, path: &str) -> Request<'_> {
+        self.request(Method::POST, path)
+    }
+
+    pub fn patch(&self, path: &str) -> Request<'_> {
+        self.request(Method::PATCH, path)
+    }
+
+    pub fn delete(&self, path: &str) -> Request<'_> {
+        self.request(Method::DELETE, path)
+    }
+
+    /// Invokes a function by its template logical id through the local Lambda Invoke API.
+    pub async fn invoke(&self, function: &str, event: Value) -> Value {
+        let url = format!("{}/2015-03-31/functions/{function}/invocations", self.invoke);
+        self.http.post(url).json(&event).send().await.unwrap().json::<Value>().await.unwrap()
+    }
+
+    /// Sends platform events to the bus, as the platform would.
+    pub async fn publish(&self, events: &[seed::PlatformEvent]) {
+        seed::send(seed::Delivery::Bus(&self.events), events).await.unwrap();
+    }
+
+    /// A queue behind a rule on the service's own bus for `detail_type` of `org`, as a webhook
+    /// dispatcher would subscribe. Returns the queue's URL.
+    pub async fn subscribe(&self, org: &SeededOrg, detail_type: &str) -> String {
+        let name = format!("test-{}", uuid::Uuid::new_v4().simple());
+        let url = self.sqs.create_queue().queue_name(&name).send().await.unwrap().queue_url.unwrap();
+        let arn = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+            .clone();
+        let bus = std::env::var("EVENT_BUS_NAME").unwrap();
+        let pattern = json!({"source": ["assignments"], "detail-type": [detail_type], "detail": {"orgId": [org.org_id.as_str()]}});
+        self.events
+            .put_rule()
+            .name(&name)
+            .event_bus_name(&bus)
+            .event_pattern(pattern.to_string())
+            .send()
+            .await
+            .unwrap();
+        self.events
+            .put_targets()
+            .rule(&name)
+            .event_bus_name(&bus)
+            .targets(aws_sdk_eventbridge::types::Target::builder().id("q").arn(arn).build().unwrap())
+            .send()
+            .await
+            .unwrap();
+        url
+    }
+
+    /// Every message that arrives on `queue` until it stays quiet for a few seconds.
+    pub async fn drain(&self, queue: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut quiet = 0;
+        while quiet < 3 {
+            let got = self
+                .sqs
+                .receive_message()
+                .queue_url(queue)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .unwrap();
+            let messages = got.messages.unwrap_or_default();
+            if messages.is_empty() {
+                quiet += 1;
+            }
+            for m in messages {
+                out.push(serde_json::from_str::<Value>(m.body().unwrap()).unwrap());
+                let receipt = m.receipt_handle().unwrap();
+                self.sqs.delete_message().queue_url(queue).receipt_handle(receipt).send().await.unwrap();
+            }
+        }
+        out
+    }
+}
+
+/// A request to the gateway, sent when awaited.
+#[must_use = "a request is sent only when awaited"]
+pub struct Request<'e> {
+    env: &'e Env,
+    method: Method,
+    path: String,
+    token: Option<String>,
+    body: Option<Value>,
+    headers: Vec<(String, String)>,
+}
+
+impl Request<'_> {
+    /// `Authorization: Bearer {token}` (an API key or a session token).
+    pub fn token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_owned());
+        self
+    }
+
+    /// A JSON body (`Content-Type: application/json`).
+    pub fn json(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    async fn send(self) -> Reply {
+        let mut req = self.env.http.request(self.method, format!("{}{}", self.env.base, self.path));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        for (name, value) in &self.headers {
+            req = req.header(name, value);
+        }
+        if let Some(body) = self.body {
+            req = req.header("content-type", "application/json").body(body.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let body =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        assert!(
+            headers.contains_key("x-request-id") || status == StatusCode::NOT_FOUND,
+            "every response has X-Request-Id"
+        );
+        Reply { status, headers, body }
+    }
+}
+
+impl<'e> IntoFuture for Request<'e> {
+    type Output = Reply;
+    type IntoFuture = Pin<Box<dyn Future<Output = Reply> + Send + 'e>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.send())
+    }
+}
+
+/// A response: status, headers and the body as JSON (`Null` when empty, a string when not JSON).
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The URL of an RFC 8288 `Link: <url>; rel="next"` header.
+    pub fn next_link(&self) -> Option<String> {
+        let link = self.headers.get("link")?.to_str().ok()?;
+        let (url, params) = link.split_once(';')?;
+        (params.trim() == "rel=\"next\"").then(|| url.trim().trim_start_matches('<').trim_end_matches('>').to_owned())
+    }
+
+    /// The `cursor` of the next link.
+    pub fn next_cursor(&self) -> Option<String> {
+        let url = self.next_link()?;
+        let query = url.split_once('?')?.1;
+        form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "cursor").map(|(_, v)| v.into_owned())
+    }
+}
+
+/// A v1 problem: this status, this `error` code, `application/problem+json`.
+pub fn assert_problem(reply: &Reply, status: u16, code: &str) {
+    assert_eq!(reply.status.as_u16(), status, "{:?}", reply.body);
+    assert_eq!(reply.body["error"], code, "{:?}", reply.body);
+    assert_eq!(reply.headers["content-type"], "application/problem+json");
+    assert_eq!(reply.body["status"], status);
+}
+
+/// Polls `check` (up to 30 s) until it yields a value.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    for _ in 0..120 {
+        if let Some(value) = check().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("timed out waiting for {what}");
+}

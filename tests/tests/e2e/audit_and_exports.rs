@@ -1,0 +1,256 @@
+//! The audit log (filters, paging, cursors bound to their range) and CSV exports (formula-safe,
+//! nothing left behind on failure).
+
+use chrono::Utc;
+use gateway::seed;
+use reqwest::StatusCode;
+use serde_json::json;
+use testkit::e2e::{Env, SECRET, assert_problem};
+
+use crate::team_topic;
+
+#[tokio::test]
+async fn the_audit_log_lists_admin_writes_newest_first_with_filters_and_paging() {
+    let env = Env::start().await;
+    let org = env.org().await;
+    let other = env.org().await;
+    let key = org.api_keys.admin.as_str();
+    let admin = org.admin().token.as_str();
+    let created = env.post("/assignments").token(admin).json(team_topic(&org, "sql-injection")).await;
+    let path = format!("/assignments/{}", created.body["id"].as_str().unwrap());
+    env.patch(&path).token(key).json(json!({"note": "Q3"})).await;
+    env.delete(&path).token(key).await;
+    env.post("/assignments").token(other.api_keys.admin.as_str()).json(team_topic(&other, "path-traversal")).await;
+
+    let all = env.get("/audit-log").token(key).await;
+    assert_eq!(all.status, StatusCode::OK, "{:?}", all.body);
+    let actions: Vec<_> = all.body["items"].as_array().unwrap().iter().map(|e| e["action"].clone()).collect();
+    assert_eq!(actions, [json!("assignment.deactivated"), json!("assignment.updated"), json!("assignment.created")]);
+    let first = &all.body["items"][2];
+    assert_eq!(first["actorEmail"], json!(org.admin().email));
+    assert_eq!(first["actorRole"], "org_admin");
+    assert_eq!(
+        (first["targetType"].clone(), first["targetId"].clone()),
+        (json!("assignment"), created.body["id"].clone())
+    );
+    assert!(first["requestId"].is_string() && first["metadata"]["after"].is_object());
+    assert_eq!(all.body["items"][1]["metadata"]["after"]["note"], "Q3");
+
+    let by_action = env.get("/audit-log?action=assignment.updated").token(key).await;
+    assert_eq!(by_action.body["items"].as_array().unwrap().len(), 1);
+    let by_email = env.get(&format!("/audit-log?actorEmail={}", org.admin().email)).token(key).await;
+    assert_eq!(by_email.body["items"].as_array().unwrap().len(), 1, "API-key writes carry no email");
+    let tomorrow = (Utc::now() + chrono::Duration::days(1)).date_naive();
+    let future = env.get(&format!("/audit-log?from={tomorrow}")).token(key).await;
+    assert_eq!(future.body["items"], json!([]));
+    let today = env.get(&format!("/audit-log?to={}", Utc::now().date_naive())).token(key).await;
+    assert_eq!(today.body["items"].as_array().unwrap().len(), 3);
+
+    // Paging: one at a time, in the same order; the cursor is bound to the org and this listing.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let query = match &cursor {
+            Some(c) => format!("/audit-log?limit=1&cursor={c}"),
+            None => "/audit-log?limit=1".to_owned(),
+        };
+        let page = env.get(&query).token(key).await;
+        seen.extend(page.body["items"].as_array().unwrap().iter().map(|e| e["action"].clone()));
+        match page.body["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+        let stolen = env.get(&query).token(other.api_keys.admin.as_str()).await;
+        if cursor.is_some() && query.contains("cursor") {
+            assert_problem(&stolen, 400, "validation_failed");
+        }
+    }
+    assert_eq!(seen, actions);
+
+    assert_problem(&env.get("/audit-log?from=yesterday").token(key).await, 400, "validation_failed");
+    assert_problem(&env.get("/audit-log?nope=1").token(key).await, 400, "validation_failed");
+    let read_only = env.get("/audit-log").token(org.api_keys.read_only.as_str()).await;
+    assert_problem(&read_only, 403, "insufficient_scope");
+    let learner = org.learners().next().unwrap();
+    assert_problem(&env.get("/audit-log").token(learner.token.as_str()).await, 403, "forbidden");
+}
+
+fn parse_csv(text: &str) -> (Vec<String>, Vec<csv::StringRecord>) {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader.headers().unwrap().iter().map(str::to_owned).collect();
+    (header, reader.records().map(Result::unwrap).collect())
+}
+
+#[tokio::test]
+async fn csv_exports_are_downloadable_formula_safe_and_keep_removed_learners() {
+    let env = Env::start().await;
+    let org = env.org().await;
+    let key = org.api_keys.admin.as_str();
+    let mut body = team_topic(&org, "sql-injection");
+    body["note"] = json!("=HYPERLINK(\"http://x\")");
+    let created = env.post("/assignments").token(key).json(body).await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let other = env.post("/assignments").token(key).json(team_topic(&org, "path-traversal")).await;
+    env.delete(&format!("/assignments/{}", other.body["id"].as_str().unwrap())).token(key).await;
+    let leaver = org.learners().find(|u| u.team_id == Some(org.teams[0].team_id)).unwrap();
+    env.consumer
+        .handle(seed::member_event(false, &org.org_id, &org.teams[0], leaver.user_id, Utc::now()).envelope())
+        .await
+        .unwrap();
+    let ready = env.subscribe(&org, "export.ready").await;
+
+    let export = env
+        .post("/assignments/exports")
+        .token(org.api_keys.read_only.as_str())
+        .json(json!({"kind": "assignments"}))
+        .await;
+    assert_eq!(export.status, StatusCode::CREATED, "{:?}", export.body);
+    assert_eq!((export.body["kind"].clone(), export.body["rowCount"].clone()), (json!("assignments"), json!(2)));
+    let object_key = export.body["key"].as_str().unwrap();
+    let now = Utc::now();
+    assert!(
+        object_key.starts_with(&format!("exports/{}/{}/", org.org_id, now.format("%Y/%m")))
+            && object_key.ends_with(&format!("{}-assignments.csv", export.body["exportId"].as_str().unwrap())),
+        "{object_key}"
+    );
+    let download = env.http.get(export.body["downloadUrl"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(download.status(), 200);
+    assert!(download.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    let text = download.text().await.unwrap();
+    assert_eq!(text.len() as u64, export.body["bytes"].as_u64().unwrap());
+    let (header, rows) = parse_csv(&text);
+    assert_eq!(header, exports::ASSIGNMENT_COLUMNS);
+    assert_eq!(rows.len(), 2, "active and inactive");
+    let note_col = header.iter().position(|h| h == "note").unwrap();
+    let id_col = header.iter().position(|h| h == "assignmentId").unwrap();
+    let ours = rows.iter().find(|r| &r[id_col] == id.as_str()).unwrap();
+    assert_eq!(&ours[note_col], "'=HYPERLINK(\"http://x\")", "rendered as text, value kept");
+    let active = header.iter().position(|h| h == "isActive").unwrap();
+    assert_eq!(rows.iter().filter(|r| &r[active] == "false").count(), 1);
+
+    let progress = env.post("/assignments/exports").token(key).json(json!({"kind": "progress"})).await;
+    assert_eq!(progress.status, StatusCode::CREATED, "{:?}", progress.body);
+    let text = env.http.get(progress.body["downloadUrl"].as_str().unwrap()).send().await.unwrap().text().await.unwrap();
+    let (header, rows) = parse_csv(&text);
+    assert_eq!(header, exports::PROGRESS_COLUMNS);
+    assert_eq!(rows.len(), 10, "5 team members on each of the two assignments");
+    let (user_col, status_col, removed_col) = (
+        header.iter().position(|h| h == "userId").unwrap(),
+        header.iter().position(|h| h == "status").unwrap(),
+        header.iter().position(|h| h == "removedAt").unwrap(),
+    );
+    let gone: Vec<_> = rows.iter().filter(|r| r[user_col] == leaver.user_id.to_string()).collect();
+    assert!(gone.iter().any(|r| &r[status_col] == "removed" && !r[removed_col].is_empty()), "{gone:?}");
+    assert!(rows.iter().all(|r| r.len() == header.len()));
+
+    let audit = env.get("/audit-log?action=assignment.exported").token(key).await;
+    assert_eq!(audit.body["items"].as_array().unwrap().len(), 2);
+    assert_eq!(audit.body["items"][0]["metadata"]["kind"], "progress");
+    let announced = env.drain(&ready).await;
+    assert_eq!(announced.len(), 2);
+    assert!(announced.iter().any(|e| e["detail"]["key"] == json!(object_key)));
+
+    assert_problem(
+        &env.post("/assignments/exports").token(key).json(json!({"kind": "everything"})).await,
+        400,
+        "validation_failed",
+    );
+    assert_problem(
+        &env.post("/assignments/exports").token(key).json(json!({"kind": "progress", "x": 1})).await,
+        400,
+        "validation_failed",
+    );
+    let learner = org.learners().next().unwrap();
+    assert_problem(
+        &env.post("/assignments/exports").token(learner.token.as_str()).json(json!({"kind": "progress"})).await,
+        403,
+        "forbidden",
+    );
+}
+
+/// An audit-log cursor continues the range it was issued for; with another `from`/`to` it is refused
+/// as a bad request, never a server error.
+#[tokio::test]
+async fn an_audit_cursor_is_bound_to_its_range() {
+    let env = Env::start().await;
+    let org = env.org().await;
+    let key = org.api_keys.admin.as_str();
+    for topic in ["xxe", "idor"] {
+        env.post("/assignments").token(key).json(team_topic(&org, topic)).await;
+    }
+    let today = Utc::now().date_naive();
+    let first = env.get(&format!("/audit-log?limit=1&from={today}")).token(key).await;
+    let cursor = first.body["nextCursor"].as_str().expect("a second page").to_owned();
+    let same = env.get(&format!("/audit-log?limit=1&from={today}&cursor={cursor}")).token(key).await;
+    assert_eq!(same.status, StatusCode::OK);
+    let yesterday = today - chrono::Duration::days(1);
+    for other in [format!("from={yesterday}"), format!("from={today}&to={today}"), String::new()] {
+        let moved = env.get(&format!("/audit-log?limit=1&{other}&cursor={cursor}")).token(key).await;
+        assert_problem(&moved, 400, "validation_failed");
+    }
+}
+
+/// Fails S3's CompleteMultipartUpload before it is sent; every other call reaches the (moto) server.
+#[derive(Debug)]
+struct FailCompleteMultipartUpload;
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for FailCompleteMultipartUpload {
+    fn name(&self) -> &'static str {
+        "FailCompleteMultipartUpload"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        use aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadInput;
+        match context.input().downcast_ref::<CompleteMultipartUploadInput>() {
+            Some(_) => Err("injected failure of CompleteMultipartUpload".into()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// An export whose upload fails to complete answers 503, aborts its multipart upload (nothing is left
+/// in the bucket) and writes no audit entry.
+#[tokio::test]
+async fn a_failed_export_aborts_its_upload() {
+    let env = Env::start().await;
+    let org = env.org().await;
+    let key = org.api_keys.admin.as_str();
+    env.post("/assignments").token(key).json(team_topic(&org, "xxe")).await;
+
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let mut bucket = exports::Bucket::from_env(&config).unwrap();
+    let healthy = bucket.client.clone();
+    let failing = healthy.config().to_builder().interceptor(FailCompleteMultipartUpload).build();
+    bucket.client = gateway::iam::s3(&aws_sdk_s3::Client::from_conf(failing));
+    let template = gateway::Template::of_project().unwrap();
+    let publisher = events::Publisher::new(env.events.clone(), std::env::var("EVENT_BUS_NAME").unwrap());
+    let broken =
+        gateway::Gateway::new(api::App::new(env.store.clone(), SECRET, publisher), bucket.clone(), template.routes)
+            .unwrap();
+    let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let invoke_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/api/public/v1", api_listener.local_addr().unwrap());
+    tokio::spawn(broken.serve(api_listener, invoke_listener));
+
+    let reply = env
+        .http
+        .post(format!("{base}/assignments/exports"))
+        .bearer_auth(key)
+        .json(&json!({"kind": "progress"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    let prefix = format!("exports/{}/", org.org_id.as_str());
+    let uploads = healthy.list_multipart_uploads().bucket(&bucket.name).prefix(&prefix).send().await.unwrap();
+    assert!(uploads.uploads().is_empty(), "the upload was aborted: {:?}", uploads.uploads());
+    let objects = healthy.list_objects_v2().bucket(&bucket.name).prefix(&prefix).send().await.unwrap();
+    assert_eq!(objects.key_count(), Some(0));
+    let audit = env.get("/audit-log?action=assignment.exported").token(key).await;
+    assert_eq!(audit.body["items"], json!([]));
+}

@@ -1,0 +1,113 @@
+//! The scheduled functions through the local Lambda Invoke API: reminders and roster reconcile.
+
+use chrono::Utc;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use testkit::e2e::Env;
+
+use crate::{deadline, team_topic, user_of};
+
+#[tokio::test]
+async fn functions_can_be_invoked_through_the_lambda_invoke_api() {
+    let env = Env::start().await;
+    let org = env.org().await;
+    let event = json!({
+        "version": "2.0", "routeKey": "GET /api/public/v1/assignments", "rawPath": "/api/public/v1/assignments",
+        "rawQueryString": "", "headers": {"authorization": format!("Bearer {}", org.api_keys.admin)},
+        "requestContext": {"http": {"method": "GET", "path": "/api/public/v1/assignments", "protocol": "HTTP/1.1",
+                                     "sourceIp": "127.0.0.1", "userAgent": "test"},
+                           "requestId": "invoke-1", "routeKey": "GET /api/public/v1/assignments", "stage": "$default",
+                           "accountId": "000000000000", "apiId": "local", "domainName": "localhost", "domainPrefix": "localhost",
+                           "time": "23/Nov/2026:10:00:00 +0000", "timeEpoch": 0},
+        "isBase64Encoded": false
+    });
+    let resp = env
+        .http
+        .post(format!("{}/2015-03-31/functions/ListAssignmentsFunction/invocations", env.invoke))
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let result: Value = resp.json().await.unwrap();
+    assert_eq!(result["statusCode"], 200);
+    assert_eq!(result["headers"]["x-request-id"], "invoke-1");
+    let unknown = env
+        .http
+        .post(format!("{}/2015-03-31/functions/Nope/invocations", env.invoke))
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+}
+
+#[tokio::test]
+async fn reminders_go_out_once_per_learner_and_offset_however_often_the_job_runs() {
+    let env = Env::start().await;
+    let org = env.org().await;
+    let key = org.api_keys.admin.as_str();
+    let mut body = team_topic(&org, "sql-injection");
+    body["deadline"] = json!(deadline(7));
+    let created = env.post("/assignments").token(key).json(body).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let due_soon = env.subscribe(&org, "assignment.due_soon").await;
+    let overdue = env.subscribe(&org, "assignment.overdue").await;
+    let only = json!([org.org_id.as_str()]);
+
+    let today = Utc::now().date_naive();
+    let first = env.invoke("RemindersFunction", json!({"date": today, "orgIds": only})).await;
+    let again = env.invoke("RemindersFunction", json!({"date": today, "orgIds": only})).await;
+    assert_eq!((first["sent"].clone(), again["sent"].clone()), (json!(5), json!(0)), "{first} {again}");
+    let events = env.drain(&due_soon).await;
+    let mut users: Vec<_> = events.iter().map(|e| e["detail"]["userId"].as_str().unwrap().to_owned()).collect();
+    users.sort();
+    users.dedup();
+    assert_eq!((events.len(), users.len()), (5, 5), "each of the 5 team members once");
+    assert_eq!(events[0]["detail"]["days"], 7);
+    assert_eq!(events[0]["detail"]["assignment"]["id"], created.body["id"]);
+    assert!(events[0]["detail"]["userEmail"].as_str().unwrap().contains('@'));
+
+    // The day after the deadline: overdue, again once.
+    let after = today + chrono::Duration::days(8);
+    for _ in 0..2 {
+        env.invoke("RemindersFunction", json!({"date": after, "orgIds": only})).await;
+    }
+    let late = env.drain(&overdue).await;
+    assert_eq!(late.len(), 5);
+    assert_eq!(late[0]["detail"]["days"], 1);
+    assert_eq!(late[0]["detail"]["status"], "overdue");
+    let nothing =
+        env.invoke("RemindersFunction", json!({"date": today + chrono::Duration::days(3), "orgIds": only})).await;
+    assert_eq!(nothing["sent"], 0, "no reminder between the offsets");
+}
+
+#[tokio::test]
+async fn reconcile_repairs_a_roster_row_deleted_behind_the_services_back() {
+    let env = Env::start().await;
+    let org = env.org().await;
+    let key = org.api_keys.admin.as_str();
+    let created = env.post("/assignments").token(key).json(team_topic(&org, "sql-injection")).await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/assignments/{id}");
+    let member = org.learners().find(|u| u.team_id == Some(org.teams[0].team_id)).unwrap();
+
+    let ddb = env.store.client();
+    ddb.delete_item()
+        .table_name(env.store.table_name())
+        .key("PK", aws_sdk_dynamodb::types::AttributeValue::S(format!("ORG#{}#ASG#{id}", org.org_id)))
+        .key("SK", aws_sdk_dynamodb::types::AttributeValue::S(format!("USER#{}", member.user_id)))
+        .send()
+        .await
+        .unwrap();
+    let broken = env.get(&path).token(key).await;
+    assert!(user_of(&broken.body, member.user_id).is_none());
+
+    let report = env.invoke("ReconcileFunction", json!({"orgIds": [org.org_id.as_str()]})).await;
+    assert_eq!(report["repairs"], 2, "the row, then the counters: {report}");
+    let repaired = env.get(&path).token(key).await;
+    assert_eq!(user_of(&repaired.body, member.user_id).unwrap()["status"], "not_started");
+    assert_eq!(repaired.body["progress"]["totalUsers"], 5, "counters equal the rows again");
+    let quiet = env.invoke("ReconcileFunction", json!({"orgIds": [org.org_id.as_str()]})).await;
+    assert_eq!(quiet["repairs"], 0, "nothing left to repair: {quiet}");
+}

@@ -1,0 +1,29 @@
+//! End-to-end: the local gateway on loopback, driven over HTTP as a client would, against DynamoDB
+//! Local and moto (set-up and the request builder: `testkit::e2e`). Each test seeds its own orgs, so
+//! tests run in parallel without seeing each other. One test binary, split by area.
+
+mod access;
+mod assignments;
+mod audit_and_exports;
+mod jobs;
+mod platform_events;
+mod v1_contract;
+
+use chrono::Utc;
+use gateway::seed::SeededOrg;
+use serde_json::{Value, json};
+
+pub(crate) fn deadline(days: i64) -> String {
+    (Utc::now().date_naive() + chrono::Duration::days(days)).to_string()
+}
+
+pub(crate) fn team_topic(org: &SeededOrg, topic: &str) -> Value {
+    json!({"contentArea": "practice", "targetType": "topic", "targetId": topic,
+           "assigneeType": "team", "assigneeId": org.teams[0].team_id, "deadline": deadline(30),
+           "note": "PCI DSS 6.2.2"})
+}
+
+/// The detail's `users[]` entry of `user`.
+pub(crate) fn user_of(detail: &Value, user: domain::UserId) -> Option<Value> {
+    detail["users"].as_array()?.iter().find(|u| u["userId"] == json!(user)).cloned()
+}
