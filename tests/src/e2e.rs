@@ -60,6 +60,13 @@ impl Env {
         Env { base, invoke, http, store, consumer, events, sqs: aws_sdk_sqs::Client::new(&config) }
     }
 
+    /// [`Env::start`] and a fresh [`Env::org`]: what most tests begin with.
+    pub async fn with_org() -> (Env, SeededOrg) {
+        let env = Env::start().await;
+        let org = env.org().await;
+        (env, org)
+    }
+
     /// A fresh org with the seed's teams, users, API keys and session tokens.
     pub async fn org(&self) -> SeededOrg {
         let id = crate::stack::new_org("e2e");
@@ -88,10 +95,15 @@ impl Env {
         self.request(Method::DELETE, path)
     }
 
-    /// Invokes a function by its template logical id through the local Lambda Invoke API.
+    /// Invokes a function by its template logical id through the local Lambda Invoke API; its result.
     pub async fn invoke(&self, function: &str, event: Value) -> Value {
+        self.invoke_raw(function, &event).await.json::<Value>().await.unwrap()
+    }
+
+    /// The Invoke API's HTTP response itself.
+    pub async fn invoke_raw(&self, function: &str, event: &Value) -> reqwest::Response {
         let url = format!("{}/2015-03-31/functions/{function}/invocations", self.invoke);
-        self.http.post(url).json(&event).send().await.unwrap().json::<Value>().await.unwrap()
+        self.http.post(url).json(event).send().await.unwrap()
     }
 
     /// Sends platform events to the bus, as the platform would.
@@ -256,6 +268,16 @@ pub fn assert_problem(reply: &Reply, status: u16, code: &str) {
     assert_eq!(reply.body["error"], code, "{:?}", reply.body);
     assert_eq!(reply.headers["content-type"], "application/problem+json");
     assert_eq!(reply.body["status"], status);
+}
+
+/// Waits, if need be, for the start of the next calendar minute (UTC): a test that counts requests
+/// per minute then has 30 s or more in one minute.
+pub async fn early_in_a_minute() {
+    use chrono::Timelike;
+    let second = Utc::now().second();
+    if second > 30 {
+        tokio::time::sleep(Duration::from_secs(u64::from(61 - second))).await;
+    }
 }
 
 /// Polls `check` (up to 30 s) until it yields a value.

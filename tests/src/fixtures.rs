@@ -43,6 +43,11 @@ pub fn assignment(assignee_type: AssigneeType, assignee_id: &str, target_id: &st
     .into_assignment(AssignmentId::new_v7(), resolved, "Someone".into(), "user:admin".into(), Utc::now())
 }
 
+/// An org-wide assignment of the SQL Injection topic.
+pub fn org_wide(org: &domain::OrgId, deadline: NaiveDate) -> Assignment {
+    assignment(AssigneeType::Org, org.as_str(), "sql-injection", deadline)
+}
+
 pub fn audit(action: &str, target_id: &str) -> AuditEntry {
     audit_at(action, target_id, Utc::now())
 }

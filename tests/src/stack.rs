@@ -2,7 +2,7 @@
 //! skips) when it is not running.
 
 use aws_config::BehaviorVersion;
-use domain::OrgId;
+use domain::{Assignment, OrgId, ProgressRow};
 use events::{Consumer, Publisher};
 use store::{Capacity, Store};
 
@@ -43,4 +43,18 @@ pub async fn consumer(capacity: Option<&Capacity>) -> Consumer {
 /// one table without seeing each other's data.
 pub fn new_org(prefix: &str) -> OrgId {
     OrgId::parse(&format!("{prefix}-{}", uuid::Uuid::new_v4().simple())).expect("a valid org id")
+}
+
+/// The table under test and a fresh org to work in.
+pub async fn store_and_org() -> (Store, OrgId) {
+    (store().await, new_org("test"))
+}
+
+/// An org-wide assignment due in 10 days, created in the store with a roster of `learners` new users.
+pub async fn created_org_wide(store: &Store, org: &OrgId, learners: usize) -> (Assignment, Vec<ProgressRow>) {
+    use crate::fixtures::{audit, in_days, org_wide, roster};
+    let a = org_wide(org, in_days(10));
+    let rows = roster(&a, learners);
+    let created = store.create_assignment(org, &a, &audit("assignment.created", "a"), &rows).await.unwrap();
+    (created, rows)
 }

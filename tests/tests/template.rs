@@ -27,6 +27,11 @@ fn key_schema(schema: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The first resource of a CloudFormation type.
+fn resource_of_type<'t>(template: &'t Value, resource_type: &str) -> Option<&'t Value> {
+    template["Resources"].as_mapping()?.values().find(|r| r["Type"].as_str() == Some(resource_type))
+}
+
 #[test]
 fn table_keys_and_indexes_match_the_store() {
     let template = template();
@@ -78,8 +83,7 @@ fn table_is_on_demand_recoverable_retained_and_expires_ttl_items() {
 #[test]
 fn export_bucket_is_private_and_encrypted() {
     let template = template();
-    let resources = template["Resources"].as_mapping().unwrap();
-    let bucket = resources.values().find(|r| r["Type"].as_str() == Some("AWS::S3::Bucket")).expect("export bucket");
+    let bucket = resource_of_type(&template, "AWS::S3::Bucket").expect("export bucket");
     let block = &bucket["Properties"]["PublicAccessBlockConfiguration"];
     for setting in ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"] {
         assert_eq!(block[setting].as_bool(), Some(true), "{setting}");
@@ -158,8 +162,7 @@ fn only_http_functions_get_the_session_secret() {
 #[test]
 fn api_stage_is_throttled_and_exports_have_reserved_concurrency() {
     let template = template();
-    let resources = template["Resources"].as_mapping().unwrap();
-    let api = resources.values().find(|r| r["Type"].as_str() == Some("AWS::Serverless::HttpApi")).expect("HTTP API");
+    let api = resource_of_type(&template, "AWS::Serverless::HttpApi").expect("HTTP API");
     let route = &api["Properties"]["DefaultRouteSettings"];
     assert!(route["ThrottlingBurstLimit"].as_u64().is_some_and(|b| b > 0), "{route:?}");
     assert!(route["ThrottlingRateLimit"].as_f64().is_some_and(|r| r > 0.0), "{route:?}");
@@ -171,8 +174,7 @@ fn api_stage_is_throttled_and_exports_have_reserved_concurrency() {
 #[test]
 fn exports_expire_after_30_days() {
     let template = template();
-    let resources = template["Resources"].as_mapping().unwrap();
-    let bucket = resources.values().find(|r| r["Type"].as_str() == Some("AWS::S3::Bucket")).expect("export bucket");
+    let bucket = resource_of_type(&template, "AWS::S3::Bucket").expect("export bucket");
     let rules = bucket["Properties"]["LifecycleConfiguration"]["Rules"].as_sequence().unwrap();
     let expiry = rules.iter().find(|r| r["ExpirationInDays"].as_u64().is_some()).expect("a rule that expires objects");
     assert_eq!(expiry["Status"].as_str(), Some("Enabled"));

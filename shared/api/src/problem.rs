@@ -17,12 +17,9 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     #[error("these fields cannot be changed: {}", .0.join(", "))]
     ImmutableField(Vec<String>),
-    #[error("{0}")]
-    UnknownTarget(String),
-    #[error("{0}")]
-    UnknownAssignee(String),
-    #[error("the organization has no custom courses")]
-    NoCustomCourses,
+    /// A use case refused what the request names (an unknown target or assignee, no custom courses).
+    #[error(transparent)]
+    Refused(AppError),
     #[error("{0}")]
     Unauthorized(&'static str),
     #[error("this API key lacks the scope {required}")]
@@ -58,12 +55,9 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::InvalidJson(_)
-            | ApiError::Validation(_)
-            | ApiError::ImmutableField(_)
-            | ApiError::UnknownTarget(_)
-            | ApiError::UnknownAssignee(_)
-            | ApiError::NoCustomCourses => StatusCode::BAD_REQUEST,
+            ApiError::InvalidJson(_) | ApiError::Validation(_) | ApiError::ImmutableField(_) | ApiError::Refused(_) => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::InsufficientScope { .. } | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
@@ -85,9 +79,10 @@ impl ApiError {
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::Validation(_) => "validation_failed",
             ApiError::ImmutableField(_) => "immutable_field",
-            ApiError::UnknownTarget(_) => "unknown_target",
-            ApiError::UnknownAssignee(_) => "unknown_assignee",
-            ApiError::NoCustomCourses => "no_custom_courses",
+            ApiError::Refused(AppError::UnknownTarget(_)) => "unknown_target",
+            ApiError::Refused(AppError::UnknownAssignee(_)) => "unknown_assignee",
+            ApiError::Refused(AppError::NoCustomCourses) => "no_custom_courses",
+            ApiError::Refused(_) => "validation_failed",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::InsufficientScope { .. } => "insufficient_scope",
             ApiError::Forbidden(_) => "forbidden",
@@ -183,9 +178,9 @@ impl From<AppError> for ApiError {
         match err {
             AppError::Store(err) => err.into(),
             AppError::InvalidField { field, message } => ApiError::field(field, message),
-            AppError::UnknownTarget(reason) => ApiError::UnknownTarget(reason),
-            AppError::UnknownAssignee(reason) => ApiError::UnknownAssignee(reason),
-            AppError::NoCustomCourses => ApiError::NoCustomCourses,
+            refused @ (AppError::UnknownTarget(_) | AppError::UnknownAssignee(_) | AppError::NoCustomCourses) => {
+                ApiError::Refused(refused)
+            }
             AppError::NotFound => ApiError::NotFound,
             AppError::VersionMismatch { current_version } => ApiError::PreconditionFailed { current_version },
             // Concurrent edits kept winning: the client may retry.

@@ -41,6 +41,25 @@ pub(crate) fn assignment_record(org: &OrgId, assignment: &Assignment) -> Result<
     })
 }
 
+/// The duplicate lock of an active assignment: one per (target, assignee), so a second active one is
+/// refused in the same transaction; a refusal returns the holder (`AllOld`) to name it in the 409.
+fn lock_put(org: &OrgId, assignment: &Assignment) -> Result<TransactWriteItem, StoreError> {
+    let lock = to_item(&LockRecord {
+        pk: lock_pk(org, assignment)?,
+        sk: keys::LOCK_SK.into(),
+        entity: "active-lock".into(),
+        assignment_id: assignment.id,
+    })?;
+    let put = Put::builder()
+        .set_item(Some(lock))
+        .table_name(TABLE_PLACEHOLDER)
+        .condition_expression("attribute_not_exists(PK)")
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .build()
+        .map_err(|e| StoreError::Other(e.to_string()))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
 pub(crate) fn lock_pk(org: &OrgId, a: &Assignment) -> Result<String, StoreError> {
     keys::active_lock_pk(
         org,
@@ -69,27 +88,11 @@ impl Store {
         let mut created = assignment.clone();
         created.aggregates = assignment.aggregates + roster_delta(assignment, first);
 
-        let lock = to_item(&LockRecord {
-            pk: lock_pk(org, assignment)?,
-            sk: keys::LOCK_SK.into(),
-            entity: "active-lock".into(),
-            assignment_id: assignment.id,
-        })?;
         let mut items = vec![
             TransactWriteItem::builder()
                 .put(put(to_item(&assignment_record(org, &created)?)?, Some("attribute_not_exists(PK)"))?)
                 .build(),
-            TransactWriteItem::builder()
-                .put(
-                    Put::builder()
-                        .set_item(Some(lock))
-                        .table_name(TABLE_PLACEHOLDER)
-                        .condition_expression("attribute_not_exists(PK)")
-                        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-                        .build()
-                        .map_err(|e| StoreError::Other(e.to_string()))?,
-                )
-                .build(),
+            lock_put(org, assignment)?,
             audit_put(org, audit)?,
             // Scheduled jobs (reminders, reconcile) find the orgs that have assignments here.
             TransactWriteItem::builder()
@@ -297,25 +300,7 @@ impl Store {
                 None
             }
             Activation::Reactivated => {
-                let lock = to_item(&LockRecord {
-                    pk: lock_pk(org, after)?,
-                    sk: keys::LOCK_SK.into(),
-                    entity: "active-lock".into(),
-                    assignment_id: after.id,
-                })?;
-                items.push(
-                    TransactWriteItem::builder()
-                        .put(
-                            Put::builder()
-                                .set_item(Some(lock))
-                                .table_name(TABLE_PLACEHOLDER)
-                                .condition_expression("attribute_not_exists(PK)")
-                                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-                                .build()
-                                .map_err(|e| StoreError::Other(e.to_string()))?,
-                        )
-                        .build(),
-                );
+                items.push(lock_put(org, after)?);
                 Some(items.len() - 1)
             }
         };

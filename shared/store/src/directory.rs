@@ -80,28 +80,17 @@ impl Store {
         change: &UserChange,
         at: DateTime<Utc>,
     ) -> Result<User, StoreError> {
-        let mut attempts = Retry::CONFLICT.attempts();
-        while attempts.next().await {
-            let stored = self.get(keys::user_pk(org, user_id), keys::PROFILE_SK).await?;
-            let (mut user, condition) = match stored {
-                Some(item) => {
-                    let record = from_item::<UserRecord>(item)?;
-                    (record.user, Some(record.revision))
-                }
+        self.revise(
+            keys::user_pk(org, user_id),
+            |stored: Option<UserRecord>| match stored {
+                Some(record) => (record.user, Some(record.revision)),
                 None => (User::unknown(user_id, at), None),
-            };
-            if !user.apply(change, at) {
-                return Ok(user);
-            }
-            let revision = condition.flatten().map_or(1, |r| r + 1);
-            let item = to_item(&user_record(org, &user, Some(revision)))?;
-            match self.put_on_revision(item, condition).await {
-                Ok(()) => return Ok(user),
-                Err(StoreError::ConditionFailed) => continue,
-                Err(other) => return Err(other),
-            }
-        }
-        Err(StoreError::TransactionConflict(format!("user {user_id} kept changing")))
+            },
+            |user| user.apply(change, at),
+            |user, revision| to_item(&user_record(org, user, Some(revision))),
+            || format!("user {user_id}"),
+        )
+        .await
     }
 
     /// Like [`Store::change_user`], for a team.
@@ -112,28 +101,46 @@ impl Store {
         change: &TeamChange,
         at: DateTime<Utc>,
     ) -> Result<Team, StoreError> {
+        self.revise(
+            keys::team_pk(org, team_id),
+            |stored: Option<TeamRecord>| match stored {
+                Some(record) => (record.team, Some(record.revision)),
+                None => (Team::unknown(team_id, at), None),
+            },
+            |team| team.apply(change, at),
+            |team, revision| to_item(&team_record(org, team, Some(revision))),
+            || format!("team {team_id}"),
+        )
+        .await
+    }
+
+    /// Read-modify-write of one projection item (`pk`, profile) under its revision: `open` makes the
+    /// entity of the stored record (or of none) and says which revision the write must still find;
+    /// `change` applies the event (`false`: nothing to write); `item` is the record to write at the
+    /// next revision. Re-read and re-applied on concurrent changes, as the conflict policy allows.
+    async fn revise<R: serde::de::DeserializeOwned, T>(
+        &self,
+        pk: String,
+        open: impl Fn(Option<R>) -> (T, Option<Option<u64>>),
+        change: impl Fn(&mut T) -> bool,
+        item: impl Fn(&T, u64) -> Result<Item, StoreError>,
+        what: impl FnOnce() -> String,
+    ) -> Result<T, StoreError> {
         let mut attempts = Retry::CONFLICT.attempts();
         while attempts.next().await {
-            let stored = self.get(keys::team_pk(org, team_id), keys::PROFILE_SK).await?;
-            let (mut team, condition) = match stored {
-                Some(item) => {
-                    let record = from_item::<TeamRecord>(item)?;
-                    (record.team, Some(record.revision))
-                }
-                None => (Team::unknown(team_id, at), None),
-            };
-            if !team.apply(change, at) {
-                return Ok(team);
+            let stored = self.get(pk.clone(), keys::PROFILE_SK).await?.map(from_item::<R>).transpose()?;
+            let (mut entity, condition) = open(stored);
+            if !change(&mut entity) {
+                return Ok(entity);
             }
             let revision = condition.flatten().map_or(1, |r| r + 1);
-            let item = to_item(&team_record(org, &team, Some(revision)))?;
-            match self.put_on_revision(item, condition).await {
-                Ok(()) => return Ok(team),
+            match self.put_on_revision(item(&entity, revision)?, condition).await {
+                Ok(()) => return Ok(entity),
                 Err(StoreError::ConditionFailed) => continue,
                 Err(other) => return Err(other),
             }
         }
-        Err(StoreError::TransactionConflict(format!("team {team_id} kept changing")))
+        Err(StoreError::TransactionConflict(format!("{} kept changing", what())))
     }
 
     /// Puts `item` if the stored one is still as read: absent (`None`), at a revision, or written

@@ -11,6 +11,7 @@ use aws_sdk_dynamodb::types::{
 };
 use serde::de::DeserializeOwned;
 
+use crate::capacity::Capacity;
 use crate::partition::Partition;
 use crate::records::Record;
 use crate::retry::Retry;
@@ -112,8 +113,13 @@ impl Store {
 
     /// Counts a single-item write (PutItem/UpdateItem) made outside the helpers here.
     pub(crate) fn note_write(&self, consumed: Option<&ConsumedCapacity>) {
+        self.count(|c| c.record_writes(consumed));
+    }
+
+    /// Counts what a call consumed, when capacity is tracked.
+    fn count(&self, record: impl FnOnce(&Capacity)) {
         if let Some(c) = &self.capacity {
-            c.record_writes(consumed);
+            record(c);
         }
     }
 
@@ -151,9 +157,7 @@ impl Store {
             .send()
             .await
             .map_err(classify)?;
-        if let Some(c) = &self.capacity {
-            c.record(out.consumed_capacity());
-        }
+        self.count(|c| c.record(out.consumed_capacity()));
         Ok(out.item)
     }
 
@@ -171,9 +175,7 @@ impl Store {
             .set_limit(limit)
             .set_return_consumed_capacity(self.capacity_mode());
         let out = request.send().await.map_err(classify)?;
-        if let Some(c) = &self.capacity {
-            c.record(out.consumed_capacity());
-        }
+        self.count(|c| c.record(out.consumed_capacity()));
         let next = out.last_evaluated_key.filter(|k| !k.is_empty()).map(PageKey);
         Ok((out.items.unwrap_or_default(), next))
     }
@@ -268,9 +270,7 @@ impl Store {
             .await;
         match result {
             Ok(out) => {
-                if let Some(c) = &self.capacity {
-                    c.record_writes(out.consumed_capacity());
-                }
+                self.count(|c| c.record_writes(out.consumed_capacity()));
                 Ok(())
             }
             Err(SdkError::ServiceError(context)) => match context.err() {
@@ -303,13 +303,7 @@ impl Store {
                 .collect::<Result<_, StoreError>>()?;
             let mut attempts = Retry::PARTIAL.attempts();
             while !pending.is_empty() {
-                if !attempts.next().await {
-                    return Err(StoreError::Throttled(format!(
-                        "{} items still unprocessed after {} attempts",
-                        pending.len(),
-                        attempts.made()
-                    )));
-                }
+                attempts.next_or_throttled(|| format!("{} items still unprocessed", pending.len())).await?;
                 let out = self
                     .client
                     .batch_write_item()
@@ -318,9 +312,7 @@ impl Store {
                     .send()
                     .await
                     .map_err(classify)?;
-                if let Some(c) = &self.capacity {
-                    c.record_writes(out.consumed_capacity());
-                }
+                self.count(|c| c.record_writes(out.consumed_capacity()));
                 pending = out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
             }
         }
@@ -339,12 +331,7 @@ impl Store {
             );
             let mut attempts = Retry::PARTIAL.attempts();
             while let Some(request) = pending.take() {
-                if !attempts.next().await {
-                    return Err(StoreError::Throttled(format!(
-                        "keys still unprocessed after {} attempts",
-                        attempts.made()
-                    )));
-                }
+                attempts.next_or_throttled(|| "keys still unprocessed".to_owned()).await?;
                 let out = self
                     .client
                     .batch_get_item()
@@ -353,9 +340,7 @@ impl Store {
                     .send()
                     .await
                     .map_err(classify)?;
-                if let Some(c) = &self.capacity {
-                    c.record(out.consumed_capacity());
-                }
+                self.count(|c| c.record(out.consumed_capacity()));
                 if let Some(mut responses) = out.responses {
                     found.extend(responses.remove(&self.table).unwrap_or_default());
                 }

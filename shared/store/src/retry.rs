@@ -14,6 +14,8 @@
 
 use std::time::Duration;
 
+use crate::StoreError;
+
 /// How many times to try and how long to wait between tries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retry {
@@ -77,6 +79,15 @@ impl Attempts {
     /// Tries made so far.
     pub fn made(&self) -> u32 {
         self.made
+    }
+
+    /// [`Attempts::next`] for work the table keeps refusing (unprocessed batch items): once the policy
+    /// runs out, [`StoreError::Throttled`] saying `what` is left after how many attempts.
+    pub(crate) async fn next_or_throttled(&mut self, what: impl FnOnce() -> String) -> Result<(), StoreError> {
+        if self.next().await {
+            return Ok(());
+        }
+        Err(StoreError::Throttled(format!("{} after {} attempts", what(), self.made)))
     }
 }
 

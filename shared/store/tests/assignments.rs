@@ -4,13 +4,12 @@ use chrono::Utc;
 use domain::{Activation, AssigneeType, ContentArea, Patch};
 use store::{AssignmentFilter, AuditFilter, CursorCodec, StoreError};
 use testkit::fixtures::*;
-use testkit::stack::{new_org, store, store_with_capacity};
+use testkit::stack::{new_org, store_and_org, store_with_capacity};
 
 #[tokio::test]
 async fn create_writes_assignment_audit_and_roster_with_matching_counters() {
-    let store = store().await;
-    let org = new_org("test");
-    let a = assignment(AssigneeType::Org, org.as_str(), "sql-injection", in_days(30));
+    let (store, org) = store_and_org().await;
+    let a = org_wide(&org, in_days(30));
     let rows = roster(&a, 24);
 
     let created =
@@ -30,8 +29,7 @@ async fn create_writes_assignment_audit_and_roster_with_matching_counters() {
 
 #[tokio::test]
 async fn a_duplicate_active_assignment_is_refused_with_the_existing_id_and_leaves_no_trace() {
-    let store = store().await;
-    let org = new_org("test");
+    let (store, org) = store_and_org().await;
     let team = uuid::Uuid::new_v4().to_string();
     let first = assignment(AssigneeType::Team, &team, "xxe", in_days(10));
     store.create_assignment(&org, &first, &audit("assignment.created", "first"), &roster(&first, 3)).await.unwrap();
@@ -56,9 +54,8 @@ async fn a_duplicate_active_assignment_is_refused_with_the_existing_id_and_leave
 
 #[tokio::test]
 async fn large_rosters_commit_in_chunks_and_retries_add_nothing_twice() {
-    let store = store().await;
-    let org = new_org("test");
-    let a = assignment(AssigneeType::Org, org.as_str(), "sql-injection", in_days(30));
+    let (store, org) = store_and_org().await;
+    let a = org_wide(&org, in_days(30));
     let rows = roster(&a, 250);
     let created = store.create_assignment(&org, &a, &audit("assignment.created", "big"), &rows).await.unwrap();
     assert_eq!(created.aggregates.total_users, 250);
@@ -87,8 +84,7 @@ async fn large_rosters_commit_in_chunks_and_retries_add_nothing_twice() {
 
 #[tokio::test]
 async fn roster_rows_for_a_missing_assignment_are_refused() {
-    let store = store().await;
-    let org = new_org("test");
+    let (store, org) = store_and_org().await;
     let ghost = assignment(AssigneeType::Org, org.as_str(), "xxe", in_days(3));
     let err = store.add_roster_rows(&org, &ghost, &roster(&ghost, 2)).await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
@@ -97,8 +93,7 @@ async fn roster_rows_for_a_missing_assignment_are_refused() {
 
 #[tokio::test]
 async fn listing_is_newest_first_filtered_and_paged_with_sealed_cursors() {
-    let store = store().await;
-    let org = new_org("test");
+    let (store, org) = store_and_org().await;
     let codec = CursorCodec::new("test-secret");
     let user = uuid::Uuid::new_v4().to_string();
     let mut ids = Vec::new();
@@ -140,8 +135,7 @@ async fn listing_is_newest_first_filtered_and_paged_with_sealed_cursors() {
 
 #[tokio::test]
 async fn overdue_filter_finds_active_late_unfinished_assignments() {
-    let store = store().await;
-    let org = new_org("test");
+    let (store, org) = store_and_org().await;
     let a = assignment(AssigneeType::Org, org.as_str(), "xxe", in_days(0));
     store.create_assignment(&org, &a, &audit("assignment.created", "a"), &roster(&a, 2)).await.unwrap();
     let empty = assignment(AssigneeType::Org, org.as_str(), "idor", in_days(0));
@@ -156,8 +150,7 @@ async fn overdue_filter_finds_active_late_unfinished_assignments() {
 
 #[tokio::test]
 async fn patches_check_version_move_indexes_and_free_the_duplicate_lock() {
-    let store = store().await;
-    let org = new_org("test");
+    let (store, org) = store_and_org().await;
     let team = uuid::Uuid::new_v4().to_string();
     let a = assignment(AssigneeType::Team, &team, "xxe", in_days(10));
     let a = store.create_assignment(&org, &a, &audit("assignment.created", "a"), &[]).await.unwrap();
@@ -209,8 +202,7 @@ async fn patches_check_version_move_indexes_and_free_the_duplicate_lock() {
 
 #[tokio::test]
 async fn patching_a_missing_assignment_is_not_found() {
-    let store = store().await;
-    let org = new_org("test");
+    let (store, org) = store_and_org().await;
     let a = assignment(AssigneeType::Org, org.as_str(), "xxe", in_days(10));
     let (next, activation) = a.patched(&Patch { is_mandatory: Some(false), ..Default::default() }, Utc::now()).unwrap();
     let err =
@@ -220,8 +212,7 @@ async fn patching_a_missing_assignment_is_not_found() {
 
 #[tokio::test]
 async fn a_users_rows_are_found_through_the_user_index() {
-    let store = store().await;
-    let org = new_org("test");
+    let (store, org) = store_and_org().await;
     let a = assignment(AssigneeType::Org, org.as_str(), "xxe", in_days(10));
     let b = assignment(AssigneeType::Org, org.as_str(), "idor", in_days(10));
     let rows_a = roster(&a, 3);
@@ -244,7 +235,7 @@ async fn a_users_rows_are_found_through_the_user_index() {
 async fn progress_pages_cross_the_one_megabyte_boundary() {
     let (store, capacity) = store_with_capacity().await;
     let org = new_org("test");
-    let a = assignment(AssigneeType::Org, org.as_str(), "sql-injection", in_days(10));
+    let a = org_wide(&org, in_days(10));
     // ~40 KB rows: 40 of them are ~1.6 MB, more than one DynamoDB page.
     let mut rows = roster(&a, 40);
     for row in &mut rows {

@@ -5,7 +5,7 @@ use chrono::{Duration, TimeZone, Utc};
 use domain::{ApiKey, Catalog, ContentArea, CourseId, CustomCourse, Role, TargetType, Team, TeamId, User, UserId};
 use store::{AuditFilter, IdempotencyBegin, IdempotencyKey, RateSubject, StoredResponse};
 use testkit::fixtures::*;
-use testkit::stack::{new_org, store, store_with_capacity};
+use testkit::stack::{new_org, store_and_org, store_with_capacity};
 
 fn user(team: Option<TeamId>, at: chrono::DateTime<Utc>) -> User {
     User {
@@ -22,8 +22,7 @@ fn user(team: Option<TeamId>, at: chrono::DateTime<Utc>) -> User {
 
 #[tokio::test]
 async fn team_members_and_active_users_follow_the_projection() {
-    let store = store().await;
-    let org = new_org("test");
+    let (store, org) = store_and_org().await;
     let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
     let team = TeamId(uuid::Uuid::new_v4());
     store
@@ -69,8 +68,7 @@ async fn team_members_and_active_users_follow_the_projection() {
 
 #[tokio::test]
 async fn custom_courses_are_stored_per_org() {
-    let store = store().await;
-    let org = new_org("test");
+    let (store, org) = store_and_org().await;
     assert!(!store.has_custom_courses(&org).await.unwrap());
     let course = CustomCourse {
         course_id: CourseId(uuid::Uuid::new_v4()),
@@ -88,8 +86,7 @@ async fn custom_courses_are_stored_per_org() {
 
 #[tokio::test]
 async fn api_keys_are_found_by_token_hash_and_revocation_is_immediate() {
-    let store = store().await;
-    let org = new_org("test");
+    let (store, org) = store_and_org().await;
     let token = format!("scs_live_{}", uuid::Uuid::new_v4().simple());
     let key = ApiKey {
         key_id: uuid::Uuid::new_v4(),
@@ -129,8 +126,7 @@ async fn api_keys_are_found_by_token_hash_and_revocation_is_immediate() {
 
 #[tokio::test]
 async fn idempotency_keys_replay_refuse_other_bodies_and_can_be_released() {
-    let store = store().await;
-    let org = new_org("test");
+    let (store, org) = store_and_org().await;
     let now = Utc::now();
     let key = IdempotencyKey::new("apikey:1", "POST /assignments", "retry-me");
     assert_eq!(store.begin_idempotency(&org, &key, "body-1", now).await.unwrap(), IdempotencyBegin::Started);
@@ -167,8 +163,7 @@ async fn idempotency_keys_replay_refuse_other_bodies_and_can_be_released() {
 
 #[tokio::test]
 async fn rate_counters_count_per_calendar_minute_and_sliding_hour() {
-    let store = store().await;
-    let org = new_org("test");
+    let (store, org) = store_and_org().await;
     let key = RateSubject::ApiKey(uuid::Uuid::new_v4());
     let t = Utc.with_ymd_and_hms(2026, 5, 1, 10, 15, 30).unwrap();
     for expected in 1..=3 {
@@ -191,8 +186,7 @@ async fn rate_counters_count_per_calendar_minute_and_sliding_hour() {
 
 #[tokio::test]
 async fn audit_log_is_newest_first_with_filters_and_time_range() {
-    let store = store().await;
-    let org = new_org("test");
+    let (store, org) = store_and_org().await;
     let t0 = Utc.with_ymd_and_hms(2026, 2, 1, 9, 0, 0).unwrap();
     for (i, action) in
         ["assignment.created", "assignment.updated", "assignment.exported", "assignment.updated"].iter().enumerate()

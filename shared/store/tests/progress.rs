@@ -6,7 +6,7 @@ use domain::{AssigneeType, TrackedItem};
 use store::StoreError;
 use testkit::fixtures::*;
 use testkit::shuffled;
-use testkit::stack::{new_org, store};
+use testkit::stack::{created_org_wide, store_and_org};
 
 fn challenge(index: u16) -> TrackedItem {
     TrackedItem::parse_key(&format!("c:sql-injection:{index}")).unwrap()
@@ -14,11 +14,8 @@ fn challenge(index: u16) -> TrackedItem {
 
 #[tokio::test]
 async fn completing_every_challenge_completes_the_user_once_however_often_events_repeat() {
-    let store = store().await;
-    let org = new_org("test");
-    let a = assignment(AssigneeType::Org, org.as_str(), "sql-injection", in_days(10));
-    let rows = roster(&a, 3);
-    let a = store.create_assignment(&org, &a, &audit("assignment.created", "a"), &rows).await.unwrap();
+    let (store, org) = store_and_org().await;
+    let (a, rows) = created_org_wide(&store, &org, 3).await;
     let user = rows[0].user_id;
     let t0 = Utc::now();
 
@@ -52,11 +49,8 @@ async fn completing_every_challenge_completes_the_user_once_however_often_events
 
 #[tokio::test]
 async fn a_stale_row_write_is_refused_and_concurrent_completions_all_count() {
-    let store = store().await;
-    let org = new_org("test");
-    let a = assignment(AssigneeType::Org, org.as_str(), "sql-injection", in_days(10));
-    let rows = roster(&a, 1);
-    let a = store.create_assignment(&org, &a, &audit("assignment.created", "a"), &rows).await.unwrap();
+    let (store, org) = store_and_org().await;
+    let (a, rows) = created_org_wide(&store, &org, 1).await;
     let user = rows[0].user_id;
 
     let before = store.progress_row(&org, a.id, user).await.unwrap().unwrap();
@@ -95,8 +89,7 @@ enum Event {
 
 #[tokio::test]
 async fn replaying_events_three_times_shuffled_equals_one_ordered_delivery() {
-    let store = store().await;
-    let org = new_org("test");
+    let (store, org) = store_and_org().await;
     let t0 = Utc::now();
     let users: Vec<domain::UserId> = (0..4).map(|_| domain::UserId(uuid::Uuid::new_v4())).collect();
     // Users 0 and 1 start on the roster; 2 and 3 join (and leave, and return) through events.

@@ -1,21 +1,18 @@
 //! Who may do what: API keys and scopes, session tokens and roles (following the projection on the next
 //! request), tenant isolation, rate limits and what authenticating costs.
 
-use std::time::Duration;
-
 use chrono::{Timelike, Utc};
 use domain::{OrgId, Role};
 use gateway::seed::{self, SeededOrg};
 use reqwest::StatusCode;
 use serde_json::json;
-use testkit::e2e::{Env, SECRET, assert_problem, eventually};
+use testkit::e2e::{Env, SECRET, assert_problem, early_in_a_minute, eventually};
 
-use crate::team_topic;
+use crate::{path_of, team_topic};
 
 #[tokio::test]
 async fn tokens_scopes_and_roles_are_enforced() {
-    let env = Env::start().await;
-    let org = env.org().await;
+    let (env, org) = Env::with_org().await;
     assert_problem(&env.get("/assignments").await, 401, "unauthorized");
     assert_problem(&env.get("/assignments").token("scs_live_short").await, 401, "unauthorized");
     assert_problem(&env.get("/assignments").token(&seed::new_api_key_token()).await, 401, "unauthorized");
@@ -75,7 +72,7 @@ async fn another_orgs_admin_sees_nothing_and_changes_nothing() {
     let acme = env.org().await;
     let rival = env.org().await;
     let created = env.post("/assignments").token(acme.api_keys.admin.as_str()).json(team_topic(&acme, "idor")).await;
-    let path = format!("/assignments/{}", created.body["id"].as_str().unwrap());
+    let path = path_of(&created);
     let rival_admin = rival.admin().token.as_str();
 
     assert_problem(&env.get(&path).token(rival_admin).await, 404, "not_found");
@@ -108,13 +105,9 @@ async fn another_orgs_admin_sees_nothing_and_changes_nothing() {
 
 #[tokio::test]
 async fn the_61st_request_in_a_minute_is_rate_limited() {
-    let env = Env::start().await;
-    let org = env.org().await;
-    // Start early in a calendar minute so all 61 requests fall in the same one.
-    let second = Utc::now().second();
-    if second > 30 {
-        tokio::time::sleep(Duration::from_secs(u64::from(61 - second))).await;
-    }
+    let (env, org) = Env::with_org().await;
+    // All 61 requests fall in the same calendar minute.
+    early_in_a_minute().await;
     let key = org.api_keys.read_only.as_str();
     for i in 1..=60 {
         let ok = env.get("/assignments?limit=1").token(key).await;
@@ -162,8 +155,7 @@ fn user_event(detail_type: &'static str, org: &SeededOrg, user: &seed::SeededUse
 /// refused.
 #[tokio::test]
 async fn deactivation_and_role_changes_apply_on_the_next_request() {
-    let env = Env::start().await;
-    let org = env.org().await;
+    let (env, org) = Env::with_org().await;
     let demoted = platform_user(&env, &org, Role::OrgAdmin, Role::OrgAdmin).await;
     let leaving = platform_user(&env, &org, Role::OrgAdmin, Role::OrgAdmin).await;
     let promoted = platform_user(&env, &org, Role::Learner, Role::Learner).await;
@@ -224,12 +216,8 @@ async fn deactivation_and_role_changes_apply_on_the_next_request() {
 /// remain, the 429 names the window and its limit.
 #[tokio::test]
 async fn session_tokens_are_rate_limited_per_user() {
-    let env = Env::start().await;
-    let org = env.org().await;
-    let second = Utc::now().second();
-    if second > 30 {
-        tokio::time::sleep(Duration::from_secs(u64::from(61 - second))).await;
-    }
+    let (env, org) = Env::with_org().await;
+    early_in_a_minute().await;
     let learner = org.learners().next().unwrap();
     let path = format!("/users/{}/assignments", learner.user_id);
     for i in 1..=60u32 {
@@ -261,8 +249,7 @@ async fn session_tokens_are_rate_limited_per_user() {
 /// issue note and pinned so a change that adds round trips shows up in review.
 #[tokio::test]
 async fn authenticating_a_session_costs_one_consistent_read_of_the_user_plus_the_rate_counter() {
-    let env = Env::start().await;
-    let org = env.org().await;
+    let (env, org) = Env::with_org().await;
     let capacity = store::Capacity::default();
     let publisher = events::Publisher::new(env.events.clone(), std::env::var("EVENT_BUS_NAME").unwrap());
     let app = api::App::new(env.store.clone().with_capacity_tracking(capacity.clone()), SECRET, publisher);

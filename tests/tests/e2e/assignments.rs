@@ -8,12 +8,11 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testkit::e2e::{Env, assert_problem};
 
-use crate::{deadline, team_topic};
+use crate::{assign_team_topic, deadline, path_of, team_topic};
 
 #[tokio::test]
 async fn an_admin_assigns_a_team_and_everyone_sees_it() {
-    let env = Env::start().await;
-    let org = env.org().await;
+    let (env, org) = Env::with_org().await;
     let key = org.api_keys.admin.as_str();
 
     let preview = env.post("/assignments?dryRun=true").token(key).json(team_topic(&org, "sql-injection")).await;
@@ -21,7 +20,7 @@ async fn an_admin_assigns_a_team_and_everyone_sees_it() {
     assert_eq!(preview.body["summary"], "Will assign 11 challenges to 5 learners");
     assert_eq!(preview.body["alreadyAssignedCount"], 0);
 
-    let created = env.post("/assignments").token(key).json(team_topic(&org, "sql-injection")).await;
+    let created = assign_team_topic(&env, &org, "sql-injection").await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
     let id = created.body["id"].as_str().unwrap().to_owned();
     assert_eq!(created.headers["location"], format!("/api/public/v1/assignments/{id}").as_str());
@@ -62,11 +61,10 @@ async fn an_admin_assigns_a_team_and_everyone_sees_it() {
 
 #[tokio::test]
 async fn patch_delete_and_reactivate_with_versions() {
-    let env = Env::start().await;
-    let org = env.org().await;
+    let (env, org) = Env::with_org().await;
     let key = org.api_keys.admin.as_str();
-    let created = env.post("/assignments").token(key).json(team_topic(&org, "xxe")).await;
-    let path = format!("/assignments/{}", created.body["id"].as_str().unwrap());
+    let created = assign_team_topic(&env, &org, "xxe").await;
+    let path = path_of(&created);
 
     let patched =
         env.patch(&path).token(key).json(json!({"note": null, "isMandatory": false})).header("if-match", "\"1\"").await;
@@ -92,15 +90,14 @@ async fn patch_delete_and_reactivate_with_versions() {
 
     let again = env.patch(&path).token(key).json(json!({"isActive": true})).await;
     assert_eq!((again.status, again.body["isActive"].clone()), (StatusCode::OK, json!(true)));
-    let dup = env.post("/assignments").token(key).json(team_topic(&org, "xxe")).await;
+    let dup = assign_team_topic(&env, &org, "xxe").await;
     assert_problem(&dup, 409, "duplicate_assignment");
     assert_eq!(dup.body["existingId"], again.body["id"]);
 }
 
 #[tokio::test]
 async fn idempotency_keys_replay_and_refuse_reuse() {
-    let env = Env::start().await;
-    let org = env.org().await;
+    let (env, org) = Env::with_org().await;
     let key = org.api_keys.admin.as_str();
     let first =
         env.post("/assignments").token(key).json(team_topic(&org, "xxe")).header("idempotency-key", "k-1").await;
@@ -121,8 +118,7 @@ async fn idempotency_keys_replay_and_refuse_reuse() {
 /// first rows with the assignment and the rest in further transactions that update its counters.
 #[tokio::test]
 async fn an_org_wide_assignment_writes_a_roster_larger_than_one_transaction() {
-    let env = Env::start().await;
-    let org = env.org().await;
+    let (env, org) = Env::with_org().await;
     let now = Utc::now();
     for i in 0..store::ROSTER_ROWS_PER_TRANSACTION + 10 {
         let user = seed::SeededUser {

@@ -7,17 +7,16 @@ use reqwest::StatusCode;
 use serde_json::json;
 use testkit::e2e::{Env, SECRET, assert_problem};
 
-use crate::team_topic;
+use crate::{assign_team_topic, path_of, team_topic};
 
 #[tokio::test]
 async fn the_audit_log_lists_admin_writes_newest_first_with_filters_and_paging() {
-    let env = Env::start().await;
-    let org = env.org().await;
+    let (env, org) = Env::with_org().await;
     let other = env.org().await;
     let key = org.api_keys.admin.as_str();
     let admin = org.admin().token.as_str();
     let created = env.post("/assignments").token(admin).json(team_topic(&org, "sql-injection")).await;
-    let path = format!("/assignments/{}", created.body["id"].as_str().unwrap());
+    let path = path_of(&created);
     env.patch(&path).token(key).json(json!({"note": "Q3"})).await;
     env.delete(&path).token(key).await;
     env.post("/assignments").token(other.api_keys.admin.as_str()).json(team_topic(&other, "path-traversal")).await;
@@ -83,14 +82,13 @@ fn parse_csv(text: &str) -> (Vec<String>, Vec<csv::StringRecord>) {
 
 #[tokio::test]
 async fn csv_exports_are_downloadable_formula_safe_and_keep_removed_learners() {
-    let env = Env::start().await;
-    let org = env.org().await;
+    let (env, org) = Env::with_org().await;
     let key = org.api_keys.admin.as_str();
     let mut body = team_topic(&org, "sql-injection");
     body["note"] = json!("=HYPERLINK(\"http://x\")");
     let created = env.post("/assignments").token(key).json(body).await;
     let id = created.body["id"].as_str().unwrap().to_owned();
-    let other = env.post("/assignments").token(key).json(team_topic(&org, "path-traversal")).await;
+    let other = assign_team_topic(&env, &org, "path-traversal").await;
     env.delete(&format!("/assignments/{}", other.body["id"].as_str().unwrap())).token(key).await;
     let leaver = org.learners().find(|u| u.team_id == Some(org.teams[0].team_id)).unwrap();
     env.consumer
@@ -172,11 +170,10 @@ async fn csv_exports_are_downloadable_formula_safe_and_keep_removed_learners() {
 /// as a bad request, never a server error.
 #[tokio::test]
 async fn an_audit_cursor_is_bound_to_its_range() {
-    let env = Env::start().await;
-    let org = env.org().await;
+    let (env, org) = Env::with_org().await;
     let key = org.api_keys.admin.as_str();
     for topic in ["xxe", "idor"] {
-        env.post("/assignments").token(key).json(team_topic(&org, topic)).await;
+        assign_team_topic(&env, &org, topic).await;
     }
     let today = Utc::now().date_naive();
     let first = env.get(&format!("/audit-log?limit=1&from={today}")).token(key).await;
@@ -216,10 +213,9 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for FailCompleteMul
 /// in the bucket) and writes no audit entry.
 #[tokio::test]
 async fn a_failed_export_aborts_its_upload() {
-    let env = Env::start().await;
-    let org = env.org().await;
+    let (env, org) = Env::with_org().await;
     let key = org.api_keys.admin.as_str();
-    env.post("/assignments").token(key).json(team_topic(&org, "xxe")).await;
+    assign_team_topic(&env, &org, "xxe").await;
 
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
     let mut bucket = exports::Bucket::from_env(&config).unwrap();

@@ -5,12 +5,11 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testkit::e2e::Env;
 
-use crate::{deadline, team_topic, user_of};
+use crate::{assign_team_topic, deadline, team_topic, user_of};
 
 #[tokio::test]
 async fn functions_can_be_invoked_through_the_lambda_invoke_api() {
-    let env = Env::start().await;
-    let org = env.org().await;
+    let (env, org) = Env::with_org().await;
     let event = json!({
         "version": "2.0", "routeKey": "GET /api/public/v1/assignments", "rawPath": "/api/public/v1/assignments",
         "rawQueryString": "", "headers": {"authorization": format!("Bearer {}", org.api_keys.admin)},
@@ -21,31 +20,18 @@ async fn functions_can_be_invoked_through_the_lambda_invoke_api() {
                            "time": "23/Nov/2026:10:00:00 +0000", "timeEpoch": 0},
         "isBase64Encoded": false
     });
-    let resp = env
-        .http
-        .post(format!("{}/2015-03-31/functions/ListAssignmentsFunction/invocations", env.invoke))
-        .json(&event)
-        .send()
-        .await
-        .unwrap();
+    let resp = env.invoke_raw("ListAssignmentsFunction", &event).await;
     assert_eq!(resp.status(), 200);
     let result: Value = resp.json().await.unwrap();
     assert_eq!(result["statusCode"], 200);
     assert_eq!(result["headers"]["x-request-id"], "invoke-1");
-    let unknown = env
-        .http
-        .post(format!("{}/2015-03-31/functions/Nope/invocations", env.invoke))
-        .json(&event)
-        .send()
-        .await
-        .unwrap();
+    let unknown = env.invoke_raw("Nope", &event).await;
     assert_eq!(unknown.status(), 404);
 }
 
 #[tokio::test]
 async fn reminders_go_out_once_per_learner_and_offset_however_often_the_job_runs() {
-    let env = Env::start().await;
-    let org = env.org().await;
+    let (env, org) = Env::with_org().await;
     let key = org.api_keys.admin.as_str();
     let mut body = team_topic(&org, "sql-injection");
     body["deadline"] = json!(deadline(7));
@@ -84,10 +70,9 @@ async fn reminders_go_out_once_per_learner_and_offset_however_often_the_job_runs
 
 #[tokio::test]
 async fn reconcile_repairs_a_roster_row_deleted_behind_the_services_back() {
-    let env = Env::start().await;
-    let org = env.org().await;
+    let (env, org) = Env::with_org().await;
     let key = org.api_keys.admin.as_str();
-    let created = env.post("/assignments").token(key).json(team_topic(&org, "sql-injection")).await;
+    let created = assign_team_topic(&env, &org, "sql-injection").await;
     let id = created.body["id"].as_str().unwrap().to_owned();
     let path = format!("/assignments/{id}");
     let member = org.learners().find(|u| u.team_id == Some(org.teams[0].team_id)).unwrap();

@@ -12,6 +12,7 @@ mod v1_contract;
 use chrono::Utc;
 use gateway::seed::SeededOrg;
 use serde_json::{Value, json};
+use testkit::e2e::{Env, Reply};
 
 pub(crate) fn deadline(days: i64) -> String {
     (Utc::now().date_naive() + chrono::Duration::days(days)).to_string()
@@ -21,6 +22,16 @@ pub(crate) fn team_topic(org: &SeededOrg, topic: &str) -> Value {
     json!({"contentArea": "practice", "targetType": "topic", "targetId": topic,
            "assigneeType": "team", "assigneeId": org.teams[0].team_id, "deadline": deadline(30),
            "note": "PCI DSS 6.2.2"})
+}
+
+/// The org's admin assigns `topic` to the org's first team (as [`team_topic`]).
+pub(crate) async fn assign_team_topic(env: &Env, org: &SeededOrg, topic: &str) -> Reply {
+    env.post("/assignments").token(org.api_keys.admin.as_str()).json(team_topic(org, topic)).await
+}
+
+/// The path of the assignment a create answered with (relative to the API's base).
+pub(crate) fn path_of(created: &Reply) -> String {
+    format!("/assignments/{}", created.body["id"].as_str().unwrap())
 }
 
 /// The detail's `users[]` entry of `user`.

@@ -10,15 +10,14 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testkit::e2e::{Env, eventually};
 
-use crate::{deadline, team_topic, user_of};
+use crate::{assign_team_topic, deadline, path_of, user_of};
 
 #[tokio::test]
 async fn completing_all_eleven_challenges_completes_the_learner_once() {
-    let env = Env::start().await;
-    let org = env.org().await;
+    let (env, org) = Env::with_org().await;
     let key = org.api_keys.admin.as_str();
-    let created = env.post("/assignments").token(key).json(team_topic(&org, "sql-injection")).await;
-    let path = format!("/assignments/{}", created.body["id"].as_str().unwrap());
+    let created = assign_team_topic(&env, &org, "sql-injection").await;
+    let path = path_of(&created);
     let learner = org.learners().find(|u| u.team_id == Some(org.teams[0].team_id)).unwrap();
 
     let before_creation = Utc::now() - chrono::Duration::hours(1);
@@ -69,11 +68,10 @@ async fn completing_all_eleven_challenges_completes_the_learner_once() {
 
 #[tokio::test]
 async fn team_membership_events_on_the_bus_move_learners_in_and_out() {
-    let env = Env::start().await;
-    let org = env.org().await;
+    let (env, org) = Env::with_org().await;
     let key = org.api_keys.admin.as_str();
-    let created = env.post("/assignments").token(key).json(team_topic(&org, "sql-injection")).await;
-    let path = format!("/assignments/{}", created.body["id"].as_str().unwrap());
+    let created = assign_team_topic(&env, &org, "sql-injection").await;
+    let path = path_of(&created);
     assert_eq!(created.body["progress"]["totalUsers"], 5);
     let added = env.subscribe(&org, "assignment.user_added").await;
 
@@ -143,12 +141,11 @@ async fn team_membership_events_on_the_bus_move_learners_in_and_out() {
 
 #[tokio::test]
 async fn completions_on_the_bus_complete_the_learner_and_announce_it() {
-    let env = Env::start().await;
-    let org = env.org().await;
+    let (env, org) = Env::with_org().await;
     let key = org.api_keys.admin.as_str();
     let completed = env.subscribe(&org, "assignment.completed").await;
-    let created = env.post("/assignments").token(key).json(team_topic(&org, "sql-injection")).await;
-    let path = format!("/assignments/{}", created.body["id"].as_str().unwrap());
+    let created = assign_team_topic(&env, &org, "sql-injection").await;
+    let path = path_of(&created);
     let learner = org.learners().find(|u| u.team_id == Some(org.teams[0].team_id)).unwrap();
 
     let now = Utc::now();
@@ -184,8 +181,7 @@ async fn completions_on_the_bus_complete_the_learner_and_announce_it() {
 /// (one whose remaining items are all done completes).
 #[tokio::test]
 async fn custom_course_changes_on_the_bus_re_evaluate_assigned_learners() {
-    let env = Env::start().await;
-    let org = env.org().await;
+    let (env, org) = Env::with_org().await;
     let course = domain::CourseId(uuid::Uuid::new_v4());
     let course_event = |items: Value, at: chrono::DateTime<Utc>| seed::PlatformEvent {
         source: "platform.content",
@@ -206,7 +202,7 @@ async fn custom_course_changes_on_the_bus_re_evaluate_assigned_learners() {
                       "assigneeType": "org", "assigneeId": org.org_id.as_str(), "deadline": deadline(30)});
     let created = env.post("/assignments").token(key).json(body).await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
-    let path = format!("/assignments/{}", created.body["id"].as_str().unwrap());
+    let path = path_of(&created);
     let learner = org.learners().next().unwrap();
     let done = seed::PlatformEvent {
         source: "platform.training",

@@ -8,12 +8,11 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testkit::e2e::{Env, assert_problem};
 
-use crate::{deadline, team_topic};
+use crate::{assign_team_topic, deadline, team_topic};
 
 #[tokio::test]
 async fn bad_requests_get_precise_problems() {
-    let env = Env::start().await;
-    let org = env.org().await;
+    let (env, org) = Env::with_org().await;
     let key = org.api_keys.admin.as_str();
 
     let raw =
@@ -27,7 +26,7 @@ async fn bad_requests_get_precise_problems() {
     assert_problem(&past, 400, "validation_failed");
     assert_eq!(past.body["errors"][0]["field"], "deadline");
 
-    let unknown_target = env.post("/assignments").token(key).json(team_topic(&org, "no-such-topic")).await;
+    let unknown_target = assign_team_topic(&env, &org, "no-such-topic").await;
     assert_problem(&unknown_target, 400, "unknown_target");
 
     let mut body = team_topic(&org, "xxe");
@@ -75,10 +74,9 @@ async fn bad_requests_get_precise_problems() {
 /// assignment past the duplicate lock, and filters and paths find the canonical one.
 #[tokio::test]
 async fn every_spelling_of_an_id_is_the_same_id() {
-    let env = Env::start().await;
-    let org = env.org().await;
+    let (env, org) = Env::with_org().await;
     let key = org.api_keys.admin.as_str();
-    let created = env.post("/assignments").token(key).json(team_topic(&org, "xxe")).await;
+    let created = assign_team_topic(&env, &org, "xxe").await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
     let team = org.teams[0].team_id.0;
     let spellings = [
@@ -125,12 +123,11 @@ async fn every_spelling_of_an_id_is_the_same_id() {
 /// and sees every assignment once, newest first; without `limit`, one response holds them all.
 #[tokio::test]
 async fn a_v1_client_pages_bare_arrays_by_following_link() {
-    let env = Env::start().await;
-    let org = env.org().await;
+    let (env, org) = Env::with_org().await;
     let key = org.api_keys.admin.as_str();
     let mut created = Vec::new();
     for topic in ["xxe", "sql-injection", "idor", "ssrf-basic", "zip-slip"] {
-        let reply = env.post("/assignments").token(key).json(team_topic(&org, topic)).await;
+        let reply = assign_team_topic(&env, &org, topic).await;
         assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
         created.push(reply.body["id"].as_str().unwrap().to_owned());
     }
