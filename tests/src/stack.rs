@@ -21,6 +21,13 @@ pub async fn store() -> Store {
     Store::new(aws_sdk_dynamodb::Client::new(&config), table)
 }
 
+/// The table's own client, for tests that look at or change raw items behind the store's back (the
+/// store keeps its client to itself).
+pub async fn raw_client() -> aws_sdk_dynamodb::Client {
+    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    aws_sdk_dynamodb::Client::new(&config)
+}
+
 /// The table under test, counting the capacity every request consumes.
 pub async fn store_with_capacity() -> (Store, Capacity) {
     let capacity = Capacity::default();

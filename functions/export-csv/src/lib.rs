@@ -1,20 +1,13 @@
-//! POST /assignments/exports `{"kind": "assignments" | "progress"}`: streams the org's rows to S3 as a
-//! CSV audit pack, audit-logs the export, announces `export.ready`, and returns a 15-minute download
-//! link. Scope `assignments:read`.
-
-use std::time::Duration;
+//! POST /assignments/exports `{"kind": "assignments" | "progress"}`: `service::export` streams the org's
+//! rows to S3 as a CSV audit pack, audit-logs the export, announces `export.ready`; the answer carries a
+//! 15-minute download link. Scope `assignments:read`.
 
 use ::http::StatusCode;
 use api::http::{self, json_response};
 use api::{ApiError, App, Call, auth};
-use aws_sdk_s3::presigning::PresigningConfig;
-use exports::{Bucket, ExportError, ExportKind};
+use exports::{Bucket, ExportKind};
 use lambda_http::{Body, Response};
 use serde_json::json;
-use service::outbound;
-
-/// How long the download link works.
-pub const LINK_TTL: Duration = Duration::from_secs(15 * 60);
 
 /// What this function builds once per container: the API's context and the export bucket.
 pub struct Exporter {
@@ -48,49 +41,9 @@ async fn export(call: Call<'_>, bucket: &Bucket) -> Result<Response<Body>, ApiEr
     call.principal.require_admin_scope(auth::ASSIGNMENTS_READ)?;
     http::query(call.req, &[])?;
     let kind = kind_of(&http::json_body(call.req)?)?;
-    let org = &call.principal.org;
-    let export_id = uuid::Uuid::now_v7();
-    let key = exports::object_key(org, call.now, export_id, kind);
-
-    let exported = exports::export(&call.app.store, &bucket.client, &bucket.name, org, kind, &key, call.now)
-        .await
-        .map_err(|err| match err {
-            ExportError::Store(e) => ApiError::from(e),
-            other => {
-                tracing::error!(error = %other, key, "export failed; upload aborted");
-                ApiError::Unavailable
-            }
-        })?;
-    let presigned = bucket
-        .client
-        .get_object()
-        .bucket(&bucket.name)
-        .key(&key)
-        .presigned(PresigningConfig::expires_in(LINK_TTL).map_err(|_| ApiError::Unavailable)?)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %aws_sdk_s3::error::DisplayErrorContext(e), "presigning failed");
-            ApiError::Unavailable
-        })?;
-    let expires_at = call.now + chrono::Duration::from_std(LINK_TTL).unwrap_or_default();
-    let summary = json!({"exportId": export_id, "kind": kind.as_str(), "rowCount": exported.rows,
-                         "bytes": exported.bytes, "key": key});
-    call.app
-        .store
-        .put_audit(
-            org,
-            &call.audit(
-                "assignment.exported",
-                ("export", export_id.to_string(), format!("{} export", kind.as_str())),
-                summary.clone(),
-            ),
-        )
-        .await?;
-    call.app.publisher.publish_logged(&[outbound::other("export.ready", org, call.now, summary.clone())]).await;
-    tracing::info!(export_id = %export_id, kind = kind.as_str(), rows = exported.rows, bytes = exported.bytes, parts = exported.parts, "export written");
-
-    let mut body = summary;
-    body["downloadUrl"] = json!(presigned.uri());
-    body["expiresAt"] = json!(expires_at);
+    let export = service::export::export(&call.ctx(), bucket, &call.principal.org, kind, &call.actor()).await?;
+    let mut body = export.summary;
+    body["downloadUrl"] = json!(export.download_url);
+    body["expiresAt"] = json!(export.expires_at);
     Ok(json_response(StatusCode::CREATED, &body))
 }

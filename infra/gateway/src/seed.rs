@@ -196,7 +196,10 @@ pub async fn send(delivery: Delivery<'_>, events: &[PlatformEvent]) -> Result<()
     match delivery {
         Delivery::Direct(consumer) => {
             for event in events {
-                consumer.handle(event.envelope()).await.map_err(|events::ConsumerError::Store(e)| e)?;
+                consumer.handle(event.envelope()).await.map_err(|e| match e {
+                    events::ConsumerError::Store(e) => e,
+                    other => StoreError::Other(other.to_string()),
+                })?;
             }
         }
         Delivery::Bus(client) => {

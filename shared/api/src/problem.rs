@@ -184,7 +184,7 @@ impl From<AppError> for ApiError {
             AppError::NotFound => ApiError::NotFound,
             AppError::VersionMismatch { current_version } => ApiError::PreconditionFailed { current_version },
             // Concurrent edits kept winning: the client may retry.
-            AppError::Contended => ApiError::Unavailable,
+            AppError::Contended | AppError::Unavailable(_) => ApiError::Unavailable,
         }
     }
 }

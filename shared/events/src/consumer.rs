@@ -19,6 +19,8 @@ use crate::platform::{EventKind, PlatformEvent, parse};
 pub enum ConsumerError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// The one mapping of a use case's outcome to a consumer's: storage failures are retried, anything
@@ -27,6 +29,7 @@ pub fn outcome<T>(result: Result<T, AppError>) -> Result<Result<T, String>, Cons
     match result {
         Ok(done) => Ok(Ok(done)),
         Err(AppError::Store(err)) => Err(err.into()),
+        Err(AppError::Unavailable(reason)) => Err(ConsumerError::Unavailable(reason)),
         Err(refused) => Ok(Err(refused.to_string())),
     }
 }

@@ -137,4 +137,14 @@ impl Bucket {
         let s3 = aws_sdk_s3::config::Builder::from(config).force_path_style(local).build();
         Ok(Bucket { client: aws_sdk_s3::Client::from_conf(s3), name })
     }
+
+    /// A presigned GET of `key` that works for `ttl`.
+    pub async fn download_url(&self, key: &str, ttl: std::time::Duration) -> Result<String, ExportError> {
+        let config =
+            aws_sdk_s3::presigning::PresigningConfig::expires_in(ttl).map_err(|e| ExportError::S3(e.to_string()))?;
+        let presigned = self.client.get_object().bucket(&self.name).key(key).presigned(config).await.map_err(|e| {
+            ExportError::S3(format!("presigning failed: {}", aws_sdk_s3::error::DisplayErrorContext(e)))
+        })?;
+        Ok(presigned.uri().to_owned())
+    }
 }

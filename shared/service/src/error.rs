@@ -25,6 +25,9 @@ pub enum AppError {
     /// The caller's expected version (`If-Match`) is not the current one.
     #[error("the current version is {current_version}")]
     VersionMismatch { current_version: u64 },
+    /// A service the use case needs (S3) failed; nothing was left half done.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// Concurrent changes kept winning until the retry policy ran out.
     #[error("the resource kept changing concurrently")]
     Contended,

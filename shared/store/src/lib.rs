@@ -58,10 +58,6 @@ impl Store {
     pub fn table_name(&self) -> &str {
         &self.table
     }
-
-    pub fn client(&self) -> &aws_sdk_dynamodb::Client {
-        &self.client
-    }
 }
 
 /// Errors of the storage layer. Callers branch on the first few; the rest are "try again later".

@@ -102,8 +102,8 @@ async fn api_keys_are_found_by_token_hash_and_revocation_is_immediate() {
     assert_eq!(store.api_key_by_token(&token).await.unwrap(), Some(key.clone()));
     assert_eq!(store.api_key_by_token("scs_live_unknown").await.unwrap(), None);
 
-    let raw = store
-        .client()
+    let raw = testkit::stack::raw_client()
+        .await
         .get_item()
         .table_name(store.table_name())
         .key("PK", aws_sdk_dynamodb::types::AttributeValue::S(format!("APIKEY#{}", store::token_sha256(&token))))

@@ -77,8 +77,9 @@ async fn reconcile_repairs_a_roster_row_deleted_behind_the_services_back() {
     let path = format!("/assignments/{id}");
     let member = org.learners().find(|u| u.team_id == Some(org.teams[0].team_id)).unwrap();
 
-    let ddb = env.store.client();
-    ddb.delete_item()
+    testkit::stack::raw_client()
+        .await
+        .delete_item()
         .table_name(env.store.table_name())
         .key("PK", aws_sdk_dynamodb::types::AttributeValue::S(format!("ORG#{}#ASG#{id}", org.org_id)))
         .key("SK", aws_sdk_dynamodb::types::AttributeValue::S(format!("USER#{}", member.user_id)))
