@@ -4,9 +4,10 @@
 
 use ::http::StatusCode;
 use api::http::{self, BASE_PATH, json_response};
-use api::{ApiError, App, Call, auth, views};
+use api::{ApiError, App, Call, auth, query, views};
 use domain::validation;
 use lambda_http::{Body, Response};
+use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use store::{IdempotencyBegin, IdempotencyKey, StoredResponse};
@@ -16,10 +17,18 @@ const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 /// This function's handler, for its `main.rs` and the local gateway.
 pub const HANDLER: api::entry::Handler<App> = |app, req| Box::pin(api::serve(app, req, create));
 
+/// `?dryRun=true`: answer what creating would do, write nothing.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateQuery {
+    #[serde(default, deserialize_with = "query::flag")]
+    dry_run: Option<bool>,
+}
+
 async fn create(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     call.principal.require_admin_scope(auth::ASSIGNMENTS_WRITE)?;
-    let params = http::query(call.req, &["dryRun"])?;
-    let dry_run = http::bool_param(&params, "dryRun")?.unwrap_or(false);
+    let params: CreateQuery = query::parse(call.req)?;
+    let dry_run = params.dry_run.unwrap_or(false);
     let body = http::json_body(call.req)?;
 
     let Some(client_key) = http::header(call.req, "idempotency-key").filter(|_| !dry_run) else {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use ::http::StatusCode;
 use api::http::{self, json_response};
-use api::{ApiError, App, Call, auth, views};
+use api::{ApiError, App, Call, auth, query, views};
 use domain::{AssignmentId, Source};
 use lambda_http::{Body, Response};
 
@@ -18,10 +18,10 @@ async fn detail(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     // A malformed id cannot exist: same answer as a missing one.
     let id =
         http::path_param(call.req, "id").and_then(|raw| AssignmentId::parse(&raw).ok()).ok_or(ApiError::NotFound)?;
-    let params = http::query(call.req, &["limit", "cursor"])?;
-    let limit = http::limit_param(&params)?;
+    let params: query::PageParams = query::parse(call.req)?;
+    let limit = query::page_size(params.limit);
     let listing = format!("progress:{id}");
-    let start = params.get("cursor").map(|c| call.app.cursors.open(org, &listing, c)).transpose()?;
+    let start = params.cursor.map(|c| call.app.cursors.open(org, &listing, &c)).transpose()?;
 
     let assignment = store.get_assignment(org, id).await?.ok_or(ApiError::NotFound)?;
     let page = store.progress_page(org, id, limit, start).await?;

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use api::http;
-use api::{ApiError, App, Call, auth, views};
+use api::{ApiError, App, Call, auth, query, views};
 use domain::{Role, Source, UserId};
 use lambda_http::{Body, Response};
 
@@ -23,9 +23,9 @@ async fn learner_view(call: Call<'_>) -> Result<Response<Body>, ApiError> {
         return Err(ApiError::Forbidden("learners can only read their own assignments"));
     }
     let user = user.ok_or(ApiError::NotFound)?;
-    let params = http::query(call.req, &["cursor"])?;
+    let params: query::CursorOnly = query::parse(call.req)?;
     let listing = format!("learner:{user}");
-    let start = params.get("cursor").map(|c| call.app.cursors.open(org, &listing, c)).transpose()?;
+    let start = params.cursor.map(|c| call.app.cursors.open(org, &listing, &c)).transpose()?;
 
     let page = store.user_progress_page(org, user, http::MAX_UNPAGED, start).await?;
     let next = page.next.map(|key| call.app.cursors.seal(org, &listing, &key));

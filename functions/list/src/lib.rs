@@ -2,52 +2,49 @@
 //! `limit` every assignment up to [`http::MAX_UNPAGED`]; the next page is behind an RFC 8288 `Link`
 //! header with a sealed cursor.
 
-use api::http;
-use api::{ApiError, App, Call, auth, views};
+use api::{ApiError, App, Call, auth, http, query, views};
 use domain::{AssigneeType, ContentArea};
 use lambda_http::{Body, Response};
+use serde::Deserialize;
 use store::AssignmentFilter;
 
 pub const LISTING: &str = "assignments";
-const PARAMS: &[&str] = &["limit", "cursor", "isActive", "assigneeType", "assigneeId", "contentArea", "overdue"];
 
 /// This function's handler, for its `main.rs` and the local gateway.
 pub const HANDLER: api::entry::Handler<App> = |app, req| Box::pin(api::serve(app, req, list));
 
+/// The list's query parameters.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListQuery {
+    #[serde(default, deserialize_with = "query::limit")]
+    limit: Option<usize>,
+    #[serde(default, deserialize_with = "query::some")]
+    cursor: Option<String>,
+    #[serde(default, deserialize_with = "query::flag")]
+    is_active: Option<bool>,
+    #[serde(default, deserialize_with = "query::one_of")]
+    assignee_type: Option<AssigneeType>,
+    #[serde(default, deserialize_with = "query::text::<_, 64>")]
+    assignee_id: Option<String>,
+    #[serde(default, deserialize_with = "query::one_of")]
+    content_area: Option<ContentArea>,
+    #[serde(default, deserialize_with = "query::flag")]
+    overdue: Option<bool>,
+}
+
 async fn list(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     call.principal.require_admin_scope(auth::ASSIGNMENTS_READ)?;
     let org = &call.principal.org;
-    let params = http::query(call.req, PARAMS)?;
-    let limit = http::v1_limit_param(&params)?;
-    let start = params.get("cursor").map(|c| call.app.cursors.open(org, LISTING, c)).transpose()?;
+    let params: ListQuery = query::parse(call.req)?;
+    let limit = query::v1_page_size(params.limit);
+    let start = params.cursor.map(|c| call.app.cursors.open(org, LISTING, &c)).transpose()?;
     let filter = AssignmentFilter {
-        is_active: http::bool_param(&params, "isActive")?,
-        assignee_type: params
-            .get("assigneeType")
-            .map(|v| {
-                v.parse::<AssigneeType>().map_err(|_| {
-                    ApiError::field("assigneeType", format!("must be one of: {}", AssigneeType::expected()))
-                })
-            })
-            .transpose()?,
-        assignee_id: params
-            .get("assigneeId")
-            .map(|v| {
-                if v.is_empty() || v.len() > 64 {
-                    Err(ApiError::field("assigneeId", "must be 1 to 64 characters"))
-                } else {
-                    Ok(domain::canonical_uuid(v).unwrap_or_else(|| v.clone()))
-                }
-            })
-            .transpose()?,
-        content_area: params
-            .get("contentArea")
-            .map(|v| {
-                v.parse::<ContentArea>()
-                    .map_err(|_| ApiError::field("contentArea", format!("must be one of: {}", ContentArea::expected())))
-            })
-            .transpose()?,
-        overdue_on: http::bool_param(&params, "overdue")?.filter(|o| *o).map(|_| call.now.date_naive()),
+        is_active: params.is_active,
+        assignee_type: params.assignee_type,
+        assignee_id: params.assignee_id.map(|id| domain::canonical_uuid(&id).unwrap_or(id)),
+        content_area: params.content_area,
+        overdue_on: params.overdue.filter(|o| *o).map(|_| call.now.date_naive()),
     };
     let page = call.app.store.list_assignments(org, &filter, limit, start).await?;
     let items: Vec<_> = page.items.iter().map(|a| views::assignment(a, call.now)).collect();

@@ -1,7 +1,4 @@
 //! Request plumbing shared by the route handlers.
-
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use domain::AuditEntry;
 use http::{HeaderValue, StatusCode};
@@ -125,50 +122,6 @@ pub fn body_bytes(req: &Request) -> &[u8] {
 }
 
 /// Query parameters; names outside `allowed` and repeated names are refused.
-pub fn query(req: &Request, allowed: &[&str]) -> Result<BTreeMap<String, String>, ApiError> {
-    let params = req.query_string_parameters();
-    let mut out = BTreeMap::new();
-    let unknown: Vec<&str> = params.iter().map(|(name, _)| name).filter(|name| !allowed.contains(name)).collect();
-    let mut errors = domain::validation::unknown_field_errors(&unknown, "query parameter", allowed);
-    for (name, _) in params.iter().filter(|(name, _)| allowed.contains(name)) {
-        if let Some(values) = params.all(name) {
-            if values.len() > 1 {
-                errors.push(domain::validation::FieldError {
-                    field: name.to_owned(),
-                    message: "given more than once".into(),
-                });
-            } else {
-                out.insert(name.to_owned(), values[0].to_owned());
-            }
-        }
-    }
-    if errors.is_empty() { Ok(out) } else { Err(ApiError::Validation(errors)) }
-}
-
-pub fn bool_param(params: &BTreeMap<String, String>, name: &str) -> Result<Option<bool>, ApiError> {
-    match params.get(name).map(String::as_str) {
-        None => Ok(None),
-        Some("true") => Ok(Some(true)),
-        Some("false") => Ok(Some(false)),
-        Some(_) => Err(ApiError::field(name, "must be true or false")),
-    }
-}
-
-pub fn limit_param(params: &BTreeMap<String, String>) -> Result<usize, ApiError> {
-    match params.get("limit") {
-        None => Ok(DEFAULT_LIMIT),
-        Some(raw) => match raw.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            _ => Err(ApiError::field("limit", format!("must be an integer from 1 to {MAX_LIMIT}"))),
-        },
-    }
-}
-
-/// `limit` of a v1 list: 1 to [`MAX_LIMIT`], or [`MAX_UNPAGED`] when the client gives none.
-pub fn v1_limit_param(params: &BTreeMap<String, String>) -> Result<usize, ApiError> {
-    if params.contains_key("limit") { limit_param(params) } else { Ok(MAX_UNPAGED) }
-}
-
 /// A v1 list: a JSON array, with the next page (if any) in an RFC 8288 `Link` header whose URL is this
 /// request's with `cursor` set — filters and `limit` carry over.
 pub fn list_response(req: &Request, items: Vec<Value>, next_cursor: Option<String>) -> Response<Body> {

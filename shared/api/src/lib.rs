@@ -7,6 +7,7 @@ pub mod auth;
 pub mod entry;
 pub mod http;
 pub mod problem;
+pub mod query;
 pub mod views;
 
 pub use app::{App, ConfigError, init_tracing};

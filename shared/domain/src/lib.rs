@@ -23,4 +23,4 @@ pub use catalog::{
 pub use directory::{ApiKey, AuditEntry, CustomCourse, Team, TeamChange, User, UserChange, UserFacets};
 pub use ids::{AssignmentId, CourseId, IdError, OrgId, Slug, TeamId, UserId, canonical_uuid};
 pub use progress::{CompletedItem, Completion, ProgressRow, Source, UserStatus, is_past_deadline};
-pub use vocabulary::{AssigneeType, ContentArea, Role, TargetType};
+pub use vocabulary::{AssigneeType, ContentArea, Role, TargetType, Wire};

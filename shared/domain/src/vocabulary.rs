@@ -5,6 +5,12 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+/// A v1 enum: parsed from its wire spelling, which error messages list.
+pub trait Wire: FromStr {
+    /// The accepted spellings, comma-separated.
+    fn expected() -> String;
+}
+
 macro_rules! wire_enum {
     ($(#[$doc:meta])* $name:ident { $($variant:ident => $wire:literal),+ $(,)? }) => {
         $(#[$doc])*
@@ -23,6 +29,12 @@ macro_rules! wire_enum {
             /// The accepted spellings, for error messages.
             pub fn expected() -> String {
                 [$($wire),+].join(", ")
+            }
+        }
+
+        impl Wire for $name {
+            fn expected() -> String {
+                $name::expected()
             }
         }
 
