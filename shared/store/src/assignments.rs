@@ -1,7 +1,8 @@
 //! Access patterns 1, 2 and 4: assignments (create, read, list, patch) and their duplicate lock. Their
 //! progress rows are in `roster`, the transaction items they commit with in `tx`.
 
-use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::builders::PutBuilder;
+use aws_sdk_dynamodb::types::{Delete, Put, ReturnValuesOnConditionCheckFailure, Update};
 use chrono::NaiveDate;
 use domain::{Activation, AssigneeType, Assignment, AssignmentId, AuditEntry, ContentArea, OrgId, ProgressRow};
 
@@ -10,7 +11,6 @@ use crate::partition::Partition;
 use crate::records::{AssignmentRecord, LockRecord, Record};
 use crate::roster::{ROSTER_ROWS_PER_TRANSACTION, progress_item, roster_delta};
 use crate::tx::{CancelReason, TxFailure};
-use crate::tx::{TABLE_PLACEHOLDER, audit_put, put};
 use crate::{Page, PageKey, Store, StoreError, keys};
 
 /// Filters of the list route; all optional and combined with AND.
@@ -43,21 +43,17 @@ pub(crate) fn assignment_record(org: &OrgId, assignment: &Assignment) -> Result<
 
 /// The duplicate lock of an active assignment: one per (target, assignee), so a second active one is
 /// refused in the same transaction; a refusal returns the holder (`AllOld`) to name it in the 409.
-fn lock_put(org: &OrgId, assignment: &Assignment) -> Result<TransactWriteItem, StoreError> {
+fn lock_put(org: &OrgId, assignment: &Assignment) -> Result<PutBuilder, StoreError> {
     let lock = to_item(&LockRecord {
         pk: lock_pk(org, assignment)?,
         sk: keys::LOCK_SK.into(),
         entity: "active-lock".into(),
         assignment_id: assignment.id,
     })?;
-    let put = Put::builder()
+    Ok(Put::builder()
         .set_item(Some(lock))
-        .table_name(TABLE_PLACEHOLDER)
         .condition_expression("attribute_not_exists(PK)")
-        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-        .build()
-        .map_err(|e| StoreError::Other(e.to_string()))?;
-    Ok(TransactWriteItem::builder().put(put).build())
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld))
 }
 
 pub(crate) fn lock_pk(org: &OrgId, a: &Assignment) -> Result<String, StoreError> {
@@ -88,35 +84,24 @@ impl Store {
         let mut created = assignment.clone();
         created.aggregates = assignment.aggregates + roster_delta(assignment, first);
 
-        let mut items = vec![
-            TransactWriteItem::builder()
-                .put(put(to_item(&assignment_record(org, &created)?)?, Some("attribute_not_exists(PK)"))?)
-                .build(),
-            lock_put(org, assignment)?,
-            audit_put(org, audit)?,
-            // Scheduled jobs (reminders, reconcile) find the orgs that have assignments here.
-            TransactWriteItem::builder()
-                .put(put(
-                    Item::from([
-                        (keys::PK.to_owned(), s(keys::ORGS_PK)),
-                        (keys::SK.to_owned(), s(org.as_str())),
-                        ("entity".to_owned(), s("org")),
-                    ]),
-                    None,
-                )?)
-                .build(),
-        ];
+        let mut tx = self.transaction();
+        tx.put(to_item(&assignment_record(org, &created)?)?, Some("attribute_not_exists(PK)"))?;
+        let lock = tx.put_with(lock_put(org, assignment)?)?;
+        tx.audit(org, audit)?;
+        // Scheduled jobs (reminders, reconcile) find the orgs that have assignments here.
+        let marker = Item::from([
+            (keys::PK.to_owned(), s(keys::ORGS_PK)),
+            (keys::SK.to_owned(), s(org.as_str())),
+            ("entity".to_owned(), s("org")),
+        ]);
+        tx.put(marker, None)?;
         for row in first {
-            items.push(
-                TransactWriteItem::builder()
-                    .put(put(progress_item(org, row, &created)?, Some("attribute_not_exists(PK)"))?)
-                    .build(),
-            );
+            tx.put(progress_item(org, row, &created)?, Some("attribute_not_exists(PK)"))?;
         }
-        match self.tx(items).await {
+        match tx.commit().await {
             Ok(()) => {}
-            Err(TxFailure::Cancelled(reasons)) if reasons.get(1).is_some_and(CancelReason::condition_failed) => {
-                return Err(self.duplicate_of(org, assignment, &reasons[1]).await);
+            Err(TxFailure::Cancelled(reasons)) if reasons.get(lock).is_some_and(CancelReason::condition_failed) => {
+                return Err(self.duplicate_of(org, assignment, &reasons[lock]).await);
             }
             Err(other) => return Err(other.into()),
         }
@@ -242,7 +227,6 @@ impl Store {
         ];
         let mut remove = Vec::new();
         let mut update = Update::builder()
-            .table_name(TABLE_PLACEHOLDER)
             .key(keys::PK, s(record.pk.as_str()))
             .key(keys::SK, s(keys::ASSIGNMENT_SK))
             .condition_expression("version = :expected")
@@ -281,35 +265,29 @@ impl Store {
         if !remove.is_empty() {
             expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
-        let update = update.update_expression(expression).build().map_err(|e| StoreError::Other(e.to_string()))?;
-
-        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        let mut tx = self.transaction();
+        let assignment_index = tx.update(update.update_expression(expression))?;
         let lock_index = match activation {
             Activation::Unchanged => None,
             Activation::Deactivated => {
-                let delete = aws_sdk_dynamodb::types::Delete::builder()
-                    .table_name(TABLE_PLACEHOLDER)
-                    .key(keys::PK, s(lock_pk(org, after)?))
-                    .key(keys::SK, s(keys::LOCK_SK))
-                    // Only our own lock; a missing one (written before locks existed) is fine.
-                    .condition_expression("attribute_not_exists(PK) OR assignmentId = :id")
-                    .expression_attribute_values(":id", s(after.id.to_string()))
-                    .build()
-                    .map_err(|e| StoreError::Other(e.to_string()))?;
-                items.push(TransactWriteItem::builder().delete(delete).build());
+                tx.delete(
+                    Delete::builder()
+                        .key(keys::PK, s(lock_pk(org, after)?))
+                        .key(keys::SK, s(keys::LOCK_SK))
+                        // Only our own lock; a missing one (written before locks existed) is fine.
+                        .condition_expression("attribute_not_exists(PK) OR assignmentId = :id")
+                        .expression_attribute_values(":id", s(after.id.to_string())),
+                )?;
                 None
             }
-            Activation::Reactivated => {
-                items.push(lock_put(org, after)?);
-                Some(items.len() - 1)
-            }
+            Activation::Reactivated => Some(tx.put_with(lock_put(org, after)?)?),
         };
-        items.push(audit_put(org, audit)?);
+        tx.audit(org, audit)?;
 
-        match self.tx(items).await {
+        match tx.commit().await {
             Ok(()) => Ok(()),
             Err(TxFailure::Cancelled(reasons)) => {
-                if let Some(reason) = reasons.first().filter(|r| r.condition_failed()) {
+                if let Some(reason) = reasons.get(assignment_index).filter(|r| r.condition_failed()) {
                     return Err(if reason.item.is_some() { StoreError::VersionConflict } else { StoreError::NotFound });
                 }
                 if let Some(reason) = lock_index.and_then(|i| reasons.get(i)).filter(|r| r.condition_failed()) {

@@ -1,6 +1,6 @@
 //! Progress changes: a row and the assignment's counters move together, or not at all.
 
-use aws_sdk_dynamodb::types::TransactWriteItem;
+use aws_sdk_dynamodb::types::Put;
 use chrono::{DateTime, Utc};
 use domain::{Aggregates, Assignment, Completion, OrgId, ProgressRow, Source, TrackedItem, UserId};
 use serde::{Deserialize, Serialize};
@@ -9,8 +9,8 @@ use crate::dynamo::{from_item, n, to_item};
 use crate::partition::Partition;
 use crate::retry::Retry;
 use crate::roster::progress_item;
+use crate::tx::counter_failure;
 use crate::tx::{CancelReason, TxFailure};
-use crate::tx::{counter_failure, counter_update, put};
 use crate::{Store, StoreError, keys};
 
 /// A row as it was before a change and as stored after it.
@@ -71,15 +71,17 @@ impl Store {
         next.counted = Some(contribution);
         let counted = before.counted.unwrap_or_else(|| before.contribution(&assignment.units, assignment.item_count));
         let delta = Aggregates::delta(Some(counted), Some(contribution));
-        let row = put(progress_item(org, &next, assignment)?, Some("revision = :rev")).map(|mut p| {
-            p.expression_attribute_values = Some([(":rev".to_owned(), n(before.revision))].into());
-            p
-        })?;
-        let mut items = vec![TransactWriteItem::builder().put(row).build()];
+        let mut tx = self.transaction();
+        tx.put_with(
+            Put::builder()
+                .set_item(Some(progress_item(org, &next, assignment)?))
+                .condition_expression("revision = :rev")
+                .expression_attribute_values(":rev", n(before.revision)),
+        )?;
         if !delta.is_zero() {
-            items.push(counter_update(org, assignment, &delta)?);
+            tx.counters(org, assignment, &delta)?;
         }
-        match self.tx(items).await {
+        match tx.commit().await {
             Ok(()) => Ok(next),
             Err(TxFailure::Cancelled(reasons)) if reasons.first().is_some_and(CancelReason::condition_failed) => {
                 Err(StoreError::VersionConflict)

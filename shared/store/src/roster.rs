@@ -1,14 +1,13 @@
 //! Access patterns 1 and 3: an assignment's roster (its progress rows), paged by assignment and by
 //! learner, and kept equal to the counters.
 
-use aws_sdk_dynamodb::types::TransactWriteItem;
 use domain::{Aggregates, Assignment, AssignmentId, OrgId, ProgressRow, UserId};
 
 use crate::dynamo::{Item, n, s, to_item};
 use crate::partition::Partition;
 use crate::records::ProgressRecord;
+use crate::tx::counter_failure;
 use crate::tx::{CancelReason, TxFailure};
-use crate::tx::{counter_failure, counter_update, put};
 use crate::{Page, PageKey, Store, StoreError, keys};
 
 /// Progress rows written in the transaction that creates an assignment (100 minus the assignment, its
@@ -60,15 +59,12 @@ impl Store {
             while !pending.is_empty() {
                 let owned: Vec<ProgressRow> = pending.iter().map(|r| (*r).clone()).collect();
                 let delta = roster_delta(assignment, &owned);
-                let mut items = vec![counter_update(org, assignment, &delta)?];
+                let mut tx = self.transaction();
+                tx.counters(org, assignment, &delta)?;
                 for row in &pending {
-                    items.push(
-                        TransactWriteItem::builder()
-                            .put(put(progress_item(org, row, assignment)?, Some("attribute_not_exists(PK)"))?)
-                            .build(),
-                    );
+                    tx.put(progress_item(org, row, assignment)?, Some("attribute_not_exists(PK)"))?;
                 }
-                match self.tx(items).await {
+                match tx.commit().await {
                     Ok(()) => {
                         added += pending.len();
                         pending.clear();

@@ -1,83 +1,100 @@
-//! Transaction items: puts, the audit entry and counter updates that commit together with the change
-//! they belong to.
+//! Transactions: the items that commit together (puts, updates, deletes, the audit entry, counter
+//! updates), addressed to the table by the [`Transaction`] that holds them, and why one was cancelled.
 
+use aws_sdk_dynamodb::types::builders::{DeleteBuilder, PutBuilder, UpdateBuilder};
 use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use domain::{Aggregates, Assignment, AuditEntry, OrgId};
 
 use crate::dynamo::{Item, n, s};
 use crate::{Store, StoreError, keys};
 
-pub(crate) fn audit_put(org: &OrgId, entry: &AuditEntry) -> Result<TransactWriteItem, StoreError> {
-    let item = crate::audit::audit_item(org, entry)?;
-    Ok(TransactWriteItem::builder().put(put(item, Some("attribute_not_exists(PK)"))?).build())
-}
-
-pub(crate) fn put(item: Item, condition: Option<&str>) -> Result<Put, StoreError> {
-    Put::builder()
-        .set_item(Some(item))
-        .table_name(TABLE_PLACEHOLDER)
-        .set_condition_expression(condition.map(str::to_owned))
-        .build()
-        .map_err(|e| StoreError::Other(e.to_string()))
-}
-
-/// Transaction items are built before the table name is known to the helper; [`Store::tx`] fills it.
-pub(crate) const TABLE_PLACEHOLDER: &str = "__table__";
-
-/// The transaction item that moves an assignment's counters by `delta`. The assignment must exist and
-/// still track the units the delta was computed with (else [`counter_failure`] says which).
-pub(crate) fn counter_update(
-    org: &OrgId,
-    assignment: &Assignment,
-    delta: &Aggregates,
-) -> Result<TransactWriteItem, StoreError> {
-    let update = Update::builder()
-        .table_name(TABLE_PLACEHOLDER)
-        .key(keys::PK, s(keys::assignment_pk(org, assignment.id)))
-        .key(keys::SK, s(keys::ASSIGNMENT_SK))
-        .update_expression(
-            "ADD totalUsers :dt, completedUsers :dc, inProgressUsers :di, notStartedUsers :dn, completedItemsSum :ds",
-        )
-        .condition_expression("attribute_exists(PK) AND unitsRev = :ur")
-        .expression_attribute_values(":ur", n(assignment.units_rev))
-        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-        .expression_attribute_values(":dt", n(delta.total_users))
-        .expression_attribute_values(":dc", n(delta.completed_users))
-        .expression_attribute_values(":di", n(delta.in_progress_users))
-        .expression_attribute_values(":dn", n(delta.not_started_users))
-        .expression_attribute_values(":ds", n(delta.completed_items_sum))
-        .build()
-        .map_err(|e| StoreError::Other(e.to_string()))?;
-    Ok(TransactWriteItem::builder().update(update).build())
-}
-
-/// Why a [`counter_update`] failed: the assignment is gone, or its tracked units changed.
-pub(crate) fn counter_failure(reason: &CancelReason) -> StoreError {
-    if reason.item.is_some() { StoreError::AssignmentChanged } else { StoreError::NotFound }
+/// The items of one `TransactWriteItems`, each addressed to the store's table as it is added. Items
+/// keep their order, and cancellation reasons come back in it: every `add` returns the item's index.
+pub(crate) struct Transaction<'s> {
+    store: &'s Store,
+    items: Vec<TransactWriteItem>,
 }
 
 impl Store {
-    /// Fills in the table name of transaction items built with [`put`] and friends, then runs them.
-    pub(crate) async fn tx(&self, items: Vec<TransactWriteItem>) -> Result<(), TxFailure> {
-        let items = items.into_iter().map(|item| self.with_table(item)).collect();
-        self.transact(items).await
+    /// A new transaction on this table; [`Transaction::commit`] runs it.
+    pub(crate) fn transaction(&self) -> Transaction<'_> {
+        Transaction { store: self, items: Vec::new() }
+    }
+}
+
+fn built(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Other(e.to_string())
+}
+
+impl Transaction<'_> {
+    /// Puts `item` if `condition` (if any) holds.
+    pub(crate) fn put(&mut self, item: Item, condition: Option<&str>) -> Result<usize, StoreError> {
+        self.put_with(Put::builder().set_item(Some(item)).set_condition_expression(condition.map(str::to_owned)))
     }
 
-    fn with_table(&self, mut item: TransactWriteItem) -> TransactWriteItem {
-        if let Some(p) = item.put.as_mut() {
-            p.table_name = self.table.clone();
-        }
-        if let Some(u) = item.update.as_mut() {
-            u.table_name = self.table.clone();
-        }
-        if let Some(d) = item.delete.as_mut() {
-            d.table_name = self.table.clone();
-        }
-        if let Some(c) = item.condition_check.as_mut() {
-            c.table_name = self.table.clone();
-        }
-        item
+    /// Puts an item as `put` (without a table) describes it.
+    pub(crate) fn put_with(&mut self, put: PutBuilder) -> Result<usize, StoreError> {
+        let put = put.table_name(&self.store.table).build().map_err(built)?;
+        Ok(self.add(TransactWriteItem::builder().put(put).build()))
     }
+
+    /// Updates an item as `update` (without a table) describes it.
+    pub(crate) fn update(&mut self, update: UpdateBuilder) -> Result<usize, StoreError> {
+        let update = update.table_name(&self.store.table).build().map_err(built)?;
+        Ok(self.add(TransactWriteItem::builder().update(update).build()))
+    }
+
+    /// Deletes an item as `delete` (without a table) describes it.
+    pub(crate) fn delete(&mut self, delete: DeleteBuilder) -> Result<usize, StoreError> {
+        let delete = delete.table_name(&self.store.table).build().map_err(built)?;
+        Ok(self.add(TransactWriteItem::builder().delete(delete).build()))
+    }
+
+    /// The audit entry of the change this transaction makes: committed with it or not at all.
+    pub(crate) fn audit(&mut self, org: &OrgId, entry: &AuditEntry) -> Result<usize, StoreError> {
+        self.put(crate::audit::audit_item(org, entry)?, Some("attribute_not_exists(PK)"))
+    }
+
+    /// Moves an assignment's counters by `delta`. The assignment must exist and still track the units
+    /// the delta was computed with (else [`counter_failure`] says which).
+    pub(crate) fn counters(
+        &mut self,
+        org: &OrgId,
+        assignment: &Assignment,
+        delta: &Aggregates,
+    ) -> Result<usize, StoreError> {
+        self.update(
+            Update::builder()
+                .key(keys::PK, s(keys::assignment_pk(org, assignment.id)))
+                .key(keys::SK, s(keys::ASSIGNMENT_SK))
+                .update_expression(
+                    "ADD totalUsers :dt, completedUsers :dc, inProgressUsers :di, notStartedUsers :dn, completedItemsSum :ds",
+                )
+                .condition_expression("attribute_exists(PK) AND unitsRev = :ur")
+                .expression_attribute_values(":ur", n(assignment.units_rev))
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .expression_attribute_values(":dt", n(delta.total_users))
+                .expression_attribute_values(":dc", n(delta.completed_users))
+                .expression_attribute_values(":di", n(delta.in_progress_users))
+                .expression_attribute_values(":dn", n(delta.not_started_users))
+                .expression_attribute_values(":ds", n(delta.completed_items_sum)),
+        )
+    }
+
+    fn add(&mut self, item: TransactWriteItem) -> usize {
+        self.items.push(item);
+        self.items.len() - 1
+    }
+
+    /// Runs the transaction: all items or none.
+    pub(crate) async fn commit(self) -> Result<(), TxFailure> {
+        self.store.transact(self.items).await
+    }
+}
+
+/// Why a [`Transaction::counters`] item failed: the assignment is gone, or its tracked units changed.
+pub(crate) fn counter_failure(reason: &CancelReason) -> StoreError {
+    if reason.item.is_some() { StoreError::AssignmentChanged } else { StoreError::NotFound }
 }
 
 /// Why one item of a cancelled transaction failed.
