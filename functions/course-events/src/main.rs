@@ -1,6 +1,6 @@
 //! Consumer of `platform.content` `custom_course.updated`: re-resolves what assignments on the course track.
 //!
-//! The rules live in the shared `events` crate ([`events::Consumer`]); this binary is the Lambda the
+//! [`events::Consumer`] parses the event and runs its use case (`service`); this binary is the Lambda the
 //! template's rule invokes. The local gateway runs the same [`events::entry::CONSUME`].
 
 fn main() -> Result<(), events::entry::Error> {
