@@ -6,7 +6,8 @@
 //! - [`roster`]: what a target is and who an assignee reaches now;
 //! - [`membership`]: rosters follow the user/team projection (joins, leaves, reconcile);
 //! - [`progress`], [`courses`]: completions and custom-course changes reach every row that tracks them;
-//! - [`export`]: CSV audit packs to S3, audit-logged and announced;
+//! - `export` (feature `export`, the export function's only): CSV audit packs to S3, audit-logged and
+//!   announced;
 //! - [`scheduled`]: the daily reminders and the roster reconcile job;
 //! - [`outbound`]: the domain events the use cases announce, published through [`Publish`] once
 //!   the change they announce is committed.
@@ -24,6 +25,7 @@ use store::Store;
 pub mod courses;
 pub mod create;
 mod error;
+#[cfg(feature = "export")]
 pub mod export;
 pub mod membership;
 pub mod outbound;
