@@ -39,7 +39,7 @@ fn kind_of(body: &serde_json::Value) -> Result<ExportKind, ApiError> {
 
 async fn export(call: Call<'_>, bucket: &Bucket) -> Result<Response<Body>, ApiError> {
     call.principal.require_admin_scope(auth::ASSIGNMENTS_READ)?;
-    let _: query::NoParams = query::parse(call.req)?;
+    query::none(call.req)?;
     let kind = kind_of(&http::json_body(call.req)?)?;
     let export = service::export::export(&call.ctx(), bucket, &call.principal.org, kind, &call.actor()).await?;
     let mut body = export.summary;

@@ -25,7 +25,7 @@ struct ListQuery {
     is_active: Option<bool>,
     #[serde(default, deserialize_with = "query::one_of")]
     assignee_type: Option<AssigneeType>,
-    #[serde(default, deserialize_with = "query::text::<_, 64>")]
+    #[serde(default, deserialize_with = "query::id_text::<_, 64>")]
     assignee_id: Option<String>,
     #[serde(default, deserialize_with = "query::one_of")]
     content_area: Option<ContentArea>,

@@ -1,6 +1,5 @@
 //! Request plumbing shared by the route handlers.
 use chrono::{DateTime, Utc};
-use domain::AuditEntry;
 use http::{HeaderValue, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -40,11 +39,6 @@ impl Call<'_> {
             request_id: self.request_id.clone(),
             now: self.now,
         }
-    }
-
-    /// The audit entry of a change this request makes (see [`Actor::audit`]).
-    pub fn audit(&self, action: &str, target: (&str, String, String), metadata: Value) -> AuditEntry {
-        self.actor().audit(action, target, metadata)
     }
 
     /// The use cases' context.
@@ -121,7 +115,6 @@ pub fn body_bytes(req: &Request) -> &[u8] {
     }
 }
 
-/// Query parameters; names outside `allowed` and repeated names are refused.
 /// A v1 list: a JSON array, with the next page (if any) in an RFC 8288 `Link` header whose URL is this
 /// request's with `cursor` set — filters and `limit` carry over.
 pub fn list_response(req: &Request, items: Vec<Value>, next_cursor: Option<String>) -> Response<Body> {

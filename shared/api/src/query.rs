@@ -17,9 +17,27 @@ use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use crate::http::{DEFAULT_LIMIT, MAX_LIMIT, MAX_UNPAGED};
 use crate::problem::ApiError;
 
-/// Parses this request's query string into `T`.
+/// Parses this request's query string into `T`. Values are parsed in the order `T` declares its
+/// fields, so the first one named in an error is the first bad one in that order.
 pub fn parse<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     let allowed = field_names::<T>();
+    let values = checked(req, allowed)?;
+    let ordered = allowed.iter().filter_map(|name| values.get(*name).map(|value| (*name, value.as_str())));
+    let map = de::value::MapDeserializer::<_, de::value::Error>::new(ordered);
+    serde_path_to_error::deserialize(map).map_err(|err| {
+        let field = err.path().to_string();
+        ApiError::field(&field, err.into_inner().to_string())
+    })
+}
+
+/// A route that takes no query parameters: any is refused by name.
+pub fn none(req: &Request) -> Result<(), ApiError> {
+    checked(req, &[]).map(drop)
+}
+
+/// The query's values by name, once names outside `allowed` and repeated names have been refused (all
+/// of them in one problem).
+fn checked(req: &Request, allowed: &[&str]) -> Result<BTreeMap<String, String>, ApiError> {
     let params = req.query_string_parameters();
     let unknown: Vec<&str> = params.iter().map(|(name, _)| name).filter(|name| !allowed.contains(name)).collect();
     let mut errors = unknown_field_errors(&unknown, "query parameter", allowed);
@@ -35,14 +53,7 @@ pub fn parse<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
             None => {}
         }
     }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let map = de::value::MapDeserializer::<_, de::value::Error>::new(values.into_iter());
-    serde_path_to_error::deserialize(map).map_err(|err| {
-        let field = err.path().to_string();
-        ApiError::field(&field, err.into_inner().to_string())
-    })
+    if errors.is_empty() { Ok(values) } else { Err(ApiError::Validation(errors)) }
 }
 
 /// The parameter names of `T` as serde sees them (renames applied): its `deserialize_struct` is
@@ -115,6 +126,15 @@ pub fn one_of<'de, D: Deserializer<'de>, T: Wire>(d: D) -> Result<Option<T>, D::
     value.parse::<T>().map(Some).map_err(|_| de::Error::custom(format!("must be one of: {}", T::expected())))
 }
 
+/// An id as the client spells it, 1 to `MAX` bytes (ids are ASCII; the bound is on what is stored).
+pub fn id_text<'de, D: Deserializer<'de>, const MAX: usize>(d: D) -> Result<Option<String>, D::Error> {
+    let value = raw(d)?;
+    if value.is_empty() || value.len() > MAX {
+        return Err(de::Error::custom(format!("must be 1 to {MAX} characters")));
+    }
+    Ok(Some(value))
+}
+
 /// Text of 1 to `MAX` characters.
 pub fn text<'de, D: Deserializer<'de>, const MAX: usize>(d: D) -> Result<Option<String>, D::Error> {
     let value = raw(d)?;
@@ -143,10 +163,6 @@ fn instant(raw: &str, end_of_day: bool) -> Result<DateTime<Utc>, &'static str> {
     let time = if end_of_day { NaiveTime::from_hms_milli_opt(23, 59, 59, 999) } else { Some(NaiveTime::MIN) };
     Ok(date.and_time(time.unwrap_or(NaiveTime::MIN)).and_utc())
 }
-
-/// No parameters at all.
-#[derive(Debug, Deserialize)]
-pub struct NoParams {}
 
 /// Only a cursor.
 #[derive(Debug, Deserialize)]
@@ -211,6 +227,13 @@ mod tests {
         assert_eq!(fields(err), [("limit".to_owned(), format!("must be an integer from 1 to {MAX_LIMIT}"))]);
         let err = parse::<Sample>(&request(&[("assigneeType", "robot")])).unwrap_err();
         assert_eq!(fields(err), [("assigneeType".to_owned(), "must be one of: user, team, org".to_owned())]);
+    }
+
+    #[test]
+    fn with_several_bad_values_the_first_declared_is_named() {
+        let err =
+            parse::<Sample>(&request(&[("assigneeType", "robot"), ("limit", "0"), ("isActive", "x")])).unwrap_err();
+        assert_eq!(fields(err)[0].0, "limit");
     }
 
     #[test]
