@@ -15,15 +15,11 @@ pub const LISTING: &str = "audit-log";
 /// This function's handler, for its `main.rs` and the local gateway.
 pub const HANDLER: api::entry::Handler<App> = |app, req| Box::pin(api::serve(app, req, audit_log));
 
-/// The audit log's query parameters: filters, a time range (`from`/`to`: an RFC 3339 instant, or a
-/// date meaning its first / last millisecond), and the page.
+/// The audit log's filters (after the page's `limit` and `cursor`): action, actor, and a time range
+/// (`from`/`to`: an RFC 3339 instant, or a date meaning its first / last millisecond).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct AuditQuery {
-    #[serde(default, deserialize_with = "query::limit")]
-    limit: Option<usize>,
-    #[serde(default, deserialize_with = "query::some")]
-    cursor: Option<String>,
+struct AuditFilters {
     #[serde(default, deserialize_with = "query::text::<_, 64>")]
     action: Option<String>,
     #[serde(default, deserialize_with = "query::text::<_, 254>")]
@@ -37,8 +33,8 @@ struct AuditQuery {
 async fn audit_log(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     call.principal.require_admin_scope(auth::AUDIT_LOG_READ)?;
     let org = &call.principal.org;
-    let params: AuditQuery = query::parse(call.req)?;
-    let limit = query::page_size(params.limit);
+    let (page, params): (_, AuditFilters) = query::parse_paged(call.req)?;
+    let limit = query::page_size(page.limit);
     let filter =
         AuditFilter { action: params.action, actor_email: params.actor_email, from: params.from, to: params.to };
     if let (Some(from), Some(to)) = (filter.from, filter.to)
@@ -50,7 +46,7 @@ async fn audit_log(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     // of another range could point outside it.
     let stamp = |t: Option<DateTime<Utc>>| t.map_or_else(String::new, |t| t.to_rfc3339());
     let listing = format!("{LISTING}:{}:{}", stamp(filter.from), stamp(filter.to));
-    let start = params.cursor.map(|c| call.app.cursors.open(org, &listing, &c)).transpose()?;
+    let start = page.cursor.map(|c| call.app.cursors.open(org, &listing, &c)).transpose()?;
     let page = call.app.store.audit_page(org, &filter, limit, start).await?;
     let items: Vec<_> = page.items.iter().map(views::audit_entry).collect();
     let next = page.next.map(|key| call.app.cursors.seal(org, &listing, &key));

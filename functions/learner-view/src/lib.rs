@@ -3,11 +3,9 @@
 //! their own. One response reads at most [`http::MAX_UNPAGED`] of the learner's rows (active or not);
 //! a learner with more gets the rest behind a `Link` next (each response sorted on its own).
 
-use std::collections::HashMap;
-
 use api::http;
 use api::{ApiError, App, Call, auth, query, views};
-use domain::{Role, Source, UserId};
+use domain::{Role, UserId};
 use lambda_http::{Body, Response};
 
 /// This function's handler, for its `main.rs` and the local gateway.
@@ -16,7 +14,6 @@ pub const HANDLER: api::entry::Handler<App> = |app, req| Box::pin(api::serve(app
 async fn learner_view(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     call.principal.require_scope(auth::PROGRESS_READ)?;
     let org = &call.principal.org;
-    let store = &call.app.store;
     let raw = http::path_param(call.req, "userId").unwrap_or_default();
     let user = UserId::parse(&raw).ok();
     if call.principal.role == Role::Learner && user != call.principal.user_id {
@@ -27,26 +24,10 @@ async fn learner_view(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     let listing = format!("learner:{user}");
     let start = params.cursor.map(|c| call.app.cursors.open(org, &listing, &c)).transpose()?;
 
-    let page = store.user_progress_page(org, user, http::MAX_UNPAGED, start).await?;
-    let next = page.next.map(|key| call.app.cursors.seal(org, &listing, &key));
-    let rows: Vec<_> = page.items.into_iter().filter(|r| r.removed_at.is_none()).collect();
-    let ids: Vec<_> = rows.iter().map(|r| r.assignment_id).collect();
-    let assignments: HashMap<_, _> =
-        store.get_assignments(org, &ids).await?.into_iter().filter(|a| a.is_active).map(|a| (a.id, a)).collect();
-    let mut team_names = HashMap::new();
-    for row in &rows {
-        if let Source::Team { team_id } = row.source
-            && !team_names.contains_key(&team_id)
-            && let Some(team) = store.get_team(org, team_id).await?
-        {
-            team_names.insert(team_id, team.name);
-        }
-    }
-
-    let mut items: Vec<_> =
-        rows.iter().filter_map(|row| assignments.get(&row.assignment_id).map(|a| (a, row))).collect();
-    items.sort_by_key(|(a, _)| (a.deadline, a.created_at));
+    let (mine, team_names) =
+        service::reads::learner_assignments(&call.ctx(), org, user, http::MAX_UNPAGED, start).await?;
+    let next = mine.next.map(|key| call.app.cursors.seal(org, &listing, &key));
     let items: Vec<_> =
-        items.into_iter().map(|(a, row)| views::learner_assignment(a, row, &team_names, call.now)).collect();
+        mine.items.iter().map(|(a, row)| views::learner_assignment(a, row, &team_names, call.now)).collect();
     Ok(http::list_response(call.req, items, next))
 }

@@ -13,14 +13,10 @@ pub const LISTING: &str = "assignments";
 /// This function's handler, for its `main.rs` and the local gateway.
 pub const HANDLER: api::entry::Handler<App> = |app, req| Box::pin(api::serve(app, req, list));
 
-/// The list's query parameters.
+/// The list's filters (after the page's `limit` and `cursor`).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ListQuery {
-    #[serde(default, deserialize_with = "query::limit")]
-    limit: Option<usize>,
-    #[serde(default, deserialize_with = "query::some")]
-    cursor: Option<String>,
+struct ListFilters {
     #[serde(default, deserialize_with = "query::flag")]
     is_active: Option<bool>,
     #[serde(default, deserialize_with = "query::one_of")]
@@ -36,9 +32,9 @@ struct ListQuery {
 async fn list(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     call.principal.require_admin_scope(auth::ASSIGNMENTS_READ)?;
     let org = &call.principal.org;
-    let params: ListQuery = query::parse(call.req)?;
-    let limit = query::v1_page_size(params.limit);
-    let start = params.cursor.map(|c| call.app.cursors.open(org, LISTING, &c)).transpose()?;
+    let (page, params): (_, ListFilters) = query::parse_paged(call.req)?;
+    let limit = query::v1_page_size(page.limit);
+    let start = page.cursor.map(|c| call.app.cursors.open(org, LISTING, &c)).transpose()?;
     let filter = AssignmentFilter {
         is_active: params.is_active,
         assignee_type: params.assignee_type,

@@ -4,7 +4,7 @@
 use ::http::{Method, StatusCode};
 use api::http::{self, json_response};
 use api::{ApiError, App, Call, auth, views};
-use domain::{AssignmentId, Patch, validation};
+use domain::{Patch, validation};
 use lambda_http::{Body, Response};
 
 /// This function's handler, for its `main.rs` and the local gateway.
@@ -13,8 +13,7 @@ pub const HANDLER: api::entry::Handler<App> = |app, req| Box::pin(api::serve(app
 async fn patch(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     call.principal.require_admin_scope(auth::ASSIGNMENTS_WRITE)?;
     let org = &call.principal.org;
-    let id =
-        http::path_param(call.req, "id").and_then(|raw| AssignmentId::parse(&raw).ok()).ok_or(ApiError::NotFound)?;
+    let id = http::assignment_id(call.req)?;
     let is_delete = match *call.req.method() {
         Method::DELETE => true,
         Method::PATCH => false,

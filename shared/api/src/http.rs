@@ -143,6 +143,11 @@ pub fn path_param(req: &Request, name: &str) -> Option<String> {
     req.path_parameters_ref().and_then(|p| p.first(name)).map(str::to_owned)
 }
 
+/// The `{id}` of an assignment's path. A malformed id cannot exist: the same answer as a missing one.
+pub fn assignment_id(req: &Request) -> Result<domain::AssignmentId, ApiError> {
+    path_param(req, "id").and_then(|raw| domain::AssignmentId::parse(&raw).ok()).ok_or(ApiError::NotFound)
+}
+
 pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
     Response::builder()
         .status(status)

@@ -20,9 +20,22 @@ use crate::problem::ApiError;
 /// Parses this request's query string into `T`. Values are parsed in the order `T` declares its
 /// fields, so the first one named in an error is the first bad one in that order.
 pub fn parse<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
-    let allowed = field_names::<T>();
-    let values = checked(req, allowed)?;
-    let ordered = allowed.iter().filter_map(|name| values.get(*name).map(|value| (*name, value.as_str())));
+    let names = field_names::<T>();
+    from_values(&checked(req, names)?, names)
+}
+
+/// A paged listing's query: its page (`limit`, `cursor`: [`PageParams`]) and its filters `F`, parsed
+/// in that order.
+pub fn parse_paged<F: DeserializeOwned>(req: &Request) -> Result<(PageParams, F), ApiError> {
+    let (page, filters) = (field_names::<PageParams>(), field_names::<F>());
+    let allowed: Vec<&str> = page.iter().chain(filters).copied().collect();
+    let values = checked(req, &allowed)?;
+    Ok((from_values(&values, page)?, from_values(&values, filters)?))
+}
+
+/// `T` from the values of its fields `names`, in that order.
+fn from_values<T: DeserializeOwned>(values: &BTreeMap<String, String>, names: &[&str]) -> Result<T, ApiError> {
+    let ordered = names.iter().filter_map(|name| values.get(*name).map(|value| (*name, value.as_str())));
     let map = de::value::MapDeserializer::<_, de::value::Error>::new(ordered);
     serde_path_to_error::deserialize(map).map_err(|err| {
         let field = err.path().to_string();

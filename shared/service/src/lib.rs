@@ -6,6 +6,7 @@
 //! - [`roster`]: what a target is and who an assignee reaches now;
 //! - [`membership`]: rosters follow the user/team projection (joins, leaves, reconcile);
 //! - [`progress`], [`courses`]: completions and custom-course changes reach every row that tracks them;
+//! - [`reads`]: what the detail and the learner view show, with the names they display;
 //! - `export` (feature `export`, the export function's only): CSV audit packs to S3, audit-logged and
 //!   announced;
 //! - [`scheduled`]: the daily reminders and the roster reconcile job;
@@ -31,6 +32,7 @@ pub mod membership;
 pub mod outbound;
 pub mod patch;
 pub mod progress;
+pub mod reads;
 pub mod roster;
 pub mod scheduled;
 

@@ -1,0 +1,80 @@
+//! What the read routes show, with the names it displays: an assignment's learners (the detail) and a
+//! learner's active assignments (the learner view). Reads only; the routes shape the views.
+
+use std::collections::HashMap;
+
+use domain::{Assignment, AssignmentId, OrgId, ProgressRow, Source, TeamId, User, UserId};
+use store::{Page, PageKey, Store, StoreError};
+
+use crate::{AppError, Ctx};
+
+/// A page of an assignment's learners.
+#[derive(Debug)]
+pub struct AssignmentLearners {
+    pub assignment: Assignment,
+    pub rows: Vec<ProgressRow>,
+    /// The learners as projected (one may be missing while its `user.created` is in flight).
+    pub users: HashMap<UserId, User>,
+    pub team_names: HashMap<TeamId, String>,
+    pub next: Option<PageKey>,
+}
+
+/// The assignment and a page of its learners (removed ones included: their progress is history).
+pub async fn assignment_learners(
+    ctx: &Ctx<'_>,
+    org: &OrgId,
+    id: AssignmentId,
+    limit: usize,
+    start: Option<PageKey>,
+) -> Result<AssignmentLearners, AppError> {
+    let store = ctx.store;
+    let assignment = store.get_assignment(org, id).await?.ok_or(AppError::NotFound)?;
+    let page = store.progress_page(org, id, limit, start).await?;
+    let user_ids: Vec<_> = page.items.iter().map(|r| r.user_id).collect();
+    let users = store.get_users(org, &user_ids).await?.into_iter().map(|u| (u.user_id, u)).collect();
+    // One assignment aims at one team, so its team rows share one team: one read.
+    let first_team = page.items.iter().find(|r| matches!(r.source, Source::Team { .. }));
+    let team_names = team_names(store, org, first_team.into_iter()).await?;
+    Ok(AssignmentLearners { assignment, rows: page.items, users, team_names, next: page.next })
+}
+
+/// A page of a learner's assignments: the active ones the learner is in scope of, with their row,
+/// soonest deadline (then oldest) first within the page; and the names of the teams they came through.
+/// Reads at most `max` of the learner's rows (active or not).
+pub async fn learner_assignments(
+    ctx: &Ctx<'_>,
+    org: &OrgId,
+    user: UserId,
+    max: usize,
+    start: Option<PageKey>,
+) -> Result<(Page<(Assignment, ProgressRow)>, HashMap<TeamId, String>), AppError> {
+    let store = ctx.store;
+    let page = store.user_progress_page(org, user, max, start).await?;
+    let rows: Vec<_> = page.items.into_iter().filter(|r| r.removed_at.is_none()).collect();
+    let ids: Vec<_> = rows.iter().map(|r| r.assignment_id).collect();
+    let mut assignments: HashMap<_, _> =
+        store.get_assignments(org, &ids).await?.into_iter().filter(|a| a.is_active).map(|a| (a.id, a)).collect();
+    let team_names = team_names(store, org, rows.iter()).await?;
+    let mut items: Vec<_> =
+        rows.into_iter().filter_map(|row| assignments.remove(&row.assignment_id).map(|a| (a, row))).collect();
+    items.sort_by_key(|(a, _)| (a.deadline, a.created_at));
+    Ok((Page { items, next: page.next }, team_names))
+}
+
+/// The current names of the teams `rows` came through, one read per team.
+async fn team_names<'r>(
+    store: &Store,
+    org: &OrgId,
+    rows: impl Iterator<Item = &'r ProgressRow>,
+) -> Result<HashMap<TeamId, String>, StoreError> {
+    let mut names = HashMap::new();
+    for row in rows {
+        if let Source::Team { team_id } = row.source
+            && !names.contains_key(&team_id)
+            && let Some(team) = store.get_team(org, team_id).await?
+        {
+            names.insert(team_id, team.name);
+        }
+    }
+    Ok(names)
+}
