@@ -13,7 +13,8 @@ use crate::membership::reconcile_assignment;
 use crate::outbound::{self, DomainEvent};
 use crate::{AppError, Ctx};
 
-/// Reminders announced per call: one PutEvents request's worth.
+/// Reminders announced per call, so a run holds at most this many claimed-but-unsent reminders (the
+/// publisher makes PutEvents calls of ten itself).
 const ANNOUNCE_BATCH: usize = 10;
 
 /// What a run did, for its log line and its result.
