@@ -37,6 +37,8 @@ pub fn assignment(assignee_type: AssigneeType, assignee_id: &str, target_id: &st
         },
         assignee: domain::Assignee { assignee_type, assignee_id: assignee_id.into() },
         deadline,
+        due_in_days: None,
+        new_starters_only: false,
         is_mandatory: true,
         note: None,
     }

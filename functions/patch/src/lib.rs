@@ -1,8 +1,9 @@
-//! PATCH /assignments/{id} (deadline, isMandatory, note, isActive) and DELETE /assignments/{id}
-//! (deactivate; nothing is erased). Optional `If-Match`; every change is audit-logged.
+//! PATCH /assignments/{id} (deadline, isMandatory, note, isActive), DELETE /assignments/{id}
+//! (deactivate; nothing is erased) and PATCH /assignments/{id}/users/{userId} (one learner's
+//! extension or exemption). Optional `If-Match`; every change is audit-logged.
 
 use ::http::{Method, StatusCode};
-use api::http::{self, json_response};
+use api::http;
 use api::{ApiError, App, Call, auth, views};
 use domain::{Patch, validation};
 use lambda_http::{Body, Response};
@@ -20,6 +21,13 @@ async fn patch(call: Call<'_>) -> Result<Response<Body>, ApiError> {
         _ => return Err(ApiError::MethodNotAllowed),
     };
     let expected = http::if_match(call.req)?;
+    if http::names_a_learner(call.req) && !is_delete {
+        let user = http::learner_id(call.req)?;
+        let patch = validation::validate_learner_patch(&http::json_body(call.req)?, call.now.date_naive())?;
+        let learner = service::learners::change(&call.ctx(), org, id, user, &patch, expected, &call.actor()).await?;
+        let view = views::assignment_learner(&learner, call.now);
+        return Ok(http::json_with_etag(StatusCode::OK, &view, learner.row.revision));
+    }
     let patch = if is_delete {
         Patch { is_active: Some(false), ..Default::default() }
     } else {
@@ -31,14 +39,13 @@ async fn patch(call: Call<'_>) -> Result<Response<Body>, ApiError> {
 }
 
 fn respond(is_delete: bool, assignment: &domain::Assignment, call: &Call<'_>) -> Response<Body> {
-    let mut response = if is_delete {
-        Response::builder()
-            .status(StatusCode::NO_CONTENT)
-            .body(Body::Empty)
-            .unwrap_or_else(|_| Response::new(Body::Empty))
-    } else {
-        json_response(StatusCode::OK, &views::assignment(assignment, call.now))
-    };
+    if !is_delete {
+        return http::json_with_etag(StatusCode::OK, &views::assignment(assignment, call.now), assignment.version);
+    }
+    let mut response = Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(Body::Empty)
+        .unwrap_or_else(|_| Response::new(Body::Empty));
     if let Ok(etag) = http::etag(assignment.version).parse() {
         response.headers_mut().insert("etag", etag);
     }

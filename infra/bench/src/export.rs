@@ -64,6 +64,8 @@ async fn seed(store: &Store, assignments: usize) -> OrgId {
             },
             assignee: domain::Assignee { assignee_type: AssigneeType::Org, assignee_id: format!("{org}-{n}") },
             deadline: (now + chrono::Duration::days(30)).date_naive(),
+            due_in_days: None,
+            new_starters_only: false,
             is_mandatory: true,
             note: Some(format!("=cmd|' /C calc'!A{n}")),
         };

@@ -148,6 +148,25 @@ pub fn assignment_id(req: &Request) -> Result<domain::AssignmentId, ApiError> {
     path_param(req, "id").and_then(|raw| domain::AssignmentId::parse(&raw).ok()).ok_or(ApiError::NotFound)
 }
 
+/// The `{userId}` of a learner's path under an assignment; malformed is not found, as above.
+pub fn learner_id(req: &Request) -> Result<domain::UserId, ApiError> {
+    path_param(req, "userId").and_then(|raw| domain::UserId::parse(&raw).ok()).ok_or(ApiError::NotFound)
+}
+
+/// Whether the route is one learner's under an assignment (`/assignments/{id}/users/{userId}`).
+pub fn names_a_learner(req: &Request) -> bool {
+    path_param(req, "userId").is_some()
+}
+
+/// A JSON response with the `ETag` of `version`.
+pub fn json_with_etag(status: StatusCode, body: &Value, version: u64) -> Response<Body> {
+    let mut response = json_response(status, body);
+    if let Ok(etag) = etag(version).parse() {
+        response.headers_mut().insert("etag", etag);
+    }
+    response
+}
+
 pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
     Response::builder()
         .status(status)

@@ -54,7 +54,11 @@ struct TeamRef<'a> {
 }
 
 impl<'a> Membership<'a> {
-    fn of(source: &Source, team_names: &'a HashMap<TeamId, String>) -> Self {
+    fn of(source: &Source, a: &Assignment, team_names: &'a HashMap<TeamId, String>) -> Self {
+        if a.new_starters_only {
+            // "Default for New Starters", whatever scope brought them.
+            return Membership { source: "new_starters", team: None };
+        }
         match source {
             Source::Individual => Membership { source: "individual", team: None },
             Source::Organization => Membership { source: "organization", team: None },
@@ -71,21 +75,27 @@ impl<'a> Membership<'a> {
 #[serde(rename_all = "camelCase")]
 struct Standing<'a> {
     status: UserStatus,
+    /// The learner's own due date, or the assignment's deadline.
+    due_on: NaiveDate,
     completed_items: u32,
     total_items: u32,
     progress: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exempt_reason: Option<&'a str>,
     #[serde(flatten)]
     membership: Membership<'a>,
 }
 
 impl<'a> Standing<'a> {
-    fn of(row: &ProgressRow, a: &Assignment, team_names: &'a HashMap<TeamId, String>, now: DateTime<Utc>) -> Self {
+    fn of(row: &'a ProgressRow, a: &Assignment, team_names: &'a HashMap<TeamId, String>, now: DateTime<Utc>) -> Self {
         Standing {
             status: row.status(&a.units, a.item_count, a.deadline, now),
+            due_on: row.due_on(a.deadline),
             completed_items: row.completed_tracked(&a.units),
             total_items: a.item_count,
             progress: row.progress(&a.units, a.item_count),
-            membership: Membership::of(&row.source, team_names),
+            exempt_reason: row.exemption.as_ref().map(|e| e.reason.as_str()),
+            membership: Membership::of(&row.source, a, team_names),
         }
     }
 }
@@ -106,11 +116,11 @@ struct UserProgressView<'a> {
 }
 
 /// One learner's row in the assignment detail.
-pub fn user_progress(
-    row: &ProgressRow,
-    user: Option<&User>,
+pub fn user_progress<'a>(
+    row: &'a ProgressRow,
+    user: Option<&'a User>,
     a: &Assignment,
-    team_names: &HashMap<TeamId, String>,
+    team_names: &'a HashMap<TeamId, String>,
     now: DateTime<Utc>,
 ) -> Value {
     json!(UserProgressView {
@@ -123,6 +133,18 @@ pub fn user_progress(
         removed_at: row.removed_at,
         standing: Standing::of(row, a, team_names, now),
     })
+}
+
+/// `GET`/`PATCH /assignments/{id}/users/{userId}`: the detail's row of one learner, with the
+/// assignment's id and what an admin set on it.
+pub fn assignment_learner(learner: &service::reads::AssignmentLearner, now: DateTime<Utc>) -> Value {
+    let (a, row) = (&learner.assignment, &learner.row);
+    let mut view = user_progress(row, learner.user.as_ref(), a, &learner.team_names, now);
+    view["assignmentId"] = json!(a.id);
+    view["extendedTo"] = json!(row.extended_to);
+    view["exemptedAt"] = json!(row.exemption.as_ref().map(|e| e.at));
+    view["version"] = json!(row.revision);
+    view
 }
 
 /// One item of the learner view: the assignment as the learner sees it, with their own standing.
@@ -142,10 +164,10 @@ struct LearnerAssignmentView<'a> {
     standing: Standing<'a>,
 }
 
-pub fn learner_assignment(
-    a: &Assignment,
-    row: &ProgressRow,
-    team_names: &HashMap<TeamId, String>,
+pub fn learner_assignment<'a>(
+    a: &'a Assignment,
+    row: &'a ProgressRow,
+    team_names: &'a HashMap<TeamId, String>,
     now: DateTime<Utc>,
 ) -> Value {
     json!(LearnerAssignmentView {

@@ -2,16 +2,23 @@
 //! progress change that moves them, so listing never reads progress rows.
 //!
 //! "Overdue" is not stored: it depends on the clock, not on a write. The stored counters classify each
-//! row by its progress only; the summary turns not-started/in-progress users into overdue ones once the
-//! deadline has passed.
+//! row by its progress only; the summary turns not-started/in-progress users into overdue ones once
+//! their due date has passed: the assignment's deadline for rows that follow it, and for rows with a
+//! date of their own (a relative deadline, an extension) the date they are counted under in
+//! [`DatedCounts`]. So the figures are exact at every moment without a job moving rows at midnight.
+
+use std::collections::BTreeMap;
+use std::fmt;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use serde::de::{IgnoredAny, MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::progress::is_past_deadline;
 
 /// A progress row's class for counting; independent of the clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RowClass {
     NotStarted,
@@ -19,6 +26,19 @@ pub enum RowClass {
     Completed,
     /// Left the assignment's scope: kept for history, excluded from every rate.
     Removed,
+    /// Exempted by an admin (with a reason): kept and shown, excluded from every rate like `Removed`.
+    Exempt,
+}
+
+impl RowClass {
+    /// Counted in the rates (in scope, not exempt).
+    pub fn in_rates(self) -> bool {
+        !matches!(self, RowClass::Removed | RowClass::Exempt)
+    }
+
+    fn incomplete(self) -> bool {
+        matches!(self, RowClass::NotStarted | RowClass::InProgress)
+    }
 }
 
 impl RowClass {
@@ -35,7 +55,7 @@ impl RowClass {
 }
 
 /// The counters stored on an assignment. Signed so that the same type expresses a delta.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Aggregates {
     /// Users in scope (removed users excluded).
@@ -46,6 +66,99 @@ pub struct Aggregates {
     /// Sum over users in scope of their completed tracked items; with `item_count` it gives the
     /// average progress without reading rows.
     pub completed_items_sum: i64,
+    /// The part of `notStartedUsers` and `inProgressUsers` whose rows have a due date of their own.
+    #[serde(flatten, default)]
+    pub dated: DatedCounts,
+}
+
+/// Incomplete rows in the rates that have their own due date, counted by (date, class). Stored as
+/// one top-level attribute per entry (`due#2026-04-15#not_started`), which an `ADD` creates when it
+/// is missing: an assignment item never needs a migration to start counting a new date.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DatedCounts(pub BTreeMap<(NaiveDate, RowClass), i64>);
+
+/// The attribute-name prefix of a [`DatedCounts`] entry.
+pub const DATED_PREFIX: &str = "due#";
+
+impl DatedCounts {
+    /// The attribute name of one entry.
+    pub fn attribute(date: NaiveDate, class: RowClass) -> String {
+        let class = match class {
+            RowClass::NotStarted => "not_started",
+            RowClass::InProgress => "in_progress",
+            RowClass::Completed => "completed",
+            RowClass::Removed => "removed",
+            RowClass::Exempt => "exempt",
+        };
+        format!("{DATED_PREFIX}{date}#{class}")
+    }
+
+    fn parse_attribute(name: &str) -> Option<(NaiveDate, RowClass)> {
+        let (date, class) = name.strip_prefix(DATED_PREFIX)?.split_once('#')?;
+        let class = match class {
+            "not_started" => RowClass::NotStarted,
+            "in_progress" => RowClass::InProgress,
+            _ => return None,
+        };
+        Some((NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?, class))
+    }
+
+    /// Rows counted under any date.
+    pub fn total(&self) -> i64 {
+        self.0.values().sum()
+    }
+
+    fn merge(&mut self, other: &DatedCounts, sign: i64) {
+        for (key, count) in &other.0 {
+            let entry = self.0.entry(*key).or_default();
+            *entry += sign * count;
+            if *entry == 0 {
+                self.0.remove(key);
+            }
+        }
+    }
+}
+
+impl Serialize for DatedCounts {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for ((date, class), count) in self.0.iter().filter(|(_, count)| **count != 0) {
+            map.serialize_entry(&Self::attribute(*date, *class), count)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for DatedCounts {
+    /// Picks the `due#` attributes out of the item's other attributes (it is flattened into the
+    /// assignment). Zero entries (a date whose rows all moved on) are dropped.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> Visitor<'de> for Entries {
+            type Value = DatedCounts;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map with due-date counters")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<DatedCounts, A::Error> {
+                let mut counts = BTreeMap::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    match DatedCounts::parse_attribute(&name) {
+                        Some(key) => {
+                            let count: i64 = map.next_value()?;
+                            if count != 0 {
+                                counts.insert(key, count);
+                            }
+                        }
+                        None => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(DatedCounts(counts))
+            }
+        }
+        deserializer.deserialize_map(Entries)
+    }
 }
 
 /// What a row contributes to the counters.
@@ -54,6 +167,9 @@ pub struct Aggregates {
 pub struct RowContribution {
     pub class: RowClass,
     pub completed_items: u32,
+    /// The row's own due date while it is incomplete and in the rates (see [`DatedCounts`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_on: Option<NaiveDate>,
 }
 
 impl Aggregates {
@@ -61,13 +177,16 @@ impl Aggregates {
         let mut agg = Aggregates::default();
         let Some(row) = row else { return agg };
         match row.class {
-            RowClass::Removed => return agg,
+            RowClass::Removed | RowClass::Exempt => return agg,
             RowClass::NotStarted => agg.not_started_users = 1,
             RowClass::InProgress => agg.in_progress_users = 1,
             RowClass::Completed => agg.completed_users = 1,
         }
         agg.total_users = 1;
         agg.completed_items_sum = i64::from(row.completed_items);
+        if let Some(date) = row.due_on.filter(|_| row.class.incomplete()) {
+            agg.dated.0.insert((date, row.class), 1);
+        }
         agg
     }
 
@@ -80,17 +199,29 @@ impl Aggregates {
         *self == Self::default()
     }
 
-    /// The API's progress block as of `now`.
+    /// The API's progress block as of `now`: incomplete rows are overdue once their due date has
+    /// passed — the assignment's `deadline`, or their own date (see [`DatedCounts`]).
     pub fn summary(&self, item_count: u32, deadline: NaiveDate, now: DateTime<Utc>) -> ProgressSummary {
         let total = self.total_users.max(0) as u64;
         let completed = self.completed_users.max(0) as u64;
-        let mut in_progress = self.in_progress_users.max(0) as u64;
-        let mut not_started = self.not_started_users.max(0) as u64;
+        let dated_of = |wanted: RowClass| -> i64 {
+            self.dated.0.iter().filter(|((_, class), _)| *class == wanted).map(|(_, count)| count).sum()
+        };
+        let mut not_started = (self.not_started_users - dated_of(RowClass::NotStarted)).max(0) as u64;
+        let mut in_progress = (self.in_progress_users - dated_of(RowClass::InProgress)).max(0) as u64;
         let mut overdue = 0;
         if is_past_deadline(deadline, now) {
             overdue = in_progress + not_started;
             in_progress = 0;
             not_started = 0;
+        }
+        for ((date, class), count) in &self.dated.0 {
+            let count = (*count).max(0) as u64;
+            match class {
+                _ if is_past_deadline(*date, now) => overdue += count,
+                RowClass::NotStarted => not_started += count,
+                _ => in_progress += count,
+            }
         }
         let ratio = |num: f64, den: f64| if den > 0.0 { (num / den).clamp(0.0, 1.0) } else { 0.0 };
         ProgressSummary {
@@ -107,26 +238,30 @@ impl Aggregates {
 
 impl std::ops::Sub for Aggregates {
     type Output = Aggregates;
-    fn sub(self, rhs: Self) -> Self {
+    fn sub(mut self, rhs: Self) -> Self {
+        self.dated.merge(&rhs.dated, -1);
         Aggregates {
             total_users: self.total_users - rhs.total_users,
             completed_users: self.completed_users - rhs.completed_users,
             in_progress_users: self.in_progress_users - rhs.in_progress_users,
             not_started_users: self.not_started_users - rhs.not_started_users,
             completed_items_sum: self.completed_items_sum - rhs.completed_items_sum,
+            dated: self.dated,
         }
     }
 }
 
 impl std::ops::Add for Aggregates {
     type Output = Aggregates;
-    fn add(self, rhs: Self) -> Self {
+    fn add(mut self, rhs: Self) -> Self {
+        self.dated.merge(&rhs.dated, 1);
         Aggregates {
             total_users: self.total_users + rhs.total_users,
             completed_users: self.completed_users + rhs.completed_users,
             in_progress_users: self.in_progress_users + rhs.in_progress_users,
             not_started_users: self.not_started_users + rhs.not_started_users,
             completed_items_sum: self.completed_items_sum + rhs.completed_items_sum,
+            dated: self.dated,
         }
     }
 }
@@ -150,7 +285,7 @@ mod tests {
     use chrono::TimeZone;
 
     fn row(class: RowClass, completed_items: u32) -> Option<RowContribution> {
-        Some(RowContribution { class, completed_items })
+        Some(RowContribution { class, completed_items, due_on: None })
     }
 
     #[test]
@@ -192,6 +327,7 @@ mod tests {
             in_progress_users: 2,
             not_started_users: 1,
             completed_items_sum: 11 + 5 + 3,
+            ..Default::default()
         };
         let deadline = NaiveDate::from_ymd_opt(2026, 4, 15).unwrap();
         let last_moment = Utc.with_ymd_and_hms(2026, 4, 15, 23, 59, 59).unwrap();
@@ -203,6 +339,49 @@ mod tests {
         let after = agg.summary(11, deadline, Utc.with_ymd_and_hms(2026, 4, 16, 0, 0, 0).unwrap());
         assert_eq!((after.in_progress_users, after.not_started_users, after.overdue_users), (0, 0, 3));
         assert_eq!(after.completed_users, 1);
+    }
+
+    #[test]
+    fn rows_with_their_own_date_turn_overdue_on_that_date() {
+        let deadline = NaiveDate::from_ymd_opt(2026, 4, 15).unwrap();
+        let extended = NaiveDate::from_ymd_opt(2026, 4, 20).unwrap();
+        let early = NaiveDate::from_ymd_opt(2026, 4, 10).unwrap();
+        let dated = |class, date| Some(RowContribution { class, completed_items: 0, due_on: Some(date) });
+        let agg = [
+            row(RowClass::NotStarted, 0),
+            dated(RowClass::NotStarted, extended),
+            dated(RowClass::InProgress, early),
+            Some(RowContribution { class: RowClass::Completed, completed_items: 11, due_on: Some(early) }),
+            Some(RowContribution { class: RowClass::Exempt, completed_items: 0, due_on: Some(early) }),
+        ]
+        .into_iter()
+        .fold(Aggregates::default(), |acc, r| acc + Aggregates::delta(None, r));
+        assert_eq!(agg.total_users, 4, "the exempt learner is not counted");
+        assert_eq!(agg.dated.total(), 2, "only incomplete rows are counted by date");
+        let on = |y, m, d| {
+            let s = agg.summary(11, deadline, Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap());
+            (s.not_started_users, s.in_progress_users, s.overdue_users, s.completed_users)
+        };
+        assert_eq!(on(2026, 4, 10), (2, 1, 0, 1));
+        assert_eq!(on(2026, 4, 11), (2, 0, 1, 1), "the early learner's own date passed");
+        assert_eq!(on(2026, 4, 16), (1, 0, 2, 1), "the deadline passed; the extended learner is not overdue");
+        assert_eq!(on(2026, 4, 21), (0, 0, 3, 1));
+
+        let moved = Aggregates::delta(dated(RowClass::NotStarted, extended), row(RowClass::NotStarted, 0));
+        assert!((agg.clone() + moved.clone()).dated.0.keys().all(|(d, _)| *d == early), "zero entries are dropped");
+        assert_eq!(moved.not_started_users, 0);
+    }
+
+    #[test]
+    fn dated_counts_are_stored_as_one_attribute_per_entry() {
+        let mut agg = Aggregates { total_users: 1, not_started_users: 1, ..Default::default() };
+        agg.dated.0.insert((NaiveDate::from_ymd_opt(2026, 4, 20).unwrap(), RowClass::NotStarted), 1);
+        let json = serde_json::to_value(&agg).unwrap();
+        assert_eq!(json["due#2026-04-20#not_started"], 1);
+        let mut with_other = json.clone();
+        with_other["unrelated"] = serde_json::json!("x");
+        with_other["due#2026-04-21#in_progress"] = serde_json::json!(0);
+        assert_eq!(serde_json::from_value::<Aggregates>(with_other).unwrap(), agg);
     }
 
     #[test]

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use crate::aggregates::Aggregates;
 use crate::catalog::{ItemCounts, ResolvedTarget, TrackedUnit};
 use crate::directory::User;
-use crate::ids::{AssignmentId, TeamId};
-use crate::progress::Source;
+use crate::ids::{AssignmentId, TeamId, UserId};
+use crate::progress::{ProgressRow, Source};
 use crate::vocabulary::{AssigneeType, ContentArea, TargetType};
 
 /// What is assigned. `target_id` is a slug (catalog) or a course UUID (custom course).
@@ -41,7 +41,15 @@ pub struct Assignment {
     #[serde(flatten)]
     pub assignee: Assignee,
     pub assignee_name: String,
+    /// The due date of rows without one of their own. With `due_in_days`, the date of the learners
+    /// assigned at creation; each later learner has their own.
     pub deadline: NaiveDate,
+    /// A relative deadline: each learner is due this many days after the UTC date they got their row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_in_days: Option<u32>,
+    /// "Default for New Starters": only users who join the scope after creation get rows.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub new_starters_only: bool,
     pub is_mandatory: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -74,6 +82,10 @@ pub struct AssignmentSummary<'a> {
     pub assignee: &'a Assignee,
     pub assignee_name: &'a str,
     pub deadline: NaiveDate,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due_in_days: Option<u32>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub new_starters_only: bool,
     pub is_mandatory: bool,
     pub is_active: bool,
     pub item_count: u32,
@@ -84,7 +96,10 @@ pub struct AssignmentSummary<'a> {
 pub struct NewAssignment {
     pub target: Target,
     pub assignee: Assignee,
+    /// With `due_in_days`, today plus that many days.
     pub deadline: NaiveDate,
+    pub due_in_days: Option<u32>,
+    pub new_starters_only: bool,
     pub is_mandatory: bool,
     pub note: Option<String>,
 }
@@ -108,6 +123,8 @@ impl NewAssignment {
             assignee: self.assignee,
             assignee_name,
             deadline: self.deadline,
+            due_in_days: self.due_in_days,
+            new_starters_only: self.new_starters_only,
             is_mandatory: self.is_mandatory,
             note: self.note,
             is_active: true,
@@ -150,6 +167,8 @@ impl Assignment {
             assignee: &self.assignee,
             assignee_name: &self.assignee_name,
             deadline: self.deadline,
+            due_in_days: self.due_in_days,
+            new_starters_only: self.new_starters_only,
             is_mandatory: self.is_mandatory,
             is_active: self.is_active,
             item_count: self.item_count,
@@ -157,7 +176,8 @@ impl Assignment {
     }
 
     /// Whether `user` belongs in this assignment's scope according to the projection: active, and the
-    /// assignee themself, a member of the team, or anyone in the org.
+    /// assignee themself, a member of the team, or anyone in the org — for a new-starters assignment,
+    /// only if they came into the scope after it was created.
     pub fn includes(&self, user: &User) -> bool {
         user.is_active
             && match self.assignee.assignee_type {
@@ -165,6 +185,35 @@ impl Assignment {
                 AssigneeType::Team => user.team_id.is_some_and(|t| t.to_string() == self.assignee.assignee_id),
                 AssigneeType::Org => true,
             }
+            && self.admits(user)
+    }
+
+    /// Whether this assignment may give `user` a row at all: always, except that a new-starters
+    /// assignment admits only users who joined its team (or whose account was created) after it was
+    /// created. Someone it never admitted gets no row, not even a removed one.
+    pub fn admits(&self, user: &User) -> bool {
+        if !self.new_starters_only {
+            return true;
+        }
+        let joined = match self.assignee.assignee_type {
+            AssigneeType::Team => {
+                TeamId::parse(&self.assignee.assignee_id).ok().and_then(|t| user.facets.first_in_team.get(&t).copied())
+            }
+            AssigneeType::Org => user.facets.created_at,
+            AssigneeType::User => None,
+        };
+        joined.is_some_and(|at| at > self.created_at)
+    }
+
+    /// A row for a learner who came into scope at `at`, due on their own date when the deadline is
+    /// relative: `due_in_days` after the UTC date they got it (the later of `at` and the creation).
+    /// The membership event's time, not the clock, decides, so a replayed event gives the same date.
+    pub fn new_row(&self, user: UserId, source: Source, at: DateTime<Utc>) -> ProgressRow {
+        let mut row = ProgressRow::new(self.id, user, source, at);
+        let got_it = at.max(self.created_at).date_naive();
+        row.relative_due_on =
+            self.due_in_days.and_then(|days| got_it.checked_add_days(chrono::Days::new(u64::from(days))));
+        row
     }
 
     /// Why a learner in scope has this assignment (the learner view's `source`).
@@ -238,6 +287,8 @@ mod tests {
             },
             assignee: Assignee { assignee_type: AssigneeType::Org, assignee_id: "acme".into() },
             deadline: NaiveDate::from_ymd_opt(2026, 4, 15).unwrap(),
+            due_in_days: None,
+            new_starters_only: false,
             is_mandatory: true,
             note: Some("PCI 6.2.2".into()),
         }
@@ -285,6 +336,39 @@ mod tests {
 
         let (cleared, activation) = a.patched(&Patch { note: Some(None), ..Default::default() }, now).unwrap();
         assert_eq!((cleared.note, activation), (None, Activation::Unchanged));
+    }
+
+    #[test]
+    fn relative_deadlines_date_each_row_and_new_starters_admit_only_later_joiners() {
+        let mut a = sample();
+        a.due_in_days = Some(10);
+        let joined = a.created_at + chrono::Duration::days(3);
+        let row = a.new_row(UserId(uuid::Uuid::nil()), Source::Organization, joined);
+        assert_eq!(row.relative_due_on, Some(joined.date_naive() + chrono::Duration::days(10)));
+        assert_eq!(sample().new_row(row.user_id, Source::Organization, joined).relative_due_on, None);
+        let early = a.new_row(row.user_id, Source::Organization, a.created_at - chrono::Duration::days(9));
+        assert_eq!(early.relative_due_on, Some(a.created_at.date_naive() + chrono::Duration::days(10)));
+
+        a.new_starters_only = true;
+        let mut user = crate::directory::User {
+            user_id: row.user_id,
+            name: "N".into(),
+            email: "n@example.com".into(),
+            role: crate::vocabulary::Role::Learner,
+            team_id: None,
+            is_active: true,
+            updated_at: joined,
+            facets: Default::default(),
+        };
+        user.facets.created_at = Some(a.created_at - chrono::Duration::days(1));
+        user.facets.active_at = Some(joined);
+        assert!(!a.includes(&user), "an existing member is not a new starter, whatever else changed");
+        user.facets.created_at = Some(joined);
+        assert!(a.includes(&user));
+        user.is_active = false;
+        assert!(!a.includes(&user));
+        let json = serde_json::to_value(a.summary()).unwrap();
+        assert_eq!((json["dueInDays"].as_u64(), json["newStartersOnly"].as_bool()), (Some(10), Some(true)));
     }
 
     #[test]

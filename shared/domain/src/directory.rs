@@ -1,6 +1,8 @@
 //! The service's projection of the platform's people and content it does not own (users, teams,
 //! custom courses), plus API keys and audit entries.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +38,15 @@ pub struct UserFacets {
     pub team_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_at: Option<DateTime<Utc>>,
+    /// The earliest `user.created` seen: when the account began (the minimum, so any delivery order
+    /// gives the same). New-starter assignments of the org admit users created after them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+    /// The earliest time each team was stated as the user's (by any event, applied or late): new-
+    /// starter assignments of a team admit users first seen in it after them. Minimums, so any
+    /// delivery order gives the same; one entry per team the user was ever in.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub first_in_team: BTreeMap<TeamId, DateTime<Utc>>,
 }
 
 /// What one platform event says about a user.
@@ -83,9 +94,15 @@ impl User {
                     self.facets.profile_at = Some(at);
                     (self.name, self.email, self.role) = (name.clone(), email.clone(), *role);
                 }
+                if let Some(team) = team_id {
+                    self.seen_in(*team, at);
+                }
                 if newer(at, self.facets.team_at) {
                     self.facets.team_at = Some(at);
                     self.team_id = *team_id;
+                }
+                if *active == Some(true) {
+                    self.facets.created_at = Some(self.facets.created_at.map_or(at, |first| first.min(at)));
                 }
                 if let Some(active) = active
                     && newer(at, self.facets.active_at)
@@ -94,9 +111,12 @@ impl User {
                     self.is_active = *active;
                 }
             }
-            UserChange::JoinedTeam(team) if newer(at, self.facets.team_at) => {
-                self.facets.team_at = Some(at);
-                self.team_id = Some(*team);
+            UserChange::JoinedTeam(team) => {
+                self.seen_in(*team, at);
+                if newer(at, self.facets.team_at) {
+                    self.facets.team_at = Some(at);
+                    self.team_id = Some(*team);
+                }
             }
             UserChange::LeftTeam(team) if newer(at, self.facets.team_at) => {
                 self.facets.team_at = Some(at);
@@ -114,6 +134,11 @@ impl User {
             self.updated_at = self.updated_at.max(at);
         }
         *self != before
+    }
+
+    fn seen_in(&mut self, team: TeamId, at: DateTime<Utc>) {
+        let first = self.facets.first_in_team.entry(team).or_insert(at);
+        *first = (*first).min(at);
     }
 
     /// When the facts that decide the user's assignments (team, activity) were last changed; the time

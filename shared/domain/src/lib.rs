@@ -14,7 +14,7 @@ pub mod reminders;
 pub mod validation;
 pub mod vocabulary;
 
-pub use aggregates::{Aggregates, ProgressSummary, RowClass, RowContribution};
+pub use aggregates::{Aggregates, DatedCounts, ProgressSummary, RowClass, RowContribution};
 pub use assignment::{Activation, Assignee, Assignment, AssignmentSummary, NewAssignment, Patch, Target};
 pub use catalog::{
     Catalog, CatalogError, CatalogNode, CustomCourseItem, CustomItemType, ItemCounts, ResolvedTarget, TrackedItem,
@@ -22,5 +22,7 @@ pub use catalog::{
 };
 pub use directory::{ApiKey, AuditEntry, CustomCourse, Team, TeamChange, User, UserChange, UserFacets};
 pub use ids::{AssignmentId, CourseId, IdError, OrgId, Slug, TeamId, UserId, canonical_uuid};
-pub use progress::{CompletedItem, Completion, ProgressRow, Source, UserStatus, is_past_deadline};
+pub use progress::{
+    CompletedItem, Completion, Exemption, LearnerPatch, ProgressRow, Source, UserStatus, is_past_deadline,
+};
 pub use vocabulary::{AssigneeType, ContentArea, Role, TargetType, Wire};

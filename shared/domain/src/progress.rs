@@ -9,7 +9,7 @@ use crate::aggregates::{RowClass, RowContribution};
 use crate::catalog::{TrackedItem, TrackedUnit, tracks};
 use crate::ids::{AssignmentId, TeamId, UserId};
 
-/// An assignee is overdue only once the deadline day has ended in UTC.
+/// An assignee is overdue only once their due day has ended in UTC.
 pub fn is_past_deadline(deadline: NaiveDate, now: DateTime<Utc>) -> bool {
     now.date_naive() > deadline
 }
@@ -23,14 +23,17 @@ pub enum UserStatus {
     Completed,
     Overdue,
     Removed,
+    Exempt,
 }
 
 impl UserStatus {
-    pub fn of(class: RowClass, deadline: NaiveDate, now: DateTime<Utc>) -> Self {
+    /// The status of a row of `class` due on `due_on` (its own date or the assignment's deadline).
+    pub fn of(class: RowClass, due_on: NaiveDate, now: DateTime<Utc>) -> Self {
         match class {
             RowClass::Removed => UserStatus::Removed,
+            RowClass::Exempt => UserStatus::Exempt,
             RowClass::Completed => UserStatus::Completed,
-            _ if is_past_deadline(deadline, now) => UserStatus::Overdue,
+            _ if is_past_deadline(due_on, now) => UserStatus::Overdue,
             RowClass::InProgress => UserStatus::InProgress,
             RowClass::NotStarted => UserStatus::NotStarted,
         }
@@ -62,6 +65,25 @@ impl Completion {
     pub fn counts_for(&self, assignment_created_at: DateTime<Utc>) -> bool {
         self.at >= assignment_created_at
     }
+}
+
+/// An admin took a learner out of an assignment's rates, saying why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Exemption {
+    pub reason: String,
+    pub at: DateTime<Utc>,
+    /// The audit actor id of the admin.
+    pub by: String,
+}
+
+/// An admin's change of one learner's row (`PATCH /assignments/{id}/users/{userId}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LearnerPatch {
+    /// `Some(Some(date))` extends to `date`; `Some(None)` returns to the assignment's date.
+    pub due_on: Option<Option<NaiveDate>>,
+    /// `Some(Some(reason))` exempts; `Some(None)` lifts an exemption.
+    pub exempt: Option<Option<String>>,
 }
 
 /// One completed tracked item: best score and first completion time.
@@ -101,6 +123,15 @@ pub struct ProgressRow {
     /// tracked items of a custom course change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counted: Option<RowContribution>,
+    /// The learner's own date from a relative deadline (`dueInDays` after the row was added); fixed
+    /// when the row is made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relative_due_on: Option<NaiveDate>,
+    /// An admin's extension for this learner; wins over every other date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extended_to: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exemption: Option<Exemption>,
 }
 
 impl ProgressRow {
@@ -118,7 +149,49 @@ impl ProgressRow {
             added_at: at,
             revision: 0,
             counted: None,
+            relative_due_on: None,
+            extended_to: None,
+            exemption: None,
         }
+    }
+
+    /// The date this learner has of their own, if any: an extension, else a relative deadline's.
+    pub fn own_due_on(&self) -> Option<NaiveDate> {
+        self.extended_to.or(self.relative_due_on)
+    }
+
+    /// Applies an admin's `patch` by `by` at `now`; `None` when it changes nothing (a repeat). An
+    /// exemption keeps its first time and author when only repeated; a new reason replaces it.
+    pub fn overridden(&self, patch: &LearnerPatch, by: &str, now: DateTime<Utc>) -> Option<ProgressRow> {
+        let mut next = self.clone();
+        if let Some(due_on) = patch.due_on {
+            next.extended_to = due_on;
+        }
+        match &patch.exempt {
+            Some(Some(reason)) if self.exemption.as_ref().is_some_and(|e| &e.reason == reason) => {}
+            Some(Some(reason)) => {
+                next.exemption = Some(Exemption { reason: reason.clone(), at: now, by: by.to_owned() })
+            }
+            Some(None) => next.exemption = None,
+            None => {}
+        }
+        (next != *self).then_some(next)
+    }
+
+    /// What an admin controls on this row, for audit before/after and the `user_updated` event.
+    pub fn override_snapshot(&self, deadline: NaiveDate) -> serde_json::Value {
+        serde_json::json!({
+            "dueOn": self.due_on(deadline),
+            "extendedTo": self.extended_to,
+            "exempt": self.exemption.is_some(),
+            "reason": self.exemption.as_ref().map(|e| e.reason.as_str()),
+            "version": self.revision,
+        })
+    }
+
+    /// The learner's due date (`dueOn`): their own date, else the assignment's `deadline`.
+    pub fn due_on(&self, deadline: NaiveDate) -> NaiveDate {
+        self.own_due_on().unwrap_or(deadline)
     }
 
     /// Records that `item` was completed at `at` with `score`. Idempotent and order-free: the best score
@@ -202,11 +275,20 @@ impl ProgressRow {
         if self.removed_at.is_some() {
             return RowClass::Removed;
         }
+        if self.exemption.is_some() {
+            return RowClass::Exempt;
+        }
         RowClass::of_progress(self.completed_tracked(units), item_count, self.started_at.is_some())
     }
 
     pub fn contribution(&self, units: &[TrackedUnit], item_count: u32) -> RowContribution {
-        RowContribution { class: self.class(units, item_count), completed_items: self.completed_tracked(units) }
+        let class = self.class(units, item_count);
+        let incomplete = matches!(class, RowClass::NotStarted | RowClass::InProgress);
+        RowContribution {
+            class,
+            completed_items: self.completed_tracked(units),
+            due_on: self.own_due_on().filter(|_| incomplete),
+        }
     }
 
     pub fn status(
@@ -216,7 +298,7 @@ impl ProgressRow {
         deadline: NaiveDate,
         now: DateTime<Utc>,
     ) -> UserStatus {
-        UserStatus::of(self.class(units, item_count), deadline, now)
+        UserStatus::of(self.class(units, item_count), self.due_on(deadline), now)
     }
 
     /// Fraction of tracked items done, 0..=1.
@@ -293,6 +375,42 @@ mod tests {
         let mut gone = done.clone();
         gone.removed_at = Some(before);
         assert_eq!(gone.status(&u, 3, deadline, before), UserStatus::Removed);
+
+        let mut extended = partial.clone();
+        extended.extended_to = Some(NaiveDate::from_ymd_opt(2026, 4, 20).unwrap());
+        assert_eq!(extended.status(&u, 3, deadline, after), UserStatus::InProgress, "their own date counts");
+        assert_eq!(extended.contribution(&u, 3).due_on, extended.extended_to);
+        extended.relative_due_on = Some(NaiveDate::from_ymd_opt(2026, 4, 12).unwrap());
+        assert_eq!(extended.due_on(deadline), NaiveDate::from_ymd_opt(2026, 4, 20).unwrap(), "an extension wins");
+
+        let mut exempt = partial.clone();
+        exempt.exemption = Some(Exemption { reason: "on leave".into(), at: before, by: "user:x".into() });
+        assert_eq!(exempt.status(&u, 3, deadline, after), UserStatus::Exempt);
+        assert_eq!(exempt.contribution(&u, 3).due_on, None);
+        assert_eq!(done.contribution(&u, 3).due_on, None, "complete rows are not counted by date");
+    }
+
+    #[test]
+    fn overrides_extend_exempt_and_repeat_as_no_ops() {
+        let now = Utc.with_ymd_and_hms(2026, 4, 1, 9, 0, 0).unwrap();
+        let row = row_with(&[]);
+        let date = NaiveDate::from_ymd_opt(2026, 5, 1).unwrap();
+        let extend = LearnerPatch { due_on: Some(Some(date)), exempt: None };
+        let extended = row.overridden(&extend, "user:a", now).unwrap();
+        assert_eq!(extended.extended_to, Some(date));
+        assert!(extended.overridden(&extend, "user:a", now).is_none(), "a repeat changes nothing");
+
+        let exempt = LearnerPatch { due_on: None, exempt: Some(Some("joined after the audit".into())) };
+        let exempted = extended.overridden(&exempt, "user:a", now).unwrap();
+        assert_eq!(exempted.exemption.as_ref().map(|e| (e.by.as_str(), e.at)), Some(("user:a", now)));
+        let later = now + chrono::Duration::hours(1);
+        assert!(exempted.overridden(&exempt, "user:b", later).is_none(), "same reason: kept as first made");
+
+        let back = LearnerPatch { due_on: Some(None), exempt: Some(None) };
+        let restored = exempted.overridden(&back, "user:a", later).unwrap();
+        assert_eq!((restored.extended_to, restored.exemption), (None, None));
+        let snapshot = exempted.override_snapshot(NaiveDate::from_ymd_opt(2026, 4, 15).unwrap());
+        assert_eq!((snapshot["dueOn"].as_str(), snapshot["exempt"].as_bool()), (Some("2026-05-01"), Some(true)));
     }
 
     #[test]

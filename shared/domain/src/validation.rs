@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::assignment::{Assignee, NewAssignment, Patch, Target};
 use crate::ids::{OrgId, Slug, canonical_uuid};
+use crate::progress::LearnerPatch;
 use crate::vocabulary::{AssigneeType, ContentArea, TargetType};
 
 /// Longest note accepted, in characters.
@@ -14,9 +15,24 @@ pub const MAX_NOTE_CHARS: usize = 2_000;
 /// How far ahead a deadline may be set, in days (five years).
 pub const MAX_DEADLINE_DAYS_AHEAD: u64 = 5 * 366;
 
-const CREATE_FIELDS: &[&str] =
-    &["contentArea", "targetType", "targetId", "assigneeType", "assigneeId", "deadline", "isMandatory", "note"];
+const CREATE_FIELDS: &[&str] = &[
+    "contentArea",
+    "targetType",
+    "targetId",
+    "assigneeType",
+    "assigneeId",
+    "deadline",
+    "dueInDays",
+    "newStartersOnly",
+    "isMandatory",
+    "note",
+];
+/// The longest relative deadline, in days.
+pub const MAX_DUE_IN_DAYS: u32 = 365;
 const PATCH_FIELDS: &[&str] = &["deadline", "isMandatory", "note", "isActive"];
+const LEARNER_PATCH_FIELDS: &[&str] = &["dueOn", "exempt", "reason"];
+/// Longest exemption reason accepted, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
 /// Unknown fields named one by one in an error list; the rest are counted in one more entry, so a body
 /// of thousands of junk keys cannot make an error response of thousands of entries.
 pub const MAX_REPORTED_UNKNOWN: usize = 10;
@@ -98,23 +114,28 @@ impl Errors {
     }
 
     fn deadline(&mut self, value: &Value, today: NaiveDate) -> Option<NaiveDate> {
+        self.date("deadline", value, today)
+    }
+
+    /// A calendar date from today up to five years ahead.
+    fn date(&mut self, field: &str, value: &Value, today: NaiveDate) -> Option<NaiveDate> {
         let Value::String(raw) = value else {
-            self.add("deadline", "must be a date string like 2026-04-15");
+            self.add(field, "must be a date string like 2026-04-15");
             return None;
         };
         // Strict calendar date: chrono would also accept e.g. "+2026-04-15".
         let well_formed = raw.len() == 10 && raw.bytes().enumerate().all(|(i, b)| matches!(i, 4 | 7) == (b == b'-'));
         let Some(date) = well_formed.then(|| NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok()).flatten() else {
-            self.add("deadline", "must be a calendar date in the form YYYY-MM-DD");
+            self.add(field, "must be a calendar date in the form YYYY-MM-DD");
             return None;
         };
         if date < today {
-            self.add("deadline", "must not be in the past");
+            self.add(field, "must not be in the past");
             return None;
         }
         let latest = today.checked_add_days(Days::new(MAX_DEADLINE_DAYS_AHEAD)).unwrap_or(NaiveDate::MAX);
         if date > latest {
-            self.add("deadline", "must be within five years");
+            self.add(field, "must be within five years");
             return None;
         }
         Some(date)
@@ -212,13 +233,39 @@ pub fn validate_create(body: &Value, today: NaiveDate) -> Result<NewAssignment, 
         canonical
     });
 
-    let deadline = match body.get("deadline") {
-        None | Some(Value::Null) => {
+    let due_in_days = match body.get("dueInDays") {
+        None | Some(Value::Null) => None,
+        Some(value) => match value.as_u64().filter(|d| (1..=u64::from(MAX_DUE_IN_DAYS)).contains(d)) {
+            Some(days) => u32::try_from(days).ok(),
+            None => {
+                errors.add("dueInDays", format!("must be a whole number of days from 1 to {MAX_DUE_IN_DAYS}"));
+                None
+            }
+        },
+    };
+    let deadline = match (body.get("deadline"), body.get("dueInDays")) {
+        (None | Some(Value::Null), None | Some(Value::Null)) => {
             errors.add("deadline", "is required");
             None
         }
-        Some(value) => errors.deadline(value, today),
+        (None | Some(Value::Null), Some(_)) => {
+            due_in_days.and_then(|days| today.checked_add_days(Days::new(u64::from(days))))
+        }
+        (Some(_), Some(days)) if !days.is_null() => {
+            errors.add("dueInDays", "give either deadline or dueInDays, not both");
+            None
+        }
+        (Some(value), _) => errors.deadline(value, today),
     };
+    let new_starters_only = body.get("newStartersOnly").map_or(Some(false), |v| errors.bool(v, "newStartersOnly"));
+    if new_starters_only == Some(true) {
+        if !matches!(assignee_type, Some(AssigneeType::Org | AssigneeType::Team)) {
+            errors.add("newStartersOnly", "applies to assigneeType org or team");
+        }
+        if body.get("dueInDays").is_none_or(Value::is_null) {
+            errors.add("dueInDays", "is required with newStartersOnly (each new starter's days to finish)");
+        }
+    }
     let is_mandatory = body.get("isMandatory").map_or(Some(true), |v| errors.bool(v, "isMandatory"));
     let note = body.get("note").map_or(Some(None), |v| errors.note(v));
 
@@ -227,11 +274,59 @@ pub fn validate_create(body: &Value, today: NaiveDate) -> Result<NewAssignment, 
             target: Target { content_area: area?, target_type: target_type?, target_id: target_id? },
             assignee: Assignee { assignee_type: assignee_type?, assignee_id: assignee_id? },
             deadline: deadline?,
+            due_in_days,
+            new_starters_only: new_starters_only?,
             is_mandatory: is_mandatory?,
             note: note?,
         })
     })();
     errors.finish(built)
+}
+
+/// Validates a `PATCH /assignments/{id}/users/{userId}` body: `dueOn` (a date from today, or null to
+/// follow the assignment again) and/or `exempt` (true with a `reason`, or false).
+pub fn validate_learner_patch(body: &Value, today: NaiveDate) -> Result<LearnerPatch, ValidationError> {
+    let body = body.as_object().ok_or(ValidationError::NotAnObject)?;
+    let mut errors = Errors::default();
+    errors.unknown_fields(body, LEARNER_PATCH_FIELDS);
+    if !body.contains_key("dueOn") && !body.contains_key("exempt") {
+        errors.add("body", "must set dueOn, exempt, or both");
+    }
+    let mut patch = LearnerPatch::default();
+    match body.get("dueOn") {
+        None => {}
+        Some(Value::Null) => patch.due_on = Some(None),
+        Some(value) => patch.due_on = errors.date("dueOn", value, today).map(Some),
+    }
+    let reason = match body.get("reason") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.trim().is_empty() => None,
+        Some(Value::String(s)) if s.chars().count() > MAX_REASON_CHARS => {
+            errors.add("reason", format!("must be at most {MAX_REASON_CHARS} characters"));
+            None
+        }
+        Some(Value::String(s)) => Some(s.trim().to_owned()),
+        Some(_) => {
+            errors.add("reason", "must be a string");
+            None
+        }
+    };
+    match body.get("exempt").map(|v| errors.bool(v, "exempt")) {
+        Some(Some(true)) if reason.is_none() && !errors.0.iter().any(|e| e.field == "reason") => {
+            errors.add("reason", "is required to exempt a learner")
+        }
+        Some(Some(true)) => patch.exempt = Some(reason),
+        Some(Some(false)) if body.get("reason").is_some_and(|r| !r.is_null()) => {
+            errors.add("reason", "is only accepted with exempt: true")
+        }
+        Some(Some(false)) => patch.exempt = Some(None),
+        Some(None) => {}
+        None if body.get("reason").is_some_and(|r| !r.is_null()) => {
+            errors.add("reason", "is only accepted with exempt: true")
+        }
+        None => {}
+    }
+    errors.finish(Some(patch))
 }
 
 /// Validates a patch body: only deadline, isMandatory, note (null clears) and isActive.

@@ -117,6 +117,8 @@ async fn assignments(store: &Store, org: &OrgId, teams: &[uuid::Uuid], t0: DateT
             },
             assignee: domain::Assignee { assignee_type, assignee_id },
             deadline: (t0 + Duration::days(30)).date_naive(),
+            due_in_days: None,
+            new_starters_only: false,
             is_mandatory: true,
             note: None,
         };

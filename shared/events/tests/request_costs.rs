@@ -53,6 +53,8 @@ async fn requests_per_membership_and_completion_event() {
             },
             assignee: domain::Assignee { assignee_type: kind, assignee_id: id },
             deadline: (Utc::now() + Duration::days(30)).date_naive(),
+            due_in_days: None,
+            new_starters_only: false,
             is_mandatory: true,
             note: None,
         };

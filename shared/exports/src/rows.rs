@@ -69,7 +69,8 @@ struct ProgressCells<'a> {
 
 type ProgressColumn = Column<fn(&ProgressCells<'_>) -> String>;
 
-const PROGRESS_TABLE: [ProgressColumn; 21] = [
+/// New columns go at the end, so spreadsheets and scripts that read by position keep working.
+const PROGRESS_TABLE: [ProgressColumn; 23] = [
     ("assignmentId", |c| c.a.id.to_string()),
     ("targetTitle", |c| c.a.target_title.clone()),
     ("targetPath", |c| c.a.target_path.clone()),
@@ -91,9 +92,11 @@ const PROGRESS_TABLE: [ProgressColumn; 21] = [
     ("startedAt", |c| opt_time(c.row.started_at)),
     ("completedAt", |c| opt_time(c.row.completed_at)),
     ("removedAt", |c| opt_time(c.row.removed_at)),
+    ("dueOn", |c| c.row.due_on(c.a.deadline).to_string()),
+    ("exemptReason", |c| c.row.exemption.as_ref().map(|e| e.reason.clone()).unwrap_or_default()),
 ];
 
-pub const PROGRESS_COLUMNS: [&str; 21] = headers(&PROGRESS_TABLE);
+pub const PROGRESS_COLUMNS: [&str; 23] = headers(&PROGRESS_TABLE);
 
 /// A cell a spreadsheet could run as a formula gets a leading `'`, which spreadsheets show as text; the
 /// rest of the value is kept as is. Dangerous: a first character of `=`, `+`, `-`, `@`, tab or CR, or
@@ -131,6 +134,7 @@ pub fn progress_record(
     now: DateTime<Utc>,
 ) -> Vec<String> {
     let (source, team) = match &row.source {
+        _ if a.new_starters_only => ("new_starters", String::new()),
         Source::Individual => ("individual", String::new()),
         Source::Organization => ("organization", String::new()),
         Source::Team { team_id } => ("team", team_names.get(team_id).cloned().unwrap_or_default()),
@@ -228,6 +232,6 @@ mod tests {
             "RFC 4180 quoting, every field quoted"
         );
         assert_eq!(ASSIGNMENT_COLUMNS.len(), 24);
-        assert_eq!(PROGRESS_COLUMNS.len(), 21);
+        assert_eq!(PROGRESS_COLUMNS.len(), 23);
     }
 }

@@ -18,28 +18,37 @@ pub struct Preview {
     pub assignee_name: String,
     /// Learners who already have an active assignment of the same target, through any assignee.
     pub already_assigned: usize,
+    pub new_starters_only: bool,
 }
 
 impl Preview {
-    /// "Will assign 3 challenges to 12 learners".
+    /// "Will assign 3 challenges to 12 learners" ("… to each new starter").
     pub fn summary(&self) -> String {
+        if self.new_starters_only {
+            return domain::preview::new_starters_summary(self.items);
+        }
         domain::preview::summary(self.items, self.learners)
     }
 }
 
 pub async fn preview(ctx: &Ctx<'_>, org: &OrgId, new: &NewAssignment) -> Result<Preview, AppError> {
     let resolved = resolve_target(ctx.store, org, &new.target).await?;
-    let roster = resolve_assignee(ctx.store, org, &new.assignee).await?;
+    let mut roster = resolve_assignee(ctx.store, org, &new.assignee).await?;
+    if new.new_starters_only {
+        roster.members.clear();
+    }
     let learners: HashSet<_> = roster.members.iter().map(|m| m.user_id).collect();
     Ok(Preview {
         items: ItemCounts::of(&resolved.units),
         learners: u32::try_from(learners.len()).unwrap_or(u32::MAX),
         assignee_name: roster.assignee_name,
         already_assigned: already_assigned(ctx, org, &new.target, &learners).await?,
+        new_starters_only: new.new_starters_only,
     })
 }
 
-/// Creates the assignment for everyone its assignee reaches now and announces `assignment.created`.
+/// Creates the assignment for everyone its assignee reaches now (nobody, for a new-starters
+/// assignment: its learners arrive as they join) and announces `assignment.created`.
 /// `view` is how the audit entry shows the new assignment (the API's representation).
 pub async fn create(
     ctx: &Ctx<'_>,
@@ -49,14 +58,17 @@ pub async fn create(
     view: impl FnOnce(&domain::Assignment) -> Value,
 ) -> Result<domain::Assignment, AppError> {
     let resolved = resolve_target(ctx.store, org, &new.target).await?;
-    let roster = resolve_assignee(ctx.store, org, &new.assignee).await?;
+    let mut roster = resolve_assignee(ctx.store, org, &new.assignee).await?;
+    if new.new_starters_only {
+        roster.members.clear();
+    }
     let id = AssignmentId::new_v7();
     let assignment = new.into_assignment(id, resolved, roster.assignee_name, actor.id.clone(), actor.now);
     let rows: Vec<ProgressRow> = roster
         .members
         .into_iter()
         .map(|m| {
-            let mut row = ProgressRow::new(id, m.user_id, m.source, actor.now);
+            let mut row = assignment.new_row(m.user_id, m.source, actor.now);
             row.membership_at = m.since;
             row
         })

@@ -28,6 +28,7 @@ pub mod create;
 mod error;
 #[cfg(feature = "export")]
 pub mod export;
+pub mod learners;
 pub mod membership;
 pub mod outbound;
 pub mod patch;

@@ -128,6 +128,7 @@ pub async fn reconcile_user(
             Some(_) if in_scope && !a.is_active => continue,
             Some(_) => {}
             None if !a.is_active => continue,
+            None if !a.admits(user) => continue,
             None if in_scope
                 && a.assignee.assignee_type == AssigneeType::Team
                 && team_deleted(store, org, &a.assignee.assignee_id, &mut deleted_teams).await? =>

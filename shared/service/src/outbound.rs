@@ -2,7 +2,7 @@
 //! detail names the org, the event's own id and time, and a self-contained assignment summary.
 
 use chrono::{DateTime, Utc};
-use domain::{Assignment, OrgId, User, UserId};
+use domain::{Assignment, OrgId, ProgressRow, User, UserId};
 use serde_json::{Value, json};
 
 pub const SOURCE: &str = "assignments";
@@ -55,6 +55,26 @@ pub fn completed(
 ) -> DomainEvent {
     let detail = with_user(json!({"assignment": summary(a), "completedAt": completed_at}), user, profile);
     event("assignment.completed", org, completed_at, detail)
+}
+
+/// `assignment.user_updated`: an admin extended or exempted one learner (`before`/`after` as in the
+/// audit entry).
+pub fn user_updated(
+    org: &OrgId,
+    a: &Assignment,
+    row: &ProgressRow,
+    profile: Option<&User>,
+    actor: &str,
+    before: Value,
+    at: DateTime<Utc>,
+) -> DomainEvent {
+    let detail = json!({
+        "assignment": summary(a),
+        "actorId": actor,
+        "before": before,
+        "after": row.override_snapshot(a.deadline),
+    });
+    event("assignment.user_updated", org, at, with_user(detail, row.user_id, profile))
 }
 
 /// The learner's name and email as projected; `null` while unknown (a team event about a user can

@@ -29,6 +29,12 @@ pub async fn change(
         if expected.is_some_and(|v| v != current.version) {
             return Err(AppError::VersionMismatch { current_version: current.version });
         }
+        if patch.deadline.is_some() && current.due_in_days.is_some() {
+            return Err(AppError::InvalidField {
+                field: "deadline",
+                message: "cannot change: each learner's date is relative (dueInDays); extend learners one by one",
+            });
+        }
         let Some((next, activation)) = current.patched(patch, actor.now) else {
             return Ok(current);
         };

@@ -38,8 +38,42 @@ pub async fn assignment_learners(
     Ok(AssignmentLearners { assignment, rows: page.items, users, team_names, next: page.next })
 }
 
+/// One learner's row on an assignment, with their name and their team's.
+#[derive(Debug)]
+pub struct AssignmentLearner {
+    pub assignment: Assignment,
+    pub row: ProgressRow,
+    pub user: Option<User>,
+    pub team_names: HashMap<TeamId, String>,
+}
+
+/// `user`'s row on the assignment (removed and exempt ones included); not found when either is
+/// missing in the org.
+pub async fn assignment_learner(
+    ctx: &Ctx<'_>,
+    org: &OrgId,
+    id: AssignmentId,
+    user: UserId,
+) -> Result<AssignmentLearner, AppError> {
+    let store = ctx.store;
+    let assignment = store.get_assignment(org, id).await?.ok_or(AppError::NotFound)?;
+    let row = store.progress_row(org, id, user).await?.ok_or(AppError::NotFound)?;
+    learner_with_names(store, org, assignment, row).await
+}
+
+pub(crate) async fn learner_with_names(
+    store: &Store,
+    org: &OrgId,
+    assignment: Assignment,
+    row: ProgressRow,
+) -> Result<AssignmentLearner, AppError> {
+    let user = store.get_user(org, row.user_id).await?;
+    let team_names = team_names(store, org, std::iter::once(&row)).await?;
+    Ok(AssignmentLearner { assignment, row, user, team_names })
+}
+
 /// A page of a learner's assignments: the active ones the learner is in scope of, with their row,
-/// soonest deadline (then oldest) first within the page; and the names of the teams they came through.
+/// soonest due date (then oldest) first within the page; and the names of the teams they came through.
 /// Reads at most `max` of the learner's rows (active or not).
 pub async fn learner_assignments(
     ctx: &Ctx<'_>,
@@ -57,7 +91,7 @@ pub async fn learner_assignments(
     let team_names = team_names(store, org, rows.iter()).await?;
     let mut items: Vec<_> =
         rows.into_iter().filter_map(|row| assignments.remove(&row.assignment_id).map(|a| (a, row))).collect();
-    items.sort_by_key(|(a, _)| (a.deadline, a.created_at));
+    items.sort_by_key(|(a, row)| (row.due_on(a.deadline), a.created_at));
     Ok((Page { items, next: page.next }, team_names))
 }
 

@@ -82,7 +82,7 @@ impl Store {
     ) -> Result<Assignment, StoreError> {
         let (first, rest) = roster.split_at(roster.len().min(ROSTER_ROWS_PER_TRANSACTION));
         let mut created = assignment.clone();
-        created.aggregates = assignment.aggregates + roster_delta(assignment, first);
+        created.aggregates = assignment.aggregates.clone() + roster_delta(assignment, first);
 
         let mut tx = self.transaction();
         tx.put(to_item(&assignment_record(org, &created)?)?, Some("attribute_not_exists(PK)"))?;
@@ -107,7 +107,8 @@ impl Store {
         }
         if !rest.is_empty() {
             self.add_roster_rows(org, &created, rest).await?;
-            created.aggregates = created.aggregates + roster_delta(&created, rest);
+            let added = roster_delta(&created, rest);
+            created.aggregates = created.aggregates.clone() + added;
         }
         Ok(created)
     }
@@ -170,7 +171,9 @@ impl Store {
             values.push((":area".into(), s(area.as_str())));
         }
         if let Some(today) = filter.overdue_on {
-            conditions.push("isActive = :overdueActive AND deadline < :today AND (inProgressUsers > :zero OR notStartedUsers > :zero)");
+            // A superset (rows with their own dates may be overdue before the deadline, or not after
+            // it), made exact below.
+            conditions.push("isActive = :overdueActive AND ((deadline < :today AND (inProgressUsers > :zero OR notStartedUsers > :zero)) OR datedRows > :zero)");
             values.push((":overdueActive".into(), aws_sdk_dynamodb::types::AttributeValue::Bool(true)));
             values.push((":today".into(), s(today.to_string())));
             values.push((":zero".into(), n(0)));
@@ -191,7 +194,12 @@ impl Store {
                 limit,
             )
             .await?;
-        let items = items.into_iter().map(AssignmentRecord::entity_of).collect::<Result<_, StoreError>>()?;
+        let mut items: Vec<Assignment> =
+            items.into_iter().map(AssignmentRecord::entity_of).collect::<Result<_, StoreError>>()?;
+        if let Some(today) = filter.overdue_on {
+            let noon = today.and_hms_opt(12, 0, 0).unwrap_or_default().and_utc();
+            items.retain(|a| a.aggregates.summary(a.item_count, a.deadline, noon).overdue_users > 0);
+        }
         Ok(Page { items, next })
     }
 

@@ -2,10 +2,10 @@
 //! reminder claims.
 
 use chrono::NaiveDate;
-use domain::{Assignment, AssignmentId, OrgId, UserId};
+use domain::{Assignment, AssignmentId, OrgId, ProgressRow, UserId};
 
 use crate::dynamo::s;
-use crate::records::{AssignmentRecord, Record};
+use crate::records::{AssignmentRecord, ProgressRecord, Record};
 use crate::{Page, PageKey, Store, StoreError, keys};
 
 impl Store {
@@ -50,6 +50,31 @@ impl Store {
             )
             .await?;
         let items = items.into_iter().map(AssignmentRecord::entity_of).collect::<Result<_, StoreError>>()?;
+        Ok(Page { items, next })
+    }
+
+    /// Pattern 6 for rows with a due date of their own: a page of them due on or before `until`,
+    /// earliest first (the sparse index holds only incomplete rows in the rates).
+    pub async fn own_dated_rows_page(
+        &self,
+        org: &OrgId,
+        until: NaiveDate,
+        start: Option<PageKey>,
+    ) -> Result<Page<ProgressRow>, StoreError> {
+        let pk = keys::row_due_index(org);
+        let (items, next) = self
+            .query_page(
+                |q| {
+                    q.index_name(keys::GSI3)
+                        .key_condition_expression("GSI3PK = :pk AND GSI3SK <= :until")
+                        .expression_attribute_values(":pk", s(pk.as_str()))
+                        .expression_attribute_values(":until", s(format!("{until}#~")))
+                },
+                start,
+                Some(100),
+            )
+            .await?;
+        let items = items.into_iter().map(ProgressRecord::entity_of).collect::<Result<_, StoreError>>()?;
         Ok(Page { items, next })
     }
 

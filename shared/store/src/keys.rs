@@ -7,7 +7,7 @@
 //! | entity            | PK                                             | SK                      | GSI1 (PK / SK)                 | GSI2 (PK / SK)                                   | GSI3 (PK / SK)            |
 //! |-------------------|------------------------------------------------|-------------------------|--------------------------------|--------------------------------------------------|---------------------------|
 //! | assignment        | `ORG#o#ASG#a`                                   | `A`                     | `ORG#o#ASGS` / `a` (v7)        | active: `ORG#o#ASSIGNEE#type#id` / `a`           | active: `ORG#o#DUE` / `deadline#a` |
-//! | progress row      | `ORG#o#ASG#a`                                   | `USER#u`                |                                | `ORG#o#USER#u` / `ASG#a`                         |                           |
+//! | progress row      | `ORG#o#ASG#a`                                   | `USER#u`                |                                | `ORG#o#USER#u` / `ASG#a`                         | incomplete, in the rates, own date: `ORG#o#ROWDUE` / `dueOn#a#u` |
 //! | active-duplicate lock | `ORG#o#ACTIVE#assigneeType#assigneeId#targetType#targetId` | `LOCK`  |                                |                                                  |                           |
 //! | completion log    | `ORG#o#USER#u`                                  | `DONE#item#ms`          |                                |                                                  |                           |
 //! | user              | `ORG#o#USER#u`                                  | `PROFILE`               | active: `ORG#o#USERS` / `u`    | active, in a team: `ORG#o#TEAM#t#MEMBERS` / `u`  |                           |
@@ -39,6 +39,9 @@ pub const GSI2SK: &str = "GSI2SK";
 pub const GSI3: &str = "GSI3";
 pub const GSI3PK: &str = "GSI3PK";
 pub const GSI3SK: &str = "GSI3SK";
+/// On an assignment: how many of its incomplete rows have their own due date (the sum of its
+/// `due#<date>#<class>` counters, see `domain::DatedCounts`).
+pub const DATED_ROWS: &str = "datedRows";
 /// TTL attribute (epoch seconds) for idempotency records and rate counters.
 pub const TTL_ATTRIBUTE: &str = "expiresAt";
 
@@ -85,6 +88,16 @@ pub fn reminder_pk(org: &OrgId, id: AssignmentId) -> String {
 
 pub fn due_sort(deadline: chrono::NaiveDate, id: AssignmentId) -> String {
     format!("{deadline}#{id}")
+}
+
+/// Rows with a due date of their own (a relative deadline, an extension) by that date: reminders
+/// find them here, as they find rows that follow their assignment's deadline through [`due_index`].
+pub fn row_due_index(org: &OrgId) -> String {
+    format!("ORG#{org}#ROWDUE")
+}
+
+pub fn row_due_sort(due_on: chrono::NaiveDate, id: AssignmentId, user: UserId) -> String {
+    format!("{due_on}#{id}#{user}")
 }
 
 pub fn progress_sk(user: UserId) -> String {

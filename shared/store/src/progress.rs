@@ -2,7 +2,7 @@
 
 use aws_sdk_dynamodb::types::Put;
 use chrono::{DateTime, Utc};
-use domain::{Aggregates, Assignment, Completion, OrgId, ProgressRow, Source, TrackedItem, UserId};
+use domain::{Aggregates, Assignment, AuditEntry, Completion, OrgId, ProgressRow, Source, TrackedItem, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::dynamo::{from_item, n, to_item};
@@ -65,6 +65,30 @@ impl Store {
         before: &ProgressRow,
         after: &ProgressRow,
     ) -> Result<ProgressRow, StoreError> {
+        self.write_row(org, assignment, before, after, None).await
+    }
+
+    /// [`Store::apply_progress`] for an admin's change of one learner's row: its audit entry commits
+    /// in the same transaction.
+    pub async fn override_row(
+        &self,
+        org: &OrgId,
+        assignment: &Assignment,
+        before: &ProgressRow,
+        after: &ProgressRow,
+        audit: &AuditEntry,
+    ) -> Result<ProgressRow, StoreError> {
+        self.write_row(org, assignment, before, after, Some(audit)).await
+    }
+
+    async fn write_row(
+        &self,
+        org: &OrgId,
+        assignment: &Assignment,
+        before: &ProgressRow,
+        after: &ProgressRow,
+        audit: Option<&AuditEntry>,
+    ) -> Result<ProgressRow, StoreError> {
         let mut next = after.clone();
         next.revision = before.revision + 1;
         let contribution = next.contribution(&assignment.units, assignment.item_count);
@@ -72,22 +96,27 @@ impl Store {
         let counted = before.counted.unwrap_or_else(|| before.contribution(&assignment.units, assignment.item_count));
         let delta = Aggregates::delta(Some(counted), Some(contribution));
         let mut tx = self.transaction();
-        tx.put_with(
+        let row_index = tx.put_with(
             Put::builder()
                 .set_item(Some(progress_item(org, &next, assignment)?))
                 .condition_expression("revision = :rev")
                 .expression_attribute_values(":rev", n(before.revision)),
         )?;
-        if !delta.is_zero() {
-            tx.counters(org, assignment, &delta)?;
+        let counters_index = if delta.is_zero() { None } else { Some(tx.counters(org, assignment, &delta)?) };
+        if let Some(entry) = audit {
+            tx.audit(org, entry)?;
         }
         match tx.commit().await {
             Ok(()) => Ok(next),
-            Err(TxFailure::Cancelled(reasons)) if reasons.first().is_some_and(CancelReason::condition_failed) => {
+            Err(TxFailure::Cancelled(reasons))
+                if reasons.get(row_index).is_some_and(CancelReason::condition_failed) =>
+            {
                 Err(StoreError::VersionConflict)
             }
-            Err(TxFailure::Cancelled(reasons)) if reasons.get(1).is_some_and(CancelReason::condition_failed) => {
-                Err(counter_failure(&reasons[1]))
+            Err(TxFailure::Cancelled(reasons))
+                if counters_index.and_then(|i| reasons.get(i)).is_some_and(CancelReason::condition_failed) =>
+            {
+                Err(counter_failure(&reasons[counters_index.unwrap_or_default()]))
             }
             Err(other) => Err(other.into()),
         }
@@ -190,7 +219,7 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<MembershipChange, StoreError> {
         if self.progress_row(org, assignment.id, user).await?.is_none() {
-            let mut row = ProgressRow::new(assignment.id, user, source, at);
+            let mut row = assignment.new_row(user, source, at);
             if !joined {
                 row.removed_at = Some(at);
             }

@@ -61,9 +61,12 @@ record!(
 );
 
 record!(
+    /// GSI3 only while the row is incomplete, in the rates and has its own due date (reminders).
     ProgressRecord {
         gsi2pk: Option<String> = "GSI2PK",
         gsi2sk: Option<String> = "GSI2SK",
+        gsi3pk: Option<String> = "GSI3PK",
+        gsi3sk: Option<String> = "GSI3SK",
         phase: Option<RowClass> = "phase",
     } flatten row: ProgressRow
 );

@@ -1,7 +1,7 @@
 //! Access patterns 1 and 3: an assignment's roster (its progress rows), paged by assignment and by
 //! learner, and kept equal to the counters.
 
-use domain::{Aggregates, Assignment, AssignmentId, OrgId, ProgressRow, UserId};
+use domain::{Aggregates, Assignment, AssignmentId, DatedCounts, OrgId, ProgressRow, UserId};
 
 use crate::dynamo::{Item, n, s, to_item};
 use crate::partition::Partition;
@@ -20,13 +20,16 @@ pub(crate) const ROSTER_CHUNK: usize = 99;
 /// The stored form of a row; records what the counters count for it (see [`ProgressRow::counted`]).
 pub(crate) fn progress_item(org: &OrgId, row: &ProgressRow, assignment: &Assignment) -> Result<Item, StoreError> {
     let mut row = row.clone();
-    row.counted = Some(row.contribution(&assignment.units, assignment.item_count));
+    let counted = row.contribution(&assignment.units, assignment.item_count);
+    row.counted = Some(counted);
     to_item(&ProgressRecord {
         pk: keys::assignment_pk(org, row.assignment_id),
         sk: keys::progress_sk(row.user_id),
         entity: "progress".into(),
         gsi2pk: Some(keys::user_assignments_index(org, row.user_id)),
         gsi2sk: Some(keys::assignment_ref(row.assignment_id)),
+        gsi3pk: counted.due_on.map(|_| keys::row_due_index(org)),
+        gsi3sk: counted.due_on.map(|date| keys::row_due_sort(date, row.assignment_id, row.user_id)),
         phase: Some(row.class(&assignment.units, assignment.item_count)),
         row,
     })
@@ -137,31 +140,62 @@ impl Store {
             let contribution = row.counted.unwrap_or_else(|| row.contribution(&before.units, before.item_count));
             acc + Aggregates::delta(None, Some(contribution))
         });
-        let stored = before.aggregates;
-        if counted == stored {
+        let stored = &before.aggregates;
+        if counted == *stored {
             return Ok(false);
         }
-        let result = self.send_update(
-self.update_request()
+        let mut set = vec![
+            "totalUsers = :t".to_owned(),
+            "completedUsers = :c".into(),
+            "inProgressUsers = :i".into(),
+            "notStartedUsers = :n".into(),
+            "completedItemsSum = :s".into(),
+            format!("{} = :dr", keys::DATED_ROWS),
+        ];
+        let mut guards = vec![
+            "totalUsers = :t0".to_owned(),
+            "completedUsers = :c0".into(),
+            "inProgressUsers = :i0".into(),
+            "notStartedUsers = :n0".into(),
+            "completedItemsSum = :s0".into(),
+        ];
+        let mut update = self
+            .update_request()
             .key(keys::PK, s(keys::assignment_pk(org, id)))
             .key(keys::SK, s(keys::ASSIGNMENT_SK))
-            .update_expression(
-                "SET totalUsers = :t, completedUsers = :c, inProgressUsers = :i, notStartedUsers = :n, completedItemsSum = :s",
-            )
-            .condition_expression(
-                "totalUsers = :t0 AND completedUsers = :c0 AND inProgressUsers = :i0 AND notStartedUsers = :n0 AND completedItemsSum = :s0",
-            )
             .expression_attribute_values(":t", n(counted.total_users))
             .expression_attribute_values(":c", n(counted.completed_users))
             .expression_attribute_values(":i", n(counted.in_progress_users))
             .expression_attribute_values(":n", n(counted.not_started_users))
             .expression_attribute_values(":s", n(counted.completed_items_sum))
+            .expression_attribute_values(":dr", n(counted.dated.total()))
             .expression_attribute_values(":t0", n(stored.total_users))
             .expression_attribute_values(":c0", n(stored.completed_users))
             .expression_attribute_values(":i0", n(stored.in_progress_users))
             .expression_attribute_values(":n0", n(stored.not_started_users))
-            .expression_attribute_values(":s0", n(stored.completed_items_sum))
-).await;
+            .expression_attribute_values(":s0", n(stored.completed_items_sum));
+        let dates: std::collections::BTreeSet<_> = stored.dated.0.keys().chain(counted.dated.0.keys()).collect();
+        for (i, key) in dates.into_iter().enumerate() {
+            update = update
+                .expression_attribute_names(format!("#d{i}"), DatedCounts::attribute(key.0, key.1))
+                .expression_attribute_values(format!(":d{i}"), n(counted.dated.0.get(key).copied().unwrap_or(0)));
+            set.push(format!("#d{i} = :d{i}"));
+            match stored.dated.0.get(key) {
+                Some(count) => {
+                    guards.push(format!("#d{i} = :d{i}0"));
+                    update = update.expression_attribute_values(format!(":d{i}0"), n(*count));
+                }
+                None => {
+                    guards.push(format!("(attribute_not_exists(#d{i}) OR #d{i} = :zero)"));
+                    update = update.expression_attribute_values(":zero", n(0));
+                }
+            }
+        }
+        let result = self
+            .send_update(
+                update.update_expression(format!("SET {}", set.join(", "))).condition_expression(guards.join(" AND ")),
+            )
+            .await;
         match result {
             Ok(_) => Ok(true),
             Err(StoreError::ConditionFailed) => Ok(false),

@@ -3,7 +3,7 @@
 
 use aws_sdk_dynamodb::types::builders::{DeleteBuilder, PutBuilder, UpdateBuilder};
 use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
-use domain::{Aggregates, Assignment, AuditEntry, OrgId};
+use domain::{Aggregates, Assignment, AuditEntry, DatedCounts, OrgId};
 
 use crate::dynamo::{Item, n, s};
 use crate::{Store, StoreError, keys};
@@ -63,22 +63,32 @@ impl Transaction<'_> {
         assignment: &Assignment,
         delta: &Aggregates,
     ) -> Result<usize, StoreError> {
-        self.update(
-            Update::builder()
-                .key(keys::PK, s(keys::assignment_pk(org, assignment.id)))
-                .key(keys::SK, s(keys::ASSIGNMENT_SK))
-                .update_expression(
-                    "ADD totalUsers :dt, completedUsers :dc, inProgressUsers :di, notStartedUsers :dn, completedItemsSum :ds",
-                )
-                .condition_expression("attribute_exists(PK) AND unitsRev = :ur")
-                .expression_attribute_values(":ur", n(assignment.units_rev))
-                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-                .expression_attribute_values(":dt", n(delta.total_users))
-                .expression_attribute_values(":dc", n(delta.completed_users))
-                .expression_attribute_values(":di", n(delta.in_progress_users))
-                .expression_attribute_values(":dn", n(delta.not_started_users))
-                .expression_attribute_values(":ds", n(delta.completed_items_sum)),
-        )
+        let mut update = Update::builder()
+            .key(keys::PK, s(keys::assignment_pk(org, assignment.id)))
+            .key(keys::SK, s(keys::ASSIGNMENT_SK))
+            .condition_expression("attribute_exists(PK) AND unitsRev = :ur")
+            .expression_attribute_values(":ur", n(assignment.units_rev))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .expression_attribute_values(":dt", n(delta.total_users))
+            .expression_attribute_values(":dc", n(delta.completed_users))
+            .expression_attribute_values(":di", n(delta.in_progress_users))
+            .expression_attribute_values(":dn", n(delta.not_started_users))
+            .expression_attribute_values(":ds", n(delta.completed_items_sum));
+        let mut expression = String::from(
+            "ADD totalUsers :dt, completedUsers :dc, inProgressUsers :di, notStartedUsers :dn, completedItemsSum :ds",
+        );
+        if !delta.dated.0.is_empty() {
+            // `datedRows` (their total) lets the list's overdue filter skip assignments without any.
+            expression.push_str(&format!(", {} :dd", keys::DATED_ROWS));
+            update = update.expression_attribute_values(":dd", n(delta.dated.total()));
+        }
+        for (i, ((date, class), count)) in delta.dated.0.iter().enumerate() {
+            expression.push_str(&format!(", #due{i} :due{i}"));
+            update = update
+                .expression_attribute_names(format!("#due{i}"), DatedCounts::attribute(*date, *class))
+                .expression_attribute_values(format!(":due{i}"), n(*count));
+        }
+        self.update(update.update_expression(expression))
     }
 
     fn add(&mut self, item: TransactWriteItem) -> usize {

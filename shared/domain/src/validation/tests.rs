@@ -137,3 +137,58 @@ fn patch_allows_only_editable_fields() {
     assert_eq!(fields(validate_patch(&json!({"isActive": "no"}), today()).unwrap_err()), ["isActive"]);
     assert_eq!(fields(validate_patch(&json!({"deadline": "2020-01-01"}), today()).unwrap_err()), ["deadline"]);
 }
+
+#[test]
+fn learner_patches_extend_exempt_or_both() {
+    let date = NaiveDate::from_ymd_opt(2026, 3, 20).unwrap();
+    let extend = validate_learner_patch(&json!({"dueOn": "2026-03-20"}), today()).unwrap();
+    assert_eq!(extend, LearnerPatch { due_on: Some(Some(date)), exempt: None });
+    let back = validate_learner_patch(&json!({"dueOn": null}), today()).unwrap();
+    assert_eq!(back.due_on, Some(None));
+    let exempt = validate_learner_patch(&json!({"exempt": true, "reason": "  on leave "}), today()).unwrap();
+    assert_eq!(exempt.exempt, Some(Some("on leave".to_owned())));
+    let lift = validate_learner_patch(&json!({"exempt": false, "dueOn": "2026-03-01"}), today()).unwrap();
+    assert_eq!(lift, LearnerPatch { due_on: Some(Some(today())), exempt: Some(None) });
+}
+
+#[test]
+fn learner_patches_name_every_bad_field() {
+    let bad = |body: Value| fields(validate_learner_patch(&body, today()).unwrap_err());
+    assert_eq!(bad(json!({})), ["body"]);
+    assert_eq!(bad(json!({"dueOn": "2026-02-28"})), ["dueOn"], "not in the past");
+    assert_eq!(bad(json!({"dueOn": 5, "exempt": "yes"})), ["dueOn", "exempt"]);
+    assert_eq!(bad(json!({"exempt": true})), ["reason"], "an exemption says why");
+    assert_eq!(bad(json!({"exempt": true, "reason": " "})), ["reason"]);
+    assert_eq!(bad(json!({"exempt": false, "reason": "x"})), ["reason"]);
+    assert_eq!(bad(json!({"dueOn": null, "reason": "x"})), ["reason"]);
+    assert_eq!(bad(json!({"exempt": true, "reason": "x".repeat(MAX_REASON_CHARS + 1)})), ["reason"]);
+    assert_eq!(bad(json!({"dueOn": null, "deadline": "2026-04-01"})), ["deadline"]);
+    assert!(matches!(validate_learner_patch(&json!([1]), today()), Err(ValidationError::NotAnObject)));
+}
+
+#[test]
+fn relative_deadlines_and_new_starters() {
+    let mut body = valid();
+    body.as_object_mut().unwrap().remove("deadline");
+    body["dueInDays"] = json!(30);
+    let new = validate_create(&body, today()).unwrap();
+    assert_eq!((new.due_in_days, new.deadline), (Some(30), NaiveDate::from_ymd_opt(2026, 3, 31).unwrap()));
+    body["newStartersOnly"] = json!(true);
+    assert!(validate_create(&body, today()).unwrap().new_starters_only);
+
+    let bad = |body: Value| fields(validate_create(&body, today()).unwrap_err());
+    let mut both = valid();
+    both["dueInDays"] = json!(3);
+    assert_eq!(bad(both), ["dueInDays"]);
+    for days in [json!(0), json!(366), json!(1.5), json!("7")] {
+        let mut b = body.clone();
+        b["dueInDays"] = days;
+        assert_eq!(bad(b), ["dueInDays"]);
+    }
+    let mut absolute = valid();
+    absolute["newStartersOnly"] = json!(true);
+    assert_eq!(bad(absolute), ["dueInDays"], "new starters need a relative deadline");
+    let mut individual = body.clone();
+    individual["assigneeType"] = json!("user");
+    assert_eq!(bad(individual), ["newStartersOnly"]);
+}

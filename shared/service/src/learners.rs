@@ -1,0 +1,70 @@
+//! An admin's change of one learner on one assignment: an extension of their due date, or an
+//! exemption with its reason. Optimistic concurrency on the row's revision, the audit entry in the
+//! same transaction as the row and the counters, then `assignment.user_updated`.
+
+use domain::{AssignmentId, LearnerPatch, OrgId, UserId};
+use serde_json::json;
+use store::StoreError;
+use store::retry::Retry;
+
+use crate::reads::{AssignmentLearner, learner_with_names};
+use crate::{Actor, AppError, Ctx, outbound};
+
+/// Applies `patch` to `user`'s row and returns it as it now is (unchanged if the patch changes
+/// nothing). With `expected` (the client's `If-Match`), another current revision is
+/// [`AppError::VersionMismatch`]; without it, concurrent changes (a completion arriving meanwhile)
+/// are re-read and the patch applied again.
+pub async fn change(
+    ctx: &Ctx<'_>,
+    org: &OrgId,
+    id: AssignmentId,
+    user: UserId,
+    patch: &LearnerPatch,
+    expected: Option<u64>,
+    actor: &Actor,
+) -> Result<AssignmentLearner, AppError> {
+    let store = ctx.store;
+    let mut attempts = Retry::CONFLICT.attempts();
+    while attempts.next().await {
+        let assignment = store.get_assignment(org, id).await?.ok_or(AppError::NotFound)?;
+        let row = store.progress_row(org, id, user).await?.ok_or(AppError::NotFound)?;
+        if expected.is_some_and(|v| v != row.revision) {
+            return Err(AppError::VersionMismatch { current_version: row.revision });
+        }
+        let Some(mut next) = row.overridden(patch, &actor.id, actor.now) else {
+            return learner_with_names(store, org, assignment, row).await;
+        };
+        next.revision = row.revision + 1;
+        let before = row.override_snapshot(assignment.deadline);
+        let audit = actor.audit(
+            "assignment.user_updated",
+            ("assignment", id.to_string(), assignment.target_title.clone()),
+            json!({"userId": user, "before": before, "after": next.override_snapshot(assignment.deadline)}),
+        );
+        match store.override_row(org, &assignment, &row, &next, &audit).await {
+            Ok(stored) => {
+                let learner = learner_with_names(store, org, assignment, stored).await?;
+                let event = outbound::user_updated(
+                    org,
+                    &learner.assignment,
+                    &learner.row,
+                    learner.user.as_ref(),
+                    &actor.id,
+                    before,
+                    actor.now,
+                );
+                ctx.events.announce(&[event]).await;
+                return Ok(learner);
+            }
+            Err(StoreError::VersionConflict) if expected.is_some() => {
+                let current = store.progress_row(org, id, user).await?.map_or(row.revision, |r| r.revision);
+                return Err(AppError::VersionMismatch { current_version: current });
+            }
+            Err(StoreError::VersionConflict | StoreError::AssignmentChanged | StoreError::TransactionConflict(_)) => {
+                continue;
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(AppError::Contended)
+}
