@@ -10,6 +10,18 @@ pub mod e2e;
 pub mod fixtures;
 pub mod stack;
 
+/// A small deterministic generator (an LCG) for property tests: the same seed gives the same run, so
+/// a failing sequence can be replayed.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) as usize % n
+    }
+}
+
 /// A deterministic shuffle (Fisher–Yates driven by a small LCG): the same `seed` gives the same order,
 /// so a failing replay can be run again.
 pub fn shuffled<T: Clone>(items: &[T], seed: u64) -> Vec<T> {

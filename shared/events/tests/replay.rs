@@ -98,12 +98,14 @@ fn envelope(org: &OrgId, t0: DateTime<Utc>, (minute, detail_type, detail): &(i64
 
 async fn assignments(store: &Store, org: &OrgId, teams: &[uuid::Uuid], t0: DateTime<Utc>) -> Vec<Assignment> {
     let mut out = Vec::new();
+    // The last one dates each learner from the day they joined (relative deadline).
     let assignees = [
-        (AssigneeType::Team, teams[0].to_string()),
-        (AssigneeType::Team, teams[1].to_string()),
-        (AssigneeType::Org, org.as_str().to_owned()),
+        (AssigneeType::Team, teams[0].to_string(), None),
+        (AssigneeType::Team, teams[1].to_string(), None),
+        (AssigneeType::Org, org.as_str().to_owned(), None),
+        (AssigneeType::Team, teams[0].to_string(), Some(5)),
     ];
-    for (assignee_type, assignee_id) in assignees {
+    for (assignee_type, assignee_id, due_in_days) in assignees {
         let resolved = ResolvedTarget {
             title: "SQL Injection".into(),
             path: "Web / Injection / SQL Injection".into(),
@@ -113,11 +115,12 @@ async fn assignments(store: &Store, org: &OrgId, teams: &[uuid::Uuid], t0: DateT
             target: domain::Target {
                 content_area: ContentArea::Practice,
                 target_type: TargetType::Topic,
-                target_id: "sql-injection".into(),
+                // Another target id for the relative one, so it is not a duplicate of the first.
+                target_id: if due_in_days.is_some() { "sql-injection-relative" } else { "sql-injection" }.into(),
             },
             assignee: domain::Assignee { assignee_type, assignee_id },
             deadline: (t0 + Duration::days(30)).date_naive(),
-            due_in_days: None,
+            due_in_days,
             new_starters_only: false,
             is_mandatory: true,
             note: None,
@@ -149,6 +152,7 @@ type RowState = (
     Option<DateTime<Utc>>,
     Option<DateTime<Utc>>,
     DateTime<Utc>,
+    Option<chrono::NaiveDate>,
 );
 
 async fn state(store: &Store, org: &OrgId, assignments: &[Assignment]) -> Vec<(domain::Aggregates, Vec<RowState>)> {
@@ -163,7 +167,8 @@ async fn state(store: &Store, org: &OrgId, assignments: &[Assignment]) -> Vec<(d
             .into_iter()
             .map(|r| {
                 let class = r.class(&a.units, a.item_count);
-                (r.user_id.0, class, r.completed, r.started_at, r.completed_at, r.removed_at, r.membership_at)
+                let due = r.own_due_on();
+                (r.user_id.0, class, r.completed, r.started_at, r.completed_at, r.removed_at, r.membership_at, due)
             })
             .collect();
         rows.sort_by_key(|r| r.0);
@@ -217,4 +222,7 @@ async fn three_shuffled_replays_equal_one_ordered_delivery() {
     assert_eq!(org_wide.0.total_users, 5, "everyone but the deactivated user");
     assert_eq!(team0.0.total_users, 3, "users 0, 3 and 4");
     assert_eq!(org_wide.0.completed_users, 1);
+    let relative = &want[3];
+    assert!(relative.1.iter().filter(|r| r.1 != Removed).all(|r| r.7.is_some()), "every learner has their own date");
+    assert_eq!(relative.0.dated.total(), 3, "users 0, 3 and 4 are counted by their own dates");
 }
