@@ -39,6 +39,7 @@ pub fn assignment(assignee_type: AssigneeType, assignee_id: &str, target_id: &st
         deadline,
         due_in_days: None,
         new_starters_only: false,
+        recurrence: None,
         is_mandatory: true,
         note: None,
     }

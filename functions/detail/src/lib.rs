@@ -4,7 +4,16 @@
 use ::http::StatusCode;
 use api::http;
 use api::{ApiError, App, Call, auth, query, views};
+use domain::UserStatus;
 use lambda_http::{Body, Response};
+use serde::Deserialize;
+
+/// The detail's filter of its learners (after the page's `limit` and `cursor`).
+#[derive(Deserialize)]
+struct DetailFilters {
+    #[serde(default, deserialize_with = "query::user_status")]
+    status: Option<UserStatus>,
+}
 
 /// This function's handler, for its `main.rs` and the local gateway.
 pub const HANDLER: api::entry::Handler<App> = |app, req| Box::pin(api::serve(app, req, detail));
@@ -23,7 +32,7 @@ async fn detail(call: Call<'_>) -> Result<Response<Body>, ApiError> {
             learner.row.revision,
         ));
     }
-    let params: query::PageParams = query::parse(call.req)?;
+    let (params, filters): (_, DetailFilters) = query::parse_paged(call.req)?;
     let limit = query::page_size(params.limit);
     let listing = format!("progress:{id}");
     let start = params.cursor.map(|c| call.app.cursors.open(org, &listing, &c)).transpose()?;
@@ -31,9 +40,11 @@ async fn detail(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     let learners = service::reads::assignment_learners(&call.ctx(), org, id, limit, start).await?;
     let (a, team_names) = (&learners.assignment, &learners.team_names);
     let mut body = views::assignment(a, call.now);
+    // A status filter applies to the page read, so a page may hold fewer than `limit` learners.
     body["users"] = learners
         .rows
         .iter()
+        .filter(|row| filters.status.is_none_or(|s| row.status(&a.units, a.item_count, a.deadline, call.now) == s))
         .map(|row| views::user_progress(row, learners.users.get(&row.user_id), a, team_names, call.now))
         .collect();
     body["nextCursor"] = learners.next.map(|key| call.app.cursors.seal(org, &listing, &key)).into();

@@ -27,6 +27,8 @@ struct ListFilters {
     content_area: Option<ContentArea>,
     #[serde(default, deserialize_with = "query::flag")]
     overdue: Option<bool>,
+    #[serde(default, deserialize_with = "query::flag")]
+    expired: Option<bool>,
 }
 
 async fn list(call: Call<'_>) -> Result<Response<Body>, ApiError> {
@@ -41,6 +43,7 @@ async fn list(call: Call<'_>) -> Result<Response<Body>, ApiError> {
         assignee_id: params.assignee_id.map(|id| domain::canonical_uuid(&id).unwrap_or(id)),
         content_area: params.content_area,
         overdue_on: params.overdue.filter(|o| *o).map(|_| call.now.date_naive()),
+        expired_on: params.expired.filter(|e| *e).map(|_| call.now.date_naive()),
     };
     let page = call.app.store.list_assignments(org, &filter, limit, start).await?;
     let items: Vec<_> = page.items.iter().map(|a| views::assignment(a, call.now)).collect();

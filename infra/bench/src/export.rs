@@ -66,6 +66,7 @@ async fn seed(store: &Store, assignments: usize) -> OrgId {
             deadline: (now + chrono::Duration::days(30)).date_naive(),
             due_in_days: None,
             new_starters_only: false,
+            recurrence: None,
             is_mandatory: true,
             note: Some(format!("=cmd|' /C calc'!A{n}")),
         };

@@ -177,6 +177,14 @@ fn instant(raw: &str, end_of_day: bool) -> Result<DateTime<Utc>, &'static str> {
     Ok(date.and_time(time.unwrap_or(NaiveTime::MIN)).and_utc())
 }
 
+/// A learner's status (`?status=` of the detail), in its API spelling.
+pub fn user_status<'de, D: Deserializer<'de>>(d: D) -> Result<Option<domain::UserStatus>, D::Error> {
+    let raw = String::deserialize(d)?;
+    serde_json::from_value(serde_json::Value::String(raw)).map(Some).map_err(|_| {
+        de::Error::custom("must be one of: not_started, in_progress, completed, overdue, removed, exempt, expired")
+    })
+}
+
 /// Only a cursor.
 #[derive(Debug, Deserialize)]
 pub struct CursorOnly {

@@ -82,6 +82,9 @@ struct Standing<'a> {
     progress: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     exempt_reason: Option<&'a str>,
+    /// Recurring assignments: the last day the learner's completion is valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    valid_until: Option<NaiveDate>,
     #[serde(flatten)]
     membership: Membership<'a>,
 }
@@ -95,6 +98,7 @@ impl<'a> Standing<'a> {
             total_items: a.item_count,
             progress: row.progress(&a.units, a.item_count),
             exempt_reason: row.exemption.as_ref().map(|e| e.reason.as_str()),
+            valid_until: row.expires_on(),
             membership: Membership::of(&row.source, a, team_names),
         }
     }
@@ -144,6 +148,8 @@ pub fn assignment_learner(learner: &service::reads::AssignmentLearner, now: Date
     view["extendedTo"] = json!(row.extended_to);
     view["exemptedAt"] = json!(row.exemption.as_ref().map(|e| e.at));
     view["version"] = json!(row.revision);
+    // Every completed cycle, oldest first: the evidence of each recertification.
+    view["cycles"] = json!(row.cycles);
     view
 }
 

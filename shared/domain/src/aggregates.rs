@@ -66,12 +66,14 @@ pub struct Aggregates {
     /// Sum over users in scope of their completed tracked items; with `item_count` it gives the
     /// average progress without reading rows.
     pub completed_items_sum: i64,
-    /// The part of `notStartedUsers` and `inProgressUsers` whose rows have a due date of their own.
+    /// The part of `notStartedUsers` and `inProgressUsers` whose rows have a due date of their own,
+    /// and the part of `completedUsers` whose recertification lapses on a date.
     #[serde(flatten, default)]
     pub dated: DatedCounts,
 }
 
-/// Incomplete rows in the rates that have their own due date, counted by (date, class). Stored as
+/// Incomplete rows in the rates that have their own due date, and recertified rows by the day their
+/// completion lapses, counted by (date, class). Stored as
 /// one top-level attribute per entry (`due#2026-04-15#not_started`), which an `ADD` creates when it
 /// is missing: an assignment item never needs a migration to start counting a new date.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -98,6 +100,7 @@ impl DatedCounts {
         let class = match class {
             "not_started" => RowClass::NotStarted,
             "in_progress" => RowClass::InProgress,
+            "completed" => RowClass::Completed,
             _ => return None,
         };
         Some((NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?, class))
@@ -184,7 +187,7 @@ impl Aggregates {
         }
         agg.total_users = 1;
         agg.completed_items_sum = i64::from(row.completed_items);
-        if let Some(date) = row.due_on.filter(|_| row.class.incomplete()) {
+        if let Some(date) = row.due_on.filter(|_| row.class.incomplete() || row.class == RowClass::Completed) {
             agg.dated.0.insert((date, row.class), 1);
         }
         agg
@@ -203,13 +206,14 @@ impl Aggregates {
     /// passed — the assignment's `deadline`, or their own date (see [`DatedCounts`]).
     pub fn summary(&self, item_count: u32, deadline: NaiveDate, now: DateTime<Utc>) -> ProgressSummary {
         let total = self.total_users.max(0) as u64;
-        let completed = self.completed_users.max(0) as u64;
+        let mut completed = self.completed_users.max(0) as u64;
         let dated_of = |wanted: RowClass| -> i64 {
             self.dated.0.iter().filter(|((_, class), _)| *class == wanted).map(|(_, count)| count).sum()
         };
         let mut not_started = (self.not_started_users - dated_of(RowClass::NotStarted)).max(0) as u64;
         let mut in_progress = (self.in_progress_users - dated_of(RowClass::InProgress)).max(0) as u64;
         let mut overdue = 0;
+        let mut expired = 0;
         if is_past_deadline(deadline, now) {
             overdue = in_progress + not_started;
             in_progress = 0;
@@ -218,6 +222,11 @@ impl Aggregates {
         for ((date, class), count) in &self.dated.0 {
             let count = (*count).max(0) as u64;
             match class {
+                RowClass::Completed if is_past_deadline(*date, now) => {
+                    expired += count;
+                    completed = completed.saturating_sub(count);
+                }
+                RowClass::Completed => {}
                 _ if is_past_deadline(*date, now) => overdue += count,
                 RowClass::NotStarted => not_started += count,
                 _ => in_progress += count,
@@ -230,6 +239,7 @@ impl Aggregates {
             in_progress_users: in_progress,
             not_started_users: not_started,
             overdue_users: overdue,
+            expired_users: expired,
             completion_rate: ratio(completed as f64, total as f64),
             average_progress: ratio(self.completed_items_sum.max(0) as f64, total as f64 * f64::from(item_count)),
         }
@@ -275,6 +285,9 @@ pub struct ProgressSummary {
     pub in_progress_users: u64,
     pub not_started_users: u64,
     pub overdue_users: u64,
+    /// Recertified learners whose completion lapsed before they renewed it (counted out of
+    /// `completedUsers`).
+    pub expired_users: u64,
     pub completion_rate: f64,
     pub average_progress: f64,
 }
@@ -351,7 +364,7 @@ mod tests {
             row(RowClass::NotStarted, 0),
             dated(RowClass::NotStarted, extended),
             dated(RowClass::InProgress, early),
-            Some(RowContribution { class: RowClass::Completed, completed_items: 11, due_on: Some(early) }),
+            Some(RowContribution { class: RowClass::Completed, completed_items: 11, due_on: None }),
             Some(RowContribution { class: RowClass::Exempt, completed_items: 0, due_on: Some(early) }),
         ]
         .into_iter()
@@ -370,6 +383,27 @@ mod tests {
         let moved = Aggregates::delta(dated(RowClass::NotStarted, extended), row(RowClass::NotStarted, 0));
         assert!((agg.clone() + moved.clone()).dated.0.keys().all(|(d, _)| *d == early), "zero entries are dropped");
         assert_eq!(moved.not_started_users, 0);
+    }
+
+    #[test]
+    fn recertified_learners_expire_on_their_date() {
+        let lapses = NaiveDate::from_ymd_opt(2027, 1, 12).unwrap();
+        let recertified =
+            Some(RowContribution { class: RowClass::Completed, completed_items: 11, due_on: Some(lapses) });
+        let agg = Aggregates::delta(None, recertified) + Aggregates::delta(None, row(RowClass::Completed, 11));
+        let on = |y, m, d| {
+            let s = agg.summary(
+                11,
+                NaiveDate::from_ymd_opt(2026, 4, 15).unwrap(),
+                Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).unwrap(),
+            );
+            (s.completed_users, s.expired_users, s.overdue_users, s.completion_rate)
+        };
+        assert_eq!(on(2027, 1, 12), (2, 0, 0, 1.0), "valid through its last day");
+        assert_eq!(on(2027, 1, 13), (1, 1, 0, 0.5), "then expired, out of the completion rate");
+        let json = serde_json::to_value(&agg).unwrap();
+        assert_eq!(json["due#2027-01-12#completed"], 1);
+        assert_eq!(serde_json::from_value::<Aggregates>(json).unwrap(), agg);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::catalog::{ItemCounts, ResolvedTarget, TrackedUnit};
 use crate::directory::User;
 use crate::ids::{AssignmentId, TeamId, UserId};
 use crate::progress::{ProgressRow, Source};
+use crate::recurrence::Recurrence;
 use crate::vocabulary::{AssigneeType, ContentArea, TargetType};
 
 /// What is assigned. `target_id` is a slug (catalog) or a course UUID (custom course).
@@ -50,6 +51,9 @@ pub struct Assignment {
     /// "Default for New Starters": only users who join the scope after creation get rows.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub new_starters_only: bool,
+    /// Recertification: each completion is valid for a number of months (see [`crate::recurrence`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrence: Option<Recurrence>,
     pub is_mandatory: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -86,6 +90,8 @@ pub struct AssignmentSummary<'a> {
     pub due_in_days: Option<u32>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub new_starters_only: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recurrence: Option<Recurrence>,
     pub is_mandatory: bool,
     pub is_active: bool,
     pub item_count: u32,
@@ -100,6 +106,7 @@ pub struct NewAssignment {
     pub deadline: NaiveDate,
     pub due_in_days: Option<u32>,
     pub new_starters_only: bool,
+    pub recurrence: Option<Recurrence>,
     pub is_mandatory: bool,
     pub note: Option<String>,
 }
@@ -125,6 +132,7 @@ impl NewAssignment {
             deadline: self.deadline,
             due_in_days: self.due_in_days,
             new_starters_only: self.new_starters_only,
+            recurrence: self.recurrence,
             is_mandatory: self.is_mandatory,
             note: self.note,
             is_active: true,
@@ -147,6 +155,8 @@ pub struct Patch {
     pub is_mandatory: Option<bool>,
     pub note: Option<Option<String>>,
     pub is_active: Option<bool>,
+    /// `Some(None)` stops recertification (cycles stay as history).
+    pub recurrence: Option<Option<Recurrence>>,
 }
 
 /// How a patch changed the active state; decides which domain event follows.
@@ -169,6 +179,7 @@ impl Assignment {
             deadline: self.deadline,
             due_in_days: self.due_in_days,
             new_starters_only: self.new_starters_only,
+            recurrence: self.recurrence,
             is_mandatory: self.is_mandatory,
             is_active: self.is_active,
             item_count: self.item_count,
@@ -244,6 +255,9 @@ impl Assignment {
         if let Some(active) = patch.is_active {
             next.is_active = active;
         }
+        if let Some(recurrence) = patch.recurrence {
+            next.recurrence = recurrence;
+        }
         let activation = match (self.is_active, next.is_active) {
             (true, false) => Activation::Deactivated,
             (false, true) => Activation::Reactivated,
@@ -252,9 +266,15 @@ impl Assignment {
         let unchanged = next.deadline == self.deadline
             && next.is_mandatory == self.is_mandatory
             && next.note == self.note
-            && next.is_active == self.is_active;
+            && next.is_active == self.is_active
+            && next.recurrence == self.recurrence;
         if unchanged {
             return None;
+        }
+        if next.recurrence != self.recurrence {
+            // Every row's cycles follow from the recurrence: progress written under the old one is
+            // refused and redone, as when tracked items change.
+            next.units_rev = self.units_rev + 1;
         }
         next.version = self.version + 1;
         next.updated_at = now;
@@ -268,6 +288,7 @@ impl Assignment {
             "isMandatory": self.is_mandatory,
             "note": self.note,
             "isActive": self.is_active,
+            "recurrence": self.recurrence,
             "version": self.version,
         })
     }
@@ -289,6 +310,7 @@ mod tests {
             deadline: NaiveDate::from_ymd_opt(2026, 4, 15).unwrap(),
             due_in_days: None,
             new_starters_only: false,
+            recurrence: None,
             is_mandatory: true,
             note: Some("PCI 6.2.2".into()),
         }

@@ -10,6 +10,7 @@ pub mod directory;
 pub mod ids;
 pub mod preview;
 pub mod progress;
+pub mod recurrence;
 pub mod reminders;
 pub mod validation;
 pub mod vocabulary;
@@ -25,4 +26,5 @@ pub use ids::{AssignmentId, CourseId, IdError, OrgId, Slug, TeamId, UserId, cano
 pub use progress::{
     CompletedItem, Completion, Exemption, LearnerPatch, ProgressRow, Source, UserStatus, is_past_deadline,
 };
+pub use recurrence::{Cycle, Recurrence};
 pub use vocabulary::{AssigneeType, ContentArea, Role, TargetType, Wire};

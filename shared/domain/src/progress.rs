@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::aggregates::{RowClass, RowContribution};
 use crate::catalog::{TrackedItem, TrackedUnit, tracks};
 use crate::ids::{AssignmentId, TeamId, UserId};
+use crate::recurrence::{self, CompletionLog, Cycle, Recurrence};
 
 /// An assignee is overdue only once their due day has ended in UTC.
 pub fn is_past_deadline(deadline: NaiveDate, now: DateTime<Utc>) -> bool {
@@ -24,6 +25,8 @@ pub enum UserStatus {
     Overdue,
     Removed,
     Exempt,
+    /// A recertification lapsed: the last completion's validity ended and the new cycle is not done.
+    Expired,
 }
 
 impl UserStatus {
@@ -132,6 +135,17 @@ pub struct ProgressRow {
     pub extended_to: Option<NaiveDate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exemption: Option<Exemption>,
+    /// Recurring assignments: every completion of a tracked item (see [`crate::recurrence`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub log: CompletionLog,
+    /// Recurring assignments: the completed cycles, derived from `log`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cycles: Vec<Cycle>,
+    /// Recurring assignments: the last cycle's validity and the first day of the next cycle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_opens_on: Option<NaiveDate>,
 }
 
 impl ProgressRow {
@@ -152,7 +166,73 @@ impl ProgressRow {
             relative_due_on: None,
             extended_to: None,
             exemption: None,
+            log: BTreeMap::new(),
+            cycles: Vec::new(),
+            valid_until: None,
+            window_opens_on: None,
         }
+    }
+
+    /// [`ProgressRow::record_completion`] on a recurring assignment: the completion joins the log and
+    /// the cycles are derived again (order-free, idempotent). Returns whether the row changed.
+    pub fn record_recurring_completion(
+        &mut self,
+        item: &TrackedItem,
+        score: Option<f64>,
+        at: DateTime<Utc>,
+        units: &[TrackedUnit],
+        item_count: u32,
+        recurrence: Recurrence,
+    ) -> bool {
+        if !tracks(units, item) {
+            return false;
+        }
+        let before = self.clone();
+        recurrence::log_completion(&mut self.log, item, score, at);
+        self.started_at = Some(self.started_at.map_or(at, |s| s.min(at)));
+        self.recertify(units, item_count, recurrence);
+        *self != before
+    }
+
+    /// Re-derives completion after the assignment's tracked items or recurrence changed.
+    pub fn refresh(&mut self, units: &[TrackedUnit], item_count: u32, recurrence: Option<Recurrence>) {
+        match recurrence {
+            Some(recurrence) => self.recertify(units, item_count, recurrence),
+            None => {
+                // No longer recurring: each item's first completion and best score, as a one-off
+                // assignment keeps them; the cycles stay as history.
+                for (key, entries) in &self.log {
+                    if let Some(first) = entries.first() {
+                        let best = entries.iter().filter_map(|e| e.score).reduce(f64::max);
+                        self.completed
+                            .insert(key.clone(), CompletedItem { score: best, completed_at: first.completed_at });
+                    }
+                }
+                (self.valid_until, self.window_opens_on) = (None, None);
+                self.refresh_completion(units, item_count);
+            }
+        }
+    }
+
+    fn recertify(&mut self, units: &[TrackedUnit], item_count: u32, recurrence: Recurrence) {
+        if self.log.is_empty() {
+            // Completions recorded before the assignment became recurring.
+            for (key, item) in &self.completed {
+                self.log.insert(key.clone(), vec![item.clone()]);
+            }
+        }
+        let derived = recurrence::derive(&self.log, units, item_count, recurrence);
+        self.completed = derived.current;
+        self.cycles = derived.cycles;
+        let last = self.cycles.last();
+        self.completed_at = last.map(|c| c.completed_at);
+        self.valid_until = last.map(|c| c.valid_until);
+        self.window_opens_on = derived.current_from.filter(|_| last.is_some());
+    }
+
+    /// The day a recertified learner's completion lapses (an extension can only move it later).
+    pub fn expires_on(&self) -> Option<NaiveDate> {
+        self.valid_until.map(|valid| self.extended_to.map_or(valid, |extended| extended.max(valid)))
     }
 
     /// The date this learner has of their own, if any: an extension, else a relative deadline's.
@@ -189,9 +269,10 @@ impl ProgressRow {
         })
     }
 
-    /// The learner's due date (`dueOn`): their own date, else the assignment's `deadline`.
+    /// The learner's due date (`dueOn`): when their recertification lapses, else their own date, else
+    /// the assignment's `deadline`.
     pub fn due_on(&self, deadline: NaiveDate) -> NaiveDate {
-        self.own_due_on().unwrap_or(deadline)
+        self.expires_on().or(self.own_due_on()).unwrap_or(deadline)
     }
 
     /// Records that `item` was completed at `at` with `score`. Idempotent and order-free: the best score
@@ -278,17 +359,22 @@ impl ProgressRow {
         if self.exemption.is_some() {
             return RowClass::Exempt;
         }
+        if self.valid_until.is_some() {
+            return RowClass::Completed;
+        }
         RowClass::of_progress(self.completed_tracked(units), item_count, self.started_at.is_some())
     }
 
     pub fn contribution(&self, units: &[TrackedUnit], item_count: u32) -> RowContribution {
         let class = self.class(units, item_count);
-        let incomplete = matches!(class, RowClass::NotStarted | RowClass::InProgress);
-        RowContribution {
-            class,
-            completed_items: self.completed_tracked(units),
-            due_on: self.own_due_on().filter(|_| incomplete),
-        }
+        let due_on = match class {
+            RowClass::NotStarted | RowClass::InProgress => self.own_due_on(),
+            RowClass::Completed => self.expires_on(),
+            RowClass::Removed | RowClass::Exempt => None,
+        };
+        // A valid recertification counts every item, whatever the next cycle has done so far.
+        let completed_items = if self.valid_until.is_some() { item_count } else { self.completed_tracked(units) };
+        RowContribution { class, completed_items, due_on }
     }
 
     pub fn status(
@@ -298,7 +384,11 @@ impl ProgressRow {
         deadline: NaiveDate,
         now: DateTime<Utc>,
     ) -> UserStatus {
-        UserStatus::of(self.class(units, item_count), self.due_on(deadline), now)
+        let class = self.class(units, item_count);
+        if class == RowClass::Completed && self.expires_on().is_some_and(|day| is_past_deadline(day, now)) {
+            return UserStatus::Expired;
+        }
+        UserStatus::of(class, self.due_on(deadline), now)
     }
 
     /// Fraction of tracked items done, 0..=1.
@@ -411,6 +501,48 @@ mod tests {
         assert_eq!((restored.extended_to, restored.exemption), (None, None));
         let snapshot = exempted.override_snapshot(NaiveDate::from_ymd_opt(2026, 4, 15).unwrap());
         assert_eq!((snapshot["dueOn"].as_str(), snapshot["exempt"].as_bool()), (Some("2026-05-01"), Some(true)));
+    }
+
+    #[test]
+    fn a_recertified_row_is_completed_until_it_lapses_then_expired() {
+        let topic = vec![TrackedUnit::Topic { topic_id: Slug::parse("sql-injection").unwrap(), challenges: 2 }];
+        let yearly = Recurrence { every_months: 12, window_days: 30 };
+        let t = |y, m, d| Utc.with_ymd_and_hms(y, m, d, 9, 0, 0).unwrap();
+        let deadline = NaiveDate::from_ymd_opt(2026, 2, 1).unwrap();
+        let mut row = row_with(&[]);
+        for (i, at) in [(0, t(2026, 1, 10)), (1, t(2026, 1, 12))] {
+            let item = TrackedItem::parse_key(&format!("c:sql-injection:{i}")).unwrap();
+            assert!(row.record_recurring_completion(&item, Some(70.0), at, &topic, 2, yearly));
+        }
+        let lapses = NaiveDate::from_ymd_opt(2027, 1, 12).unwrap();
+        assert_eq!((row.cycles.len(), row.valid_until, row.completed_at), (1, Some(lapses), Some(t(2026, 1, 12))));
+        assert_eq!(row.window_opens_on, NaiveDate::from_ymd_opt(2026, 12, 13));
+        assert_eq!(row.due_on(deadline), lapses, "a recertified learner is due when their completion lapses");
+        let contribution = row.contribution(&topic, 2);
+        assert_eq!(
+            (contribution.class, contribution.due_on, contribution.completed_items),
+            (RowClass::Completed, Some(lapses), 2)
+        );
+        assert_eq!(row.status(&topic, 2, deadline, t(2027, 1, 12)), UserStatus::Completed);
+        assert_eq!(row.status(&topic, 2, deadline, t(2027, 1, 13)), UserStatus::Expired);
+
+        // One item of the new cycle: still expired, with the new cycle's progress.
+        let item = TrackedItem::parse_key("c:sql-injection:0").unwrap();
+        row.record_recurring_completion(&item, None, t(2027, 2, 1), &topic, 2, yearly);
+        assert_eq!(
+            (row.status(&topic, 2, deadline, t(2027, 2, 2)), row.completed_tracked(&topic)),
+            (UserStatus::Expired, 1)
+        );
+        // An extension can only move the lapse later.
+        row.extended_to = NaiveDate::from_ymd_opt(2026, 6, 1);
+        assert_eq!(row.expires_on(), Some(lapses));
+        row.extended_to = NaiveDate::from_ymd_opt(2027, 3, 1);
+        assert_eq!(row.status(&topic, 2, deadline, t(2027, 2, 2)), UserStatus::Completed);
+
+        // No longer recurring: completed once and for all; the cycles stay as history.
+        row.refresh(&topic, 2, None);
+        assert_eq!((row.valid_until, row.cycles.len()), (None, 1));
+        assert_eq!(row.status(&topic, 2, deadline, t(2030, 1, 1)), UserStatus::Completed);
     }
 
     #[test]

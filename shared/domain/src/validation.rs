@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use crate::assignment::{Assignee, NewAssignment, Patch, Target};
 use crate::ids::{OrgId, Slug, canonical_uuid};
 use crate::progress::LearnerPatch;
+use crate::recurrence::{DEFAULT_WINDOW_DAYS, MAX_EVERY_MONTHS, MAX_WINDOW_DAYS, Recurrence};
 use crate::vocabulary::{AssigneeType, ContentArea, TargetType};
 
 /// Longest note accepted, in characters.
@@ -24,12 +25,13 @@ const CREATE_FIELDS: &[&str] = &[
     "deadline",
     "dueInDays",
     "newStartersOnly",
+    "recurrence",
     "isMandatory",
     "note",
 ];
 /// The longest relative deadline, in days.
 pub const MAX_DUE_IN_DAYS: u32 = 365;
-const PATCH_FIELDS: &[&str] = &["deadline", "isMandatory", "note", "isActive"];
+const PATCH_FIELDS: &[&str] = &["deadline", "isMandatory", "note", "isActive", "recurrence"];
 const LEARNER_PATCH_FIELDS: &[&str] = &["dueOn", "exempt", "reason"];
 /// Longest exemption reason accepted, in characters.
 pub const MAX_REASON_CHARS: usize = 500;
@@ -166,6 +168,46 @@ impl Errors {
         }
     }
 
+    /// `recurrence`: `{"everyMonths": 1..36, "windowDays": 0..180}` (window 30 by default) or null.
+    fn recurrence(&mut self, value: &Value) -> Option<Option<Recurrence>> {
+        let Some(object) = value.as_object() else {
+            if value.is_null() {
+                return Some(None);
+            }
+            self.add("recurrence", "must be an object like {\"everyMonths\": 12, \"windowDays\": 30} or null");
+            return None;
+        };
+        let before = self.0.len();
+        for key in object.keys().filter(|k| !["everyMonths", "windowDays"].contains(&k.as_str())) {
+            self.add(
+                &format!("recurrence.{}", key.chars().take(64).collect::<String>()),
+                "unknown field; expected everyMonths, windowDays",
+            );
+        }
+        let mut whole =
+            |field: &str, range: std::ops::RangeInclusive<u32>, default: Option<u32>| match object.get(field) {
+                None | Some(Value::Null) if default.is_some() => default,
+                None | Some(Value::Null) => {
+                    self.add(&format!("recurrence.{field}"), "is required");
+                    None
+                }
+                Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()).filter(|n| range.contains(n)) {
+                    Some(n) => Some(n),
+                    None => {
+                        let (lo, hi) = (range.start(), range.end());
+                        self.add(&format!("recurrence.{field}"), format!("must be a whole number from {lo} to {hi}"));
+                        None
+                    }
+                },
+            };
+        let every_months = whole("everyMonths", 1..=MAX_EVERY_MONTHS, None);
+        let window_days = whole("windowDays", 0..=MAX_WINDOW_DAYS, Some(DEFAULT_WINDOW_DAYS));
+        if self.0.len() > before {
+            return None;
+        }
+        Some(Some(Recurrence { every_months: every_months?, window_days: window_days? }))
+    }
+
     fn finish<T>(self, value: Option<T>) -> Result<T, ValidationError> {
         match value {
             Some(value) if self.0.is_empty() => Ok(value),
@@ -268,6 +310,7 @@ pub fn validate_create(body: &Value, today: NaiveDate) -> Result<NewAssignment, 
     }
     let is_mandatory = body.get("isMandatory").map_or(Some(true), |v| errors.bool(v, "isMandatory"));
     let note = body.get("note").map_or(Some(None), |v| errors.note(v));
+    let recurrence = body.get("recurrence").map_or(Some(None), |v| errors.recurrence(v));
 
     let built = (|| {
         Some(NewAssignment {
@@ -276,6 +319,7 @@ pub fn validate_create(body: &Value, today: NaiveDate) -> Result<NewAssignment, 
             deadline: deadline?,
             due_in_days,
             new_starters_only: new_starters_only?,
+            recurrence: recurrence?,
             is_mandatory: is_mandatory?,
             note: note?,
         })
@@ -353,6 +397,9 @@ pub fn validate_patch(body: &Value, today: NaiveDate) -> Result<Patch, Validatio
     }
     if let Some(value) = body.get("isActive") {
         patch.is_active = errors.bool(value, "isActive");
+    }
+    if let Some(value) = body.get("recurrence") {
+        patch.recurrence = errors.recurrence(value);
     }
     errors.finish(Some(patch))
 }

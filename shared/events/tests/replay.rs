@@ -79,6 +79,14 @@ fn stream(users: &[uuid::Uuid], teams: &[uuid::Uuid]) -> Vec<(i64, &'static str,
             json!({"userId": users[u], "topicId": "sql-injection", "challengeIndex": 0, "score": 99}),
         ));
     }
+    // Forty days on, user 1 does everything again: a second cycle on the monthly recertification.
+    for index in 0..11u16 {
+        events.push((
+            40 * 24 * 60 + i64::from(index),
+            "challenge.completed",
+            json!({"userId": users[1], "topicId": "sql-injection", "challengeIndex": index, "score": 90}),
+        ));
+    }
     events
 }
 
@@ -98,14 +106,17 @@ fn envelope(org: &OrgId, t0: DateTime<Utc>, (minute, detail_type, detail): &(i64
 
 async fn assignments(store: &Store, org: &OrgId, teams: &[uuid::Uuid], t0: DateTime<Utc>) -> Vec<Assignment> {
     let mut out = Vec::new();
-    // The last one dates each learner from the day they joined (relative deadline).
+    // The fourth dates each learner from the day they joined (relative deadline); the fifth is a
+    // monthly recertification.
+    let monthly = Some(domain::Recurrence { every_months: 1, window_days: 0 });
     let assignees = [
-        (AssigneeType::Team, teams[0].to_string(), None),
-        (AssigneeType::Team, teams[1].to_string(), None),
-        (AssigneeType::Org, org.as_str().to_owned(), None),
-        (AssigneeType::Team, teams[0].to_string(), Some(5)),
+        (AssigneeType::Team, teams[0].to_string(), None, None, "sql-injection"),
+        (AssigneeType::Team, teams[1].to_string(), None, None, "sql-injection"),
+        (AssigneeType::Org, org.as_str().to_owned(), None, None, "sql-injection"),
+        (AssigneeType::Team, teams[0].to_string(), Some(5), None, "sql-injection-relative"),
+        (AssigneeType::Org, org.as_str().to_owned(), None, monthly, "sql-injection-monthly"),
     ];
-    for (assignee_type, assignee_id, due_in_days) in assignees {
+    for (assignee_type, assignee_id, due_in_days, recurrence, target_id) in assignees {
         let resolved = ResolvedTarget {
             title: "SQL Injection".into(),
             path: "Web / Injection / SQL Injection".into(),
@@ -115,13 +126,14 @@ async fn assignments(store: &Store, org: &OrgId, teams: &[uuid::Uuid], t0: DateT
             target: domain::Target {
                 content_area: ContentArea::Practice,
                 target_type: TargetType::Topic,
-                // Another target id for the relative one, so it is not a duplicate of the first.
-                target_id: if due_in_days.is_some() { "sql-injection-relative" } else { "sql-injection" }.into(),
+                // Each with its own target id, so none is a duplicate of another.
+                target_id: target_id.into(),
             },
             assignee: domain::Assignee { assignee_type, assignee_id },
             deadline: (t0 + Duration::days(30)).date_naive(),
             due_in_days,
             new_starters_only: false,
+            recurrence,
             is_mandatory: true,
             note: None,
         };
@@ -153,6 +165,7 @@ type RowState = (
     Option<DateTime<Utc>>,
     DateTime<Utc>,
     Option<chrono::NaiveDate>,
+    Vec<domain::Cycle>,
 );
 
 async fn state(store: &Store, org: &OrgId, assignments: &[Assignment]) -> Vec<(domain::Aggregates, Vec<RowState>)> {
@@ -168,7 +181,18 @@ async fn state(store: &Store, org: &OrgId, assignments: &[Assignment]) -> Vec<(d
             .map(|r| {
                 let class = r.class(&a.units, a.item_count);
                 let due = r.own_due_on();
-                (r.user_id.0, class, r.completed, r.started_at, r.completed_at, r.removed_at, r.membership_at, due)
+                let (completed, cycles) = (r.completed, r.cycles);
+                (
+                    r.user_id.0,
+                    class,
+                    completed,
+                    r.started_at,
+                    r.completed_at,
+                    r.removed_at,
+                    r.membership_at,
+                    due,
+                    cycles,
+                )
             })
             .collect();
         rows.sort_by_key(|r| r.0);
@@ -225,4 +249,7 @@ async fn three_shuffled_replays_equal_one_ordered_delivery() {
     let relative = &want[3];
     assert!(relative.1.iter().filter(|r| r.1 != Removed).all(|r| r.7.is_some()), "every learner has their own date");
     assert_eq!(relative.0.dated.total(), 3, "users 0, 3 and 4 are counted by their own dates");
+    let recertified = &want[4].1.iter().find(|r| r.0 == users[1]).unwrap().8;
+    assert_eq!(recertified.len(), 2, "user 1 completed the monthly assignment twice: {recertified:?}");
+    assert_eq!(recertified[1].average_score, Some(90.0));
 }

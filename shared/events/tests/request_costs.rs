@@ -55,6 +55,7 @@ async fn requests_per_membership_and_completion_event() {
             deadline: (Utc::now() + Duration::days(30)).date_naive(),
             due_in_days: None,
             new_starters_only: false,
+            recurrence: None,
             is_mandatory: true,
             note: None,
         };
@@ -115,4 +116,43 @@ async fn requests_per_membership_and_completion_event() {
     assert_eq!(completion, 1 + 1 + 1 + 2 * 2);
     // A duplicate reads the rows and writes nothing but the (idempotent) log entry.
     assert_eq!(duplicate, 1 + 1 + 1 + 2);
+}
+
+/// The daily job's requests: a fixed few per org (the index queries, the assignments' batch read)
+/// and, per learner owed a notice, its claim (one conditional PutItem) plus a share of the paged index
+/// reads and the users' batch reads (100 per request).
+#[tokio::test]
+async fn requests_per_daily_job_row() {
+    let capacity = Capacity::default();
+    let consumer = consumer(&capacity).await;
+    let ctx = consumer.ctx();
+    let today = Utc::now().date_naive();
+    let mut requests = Vec::new();
+    for learners in [20, 40] {
+        let org = testkit::stack::new_org("daily");
+        // A relative deadline of 7 days: every learner is due in a week, by their own date.
+        let mut a = testkit::fixtures::org_wide(&org, today + Duration::days(7));
+        a.due_in_days = Some(7);
+        let rows: Vec<_> = (0..learners)
+            .map(|_| a.new_row(domain::UserId(uuid::Uuid::new_v4()), domain::Source::Organization, a.created_at))
+            .collect();
+        consumer
+            .store
+            .create_assignment(&org, &a, &testkit::fixtures::audit("assignment.created", "a"), &rows)
+            .await
+            .unwrap();
+        capacity.reset();
+        let report = service::scheduled::send_reminders(&ctx, today, Some(std::slice::from_ref(&org))).await.unwrap();
+        assert_eq!(report.count, learners);
+        requests.push(capacity.requests());
+    }
+    let per_row = (requests[1] - requests[0]) as f64 / 20.0;
+    eprintln!(
+        "daily job DynamoDB requests: 20 learners = {}, 40 learners = {}; per learner = {per_row}",
+        requests[0], requests[1]
+    );
+    // Fixed: the deadline index, the rows' due index, the recertification and expiry indexes (one
+    // Query each), the assignments' BatchGetItem, the users' BatchGetItem; per learner: the claim.
+    assert_eq!(requests[0], 4 + 1 + 1 + 20);
+    assert_eq!(per_row, 1.0);
 }

@@ -28,7 +28,8 @@ struct AssignmentCells<'a> {
 
 type AssignmentColumn = Column<fn(&AssignmentCells<'_>) -> String>;
 
-const ASSIGNMENT_TABLE: [AssignmentColumn; 24] = [
+/// New columns go at the end, so spreadsheets and scripts that read by position keep working.
+const ASSIGNMENT_TABLE: [AssignmentColumn; 25] = [
     ("assignmentId", |c| c.a.id.to_string()),
     ("contentArea", |c| c.a.target.content_area.to_string()),
     ("targetType", |c| c.a.target.target_type.to_string()),
@@ -53,9 +54,10 @@ const ASSIGNMENT_TABLE: [AssignmentColumn; 24] = [
     ("overdueUsers", |c| c.p.overdue_users.to_string()),
     ("completionRate", |c| ratio(c.p.completion_rate)),
     ("averageProgress", |c| ratio(c.p.average_progress)),
+    ("expiredUsers", |c| c.p.expired_users.to_string()),
 ];
 
-pub const ASSIGNMENT_COLUMNS: [&str; 24] = headers(&ASSIGNMENT_TABLE);
+pub const ASSIGNMENT_COLUMNS: [&str; 25] = headers(&ASSIGNMENT_TABLE);
 
 /// What a `progress` row (one learner on one assignment) is written from.
 struct ProgressCells<'a> {
@@ -70,7 +72,7 @@ struct ProgressCells<'a> {
 type ProgressColumn = Column<fn(&ProgressCells<'_>) -> String>;
 
 /// New columns go at the end, so spreadsheets and scripts that read by position keep working.
-const PROGRESS_TABLE: [ProgressColumn; 23] = [
+const PROGRESS_TABLE: [ProgressColumn; 24] = [
     ("assignmentId", |c| c.a.id.to_string()),
     ("targetTitle", |c| c.a.target_title.clone()),
     ("targetPath", |c| c.a.target_path.clone()),
@@ -94,9 +96,10 @@ const PROGRESS_TABLE: [ProgressColumn; 23] = [
     ("removedAt", |c| opt_time(c.row.removed_at)),
     ("dueOn", |c| c.row.due_on(c.a.deadline).to_string()),
     ("exemptReason", |c| c.row.exemption.as_ref().map(|e| e.reason.clone()).unwrap_or_default()),
+    ("validUntil", |c| c.row.expires_on().map(|d| d.to_string()).unwrap_or_default()),
 ];
 
-pub const PROGRESS_COLUMNS: [&str; 23] = headers(&PROGRESS_TABLE);
+pub const PROGRESS_COLUMNS: [&str; 24] = headers(&PROGRESS_TABLE);
 
 /// A cell a spreadsheet could run as a formula gets a leading `'`, which spreadsheets show as text; the
 /// rest of the value is kept as is. Dangerous: a first character of `=`, `+`, `-`, `@`, tab or CR, or
@@ -231,7 +234,7 @@ mod tests {
             "\"a,b\",\"say \"\"hi\"\"\",\"x\"\n",
             "RFC 4180 quoting, every field quoted"
         );
-        assert_eq!(ASSIGNMENT_COLUMNS.len(), 24);
-        assert_eq!(PROGRESS_COLUMNS.len(), 23);
+        assert_eq!(ASSIGNMENT_COLUMNS.len(), 25);
+        assert_eq!(PROGRESS_COLUMNS.len(), 24);
     }
 }

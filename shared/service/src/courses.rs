@@ -3,10 +3,10 @@
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
-use domain::{Catalog, CourseId, CustomCourse, CustomCourseItem, OrgId};
-use store::StoreError;
+use domain::{Assignment, Catalog, CourseId, CustomCourse, CustomCourseItem, OrgId};
+use store::{Store, StoreError};
 
-use crate::outbound;
+use crate::outbound::{self, DomainEvent};
 use crate::{AppError, Applied, Ctx};
 
 fn catalog() -> Result<&'static Catalog, StoreError> {
@@ -43,16 +43,29 @@ pub async fn apply_course_update(
     let mut events = Vec::new();
     for a in store.assignments_on_course(org, course_id).await?.into_iter().filter(|a| a.is_active) {
         let a = store.set_assignment_units(org, &a, course.units.clone()).await?.unwrap_or(a);
-        for user in store.roster_user_ids(org, a.id).await? {
-            let Some(change) = store.refresh_row(org, &a, user).await? else { continue };
-            changed += 1;
-            if change.completed_now()
-                && let Some(done) = change.after.completed_at
-            {
-                let profile = store.get_user(org, user).await?;
-                events.push(outbound::completed(org, &a, user, profile.as_ref(), done));
-            }
-        }
+        changed += refresh_roster(store, org, &a, &mut events).await?;
     }
     Ok(ctx.applied(changed, &events).await)
+}
+
+/// Re-evaluates every row of `a` after what decides completion changed (tracked items, recurrence),
+/// adding `assignment.completed` for each learner it completes. Returns how many rows changed.
+pub(crate) async fn refresh_roster(
+    store: &Store,
+    org: &OrgId,
+    a: &Assignment,
+    events: &mut Vec<DomainEvent>,
+) -> Result<usize, StoreError> {
+    let mut changed = 0;
+    for user in store.roster_user_ids(org, a.id).await? {
+        let Some(change) = store.refresh_row(org, a, user).await? else { continue };
+        changed += 1;
+        if change.completed_now()
+            && let Some(done) = change.after.completed_at
+        {
+            let profile = store.get_user(org, user).await?;
+            events.push(outbound::completed(org, a, user, profile.as_ref(), done));
+        }
+    }
+    Ok(changed)
 }

@@ -7,6 +7,7 @@ use serde_json::json;
 use store::StoreError;
 use store::retry::Retry;
 
+use crate::courses::refresh_roster;
 use crate::membership::reconcile_assignment;
 use crate::{Actor, AppError, Ctx, outbound};
 
@@ -51,6 +52,14 @@ pub async fn change(
         match store.update_assignment(org, &current, &next, activation, &audit).await {
             Ok(()) => {
                 let mut events = vec![outbound::assignment_changed(action, org, &next, &actor.id, actor.now)];
+                let mut next = next;
+                if next.recurrence != current.recurrence {
+                    // Every row's cycles follow from the recurrence: derive them again.
+                    let stored = store.get_assignment(org, id).await?.unwrap_or_else(|| next.clone());
+                    let refreshed = refresh_roster(store, org, &stored, &mut events).await?;
+                    tracing::info!(assignment_id = %id, rows = refreshed, "rows re-derived for the new recurrence");
+                    next = store.get_assignment(org, id).await?.unwrap_or(stored);
+                }
                 if activation != Activation::Reactivated {
                     ctx.events.announce(&events).await;
                     return Ok(next);

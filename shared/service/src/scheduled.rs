@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::NaiveDate;
+use chrono::{Days, NaiveDate};
 use domain::reminders::{latest_reminded_deadline, reminder_on};
 use domain::{AssigneeType, Assignment, AssignmentId, OrgId, ProgressRow, RowClass};
-use serde_json::json;
+use serde_json::{Value, json};
 use store::{Pages, StoreError};
 
 use crate::membership::reconcile_assignment;
@@ -40,22 +40,33 @@ async fn each_org(ctx: &Ctx<'_>, only: Option<&[OrgId]>) -> Result<Vec<OrgId>, S
     Ok(orgs)
 }
 
-/// Emits `assignment.due_soon` / `assignment.overdue` for `today` to every incomplete learner in the
-/// rates of every active assignment whose due date calls for one — the assignment's deadline, or the
-/// learner's own date (a relative deadline, an extension) — each at most once per (assignment,
-/// learner, due date, reminder) however often the job runs: the claim is written before the event is
-/// sent. Both kinds of row are found by date index (the assignments' and the rows' own), never by a
-/// scan.
+/// How many days back the daily job looks for cycle windows that opened and completions that lapsed,
+/// so missed runs are caught up; claims keep any rerun from sending twice.
+const CATCH_UP_DAYS: u64 = 7;
+
+/// The daily job. Emits, for `today`:
+/// - `assignment.due_soon` / `assignment.overdue` to every incomplete learner in the rates of every
+///   active assignment whose due date calls for one — the assignment's deadline, or the learner's own
+///   date (a relative deadline, an extension);
+/// - `assignment.recertification_due` when a recertified learner's next cycle opens, and
+///   `assignment.expired` when their completion lapsed without renewal.
+///
+/// Each at most once per (assignment, learner, date, kind) however often the job runs: the claim is
+/// written before the event is sent. Rows are found by date index (the assignments' deadline index and
+/// the rows' own sparse indexes), never by a scan, a page of 100 at a time.
 pub async fn send_reminders(ctx: &Ctx<'_>, today: NaiveDate, only: Option<&[OrgId]>) -> Result<RunReport, AppError> {
     let store = ctx.store;
     let until = latest_reminded_deadline(today);
+    let catch_up = today.checked_sub_days(Days::new(CATCH_UP_DAYS)).unwrap_or(today);
+    let yesterday = today.pred_opt().unwrap_or(today);
     let mut report = RunReport::default();
     for org in each_org(ctx, only).await? {
         report.orgs += 1;
         let mut pages = Pages::default();
         while let Some(start) = pages.next_start() {
             for a in &pages.follow(store.due_assignments_page(&org, until, start).await?) {
-                if reminder_on(a.deadline, today).is_none() {
+                // A relative deadline's rows all have their own dates: the rows' index finds them.
+                if a.due_in_days.is_some() || reminder_on(a.deadline, today).is_none() {
                     continue;
                 }
                 report.assignments += 1;
@@ -63,75 +74,151 @@ pub async fn send_reminders(ctx: &Ctx<'_>, today: NaiveDate, only: Option<&[OrgI
                 while let Some(rows_start) = row_pages.next_start() {
                     let rows = row_pages.follow(store.progress_page(&org, a.id, 100, rows_start).await?);
                     let following: Vec<_> = rows.into_iter().filter(|r| r.own_due_on().is_none()).collect();
-                    report.count += remind(ctx, &org, a, &following, today).await?;
+                    report.count += notify_once(ctx, &org, a, &following, today, |r| reminder(a, r, today)).await?;
                 }
             }
         }
-        // Rows with their own date; the index holds only incomplete ones in the rates.
-        let mut assignments: HashMap<AssignmentId, Option<Assignment>> = HashMap::new();
+        let mut assignments = Assignments::default();
         let mut pages = Pages::default();
         while let Some(start) = pages.next_start() {
             let rows = pages.follow(store.own_dated_rows_page(&org, until, start).await?);
-            let mut by_assignment: BTreeMap<AssignmentId, Vec<ProgressRow>> = BTreeMap::new();
-            for row in rows.into_iter().filter(|r| r.own_due_on().is_some_and(|d| reminder_on(d, today).is_some())) {
-                by_assignment.entry(row.assignment_id).or_default().push(row);
+            for (a, rows) in assignments.of(ctx, &org, rows).await? {
+                report.count += notify_once(ctx, &org, &a, &rows, today, |r| reminder(&a, r, today)).await?;
             }
-            let unknown: Vec<_> = by_assignment.keys().filter(|id| !assignments.contains_key(id)).copied().collect();
-            let found = store.get_assignments(&org, &unknown).await?;
-            assignments.extend(unknown.iter().map(|id| (*id, None)));
-            assignments.extend(found.into_iter().map(|a| (a.id, Some(a))));
-            for (id, rows) in by_assignment {
-                let Some(a) = assignments.get(&id).and_then(Option::as_ref).filter(|a| a.is_active) else { continue };
-                report.count += remind(ctx, &org, a, &rows, today).await?;
+        }
+        let mut pages = Pages::default();
+        while let Some(start) = pages.next_start() {
+            let rows = pages.follow(store.recert_opening_page(&org, catch_up, today, start).await?);
+            for (a, rows) in assignments.of(ctx, &org, rows).await? {
+                report.count += notify_once(ctx, &org, &a, &rows, today, |r| recertification_due(r, today)).await?;
+            }
+        }
+        let mut pages = Pages::default();
+        while let Some(start) = pages.next_start() {
+            let rows = pages.follow(store.expiring_rows_page(&org, catch_up, yesterday, start).await?);
+            for (a, rows) in assignments.of(ctx, &org, rows).await? {
+                report.count += notify_once(ctx, &org, &a, &rows, today, |r| expired(r, today)).await?;
             }
         }
     }
-    tracing::info!(orgs = report.orgs, assignments = report.assignments, reminders = report.count, %today, "reminders sent");
+    tracing::info!(orgs = report.orgs, assignments = report.assignments, sent = report.count, %today, "daily job done");
     Ok(report)
 }
 
-/// Claims and announces the reminders `today` calls for on `rows` of `a` (incomplete rows in the
-/// rates only). Returns how many were sent.
-async fn remind(
+/// One event the daily job owes a learner: its type, the claim that makes it once-only, and what it
+/// adds to the common detail.
+struct Notice {
+    detail_type: &'static str,
+    claim: String,
+    detail: Value,
+}
+
+/// `due_soon` / `overdue` for an incomplete row in the rates, if `today` calls for one. The date is
+/// part of the claim: a learner whose date moves is reminded of the new one.
+fn reminder(a: &Assignment, row: &ProgressRow, today: NaiveDate) -> Option<Notice> {
+    if !matches!(row.class(&a.units, a.item_count), RowClass::NotStarted | RowClass::InProgress) {
+        return None;
+    }
+    let due_on = row.due_on(a.deadline);
+    let reminder = reminder_on(due_on, today)?;
+    Some(Notice {
+        detail_type: reminder.detail_type,
+        claim: format!("{}@{due_on}", reminder.key),
+        detail: json!({"days": reminder.days}),
+    })
+}
+
+/// `recertification_due` once the row's next cycle has opened (once per cycle: the claim names the
+/// validity it renews).
+fn recertification_due(row: &ProgressRow, today: NaiveDate) -> Option<Notice> {
+    let (opens, valid_until) = (row.window_opens_on?, row.valid_until?);
+    (opens <= today).then(|| Notice {
+        detail_type: "assignment.recertification_due",
+        claim: format!("recertification_due@{valid_until}"),
+        detail: json!({"windowOpensOn": opens, "validUntil": valid_until, "cycles": row.cycles.len()}),
+    })
+}
+
+/// `expired` once the row's completion has lapsed (once per cycle).
+fn expired(row: &ProgressRow, today: NaiveDate) -> Option<Notice> {
+    let lapsed = row.expires_on().filter(|day| *day < today)?;
+    Some(Notice {
+        detail_type: "assignment.expired",
+        claim: format!("expired@{lapsed}"),
+        detail: json!({"validUntil": lapsed, "cycles": row.cycles.len()}),
+    })
+}
+
+/// The assignments of the rows a date index returned, read once per run in batches; only active
+/// ones get notices.
+#[derive(Default)]
+struct Assignments(HashMap<AssignmentId, Option<Assignment>>);
+
+impl Assignments {
+    async fn of(
+        &mut self,
+        ctx: &Ctx<'_>,
+        org: &OrgId,
+        rows: Vec<ProgressRow>,
+    ) -> Result<Vec<(Assignment, Vec<ProgressRow>)>, AppError> {
+        let mut by_assignment: BTreeMap<AssignmentId, Vec<ProgressRow>> = BTreeMap::new();
+        for row in rows {
+            by_assignment.entry(row.assignment_id).or_default().push(row);
+        }
+        let unknown: Vec<_> = by_assignment.keys().filter(|id| !self.0.contains_key(id)).copied().collect();
+        let found = ctx.store.get_assignments(org, &unknown).await?;
+        self.0.extend(unknown.iter().map(|id| (*id, None)));
+        self.0.extend(found.into_iter().map(|a| (a.id, Some(a))));
+        Ok(by_assignment
+            .into_iter()
+            .filter_map(|(id, rows)| {
+                let a = self.0.get(&id)?.as_ref().filter(|a| a.is_active)?;
+                Some((a.clone(), rows))
+            })
+            .collect())
+    }
+}
+
+/// Claims and announces what `notice` says each of `rows` of `a` is owed. Returns how many were sent.
+async fn notify_once(
     ctx: &Ctx<'_>,
     org: &OrgId,
     a: &Assignment,
     rows: &[ProgressRow],
     today: NaiveDate,
+    notice: impl Fn(&ProgressRow) -> Option<Notice>,
 ) -> Result<usize, AppError> {
     let store = ctx.store;
-    let noon = today.and_hms_opt(12, 0, 0).unwrap_or_default().and_utc();
-    let due: Vec<_> = rows
-        .iter()
-        .filter(|r| matches!(r.class(&a.units, a.item_count), RowClass::NotStarted | RowClass::InProgress))
-        .filter_map(|r| reminder_on(r.due_on(a.deadline), today).map(|reminder| (r, reminder)))
-        .collect();
-    if due.is_empty() {
+    let owed: Vec<_> = rows.iter().filter_map(|r| notice(r).map(|n| (r, n))).collect();
+    if owed.is_empty() {
         return Ok(0);
     }
-    let ids: Vec<_> = due.iter().map(|(r, _)| r.user_id).collect();
+    let ids: Vec<_> = owed.iter().map(|(r, _)| r.user_id).collect();
     let users: HashMap<_, _> = store.get_users(org, &ids).await?.into_iter().map(|u| (u.user_id, u)).collect();
+    let now = chrono::Utc::now();
+    // Statuses as of the job's day (a rerun for a past day says what that day said).
+    let as_of = today.and_hms_opt(12, 0, 0).unwrap_or_default().and_utc();
     let mut sent = 0;
     let mut events: Vec<DomainEvent> = Vec::new();
-    for (row, reminder) in due {
-        let due_on = row.due_on(a.deadline);
-        // The date is part of the claim: a learner whose date moves is reminded of the new one.
-        if !store.claim_reminder(org, a.id, row.user_id, &format!("{}@{due_on}", reminder.key)).await? {
+    for (row, notice) in owed {
+        if !store.claim_reminder(org, a.id, row.user_id, &notice.claim).await? {
             continue;
         }
         let user = users.get(&row.user_id);
-        let detail = json!({
+        let mut detail = json!({
             "assignment": outbound::summary(a),
             "userId": row.user_id,
             "userName": user.map(|u| u.name.as_str()),
             "userEmail": user.map(|u| u.email.as_str()),
             "deadline": a.deadline,
-            "dueOn": due_on,
-            "status": row.status(&a.units, a.item_count, a.deadline, noon),
+            "dueOn": row.due_on(a.deadline),
+            "status": row.status(&a.units, a.item_count, a.deadline, as_of),
             "progress": row.progress(&a.units, a.item_count),
-            "days": reminder.days,
         });
-        events.push(outbound::other(reminder.detail_type, org, chrono::Utc::now(), detail));
+        if let (Some(detail), Value::Object(extra)) = (detail.as_object_mut(), notice.detail) {
+            detail.extend(extra);
+        }
+        events.push(outbound::other(notice.detail_type, org, now, detail));
         if events.len() == ANNOUNCE_BATCH {
             sent += events.len();
             ctx.events.announce(&std::mem::take(&mut events)).await;

@@ -2,7 +2,7 @@
 //! progress rows are in `roster`, the transaction items they commit with in `tx`.
 
 use aws_sdk_dynamodb::types::builders::PutBuilder;
-use aws_sdk_dynamodb::types::{Delete, Put, ReturnValuesOnConditionCheckFailure, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValuesOnConditionCheckFailure, Update};
 use chrono::NaiveDate;
 use domain::{Activation, AssigneeType, Assignment, AssignmentId, AuditEntry, ContentArea, OrgId, ProgressRow};
 
@@ -20,8 +20,10 @@ pub struct AssignmentFilter {
     pub assignee_type: Option<AssigneeType>,
     pub assignee_id: Option<String>,
     pub content_area: Option<ContentArea>,
-    /// Only assignments overdue as of this date: active, deadline before it, someone not done.
+    /// Only assignments overdue as of this date: active, someone not done after their due date.
     pub overdue_on: Option<NaiveDate>,
+    /// Only assignments with a lapsed recertification as of this date (active).
+    pub expired_on: Option<NaiveDate>,
 }
 
 pub(crate) fn assignment_record(org: &OrgId, assignment: &Assignment) -> Result<AssignmentRecord, StoreError> {
@@ -178,6 +180,12 @@ impl Store {
             values.push((":today".into(), s(today.to_string())));
             values.push((":zero".into(), n(0)));
         }
+        if filter.expired_on.is_some() {
+            // A superset (any row counted by date), made exact below.
+            conditions.push("isActive = :expiredActive AND datedRows > :none");
+            values.push((":expiredActive".into(), aws_sdk_dynamodb::types::AttributeValue::Bool(true)));
+            values.push((":none".into(), n(0)));
+        }
         let filter_expression = (!conditions.is_empty()).then(|| conditions.join(" AND "));
         let (items, next) = self
             .query_bounded(
@@ -199,6 +207,10 @@ impl Store {
         if let Some(today) = filter.overdue_on {
             let noon = today.and_hms_opt(12, 0, 0).unwrap_or_default().and_utc();
             items.retain(|a| a.aggregates.summary(a.item_count, a.deadline, noon).overdue_users > 0);
+        }
+        if let Some(today) = filter.expired_on {
+            let noon = today.and_hms_opt(12, 0, 0).unwrap_or_default().and_utc();
+            items.retain(|a| a.aggregates.summary(a.item_count, a.deadline, noon).expired_users > 0);
         }
         Ok(Page { items, next })
     }
@@ -257,6 +269,23 @@ impl Store {
                 update = update.expression_attribute_values(":note", s(note.as_str()));
             }
             None => remove.push("note"),
+        }
+        match &after.recurrence {
+            Some(r) => {
+                set.push("recurrence = :recurrence");
+                let map = std::collections::HashMap::from([
+                    ("everyMonths".to_owned(), n(r.every_months)),
+                    ("windowDays".to_owned(), n(r.window_days)),
+                ]);
+                update = update.expression_attribute_values(":recurrence", AttributeValue::M(map));
+            }
+            None => remove.push("recurrence"),
+        }
+        if after.recurrence != before.recurrence {
+            // Progress computed under the old recurrence is refused (as when tracked items change);
+            // an increment, so a concurrent change of the items is not undone.
+            set.push("unitsRev = unitsRev + :one");
+            update = update.expression_attribute_values(":one", n(1));
         }
         match (&record.gsi2pk, &record.gsi2sk, &record.gsi3pk, &record.gsi3sk) {
             (Some(g2pk), Some(g2sk), Some(g3pk), Some(g3sk)) => {

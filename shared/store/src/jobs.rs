@@ -61,14 +61,58 @@ impl Store {
         until: NaiveDate,
         start: Option<PageKey>,
     ) -> Result<Page<ProgressRow>, StoreError> {
-        let pk = keys::row_due_index(org);
+        self.rows_by_day(keys::GSI3, keys::row_due_index(org), None, until, start).await
+    }
+
+    /// Recertified rows whose next cycle opens on a day in `from..=until`.
+    pub async fn recert_opening_page(
+        &self,
+        org: &OrgId,
+        from: NaiveDate,
+        until: NaiveDate,
+        start: Option<PageKey>,
+    ) -> Result<Page<ProgressRow>, StoreError> {
+        self.rows_by_day(keys::GSI1, keys::row_recert_index(org), Some(from), until, start).await
+    }
+
+    /// Recertified rows whose completion lapses on a day in `from..=until`.
+    pub async fn expiring_rows_page(
+        &self,
+        org: &OrgId,
+        from: NaiveDate,
+        until: NaiveDate,
+        start: Option<PageKey>,
+    ) -> Result<Page<ProgressRow>, StoreError> {
+        self.rows_by_day(keys::GSI3, keys::row_expiry_index(org), Some(from), until, start).await
+    }
+
+    /// A page of the rows a sparse date index holds under `pk`, for days up to `until` (from
+    /// `from`), earliest first.
+    async fn rows_by_day(
+        &self,
+        index: &'static str,
+        pk: String,
+        from: Option<NaiveDate>,
+        until: NaiveDate,
+        start: Option<PageKey>,
+    ) -> Result<Page<ProgressRow>, StoreError> {
+        let (pk_name, sk_name) =
+            if index == keys::GSI1 { (keys::GSI1PK, keys::GSI1SK) } else { (keys::GSI3PK, keys::GSI3SK) };
         let (items, next) = self
             .query_page(
                 |q| {
-                    q.index_name(keys::GSI3)
-                        .key_condition_expression("GSI3PK = :pk AND GSI3SK <= :until")
+                    let q = q
+                        .index_name(index)
+                        .expression_attribute_names("#pk", pk_name)
+                        .expression_attribute_names("#sk", sk_name)
                         .expression_attribute_values(":pk", s(pk.as_str()))
-                        .expression_attribute_values(":until", s(format!("{until}#~")))
+                        .expression_attribute_values(":until", s(format!("{until}#~")));
+                    match from {
+                        Some(from) => q
+                            .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :until")
+                            .expression_attribute_values(":from", s(from.to_string())),
+                        None => q.key_condition_expression("#pk = :pk AND #sk <= :until"),
+                    }
                 },
                 start,
                 Some(100),

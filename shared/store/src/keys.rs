@@ -7,7 +7,7 @@
 //! | entity            | PK                                             | SK                      | GSI1 (PK / SK)                 | GSI2 (PK / SK)                                   | GSI3 (PK / SK)            |
 //! |-------------------|------------------------------------------------|-------------------------|--------------------------------|--------------------------------------------------|---------------------------|
 //! | assignment        | `ORG#o#ASG#a`                                   | `A`                     | `ORG#o#ASGS` / `a` (v7)        | active: `ORG#o#ASSIGNEE#type#id` / `a`           | active: `ORG#o#DUE` / `deadline#a` |
-//! | progress row      | `ORG#o#ASG#a`                                   | `USER#u`                |                                | `ORG#o#USER#u` / `ASG#a`                         | incomplete, in the rates, own date: `ORG#o#ROWDUE` / `dueOn#a#u` |
+//! | progress row      | `ORG#o#ASG#a`                                   | `USER#u`                | recertified: `ORG#o#RECERT` / `windowOpens#a#u` | `ORG#o#USER#u` / `ASG#a`                         | incomplete, in the rates, own date: `ORG#o#ROWDUE` / `dueOn#a#u`; recertified: `ORG#o#EXPIRY` / `validUntil#a#u` |
 //! | active-duplicate lock | `ORG#o#ACTIVE#assigneeType#assigneeId#targetType#targetId` | `LOCK`  |                                |                                                  |                           |
 //! | completion log    | `ORG#o#USER#u`                                  | `DONE#item#ms`          |                                |                                                  |                           |
 //! | user              | `ORG#o#USER#u`                                  | `PROFILE`               | active: `ORG#o#USERS` / `u`    | active, in a team: `ORG#o#TEAM#t#MEMBERS` / `u`  |                           |
@@ -94,6 +94,17 @@ pub fn due_sort(deadline: chrono::NaiveDate, id: AssignmentId) -> String {
 /// find them here, as they find rows that follow their assignment's deadline through [`due_index`].
 pub fn row_due_index(org: &OrgId) -> String {
     format!("ORG#{org}#ROWDUE")
+}
+
+/// Recertified rows by the day their completion lapses (the daily job's `assignment.expired`).
+pub fn row_expiry_index(org: &OrgId) -> String {
+    format!("ORG#{org}#EXPIRY")
+}
+
+/// Recertified rows by the day their next cycle opens (GSI1; the daily job's
+/// `assignment.recertification_due`).
+pub fn row_recert_index(org: &OrgId) -> String {
+    format!("ORG#{org}#RECERT")
 }
 
 pub fn row_due_sort(due_on: chrono::NaiveDate, id: AssignmentId, user: UserId) -> String {

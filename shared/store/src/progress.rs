@@ -23,7 +23,9 @@ pub struct RowChange {
 impl RowChange {
     /// The learner (in scope) reached 100 % with this change.
     pub fn completed_now(&self) -> bool {
-        self.before.completed_at.is_none() && self.after.completed_at.is_some() && self.after.removed_at.is_none()
+        let first = self.before.completed_at.is_none() && self.after.completed_at.is_some();
+        let recertified = self.after.cycles.len() > self.before.cycles.len();
+        (first || recertified) && self.after.removed_at.is_none()
     }
 }
 
@@ -168,7 +170,10 @@ impl Store {
         self.change_row(org, assignment, user, |row, a| {
             let mut changed = false;
             for c in completions.iter().filter(|c| c.counts_for(a.created_at)) {
-                changed |= row.record_completion(&c.item, c.score, c.at, &a.units, a.item_count);
+                changed |= match a.recurrence {
+                    Some(r) => row.record_recurring_completion(&c.item, c.score, c.at, &a.units, a.item_count, r),
+                    None => row.record_completion(&c.item, c.score, c.at, &a.units, a.item_count),
+                };
             }
             changed
         })
@@ -188,7 +193,8 @@ impl Store {
         self.record_completions(org, assignment, user, &[Completion { item: item.clone(), score, at }]).await
     }
 
-    /// Re-evaluates `user`'s row after the assignment's tracked items changed: completion state and
+    /// Re-evaluates `user`'s row after the assignment's tracked items or recurrence changed: completion
+    /// state (cycles, for a recurring one) and
     /// what the counters count for it. Returns the change when there was one.
     pub async fn refresh_row(
         &self,
@@ -198,7 +204,7 @@ impl Store {
     ) -> Result<Option<RowChange>, StoreError> {
         self.change_row(org, assignment, user, |row, a| {
             let before = row.clone();
-            row.refresh_completion(&a.units, a.item_count);
+            row.refresh(&a.units, a.item_count, a.recurrence);
             *row != before || row.counted != Some(row.contribution(&a.units, a.item_count))
         })
         .await

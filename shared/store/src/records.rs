@@ -61,8 +61,12 @@ record!(
 );
 
 record!(
-    /// GSI3 only while the row is incomplete, in the rates and has its own due date (reminders).
+    /// GSI3 only while the row is incomplete, in the rates and has its own due date (reminders), or
+    /// holds a recertification (by the day it lapses); GSI1 only while it holds one (by the day the
+    /// next cycle opens).
     ProgressRecord {
+        gsi1pk: Option<String> = "GSI1PK",
+        gsi1sk: Option<String> = "GSI1SK",
         gsi2pk: Option<String> = "GSI2PK",
         gsi2sk: Option<String> = "GSI2SK",
         gsi3pk: Option<String> = "GSI3PK",

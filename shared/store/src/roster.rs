@@ -1,7 +1,7 @@
 //! Access patterns 1 and 3: an assignment's roster (its progress rows), paged by assignment and by
 //! learner, and kept equal to the counters.
 
-use domain::{Aggregates, Assignment, AssignmentId, DatedCounts, OrgId, ProgressRow, UserId};
+use domain::{Aggregates, Assignment, AssignmentId, DatedCounts, OrgId, ProgressRow, RowClass, UserId};
 
 use crate::dynamo::{Item, n, s, to_item};
 use crate::partition::Partition;
@@ -22,14 +22,23 @@ pub(crate) fn progress_item(org: &OrgId, row: &ProgressRow, assignment: &Assignm
     let mut row = row.clone();
     let counted = row.contribution(&assignment.units, assignment.item_count);
     row.counted = Some(counted);
+    let row_key = |day| keys::row_due_sort(day, row.assignment_id, row.user_id);
+    let gsi3 = match (counted.class, counted.due_on) {
+        (RowClass::Completed, Some(lapses)) => Some((keys::row_expiry_index(org), row_key(lapses))),
+        (_, Some(due)) => Some((keys::row_due_index(org), row_key(due))),
+        (_, None) => None,
+    };
+    let recert = row.window_opens_on.filter(|_| counted.class == RowClass::Completed);
     to_item(&ProgressRecord {
         pk: keys::assignment_pk(org, row.assignment_id),
         sk: keys::progress_sk(row.user_id),
         entity: "progress".into(),
         gsi2pk: Some(keys::user_assignments_index(org, row.user_id)),
         gsi2sk: Some(keys::assignment_ref(row.assignment_id)),
-        gsi3pk: counted.due_on.map(|_| keys::row_due_index(org)),
-        gsi3sk: counted.due_on.map(|date| keys::row_due_sort(date, row.assignment_id, row.user_id)),
+        gsi1pk: recert.map(|_| keys::row_recert_index(org)),
+        gsi1sk: recert.map(row_key),
+        gsi3pk: gsi3.as_ref().map(|(pk, _)| pk.clone()),
+        gsi3sk: gsi3.map(|(_, sk)| sk),
         phase: Some(row.class(&assignment.units, assignment.item_count)),
         row,
     })

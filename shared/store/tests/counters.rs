@@ -3,7 +3,7 @@
 //! (overdue by each learner's own date) equal a brute-force count of the rows' statuses.
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use domain::{Activation, Assignment, Exemption, OrgId, ProgressRow, Source, TrackedItem, UserStatus};
+use domain::{Activation, Assignment, Exemption, OrgId, ProgressRow, Recurrence, Source, TrackedItem, UserStatus};
 use store::Store;
 use testkit::Lcg;
 use testkit::fixtures::*;
@@ -14,47 +14,73 @@ async fn rows(store: &Store, org: &OrgId, a: &Assignment) -> Vec<ProgressRow> {
 }
 
 /// What the summary says on `day`, and what counting the rows' statuses says.
-fn figures(a: &Assignment, rows: &[ProgressRow], day: NaiveDate) -> ([u64; 4], [u64; 4]) {
+fn figures(a: &Assignment, rows: &[ProgressRow], day: NaiveDate) -> ([u64; 5], [u64; 5]) {
     let now: DateTime<Utc> = day.and_hms_opt(12, 0, 0).unwrap().and_utc();
     let s = a.aggregates.summary(a.item_count, a.deadline, now);
-    let mut counted = [0; 4];
+    let mut counted = [0; 5];
     for row in rows {
         match row.status(&a.units, a.item_count, a.deadline, now) {
             UserStatus::NotStarted => counted[0] += 1,
             UserStatus::InProgress => counted[1] += 1,
             UserStatus::Completed => counted[2] += 1,
             UserStatus::Overdue => counted[3] += 1,
+            UserStatus::Expired => counted[4] += 1,
             _ => {}
         }
     }
-    ([s.not_started_users, s.in_progress_users, s.completed_users, s.overdue_users], counted)
+    ([s.not_started_users, s.in_progress_users, s.completed_users, s.overdue_users, s.expired_users], counted)
 }
 
 #[tokio::test]
 async fn counters_equal_a_recount_after_random_changes() {
-    for seed in [1u64, 7, 2026] {
+    let monthly = Recurrence { every_months: 1, window_days: 7 };
+    for (seed, recurrence) in [(1u64, None), (7, None), (2026, None), (3, Some(monthly)), (11, Some(monthly))] {
         let (store, org) = store_and_org().await;
-        let (mut a, initial) = created_org_wide(&store, &org, 6).await;
-        let users: Vec<_> = initial.iter().map(|r| r.user_id).collect();
+        let (mut a, users) = match recurrence {
+            None => {
+                let (a, rows) = created_org_wide(&store, &org, 6).await;
+                (a, rows.iter().map(|r| r.user_id).collect::<Vec<_>>())
+            }
+            Some(r) => {
+                let mut a = org_wide(&org, in_days(10));
+                a.recurrence = Some(r);
+                let rows = roster(&a, 3);
+                let a = store.create_assignment(&org, &a, &audit("assignment.created", "a"), &rows).await.unwrap();
+                (a, rows.iter().map(|r| r.user_id).collect())
+            }
+        };
         let mut rng = Lcg(seed);
         let t0 = Utc::now();
         let today = t0.date_naive();
-        for step in 0..60i64 {
-            let at = t0 + Duration::seconds(step);
+        let mut next_item = std::collections::HashMap::new();
+        let (mut own_dates_seen, mut cycles_seen, mut expired_seen) = (false, false, 0);
+        let steps = if recurrence.is_some() { 300 } else { 60 };
+        for step in 1..=steps {
+            // Recurring runs spread completions over months and take each learner's challenges in
+            // turn, so cycles complete, open and lapse.
+            let at = if recurrence.is_some() { t0 + Duration::hours(step * 7) } else { t0 + Duration::seconds(step) };
             let user = users[rng.below(users.len())];
-            match rng.below(6) {
-                0 | 1 => {
-                    let item = TrackedItem::parse_key(&format!("c:sql-injection:{}", rng.below(11))).unwrap();
+            match rng.below(8) {
+                0..=3 => {
+                    let index = match recurrence {
+                        Some(_) => {
+                            let next = next_item.entry(user).or_insert(0usize);
+                            *next += 1;
+                            *next % 11
+                        }
+                        None => rng.below(11),
+                    };
+                    let item = TrackedItem::parse_key(&format!("c:sql-injection:{index}")).unwrap();
                     store.record_completion(&org, &a, user, &item, Some(50.0), at).await.unwrap();
                 }
-                2 => {
-                    let joined = rng.below(2) == 0;
+                4 => {
+                    let joined = rng.below(3) > 0;
                     store.set_membership(&org, &a, user, Source::Organization, joined, at).await.unwrap();
                 }
-                3 | 4 => {
+                5 | 6 => {
                     let before = store.progress_row(&org, a.id, user).await.unwrap().unwrap();
                     let mut after = before.clone();
-                    if rng.below(2) == 0 {
+                    if rng.below(3) > 0 {
                         let offset = rng.below(40) as i64 - 10;
                         after.extended_to = (offset > -5).then(|| today + Duration::days(offset));
                     } else {
@@ -74,14 +100,26 @@ async fn counters_equal_a_recount_after_random_changes() {
                 }
             }
             a = store.get_assignment(&org, a.id).await.unwrap().unwrap();
+            if step % 20 != 0 {
+                continue;
+            }
+            assert!(!store.repair_counters(&org, a.id).await.unwrap(), "seed {seed}, step {step}: counters differ");
+            let rows = rows(&store, &org, &a).await;
+            own_dates_seen |= rows.iter().any(|r| r.own_due_on().is_some());
+            cycles_seen |= rows.iter().any(|r| r.cycles.len() > 1);
+            for offset in [-1, 0, 3, 12, 25, 40, 70, 100, 130] {
+                let day = today + Duration::days(offset);
+                let (summary, counted) = figures(&a, &rows, day);
+                assert_eq!(
+                    summary, counted,
+                    "seed {seed}, step {step}, {day}: [not started, in progress, completed, overdue, expired]"
+                );
+                expired_seen += counted[4];
+            }
         }
-        assert!(!store.repair_counters(&org, a.id).await.unwrap(), "seed {seed}: counters differ from a recount");
-        let rows = rows(&store, &org, &a).await;
-        assert!(rows.iter().any(|r| r.own_due_on().is_some()), "seed {seed} exercised own dates");
-        for offset in [-1, 0, 3, 12, 25, 40] {
-            let day = today + Duration::days(offset);
-            let (summary, counted) = figures(&a, &rows, day);
-            assert_eq!(summary, counted, "seed {seed}, {day}: [not started, in progress, completed, overdue]");
+        assert!(own_dates_seen, "seed {seed} exercised own dates");
+        if recurrence.is_some() {
+            assert!(cycles_seen && expired_seen > 0, "seed {seed} exercised recertification and expiry");
         }
     }
 }

@@ -239,3 +239,116 @@ async fn new_starters_get_the_assignment_and_existing_members_do_not() {
     let theirs = env.get(&format!("/users/{}/assignments", existing.user_id)).token(key).await;
     assert!(!theirs.body.as_array().unwrap().iter().any(|a| a["id"] == created.body["id"]));
 }
+
+#[tokio::test]
+async fn a_yearly_recertification_expires_and_renews_with_its_history() {
+    let (env, org) = Env::with_org().await;
+    let key = org.api_keys.admin.as_str();
+    let mut body = team_topic(&org, "sql-injection");
+    body["recurrence"] = json!({"everyMonths": 12});
+    let created = env.post("/assignments").token(key).json(body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    assert_eq!(created.body["recurrence"], json!({"everyMonths": 12, "windowDays": 30}));
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let path = path_of(&created);
+    let learner = org.learners().find(|u| u.team_id == Some(org.teams[0].team_id)).unwrap();
+    let completed = env.subscribe(&org, "assignment.completed").await;
+    let recert_due = env.subscribe(&org, "assignment.recertification_due").await;
+    let expired = env.subscribe(&org, "assignment.expired").await;
+
+    // Let thirteen months pass: the assignment is made fourteen months ago (behind the API: the routes
+    // read the real clock), and the learner completes every challenge thirteen months ago.
+    let now = Utc::now();
+    let made = now.checked_sub_months(chrono::Months::new(14)).unwrap();
+    testkit::stack::raw_client()
+        .await
+        .update_item()
+        .table_name(env.store.table_name())
+        .key("PK", AttributeValue::S(format!("ORG#{}#ASG#{id}", org.org_id)))
+        .key("SK", AttributeValue::S("A".into()))
+        .update_expression("SET createdAt = :t")
+        .expression_attribute_values(":t", AttributeValue::S(made.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
+        .send()
+        .await
+        .unwrap();
+    let complete_all = |at: chrono::DateTime<Utc>, score: f64| {
+        (0..11u16)
+            .map(|i| seed::challenge_completed(&org.org_id, learner.user_id, "sql-injection", i, score, at).envelope())
+            .collect::<Vec<_>>()
+    };
+    let first = now.checked_sub_months(chrono::Months::new(13)).unwrap();
+    for event in complete_all(first, 80.0) {
+        env.invoke("ProgressEventsFunction", event).await;
+    }
+    let valid_until = first.date_naive().checked_add_months(chrono::Months::new(12)).unwrap();
+    let learner_path = format!("{path}/users/{}", learner.user_id);
+    let lapsed = env.get(&learner_path).token(key).await;
+    assert_eq!(lapsed.body["status"], "expired", "{:?}", lapsed.body);
+    assert_eq!(
+        (lapsed.body["validUntil"].clone(), lapsed.body["dueOn"].clone()),
+        (json!(valid_until), json!(valid_until))
+    );
+    assert_eq!(lapsed.body["cycles"].as_array().unwrap().len(), 1);
+    assert_eq!(lapsed.body["cycles"][0]["averageScore"], 80.0);
+    let detail = env.get(&path).token(key).await;
+    let progress = &detail.body["progress"];
+    assert_eq!((progress["expiredUsers"].clone(), progress["completedUsers"].clone()), (json!(1), json!(0)));
+    let only_expired = env.get(&format!("{path}?status=expired")).token(key).await;
+    let users: Vec<_> = only_expired.body["users"].as_array().unwrap().iter().map(|u| u["userId"].clone()).collect();
+    assert_eq!(users, [json!(learner.user_id)]);
+    let listed = env.get("/assignments?expired=true").token(key).await;
+    assert_eq!(listed.body.as_array().unwrap().iter().map(|a| a["id"].clone()).collect::<Vec<_>>(), [json!(id)]);
+    assert_problem(&env.get(&format!("{path}?status=late")).token(key).await, 400, "validation_failed");
+
+    // The daily job, run twice on a day inside the window and twice after the lapse: each event once.
+    let only = json!([org.org_id.as_str()]);
+    let in_window = valid_until - chrono::Duration::days(28);
+    for date in [in_window, in_window, valid_until + chrono::Duration::days(1), valid_until + chrono::Duration::days(1)]
+    {
+        env.invoke("RemindersFunction", json!({"date": date, "orgIds": only})).await;
+    }
+    let due = env.drain(&recert_due).await;
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert_eq!(
+        (due[0]["detail"]["userId"].clone(), due[0]["detail"]["validUntil"].clone()),
+        (json!(learner.user_id), json!(valid_until))
+    );
+    let gone = env.drain(&expired).await;
+    assert_eq!(gone.len(), 1, "{gone:?}");
+    assert_eq!(gone[0]["detail"]["status"], "expired");
+
+    // Completing it again: completed, two cycles in the history, valid for another year.
+    for event in complete_all(Utc::now(), 95.0) {
+        env.invoke("ProgressEventsFunction", event).await;
+    }
+    let renewed = env.get(&learner_path).token(key).await;
+    assert_eq!(renewed.body["status"], "completed");
+    let cycles = renewed.body["cycles"].as_array().unwrap();
+    assert_eq!(cycles.len(), 2);
+    assert_eq!((cycles[0]["averageScore"].clone(), cycles[1]["averageScore"].clone()), (json!(80.0), json!(95.0)));
+    let next_valid = Utc::now().date_naive().checked_add_months(chrono::Months::new(12)).unwrap();
+    assert_eq!(renewed.body["validUntil"], json!(next_valid));
+    assert_eq!(env.drain(&completed).await.len(), 2, "one assignment.completed per cycle");
+    let detail = env.get(&path).token(key).await;
+    assert_eq!(detail.body["progress"]["expiredUsers"], 0);
+    assert_eq!(detail.body["progress"]["completedUsers"], 1);
+    assert_counters_equal_rows(&env, &org, &id).await;
+
+    // Stopping recertification keeps the history; the learner stays completed, with no expiry.
+    let stopped = env.patch(&path).token(key).json(json!({"recurrence": null})).await;
+    assert_eq!(stopped.status, StatusCode::OK, "{:?}", stopped.body);
+    assert!(stopped.body.get("recurrence").is_none());
+    let one_off = env.get(&learner_path).token(key).await;
+    assert_eq!((one_off.body["status"].clone(), one_off.body.get("validUntil")), (json!("completed"), None));
+    assert_eq!(one_off.body["cycles"].as_array().unwrap().len(), 2, "history is never deleted");
+    assert_counters_equal_rows(&env, &org, &id).await;
+    let monthly = env.patch(&path).token(key).json(json!({"recurrence": {"everyMonths": 1, "windowDays": 7}})).await;
+    assert_eq!(monthly.body["recurrence"], json!({"everyMonths": 1, "windowDays": 7}));
+    let again = env.get(&learner_path).token(key).await;
+    let next_month = Utc::now().date_naive().checked_add_months(chrono::Months::new(1)).unwrap();
+    assert_eq!(
+        (again.body["status"].clone(), again.body["validUntil"].clone()),
+        (json!("completed"), json!(next_month))
+    );
+    assert_counters_equal_rows(&env, &org, &id).await;
+}

@@ -192,3 +192,22 @@ fn relative_deadlines_and_new_starters() {
     individual["assigneeType"] = json!("user");
     assert_eq!(bad(individual), ["newStartersOnly"]);
 }
+
+#[test]
+fn recurrence_is_an_object_with_a_default_window_or_null() {
+    let mut body = valid();
+    body["recurrence"] = json!({"everyMonths": 12});
+    let new = validate_create(&body, today()).unwrap();
+    assert_eq!(new.recurrence, Some(Recurrence { every_months: 12, window_days: 30 }));
+    let patch = validate_patch(&json!({"recurrence": null}), today()).unwrap();
+    assert_eq!(patch.recurrence, Some(None));
+    let patch = validate_patch(&json!({"recurrence": {"everyMonths": 36, "windowDays": 0}}), today()).unwrap();
+    assert_eq!(patch.recurrence, Some(Some(Recurrence { every_months: 36, window_days: 0 })));
+
+    let bad = |recurrence: Value| fields(validate_patch(&json!({"recurrence": recurrence}), today()).unwrap_err());
+    assert_eq!(bad(json!({})), ["recurrence.everyMonths"]);
+    assert_eq!(bad(json!({"everyMonths": 0, "windowDays": 181})), ["recurrence.everyMonths", "recurrence.windowDays"]);
+    assert_eq!(bad(json!({"everyMonths": 37})), ["recurrence.everyMonths"]);
+    assert_eq!(bad(json!({"everyMonths": 12, "every": 1})), ["recurrence.every"]);
+    assert_eq!(bad(json!(12)), ["recurrence"]);
+}
