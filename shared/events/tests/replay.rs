@@ -166,6 +166,7 @@ type RowState = (
     DateTime<Utc>,
     Option<chrono::NaiveDate>,
     Vec<domain::Cycle>,
+    (Option<chrono::NaiveDate>, bool),
 );
 
 async fn state(store: &Store, org: &OrgId, assignments: &[Assignment]) -> Vec<(domain::Aggregates, Vec<RowState>)> {
@@ -181,6 +182,7 @@ async fn state(store: &Store, org: &OrgId, assignments: &[Assignment]) -> Vec<(d
             .map(|r| {
                 let class = r.class(&a.units, a.item_count);
                 let due = r.own_due_on();
+                let admin = (r.extended_to, r.exemption.is_some());
                 let (completed, cycles) = (r.completed, r.cycles);
                 (
                     r.user_id.0,
@@ -192,6 +194,7 @@ async fn state(store: &Store, org: &OrgId, assignments: &[Assignment]) -> Vec<(d
                     r.membership_at,
                     due,
                     cycles,
+                    admin,
                 )
             })
             .collect();
@@ -232,10 +235,32 @@ async fn three_shuffled_replays_equal_one_ordered_delivery() {
         assert_eq!(g.0, w.0, "counters of assignment {i}");
     }
 
+    // An admin's extension and exemption survive any later replay of the same events.
+    for (org, list) in [(&ordered_org, &ordered), (&replayed_org, &replayed)] {
+        let org_wide = store.get_assignment(org, list[2].id).await.unwrap().unwrap();
+        for (user, exempt) in [(users[3], true), (users[4], false)] {
+            let before = store.progress_row(org, org_wide.id, domain::UserId(user)).await.unwrap().unwrap();
+            let mut after = before.clone();
+            match exempt {
+                true => after.exemption = Some(domain::Exemption { reason: "r".into(), at: t0, by: "admin".into() }),
+                false => after.extended_to = Some((t0 + Duration::days(60)).date_naive()),
+            }
+            store.apply_progress(org, &org_wide, &before, &after).await.unwrap();
+        }
+        for event in shuffled(&events, 99) {
+            consumer.handle(envelope(org, t0, &event)).await.unwrap();
+        }
+    }
+    let want = state(store, &ordered_org, &ordered).await;
+    let got = state(store, &replayed_org, &replayed).await;
+    assert_eq!(got, want, "after the admin's changes and another replay");
+    let exempted = want[2].1.iter().find(|r| r.0 == users[3]).unwrap();
+    assert_eq!((exempted.1, exempted.9.1), (domain::RowClass::Exempt, true));
+
     // And the ordered state is what the story says.
     let (team0, team1, org_wide) = (&want[0], &want[1], &want[2]);
     let class_of = |rows: &Vec<RowState>, u: usize| rows.iter().find(|r| r.0 == users[u]).map(|r| r.1);
-    use domain::RowClass::{Completed, InProgress, Removed};
+    use domain::RowClass::{Completed, Exempt, InProgress, Removed};
     assert_eq!(class_of(&team0.1, 0), Some(InProgress), "user 0 left team 0 and came back, progress kept");
     assert_eq!(class_of(&team0.1, 1), Some(Removed), "user 1 moved to team 1");
     assert_eq!(class_of(&team1.1, 1), Some(Completed), "…and finished there");
@@ -243,7 +268,8 @@ async fn three_shuffled_replays_equal_one_ordered_delivery() {
     assert_eq!(class_of(&team0.1, 4), Some(InProgress), "user 4 joined with completions made before joining");
     assert_eq!(class_of(&team1.1, 3), Some(Removed));
     assert_eq!(class_of(&team0.1, 3), Some(InProgress), "user 3 moved from team 1 to team 0");
-    assert_eq!(org_wide.0.total_users, 5, "everyone but the deactivated user");
+    assert_eq!(class_of(&org_wide.1, 3), Some(Exempt), "user 3 was exempted from the org-wide one");
+    assert_eq!(org_wide.0.total_users, 4, "everyone but the deactivated and the exempted user");
     assert_eq!(team0.0.total_users, 3, "users 0, 3 and 4");
     assert_eq!(org_wide.0.completed_users, 1);
     let relative = &want[3];
