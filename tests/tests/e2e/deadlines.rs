@@ -12,17 +12,18 @@ use testkit::e2e::{Env, assert_problem, eventually};
 
 use crate::{assign_team_topic, deadline, path_of, team_topic, user_of};
 
-/// Moves an assignment's deadline to `date` behind the API's back: how these tests let time pass for
-/// the routes (which read the real clock); validation refuses a past deadline through the API.
-async fn set_deadline_behind_the_api(env: &Env, org: &seed::SeededOrg, id: &str, date: chrono::NaiveDate) {
+/// Sets one attribute of an assignment behind the API's back: how these tests let time pass for the
+/// routes, which read the real clock (validation refuses a past deadline through the API).
+async fn set_behind_the_api(env: &Env, org: &seed::SeededOrg, id: &str, attribute: &str, value: String) {
     testkit::stack::raw_client()
         .await
         .update_item()
         .table_name(env.store.table_name())
         .key("PK", AttributeValue::S(format!("ORG#{}#ASG#{id}", org.org_id)))
         .key("SK", AttributeValue::S("A".into()))
-        .update_expression("SET deadline = :d")
-        .expression_attribute_values(":d", AttributeValue::S(date.to_string()))
+        .update_expression("SET #a = :v")
+        .expression_attribute_names("#a", attribute)
+        .expression_attribute_values(":v", AttributeValue::S(value))
         .send()
         .await
         .unwrap();
@@ -50,7 +51,7 @@ async fn an_extension_and_an_exemption_change_one_learner_only() {
     let path = path_of(&created);
     let updated = env.subscribe(&org, "assignment.user_updated").await;
     let yesterday = Utc::now().date_naive() - chrono::Duration::days(1);
-    set_deadline_behind_the_api(&env, &org, &id, yesterday).await;
+    set_behind_the_api(&env, &org, &id, "deadline", yesterday.to_string()).await;
     let detail = env.get(&path).token(key).await;
     assert_eq!(detail.body["progress"]["overdueUsers"], 5);
 
@@ -260,17 +261,7 @@ async fn a_yearly_recertification_expires_and_renews_with_its_history() {
     // read the real clock), and the learner completes every challenge thirteen months ago.
     let now = Utc::now();
     let made = now.checked_sub_months(chrono::Months::new(14)).unwrap();
-    testkit::stack::raw_client()
-        .await
-        .update_item()
-        .table_name(env.store.table_name())
-        .key("PK", AttributeValue::S(format!("ORG#{}#ASG#{id}", org.org_id)))
-        .key("SK", AttributeValue::S("A".into()))
-        .update_expression("SET createdAt = :t")
-        .expression_attribute_values(":t", AttributeValue::S(made.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
-        .send()
-        .await
-        .unwrap();
+    set_behind_the_api(&env, &org, &id, "createdAt", made.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)).await;
     let complete_all = |at: chrono::DateTime<Utc>, score: f64| {
         (0..11u16)
             .map(|i| seed::challenge_completed(&org.org_id, learner.user_id, "sql-injection", i, score, at).envelope())
