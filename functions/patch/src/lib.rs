@@ -1,4 +1,4 @@
-//! PATCH /assignments/{id} (deadline, isMandatory, note, isActive), DELETE /assignments/{id}
+//! PATCH /assignments/{id} (deadline, isMandatory, note, isActive, recurrence), DELETE /assignments/{id}
 //! (deactivate; nothing is erased) and PATCH /assignments/{id}/users/{userId} (one learner's
 //! extension or exemption). Optional `If-Match`; every change is audit-logged.
 

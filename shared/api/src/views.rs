@@ -55,17 +55,20 @@ struct TeamRef<'a> {
 
 impl<'a> Membership<'a> {
     fn of(source: &Source, a: &Assignment, team_names: &'a HashMap<TeamId, String>) -> Self {
+        let team =
+            |team_id: &TeamId| TeamRef { team_id: *team_id, team_name: team_names.get(team_id).map(String::as_str) };
         if a.new_starters_only {
-            // "Default for New Starters", whatever scope brought them.
-            return Membership { source: "new_starters", team: None };
+            // "Default for New Starters", with the team that brought them if it was a team.
+            let team = match source {
+                Source::Team { team_id } => Some(team(team_id)),
+                _ => None,
+            };
+            return Membership { source: "new_starters", team };
         }
         match source {
             Source::Individual => Membership { source: "individual", team: None },
             Source::Organization => Membership { source: "organization", team: None },
-            Source::Team { team_id } => Membership {
-                source: "team",
-                team: Some(TeamRef { team_id: *team_id, team_name: team_names.get(team_id).map(String::as_str) }),
-            },
+            Source::Team { team_id } => Membership { source: "team", team: Some(team(team_id)) },
         }
     }
 }

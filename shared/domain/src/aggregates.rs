@@ -66,6 +66,10 @@ pub struct Aggregates {
     /// Sum over users in scope of their completed tracked items; with `item_count` it gives the
     /// average progress without reading rows.
     pub completed_items_sum: i64,
+    /// How many rows [`DatedCounts`] counts (the list's overdue/expired filters skip assignments
+    /// without any). Kept like every counter, so it is right from creation on.
+    #[serde(default)]
+    pub dated_rows: i64,
     /// The part of `notStartedUsers` and `inProgressUsers` whose rows have a due date of their own,
     /// and the part of `completedUsers` whose recertification lapses on a date.
     #[serde(flatten, default)]
@@ -170,7 +174,8 @@ impl<'de> Deserialize<'de> for DatedCounts {
 pub struct RowContribution {
     pub class: RowClass,
     pub completed_items: u32,
-    /// The row's own due date while it is incomplete and in the rates (see [`DatedCounts`]).
+    /// The row's own due date while it is incomplete and in the rates, or the day a recertified row's
+    /// completion lapses (see [`DatedCounts`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_on: Option<NaiveDate>,
 }
@@ -189,6 +194,7 @@ impl Aggregates {
         agg.completed_items_sum = i64::from(row.completed_items);
         if let Some(date) = row.due_on.filter(|_| row.class.incomplete() || row.class == RowClass::Completed) {
             agg.dated.0.insert((date, row.class), 1);
+            agg.dated_rows = 1;
         }
         agg
     }
@@ -256,6 +262,7 @@ impl std::ops::Sub for Aggregates {
             in_progress_users: self.in_progress_users - rhs.in_progress_users,
             not_started_users: self.not_started_users - rhs.not_started_users,
             completed_items_sum: self.completed_items_sum - rhs.completed_items_sum,
+            dated_rows: self.dated_rows - rhs.dated_rows,
             dated: self.dated,
         }
     }
@@ -271,6 +278,7 @@ impl std::ops::Add for Aggregates {
             in_progress_users: self.in_progress_users + rhs.in_progress_users,
             not_started_users: self.not_started_users + rhs.not_started_users,
             completed_items_sum: self.completed_items_sum + rhs.completed_items_sum,
+            dated_rows: self.dated_rows + rhs.dated_rows,
             dated: self.dated,
         }
     }

@@ -206,14 +206,20 @@ impl Assignment {
         if !self.new_starters_only {
             return true;
         }
-        let joined = match self.assignee.assignee_type {
+        self.entered_scope(user).is_some_and(|at| at > self.created_at)
+    }
+
+    /// When `user` came into this assignment's scope, as far as the projection knows, whatever order
+    /// its events arrived in: first seen in the team, or the account's creation (org). `None` for an
+    /// individual assignment or when not known.
+    pub fn entered_scope(&self, user: &User) -> Option<DateTime<Utc>> {
+        match self.assignee.assignee_type {
             AssigneeType::Team => {
                 TeamId::parse(&self.assignee.assignee_id).ok().and_then(|t| user.facets.first_in_team.get(&t).copied())
             }
             AssigneeType::Org => user.facets.created_at,
             AssigneeType::User => None,
-        };
-        joined.is_some_and(|at| at > self.created_at)
+        }
     }
 
     /// A row for a learner who came into scope at `at`, due on their own date when the deadline is
@@ -221,10 +227,15 @@ impl Assignment {
     /// The membership event's time, not the clock, decides, so a replayed event gives the same date.
     pub fn new_row(&self, user: UserId, source: Source, at: DateTime<Utc>) -> ProgressRow {
         let mut row = ProgressRow::new(self.id, user, source, at);
-        let got_it = at.max(self.created_at).date_naive();
-        row.relative_due_on =
-            self.due_in_days.and_then(|days| got_it.checked_add_days(chrono::Days::new(u64::from(days))));
+        row.relative_due_on = self.relative_due_on(at);
         row
+    }
+
+    /// The due date of a learner who got their row at `at` (or at creation, if later), when the
+    /// deadline is relative.
+    pub fn relative_due_on(&self, at: DateTime<Utc>) -> Option<NaiveDate> {
+        let got_it = at.max(self.created_at).date_naive();
+        self.due_in_days.and_then(|days| got_it.checked_add_days(chrono::Days::new(u64::from(days))))
     }
 
     /// Why a learner in scope has this assignment (the learner view's `source`).

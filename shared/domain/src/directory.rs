@@ -88,6 +88,13 @@ impl User {
     /// whether anything changed.
     pub fn apply(&mut self, change: &UserChange, at: DateTime<Utc>) -> bool {
         let before = self.clone();
+        // A user projected before teams were remembered: their current team counts from when it was
+        // last stated, not from this event (else every member would look new to the team).
+        if self.facets.first_in_team.is_empty()
+            && let Some(team) = self.team_id
+        {
+            self.seen_in(team, self.facets.team_at.unwrap_or(self.updated_at));
+        }
         match change {
             UserChange::Snapshot { name, email, role, team_id, active } => {
                 if newer(at, self.facets.profile_at) {
@@ -270,6 +277,24 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn a_member_projected_before_first_in_team_existed_is_not_new_to_their_team() {
+        let at = |h| Utc.with_ymd_and_hms(2026, 5, 1, h, 0, 0).unwrap();
+        let team = TeamId(uuid::Uuid::from_u128(2));
+        let mut legacy = User::unknown(UserId(uuid::Uuid::from_u128(7)), at(1));
+        legacy.team_id = Some(team);
+        legacy.facets.team_at = Some(at(1));
+        let restated = UserChange::Snapshot {
+            name: "A".into(),
+            email: "a@x.example".into(),
+            role: Role::Learner,
+            team_id: Some(team),
+            active: None,
+        };
+        legacy.apply(&restated, at(9));
+        assert_eq!(legacy.facets.first_in_team.get(&team), Some(&at(1)));
     }
 
     #[test]

@@ -83,7 +83,8 @@ pub struct Exemption {
 /// An admin's change of one learner's row (`PATCH /assignments/{id}/users/{userId}`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LearnerPatch {
-    /// `Some(Some(date))` extends to `date`; `Some(None)` returns to the assignment's date.
+    /// `Some(Some(date))` sets the learner's date to `date`; `Some(None)` returns them to the date they
+    /// would have without it (their relative date, else the assignment's deadline).
     pub due_on: Option<Option<NaiveDate>>,
     /// `Some(Some(reason))` exempts; `Some(None)` lifts an exemption.
     pub exempt: Option<Option<String>>,
@@ -96,6 +97,18 @@ pub struct CompletedItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
     pub completed_at: DateTime<Utc>,
+}
+
+impl CompletedItem {
+    /// Takes in another completion of the same item: the earliest time and the best score are kept,
+    /// so any order of the same completions gives the same result.
+    pub fn absorb(&mut self, at: DateTime<Utc>, score: Option<f64>) {
+        self.completed_at = self.completed_at.min(at);
+        self.score = match (self.score, score) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
 }
 
 /// A learner's row on an assignment. Rows are never deleted: leaving scope sets `removed_at`.
@@ -130,7 +143,8 @@ pub struct ProgressRow {
     /// when the row is made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relative_due_on: Option<NaiveDate>,
-    /// An admin's extension for this learner; wins over every other date.
+    /// An admin's date for this learner: wins over the relative and the assignment's dates; for a
+    /// recertified learner it can only move the lapse later (see [`ProgressRow::expires_on`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extended_to: Option<NaiveDate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -200,12 +214,11 @@ impl ProgressRow {
             Some(recurrence) => self.recertify(units, item_count, recurrence),
             None => {
                 // No longer recurring: each item's first completion and best score, as a one-off
-                // assignment keeps them; the cycles stay as history.
+                // assignment keeps them (merged with what it recorded since); the cycles stay as history.
                 for (key, entries) in &self.log {
-                    if let Some(first) = entries.first() {
-                        let best = entries.iter().filter_map(|e| e.score).reduce(f64::max);
-                        self.completed
-                            .insert(key.clone(), CompletedItem { score: best, completed_at: first.completed_at });
+                    for entry in entries {
+                        let kept = self.completed.entry(key.clone()).or_insert_with(|| entry.clone());
+                        kept.absorb(entry.completed_at, entry.score);
                     }
                 }
                 (self.valid_until, self.window_opens_on) = (None, None);
@@ -215,9 +228,10 @@ impl ProgressRow {
     }
 
     fn recertify(&mut self, units: &[TrackedUnit], item_count: u32, recurrence: Recurrence) {
-        if self.log.is_empty() {
-            // Completions recorded before the assignment became recurring.
-            for (key, item) in &self.completed {
+        // Completions recorded while the assignment was not recurring (before it became so, or between
+        // two recurring spells) join the log; items the log has already come from it.
+        for (key, item) in &self.completed {
+            if !self.log.contains_key(key) {
                 self.log.insert(key.clone(), vec![item.clone()]);
             }
         }
@@ -291,12 +305,7 @@ impl ProgressRow {
             return false;
         }
         let before = self.clone();
-        let entry = self.completed.entry(item.key()).or_insert(CompletedItem { score, completed_at: at });
-        entry.completed_at = entry.completed_at.min(at);
-        entry.score = match (entry.score, score) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
+        self.completed.entry(item.key()).or_insert(CompletedItem { score, completed_at: at }).absorb(at, score);
         self.started_at = Some(self.started_at.map_or(at, |s| s.min(at)));
         self.refresh_completion(units, item_count);
         *self != before
@@ -372,9 +381,8 @@ impl ProgressRow {
             RowClass::Completed => self.expires_on(),
             RowClass::Removed | RowClass::Exempt => None,
         };
-        // A valid recertification counts every item, whatever the next cycle has done so far.
-        let completed_items = if self.valid_until.is_some() { item_count } else { self.completed_tracked(units) };
-        RowContribution { class, completed_items, due_on }
+        // As the views show it: the cycle in progress (the last one's items until it has any).
+        RowContribution { class, completed_items: self.completed_tracked(units), due_on }
     }
 
     pub fn status(

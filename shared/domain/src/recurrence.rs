@@ -60,13 +60,7 @@ pub fn log_completion(log: &mut CompletionLog, item: &TrackedItem, score: Option
     let entries = log.entry(item.key()).or_default();
     let before = entries.clone();
     match entries.iter_mut().find(|e| e.completed_at.date_naive() == at.date_naive()) {
-        Some(entry) => {
-            entry.completed_at = entry.completed_at.min(at);
-            entry.score = match (entry.score, score) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            };
-        }
+        Some(entry) => entry.absorb(at, score),
         None => {
             entries.push(CompletedItem { score, completed_at: at });
             entries.sort_by_key(|e| e.completed_at);

@@ -202,6 +202,15 @@ impl Errors {
             };
         let every_months = whole("everyMonths", 1..=MAX_EVERY_MONTHS, None);
         let window_days = whole("windowDays", 0..=MAX_WINDOW_DAYS, Some(DEFAULT_WINDOW_DAYS));
+        if let (Some(months), Some(days)) = (every_months, window_days)
+            && days >= months * 28
+        {
+            // The next cycle must open after the last one is done, not the day after every completion.
+            self.add(
+                "recurrence.windowDays",
+                format!("must be shorter than everyMonths (at most {} days)", months * 28 - 1),
+            );
+        }
         if self.0.len() > before {
             return None;
         }
@@ -373,7 +382,8 @@ pub fn validate_learner_patch(body: &Value, today: NaiveDate) -> Result<LearnerP
     errors.finish(Some(patch))
 }
 
-/// Validates a patch body: only deadline, isMandatory, note (null clears) and isActive.
+/// Validates a patch body: only deadline, isMandatory, note (null clears), isActive and recurrence
+/// (null stops it).
 pub fn validate_patch(body: &Value, today: NaiveDate) -> Result<Patch, ValidationError> {
     let body = body.as_object().ok_or(ValidationError::NotAnObject)?;
     let immutable: Vec<String> = body.keys().filter(|k| IMMUTABLE_FIELDS.contains(&k.as_str())).cloned().collect();

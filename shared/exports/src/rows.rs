@@ -137,11 +137,11 @@ pub fn progress_record(
     now: DateTime<Utc>,
 ) -> Vec<String> {
     let (source, team) = match &row.source {
-        _ if a.new_starters_only => ("new_starters", String::new()),
         Source::Individual => ("individual", String::new()),
         Source::Organization => ("organization", String::new()),
         Source::Team { team_id } => ("team", team_names.get(team_id).cloned().unwrap_or_default()),
     };
+    let source = if a.new_starters_only { "new_starters" } else { source };
     let status = serde_json::to_value(row.status(&a.units, a.item_count, a.deadline, now))
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))

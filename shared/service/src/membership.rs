@@ -137,7 +137,8 @@ pub async fn reconcile_user(
             }
             None => {}
         }
-        let change = store.set_membership(org, a, user.user_id, a.source(), in_scope, at).await?;
+        let entered = a.entered_scope(user).unwrap_or(at);
+        let change = store.set_membership(org, a, user.user_id, a.source(), in_scope, at, entered).await?;
         if change == MembershipChange::Unchanged {
             continue;
         }
@@ -199,11 +200,12 @@ pub async fn reconcile_assignment(
     let mut log = CompletionLog::new(store, org);
     for user in &members {
         let at = user.membership_at();
+        let entered = a.entered_scope(user).unwrap_or(at);
         let change = match rows.get(&user.user_id) {
             None if team_is_deleted => continue,
-            None => store.set_membership(org, a, user.user_id, a.source(), true, at).await?,
+            None => store.set_membership(org, a, user.user_id, a.source(), true, at, entered).await?,
             Some(row) if row.removed_at.is_some() => {
-                store.set_membership(org, a, user.user_id, a.source(), true, at).await?
+                store.set_membership(org, a, user.user_id, a.source(), true, at, entered).await?
             }
             Some(_) => MembershipChange::Unchanged,
         };
@@ -217,12 +219,23 @@ pub async fn reconcile_assignment(
             log.catch_up(a, user, &mut out).await?;
         }
     }
+    // Rows derived under other tracked items or another recurrence (a refresh that did not finish).
+    for row in rows.values() {
+        let mut probe = row.clone();
+        probe.refresh(&a.units, a.item_count, a.recurrence);
+        let stale = probe != *row || row.counted != Some(row.contribution(&a.units, a.item_count));
+        if stale && store.refresh_row(org, a, row.user_id).await?.is_some() {
+            out.repairs += 1;
+        }
+    }
     let in_scope: HashSet<_> = members.iter().map(|u| u.user_id).collect();
     let stale: Vec<_> =
         rows.values().filter(|r| r.removed_at.is_none() && !in_scope.contains(&r.user_id)).map(|r| r.user_id).collect();
     for user in store.get_users(org, &stale).await? {
         if !a.includes(&user)
-            && store.set_membership(org, a, user.user_id, a.source(), false, user.membership_at()).await?
+            && store
+                .set_membership(org, a, user.user_id, a.source(), false, user.membership_at(), user.membership_at())
+                .await?
                 != MembershipChange::Unchanged
         {
             out.repairs += 1;

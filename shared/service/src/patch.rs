@@ -54,11 +54,14 @@ pub async fn change(
                 let mut events = vec![outbound::assignment_changed(action, org, &next, &actor.id, actor.now)];
                 let mut next = next;
                 if next.recurrence != current.recurrence {
-                    // Every row's cycles follow from the recurrence: derive them again.
-                    let stored = store.get_assignment(org, id).await?.unwrap_or_else(|| next.clone());
-                    let refreshed = refresh_roster(store, org, &stored, &mut events).await?;
+                    // Every row's cycles follow from the recurrence: derive them again, under `next`
+                    // (its `unitsRev` is the stored one unless the items changed meanwhile, which the
+                    // row writes detect and re-read). The change is announced first; rows a failure
+                    // leaves behind are re-derived by the reconcile job.
+                    ctx.events.announce(&std::mem::take(&mut events)).await;
+                    let refreshed = refresh_roster(store, org, &next, &mut events).await?;
                     tracing::info!(assignment_id = %id, rows = refreshed, "rows re-derived for the new recurrence");
-                    next = store.get_assignment(org, id).await?.unwrap_or(stored);
+                    next = store.get_assignment(org, id).await?.unwrap_or(next);
                 }
                 if activation != Activation::Reactivated {
                     ctx.events.announce(&events).await;

@@ -29,7 +29,7 @@ pub async fn apply_completion(
             continue;
         };
         applied += 1;
-        if change.completed_now()
+        if (change.completed_now() || change.recertified_now())
             && let Some(at) = change.after.completed_at
         {
             if profile.is_none() {

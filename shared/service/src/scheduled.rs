@@ -245,9 +245,14 @@ pub async fn reconcile_rosters(ctx: &Ctx<'_>, only: Option<&[OrgId]>) -> Result<
                 report.assignments += 1;
                 let reconciled = reconcile_assignment(store, &org, a, false).await?;
                 report.count += reconciled.repairs;
-                if store.repair_counters(&org, a.id).await? {
-                    report.count += 1;
-                    tracing::warn!(org = %org, assignment_id = %a.id, "counters repaired");
+                // One assignment's failed repair does not stop the others' (the next run tries again).
+                match store.repair_counters(&org, a.id).await {
+                    Ok(true) => {
+                        report.count += 1;
+                        tracing::warn!(org = %org, assignment_id = %a.id, "counters repaired");
+                    }
+                    Ok(false) => {}
+                    Err(error) => tracing::error!(org = %org, assignment_id = %a.id, %error, "counters not repaired"),
                 }
                 ctx.events.announce(&reconciled.events).await;
             }

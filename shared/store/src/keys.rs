@@ -39,8 +39,8 @@ pub const GSI2SK: &str = "GSI2SK";
 pub const GSI3: &str = "GSI3";
 pub const GSI3PK: &str = "GSI3PK";
 pub const GSI3SK: &str = "GSI3SK";
-/// On an assignment: how many of its incomplete rows have their own due date (the sum of its
-/// `due#<date>#<class>` counters, see `domain::DatedCounts`).
+/// On an assignment: how many of its rows are counted by date (the sum of its `due#<date>#<class>`
+/// counters, see `domain::DatedCounts`).
 pub const DATED_ROWS: &str = "datedRows";
 /// TTL attribute (epoch seconds) for idempotency records and rate counters.
 pub const TTL_ATTRIBUTE: &str = "expiresAt";

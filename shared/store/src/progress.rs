@@ -23,9 +23,15 @@ pub struct RowChange {
 impl RowChange {
     /// The learner (in scope) reached 100 % with this change.
     pub fn completed_now(&self) -> bool {
-        let first = self.before.completed_at.is_none() && self.after.completed_at.is_some();
-        let recertified = self.after.cycles.len() > self.before.cycles.len();
-        (first || recertified) && self.after.removed_at.is_none()
+        self.before.completed_at.is_none() && self.after.completed_at.is_some() && self.after.removed_at.is_none()
+    }
+
+    /// The learner (in scope) completed another recertification cycle with this change. Only a
+    /// completion's own change says so: re-deriving rows (a new recurrence) announces nothing.
+    pub fn recertified_now(&self) -> bool {
+        !self.before.cycles.is_empty()
+            && self.after.cycles.len() > self.before.cycles.len()
+            && self.after.removed_at.is_none()
     }
 }
 
@@ -214,7 +220,9 @@ impl Store {
     /// learner into scope (a returning learner gets their row and progress back), otherwise the row is
     /// marked removed (kept, excluded from rates). Order-safe: a change not newer than the last one
     /// applied is ignored. A leave with no row writes a removed row (a tombstone) so that an older join
-    /// arriving later cannot add the learner.
+    /// arriving later cannot add the learner. A new row's relative due date counts from `entered`, when
+    /// the learner came into the assignment's scope (see [`Assignment::entered_scope`]).
+    #[allow(clippy::too_many_arguments)]
     pub async fn set_membership(
         &self,
         org: &OrgId,
@@ -223,9 +231,11 @@ impl Store {
         source: Source,
         joined: bool,
         at: DateTime<Utc>,
+        entered: DateTime<Utc>,
     ) -> Result<MembershipChange, StoreError> {
         if self.progress_row(org, assignment.id, user).await?.is_none() {
             let mut row = assignment.new_row(user, source, at);
+            row.relative_due_on = assignment.relative_due_on(entered);
             if !joined {
                 row.removed_at = Some(at);
             }

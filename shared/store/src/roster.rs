@@ -16,6 +16,8 @@ use crate::{Page, PageKey, Store, StoreError, keys};
 pub const ROSTER_ROWS_PER_TRANSACTION: usize = 96;
 /// Rows per roster transaction after creation (100 minus the assignment's counter update).
 pub(crate) const ROSTER_CHUNK: usize = 99;
+/// Date counters one repair may set (see [`Store::repair_counters`]).
+const MAX_REPAIRED_DATES: usize = 50;
 
 /// The stored form of a row; records what the counters count for it (see [`ProgressRow::counted`]).
 pub(crate) fn progress_item(org: &OrgId, row: &ProgressRow, assignment: &Assignment) -> Result<Item, StoreError> {
@@ -153,6 +155,20 @@ impl Store {
         if counted == *stored {
             return Ok(false);
         }
+        // Only the date counters that differ are set (each guarded by its stored value), which keeps
+        // the expressions within DynamoDB's size limits for any realistic drift.
+        let keys_of = |a: &Aggregates| a.dated.0.keys().copied().collect::<std::collections::BTreeSet<_>>();
+        let differing: Vec<_> = keys_of(stored)
+            .union(&keys_of(&counted))
+            .filter(|key| stored.dated.0.get(key) != counted.dated.0.get(key))
+            .copied()
+            .collect();
+        if differing.len() > MAX_REPAIRED_DATES {
+            return Err(StoreError::Other(format!(
+                "{} date counters drifted: more than one repair can set",
+                differing.len()
+            )));
+        }
         let mut set = vec![
             "totalUsers = :t".to_owned(),
             "completedUsers = :c".into(),
@@ -177,14 +193,20 @@ impl Store {
             .expression_attribute_values(":i", n(counted.in_progress_users))
             .expression_attribute_values(":n", n(counted.not_started_users))
             .expression_attribute_values(":s", n(counted.completed_items_sum))
-            .expression_attribute_values(":dr", n(counted.dated.total()))
+            .expression_attribute_values(":dr", n(counted.dated_rows))
             .expression_attribute_values(":t0", n(stored.total_users))
             .expression_attribute_values(":c0", n(stored.completed_users))
             .expression_attribute_values(":i0", n(stored.in_progress_users))
             .expression_attribute_values(":n0", n(stored.not_started_users))
-            .expression_attribute_values(":s0", n(stored.completed_items_sum));
-        let dates: std::collections::BTreeSet<_> = stored.dated.0.keys().chain(counted.dated.0.keys()).collect();
-        for (i, key) in dates.into_iter().enumerate() {
+            .expression_attribute_values(":s0", n(stored.completed_items_sum))
+            .expression_attribute_values(":zero", n(0));
+        if stored.dated_rows == 0 {
+            guards.push(format!("(attribute_not_exists({0}) OR {0} = :zero)", keys::DATED_ROWS));
+        } else {
+            guards.push(format!("{} = :dr0", keys::DATED_ROWS));
+            update = update.expression_attribute_values(":dr0", n(stored.dated_rows));
+        }
+        for (i, key) in differing.iter().enumerate() {
             update = update
                 .expression_attribute_names(format!("#d{i}"), DatedCounts::attribute(key.0, key.1))
                 .expression_attribute_values(format!(":d{i}"), n(counted.dated.0.get(key).copied().unwrap_or(0)));
@@ -194,10 +216,7 @@ impl Store {
                     guards.push(format!("#d{i} = :d{i}0"));
                     update = update.expression_attribute_values(format!(":d{i}0"), n(*count));
                 }
-                None => {
-                    guards.push(format!("(attribute_not_exists(#d{i}) OR #d{i} = :zero)"));
-                    update = update.expression_attribute_values(":zero", n(0));
-                }
+                None => guards.push(format!("(attribute_not_exists(#d{i}) OR #d{i} = :zero)")),
             }
         }
         let result = self

@@ -77,10 +77,9 @@ impl Transaction<'_> {
         let mut expression = String::from(
             "ADD totalUsers :dt, completedUsers :dc, inProgressUsers :di, notStartedUsers :dn, completedItemsSum :ds",
         );
-        if !delta.dated.0.is_empty() {
-            // `datedRows` (their total) lets the list's overdue filter skip assignments without any.
+        if delta.dated_rows != 0 {
             expression.push_str(&format!(", {} :dd", keys::DATED_ROWS));
-            update = update.expression_attribute_values(":dd", n(delta.dated.total()));
+            update = update.expression_attribute_values(":dd", n(delta.dated_rows));
         }
         for (i, ((date, class), count)) in delta.dated.0.iter().enumerate() {
             expression.push_str(&format!(", #due{i} :due{i}"));

@@ -75,7 +75,7 @@ async fn counters_equal_a_recount_after_random_changes() {
                 }
                 4 => {
                     let joined = rng.below(3) > 0;
-                    store.set_membership(&org, &a, user, Source::Organization, joined, at).await.unwrap();
+                    store.set_membership(&org, &a, user, Source::Organization, joined, at, at).await.unwrap();
                 }
                 5 | 6 => {
                     let before = store.progress_row(&org, a.id, user).await.unwrap().unwrap();

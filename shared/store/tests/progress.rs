@@ -126,7 +126,7 @@ async fn replaying_events_three_times_shuffled_equals_one_ordered_delivery() {
                     Event::Membership { user, joined, minute } => {
                         let at = t0 + Duration::minutes(minute);
                         store
-                            .set_membership(&org, &a, users[user], domain::Source::Organization, joined, at)
+                            .set_membership(&org, &a, users[user], domain::Source::Organization, joined, at, at)
                             .await
                             .unwrap();
                     }

@@ -210,4 +210,6 @@ fn recurrence_is_an_object_with_a_default_window_or_null() {
     assert_eq!(bad(json!({"everyMonths": 37})), ["recurrence.everyMonths"]);
     assert_eq!(bad(json!({"everyMonths": 12, "every": 1})), ["recurrence.every"]);
     assert_eq!(bad(json!(12)), ["recurrence"]);
+    assert_eq!(bad(json!({"everyMonths": 1, "windowDays": 28})), ["recurrence.windowDays"], "longer than a month");
+    assert!(validate_patch(&json!({"recurrence": {"everyMonths": 1, "windowDays": 27}}), today()).is_ok());
 }
