@@ -13,7 +13,7 @@ use chrono::{DateTime, Days, Months, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{TrackedItem, TrackedUnit, tracks};
-use crate::progress::CompletedItem;
+use crate::progress::{CompletedItem, ProgressRow};
 
 /// Longest and shortest validity, in months, and the longest window, in days.
 pub const MAX_EVERY_MONTHS: u32 = 36;
@@ -130,6 +130,71 @@ pub fn derive(log: &CompletionLog, units: &[TrackedUnit], item_count: u32, recur
         let next_day = done_day.succ_opt().unwrap_or(done_day);
         from = Some(recurrence.window_opens(valid_until).max(next_day));
         last_items = items;
+    }
+}
+
+/// A recurring assignment's rows: their cycles, derived from their log.
+impl ProgressRow {
+    /// [`ProgressRow::record_completion`] on a recurring assignment: the completion joins the log and
+    /// the cycles are derived again (order-free, idempotent). Returns whether the row changed.
+    pub fn record_recurring_completion(
+        &mut self,
+        item: &TrackedItem,
+        score: Option<f64>,
+        at: DateTime<Utc>,
+        units: &[TrackedUnit],
+        item_count: u32,
+        recurrence: Recurrence,
+    ) -> bool {
+        if !tracks(units, item) {
+            return false;
+        }
+        let before = self.clone();
+        log_completion(&mut self.log, item, score, at);
+        self.started_at = Some(self.started_at.map_or(at, |s| s.min(at)));
+        self.recertify(units, item_count, recurrence);
+        *self != before
+    }
+
+    /// Re-derives completion after the assignment's tracked items or recurrence changed.
+    pub fn refresh(&mut self, units: &[TrackedUnit], item_count: u32, recurrence: Option<Recurrence>) {
+        match recurrence {
+            Some(recurrence) => self.recertify(units, item_count, recurrence),
+            None => {
+                // No longer recurring: each item's first completion and best score, as a one-off
+                // assignment keeps them (merged with what it recorded since); the cycles stay as history.
+                for (key, entries) in &self.log {
+                    for entry in entries {
+                        let kept = self.completed.entry(key.clone()).or_insert_with(|| entry.clone());
+                        kept.absorb(entry.completed_at, entry.score);
+                    }
+                }
+                (self.valid_until, self.window_opens_on) = (None, None);
+                self.refresh_completion(units, item_count);
+            }
+        }
+    }
+
+    fn recertify(&mut self, units: &[TrackedUnit], item_count: u32, recurrence: Recurrence) {
+        // Completions recorded while the assignment was not recurring (before it became so, or between
+        // two recurring spells) join the log; items the log has already come from it.
+        for (key, item) in &self.completed {
+            if !self.log.contains_key(key) {
+                self.log.insert(key.clone(), vec![item.clone()]);
+            }
+        }
+        let derived = derive(&self.log, units, item_count, recurrence);
+        self.completed = derived.current;
+        self.cycles = derived.cycles;
+        let last = self.cycles.last();
+        self.completed_at = last.map(|c| c.completed_at);
+        self.valid_until = last.map(|c| c.valid_until);
+        self.window_opens_on = derived.current_from.filter(|_| last.is_some());
+    }
+
+    /// The day a recertified learner's completion lapses (an extension can only move it later).
+    pub fn expires_on(&self) -> Option<NaiveDate> {
+        self.valid_until.map(|valid| self.extended_to.map_or(valid, |extended| extended.max(valid)))
     }
 }
 

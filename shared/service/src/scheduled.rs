@@ -1,5 +1,6 @@
-//! The scheduled jobs: deadline reminders (daily) and roster reconcile (the safety net for lost
-//! membership events). Both walk the orgs that have assignments and page through any volume.
+//! The scheduled jobs: the daily job (deadline reminders, recertification notices) and roster
+//! reconcile (the safety net for lost membership events and unfinished re-derivations). Both walk the
+//! orgs that have assignments and page through any volume.
 
 use std::collections::{BTreeMap, HashMap};
 
