@@ -1,4 +1,5 @@
 use super::*;
+use crate::progress::LearnerPatch;
 use serde_json::json;
 
 fn today() -> NaiveDate {
