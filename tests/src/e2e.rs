@@ -263,6 +263,13 @@ impl Reply {
 }
 
 /// A v1 problem: this status, this `error` code, `application/problem+json`.
+/// A downloaded CSV export: its header and its records, read as RFC 4180 readers read it.
+pub fn parse_csv(text: &str) -> (Vec<String>, Vec<csv::StringRecord>) {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader.headers().unwrap().iter().map(str::to_owned).collect();
+    (header, reader.records().map(Result::unwrap).collect())
+}
+
 pub fn assert_problem(reply: &Reply, status: u16, code: &str) {
     assert_eq!(reply.status.as_u16(), status, "{:?}", reply.body);
     assert_eq!(reply.body["error"], code, "{:?}", reply.body);

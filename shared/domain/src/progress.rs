@@ -239,13 +239,27 @@ impl ProgressRow {
         units: &[TrackedUnit],
         item_count: u32,
     ) -> bool {
+        self.take_completion(item, at, units, |row| {
+            row.completed.entry(item.key()).or_insert(CompletedItem { score, completed_at: at }).absorb(at, score);
+            row.refresh_completion(units, item_count);
+        })
+    }
+
+    /// What every kind of completion shares: an untracked item changes nothing, `startedAt` is the
+    /// earliest completion, and the answer is whether `record` changed the row.
+    pub(crate) fn take_completion(
+        &mut self,
+        item: &TrackedItem,
+        at: DateTime<Utc>,
+        units: &[TrackedUnit],
+        record: impl FnOnce(&mut Self),
+    ) -> bool {
         if !tracks(units, item) {
             return false;
         }
         let before = self.clone();
-        self.completed.entry(item.key()).or_insert(CompletedItem { score, completed_at: at }).absorb(at, score);
+        record(self);
         self.started_at = Some(self.started_at.map_or(at, |s| s.min(at)));
-        self.refresh_completion(units, item_count);
         *self != before
     }
 

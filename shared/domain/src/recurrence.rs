@@ -146,14 +146,10 @@ impl ProgressRow {
         item_count: u32,
         recurrence: Recurrence,
     ) -> bool {
-        if !tracks(units, item) {
-            return false;
-        }
-        let before = self.clone();
-        log_completion(&mut self.log, item, score, at);
-        self.started_at = Some(self.started_at.map_or(at, |s| s.min(at)));
-        self.recertify(units, item_count, recurrence);
-        *self != before
+        self.take_completion(item, at, units, |row| {
+            log_completion(&mut row.log, item, score, at);
+            row.recertify(units, item_count, recurrence);
+        })
     }
 
     /// Re-derives completion after the assignment's tracked items or recurrence changed.

@@ -5,7 +5,7 @@ use chrono::Utc;
 use gateway::seed;
 use reqwest::StatusCode;
 use serde_json::json;
-use testkit::e2e::{Env, SECRET, assert_problem};
+use testkit::e2e::{Env, SECRET, assert_problem, parse_csv};
 
 use crate::{assign_team_topic, path_of, team_topic};
 
@@ -72,12 +72,6 @@ async fn the_audit_log_lists_admin_writes_newest_first_with_filters_and_paging()
     assert_problem(&read_only, 403, "insufficient_scope");
     let learner = org.learners().next().unwrap();
     assert_problem(&env.get("/audit-log").token(learner.token.as_str()).await, 403, "forbidden");
-}
-
-fn parse_csv(text: &str) -> (Vec<String>, Vec<csv::StringRecord>) {
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let header = reader.headers().unwrap().iter().map(str::to_owned).collect();
-    (header, reader.records().map(Result::unwrap).collect())
 }
 
 #[tokio::test]

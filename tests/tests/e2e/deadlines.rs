@@ -8,7 +8,7 @@ use domain::Role;
 use gateway::seed;
 use reqwest::StatusCode;
 use serde_json::json;
-use testkit::e2e::{Env, assert_problem, eventually};
+use testkit::e2e::{Env, assert_problem, eventually, parse_csv};
 
 use crate::{assign_team_topic, deadline, path_of, team_topic, user_of};
 
@@ -33,12 +33,6 @@ async fn set_behind_the_api(env: &Env, org: &seed::SeededOrg, id: &str, attribut
 async fn assert_counters_equal_rows(env: &Env, org: &seed::SeededOrg, id: &str) {
     let id = domain::AssignmentId::parse(id).unwrap();
     assert!(!env.store.repair_counters(&org.org_id, id).await.unwrap(), "counters differ from a recount");
-}
-
-fn parse_csv(text: &str) -> (Vec<String>, Vec<csv::StringRecord>) {
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let header = reader.headers().unwrap().iter().map(str::to_owned).collect();
-    (header, reader.records().map(Result::unwrap).collect())
 }
 
 #[tokio::test]
