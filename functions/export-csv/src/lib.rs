@@ -1,4 +1,4 @@
-//! POST /assignments/exports `{"kind": "assignments" | "progress"}`: `service::export` streams the org's
+//! POST /assignments/exports `{"kind": "assignments" | "progress" | "compliance"}`: `service::export` streams the org's
 //! rows to S3 as a CSV audit pack, audit-logs the export, announces `export.ready`; the answer carries a
 //! 15-minute download link. Scope `assignments:read`.
 
@@ -34,7 +34,7 @@ fn kind_of(body: &serde_json::Value) -> Result<ExportKind, ApiError> {
     obj.get("kind")
         .and_then(|k| k.as_str())
         .and_then(ExportKind::parse)
-        .ok_or_else(|| ApiError::field("kind", "must be one of: assignments, progress"))
+        .ok_or_else(|| ApiError::field("kind", "must be one of: assignments, progress, compliance"))
 }
 
 async fn export(call: Call<'_>, bucket: &Bucket) -> Result<Response<Body>, ApiError> {

@@ -42,6 +42,7 @@ const REGISTRY: &[(&str, Handler)] = &[
     ("PatchAssignmentFunction", Handler::Http(patch_fn::HANDLER)),
     ("LearnerAssignmentsFunction", Handler::Http(learner_view_fn::HANDLER)),
     ("AuditLogFunction", Handler::Http(audit_log_fn::HANDLER)),
+    ("ComplianceFunction", Handler::Http(compliance_fn::HANDLER)),
     ("ExportCsvFunction", Handler::Export(export_csv_fn::HANDLER)),
     ("ProgressEventsFunction", Handler::Event(events::entry::CONSUME)),
     ("MembershipEventsFunction", Handler::Event(events::entry::CONSUME)),

@@ -15,8 +15,11 @@ pub const ASSIGNMENTS_READ: &str = "assignments:read";
 pub const ASSIGNMENTS_WRITE: &str = "assignments:write";
 pub const PROGRESS_READ: &str = "progress:read";
 pub const AUDIT_LOG_READ: &str = "audit-log:read";
+/// The compliance dashboard and learners listing (the compliance export is `assignments:read`, as
+/// every export).
+pub const COMPLIANCE_READ: &str = "compliance:read";
 /// Everything an org admin may do.
-pub const ALL_SCOPES: &[&str] = &[ASSIGNMENTS_READ, ASSIGNMENTS_WRITE, PROGRESS_READ, AUDIT_LOG_READ];
+pub const ALL_SCOPES: &[&str] = &[ASSIGNMENTS_READ, ASSIGNMENTS_WRITE, PROGRESS_READ, AUDIT_LOG_READ, COMPLIANCE_READ];
 
 pub const API_KEY_PREFIX: &str = "scs_live_";
 const API_KEY_RANDOM_LEN: usize = 32;

@@ -115,6 +115,13 @@ pub fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     }
 }
 
+/// A team's id (a UUID, in any of the spellings v1 accepts).
+pub fn team_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<domain::TeamId>, D::Error> {
+    let value = raw(d)?;
+    let canonical = domain::canonical_uuid(&value).unwrap_or(value);
+    domain::TeamId::parse(&canonical).map(Some).map_err(|_| de::Error::custom("must be a team id (UUID)"))
+}
+
 /// `limit`: 1 to [`MAX_LIMIT`].
 pub fn limit<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
     match raw(d)?.parse::<usize>() {

@@ -209,3 +209,46 @@ pub fn audit_entry(e: &domain::AuditEntry) -> Value {
         "requestId": e.request_id,
     })
 }
+
+/// `GET /compliance`.
+pub fn compliance_summary(s: &service::compliance::Summary) -> Value {
+    let rate = |f: &domain::RollupFigures| (f.compliance_rate * 10_000.0).round() / 10_000.0;
+    json!({
+        "asOf": s.as_of.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "learners": s.org.learners,
+        "compliantLearners": s.org.compliant_learners,
+        "complianceRate": rate(&s.org),
+        "overdueLearners": s.org.overdue_learners,
+        "expiredLearners": s.org.expired_learners,
+        "mandatoryAssignments": s.mandatory_assignments,
+        "teams": s.teams.iter().map(|t| json!({
+            "teamId": t.team_id,
+            "name": t.name,
+            "learners": t.figures.learners,
+            "compliantLearners": t.figures.compliant_learners,
+            "complianceRate": rate(&t.figures),
+            "overdueLearners": t.figures.overdue_learners,
+            "expiredLearners": t.figures.expired_learners,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// One learner of `GET /compliance/learners`.
+pub fn compliance_learner(line: &service::compliance::LearnerLine) -> Value {
+    let f = &line.figures;
+    json!({
+        "userId": line.learner.user_id,
+        "name": line.user.as_ref().map(|u| u.name.as_str()),
+        "email": line.user.as_ref().map(|u| u.email.as_str()),
+        "teamId": line.learner.team_id,
+        "teamName": line.team_name,
+        "mandatoryAssigned": f.mandatory_assigned,
+        "completed": f.completed,
+        "dueSoon": f.due_soon,
+        "overdue": f.overdue,
+        "expired": f.expired,
+        "compliant": f.compliant,
+        "nonCompliantSince": f.non_compliant_since,
+        "lastCompletedAt": f.last_completed_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+    })
+}

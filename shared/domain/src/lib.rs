@@ -6,6 +6,7 @@
 pub mod aggregates;
 pub mod assignment;
 pub mod catalog;
+pub mod compliance;
 pub mod directory;
 pub mod ids;
 pub mod preview;
@@ -20,6 +21,9 @@ pub use assignment::{Activation, Assignee, Assignment, AssignmentSummary, NewAss
 pub use catalog::{
     Catalog, CatalogError, CatalogNode, CustomCourseItem, CustomItemType, ItemCounts, ResolvedTarget, TrackedItem,
     TrackedUnit,
+};
+pub use compliance::{
+    ComplianceRollup, ComplianceTransition, LearnerCompliance, LearnerFigures, Obligation, RollupFigures, Standing,
 };
 pub use directory::{ApiKey, AuditEntry, CustomCourse, Team, TeamChange, User, UserChange, UserFacets};
 pub use ids::{AssignmentId, CourseId, IdError, OrgId, Slug, TeamId, UserId, canonical_uuid};

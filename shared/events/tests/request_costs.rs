@@ -106,14 +106,15 @@ async fn requests_per_membership_and_completion_event() {
         "DynamoDB requests: team.member_added (joins the team and the org-wide assignment) = {membership}; \
          challenge.completed (2 tracking assignments) = {completion}; the same completion again = {duplicate}"
     );
-    // member_added: team GetItem + PutItem; user GetItem + PutItem; the user's rows Query (no rows, so
-    // no BatchGet); 3 scope Queries (org, user, team); "is the team deleted" GetItem; per joined
-    // assignment (2, the org-wide one too: the joiner had no row yet) row GetItem + TransactWriteItems;
-    // one completion-log Query for the catch-up.
-    assert_eq!(membership, 2 + 2 + 1 + 3 + 1 + 2 * 2 + 1);
+    // member_added: team GetItem + PutItem; user GetItem + PutItem; the learner's compliance item
+    // GetItem + TransactWriteItems (placed in the team); the user's rows Query (no rows, so no
+    // BatchGet); 3 scope Queries (org, user, team); "is the team deleted" GetItem; per joined
+    // assignment (2, the org-wide one too: the joiner had no row yet) row GetItem + the learner's
+    // compliance BatchGetItem + TransactWriteItems; one completion-log Query for the catch-up.
+    assert_eq!(membership, 2 + 2 + 2 + 1 + 3 + 1 + 2 * 3 + 1);
     // challenge.completed: log PutItem; rows Query; assignments BatchGet; per tracking assignment:
-    // row GetItem + TransactWriteItems.
-    assert_eq!(completion, 1 + 1 + 1 + 2 * 2);
+    // row GetItem + the learner's compliance BatchGetItem + TransactWriteItems.
+    assert_eq!(completion, 1 + 1 + 1 + 2 * 3);
     // A duplicate reads the rows and writes nothing but the (idempotent) log entry.
     assert_eq!(duplicate, 1 + 1 + 1 + 2);
 }
@@ -151,8 +152,9 @@ async fn requests_per_daily_job_row() {
         "daily job DynamoDB requests: 20 learners = {}, 40 learners = {}; per learner = {per_row}",
         requests[0], requests[1]
     );
-    // Fixed: the deadline index, the rows' due index, the recertification and expiry indexes (one
-    // Query each), the assignments' BatchGetItem, the users' BatchGetItem; per learner: the claim.
-    assert_eq!(requests[0], 4 + 1 + 1 + 20);
+    // Fixed: the deadline index, the rows' due index, the recertification and expiry indexes and the
+    // learners' compliance flips index (one Query each), the assignments' BatchGetItem, the users'
+    // BatchGetItem; per learner: the claim.
+    assert_eq!(requests[0], 5 + 1 + 1 + 20);
     assert_eq!(per_row, 1.0);
 }

@@ -1,5 +1,6 @@
-//! CSV audit packs (design §6): one row per assignment, or one per assignment × learner (removed
-//! learners included), RFC 4180 with a header row, cells neutralised against formula injection, and
+//! CSV audit packs (design §6): one row per assignment, one per assignment × learner (removed
+//! learners included), or the compliance evidence (one per learner × active mandatory assignment),
+//! RFC 4180 with a header row, cells neutralised against formula injection, and
 //! streamed to S3 by multipart upload so memory stays flat whatever the org's size.
 
 mod rows;
@@ -9,7 +10,10 @@ use chrono::{DateTime, Datelike, Utc};
 use domain::{OrgId, Source};
 use store::{AssignmentFilter, Pages, Store, StoreError};
 
-pub use rows::{ASSIGNMENT_COLUMNS, PROGRESS_COLUMNS, assignment_record, neutralise, progress_record};
+pub use rows::{
+    ASSIGNMENT_COLUMNS, COMPLIANCE_COLUMNS, PROGRESS_COLUMNS, assignment_record, compliance_record, neutralise,
+    progress_record,
+};
 pub use sink::{PART_SIZE, S3Csv};
 
 /// What to export.
@@ -17,6 +21,9 @@ pub use sink::{PART_SIZE, S3Csv};
 pub enum ExportKind {
     Assignments,
     Progress,
+    /// One row per learner in scope (exempt ones included, with their reason) × active mandatory
+    /// assignment: what an auditor files.
+    Compliance,
 }
 
 impl ExportKind {
@@ -24,6 +31,7 @@ impl ExportKind {
         match self {
             ExportKind::Assignments => "assignments",
             ExportKind::Progress => "progress",
+            ExportKind::Compliance => "compliance",
         }
     }
 
@@ -31,6 +39,7 @@ impl ExportKind {
         match raw {
             "assignments" => Some(ExportKind::Assignments),
             "progress" => Some(ExportKind::Progress),
+            "compliance" => Some(ExportKind::Compliance),
             _ => None,
         }
     }
@@ -74,6 +83,7 @@ pub async fn export(
     let columns = match kind {
         ExportKind::Assignments => &ASSIGNMENT_COLUMNS[..],
         ExportKind::Progress => &PROGRESS_COLUMNS[..],
+        ExportKind::Compliance => &COMPLIANCE_COLUMNS[..],
     };
     let mut out = S3Csv::start(s3, bucket, key, columns).await?;
     match write_rows(store, org, kind, now, &mut out).await {
@@ -100,6 +110,9 @@ async fn write_rows(
                 out.write(&assignment_record(a, now)).await?;
                 continue;
             }
+            if kind == ExportKind::Compliance && !(a.is_active && a.is_mandatory) {
+                continue;
+            }
             let mut row_pages = Pages::default();
             while let Some(rows_start) = row_pages.next_start() {
                 let rows = row_pages.follow(store.progress_page(org, a.id, 500, rows_start).await?);
@@ -107,13 +120,23 @@ async fn write_rows(
                 let users: std::collections::HashMap<_, _> =
                     store.get_users(org, &ids).await?.into_iter().map(|u| (u.user_id, u)).collect();
                 for row in &rows {
-                    if let Source::Team { team_id } = row.source
-                        && !team_names.contains_key(&team_id)
-                    {
+                    let user = users.get(&row.user_id);
+                    let team = match (kind, &row.source) {
+                        (ExportKind::Compliance, _) => user.and_then(|u| u.team_id),
+                        (_, Source::Team { team_id }) => Some(*team_id),
+                        _ => None,
+                    };
+                    if let Some(team_id) = team.filter(|t| !team_names.contains_key(t)) {
                         let name = store.get_team(org, team_id).await?.map(|t| t.name).unwrap_or_default();
                         team_names.insert(team_id, name);
                     }
-                    out.write(&progress_record(a, row, users.get(&row.user_id), &team_names, now)).await?;
+                    if kind == ExportKind::Compliance {
+                        if row.removed_at.is_none() {
+                            out.write(&compliance_record(a, row, user, &team_names, now)).await?;
+                        }
+                        continue;
+                    }
+                    out.write(&progress_record(a, row, user, &team_names, now)).await?;
                 }
             }
         }

@@ -101,6 +101,40 @@ const PROGRESS_TABLE: [ProgressColumn; 24] = [
 
 pub const PROGRESS_COLUMNS: [&str; 24] = headers(&PROGRESS_TABLE);
 
+/// What a `compliance` row (one learner on one active, mandatory assignment) is written from.
+struct ComplianceCells<'a> {
+    a: &'a Assignment,
+    row: &'a ProgressRow,
+    user: Option<&'a User>,
+    team_name: String,
+    status: String,
+}
+
+type ComplianceColumn = Column<fn(&ComplianceCells<'_>) -> String>;
+
+/// The auditor's evidence: who had to complete what by when, and what they did.
+const COMPLIANCE_TABLE: [ComplianceColumn; 17] = [
+    ("userId", |c| c.row.user_id.to_string()),
+    ("userName", |c| c.user.map(|u| u.name.clone()).unwrap_or_default()),
+    ("userEmail", |c| c.user.map(|u| u.email.clone()).unwrap_or_default()),
+    ("teamId", |c| c.user.and_then(|u| u.team_id).map(|t| t.to_string()).unwrap_or_default()),
+    ("teamName", |c| c.team_name.clone()),
+    ("assignmentId", |c| c.a.id.to_string()),
+    ("contentArea", |c| c.a.target.content_area.to_string()),
+    ("targetPath", |c| c.a.target_path.clone()),
+    ("deadline", |c| c.a.deadline.to_string()),
+    ("dueOn", |c| c.row.due_on(c.a.deadline).to_string()),
+    ("status", |c| c.status.clone()),
+    ("progress", |c| ratio(c.row.progress(&c.a.units, c.a.item_count))),
+    ("completedAt", |c| opt_time(c.row.completed_at)),
+    ("averageScore", |c| c.row.average_score(&c.a.units).map(|s| format!("{s:.2}")).unwrap_or_default()),
+    ("validUntil", |c| c.row.expires_on().map(|d| d.to_string()).unwrap_or_default()),
+    ("exemptReason", |c| c.row.exemption.as_ref().map(|e| e.reason.clone()).unwrap_or_default()),
+    ("recertifiedCycles", |c| c.row.cycles.len().to_string()),
+];
+
+pub const COMPLIANCE_COLUMNS: [&str; 17] = headers(&COMPLIANCE_TABLE);
+
 /// A cell a spreadsheet could run as a formula gets a leading `'`, which spreadsheets show as text; the
 /// rest of the value is kept as is. Dangerous: a first character of `=`, `+`, `-`, `@`, tab or CR, or
 /// one of `=`, `+`, `-`, `@` after leading whitespace (some spreadsheets trim it before parsing).
@@ -142,12 +176,28 @@ pub fn progress_record(
         Source::Team { team_id } => ("team", team_names.get(team_id).cloned().unwrap_or_default()),
     };
     let source = if a.new_starters_only { "new_starters" } else { source };
-    let status = serde_json::to_value(row.status(&a.units, a.item_count, a.deadline, now))
+    let cells = ProgressCells { a, row, user, source, team, status: status(a, row, now) };
+    PROGRESS_TABLE.iter().map(|(_, cell)| neutralise(cell(&cells))).collect()
+}
+
+/// One `compliance` row, in [`COMPLIANCE_COLUMNS`] order, every cell [neutralised](neutralise).
+pub fn compliance_record(
+    a: &Assignment,
+    row: &ProgressRow,
+    user: Option<&User>,
+    team_names: &HashMap<TeamId, String>,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let team_name = user.and_then(|u| u.team_id).and_then(|t| team_names.get(&t).cloned()).unwrap_or_default();
+    let cells = ComplianceCells { a, row, user, team_name, status: status(a, row, now) };
+    COMPLIANCE_TABLE.iter().map(|(_, cell)| neutralise(cell(&cells))).collect()
+}
+
+fn status(a: &Assignment, row: &ProgressRow, now: DateTime<Utc>) -> String {
+    serde_json::to_value(row.status(&a.units, a.item_count, a.deadline, now))
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    let cells = ProgressCells { a, row, user, source, team, status };
-    PROGRESS_TABLE.iter().map(|(_, cell)| neutralise(cell(&cells))).collect()
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

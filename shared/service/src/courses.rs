@@ -60,6 +60,9 @@ pub(crate) async fn refresh_roster(
     for user in store.roster_user_ids(org, a.id).await? {
         let Some(change) = store.refresh_row(org, a, user).await? else { continue };
         changed += 1;
+        if let Some(t) = change.compliance {
+            events.extend(crate::compliance::changed_events(store, org, &[t], chrono::Utc::now()).await?);
+        }
         if change.completed_now()
             && let Some(done) = change.after.completed_at
         {

@@ -42,8 +42,8 @@ pub async fn change(
             json!({"userId": user, "before": before, "after": next.override_snapshot(assignment.deadline)}),
         );
         match store.override_row(org, &assignment, &row, &next, &audit).await {
-            Ok(stored) => {
-                let learner = learner_with_names(store, org, assignment, stored).await?;
+            Ok(change) => {
+                let learner = learner_with_names(store, org, assignment, change.after).await?;
                 let event = outbound::user_updated(
                     org,
                     &learner.assignment,
@@ -53,7 +53,11 @@ pub async fn change(
                     before,
                     actor.now,
                 );
-                ctx.events.announce(&[event]).await;
+                let mut events = vec![event];
+                if let Some(t) = change.compliance {
+                    events.push(crate::compliance::changed(org, &t, learner.user.as_ref(), actor.now));
+                }
+                ctx.events.announce(&events).await;
                 return Ok(learner);
             }
             Err(StoreError::VersionConflict) if expected.is_some() => {

@@ -7,6 +7,7 @@
 //! - [`membership`]: rosters follow the user/team projection (joins, leaves, reconcile);
 //! - [`progress`], [`courses`]: completions and custom-course changes reach every row that tracks them;
 //! - [`reads`]: what the detail and the learner view show, with the names they display;
+//! - [`compliance`]: who is compliant with mandatory training (org, teams, learners), `compliance.changed`;
 //! - `export` (feature `export`, the export function's only): CSV audit packs to S3, audit-logged and
 //!   announced;
 //! - [`scheduled`]: the daily reminders and the roster reconcile job;
@@ -23,6 +24,7 @@ use chrono::{DateTime, Utc};
 use domain::{AuditEntry, Role};
 use store::Store;
 
+pub mod compliance;
 pub mod courses;
 pub mod create;
 mod error;

@@ -26,7 +26,13 @@ pub async fn user_changed(
     at: DateTime<Utc>,
 ) -> Result<Applied, AppError> {
     let user = ctx.store.change_user(org, user, change, at).await?;
-    let reconciled = reconcile_user(ctx.store, org, &user, mentioned_teams).await?;
+    // The learner's compliance counts in the team the projection now gives them.
+    let now = chrono::Utc::now();
+    let placed = ctx.store.place_learner(org, user.user_id, user.team_id, now).await?;
+    let mut reconciled = reconcile_user(ctx.store, org, &user, mentioned_teams).await?;
+    if let Some(t) = placed {
+        reconciled.events.push(crate::compliance::changed(org, &t, Some(&user), now));
+    }
     Ok(ctx.applied(reconciled.repairs, &reconciled.events).await)
 }
 
@@ -48,6 +54,15 @@ pub async fn team_changed(
 pub struct Reconciled {
     pub repairs: usize,
     pub events: Vec<DomainEvent>,
+}
+
+impl Reconciled {
+    /// `compliance.changed` when a membership change moved the learner in or out of compliance.
+    fn compliance_changed(&mut self, org: &OrgId, change: MembershipChange, user: &User) {
+        if let Some(t) = change.compliance() {
+            self.events.push(crate::compliance::changed(org, &t, Some(user), chrono::Utc::now()));
+        }
+    }
 }
 
 /// A learner's logged completions, read at most once per reconcile.
@@ -73,8 +88,13 @@ impl<'a> CompletionLog<'a> {
         if log.is_empty() {
             return Ok(());
         }
-        if let Some(change) = self.store.record_completions(self.org, a, user.user_id, log).await?
-            && change.completed_now()
+        let Some(change) = self.store.record_completions(self.org, a, user.user_id, log).await? else {
+            return Ok(());
+        };
+        if let Some(t) = change.compliance {
+            out.events.push(crate::compliance::changed(self.org, &t, Some(user), chrono::Utc::now()));
+        }
+        if change.completed_now()
             && let Some(at) = change.after.completed_at
         {
             out.events.push(outbound::completed(self.org, a, user.user_id, Some(user), at));
@@ -139,11 +159,12 @@ pub async fn reconcile_user(
         }
         let entered = a.entered_scope(user).unwrap_or(at);
         let change = store.set_membership(org, a, user.user_id, a.source(), in_scope, at, entered).await?;
-        if change == MembershipChange::Unchanged {
+        if !change.changed() {
             continue;
         }
         out.repairs += 1;
-        if change == MembershipChange::Created {
+        out.compliance_changed(org, change, user);
+        if change.created() {
             if in_scope {
                 out.events.push(outbound::user_added(org, a, user.user_id, Some(user), at));
             }
@@ -209,13 +230,14 @@ pub async fn reconcile_assignment(
             }
             Some(_) => MembershipChange::Unchanged,
         };
-        if change != MembershipChange::Unchanged {
+        if change.changed() {
             out.repairs += 1;
         }
-        if change == MembershipChange::Created {
+        out.compliance_changed(org, change, user);
+        if change.created() {
             out.events.push(outbound::user_added(org, a, user.user_id, Some(user), at));
         }
-        if change == MembershipChange::Created || catch_up_all {
+        if change.created() || catch_up_all {
             log.catch_up(a, user, &mut out).await?;
         }
     }
@@ -232,14 +254,16 @@ pub async fn reconcile_assignment(
     let stale: Vec<_> =
         rows.values().filter(|r| r.removed_at.is_none() && !in_scope.contains(&r.user_id)).map(|r| r.user_id).collect();
     for user in store.get_users(org, &stale).await? {
-        if !a.includes(&user)
-            && store
-                .set_membership(org, a, user.user_id, a.source(), false, user.membership_at(), user.membership_at())
-                .await?
-                != MembershipChange::Unchanged
-        {
+        if a.includes(&user) {
+            continue;
+        }
+        let change = store
+            .set_membership(org, a, user.user_id, a.source(), false, user.membership_at(), user.membership_at())
+            .await?;
+        if change.changed() {
             out.repairs += 1;
         }
+        out.compliance_changed(org, change, &user);
     }
     Ok(out)
 }

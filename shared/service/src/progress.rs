@@ -24,11 +24,15 @@ pub async fn apply_completion(
     let mut applied = 0;
     let mut events = Vec::new();
     let mut profile = None;
+    let mut transitions = Vec::new();
     for a in assignments.iter().filter(|a| a.is_active && domain::catalog::tracks(&a.units, &completion.item)) {
         let Some(change) = store.record_completions(org, a, user, std::slice::from_ref(completion)).await? else {
             continue;
         };
         applied += 1;
+        if let Some(t) = change.compliance {
+            transitions.push(t);
+        }
         if (change.completed_now() || change.recertified_now())
             && let Some(at) = change.after.completed_at
         {
@@ -38,5 +42,6 @@ pub async fn apply_completion(
             events.push(outbound::completed(org, a, user, profile.as_ref().and_then(Option::as_ref), at));
         }
     }
+    events.extend(crate::compliance::changed_events(store, org, &transitions, chrono::Utc::now()).await?);
     Ok(ctx.applied(applied, &events).await)
 }

@@ -50,7 +50,8 @@ const CATCH_UP_DAYS: u64 = 7;
 ///   active assignment whose due date calls for one — the assignment's deadline, or the learner's own
 ///   date (a relative deadline, an extension);
 /// - `assignment.recertification_due` when a recertified learner's next cycle opens, and
-///   `assignment.expired` when their completion lapsed without renewal.
+///   `assignment.expired` when their completion lapsed without renewal;
+/// - `compliance.changed` when the clock alone made a learner non-compliant.
 ///
 /// Each at most once per (assignment, learner, date, kind) however often the job runs: the claim is
 /// written before the event is sent. Rows are found by date index (the assignments' deadline index and
@@ -101,9 +102,35 @@ pub async fn send_reminders(ctx: &Ctx<'_>, today: NaiveDate, only: Option<&[OrgI
                 report.count += notify_once(ctx, &org, &a, &rows, today, |r| expired(r, today)).await?;
             }
         }
+        report.count += announce_clock_flips(ctx, &org, catch_up, today).await?;
     }
     tracing::info!(orgs = report.orgs, assignments = report.assignments, sent = report.count, %today, "daily job done");
     Ok(report)
+}
+
+/// `compliance.changed` for learners whom the clock alone made non-compliant on a day in
+/// `from..=today` (a due date or a validity passed since their compliance was last announced); the
+/// learner's item records the announcement, so each change goes out once.
+async fn announce_clock_flips(
+    ctx: &Ctx<'_>,
+    org: &OrgId,
+    from: NaiveDate,
+    today: NaiveDate,
+) -> Result<usize, AppError> {
+    let store = ctx.store;
+    let mut sent = 0;
+    let mut pages = Pages::default();
+    while let Some(start) = pages.next_start() {
+        let learners = pages.follow(store.compliance_flips_page(org, from, today, start).await?);
+        let mut flips = Vec::new();
+        for learner in learners.iter().filter(|l| l.clock_flip_on().is_some_and(|day| day <= today)) {
+            flips.extend(store.announce_clock_flip(org, learner.user_id, today).await?);
+        }
+        let events = crate::compliance::changed_events(store, org, &flips, chrono::Utc::now()).await?;
+        sent += events.len();
+        ctx.events.announce(&events).await;
+    }
+    Ok(sent)
 }
 
 /// One event the daily job owes a learner: its type, the claim that makes it once-only, and what it
@@ -256,6 +283,21 @@ pub async fn reconcile_rosters(ctx: &Ctx<'_>, only: Option<&[OrgId]>) -> Result<
                     Err(error) => tracing::error!(org = %org, assignment_id = %a.id, %error, "counters not repaired"),
                 }
                 ctx.events.announce(&reconciled.events).await;
+            }
+            // Learners' obligations a rule change left behind (an interrupted patch), user
+            // assignments included.
+            for a in &page {
+                let now = chrono::Utc::now();
+                match store.sync_compliance(&org, a, now).await {
+                    Ok(transitions) if !transitions.is_empty() => {
+                        report.count += transitions.len();
+                        tracing::warn!(org = %org, assignment_id = %a.id, learners = transitions.len(), "compliance repaired");
+                        let events = crate::compliance::changed_events(store, &org, &transitions, now).await?;
+                        ctx.events.announce(&events).await;
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::error!(org = %org, assignment_id = %a.id, %error, "compliance not repaired"),
+                }
             }
         }
     }

@@ -71,9 +71,9 @@ pub(crate) fn lock_pk(org: &OrgId, a: &Assignment) -> Result<String, StoreError>
 impl Store {
     /// Creates an assignment with its audit entry and its initial roster.
     ///
-    /// The assignment, its duplicate lock, its audit entry and the first
-    /// [`ROSTER_ROWS_PER_TRANSACTION`] rows commit in one transaction, with counters that match those
-    /// rows. Further rows follow in transactions that each move the counters with the rows they add,
+    /// The assignment, its duplicate lock, its audit entry and (unless it obliges: active and
+    /// mandatory) the first [`ROSTER_ROWS_PER_TRANSACTION`] rows commit in one transaction, with
+    /// counters that match those rows. Further rows follow in transactions that each move the counters with the rows they add,
     /// so counters always equal the rows present. Returns the assignment with its final counters.
     pub async fn create_assignment(
         &self,
@@ -82,7 +82,11 @@ impl Store {
         audit: &AuditEntry,
         roster: &[ProgressRow],
     ) -> Result<Assignment, StoreError> {
-        let (first, rest) = roster.split_at(roster.len().min(ROSTER_ROWS_PER_TRANSACTION));
+        // An obliging assignment's rows come with their learners' compliance, which the roster
+        // transactions keep (there is no room for it beside the assignment's own items).
+        let obliges = assignment.is_active && assignment.is_mandatory;
+        let first_rows = if obliges { 0 } else { roster.len().min(ROSTER_ROWS_PER_TRANSACTION) };
+        let (first, rest) = roster.split_at(first_rows);
         let mut created = assignment.clone();
         created.aggregates = assignment.aggregates.clone() + roster_delta(assignment, first);
 
@@ -97,6 +101,9 @@ impl Store {
             ("entity".to_owned(), s("org")),
         ]);
         tx.put(marker, None)?;
+        if obliges {
+            tx.obliging_assignments(org, 1)?;
+        }
         for row in first {
             tx.put(progress_item(org, row, &created)?, Some("attribute_not_exists(PK)"))?;
         }
@@ -281,9 +288,13 @@ impl Store {
             }
             None => remove.push("recurrence"),
         }
-        if after.recurrence != before.recurrence {
-            // Progress computed under the old recurrence is refused (as when tracked items change);
-            // an increment, so a concurrent change of the items is not undone.
+        let obligation_rules_changed = after.deadline != before.deadline
+            || after.is_active != before.is_active
+            || after.is_mandatory != before.is_mandatory;
+        if after.recurrence != before.recurrence || obligation_rules_changed {
+            // Progress (and learners' compliance) computed under the old recurrence or rules is
+            // refused (as when tracked items change); an increment, so a concurrent change of the
+            // items is not undone.
             set.push("unitsRev = unitsRev + :one");
             update = update.expression_attribute_values(":one", n(1));
         }
@@ -320,6 +331,10 @@ impl Store {
             Activation::Reactivated => Some(tx.put_with(lock_put(org, after)?)?),
         };
         tx.audit(org, audit)?;
+        let obliges = |a: &Assignment| i64::from(a.is_active && a.is_mandatory);
+        if obliges(after) != obliges(before) {
+            tx.obliging_assignments(org, obliges(after) - obliges(before))?;
+        }
 
         match tx.commit().await {
             Ok(()) => Ok(()),

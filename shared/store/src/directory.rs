@@ -199,6 +199,11 @@ impl Store {
         self.put_if_not_older(to_item(&team_record(org, team, None))?, ms).await
     }
 
+    /// Several teams by id (missing ones are left out), in no particular order.
+    pub async fn get_teams(&self, org: &OrgId, teams: &[TeamId]) -> Result<Vec<Team>, StoreError> {
+        self.batch_get_entities::<TeamRecord>(teams.iter().map(|t| (keys::team_pk(org, *t), keys::PROFILE_SK))).await
+    }
+
     pub async fn get_team(&self, org: &OrgId, team: TeamId) -> Result<Option<Team>, StoreError> {
         self.get_entity::<TeamRecord>(keys::team_pk(org, team), keys::PROFILE_SK).await
     }

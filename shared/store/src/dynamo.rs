@@ -321,11 +321,17 @@ impl Store {
 
     /// Reads items by key with BatchGetItem (100 a call), resending `UnprocessedKeys`.
     pub(crate) async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        self.batch_get_with(keys, false).await
+    }
+
+    /// [`Store::batch_get`], strongly consistent when `consistent`.
+    pub(crate) async fn batch_get_with(&self, keys: Vec<Item>, consistent: bool) -> Result<Vec<Item>, StoreError> {
         let mut found = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(100) {
             let mut pending = Some(
                 KeysAndAttributes::builder()
                     .set_keys(Some(chunk.to_vec()))
+                    .consistent_read(consistent)
                     .build()
                     .map_err(|e| StoreError::Other(e.to_string()))?,
             );

@@ -16,6 +16,10 @@
 //! | API key           | `APIKEY#sha256(token)`                          | `KEY`                   | `ORG#o#APIKEYS` / `keyId`      |                                                  |                           |
 //! | idempotency       | `ORG#o#IDEM#sha256(actor, key)`                 | `IDEM`                  |                                |                                                  |                           |
 //! | rate counter      | `ORG#o#RATE#<key-k or user-u>#yyyymmddhh`       | `RATE`                  |                                |                                                  |                           |
+//! | learner compliance | `ORG#o#USER#u`                               | `COMPLIANCE`            | with obligations: `ORG#o#LEARNERS` / `team or -#u` |                                      | compliant as last announced, until the clock flips it: `ORG#o#NONCOMP` / `day#u` |
+//! | compliance rollup | `ORG#o#COMPLIANCE`                              | `ORG` or `TEAM#t`       |                                |                                                  |                           |
+//! | learner compliance | `ORG#o#USER#u`                                 | `COMPLIANCE`            | with obligations: `ORG#o#LEARNERS` / `<team or ->#u` |                                          | compliant as last announced, until the clock flips it: `ORG#o#NONCOMP` / `day#u` |
+//! | compliance rollup | `ORG#o#COMPLIANCE`                              | `ORG` or `TEAM#t`       |                                |                                                  |                           |
 //! | audit entry       | `ORG#o#AUDIT`                                   | `createdAt#id`          |                                |                                                  |                           |
 //! | org registry      | `ORGS`                                          | `orgId`                 |                                |                                                  |                           |
 //! | reminder sent     | `ORG#o#REMIND#a`                                | `user#kind`             |                                |                                                  |                           |
@@ -144,6 +148,30 @@ pub fn completion_sk(item_key: &str, at: chrono::DateTime<chrono::Utc>) -> Strin
     format!("{COMPLETION_SK_PREFIX}{item_key}#{}", at.timestamp_millis())
 }
 
+/// A learner's compliance item, beside their profile.
+pub const COMPLIANCE_SK: &str = "COMPLIANCE";
+/// The team part of a learner's listing key when they are in no team.
+pub const NO_TEAM: &str = "-";
+/// Learners with obligations, by team then user (GSI1).
+pub fn compliance_learners_index(org: &OrgId) -> String {
+    format!("ORG#{org}#LEARNERS")
+}
+pub fn compliance_learner_sort(team: &str, user: UserId) -> String {
+    format!("{team}#{user}")
+}
+/// Learners whom the clock will make non-compliant, by that day (GSI3).
+pub fn compliance_flips_index(org: &OrgId) -> String {
+    format!("ORG#{org}#NONCOMP")
+}
+/// The org's and its teams' compliance rollups: one partition, one item per team.
+pub fn compliance_pk(org: &OrgId) -> String {
+    format!("ORG#{org}#COMPLIANCE")
+}
+pub const ORG_ROLLUP_SK: &str = "ORG";
+pub fn team_rollup_sk(team: TeamId) -> String {
+    format!("TEAM#{team}")
+}
+
 pub fn org_users(org: &OrgId) -> String {
     format!("ORG#{org}#USERS")
 }
@@ -225,6 +253,9 @@ mod tests {
             user_pk(&org, user),
             user_assignments_index(&org, user),
             audit_pk(&org),
+            compliance_pk(&org),
+            compliance_learners_index(&org),
+            compliance_flips_index(&org),
             idempotency_pk(&org, "ab"),
             active_lock_pk(&org, AssigneeType::Team, "t", TargetType::Topic, "xxe").unwrap(),
         ] {

@@ -9,6 +9,7 @@ mod assignments;
 mod audit;
 mod capacity;
 mod catalog;
+mod compliance;
 mod courses;
 pub mod cursor;
 mod directory;
@@ -30,6 +31,7 @@ pub use access::{IdempotencyBegin, IdempotencyKey, RateCounts, RateSubject, Stor
 pub use assignments::AssignmentFilter;
 pub use audit::AuditFilter;
 pub use capacity::Capacity;
+pub use compliance::{LearnerFilter, Rollups};
 pub use cursor::CursorCodec;
 pub use dynamo::{FILTERED_PAGE_SIZE, MAX_PAGES_PER_REQUEST};
 pub use progress::{MembershipChange, RowChange};

@@ -2,7 +2,10 @@
 
 use aws_sdk_dynamodb::types::Put;
 use chrono::{DateTime, Utc};
-use domain::{Aggregates, Assignment, AuditEntry, Completion, OrgId, ProgressRow, Source, TrackedItem, UserId};
+use domain::{
+    Aggregates, Assignment, AuditEntry, Completion, ComplianceTransition, Obligation, OrgId, ProgressRow, Source,
+    TrackedItem, UserId,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::dynamo::{from_item, n, to_item};
@@ -18,6 +21,8 @@ use crate::{Store, StoreError, keys};
 pub struct RowChange {
     pub before: ProgressRow,
     pub after: ProgressRow,
+    /// The learner became compliant or non-compliant with this change.
+    pub compliance: Option<ComplianceTransition>,
 }
 
 impl RowChange {
@@ -35,15 +40,33 @@ impl RowChange {
     }
 }
 
-/// What a membership change did to a learner's row.
+/// What a membership change did to a learner's row (and to their compliance, if it changed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MembershipChange {
     /// Nothing: the row already reflects this or a newer change.
     Unchanged,
     /// A new row was written (a joiner, or a removed "tombstone" for a leave that arrived first).
-    Created,
+    Created(Option<ComplianceTransition>),
     /// An existing row joined or left.
-    Changed,
+    Changed(Option<ComplianceTransition>),
+}
+
+impl MembershipChange {
+    pub fn created(&self) -> bool {
+        matches!(self, MembershipChange::Created(_))
+    }
+
+    pub fn changed(&self) -> bool {
+        *self != MembershipChange::Unchanged
+    }
+
+    /// The learner became compliant or non-compliant with it.
+    pub fn compliance(&self) -> Option<ComplianceTransition> {
+        match self {
+            MembershipChange::Unchanged => None,
+            MembershipChange::Created(t) | MembershipChange::Changed(t) => *t,
+        }
+    }
 }
 
 /// One entry of a learner's completion log (`ORG#o#USER#u` / `DONE#<item>#<ms>`).
@@ -63,9 +86,10 @@ struct CompletionRecord {
 
 impl Store {
     /// Stores `after` in place of `before` (which must still be stored at `before.revision`) and moves
-    /// the assignment's counters from what they count for the row to its new contribution, in one
-    /// transaction. A concurrent change of the row is [`StoreError::VersionConflict`], a change of the
-    /// assignment's tracked items [`StoreError::AssignmentChanged`]: read again and retry.
+    /// the assignment's counters from what they count for the row to its new contribution, and the
+    /// learner's compliance with it, in one transaction. A concurrent change of the row is
+    /// [`StoreError::VersionConflict`], a change of the assignment's tracked items (or of its
+    /// compliance rules) [`StoreError::AssignmentChanged`]: read again and retry.
     pub async fn apply_progress(
         &self,
         org: &OrgId,
@@ -73,7 +97,7 @@ impl Store {
         before: &ProgressRow,
         after: &ProgressRow,
     ) -> Result<ProgressRow, StoreError> {
-        self.write_row(org, assignment, before, after, None).await
+        Ok(self.write_row(org, assignment, before, after, None).await?.after)
     }
 
     /// [`Store::apply_progress`] for an admin's change of one learner's row: its audit entry commits
@@ -85,7 +109,7 @@ impl Store {
         before: &ProgressRow,
         after: &ProgressRow,
         audit: &AuditEntry,
-    ) -> Result<ProgressRow, StoreError> {
+    ) -> Result<RowChange, StoreError> {
         self.write_row(org, assignment, before, after, Some(audit)).await
     }
 
@@ -96,38 +120,65 @@ impl Store {
         before: &ProgressRow,
         after: &ProgressRow,
         audit: Option<&AuditEntry>,
-    ) -> Result<ProgressRow, StoreError> {
+    ) -> Result<RowChange, StoreError> {
         let mut next = after.clone();
         next.revision = before.revision + 1;
         let contribution = next.contribution(&assignment.units, assignment.item_count);
         next.counted = Some(contribution);
         let counted = before.counted.unwrap_or_else(|| before.contribution(&assignment.units, assignment.item_count));
         let delta = Aggregates::delta(Some(counted), Some(contribution));
-        let mut tx = self.transaction();
-        let row_index = tx.put_with(
-            Put::builder()
-                .set_item(Some(progress_item(org, &next, assignment)?))
-                .condition_expression("revision = :rev")
-                .expression_attribute_values(":rev", n(before.revision)),
-        )?;
-        let counters_index = if delta.is_zero() { None } else { Some(tx.counters(org, assignment, &delta)?) };
-        if let Some(entry) = audit {
-            tx.audit(org, entry)?;
-        }
-        match tx.commit().await {
-            Ok(()) => Ok(next),
-            Err(TxFailure::Cancelled(reasons))
-                if reasons.get(row_index).is_some_and(CancelReason::condition_failed) =>
-            {
-                Err(StoreError::VersionConflict)
+        let today = Utc::now().date_naive();
+        // Only active, mandatory assignments oblige; a change of those rules re-syncs every learner
+        // (`Store::sync_compliance`), and bumps `unitsRev` so that rows written meanwhile redo.
+        let obliges = assignment.is_active && assignment.is_mandatory;
+        let mut attempts = Retry::CONFLICT.attempts();
+        while attempts.next().await {
+            let learner = if obliges {
+                let wanted = [(next.user_id, Obligation::of(&next, assignment))];
+                self.learner_changes(org, assignment, &wanted, today).await?
+            } else {
+                Vec::new()
+            };
+            let mut tx = self.transaction();
+            let row_index = tx.put_with(
+                Put::builder()
+                    .set_item(Some(progress_item(org, &next, assignment)?))
+                    .condition_expression("revision = :rev")
+                    .expression_attribute_values(":rev", n(before.revision)),
+            )?;
+            // With a learner change the counters item is there even at a zero delta: its `unitsRev`
+            // condition proves the obligation was computed under the assignment as stored.
+            let counters_index =
+                if delta.is_zero() && learner.is_empty() { None } else { Some(tx.counters(org, assignment, &delta)?) };
+            if let Some(entry) = audit {
+                tx.audit(org, entry)?;
             }
-            Err(TxFailure::Cancelled(reasons))
-                if counters_index.and_then(|i| reasons.get(i)).is_some_and(CancelReason::condition_failed) =>
-            {
-                Err(counter_failure(&reasons[counters_index.unwrap_or_default()]))
+            let learner_indexes = tx.learners(org, &learner)?;
+            match tx.commit().await {
+                Ok(()) => {
+                    let compliance = learner.first().and_then(|c| c.transition);
+                    return Ok(RowChange { before: before.clone(), after: next, compliance });
+                }
+                Err(TxFailure::Cancelled(reasons))
+                    if reasons.get(row_index).is_some_and(CancelReason::condition_failed) =>
+                {
+                    return Err(StoreError::VersionConflict);
+                }
+                Err(TxFailure::Cancelled(reasons))
+                    if counters_index.and_then(|i| reasons.get(i)).is_some_and(CancelReason::condition_failed) =>
+                {
+                    return Err(counter_failure(&reasons[counters_index.unwrap_or_default()]));
+                }
+                // The learner's compliance changed meanwhile (another of their rows): read it again.
+                Err(TxFailure::Cancelled(reasons))
+                    if learner_indexes.iter().any(|i| reasons.get(*i).is_some_and(CancelReason::condition_failed)) =>
+                {
+                    continue;
+                }
+                Err(other) => return Err(other.into()),
             }
-            Err(other) => Err(other.into()),
         }
+        Err(StoreError::TransactionConflict(format!("compliance of {} kept changing", next.user_id)))
     }
 
     /// Read-modify-write of `user`'s row on `assignment`, retried on concurrent changes of the row or
@@ -149,8 +200,8 @@ impl Store {
             if !change(&mut after, &current) {
                 return Ok(None);
             }
-            match self.apply_progress(org, &current, &before, &after).await {
-                Ok(after) => return Ok(Some(RowChange { before, after })),
+            match self.write_row(org, &current, &before, &after, None).await {
+                Ok(change) => return Ok(Some(change)),
                 Err(StoreError::VersionConflict | StoreError::TransactionConflict(_)) => continue,
                 Err(StoreError::AssignmentChanged) => {
                     current = self.get_assignment(org, current.id).await?.ok_or(StoreError::NotFound)?;
@@ -248,8 +299,8 @@ impl Store {
                         assignment.id
                     )));
                 }
-                match self.add_roster_rows(org, &current, std::slice::from_ref(&row)).await {
-                    Ok(1) => return Ok(MembershipChange::Created),
+                match self.add_rows(org, &current, std::slice::from_ref(&row)).await {
+                    Ok((1, transitions)) => return Ok(MembershipChange::Created(transitions.first().copied())),
                     Ok(_) => break, // another writer created the row meanwhile: apply to it
                     Err(StoreError::AssignmentChanged) => {
                         current = self.get_assignment(org, current.id).await?.ok_or(StoreError::NotFound)?;
@@ -260,7 +311,7 @@ impl Store {
         }
         let changed =
             self.change_row(org, assignment, user, |row, _| if joined { row.join(at) } else { row.leave(at) }).await?;
-        Ok(if changed.is_some() { MembershipChange::Changed } else { MembershipChange::Unchanged })
+        Ok(changed.map_or(MembershipChange::Unchanged, |c| MembershipChange::Changed(c.compliance)))
     }
 
     /// Logs a completion under the learner (idempotent), so that assignments the learner joins later

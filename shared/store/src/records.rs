@@ -1,6 +1,9 @@
 //! Item shapes: one record per entity that puts the keys beside the flattened domain type.
 
-use domain::{ApiKey, Assignment, AuditEntry, CatalogNode, CustomCourse, ProgressRow, RowClass, Team, User};
+use domain::{
+    ApiKey, Assignment, AuditEntry, CatalogNode, ComplianceRollup, CustomCourse, LearnerCompliance, ProgressRow,
+    RowClass, Team, TeamId, User,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -113,6 +116,26 @@ record!(
 );
 
 record!(AuditRecord {} flatten entry: AuditEntry);
+
+record!(
+    /// GSI1 only while the learner has obligations (the learners listing, by team); GSI3 only while
+    /// the clock alone will make them non-compliant (by that day, for the daily job).
+    LearnerComplianceRecord {
+        gsi1pk: Option<String> = "GSI1PK",
+        gsi1sk: Option<String> = "GSI1SK",
+        gsi3pk: Option<String> = "GSI3PK",
+        gsi3sk: Option<String> = "GSI3SK",
+        non_compliant_from: Option<chrono::NaiveDate> = "nonCompliantFrom",
+    } flatten learner: LearnerCompliance
+);
+
+record!(
+    /// The org's rollup has no `teamId`; each team's has its own.
+    RollupRecord {
+        team_id: Option<TeamId> = "teamId",
+        mandatory_assignments: Option<i64> = "mandatoryAssignments",
+    } flatten rollup: ComplianceRollup
+);
 
 record!(CatalogRecord {} flatten node: CatalogNode);
 

@@ -1,11 +1,15 @@
 //! Access patterns 1 and 3: an assignment's roster (its progress rows), paged by assignment and by
 //! learner, and kept equal to the counters.
 
-use domain::{Aggregates, Assignment, AssignmentId, DatedCounts, OrgId, ProgressRow, RowClass, UserId};
+use domain::{
+    Aggregates, Assignment, AssignmentId, ComplianceTransition, DatedCounts, Obligation, OrgId, ProgressRow, RowClass,
+    UserId,
+};
 
 use crate::dynamo::{Item, n, s, to_item};
 use crate::partition::Partition;
 use crate::records::ProgressRecord;
+use crate::retry::Retry;
 use crate::tx::counter_failure;
 use crate::tx::{CancelReason, TxFailure};
 use crate::{Page, PageKey, Store, StoreError, keys};
@@ -16,6 +20,10 @@ use crate::{Page, PageKey, Store, StoreError, keys};
 pub const ROSTER_ROWS_PER_TRANSACTION: usize = 96;
 /// Rows per roster transaction after creation (100 minus the assignment's counter update).
 pub(crate) const ROSTER_CHUNK: usize = 99;
+/// Rows per roster transaction of an assignment that obliges (active, mandatory): each row comes
+/// with its learner's compliance item and, at most, their team's rollup; plus the counters and the
+/// org's rollup (3 × 32 + 2 ≤ 100).
+pub(crate) const OBLIGING_ROSTER_CHUNK: usize = 32;
 /// Date counters one repair may set (see [`Store::repair_counters`]).
 const MAX_REPAIRED_DATES: usize = 50;
 
@@ -59,29 +67,56 @@ pub(crate) fn user_rows(org: &OrgId, user: UserId) -> Partition {
 }
 
 impl Store {
-    /// Adds new rows to an assignment's roster, each chunk in one transaction with the counter update.
-    /// Rows that already exist are skipped (so a retried call is harmless). Returns how many were added.
+    /// Adds new rows to an assignment's roster, each chunk in one transaction with the counter update
+    /// (and, for an obliging assignment, the learners' compliance). Rows that already exist are
+    /// skipped (so a retried call is harmless). Returns how many were added.
     pub async fn add_roster_rows(
         &self,
         org: &OrgId,
         assignment: &Assignment,
         rows: &[ProgressRow],
     ) -> Result<usize, StoreError> {
+        Ok(self.add_rows(org, assignment, rows).await?.0)
+    }
+
+    /// [`Store::add_roster_rows`], with the learners whose compliance the new rows changed.
+    pub(crate) async fn add_rows(
+        &self,
+        org: &OrgId,
+        assignment: &Assignment,
+        rows: &[ProgressRow],
+    ) -> Result<(usize, Vec<ComplianceTransition>), StoreError> {
+        let obliges = assignment.is_active && assignment.is_mandatory;
+        let chunk_size = if obliges { OBLIGING_ROSTER_CHUNK } else { ROSTER_CHUNK };
+        let today = chrono::Utc::now().date_naive();
         let mut added = 0;
-        for chunk in rows.chunks(ROSTER_CHUNK) {
+        let mut transitions = Vec::new();
+        for chunk in rows.chunks(chunk_size) {
             let mut pending: Vec<&ProgressRow> = chunk.iter().collect();
+            let mut attempts = Retry::CONFLICT.attempts();
             while !pending.is_empty() {
+                if !attempts.next().await {
+                    return Err(StoreError::TransactionConflict("learners' compliance kept changing".into()));
+                }
                 let owned: Vec<ProgressRow> = pending.iter().map(|r| (*r).clone()).collect();
                 let delta = roster_delta(assignment, &owned);
+                let learners = if obliges {
+                    let wanted: Vec<_> = owned.iter().map(|r| (r.user_id, Obligation::of(r, assignment))).collect();
+                    self.learner_changes(org, assignment, &wanted, today).await?
+                } else {
+                    Vec::new()
+                };
                 let mut tx = self.transaction();
                 tx.counters(org, assignment, &delta)?;
                 for row in &pending {
                     tx.put(progress_item(org, row, assignment)?, Some("attribute_not_exists(PK)"))?;
                 }
+                let learner_indexes = tx.learners(org, &learners)?;
                 match tx.commit().await {
                     Ok(()) => {
                         added += pending.len();
                         pending.clear();
+                        transitions.extend(learners.iter().filter_map(|c| c.transition));
                     }
                     Err(TxFailure::Cancelled(reasons))
                         if reasons.first().is_some_and(CancelReason::condition_failed) =>
@@ -89,17 +124,23 @@ impl Store {
                         return Err(counter_failure(&reasons[0]));
                     }
                     Err(TxFailure::Cancelled(reasons))
-                        if reasons.iter().skip(1).any(CancelReason::condition_failed) =>
+                        if reasons.iter().skip(1).take(pending.len()).any(CancelReason::condition_failed) =>
                     {
-                        let existing: Vec<bool> = reasons.iter().skip(1).map(CancelReason::condition_failed).collect();
+                        let existing: Vec<bool> =
+                            reasons.iter().skip(1).take(pending.len()).map(CancelReason::condition_failed).collect();
                         pending =
                             pending.into_iter().zip(existing).filter(|(_, exists)| !exists).map(|(r, _)| r).collect();
                     }
+                    // A learner's compliance changed meanwhile: read it again.
+                    Err(TxFailure::Cancelled(reasons))
+                        if learner_indexes
+                            .iter()
+                            .any(|i| reasons.get(*i).is_some_and(CancelReason::condition_failed)) => {}
                     Err(other) => return Err(other.into()),
                 }
             }
         }
-        Ok(added)
+        Ok((added, transitions))
     }
 
     /// Pattern 1 (rows): a page of an assignment's progress rows, by user id.

@@ -2,7 +2,7 @@
 //! updates), addressed to the table by the [`Transaction`] that holds them, and why one was cancelled.
 
 use aws_sdk_dynamodb::types::builders::{DeleteBuilder, PutBuilder, UpdateBuilder};
-use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use domain::{Aggregates, Assignment, AuditEntry, DatedCounts, OrgId};
 
 use crate::dynamo::{Item, n, s};
@@ -88,6 +88,16 @@ impl Transaction<'_> {
                 .expression_attribute_values(format!(":due{i}"), n(*count));
         }
         self.update(update.update_expression(expression))
+    }
+
+    /// A condition on an item the transaction does not write.
+    pub(crate) fn check(&mut self, check: ConditionCheck) -> usize {
+        self.add(TransactWriteItem::builder().condition_check(check).build())
+    }
+
+    /// The table the transaction writes (for items built whole, like a [`ConditionCheck`]).
+    pub(crate) fn table(&self) -> &str {
+        &self.store.table
     }
 
     fn add(&mut self, item: TransactWriteItem) -> usize {

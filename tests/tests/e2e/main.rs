@@ -5,6 +5,7 @@
 mod access;
 mod assignments;
 mod audit_and_exports;
+mod compliance;
 mod deadlines;
 mod jobs;
 mod platform_events;

@@ -1,0 +1,44 @@
+//! GET /compliance: who is compliant with mandatory training, for the org and each team; and
+//! GET /compliance/learners: each learner's figures, filtered by team and compliance — a JSON array
+//! paged like the list (RFC 8288 `Link` with a sealed cursor). Scope `compliance:read`.
+
+use ::http::StatusCode;
+use api::{ApiError, App, Call, auth, http, query, views};
+use domain::TeamId;
+use lambda_http::{Body, Response};
+use serde::Deserialize;
+use store::LearnerFilter;
+
+pub const LISTING: &str = "compliance-learners";
+
+/// This function's handler, for its `main.rs` and the local gateway.
+pub const HANDLER: api::entry::Handler<App> = |app, req| Box::pin(api::serve(app, req, compliance));
+
+/// The learners listing's filters (after the page's `limit` and `cursor`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LearnerFilters {
+    #[serde(default, deserialize_with = "query::team_id")]
+    team_id: Option<TeamId>,
+    #[serde(default, deserialize_with = "query::flag")]
+    compliant: Option<bool>,
+}
+
+async fn compliance(call: Call<'_>) -> Result<Response<Body>, ApiError> {
+    call.principal.require_admin_scope(auth::COMPLIANCE_READ)?;
+    let org = &call.principal.org;
+    if !call.req.uri().path().ends_with("/learners") {
+        query::none(call.req)?;
+        let summary = service::compliance::summary(&call.ctx(), org, call.now).await?;
+        return Ok(http::json_response(StatusCode::OK, &views::compliance_summary(&summary)));
+    }
+    let (page, params): (_, LearnerFilters) = query::parse_paged(call.req)?;
+    let limit = query::v1_page_size(page.limit);
+    let start = page.cursor.map(|c| call.app.cursors.open(org, LISTING, &c)).transpose()?;
+    let filter =
+        LearnerFilter { team: params.team_id, compliant_on: params.compliant.map(|c| (c, call.now.date_naive())) };
+    let page = service::compliance::learners(&call.ctx(), org, &filter, limit, start, call.now).await?;
+    let items = page.items.iter().map(views::compliance_learner).collect();
+    let next = page.next.map(|key| call.app.cursors.seal(org, LISTING, &key));
+    Ok(http::list_response(call.req, items, next))
+}

@@ -1,0 +1,192 @@
+//! Compliance capacity benchmark (issue: "report the consumed capacity of each route for an org of
+//! 1,000 learners and 50 assignments and for 10× that"). Not a test: it reports what one run measured.
+//!
+//! `compliance-bench` seeds two orgs on the local stack through the store's own transactions (learners
+//! in 10 teams, 50 mandatory org-wide assignments: 50,000 and 500,000 progress rows with their
+//! learners' compliance), then measures with `ReturnConsumedCapacity` what each compliance read costs
+//! (the summary, a page of the learners listing, its non-compliant filter, the compliance export's
+//! table reads) and what keeping compliance costs a write (one completion, one learner's extension).
+//! Auth (one GetItem) and the rate counter (one UpdateItem) are the same for every route and left out.
+
+use std::time::Instant;
+
+use chrono::{Duration, Utc};
+use domain::{
+    AssigneeType, AuditEntry, ContentArea, NewAssignment, OrgId, ProgressRow, ResolvedTarget, Role, Source, TargetType,
+    TeamId, TrackedItem, TrackedUnit, User, UserId,
+};
+use store::{Capacity, LearnerFilter, Store};
+
+const ASSIGNMENTS: usize = 50;
+
+/// Read units, write units and requests one measured piece of work consumed.
+type Cost = (f64, f64, u64);
+const TEAMS: usize = 10;
+
+async fn store(capacity: &Capacity) -> Store {
+    let table = std::env::var("TABLE_NAME").expect("run with the local stack's environment (TABLE_NAME)");
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    Store::new(aws_sdk_dynamodb::Client::new(&config), table).with_capacity_tracking(capacity.clone())
+}
+
+fn audit(id: &str) -> AuditEntry {
+    AuditEntry {
+        id: uuid::Uuid::now_v7(),
+        created_at: Utc::now(),
+        action: "assignment.created".into(),
+        actor_id: "bench".into(),
+        actor_email: None,
+        actor_role: Role::OrgAdmin,
+        target_type: "assignment".into(),
+        target_id: id.into(),
+        target_label: "bench".into(),
+        metadata: serde_json::json!({}),
+        request_id: "bench".into(),
+    }
+}
+
+/// An org with `learners` users in [`TEAMS`] teams and [`ASSIGNMENTS`] mandatory org-wide assignments,
+/// half of them overdue for nobody yet (deadlines in 1..50 days).
+async fn seed(store: &Store, learners: usize) -> (OrgId, Vec<UserId>, Vec<domain::Assignment>) {
+    let org = OrgId::parse(&format!("bench-{}", uuid::Uuid::new_v4().simple())).unwrap();
+    let now = Utc::now();
+    let teams: Vec<TeamId> = (0..TEAMS).map(|_| TeamId(uuid::Uuid::now_v7())).collect();
+    let users: Vec<UserId> = (0..learners).map(|_| UserId(uuid::Uuid::now_v7())).collect();
+    for chunk in users.chunks(50) {
+        futures::future::try_join_all(chunk.iter().enumerate().map(|(i, id)| {
+            let team = teams[i % TEAMS];
+            let user = User {
+                user_id: *id,
+                name: format!("Learner {i}"),
+                email: format!("learner-{id}@bench.example"),
+                role: Role::Learner,
+                team_id: Some(team),
+                is_active: true,
+                updated_at: now,
+                facets: Default::default(),
+            };
+            let (store, org) = (store.clone(), org.clone());
+            async move {
+                store.put_user(&org, &user).await?;
+                store.place_learner(&org, user.user_id, Some(team), now).await
+            }
+        }))
+        .await
+        .unwrap();
+    }
+    let mut assignments = Vec::new();
+    for n in 0..ASSIGNMENTS {
+        let new = NewAssignment {
+            target: domain::Target {
+                content_area: ContentArea::Practice,
+                target_type: TargetType::Topic,
+                target_id: format!("topic-{n}"),
+            },
+            assignee: domain::Assignee { assignee_type: AssigneeType::Org, assignee_id: format!("{org}-{n}") },
+            deadline: (now + Duration::days(1 + n as i64)).date_naive(),
+            due_in_days: None,
+            new_starters_only: false,
+            recurrence: None,
+            is_mandatory: true,
+            note: None,
+        };
+        let resolved = ResolvedTarget {
+            title: format!("Topic {n}"),
+            path: format!("Web / Topic {n}"),
+            units: vec![TrackedUnit::Topic { topic_id: domain::Slug::parse("sql-injection").unwrap(), challenges: 11 }],
+        };
+        let a = new.into_assignment(domain::AssignmentId::new_v7(), resolved, "Everyone".into(), "bench".into(), now);
+        let rows: Vec<_> = users.iter().map(|u| ProgressRow::new(a.id, *u, Source::Organization, now)).collect();
+        assignments.push(store.create_assignment(&org, &a, &audit(&a.id.to_string()), &rows).await.unwrap());
+    }
+    (org, users, assignments)
+}
+
+/// Runs `work` and returns the read and write capacity units and requests it consumed.
+async fn measured<F: std::future::Future<Output = ()>>(capacity: &Capacity, work: F) -> Cost {
+    capacity.reset();
+    work.await;
+    (capacity.reads(), capacity.writes(), capacity.requests())
+}
+
+#[tokio::main]
+async fn main() {
+    let capacity = Capacity::default();
+    let store = store(&capacity).await;
+    let mut table: Vec<(String, Vec<Cost>)> = Vec::new();
+    let mut record = |name: &str, cost: Cost| match table.iter_mut().find(|(n, _)| n == name) {
+        Some((_, costs)) => costs.push(cost),
+        None => table.push((name.to_owned(), vec![cost])),
+    };
+    for learners in [1_000, 10_000] {
+        let started = Instant::now();
+        let (org, users, assignments) = seed(&store, learners).await;
+        eprintln!(
+            "seeded {learners} learners × {ASSIGNMENTS} assignments ({} rows) in {:.0} s",
+            learners * ASSIGNMENTS,
+            started.elapsed().as_secs_f64()
+        );
+        let now = Utc::now();
+        let later = now + Duration::days(30);
+        let summary = measured(&capacity, async {
+            let rollups = store.compliance_rollups(&org).await.unwrap();
+            let ids: Vec<TeamId> = rollups.teams.iter().map(|(t, _)| *t).collect();
+            store.get_teams(&org, &ids).await.unwrap();
+            assert_eq!(rollups.org.figures(later.date_naive()).learners, learners as u64);
+        })
+        .await;
+        record("GET /compliance (rollups Query + team names BatchGetItem)", summary);
+        let page = measured(&capacity, async {
+            let page = store.compliance_learners_page(&org, &LearnerFilter::default(), 50, None).await.unwrap();
+            let ids: Vec<_> = page.items.iter().map(|l| l.user_id).collect();
+            store.get_users(&org, &ids).await.unwrap();
+        })
+        .await;
+        record("GET /compliance/learners?limit=50 (+ users BatchGetItem)", page);
+        let filtered = measured(&capacity, async {
+            let filter = LearnerFilter { team: None, compliant_on: Some((false, later.date_naive())) };
+            store.compliance_learners_page(&org, &filter, 50, None).await.unwrap();
+        })
+        .await;
+        record("GET /compliance/learners?compliant=false (as of +30 days, listing reads only)", filtered);
+        let export = measured(&capacity, async {
+            let mut pages = store::Pages::default();
+            let mut rows = 0;
+            for a in &assignments {
+                while let Some(start) = pages.next_start() {
+                    let page = pages.follow(store.progress_page(&org, a.id, 500, start).await.unwrap());
+                    let ids: Vec<_> = page.iter().map(|r| r.user_id).collect();
+                    store.get_users(&org, &ids).await.unwrap();
+                    rows += page.len();
+                }
+                pages = store::Pages::default();
+            }
+            assert_eq!(rows, learners * ASSIGNMENTS);
+        })
+        .await;
+        record("compliance export (every row + users, table reads only)", export);
+        let item = TrackedItem::parse_key("c:sql-injection:0").unwrap();
+        let completion = measured(&capacity, async {
+            store.record_completion(&org, &assignments[0], users[0], &item, Some(80.0), now).await.unwrap();
+        })
+        .await;
+        record("one completion on a mandatory assignment (row + counters + learner + rollups)", completion);
+        let row = store.progress_row(&org, assignments[1].id, users[1]).await.unwrap().unwrap();
+        let mut extended = row.clone();
+        extended.extended_to = Some((now + Duration::days(90)).date_naive());
+        let extension = measured(&capacity, async {
+            store.apply_progress(&org, &assignments[1], &row, &extended).await.unwrap();
+        })
+        .await;
+        record("one learner's extension (moves their standing: + team and org rollups)", extension);
+    }
+    println!(
+        "| route | 1,000 learners × 50: RCU / WCU / requests | 10,000 × 50: RCU / WCU / requests | ratio (RCU+WCU) |"
+    );
+    println!("|---|---|---|---|");
+    for (name, costs) in &table {
+        let cell = |(r, w, q): Cost| format!("{r:.1} / {w:.1} / {q}");
+        let ratio = (costs[1].0 + costs[1].1) / (costs[0].0 + costs[0].1).max(0.01);
+        println!("| {name} | {} | {} | ×{ratio:.2} |", cell(costs[0]), cell(costs[1]));
+    }
+}

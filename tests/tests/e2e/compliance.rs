@@ -1,0 +1,191 @@
+//! Compliance with mandatory training: `GET /compliance`, `GET /compliance/learners`, the
+//! `compliance` export and `compliance.changed`, end to end.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{Duration, Utc};
+use gateway::seed;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use testkit::e2e::{Env, assert_problem, eventually, parse_csv};
+
+use crate::deadline;
+
+/// Moves an assignment's deadline behind the API's back (validation refuses a past one): how this
+/// test lets time pass for the routes, which read the real clock.
+async fn set_deadline_behind_the_api(env: &Env, org: &seed::SeededOrg, id: &str, day: chrono::NaiveDate) {
+    testkit::stack::raw_client()
+        .await
+        .update_item()
+        .table_name(env.store.table_name())
+        .key("PK", AttributeValue::S(format!("ORG#{}#ASG#{id}", org.org_id)))
+        .key("SK", AttributeValue::S("A".into()))
+        .update_expression("SET deadline = :d")
+        .expression_attribute_values(":d", AttributeValue::S(day.to_string()))
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn create(env: &Env, org: &seed::SeededOrg, body: Value) -> String {
+    let created = env.post("/assignments").token(org.api_keys.admin.as_str()).json(body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    created.body["id"].as_str().unwrap().to_owned()
+}
+
+fn team_figures(summary: &Value, team: domain::TeamId) -> Value {
+    summary["teams"].as_array().unwrap().iter().find(|t| t["teamId"] == json!(team)).cloned().unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn an_overdue_mandatory_assignment_makes_a_learner_non_compliant_until_they_complete_it() {
+    let (env, org) = Env::with_org().await;
+    let other = env.org().await;
+    let key = org.api_keys.admin.as_str();
+    let changed = env.subscribe(&org, "compliance.changed").await;
+    let (team, other_team) = (org.teams[0].team_id, org.teams[1].team_id);
+
+    // Mandatory: the first team's SQL injection (due in 30 days) and everyone's XXE (in 60);
+    // optional: everyone's reflected XSS.
+    let team_mandatory = create(
+        &env,
+        &org,
+        json!({"contentArea": "practice", "targetType": "topic", "targetId": "sql-injection",
+               "assigneeType": "team", "assigneeId": team, "deadline": deadline(30)}),
+    )
+    .await;
+    let org_wide = |topic: &str, days: i64, mandatory: bool| {
+        json!({"contentArea": "practice", "targetType": "topic", "targetId": topic, "assigneeType": "org",
+               "assigneeId": org.org_id.as_str(), "deadline": deadline(days), "isMandatory": mandatory})
+    };
+    let everyone = create(&env, &org, org_wide("xxe", 60, true)).await;
+    let optional = create(&env, &org, org_wide("reflected-xss", 20, false)).await;
+    let everyone_detail = env.get(&format!("/assignments/{everyone}")).token(key).await;
+    let learners = everyone_detail.body["progress"]["totalUsers"].as_u64().unwrap();
+    let members: Vec<_> = org.users.iter().filter(|u| u.team_id == Some(team)).collect();
+    assert_eq!(members.len(), 5);
+
+    let summary = env.get("/compliance").token(key).await;
+    assert_eq!(summary.status, StatusCode::OK, "{:?}", summary.body);
+    assert_eq!(
+        (summary.body["learners"].as_u64(), summary.body["compliantLearners"].as_u64()),
+        (Some(learners), Some(learners))
+    );
+    assert_eq!(
+        (summary.body["complianceRate"].clone(), summary.body["mandatoryAssignments"].clone()),
+        (json!(1.0), json!(2))
+    );
+
+    // Time passes: the team's mandatory assignment and the optional one are overdue. The reconcile
+    // job repairs what changed behind the service's back and announces who fell out of compliance.
+    let yesterday = Utc::now().date_naive() - Duration::days(1);
+    set_deadline_behind_the_api(&env, &org, &team_mandatory, yesterday).await;
+    set_deadline_behind_the_api(&env, &org, &optional, yesterday).await;
+    let report = env.invoke("ReconcileFunction", json!({"orgIds": [org.org_id.as_str()]})).await;
+    assert_eq!(report["repairs"], 5, "{report}");
+    let summary = env.get("/compliance").token(key).await;
+    assert_eq!(summary.body["compliantLearners"].as_u64(), Some(learners - 5), "{:?}", summary.body);
+    assert_eq!(
+        (summary.body["overdueLearners"].clone(), summary.body["expiredLearners"].clone()),
+        (json!(5), json!(0))
+    );
+    let in_team = team_figures(&summary.body, team);
+    assert_eq!(
+        (in_team["learners"].clone(), in_team["compliantLearners"].clone(), in_team["complianceRate"].clone()),
+        (json!(5), json!(0), json!(0.0)),
+        "{in_team}"
+    );
+    assert_eq!(in_team["name"], json!(org.teams[0].name));
+    let elsewhere = team_figures(&summary.body, other_team);
+    assert_eq!(elsewhere["learners"], elsewhere["compliantLearners"], "an optional overdue assignment changes nothing");
+
+    let listed = env.get("/compliance/learners?compliant=false").token(key).await;
+    assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
+    let listed = listed.body.as_array().unwrap().clone();
+    assert_eq!(listed.len(), 5);
+    let first = &listed[0];
+    assert_eq!(
+        (
+            first["teamId"].clone(),
+            first["teamName"].clone(),
+            first["mandatoryAssigned"].clone(),
+            first["overdue"].clone()
+        ),
+        (json!(team), json!(org.teams[0].name), json!(2), json!(1))
+    );
+    assert_eq!(
+        (first["compliant"].clone(), first["nonCompliantSince"].clone()),
+        (json!(false), json!(Utc::now().date_naive()))
+    );
+    assert_eq!(first["dueSoon"], 0, "the org-wide one is due in 60 days");
+    let paged = env.get(&format!("/compliance/learners?teamId={team}&limit=2")).token(key).await;
+    assert_eq!(paged.body.as_array().unwrap().len(), 2);
+    let next = paged.next_link().expect("a next page");
+    assert!(next.contains("cursor="), "{next}");
+
+    let fell_out = env.drain(&changed).await;
+    assert_eq!(fell_out.len(), 5, "{fell_out:?}");
+    assert!(fell_out.iter().all(|e| e["detail"]["compliant"] == false && e["detail"]["nonCompliantSince"].is_string()));
+
+    // One of them completes the overdue assignment: compliant again, announced once.
+    let learner = members[0];
+    let now = Utc::now();
+    let done: Vec<_> = (0..11)
+        .map(|i| seed::challenge_completed(&org.org_id, learner.user_id, "sql-injection", i, 90.0, now))
+        .collect();
+    env.publish(&done).await;
+    let summary = eventually("the learner to be compliant", || async {
+        let summary = env.get("/compliance").token(key).await;
+        (summary.body["compliantLearners"].as_u64() == Some(learners - 4)).then_some(summary.body)
+    })
+    .await;
+    assert_eq!(team_figures(&summary, team)["compliantLearners"], 1);
+    let back = env.drain(&changed).await;
+    assert_eq!(back.len(), 1, "{back:?}");
+    assert_eq!(
+        (back[0]["detail"]["userId"].clone(), back[0]["detail"]["compliant"].clone()),
+        (json!(learner.user_id), json!(true))
+    );
+    let mine = env.get(&format!("/compliance/learners?teamId={team}&compliant=true")).token(key).await;
+    let mine = mine.body.as_array().unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!((mine[0]["completed"].clone(), mine[0]["lastCompletedAt"].is_string()), (json!(1), true));
+
+    // The clock alone: on the day after the org-wide deadline everyone still compliant falls out,
+    // announced by the daily job once however often it runs.
+    let day_after = (Utc::now().date_naive() + Duration::days(61)).to_string();
+    let only = [org.org_id.as_str()];
+    env.invoke("RemindersFunction", json!({"date": day_after, "orgIds": only})).await;
+    env.invoke("RemindersFunction", json!({"date": day_after, "orgIds": only})).await;
+    let clock = env.drain(&changed).await;
+    assert_eq!(clock.len() as u64, learners - 4, "{clock:?}");
+    assert!(clock.iter().all(|e| e["detail"]["compliant"] == false));
+
+    // The auditor's evidence: one row per learner and active mandatory assignment.
+    let export = env.post("/assignments/exports").token(key).json(json!({"kind": "compliance"})).await;
+    assert_eq!(export.status, StatusCode::CREATED, "{:?}", export.body);
+    assert_eq!(export.body["kind"], "compliance");
+    let text = env.http.get(export.body["downloadUrl"].as_str().unwrap()).send().await.unwrap().text().await.unwrap();
+    let (header, rows) = parse_csv(&text);
+    assert_eq!(header, exports::COMPLIANCE_COLUMNS);
+    assert_eq!(rows.len() as u64, learners + 5, "the team's 5 and everyone's, not the optional one");
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let theirs: Vec<_> = rows.iter().filter(|r| r[col("userId")] == learner.user_id.to_string()).collect();
+    assert_eq!(theirs.len(), 2);
+    let done_row = theirs.iter().find(|r| r[col("targetPath")].contains("SQL Injection")).unwrap();
+    assert_eq!((&done_row[col("status")], &done_row[col("teamName")]), ("completed", org.teams[0].name.as_str()));
+    assert!(!done_row[col("completedAt")].is_empty() && done_row[col("averageScore")] == *"90.00");
+    assert!(rows.iter().all(|r| !r[col("targetPath")].contains("Cross")), "no optional assignment");
+
+    // Another org's admin sees none of it; learners and keys without the scope are refused.
+    let theirs = env.get("/compliance").token(other.api_keys.admin.as_str()).await;
+    assert_eq!((theirs.body["learners"].clone(), theirs.body["teams"].clone()), (json!(0), json!([])));
+    let theirs = env.get(&format!("/compliance/learners?teamId={team}")).token(other.api_keys.admin.as_str()).await;
+    assert_eq!(theirs.body, json!([]));
+    for path in ["/compliance", "/compliance/learners"] {
+        assert_problem(&env.get(path).token(&learner.token).await, 403, "forbidden");
+        assert_problem(&env.get(path).token(org.api_keys.read_only.as_str()).await, 403, "insufficient_scope");
+    }
+    assert_problem(&env.get("/compliance/learners?teamId=nope").token(key).await, 400, "validation_failed");
+    let admin = env.get("/compliance").token(&org.admin().token).await;
+    assert_eq!(admin.status, StatusCode::OK, "an org admin's session has the scope");
+}
