@@ -34,11 +34,13 @@ async fn compliance(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     }
     let (page, params): (_, LearnerFilters) = query::parse_paged(call.req)?;
     let limit = query::v1_page_size(page.limit);
-    let start = page.cursor.map(|c| call.app.cursors.open(org, LISTING, &c)).transpose()?;
+    // The team is part of the key condition: a cursor continues only the team it was made for.
+    let listing = format!("{LISTING}:{}", params.team_id.map(|t| t.to_string()).unwrap_or_default());
+    let start = page.cursor.map(|c| call.app.cursors.open(org, &listing, &c)).transpose()?;
     let filter =
         LearnerFilter { team: params.team_id, compliant_on: params.compliant.map(|c| (c, call.now.date_naive())) };
     let page = service::compliance::learners(&call.ctx(), org, &filter, limit, start, call.now).await?;
     let items = page.items.iter().map(views::compliance_learner).collect();
-    let next = page.next.map(|key| call.app.cursors.seal(org, LISTING, &key));
+    let next = page.next.map(|key| call.app.cursors.seal(org, &listing, &key));
     Ok(http::list_response(call.req, items, next))
 }

@@ -68,7 +68,7 @@ async fn seed(store: &Store, learners: usize) -> (OrgId, Vec<UserId>, Vec<domain
             let (store, org) = (store.clone(), org.clone());
             async move {
                 store.put_user(&org, &user).await?;
-                store.place_learner(&org, user.user_id, Some(team), now).await
+                store.place_learner(&org, user.user_id, now).await
             }
         }))
         .await

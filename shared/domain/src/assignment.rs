@@ -282,14 +282,21 @@ impl Assignment {
         if unchanged {
             return None;
         }
-        if next.recurrence != self.recurrence {
-            // Every row's cycles follow from the recurrence: progress written under the old one is
-            // refused and redone, as when tracked items change.
+        if next.recurrence != self.recurrence || next.obligations_differ(self) {
+            // Every row's cycles follow from the recurrence, and learners' obligations from the
+            // deadline, activity and mandatory flag: progress (and compliance) written under the old
+            // rules is refused and redone, as when tracked items change.
             next.units_rev = self.units_rev + 1;
         }
         next.version = self.version + 1;
         next.updated_at = now;
         Some((next, activation))
+    }
+
+    /// Whether the rules learners' obligations follow (see [`crate::compliance::Obligation`]) differ:
+    /// the deadline, the activity or the mandatory flag.
+    pub fn obligations_differ(&self, other: &Assignment) -> bool {
+        self.deadline != other.deadline || self.is_active != other.is_active || self.is_mandatory != other.is_mandatory
     }
 
     /// The admin-editable fields, for audit before/after.

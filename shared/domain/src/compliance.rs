@@ -246,6 +246,11 @@ pub struct RollupFigures {
 }
 
 const LEARNERS_ATTRIBUTE: &str = "learners";
+/// The day past days are folded into (see [`ComplianceRollup::folded_before`]): `0001-01-01`.
+pub const PAST: NaiveDate = match NaiveDate::from_ymd_opt(1, 1, 1) {
+    Some(day) => day,
+    None => NaiveDate::MIN,
+};
 const HISTOGRAMS: [&str; 3] = ["overdue#", "expired#", "noncompliant#"];
 
 impl ComplianceRollup {
@@ -304,6 +309,35 @@ impl ComplianceRollup {
             out.extend(map.iter().filter(|(_, c)| **c != 0).map(|(day, c)| (format!("{prefix}{day}"), *c)));
         }
         out
+    }
+
+    /// Days before `day` folded into [`PAST`]: every figure as of `day` or later stays the same, and
+    /// the rollup stops growing with the days that went by (the daily job's compaction).
+    pub fn folded_before(&self, day: NaiveDate) -> Self {
+        let mut out = self.clone();
+        for map in [&mut out.overdue_from, &mut out.expired_from, &mut out.non_compliant_from] {
+            let past: i64 = map.range(..day).map(|(_, c)| *c).sum();
+            map.retain(|d, _| *d >= day);
+            if past != 0 {
+                map.insert(PAST, past);
+            }
+        }
+        out
+    }
+
+    /// The attributes [`ComplianceRollup::folded_before`] folds: each past day's name, per histogram
+    /// prefix, other than [`PAST`] itself.
+    pub fn past_attribute(name: &str, day: NaiveDate) -> Option<&'static str> {
+        HISTOGRAMS.iter().copied().find(|prefix| {
+            name.strip_prefix(prefix)
+                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                .is_some_and(|d| d < day && d != PAST)
+        })
+    }
+
+    /// The attribute holding a histogram's folded past.
+    pub fn past_name(prefix: &str) -> String {
+        format!("{prefix}{PAST}")
     }
 
     pub fn figures(&self, today: NaiveDate) -> RollupFigures {

@@ -106,12 +106,12 @@ async fn requests_per_membership_and_completion_event() {
         "DynamoDB requests: team.member_added (joins the team and the org-wide assignment) = {membership}; \
          challenge.completed (2 tracking assignments) = {completion}; the same completion again = {duplicate}"
     );
-    // member_added: team GetItem + PutItem; user GetItem + PutItem; the learner's compliance item
-    // GetItem + TransactWriteItems (placed in the team); the user's rows Query (no rows, so no
+    // member_added: team GetItem + PutItem; user GetItem + PutItem; the learner placed in the team
+    // (profile GetItem, compliance item GetItem, TransactWriteItems); the user's rows Query (no rows, so no
     // BatchGet); 3 scope Queries (org, user, team); "is the team deleted" GetItem; per joined
     // assignment (2, the org-wide one too: the joiner had no row yet) row GetItem + the learner's
     // compliance BatchGetItem + TransactWriteItems; one completion-log Query for the catch-up.
-    assert_eq!(membership, 2 + 2 + 2 + 1 + 3 + 1 + 2 * 3 + 1);
+    assert_eq!(membership, 2 + 2 + 3 + 1 + 3 + 1 + 2 * 3 + 1);
     // challenge.completed: log PutItem; rows Query; assignments BatchGet; per tracking assignment:
     // row GetItem + the learner's compliance BatchGetItem + TransactWriteItems.
     assert_eq!(completion, 1 + 1 + 1 + 2 * 3);
@@ -152,9 +152,9 @@ async fn requests_per_daily_job_row() {
         "daily job DynamoDB requests: 20 learners = {}, 40 learners = {}; per learner = {per_row}",
         requests[0], requests[1]
     );
-    // Fixed: the deadline index, the rows' due index, the recertification and expiry indexes and the
-    // learners' compliance flips index (one Query each), the assignments' BatchGetItem, the users'
-    // BatchGetItem; per learner: the claim.
-    assert_eq!(requests[0], 5 + 1 + 1 + 20);
+    // Fixed: the deadline index, the rows' due index, the recertification and expiry indexes, the
+    // learners' compliance flips index and the compliance rollups (to compact them; one Query each),
+    // the assignments' BatchGetItem, the users' BatchGetItem; per learner: the claim.
+    assert_eq!(requests[0], 6 + 1 + 1 + 20);
     assert_eq!(per_row, 1.0);
 }

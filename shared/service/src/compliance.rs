@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use domain::{ComplianceTransition, LearnerCompliance, LearnerFigures, OrgId, RollupFigures, TeamId, User};
 use serde_json::json;
-use store::{LearnerFilter, Page, PageKey, Store, StoreError};
+use store::retry::Retry;
+use store::{LearnerFilter, Page, PageKey, Pages, Store, StoreError};
 
 use crate::outbound::{self, DomainEvent};
 use crate::{AppError, Ctx};
@@ -45,7 +46,8 @@ pub async fn summary(ctx: &Ctx<'_>, org: &OrgId, now: DateTime<Utc>) -> Result<S
             figures: rollup.figures(today),
         })
         .collect();
-    teams.sort_by(|a, b| a.name.cmp(&b.name).then(a.team_id.cmp(&b.team_id)));
+    // By name as people read it; teams not in the projection yet last.
+    teams.sort_by_cached_key(|t| (t.name.is_none(), t.name.as_deref().map(str::to_lowercase), t.team_id));
     Ok(Summary {
         as_of: now,
         org: rollups.org.figures(today),
@@ -95,6 +97,39 @@ pub async fn learners(
 
 async fn team_names(store: &Store, org: &OrgId, teams: &[TeamId]) -> Result<HashMap<TeamId, String>, StoreError> {
     Ok(store.get_teams(org, teams).await?.into_iter().map(|t| (t.team_id, t.name)).collect())
+}
+
+/// Brings every learner's obligation of assignment `id` in line with its rules as stored (after a
+/// change of its deadline, activity or mandatory flag), announcing the learners whose compliance
+/// changed page by page (100 rows), so a failure loses at most one page's announcements; then clears
+/// the assignment's "not yet synced" marker. A newer rule change meanwhile restarts it under the new
+/// rules (learners already in line are no-ops). Returns how many learners' compliance changed.
+pub async fn sync_assignment(
+    ctx: &Ctx<'_>,
+    org: &OrgId,
+    id: domain::AssignmentId,
+    now: DateTime<Utc>,
+) -> Result<usize, AppError> {
+    let store = ctx.store;
+    let mut changed = 0;
+    let mut attempts = Retry::CONFLICT.attempts();
+    'rules: while attempts.next().await {
+        let Some(a) = store.get_assignment(org, id).await? else { return Ok(changed) };
+        let mut pages = Pages::default();
+        while let Some(start) = pages.next_start() {
+            let transitions = match store.sync_compliance_page(org, &a, start, now).await {
+                Ok(page) => pages.follow(page),
+                Err(StoreError::AssignmentChanged) => continue 'rules,
+                Err(other) => return Err(other.into()),
+            };
+            changed += transitions.len();
+            ctx.events.announce(&changed_events(store, org, &transitions, now).await?).await;
+        }
+        store.finish_compliance_sync(org, &a).await?;
+        tracing::info!(assignment_id = %id, changed, "learners' compliance synced");
+        return Ok(changed);
+    }
+    Err(AppError::Contended)
 }
 
 /// `compliance.changed` for each transition, with the learners' names as projected.

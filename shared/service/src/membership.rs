@@ -28,7 +28,7 @@ pub async fn user_changed(
     let user = ctx.store.change_user(org, user, change, at).await?;
     // The learner's compliance counts in the team the projection now gives them.
     let now = chrono::Utc::now();
-    let placed = ctx.store.place_learner(org, user.user_id, user.team_id, now).await?;
+    let placed = ctx.store.place_learner(org, user.user_id, now).await?;
     let mut reconciled = reconcile_user(ctx.store, org, &user, mentioned_teams).await?;
     if let Some(t) = placed {
         reconciled.events.push(crate::compliance::changed(org, &t, Some(&user), now));
@@ -246,8 +246,15 @@ pub async fn reconcile_assignment(
         let mut probe = row.clone();
         probe.refresh(&a.units, a.item_count, a.recurrence);
         let stale = probe != *row || row.counted != Some(row.contribution(&a.units, a.item_count));
-        if stale && store.refresh_row(org, a, row.user_id).await?.is_some() {
+        if !stale {
+            continue;
+        }
+        if let Some(change) = store.refresh_row(org, a, row.user_id).await? {
             out.repairs += 1;
+            if let Some(t) = change.compliance {
+                let profile = store.get_user(org, row.user_id).await?;
+                out.events.push(crate::compliance::changed(org, &t, profile.as_ref(), chrono::Utc::now()));
+            }
         }
     }
     let in_scope: HashSet<_> = members.iter().map(|u| u.user_id).collect();

@@ -7,6 +7,7 @@ use serde_json::json;
 use store::StoreError;
 use store::retry::Retry;
 
+use crate::compliance::sync_assignment;
 use crate::courses::refresh_roster;
 use crate::membership::reconcile_assignment;
 use crate::{Actor, AppError, Ctx, outbound};
@@ -39,7 +40,7 @@ pub async fn change(
         let Some((next, activation)) = current.patched(patch, actor.now) else {
             // A repeat (a client retrying after a failure) finishes what the first one started.
             if touches_obligations(patch) {
-                sync_compliance(ctx, org, &current, actor.now).await?;
+                sync_assignment(ctx, org, id, actor.now).await?;
             }
             return Ok(current);
         };
@@ -67,12 +68,9 @@ pub async fn change(
                     tracing::info!(assignment_id = %id, rows = refreshed, "rows re-derived for the new recurrence");
                     next = store.get_assignment(org, id).await?.unwrap_or(next);
                 }
-                if next.deadline != current.deadline
-                    || next.is_active != current.is_active
-                    || next.is_mandatory != current.is_mandatory
-                {
+                if next.obligations_differ(&current) {
                     ctx.events.announce(&std::mem::take(&mut events)).await;
-                    sync_compliance(ctx, org, &next, actor.now).await?;
+                    sync_assignment(ctx, org, id, actor.now).await?;
                 }
                 if activation != Activation::Reactivated {
                     ctx.events.announce(&events).await;
@@ -99,19 +97,4 @@ pub async fn change(
 /// Whether `patch` sets a field that decides learners' obligations (deadline, activity, mandatory).
 fn touches_obligations(patch: &Patch) -> bool {
     patch.deadline.is_some() || patch.is_active.is_some() || patch.is_mandatory.is_some()
-}
-
-/// Brings every learner's obligation of `a` in line with its rules as now stored, and announces the
-/// learners whose compliance changed.
-async fn sync_compliance(
-    ctx: &Ctx<'_>,
-    org: &OrgId,
-    a: &Assignment,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<(), AppError> {
-    let transitions = ctx.store.sync_compliance(org, a, now).await?;
-    tracing::info!(assignment_id = %a.id, changed = transitions.len(), "learners' compliance synced");
-    let events = crate::compliance::changed_events(ctx.store, org, &transitions, now).await?;
-    ctx.events.announce(&events).await;
-    Ok(())
 }

@@ -102,26 +102,29 @@ pub async fn send_reminders(ctx: &Ctx<'_>, today: NaiveDate, only: Option<&[OrgI
                 report.count += notify_once(ctx, &org, &a, &rows, today, |r| expired(r, today)).await?;
             }
         }
-        report.count += announce_clock_flips(ctx, &org, catch_up, today).await?;
+        report.count += announce_clock_flips(ctx, &org, today).await?;
+        // The rollups' past days fold into one counter (never past the real date: a run for a
+        // future day must not change what today's figures read).
+        let fold_before = today.min(chrono::Utc::now().date_naive());
+        match store.compact_rollups(&org, fold_before).await {
+            Ok(folded) if folded > 0 => tracing::info!(org = %org, folded, "compliance rollups compacted"),
+            Ok(_) => {}
+            Err(error) => tracing::error!(org = %org, %error, "compliance rollups not compacted"),
+        }
     }
     tracing::info!(orgs = report.orgs, assignments = report.assignments, sent = report.count, %today, "daily job done");
     Ok(report)
 }
 
-/// `compliance.changed` for learners whom the clock alone made non-compliant on a day in
-/// `from..=today` (a due date or a validity passed since their compliance was last announced); the
-/// learner's item records the announcement, so each change goes out once.
-async fn announce_clock_flips(
-    ctx: &Ctx<'_>,
-    org: &OrgId,
-    from: NaiveDate,
-    today: NaiveDate,
-) -> Result<usize, AppError> {
+/// `compliance.changed` for learners whom the clock alone made non-compliant by `today` (a due date
+/// or a validity passed since their compliance was last announced, however long ago); the learner's
+/// item records the announcement, so each change goes out once.
+async fn announce_clock_flips(ctx: &Ctx<'_>, org: &OrgId, today: NaiveDate) -> Result<usize, AppError> {
     let store = ctx.store;
     let mut sent = 0;
     let mut pages = Pages::default();
     while let Some(start) = pages.next_start() {
-        let learners = pages.follow(store.compliance_flips_page(org, from, today, start).await?);
+        let learners = pages.follow(store.compliance_flips_page(org, today, start).await?);
         let mut flips = Vec::new();
         for learner in learners.iter().filter(|l| l.clock_flip_on().is_some_and(|day| day <= today)) {
             flips.extend(store.announce_clock_flip(org, learner.user_id, today).await?);
@@ -266,9 +269,12 @@ pub async fn reconcile_rosters(ctx: &Ctx<'_>, only: Option<&[OrgId]>) -> Result<
     let far_future = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(NaiveDate::MAX);
     for org in each_org(ctx, only).await? {
         report.orgs += 1;
+        let stored_obliging = store.compliance_rollups(&org).await?.mandatory_assignments;
+        let mut obliging = 0;
         let mut pages = Pages::default();
         while let Some(start) = pages.next_start() {
             let page = pages.follow(store.due_assignments_page(&org, far_future, start).await?);
+            obliging += page.iter().filter(|a| a.is_mandatory).count() as i64;
             for a in page.iter().filter(|a| a.assignee.assignee_type != AssigneeType::User) {
                 report.assignments += 1;
                 let reconciled = reconcile_assignment(store, &org, a, false).await?;
@@ -284,21 +290,23 @@ pub async fn reconcile_rosters(ctx: &Ctx<'_>, only: Option<&[OrgId]>) -> Result<
                 }
                 ctx.events.announce(&reconciled.events).await;
             }
-            // Learners' obligations a rule change left behind (an interrupted patch), user
-            // assignments included.
-            for a in &page {
-                let now = chrono::Utc::now();
-                match store.sync_compliance(&org, a, now).await {
-                    Ok(transitions) if !transitions.is_empty() => {
-                        report.count += transitions.len();
-                        tracing::warn!(org = %org, assignment_id = %a.id, learners = transitions.len(), "compliance repaired");
-                        let events = crate::compliance::changed_events(store, &org, &transitions, now).await?;
-                        ctx.events.announce(&events).await;
-                    }
-                    Ok(_) => {}
-                    Err(error) => tracing::error!(org = %org, assignment_id = %a.id, %error, "compliance not repaired"),
+        }
+        // Rule changes (deadline, activity, mandatory flag) an interrupted patch did not bring to
+        // every learner, active assignments or not.
+        for a in store.assignments_awaiting_compliance_sync(&org).await? {
+            match crate::compliance::sync_assignment(ctx, &org, a.id, chrono::Utc::now()).await {
+                Ok(changed) => {
+                    report.count += changed.max(1);
+                    tracing::warn!(org = %org, assignment_id = %a.id, changed, "learners' compliance synced");
                 }
+                Err(error) => tracing::error!(org = %org, assignment_id = %a.id, %error, "compliance not synced"),
             }
+        }
+        // Counted before this count existed, or drifted: set from the assignments (guarded by the
+        // stored value, so a concurrent create or patch wins and the next run looks again).
+        if obliging != stored_obliging && store.repair_obliging_assignments(&org, stored_obliging, obliging).await? {
+            report.count += 1;
+            tracing::warn!(org = %org, obliging, stored_obliging, "count of mandatory assignments repaired");
         }
     }
     tracing::info!(orgs = report.orgs, assignments = report.assignments, repairs = report.count, "reconcile finished");

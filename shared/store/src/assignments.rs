@@ -288,15 +288,17 @@ impl Store {
             }
             None => remove.push("recurrence"),
         }
-        let obligation_rules_changed = after.deadline != before.deadline
-            || after.is_active != before.is_active
-            || after.is_mandatory != before.is_mandatory;
-        if after.recurrence != before.recurrence || obligation_rules_changed {
+        if after.recurrence != before.recurrence || after.obligations_differ(before) {
             // Progress (and learners' compliance) computed under the old recurrence or rules is
             // refused (as when tracked items change); an increment, so a concurrent change of the
             // items is not undone.
             set.push("unitsRev = unitsRev + :one");
             update = update.expression_attribute_values(":one", n(1));
+        }
+        if after.obligations_differ(before) {
+            // Learners' obligations follow in `Store::sync_compliance`; until it finishes, the
+            // reconcile job finds this marker (the new `unitsRev`: operands are the old values).
+            set.push("complianceSync = unitsRev + :one");
         }
         match (&record.gsi2pk, &record.gsi2sk, &record.gsi3pk, &record.gsi3sk) {
             (Some(g2pk), Some(g2sk), Some(g3pk), Some(g3sk)) => {

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_dynamodb::types::{ConditionCheck, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Update};
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::{
     Assignment, ComplianceRollup, ComplianceTransition, LearnerCompliance, Obligation, OrgId, ProgressRow, TeamId,
@@ -14,7 +14,7 @@ use domain::{
 
 use crate::dynamo::{Item, n, s, to_item};
 use crate::partition::Partition;
-use crate::records::{LearnerComplianceRecord, ProgressRecord, Record, RollupRecord};
+use crate::records::{AssignmentRecord, LearnerComplianceRecord, ProgressRecord, Record, RollupRecord, UserRecord};
 use crate::retry::Retry;
 use crate::tx::{CancelReason, Transaction, TxFailure};
 use crate::{Page, PageKey, Pages, Store, StoreError, keys};
@@ -29,11 +29,19 @@ pub(crate) struct LearnerChange {
 }
 
 impl LearnerChange {
-    /// `after` as the next revision of `before`, written on `today`.
+    /// `after` as the next revision of `before`, written on `today`, with the change of compliance
+    /// it announces (the writer must announce it: the item records it as announced).
     pub(crate) fn new(before: Option<LearnerCompliance>, mut after: LearnerCompliance, today: NaiveDate) -> Self {
         after.revision = before.as_ref().map_or(0, |b| b.revision) + 1;
         let transition = after.announce(today);
         Self { before, after, transition }
+    }
+
+    /// `after` as the next revision of `before`, announcing nothing (for writers that cannot: a
+    /// change they leave unannounced is the daily job's, which finds it by its day).
+    pub(crate) fn unannounced(before: Option<LearnerCompliance>, mut after: LearnerCompliance) -> Self {
+        after.revision = before.as_ref().map_or(0, |b| b.revision) + 1;
+        Self { before, after, transition: None }
     }
 }
 
@@ -118,6 +126,43 @@ impl Transaction<'_> {
         )
     }
 
+    /// Commits only if the assignment still has the rules (`unitsRev`) `assignment` was read with.
+    fn rules_unchanged(&mut self, org: &OrgId, assignment: &Assignment) -> Result<usize, StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(self.table())
+            .key(keys::PK, s(keys::assignment_pk(org, assignment.id)))
+            .key(keys::SK, s(keys::ASSIGNMENT_SK))
+            .condition_expression("unitsRev = :ur")
+            .expression_attribute_values(":ur", n(assignment.units_rev))
+            .build()
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        Ok(self.check(check))
+    }
+
+    /// Commits only if the user's profile is as read (`None`: still absent).
+    fn profile_unchanged(
+        &mut self,
+        org: &OrgId,
+        user: UserId,
+        profile: Option<&UserRecord>,
+    ) -> Result<usize, StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(self.table())
+            .key(keys::PK, s(keys::user_pk(org, user)))
+            .key(keys::SK, s(keys::PROFILE_SK));
+        let check = match profile {
+            None => check.condition_expression("attribute_not_exists(PK)"),
+            Some(UserRecord { revision: Some(revision), .. }) => {
+                check.condition_expression("revision = :rev").expression_attribute_values(":rev", n(*revision))
+            }
+            // Written whole (seeded), without a revision: its time says whether it changed.
+            Some(record) => check
+                .condition_expression("attribute_not_exists(revision) AND updatedAtMs = :ms")
+                .expression_attribute_values(":ms", n(record.updated_at_ms.unwrap_or_default())),
+        };
+        Ok(self.check(check.build().map_err(|e| StoreError::Other(e.to_string()))?))
+    }
+
     /// Commits only if `row` is still stored at its revision.
     fn row_unchanged(&mut self, org: &OrgId, row: &ProgressRow) -> Result<usize, StoreError> {
         let check = ConditionCheck::builder()
@@ -188,14 +233,15 @@ impl Store {
             .collect()
     }
 
-    /// The changes that set each `(user, obligation)` of `assignment` (`None` drops it); learners
-    /// seen for the first time count in the team the user projection gives them.
+    /// The changes that set each `(user, obligation)` of `assignment` (`None` drops it), announced on
+    /// `today` (`None`: unannounced, see [`LearnerChange::unannounced`]); learners seen for the first
+    /// time count in the team the user projection gives them.
     pub(crate) async fn learner_changes(
         &self,
         org: &OrgId,
         assignment: &Assignment,
         obligations: &[(UserId, Option<Obligation>)],
-        today: NaiveDate,
+        today: Option<NaiveDate>,
     ) -> Result<Vec<LearnerChange>, StoreError> {
         let users: Vec<UserId> = obligations.iter().map(|(u, _)| *u).collect();
         let mut stored = self.learner_compliances(org, &users).await?;
@@ -211,24 +257,33 @@ impl Store {
             let mut after =
                 before.clone().unwrap_or_else(|| LearnerCompliance::new(*user, teams.get(user).copied().flatten()));
             if after.set(assignment.id, *obligation) {
-                changes.push(LearnerChange::new(before, after, today));
+                changes.push(match today {
+                    Some(today) => LearnerChange::new(before, after, today),
+                    None => LearnerChange::unannounced(before, after),
+                });
             }
         }
         Ok(changes)
     }
 
-    /// Puts the learner in `team` (the user projection's), creating their item if needed, and moves
-    /// their standing between team rollups. Returns the change of compliance it announces, if any
-    /// (one the clock made since the last announcement).
+    /// Puts the learner in the team the user projection gives them (read strongly consistent, and
+    /// checked unchanged when the move commits, so concurrent user events cannot leave an older team),
+    /// creating their item if needed, and moves their standing between team rollups. Returns the
+    /// change of compliance it announces, if any (one the clock made since the last announcement).
     pub async fn place_learner(
         &self,
         org: &OrgId,
         user: UserId,
-        team: Option<TeamId>,
         now: DateTime<Utc>,
     ) -> Result<Option<ComplianceTransition>, StoreError> {
         let mut attempts = Retry::CONFLICT.attempts();
         while attempts.next().await {
+            let profile: Option<UserRecord> = self
+                .get_item(keys::user_pk(org, user), keys::PROFILE_SK, true)
+                .await?
+                .map(crate::dynamo::from_item)
+                .transpose()?;
+            let team = profile.as_ref().and_then(|p| p.user.team_id);
             let before = self.learner_compliance(org, user).await?;
             if before.as_ref().is_some_and(|b| b.team_id == team) {
                 return Ok(None);
@@ -237,12 +292,14 @@ impl Store {
             after.team_id = team;
             let change = LearnerChange::new(before, after, now.date_naive());
             let mut tx = self.transaction();
+            tx.profile_unchanged(org, user, profile.as_ref())?;
             tx.learners(org, std::slice::from_ref(&change))?;
             match tx.commit().await {
                 Ok(()) => return Ok(change.transition),
-                Err(TxFailure::Cancelled(reasons)) if reasons.iter().any(CancelReason::condition_failed) => continue,
                 Err(TxFailure::Cancelled(reasons))
-                    if reasons.iter().any(|r| r.code.as_deref() == Some("TransactionConflict")) =>
+                    if reasons
+                        .iter()
+                        .any(|r| r.condition_failed() || r.code.as_deref() == Some("TransactionConflict")) =>
                 {
                     continue;
                 }
@@ -253,31 +310,48 @@ impl Store {
     }
 
     /// Makes every learner's obligation of `assignment` match their row under the assignment as
-    /// stored (after a change of its deadline, activity or mandatory flag, or a repair). Each learner
-    /// commits with a check that their row did not change meanwhile (else it is read again). Returns
-    /// the learners whose compliance changed.
+    /// stored (after a change of its deadline, activity or mandatory flag): [`Store::sync_compliance_page`]
+    /// over the whole roster. Returns the learners whose compliance changed.
     pub async fn sync_compliance(
         &self,
         org: &OrgId,
         assignment: &Assignment,
         now: DateTime<Utc>,
     ) -> Result<Vec<ComplianceTransition>, StoreError> {
-        let today = now.date_naive();
         let mut transitions = Vec::new();
-        let rows = Partition::table(keys::assignment_pk(org, assignment.id)).prefixed(keys::PROGRESS_SK_PREFIX);
         let mut pages = Pages::default();
         while let Some(start) = pages.next_start() {
-            let page = pages.follow(self.page_of::<ProgressRecord>(&rows, start, 100).await?);
-            let wanted: Vec<(UserId, Option<Obligation>)> =
-                page.iter().map(|row| (row.user_id, Obligation::of(row, assignment))).collect();
-            let changes = self.learner_changes(org, assignment, &wanted, today).await?;
-            let by_user: HashMap<UserId, &ProgressRow> = page.iter().map(|r| (r.user_id, r)).collect();
-            for change in changes {
-                let row = by_user[&change.after.user_id];
-                transitions.extend(self.sync_learner(org, assignment, row.clone(), change, today).await?);
-            }
+            let page = self.sync_compliance_page(org, assignment, start, now).await?;
+            transitions.extend(pages.follow(page));
         }
         Ok(transitions)
+    }
+
+    /// One page (100 rows) of [`Store::sync_compliance`]: returns the learners whose compliance changed
+    /// and where to go on. Each learner commits with checks that their row did not change meanwhile
+    /// (else it is read again) and that the assignment still has the rules it was read with: when it
+    /// does not, [`StoreError::AssignmentChanged`] (read it again and start over; learners already
+    /// in line are no-ops).
+    pub async fn sync_compliance_page(
+        &self,
+        org: &OrgId,
+        assignment: &Assignment,
+        start: Option<PageKey>,
+        now: DateTime<Utc>,
+    ) -> Result<Page<ComplianceTransition>, StoreError> {
+        let today = now.date_naive();
+        let rows = Partition::table(keys::assignment_pk(org, assignment.id)).prefixed(keys::PROGRESS_SK_PREFIX);
+        let page = self.page_of::<ProgressRecord>(&rows, start, 100).await?;
+        let wanted: Vec<(UserId, Option<Obligation>)> =
+            page.items.iter().map(|row| (row.user_id, Obligation::of(row, assignment))).collect();
+        let changes = self.learner_changes(org, assignment, &wanted, Some(today)).await?;
+        let by_user: HashMap<UserId, &ProgressRow> = page.items.iter().map(|r| (r.user_id, r)).collect();
+        let mut transitions = Vec::new();
+        for change in changes {
+            let row = by_user[&change.after.user_id];
+            transitions.extend(self.sync_learner(org, assignment, row.clone(), change, today).await?);
+        }
+        Ok(Page { items: transitions, next: page.next })
     }
 
     async fn sync_learner(
@@ -292,10 +366,16 @@ impl Store {
         let mut attempts = Retry::CONFLICT.attempts();
         while attempts.next().await {
             let mut tx = self.transaction();
+            let rules = tx.rules_unchanged(org, assignment)?;
             tx.row_unchanged(org, &row)?;
             tx.learners(org, std::slice::from_ref(&change))?;
             match tx.commit().await {
                 Ok(()) => return Ok(change.transition),
+                Err(TxFailure::Cancelled(reasons))
+                    if reasons.get(rules).is_some_and(CancelReason::condition_failed) =>
+                {
+                    return Err(StoreError::AssignmentChanged);
+                }
                 Err(TxFailure::Cancelled(reasons))
                     if reasons
                         .iter()
@@ -306,7 +386,7 @@ impl Store {
                     };
                     row = current;
                     let wanted = [(user, Obligation::of(&row, assignment))];
-                    match self.learner_changes(org, assignment, &wanted, today).await?.pop() {
+                    match self.learner_changes(org, assignment, &wanted, Some(today)).await?.pop() {
                         Some(next) => change = next,
                         None => return Ok(None),
                     }
@@ -315,6 +395,130 @@ impl Store {
             }
         }
         Err(StoreError::TransactionConflict(format!("compliance of {user} kept changing")))
+    }
+
+    /// Records that every learner's obligation of `assignment` follows its rules as of `unitsRev`
+    /// (the marker a rule change set, see [`Store::update_assignment`]); a newer change keeps it.
+    pub async fn finish_compliance_sync(&self, org: &OrgId, assignment: &Assignment) -> Result<(), StoreError> {
+        let result = self
+            .send_update(
+                self.update_request()
+                    .key(keys::PK, s(keys::assignment_pk(org, assignment.id)))
+                    .key(keys::SK, s(keys::ASSIGNMENT_SK))
+                    .update_expression(format!("REMOVE {}", keys::COMPLIANCE_SYNC))
+                    .condition_expression("attribute_exists(PK) AND unitsRev = :rev")
+                    .expression_attribute_values(":rev", n(assignment.units_rev)),
+            )
+            .await;
+        match result {
+            Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The org's assignments (active or not) whose rule change has not reached every learner yet (an
+    /// interrupted patch): the reconcile job finishes them. Reads the org's assignment index.
+    pub async fn assignments_awaiting_compliance_sync(&self, org: &OrgId) -> Result<Vec<Assignment>, StoreError> {
+        self.query_all(|q| {
+            Partition::index(keys::GSI1, keys::org_assignments(org))
+                .query(q)
+                .filter_expression("attribute_exists(#sync)")
+                .expression_attribute_names("#sync", keys::COMPLIANCE_SYNC)
+        })
+        .await?
+        .into_iter()
+        .map(AssignmentRecord::entity_of)
+        .collect()
+    }
+
+    /// Folds the rollups' days before `before` into one past counter per histogram (see
+    /// `ComplianceRollup::folded_before`): figures as of `before` or later stay the same and the
+    /// items stop growing with time. Each update is guarded by the values it folds, so a concurrent
+    /// change is never lost (it is folded by a later run). Returns how many attributes were folded.
+    pub async fn compact_rollups(&self, org: &OrgId, before: NaiveDate) -> Result<usize, StoreError> {
+        let items = self.query_all(|q| Partition::table(keys::compliance_pk(org)).query(q)).await?;
+        let mut folded = 0;
+        for item in items {
+            let (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) = (item.get(keys::PK), item.get(keys::SK))
+            else {
+                continue;
+            };
+            let mut past: Vec<(&'static str, &String, i64)> = item
+                .iter()
+                .filter_map(|(name, value)| {
+                    let prefix = ComplianceRollup::past_attribute(name, before)?;
+                    let AttributeValue::N(count) = value else { return None };
+                    Some((prefix, name, count.parse().ok()?))
+                })
+                .collect();
+            past.sort();
+            for chunk in past.chunks(40) {
+                let mut update = self.update_request().key(keys::PK, s(pk.as_str())).key(keys::SK, s(sk.as_str()));
+                let (mut set, mut remove, mut guards) = (Vec::new(), Vec::new(), Vec::new());
+                let mut sums: BTreeMap<&str, i64> = BTreeMap::new();
+                for (i, (prefix, name, count)) in chunk.iter().enumerate() {
+                    *sums.entry(prefix).or_default() += count;
+                    remove.push(format!("#a{i}"));
+                    guards.push(format!("#a{i} = :a{i}"));
+                    update = update
+                        .expression_attribute_names(format!("#a{i}"), name.as_str())
+                        .expression_attribute_values(format!(":a{i}"), n(*count));
+                }
+                for (i, (prefix, sum)) in sums.iter().enumerate() {
+                    set.push(format!("#p{i} = if_not_exists(#p{i}, :zero) + :p{i}"));
+                    update = update
+                        .expression_attribute_names(format!("#p{i}"), ComplianceRollup::past_name(prefix))
+                        .expression_attribute_values(format!(":p{i}"), n(*sum));
+                }
+                let expression = format!("SET {} REMOVE {}", set.join(", "), remove.join(", "));
+                let result = self
+                    .send_update(
+                        update
+                            .update_expression(expression)
+                            .condition_expression(guards.join(" AND "))
+                            .expression_attribute_values(":zero", n(0)),
+                    )
+                    .await;
+                match result {
+                    Ok(_) => folded += chunk.len(),
+                    // Moved meanwhile: a later run folds it.
+                    Err(StoreError::ConditionFailed | StoreError::TransactionConflict(_)) => {}
+                    Err(other) => return Err(other),
+                }
+            }
+        }
+        Ok(folded)
+    }
+
+    /// Sets the org's count of obliging assignments to `counted` if it still is `stored`; whether it did.
+    pub async fn repair_obliging_assignments(
+        &self,
+        org: &OrgId,
+        stored: i64,
+        counted: i64,
+    ) -> Result<bool, StoreError> {
+        let guard = if stored == 0 {
+            "attribute_not_exists(mandatoryAssignments) OR mandatoryAssignments = :stored"
+        } else {
+            "mandatoryAssignments = :stored"
+        };
+        let result = self
+            .send_update(
+                self.update_request()
+                    .key(keys::PK, s(keys::compliance_pk(org)))
+                    .key(keys::SK, s(keys::ORG_ROLLUP_SK))
+                    .update_expression("SET entity = :entity, mandatoryAssignments = :counted")
+                    .condition_expression(guard)
+                    .expression_attribute_values(":entity", s("compliance-rollup"))
+                    .expression_attribute_values(":stored", n(stored))
+                    .expression_attribute_values(":counted", n(counted)),
+            )
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(other) => Err(other),
+        }
     }
 
     /// The org's rollup and each team's (one Query: the partition holds one item per team).
@@ -374,12 +578,12 @@ impl Store {
         Ok(Page { items: items.into_iter().map(LearnerComplianceRecord::entity_of).collect::<Result<_, _>>()?, next })
     }
 
-    /// Learners whom the clock alone makes non-compliant on a day in `from..=until` (the daily job's
-    /// `compliance.changed`), a page at a time.
+    /// Learners whom the clock alone makes non-compliant on a day up to `until` and whose change is
+    /// not announced yet (the daily job's `compliance.changed`), earliest first, a page at a time.
+    /// Announced learners leave the index, so it holds only what is still owed.
     pub async fn compliance_flips_page(
         &self,
         org: &OrgId,
-        from: NaiveDate,
         until: NaiveDate,
         start: Option<PageKey>,
     ) -> Result<Page<LearnerCompliance>, StoreError> {
@@ -387,9 +591,8 @@ impl Store {
             .query_page(
                 |q| {
                     q.index_name(keys::GSI3)
-                        .key_condition_expression("GSI3PK = :pk AND GSI3SK BETWEEN :from AND :until")
+                        .key_condition_expression("GSI3PK = :pk AND GSI3SK <= :until")
                         .expression_attribute_values(":pk", s(keys::compliance_flips_index(org)))
-                        .expression_attribute_values(":from", s(from.to_string()))
                         .expression_attribute_values(":until", s(format!("{until}#~")))
                 },
                 start,

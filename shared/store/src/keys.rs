@@ -16,8 +16,6 @@
 //! | API key           | `APIKEY#sha256(token)`                          | `KEY`                   | `ORG#o#APIKEYS` / `keyId`      |                                                  |                           |
 //! | idempotency       | `ORG#o#IDEM#sha256(actor, key)`                 | `IDEM`                  |                                |                                                  |                           |
 //! | rate counter      | `ORG#o#RATE#<key-k or user-u>#yyyymmddhh`       | `RATE`                  |                                |                                                  |                           |
-//! | learner compliance | `ORG#o#USER#u`                               | `COMPLIANCE`            | with obligations: `ORG#o#LEARNERS` / `team or -#u` |                                      | compliant as last announced, until the clock flips it: `ORG#o#NONCOMP` / `day#u` |
-//! | compliance rollup | `ORG#o#COMPLIANCE`                              | `ORG` or `TEAM#t`       |                                |                                                  |                           |
 //! | learner compliance | `ORG#o#USER#u`                                 | `COMPLIANCE`            | with obligations: `ORG#o#LEARNERS` / `<team or ->#u` |                                          | compliant as last announced, until the clock flips it: `ORG#o#NONCOMP` / `day#u` |
 //! | compliance rollup | `ORG#o#COMPLIANCE`                              | `ORG` or `TEAM#t`       |                                |                                                  |                           |
 //! | audit entry       | `ORG#o#AUDIT`                                   | `createdAt#id`          |                                |                                                  |                           |
@@ -46,6 +44,9 @@ pub const GSI3SK: &str = "GSI3SK";
 /// On an assignment: how many of its rows are counted by date (the sum of its `due#<date>#<class>`
 /// counters, see `domain::DatedCounts`).
 pub const DATED_ROWS: &str = "datedRows";
+/// On an assignment: the `unitsRev` of a change of its obligation rules (deadline, activity, mandatory
+/// flag) not yet synced to every learner; removed once it is.
+pub const COMPLIANCE_SYNC: &str = "complianceSync";
 /// TTL attribute (epoch seconds) for idempotency records and rate counters.
 pub const TTL_ATTRIBUTE: &str = "expiresAt";
 

@@ -135,7 +135,7 @@ impl Store {
         while attempts.next().await {
             let learner = if obliges {
                 let wanted = [(next.user_id, Obligation::of(&next, assignment))];
-                self.learner_changes(org, assignment, &wanted, today).await?
+                self.learner_changes(org, assignment, &wanted, Some(today)).await?
             } else {
                 Vec::new()
             };
@@ -299,7 +299,7 @@ impl Store {
                         assignment.id
                     )));
                 }
-                match self.add_rows(org, &current, std::slice::from_ref(&row)).await {
+                match self.add_rows(org, &current, std::slice::from_ref(&row), true).await {
                     Ok((1, transitions)) => return Ok(MembershipChange::Created(transitions.first().copied())),
                     Ok(_) => break, // another writer created the row meanwhile: apply to it
                     Err(StoreError::AssignmentChanged) => {

@@ -76,15 +76,19 @@ impl Store {
         assignment: &Assignment,
         rows: &[ProgressRow],
     ) -> Result<usize, StoreError> {
-        Ok(self.add_rows(org, assignment, rows).await?.0)
+        // A new row only adds an obligation, so it can only make a learner non-compliant, and only
+        // where the clock already has (a due day passed): left to the daily job, which finds it.
+        Ok(self.add_rows(org, assignment, rows, false).await?.0)
     }
 
-    /// [`Store::add_roster_rows`], with the learners whose compliance the new rows changed.
+    /// [`Store::add_roster_rows`]; with `announce`, also the learners whose compliance the new rows
+    /// changed (the caller announces them).
     pub(crate) async fn add_rows(
         &self,
         org: &OrgId,
         assignment: &Assignment,
         rows: &[ProgressRow],
+        announce: bool,
     ) -> Result<(usize, Vec<ComplianceTransition>), StoreError> {
         let obliges = assignment.is_active && assignment.is_mandatory;
         let chunk_size = if obliges { OBLIGING_ROSTER_CHUNK } else { ROSTER_CHUNK };
@@ -102,7 +106,7 @@ impl Store {
                 let delta = roster_delta(assignment, &owned);
                 let learners = if obliges {
                     let wanted: Vec<_> = owned.iter().map(|r| (r.user_id, Obligation::of(r, assignment))).collect();
-                    self.learner_changes(org, assignment, &wanted, today).await?
+                    self.learner_changes(org, assignment, &wanted, announce.then_some(today)).await?
                 } else {
                     Vec::new()
                 };

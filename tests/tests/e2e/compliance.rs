@@ -2,7 +2,7 @@
 //! `compliance` export and `compliance.changed`, end to end.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{Duration, Utc};
+use chrono::{Duration, NaiveDate, Utc};
 use gateway::seed;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -11,15 +11,17 @@ use testkit::e2e::{Env, assert_problem, eventually, parse_csv};
 use crate::deadline;
 
 /// Moves an assignment's deadline behind the API's back (validation refuses a past one): how this
-/// test lets time pass for the routes, which read the real clock.
-async fn set_deadline_behind_the_api(env: &Env, org: &seed::SeededOrg, id: &str, day: chrono::NaiveDate) {
+/// test lets time pass for the routes, which read the real clock. With `interrupted`, as a patch
+/// would that failed before its learners were synced (it leaves the "not yet synced" marker).
+async fn set_deadline_behind_the_api(env: &Env, org: &seed::SeededOrg, id: &str, day: NaiveDate, interrupted: bool) {
+    let expression = if interrupted { "SET deadline = :d, complianceSync = unitsRev" } else { "SET deadline = :d" };
     testkit::stack::raw_client()
         .await
         .update_item()
         .table_name(env.store.table_name())
         .key("PK", AttributeValue::S(format!("ORG#{}#ASG#{id}", org.org_id)))
         .key("SK", AttributeValue::S("A".into()))
-        .update_expression("SET deadline = :d")
+        .update_expression(expression)
         .expression_attribute_values(":d", AttributeValue::S(day.to_string()))
         .send()
         .await
@@ -75,13 +77,17 @@ async fn an_overdue_mandatory_assignment_makes_a_learner_non_compliant_until_the
         (json!(1.0), json!(2))
     );
 
-    // Time passes: the team's mandatory assignment and the optional one are overdue. The reconcile
-    // job repairs what changed behind the service's back and announces who fell out of compliance.
-    let yesterday = Utc::now().date_naive() - Duration::days(1);
-    set_deadline_behind_the_api(&env, &org, &team_mandatory, yesterday).await;
-    set_deadline_behind_the_api(&env, &org, &optional, yesterday).await;
+    // Time passes: the team's mandatory assignment and the optional one are overdue since 2 days
+    // (the patch that moved the mandatory one was interrupted before its learners were synced). The
+    // reconcile job finishes it and announces who fell out of compliance.
+    let today = Utc::now().date_naive();
+    let three_days_ago = today - Duration::days(3);
+    set_deadline_behind_the_api(&env, &org, &team_mandatory, three_days_ago, true).await;
+    set_deadline_behind_the_api(&env, &org, &optional, three_days_ago, false).await;
     let report = env.invoke("ReconcileFunction", json!({"orgIds": [org.org_id.as_str()]})).await;
     assert_eq!(report["repairs"], 5, "{report}");
+    let quiet = env.invoke("ReconcileFunction", json!({"orgIds": [org.org_id.as_str()]})).await;
+    assert_eq!(quiet["repairs"], 0, "the marker is gone once synced: {quiet}");
     let summary = env.get("/compliance").token(key).await;
     assert_eq!(summary.body["compliantLearners"].as_u64(), Some(learners - 5), "{:?}", summary.body);
     assert_eq!(
@@ -114,7 +120,7 @@ async fn an_overdue_mandatory_assignment_makes_a_learner_non_compliant_until_the
     );
     assert_eq!(
         (first["compliant"].clone(), first["nonCompliantSince"].clone()),
-        (json!(false), json!(Utc::now().date_naive()))
+        (json!(false), json!(today - Duration::days(2)))
     );
     assert_eq!(first["dueSoon"], 0, "the org-wide one is due in 60 days");
     let paged = env.get(&format!("/compliance/learners?teamId={team}&limit=2")).token(key).await;
@@ -124,7 +130,8 @@ async fn an_overdue_mandatory_assignment_makes_a_learner_non_compliant_until_the
 
     let fell_out = env.drain(&changed).await;
     assert_eq!(fell_out.len(), 5, "{fell_out:?}");
-    assert!(fell_out.iter().all(|e| e["detail"]["compliant"] == false && e["detail"]["nonCompliantSince"].is_string()));
+    let since = json!(today - Duration::days(2));
+    assert!(fell_out.iter().all(|e| e["detail"]["compliant"] == false && e["detail"]["nonCompliantSince"] == since));
 
     // One of them completes the overdue assignment: compliant again, announced once.
     let learner = members[0];
