@@ -11,10 +11,7 @@
 use std::time::Instant;
 
 use chrono::{Duration, Utc};
-use domain::{
-    AssigneeType, AuditEntry, ContentArea, NewAssignment, OrgId, ProgressRow, ResolvedTarget, Role, Source, TargetType,
-    TeamId, TrackedItem, TrackedUnit, User, UserId,
-};
+use domain::{OrgId, ProgressRow, Source, TeamId, TrackedItem, UserId};
 use store::{Capacity, LearnerFilter, Store};
 
 const ASSIGNMENTS: usize = 50;
@@ -23,48 +20,16 @@ const ASSIGNMENTS: usize = 50;
 type Cost = (f64, f64, u64);
 const TEAMS: usize = 10;
 
-async fn store(capacity: &Capacity) -> Store {
-    let table = std::env::var("TABLE_NAME").expect("run with the local stack's environment (TABLE_NAME)");
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-    Store::new(aws_sdk_dynamodb::Client::new(&config), table).with_capacity_tracking(capacity.clone())
-}
-
-fn audit(id: &str) -> AuditEntry {
-    AuditEntry {
-        id: uuid::Uuid::now_v7(),
-        created_at: Utc::now(),
-        action: "assignment.created".into(),
-        actor_id: "bench".into(),
-        actor_email: None,
-        actor_role: Role::OrgAdmin,
-        target_type: "assignment".into(),
-        target_id: id.into(),
-        target_label: "bench".into(),
-        metadata: serde_json::json!({}),
-        request_id: "bench".into(),
-    }
-}
-
-/// An org with `learners` users in [`TEAMS`] teams and [`ASSIGNMENTS`] mandatory org-wide assignments,
-/// half of them overdue for nobody yet (deadlines in 1..50 days).
+/// An org with `learners` users in [`TEAMS`] teams and [`ASSIGNMENTS`] mandatory org-wide assignments
+/// (deadlines in 1..50 days).
 async fn seed(store: &Store, learners: usize) -> (OrgId, Vec<UserId>, Vec<domain::Assignment>) {
-    let org = OrgId::parse(&format!("bench-{}", uuid::Uuid::new_v4().simple())).unwrap();
+    let org = bench::new_org();
     let now = Utc::now();
     let teams: Vec<TeamId> = (0..TEAMS).map(|_| TeamId(uuid::Uuid::now_v7())).collect();
     let users: Vec<UserId> = (0..learners).map(|_| UserId(uuid::Uuid::now_v7())).collect();
     for chunk in users.chunks(50) {
         futures::future::try_join_all(chunk.iter().enumerate().map(|(i, id)| {
-            let team = teams[i % TEAMS];
-            let user = User {
-                user_id: *id,
-                name: format!("Learner {i}"),
-                email: format!("learner-{id}@bench.example"),
-                role: Role::Learner,
-                team_id: Some(team),
-                is_active: true,
-                updated_at: now,
-                facets: Default::default(),
-            };
+            let user = bench::learner(*id, i, Some(teams[i % TEAMS]), now);
             let (store, org) = (store.clone(), org.clone());
             async move {
                 store.put_user(&org, &user).await?;
@@ -76,28 +41,9 @@ async fn seed(store: &Store, learners: usize) -> (OrgId, Vec<UserId>, Vec<domain
     }
     let mut assignments = Vec::new();
     for n in 0..ASSIGNMENTS {
-        let new = NewAssignment {
-            target: domain::Target {
-                content_area: ContentArea::Practice,
-                target_type: TargetType::Topic,
-                target_id: format!("topic-{n}"),
-            },
-            assignee: domain::Assignee { assignee_type: AssigneeType::Org, assignee_id: format!("{org}-{n}") },
-            deadline: (now + Duration::days(1 + n as i64)).date_naive(),
-            due_in_days: None,
-            new_starters_only: false,
-            recurrence: None,
-            is_mandatory: true,
-            note: None,
-        };
-        let resolved = ResolvedTarget {
-            title: format!("Topic {n}"),
-            path: format!("Web / Topic {n}"),
-            units: vec![TrackedUnit::Topic { topic_id: domain::Slug::parse("sql-injection").unwrap(), challenges: 11 }],
-        };
-        let a = new.into_assignment(domain::AssignmentId::new_v7(), resolved, "Everyone".into(), "bench".into(), now);
+        let a = bench::org_wide(&org, n, format!("topic-{n}"), (now + Duration::days(1 + n as i64)).date_naive(), None);
         let rows: Vec<_> = users.iter().map(|u| ProgressRow::new(a.id, *u, Source::Organization, now)).collect();
-        assignments.push(store.create_assignment(&org, &a, &audit(&a.id.to_string()), &rows).await.unwrap());
+        assignments.push(store.create_assignment(&org, &a, &bench::created(&a), &rows).await.unwrap());
     }
     (org, users, assignments)
 }
@@ -112,7 +58,7 @@ async fn measured<F: std::future::Future<Output = ()>>(capacity: &Capacity, work
 #[tokio::main]
 async fn main() {
     let capacity = Capacity::default();
-    let store = store(&capacity).await;
+    let store = bench::store().await.with_capacity_tracking(capacity.clone());
     let mut table: Vec<(String, Vec<Cost>)> = Vec::new();
     let mut record = |name: &str, cost: Cost| match table.iter_mut().find(|(n, _)| n == name) {
         Some((_, costs)) => costs.push(cost),

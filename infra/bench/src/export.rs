@@ -9,19 +9,10 @@
 use std::time::Instant;
 
 use chrono::Utc;
-use domain::{
-    AssigneeType, AuditEntry, ContentArea, NewAssignment, OrgId, ProgressRow, ResolvedTarget, Role, Source, TargetType,
-    TrackedUnit, User, UserId,
-};
+use domain::{OrgId, ProgressRow, Source, UserId};
 use store::Store;
 
 const USERS: usize = 1_000;
-
-async fn store() -> Store {
-    let table = std::env::var("TABLE_NAME").expect("run with the local stack's environment (TABLE_NAME)");
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-    Store::new(aws_sdk_dynamodb::Client::new(&config), table)
-}
 
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -33,21 +24,12 @@ fn peak_rss_kib() -> u64 {
 
 /// An org with `USERS` users and `assignments` org-wide assignments (so `assignments × USERS` rows).
 async fn seed(store: &Store, assignments: usize) -> OrgId {
-    let org = OrgId::parse(&format!("bench-{}", uuid::Uuid::new_v4().simple())).unwrap();
+    let org = bench::new_org();
     let now = Utc::now();
     let users: Vec<UserId> = (0..USERS).map(|_| UserId(uuid::Uuid::new_v4())).collect();
     for chunk in users.chunks(50) {
         futures::future::try_join_all(chunk.iter().enumerate().map(|(i, id)| {
-            let user = User {
-                user_id: *id,
-                name: format!("Learner {i}"),
-                email: format!("learner-{id}@bench.example"),
-                role: Role::Learner,
-                team_id: None,
-                is_active: true,
-                updated_at: now,
-                facets: Default::default(),
-            };
+            let user = bench::learner(*id, i, None, now);
             let (store, org) = (store.clone(), org.clone());
             async move { store.put_user(&org, &user).await }
         }))
@@ -56,47 +38,17 @@ async fn seed(store: &Store, assignments: usize) -> OrgId {
     }
     let topics = ["sql-injection", "path-traversal", "idor", "cors-misconfiguration"];
     for n in 0..assignments {
-        let new = NewAssignment {
-            target: domain::Target {
-                content_area: ContentArea::Practice,
-                target_type: TargetType::Topic,
-                target_id: format!("{}-{n}", topics[n % topics.len()]),
-            },
-            assignee: domain::Assignee { assignee_type: AssigneeType::Org, assignee_id: format!("{org}-{n}") },
-            deadline: (now + chrono::Duration::days(30)).date_naive(),
-            due_in_days: None,
-            new_starters_only: false,
-            recurrence: None,
-            is_mandatory: true,
-            note: Some(format!("=cmd|' /C calc'!A{n}")),
-        };
-        let resolved = ResolvedTarget {
-            title: format!("Topic {n}"),
-            path: format!("Web / Topic {n}"),
-            units: vec![TrackedUnit::Topic { topic_id: domain::Slug::parse("sql-injection").unwrap(), challenges: 11 }],
-        };
-        let a = new.into_assignment(domain::AssignmentId::new_v7(), resolved, "Everyone".into(), "bench".into(), now);
+        let target = format!("{}-{n}", topics[n % topics.len()]);
+        let deadline = (now + chrono::Duration::days(30)).date_naive();
+        let a = bench::org_wide(&org, n, target, deadline, Some(format!("=cmd|' /C calc'!A{n}")));
         let rows: Vec<_> = users.iter().map(|u| ProgressRow::new(a.id, *u, Source::Organization, now)).collect();
-        let audit = AuditEntry {
-            id: uuid::Uuid::now_v7(),
-            created_at: now,
-            action: "assignment.created".into(),
-            actor_id: "bench".into(),
-            actor_email: None,
-            actor_role: Role::OrgAdmin,
-            target_type: "assignment".into(),
-            target_id: a.id.to_string(),
-            target_label: "bench".into(),
-            metadata: serde_json::json!({}),
-            request_id: "bench".into(),
-        };
-        store.create_assignment(&org, &a, &audit, &rows).await.unwrap();
+        store.create_assignment(&org, &a, &bench::created(&a), &rows).await.unwrap();
     }
     org
 }
 
 async fn export(org: &str) {
-    let store = store().await;
+    let store = bench::store().await;
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
     let bucket = exports::Bucket::from_env(&config).unwrap();
     let org = OrgId::parse(org).unwrap();
@@ -125,7 +77,7 @@ async fn main() {
     {
         return export(org).await;
     }
-    let store = store().await;
+    let store = bench::store().await;
     let mut results = Vec::new();
     for assignments in [10, 100] {
         let started = Instant::now();

@@ -135,11 +135,13 @@ impl Store {
                         pending =
                             pending.into_iter().zip(existing).filter(|(_, exists)| !exists).map(|(r, _)| r).collect();
                     }
-                    // A learner's compliance changed meanwhile: read it again.
+                    // A learner's compliance changed meanwhile (read it again), or another transaction
+                    // held one of the items (the rollups are shared by the org): try again.
                     Err(TxFailure::Cancelled(reasons))
                         if learner_indexes
                             .iter()
-                            .any(|i| reasons.get(*i).is_some_and(CancelReason::condition_failed)) => {}
+                            .any(|i| reasons.get(*i).is_some_and(CancelReason::condition_failed))
+                            || reasons.iter().any(CancelReason::conflicted) => {}
                     Err(other) => return Err(other.into()),
                 }
             }

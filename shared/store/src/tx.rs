@@ -127,6 +127,16 @@ impl CancelReason {
     pub fn condition_failed(&self) -> bool {
         self.code.as_deref() == Some("ConditionalCheckFailed")
     }
+
+    /// Another transaction held the item at the same moment.
+    pub fn conflicted(&self) -> bool {
+        self.code.as_deref() == Some("TransactionConflict")
+    }
+
+    /// The item changed, or was being changed, since it was read: read it again and retry.
+    pub fn lost_a_race(&self) -> bool {
+        self.condition_failed() || self.conflicted()
+    }
 }
 
 /// The outcome of a transaction that did not commit.

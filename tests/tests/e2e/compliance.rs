@@ -1,31 +1,20 @@
 //! Compliance with mandatory training: `GET /compliance`, `GET /compliance/learners`, the
 //! `compliance` export and `compliance.changed`, end to end.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{Duration, NaiveDate, Utc};
 use gateway::seed;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testkit::e2e::{Env, assert_problem, eventually, parse_csv};
 
-use crate::deadline;
+use crate::{deadline, update_behind_the_api};
 
-/// Moves an assignment's deadline behind the API's back (validation refuses a past one): how this
-/// test lets time pass for the routes, which read the real clock. With `interrupted`, as a patch
-/// would that failed before its learners were synced (it leaves the "not yet synced" marker).
+/// Moves an assignment's deadline behind the API's back (see [`update_behind_the_api`]). With
+/// `interrupted`, as a patch would that failed before its learners were synced: it leaves the "not yet
+/// synced" marker.
 async fn set_deadline_behind_the_api(env: &Env, org: &seed::SeededOrg, id: &str, day: NaiveDate, interrupted: bool) {
-    let expression = if interrupted { "SET deadline = :d, complianceSync = unitsRev" } else { "SET deadline = :d" };
-    testkit::stack::raw_client()
-        .await
-        .update_item()
-        .table_name(env.store.table_name())
-        .key("PK", AttributeValue::S(format!("ORG#{}#ASG#{id}", org.org_id)))
-        .key("SK", AttributeValue::S("A".into()))
-        .update_expression(expression)
-        .expression_attribute_values(":d", AttributeValue::S(day.to_string()))
-        .send()
-        .await
-        .unwrap();
+    let expression = if interrupted { "SET #a = :v, complianceSync = unitsRev" } else { "SET #a = :v" };
+    update_behind_the_api(env, org, id, expression, "deadline", day.to_string()).await;
 }
 
 async fn create(env: &Env, org: &seed::SeededOrg, body: Value) -> String {

@@ -2,7 +2,6 @@
 //! (`/assignments/{id}/users/{userId}`), relative deadlines and new-starter assignments, and the
 //! reminders that follow each learner's date.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 use domain::Role;
 use gateway::seed;
@@ -10,24 +9,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use testkit::e2e::{Env, assert_problem, eventually, parse_csv};
 
-use crate::{assign_team_topic, deadline, path_of, team_topic, user_of};
-
-/// Sets one attribute of an assignment behind the API's back: how these tests let time pass for the
-/// routes, which read the real clock (validation refuses a past deadline through the API).
-async fn set_behind_the_api(env: &Env, org: &seed::SeededOrg, id: &str, attribute: &str, value: String) {
-    testkit::stack::raw_client()
-        .await
-        .update_item()
-        .table_name(env.store.table_name())
-        .key("PK", AttributeValue::S(format!("ORG#{}#ASG#{id}", org.org_id)))
-        .key("SK", AttributeValue::S("A".into()))
-        .update_expression("SET #a = :v")
-        .expression_attribute_names("#a", attribute)
-        .expression_attribute_values(":v", AttributeValue::S(value))
-        .send()
-        .await
-        .unwrap();
-}
+use crate::{assign_team_topic, deadline, path_of, set_behind_the_api, team_topic, user_of};
 
 /// The counters equal a recount of the rows: the reconcile's repair finds nothing to correct.
 async fn assert_counters_equal_rows(env: &Env, org: &seed::SeededOrg, id: &str) {
