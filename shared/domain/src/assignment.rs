@@ -64,6 +64,10 @@ pub struct Assignment {
     /// older units are refused and redone.
     #[serde(default)]
     pub units_rev: u64,
+    /// Set (to the `unitsRev` of the change) while a change of the rules learners' obligations follow
+    /// has not reached every learner yet: the store's sync clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compliance_sync: Option<u64>,
     pub created_at: DateTime<Utc>,
     pub created_by: String,
     pub updated_at: DateTime<Utc>,
@@ -139,6 +143,7 @@ impl NewAssignment {
             units: resolved.units,
             item_count,
             units_rev: 0,
+            compliance_sync: None,
             created_at: now,
             created_by,
             updated_at: now,

@@ -39,7 +39,7 @@ pub async fn change(
         }
         let Some((next, activation)) = current.patched(patch, actor.now) else {
             // A repeat (a client retrying after a failure) finishes what the first one started.
-            if touches_obligations(patch) {
+            if current.compliance_sync.is_some() {
                 sync_assignment(ctx, org, id, actor.now).await?;
             }
             return Ok(current);
@@ -92,9 +92,4 @@ pub async fn change(
         }
     }
     Err(AppError::Contended)
-}
-
-/// Whether `patch` sets a field that decides learners' obligations (deadline, activity, mandatory).
-fn touches_obligations(patch: &Patch) -> bool {
-    patch.deadline.is_some() || patch.is_active.is_some() || patch.is_mandatory.is_some()
 }

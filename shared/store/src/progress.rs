@@ -89,15 +89,16 @@ impl Store {
     /// the assignment's counters from what they count for the row to its new contribution, and the
     /// learner's compliance with it, in one transaction. A concurrent change of the row is
     /// [`StoreError::VersionConflict`], a change of the assignment's tracked items (or of its
-    /// compliance rules) [`StoreError::AssignmentChanged`]: read again and retry.
+    /// compliance rules) [`StoreError::AssignmentChanged`]: read again and retry. The learner's item
+    /// records a change of compliance as announced: the caller announces [`RowChange::compliance`].
     pub async fn apply_progress(
         &self,
         org: &OrgId,
         assignment: &Assignment,
         before: &ProgressRow,
         after: &ProgressRow,
-    ) -> Result<ProgressRow, StoreError> {
-        Ok(self.write_row(org, assignment, before, after, None).await?.after)
+    ) -> Result<RowChange, StoreError> {
+        self.write_row(org, assignment, before, after, None).await
     }
 
     /// [`Store::apply_progress`] for an admin's change of one learner's row: its audit entry commits

@@ -105,3 +105,19 @@ fn each_change_of_compliance_is_announced_once() {
     l.set(*l.obligations.keys().next().unwrap(), Some(done(None)));
     assert_eq!(l.announce(day("2026-04-22")).map(|t| (t.compliant, t.since)), Some((true, None)));
 }
+
+#[test]
+fn folding_past_days_keeps_every_figure_from_that_day_on() {
+    let learners = [learner(&[due("2026-03-01")]), learner(&[due("2026-03-20")]), learner(&[done(Some("2026-03-10"))])];
+    let rollup = learners.iter().fold(ComplianceRollup::default(), |acc, l| acc + ComplianceRollup::of(l.standing()));
+    let folded = rollup.folded_before(day("2026-03-15"));
+    assert_eq!(folded.non_compliant_from.get(&PAST), Some(&2), "two learners fell out before the 15th");
+    assert_eq!(folded.folded_before(day("2026-03-15")), folded, "folding is idempotent");
+    for today in ["2026-03-15", "2026-03-21", "2026-06-01"] {
+        assert_eq!(folded.figures(day(today)), rollup.figures(day(today)), "{today}");
+    }
+    let name = "noncompliant#2026-03-02";
+    assert_eq!(ComplianceRollup::past_attribute(name, day("2026-03-15")), Some("noncompliant#"));
+    assert_eq!(ComplianceRollup::past_attribute(name, day("2026-03-02")), None, "not before the day");
+    assert_eq!(ComplianceRollup::past_attribute(&ComplianceRollup::past_name("overdue#"), day("2026-03-15")), None);
+}
