@@ -37,8 +37,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 # `test = false` targets are not in --all-targets.
 cargo clippy --workspace --test iam_coverage --quiet -- -D warnings
 
-step "cfn-lint template.yaml"
-.tools/venv/bin/cfn-lint template.yaml
+step "sam validate --lint; cfn-lint with the serverless rules (cfn-lint-serverless)"
+infra/sam.sh validate --lint
+.tools/sam/bin/cfn-lint --append-rules cfn_lint_serverless.rules -- template.yaml
 
 step "cargo test --workspace (store tests run against DynamoDB Local at $AWS_ENDPOINT_URL_DYNAMODB, table $TABLE_NAME)"
 # The end-to-end tests record each function's AWS permissions here for the IAM coverage test.
@@ -65,13 +66,8 @@ admin_token=$(python3 -c "import json,sys; o=json.load(open(sys.argv[1]))['orgs'
   --max-examples 25 --generation-deterministic
 kill "$gateway_pid"; wait "$gateway_pid" 2>/dev/null || true; gateway_pid=""
 
-step "cargo lambda build --release (x86_64 zips, one build per function) and bootstrap sizes"
-# One cargo invocation per function: features are unified across the packages of one invocation, so
-# building them together would give every function the S3 client's features (export-csv's) and more.
-# Functions with the same dependencies share every compiled crate; only the links are their own.
-for dir in functions/*/; do
-  PATH="$ROOT/.tools/venv/bin:$PATH" cargo lambda build --release --x86-64 --output-format zip -p "$(basename "$dir")"
-done
+step "sam build: every function of template.yaml, as a user deploys it (Makefile: one cargo lambda build each)"
+infra/sam.sh build
 printf '%-16s %14s %14s\n' function "zip bytes" "bootstrap bytes" >&2
 for dir in functions/*/; do
   name=$(basename "$dir")

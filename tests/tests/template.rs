@@ -182,3 +182,35 @@ fn exports_expire_after_30_days() {
     assert_eq!(expiry["ExpirationInDays"].as_u64(), Some(30));
     assert_eq!(expiry["NoncurrentVersionExpiration"]["NoncurrentDays"].as_u64(), Some(1), "old versions go too");
 }
+
+/// `sam build` runs `make build-<LogicalId>` for each function: the Makefile names exactly the template's
+/// functions, each built from its own package under `functions/`, and every such package is deployed.
+#[test]
+fn sam_builds_every_function_from_its_own_package() {
+    let template = template();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let makefile = std::fs::read_to_string(format!("{root}/Makefile")).expect("Makefile readable");
+    let built: std::collections::BTreeMap<String, String> = makefile
+        .lines()
+        .filter_map(|line| {
+            let (target, package) = line.strip_prefix("build-")?.split_once(": PACKAGE := ")?;
+            Some((target.to_owned(), package.trim().to_owned()))
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for (id, function) in functions(&template) {
+        assert_eq!(function["Metadata"]["BuildMethod"].as_str(), Some("makefile"), "{id}");
+        assert!(built.contains_key(&id), "{id}: no build-{id} target in the Makefile");
+        ids.push(id);
+    }
+    ids.sort();
+    assert_eq!(built.keys().cloned().collect::<Vec<_>>(), ids, "Makefile targets = functions");
+    let mut packages: Vec<String> = built.values().cloned().collect();
+    packages.sort();
+    let mut on_disk: Vec<String> = std::fs::read_dir(format!("{root}/functions"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    on_disk.sort();
+    assert_eq!(packages, on_disk, "each package under functions/ is one function of the template");
+}
