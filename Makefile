@@ -8,8 +8,9 @@
 # The zip is what infra/test.sh measures; SAM gets the bootstrap inside it.
 
 SHELL := /bin/bash
+ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 # cargo-lambda (with the zig it links with) comes from the project's venv: infra/local/stack.sh install.
-export PATH := $(CURDIR)/.tools/venv/bin:$(PATH)
+export PATH := $(ROOT)/.tools/venv/bin:$(PATH)
 
 build-CreateAssignmentFunction: PACKAGE := create
 build-ListAssignmentsFunction: PACKAGE := list
@@ -27,6 +28,6 @@ build-ReconcileFunction: PACKAGE := reconcile
 
 build-%:
 	$(if $(PACKAGE),,$(error $@: no package for this function; add "$@: PACKAGE := <package>" to the Makefile))
-	cargo lambda build --release --x86-64 --output-format zip -p $(PACKAGE)
-	python3 -m zipfile -e target/lambda/$(PACKAGE)/bootstrap.zip "$(ARTIFACTS_DIR)"
+	cd "$(ROOT)" && cargo lambda build --release --x86-64 --output-format zip -p $(PACKAGE)
+	python3 -m zipfile -e "$(ROOT)/target/lambda/$(PACKAGE)/bootstrap.zip" "$(ARTIFACTS_DIR)"
 	chmod 755 "$(ARTIFACTS_DIR)/bootstrap"

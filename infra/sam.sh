@@ -21,7 +21,11 @@ if [ ! -x "$VENV/bin/sam" ] || [ "$(cat "$VENV/.lock.sha256" 2>/dev/null)" != "$
   echo "$want" > "$VENV/.lock.sha256"
 fi
 cd "$ROOT"
-# No usage data leaves the machine; a region is all `validate` and `build` need (no credentials).
+# No usage data leaves the machine.
 export SAM_CLI_TELEMETRY=0
-export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-${AWS_REGION:-us-east-1}}"
+# `validate` and `build` need a region but no account: give them one when none is configured. Every other
+# command (deploy, delete, logs) goes where your AWS profile says.
+case "${1:-}" in
+  validate | build) export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-${AWS_REGION:-us-east-1}}" ;;
+esac
 exec "$VENV/bin/sam" "$@"

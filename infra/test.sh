@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The project's one test command (README "Test"). On a machine with cargo, python3, node/npm and
-# Java 17+, it installs the local stack into .tools/, starts it on free loopback ports, runs every
+# The project's one test command (README "Test"). On a machine with cargo, python3, node/npm,
+# Java 17+ and make, it installs the local stack into .tools/, starts it on free loopback ports, runs every
 # check, and stops the stack again even when a check fails.
 set -euo pipefail
 

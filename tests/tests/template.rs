@@ -214,3 +214,23 @@ fn sam_builds_every_function_from_its_own_package() {
     on_disk.sort();
     assert_eq!(packages, on_disk, "each package under functions/ is one function of the template");
 }
+
+/// Every function logs to a group of the stack's own, made before it and kept for a set time. (The
+/// serverless rule WS1004 is off because it only recognises groups named after the function: the
+/// template's Metadata says so.)
+#[test]
+fn every_function_logs_to_its_own_group_with_a_retention() {
+    let template = template();
+    let mut groups = std::collections::HashSet::new();
+    for (id, function) in functions(&template) {
+        let Value::Tagged(reference) = &function["Properties"]["LoggingConfig"]["LogGroup"] else {
+            panic!("{id}: LoggingConfig.LogGroup is not a !Ref");
+        };
+        assert_eq!(reference.tag.to_string(), "!Ref", "{id}");
+        let group_id = reference.value.as_str().expect("a logical id").to_owned();
+        let group = &template["Resources"][group_id.as_str()];
+        assert_eq!(group["Type"].as_str(), Some("AWS::Logs::LogGroup"), "{id}: {group_id}");
+        assert!(group["Properties"].get("RetentionInDays").is_some(), "{id}: {group_id} has no retention");
+        assert!(groups.insert(group_id), "{id} shares its log group");
+    }
+}
