@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod compliance;
 pub mod directory;
 pub mod ids;
+pub mod outbound;
 pub mod preview;
 pub mod progress;
 pub mod recurrence;
@@ -26,6 +27,7 @@ pub use compliance::{
     ComplianceRollup, ComplianceTransition, LearnerCompliance, LearnerFigures, Obligation, RollupFigures, Standing,
 };
 pub use directory::{ApiKey, AuditEntry, CustomCourse, Team, TeamChange, User, UserChange, UserFacets};
+pub use outbound::DomainEvent;
 pub use ids::{AssignmentId, CourseId, IdError, OrgId, Slug, TeamId, UserId, canonical_uuid};
 pub use progress::{
     CompletedItem, Completion, Exemption, LearnerPatch, ProgressRow, Source, UserStatus, is_past_deadline,

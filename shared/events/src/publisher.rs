@@ -88,7 +88,7 @@ impl Publisher {
         PutEventsRequestEntry::builder()
             .event_bus_name(&self.bus)
             .source(SOURCE)
-            .detail_type(event.detail_type)
+            .detail_type(&event.detail_type)
             .detail(event.detail.to_string())
             .time(aws_sdk_eventbridge::primitives::DateTime::from_millis(event.time.timestamp_millis()))
             .build()

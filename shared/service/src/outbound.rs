@@ -7,13 +7,7 @@ use serde_json::{Value, json};
 
 pub const SOURCE: &str = "assignments";
 
-/// One event to publish.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DomainEvent {
-    pub detail_type: &'static str,
-    pub detail: Value,
-    pub time: DateTime<Utc>,
-}
+pub use domain::DomainEvent;
 
 /// What a webhook consumer needs to know about an assignment: its [`domain::AssignmentSummary`].
 pub fn summary(a: &Assignment) -> Value {
@@ -21,12 +15,13 @@ pub fn summary(a: &Assignment) -> Value {
 }
 
 fn event(detail_type: &'static str, org: &OrgId, at: DateTime<Utc>, mut detail: Value) -> DomainEvent {
+    let id = uuid::Uuid::now_v7();
     if let Some(obj) = detail.as_object_mut() {
-        obj.insert("eventId".into(), json!(uuid::Uuid::now_v7()));
+        obj.insert("eventId".into(), json!(id));
         obj.insert("orgId".into(), json!(org.as_str()));
         obj.insert("occurredAt".into(), json!(at));
     }
-    DomainEvent { detail_type, detail, time: at }
+    DomainEvent { id, detail_type: detail_type.to_owned(), detail, time: at }
 }
 
 /// `assignment.created`, `.updated`, `.deactivated` or `.reactivated` after an admin's change.

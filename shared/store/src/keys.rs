@@ -19,6 +19,7 @@
 //! | learner compliance | `ORG#o#USER#u`                                 | `COMPLIANCE`            | with obligations: `ORG#o#LEARNERS` / `<team or ->#u` |                                          | compliant as last announced, until the clock flips it: `ORG#o#NONCOMP` / `day#u` |
 //! | compliance rollup | `ORG#o#COMPLIANCE`                              | `ORG` or `TEAM#t`       |                                |                                                  |                           |
 //! | audit entry       | `ORG#o#AUDIT`                                   | `createdAt#id`          |                                |                                                  |                           |
+//! | outbox (events of one transaction, TTL) | `ORG#o#OUTBOX#<first event id>` | `EVENTS`  |                                |                                                  |                           |
 //! | org registry      | `ORGS`                                          | `orgId`                 |                                |                                                  |                           |
 //! | reminder sent     | `ORG#o#REMIND#a`                                | `user#kind`             |                                |                                                  |                           |
 //! | catalog node      | `CATALOG#area`                                  | `targetType#slug`       |                                |                                                  |                           |
@@ -222,6 +223,13 @@ pub fn rate_pk(org: &OrgId, subject: &str, hour: &str) -> String {
 }
 
 pub const RATE_SK: &str = "RATE";
+
+/// One outbox item per transaction, each in its own partition (named by its first event's id).
+pub fn outbox_pk(org: &OrgId, first_event: uuid::Uuid) -> String {
+    format!("ORG#{org}#OUTBOX#{first_event}")
+}
+
+pub const OUTBOX_SK: &str = "EVENTS";
 
 pub fn audit_pk(org: &OrgId) -> String {
     format!("ORG#{org}#AUDIT")

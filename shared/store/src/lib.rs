@@ -15,6 +15,7 @@ pub mod cursor;
 mod directory;
 mod dynamo;
 mod jobs;
+mod outbox;
 pub mod keys;
 mod partition;
 mod progress;
@@ -34,6 +35,7 @@ pub use capacity::Capacity;
 pub use compliance::{LearnerFilter, Rollups};
 pub use cursor::CursorCodec;
 pub use dynamo::{FILTERED_PAGE_SIZE, MAX_PAGES_PER_REQUEST};
+pub use outbox::{MAX_EVENTS_PER_ITEM, OUTBOX_ENTITY, outbox_events};
 pub use progress::{MembershipChange, RowChange};
 pub use roster::ROSTER_ROWS_PER_TRANSACTION;
 

@@ -118,6 +118,11 @@ record!(
 record!(AuditRecord {} flatten entry: AuditEntry);
 
 record!(
+    /// One transaction's domain events (see `outbox`); expires by TTL.
+    OutboxRecord {} flatten batch: crate::outbox::OutboxBatch
+);
+
+record!(
     /// GSI1 only while the learner has obligations (the learners listing, by team); GSI3 only while
     /// the clock alone will make them non-compliant (by that day, for the daily job).
     LearnerComplianceRecord {

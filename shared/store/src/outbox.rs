@@ -1,0 +1,95 @@
+//! The transactional outbox: the domain events of a change are one item written in the change's own
+//! transaction, so they exist exactly when the change does. The table's stream carries each new outbox
+//! item to the publisher (`outbox-publisher`), which sends its events; the item expires a week later.
+
+use chrono::{DateTime, Utc};
+use domain::{DomainEvent, OrgId};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::dynamo::to_item;
+use crate::records::{OutboxRecord, Record};
+use crate::tx::Transaction;
+use crate::{StoreError, keys};
+
+/// The `entity` of an outbox item: what the stream's filter and the publisher pick out.
+pub const OUTBOX_ENTITY: &str = "outbox";
+/// Events one item holds at most (one transaction's; a roster chunk's `user_added` are the most).
+pub const MAX_EVENTS_PER_ITEM: usize = 100;
+/// How long an outbox item stays after it is written: long past the stream's 24-hour retention.
+const KEEP_DAYS: i64 = 7;
+
+/// One transaction's events, as stored: details as JSON text so they come back byte for byte.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct OutboxBatch {
+    events: Vec<StoredEvent>,
+    #[serde(rename = "expiresAt")]
+    expires_at: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredEvent {
+    id: Uuid,
+    detail_type: String,
+    detail: String,
+    time: DateTime<Utc>,
+}
+
+impl Transaction<'_> {
+    /// Adds `events` to this transaction's outbox item (none when there are no events). Their first id
+    /// names the item, so a retried transaction that carries the same events writes the same item.
+    pub(crate) fn outbox(
+        &mut self,
+        org: &OrgId,
+        events: &[DomainEvent],
+        now: DateTime<Utc>,
+    ) -> Result<Option<usize>, StoreError> {
+        let Some(first) = events.first() else { return Ok(None) };
+        if events.len() > MAX_EVENTS_PER_ITEM {
+            return Err(StoreError::Other(format!(
+                "{} events in one transaction; at most {MAX_EVENTS_PER_ITEM}",
+                events.len()
+            )));
+        }
+        let record = OutboxRecord {
+            pk: keys::outbox_pk(org, first.id),
+            sk: keys::OUTBOX_SK.to_owned(),
+            entity: OUTBOX_ENTITY.to_owned(),
+            batch: OutboxBatch {
+                events: events
+                    .iter()
+                    .map(|e| StoredEvent {
+                        id: e.id,
+                        detail_type: e.detail_type.clone(),
+                        detail: e.detail.to_string(),
+                        time: e.time,
+                    })
+                    .collect(),
+                expires_at: (now + chrono::Duration::days(KEEP_DAYS)).timestamp(),
+            },
+        };
+        Ok(Some(self.put(to_item(&record)?, Some("attribute_not_exists(PK)"))?))
+    }
+}
+
+/// The events of a stream record's new image (DynamoDB JSON, as Lambda delivers it): `None` for an item
+/// that is not an outbox item, an error for an outbox item that cannot be read.
+pub fn outbox_events(new_image: &serde_json::Value) -> Result<Option<Vec<DomainEvent>>, StoreError> {
+    if new_image.pointer("/entity/S").and_then(serde_json::Value::as_str) != Some(OUTBOX_ENTITY) {
+        return Ok(None);
+    }
+    let item: serde_dynamo::Item =
+        serde_json::from_value(new_image.clone()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let record: OutboxRecord = serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let batch = record.into_entity();
+    batch
+        .events
+        .into_iter()
+        .map(|e| {
+            let detail = serde_json::from_str(&e.detail).map_err(|err| StoreError::Corrupt(err.to_string()))?;
+            Ok(DomainEvent { id: e.id, detail_type: e.detail_type, detail, time: e.time })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
