@@ -27,8 +27,8 @@ pub use compliance::{
     ComplianceRollup, ComplianceTransition, LearnerCompliance, LearnerFigures, Obligation, RollupFigures, Standing,
 };
 pub use directory::{ApiKey, AuditEntry, CustomCourse, Team, TeamChange, User, UserChange, UserFacets};
-pub use outbound::DomainEvent;
 pub use ids::{AssignmentId, CourseId, IdError, OrgId, Slug, TeamId, UserId, canonical_uuid};
+pub use outbound::DomainEvent;
 pub use progress::{
     CompletedItem, Completion, Exemption, LearnerPatch, ProgressRow, Source, UserStatus, is_past_deadline,
 };

@@ -9,6 +9,7 @@
 
 pub mod consumer;
 pub mod entry;
+pub mod outbox;
 pub mod platform;
 mod publisher;
 pub mod schedule;

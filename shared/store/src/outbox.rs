@@ -93,3 +93,65 @@ pub fn outbox_events(new_image: &serde_json::Value) -> Result<Option<Vec<DomainE
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(n: u32) -> DomainEvent {
+        DomainEvent {
+            id: Uuid::now_v7(),
+            detail_type: "assignment.user_added".into(),
+            detail: json!({"n": n, "big": 9_007_199_254_740_993_u64, "text": "a \"quoted\" ü"}),
+            time: Utc::now(),
+        }
+    }
+
+    /// What Lambda delivers as `NewImage`: the item in DynamoDB JSON.
+    fn stream_image(item: crate::dynamo::Item) -> serde_json::Value {
+        let item: std::collections::HashMap<String, serde_dynamo::AttributeValue> =
+            item.into_iter().map(|(k, v)| (k, v.into())).collect();
+        serde_json::to_value(item).unwrap()
+    }
+
+    fn record(org: &OrgId, events: &[DomainEvent]) -> crate::dynamo::Item {
+        let batch = OutboxBatch {
+            events: events
+                .iter()
+                .map(|e| StoredEvent {
+                    id: e.id,
+                    detail_type: e.detail_type.clone(),
+                    detail: e.detail.to_string(),
+                    time: e.time,
+                })
+                .collect(),
+            expires_at: 0,
+        };
+        let first = events[0].id;
+        to_item(&OutboxRecord {
+            pk: keys::outbox_pk(org, first),
+            sk: keys::OUTBOX_SK.into(),
+            entity: OUTBOX_ENTITY.into(),
+            batch,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_stream_image_gives_back_the_events_exactly() {
+        let org = OrgId::parse("acme").unwrap();
+        let events: Vec<_> = (0..3).map(event).collect();
+        let image = stream_image(record(&org, &events));
+        assert_eq!(image["entity"], json!({"S": "outbox"}));
+        assert_eq!(outbox_events(&image).unwrap(), Some(events));
+    }
+
+    #[test]
+    fn other_items_are_not_outbox_items_and_a_broken_one_is_an_error() {
+        assert_eq!(outbox_events(&json!({"entity": {"S": "assignment"}, "PK": {"S": "x"}})).unwrap(), None);
+        assert_eq!(outbox_events(&json!({})).unwrap(), None);
+        let broken = json!({"entity": {"S": "outbox"}, "PK": {"S": "x"}, "SK": {"S": "EVENTS"}, "events": {"S": "?"}});
+        assert!(matches!(outbox_events(&broken), Err(StoreError::Corrupt(_))));
+    }
+}
