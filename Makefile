@@ -25,6 +25,7 @@ build-MembershipEventsFunction: PACKAGE := membership-events
 build-CourseEventsFunction: PACKAGE := course-events
 build-RemindersFunction: PACKAGE := reminders
 build-ReconcileFunction: PACKAGE := reconcile
+build-OutboxPublisherFunction: PACKAGE := outbox-publisher
 
 build-%:
 	$(if $(PACKAGE),,$(error $@: no package for this function; add "$@: PACKAGE := <package>" to the Makefile))
