@@ -8,6 +8,7 @@
 pub mod bus;
 pub mod iam;
 pub mod seed;
+pub mod stream;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -49,6 +50,7 @@ const REGISTRY: &[(&str, Handler)] = &[
     ("CourseEventsFunction", Handler::Event(events::entry::CONSUME)),
     ("RemindersFunction", Handler::Event(reminders_fn::HANDLER)),
     ("ReconcileFunction", Handler::Event(reconcile_fn::HANDLER)),
+    ("OutboxPublisherFunction", Handler::Event(outbox_publisher_fn::HANDLER)),
 ];
 
 /// The registered function with this logical id, under the registry's own name for it.
