@@ -50,6 +50,10 @@ def create(stack):
             KeySchema=props["KeySchema"],
             GlobalSecondaryIndexes=props.get("GlobalSecondaryIndexes", []),
             BillingMode=props["BillingMode"],
+            # The outbox publisher reads the stream (the gateway, locally): CloudFormation's spelling
+            # has no StreamEnabled.
+            **({"StreamSpecification": {"StreamEnabled": True, **props["StreamSpecification"]}}
+               if "StreamSpecification" in props else {}),
         )
         ddb.get_waiter("table_exists").wait(TableName=table_name)
         ttl = props.get("TimeToLiveSpecification")
@@ -85,9 +89,14 @@ def create(stack):
     if bus_name not in [b["Name"] for b in events.list_event_buses()["EventBuses"]]:
         events.create_event_bus(Name=bus_name)
 
+    only(resources, "AWS::SQS::Queue")
+    sqs = client("sqs")
+    failed_url = sqs.create_queue(QueueName=f"{stack}-failed-events")["QueueUrl"]
+
     print(f"export TABLE_NAME={table_name}")
     print(f"export EXPORT_BUCKET={bucket_name}")
     print(f"export EVENT_BUS_NAME={bus_name}")
+    print(f"export FAILED_EVENTS_QUEUE_URL={failed_url}")
 
 
 def lifecycle_rule(rule):

@@ -173,18 +173,31 @@ pub fn start_in_background(template: Template, session_secret: Vec<u8>) -> Resul
                         std::env::var("TABLE_NAME").map_err(|_| GatewayError::Bus("TABLE_NAME not set".into()))?;
                     let bus = std::env::var("EVENT_BUS_NAME")
                         .map_err(|_| GatewayError::Bus("EVENT_BUS_NAME not set".into()))?;
-                    let store = store::Store::new(crate::iam::dynamodb(&aws_sdk_dynamodb::Client::new(&config)), table);
+                    let store = store::Store::new(crate::iam::dynamodb(&aws_sdk_dynamodb::Client::new(&config)), table.clone());
                     let publisher = events::Publisher::new(crate::iam::eventbridge(&events), bus);
                     let mut bucket = exports::Bucket::from_env(&config).map_err(GatewayError::Bus)?;
                     bucket.client = crate::iam::s3(&bucket.client);
                     let gateway = Gateway::new(api::App::new(store, &session_secret, publisher), bucket, routes)?;
                     let installed = install(&rules, &events, &sqs).await?;
-                    Ok::<_, GatewayError>((gateway, installed))
+                    let failed_queue = std::env::var("FAILED_EVENTS_QUEUE_URL")
+                        .map_err(|_| GatewayError::Bus("FAILED_EVENTS_QUEUE_URL not set".into()))?;
+                    Ok::<_, GatewayError>((gateway, installed, table, failed_queue))
                 };
                 match setup.await {
-                    Ok((gateway, installed)) => {
+                    Ok((gateway, installed, table, failed_queue)) => {
                         let _ = ready_tx.send(Ok(()));
-                        deliver(gateway, sqs, installed).await;
+                        let outbox = crate::stream::publish(
+                            gateway.clone(),
+                            aws_sdk_dynamodb::Client::new(&config),
+                            aws_sdk_dynamodbstreams::Client::new(&config),
+                            sqs.clone(),
+                            table,
+                            failed_queue,
+                        );
+                        let (published, ()) = tokio::join!(outbox, deliver(gateway, sqs, installed));
+                        if let Err(e) = published {
+                            tracing::error!(error = %e, "the outbox is not published");
+                        }
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
