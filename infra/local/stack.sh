@@ -82,6 +82,7 @@ export AWS_ACCESS_KEY_ID=local
 export AWS_SECRET_ACCESS_KEY=local
 export AWS_EC2_METADATA_DISABLED=true
 export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$ddb_port
+export AWS_ENDPOINT_URL_DYNAMODB_STREAMS=http://127.0.0.1:$ddb_port
 export AWS_ENDPOINT_URL_S3=http://127.0.0.1:$moto_port
 export AWS_ENDPOINT_URL_EVENTBRIDGE=http://127.0.0.1:$moto_port
 export AWS_ENDPOINT_URL_EVENTS=http://127.0.0.1:$moto_port

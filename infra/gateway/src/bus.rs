@@ -173,7 +173,8 @@ pub fn start_in_background(template: Template, session_secret: Vec<u8>) -> Resul
                         std::env::var("TABLE_NAME").map_err(|_| GatewayError::Bus("TABLE_NAME not set".into()))?;
                     let bus = std::env::var("EVENT_BUS_NAME")
                         .map_err(|_| GatewayError::Bus("EVENT_BUS_NAME not set".into()))?;
-                    let store = store::Store::new(crate::iam::dynamodb(&aws_sdk_dynamodb::Client::new(&config)), table.clone());
+                    let store =
+                        store::Store::new(crate::iam::dynamodb(&aws_sdk_dynamodb::Client::new(&config)), table.clone());
                     let publisher = events::Publisher::new(crate::iam::eventbridge(&events), bus);
                     let mut bucket = exports::Bucket::from_env(&config).map_err(GatewayError::Bus)?;
                     bucket.client = crate::iam::s3(&bucket.client);

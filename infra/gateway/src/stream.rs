@@ -163,14 +163,15 @@ impl Mapping {
             }
         };
         let failed = result.pointer("/batchItemFailures/0/itemIdentifier").and_then(Value::as_str)?;
-        let index = batch.iter().position(|r| r.pointer("/dynamodb/SequenceNumber").and_then(Value::as_str) == Some(failed));
+        let index =
+            batch.iter().position(|r| r.pointer("/dynamodb/SequenceNumber").and_then(Value::as_str) == Some(failed));
         // An identifier that names no record of the batch fails the whole batch, as on Lambda.
         Some(index.unwrap_or(0))
     }
 
     /// What Lambda's on-failure destination receives for a stream record it gave up on: where it is.
     async fn park(&self, record: &Value) {
-        let sequence = record.pointer("/dynamodb/SequenceNumber").cloned().unwrap_or(Value::Null);
+        let sequence = record.pointer("/dynamodb/SequenceNumber").and_then(Value::as_str).unwrap_or_default();
         let message = json!({
             "requestContext": {"condition": "RetryAttemptsExhausted", "functionArn": PUBLISHER},
             "DDBStreamBatchInfo": {
