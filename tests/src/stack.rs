@@ -62,6 +62,6 @@ pub async fn created_org_wide(store: &Store, org: &OrgId, learners: usize) -> (A
     use crate::fixtures::{audit, in_days, org_wide, roster};
     let a = org_wide(org, in_days(10));
     let rows = roster(&a, learners);
-    let created = store.create_assignment(org, &a, &audit("assignment.created", "a"), &rows).await.unwrap();
+    let created = store.create_assignment(org, &a, &audit("assignment.created", "a"), &rows, &[]).await.unwrap();
     (created, rows)
 }

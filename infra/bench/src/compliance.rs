@@ -43,7 +43,7 @@ async fn seed(store: &Store, learners: usize) -> (OrgId, Vec<UserId>, Vec<domain
     for n in 0..ASSIGNMENTS {
         let a = bench::org_wide(&org, n, format!("topic-{n}"), (now + Duration::days(1 + n as i64)).date_naive(), None);
         let rows: Vec<_> = users.iter().map(|u| ProgressRow::new(a.id, *u, Source::Organization, now)).collect();
-        assignments.push(store.create_assignment(&org, &a, &bench::created(&a), &rows).await.unwrap());
+        assignments.push(store.create_assignment(&org, &a, &bench::created(&a), &rows, &[]).await.unwrap());
     }
     (org, users, assignments)
 }

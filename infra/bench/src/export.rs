@@ -42,7 +42,7 @@ async fn seed(store: &Store, assignments: usize) -> OrgId {
         let deadline = (now + chrono::Duration::days(30)).date_naive();
         let a = bench::org_wide(&org, n, target, deadline, Some(format!("=cmd|' /C calc'!A{n}")));
         let rows: Vec<_> = users.iter().map(|u| ProgressRow::new(a.id, *u, Source::Organization, now)).collect();
-        store.create_assignment(&org, &a, &bench::created(&a), &rows).await.unwrap();
+        store.create_assignment(&org, &a, &bench::created(&a), &rows, &[]).await.unwrap();
     }
     org
 }

@@ -151,7 +151,7 @@ async fn assignments(store: &Store, org: &OrgId, teams: &[uuid::Uuid], t0: DateT
             metadata: json!({}),
             request_id: "r".into(),
         };
-        out.push(store.create_assignment(org, &a, &audit, &[]).await.unwrap());
+        out.push(store.create_assignment(org, &a, &audit, &[], &[]).await.unwrap());
     }
     out
 }

@@ -81,7 +81,7 @@ async fn requests_per_membership_and_completion_event() {
             metadata: json!({}),
             request_id: "r".into(),
         };
-        consumer.store.create_assignment(&org_id, &a, &audit, &[]).await.unwrap();
+        consumer.store.create_assignment(&org_id, &a, &audit, &[], &[]).await.unwrap();
     }
 
     capacity.reset();
@@ -139,7 +139,7 @@ async fn requests_per_daily_job_row() {
             .collect();
         consumer
             .store
-            .create_assignment(&org, &a, &testkit::fixtures::audit("assignment.created", "a"), &rows)
+            .create_assignment(&org, &a, &testkit::fixtures::audit("assignment.created", "a"), &rows, &[])
             .await
             .unwrap();
         capacity.reset();

@@ -78,10 +78,9 @@ pub async fn create(
         ("assignment", id.to_string(), assignment.target_title.clone()),
         json!({"before": null, "after": view(&assignment), "learnerCount": rows.len()}),
     );
-    let created = ctx.store.create_assignment(org, &assignment, &audit, &rows).await?;
+    let event = outbound::assignment_changed("assignment.created", org, &assignment, &actor.id, actor.now);
+    let created = ctx.store.create_assignment(org, &assignment, &audit, &rows, &[event]).await?;
     tracing::info!(assignment_id = %id, learners = rows.len(), "assignment created");
-    let event = outbound::assignment_changed("assignment.created", org, &created, &actor.id, actor.now);
-    ctx.events.announce(&[event]).await;
     Ok(created)
 }
 

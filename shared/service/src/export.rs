@@ -46,8 +46,8 @@ pub async fn export(
                          "bytes": exported.bytes, "key": key});
     let label = format!("{} export", kind.as_str());
     let audit = actor.audit("assignment.exported", ("export", export_id.to_string(), label), summary.clone());
-    ctx.store.put_audit(org, &audit).await?;
-    ctx.events.announce(&[outbound::other("export.ready", org, actor.now, summary.clone())]).await;
+    let ready = outbound::other("export.ready", org, actor.now, summary.clone());
+    ctx.store.put_audit(org, &audit, &[ready]).await?;
     tracing::info!(export_id = %export_id, kind = kind.as_str(), rows = exported.rows, bytes = exported.bytes, parts = exported.parts, "export written");
     let expires_at = actor.now + chrono::Duration::from_std(LINK_TTL).unwrap_or_default();
     Ok(Export { summary, download_url, expires_at })

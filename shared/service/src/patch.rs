@@ -54,9 +54,10 @@ pub async fn change(
             ("assignment", id.to_string(), current.target_title.clone()),
             json!({"before": current.editable_snapshot(), "after": next.editable_snapshot()}),
         );
-        match store.update_assignment(org, &current, &next, activation, &audit).await {
+        let changed = outbound::assignment_changed(action, org, &next, &actor.id, actor.now);
+        match store.update_assignment(org, &current, &next, activation, &audit, &[changed]).await {
             Ok(()) => {
-                let mut events = vec![outbound::assignment_changed(action, org, &next, &actor.id, actor.now)];
+                let mut events = Vec::new();
                 let mut next = next;
                 if next.recurrence != current.recurrence {
                     // Every row's cycles follow from the recurrence: derive them again, under `next`

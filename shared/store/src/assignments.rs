@@ -4,7 +4,9 @@
 use aws_sdk_dynamodb::types::builders::PutBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValuesOnConditionCheckFailure, Update};
 use chrono::NaiveDate;
-use domain::{Activation, AssigneeType, Assignment, AssignmentId, AuditEntry, ContentArea, OrgId, ProgressRow};
+use domain::{
+    Activation, AssigneeType, Assignment, AssignmentId, AuditEntry, ContentArea, DomainEvent, OrgId, ProgressRow,
+};
 
 use crate::dynamo::{Item, from_item, n, s, to_item};
 use crate::partition::Partition;
@@ -81,6 +83,7 @@ impl Store {
         assignment: &Assignment,
         audit: &AuditEntry,
         roster: &[ProgressRow],
+        events: &[DomainEvent],
     ) -> Result<Assignment, StoreError> {
         // An obliging assignment's rows come with their learners' compliance, which the roster
         // transactions keep (there is no room for it beside the assignment's own items).
@@ -94,6 +97,7 @@ impl Store {
         tx.put(to_item(&assignment_record(org, &created)?)?, Some("attribute_not_exists(PK)"))?;
         let lock = tx.put_with(lock_put(org, assignment)?)?;
         tx.audit(org, audit)?;
+        tx.outbox(org, events, audit.created_at)?;
         // Scheduled jobs (reminders, reconcile) find the orgs that have assignments here.
         let marker = Item::from([
             (keys::PK.to_owned(), s(keys::ORGS_PK)),
@@ -243,6 +247,7 @@ impl Store {
         after: &Assignment,
         activation: Activation,
         audit: &AuditEntry,
+        events: &[DomainEvent],
     ) -> Result<(), StoreError> {
         let record = assignment_record(org, after)?;
         let mut set = vec![
@@ -333,6 +338,7 @@ impl Store {
             Activation::Reactivated => Some(tx.put_with(lock_put(org, after)?)?),
         };
         tx.audit(org, audit)?;
+        tx.outbox(org, events, audit.created_at)?;
         let obliges = |a: &Assignment| i64::from(a.is_active && a.is_mandatory);
         if obliges(after) != obliges(before) {
             tx.obliging_assignments(org, obliges(after) - obliges(before))?;

@@ -1,7 +1,7 @@
 //! Pattern 8: the audit log of an org, newest first.
 
 use chrono::{DateTime, Utc};
-use domain::{AuditEntry, OrgId};
+use domain::{AuditEntry, DomainEvent, OrgId};
 
 use crate::dynamo::{Item, s, to_item};
 use crate::records::{AuditRecord, Record};
@@ -26,12 +26,13 @@ pub struct AuditFilter {
 }
 
 impl Store {
-    /// Writes an audit entry on its own (for actions that change nothing else, like an export).
-    pub async fn put_audit(&self, org: &OrgId, entry: &AuditEntry) -> Result<(), StoreError> {
-        self.send_put(
-            self.put_request().set_item(Some(audit_item(org, entry)?)).condition_expression("attribute_not_exists(PK)"),
-        )
-        .await?;
+    /// Writes an audit entry, with the events that announce it, for actions that change nothing else
+    /// (like an export).
+    pub async fn put_audit(&self, org: &OrgId, entry: &AuditEntry, events: &[DomainEvent]) -> Result<(), StoreError> {
+        let mut tx = self.transaction();
+        tx.audit(org, entry)?;
+        tx.outbox(org, events, entry.created_at)?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -13,7 +13,7 @@ async fn create_writes_assignment_audit_and_roster_with_matching_counters() {
     let rows = roster(&a, 24);
 
     let created =
-        store.create_assignment(&org, &a, &audit("assignment.created", &a.id.to_string()), &rows).await.unwrap();
+        store.create_assignment(&org, &a, &audit("assignment.created", &a.id.to_string()), &rows, &[]).await.unwrap();
     assert_eq!((created.aggregates.total_users, created.aggregates.not_started_users), (24, 24));
 
     let stored = store.get_assignment(&org, a.id).await.unwrap().expect("assignment stored");
@@ -32,11 +32,14 @@ async fn a_duplicate_active_assignment_is_refused_with_the_existing_id_and_leave
     let (store, org) = store_and_org().await;
     let team = uuid::Uuid::new_v4().to_string();
     let first = assignment(AssigneeType::Team, &team, "xxe", in_days(10));
-    store.create_assignment(&org, &first, &audit("assignment.created", "first"), &roster(&first, 3)).await.unwrap();
+    store
+        .create_assignment(&org, &first, &audit("assignment.created", "first"), &roster(&first, 3), &[])
+        .await
+        .unwrap();
 
     let second = assignment(AssigneeType::Team, &team, "xxe", in_days(20));
     let err = store
-        .create_assignment(&org, &second, &audit("assignment.created", "second"), &roster(&second, 3))
+        .create_assignment(&org, &second, &audit("assignment.created", "second"), &roster(&second, 3), &[])
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::DuplicateAssignment { existing_id } if existing_id == first.id), "{err:?}");
@@ -49,7 +52,7 @@ async fn a_duplicate_active_assignment_is_refused_with_the_existing_id_and_leave
 
     // Another target or another assignee is not a duplicate.
     let other_target = assignment(AssigneeType::Team, &team, "sql-injection", in_days(10));
-    store.create_assignment(&org, &other_target, &audit("assignment.created", "t2"), &[]).await.unwrap();
+    store.create_assignment(&org, &other_target, &audit("assignment.created", "t2"), &[], &[]).await.unwrap();
 }
 
 #[tokio::test]
@@ -57,7 +60,7 @@ async fn large_rosters_commit_in_chunks_and_retries_add_nothing_twice() {
     let (store, org) = store_and_org().await;
     let a = org_wide(&org, in_days(30));
     let rows = roster(&a, 250);
-    let created = store.create_assignment(&org, &a, &audit("assignment.created", "big"), &rows).await.unwrap();
+    let created = store.create_assignment(&org, &a, &audit("assignment.created", "big"), &rows, &[]).await.unwrap();
     assert_eq!(created.aggregates.total_users, 250);
     assert_eq!(store.get_assignment(&org, a.id).await.unwrap().unwrap().aggregates.total_users, 250);
 
@@ -103,7 +106,7 @@ async fn listing_is_newest_first_filtered_and_paged_with_sealed_cursors() {
         } else {
             assignment(AssigneeType::Org, org.as_str(), topic, in_days(5))
         };
-        store.create_assignment(&org, &a, &audit("assignment.created", topic), &[]).await.unwrap();
+        store.create_assignment(&org, &a, &audit("assignment.created", topic), &[], &[]).await.unwrap();
         ids.push(a.id);
     }
     ids.reverse();
@@ -137,9 +140,9 @@ async fn listing_is_newest_first_filtered_and_paged_with_sealed_cursors() {
 async fn overdue_filter_finds_active_late_unfinished_assignments() {
     let (store, org) = store_and_org().await;
     let a = assignment(AssigneeType::Org, org.as_str(), "xxe", in_days(0));
-    store.create_assignment(&org, &a, &audit("assignment.created", "a"), &roster(&a, 2)).await.unwrap();
+    store.create_assignment(&org, &a, &audit("assignment.created", "a"), &roster(&a, 2), &[]).await.unwrap();
     let empty = assignment(AssigneeType::Org, org.as_str(), "idor", in_days(0));
-    store.create_assignment(&org, &empty, &audit("assignment.created", "b"), &[]).await.unwrap();
+    store.create_assignment(&org, &empty, &audit("assignment.created", "b"), &[], &[]).await.unwrap();
 
     let today = AssignmentFilter { overdue_on: Some(in_days(0)), ..Default::default() };
     assert!(store.list_assignments(&org, &today, 50, None).await.unwrap().items.is_empty(), "due today is not late");
@@ -153,7 +156,7 @@ async fn patches_check_version_move_indexes_and_free_the_duplicate_lock() {
     let (store, org) = store_and_org().await;
     let team = uuid::Uuid::new_v4().to_string();
     let a = assignment(AssigneeType::Team, &team, "xxe", in_days(10));
-    let a = store.create_assignment(&org, &a, &audit("assignment.created", "a"), &[]).await.unwrap();
+    let a = store.create_assignment(&org, &a, &audit("assignment.created", "a"), &[], &[]).await.unwrap();
     assert_eq!(store.active_assignments_for(&org, AssigneeType::Team, &team).await.unwrap().len(), 1);
 
     // A stale version is refused and changes nothing (no audit entry either).
@@ -162,13 +165,13 @@ async fn patches_check_version_move_indexes_and_free_the_duplicate_lock() {
     let mut stale = a.clone();
     stale.version = 7;
     let err = store
-        .update_assignment(&org, &stale, &next, activation, &audit("assignment.updated", "stale"))
+        .update_assignment(&org, &stale, &next, activation, &audit("assignment.updated", "stale"), &[])
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::VersionConflict), "{err:?}");
     assert_eq!(store.audit_page(&org, &AuditFilter::default(), 10, None).await.unwrap().items.len(), 1);
 
-    store.update_assignment(&org, &a, &next, activation, &audit("assignment.updated", "note")).await.unwrap();
+    store.update_assignment(&org, &a, &next, activation, &audit("assignment.updated", "note"), &[]).await.unwrap();
     let stored = store.get_assignment(&org, a.id).await.unwrap().unwrap();
     assert_eq!((stored.note.as_deref(), stored.version), (Some("n"), 2));
 
@@ -176,15 +179,20 @@ async fn patches_check_version_move_indexes_and_free_the_duplicate_lock() {
     let (off, activation) =
         stored.patched(&Patch { is_active: Some(false), ..Default::default() }, Utc::now()).unwrap();
     assert_eq!(activation, Activation::Deactivated);
-    store.update_assignment(&org, &stored, &off, activation, &audit("assignment.deactivated", "off")).await.unwrap();
+    store
+        .update_assignment(&org, &stored, &off, activation, &audit("assignment.deactivated", "off"), &[])
+        .await
+        .unwrap();
     assert!(store.active_assignments_for(&org, AssigneeType::Team, &team).await.unwrap().is_empty());
     let replacement = assignment(AssigneeType::Team, &team, "xxe", in_days(40));
-    store.create_assignment(&org, &replacement, &audit("assignment.created", "r"), &[]).await.unwrap();
+    store.create_assignment(&org, &replacement, &audit("assignment.created", "r"), &[], &[]).await.unwrap();
 
     // Reactivating the old one now collides with the replacement.
     let (on, activation) = off.patched(&Patch { is_active: Some(true), ..Default::default() }, Utc::now()).unwrap();
-    let err =
-        store.update_assignment(&org, &off, &on, activation, &audit("assignment.reactivated", "on")).await.unwrap_err();
+    let err = store
+        .update_assignment(&org, &off, &on, activation, &audit("assignment.reactivated", "on"), &[])
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::DuplicateAssignment { existing_id } if existing_id == replacement.id), "{err:?}");
     assert!(!store.get_assignment(&org, a.id).await.unwrap().unwrap().is_active, "history kept, still inactive");
 
@@ -206,7 +214,7 @@ async fn patching_a_missing_assignment_is_not_found() {
     let a = assignment(AssigneeType::Org, org.as_str(), "xxe", in_days(10));
     let (next, activation) = a.patched(&Patch { is_mandatory: Some(false), ..Default::default() }, Utc::now()).unwrap();
     let err =
-        store.update_assignment(&org, &a, &next, activation, &audit("assignment.updated", "x")).await.unwrap_err();
+        store.update_assignment(&org, &a, &next, activation, &audit("assignment.updated", "x"), &[]).await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
 }
 
@@ -218,8 +226,8 @@ async fn a_users_rows_are_found_through_the_user_index() {
     let rows_a = roster(&a, 3);
     let mut rows_b = roster(&b, 2);
     rows_b[0].user_id = rows_a[0].user_id;
-    store.create_assignment(&org, &a, &audit("assignment.created", "a"), &rows_a).await.unwrap();
-    store.create_assignment(&org, &b, &audit("assignment.created", "b"), &rows_b).await.unwrap();
+    store.create_assignment(&org, &a, &audit("assignment.created", "a"), &rows_a, &[]).await.unwrap();
+    store.create_assignment(&org, &b, &audit("assignment.created", "b"), &rows_b, &[]).await.unwrap();
 
     let mine = store.user_progress_rows(&org, rows_a[0].user_id).await.unwrap();
     let mut ids: Vec<_> = mine.iter().map(|r| r.assignment_id).collect();
@@ -246,7 +254,7 @@ async fn progress_pages_cross_the_one_megabyte_boundary() {
             );
         }
     }
-    store.create_assignment(&org, &a, &audit("assignment.created", "big"), &rows).await.unwrap();
+    store.create_assignment(&org, &a, &audit("assignment.created", "big"), &rows, &[]).await.unwrap();
 
     capacity.reset();
     let page = store.progress_page(&org, a.id, 200, None).await.unwrap();
@@ -269,7 +277,7 @@ async fn a_filtered_list_reads_a_bounded_number_of_pages_and_says_where_to_go_on
         let a = assignment(AssigneeType::User, &uuid::Uuid::new_v4().to_string(), "xxe", in_days(5));
         let (store, org) = (store.clone(), org.clone());
         pending.push(tokio::spawn(async move {
-            store.create_assignment(&org, &a, &audit("assignment.created", "xxe"), &[]).await.unwrap()
+            store.create_assignment(&org, &a, &audit("assignment.created", "xxe"), &[], &[]).await.unwrap()
         }));
         if pending.len() == 16 {
             for task in pending.drain(..) {

@@ -148,7 +148,7 @@ async fn maintained_compliance_equals_a_recount_from_the_rows() {
                     };
                     after.version += 1;
                     let audit = audit("assignment.updated", &after.id.to_string());
-                    store.update_assignment(&org, &before, &after, activation, &audit).await.unwrap();
+                    store.update_assignment(&org, &before, &after, activation, &audit, &[]).await.unwrap();
                     let stored = store.get_assignment(&org, after.id).await.unwrap().unwrap();
                     store.sync_compliance(&org, &stored, now).await.unwrap();
                 }
@@ -162,7 +162,7 @@ async fn maintained_compliance_equals_a_recount_from_the_rows() {
                     let rows: Vec<ProgressRow> =
                         users.iter().map(|u| ProgressRow::new(a.id, *u, Source::Organization, t0)).collect();
                     let created =
-                        store.create_assignment(&org, &a, &audit("assignment.created", "a"), &rows).await.unwrap();
+                        store.create_assignment(&org, &a, &audit("assignment.created", "a"), &rows, &[]).await.unwrap();
                     assignments.push(created);
                 }
                 _ => {

@@ -45,7 +45,7 @@ async fn counters_equal_a_recount_after_random_changes() {
                 let mut a = org_wide(&org, in_days(10));
                 a.recurrence = Some(r);
                 let rows = roster(&a, 3);
-                let a = store.create_assignment(&org, &a, &audit("assignment.created", "a"), &rows).await.unwrap();
+                let a = store.create_assignment(&org, &a, &audit("assignment.created", "a"), &rows, &[]).await.unwrap();
                 (a, rows.iter().map(|r| r.user_id).collect())
             }
         };
@@ -96,7 +96,7 @@ async fn counters_equal_a_recount_after_random_changes() {
                     next.deadline = today + Duration::days(rng.below(30) as i64 - 5);
                     next.version += 1;
                     let audit = audit("assignment.updated", &a.id.to_string());
-                    store.update_assignment(&org, &a, &next, Activation::Unchanged, &audit).await.unwrap();
+                    store.update_assignment(&org, &a, &next, Activation::Unchanged, &audit, &[]).await.unwrap();
                 }
             }
             a = store.get_assignment(&org, a.id).await.unwrap().unwrap();

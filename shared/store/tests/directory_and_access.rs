@@ -191,7 +191,7 @@ async fn audit_log_is_newest_first_with_filters_and_time_range() {
     for (i, action) in
         ["assignment.created", "assignment.updated", "assignment.exported", "assignment.updated"].iter().enumerate()
     {
-        store.put_audit(&org, &audit_at(action, &format!("a{i}"), t0 + Duration::hours(i as i64))).await.unwrap();
+        store.put_audit(&org, &audit_at(action, &format!("a{i}"), t0 + Duration::hours(i as i64)), &[]).await.unwrap();
     }
     let all = store.audit_page(&org, &AuditFilter::default(), 10, None).await.unwrap();
     assert_eq!(all.items.iter().map(|e| e.target_id.as_str()).collect::<Vec<_>>(), ["a3", "a2", "a1", "a0"]);

@@ -151,7 +151,7 @@ async fn replaying_events_three_times_shuffled_equals_one_ordered_delivery() {
     };
 
     let (ordered, rows) = make(AssigneeType::Org, org.as_str().to_owned());
-    let ordered = store.create_assignment(&org, &ordered, &audit("assignment.created", "o"), &rows).await.unwrap();
+    let ordered = store.create_assignment(&org, &ordered, &audit("assignment.created", "o"), &rows, &[]).await.unwrap();
     deliver(ordered.clone(), events.clone()).await;
 
     // A second assignment gets the same stream three times, each time in another order.
@@ -160,7 +160,8 @@ async fn replaying_events_three_times_shuffled_equals_one_ordered_delivery() {
         .iter()
         .map(|u| domain::ProgressRow::new(replayed.id, *u, domain::Source::Organization, t0))
         .collect();
-    let replayed = store.create_assignment(&org, &replayed, &audit("assignment.created", "r"), &rows).await.unwrap();
+    let replayed =
+        store.create_assignment(&org, &replayed, &audit("assignment.created", "r"), &rows, &[]).await.unwrap();
     for seed in [7, 42, 2026] {
         deliver(replayed.clone(), shuffled(&events, seed)).await;
     }

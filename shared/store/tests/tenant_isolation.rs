@@ -12,7 +12,7 @@ async fn another_org_cannot_read_list_patch_or_page_into_an_assignment() {
     let rival = new_org("test");
     let a = assignment(AssigneeType::Org, acme.as_str(), "sql-injection", in_days(10));
     let rows = roster(&a, 5);
-    store.create_assignment(&acme, &a, &audit("assignment.created", "a"), &rows).await.unwrap();
+    store.create_assignment(&acme, &a, &audit("assignment.created", "a"), &rows, &[]).await.unwrap();
 
     // Same assignment id, other org: nothing.
     assert!(store.get_assignment(&rival, a.id).await.unwrap().is_none());
@@ -27,8 +27,10 @@ async fn another_org_cannot_read_list_patch_or_page_into_an_assignment() {
     // A patch through the other org finds nothing to change.
     let (next, activation) =
         a.patched(&domain::Patch { is_active: Some(false), ..Default::default() }, chrono::Utc::now()).unwrap();
-    let err =
-        store.update_assignment(&rival, &a, &next, activation, &audit("assignment.updated", "x")).await.unwrap_err();
+    let err = store
+        .update_assignment(&rival, &a, &next, activation, &audit("assignment.updated", "x"), &[])
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
     assert!(store.get_assignment(&acme, a.id).await.unwrap().unwrap().is_active);
 }
@@ -40,7 +42,7 @@ async fn a_cursor_from_one_org_cannot_page_another() {
     let acme = new_org("test");
     for topic in ["xxe", "idor", "zip-slip"] {
         let a = assignment(AssigneeType::Org, acme.as_str(), topic, in_days(10));
-        store.create_assignment(&acme, &a, &audit("assignment.created", topic), &[]).await.unwrap();
+        store.create_assignment(&acme, &a, &audit("assignment.created", topic), &[], &[]).await.unwrap();
     }
     let page = store.list_assignments(&acme, &AssignmentFilter::default(), 1, None).await.unwrap();
     let cursor = codec.seal(&acme, "assignments", &page.next.unwrap());
