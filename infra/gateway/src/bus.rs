@@ -190,7 +190,6 @@ pub fn start_in_background(template: Template, session_secret: Vec<u8>) -> Resul
                         let outbox = crate::stream::publish(
                             gateway.clone(),
                             aws_sdk_dynamodb::Client::new(&config),
-                            aws_sdk_dynamodbstreams::Client::new(&config),
                             sqs.clone(),
                             table,
                             failed_queue,

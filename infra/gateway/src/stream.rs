@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodbstreams::types::{OperationType, Record, ShardIteratorType};
 use serde_json::{Value, json};
 
 use crate::{Gateway, GatewayError};
@@ -18,20 +17,56 @@ pub const PUBLISHER: &str = "OutboxPublisherFunction";
 /// Tries of one batch before it is halved (the template's `MaximumRetryAttempts` is 10; locally a
 /// failure should surface in seconds, not minutes).
 const RETRIES: u32 = 3;
-const BATCH: i32 = 100;
+const BATCH: u32 = 100;
 const IDLE: Duration = Duration::from_millis(100);
+
+/// DynamoDB Local's Streams API, spoken as JSON. Not through the SDK: DynamoDB Local's stream writes an
+/// empty map attribute as `{}` where DynamoDB writes `{"M": {}}`, and the SDK refuses a whole page over
+/// it; here the records are repaired, and they are already the JSON Lambda delivers.
+struct Streams {
+    http: reqwest::Client,
+    endpoint: String,
+}
+
+impl Streams {
+    async fn call(&self, operation: &str, body: Value) -> Result<Value, String> {
+        let response = self
+            .http
+            .post(&self.endpoint)
+            .header("Content-Type", "application/x-amz-json-1.0")
+            .header("X-Amz-Target", format!("DynamoDBStreams_20120810.{operation}"))
+            // DynamoDB Local checks that a request is signed, not the signature.
+            .header(
+                "Authorization",
+                "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+            )
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("{operation}: {status} {text}"));
+        }
+        serde_json::from_str(&text).map_err(|e| e.to_string())
+    }
+}
 
 /// Reads the stream of `table` for the life of the process and hands its new outbox items to the
 /// publisher function through `gateway`; what cannot be published goes to `failed_queue_url`.
 pub async fn publish(
     gateway: Gateway,
     dynamodb: aws_sdk_dynamodb::Client,
-    streams: aws_sdk_dynamodbstreams::Client,
     sqs: aws_sdk_sqs::Client,
     table: String,
     failed_queue_url: String,
 ) -> Result<(), GatewayError> {
     let err = |e: String| GatewayError::Bus(format!("stream of {table}: {e}"));
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB_STREAMS")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL_DYNAMODB"))
+        .map_err(|_| err("AWS_ENDPOINT_URL_DYNAMODB not set".into()))?;
+    let streams = Streams { http: reqwest::Client::new(), endpoint };
     let described = dynamodb.describe_table().table_name(&table).send().await.map_err(|e| err(e.to_string()))?;
     let arn = described
         .table()
@@ -42,51 +77,69 @@ pub async fn publish(
     // Each shard's next iterator; a closed shard is read to its end, then dropped.
     let mut iterators: HashMap<String, Option<String>> = HashMap::new();
     loop {
-        let shards = match streams.describe_stream().stream_arn(&arn).send().await {
-            Ok(out) => out.stream_description.and_then(|d| d.shards).unwrap_or_default(),
+        let shards = match streams.call("DescribeStream", json!({"StreamArn": arn})).await {
+            Ok(out) => out.pointer("/StreamDescription/Shards").and_then(Value::as_array).cloned().unwrap_or_default(),
             Err(e) => {
-                tracing::warn!(error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(e), "describe stream failed");
+                tracing::warn!(error = e, "describe stream failed");
                 tokio::time::sleep(IDLE * 5).await;
                 continue;
             }
         };
         for shard in shards {
-            let Some(id) = shard.shard_id() else { continue };
+            let Some(id) = shard.get("ShardId").and_then(Value::as_str) else { continue };
             if iterators.contains_key(id) {
                 continue;
             }
-            let iterator = streams
-                .get_shard_iterator()
-                .stream_arn(&arn)
-                .shard_id(id)
-                .shard_iterator_type(ShardIteratorType::TrimHorizon)
-                .send()
-                .await
-                .ok()
-                .and_then(|o| o.shard_iterator);
+            let request = json!({"StreamArn": arn, "ShardId": id, "ShardIteratorType": "TRIM_HORIZON"});
+            let iterator = match streams.call("GetShardIterator", request).await {
+                Ok(out) => out.get("ShardIterator").and_then(Value::as_str).map(str::to_owned),
+                Err(e) => {
+                    tracing::warn!(error = e, "get shard iterator failed");
+                    continue;
+                }
+            };
             iterators.insert(id.to_owned(), iterator);
         }
         let mut read_any = false;
         for iterator in iterators.values_mut() {
             let Some(current) = iterator.clone() else { continue };
-            match streams.get_records().shard_iterator(current).limit(BATCH).send().await {
-                Ok(out) => {
-                    *iterator = out.next_shard_iterator;
-                    let records: Vec<Value> =
-                        out.records.unwrap_or_default().iter().filter_map(|r| mapping.lambda_record(r)).collect();
+            match streams.call("GetRecords", json!({"ShardIterator": current, "Limit": BATCH})).await {
+                Ok(mut out) => {
+                    *iterator = out.get("NextShardIterator").and_then(Value::as_str).map(str::to_owned);
+                    let records: Vec<Value> = match out.get_mut("Records") {
+                        Some(Value::Array(records)) => {
+                            records.iter_mut().filter_map(|r| mapping.lambda_record(r)).collect()
+                        }
+                        _ => Vec::new(),
+                    };
                     read_any |= !records.is_empty();
                     if !records.is_empty() {
                         mapping.deliver(records).await;
                     }
                 }
-                Err(e) => {
-                    tracing::warn!(error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(e), "get records failed");
-                }
+                Err(e) => tracing::warn!(error = e, "get records failed"),
             }
         }
         if !read_any {
             tokio::time::sleep(IDLE).await;
         }
+    }
+}
+
+/// `{}` as an attribute value (DynamoDB Local's empty map) becomes `{"M": {}}`, in nested maps and
+/// lists too.
+fn repair(value: &mut Value) {
+    match value {
+        Value::Object(av) if av.is_empty() => *value = json!({"M": {}}),
+        Value::Object(av) => {
+            if let Some(Value::Object(map)) = av.get_mut("M") {
+                map.values_mut().for_each(repair);
+            }
+            if let Some(Value::Array(list)) = av.get_mut("L") {
+                list.iter_mut().for_each(repair);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -99,27 +152,19 @@ struct Mapping {
 
 impl Mapping {
     /// The record as Lambda delivers it, if it passes the template's filter (a new outbox item).
-    fn lambda_record(&self, record: &Record) -> Option<Value> {
-        if record.event_name() != Some(&OperationType::Insert) {
+    fn lambda_record(&self, record: &mut Value) -> Option<Value> {
+        if record.get("eventName").and_then(Value::as_str) != Some("INSERT") {
             return None;
         }
-        let change = record.dynamodb()?;
-        let image: serde_dynamo::Item = change.new_image()?.clone().into();
-        let image = serde_json::to_value(image).ok()?;
-        if image.pointer("/entity/S").and_then(Value::as_str) != Some(store::OUTBOX_ENTITY) {
+        let change = record.get_mut("dynamodb")?;
+        let Some(Value::Object(image)) = change.get_mut("NewImage") else { return None };
+        image.values_mut().for_each(repair);
+        if change.pointer("/NewImage/entity/S").and_then(Value::as_str) != Some(store::OUTBOX_ENTITY) {
             return None;
         }
-        Some(json!({
-            "eventID": record.event_id(),
-            "eventName": "INSERT",
-            "eventSource": "aws:dynamodb",
-            "eventSourceARN": self.arn,
-            "dynamodb": {
-                "NewImage": image,
-                "SequenceNumber": change.sequence_number(),
-                "StreamViewType": "NEW_IMAGE",
-            },
-        }))
+        let mut lambda = record.clone();
+        lambda["eventSourceARN"] = json!(self.arn);
+        Some(lambda)
     }
 
     /// Delivers `records` until every one is published or parked in the failed-events queue.
