@@ -14,9 +14,6 @@ use crate::membership::reconcile_assignment;
 use crate::outbound::{self, DomainEvent};
 use crate::{AppError, Ctx};
 
-/// Reminders announced per call, so a run holds at most this many claimed-but-unsent reminders (the
-/// publisher makes PutEvents calls of ten itself).
-const ANNOUNCE_BATCH: usize = 10;
 
 /// What a run did, for its log line and its result.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -230,11 +227,7 @@ async fn notify_once(
     // Statuses as of the job's day (a rerun for a past day says what that day said).
     let as_of = today.and_hms_opt(12, 0, 0).unwrap_or_default().and_utc();
     let mut sent = 0;
-    let mut events: Vec<DomainEvent> = Vec::new();
     for (row, notice) in owed {
-        if !store.claim_reminder(org, a.id, row.user_id, &notice.claim).await? {
-            continue;
-        }
         let user = users.get(&row.user_id);
         let mut detail = json!({
             "assignment": outbound::summary(a),
@@ -249,14 +242,12 @@ async fn notify_once(
         if let (Some(detail), Value::Object(extra)) = (detail.as_object_mut(), notice.detail) {
             detail.extend(extra);
         }
-        events.push(outbound::other(notice.detail_type, org, now, detail));
-        if events.len() == ANNOUNCE_BATCH {
-            sent += events.len();
-            ctx.events.announce(&std::mem::take(&mut events)).await;
+        // The claim and the event commit together: once per claim, and never claimed but unsent.
+        let event = outbound::other(notice.detail_type, org, now, detail);
+        if store.claim_reminder(org, a.id, row.user_id, &notice.claim, std::slice::from_ref(&event)).await? {
+            sent += 1;
         }
     }
-    sent += events.len();
-    ctx.events.announce(&events).await;
     Ok(sent)
 }
 

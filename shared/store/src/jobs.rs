@@ -2,9 +2,10 @@
 //! reminder claims.
 
 use chrono::NaiveDate;
-use domain::{Assignment, AssignmentId, OrgId, ProgressRow, UserId};
+use domain::{Assignment, AssignmentId, DomainEvent, OrgId, ProgressRow, UserId};
 
-use crate::dynamo::s;
+use crate::dynamo::{Item, s};
+use crate::tx::{CancelReason, TxFailure};
 use crate::records::{AssignmentRecord, ProgressRecord, Record};
 use crate::{Page, PageKey, Store, StoreError, keys};
 
@@ -122,27 +123,30 @@ impl Store {
         Ok(Page { items, next })
     }
 
-    /// Records that a reminder `kind` went to `user` on `assignment`; `false` if it already had.
+    /// Records that a reminder `kind` went to `user` on `assignment`, with the `events` that send it, in
+    /// one transaction; `false` (and nothing written) if it already had.
     pub async fn claim_reminder(
         &self,
         org: &OrgId,
         assignment: AssignmentId,
         user: UserId,
         kind: &str,
+        events: &[DomainEvent],
     ) -> Result<bool, StoreError> {
-        let result = self
-            .send_put(
-                self.put_request()
-                    .item(keys::PK, s(keys::reminder_pk(org, assignment)))
-                    .item(keys::SK, s(format!("{user}#{kind}")))
-                    .item("entity", s("reminder"))
-                    .condition_expression("attribute_not_exists(PK)"),
-            )
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(StoreError::ConditionFailed) => Ok(false),
-            Err(other) => Err(other),
+        let claim_item = Item::from([
+            (keys::PK.to_owned(), s(keys::reminder_pk(org, assignment))),
+            (keys::SK.to_owned(), s(format!("{user}#{kind}"))),
+            ("entity".to_owned(), s("reminder")),
+        ]);
+        let mut tx = self.transaction();
+        let claim = tx.put(claim_item, Some("attribute_not_exists(PK)"))?;
+        tx.outbox(org, events, chrono::Utc::now())?;
+        match tx.commit().await {
+            Ok(()) => Ok(true),
+            Err(TxFailure::Cancelled(reasons)) if reasons.get(claim).is_some_and(CancelReason::condition_failed) => {
+                Ok(false)
+            }
+            Err(other) => Err(other.into()),
         }
     }
 }
