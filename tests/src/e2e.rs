@@ -38,6 +38,9 @@ impl Env {
     pub async fn start() -> Env {
         let table = std::env::var("TABLE_NAME").unwrap_or_default();
         assert!(!table.is_empty(), "end-to-end tests need the local stack: run them through infra/test.sh");
+        if std::env::var("E2E_LOG").is_ok() {
+            events::init_tracing();
+        }
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
         let store = store::Store::new(gateway::iam::dynamodb(&aws_sdk_dynamodb::Client::new(&config)), table);
         seed::load_catalog(&store).await.unwrap();
@@ -49,8 +52,8 @@ impl Env {
         let mut bucket = exports::Bucket::from_env(&config).unwrap();
         bucket.client = gateway::iam::s3(&bucket.client);
         let consumer = events::Consumer { store: store.clone(), publisher: publisher.clone() };
-        let app = api::App::new(store.clone(), SECRET, publisher);
-        let gw = gateway::Gateway::new(app, bucket, template.routes).unwrap();
+        let app = api::App::new(store.clone(), SECRET);
+        let gw = gateway::Gateway::new(app, publisher, bucket, template.routes).unwrap();
         let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let invoke_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}/api/public/v1", api_listener.local_addr().unwrap());

@@ -33,7 +33,7 @@ async fn seed(store: &Store, learners: usize) -> (OrgId, Vec<UserId>, Vec<domain
             let (store, org) = (store.clone(), org.clone());
             async move {
                 store.put_user(&org, &user).await?;
-                store.place_learner(&org, user.user_id, now).await
+                store.place_learner(&org, user.user_id, now, &store::announce_nothing).await
             }
         }))
         .await
@@ -121,7 +121,7 @@ async fn main() {
         let mut extended = row.clone();
         extended.extended_to = Some((now + Duration::days(90)).date_naive());
         let extension = measured(&capacity, async {
-            store.apply_progress(&org, &assignments[1], &row, &extended).await.unwrap();
+            store.apply_progress(&org, &assignments[1], &row, &extended, &store::announce_nothing).await.unwrap();
         })
         .await;
         record("one learner's extension (moves their standing: + team and org rollups)", extension);

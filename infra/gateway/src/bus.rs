@@ -178,7 +178,7 @@ pub fn start_in_background(template: Template, session_secret: Vec<u8>) -> Resul
                     let publisher = events::Publisher::new(crate::iam::eventbridge(&events), bus);
                     let mut bucket = exports::Bucket::from_env(&config).map_err(GatewayError::Bus)?;
                     bucket.client = crate::iam::s3(&bucket.client);
-                    let gateway = Gateway::new(api::App::new(store, &session_secret, publisher), bucket, routes)?;
+                    let gateway = Gateway::new(api::App::new(store, &session_secret), publisher, bucket, routes)?;
                     let installed = install(&rules, &events, &sqs).await?;
                     let failed_queue = std::env::var("FAILED_EVENTS_QUEUE_URL")
                         .map_err(|_| GatewayError::Bus("FAILED_EVENTS_QUEUE_URL not set".into()))?;

@@ -163,11 +163,17 @@ pub struct Gateway {
 
 impl Gateway {
     /// Refuses a template route whose function this gateway cannot run.
-    pub fn new(app: App, bucket: exports::Bucket, routes: Vec<Route>) -> Result<Self, GatewayError> {
+    /// `publisher` is the outbox publisher's way to the bus.
+    pub fn new(
+        app: App,
+        publisher: events::Publisher,
+        bucket: exports::Bucket,
+        routes: Vec<Route>,
+    ) -> Result<Self, GatewayError> {
         if let Some(route) = routes.iter().find(|r| registered(&r.function).is_none()) {
             return Err(GatewayError::UnknownFunction(route.function.clone()));
         }
-        let consumer = events::Consumer { store: app.store.clone(), publisher: app.publisher.clone() };
+        let consumer = events::Consumer { store: app.store.clone(), publisher };
         Ok(Self {
             exporter: Arc::new(export_csv_fn::Exporter { app: app.clone(), bucket }),
             app: Arc::new(app),

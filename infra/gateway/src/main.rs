@@ -29,17 +29,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let template = Template::of_project()?;
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
     // Clients that record each function's AWS permissions when IAM_RECORD_DIR is set (see `iam`).
-    let app = api::App::from_env_with(
-        iam::dynamodb(&aws_sdk_dynamodb::Client::new(&config)),
-        iam::eventbridge(&aws_sdk_eventbridge::Client::new(&config)),
-    )?;
+    let app = api::App::from_env_with(iam::dynamodb(&aws_sdk_dynamodb::Client::new(&config)))?;
+    let bus_name = std::env::var("EVENT_BUS_NAME")?;
+    let publisher = events::Publisher::new(iam::eventbridge(&aws_sdk_eventbridge::Client::new(&config)), bus_name);
     let mut bucket = exports::Bucket::from_env(&config)?;
     bucket.client = iam::s3(&bucket.client);
     let secret = std::env::var("SESSION_TOKEN_SECRET")?;
     // Platform events on the local bus reach the consumers through the template's rules.
     gateway::bus::start_in_background(template.clone(), secret.clone().into_bytes())?;
     let store = app.store.clone();
-    let gateway = Gateway::new(app, bucket, template.routes)?;
+    let gateway = Gateway::new(app, publisher, bucket, template.routes)?;
     let api_listener = tokio::net::TcpListener::bind(("127.0.0.1", api_port)).await?;
     let invoke_listener = tokio::net::TcpListener::bind(("127.0.0.1", invoke_port)).await?;
 

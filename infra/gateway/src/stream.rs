@@ -3,7 +3,9 @@
 //! template's filter (new outbox items) in batches of up to 100 per shard, in order; the function's
 //! partial batch response resumes from the first failed record; a batch that keeps failing is halved
 //! until the bad record is alone, which after its retries goes to the failed-events queue, and reading
-//! goes on after it.
+//! goes on after it. Where reading stands is kept in `OUTBOX_CHECKPOINT_FILE` (the local stack sets
+//! it), as the event source mapping keeps it: a gateway started again goes on from there, so what was
+//! committed while none ran is published then, and what was published is not again.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -74,6 +76,7 @@ pub async fn publish(
         .ok_or_else(|| err("no stream (StreamSpecification missing)".into()))?
         .to_owned();
     let mapping = Mapping { gateway, sqs, arn: arn.clone(), failed_queue_url };
+    let mut checkpoint = Checkpoint::load(&arn);
     // Each shard's next iterator; a closed shard is read to its end, then dropped.
     let mut iterators: HashMap<String, Option<String>> = HashMap::new();
     loop {
@@ -90,7 +93,11 @@ pub async fn publish(
             if iterators.contains_key(id) {
                 continue;
             }
-            let request = json!({"StreamArn": arn, "ShardId": id, "ShardIteratorType": "TRIM_HORIZON"});
+            let request = match checkpoint.read_to.get(id) {
+                Some(sequence) => json!({"StreamArn": arn, "ShardId": id,
+                                          "ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": sequence}),
+                None => json!({"StreamArn": arn, "ShardId": id, "ShardIteratorType": "TRIM_HORIZON"}),
+            };
             let iterator = match streams.call("GetShardIterator", request).await {
                 Ok(out) => out.get("ShardIterator").and_then(Value::as_str).map(str::to_owned),
                 Err(e) => {
@@ -101,20 +108,20 @@ pub async fn publish(
             iterators.insert(id.to_owned(), iterator);
         }
         let mut read_any = false;
-        for iterator in iterators.values_mut() {
+        for (shard, iterator) in iterators.iter_mut() {
             let Some(current) = iterator.clone() else { continue };
             match streams.call("GetRecords", json!({"ShardIterator": current, "Limit": BATCH})).await {
                 Ok(mut out) => {
                     *iterator = out.get("NextShardIterator").and_then(Value::as_str).map(str::to_owned);
-                    let records: Vec<Value> = match out.get_mut("Records") {
-                        Some(Value::Array(records)) => {
-                            records.iter_mut().filter_map(|r| mapping.lambda_record(r)).collect()
-                        }
-                        _ => Vec::new(),
-                    };
-                    read_any |= !records.is_empty();
+                    let Some(Value::Array(page)) = out.get_mut("Records") else { continue };
+                    let last = page.last().and_then(|r| r.pointer("/dynamodb/SequenceNumber")).cloned();
+                    let records: Vec<Value> = page.iter_mut().filter_map(|r| mapping.lambda_record(r)).collect();
                     if !records.is_empty() {
                         mapping.deliver(records).await;
+                    }
+                    if let Some(Value::String(last)) = last {
+                        read_any = true;
+                        checkpoint.advance(shard, last);
                     }
                 }
                 Err(e) => tracing::warn!(error = e, "get records failed"),
@@ -122,6 +129,42 @@ pub async fn publish(
         }
         if !read_any {
             tokio::time::sleep(IDLE).await;
+        }
+    }
+}
+
+/// The last stream record handled, per shard, kept in a file across gateway runs (none: every run
+/// starts at the oldest record the stream keeps, as a new event source mapping does).
+struct Checkpoint {
+    path: Option<std::path::PathBuf>,
+    arn: String,
+    read_to: HashMap<String, String>,
+}
+
+impl Checkpoint {
+    fn load(arn: &str) -> Self {
+        let path = std::env::var_os("OUTBOX_CHECKPOINT_FILE").map(std::path::PathBuf::from);
+        let stored: Value = path
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        // A checkpoint of another stream (a table made again) does not apply.
+        let read_to = match (stored.get("streamArn").and_then(Value::as_str), stored.get("shards")) {
+            (Some(stream), Some(shards)) if stream == arn => serde_json::from_value(shards.clone()).unwrap_or_default(),
+            _ => HashMap::new(),
+        };
+        Self { path, arn: arn.to_owned(), read_to }
+    }
+
+    fn advance(&mut self, shard: &str, sequence: String) {
+        self.read_to.insert(shard.to_owned(), sequence);
+        let Some(path) = &self.path else { return };
+        let body = json!({"streamArn": self.arn, "shards": self.read_to});
+        // Written whole then renamed, so a gateway killed mid-write leaves the previous checkpoint.
+        let partial = path.with_extension("partial");
+        if let Err(e) = std::fs::write(&partial, body.to_string()).and_then(|()| std::fs::rename(&partial, path)) {
+            tracing::warn!(error = %e, "outbox checkpoint not saved");
         }
     }
 }

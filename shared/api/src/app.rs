@@ -1,6 +1,5 @@
 //! What a route function builds once per Lambda instance: configuration, clients, authenticator.
 
-use events::Publisher;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use store::{CursorCodec, Store};
@@ -21,28 +20,21 @@ pub struct App {
     pub store: Store,
     pub auth: Authenticator,
     pub cursors: CursorCodec,
-    /// Domain events out; published only after the change they announce is committed.
-    pub publisher: Publisher,
 }
 
 impl App {
     /// `session_secret` verifies session tokens; the cursor-signing key is derived from it so one
     /// secret is configured, and a cursor is not a token.
-    pub fn new(store: Store, session_secret: &[u8], publisher: Publisher) -> Self {
+    pub fn new(store: Store, session_secret: &[u8]) -> Self {
         let mut mac = Hmac::<Sha256>::new_from_slice(session_secret).expect("HMAC accepts keys of any length");
         mac.update(b"assignments/pagination-cursor/v1");
         let cursor_key = mac.finalize().into_bytes().to_vec();
-        Self {
-            auth: Authenticator::new(store.clone(), session_secret),
-            cursors: CursorCodec::new(cursor_key),
-            store,
-            publisher,
-        }
+        Self { auth: Authenticator::new(store.clone(), session_secret), cursors: CursorCodec::new(cursor_key), store }
     }
 
-    /// The use cases' context: this function's table and publisher.
+    /// The use cases' context: this function's table (events leave through its outbox).
     pub fn ctx(&self) -> service::Ctx<'_> {
-        service::Ctx::new(&self.store, &self.publisher)
+        service::Ctx::new(&self.store)
     }
 
     /// Session tokens must also carry this `iss` and/or `aud` (empty or `None`: not checked).
@@ -54,22 +46,18 @@ impl App {
         self
     }
 
-    /// Reads `TABLE_NAME`, `EVENT_BUS_NAME`, `SESSION_TOKEN_SECRET` (and the optional
+    /// Reads `TABLE_NAME`, `SESSION_TOKEN_SECRET` (and the optional
     /// `SESSION_TOKEN_ISSUER` / `SESSION_TOKEN_AUDIENCE`) and builds the AWS clients. Fails fast with
     /// a clear message, at start-up rather than on the first request.
     pub async fn from_env() -> Result<Self, ConfigError> {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-        Self::from_env_with(aws_sdk_dynamodb::Client::new(&config), aws_sdk_eventbridge::Client::new(&config))
+        Self::from_env_with(aws_sdk_dynamodb::Client::new(&config))
     }
 
     /// [`App::from_env`] with clients built by the caller (the local gateway adds an interceptor that
     /// records each function's AWS calls).
-    pub fn from_env_with(
-        dynamodb: aws_sdk_dynamodb::Client,
-        eventbridge: aws_sdk_eventbridge::Client,
-    ) -> Result<Self, ConfigError> {
+    pub fn from_env_with(dynamodb: aws_sdk_dynamodb::Client) -> Result<Self, ConfigError> {
         let table = std::env::var("TABLE_NAME").map_err(|_| ConfigError::Missing("TABLE_NAME"))?;
-        let bus = std::env::var("EVENT_BUS_NAME").map_err(|_| ConfigError::Missing("EVENT_BUS_NAME"))?;
         let secret = std::env::var("SESSION_TOKEN_SECRET").map_err(|_| ConfigError::Missing("SESSION_TOKEN_SECRET"))?;
         if secret.len() < 32 {
             return Err(ConfigError::WeakSecret);
@@ -77,9 +65,7 @@ impl App {
         let issuer = std::env::var("SESSION_TOKEN_ISSUER").ok();
         let audience = std::env::var("SESSION_TOKEN_AUDIENCE").ok();
         let store = Store::new(dynamodb, table);
-        let publisher = Publisher::new(eventbridge, bus);
-        Ok(Self::new(store, secret.as_bytes(), publisher)
-            .with_issuer_and_audience(issuer.as_deref(), audience.as_deref()))
+        Ok(Self::new(store, secret.as_bytes()).with_issuer_and_audience(issuer.as_deref(), audience.as_deref()))
     }
 }
 

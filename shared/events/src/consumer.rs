@@ -1,5 +1,5 @@
 //! The EventBridge consumers' shared handler: parse, then run the use case the event calls for
-//! (which publishes what the change caused once it is committed).
+//! (whose own events commit with its changes, in the table's outbox).
 //!
 //! Delivery is at-least-once and unordered; every use case applied here is idempotent and order-safe.
 //! Poison events (malformed, invalid ids, or refused by the use case) are logged with their id and
@@ -34,7 +34,8 @@ pub fn outcome<T>(result: Result<T, AppError>) -> Result<Result<T, String>, Cons
     }
 }
 
-/// What a consumer Lambda builds once: the table and the bus for domain events.
+/// What an event-driven Lambda builds once: the table, and the bus that only the outbox publisher
+/// sends to.
 #[derive(Debug, Clone)]
 pub struct Consumer {
     pub store: Store,
@@ -42,9 +43,9 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    /// The use cases' context: this consumer's table and publisher.
+    /// The use cases' context: this consumer's table.
     pub fn ctx(&self) -> Ctx<'_> {
-        Ctx::new(&self.store, &self.publisher)
+        Ctx::new(&self.store)
     }
 
     /// Handles one EventBridge event; returns `{"applied": n}` or `{"dropped": reason}`.
@@ -68,7 +69,7 @@ impl Consumer {
                 return Ok(json!({ "dropped": reason }));
             }
         };
-        tracing::info!(event_id, detail_type, org = %parsed.org, applied = applied.rows, published = applied.announced, "event applied");
+        tracing::info!(event_id, detail_type, org = %parsed.org, applied = applied.rows, "event applied");
         Ok(json!({ "applied": applied.rows }))
     }
 

@@ -4,8 +4,8 @@
 //! - [`consumer`]: the handler every consumer Lambda runs: parse, then the `service` use case the
 //!   event calls for (idempotent, order-safe), its errors mapped to retry or drop;
 //! - [`schedule`]: the scheduled jobs' input;
-//! - [`Publisher`]: domain events out (source `assignments`), PutEvents ≤ 10 per call with failed
-//!   entries resent; the `service` crate's [`service::Publish`].
+//! - [`outbox`]: domain events out: the table's stream of outbox items → [`Publisher`] (source
+//!   `assignments`, PutEvents ≤ 10 per call with failed entries resent).
 
 pub mod consumer;
 pub mod entry;

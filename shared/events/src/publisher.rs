@@ -4,7 +4,6 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use store::retry::Retry;
 
 use service::outbound::{DomainEvent, SOURCE};
-use service::{Announced, Publish};
 
 /// PutEvents accepts at most 10 entries per call.
 pub const BATCH: usize = 10;
@@ -73,17 +72,6 @@ impl Publisher {
         Ok(())
     }
 
-    /// Publishes and logs a failure instead of returning it: for callers whose state is committed and
-    /// whose client must not see an error for it (the event is in the log for replay).
-    pub async fn publish_logged(&self, events: &[DomainEvent]) {
-        if events.is_empty() {
-            return;
-        }
-        if let Err(err) = self.publish(events).await {
-            tracing::error!(error = %err, "domain events not published");
-        }
-    }
-
     fn entry(&self, event: &DomainEvent) -> PutEventsRequestEntry {
         PutEventsRequestEntry::builder()
             .event_bus_name(&self.bus)
@@ -92,11 +80,5 @@ impl Publisher {
             .detail(event.detail.to_string())
             .time(aws_sdk_eventbridge::primitives::DateTime::from_millis(event.time.timestamp_millis()))
             .build()
-    }
-}
-
-impl Publish for Publisher {
-    fn announce<'a>(&'a self, events: &'a [DomainEvent]) -> Announced<'a> {
-        Box::pin(self.publish_logged(events))
     }
 }

@@ -245,7 +245,7 @@ async fn three_shuffled_replays_equal_one_ordered_delivery() {
                 true => after.exemption = Some(domain::Exemption { reason: "r".into(), at: t0, by: "admin".into() }),
                 false => after.extended_to = Some((t0 + Duration::days(60)).date_naive()),
             }
-            store.apply_progress(org, &org_wide, &before, &after).await.unwrap();
+            store.apply_progress(org, &org_wide, &before, &after, &store::announce_nothing).await.unwrap();
         }
         for event in shuffled(&events, 99) {
             consumer.handle(envelope(org, t0, &event)).await.unwrap();

@@ -110,8 +110,10 @@ async fn requests_per_membership_and_completion_event() {
     // (profile GetItem, compliance item GetItem, TransactWriteItems); the user's rows Query (no rows, so no
     // BatchGet); 3 scope Queries (org, user, team); "is the team deleted" GetItem; per joined
     // assignment (2, the org-wide one too: the joiner had no row yet) row GetItem + the learner's
-    // compliance BatchGetItem + TransactWriteItems; one completion-log Query for the catch-up.
-    assert_eq!(membership, 2 + 2 + 3 + 1 + 3 + 1 + 2 * 3 + 1);
+    // compliance BatchGetItem + the profile BatchGetItem for the names in `user_added` + the
+    // TransactWriteItems that commits the row with its outbox item; one completion-log Query for the
+    // catch-up.
+    assert_eq!(membership, 2 + 2 + 3 + 1 + 3 + 1 + 2 * 4 + 1);
     // challenge.completed: log PutItem; rows Query; assignments BatchGet; per tracking assignment:
     // row GetItem + the learner's compliance BatchGetItem + TransactWriteItems.
     assert_eq!(completion, 1 + 1 + 1 + 2 * 3);

@@ -100,8 +100,8 @@ async fn team_names(store: &Store, org: &OrgId, teams: &[TeamId]) -> Result<Hash
 }
 
 /// Brings every learner's obligation of assignment `id` in line with its rules as stored (after a
-/// change of its deadline, activity or mandatory flag), announcing the learners whose compliance
-/// changed page by page (100 rows), so a failure loses at most one page's announcements; then clears
+/// change of its deadline, activity or mandatory flag) page by page (100 rows), each learner whose
+/// compliance changed announced in their own write; then clears
 /// the assignment's "not yet synced" marker. A newer rule change meanwhile restarts it under the new
 /// rules (learners already in line are no-ops). Returns how many learners' compliance changed.
 pub async fn sync_assignment(
@@ -117,34 +117,19 @@ pub async fn sync_assignment(
         let Some(a) = store.get_assignment(org, id).await? else { return Ok(changed) };
         let mut pages = Pages::default();
         while let Some(start) = pages.next_start() {
-            let transitions = match store.sync_compliance_page(org, &a, start, now).await {
+            let announce = outbound::compliance_only(org);
+            let transitions = match store.sync_compliance_page(org, &a, start, now, &announce).await {
                 Ok(page) => pages.follow(page),
                 Err(StoreError::AssignmentChanged) => continue 'rules,
                 Err(other) => return Err(other.into()),
             };
             changed += transitions.len();
-            ctx.events.announce(&changed_events(store, org, &transitions, now).await?).await;
         }
         store.finish_compliance_sync(org, &a).await?;
         tracing::info!(assignment_id = %id, changed, "learners' compliance synced");
         return Ok(changed);
     }
     Err(AppError::Contended)
-}
-
-/// `compliance.changed` for each transition, with the learners' names as projected.
-pub(crate) async fn changed_events(
-    store: &Store,
-    org: &OrgId,
-    transitions: &[ComplianceTransition],
-    at: DateTime<Utc>,
-) -> Result<Vec<DomainEvent>, StoreError> {
-    if transitions.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<_> = transitions.iter().map(|t| t.user_id).collect();
-    let users: HashMap<_, _> = store.get_users(org, &ids).await?.into_iter().map(|u| (u.user_id, u)).collect();
-    Ok(transitions.iter().map(|t| changed(org, t, users.get(&t.user_id), at)).collect())
 }
 
 /// `compliance.changed`: a learner became compliant or non-compliant.

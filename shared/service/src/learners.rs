@@ -1,11 +1,11 @@
 //! An admin's change of one learner on one assignment: an extension of their due date, or an
 //! exemption with its reason. Optimistic concurrency on the row's revision, the audit entry in the
-//! same transaction as the row and the counters, then `assignment.user_updated`.
+//! same transaction as the row, the counters and `assignment.user_updated`.
 
-use domain::{AssignmentId, LearnerPatch, OrgId, UserId};
+use domain::{AssignmentId, LearnerPatch, OrgId, User, UserId};
 use serde_json::json;
-use store::StoreError;
 use store::retry::Retry;
+use store::{StoreError, Written};
 
 use crate::reads::{AssignmentLearner, learner_with_names};
 use crate::{Actor, AppError, Ctx, outbound};
@@ -41,25 +41,14 @@ pub async fn change(
             ("assignment", id.to_string(), assignment.target_title.clone()),
             json!({"userId": user, "before": before, "after": next.override_snapshot(assignment.deadline)}),
         );
-        match store.override_row(org, &assignment, &row, &next, &audit).await {
-            Ok(change) => {
-                let learner = learner_with_names(store, org, assignment, change.after).await?;
-                let event = outbound::user_updated(
-                    org,
-                    &learner.assignment,
-                    &learner.row,
-                    learner.user.as_ref(),
-                    &actor.id,
-                    before,
-                    actor.now,
-                );
-                let mut events = vec![event];
-                if let Some(t) = change.compliance {
-                    events.push(crate::compliance::changed(org, &t, learner.user.as_ref(), actor.now));
-                }
-                ctx.events.announce(&events).await;
-                return Ok(learner);
-            }
+        let announce = |written: &Written<'_>, profile: Option<&User>| {
+            let Written::Row(change) = written else { return Vec::new() };
+            let updated =
+                outbound::user_updated(org, &assignment, &change.after, profile, &actor.id, before.clone(), actor.now);
+            std::iter::once(updated).chain(outbound::compliance_changed(org, written, profile, actor.now)).collect()
+        };
+        match store.override_row(org, &assignment, &row, &next, &audit, &announce).await {
+            Ok(change) => return learner_with_names(store, org, assignment, change.after).await,
             Err(StoreError::VersionConflict) if expected.is_some() => {
                 let current = store.progress_row(org, id, user).await?.map_or(row.revision, |r| r.revision);
                 return Err(AppError::VersionMismatch { current_version: current });

@@ -11,14 +11,12 @@
 //! - `export` (feature `export`, the export function's only): CSV audit packs to S3, audit-logged and
 //!   announced;
 //! - [`scheduled`]: the daily reminders and the roster reconcile job;
-//! - [`outbound`]: the domain events the use cases announce, published through [`Publish`] once
-//!   the change they announce is committed.
+//! - [`outbound`]: the domain events the use cases announce; each commits in the transaction of the
+//!   change it announces (the store's outbox item), and the `outbox-publisher` sends it from the
+//!   table's stream.
 //!
 //! Rules without I/O live in `domain`; the table in `store`. [`AppError`] is mapped to HTTP problems
 //! once (in `api`) and to retry-or-drop once (in `events`).
-
-use std::future::Future;
-use std::pin::Pin;
 
 use chrono::{DateTime, Utc};
 use domain::{AuditEntry, Role};
@@ -42,28 +40,17 @@ pub mod scheduled;
 pub use error::AppError;
 pub use outbound::DomainEvent;
 
-/// What a use case runs against: the table and the way out for the events it announces.
+/// What a use case runs against: the table (its events go out through the table's outbox).
 #[derive(Clone, Copy)]
 pub struct Ctx<'a> {
     pub store: &'a Store,
-    pub events: &'a dyn Publish,
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(store: &'a Store, events: &'a dyn Publish) -> Self {
-        Self { store, events }
+    pub fn new(store: &'a Store) -> Self {
+        Self { store }
     }
 }
-
-/// The way domain events leave the service (the `events` crate's EventBridge publisher).
-pub trait Publish: Send + Sync {
-    /// Sends `events`, which announce changes already committed: a failure is logged by the
-    /// implementation, as there is nothing left to roll back.
-    fn announce<'a>(&'a self, events: &'a [DomainEvent]) -> Announced<'a>;
-}
-
-/// [`Publish::announce`]'s future, boxed so a `&dyn Publish` can sit in [`Ctx`].
-pub type Announced<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// Who makes a change, for its audit entry: the verified principal of the request, its id and time.
 #[derive(Debug, Clone)]
@@ -96,17 +83,8 @@ impl Actor {
     }
 }
 
-/// What an event-driven use case changed: rows written and events announced.
+/// What an event-driven use case changed: rows written (their events committed with them).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Applied {
     pub rows: usize,
-    pub announced: usize,
-}
-
-impl Ctx<'_> {
-    /// Announces `events` (already committed) and says what was applied.
-    async fn applied(&self, rows: usize, events: &[DomainEvent]) -> Applied {
-        self.events.announce(events).await;
-        Applied { rows, announced: events.len() }
-    }
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use domain::{AssigneeType, Assignment, AssignmentId, Completion, OrgId, TeamChange, TeamId, User, UserChange, UserId};
 use store::{MembershipChange, Pages, Store, StoreError};
 
-use crate::outbound::{self, DomainEvent};
+use crate::outbound;
 use crate::roster::members_of;
 use crate::{AppError, Applied, Ctx};
 
@@ -27,13 +27,9 @@ pub async fn user_changed(
 ) -> Result<Applied, AppError> {
     let user = ctx.store.change_user(org, user, change, at).await?;
     // The learner's compliance counts in the team the projection now gives them.
-    let now = chrono::Utc::now();
-    let placed = ctx.store.place_learner(org, user.user_id, now).await?;
-    let mut reconciled = reconcile_user(ctx.store, org, &user, mentioned_teams).await?;
-    if let Some(t) = placed {
-        reconciled.events.push(crate::compliance::changed(org, &t, Some(&user), now));
-    }
-    Ok(ctx.applied(reconciled.repairs, &reconciled.events).await)
+    ctx.store.place_learner(org, user.user_id, chrono::Utc::now(), &outbound::compliance_only(org)).await?;
+    let reconciled = reconcile_user(ctx.store, org, &user, mentioned_teams).await?;
+    Ok(Applied { rows: reconciled.repairs })
 }
 
 /// A team was renamed or deleted: only the projection changes (a deleted team's assignments keep
@@ -49,20 +45,11 @@ pub async fn team_changed(
     Ok(Applied::default())
 }
 
-/// What reconciling did: rows written and the events to publish once it is all committed.
+/// What reconciling did: rows written (each with the events it announces: `assignment.user_added`,
+/// `assignment.completed` for completions it catches up on, `compliance.changed`).
 #[derive(Debug, Default)]
 pub struct Reconciled {
     pub repairs: usize,
-    pub events: Vec<DomainEvent>,
-}
-
-impl Reconciled {
-    /// `compliance.changed` when a membership change moved the learner in or out of compliance.
-    fn compliance_changed(&mut self, org: &OrgId, change: MembershipChange, user: &User) {
-        if let Some(t) = change.compliance() {
-            self.events.push(crate::compliance::changed(org, &t, Some(user), chrono::Utc::now()));
-        }
-    }
 }
 
 /// A learner's logged completions, read at most once per reconcile.
@@ -79,7 +66,7 @@ impl<'a> CompletionLog<'a> {
 
     /// Brings a new (or returning) row up to date with completions logged while the learner had no
     /// row, so it does not matter whether a completion or the join arrived first.
-    async fn catch_up(&mut self, a: &Assignment, user: &User, out: &mut Reconciled) -> Result<(), StoreError> {
+    async fn catch_up(&mut self, a: &Assignment, user: &User) -> Result<(), StoreError> {
         if !self.cache.contains_key(&user.user_id) {
             let log = self.store.completion_log(self.org, user.user_id).await?;
             self.cache.insert(user.user_id, log);
@@ -88,17 +75,8 @@ impl<'a> CompletionLog<'a> {
         if log.is_empty() {
             return Ok(());
         }
-        let Some(change) = self.store.record_completions(self.org, a, user.user_id, log).await? else {
-            return Ok(());
-        };
-        if let Some(t) = change.compliance {
-            out.events.push(crate::compliance::changed(self.org, &t, Some(user), chrono::Utc::now()));
-        }
-        if change.completed_now()
-            && let Some(at) = change.after.completed_at
-        {
-            out.events.push(outbound::completed(self.org, a, user.user_id, Some(user), at));
-        }
+        let announce = outbound::row_events(self.org, a, false);
+        self.store.record_completions(self.org, a, user.user_id, log, &announce).await?;
         Ok(())
     }
 }
@@ -158,17 +136,14 @@ pub async fn reconcile_user(
             None => {}
         }
         let entered = a.entered_scope(user).unwrap_or(at);
-        let change = store.set_membership(org, a, user.user_id, a.source(), in_scope, at, entered).await?;
+        let announce = outbound::row_events(org, a, false);
+        let change = store.set_membership(org, a, user.user_id, a.source(), in_scope, at, entered, &announce).await?;
         if !change.changed() {
             continue;
         }
         out.repairs += 1;
-        out.compliance_changed(org, change, user);
         if change.created() {
-            if in_scope {
-                out.events.push(outbound::user_added(org, a, user.user_id, Some(user), at));
-            }
-            log.catch_up(a, user, &mut out).await?;
+            log.catch_up(a, user).await?;
         }
     }
     Ok(out)
@@ -219,26 +194,23 @@ pub async fn reconcile_assignment(
         && team_deleted(store, org, &a.assignee.assignee_id, &mut HashMap::new()).await?;
 
     let mut log = CompletionLog::new(store, org);
+    let announce = outbound::row_events(org, a, false);
     for user in &members {
         let at = user.membership_at();
         let entered = a.entered_scope(user).unwrap_or(at);
         let change = match rows.get(&user.user_id) {
             None if team_is_deleted => continue,
-            None => store.set_membership(org, a, user.user_id, a.source(), true, at, entered).await?,
+            None => store.set_membership(org, a, user.user_id, a.source(), true, at, entered, &announce).await?,
             Some(row) if row.removed_at.is_some() => {
-                store.set_membership(org, a, user.user_id, a.source(), true, at, entered).await?
+                store.set_membership(org, a, user.user_id, a.source(), true, at, entered, &announce).await?
             }
             Some(_) => MembershipChange::Unchanged,
         };
         if change.changed() {
             out.repairs += 1;
         }
-        out.compliance_changed(org, change, user);
-        if change.created() {
-            out.events.push(outbound::user_added(org, a, user.user_id, Some(user), at));
-        }
         if change.created() || catch_up_all {
-            log.catch_up(a, user, &mut out).await?;
+            log.catch_up(a, user).await?;
         }
     }
     // Rows derived under other tracked items or another recurrence (a refresh that did not finish).
@@ -249,12 +221,8 @@ pub async fn reconcile_assignment(
         if !stale {
             continue;
         }
-        if let Some(change) = store.refresh_row(org, a, row.user_id).await? {
+        if store.refresh_row(org, a, row.user_id, &announce).await?.is_some() {
             out.repairs += 1;
-            if let Some(t) = change.compliance {
-                let profile = store.get_user(org, row.user_id).await?;
-                out.events.push(crate::compliance::changed(org, &t, profile.as_ref(), chrono::Utc::now()));
-            }
         }
     }
     let in_scope: HashSet<_> = members.iter().map(|u| u.user_id).collect();
@@ -264,13 +232,11 @@ pub async fn reconcile_assignment(
         if a.includes(&user) {
             continue;
         }
-        let change = store
-            .set_membership(org, a, user.user_id, a.source(), false, user.membership_at(), user.membership_at())
-            .await?;
+        let at = user.membership_at();
+        let change = store.set_membership(org, a, user.user_id, a.source(), false, at, at, &announce).await?;
         if change.changed() {
             out.repairs += 1;
         }
-        out.compliance_changed(org, change, &user);
     }
     Ok(out)
 }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use domain::{Assignment, OrgId, ProgressRow, User, UserId};
 use serde_json::{Value, json};
+use store::Written;
 
 pub const SOURCE: &str = "assignments";
 
@@ -80,6 +81,49 @@ fn with_user(mut detail: Value, user: UserId, profile: Option<&User>) -> Value {
     detail["userName"] = json!(known(|u| u.name.as_str()));
     detail["userEmail"] = json!(known(|u| u.email.as_str()));
     detail
+}
+
+/// `compliance.changed` when `written` changes the learner's compliance (the store records it as
+/// announced in the same transaction, so it must go out with it).
+pub(crate) fn compliance_changed(
+    org: &OrgId,
+    written: &Written<'_>,
+    profile: Option<&User>,
+    at: DateTime<Utc>,
+) -> Option<DomainEvent> {
+    written.compliance().map(|t| crate::compliance::changed(org, t, profile, at))
+}
+
+/// The announcer of writes that can only change a learner's compliance.
+pub(crate) fn compliance_only(org: &OrgId) -> impl Fn(&Written<'_>, Option<&User>) -> Vec<DomainEvent> + Sync + '_ {
+    move |written, profile| compliance_changed(org, written, profile, Utc::now()).into_iter().collect()
+}
+
+/// The announcer of row writes on `a`: `assignment.user_added` for a learner who joins with a new
+/// row, `assignment.completed` for one the write completes (with `recertifications`, also for another
+/// completed cycle: only a completion's own write says so, a re-derivation does not), and
+/// `compliance.changed`.
+pub(crate) fn row_events<'a>(
+    org: &'a OrgId,
+    a: &'a Assignment,
+    recertifications: bool,
+) -> impl Fn(&Written<'_>, Option<&User>) -> Vec<DomainEvent> + Sync + 'a {
+    move |written, profile| {
+        let mut events = Vec::new();
+        match written {
+            Written::Added { row, .. } if row.removed_at.is_none() => {
+                events.push(user_added(org, a, row.user_id, profile, row.membership_at));
+            }
+            Written::Row(change) if change.completed_now() || (recertifications && change.recertified_now()) => {
+                if let Some(at) = change.after.completed_at {
+                    events.push(completed(org, a, change.after.user_id, profile, at));
+                }
+            }
+            _ => {}
+        }
+        events.extend(compliance_changed(org, written, profile, Utc::now()));
+        events
+    }
 }
 
 /// Any other event (reminders, exports): `detail` is completed with the id, org and time.

@@ -57,31 +57,25 @@ pub async fn change(
         let changed = outbound::assignment_changed(action, org, &next, &actor.id, actor.now);
         match store.update_assignment(org, &current, &next, activation, &audit, &[changed]).await {
             Ok(()) => {
-                let mut events = Vec::new();
                 let mut next = next;
                 if next.recurrence != current.recurrence {
                     // Every row's cycles follow from the recurrence: derive them again, under `next`
                     // (its `unitsRev` is the stored one unless the items changed meanwhile, which the
-                    // row writes detect and re-read). The change is announced first; rows a failure
-                    // leaves behind are re-derived by the reconcile job.
-                    ctx.events.announce(&std::mem::take(&mut events)).await;
-                    let refreshed = refresh_roster(store, org, &next, &mut events).await?;
+                    // row writes detect and re-read). Rows a failure leaves behind are re-derived by
+                    // the reconcile job.
+                    let refreshed = refresh_roster(store, org, &next).await?;
                     tracing::info!(assignment_id = %id, rows = refreshed, "rows re-derived for the new recurrence");
                     next = store.get_assignment(org, id).await?.unwrap_or(next);
                 }
                 if next.obligations_differ(&current) {
-                    ctx.events.announce(&std::mem::take(&mut events)).await;
                     sync_assignment(ctx, org, id, actor.now).await?;
                 }
                 if activation != Activation::Reactivated {
-                    ctx.events.announce(&events).await;
                     return Ok(next);
                 }
                 // Members who joined, left or completed items while it was inactive.
                 let reconciled = reconcile_assignment(store, org, &next, true).await?;
                 tracing::info!(assignment_id = %id, repairs = reconciled.repairs, "roster reconciled on reactivation");
-                events.extend(reconciled.events);
-                ctx.events.announce(&events).await;
                 return Ok(store.get_assignment(org, id).await?.unwrap_or(next));
             }
             Err(StoreError::VersionConflict) if expected.is_none() => continue,

@@ -5,8 +5,8 @@ use domain::{Completion, OrgId, UserId};
 use crate::outbound;
 use crate::{AppError, Applied, Ctx};
 
-/// Applies a completion: rows changed (0 for a duplicate), and `assignment.completed` announced for
-/// learners who reached 100 % with it.
+/// Applies a completion: rows changed (0 for a duplicate), each with `assignment.completed` when the
+/// learner reached 100 % (or completed another cycle) with it, and `compliance.changed`.
 pub async fn apply_completion(
     ctx: &Ctx<'_>,
     org: &OrgId,
@@ -22,26 +22,11 @@ pub async fn apply_completion(
     let ids: Vec<_> = rows.iter().map(|r| r.assignment_id).collect();
     let assignments = store.get_assignments(org, &ids).await?;
     let mut applied = 0;
-    let mut events = Vec::new();
-    let mut profile = None;
-    let mut transitions = Vec::new();
     for a in assignments.iter().filter(|a| a.is_active && domain::catalog::tracks(&a.units, &completion.item)) {
-        let Some(change) = store.record_completions(org, a, user, std::slice::from_ref(completion)).await? else {
-            continue;
-        };
-        applied += 1;
-        if let Some(t) = change.compliance {
-            transitions.push(t);
-        }
-        if (change.completed_now() || change.recertified_now())
-            && let Some(at) = change.after.completed_at
-        {
-            if profile.is_none() {
-                profile = Some(store.get_user(org, user).await?);
-            }
-            events.push(outbound::completed(org, a, user, profile.as_ref().and_then(Option::as_ref), at));
+        let announce = outbound::row_events(org, a, true);
+        if store.record_completions(org, a, user, std::slice::from_ref(completion), &announce).await?.is_some() {
+            applied += 1;
         }
     }
-    events.extend(crate::compliance::changed_events(store, org, &transitions, chrono::Utc::now()).await?);
-    Ok(ctx.applied(applied, &events).await)
+    Ok(Applied { rows: applied })
 }

@@ -11,9 +11,8 @@ use serde_json::{Value, json};
 use store::{Pages, StoreError};
 
 use crate::membership::reconcile_assignment;
-use crate::outbound::{self, DomainEvent};
+use crate::outbound;
 use crate::{AppError, Ctx};
-
 
 /// What a run did, for its log line and its result.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -122,13 +121,12 @@ async fn announce_clock_flips(ctx: &Ctx<'_>, org: &OrgId, today: NaiveDate) -> R
     let mut pages = Pages::default();
     while let Some(start) = pages.next_start() {
         let learners = pages.follow(store.compliance_flips_page(org, today, start).await?);
-        let mut flips = Vec::new();
+        let announce = crate::outbound::compliance_only(org);
         for learner in learners.iter().filter(|l| l.clock_flip_on().is_some_and(|day| day <= today)) {
-            flips.extend(store.announce_clock_flip(org, learner.user_id, today).await?);
+            if store.announce_clock_flip(org, learner.user_id, today, &announce).await?.is_some() {
+                sent += 1;
+            }
         }
-        let events = crate::compliance::changed_events(store, org, &flips, chrono::Utc::now()).await?;
-        sent += events.len();
-        ctx.events.announce(&events).await;
     }
     Ok(sent)
 }
@@ -279,7 +277,6 @@ pub async fn reconcile_rosters(ctx: &Ctx<'_>, only: Option<&[OrgId]>) -> Result<
                     Ok(false) => {}
                     Err(error) => tracing::error!(org = %org, assignment_id = %a.id, %error, "counters not repaired"),
                 }
-                ctx.events.announce(&reconciled.events).await;
             }
         }
         // Rule changes (deadline, activity, mandatory flag) an interrupted patch did not bring to

@@ -82,6 +82,9 @@ pub(crate) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
+/// Items one `TransactWriteItems` holds at most.
+pub(crate) const MAX_TRANSACTION_ITEMS: usize = 100;
+
 impl Store {
     pub(crate) fn capacity_mode(&self) -> Option<ReturnConsumedCapacity> {
         self.capacity.as_ref().map(|_| ReturnConsumedCapacity::Total)
@@ -260,7 +263,13 @@ impl Store {
     /// Runs a transaction, keeping per-item cancellation reasons (and the failing items, when
     /// `ReturnValuesOnConditionCheckFailure` asked for them).
     pub(crate) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TxFailure> {
-        debug_assert!(items.len() <= 100, "DynamoDB transactions hold at most 100 items");
+        if items.len() > MAX_TRANSACTION_ITEMS {
+            // A planning bug, not bad input: refused here with its size rather than by DynamoDB.
+            return Err(TxFailure::Error(StoreError::Other(format!(
+                "a transaction of {} items; DynamoDB takes at most {MAX_TRANSACTION_ITEMS}",
+                items.len()
+            ))));
+        }
         let result = self
             .client
             .transact_write_items()

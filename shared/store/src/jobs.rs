@@ -5,8 +5,8 @@ use chrono::NaiveDate;
 use domain::{Assignment, AssignmentId, DomainEvent, OrgId, ProgressRow, UserId};
 
 use crate::dynamo::{Item, s};
-use crate::tx::{CancelReason, TxFailure};
 use crate::records::{AssignmentRecord, ProgressRecord, Record};
+use crate::tx::{CancelReason, TxFailure};
 use crate::{Page, PageKey, Store, StoreError, keys};
 
 impl Store {

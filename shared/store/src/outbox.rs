@@ -2,15 +2,17 @@
 //! transaction, so they exist exactly when the change does. The table's stream carries each new outbox
 //! item to the publisher (`outbox-publisher`), which sends its events; the item expires a week later.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
-use domain::{DomainEvent, OrgId};
+use domain::{ComplianceTransition, DomainEvent, OrgId, ProgressRow, User, UserId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::dynamo::to_item;
 use crate::records::{OutboxRecord, Record};
 use crate::tx::Transaction;
-use crate::{StoreError, keys};
+use crate::{RowChange, Store, StoreError, keys};
 
 /// The `entity` of an outbox item: what the stream's filter and the publisher pick out.
 pub const OUTBOX_ENTITY: &str = "outbox";
@@ -70,6 +72,72 @@ impl Transaction<'_> {
             },
         };
         Ok(Some(self.put(to_item(&record)?, Some("attribute_not_exists(PK)"))?))
+    }
+}
+
+/// What a write is about to commit, as the announcer sees it (before the transaction, and again on
+/// each retry: the events commit with exactly the change they announce).
+#[derive(Debug, Clone, Copy)]
+pub enum Written<'a> {
+    /// An existing row changed (progress, membership, an admin's override, a re-derivation).
+    Row(&'a RowChange),
+    /// A new row joined the roster (`row.removed_at` set: a leave's tombstone), and the learner's
+    /// change of compliance with it, if announced.
+    Added { row: &'a ProgressRow, compliance: Option<ComplianceTransition> },
+    /// Only the learner's compliance changed (a rule change, a team move, the clock).
+    Compliance(&'a ComplianceTransition),
+}
+
+impl Written<'_> {
+    /// The learner the write is about.
+    pub fn user_id(&self) -> UserId {
+        match self {
+            Written::Row(change) => change.after.user_id,
+            Written::Added { row, .. } => row.user_id,
+            Written::Compliance(t) => t.user_id,
+        }
+    }
+
+    /// The learner's change of compliance that the write announces, if any.
+    pub fn compliance(&self) -> Option<&ComplianceTransition> {
+        match self {
+            Written::Row(change) => change.compliance.as_ref(),
+            Written::Added { compliance, .. } => compliance.as_ref(),
+            Written::Compliance(t) => Some(t),
+        }
+    }
+}
+
+/// The caller's event builders: the events a [`Written`] change announces, given the learner's profile
+/// (their names; `None` while the projection does not have them). The store reads the profile only
+/// for a change that announces something.
+pub type Announce<'a> = &'a (dyn Fn(&Written<'_>, Option<&User>) -> Vec<DomainEvent> + Sync);
+
+/// An announcer for writes that announce nothing (seeding, benchmarks, the rest of a new roster, whose
+/// `assignment.created` speaks for it).
+pub fn announce_nothing(_: &Written<'_>, _: Option<&User>) -> Vec<DomainEvent> {
+    Vec::new()
+}
+
+impl Store {
+    /// The events `announce` gives for `written`, with the learners' names: asked first without a
+    /// profile, and only when that gives events are the learners' profiles read (one BatchGetItem).
+    pub(crate) async fn announced(
+        &self,
+        org: &OrgId,
+        written: &[Written<'_>],
+        announce: Announce<'_>,
+    ) -> Result<Vec<DomainEvent>, StoreError> {
+        let named: Vec<&Written<'_>> = written.iter().filter(|w| !announce(w, None).is_empty()).collect();
+        if named.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ids: Vec<UserId> = named.iter().map(|w| w.user_id()).collect();
+        ids.sort();
+        ids.dedup();
+        let profiles: HashMap<UserId, User> =
+            self.get_users(org, &ids).await?.into_iter().map(|u| (u.user_id, u)).collect();
+        Ok(named.into_iter().flat_map(|w| announce(w, profiles.get(&w.user_id()))).collect())
     }
 }
 

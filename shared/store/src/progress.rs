@@ -9,6 +9,7 @@ use domain::{
 use serde::{Deserialize, Serialize};
 
 use crate::dynamo::{from_item, n, to_item};
+use crate::outbox::{Announce, Written, announce_nothing};
 use crate::partition::Partition;
 use crate::retry::Retry;
 use crate::roster::progress_item;
@@ -87,18 +88,20 @@ struct CompletionRecord {
 impl Store {
     /// Stores `after` in place of `before` (which must still be stored at `before.revision`) and moves
     /// the assignment's counters from what they count for the row to its new contribution, and the
-    /// learner's compliance with it, in one transaction. A concurrent change of the row is
-    /// [`StoreError::VersionConflict`], a change of the assignment's tracked items (or of its
-    /// compliance rules) [`StoreError::AssignmentChanged`]: read again and retry. The learner's item
-    /// records a change of compliance as announced: the caller announces [`RowChange::compliance`].
+    /// learner's compliance with it, in one transaction with the events `announce` gives for the
+    /// change (its outbox item). A concurrent change of the row is [`StoreError::VersionConflict`], a
+    /// change of the assignment's tracked items (or of its compliance rules)
+    /// [`StoreError::AssignmentChanged`]: read again and retry. The learner's item records a change of
+    /// compliance as announced, so `announce` should announce [`RowChange::compliance`].
     pub async fn apply_progress(
         &self,
         org: &OrgId,
         assignment: &Assignment,
         before: &ProgressRow,
         after: &ProgressRow,
+        announce: Announce<'_>,
     ) -> Result<RowChange, StoreError> {
-        self.write_row(org, assignment, before, after, None).await
+        self.write_row(org, assignment, before, after, None, announce).await
     }
 
     /// [`Store::apply_progress`] for an admin's change of one learner's row: its audit entry commits
@@ -110,8 +113,9 @@ impl Store {
         before: &ProgressRow,
         after: &ProgressRow,
         audit: &AuditEntry,
+        announce: Announce<'_>,
     ) -> Result<RowChange, StoreError> {
-        self.write_row(org, assignment, before, after, Some(audit)).await
+        self.write_row(org, assignment, before, after, Some(audit), announce).await
     }
 
     async fn write_row(
@@ -121,6 +125,7 @@ impl Store {
         before: &ProgressRow,
         after: &ProgressRow,
         audit: Option<&AuditEntry>,
+        announce: Announce<'_>,
     ) -> Result<RowChange, StoreError> {
         let mut next = after.clone();
         next.revision = before.revision + 1;
@@ -155,11 +160,15 @@ impl Store {
                 tx.audit(org, entry)?;
             }
             let learner_indexes = tx.learners(org, &learner)?;
+            let planned = RowChange {
+                before: before.clone(),
+                after: next.clone(),
+                compliance: learner.first().and_then(|c| c.transition),
+            };
+            let events = self.announced(org, &[Written::Row(&planned)], announce).await?;
+            tx.outbox(org, &events, Utc::now())?;
             match tx.commit().await {
-                Ok(()) => {
-                    let compliance = learner.first().and_then(|c| c.transition);
-                    return Ok(RowChange { before: before.clone(), after: next, compliance });
-                }
+                Ok(()) => return Ok(planned),
                 Err(TxFailure::Cancelled(reasons))
                     if reasons.get(row_index).is_some_and(CancelReason::condition_failed) =>
                 {
@@ -192,6 +201,7 @@ impl Store {
         assignment: &Assignment,
         user: UserId,
         change: impl Fn(&mut ProgressRow, &Assignment) -> bool,
+        announce: Announce<'_>,
     ) -> Result<Option<RowChange>, StoreError> {
         let mut current = assignment.clone();
         let mut attempts = Retry::CONFLICT.attempts();
@@ -201,7 +211,7 @@ impl Store {
             if !change(&mut after, &current) {
                 return Ok(None);
             }
-            match self.write_row(org, &current, &before, &after, None).await {
+            match self.write_row(org, &current, &before, &after, None, announce).await {
                 Ok(change) => return Ok(Some(change)),
                 Err(StoreError::VersionConflict | StoreError::TransactionConflict(_)) => continue,
                 Err(StoreError::AssignmentChanged) => {
@@ -217,28 +227,35 @@ impl Store {
     /// [`ProgressRow::record_completion`]); completions before the assignment's creation and untracked
     /// items are ignored. Removed rows record too (history; they count in no rate while removed), so
     /// the result does not depend on whether a completion arrives before or after a leave or return.
-    /// Returns the change when there was one.
+    /// Returns the change when there was one (committed with the events `announce` gives for it).
     pub async fn record_completions(
         &self,
         org: &OrgId,
         assignment: &Assignment,
         user: UserId,
         completions: &[Completion],
+        announce: Announce<'_>,
     ) -> Result<Option<RowChange>, StoreError> {
-        self.change_row(org, assignment, user, |row, a| {
-            let mut changed = false;
-            for c in completions.iter().filter(|c| c.counts_for(a.created_at)) {
-                changed |= match a.recurrence {
-                    Some(r) => row.record_recurring_completion(&c.item, c.score, c.at, &a.units, a.item_count, r),
-                    None => row.record_completion(&c.item, c.score, c.at, &a.units, a.item_count),
-                };
-            }
-            changed
-        })
+        self.change_row(
+            org,
+            assignment,
+            user,
+            |row, a| {
+                let mut changed = false;
+                for c in completions.iter().filter(|c| c.counts_for(a.created_at)) {
+                    changed |= match a.recurrence {
+                        Some(r) => row.record_recurring_completion(&c.item, c.score, c.at, &a.units, a.item_count, r),
+                        None => row.record_completion(&c.item, c.score, c.at, &a.units, a.item_count),
+                    };
+                }
+                changed
+            },
+            announce,
+        )
         .await
     }
 
-    /// [`Store::record_completions`] for one item.
+    /// [`Store::record_completions`] for one item, announcing nothing (seeding and tests).
     pub async fn record_completion(
         &self,
         org: &OrgId,
@@ -248,23 +265,38 @@ impl Store {
         score: Option<f64>,
         at: DateTime<Utc>,
     ) -> Result<Option<RowChange>, StoreError> {
-        self.record_completions(org, assignment, user, &[Completion { item: item.clone(), score, at }]).await
+        self.record_completions(
+            org,
+            assignment,
+            user,
+            &[Completion { item: item.clone(), score, at }],
+            &announce_nothing,
+        )
+        .await
     }
 
     /// Re-evaluates `user`'s row after the assignment's tracked items or recurrence changed: completion
     /// state (cycles, for a recurring one) and
-    /// what the counters count for it. Returns the change when there was one.
+    /// what the counters count for it. Returns the change when there was one (committed with the
+    /// events `announce` gives for it).
     pub async fn refresh_row(
         &self,
         org: &OrgId,
         assignment: &Assignment,
         user: UserId,
+        announce: Announce<'_>,
     ) -> Result<Option<RowChange>, StoreError> {
-        self.change_row(org, assignment, user, |row, a| {
-            let before = row.clone();
-            row.refresh(&a.units, a.item_count, a.recurrence);
-            *row != before || row.counted != Some(row.contribution(&a.units, a.item_count))
-        })
+        self.change_row(
+            org,
+            assignment,
+            user,
+            |row, a| {
+                let before = row.clone();
+                row.refresh(&a.units, a.item_count, a.recurrence);
+                *row != before || row.counted != Some(row.contribution(&a.units, a.item_count))
+            },
+            announce,
+        )
         .await
     }
 
@@ -273,7 +305,8 @@ impl Store {
     /// marked removed (kept, excluded from rates). Order-safe: a change not newer than the last one
     /// applied is ignored. A leave with no row writes a removed row (a tombstone) so that an older join
     /// arriving later cannot add the learner. A new row's relative due date counts from `entered`, when
-    /// the learner came into the assignment's scope (see [`Assignment::entered_scope`]).
+    /// the learner came into the assignment's scope (see [`Assignment::entered_scope`]). The change
+    /// commits with the events `announce` gives for it ([`Written::Added`] for a new row).
     #[allow(clippy::too_many_arguments)]
     pub async fn set_membership(
         &self,
@@ -284,6 +317,7 @@ impl Store {
         joined: bool,
         at: DateTime<Utc>,
         entered: DateTime<Utc>,
+        announce: Announce<'_>,
     ) -> Result<MembershipChange, StoreError> {
         if self.progress_row(org, assignment.id, user).await?.is_none() {
             let mut row = assignment.new_row(user, source, at);
@@ -300,7 +334,7 @@ impl Store {
                         assignment.id
                     )));
                 }
-                match self.add_rows(org, &current, std::slice::from_ref(&row), true).await {
+                match self.add_rows(org, &current, std::slice::from_ref(&row), true, announce).await {
                     Ok((1, transitions)) => return Ok(MembershipChange::Created(transitions.first().copied())),
                     Ok(_) => break, // another writer created the row meanwhile: apply to it
                     Err(StoreError::AssignmentChanged) => {
@@ -310,8 +344,9 @@ impl Store {
                 }
             }
         }
-        let changed =
-            self.change_row(org, assignment, user, |row, _| if joined { row.join(at) } else { row.leave(at) }).await?;
+        let changed = self
+            .change_row(org, assignment, user, |row, _| if joined { row.join(at) } else { row.leave(at) }, announce)
+            .await?;
         Ok(changed.map_or(MembershipChange::Unchanged, |c| MembershipChange::Changed(c.compliance)))
     }
 

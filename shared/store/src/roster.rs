@@ -1,12 +1,15 @@
 //! Access patterns 1 and 3: an assignment's roster (its progress rows), paged by assignment and by
 //! learner, and kept equal to the counters.
 
+use std::collections::HashMap;
+
 use domain::{
     Aggregates, Assignment, AssignmentId, ComplianceTransition, DatedCounts, Obligation, OrgId, ProgressRow, RowClass,
     UserId,
 };
 
 use crate::dynamo::{Item, n, s, to_item};
+use crate::outbox::{Announce, Written, announce_nothing};
 use crate::partition::Partition;
 use crate::records::ProgressRecord;
 use crate::retry::Retry;
@@ -15,14 +18,15 @@ use crate::tx::{CancelReason, TxFailure};
 use crate::{Page, PageKey, Store, StoreError, keys};
 
 /// Progress rows written in the transaction that creates an assignment (100 minus the assignment, its
-/// duplicate lock, its audit entry and the org's registry entry). Larger rosters continue in chunks of
-/// [`ROSTER_CHUNK`].
-pub const ROSTER_ROWS_PER_TRANSACTION: usize = 96;
-/// Rows per roster transaction after creation (100 minus the assignment's counter update).
-pub(crate) const ROSTER_CHUNK: usize = 99;
+/// duplicate lock, its audit entry, the org's registry entry and the outbox item). Larger rosters
+/// continue in chunks of [`ROSTER_CHUNK`].
+pub const ROSTER_ROWS_PER_TRANSACTION: usize = 95;
+/// Rows per roster transaction after creation (100 minus the assignment's counter update and the
+/// outbox item with the rows' events).
+pub(crate) const ROSTER_CHUNK: usize = 98;
 /// Rows per roster transaction of an assignment that obliges (active, mandatory): each row comes
-/// with its learner's compliance item and, at most, their team's rollup; plus the counters and the
-/// org's rollup (3 × 32 + 2 ≤ 100).
+/// with its learner's compliance item and, at most, their team's rollup; plus the counters, the
+/// org's rollup and the outbox item (3 × 32 + 3 ≤ 100).
 pub(crate) const OBLIGING_ROSTER_CHUNK: usize = 32;
 /// Date counters one repair may set (see [`Store::repair_counters`]).
 const MAX_REPAIRED_DATES: usize = 50;
@@ -77,24 +81,27 @@ impl Store {
         rows: &[ProgressRow],
     ) -> Result<usize, StoreError> {
         // A new row only adds an obligation, so it can only make a learner non-compliant, and only
-        // where the clock already has (a due day passed): left to the daily job, which finds it.
-        Ok(self.add_rows(org, assignment, rows, false).await?.0)
+        // where the clock already has (a due day passed): left to the daily job, which finds it. The
+        // rows of a new assignment are announced by its `assignment.created`.
+        Ok(self.add_rows(org, assignment, rows, false, &announce_nothing).await?.0)
     }
 
-    /// [`Store::add_roster_rows`]; with `announce`, also the learners whose compliance the new rows
-    /// changed (the caller announces them).
+    /// [`Store::add_roster_rows`]; with `transitions`, also the learners whose compliance the new rows
+    /// changed (returned, and given to `announce` with each row: [`Written::Added`]). Each chunk
+    /// commits with the events `announce` gives for its rows.
     pub(crate) async fn add_rows(
         &self,
         org: &OrgId,
         assignment: &Assignment,
         rows: &[ProgressRow],
-        announce: bool,
+        transitions: bool,
+        announce: Announce<'_>,
     ) -> Result<(usize, Vec<ComplianceTransition>), StoreError> {
         let obliges = assignment.is_active && assignment.is_mandatory;
         let chunk_size = if obliges { OBLIGING_ROSTER_CHUNK } else { ROSTER_CHUNK };
         let today = chrono::Utc::now().date_naive();
         let mut added = 0;
-        let mut transitions = Vec::new();
+        let mut announced = Vec::new();
         for chunk in rows.chunks(chunk_size) {
             let mut pending: Vec<&ProgressRow> = chunk.iter().collect();
             let mut attempts = Retry::CONFLICT.attempts();
@@ -106,7 +113,7 @@ impl Store {
                 let delta = roster_delta(assignment, &owned);
                 let learners = if obliges {
                     let wanted: Vec<_> = owned.iter().map(|r| (r.user_id, Obligation::of(r, assignment))).collect();
-                    self.learner_changes(org, assignment, &wanted, announce.then_some(today)).await?
+                    self.learner_changes(org, assignment, &wanted, transitions.then_some(today)).await?
                 } else {
                     Vec::new()
                 };
@@ -116,11 +123,19 @@ impl Store {
                     tx.put(progress_item(org, row, assignment)?, Some("attribute_not_exists(PK)"))?;
                 }
                 let learner_indexes = tx.learners(org, &learners)?;
+                let compliance: HashMap<UserId, ComplianceTransition> =
+                    learners.iter().filter_map(|c| c.transition.map(|t| (c.after.user_id, t))).collect();
+                let written: Vec<Written<'_>> = pending
+                    .iter()
+                    .map(|row| Written::Added { row, compliance: compliance.get(&row.user_id).copied() })
+                    .collect();
+                let events = self.announced(org, &written, announce).await?;
+                tx.outbox(org, &events, chrono::Utc::now())?;
                 match tx.commit().await {
                     Ok(()) => {
                         added += pending.len();
                         pending.clear();
-                        transitions.extend(learners.iter().filter_map(|c| c.transition));
+                        announced.extend(compliance.into_values());
                     }
                     Err(TxFailure::Cancelled(reasons))
                         if reasons.first().is_some_and(CancelReason::condition_failed) =>
@@ -146,7 +161,7 @@ impl Store {
                 }
             }
         }
-        Ok((added, transitions))
+        Ok((added, announced))
     }
 
     /// Pattern 1 (rows): a page of an assignment's progress rows, by user id.

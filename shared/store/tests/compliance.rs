@@ -73,7 +73,7 @@ async fn maintained_compliance_equals_a_recount_from_the_rows() {
         for (i, u) in users.iter().enumerate() {
             let team = teams[i % 3];
             store.put_user(&org, &user(*u, team, t0)).await.unwrap();
-            store.place_learner(&org, *u, t0).await.unwrap();
+            store.place_learner(&org, *u, t0, &store::announce_nothing).await.unwrap();
             team_of.insert(*u, team);
         }
         let mut assignments: Vec<Assignment> = Vec::new();
@@ -109,7 +109,10 @@ async fn maintained_compliance_equals_a_recount_from_the_rows() {
                     let a = &assignments[rng.below(assignments.len())];
                     let u = users[rng.below(users.len())];
                     let joined = rng.below(3) > 0;
-                    store.set_membership(&org, a, u, Source::Organization, joined, at, at).await.unwrap();
+                    store
+                        .set_membership(&org, a, u, Source::Organization, joined, at, at, &store::announce_nothing)
+                        .await
+                        .unwrap();
                 }
                 7 => {
                     let a = &assignments[rng.below(assignments.len())];
@@ -125,7 +128,7 @@ async fn maintained_compliance_equals_a_recount_from_the_rows() {
                                 None => Some(Exemption { reason: "on leave".into(), at, by: "user:admin".into() }),
                             };
                         }
-                        store.apply_progress(&org, a, &before, &after).await.unwrap();
+                        store.apply_progress(&org, a, &before, &after, &store::announce_nothing).await.unwrap();
                     }
                 }
                 8 => {
@@ -150,7 +153,7 @@ async fn maintained_compliance_equals_a_recount_from_the_rows() {
                     let audit = audit("assignment.updated", &after.id.to_string());
                     store.update_assignment(&org, &before, &after, activation, &audit, &[]).await.unwrap();
                     let stored = store.get_assignment(&org, after.id).await.unwrap().unwrap();
-                    store.sync_compliance(&org, &stored, now).await.unwrap();
+                    store.sync_compliance(&org, &stored, now, &store::announce_nothing).await.unwrap();
                 }
                 9 if assignments.len() < TOPICS.len() => {
                     let topic = TOPICS[assignments.len()];
@@ -169,7 +172,7 @@ async fn maintained_compliance_equals_a_recount_from_the_rows() {
                     let u = users[rng.below(users.len())];
                     let team = teams[rng.below(3)];
                     store.put_user(&org, &user(u, team, at)).await.unwrap();
-                    store.place_learner(&org, u, now).await.unwrap();
+                    store.place_learner(&org, u, now, &store::announce_nothing).await.unwrap();
                     team_of.insert(u, team);
                 }
             }

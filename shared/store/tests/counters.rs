@@ -75,7 +75,10 @@ async fn counters_equal_a_recount_after_random_changes() {
                 }
                 4 => {
                     let joined = rng.below(3) > 0;
-                    store.set_membership(&org, &a, user, Source::Organization, joined, at, at).await.unwrap();
+                    store
+                        .set_membership(&org, &a, user, Source::Organization, joined, at, at, &store::announce_nothing)
+                        .await
+                        .unwrap();
                 }
                 5 | 6 => {
                     let before = store.progress_row(&org, a.id, user).await.unwrap().unwrap();
@@ -89,7 +92,7 @@ async fn counters_equal_a_recount_after_random_changes() {
                             None => Some(Exemption { reason: "on leave".into(), at, by: "user:admin".into() }),
                         };
                     }
-                    store.apply_progress(&org, &a, &before, &after).await.unwrap();
+                    store.apply_progress(&org, &a, &before, &after, &store::announce_nothing).await.unwrap();
                 }
                 _ => {
                     let mut next = a.clone();

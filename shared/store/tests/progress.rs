@@ -56,10 +56,10 @@ async fn a_stale_row_write_is_refused_and_concurrent_completions_all_count() {
     let before = store.progress_row(&org, a.id, user).await.unwrap().unwrap();
     let mut first = before.clone();
     first.record_completion(&challenge(0), None, Utc::now(), &a.units, a.item_count);
-    store.apply_progress(&org, &a, &before, &first).await.unwrap();
+    store.apply_progress(&org, &a, &before, &first, &store::announce_nothing).await.unwrap();
     let mut stale = before.clone();
     stale.record_completion(&challenge(1), None, Utc::now(), &a.units, a.item_count);
-    let err = store.apply_progress(&org, &a, &before, &stale).await.unwrap_err();
+    let err = store.apply_progress(&org, &a, &before, &stale, &store::announce_nothing).await.unwrap_err();
     assert!(matches!(err, StoreError::VersionConflict), "{err:?}");
 
     // Eight completions racing on one row: each retries until it lands; none is lost or double-counted.
@@ -126,7 +126,16 @@ async fn replaying_events_three_times_shuffled_equals_one_ordered_delivery() {
                     Event::Membership { user, joined, minute } => {
                         let at = t0 + Duration::minutes(minute);
                         store
-                            .set_membership(&org, &a, users[user], domain::Source::Organization, joined, at, at)
+                            .set_membership(
+                                &org,
+                                &a,
+                                users[user],
+                                domain::Source::Organization,
+                                joined,
+                                at,
+                                at,
+                                &store::announce_nothing,
+                            )
                             .await
                             .unwrap();
                     }

@@ -251,8 +251,7 @@ async fn session_tokens_are_rate_limited_per_user() {
 async fn authenticating_a_session_costs_one_consistent_read_of_the_user_plus_the_rate_counter() {
     let (env, org) = Env::with_org().await;
     let capacity = store::Capacity::default();
-    let publisher = events::Publisher::new(env.events.clone(), std::env::var("EVENT_BUS_NAME").unwrap());
-    let app = api::App::new(env.store.clone().with_capacity_tracking(capacity.clone()), SECRET, publisher);
+    let app = api::App::new(env.store.clone().with_capacity_tracking(capacity.clone()), SECRET);
     // Not in minute 59, where the sliding hour lies wholly in this hour and the previous one is not read.
     let at = Utc::now().with_minute(30).unwrap();
     for (what, token) in [("session", org.admin().token.as_str()), ("API key", org.api_keys.admin.as_str())] {

@@ -219,7 +219,7 @@ async fn a_failed_export_aborts_its_upload() {
     let template = gateway::Template::of_project().unwrap();
     let publisher = events::Publisher::new(env.events.clone(), std::env::var("EVENT_BUS_NAME").unwrap());
     let broken =
-        gateway::Gateway::new(api::App::new(env.store.clone(), SECRET, publisher), bucket.clone(), template.routes)
+        gateway::Gateway::new(api::App::new(env.store.clone(), SECRET), publisher, bucket.clone(), template.routes)
             .unwrap();
     let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let invoke_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -13,6 +13,7 @@ use domain::{
 };
 
 use crate::dynamo::{Item, n, s, to_item};
+use crate::outbox::{Announce, Written};
 use crate::records::{LearnerComplianceRecord, Record, UserRecord};
 use crate::retry::Retry;
 use crate::tx::{Transaction, TxFailure};
@@ -257,12 +258,14 @@ impl Store {
     /// Puts the learner in the team the user projection gives them (read strongly consistent, and
     /// checked unchanged when the move commits, so concurrent user events cannot leave an older team),
     /// creating their item if needed, and moves their standing between team rollups. Returns the
-    /// change of compliance it announces, if any (one the clock made since the last announcement).
+    /// change of compliance it announces, if any (one the clock made since the last announcement),
+    /// committed with the events `announce` gives for it.
     pub async fn place_learner(
         &self,
         org: &OrgId,
         user: UserId,
         now: DateTime<Utc>,
+        announce: Announce<'_>,
     ) -> Result<Option<ComplianceTransition>, StoreError> {
         let mut attempts = Retry::CONFLICT.attempts();
         while attempts.next().await {
@@ -282,6 +285,9 @@ impl Store {
             let mut tx = self.transaction();
             tx.profile_unchanged(org, user, profile.as_ref())?;
             tx.learners(org, std::slice::from_ref(&change))?;
+            if let Some(t) = &change.transition {
+                tx.outbox(org, &announce(&Written::Compliance(t), profile.as_ref().map(|p| &p.user)), now)?;
+            }
             match tx.commit().await {
                 Ok(()) => return Ok(change.transition),
                 Err(TxFailure::Cancelled(reasons)) if reasons.iter().any(|r| r.lost_a_race()) => continue,
@@ -292,12 +298,14 @@ impl Store {
     }
 
     /// Records that the clock made `user` non-compliant by `today` (the daily job): the transition
-    /// to announce, or `None` when it is not due or a write (or an earlier run) announced it.
+    /// it announces (committed with the events `announce` gives for it), or `None` when it is not due
+    /// or a write (or an earlier run) announced it.
     pub async fn announce_clock_flip(
         &self,
         org: &OrgId,
         user: UserId,
         today: NaiveDate,
+        announce: Announce<'_>,
     ) -> Result<Option<ComplianceTransition>, StoreError> {
         let mut attempts = Retry::CONFLICT.attempts();
         while attempts.next().await {
@@ -307,6 +315,8 @@ impl Store {
             after.revision += 1;
             let mut tx = self.transaction();
             tx.learners(org, &[LearnerChange { before: Some(before), after, transition: Some(transition) }])?;
+            let events = self.announced(org, &[Written::Compliance(&transition)], announce).await?;
+            tx.outbox(org, &events, Utc::now())?;
             match tx.commit().await {
                 Ok(()) => return Ok(Some(transition)),
                 Err(TxFailure::Cancelled(reasons)) if reasons.iter().any(|r| r.lost_a_race()) => continue,

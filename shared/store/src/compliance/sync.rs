@@ -9,6 +9,7 @@ use domain::{Assignment, ComplianceTransition, Obligation, OrgId, ProgressRow, U
 
 use super::LearnerChange;
 use crate::dynamo::{n, s};
+use crate::outbox::{Announce, Written};
 use crate::partition::Partition;
 use crate::records::{AssignmentRecord, ProgressRecord, Record};
 use crate::retry::Retry;
@@ -24,11 +25,12 @@ impl Store {
         org: &OrgId,
         assignment: &Assignment,
         now: DateTime<Utc>,
+        announce: Announce<'_>,
     ) -> Result<Vec<ComplianceTransition>, StoreError> {
         let mut transitions = Vec::new();
         let mut pages = Pages::default();
         while let Some(start) = pages.next_start() {
-            let page = self.sync_compliance_page(org, assignment, start, now).await?;
+            let page = self.sync_compliance_page(org, assignment, start, now, announce).await?;
             transitions.extend(pages.follow(page));
         }
         Ok(transitions)
@@ -38,13 +40,14 @@ impl Store {
     /// and where to go on. Each learner commits with checks that their row did not change meanwhile
     /// (else it is read again) and that the assignment still has the rules it was read with: when it
     /// does not, [`StoreError::AssignmentChanged`] (read it again and start over; learners already
-    /// in line are no-ops).
+    /// in line are no-ops). Each learner's change commits with the events `announce` gives for it.
     pub async fn sync_compliance_page(
         &self,
         org: &OrgId,
         assignment: &Assignment,
         start: Option<PageKey>,
         now: DateTime<Utc>,
+        announce: Announce<'_>,
     ) -> Result<Page<ComplianceTransition>, StoreError> {
         let today = now.date_naive();
         let rows = Partition::table(keys::assignment_pk(org, assignment.id)).prefixed(keys::PROGRESS_SK_PREFIX);
@@ -56,7 +59,7 @@ impl Store {
         let mut transitions = Vec::new();
         for change in changes {
             let row = by_user[&change.after.user_id];
-            transitions.extend(self.sync_learner(org, assignment, row.clone(), change, today).await?);
+            transitions.extend(self.sync_learner(org, assignment, row.clone(), change, today, announce).await?);
         }
         Ok(Page { items: transitions, next: page.next })
     }
@@ -68,6 +71,7 @@ impl Store {
         mut row: ProgressRow,
         mut change: LearnerChange,
         today: NaiveDate,
+        announce: Announce<'_>,
     ) -> Result<Option<ComplianceTransition>, StoreError> {
         let user = row.user_id;
         let mut attempts = Retry::CONFLICT.attempts();
@@ -76,6 +80,10 @@ impl Store {
             let rules = tx.rules_unchanged(org, assignment)?;
             tx.row_unchanged(org, &row)?;
             tx.learners(org, std::slice::from_ref(&change))?;
+            if let Some(t) = &change.transition {
+                let events = self.announced(org, &[Written::Compliance(t)], announce).await?;
+                tx.outbox(org, &events, Utc::now())?;
+            }
             match tx.commit().await {
                 Ok(()) => return Ok(change.transition),
                 Err(TxFailure::Cancelled(reasons))
