@@ -38,6 +38,7 @@ impl Env {
     pub async fn start() -> Env {
         let table = std::env::var("TABLE_NAME").unwrap_or_default();
         assert!(!table.is_empty(), "end-to-end tests need the local stack: run them through infra/test.sh");
+        // E2E_LOG=1 (with --nocapture): the gateway's logs, e.g. the outbox publisher's retries.
         if std::env::var("E2E_LOG").is_ok() {
             events::init_tracing();
         }
@@ -117,38 +118,7 @@ impl Env {
     /// A queue behind a rule on the service's own bus for `detail_type` of `org`, as a webhook
     /// dispatcher would subscribe. Returns the queue's URL.
     pub async fn subscribe(&self, org: &SeededOrg, detail_type: &str) -> String {
-        let name = format!("test-{}", uuid::Uuid::new_v4().simple());
-        let url = self.sqs.create_queue().queue_name(&name).send().await.unwrap().queue_url.unwrap();
-        let arn = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .unwrap()
-            .attributes
-            .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-            .clone();
-        let bus = std::env::var("EVENT_BUS_NAME").unwrap();
-        let pattern = json!({"source": ["assignments"], "detail-type": [detail_type], "detail": {"orgId": [org.org_id.as_str()]}});
-        self.events
-            .put_rule()
-            .name(&name)
-            .event_bus_name(&bus)
-            .event_pattern(pattern.to_string())
-            .send()
-            .await
-            .unwrap();
-        self.events
-            .put_targets()
-            .rule(&name)
-            .event_bus_name(&bus)
-            .targets(aws_sdk_eventbridge::types::Target::builder().id("q").arn(arn).build().unwrap())
-            .send()
-            .await
-            .unwrap();
-        url
+        subscribe_queue(&self.events, &self.sqs, org.org_id.as_str(), detail_type).await
     }
 
     /// Every message that arrives on `queue` until it stays quiet for a few seconds.
@@ -303,4 +273,38 @@ where
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     panic!("timed out waiting for {what}");
+}
+
+/// A queue behind a rule on the service's own bus for `detail_type` of `org`, as a webhook dispatcher
+/// would subscribe. Returns the queue's URL.
+pub async fn subscribe_queue(
+    events: &aws_sdk_eventbridge::Client,
+    sqs: &aws_sdk_sqs::Client,
+    org: &str,
+    detail_type: &str,
+) -> String {
+    let name = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let url = sqs.create_queue().queue_name(&name).send().await.unwrap().queue_url.unwrap();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    let bus = std::env::var("EVENT_BUS_NAME").unwrap();
+    let pattern = json!({"source": ["assignments"], "detail-type": [detail_type], "detail": {"orgId": [org]}});
+    events.put_rule().name(&name).event_bus_name(&bus).event_pattern(pattern.to_string()).send().await.unwrap();
+    events
+        .put_targets()
+        .rule(&name)
+        .event_bus_name(&bus)
+        .targets(aws_sdk_eventbridge::types::Target::builder().id("q").arn(arn).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    url
 }

@@ -193,6 +193,7 @@ pub fn start_in_background(template: Template, session_secret: Vec<u8>) -> Resul
                             sqs.clone(),
                             table,
                             failed_queue,
+                            std::env::var_os("OUTBOX_CHECKPOINT_FILE").map(Into::into),
                         );
                         let (published, ()) = tokio::join!(outbox, deliver(gateway, sqs, installed));
                         if let Err(e) = published {

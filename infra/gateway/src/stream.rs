@@ -3,8 +3,8 @@
 //! template's filter (new outbox items) in batches of up to 100 per shard, in order; the function's
 //! partial batch response resumes from the first failed record; a batch that keeps failing is halved
 //! until the bad record is alone, which after its retries goes to the failed-events queue, and reading
-//! goes on after it. Where reading stands is kept in `OUTBOX_CHECKPOINT_FILE` (the local stack sets
-//! it), as the event source mapping keeps it: a gateway started again goes on from there, so what was
+//! goes on after it. Where reading stands is kept in a file (the local stack's
+//! `OUTBOX_CHECKPOINT_FILE`), as the event source mapping keeps it: a gateway started again goes on from there, so what was
 //! committed while none ran is published then, and what was published is not again.
 
 use std::collections::HashMap;
@@ -56,13 +56,15 @@ impl Streams {
 }
 
 /// Reads the stream of `table` for the life of the process and hands its new outbox items to the
-/// publisher function through `gateway`; what cannot be published goes to `failed_queue_url`.
+/// publisher function through `gateway`; what cannot be published goes to `failed_queue_url`. Where
+/// reading stands is kept in `checkpoint` (none: from the oldest record, every time).
 pub async fn publish(
     gateway: Gateway,
     dynamodb: aws_sdk_dynamodb::Client,
     sqs: aws_sdk_sqs::Client,
     table: String,
     failed_queue_url: String,
+    checkpoint: Option<std::path::PathBuf>,
 ) -> Result<(), GatewayError> {
     let err = |e: String| GatewayError::Bus(format!("stream of {table}: {e}"));
     let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB_STREAMS")
@@ -76,7 +78,7 @@ pub async fn publish(
         .ok_or_else(|| err("no stream (StreamSpecification missing)".into()))?
         .to_owned();
     let mapping = Mapping { gateway, sqs, arn: arn.clone(), failed_queue_url };
-    let mut checkpoint = Checkpoint::load(&arn);
+    let mut checkpoint = Checkpoint::load(checkpoint, &arn);
     // Each shard's next iterator; a closed shard is read to its end, then dropped.
     let mut iterators: HashMap<String, Option<String>> = HashMap::new();
     loop {
@@ -142,8 +144,7 @@ struct Checkpoint {
 }
 
 impl Checkpoint {
-    fn load(arn: &str) -> Self {
-        let path = std::env::var_os("OUTBOX_CHECKPOINT_FILE").map(std::path::PathBuf::from);
+    fn load(path: Option<std::path::PathBuf>, arn: &str) -> Self {
         let stored: Value = path
             .as_ref()
             .and_then(|p| std::fs::read(p).ok())
