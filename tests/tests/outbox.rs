@@ -1,5 +1,5 @@
 //! Nothing lost between the table and the bus: events committed while no publisher runs (the function
-//! died between the commit and the publish) go out once it runs, once each, in order of commit; an
+//! died between the commit and the publish) go out once it runs, once each; an
 //! unreadable outbox record is parked in the failed-events queue without holding up the others; and a
 //! publisher started again from its checkpoint sends nothing twice.
 //!
@@ -118,6 +118,9 @@ async fn events_committed_while_the_publisher_is_down_go_out_once_when_it_runs_a
     let stack = Stack::new().await;
     let org = OrgId::parse(&format!("outbox-{}", uuid::Uuid::new_v4().simple())).unwrap();
     let queue = subscribe_queue(&stack.events, &stack.sqs, org.as_str(), "export.ready").await;
+    // The publisher's checkpoint starts at the end of the stream: earlier tests' records are not ours.
+    let checkpoint = std::env::temp_dir().join(format!("outbox-checkpoint-{}.json", uuid::Uuid::new_v4().simple()));
+    gateway::stream::skip_to_end(&stack.dynamodb, &stack.table, checkpoint.clone()).await.unwrap();
 
     // Three committed changes, no publisher running: one with 12 events (more than a PutEvents call
     // takes), an unreadable outbox item, one with a single event.
@@ -142,22 +145,27 @@ async fn events_committed_while_the_publisher_is_down_go_out_once_when_it_runs_a
 
     assert!(
         stack.receive(&queue, 1, Duration::from_secs(2)).await.is_empty(),
-        "nothing is published while no publisher runs"
+        "a write publishes nothing itself: its events wait in the table for the stream's publisher"
     );
 
-    // The publisher starts (from the oldest record the stream keeps: a checkpoint of its own).
-    let checkpoint = std::env::temp_dir().join(format!("outbox-checkpoint-{}.json", uuid::Uuid::new_v4().simple()));
+    // The publisher starts: from its checkpoint, as the event source mapping would after a crash.
     let publisher = stack.start_publisher(&checkpoint);
-    let delivered = stack.receive(&queue, written.len(), Duration::from_secs(180)).await;
-    let ids: Vec<String> = delivered.iter().map(|e| e["detail"]["eventId"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(ids, written, "every event once, in the order committed");
+    let delivered = stack.receive(&queue, written.len(), Duration::from_secs(60)).await;
+    let mut ids: Vec<String> = delivered.iter().map(|e| e["detail"]["eventId"].as_str().unwrap().to_owned()).collect();
+    ids.sort();
+    let mut expected = written.clone();
+    expected.sort();
+    assert_eq!(ids, expected, "every event once (EventBridge does not promise their order)");
     assert!(delivered.iter().all(|e| e["source"] == "assignments" && e["detail-type"] == "export.ready"));
 
     let failed_queue = std::env::var("FAILED_EVENTS_QUEUE_URL").unwrap();
     let parked = poll_parked(&stack, &failed_queue, &poison_key).await;
     assert_eq!(parked["requestContext"]["condition"], "RetryAttemptsExhausted");
 
-    // Killed and started again: it goes on from its checkpoint, so nothing is sent twice.
+    // Killed and started again: it goes on from its checkpoint, so nothing is sent twice. (Killed once
+    // idle: a kill between a send and the checkpoint's write would send that batch again, which is the
+    // at-least-once the README documents, not what this checks.)
+    tokio::time::sleep(Duration::from_secs(1)).await;
     publisher.abort();
     let _ = publisher.await;
     let again = stack.start_publisher(&checkpoint);

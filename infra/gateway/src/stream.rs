@@ -53,6 +53,81 @@ impl Streams {
         }
         serde_json::from_str(&text).map_err(|e| e.to_string())
     }
+
+    /// An iterator on `shard` just after `read_to` (from its oldest record without one, or when that
+    /// record has been trimmed); `Some(None)` for a shard with nothing left, `None` on a failure.
+    async fn iterator(&self, arn: &str, shard: &str, read_to: Option<&String>) -> Option<Option<String>> {
+        let oldest = json!({"StreamArn": arn, "ShardId": shard, "ShardIteratorType": "TRIM_HORIZON"});
+        let request = match read_to {
+            Some(sequence) => json!({"StreamArn": arn, "ShardId": shard,
+                                      "ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": sequence}),
+            None => oldest.clone(),
+        };
+        let out = match self.call("GetShardIterator", request).await {
+            Ok(out) => out,
+            Err(e) if read_to.is_some() => {
+                tracing::warn!(
+                    error = e,
+                    shard,
+                    "checkpoint not in the stream any more; reading from its oldest record"
+                );
+                self.call("GetShardIterator", oldest)
+                    .await
+                    .map_err(|e| tracing::warn!(error = e, "get shard iterator failed"))
+                    .ok()?
+            }
+            Err(e) => {
+                tracing::warn!(error = e, "get shard iterator failed");
+                return None;
+            }
+        };
+        Some(out.get("ShardIterator").and_then(Value::as_str).map(str::to_owned))
+    }
+}
+
+/// The table's Streams API and its stream's ARN.
+async fn open(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Result<(Streams, String), GatewayError> {
+    let err = |e: String| GatewayError::Bus(format!("stream of {table}: {e}"));
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB_STREAMS")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL_DYNAMODB"))
+        .map_err(|_| err("AWS_ENDPOINT_URL_DYNAMODB not set".into()))?;
+    let described = dynamodb.describe_table().table_name(table).send().await.map_err(|e| err(e.to_string()))?;
+    let arn = described
+        .table()
+        .and_then(|t| t.latest_stream_arn())
+        .ok_or_else(|| err("no stream (StreamSpecification missing)".into()))?
+        .to_owned();
+    Ok((Streams { http: reqwest::Client::new(), endpoint }, arn))
+}
+
+/// Moves `checkpoint` to the end of the stream of `table` without publishing anything: a reader started
+/// from it handles only what is written afterwards (tests that must not send earlier tests' events).
+pub async fn skip_to_end(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    checkpoint: std::path::PathBuf,
+) -> Result<(), GatewayError> {
+    let (streams, arn) = open(dynamodb, table).await?;
+    let failed = |e: String| GatewayError::Bus(format!("stream of {table}: {e}"));
+    let mut checkpoint = Checkpoint::load(Some(checkpoint), &arn);
+    let described = streams.call("DescribeStream", json!({"StreamArn": arn})).await.map_err(failed)?;
+    let shards = described.pointer("/StreamDescription/Shards").and_then(Value::as_array).cloned().unwrap_or_default();
+    for shard in shards {
+        let Some(id) = shard.get("ShardId").and_then(Value::as_str) else { continue };
+        let mut iterator = streams.iterator(&arn, id, checkpoint.read_to.get(id)).await.flatten();
+        while let Some(current) = iterator {
+            let out =
+                streams.call("GetRecords", json!({"ShardIterator": current, "Limit": 1000})).await.map_err(failed)?;
+            let page = out.get("Records").and_then(Value::as_array).cloned().unwrap_or_default();
+            let Some(Value::String(last)) = page.last().and_then(|r| r.pointer("/dynamodb/SequenceNumber")).cloned()
+            else {
+                break;
+            };
+            checkpoint.advance(id, last);
+            iterator = out.get("NextShardIterator").and_then(Value::as_str).map(str::to_owned);
+        }
+    }
+    Ok(())
 }
 
 /// Reads the stream of `table` for the life of the process and hands its new outbox items to the
@@ -66,17 +141,7 @@ pub async fn publish(
     failed_queue_url: String,
     checkpoint: Option<std::path::PathBuf>,
 ) -> Result<(), GatewayError> {
-    let err = |e: String| GatewayError::Bus(format!("stream of {table}: {e}"));
-    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB_STREAMS")
-        .or_else(|_| std::env::var("AWS_ENDPOINT_URL_DYNAMODB"))
-        .map_err(|_| err("AWS_ENDPOINT_URL_DYNAMODB not set".into()))?;
-    let streams = Streams { http: reqwest::Client::new(), endpoint };
-    let described = dynamodb.describe_table().table_name(&table).send().await.map_err(|e| err(e.to_string()))?;
-    let arn = described
-        .table()
-        .and_then(|t| t.latest_stream_arn())
-        .ok_or_else(|| err("no stream (StreamSpecification missing)".into()))?
-        .to_owned();
+    let (streams, arn) = open(&dynamodb, &table).await?;
     let mapping = Mapping { gateway, sqs, arn: arn.clone(), failed_queue_url };
     let mut checkpoint = Checkpoint::load(checkpoint, &arn);
     // Each shard's next iterator; a closed shard is read to its end, then dropped.
@@ -95,21 +160,12 @@ pub async fn publish(
             if iterators.contains_key(id) {
                 continue;
             }
-            let request = match checkpoint.read_to.get(id) {
-                Some(sequence) => json!({"StreamArn": arn, "ShardId": id,
-                                          "ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": sequence}),
-                None => json!({"StreamArn": arn, "ShardId": id, "ShardIteratorType": "TRIM_HORIZON"}),
-            };
-            let iterator = match streams.call("GetShardIterator", request).await {
-                Ok(out) => out.get("ShardIterator").and_then(Value::as_str).map(str::to_owned),
-                Err(e) => {
-                    tracing::warn!(error = e, "get shard iterator failed");
-                    continue;
-                }
-            };
-            iterators.insert(id.to_owned(), iterator);
+            if let Some(iterator) = streams.iterator(&arn, id, checkpoint.read_to.get(id)).await {
+                iterators.insert(id.to_owned(), iterator);
+            }
         }
         let mut read_any = false;
+        let mut lost = Vec::new();
         for (shard, iterator) in iterators.iter_mut() {
             let Some(current) = iterator.clone() else { continue };
             match streams.call("GetRecords", json!({"ShardIterator": current, "Limit": BATCH})).await {
@@ -126,8 +182,15 @@ pub async fn publish(
                         checkpoint.advance(shard, last);
                     }
                 }
-                Err(e) => tracing::warn!(error = e, "get records failed"),
+                Err(e) => {
+                    // An expired iterator, say: opened again from the checkpoint on the next round.
+                    tracing::warn!(error = e, "get records failed");
+                    lost.push(shard.clone());
+                }
             }
+        }
+        for shard in lost {
+            iterators.remove(&shard);
         }
         if !read_any {
             tokio::time::sleep(IDLE).await;

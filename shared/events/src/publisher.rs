@@ -31,10 +31,11 @@ impl Publisher {
         &self.bus
     }
 
-    /// Publishes every event; entries the service reports as failed (throttling, internal errors) and
-    /// calls that fail outright are resent. Only returns an error when some events could not be sent.
+    /// Publishes the events in calls of at most [`BATCH`]; entries the service reports as failed
+    /// (throttling, internal errors) and calls that fail outright are resent. Stops at the first call
+    /// whose entries cannot be sent and returns an error: the caller sends the whole list again, so
+    /// events after a failed one are not sent ahead of it, and only the sent ones are sent twice.
     pub async fn publish(&self, events: &[DomainEvent]) -> Result<(), PublishError> {
-        let mut failed = 0;
         let mut reason = String::new();
         for batch in events.chunks(BATCH) {
             let mut pending: Vec<PutEventsRequestEntry> = batch.iter().map(|e| self.entry(e)).collect();
@@ -61,13 +62,10 @@ impl Publisher {
             }
             if !pending.is_empty() {
                 for entry in &pending {
-                    tracing::error!(detail_type = entry.detail_type(), detail = entry.detail(), "event not published");
+                    tracing::warn!(detail_type = entry.detail_type(), detail = entry.detail(), "event not published");
                 }
-                failed += pending.len();
+                return Err(PublishError::Failed { failed: pending.len(), total: events.len(), reason });
             }
-        }
-        if failed > 0 {
-            return Err(PublishError::Failed { failed, total: events.len(), reason });
         }
         Ok(())
     }

@@ -18,6 +18,8 @@ use crate::{RowChange, Store, StoreError, keys};
 pub const OUTBOX_ENTITY: &str = "outbox";
 /// Events one item holds at most (one transaction's; a roster chunk's `user_added` are the most).
 pub const MAX_EVENTS_PER_ITEM: usize = 100;
+/// What the events of one item may take (DynamoDB's item limit is 400 KB; the rest is keys and names).
+const MAX_EVENT_BYTES: usize = 350 * 1024;
 /// How long an outbox item stays after it is written: long past the stream's 24-hour retention.
 const KEEP_DAYS: i64 = 7;
 
@@ -54,22 +56,26 @@ impl Transaction<'_> {
                 events.len()
             )));
         }
+        let stored: Vec<StoredEvent> = events
+            .iter()
+            .map(|e| StoredEvent {
+                id: e.id,
+                detail_type: e.detail_type.clone(),
+                detail: e.detail.to_string(),
+                time: e.time,
+            })
+            .collect();
+        let bytes: usize = stored.iter().map(|e| e.detail.len() + e.detail_type.len() + 80).sum();
+        if bytes > MAX_EVENT_BYTES {
+            return Err(StoreError::Other(format!(
+                "events of {bytes} bytes in one transaction; at most {MAX_EVENT_BYTES}"
+            )));
+        }
         let record = OutboxRecord {
             pk: keys::outbox_pk(org, first.id),
             sk: keys::OUTBOX_SK.to_owned(),
             entity: OUTBOX_ENTITY.to_owned(),
-            batch: OutboxBatch {
-                events: events
-                    .iter()
-                    .map(|e| StoredEvent {
-                        id: e.id,
-                        detail_type: e.detail_type.clone(),
-                        detail: e.detail.to_string(),
-                        time: e.time,
-                    })
-                    .collect(),
-                expires_at: (now + chrono::Duration::days(KEEP_DAYS)).timestamp(),
-            },
+            batch: OutboxBatch { events: stored, expires_at: (now + chrono::Duration::days(KEEP_DAYS)).timestamp() },
         };
         Ok(Some(self.put(to_item(&record)?, Some("attribute_not_exists(PK)"))?))
     }
