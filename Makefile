@@ -18,6 +18,7 @@ build-GetAssignmentFunction: PACKAGE := detail
 build-PatchAssignmentFunction: PACKAGE := patch
 build-LearnerAssignmentsFunction: PACKAGE := learner-view
 build-ExportCsvFunction: PACKAGE := export-csv
+build-ExportWorkerFunction: PACKAGE := export-worker
 build-AuditLogFunction: PACKAGE := audit-log
 build-ComplianceFunction: PACKAGE := compliance
 build-ProgressEventsFunction: PACKAGE := progress-events

@@ -212,6 +212,23 @@ impl<'e> IntoFuture for Request<'e> {
     }
 }
 
+impl Env {
+    /// Requests an export of `kind` (asserting its `202` and `Location`) and waits for the export
+    /// worker: the export's `GET` once it is no longer running.
+    pub async fn export(&self, token: &str, kind: &str) -> Reply {
+        let requested = self.post("/assignments/exports").token(token).json(json!({"kind": kind})).await;
+        assert_eq!(requested.status, StatusCode::ACCEPTED, "{:?}", requested.body);
+        assert_eq!((requested.body["kind"].as_str(), requested.body["status"].as_str()), (Some(kind), Some("running")));
+        let location = requested.headers["location"].to_str().unwrap().to_owned();
+        assert_eq!(location, format!("/assignments/exports/{}", requested.body["exportId"].as_str().unwrap()));
+        eventually("the export worker", || async {
+            let reply = self.get(&location).token(token).await;
+            (reply.body["status"] != "running").then_some(reply)
+        })
+        .await
+    }
+}
+
 /// A response: status, headers and the body as JSON (`Null` when empty, a string when not JSON).
 pub struct Reply {
     pub status: StatusCode,

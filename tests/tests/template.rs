@@ -166,7 +166,7 @@ fn api_stage_is_throttled_and_exports_have_reserved_concurrency() {
     let route = &api["Properties"]["DefaultRouteSettings"];
     assert!(route["ThrottlingBurstLimit"].as_u64().is_some_and(|b| b > 0), "{route:?}");
     assert!(route["ThrottlingRateLimit"].as_f64().is_some_and(|r| r > 0.0), "{route:?}");
-    let export = &template["Resources"]["ExportCsvFunction"]["Properties"];
+    let export = &template["Resources"]["ExportWorkerFunction"]["Properties"];
     assert!(export["ReservedConcurrentExecutions"].as_u64().is_some_and(|c| (1..=10).contains(&c)), "{export:?}");
 }
 

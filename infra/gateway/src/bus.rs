@@ -48,11 +48,25 @@ pub(crate) fn rules(resources: &serde_yaml_ng::Mapping) -> Result<Vec<Rule>, Gat
                 function: logical_id.as_str().unwrap_or_default().to_owned(),
                 event: name.as_str().unwrap_or_default().to_owned(),
                 pattern,
-                bus: event["Properties"]["EventBusName"].as_str().map(str::to_owned),
+                bus: bus_name(&event["Properties"]["EventBusName"]),
             });
         }
     }
     Ok(rules)
+}
+
+/// A rule's bus: a name as written, or the service's own bus (`!Ref AssignmentsEventBus`: the local
+/// stack made it as `EVENT_BUS_NAME`); none is the default bus.
+fn bus_name(value: &serde_yaml_ng::Value) -> Option<String> {
+    match value {
+        serde_yaml_ng::Value::String(name) => Some(name.clone()),
+        serde_yaml_ng::Value::Tagged(tagged)
+            if tagged.tag == "Ref" && tagged.value.as_str() == Some("AssignmentsEventBus") =>
+        {
+            std::env::var("EVENT_BUS_NAME").ok()
+        }
+        _ => None,
+    }
 }
 
 /// Installs the rules on the local EventBridge (moto) with an SQS queue per rule; returns each rule's

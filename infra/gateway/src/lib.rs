@@ -32,6 +32,7 @@ enum Handler {
     Http(api::entry::Handler<App>),
     Export(api::entry::Handler<export_csv_fn::Exporter>),
     Event(events::entry::Handler),
+    ExportWorker(events::entry::Handler<export_worker_fn::Worker>),
 }
 
 /// Every function of `template.yaml` this gateway can run, by logical id: the one place a function is
@@ -45,6 +46,7 @@ const REGISTRY: &[(&str, Handler)] = &[
     ("AuditLogFunction", Handler::Http(audit_log_fn::HANDLER)),
     ("ComplianceFunction", Handler::Http(compliance_fn::HANDLER)),
     ("ExportCsvFunction", Handler::Export(export_csv_fn::HANDLER)),
+    ("ExportWorkerFunction", Handler::ExportWorker(export_worker_fn::HANDLER)),
     ("ProgressEventsFunction", Handler::Event(events::entry::CONSUME)),
     ("MembershipEventsFunction", Handler::Event(events::entry::CONSUME)),
     ("CourseEventsFunction", Handler::Event(events::entry::CONSUME)),
@@ -157,6 +159,7 @@ fn percent_decode(raw: &str) -> String {
 pub struct Gateway {
     app: Arc<App>,
     exporter: Arc<export_csv_fn::Exporter>,
+    export_worker: Arc<export_worker_fn::Worker>,
     consumer: Arc<events::Consumer>,
     routes: Arc<Vec<Route>>,
 }
@@ -175,6 +178,7 @@ impl Gateway {
         }
         let consumer = events::Consumer { store: app.store.clone(), publisher };
         Ok(Self {
+            export_worker: Arc::new(export_worker_fn::Worker { store: app.store.clone(), bucket: bucket.clone() }),
             exporter: Arc::new(export_csv_fn::Exporter { app: app.clone(), bucket }),
             app: Arc::new(app),
             consumer: Arc::new(consumer),
@@ -204,10 +208,8 @@ impl Gateway {
             Handler::Http(handle) => response_event(handle(&self.app, request(event)?).await),
             Handler::Export(handle) => response_event(handle(&self.exporter, request(event)?).await),
             // An event-driven function's error is what Lambda would report for the invocation.
-            Handler::Event(handle) => match handle(&self.consumer, event).await {
-                Ok(result) => result,
-                Err(err) => json!({"errorType": "ConsumerError", "errorMessage": err.to_string()}),
-            },
+            Handler::Event(handle) => event_result(handle(&self.consumer, event).await),
+            Handler::ExportWorker(handle) => event_result(handle(&self.export_worker, event).await),
         })
     }
 
@@ -229,6 +231,14 @@ impl Gateway {
         let invoke_server = axum::serve(invoke, self.invoke_router());
         tokio::try_join!(async { api_server.await }, async { invoke_server.await })?;
         Ok(())
+    }
+}
+
+/// An event-driven function's result, or its error as Lambda reports it for the invocation.
+fn event_result(result: Result<Value, events::ConsumerError>) -> Value {
+    match result {
+        Ok(result) => result,
+        Err(err) => json!({"errorType": "ConsumerError", "errorMessage": err.to_string()}),
     }
 }
 
@@ -355,9 +365,15 @@ async fn api_request(State(gateway): State<Gateway>, request: axum::extract::Req
             .into_response();
     };
     let path = parts.uri.path();
-    let matched = gateway.routes.iter().find_map(|route| {
-        (route.method == parts.method.as_str()).then(|| match_path(&route.path, path)).flatten().map(|p| (route, p))
-    });
+    // As API Gateway routes: of the routes that match, the most specific (fewest path parameters), so
+    // `/assignments/exports` is not `/assignments/{id}`.
+    let matched = gateway
+        .routes
+        .iter()
+        .filter_map(|route| {
+            (route.method == parts.method.as_str()).then(|| match_path(&route.path, path)).flatten().map(|p| (route, p))
+        })
+        .min_by_key(|(_, params)| params.len());
     let Some((route, params)) = matched else {
         // What an HTTP API answers for a route it does not have.
         return (StatusCode::NOT_FOUND, axum::Json(json!({"message": "Not Found"}))).into_response();

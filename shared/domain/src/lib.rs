@@ -8,6 +8,7 @@ pub mod assignment;
 pub mod catalog;
 pub mod compliance;
 pub mod directory;
+pub mod export;
 pub mod ids;
 pub mod outbound;
 pub mod preview;
@@ -27,6 +28,7 @@ pub use compliance::{
     ComplianceRollup, ComplianceTransition, LearnerCompliance, LearnerFigures, Obligation, RollupFigures, Standing,
 };
 pub use directory::{ApiKey, AuditEntry, CustomCourse, Team, TeamChange, User, UserChange, UserFacets};
+pub use export::{ExportJob, ExportStatus};
 pub use ids::{AssignmentId, CourseId, IdError, OrgId, Slug, TeamId, UserId, canonical_uuid};
 pub use outbound::DomainEvent;
 pub use progress::{

@@ -19,6 +19,7 @@
 //! | learner compliance | `ORG#o#USER#u`                                 | `COMPLIANCE`            | with obligations: `ORG#o#LEARNERS` / `<team or ->#u` |                                          | compliant as last announced, until the clock flips it: `ORG#o#NONCOMP` / `day#u` |
 //! | compliance rollup | `ORG#o#COMPLIANCE`                              | `ORG` or `TEAM#t`       |                                |                                                  |                           |
 //! | audit entry       | `ORG#o#AUDIT`                                   | `createdAt#id`          |                                |                                                  |                           |
+//! | export job (TTL)  | `ORG#o#EXPORTS`                                 | `EXPORT#<exportId v7>`  |                                |                                                  |                           |
 //! | outbox (events of one transaction, TTL) | `ORG#o#OUTBOX#<first event id>` | `EVENTS`  |                                |                                                  |                           |
 //! | org registry      | `ORGS`                                          | `orgId`                 |                                |                                                  |                           |
 //! | reminder sent     | `ORG#o#REMIND#a`                                | `user#kind`             |                                |                                                  |                           |
@@ -230,6 +231,17 @@ pub fn outbox_pk(org: &OrgId, first_event: uuid::Uuid) -> String {
 }
 
 pub const OUTBOX_SK: &str = "EVENTS";
+
+/// An org's export jobs, one partition: ids are UUIDv7, so the sort key orders them by creation.
+pub fn exports_pk(org: &OrgId) -> String {
+    format!("ORG#{org}#EXPORTS")
+}
+
+pub fn export_sk(export_id: uuid::Uuid) -> String {
+    format!("EXPORT#{export_id}")
+}
+
+pub const EXPORT_SK_PREFIX: &str = "EXPORT#";
 
 pub fn audit_pk(org: &OrgId) -> String {
     format!("ORG#{org}#AUDIT")

@@ -14,6 +14,7 @@ mod courses;
 pub mod cursor;
 mod directory;
 mod dynamo;
+mod export_jobs;
 mod jobs;
 pub mod keys;
 mod outbox;

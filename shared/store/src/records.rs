@@ -118,6 +118,11 @@ record!(
 record!(AuditRecord {} flatten entry: AuditEntry);
 
 record!(
+    /// An export job (see `export_jobs`); expires by TTL long after its file.
+    ExportRecord { expires_at: Option<i64> = "expiresAt" } flatten job: domain::ExportJob
+);
+
+record!(
     /// One transaction's domain events (see `outbox`); expires by TTL.
     OutboxRecord {} flatten batch: crate::outbox::OutboxBatch
 );

@@ -91,13 +91,10 @@ async fn csv_exports_are_downloadable_formula_safe_and_keep_removed_learners() {
         .unwrap();
     let ready = env.subscribe(&org, "export.ready").await;
 
-    let export = env
-        .post("/assignments/exports")
-        .token(org.api_keys.read_only.as_str())
-        .json(json!({"kind": "assignments"}))
-        .await;
-    assert_eq!(export.status, StatusCode::CREATED, "{:?}", export.body);
+    let export = env.export(org.api_keys.read_only.as_str(), "assignments").await;
+    assert_eq!((export.status, export.body["status"].as_str()), (StatusCode::OK, Some("ready")), "{:?}", export.body);
     assert_eq!((export.body["kind"].clone(), export.body["rowCount"].clone()), (json!("assignments"), json!(2)));
+    assert!(export.body["completedAt"].is_string() && export.body["expiresAt"].is_string());
     let object_key = export.body["key"].as_str().unwrap();
     let now = Utc::now();
     assert!(
@@ -120,8 +117,8 @@ async fn csv_exports_are_downloadable_formula_safe_and_keep_removed_learners() {
     let active = header.iter().position(|h| h == "isActive").unwrap();
     assert_eq!(rows.iter().filter(|r| &r[active] == "false").count(), 1);
 
-    let progress = env.post("/assignments/exports").token(key).json(json!({"kind": "progress"})).await;
-    assert_eq!(progress.status, StatusCode::CREATED, "{:?}", progress.body);
+    let progress = env.export(key, "progress").await;
+    assert_eq!(progress.body["status"], "ready", "{:?}", progress.body);
     let text = env.http.get(progress.body["downloadUrl"].as_str().unwrap()).send().await.unwrap().text().await.unwrap();
     let (header, rows) = parse_csv(&text);
     assert_eq!(header, exports::PROGRESS_COLUMNS);
@@ -158,6 +155,25 @@ async fn csv_exports_are_downloadable_formula_safe_and_keep_removed_learners() {
         403,
         "forbidden",
     );
+
+    // Every read of a ready export signs a fresh link; the listing has both, newest first.
+    let path = format!("/assignments/exports/{}", export.body["exportId"].as_str().unwrap());
+    let again = env.get(&path).token(key).await;
+    assert_eq!(again.body["status"], "ready");
+    assert_ne!(again.body["downloadUrl"], export.body["downloadUrl"], "signed again");
+    let listed = env.get("/assignments/exports?limit=1").token(key).await;
+    assert_eq!(listed.body["items"][0]["exportId"], progress.body["exportId"]);
+    let cursor = listed.body["nextCursor"].as_str().expect("a second page");
+    let rest = env.get(&format!("/assignments/exports?limit=1&cursor={cursor}")).token(key).await;
+    assert_eq!(rest.body["items"][0]["exportId"], export.body["exportId"]);
+    assert_eq!(rest.body["items"][0]["status"], "ready");
+
+    // Another org's admin: not found, and not listed.
+    let other = env.org().await;
+    let stranger = other.api_keys.admin.as_str();
+    assert_problem(&env.get(&path).token(stranger).await, 404, "not_found");
+    assert_eq!(env.get("/assignments/exports").token(stranger).await.body["items"], json!([]));
+    assert_problem(&env.get("/assignments/exports/not-an-id").token(key).await, 404, "not_found");
 }
 
 /// An audit-log cursor continues the range it was issued for; with another `from`/`to` it is refused
@@ -203,13 +219,31 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for FailCompleteMul
     }
 }
 
-/// An export whose upload fails to complete answers 503, aborts its multipart upload (nothing is left
-/// in the bucket) and writes no audit entry.
+/// An export whose upload fails to complete is marked failed with the reason, aborts its multipart
+/// upload (nothing is left in the bucket) and writes no audit entry.
 #[tokio::test]
 async fn a_failed_export_aborts_its_upload() {
     let (env, org) = Env::with_org().await;
     let key = org.api_keys.admin.as_str();
     assign_team_topic(&env, &org, "xxe").await;
+    // A requested export whose request event is not sent: only the worker below runs it.
+    let export_id = uuid::Uuid::now_v7();
+    let job = domain::ExportJob {
+        export_id,
+        kind: "progress".into(),
+        status: domain::ExportStatus::Running,
+        key: format!("exports/{}/{export_id}-progress.csv", org.org_id.as_str()),
+        created_at: Utc::now(),
+        completed_at: None,
+        row_count: None,
+        bytes: None,
+        failure: None,
+        actor_id: "key-test".into(),
+        actor_email: None,
+        actor_role: domain::Role::ApiKey,
+        request_id: "request-test".into(),
+    };
+    env.store.request_export(&org.org_id, &job, &[]).await.unwrap();
 
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
     let mut bucket = exports::Bucket::from_env(&config).unwrap();
@@ -221,20 +255,14 @@ async fn a_failed_export_aborts_its_upload() {
     let broken =
         gateway::Gateway::new(api::App::new(env.store.clone(), SECRET), publisher, bucket.clone(), template.routes)
             .unwrap();
-    let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let invoke_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}/api/public/v1", api_listener.local_addr().unwrap());
-    tokio::spawn(broken.serve(api_listener, invoke_listener));
-
-    let reply = env
-        .http
-        .post(format!("{base}/assignments/exports"))
-        .bearer_auth(key)
-        .json(&json!({"kind": "progress"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reply.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let requested = json!({"detail-type": "export.requested", "source": "assignments",
+                           "detail": {"exportId": export_id, "orgId": org.org_id.as_str(), "kind": "progress"}});
+    let outcome = broken.invoke("ExportWorkerFunction", requested).await.unwrap();
+    assert_eq!(outcome["status"], "failed", "{outcome:?}");
+    let failed = env.get(&format!("/assignments/exports/{export_id}")).token(key).await;
+    assert_eq!(failed.body["status"], "failed");
+    assert!(failed.body["failure"].as_str().unwrap().contains("CompleteMultipartUpload"), "{:?}", failed.body);
+    assert_eq!(failed.body["downloadUrl"], json!(null));
 
     let prefix = format!("exports/{}/", org.org_id.as_str());
     let uploads = healthy.list_multipart_uploads().bucket(&bucket.name).prefix(&prefix).send().await.unwrap();

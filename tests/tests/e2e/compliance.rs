@@ -157,8 +157,8 @@ async fn an_overdue_mandatory_assignment_makes_a_learner_non_compliant_until_the
     assert!(clock.iter().all(|e| e["detail"]["compliant"] == false));
 
     // The auditor's evidence: one row per learner and active mandatory assignment.
-    let export = env.post("/assignments/exports").token(key).json(json!({"kind": "compliance"})).await;
-    assert_eq!(export.status, StatusCode::CREATED, "{:?}", export.body);
+    let export = env.export(key, "compliance").await;
+    assert_eq!((export.status, export.body["status"].as_str()), (StatusCode::OK, Some("ready")), "{:?}", export.body);
     assert_eq!(export.body["kind"], "compliance");
     let text = env.http.get(export.body["downloadUrl"].as_str().unwrap()).send().await.unwrap().text().await.unwrap();
     let (header, rows) = parse_csv(&text);

@@ -90,7 +90,7 @@ async fn an_extension_and_an_exemption_change_one_learner_only() {
     assert!(events.iter().any(|e| e["detail"]["after"]["reason"] == "=Parental leave"));
 
     // The progress export carries each learner's date and the exemption's reason (as text).
-    let export = env.post("/assignments/exports").token(key).json(json!({"kind": "progress"})).await;
+    let export = env.export(key, "progress").await;
     let text = env.http.get(export.body["downloadUrl"].as_str().unwrap()).send().await.unwrap().text().await.unwrap();
     let (header, rows) = parse_csv(&text);
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();

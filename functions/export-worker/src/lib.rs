@@ -1,0 +1,52 @@
+//! `export.requested` (the service's own event, from the outbox through the bus) → the CSV audit pack
+//! written to S3, the job marked ready with its audit entry and `export.ready` (see `service::export`).
+//! Off the request path, so an export of any size has the function's whole timeout.
+
+use domain::OrgId;
+use exports::Bucket;
+use serde_json::{Value, json};
+use service::Ctx;
+use store::Store;
+
+/// What this function builds once per container: the table and the export bucket.
+pub struct Worker {
+    pub store: Store,
+    pub bucket: Bucket,
+}
+
+impl events::entry::Context for Worker {
+    async fn from_env() -> Result<Self, events::entry::Error> {
+        let table = std::env::var("TABLE_NAME").map_err(|_| "environment variable TABLE_NAME is not set")?;
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        Ok(Self {
+            store: Store::new(aws_sdk_dynamodb::Client::new(&config), table),
+            bucket: Bucket::from_env(&config)?,
+        })
+    }
+}
+
+/// This function's handler, for its `main.rs` and the local gateway.
+pub const HANDLER: events::entry::Handler<Worker> = |worker, event| Box::pin(handle(worker, event));
+
+/// Runs the export the event names; a malformed event is logged and dropped, a storage failure is
+/// returned so the rule retries it (then its dead-letter queue).
+pub async fn handle(worker: &Worker, event: Value) -> Result<Value, events::ConsumerError> {
+    let detail = &event["detail"];
+    let org = detail["orgId"].as_str().and_then(|o| OrgId::parse(o).ok());
+    let export_id = detail["exportId"].as_str().and_then(|i| uuid::Uuid::parse_str(i).ok());
+    let (Some(org), Some(export_id)) = (org, export_id) else {
+        tracing::warn!(
+            event_id = event["id"].as_str().unwrap_or_default(),
+            "dropping an export request without org or export id"
+        );
+        return Ok(json!({"dropped": "no orgId or exportId"}));
+    };
+    let ctx = Ctx::new(&worker.store);
+    match events::consumer::outcome(service::export::run(&ctx, &worker.bucket, &org, export_id).await)? {
+        Ok(job) => Ok(json!({"exportId": export_id, "status": job.status.as_str()})),
+        Err(reason) => {
+            tracing::warn!(%export_id, reason, "export request dropped");
+            Ok(json!({"dropped": reason}))
+        }
+    }
+}
