@@ -220,9 +220,11 @@ impl Env {
         assert_eq!(requested.status, StatusCode::ACCEPTED, "{:?}", requested.body);
         assert_eq!((requested.body["kind"].as_str(), requested.body["status"].as_str()), (Some(kind), Some("running")));
         let location = requested.headers["location"].to_str().unwrap().to_owned();
-        assert_eq!(location, format!("/assignments/exports/{}", requested.body["exportId"].as_str().unwrap()));
+        let path = format!("/assignments/exports/{}", requested.body["exportId"].as_str().unwrap());
+        assert_eq!(location, format!("{}{path}", api::http::BASE_PATH));
         eventually("the export worker", || async {
-            let reply = self.get(&location).token(token).await;
+            let reply = self.get(&path).token(token).await;
+            assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
             (reply.body["status"] != "running").then_some(reply)
         })
         .await

@@ -1,6 +1,7 @@
 //! CSV audit packs, off the request path (`service::export`). Scope `assignments:read`, admins.
 //! - `POST /assignments/exports` `{"kind": "assignments" | "progress" | "compliance"}`: records the
-//!   export and answers `202 {exportId, kind, status: "running"}` with its `Location`; the export worker
+//!   export and answers `202 {exportId, kind, status: "running"}` with its `Location` (under the API's
+//!   base path, as a created assignment's); the export worker
 //!   writes the file;
 //! - `GET /assignments/exports/{exportId}`: where it stands, with a fresh 15-minute download link
 //!   while it is ready and its file exists (another org's export is a 404);
@@ -60,8 +61,9 @@ async fn exports(call: Call<'_>, bucket: &Bucket) -> Result<Response<Body>, ApiE
                 StatusCode::ACCEPTED,
                 &json!({"exportId": job.export_id, "kind": job.kind, "status": job.status.as_str()}),
             );
-            let location = format!("/assignments/exports/{}", job.export_id);
-            response.headers_mut().insert(header::LOCATION, location.parse().map_err(|_| ApiError::NotFound)?);
+            if let Ok(location) = format!("{}/assignments/exports/{}", http::BASE_PATH, job.export_id).parse() {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
             Ok(response)
         }
         (Method::GET, Some(raw)) => {
@@ -93,7 +95,7 @@ fn job_view(job: &domain::ExportJob, status: domain::ExportStatus) -> Value {
         "createdAt": job.created_at,
         "completedAt": job.completed_at,
         "failure": match status {
-            domain::ExportStatus::Failed => Some(job.failure.clone().unwrap_or_else(|| "the export did not finish in time".into())),
+            domain::ExportStatus::Failed => Some(job.failure.clone().unwrap_or_else(|| service::export::TIMED_OUT.into())),
             _ => None,
         },
     })

@@ -48,7 +48,7 @@ pub(crate) fn rules(resources: &serde_yaml_ng::Mapping) -> Result<Vec<Rule>, Gat
                 function: logical_id.as_str().unwrap_or_default().to_owned(),
                 event: name.as_str().unwrap_or_default().to_owned(),
                 pattern,
-                bus: bus_name(&event["Properties"]["EventBusName"]),
+                bus: bus_name(&event["Properties"]["EventBusName"])?,
             });
         }
     }
@@ -57,15 +57,18 @@ pub(crate) fn rules(resources: &serde_yaml_ng::Mapping) -> Result<Vec<Rule>, Gat
 
 /// A rule's bus: a name as written, or the service's own bus (`!Ref AssignmentsEventBus`: the local
 /// stack made it as `EVENT_BUS_NAME`); none is the default bus.
-fn bus_name(value: &serde_yaml_ng::Value) -> Option<String> {
+fn bus_name(value: &serde_yaml_ng::Value) -> Result<Option<String>, GatewayError> {
     match value {
-        serde_yaml_ng::Value::String(name) => Some(name.clone()),
+        serde_yaml_ng::Value::Null => Ok(None),
+        serde_yaml_ng::Value::String(name) => Ok(Some(name.clone())),
         serde_yaml_ng::Value::Tagged(tagged)
             if tagged.tag == "Ref" && tagged.value.as_str() == Some("AssignmentsEventBus") =>
         {
-            std::env::var("EVENT_BUS_NAME").ok()
+            std::env::var("EVENT_BUS_NAME").map(Some).map_err(|_| {
+                GatewayError::Template("a rule on the service's bus needs EVENT_BUS_NAME (the local stack's)".into())
+            })
         }
-        _ => None,
+        other => Err(GatewayError::Template(format!("EventBusName {other:?}: a name or !Ref AssignmentsEventBus"))),
     }
 }
 

@@ -45,6 +45,10 @@ pub struct ExportJob {
     /// Why a failed export failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// Runs of the worker started on it (a run that fails to write the file is retried until
+    /// [`ExportJob::MAX_ATTEMPTS`]).
+    #[serde(default)]
+    pub attempts: u32,
     /// Who asked (the audit entry of the finished export names them).
     pub actor_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -54,10 +58,26 @@ pub struct ExportJob {
 }
 
 impl ExportJob {
-    /// How long a job may stay `running`: past the worker's timeout and its retries, a job still
-    /// running was given up on (its retries ended in the dead-letter queue).
+    /// Worker runs that may fail to write the file before the export is failed.
+    pub const MAX_ATTEMPTS: u32 = 3;
+    /// Days a written file stays in the bucket (its lifecycle rule expires `exports/` objects then).
+    pub const FILE_DAYS: i64 = 30;
+
+    /// How long a job may stay `running`: the worker's runs (15 minutes each at most) must end within
+    /// it, and one that starts later gives up (its request waited too long: see `run`).
     pub fn running_at_most() -> Duration {
         Duration::hours(1)
+    }
+
+    /// Until when a ready export's file can be downloaded (`None` while it is not ready).
+    pub fn downloadable_until(&self) -> Option<DateTime<Utc>> {
+        (self.status == ExportStatus::Ready)
+            .then(|| self.completed_at.unwrap_or(self.created_at) + Duration::days(Self::FILE_DAYS))
+    }
+
+    /// The job as a new run of the worker starts it.
+    pub fn attempted(&self) -> ExportJob {
+        ExportJob { attempts: self.attempts + 1, ..self.clone() }
     }
 
     /// The status as of `now`: a job running for longer than [`ExportJob::running_at_most`] failed.
@@ -105,6 +125,7 @@ mod tests {
             row_count: None,
             bytes: None,
             failure: None,
+            attempts: 0,
             actor_id: "key-1".into(),
             actor_email: None,
             actor_role: Role::OrgAdmin,
@@ -121,5 +142,14 @@ mod tests {
         assert_eq!((done.status_at(now), done.row_count, done.bytes), (ExportStatus::Ready, Some(10), Some(200)));
         let failed = job(now).failed("S3 refused", now);
         assert_eq!((failed.status_at(now), failed.failure.as_deref()), (ExportStatus::Failed, Some("S3 refused")));
+    }
+
+    #[test]
+    fn a_ready_file_can_be_downloaded_for_thirty_days_after_it_was_written() {
+        let now = Utc::now();
+        assert_eq!(job(now).downloadable_until(), None);
+        let ready = job(now - Duration::hours(2)).ready(1, 2, now - Duration::hours(1));
+        assert_eq!(ready.downloadable_until(), Some(now - Duration::hours(1) + Duration::days(30)));
+        assert_eq!(job(now).attempted().attempted().attempts, 2);
     }
 }

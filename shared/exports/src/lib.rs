@@ -170,13 +170,4 @@ impl Bucket {
         })?;
         Ok(presigned.uri().to_owned())
     }
-
-    /// Whether `key` is still in the bucket (its lifecycle expires exports after 30 days).
-    pub async fn holds(&self, key: &str) -> Result<bool, ExportError> {
-        match self.client.head_object().bucket(&self.name).key(key).send().await {
-            Ok(_) => Ok(true),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(false),
-            Err(err) => Err(ExportError::S3(format!("HeadObject: {}", aws_sdk_s3::error::DisplayErrorContext(err)))),
-        }
-    }
 }

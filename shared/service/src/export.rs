@@ -30,6 +30,7 @@ pub async fn request(ctx: &Ctx<'_>, org: &OrgId, kind: ExportKind, actor: &Actor
         row_count: None,
         bytes: None,
         failure: None,
+        attempts: 0,
         actor_id: actor.id.clone(),
         actor_email: actor.email.clone(),
         actor_role: actor.role,
@@ -42,23 +43,32 @@ pub async fn request(ctx: &Ctx<'_>, org: &OrgId, kind: ExportKind, actor: &Actor
     Ok(job)
 }
 
-/// The export worker: writes the file of a running job, then marks it ready (with its audit entry
-/// and `export.ready`) or, when S3 or the data refuse, failed. A job that is no longer running is
-/// left alone, so a repeated request does nothing twice. Storage errors are returned: the worker's
-/// event is retried (the file is written again under the same key).
+/// The export worker: writes the file of a running job, then marks it ready with its audit entry and
+/// `export.ready` in one transaction. A job no longer running is left alone, so a repeated request does
+/// nothing twice; a request that reaches the worker after the job's time ([`ExportJob::running_at_most`])
+/// fails the job rather than write a file nobody waits for. A run that cannot write the file is retried
+/// (an error, so the rule redelivers) until [`ExportJob::MAX_ATTEMPTS`], then the job is failed. Storage
+/// errors are returned: the event is retried (the file is written again under the same key).
 pub async fn run(ctx: &Ctx<'_>, bucket: &Bucket, org: &OrgId, export_id: uuid::Uuid) -> Result<ExportJob, AppError> {
     let store = ctx.store;
     let job = store.export_job(org, export_id).await?.ok_or(AppError::NotFound)?;
     if job.status != ExportStatus::Running {
         return Ok(job);
     }
+    let now = Utc::now();
+    if job.status_at(now) == ExportStatus::Failed {
+        tracing::warn!(export_id = %export_id, "export request arrived after the job's time; failed");
+        return finish(ctx, org, job.failed(TIMED_OUT, now), None, &[]).await;
+    }
+    let job = job.attempted();
+    if !store.start_export_attempt(org, &job).await? {
+        return current(ctx, org, export_id).await;
+    }
     let kind = ExportKind::parse(&job.kind)
         .ok_or_else(|| AppError::Unavailable(format!("export {export_id} of unknown kind {}", job.kind)))?;
-    let now = Utc::now();
-    let finished = match exports::export(store, &bucket.client, &bucket.name, org, kind, &job.key, job.created_at).await
-    {
+    match exports::export(store, &bucket.client, &bucket.name, org, kind, &job.key, job.created_at).await {
         Ok(exported) => {
-            let ready = job.ready(exported.rows, exported.bytes, now);
+            let now = Utc::now();
             let summary = json!({"exportId": export_id, "kind": job.kind, "rowCount": exported.rows,
                                  "bytes": exported.bytes, "key": job.key});
             let actor = Actor {
@@ -71,19 +81,42 @@ pub async fn run(ctx: &Ctx<'_>, bucket: &Bucket, org: &OrgId, export_id: uuid::U
             let label = format!("{} export", job.kind);
             let audit = actor.audit("assignment.exported", ("export", export_id.to_string(), label), summary.clone());
             let event = outbound::other("export.ready", org, now, summary);
-            store.finish_export(org, &ready, Some(&audit), &[event]).await?;
             tracing::info!(export_id = %export_id, kind = job.kind, rows = exported.rows, bytes = exported.bytes, parts = exported.parts, "export written");
-            ready
+            finish(ctx, org, job.ready(exported.rows, exported.bytes, now), Some(&audit), &[event]).await
         }
-        Err(ExportError::Store(e)) => return Err(AppError::Store(e)),
+        Err(ExportError::Store(e)) => Err(AppError::Store(e)),
         Err(other) => {
-            tracing::error!(export_id = %export_id, error = %other, key = job.key, "export failed (a started upload is aborted)");
-            let failed = job.failed(&other.to_string(), now);
-            store.finish_export(org, &failed, None, &[]).await?;
-            failed
+            // The detail is for operators; the client reads that the file could not be written.
+            tracing::error!(export_id = %export_id, attempt = job.attempts, error = %other, key = job.key, "export run failed (its upload is aborted)");
+            if job.attempts < ExportJob::MAX_ATTEMPTS {
+                return Err(AppError::Unavailable(format!("export {export_id}: run {} failed", job.attempts)));
+            }
+            finish(ctx, org, job.failed(NOT_WRITTEN, Utc::now()), None, &[]).await
         }
-    };
-    Ok(finished)
+    }
+}
+
+/// Why a failed export failed, as its reader sees it.
+const NOT_WRITTEN: &str = "the file could not be written";
+pub const TIMED_OUT: &str = "the export did not finish in time";
+
+/// Stores a finished job with its audit entry and events; when another run finished it first, the job
+/// as that run left it.
+async fn finish(
+    ctx: &Ctx<'_>,
+    org: &OrgId,
+    finished: ExportJob,
+    audit: Option<&domain::AuditEntry>,
+    events: &[domain::DomainEvent],
+) -> Result<ExportJob, AppError> {
+    if ctx.store.finish_export(org, &finished, audit, events).await? {
+        return Ok(finished);
+    }
+    current(ctx, org, finished.export_id).await
+}
+
+async fn current(ctx: &Ctx<'_>, org: &OrgId, export_id: uuid::Uuid) -> Result<ExportJob, AppError> {
+    ctx.store.export_job(org, export_id).await?.ok_or(AppError::NotFound)
 }
 
 /// An export job as a client sees it: with a download link while its file can be downloaded.
@@ -92,11 +125,12 @@ pub struct ExportView {
     pub job: ExportJob,
     /// The status as of now (a job running too long counts as failed).
     pub status: ExportStatus,
-    /// A fresh presigned link (ready and the file still in the bucket) and when it stops working.
+    /// A fresh presigned link (ready, and within the days the bucket keeps the file) and when it
+    /// stops working.
     pub download: Option<(String, DateTime<Utc>)>,
 }
 
-/// One of the org's exports, with a fresh link if it is ready and its file is still there.
+/// One of the org's exports, with a fresh link while it is ready and its file is kept.
 pub async fn status(
     ctx: &Ctx<'_>,
     bucket: &Bucket,
@@ -104,14 +138,15 @@ pub async fn status(
     export_id: uuid::Uuid,
     now: DateTime<Utc>,
 ) -> Result<ExportView, AppError> {
-    let job = ctx.store.export_job(org, export_id).await?.ok_or(AppError::NotFound)?;
+    let job = current(ctx, org, export_id).await?;
     let status = job.status_at(now);
-    let unavailable = |e: ExportError| AppError::Unavailable(e.to_string());
-    let download = if status == ExportStatus::Ready && bucket.holds(&job.key).await.map_err(unavailable)? {
-        let url = bucket.download_url(&job.key, LINK_TTL).await.map_err(unavailable)?;
-        Some((url, now + chrono::Duration::from_std(LINK_TTL).unwrap_or_default()))
-    } else {
-        None
+    let download = match job.downloadable_until() {
+        Some(until) if until > now => {
+            let url =
+                bucket.download_url(&job.key, LINK_TTL).await.map_err(|e| AppError::Unavailable(e.to_string()))?;
+            Some((url, now + chrono::Duration::from_std(LINK_TTL).unwrap_or_default()))
+        }
+        _ => None,
     };
     Ok(ExportView { job, status, download })
 }

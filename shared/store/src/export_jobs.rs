@@ -33,6 +33,22 @@ impl Store {
         Ok(())
     }
 
+    /// Records that a run of the worker starts on `job` (its `attempts` already counted): `false` when
+    /// the job is no longer running.
+    pub async fn start_export_attempt(&self, org: &OrgId, job: &ExportJob) -> Result<bool, StoreError> {
+        let request = self
+            .put_request()
+            .set_item(Some(record(org, job)?))
+            .condition_expression("#status = :running")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":running", s(ExportStatus::Running.as_str()));
+        match self.send_put(request).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
     /// Stores `finished` (ready or failed) in place of the running job, with its audit entry and
     /// events; `false` when the job is no longer running (another run finished it).
     pub async fn finish_export(

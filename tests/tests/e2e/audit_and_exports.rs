@@ -160,7 +160,15 @@ async fn csv_exports_are_downloadable_formula_safe_and_keep_removed_learners() {
     let path = format!("/assignments/exports/{}", export.body["exportId"].as_str().unwrap());
     let again = env.get(&path).token(key).await;
     assert_eq!(again.body["status"], "ready");
-    assert_ne!(again.body["downloadUrl"], export.body["downloadUrl"], "signed again");
+    let fresh = env.http.get(again.body["downloadUrl"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(fresh.text().await.unwrap().len() as u64, export.body["bytes"].as_u64().unwrap());
+    // The worker given the same request again does nothing twice: no second audit entry or event.
+    let requested = json!({"detail-type": "export.requested", "source": "assignments",
+                           "detail": {"exportId": export.body["exportId"], "orgId": org.org_id.as_str()}});
+    assert_eq!(env.invoke("ExportWorkerFunction", requested).await["status"], "ready");
+    let audit = env.get("/audit-log?action=assignment.exported").token(key).await;
+    assert_eq!(audit.body["items"].as_array().unwrap().len(), 2);
+    assert!(env.drain(&ready).await.is_empty(), "export.ready once per export");
     let listed = env.get("/assignments/exports?limit=1").token(key).await;
     assert_eq!(listed.body["items"][0]["exportId"], progress.body["exportId"]);
     let cursor = listed.body["nextCursor"].as_str().expect("a second page");
@@ -238,6 +246,7 @@ async fn a_failed_export_aborts_its_upload() {
         row_count: None,
         bytes: None,
         failure: None,
+        attempts: 0,
         actor_id: "key-test".into(),
         actor_email: None,
         actor_role: domain::Role::ApiKey,
@@ -257,11 +266,18 @@ async fn a_failed_export_aborts_its_upload() {
             .unwrap();
     let requested = json!({"detail-type": "export.requested", "source": "assignments",
                            "detail": {"exportId": export_id, "orgId": org.org_id.as_str(), "kind": "progress"}});
+    // Runs that cannot write the file are errors (the rule redelivers) until the last, which fails it.
+    for run in 1..domain::ExportJob::MAX_ATTEMPTS {
+        let outcome = broken.invoke("ExportWorkerFunction", requested.clone()).await.unwrap();
+        assert_eq!(outcome["errorType"], "ConsumerError", "run {run}: {outcome:?}");
+        let still = env.get(&format!("/assignments/exports/{export_id}")).token(key).await;
+        assert_eq!(still.body["status"], "running");
+    }
     let outcome = broken.invoke("ExportWorkerFunction", requested).await.unwrap();
     assert_eq!(outcome["status"], "failed", "{outcome:?}");
     let failed = env.get(&format!("/assignments/exports/{export_id}")).token(key).await;
     assert_eq!(failed.body["status"], "failed");
-    assert!(failed.body["failure"].as_str().unwrap().contains("CompleteMultipartUpload"), "{:?}", failed.body);
+    assert_eq!(failed.body["failure"], "the file could not be written", "{:?}", failed.body);
     assert_eq!(failed.body["downloadUrl"], json!(null));
 
     let prefix = format!("exports/{}/", org.org_id.as_str());
