@@ -40,6 +40,12 @@ struct StoredEvent {
     time: DateTime<Utc>,
 }
 
+impl From<&DomainEvent> for StoredEvent {
+    fn from(e: &DomainEvent) -> Self {
+        StoredEvent { id: e.id, detail_type: e.detail_type.clone(), detail: e.detail.to_string(), time: e.time }
+    }
+}
+
 impl Transaction<'_> {
     /// Adds `events` to this transaction's outbox item (none when there are no events). Their first id
     /// names the item, so a retried transaction that carries the same events writes the same item.
@@ -56,15 +62,7 @@ impl Transaction<'_> {
                 events.len()
             )));
         }
-        let stored: Vec<StoredEvent> = events
-            .iter()
-            .map(|e| StoredEvent {
-                id: e.id,
-                detail_type: e.detail_type.clone(),
-                detail: e.detail.to_string(),
-                time: e.time,
-            })
-            .collect();
+        let stored: Vec<StoredEvent> = events.iter().map(StoredEvent::from).collect();
         let bytes: usize = stored.iter().map(|e| e.detail.len() + e.detail_type.len() + 80).sum();
         if bytes > MAX_EVENT_BYTES {
             return Err(StoreError::Other(format!(
@@ -190,18 +188,7 @@ mod tests {
     }
 
     fn record(org: &OrgId, events: &[DomainEvent]) -> crate::dynamo::Item {
-        let batch = OutboxBatch {
-            events: events
-                .iter()
-                .map(|e| StoredEvent {
-                    id: e.id,
-                    detail_type: e.detail_type.clone(),
-                    detail: e.detail.to_string(),
-                    time: e.time,
-                })
-                .collect(),
-            expires_at: 0,
-        };
+        let batch = OutboxBatch { events: events.iter().map(StoredEvent::from).collect(), expires_at: 0 };
         let first = events[0].id;
         to_item(&OutboxRecord {
             pk: keys::outbox_pk(org, first),
