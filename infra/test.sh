@@ -61,6 +61,9 @@ gateway_pid=$!
 for _ in $(seq 1 150); do [ -f "$STATE/env.json" ] && break; sleep 0.2; done
 [ -f "$STATE/env.json" ] || { cat "$STATE/gateway.log" >&2; exit 1; }
 admin_token=$(python3 -c "import json,sys; o=json.load(open(sys.argv[1]))['orgs'][0]; print([u for u in o['users'] if u['role']=='org_admin'][0]['token'])" "$STATE/env.json")
+# Schemathesis keeps what a run learned from the API's errors in .schemathesis/ and replays it; a second
+# run in the same checkout then generated no valid create bodies at all. Every run starts as a clean clone.
+rm -rf .schemathesis
 .tools/venv/bin/st run shared/api/openapi.yaml --url "http://127.0.0.1:$api_port/api/public/v1" \
   -H "Authorization: Bearer $admin_token" --checks not_a_server_error,response_schema_conformance \
   --max-examples 25 --generation-deterministic
