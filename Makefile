@@ -19,6 +19,7 @@ build-PatchAssignmentFunction: PACKAGE := patch
 build-LearnerAssignmentsFunction: PACKAGE := learner-view
 build-ExportCsvFunction: PACKAGE := export-csv
 build-ExportWorkerFunction: PACKAGE := export-worker
+build-RosterWorkerFunction: PACKAGE := roster-worker
 build-AuditLogFunction: PACKAGE := audit-log
 build-ComplianceFunction: PACKAGE := compliance
 build-ProgressEventsFunction: PACKAGE := progress-events

@@ -47,6 +47,7 @@ const REGISTRY: &[(&str, Handler)] = &[
     ("ComplianceFunction", Handler::Http(compliance_fn::HANDLER)),
     ("ExportCsvFunction", Handler::Export(export_csv_fn::HANDLER)),
     ("ExportWorkerFunction", Handler::ExportWorker(export_worker_fn::HANDLER)),
+    ("RosterWorkerFunction", Handler::Event(roster_worker_fn::HANDLER)),
     ("ProgressEventsFunction", Handler::Event(events::entry::CONSUME)),
     ("MembershipEventsFunction", Handler::Event(events::entry::CONSUME)),
     ("CourseEventsFunction", Handler::Event(events::entry::CONSUME)),

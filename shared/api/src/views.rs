@@ -22,12 +22,15 @@ struct AssignmentView<'a> {
     created_by: &'a str,
     updated_at: DateTime<Utc>,
     version: u64,
+    /// `building` while the roster worker is still writing the rows of a large roster.
+    roster_status: &'static str,
     progress: ProgressSummary,
 }
 
 pub fn assignment(a: &Assignment, now: DateTime<Utc>) -> Value {
     json!(AssignmentView {
         summary: a.summary(),
+        roster_status: a.roster_status.as_str(),
         note: &a.note,
         created_at: a.created_at,
         created_by: &a.created_by,

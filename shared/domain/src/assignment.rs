@@ -68,12 +68,36 @@ pub struct Assignment {
     /// has not reached every learner yet: the store's sync clears it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compliance_sync: Option<u64>,
+    /// Whether every member the assignee had at creation has a row yet (the roster worker writes them
+    /// off the request path; the counters always count the rows present).
+    #[serde(default)]
+    pub roster_status: RosterStatus,
     pub created_at: DateTime<Utc>,
     pub created_by: String,
     pub updated_at: DateTime<Utc>,
     pub version: u64,
     #[serde(flatten)]
     pub aggregates: Aggregates,
+}
+
+/// Whether an assignment's roster is all written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RosterStatus {
+    /// The roster worker is still writing the rows of the members the assignee had at creation.
+    Building,
+    /// Every such member has a row (later joiners get theirs as they join).
+    #[default]
+    Complete,
+}
+
+impl RosterStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RosterStatus::Building => "building",
+            RosterStatus::Complete => "complete",
+        }
+    }
 }
 
 /// What an assignment is, in the API's words: the fields every outward shape of it carries (the API
@@ -144,6 +168,7 @@ impl NewAssignment {
             item_count,
             units_rev: 0,
             compliance_sync: None,
+            roster_status: RosterStatus::Complete,
             created_at: now,
             created_by,
             updated_at: now,

@@ -19,7 +19,7 @@ pub mod validation;
 pub mod vocabulary;
 
 pub use aggregates::{Aggregates, DatedCounts, ProgressSummary, RowClass, RowContribution};
-pub use assignment::{Activation, Assignee, Assignment, AssignmentSummary, NewAssignment, Patch, Target};
+pub use assignment::{Activation, Assignee, Assignment, AssignmentSummary, NewAssignment, Patch, RosterStatus, Target};
 pub use catalog::{
     Catalog, CatalogError, CatalogNode, CustomCourseItem, CustomItemType, ItemCounts, ResolvedTarget, TrackedItem,
     TrackedUnit,

@@ -3,11 +3,11 @@
 
 use std::collections::HashSet;
 
-use domain::{AssignmentId, ItemCounts, NewAssignment, OrgId, ProgressRow, Target, UserId};
+use domain::{AssigneeType, AssignmentId, ItemCounts, NewAssignment, OrgId, ProgressRow, RosterStatus, Target, UserId};
 use serde_json::{Value, json};
 use store::{AssignmentFilter, Pages};
 
-use crate::roster::{resolve_assignee, resolve_target};
+use crate::roster::{members_page, resolve_assignee, resolve_group, resolve_target, rows_of};
 use crate::{Actor, AppError, Ctx, outbound};
 
 /// What creating would do (`dryRun`).
@@ -48,7 +48,10 @@ pub async fn preview(ctx: &Ctx<'_>, org: &OrgId, new: &NewAssignment) -> Result<
 }
 
 /// Creates the assignment for everyone its assignee reaches now (nobody, for a new-starters
-/// assignment: its learners arrive as they join) and announces `assignment.created`.
+/// assignment: its learners arrive as they join) and announces `assignment.created`. A team or the
+/// org with more members than one transaction's first rows ([`store::ROSTER_ROWS_PER_TRANSACTION`])
+/// gets those rows now and the rest from the roster worker (`rosterStatus: building`, see
+/// [`crate::roster_build`]), so creating costs the same whatever the roster's size.
 /// `view` is how the audit entry shows the new assignment (the API's representation).
 pub async fn create(
     ctx: &Ctx<'_>,
@@ -57,30 +60,50 @@ pub async fn create(
     actor: &Actor,
     view: impl FnOnce(&domain::Assignment) -> Value,
 ) -> Result<domain::Assignment, AppError> {
-    let resolved = resolve_target(ctx.store, org, &new.target).await?;
-    let mut roster = resolve_assignee(ctx.store, org, &new.assignee).await?;
-    if new.new_starters_only {
-        roster.members.clear();
-    }
+    let store = ctx.store;
+    let resolved = resolve_target(store, org, &new.target).await?;
     let id = AssignmentId::new_v7();
-    let assignment = new.into_assignment(id, resolved, roster.assignee_name, actor.id.clone(), actor.now);
-    let rows: Vec<ProgressRow> = roster
-        .members
-        .into_iter()
-        .map(|m| {
-            let mut row = assignment.new_row(m.user_id, m.source, actor.now);
-            row.membership_at = m.since;
-            row
-        })
-        .collect();
+    let new_starters_only = new.new_starters_only;
+    let (mut assignment, rows, rest) = if new.assignee.assignee_type == AssigneeType::User {
+        let roster = resolve_assignee(store, org, &new.assignee).await?;
+        let assignment = new.into_assignment(id, resolved, roster.assignee_name, actor.id.clone(), actor.now);
+        let rows: Vec<ProgressRow> = roster
+            .members
+            .into_iter()
+            .filter(|_| !new_starters_only)
+            .map(|m| {
+                let mut row = assignment.new_row(m.user_id, m.source, actor.now);
+                row.membership_at = m.since;
+                row
+            })
+            .collect();
+        (assignment, rows, None)
+    } else {
+        let (name, source) = resolve_group(store, org, &new.assignee).await?;
+        let assignment = new.into_assignment(id, resolved, name, actor.id.clone(), actor.now);
+        if new_starters_only {
+            (assignment, Vec::new(), None)
+        } else {
+            let first =
+                members_page(store, org, &assignment.assignee, store::ROSTER_ROWS_PER_TRANSACTION, None).await?;
+            let rows = rows_of(&assignment, &first.items, &source);
+            (assignment, rows, first.next)
+        }
+    };
+    let mut events = Vec::new();
+    if let Some(rest) = &rest {
+        assignment.roster_status = RosterStatus::Building;
+        events.push(crate::roster_build::requested(org, id, Some(rest), actor.now));
+    }
     let audit = actor.audit(
         "assignment.created",
         ("assignment", id.to_string(), assignment.target_title.clone()),
-        json!({"before": null, "after": view(&assignment), "learnerCount": rows.len()}),
+        json!({"before": null, "after": view(&assignment), "learnerCount": rows.len(),
+               "rosterStatus": assignment.roster_status.as_str()}),
     );
-    let event = outbound::assignment_changed("assignment.created", org, &assignment, &actor.id, actor.now);
-    let created = ctx.store.create_assignment(org, &assignment, &audit, &rows, &[event]).await?;
-    tracing::info!(assignment_id = %id, learners = rows.len(), "assignment created");
+    events.insert(0, outbound::assignment_changed("assignment.created", org, &assignment, &actor.id, actor.now));
+    let created = store.create_assignment(org, &assignment, &audit, &rows, &events).await?;
+    tracing::info!(assignment_id = %id, learners = rows.len(), roster = assignment.roster_status.as_str(), "assignment created");
     Ok(created)
 }
 

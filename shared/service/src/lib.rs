@@ -3,7 +3,8 @@
 //!
 //! - [`create`]: preview (`dryRun`) and create, roster rows in the same transactions;
 //! - [`patch`]: change, deactivate, reactivate (the roster catches up on reactivation);
-//! - [`roster`]: what a target is and who an assignee reaches now;
+//! - [`roster`]: what a target is and who an assignee reaches now; [`roster_build`]: the roster
+//!   worker, which writes large rosters off the request path;
 //! - [`membership`]: rosters follow the user/team projection (joins, leaves, reconcile);
 //! - [`progress`], [`courses`]: completions and custom-course changes reach every row that tracks them;
 //! - [`reads`]: what the detail and the learner view show, with the names they display;
@@ -35,6 +36,7 @@ pub mod patch;
 pub mod progress;
 pub mod reads;
 pub mod roster;
+pub mod roster_build;
 pub mod scheduled;
 
 pub use error::AppError;

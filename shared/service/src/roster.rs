@@ -60,6 +60,60 @@ pub async fn resolve_target(store: &Store, org: &OrgId, target: &Target) -> Resu
         })
 }
 
+/// The assignee's display name and the source of its rows; one that does not exist (or can no longer
+/// be assigned) is [`AppError::UnknownAssignee`]. A user assignee is not one to list: see
+/// [`resolve_assignee`].
+pub async fn resolve_group(store: &Store, org: &OrgId, assignee: &Assignee) -> Result<(String, Source), AppError> {
+    let invalid = || AppError::InvalidField { field: "assigneeId", message: "must be a UUID" };
+    match assignee.assignee_type {
+        AssigneeType::User => Err(AppError::InvalidField { field: "assigneeType", message: "must be team or org" }),
+        AssigneeType::Team => {
+            let id = TeamId::parse(&assignee.assignee_id).map_err(|_| invalid())?;
+            let team = store.get_team(org, id).await?.filter(|t| !t.is_deleted);
+            let team = team.ok_or_else(|| AppError::UnknownAssignee(format!("no team '{id}'")))?;
+            Ok((team.name, Source::Team { team_id: id }))
+        }
+        AssigneeType::Org => {
+            if assignee.assignee_id != org.as_str() {
+                return Err(AppError::UnknownAssignee("assigneeId must be your organization's id".into()));
+            }
+            Ok(("Entire organization".to_owned(), Source::Organization))
+        }
+    }
+}
+
+/// A page of the users a team or org assignee reaches, by user id (see [`members_of`]).
+pub async fn members_page(
+    store: &Store,
+    org: &OrgId,
+    assignee: &Assignee,
+    limit: usize,
+    start: Option<store::PageKey>,
+) -> Result<store::Page<User>, StoreError> {
+    match assignee.assignee_type {
+        AssigneeType::Org => store.active_users_page(org, limit, start).await,
+        AssigneeType::Team => match TeamId::parse(&assignee.assignee_id) {
+            Ok(team) => store.team_members_page(org, team, limit, start).await,
+            Err(_) => Ok(store::Page { items: Vec::new(), next: None }),
+        },
+        AssigneeType::User => Ok(store::Page { items: members_of(store, org, assignee).await?, next: None }),
+    }
+}
+
+/// The rows of `users` that `a` includes, as its roster has them: each from the assignment's creation,
+/// its membership from the projection facts that put the learner in scope.
+pub fn rows_of(a: &domain::Assignment, users: &[User], source: &Source) -> Vec<domain::ProgressRow> {
+    users
+        .iter()
+        .filter(|u| a.includes(u))
+        .map(|u| {
+            let mut row = a.new_row(u.user_id, source.clone(), a.created_at);
+            row.membership_at = u.membership_at();
+            row
+        })
+        .collect()
+}
+
 /// The assignee's display name and current members; an assignee that does not exist (or no longer
 /// can be assigned: a deactivated user, a deleted team) is [`AppError::UnknownAssignee`].
 pub async fn resolve_assignee(store: &Store, org: &OrgId, assignee: &Assignee) -> Result<Roster, AppError> {

@@ -47,9 +47,7 @@ impl CursorCodec {
 
     /// The client-facing cursor for `key` on `listing` (e.g. `"assignments"`) of `org`.
     pub fn seal(&self, org: &OrgId, listing: &str, key: &PageKey) -> String {
-        let plain: BTreeMap<&str, &str> =
-            key.0.iter().filter_map(|(name, value)| value.as_s().ok().map(|v| (name.as_str(), v.as_str()))).collect();
-        let payload = serde_json::to_vec(&plain).unwrap_or_default();
+        let payload = serde_json::to_vec(&plain(key)).unwrap_or_default();
         let tag = self.mac(org, listing, &payload).finalize().into_bytes();
         format!("{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(tag))
     }
@@ -65,14 +63,39 @@ impl CursorCodec {
         self.mac(org, listing, &payload).verify_slice(&tag).map_err(|_| StoreError::InvalidCursor)?;
 
         let plain: HashMap<String, String> = serde_json::from_slice(&payload).map_err(|_| StoreError::InvalidCursor)?;
-        let prefix = keys::org_prefix(org);
-        let partition_keys = [keys::PK, keys::GSI1PK, keys::GSI2PK, keys::GSI3PK];
-        let foreign =
-            plain.iter().any(|(name, value)| partition_keys.contains(&name.as_str()) && !value.starts_with(&prefix));
-        if plain.is_empty() || foreign {
-            return Err(StoreError::InvalidCursor);
-        }
-        Ok(PageKey(plain.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect()))
+        within_org(org, plain)
+    }
+}
+
+fn plain(key: &PageKey) -> BTreeMap<&str, &str> {
+    key.0.iter().filter_map(|(name, value)| value.as_s().ok().map(|v| (name.as_str(), v.as_str()))).collect()
+}
+
+/// The key, if every partition key in it belongs to `org`.
+fn within_org(org: &OrgId, plain: HashMap<String, String>) -> Result<PageKey, StoreError> {
+    let prefix = keys::org_prefix(org);
+    let partition_keys = [keys::PK, keys::GSI1PK, keys::GSI2PK, keys::GSI3PK];
+    let foreign =
+        plain.iter().any(|(name, value)| partition_keys.contains(&name.as_str()) && !value.starts_with(&prefix));
+    if plain.is_empty() || foreign {
+        return Err(StoreError::InvalidCursor);
+    }
+    Ok(PageKey(plain.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect()))
+}
+
+impl PageKey {
+    /// Where a job goes on, in the service's own events (which only its outbox publisher can send):
+    /// the key as JSON, not signed; [`PageKey::resume_at`] still keeps it inside the org.
+    pub fn resume_point(&self) -> serde_json::Value {
+        serde_json::json!(plain(self))
+    }
+
+    /// The key of a [`PageKey::resume_point`] of `org`; one that is not, or names another org, is
+    /// [`StoreError::InvalidCursor`].
+    pub fn resume_at(org: &OrgId, point: &serde_json::Value) -> Result<PageKey, StoreError> {
+        let plain: HashMap<String, String> =
+            serde_json::from_value(point.clone()).map_err(|_| StoreError::InvalidCursor)?;
+        within_org(org, plain)
     }
 }
 

@@ -188,6 +188,17 @@ impl Store {
         self.all_of::<UserRecord>(&Partition::index(keys::GSI1, keys::org_users(org))).await
     }
 
+    /// Pattern 5, paged: up to `limit` of a team's active members, by user id.
+    pub async fn team_members_page(
+        &self,
+        org: &OrgId,
+        team: TeamId,
+        limit: usize,
+        start: Option<PageKey>,
+    ) -> Result<Page<User>, StoreError> {
+        self.page_of::<UserRecord>(&Partition::index(keys::GSI2, keys::team_members(org, team)), start, limit).await
+    }
+
     /// Pattern 5: a team's active members.
     pub async fn team_members(&self, org: &OrgId, team: TeamId) -> Result<Vec<User>, StoreError> {
         self.all_of::<UserRecord>(&Partition::index(keys::GSI2, keys::team_members(org, team))).await

@@ -164,6 +164,27 @@ impl Store {
         Ok((added, announced))
     }
 
+    /// Marks the roster of `id` complete (it was building): `false` when it was not building (another
+    /// run finished it) or the assignment is gone.
+    pub async fn finish_roster(&self, org: &OrgId, id: AssignmentId) -> Result<bool, StoreError> {
+        let result = self
+            .send_update(
+                self.update_request()
+                    .key(keys::PK, s(keys::assignment_pk(org, id)))
+                    .key(keys::SK, s(keys::ASSIGNMENT_SK))
+                    .update_expression("SET rosterStatus = :complete")
+                    .condition_expression("rosterStatus = :building")
+                    .expression_attribute_values(":complete", s(domain::RosterStatus::Complete.as_str()))
+                    .expression_attribute_values(":building", s(domain::RosterStatus::Building.as_str())),
+            )
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
     /// Pattern 1 (rows): a page of an assignment's progress rows, by user id.
     pub async fn progress_page(
         &self,

@@ -6,7 +6,7 @@ use domain::Role;
 use gateway::seed;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use testkit::e2e::{Env, assert_problem};
+use testkit::e2e::{Env, assert_problem, eventually};
 
 use crate::{assign_team_topic, deadline, path_of, team_topic};
 
@@ -114,30 +114,110 @@ async fn idempotency_keys_replay_and_refuse_reuse() {
     assert_eq!(listed.body.as_array().unwrap().len(), 1, "the retry created nothing");
 }
 
-/// An org-wide assignment whose roster does not fit one transaction: the create function writes the
-/// first rows with the assignment and the rest in further transactions that update its counters.
-#[tokio::test]
-async fn an_org_wide_assignment_writes_a_roster_larger_than_one_transaction() {
-    let (env, org) = Env::with_org().await;
+/// Adds `n` learners (no team) to the org, as the platform's `user.created` events would.
+async fn add_learners(env: &Env, org: &seed::SeededOrg, n: usize) {
     let now = Utc::now();
-    for i in 0..store::ROSTER_ROWS_PER_TRANSACTION + 10 {
-        let user = seed::SeededUser {
-            user_id: domain::UserId(uuid::Uuid::new_v4()),
-            name: format!("Learner {i}"),
-            email: format!("learner-{i}@acme.example"),
-            role: Role::Learner,
-            team_id: None,
-            token: String::new(),
-        };
-        env.consumer.handle(seed::user_created(&org.org_id, &user, now).envelope()).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (consumer, org_id) = (env.consumer.clone(), org.org_id.clone());
+        tasks.spawn(async move {
+            let user = seed::SeededUser {
+                user_id: domain::UserId(uuid::Uuid::new_v4()),
+                name: format!("Learner {i}"),
+                email: format!("learner-{i}@acme.example"),
+                role: Role::Learner,
+                team_id: None,
+                token: String::new(),
+            };
+            consumer.handle(seed::user_created(&org_id, &user, now).envelope()).await.unwrap();
+        });
+        if tasks.len() >= 16 {
+            tasks.join_next().await.unwrap().unwrap();
+        }
     }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+}
+
+/// Every row of the assignment, counted from the table.
+async fn rows_of(env: &Env, org: &seed::SeededOrg, id: &str) -> Vec<domain::ProgressRow> {
+    let id = domain::AssignmentId::parse(id).unwrap();
+    let mut rows = Vec::new();
+    let mut pages = store::Pages::default();
+    while let Some(start) = pages.next_start() {
+        rows.extend(pages.follow(env.store.progress_page(&org.org_id, id, 500, start).await.unwrap()));
+    }
+    rows
+}
+
+/// The assignment once its roster is complete.
+async fn complete(env: &Env, key: &str, id: &str) -> Value {
+    eventually("the roster worker", || async {
+        let detail = env.get(&format!("/assignments/{id}?limit=1")).token(key).await;
+        (detail.body["rosterStatus"] == "complete").then_some(detail.body)
+    })
+    .await
+}
+
+/// An org-wide assignment over 1,000 learners: 201 at once with the first page of rows
+/// (`rosterStatus: building`); the roster worker writes the rest off the request path, the counters
+/// moving with the rows, until it is complete with every learner once.
+#[tokio::test]
+async fn an_org_wide_assignment_over_a_thousand_learners_is_built_off_the_request_path() {
+    let (env, org) = Env::with_org().await;
+    add_learners(&env, &org, 1_000).await;
     let body = json!({"contentArea": "practice", "targetType": "topic", "targetId": "xxe", "assigneeType": "org",
                       "assigneeId": org.org_id.as_str(), "deadline": deadline(30)});
     let key = org.api_keys.admin.as_str();
     let preview = env.post("/assignments?dryRun=true").token(key).json(body.clone()).await;
     let learners = preview.body["learnerCount"].as_u64().unwrap();
-    assert!(learners > store::ROSTER_ROWS_PER_TRANSACTION as u64, "{learners}");
+    assert!(learners > 1_000, "{learners}");
     let created = env.post("/assignments").token(key).json(body).await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
-    assert_eq!(created.body["progress"]["totalUsers"].as_u64(), Some(learners));
+    assert_eq!(created.body["rosterStatus"], "building");
+    let first = created.body["progress"]["totalUsers"].as_u64().unwrap();
+    assert!(first > 0 && first <= store::ROSTER_ROWS_PER_TRANSACTION as u64, "{first}");
+
+    let id = created.body["id"].as_str().unwrap();
+    let done = complete(&env, key, id).await;
+    assert_eq!(done["progress"]["totalUsers"].as_u64(), Some(learners));
+    let rows = rows_of(&env, &org, id).await;
+    let mut users: Vec<_> = rows.iter().map(|r| r.user_id).collect();
+    users.sort();
+    users.dedup();
+    assert_eq!((rows.len() as u64, users.len() as u64), (learners, learners), "every learner once");
+}
+
+/// A worker run that stops after one page (as if killed once it had committed its next request) and a
+/// retried delivery of the first request running at the same time: the roster ends complete, each
+/// learner once, the counters equal to the rows.
+#[tokio::test]
+async fn a_roster_run_stopped_midway_and_a_retried_one_leave_no_duplicate_and_no_gap() {
+    let (env, org) = Env::with_org().await;
+    add_learners(&env, &org, 400).await;
+    let key = org.api_keys.admin.as_str();
+    let body = json!({"contentArea": "practice", "targetType": "topic", "targetId": "idor", "assigneeType": "org",
+                      "assigneeId": org.org_id.as_str(), "deadline": deadline(30), "isMandatory": false});
+    let created = env.post("/assignments").token(key).json(body).await;
+    assert_eq!(created.body["rosterStatus"], "building");
+    let id = created.body["id"].as_str().unwrap();
+
+    let ctx = service::Ctx::new(&env.store);
+    let assignment = domain::AssignmentId::parse(id).unwrap();
+    let (one_page, from_start) = tokio::join!(
+        service::roster_build::build(&ctx, &org.org_id, assignment, None, 1),
+        service::roster_build::build(&ctx, &org.org_id, assignment, None, service::roster_build::PAGES_PER_RUN),
+    );
+    let (one_page, from_start) = (one_page.unwrap(), from_start.unwrap());
+    assert!(one_page.complete || from_start.complete, "{one_page:?} {from_start:?}");
+
+    let done = complete(&env, key, id).await;
+    let rows = rows_of(&env, &org, id).await;
+    let mut users: Vec<_> = rows.iter().map(|r| r.user_id).collect();
+    users.sort();
+    users.dedup();
+    let learners = env.store.active_users(&org.org_id).await.unwrap().len() as u64;
+    assert_eq!((rows.len() as u64, users.len() as u64), (learners, learners));
+    assert_eq!(done["progress"]["totalUsers"].as_u64(), Some(learners));
 }

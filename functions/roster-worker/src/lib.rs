@@ -1,0 +1,46 @@
+//! `assignment.roster_requested` (the service's own event, from the outbox through the bus) → the rows
+//! of a large team or org assignment, page by page, then `rosterStatus: complete` (see
+//! `service::roster_build`).
+
+use domain::{AssignmentId, OrgId};
+use serde_json::{Value, json};
+use service::Ctx;
+use store::PageKey;
+
+/// This function's handler, for its `main.rs` and the local gateway.
+pub const HANDLER: events::entry::Handler = |consumer, event| Box::pin(handle(consumer, event));
+
+/// Runs the request the event carries; a malformed one is logged and dropped, a storage failure is
+/// returned so the rule retries it (then its dead-letter queue).
+pub async fn handle(consumer: &events::Consumer, event: Value) -> Result<Value, events::ConsumerError> {
+    let detail = &event["detail"];
+    let org = detail["orgId"].as_str().and_then(|o| OrgId::parse(o).ok());
+    let id = detail["assignmentId"].as_str().and_then(|i| AssignmentId::parse(i).ok());
+    let (Some(org), Some(id)) = (org, id) else {
+        tracing::warn!(
+            event_id = event["id"].as_str().unwrap_or_default(),
+            "dropping a roster request without org or assignment id"
+        );
+        return Ok(json!({"dropped": "no orgId or assignmentId"}));
+    };
+    let resume = match &detail["resume"] {
+        Value::Null => None,
+        point => match PageKey::resume_at(&org, point) {
+            Ok(key) => Some(key),
+            Err(_) => {
+                tracing::warn!(assignment_id = %id, "dropping a roster request whose resume point is not the org's");
+                return Ok(json!({"dropped": "resume point outside the org"}));
+            }
+        },
+    };
+    let ctx = Ctx::new(&consumer.store);
+    match events::consumer::outcome(
+        service::roster_build::build(&ctx, &org, id, resume, service::roster_build::PAGES_PER_RUN).await,
+    )? {
+        Ok(run) => Ok(json!({"assignmentId": id, "rowsAdded": run.rows_added, "complete": run.complete})),
+        Err(reason) => {
+            tracing::warn!(assignment_id = %id, reason, "roster request dropped");
+            Ok(json!({"dropped": reason}))
+        }
+    }
+}

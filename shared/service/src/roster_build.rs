@@ -1,0 +1,102 @@
+//! The roster worker: the rows of a large team or org assignment, written off the request path.
+//!
+//! Create writes the first page of members with the assignment and, when there are more, commits
+//! `assignment.roster_requested` (with where the members' listing goes on) in the same transaction.
+//! Each run of the worker writes up to [`PAGES_PER_RUN`] pages of members, each page's rows in the
+//! transactions that move the counters with them (so the counters always equal the rows present), then
+//! either marks the roster complete or commits the request for the next run. Rows that exist are
+//! skipped, so a run repeated from an older point (a retried or duplicated event) adds nothing twice,
+//! and a learner who joined or left meanwhile keeps the row their membership event wrote.
+
+use chrono::{DateTime, Utc};
+use domain::{AssigneeType, AssignmentId, OrgId, RosterStatus, Source, TeamId};
+use serde_json::{Value, json};
+use store::retry::Retry;
+use store::{PageKey, StoreError};
+
+use crate::roster::{members_page, rows_of};
+use crate::{AppError, Ctx, outbound};
+
+/// Pages of members one run writes (each up to [`PAGE`] rows): bounded work per invocation.
+pub const PAGES_PER_RUN: usize = 50;
+/// Members read per page: one roster transaction's rows.
+const PAGE: usize = 96;
+
+/// `assignment.roster_requested`: the worker's request to write the roster of `id` from `resume`.
+pub fn requested(org: &OrgId, id: AssignmentId, resume: Option<&PageKey>, at: DateTime<Utc>) -> domain::DomainEvent {
+    let resume = resume.map_or(Value::Null, PageKey::resume_point);
+    outbound::other("assignment.roster_requested", org, at, json!({"assignmentId": id, "resume": resume}))
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RosterRun {
+    pub rows_added: usize,
+    /// The roster is complete (or there is nothing to build: the assignment is gone, inactive, or
+    /// complete already).
+    pub complete: bool,
+}
+
+/// Writes the roster of `id` from `resume` (the start of the members' listing when `None`), at most
+/// `pages` pages (the worker: [`PAGES_PER_RUN`]), then requests the next run if there is more.
+pub async fn build(
+    ctx: &Ctx<'_>,
+    org: &OrgId,
+    id: AssignmentId,
+    resume: Option<PageKey>,
+    pages: usize,
+) -> Result<RosterRun, AppError> {
+    let store = ctx.store;
+    let Some(mut a) = store.get_assignment(org, id).await? else {
+        return Ok(RosterRun { rows_added: 0, complete: true });
+    };
+    if a.roster_status != RosterStatus::Building {
+        return Ok(RosterRun { rows_added: 0, complete: true });
+    }
+    if !a.is_active {
+        // A deactivated assignment gains nobody; its reactivation brings the roster in line.
+        store.finish_roster(org, id).await?;
+        return Ok(RosterRun { rows_added: 0, complete: true });
+    }
+    let source = match a.assignee.assignee_type {
+        AssigneeType::Org => Source::Organization,
+        AssigneeType::Team => Source::Team {
+            team_id: TeamId::parse(&a.assignee.assignee_id).map_err(|e| AppError::Unavailable(e.to_string()))?,
+        },
+        AssigneeType::User => Source::Individual,
+    };
+    let mut start = resume;
+    let mut added = 0;
+    for _ in 0..pages.max(1) {
+        let page = members_page(store, org, &a.assignee, PAGE, start.clone()).await?;
+        let mut attempts = Retry::CONFLICT.attempts();
+        loop {
+            if !attempts.next().await {
+                return Err(AppError::Contended);
+            }
+            match store.add_roster_rows(org, &a, &rows_of(&a, &page.items, &source)).await {
+                Ok(n) => {
+                    added += n;
+                    break;
+                }
+                // The tracked items changed meanwhile (a custom course edit): rows under the new ones.
+                Err(StoreError::AssignmentChanged) => {
+                    a = store.get_assignment(org, id).await?.ok_or(AppError::NotFound)?;
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        match page.next {
+            Some(next) => start = Some(next),
+            None => {
+                store.finish_roster(org, id).await?;
+                tracing::info!(assignment_id = %id, rows = added, "roster complete");
+                return Ok(RosterRun { rows_added: added, complete: true });
+            }
+        }
+    }
+    // More to write: the next run's request, committed before this one ends, so it cannot be lost.
+    store.commit_events(org, &[requested(org, id, start.as_ref(), Utc::now())]).await?;
+    tracing::info!(assignment_id = %id, rows = added, "roster continues in another run");
+    Ok(RosterRun { rows_added: added, complete: false })
+}
