@@ -93,7 +93,11 @@ pub async fn create(
     let mut events = Vec::new();
     if let Some(rest) = &rest {
         assignment.roster_status = RosterStatus::Building;
-        events.push(crate::roster_build::requested(org, id, Some(rest), actor.now));
+        // An obliging assignment's first rows are written after its transaction (their compliance
+        // items do not fit in it): the worker starts from the first page, so a failure there leaves
+        // no gap (rows that exist are skipped).
+        let obliges = assignment.is_active && assignment.is_mandatory;
+        events.push(crate::roster_build::requested(org, id, (!obliges).then_some(rest), actor.now));
     }
     let audit = actor.audit(
         "assignment.created",

@@ -54,9 +54,9 @@ pub async fn build(
         return Ok(RosterRun { rows_added: 0, complete: true });
     }
     if !a.is_active {
-        // A deactivated assignment gains nobody; its reactivation brings the roster in line.
-        store.finish_roster(org, id).await?;
-        return Ok(RosterRun { rows_added: 0, complete: true });
+        // A deactivated assignment gains nobody; the roster stays building (not complete: members are
+        // missing) until a reactivation brings it in line.
+        return Ok(RosterRun { rows_added: 0, complete: false });
     }
     let source = match a.assignee.assignee_type {
         AssigneeType::Org => Source::Organization,
@@ -72,16 +72,29 @@ pub async fn build(
         let mut attempts = Retry::CONFLICT.attempts();
         loop {
             if !attempts.next().await {
-                return Err(AppError::Contended);
+                // Retried by the event's source (the rule), not dropped: the roster must finish.
+                return Err(StoreError::TransactionConflict(format!("roster of {id} kept changing")).into());
             }
-            match store.add_roster_rows(org, &a, &rows_of(&a, &page.items, &source)).await {
-                Ok(n) => {
-                    added += n;
+            match store.add_new_rows(org, &a, &rows_of(&a, &page.items, &source)).await {
+                Ok(users) => {
+                    added += users.len();
+                    // A learner who completed items before their row existed has them in their log.
+                    let announce = outbound::row_events(org, &a, false);
+                    for user in users {
+                        let log = store.completion_log(org, user).await?;
+                        if !log.is_empty() {
+                            store.record_completions(org, &a, user, &log, &announce).await?;
+                        }
+                    }
                     break;
                 }
                 // The tracked items changed meanwhile (a custom course edit): rows under the new ones.
                 Err(StoreError::AssignmentChanged) => {
                     a = store.get_assignment(org, id).await?.ok_or(AppError::NotFound)?;
+                    if !a.is_active {
+                        // Deactivated meanwhile: it gains nobody; the roster stays building.
+                        return Ok(RosterRun { rows_added: added, complete: false });
+                    }
                 }
                 Err(other) => return Err(other.into()),
             }

@@ -264,7 +264,10 @@ pub async fn reconcile_rosters(ctx: &Ctx<'_>, only: Option<&[OrgId]>) -> Result<
         while let Some(start) = pages.next_start() {
             let page = pages.follow(store.due_assignments_page(&org, far_future, start).await?);
             obliging += page.iter().filter(|a| a.is_mandatory).count() as i64;
-            for a in page.iter().filter(|a| a.assignee.assignee_type != AssigneeType::User) {
+            // A roster still building is the roster worker's (it would race it, and unbounded).
+            for a in page.iter().filter(|a| {
+                a.assignee.assignee_type != AssigneeType::User && a.roster_status != domain::RosterStatus::Building
+            }) {
                 report.assignments += 1;
                 let reconciled = reconcile_assignment(store, &org, a, false).await?;
                 report.count += reconciled.repairs;

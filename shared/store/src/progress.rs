@@ -335,7 +335,9 @@ impl Store {
                     )));
                 }
                 match self.add_rows(org, &current, std::slice::from_ref(&row), true, announce).await {
-                    Ok((1, transitions)) => return Ok(MembershipChange::Created(transitions.first().copied())),
+                    Ok((added, transitions)) if added.len() == 1 => {
+                        return Ok(MembershipChange::Created(transitions.first().copied()));
+                    }
                     Ok(_) => break, // another writer created the row meanwhile: apply to it
                     Err(StoreError::AssignmentChanged) => {
                         current = self.get_assignment(org, current.id).await?.ok_or(StoreError::NotFound)?;

@@ -80,6 +80,16 @@ impl Store {
         assignment: &Assignment,
         rows: &[ProgressRow],
     ) -> Result<usize, StoreError> {
+        Ok(self.add_new_rows(org, assignment, rows).await?.len())
+    }
+
+    /// [`Store::add_roster_rows`], returning the learners whose rows it added (not those that existed).
+    pub async fn add_new_rows(
+        &self,
+        org: &OrgId,
+        assignment: &Assignment,
+        rows: &[ProgressRow],
+    ) -> Result<Vec<UserId>, StoreError> {
         // A new row only adds an obligation, so it can only make a learner non-compliant, and only
         // where the clock already has (a due day passed): left to the daily job, which finds it. The
         // rows of a new assignment are announced by its `assignment.created`.
@@ -96,11 +106,11 @@ impl Store {
         rows: &[ProgressRow],
         transitions: bool,
         announce: Announce<'_>,
-    ) -> Result<(usize, Vec<ComplianceTransition>), StoreError> {
+    ) -> Result<(Vec<UserId>, Vec<ComplianceTransition>), StoreError> {
         let obliges = assignment.is_active && assignment.is_mandatory;
         let chunk_size = if obliges { OBLIGING_ROSTER_CHUNK } else { ROSTER_CHUNK };
         let today = chrono::Utc::now().date_naive();
-        let mut added = 0;
+        let mut added = Vec::new();
         let mut announced = Vec::new();
         for chunk in rows.chunks(chunk_size) {
             let mut pending: Vec<&ProgressRow> = chunk.iter().collect();
@@ -133,7 +143,7 @@ impl Store {
                 tx.outbox(org, &events, chrono::Utc::now())?;
                 match tx.commit().await {
                     Ok(()) => {
-                        added += pending.len();
+                        added.extend(pending.iter().map(|r| r.user_id));
                         pending.clear();
                         announced.extend(compliance.into_values());
                     }

@@ -221,3 +221,37 @@ async fn a_roster_run_stopped_midway_and_a_retried_one_leave_no_duplicate_and_no
     assert_eq!((rows.len() as u64, users.len() as u64), (learners, learners));
     assert_eq!(done["progress"]["totalUsers"].as_u64(), Some(learners));
 }
+
+/// A learner who completes an item before the roster worker reaches them (their completion is only
+/// logged: they have no row yet) keeps it: the worker's new row catches up from their log.
+#[tokio::test]
+async fn a_completion_made_while_the_roster_is_building_counts_on_the_row_the_worker_writes() {
+    let (env, org) = Env::with_org().await;
+    add_learners(&env, &org, 150).await;
+    // As create leaves a large roster, but without the worker's request: only this test's run builds it.
+    let mut a = testkit::fixtures::org_wide(&org.org_id, testkit::fixtures::in_days(30));
+    a.is_mandatory = false;
+    a.roster_status = domain::RosterStatus::Building;
+    let audit = testkit::fixtures::audit("assignment.created", &a.id.to_string());
+    env.store.create_assignment(&org.org_id, &a, &audit, &[], &[]).await.unwrap();
+    let learner = env.store.active_users(&org.org_id).await.unwrap().pop().unwrap().user_id;
+    let done = domain::Completion {
+        item: domain::TrackedItem::parse_key("c:sql-injection:0").unwrap(),
+        score: Some(80.0),
+        at: Utc::now(),
+    };
+    let applied = env.consumer.ctx();
+    let rows = service::progress::apply_completion(&applied, &org.org_id, learner, &done).await.unwrap();
+    assert_eq!(rows.rows, 0, "no row yet: the completion is only logged");
+
+    let ctx = service::Ctx::new(&env.store);
+    let run = service::roster_build::build(&ctx, &org.org_id, a.id, None, service::roster_build::PAGES_PER_RUN)
+        .await
+        .unwrap();
+    assert!(run.complete, "{run:?}");
+    let row = env.store.progress_row(&org.org_id, a.id, learner).await.unwrap().expect("a row");
+    assert!(row.completed.contains_key("c:sql-injection:0"), "{:?}", row.completed);
+    let stored = env.store.get_assignment(&org.org_id, a.id).await.unwrap().unwrap();
+    assert_eq!(stored.aggregates.in_progress_users, 1);
+    assert_eq!(stored.roster_status, domain::RosterStatus::Complete);
+}
