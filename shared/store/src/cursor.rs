@@ -142,6 +142,20 @@ mod tests {
     }
 
     #[test]
+    fn a_resume_point_round_trips_within_its_org_only() {
+        let acme = OrgId::parse("acme").unwrap();
+        let other = OrgId::parse("other").unwrap();
+        let point = key(&acme).resume_point();
+        assert_eq!(PageKey::resume_at(&acme, &point).unwrap(), key(&acme));
+        assert!(PageKey::resume_at(&other, &point).is_err(), "another org's key");
+        for garbage in
+            [serde_json::json!(null), serde_json::json!({}), serde_json::json!({"PK": 1}), serde_json::json!("x")]
+        {
+            assert!(PageKey::resume_at(&acme, &garbage).is_err(), "{garbage}");
+        }
+    }
+
+    #[test]
     fn a_validly_signed_key_of_another_org_is_still_refused() {
         // Even with a leaked secret, the prefix check keeps a cursor inside the caller's org.
         let codec = CursorCodec::new("secret");
