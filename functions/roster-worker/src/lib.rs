@@ -33,10 +33,14 @@ pub async fn handle(consumer: &events::Consumer, event: Value) -> Result<Value, 
             }
         },
     };
+    // Every request names its run; one that does not would go on regardless of the run that may.
+    let Some(run) = detail["run"].as_str().and_then(|r| uuid::Uuid::parse_str(r).ok()) else {
+        tracing::warn!(assignment_id = %id, "dropping a roster request without its run");
+        return Ok(json!({"dropped": "no run"}));
+    };
     let ctx = Ctx::new(&consumer.store);
-    match events::consumer::outcome(
-        service::roster_build::build(&ctx, &org, id, resume, service::roster_build::PAGES_PER_RUN).await,
-    )? {
+    let built = service::roster_build::build(&ctx, &org, id, resume, service::roster_build::PAGES_PER_RUN, Some(run));
+    match events::consumer::outcome(built.await)? {
         Ok(run) => Ok(json!({"assignmentId": id, "rowsAdded": run.rows_added, "complete": run.complete})),
         Err(reason) => {
             tracing::warn!(assignment_id = %id, reason, "roster request dropped");

@@ -72,6 +72,10 @@ pub struct Assignment {
     /// off the request path; the counters always count the rows present).
     #[serde(default)]
     pub roster_status: RosterStatus,
+    /// While building: the roster worker run that may go on (each run hands over to the next with a
+    /// new id), so a duplicated request's run stops instead of building the rest twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roster_run: Option<uuid::Uuid>,
     pub created_at: DateTime<Utc>,
     pub created_by: String,
     pub updated_at: DateTime<Utc>,
@@ -169,6 +173,7 @@ impl NewAssignment {
             units_rev: 0,
             compliance_sync: None,
             roster_status: RosterStatus::Complete,
+            roster_run: None,
             created_at: now,
             created_by,
             updated_at: now,

@@ -97,7 +97,9 @@ pub async fn create(
         // items do not fit in it): the worker starts from the first page, so a failure there leaves
         // no gap (rows that exist are skipped).
         let obliges = assignment.is_active && assignment.is_mandatory;
-        events.push(crate::roster_build::requested(org, id, (!obliges).then_some(rest), actor.now));
+        let run = uuid::Uuid::now_v7();
+        assignment.roster_run = Some(run);
+        events.push(crate::roster_build::requested(org, id, (!obliges).then_some(rest), run, actor.now));
     }
     let audit = actor.audit(
         "assignment.created",

@@ -22,10 +22,16 @@ pub const PAGES_PER_RUN: usize = 50;
 /// Members read per page: one roster transaction's rows.
 const PAGE: usize = 96;
 
-/// `assignment.roster_requested`: the worker's request to write the roster of `id` from `resume`.
-pub fn requested(org: &OrgId, id: AssignmentId, resume: Option<&PageKey>, at: DateTime<Utc>) -> domain::DomainEvent {
+/// `assignment.roster_requested`: the request that run `run` write the roster of `id` from `resume`.
+pub fn requested(
+    org: &OrgId,
+    id: AssignmentId,
+    resume: Option<&PageKey>,
+    run: uuid::Uuid,
+    at: DateTime<Utc>,
+) -> domain::DomainEvent {
     let resume = resume.map_or(Value::Null, PageKey::resume_point);
-    outbound::other("assignment.roster_requested", org, at, json!({"assignmentId": id, "resume": resume}))
+    outbound::other("assignment.roster_requested", org, at, json!({"assignmentId": id, "resume": resume, "run": run}))
 }
 
 /// What one run did.
@@ -38,13 +44,16 @@ pub struct RosterRun {
 }
 
 /// Writes the roster of `id` from `resume` (the start of the members' listing when `None`), at most
-/// `pages` pages (the worker: [`PAGES_PER_RUN`]), then requests the next run if there is more.
+/// `pages` pages (the worker: [`PAGES_PER_RUN`]), then requests the next run if there is more. `run`
+/// is the request's run: one that is no longer the run that may go on (a duplicated request whose
+/// twin handed over first) stops; `None` (an operator's or a test's run) goes on regardless.
 pub async fn build(
     ctx: &Ctx<'_>,
     org: &OrgId,
     id: AssignmentId,
     resume: Option<PageKey>,
     pages: usize,
+    run: Option<uuid::Uuid>,
 ) -> Result<RosterRun, AppError> {
     let store = ctx.store;
     let Some(mut a) = store.get_assignment(org, id).await? else {
@@ -52,6 +61,9 @@ pub async fn build(
     };
     if a.roster_status != RosterStatus::Building {
         return Ok(RosterRun { rows_added: 0, complete: true });
+    }
+    if run.is_some() && a.roster_run != run {
+        return Ok(RosterRun { rows_added: 0, complete: false });
     }
     if !a.is_active {
         // A deactivated assignment gains nobody; the roster stays building (not complete: members are
@@ -102,14 +114,19 @@ pub async fn build(
         match page.next {
             Some(next) => start = Some(next),
             None => {
-                store.finish_roster(org, id).await?;
+                store.finish_roster(org, id, run).await?;
                 tracing::info!(assignment_id = %id, rows = added, "roster complete");
                 return Ok(RosterRun { rows_added: added, complete: true });
             }
         }
     }
     // More to write: the next run's request, committed before this one ends, so it cannot be lost.
-    store.commit_events(org, &[requested(org, id, start.as_ref(), Utc::now())]).await?;
-    tracing::info!(assignment_id = %id, rows = added, "roster continues in another run");
+    let next = uuid::Uuid::now_v7();
+    let request = requested(org, id, start.as_ref(), next, Utc::now());
+    if store.hand_over_roster(org, id, run, next, &[request]).await? {
+        tracing::info!(assignment_id = %id, rows = added, "roster continues in another run");
+    } else {
+        tracing::info!(assignment_id = %id, rows = added, "another run goes on with this roster");
+    }
     Ok(RosterRun { rows_added: added, complete: false })
 }

@@ -145,18 +145,6 @@ impl Store {
     }
 }
 
-impl Store {
-    /// Commits `events` alone (their outbox item in a transaction of its own): for a job that goes on
-    /// in another run, whose request is the event.
-    pub async fn commit_events(&self, org: &OrgId, events: &[DomainEvent]) -> Result<(), StoreError> {
-        let mut tx = self.transaction();
-        if tx.outbox(org, events, Utc::now())?.is_some() {
-            tx.commit().await?;
-        }
-        Ok(())
-    }
-}
-
 /// The events of a stream record's new image (DynamoDB JSON, as Lambda delivers it): `None` for an item
 /// that is not an outbox item, an error for an outbox item that cannot be read.
 pub fn outbox_events(new_image: &serde_json::Value) -> Result<Option<Vec<DomainEvent>>, StoreError> {

@@ -64,6 +64,15 @@ pub(crate) fn roster_delta(assignment: &Assignment, rows: &[ProgressRow]) -> Agg
     })
 }
 
+/// The condition that a roster is building (and, with `run`, that `run` may go on), and the value of
+/// `:run` when it is needed.
+fn roster_run_condition(run: Option<uuid::Uuid>) -> (&'static str, Option<String>) {
+    match run {
+        Some(run) => ("rosterStatus = :building AND rosterRun = :run", Some(run.to_string())),
+        None => ("rosterStatus = :building", None),
+    }
+}
+
 /// Progress rows out of their stored items.
 /// Pattern 3: a user's progress rows, one per assignment they have (or had).
 pub(crate) fn user_rows(org: &OrgId, user: UserId) -> Partition {
@@ -174,24 +183,64 @@ impl Store {
         Ok((added, announced))
     }
 
-    /// Marks the roster of `id` complete (it was building): `false` when it was not building (another
-    /// run finished it) or the assignment is gone.
-    pub async fn finish_roster(&self, org: &OrgId, id: AssignmentId) -> Result<bool, StoreError> {
-        let result = self
-            .send_update(
-                self.update_request()
-                    .key(keys::PK, s(keys::assignment_pk(org, id)))
-                    .key(keys::SK, s(keys::ASSIGNMENT_SK))
-                    .update_expression("SET rosterStatus = :complete")
-                    .condition_expression("rosterStatus = :building")
-                    .expression_attribute_values(":complete", s(domain::RosterStatus::Complete.as_str()))
-                    .expression_attribute_values(":building", s(domain::RosterStatus::Building.as_str())),
-            )
-            .await;
-        match result {
+    /// Marks the roster of `id` complete (it was building, and `run`, if given, is the run that may go
+    /// on): `false` when it was not (another run finished it or took over) or the assignment is gone.
+    pub async fn finish_roster(
+        &self,
+        org: &OrgId,
+        id: AssignmentId,
+        run: Option<uuid::Uuid>,
+    ) -> Result<bool, StoreError> {
+        let (condition, run) = roster_run_condition(run);
+        let mut update = self
+            .update_request()
+            .key(keys::PK, s(keys::assignment_pk(org, id)))
+            .key(keys::SK, s(keys::ASSIGNMENT_SK))
+            .update_expression("SET rosterStatus = :complete REMOVE rosterRun")
+            .condition_expression(condition)
+            .expression_attribute_values(":complete", s(domain::RosterStatus::Complete.as_str()))
+            .expression_attribute_values(":building", s(domain::RosterStatus::Building.as_str()));
+        if let Some(run) = run {
+            update = update.expression_attribute_values(":run", s(run));
+        }
+        match self.send_update(update).await {
             Ok(_) => Ok(true),
             Err(StoreError::ConditionFailed) => Ok(false),
             Err(other) => Err(other),
+        }
+    }
+
+    /// Hands the building roster of `id` over from run `from` (if given: only if it is still the run
+    /// that may go on) to run `to`, with `events` (the next run's request) in the same transaction:
+    /// `false` when `from` no longer may go on (another run took over or finished).
+    pub async fn hand_over_roster(
+        &self,
+        org: &OrgId,
+        id: AssignmentId,
+        from: Option<uuid::Uuid>,
+        to: uuid::Uuid,
+        events: &[domain::DomainEvent],
+    ) -> Result<bool, StoreError> {
+        let (condition, from) = roster_run_condition(from);
+        let mut update = aws_sdk_dynamodb::types::Update::builder()
+            .key(keys::PK, s(keys::assignment_pk(org, id)))
+            .key(keys::SK, s(keys::ASSIGNMENT_SK))
+            .update_expression("SET rosterRun = :to")
+            .condition_expression(condition)
+            .expression_attribute_values(":to", s(to.to_string()))
+            .expression_attribute_values(":building", s(domain::RosterStatus::Building.as_str()));
+        if let Some(from) = from {
+            update = update.expression_attribute_values(":run", s(from));
+        }
+        let mut tx = self.transaction();
+        let handed = tx.update(update)?;
+        tx.outbox(org, events, chrono::Utc::now())?;
+        match tx.commit().await {
+            Ok(()) => Ok(true),
+            Err(TxFailure::Cancelled(reasons)) if reasons.get(handed).is_some_and(CancelReason::condition_failed) => {
+                Ok(false)
+            }
+            Err(other) => Err(other.into()),
         }
     }
 

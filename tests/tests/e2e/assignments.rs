@@ -206,8 +206,8 @@ async fn a_roster_run_stopped_midway_and_a_retried_one_leave_no_duplicate_and_no
     let ctx = service::Ctx::new(&env.store);
     let assignment = domain::AssignmentId::parse(id).unwrap();
     let (one_page, from_start) = tokio::join!(
-        service::roster_build::build(&ctx, &org.org_id, assignment, None, 1),
-        service::roster_build::build(&ctx, &org.org_id, assignment, None, service::roster_build::PAGES_PER_RUN),
+        service::roster_build::build(&ctx, &org.org_id, assignment, None, 1, None),
+        service::roster_build::build(&ctx, &org.org_id, assignment, None, service::roster_build::PAGES_PER_RUN, None),
     );
     let (one_page, from_start) = (one_page.unwrap(), from_start.unwrap());
     assert!(one_page.complete || from_start.complete, "{one_page:?} {from_start:?}");
@@ -245,7 +245,7 @@ async fn a_completion_made_while_the_roster_is_building_counts_on_the_row_the_wo
     assert_eq!(rows.rows, 0, "no row yet: the completion is only logged");
 
     let ctx = service::Ctx::new(&env.store);
-    let run = service::roster_build::build(&ctx, &org.org_id, a.id, None, service::roster_build::PAGES_PER_RUN)
+    let run = service::roster_build::build(&ctx, &org.org_id, a.id, None, service::roster_build::PAGES_PER_RUN, None)
         .await
         .unwrap();
     assert!(run.complete, "{run:?}");
@@ -254,4 +254,33 @@ async fn a_completion_made_while_the_roster_is_building_counts_on_the_row_the_wo
     let stored = env.store.get_assignment(&org.org_id, a.id).await.unwrap().unwrap();
     assert_eq!(stored.aggregates.in_progress_users, 1);
     assert_eq!(stored.roster_status, domain::RosterStatus::Complete);
+}
+
+/// Only the run that may go on builds: a duplicated request whose twin already handed over stops at
+/// once, so duplicates do not build the rest twice.
+#[tokio::test]
+async fn a_duplicated_roster_request_stops_once_its_twin_has_handed_over() {
+    let (env, org) = Env::with_org().await;
+    add_learners(&env, &org, 250).await;
+    let mut a = testkit::fixtures::org_wide(&org.org_id, testkit::fixtures::in_days(30));
+    a.is_mandatory = false;
+    a.roster_status = domain::RosterStatus::Building;
+    let first = uuid::Uuid::now_v7();
+    a.roster_run = Some(first);
+    let audit = testkit::fixtures::audit("assignment.created", &a.id.to_string());
+    env.store.create_assignment(&org.org_id, &a, &audit, &[], &[]).await.unwrap();
+    let ctx = service::Ctx::new(&env.store);
+    let build = |run| service::roster_build::build(&ctx, &org.org_id, a.id, None, 1, Some(run));
+
+    let stranger = build(uuid::Uuid::now_v7()).await.unwrap();
+    assert_eq!((stranger.rows_added, stranger.complete), (0, false), "not the run that may go on");
+    let handed = build(first).await.unwrap();
+    assert!(handed.rows_added > 0 && !handed.complete, "{handed:?}");
+    let twin = build(first).await.unwrap();
+    assert_eq!((twin.rows_added, twin.complete), (0, false), "its twin handed over: it stops");
+    // The run it handed over to (requested through the outbox) finishes the roster.
+    let done = complete(&env, org.api_keys.admin.as_str(), &a.id.to_string()).await;
+    let learners = env.store.active_users(&org.org_id).await.unwrap().len() as u64;
+    assert_eq!(done["progress"]["totalUsers"].as_u64(), Some(learners));
+    assert_eq!(rows_of(&env, &org, &a.id.to_string()).await.len() as u64, learners);
 }
