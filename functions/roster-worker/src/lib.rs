@@ -1,11 +1,11 @@
-//! `assignment.roster_requested` (the service's own event, from the outbox through the bus) → the rows
-//! of a large team or org assignment, page by page, then `rosterStatus: complete` (see
+//! `assignment.roster_requested` (the service's own event, from the outbox through the bus) → a roster
+//! run: the rows of a large team or org assignment written (create) or brought in line with the
+//! projection (reactivation, the reconcile job), page by page, then `rosterStatus: complete` (see
 //! `service::roster_build`).
 
 use domain::{AssignmentId, OrgId};
 use serde_json::{Value, json};
 use service::Ctx;
-use store::PageKey;
 
 /// This function's handler, for its `main.rs` and the local gateway.
 pub const HANDLER: events::entry::Handler = |consumer, event| Box::pin(handle(consumer, event));
@@ -23,15 +23,12 @@ pub async fn handle(consumer: &events::Consumer, event: Value) -> Result<Value, 
         );
         return Ok(json!({"dropped": "no orgId or assignmentId"}));
     };
-    let resume = match &detail["resume"] {
-        Value::Null => None,
-        point => match PageKey::resume_at(&org, point) {
-            Ok(key) => Some(key),
-            Err(_) => {
-                tracing::warn!(assignment_id = %id, "dropping a roster request whose resume point is not the org's");
-                return Ok(json!({"dropped": "resume point outside the org"}));
-            }
-        },
+    let from = match service::roster_build::Position::of_request(&org, detail) {
+        Ok(from) => from,
+        Err(reason) => {
+            tracing::warn!(assignment_id = %id, reason, "dropping a malformed roster request");
+            return Ok(json!({"dropped": reason}));
+        }
     };
     // Every request names its run; one that does not would go on regardless of the run that may.
     let Some(run) = detail["run"].as_str().and_then(|r| uuid::Uuid::parse_str(r).ok()) else {
@@ -39,9 +36,9 @@ pub async fn handle(consumer: &events::Consumer, event: Value) -> Result<Value, 
         return Ok(json!({"dropped": "no run"}));
     };
     let ctx = Ctx::new(&consumer.store);
-    let built = service::roster_build::build(&ctx, &org, id, resume, service::roster_build::PAGES_PER_RUN, Some(run));
+    let built = service::roster_build::build(&ctx, &org, id, from, service::roster_build::PAGES_PER_RUN, Some(run));
     match events::consumer::outcome(built.await)? {
-        Ok(run) => Ok(json!({"assignmentId": id, "rowsAdded": run.rows_added, "complete": run.complete})),
+        Ok(run) => Ok(json!({"assignmentId": id, "rows": run.rows, "complete": run.complete})),
         Err(reason) => {
             tracing::warn!(assignment_id = %id, reason, "roster request dropped");
             Ok(json!({"dropped": reason}))

@@ -99,7 +99,11 @@ pub async fn create(
         let obliges = assignment.is_active && assignment.is_mandatory;
         let run = uuid::Uuid::now_v7();
         assignment.roster_run = Some(run);
-        events.push(crate::roster_build::requested(org, id, (!obliges).then_some(rest), run, actor.now));
+        let from = crate::roster_build::Position {
+            resume: (!obliges).then(|| rest.clone()),
+            ..crate::roster_build::Position::start(crate::roster_build::Mode::Build)
+        };
+        events.push(crate::roster_build::requested(org, id, &from, run, actor.now));
     }
     let audit = actor.audit(
         "assignment.created",

@@ -4,14 +4,16 @@
 //! ([`User::membership_at`]), so a late, older event never undoes a newer one, and the same code
 //! serves the consumers (one user changed), reactivation and the reconcile job (one assignment).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use domain::{AssigneeType, Assignment, AssignmentId, Completion, OrgId, TeamChange, TeamId, User, UserChange, UserId};
-use store::{MembershipChange, Pages, Store, StoreError};
+use domain::{
+    AssigneeType, Assignment, AssignmentId, Completion, OrgId, ProgressRow, TeamChange, TeamId, User, UserChange,
+    UserId,
+};
+use store::{MembershipChange, Store, StoreError};
 
 use crate::outbound;
-use crate::roster::members_of;
 use crate::{AppError, Applied, Ctx};
 
 /// A user was created, changed, deactivated, joined or left a team (`mentioned_teams`: the teams the
@@ -166,36 +168,34 @@ async fn team_deleted(
     Ok(deleted)
 }
 
-/// Makes an active assignment's roster match the projection: members without a row join, rows of
-/// people no longer in scope leave (each at the projection's time, so newer events still win). With
-/// `catch_up_all`, every member's row also takes the completions logged meanwhile (reactivation:
-/// completions are not recorded on inactive assignments). The reconcile job's repair and the roster
-/// rebuild on reactivation.
-pub async fn reconcile_assignment(
+/// The first half of bringing an active assignment's roster in line with the projection, for one
+/// page of `members` (as the assignee's listing gives them): members without a row join, removed ones
+/// return (each at the projection's time, so newer events still win). With `catch_up_all`, every
+/// member's row also takes the completions logged meanwhile (reactivation: completions are not
+/// recorded on inactive assignments); otherwise only rows it creates do. Used by the roster runs
+/// (`roster_build`): reactivation, the reconcile job, a build started again.
+pub async fn reconcile_members(
     store: &Store,
     org: &OrgId,
     a: &Assignment,
+    members: &[User],
     catch_up_all: bool,
 ) -> Result<Reconciled, StoreError> {
     let mut out = Reconciled::default();
     if !a.is_active {
         return Ok(out);
     }
-    let mut members = members_of(store, org, &a.assignee).await?;
     // The indexes are eventually consistent; the projection item itself decides.
-    members.retain(|u| a.includes(u));
-    let mut rows = HashMap::new();
-    let mut pages = Pages::default();
-    while let Some(start) = pages.next_start() {
-        let page = pages.follow(store.progress_page(org, a.id, 500, start).await?);
-        rows.extend(page.into_iter().map(|r| (r.user_id, r)));
-    }
+    let members: Vec<&User> = members.iter().filter(|u| a.includes(u)).collect();
+    let ids: Vec<UserId> = members.iter().map(|u| u.user_id).collect();
+    let rows: HashMap<UserId, ProgressRow> =
+        store.progress_rows_of(org, a.id, &ids).await?.into_iter().map(|r| (r.user_id, r)).collect();
     let team_is_deleted = a.assignee.assignee_type == AssigneeType::Team
         && team_deleted(store, org, &a.assignee.assignee_id, &mut HashMap::new()).await?;
 
     let mut log = CompletionLog::new(store, org);
     let announce = outbound::row_events(org, a, false);
-    for user in &members {
+    for user in members {
         let at = user.membership_at();
         let entered = a.entered_scope(user).unwrap_or(at);
         let change = match rows.get(&user.user_id) {
@@ -213,8 +213,24 @@ pub async fn reconcile_assignment(
             log.catch_up(a, user).await?;
         }
     }
-    // Rows derived under other tracked items or another recurrence (a refresh that did not finish).
-    for row in rows.values() {
+    Ok(out)
+}
+
+/// The second half, for one page of the assignment's `rows`: rows of people no longer in scope leave
+/// (at the projection's time), rows derived under other tracked items or another recurrence (a
+/// refresh that did not finish) are derived again.
+pub async fn reconcile_rows(
+    store: &Store,
+    org: &OrgId,
+    a: &Assignment,
+    rows: &[ProgressRow],
+) -> Result<Reconciled, StoreError> {
+    let mut out = Reconciled::default();
+    if !a.is_active {
+        return Ok(out);
+    }
+    let announce = outbound::row_events(org, a, false);
+    for row in rows {
         let mut probe = row.clone();
         probe.refresh(&a.units, a.item_count, a.recurrence);
         let stale = probe != *row || row.counted != Some(row.contribution(&a.units, a.item_count));
@@ -225,10 +241,8 @@ pub async fn reconcile_assignment(
             out.repairs += 1;
         }
     }
-    let in_scope: HashSet<_> = members.iter().map(|u| u.user_id).collect();
-    let stale: Vec<_> =
-        rows.values().filter(|r| r.removed_at.is_none() && !in_scope.contains(&r.user_id)).map(|r| r.user_id).collect();
-    for user in store.get_users(org, &stale).await? {
+    let present: Vec<UserId> = rows.iter().filter(|r| r.removed_at.is_none()).map(|r| r.user_id).collect();
+    for user in store.get_users(org, &present).await? {
         if a.includes(&user) {
             continue;
         }

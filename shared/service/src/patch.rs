@@ -1,6 +1,7 @@
 //! Changing an assignment (deadline, isMandatory, note, isActive): optimistic concurrency on its
 //! version, the audit entry in the same write, and on reactivation the roster catches up with the
-//! joins, leaves and completions that happened while it was inactive.
+//! joins, leaves and completions that happened while it was inactive (a roster run: a bounded share
+//! here, the rest by the roster worker).
 
 use domain::{Activation, Assignment, AssignmentId, OrgId, Patch};
 use serde_json::json;
@@ -9,7 +10,7 @@ use store::retry::Retry;
 
 use crate::compliance::sync_assignment;
 use crate::courses::refresh_roster;
-use crate::membership::reconcile_assignment;
+use crate::roster_build::{INLINE_PAGES, Mode, run_here};
 use crate::{Actor, AppError, Ctx, outbound};
 
 /// Applies `patch` and returns the assignment as it now is (unchanged if the patch changes nothing).
@@ -37,7 +38,7 @@ pub async fn change(
                 message: "cannot change: each learner's date is relative (dueInDays); extend learners one by one",
             });
         }
-        let Some((next, activation)) = current.patched(patch, actor.now) else {
+        let Some((mut next, activation)) = current.patched(patch, actor.now) else {
             // A repeat (a client retrying after a failure) finishes what the first one started.
             if current.compliance_sync.is_some() {
                 sync_assignment(ctx, org, id, actor.now).await?;
@@ -54,6 +55,12 @@ pub async fn change(
             ("assignment", id.to_string(), current.target_title.clone()),
             json!({"before": current.editable_snapshot(), "after": next.editable_snapshot()}),
         );
+        if activation == Activation::Reactivated {
+            // The roster is brought in line by a new run, named in this write (so no older run goes
+            // on); until it finishes the assignment says its roster is building.
+            next.roster_status = domain::RosterStatus::Building;
+            next.roster_run = Some(uuid::Uuid::now_v7());
+        }
         let changed = outbound::assignment_changed(action, org, &next, &actor.id, actor.now);
         match store.update_assignment(org, &current, &next, activation, &audit, &[changed]).await {
             Ok(()) => {
@@ -70,12 +77,13 @@ pub async fn change(
                 if next.obligations_differ(&current) {
                     sync_assignment(ctx, org, id, actor.now).await?;
                 }
-                if activation != Activation::Reactivated {
+                let Some(run) = next.roster_run.filter(|_| activation == Activation::Reactivated) else {
                     return Ok(next);
-                }
+                };
                 // Members who joined, left or completed items while it was inactive.
-                let reconciled = reconcile_assignment(store, org, &next, true).await?;
-                tracing::info!(assignment_id = %id, repairs = reconciled.repairs, "roster reconciled on reactivation");
+                let caught_up = run_here(ctx, org, id, Mode::CatchUp, INLINE_PAGES, run).await?;
+                tracing::info!(assignment_id = %id, rows = caught_up.rows, complete = caught_up.complete,
+                               "roster catching up on reactivation");
                 return Ok(store.get_assignment(org, id).await?.unwrap_or(next));
             }
             Err(StoreError::VersionConflict) if expected.is_none() => continue,

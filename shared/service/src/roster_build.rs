@@ -1,75 +1,220 @@
-//! The roster worker: the rows of a large team or org assignment, written off the request path.
+//! Roster runs: the rows of a team or org assignment written or brought in line with the projection
+//! page by page, off the request path.
 //!
 //! Create writes the first page of members with the assignment and, when there are more, commits
-//! `assignment.roster_requested` (with where the members' listing goes on) in the same transaction.
-//! Each run of the worker writes up to [`PAGES_PER_RUN`] pages of members, each page's rows in the
-//! transactions that move the counters with them (so the counters always equal the rows present), then
-//! either marks the roster complete or commits the request for the next run. Rows that exist are
-//! skipped, so a run repeated from an older point (a retried or duplicated event) adds nothing twice,
-//! and a learner who joined or left meanwhile keeps the row their membership event wrote.
+//! `assignment.roster_requested` (which run, what it does, where the listing goes on) in the same
+//! transaction. Reactivation and the reconcile job start a run themselves, do a bounded share of it
+//! here ([`INLINE_PAGES`]) and leave the rest to the worker the same way. Each worker run does up to
+//! [`PAGES_PER_RUN`] pages, each page's rows in the transactions that move the counters with them (so
+//! the counters always equal the rows present), then marks the roster complete or commits the request
+//! for the next run with the hand-over. Only the run the assignment names (`rosterRun`) may go on, so a
+//! duplicated request stops once its twin has handed over; rows that exist are skipped, so a run
+//! repeated from an older point adds nothing twice; a learner who joined or left meanwhile keeps the
+//! row their membership event wrote.
 
 use chrono::{DateTime, Utc};
-use domain::{AssigneeType, AssignmentId, OrgId, RosterStatus, Source, TeamId};
+use domain::{AssigneeType, Assignment, AssignmentId, OrgId, RosterStatus, Source, TeamId};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use store::retry::Retry;
 use store::{PageKey, StoreError};
 
+use crate::membership::{reconcile_members, reconcile_rows};
 use crate::roster::{members_page, rows_of};
 use crate::{AppError, Ctx, outbound};
 
-/// Pages of members one run writes (each up to [`PAGE`] rows): bounded work per invocation.
+/// Pages one worker run goes through (each up to [`PAGE`] members or rows): bounded work per
+/// invocation.
 pub const PAGES_PER_RUN: usize = 50;
-/// Members read per page: one roster transaction's rows.
+/// Pages a request (a reactivation) or the reconcile job goes through itself before leaving the rest
+/// to the worker: a roster of up to one page of members is in line when it answers.
+pub const INLINE_PAGES: usize = 2;
+/// Members (or rows) read per page: one roster transaction's rows.
 const PAGE: usize = 96;
+/// A run named on the assignment for this long without finishing has stopped (its request was
+/// dropped, or ended in the failed-events queue): the reconcile job starts the roster's run again.
+/// Longer than a request may wait to be delivered (the rule's maximum event age, an hour).
+pub const STOPPED_AFTER: chrono::Duration = chrono::Duration::hours(2);
 
-/// `assignment.roster_requested`: the request that run `run` write the roster of `id` from `resume`.
+/// What a run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// A new roster: members without a row get one (which takes the completions they logged).
+    Build,
+    /// The reconcile job: members without a row join, removed members in scope return, rows of people
+    /// no longer in scope leave, rows derived under other items are derived again.
+    Repair,
+    /// [`Mode::Repair`], and every member's row takes the completions logged meanwhile: reactivation
+    /// (completions are not recorded on inactive assignments) and a stopped run started again.
+    CatchUp,
+}
+
+/// Which listing a run goes through: the assignee's members, then (repairs) the assignment's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Members,
+    Rows,
+}
+
+/// Where a run starts: what it does, in which listing, from which key (`None`: the listing's start).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Position {
+    pub mode: Mode,
+    pub phase: Phase,
+    pub resume: Option<PageKey>,
+}
+
+impl Position {
+    /// The start of a run of `mode`.
+    pub fn start(mode: Mode) -> Self {
+        Self { mode, phase: Phase::Members, resume: None }
+    }
+
+    /// The position a request's detail names (`mode` and `phase` default to a build's members, as
+    /// create requests them); a resume point outside `org` is refused.
+    pub fn of_request(org: &OrgId, detail: &Value) -> Result<Self, &'static str> {
+        let mode = match &detail["mode"] {
+            Value::Null => Mode::Build,
+            mode => serde_json::from_value(mode.clone()).map_err(|_| "unknown mode")?,
+        };
+        let phase = match &detail["phase"] {
+            Value::Null => Phase::Members,
+            phase => serde_json::from_value(phase.clone()).map_err(|_| "unknown phase")?,
+        };
+        let resume = match &detail["resume"] {
+            Value::Null => None,
+            point => Some(PageKey::resume_at(org, point).map_err(|_| "resume point outside the org")?),
+        };
+        Ok(Self { mode, phase, resume })
+    }
+}
+
+/// `assignment.roster_requested`: the request that run `run` go on with the roster of `id` from `at`.
 pub fn requested(
     org: &OrgId,
     id: AssignmentId,
-    resume: Option<&PageKey>,
+    from: &Position,
     run: uuid::Uuid,
     at: DateTime<Utc>,
 ) -> domain::DomainEvent {
-    let resume = resume.map_or(Value::Null, PageKey::resume_point);
-    outbound::other("assignment.roster_requested", org, at, json!({"assignmentId": id, "resume": resume, "run": run}))
+    let resume = from.resume.as_ref().map_or(Value::Null, PageKey::resume_point);
+    outbound::other(
+        "assignment.roster_requested",
+        org,
+        at,
+        json!({"assignmentId": id, "run": run, "mode": from.mode, "phase": from.phase, "resume": resume}),
+    )
 }
 
 /// What one run did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RosterRun {
-    pub rows_added: usize,
-    /// The roster is complete (or there is nothing to build: the assignment is gone, inactive, or
-    /// complete already).
+    /// Rows it added or changed.
+    pub rows: usize,
+    /// The roster is complete (or there is nothing to build: the assignment is gone, or complete
+    /// already).
     pub complete: bool,
 }
 
-/// Writes the roster of `id` from `resume` (the start of the members' listing when `None`), at most
-/// `pages` pages (the worker: [`PAGES_PER_RUN`]), then requests the next run if there is more. `run`
-/// is the request's run: one that is no longer the run that may go on (a duplicated request whose
-/// twin handed over first) stops; `None` (an operator's or a test's run) goes on regardless.
+impl RosterRun {
+    const STOPPED: Self = Self { rows: 0, complete: false };
+}
+
+/// Goes through the roster of `id` from `from`, at most `pages` pages (the worker: [`PAGES_PER_RUN`]),
+/// then requests the next run if there is more. `run` is the request's run: one that is no longer the
+/// run that may go on (a duplicated request whose twin handed over first, a run taken over) stops;
+/// `None` (a test's run) goes on regardless while the roster is building.
 pub async fn build(
     ctx: &Ctx<'_>,
     org: &OrgId,
     id: AssignmentId,
-    resume: Option<PageKey>,
+    from: Position,
     pages: usize,
     run: Option<uuid::Uuid>,
 ) -> Result<RosterRun, AppError> {
     let store = ctx.store;
     let Some(mut a) = store.get_assignment(org, id).await? else {
-        return Ok(RosterRun { rows_added: 0, complete: true });
+        return Ok(RosterRun { rows: 0, complete: true });
     };
-    if a.roster_status != RosterStatus::Building {
-        return Ok(RosterRun { rows_added: 0, complete: true });
-    }
-    if run.is_some() && a.roster_run != run {
-        return Ok(RosterRun { rows_added: 0, complete: false });
+    match run {
+        Some(_) if a.roster_run != run => return Ok(RosterRun::STOPPED),
+        None if a.roster_status != RosterStatus::Building => return Ok(RosterRun { rows: 0, complete: true }),
+        _ => {}
     }
     if !a.is_active {
-        // A deactivated assignment gains nobody; the roster stays building (not complete: members are
+        // A deactivated assignment gains nobody; a building roster stays building (members are
         // missing) until a reactivation brings it in line.
-        return Ok(RosterRun { rows_added: 0, complete: false });
+        return Ok(RosterRun::STOPPED);
     }
+    let mode = from.mode;
+    let (mut phase, mut start) = (from.phase, from.resume);
+    let mut rows = 0;
+    for _ in 0..pages.max(1) {
+        let next = match phase {
+            Phase::Members => {
+                let page = members_page(store, org, &a.assignee, PAGE, start.clone()).await?;
+                let written = match mode {
+                    Mode::Build => add_members(ctx, org, &mut a, &page.items).await?,
+                    Mode::Repair | Mode::CatchUp => {
+                        reconcile_members(store, org, &a, &page.items, mode == Mode::CatchUp).await?.repairs
+                    }
+                };
+                let Some(written) = written_while_active(written, &a) else {
+                    return Ok(RosterRun { rows, complete: false });
+                };
+                rows += written;
+                match (page.next, mode) {
+                    (Some(next), _) => Some(next),
+                    (None, Mode::Build) => None,
+                    (None, Mode::Repair | Mode::CatchUp) => {
+                        phase = Phase::Rows;
+                        start = None;
+                        continue;
+                    }
+                }
+            }
+            Phase::Rows => {
+                let page = store.progress_page(org, id, PAGE, start.clone()).await?;
+                rows += reconcile_rows(store, org, &a, &page.items).await?.repairs;
+                page.next
+            }
+        };
+        match next {
+            Some(next) => start = Some(next),
+            None => {
+                store.finish_roster(org, id, run).await?;
+                tracing::info!(assignment_id = %id, rows, ?mode, "roster complete");
+                return Ok(RosterRun { rows, complete: true });
+            }
+        }
+    }
+    // More to go through: the next run's request, committed before this one ends, so it cannot be lost.
+    let next = uuid::Uuid::now_v7();
+    let request = requested(org, id, &Position { mode, phase, resume: start }, next, Utc::now());
+    if store.hand_over_roster(org, id, run, next, &[request]).await? {
+        tracing::info!(assignment_id = %id, rows, ?mode, "roster continues in another run");
+    } else {
+        tracing::info!(assignment_id = %id, rows, ?mode, "another run goes on with this roster");
+    }
+    Ok(RosterRun { rows, complete: false })
+}
+
+/// `written`, unless the assignment was deactivated meanwhile (it gains nobody; the run stops).
+fn written_while_active(written: usize, a: &Assignment) -> Option<usize> {
+    a.is_active.then_some(written)
+}
+
+/// A build's page: rows for the members who have none (each catching up from the learner's completion
+/// log), under the assignment's current items (re-read into `a` if they changed meanwhile).
+async fn add_members(
+    ctx: &Ctx<'_>,
+    org: &OrgId,
+    a: &mut Assignment,
+    members: &[domain::User],
+) -> Result<usize, AppError> {
+    let store = ctx.store;
     let source = match a.assignee.assignee_type {
         AssigneeType::Org => Source::Organization,
         AssigneeType::Team => Source::Team {
@@ -77,56 +222,113 @@ pub async fn build(
         },
         AssigneeType::User => Source::Individual,
     };
-    let mut start = resume;
-    let mut added = 0;
-    for _ in 0..pages.max(1) {
-        let page = members_page(store, org, &a.assignee, PAGE, start.clone()).await?;
-        let mut attempts = Retry::CONFLICT.attempts();
-        loop {
-            if !attempts.next().await {
-                // Retried by the event's source (the rule), not dropped: the roster must finish.
-                return Err(StoreError::TransactionConflict(format!("roster of {id} kept changing")).into());
-            }
-            match store.add_new_rows(org, &a, &rows_of(&a, &page.items, &source)).await {
-                Ok(users) => {
-                    added += users.len();
-                    // A learner who completed items before their row existed has them in their log.
-                    let announce = outbound::row_events(org, &a, false);
-                    for user in users {
-                        let log = store.completion_log(org, user).await?;
-                        if !log.is_empty() {
-                            store.record_completions(org, &a, user, &log, &announce).await?;
-                        }
-                    }
-                    break;
-                }
-                // The tracked items changed meanwhile (a custom course edit): rows under the new ones.
-                Err(StoreError::AssignmentChanged) => {
-                    a = store.get_assignment(org, id).await?.ok_or(AppError::NotFound)?;
-                    if !a.is_active {
-                        // Deactivated meanwhile: it gains nobody; the roster stays building.
-                        return Ok(RosterRun { rows_added: added, complete: false });
-                    }
-                }
-                Err(other) => return Err(other.into()),
-            }
+    let mut attempts = Retry::CONFLICT.attempts();
+    loop {
+        if !attempts.next().await {
+            // Retried by the event's source (the rule), not dropped: the roster must finish.
+            return Err(StoreError::TransactionConflict(format!("roster of {} kept changing", a.id)).into());
         }
-        match page.next {
-            Some(next) => start = Some(next),
-            None => {
-                store.finish_roster(org, id, run).await?;
-                tracing::info!(assignment_id = %id, rows = added, "roster complete");
-                return Ok(RosterRun { rows_added: added, complete: true });
+        match store.add_new_rows(org, a, &rows_of(a, members, &source)).await {
+            Ok(users) => {
+                // A learner who completed items before their row existed has them in their log.
+                let announce = outbound::row_events(org, a, false);
+                for user in &users {
+                    let log = store.completion_log(org, *user).await?;
+                    if !log.is_empty() {
+                        store.record_completions(org, a, *user, &log, &announce).await?;
+                    }
+                }
+                return Ok(users.len());
+            }
+            // The tracked items changed meanwhile (a custom course edit): rows under the new ones.
+            Err(StoreError::AssignmentChanged) => {
+                *a = store.get_assignment(org, a.id).await?.ok_or(AppError::NotFound)?;
+                if !a.is_active {
+                    return Ok(0);
+                }
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+}
+
+/// Goes through up to `pages` pages of run `run` here (a request's or the reconcile job's bounded
+/// share), leaving the rest to the worker. A run that fails here is requested again from its start, so
+/// the caller's change stands and the worker finishes the roster; only if that request cannot be
+/// committed either is the error returned (the reconcile job then finds the run stopped).
+pub async fn run_here(
+    ctx: &Ctx<'_>,
+    org: &OrgId,
+    id: AssignmentId,
+    mode: Mode,
+    pages: usize,
+    run: uuid::Uuid,
+) -> Result<RosterRun, AppError> {
+    match build(ctx, org, id, Position::start(mode), pages, Some(run)).await {
+        Ok(done) => Ok(done),
+        Err(error) => {
+            tracing::warn!(assignment_id = %id, %error, ?mode, "roster run failed here: the worker starts it again");
+            let next = uuid::Uuid::now_v7();
+            let request = requested(org, id, &Position::start(mode), next, Utc::now());
+            match ctx.store.hand_over_roster(org, id, Some(run), next, &[request]).await {
+                Ok(_) => Ok(RosterRun::STOPPED),
+                Err(_) => Err(error),
             }
         }
     }
-    // More to write: the next run's request, committed before this one ends, so it cannot be lost.
-    let next = uuid::Uuid::now_v7();
-    let request = requested(org, id, start.as_ref(), next, Utc::now());
-    if store.hand_over_roster(org, id, run, next, &[request]).await? {
-        tracing::info!(assignment_id = %id, rows = added, "roster continues in another run");
-    } else {
-        tracing::info!(assignment_id = %id, rows = added, "another run goes on with this roster");
+}
+
+/// The reconcile job's look at the roster of `a` (an active team or org assignment): while a run goes
+/// on, nothing; a building roster whose run stopped (see [`STOPPED_AFTER`]) is started again with a
+/// catch-up; a complete one is repaired, [`INLINE_PAGES`] here and the rest by the worker.
+pub async fn reconcile(ctx: &Ctx<'_>, org: &OrgId, a: &Assignment, now: DateTime<Utc>) -> Result<RosterRun, AppError> {
+    if !a.is_active || a.roster_run.is_some_and(|run| !stopped(run, now)) {
+        return Ok(RosterRun::STOPPED);
     }
-    Ok(RosterRun { rows_added: added, complete: false })
+    let mode = match a.roster_status {
+        RosterStatus::Building => {
+            tracing::warn!(org = %org, assignment_id = %a.id, "roster run had stopped: started again");
+            Mode::CatchUp
+        }
+        RosterStatus::Complete => Mode::Repair,
+    };
+    let run = uuid::Uuid::now_v7();
+    if !ctx.store.take_over_roster(org, a.id, a.roster_run, run).await? {
+        return Ok(RosterRun::STOPPED);
+    }
+    run_here(ctx, org, a.id, mode, INLINE_PAGES, run).await
+}
+
+/// Whether run `run` (a UUIDv7: it carries when it was requested) has stopped by `now`.
+fn stopped(run: uuid::Uuid, now: DateTime<Utc>) -> bool {
+    let Some((secs, nanos)) = run.get_timestamp().map(|t| t.to_unix()) else { return true };
+    let requested = DateTime::from_timestamp(secs as i64, nanos).unwrap_or(DateTime::UNIX_EPOCH);
+    now - requested > STOPPED_AFTER
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_requested_more_than_two_hours_ago_has_stopped() {
+        let run = uuid::Uuid::now_v7();
+        let now = Utc::now();
+        assert!(!stopped(run, now));
+        assert!(!stopped(run, now + chrono::Duration::minutes(119)));
+        assert!(stopped(run, now + chrono::Duration::minutes(121)));
+        assert!(stopped(uuid::Uuid::new_v4(), now), "no time in it: treated as stopped");
+    }
+
+    #[test]
+    fn a_request_names_its_position_and_create_requests_default_to_a_build() {
+        let org = OrgId::parse("org-a").unwrap();
+        let event =
+            requested(&org, AssignmentId::new_v7(), &Position::start(Mode::CatchUp), uuid::Uuid::now_v7(), Utc::now());
+        let detail = event.detail;
+        assert_eq!(detail["mode"], "catch_up");
+        assert_eq!(Position::of_request(&org, &detail), Ok(Position::start(Mode::CatchUp)));
+        assert_eq!(Position::of_request(&org, &json!({})), Ok(Position::start(Mode::Build)));
+        assert!(Position::of_request(&org, &json!({"mode": "rebuild"})).is_err());
+    }
 }

@@ -10,7 +10,6 @@ use domain::{AssigneeType, Assignment, AssignmentId, OrgId, ProgressRow, RowClas
 use serde_json::{Value, json};
 use store::{Pages, StoreError};
 
-use crate::membership::reconcile_assignment;
 use crate::outbound;
 use crate::{AppError, Ctx};
 
@@ -250,8 +249,9 @@ async fn notify_once(
 }
 
 /// Compares the roster of every active team and org-wide assignment with the membership projection
-/// and repairs missing or stale rows, then the counters if rows were changed behind the service's
-/// back. Logs and returns the number of repairs.
+/// and repairs missing or stale rows (a roster run: a bounded share here, the rest by the roster
+/// worker; a stopped run is started again), then, once the roster is complete, the counters if rows
+/// were changed behind the service's back. Logs and returns the number of repairs.
 pub async fn reconcile_rosters(ctx: &Ctx<'_>, only: Option<&[OrgId]>) -> Result<RunReport, AppError> {
     let store = ctx.store;
     let mut report = RunReport::default();
@@ -264,13 +264,16 @@ pub async fn reconcile_rosters(ctx: &Ctx<'_>, only: Option<&[OrgId]>) -> Result<
         while let Some(start) = pages.next_start() {
             let page = pages.follow(store.due_assignments_page(&org, far_future, start).await?);
             obliging += page.iter().filter(|a| a.is_mandatory).count() as i64;
-            // A roster still building is the roster worker's (it would race it, and unbounded).
-            for a in page.iter().filter(|a| {
-                a.assignee.assignee_type != AssigneeType::User && a.roster_status != domain::RosterStatus::Building
-            }) {
+            for a in page.iter().filter(|a| a.assignee.assignee_type != AssigneeType::User) {
                 report.assignments += 1;
-                let reconciled = reconcile_assignment(store, &org, a, false).await?;
-                report.count += reconciled.repairs;
+                // A roster run: a bounded share here, the rest by the roster worker; a run going on
+                // is left to finish, a stopped one is started again.
+                let repaired = crate::roster_build::reconcile(ctx, &org, a, chrono::Utc::now()).await?;
+                report.count += repaired.rows;
+                if !repaired.complete {
+                    // Its rows are still moving: the counters are compared once the run is done.
+                    continue;
+                }
                 // One assignment's failed repair does not stop the others' (the next run tries again).
                 match store.repair_counters(&org, a.id).await {
                     Ok(true) => {

@@ -305,6 +305,13 @@ impl Store {
             // reconcile job finds this marker (the new `unitsRev`: operands are the old values).
             set.push("complianceSync = unitsRev + :one");
         }
+        if let Some(run) = after.roster_run.filter(|run| before.roster_run != Some(*run)) {
+            // A new run takes the roster over (reactivation: it catches up off the request path).
+            set.extend(["rosterStatus = :roster", "rosterRun = :run"]);
+            update = update
+                .expression_attribute_values(":roster", s(after.roster_status.as_str()))
+                .expression_attribute_values(":run", s(run.to_string()));
+        }
         match (&record.gsi2pk, &record.gsi2sk, &record.gsi3pk, &record.gsi3sk) {
             (Some(g2pk), Some(g2sk), Some(g3pk), Some(g3sk)) => {
                 set.extend(["GSI2PK = :g2pk", "GSI2SK = :g2sk", "GSI3PK = :g3pk", "GSI3SK = :g3sk"]);

@@ -66,9 +66,11 @@ pub(crate) fn roster_delta(assignment: &Assignment, rows: &[ProgressRow]) -> Agg
 
 /// The condition that a roster is building (and, with `run`, that `run` may go on), and the value of
 /// `:run` when it is needed.
+/// A roster write by run `run` (if given: only while it is the run that may go on, building or
+/// repairing) or by anyone (only while the roster is building).
 fn roster_run_condition(run: Option<uuid::Uuid>) -> (&'static str, Option<String>) {
     match run {
-        Some(run) => ("rosterStatus = :building AND rosterRun = :run", Some(run.to_string())),
+        Some(run) => ("rosterRun = :run", Some(run.to_string())),
         None => ("rosterStatus = :building", None),
     }
 }
@@ -183,8 +185,9 @@ impl Store {
         Ok((added, announced))
     }
 
-    /// Marks the roster of `id` complete (it was building, and `run`, if given, is the run that may go
-    /// on): `false` when it was not (another run finished it or took over) or the assignment is gone.
+    /// Marks the roster of `id` complete (`run`, if given, is the run that may go on; without one, it
+    /// was building): `false` when it was not (another run finished it or took over) or the assignment
+    /// is gone.
     pub async fn finish_roster(
         &self,
         org: &OrgId,
@@ -198,11 +201,11 @@ impl Store {
             .key(keys::SK, s(keys::ASSIGNMENT_SK))
             .update_expression("SET rosterStatus = :complete REMOVE rosterRun")
             .condition_expression(condition)
-            .expression_attribute_values(":complete", s(domain::RosterStatus::Complete.as_str()))
-            .expression_attribute_values(":building", s(domain::RosterStatus::Building.as_str()));
-        if let Some(run) = run {
-            update = update.expression_attribute_values(":run", s(run));
-        }
+            .expression_attribute_values(":complete", s(domain::RosterStatus::Complete.as_str()));
+        update = match run {
+            Some(run) => update.expression_attribute_values(":run", s(run)),
+            None => update.expression_attribute_values(":building", s(domain::RosterStatus::Building.as_str())),
+        };
         match self.send_update(update).await {
             Ok(_) => Ok(true),
             Err(StoreError::ConditionFailed) => Ok(false),
@@ -210,9 +213,10 @@ impl Store {
         }
     }
 
-    /// Hands the building roster of `id` over from run `from` (if given: only if it is still the run
-    /// that may go on) to run `to`, with `events` (the next run's request) in the same transaction:
-    /// `false` when `from` no longer may go on (another run took over or finished).
+    /// Hands the roster of `id` over from run `from` (if given: only if it is still the run that may go
+    /// on; without one, only while it is building) to run `to`, with `events` (the next run's request)
+    /// in the same transaction: `false` when `from` no longer may go on (another run took over or
+    /// finished).
     pub async fn hand_over_roster(
         &self,
         org: &OrgId,
@@ -227,11 +231,11 @@ impl Store {
             .key(keys::SK, s(keys::ASSIGNMENT_SK))
             .update_expression("SET rosterRun = :to")
             .condition_expression(condition)
-            .expression_attribute_values(":to", s(to.to_string()))
-            .expression_attribute_values(":building", s(domain::RosterStatus::Building.as_str()));
-        if let Some(from) = from {
-            update = update.expression_attribute_values(":run", s(from));
-        }
+            .expression_attribute_values(":to", s(to.to_string()));
+        update = match from {
+            Some(from) => update.expression_attribute_values(":run", s(from)),
+            None => update.expression_attribute_values(":building", s(domain::RosterStatus::Building.as_str())),
+        };
         let mut tx = self.transaction();
         let handed = tx.update(update)?;
         tx.outbox(org, events, chrono::Utc::now())?;
@@ -242,6 +246,49 @@ impl Store {
             }
             Err(other) => Err(other.into()),
         }
+    }
+
+    /// Makes `to` the run that may go on with the roster of `id`, taking over from `seen` (the run the
+    /// caller read: one that stopped) or from no run at all: `false` when another run took over first
+    /// or the assignment is gone. The roster's status is left as it is.
+    pub async fn take_over_roster(
+        &self,
+        org: &OrgId,
+        id: AssignmentId,
+        seen: Option<uuid::Uuid>,
+        to: uuid::Uuid,
+    ) -> Result<bool, StoreError> {
+        let mut update = self
+            .update_request()
+            .key(keys::PK, s(keys::assignment_pk(org, id)))
+            .key(keys::SK, s(keys::ASSIGNMENT_SK))
+            .update_expression("SET rosterRun = :to")
+            .expression_attribute_values(":to", s(to.to_string()));
+        update = match seen {
+            Some(seen) => update
+                .condition_expression("rosterRun = :seen")
+                .expression_attribute_values(":seen", s(seen.to_string())),
+            None => update.condition_expression("attribute_exists(PK) AND attribute_not_exists(rosterRun)"),
+        };
+        match self.send_update(update).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The rows `users` have on assignment `id` (those that exist, in no particular order).
+    pub async fn progress_rows_of(
+        &self,
+        org: &OrgId,
+        id: AssignmentId,
+        users: &[UserId],
+    ) -> Result<Vec<ProgressRow>, StoreError> {
+        let sort_keys: Vec<String> = users.iter().map(|u| keys::progress_sk(*u)).collect();
+        self.batch_get_entities::<ProgressRecord>(
+            sort_keys.iter().map(|sk| (keys::assignment_pk(org, id), sk.as_str())),
+        )
+        .await
     }
 
     /// Pattern 1 (rows): a page of an assignment's progress rows, by user id.

@@ -115,10 +115,11 @@ async fn idempotency_keys_replay_and_refuse_reuse() {
 }
 
 /// Adds `n` learners (no team) to the org, as the platform's `user.created` events would.
-async fn add_learners(env: &Env, org: &seed::SeededOrg, n: usize) {
+/// Learners `numbers` (each a new user of the org, no team) through the membership consumer.
+async fn add_learners(env: &Env, org: &seed::SeededOrg, numbers: std::ops::Range<usize>) {
     let now = Utc::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..n {
+    for i in numbers {
         let (consumer, org_id) = (env.consumer.clone(), org.org_id.clone());
         tasks.spawn(async move {
             let user = seed::SeededUser {
@@ -151,6 +152,11 @@ async fn rows_of(env: &Env, org: &seed::SeededOrg, id: &str) -> Vec<domain::Prog
     rows
 }
 
+/// Where a new roster's run starts.
+fn build() -> service::roster_build::Position {
+    service::roster_build::Position::start(service::roster_build::Mode::Build)
+}
+
 /// The assignment once its roster is complete.
 async fn complete(env: &Env, key: &str, id: &str) -> Value {
     eventually("the roster worker", || async {
@@ -166,7 +172,7 @@ async fn complete(env: &Env, key: &str, id: &str) -> Value {
 #[tokio::test]
 async fn an_org_wide_assignment_over_a_thousand_learners_is_built_off_the_request_path() {
     let (env, org) = Env::with_org().await;
-    add_learners(&env, &org, 1_000).await;
+    add_learners(&env, &org, 0..1_000).await;
     let body = json!({"contentArea": "practice", "targetType": "topic", "targetId": "xxe", "assigneeType": "org",
                       "assigneeId": org.org_id.as_str(), "deadline": deadline(30)});
     let key = org.api_keys.admin.as_str();
@@ -195,7 +201,7 @@ async fn an_org_wide_assignment_over_a_thousand_learners_is_built_off_the_reques
 #[tokio::test]
 async fn a_roster_run_stopped_midway_and_a_retried_one_leave_no_duplicate_and_no_gap() {
     let (env, org) = Env::with_org().await;
-    add_learners(&env, &org, 400).await;
+    add_learners(&env, &org, 0..400).await;
     let key = org.api_keys.admin.as_str();
     let body = json!({"contentArea": "practice", "targetType": "topic", "targetId": "idor", "assigneeType": "org",
                       "assigneeId": org.org_id.as_str(), "deadline": deadline(30), "isMandatory": false});
@@ -206,8 +212,15 @@ async fn a_roster_run_stopped_midway_and_a_retried_one_leave_no_duplicate_and_no
     let ctx = service::Ctx::new(&env.store);
     let assignment = domain::AssignmentId::parse(id).unwrap();
     let (one_page, from_start) = tokio::join!(
-        service::roster_build::build(&ctx, &org.org_id, assignment, None, 1, None),
-        service::roster_build::build(&ctx, &org.org_id, assignment, None, service::roster_build::PAGES_PER_RUN, None),
+        service::roster_build::build(&ctx, &org.org_id, assignment, build(), 1, None),
+        service::roster_build::build(
+            &ctx,
+            &org.org_id,
+            assignment,
+            build(),
+            service::roster_build::PAGES_PER_RUN,
+            None
+        ),
     );
     let (one_page, from_start) = (one_page.unwrap(), from_start.unwrap());
     assert!(one_page.complete || from_start.complete, "{one_page:?} {from_start:?}");
@@ -227,7 +240,7 @@ async fn a_roster_run_stopped_midway_and_a_retried_one_leave_no_duplicate_and_no
 #[tokio::test]
 async fn a_completion_made_while_the_roster_is_building_counts_on_the_row_the_worker_writes() {
     let (env, org) = Env::with_org().await;
-    add_learners(&env, &org, 150).await;
+    add_learners(&env, &org, 0..150).await;
     // As create leaves a large roster, but without the worker's request: only this test's run builds it.
     let mut a = testkit::fixtures::org_wide(&org.org_id, testkit::fixtures::in_days(30));
     a.is_mandatory = false;
@@ -245,9 +258,10 @@ async fn a_completion_made_while_the_roster_is_building_counts_on_the_row_the_wo
     assert_eq!(rows.rows, 0, "no row yet: the completion is only logged");
 
     let ctx = service::Ctx::new(&env.store);
-    let run = service::roster_build::build(&ctx, &org.org_id, a.id, None, service::roster_build::PAGES_PER_RUN, None)
-        .await
-        .unwrap();
+    let run =
+        service::roster_build::build(&ctx, &org.org_id, a.id, build(), service::roster_build::PAGES_PER_RUN, None)
+            .await
+            .unwrap();
     assert!(run.complete, "{run:?}");
     let row = env.store.progress_row(&org.org_id, a.id, learner).await.unwrap().expect("a row");
     assert!(row.completed.contains_key("c:sql-injection:0"), "{:?}", row.completed);
@@ -261,7 +275,7 @@ async fn a_completion_made_while_the_roster_is_building_counts_on_the_row_the_wo
 #[tokio::test]
 async fn a_duplicated_roster_request_stops_once_its_twin_has_handed_over() {
     let (env, org) = Env::with_org().await;
-    add_learners(&env, &org, 250).await;
+    add_learners(&env, &org, 0..250).await;
     let mut a = testkit::fixtures::org_wide(&org.org_id, testkit::fixtures::in_days(30));
     a.is_mandatory = false;
     a.roster_status = domain::RosterStatus::Building;
@@ -270,15 +284,81 @@ async fn a_duplicated_roster_request_stops_once_its_twin_has_handed_over() {
     let audit = testkit::fixtures::audit("assignment.created", &a.id.to_string());
     env.store.create_assignment(&org.org_id, &a, &audit, &[], &[]).await.unwrap();
     let ctx = service::Ctx::new(&env.store);
-    let build = |run| service::roster_build::build(&ctx, &org.org_id, a.id, None, 1, Some(run));
+    let run = |run| service::roster_build::build(&ctx, &org.org_id, a.id, build(), 1, Some(run));
 
-    let stranger = build(uuid::Uuid::now_v7()).await.unwrap();
-    assert_eq!((stranger.rows_added, stranger.complete), (0, false), "not the run that may go on");
-    let handed = build(first).await.unwrap();
-    assert!(handed.rows_added > 0 && !handed.complete, "{handed:?}");
-    let twin = build(first).await.unwrap();
-    assert_eq!((twin.rows_added, twin.complete), (0, false), "its twin handed over: it stops");
+    let stranger = run(uuid::Uuid::now_v7()).await.unwrap();
+    assert_eq!((stranger.rows, stranger.complete), (0, false), "not the run that may go on");
+    let handed = run(first).await.unwrap();
+    assert!(handed.rows > 0 && !handed.complete, "{handed:?}");
+    let twin = run(first).await.unwrap();
+    assert_eq!((twin.rows, twin.complete), (0, false), "its twin handed over: it stops");
     // The run it handed over to (requested through the outbox) finishes the roster.
+    let done = complete(&env, org.api_keys.admin.as_str(), &a.id.to_string()).await;
+    let learners = env.store.active_users(&org.org_id).await.unwrap().len() as u64;
+    assert_eq!(done["progress"]["totalUsers"].as_u64(), Some(learners));
+    assert_eq!(rows_of(&env, &org, &a.id.to_string()).await.len() as u64, learners);
+}
+
+/// A large roster reactivated: the PATCH answers at once with `rosterStatus: building`; a roster run
+/// (a share in the request, the rest by the worker) adds the learners who joined while it was inactive
+/// and brings in the completions logged meanwhile, until it is complete with every learner once.
+#[tokio::test]
+async fn a_reactivated_roster_catches_up_with_joins_and_completions_off_the_request_path() {
+    let (env, org) = Env::with_org().await;
+    add_learners(&env, &org, 0..150).await;
+    let key = org.api_keys.admin.as_str();
+    let body = json!({"contentArea": "practice", "targetType": "topic", "targetId": "sql-injection",
+                      "assigneeType": "org", "assigneeId": org.org_id.as_str(), "deadline": deadline(30),
+                      "isMandatory": false});
+    let created = env.post("/assignments").token(key).json(body).await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let before = complete(&env, key, &id).await["progress"]["totalUsers"].as_u64().unwrap();
+    let path = format!("/assignments/{id}");
+    assert_eq!(env.delete(&path).token(key).await.status, StatusCode::NO_CONTENT);
+
+    add_learners(&env, &org, 150..350).await;
+    let learner = env.store.active_users(&org.org_id).await.unwrap()[0].user_id;
+    let done = domain::Completion {
+        item: domain::TrackedItem::parse_key("c:sql-injection:0").unwrap(),
+        score: Some(90.0),
+        at: Utc::now(),
+    };
+    service::progress::apply_completion(&env.consumer.ctx(), &org.org_id, learner, &done).await.unwrap();
+    let inactive = env.get(&format!("{path}?limit=1")).token(key).await;
+    assert_eq!(inactive.body["progress"]["totalUsers"].as_u64(), Some(before), "an inactive roster gains nobody");
+
+    let reactivated = env.patch(&path).token(key).json(json!({"isActive": true})).await;
+    assert_eq!(reactivated.status, StatusCode::OK, "{:?}", reactivated.body);
+    assert_eq!(reactivated.body["rosterStatus"], "building", "more than a request's share to catch up");
+    let caught_up = complete(&env, key, &id).await;
+    let learners = env.store.active_users(&org.org_id).await.unwrap().len() as u64;
+    assert_eq!(learners, before + 200);
+    assert_eq!(caught_up["progress"]["totalUsers"].as_u64(), Some(learners));
+    let rows = rows_of(&env, &org, &id).await;
+    let mut users: Vec<_> = rows.iter().map(|r| r.user_id).collect();
+    users.sort();
+    users.dedup();
+    assert_eq!((rows.len() as u64, users.len() as u64), (learners, learners), "every learner once");
+    let row = env.store.progress_row(&org.org_id, domain::AssignmentId::parse(&id).unwrap(), learner).await.unwrap();
+    assert!(row.unwrap().completed.contains_key("c:sql-injection:0"), "the completion made while inactive counts");
+}
+
+/// A building roster whose run stopped (its request never arrived: here, none was committed) is started
+/// again by the reconcile job once the run is two hours old, and finishes.
+#[tokio::test]
+async fn the_reconcile_job_starts_a_stopped_roster_run_again() {
+    let (env, org) = Env::with_org().await;
+    add_learners(&env, &org, 0..250).await;
+    let mut a = testkit::fixtures::org_wide(&org.org_id, testkit::fixtures::in_days(30));
+    a.is_mandatory = false;
+    a.roster_status = domain::RosterStatus::Building;
+    let three_hours_ago = (Utc::now() - chrono::Duration::hours(3)).timestamp() as u64;
+    a.roster_run = Some(uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, three_hours_ago, 0)));
+    let audit = testkit::fixtures::audit("assignment.created", &a.id.to_string());
+    env.store.create_assignment(&org.org_id, &a, &audit, &[], &[]).await.unwrap();
+
+    let report = env.invoke("ReconcileFunction", json!({"orgIds": [org.org_id.as_str()]})).await;
+    assert!(report["repairs"].as_u64().unwrap() > 0, "rows written by the job's share: {report}");
     let done = complete(&env, org.api_keys.admin.as_str(), &a.id.to_string()).await;
     let learners = env.store.active_users(&org.org_id).await.unwrap().len() as u64;
     assert_eq!(done["progress"]["totalUsers"].as_u64(), Some(learners));
