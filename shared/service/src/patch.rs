@@ -10,7 +10,7 @@ use store::retry::Retry;
 
 use crate::compliance::sync_assignment;
 use crate::courses::refresh_roster;
-use crate::roster_build::{INLINE_PAGES, Mode, run_here};
+use crate::roster_build::{INLINE_PAGES, Mode, Position, requested, run_here};
 use crate::{Actor, AppError, Ctx, outbound};
 
 /// Applies `patch` and returns the assignment as it now is (unchanged if the patch changes nothing).
@@ -55,14 +55,18 @@ pub async fn change(
             ("assignment", id.to_string(), current.target_title.clone()),
             json!({"before": current.editable_snapshot(), "after": next.editable_snapshot()}),
         );
+        let mut events = Vec::new();
         if activation == Activation::Reactivated {
             // The roster is brought in line by a new run, named in this write (so no older run goes
-            // on); until it finishes the assignment says its roster is building.
+            // on) with its request (so it finishes whatever happens to this request); until it
+            // finishes the assignment says its roster is building.
+            let run = uuid::Uuid::now_v7();
             next.roster_status = domain::RosterStatus::Building;
-            next.roster_run = Some(uuid::Uuid::now_v7());
+            next.roster_run = Some(run);
+            events.push(requested(org, id, &Position::start(Mode::CatchUp), run, actor.now));
         }
-        let changed = outbound::assignment_changed(action, org, &next, &actor.id, actor.now);
-        match store.update_assignment(org, &current, &next, activation, &audit, &[changed]).await {
+        events.insert(0, outbound::assignment_changed(action, org, &next, &actor.id, actor.now));
+        match store.update_assignment(org, &current, &next, activation, &audit, &events).await {
             Ok(()) => {
                 let mut next = next;
                 if next.recurrence != current.recurrence {
@@ -80,11 +84,16 @@ pub async fn change(
                 let Some(run) = next.roster_run.filter(|_| activation == Activation::Reactivated) else {
                     return Ok(next);
                 };
-                // Members who joined, left or completed items while it was inactive.
-                let caught_up = run_here(ctx, org, id, Mode::CatchUp, INLINE_PAGES, run).await?;
-                tracing::info!(assignment_id = %id, rows = caught_up.rows, complete = caught_up.complete,
-                               "roster catching up on reactivation");
-                return Ok(store.get_assignment(org, id).await?.unwrap_or(next));
+                // Members who joined, left or completed items while it was inactive: a share here (a
+                // small roster is in line when this answers), the rest by the worker, which the
+                // request committed above starts anyway (a run that finds the roster handed over or
+                // complete stops). A failure here is the worker's to finish, not the client's.
+                match run_here(ctx, org, id, Mode::CatchUp, INLINE_PAGES, run).await {
+                    Ok(caught_up) => tracing::info!(assignment_id = %id, rows = caught_up.rows,
+                                                    complete = caught_up.complete, "roster catching up on reactivation"),
+                    Err(error) => tracing::warn!(assignment_id = %id, %error, "roster catch-up left to the worker"),
+                }
+                return Ok(store.get_assignment(org, id).await.ok().flatten().unwrap_or(next));
             }
             Err(StoreError::VersionConflict) if expected.is_none() => continue,
             Err(StoreError::VersionConflict) => {

@@ -100,14 +100,17 @@ pub async fn members_page(
     }
 }
 
-/// The rows of `users` that `a` includes, as its roster has them: each from the assignment's creation,
-/// its membership from the projection facts that put the learner in scope.
+/// The rows of `users` that `a` includes, as its roster has them: each from when the learner came into
+/// its scope (its creation, for those already in it), its membership from the projection facts that
+/// put the learner in scope — so a learner the roster worker reaches after they joined gets the
+/// relative due date their join would have given them.
 pub fn rows_of(a: &domain::Assignment, users: &[User], source: &Source) -> Vec<domain::ProgressRow> {
     users
         .iter()
         .filter(|u| a.includes(u))
         .map(|u| {
-            let mut row = a.new_row(u.user_id, source.clone(), a.created_at);
+            let got_it = a.entered_scope(u).map_or(a.created_at, |entered| entered.max(a.created_at));
+            let mut row = a.new_row(u.user_id, source.clone(), got_it);
             row.membership_at = u.membership_at();
             row
         })

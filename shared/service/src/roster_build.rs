@@ -14,6 +14,7 @@
 
 use chrono::{DateTime, Utc};
 use domain::{AssigneeType, Assignment, AssignmentId, OrgId, RosterStatus, Source, TeamId};
+use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use store::retry::Retry;
@@ -33,8 +34,9 @@ pub const INLINE_PAGES: usize = 2;
 const PAGE: usize = 96;
 /// A run named on the assignment for this long without finishing has stopped (its request was
 /// dropped, or ended in the failed-events queue): the reconcile job starts the roster's run again.
-/// Longer than a request may wait to be delivered (the rule's maximum event age, an hour).
-pub const STOPPED_AFTER: chrono::Duration = chrono::Duration::hours(2);
+/// Longer than a request may wait to be delivered (the rule's hour, then the function's hour of
+/// asynchronous retries) and a run lasts (5 minutes).
+pub const STOPPED_AFTER: chrono::Duration = chrono::Duration::hours(3);
 
 /// What a run does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,7 +153,16 @@ pub async fn build(
     let mode = from.mode;
     let (mut phase, mut start) = (from.phase, from.resume);
     let mut rows = 0;
-    for _ in 0..pages.max(1) {
+    for page_number in 0..pages.max(1) {
+        if page_number > 0 {
+            // Read again before each page: a run that was taken over, or an assignment deactivated
+            // meanwhile (it gains nobody), stops here.
+            match store.get_assignment(org, id).await? {
+                Some(current) if current.is_active && (run.is_none() || current.roster_run == run) => a = current,
+                Some(_) => return Ok(RosterRun { rows, complete: false }),
+                None => return Ok(RosterRun { rows, complete: true }),
+            }
+        }
         let next = match phase {
             Phase::Members => {
                 let page = members_page(store, org, &a.assignee, PAGE, start.clone()).await?;
@@ -160,9 +171,6 @@ pub async fn build(
                     Mode::Repair | Mode::CatchUp => {
                         reconcile_members(store, org, &a, &page.items, mode == Mode::CatchUp).await?.repairs
                     }
-                };
-                let Some(written) = written_while_active(written, &a) else {
-                    return Ok(RosterRun { rows, complete: false });
                 };
                 rows += written;
                 match (page.next, mode) {
@@ -184,7 +192,22 @@ pub async fn build(
         match next {
             Some(next) => start = Some(next),
             None => {
-                store.finish_roster(org, id, run).await?;
+                if !store.finish_roster(org, id, run).await? {
+                    tracing::info!(assignment_id = %id, rows, ?mode, "another run took the roster over");
+                    return Ok(RosterRun { rows, complete: false });
+                }
+                if mode != Mode::Build {
+                    // Rows changed behind the service's back move no counter: compared once the rows
+                    // are in line (guarded: if the counters move meanwhile, the next run looks again).
+                    match store.repair_counters(org, id).await {
+                        Ok(true) => {
+                            rows += 1;
+                            tracing::warn!(org = %org, assignment_id = %id, "counters repaired");
+                        }
+                        Ok(false) => {}
+                        Err(error) => tracing::error!(org = %org, assignment_id = %id, %error, "counters not repaired"),
+                    }
+                }
                 tracing::info!(assignment_id = %id, rows, ?mode, "roster complete");
                 return Ok(RosterRun { rows, complete: true });
             }
@@ -201,13 +224,13 @@ pub async fn build(
     Ok(RosterRun { rows, complete: false })
 }
 
-/// `written`, unless the assignment was deactivated meanwhile (it gains nobody; the run stops).
-fn written_while_active(written: usize, a: &Assignment) -> Option<usize> {
-    a.is_active.then_some(written)
-}
+/// Learners' logs read at once while a page catches up.
+const CATCH_UP_CONCURRENCY: usize = 8;
 
-/// A build's page: rows for the members who have none (each catching up from the learner's completion
-/// log), under the assignment's current items (re-read into `a` if they changed meanwhile).
+/// A build's page: rows for the members who have none, under the assignment's current items (re-read
+/// into `a` if they changed meanwhile), then every member's row takes the completions in their log —
+/// not only the rows this call added: a row an earlier, interrupted attempt wrote is skipped here but
+/// may have missed its catch-up (recording completions again changes nothing).
 async fn add_members(
     ctx: &Ctx<'_>,
     org: &OrgId,
@@ -228,17 +251,18 @@ async fn add_members(
             // Retried by the event's source (the rule), not dropped: the roster must finish.
             return Err(StoreError::TransactionConflict(format!("roster of {} kept changing", a.id)).into());
         }
-        match store.add_new_rows(org, a, &rows_of(a, members, &source)).await {
-            Ok(users) => {
+        let rows = rows_of(a, members, &source);
+        match store.add_new_rows(org, a, &rows).await {
+            Ok(added) => {
                 // A learner who completed items before their row existed has them in their log.
                 let announce = outbound::row_events(org, a, false);
-                for user in &users {
-                    let log = store.completion_log(org, *user).await?;
-                    if !log.is_empty() {
-                        store.record_completions(org, a, *user, &log, &announce).await?;
-                    }
-                }
-                return Ok(users.len());
+                let catch_ups: Vec<_> =
+                    rows.iter().map(|row| catch_up(store, org, a, row.user_id, &announce)).collect();
+                futures::stream::iter(catch_ups)
+                    .buffer_unordered(CATCH_UP_CONCURRENCY)
+                    .try_collect::<Vec<()>>()
+                    .await?;
+                return Ok(added.len());
             }
             // The tracked items changed meanwhile (a custom course edit): rows under the new ones.
             Err(StoreError::AssignmentChanged) => {
@@ -250,6 +274,21 @@ async fn add_members(
             Err(other) => return Err(other.into()),
         }
     }
+}
+
+/// Gives the row of `user` the completions in their log (nothing when it is empty).
+async fn catch_up(
+    store: &store::Store,
+    org: &OrgId,
+    a: &Assignment,
+    user: domain::UserId,
+    announce: store::Announce<'_>,
+) -> Result<(), StoreError> {
+    let log = store.completion_log(org, user).await?;
+    if !log.is_empty() {
+        store.record_completions(org, a, user, &log, announce).await?;
+    }
+    Ok(())
 }
 
 /// Goes through up to `pages` pages of run `run` here (a request's or the reconcile job's bounded
@@ -279,8 +318,8 @@ pub async fn run_here(
 }
 
 /// The reconcile job's look at the roster of `a` (an active team or org assignment): while a run goes
-/// on, nothing; a building roster whose run stopped (see [`STOPPED_AFTER`]) is started again with a
-/// catch-up; a complete one is repaired, [`INLINE_PAGES`] here and the rest by the worker.
+/// on, nothing; a roster whose run stopped (see [`STOPPED_AFTER`]) is started again (a building one with a
+/// catch-up); a complete one is repaired; [`INLINE_PAGES`] here and the rest by the worker.
 pub async fn reconcile(ctx: &Ctx<'_>, org: &OrgId, a: &Assignment, now: DateTime<Utc>) -> Result<RosterRun, AppError> {
     if !a.is_active || a.roster_run.is_some_and(|run| !stopped(run, now)) {
         return Ok(RosterRun::STOPPED);
@@ -311,12 +350,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_run_requested_more_than_two_hours_ago_has_stopped() {
+    fn a_run_requested_more_than_three_hours_ago_has_stopped() {
         let run = uuid::Uuid::now_v7();
         let now = Utc::now();
         assert!(!stopped(run, now));
-        assert!(!stopped(run, now + chrono::Duration::minutes(119)));
-        assert!(stopped(run, now + chrono::Duration::minutes(121)));
+        assert!(!stopped(run, now + chrono::Duration::minutes(179)));
+        assert!(stopped(run, now + chrono::Duration::minutes(181)));
         assert!(stopped(uuid::Uuid::new_v4(), now), "no time in it: treated as stopped");
     }
 

@@ -264,25 +264,16 @@ pub async fn reconcile_rosters(ctx: &Ctx<'_>, only: Option<&[OrgId]>) -> Result<
         while let Some(start) = pages.next_start() {
             let page = pages.follow(store.due_assignments_page(&org, far_future, start).await?);
             obliging += page.iter().filter(|a| a.is_mandatory).count() as i64;
-            for a in page.iter().filter(|a| a.assignee.assignee_type != AssigneeType::User) {
+            // Team and org rosters, and an individual one whose catch-up after a reactivation stopped.
+            for a in page.iter().filter(|a| {
+                a.assignee.assignee_type != AssigneeType::User || a.roster_status == domain::RosterStatus::Building
+            }) {
                 report.assignments += 1;
-                // A roster run: a bounded share here, the rest by the roster worker; a run going on
-                // is left to finish, a stopped one is started again.
+                // A roster run (a bounded share here, the rest by the roster worker; a run going on is
+                // left to finish, a stopped one is started again), which compares the counters with
+                // the rows once they are in line.
                 let repaired = crate::roster_build::reconcile(ctx, &org, a, chrono::Utc::now()).await?;
                 report.count += repaired.rows;
-                if !repaired.complete {
-                    // Its rows are still moving: the counters are compared once the run is done.
-                    continue;
-                }
-                // One assignment's failed repair does not stop the others' (the next run tries again).
-                match store.repair_counters(&org, a.id).await {
-                    Ok(true) => {
-                        report.count += 1;
-                        tracing::warn!(org = %org, assignment_id = %a.id, "counters repaired");
-                    }
-                    Ok(false) => {}
-                    Err(error) => tracing::error!(org = %org, assignment_id = %a.id, %error, "counters not repaired"),
-                }
             }
         }
         // Rule changes (deadline, activity, mandatory flag) an interrupted patch did not bring to

@@ -344,7 +344,7 @@ async fn a_reactivated_roster_catches_up_with_joins_and_completions_off_the_requ
 }
 
 /// A building roster whose run stopped (its request never arrived: here, none was committed) is started
-/// again by the reconcile job once the run is two hours old, and finishes.
+/// again by the reconcile job once the run is over three hours old, and finishes.
 #[tokio::test]
 async fn the_reconcile_job_starts_a_stopped_roster_run_again() {
     let (env, org) = Env::with_org().await;
@@ -352,8 +352,8 @@ async fn the_reconcile_job_starts_a_stopped_roster_run_again() {
     let mut a = testkit::fixtures::org_wide(&org.org_id, testkit::fixtures::in_days(30));
     a.is_mandatory = false;
     a.roster_status = domain::RosterStatus::Building;
-    let three_hours_ago = (Utc::now() - chrono::Duration::hours(3)).timestamp() as u64;
-    a.roster_run = Some(uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, three_hours_ago, 0)));
+    let four_hours_ago = (Utc::now() - chrono::Duration::hours(4)).timestamp() as u64;
+    a.roster_run = Some(uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, four_hours_ago, 0)));
     let audit = testkit::fixtures::audit("assignment.created", &a.id.to_string());
     env.store.create_assignment(&org.org_id, &a, &audit, &[], &[]).await.unwrap();
 
@@ -363,4 +363,31 @@ async fn the_reconcile_job_starts_a_stopped_roster_run_again() {
     let learners = env.store.active_users(&org.org_id).await.unwrap().len() as u64;
     assert_eq!(done["progress"]["totalUsers"].as_u64(), Some(learners));
     assert_eq!(rows_of(&env, &org, &a.id.to_string()).await.len() as u64, learners);
+}
+
+/// An individual assignment reactivated: its learner's completion made while it was inactive counts
+/// when the PATCH answers (one member: the request's share is the whole run), and nothing is left
+/// building.
+#[tokio::test]
+async fn a_reactivated_individual_assignment_is_in_line_when_the_patch_answers() {
+    let (env, org) = Env::with_org().await;
+    let key = org.api_keys.admin.as_str();
+    let learner = org.learners().next().unwrap();
+    let body = json!({"contentArea": "practice", "targetType": "topic", "targetId": "sql-injection",
+                      "assigneeType": "user", "assigneeId": learner.user_id.to_string(), "deadline": deadline(30)});
+    let created = env.post("/assignments").token(key).json(body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let path = path_of(&created);
+    assert_eq!(env.delete(&path).token(key).await.status, StatusCode::NO_CONTENT);
+    let done = domain::Completion {
+        item: domain::TrackedItem::parse_key("c:sql-injection:0").unwrap(),
+        score: Some(75.0),
+        at: Utc::now(),
+    };
+    service::progress::apply_completion(&env.consumer.ctx(), &org.org_id, learner.user_id, &done).await.unwrap();
+
+    let reactivated = env.patch(&path).token(key).json(json!({"isActive": true})).await;
+    assert_eq!(reactivated.status, StatusCode::OK, "{:?}", reactivated.body);
+    assert_eq!(reactivated.body["rosterStatus"], "complete");
+    assert_eq!(reactivated.body["progress"]["inProgressUsers"], 1, "{:?}", reactivated.body["progress"]);
 }
