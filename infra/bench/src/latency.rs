@@ -17,7 +17,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConsumedCapacity, KeysAndAttributes, ReturnConsumedCapacity, ReturnValue,
+};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
@@ -32,6 +34,7 @@ const SECRET: &[u8] = b"latency-bench-session-secret-0123456789";
 const LEARNERS: usize = 100;
 const ASSIGNMENTS: usize = 60;
 const PAGE: usize = 50;
+const TOTAL: ReturnConsumedCapacity = ReturnConsumedCapacity::Total;
 
 /// The DynamoDB operations a client sent, in order.
 #[derive(Debug, Clone, Default)]
@@ -87,7 +90,7 @@ async fn main() {
     let (assignment, users) = seed_assignments(&store, &org.org_id).await;
     let app = api::App::new(store.clone(), SECRET);
     let key = org.api_keys.admin.clone();
-    let bare = Bare { client: dynamodb, table, org: org.org_id.clone(), key: key.clone() };
+    let bare = Bare { client: dynamodb, table, org: org.org_id.clone(), key: key.clone(), consumed: Mutex::default() };
 
     let detail_path = format!("/api/public/v1/assignments/{assignment}");
     let detail_event = event("GET /api/public/v1/assignments/{id}", &detail_path, &key, Some(("id", assignment)));
@@ -141,6 +144,36 @@ async fn main() {
         let (hm, bm) = (percentile(&mut times[handler], 50), percentile(&mut times[bare], 50));
         let (h9, b9) = (percentile(&mut times[handler], 90), percentile(&mut times[bare], 90));
         println!("| {name} | {hm:.2} ms | {bm:.2} ms | {:.2} | {h9:.2} ms | {b9:.2} ms | {:.2} |", hm / bm, h9 / b9);
+    }
+
+    // Consumed capacity: one request each, the handler's store asking for it like the bare calls.
+    let capacity = store::Capacity::default();
+    let counted = api::App::new(store.clone().with_capacity_tracking(capacity.clone()), SECRET);
+    bare.forget_requests().await;
+    bare.take_consumed();
+    let mut measured = Vec::new();
+    for (name, handler, event) in
+        [("detail", detail_fn::HANDLER, &detail_event), ("list", list_fn::HANDLER, &list_event)]
+    {
+        capacity.reset();
+        assert_eq!(handler(&counted, request(event)).await.status(), 200, "{name}");
+        measured.push((name, capacity.reads(), capacity.writes(), capacity.requests()));
+    }
+    bare.detail(assignment, &users).await;
+    let bare_detail = bare.take_consumed();
+    bare.list().await;
+    let bare_list = bare.take_consumed();
+    println!("consumed capacity (ReturnConsumedCapacity, DynamoDB Local), one request each:");
+    println!("| request | handler RCU / WCU (requests) | bare calls RCU / WCU | × RCU | × WCU |");
+    println!("|---|---|---|---|---|");
+    for ((name, reads, writes, requests), (bare_reads, bare_writes)) in
+        measured.into_iter().zip([bare_detail, bare_list])
+    {
+        println!(
+            "| {name} | {reads} / {writes} ({requests}) | {bare_reads} / {bare_writes} | {:.2} | {:.2} |",
+            reads / bare_reads,
+            writes / bare_writes
+        );
     }
 }
 
@@ -217,11 +250,29 @@ struct Bare {
     table: String,
     org: OrgId,
     key: String,
+    /// Read and write capacity units the bare calls consumed.
+    consumed: Mutex<(f64, f64)>,
 }
 
 impl Bare {
     fn s(value: impl Into<String>) -> AttributeValue {
         AttributeValue::S(value.into())
+    }
+
+    /// Adds what one call consumed (reads, or writes) to the bare side's count.
+    fn note(&self, consumed: Option<&ConsumedCapacity>, write: bool) {
+        let units = consumed.and_then(|c| c.capacity_units()).unwrap_or(0.0);
+        let mut total = self.consumed.lock().expect("the bare count");
+        if write {
+            total.1 += units;
+        } else {
+            total.0 += units;
+        }
+    }
+
+    /// Reads and writes consumed since the last call.
+    fn take_consumed(&self) -> (f64, f64) {
+        std::mem::take(&mut *self.consumed.lock().expect("the bare count"))
     }
 
     /// The rate counter of the key's current hour.
@@ -237,9 +288,11 @@ impl Bare {
             .key(keys::PK, Self::s(keys::api_key_pk(&store::token_sha256(&self.key))))
             .key(keys::SK, Self::s(keys::API_KEY_SK))
             .consistent_read(true)
+            .return_consumed_capacity(TOTAL)
             .send()
             .await
             .expect("the key");
+        self.note(key.consumed_capacity(), false);
         key.item.and_then(|i| i.get(keys::GSI1SK).and_then(|v| v.as_s().ok()).cloned()).unwrap_or_default()
     }
 
@@ -271,6 +324,7 @@ impl Bare {
             .expression_attribute_names("#minute", "m00")
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .return_values(ReturnValue::AllNew)
+            .return_consumed_capacity(TOTAL)
             .send();
         let previous = self
             .client
@@ -278,33 +332,40 @@ impl Bare {
             .table_name(&self.table)
             .key(keys::PK, Self::s(hour(now - chrono::Duration::hours(1))))
             .key(keys::SK, Self::s(keys::RATE_SK))
+            .return_consumed_capacity(TOTAL)
             .send();
         let (count, previous) = tokio::join!(count, previous);
-        count.expect("the count");
-        previous.expect("the previous hour");
+        self.note(count.expect("the count").consumed_capacity(), true);
+        self.note(previous.expect("the previous hour").consumed_capacity(), false);
     }
 
     async fn detail(&self, id: domain::AssignmentId, users: &[UserId]) {
         self.authenticate().await;
         let pk = keys::assignment_pk(&self.org, id);
-        self.client
+        let assignment = self
+            .client
             .get_item()
             .table_name(&self.table)
             .key(keys::PK, Self::s(pk.as_str()))
             .key(keys::SK, Self::s(keys::ASSIGNMENT_SK))
+            .return_consumed_capacity(TOTAL)
             .send()
             .await
             .expect("the assignment");
-        self.client
+        self.note(assignment.consumed_capacity(), false);
+        let rows = self
+            .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("PK = :pk AND begins_with(SK, :rows)")
             .expression_attribute_values(":pk", Self::s(pk.as_str()))
             .expression_attribute_values(":rows", Self::s(keys::PROGRESS_SK_PREFIX))
             .limit(PAGE as i32)
+            .return_consumed_capacity(TOTAL)
             .send()
             .await
             .expect("a page of rows");
+        self.note(rows.consumed_capacity(), false);
         let mut wanted = KeysAndAttributes::builder();
         for user in &users[..PAGE] {
             wanted = wanted.keys(
@@ -315,17 +376,23 @@ impl Bare {
                 .into(),
             );
         }
-        self.client
+        let named = self
+            .client
             .batch_get_item()
             .request_items(&self.table, wanted.build().expect("keys"))
+            .return_consumed_capacity(TOTAL)
             .send()
             .await
             .expect("their users");
+        for consumed in named.consumed_capacity() {
+            self.note(Some(consumed), false);
+        }
     }
 
     async fn list(&self) {
         self.authenticate().await;
-        self.client
+        let page = self
+            .client
             .query()
             .table_name(&self.table)
             .index_name(keys::GSI1)
@@ -333,8 +400,10 @@ impl Bare {
             .expression_attribute_values(":org", Self::s(keys::org_assignments(&self.org)))
             .scan_index_forward(false)
             .limit(PAGE as i32)
+            .return_consumed_capacity(TOTAL)
             .send()
             .await
             .expect("a page of assignments");
+        self.note(page.consumed_capacity(), false);
     }
 }
