@@ -1,10 +1,10 @@
 //! Export benchmark (design §9: "an export of 100,000 progress rows completes without loss; memory
 //! stays under 64 MiB whatever the size"). Not a test: it reports numbers measured in one run.
 //!
-//! `export-bench` seeds two orgs on the local stack (10,000 and 100,000 progress rows: 1,000 users,
-//! 10 and 100 org-wide assignments), then exports each `progress` pack in a fresh child process and
-//! prints rows, bytes, parts, rows/second and the child's peak resident memory (VmHWM), so the two
-//! sizes can be compared. Run it with the local stack's environment (see README "Benchmarks").
+//! `export-bench [assignments…]` seeds an org per size on the local stack (1,000 users × that many
+//! org-wide assignments: by default 10 and 100, so 10,000 and 100,000 progress rows; `1000` gives
+//! 1,000,000), then exports each `progress` pack in a fresh child process and prints rows, bytes,
+//! parts, rows/second and the child's peak resident memory (VmHWM), each size against the first. Run it with the local stack's environment (see README "Benchmarks").
 
 use std::time::Instant;
 
@@ -77,9 +77,12 @@ async fn main() {
     {
         return export(org).await;
     }
+    // `export-bench [assignments…]`: orgs of 1,000 users × that many org-wide assignments.
+    let sizes: Vec<usize> = args.iter().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let sizes = if sizes.is_empty() { vec![10, 100] } else { sizes };
     let store = bench::store().await;
     let mut results = Vec::new();
-    for assignments in [10, 100] {
+    for &assignments in &sizes {
         let started = Instant::now();
         let org = seed(&store, assignments).await;
         eprintln!("seeded {} rows in {:.1} s", assignments * USERS, started.elapsed().as_secs_f64());
@@ -89,11 +92,15 @@ async fn main() {
         println!("progress export of {} rows: {line}", assignments * USERS);
         results.push(serde_json::from_str::<serde_json::Value>(&line).unwrap());
     }
-    let ratio = |field: &str| results[1][field].as_f64().unwrap() / results[0][field].as_f64().unwrap();
-    println!(
-        "100k vs 10k: peak memory ×{:.2}, rows/second ×{:.2}, rows ×{:.0}",
-        ratio("peakRssKiB"),
-        ratio("rowsPerSecond"),
-        ratio("rows")
-    );
+    for (i, result) in results.iter().enumerate().skip(1) {
+        let ratio = |field: &str| result[field].as_f64().unwrap() / results[0][field].as_f64().unwrap();
+        println!(
+            "{} vs {} rows: peak memory ×{:.2}, rows/second ×{:.2}, rows ×{:.0}",
+            sizes[i] * USERS,
+            sizes[0] * USERS,
+            ratio("peakRssKiB"),
+            ratio("rowsPerSecond"),
+            ratio("rows")
+        );
+    }
 }
