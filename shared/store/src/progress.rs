@@ -341,6 +341,10 @@ impl Store {
                     Ok(_) => break, // another writer created the row meanwhile: apply to it
                     Err(StoreError::AssignmentChanged) => {
                         current = self.get_assignment(org, current.id).await?.ok_or(StoreError::NotFound)?;
+                        if joined && !current.is_active {
+                            // Deactivated meanwhile: it gains nobody (a reactivation catches up).
+                            return Ok(MembershipChange::Unchanged);
+                        }
                     }
                     Err(other) => return Err(other),
                 }

@@ -11,11 +11,11 @@ use domain::{
 use crate::dynamo::{Item, n, s, to_item};
 use crate::outbox::{Announce, Written, announce_nothing};
 use crate::partition::Partition;
-use crate::records::ProgressRecord;
+use crate::records::{AssignmentRecord, ProgressRecord, Record};
 use crate::retry::Retry;
 use crate::tx::counter_failure;
 use crate::tx::{CancelReason, TxFailure};
-use crate::{Page, PageKey, Store, StoreError, keys};
+use crate::{Page, PageKey, Pages, Store, StoreError, keys};
 
 /// Progress rows written in the transaction that creates an assignment (100 minus the assignment, its
 /// duplicate lock, its audit entry, the org's registry entry and the outbox item). Larger rosters
@@ -329,17 +329,25 @@ impl Store {
         self.page_of::<ProgressRecord>(&user_rows(org, user), start, limit).await
     }
 
-    /// Makes the assignment's counters equal the sum of what its rows count (the reconcile job's repair
-    /// for rows changed behind the service's back). Guarded: if the counters move while the rows are
-    /// read, nothing is written (the next run repairs). Returns whether counters were corrected.
+    /// Makes the assignment's counters equal the sum of what its rows count (the roster runs' repair
+    /// for rows changed behind the service's back), reading the rows page by page (memory does not
+    /// grow with the roster). Guarded: if any counter moved while the rows were read (`countersRev`),
+    /// nothing is written (the next run repairs). Returns whether counters were corrected.
     pub async fn repair_counters(&self, org: &OrgId, id: AssignmentId) -> Result<bool, StoreError> {
-        let Some(before) = self.get_assignment(org, id).await? else { return Ok(false) };
+        let Some(item) = self.get_item(keys::assignment_pk(org, id), keys::ASSIGNMENT_SK, true).await? else {
+            return Ok(false);
+        };
+        let revision = item.get("countersRev").and_then(|v| v.as_n().ok()).cloned();
+        let before = AssignmentRecord::entity_of(item)?;
         let rows = Partition::table(keys::assignment_pk(org, id)).prefixed(keys::PROGRESS_SK_PREFIX).consistent();
-        let rows = self.all_of::<ProgressRecord>(&rows).await?;
-        let counted = rows.iter().fold(Aggregates::default(), |acc, row| {
-            let contribution = row.counted.unwrap_or_else(|| row.contribution(&before.units, before.item_count));
-            acc + Aggregates::delta(None, Some(contribution))
-        });
+        let mut counted = Aggregates::default();
+        let mut pages = Pages::default();
+        while let Some(start) = pages.next_start() {
+            for row in pages.follow(self.page_of::<ProgressRecord>(&rows, start, 1_000).await?) {
+                let contribution = row.counted.unwrap_or_else(|| row.contribution(&before.units, before.item_count));
+                counted = counted + Aggregates::delta(None, Some(contribution));
+            }
+        }
         let stored = &before.aggregates;
         if counted == *stored {
             return Ok(false);
@@ -389,6 +397,14 @@ impl Store {
             .expression_attribute_values(":n0", n(stored.not_started_users))
             .expression_attribute_values(":s0", n(stored.completed_items_sum))
             .expression_attribute_values(":zero", n(0));
+        match revision {
+            Some(revision) => {
+                guards.push("countersRev = :rev".into());
+                update =
+                    update.expression_attribute_values(":rev", aws_sdk_dynamodb::types::AttributeValue::N(revision));
+            }
+            None => guards.push("attribute_not_exists(countersRev)".into()),
+        }
         if stored.dated_rows == 0 {
             guards.push(format!("(attribute_not_exists({0}) OR {0} = :zero)", keys::DATED_ROWS));
         } else {

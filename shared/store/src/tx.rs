@@ -73,9 +73,13 @@ impl Transaction<'_> {
             .expression_attribute_values(":dc", n(delta.completed_users))
             .expression_attribute_values(":di", n(delta.in_progress_users))
             .expression_attribute_values(":dn", n(delta.not_started_users))
-            .expression_attribute_values(":ds", n(delta.completed_items_sum));
+            .expression_attribute_values(":ds", n(delta.completed_items_sum))
+            .expression_attribute_values(":moved", n(1));
+        // `countersRev` only grows: a recount (`Store::repair_counters`) writes only if no counter
+        // moved while it read the rows, even by moves that cancel out.
         let mut expression = String::from(
-            "ADD totalUsers :dt, completedUsers :dc, inProgressUsers :di, notStartedUsers :dn, completedItemsSum :ds",
+            "ADD totalUsers :dt, completedUsers :dc, inProgressUsers :di, notStartedUsers :dn, completedItemsSum :ds, \
+             countersRev :moved",
         );
         if delta.dated_rows != 0 {
             expression.push_str(&format!(", {} :dd", keys::DATED_ROWS));

@@ -126,3 +126,45 @@ async fn counters_equal_a_recount_after_random_changes() {
         }
     }
 }
+
+/// The recount writes only if no counter moved while it read the rows: every counter move increments
+/// `countersRev`, and counters that drifted behind the service's back (no revision change) are
+/// repaired once.
+#[tokio::test]
+async fn every_counter_move_increments_the_revision_the_recount_is_guarded_by() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let (store, org) = store_and_org().await;
+    let (a, rows) = created_org_wide(&store, &org, 3).await;
+    let client = testkit::stack::raw_client().await;
+    let key = |c: aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder| {
+        c.table_name(store.table_name())
+            .key("PK", AttributeValue::S(format!("ORG#{org}#ASG#{}", a.id)))
+            .key("SK", AttributeValue::S("A".into()))
+            .consistent_read(true)
+    };
+    let revision = || async {
+        let item = key(client.get_item()).send().await.unwrap().item.unwrap();
+        item.get("countersRev").map(|v| v.as_n().unwrap().parse::<u64>().unwrap()).unwrap_or(0)
+    };
+    let created = revision().await;
+    assert!(created >= 1, "the first rows moved the counters: {created}");
+    let done =
+        domain::Completion { item: TrackedItem::parse_key("c:sql-injection:0").unwrap(), score: None, at: Utc::now() };
+    store.record_completions(&org, &a, rows[0].user_id, &[done], &store::announce_nothing).await.unwrap();
+    assert_eq!(revision().await, created + 1, "a completion moved them");
+
+    // Drift behind the service's back: the counters change, the revision does not.
+    client
+        .update_item()
+        .table_name(store.table_name())
+        .key("PK", AttributeValue::S(format!("ORG#{org}#ASG#{}", a.id)))
+        .key("SK", AttributeValue::S("A".into()))
+        .update_expression("ADD totalUsers :five")
+        .expression_attribute_values(":five", AttributeValue::N("5".into()))
+        .send()
+        .await
+        .unwrap();
+    assert!(store.repair_counters(&org, a.id).await.unwrap(), "repaired");
+    assert!(!store.repair_counters(&org, a.id).await.unwrap(), "nothing left to repair");
+    assert_eq!(store.get_assignment(&org, a.id).await.unwrap().unwrap().aggregates.total_users, 3);
+}
