@@ -157,6 +157,32 @@ fn build() -> service::roster_build::Position {
     service::roster_build::Position::start(service::roster_build::Mode::Build)
 }
 
+/// An org-wide assignment stored as create leaves a large roster (building, run `run`), but without
+/// the worker's request: only the test's runs build it.
+async fn building_org_wide(env: &Env, org: &seed::SeededOrg, run: Option<uuid::Uuid>) -> domain::Assignment {
+    let mut a = testkit::fixtures::org_wide(&org.org_id, testkit::fixtures::in_days(30));
+    a.is_mandatory = false;
+    a.roster_status = domain::RosterStatus::Building;
+    a.roster_run = run;
+    let audit = testkit::fixtures::audit("assignment.created", &a.id.to_string());
+    env.store.create_assignment(&org.org_id, &a, &audit, &[], &[]).await.unwrap();
+    a
+}
+
+/// Waits until the roster of `id` is complete, then checks it has every active learner once and
+/// counters equal to the rows; returns the number of learners.
+async fn complete_with_every_learner_once(env: &Env, org: &seed::SeededOrg, id: &str) -> u64 {
+    let done = complete(env, org.api_keys.admin.as_str(), id).await;
+    let learners = env.store.active_users(&org.org_id).await.unwrap().len() as u64;
+    let rows = rows_of(env, org, id).await;
+    let mut users: Vec<_> = rows.iter().map(|r| r.user_id).collect();
+    users.sort();
+    users.dedup();
+    assert_eq!((rows.len() as u64, users.len() as u64), (learners, learners), "every learner once");
+    assert_eq!(done["progress"]["totalUsers"].as_u64(), Some(learners), "counters equal the rows");
+    learners
+}
+
 /// The assignment once its roster is complete.
 async fn complete(env: &Env, key: &str, id: &str) -> Value {
     eventually("the roster worker", || async {
@@ -186,13 +212,7 @@ async fn an_org_wide_assignment_over_a_thousand_learners_is_built_off_the_reques
     assert!(first > 0 && first <= store::ROSTER_ROWS_PER_TRANSACTION as u64, "{first}");
 
     let id = created.body["id"].as_str().unwrap();
-    let done = complete(&env, key, id).await;
-    assert_eq!(done["progress"]["totalUsers"].as_u64(), Some(learners));
-    let rows = rows_of(&env, &org, id).await;
-    let mut users: Vec<_> = rows.iter().map(|r| r.user_id).collect();
-    users.sort();
-    users.dedup();
-    assert_eq!((rows.len() as u64, users.len() as u64), (learners, learners), "every learner once");
+    assert_eq!(complete_with_every_learner_once(&env, &org, id).await, learners, "the learners the preview counted");
 }
 
 /// A worker run that stops after one page (as if killed once it had committed its next request) and a
@@ -225,14 +245,7 @@ async fn a_roster_run_stopped_midway_and_a_retried_one_leave_no_duplicate_and_no
     let (one_page, from_start) = (one_page.unwrap(), from_start.unwrap());
     assert!(one_page.complete || from_start.complete, "{one_page:?} {from_start:?}");
 
-    let done = complete(&env, key, id).await;
-    let rows = rows_of(&env, &org, id).await;
-    let mut users: Vec<_> = rows.iter().map(|r| r.user_id).collect();
-    users.sort();
-    users.dedup();
-    let learners = env.store.active_users(&org.org_id).await.unwrap().len() as u64;
-    assert_eq!((rows.len() as u64, users.len() as u64), (learners, learners));
-    assert_eq!(done["progress"]["totalUsers"].as_u64(), Some(learners));
+    complete_with_every_learner_once(&env, &org, id).await;
 }
 
 /// A learner who completes an item before the roster worker reaches them (their completion is only
@@ -242,11 +255,7 @@ async fn a_completion_made_while_the_roster_is_building_counts_on_the_row_the_wo
     let (env, org) = Env::with_org().await;
     add_learners(&env, &org, 0..150).await;
     // As create leaves a large roster, but without the worker's request: only this test's run builds it.
-    let mut a = testkit::fixtures::org_wide(&org.org_id, testkit::fixtures::in_days(30));
-    a.is_mandatory = false;
-    a.roster_status = domain::RosterStatus::Building;
-    let audit = testkit::fixtures::audit("assignment.created", &a.id.to_string());
-    env.store.create_assignment(&org.org_id, &a, &audit, &[], &[]).await.unwrap();
+    let a = building_org_wide(&env, &org, None).await;
     let learner = env.store.active_users(&org.org_id).await.unwrap().pop().unwrap().user_id;
     let done = domain::Completion {
         item: domain::TrackedItem::parse_key("c:sql-injection:0").unwrap(),
@@ -276,13 +285,8 @@ async fn a_completion_made_while_the_roster_is_building_counts_on_the_row_the_wo
 async fn a_duplicated_roster_request_stops_once_its_twin_has_handed_over() {
     let (env, org) = Env::with_org().await;
     add_learners(&env, &org, 0..250).await;
-    let mut a = testkit::fixtures::org_wide(&org.org_id, testkit::fixtures::in_days(30));
-    a.is_mandatory = false;
-    a.roster_status = domain::RosterStatus::Building;
     let first = uuid::Uuid::now_v7();
-    a.roster_run = Some(first);
-    let audit = testkit::fixtures::audit("assignment.created", &a.id.to_string());
-    env.store.create_assignment(&org.org_id, &a, &audit, &[], &[]).await.unwrap();
+    let a = building_org_wide(&env, &org, Some(first)).await;
     let ctx = service::Ctx::new(&env.store);
     let run = |run| service::roster_build::build(&ctx, &org.org_id, a.id, build(), 1, Some(run));
 
@@ -293,10 +297,7 @@ async fn a_duplicated_roster_request_stops_once_its_twin_has_handed_over() {
     let twin = run(first).await.unwrap();
     assert_eq!((twin.rows, twin.complete), (0, false), "its twin handed over: it stops");
     // The run it handed over to (requested through the outbox) finishes the roster.
-    let done = complete(&env, org.api_keys.admin.as_str(), &a.id.to_string()).await;
-    let learners = env.store.active_users(&org.org_id).await.unwrap().len() as u64;
-    assert_eq!(done["progress"]["totalUsers"].as_u64(), Some(learners));
-    assert_eq!(rows_of(&env, &org, &a.id.to_string()).await.len() as u64, learners);
+    complete_with_every_learner_once(&env, &org, &a.id.to_string()).await;
 }
 
 /// A large roster reactivated: the PATCH answers at once with `rosterStatus: building`; a roster run
@@ -330,15 +331,8 @@ async fn a_reactivated_roster_catches_up_with_joins_and_completions_off_the_requ
     let reactivated = env.patch(&path).token(key).json(json!({"isActive": true})).await;
     assert_eq!(reactivated.status, StatusCode::OK, "{:?}", reactivated.body);
     assert_eq!(reactivated.body["rosterStatus"], "building", "more than a request's share to catch up");
-    let caught_up = complete(&env, key, &id).await;
-    let learners = env.store.active_users(&org.org_id).await.unwrap().len() as u64;
+    let learners = complete_with_every_learner_once(&env, &org, &id).await;
     assert_eq!(learners, before + 200);
-    assert_eq!(caught_up["progress"]["totalUsers"].as_u64(), Some(learners));
-    let rows = rows_of(&env, &org, &id).await;
-    let mut users: Vec<_> = rows.iter().map(|r| r.user_id).collect();
-    users.sort();
-    users.dedup();
-    assert_eq!((rows.len() as u64, users.len() as u64), (learners, learners), "every learner once");
     let row = env.store.progress_row(&org.org_id, domain::AssignmentId::parse(&id).unwrap(), learner).await.unwrap();
     assert!(row.unwrap().completed.contains_key("c:sql-injection:0"), "the completion made while inactive counts");
 }
@@ -349,20 +343,13 @@ async fn a_reactivated_roster_catches_up_with_joins_and_completions_off_the_requ
 async fn the_reconcile_job_starts_a_stopped_roster_run_again() {
     let (env, org) = Env::with_org().await;
     add_learners(&env, &org, 0..250).await;
-    let mut a = testkit::fixtures::org_wide(&org.org_id, testkit::fixtures::in_days(30));
-    a.is_mandatory = false;
-    a.roster_status = domain::RosterStatus::Building;
     let four_hours_ago = (Utc::now() - chrono::Duration::hours(4)).timestamp() as u64;
-    a.roster_run = Some(uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, four_hours_ago, 0)));
-    let audit = testkit::fixtures::audit("assignment.created", &a.id.to_string());
-    env.store.create_assignment(&org.org_id, &a, &audit, &[], &[]).await.unwrap();
+    let stopped = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, four_hours_ago, 0));
+    let a = building_org_wide(&env, &org, Some(stopped)).await;
 
     let report = env.invoke("ReconcileFunction", json!({"orgIds": [org.org_id.as_str()]})).await;
     assert!(report["repairs"].as_u64().unwrap() > 0, "rows written by the job's share: {report}");
-    let done = complete(&env, org.api_keys.admin.as_str(), &a.id.to_string()).await;
-    let learners = env.store.active_users(&org.org_id).await.unwrap().len() as u64;
-    assert_eq!(done["progress"]["totalUsers"].as_u64(), Some(learners));
-    assert_eq!(rows_of(&env, &org, &a.id.to_string()).await.len() as u64, learners);
+    complete_with_every_learner_once(&env, &org, &a.id.to_string()).await;
 }
 
 /// An individual assignment reactivated: its learner's completion made while it was inactive counts
