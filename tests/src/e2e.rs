@@ -52,7 +52,7 @@ impl Env {
             events::Publisher::new(gateway::iam::eventbridge(&events), std::env::var("EVENT_BUS_NAME").unwrap());
         let mut bucket = exports::Bucket::from_env(&config).unwrap();
         bucket.client = gateway::iam::s3(&bucket.client);
-        let consumer = events::Consumer { store: store.clone(), publisher: publisher.clone() };
+        let consumer = events::Consumer { store: store.clone() };
         let app = api::App::new(store.clone(), SECRET);
         let gw = gateway::Gateway::new(app, publisher, bucket, template.routes).unwrap();
         let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

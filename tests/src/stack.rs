@@ -3,7 +3,7 @@
 
 use aws_config::BehaviorVersion;
 use domain::{Assignment, OrgId, ProgressRow};
-use events::{Consumer, Publisher};
+use events::Consumer;
 use store::{Capacity, Store};
 
 fn var(name: &str) -> String {
@@ -34,16 +34,13 @@ pub async fn store_with_capacity() -> (Store, Capacity) {
     (store().await.with_capacity_tracking(capacity.clone()), capacity)
 }
 
-/// What a consumer Lambda builds: the table (requests counted in `capacity`) and the bus on moto.
+/// What a consumer Lambda builds: the table (requests counted in `capacity`).
 pub async fn consumer(capacity: Option<&Capacity>) -> Consumer {
-    let bus = var("EVENT_BUS_NAME");
-    assert!(!bus.is_empty(), "these tests need moto's event bus: run them through infra/test.sh");
     let store = match capacity {
         Some(capacity) => store().await.with_capacity_tracking(capacity.clone()),
         None => store().await,
     };
-    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
-    Consumer { store, publisher: Publisher::new(aws_sdk_eventbridge::Client::new(&config), bus) }
+    Consumer { store }
 }
 
 /// A fresh org id (`{prefix}-{random}`): each test works in its own org, so tests run in parallel on

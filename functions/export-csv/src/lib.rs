@@ -25,8 +25,10 @@ pub struct Exporter {
 
 impl api::entry::Context for Exporter {
     async fn from_env() -> Result<Self, api::entry::Error> {
+        // One SDK configuration for both clients (loading it is most of a cold start's set-up).
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-        Ok(Self { app: App::from_env().await?, bucket: Bucket::from_env(&config)? })
+        let app = App::from_env_with(aws_sdk_dynamodb::Client::new(&config))?;
+        Ok(Self { app, bucket: Bucket::from_env(&config)? })
     }
 }
 

@@ -1,13 +1,15 @@
 //! Cold-start benchmark (issue 14; design §9). Not a test: it reports what one run measured.
 //!
 //! `cold-start-bench` builds every function the way `sam build` does (`cargo lambda build --release
-//! --x86-64 --output-format zip -p <package>`, the packages read from the Makefile) and the two
-//! baselines in `infra/bench/baselines` the same way: `empty-function` (the runtime, the SDK
-//! configuration and a DynamoDB client built as the API functions build them) and `hello-function`
-//! (the runtime only). It then starts each bootstrap against a fake Lambda runtime API on loopback and
-//! times process start → the first `GET /2018-06-01/runtime/invocation/next` (the end of init),
-//! `BENCH_STARTS` times each (default 21; the functions interleaved, round by round, so drift hits all
-//! alike), and prints the medians and the zip sizes, each next to `empty-function`'s.
+//! --x86-64 --output-format zip -p <package>`, the packages read from the Makefile) and the baselines
+//! in `infra/bench/baselines` the same way: `empty-function` (the runtime, the SDK configuration and a
+//! DynamoDB client built as the functions build them), `empty-function-s3` (and the S3 client, as the
+//! export functions), `empty-function-eventbridge` (only the EventBridge client, as the outbox
+//! publisher) and `hello-function` (the runtime only). It then starts each bootstrap against a fake
+//! Lambda runtime API on loopback and times process start → the first `GET
+//! /2018-06-01/runtime/invocation/next` (the end of init), `BENCH_STARTS` times each (default 21; the
+//! functions interleaved, round by round, so drift hits all alike), and prints the medians and the zip
+//! sizes, each next to its baseline's.
 //! Needs no local stack: nothing is called before `next`.
 
 use std::io::Read;
@@ -19,18 +21,35 @@ use std::time::{Duration, Instant};
 
 const BASELINE: &str = "empty-function";
 const HELLO: &str = "hello-function";
+/// The baselines: (binary, its package), each an empty `lambda_http` function that builds a
+/// function's SDK clients the way the function does.
+const BASELINES: [(&str, &str); 4] = [
+    (BASELINE, "cold-start-baselines"),
+    ("empty-function-s3", "cold-start-baseline-s3"),
+    ("empty-function-eventbridge", "cold-start-baseline-eventbridge"),
+    (HELLO, "cold-start-baselines"),
+];
+
+/// The baseline that builds `function`'s clients: the export functions add S3 to DynamoDB, the outbox
+/// publisher builds only EventBridge, every other function only DynamoDB.
+fn baseline_of(function: &str) -> &'static str {
+    match function {
+        "export-csv" | "export-worker" => "empty-function-s3",
+        "outbox-publisher" => "empty-function-eventbridge",
+        _ => BASELINE,
+    }
+}
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the checkout");
     let starts: usize = std::env::var("BENCH_STARTS").ok().and_then(|s| s.parse().ok()).unwrap_or(21);
-    let mut binaries = packages(&root);
+    let mut binaries: Vec<(String, String)> = packages(&root).into_iter().map(|p| (p.clone(), p)).collect();
     let functions = binaries.len();
-    binaries.extend([BASELINE.to_owned(), HELLO.to_owned()]);
+    binaries.extend(BASELINES.iter().map(|(bin, package)| ((*bin).to_owned(), (*package).to_owned())));
 
     let unpacked = std::env::temp_dir().join(format!("cold-start-{}", std::process::id()));
     let mut bootstraps = Vec::new();
-    for name in &binaries {
-        let package = if name == BASELINE || name == HELLO { "cold-start-baselines" } else { name.as_str() };
+    for (name, package) in &binaries {
         build(&root, package);
         let zip = root.join("target/lambda").join(name).join("bootstrap.zip");
         let dir = unpacked.join(name);
@@ -51,27 +70,32 @@ fn main() {
     let _ = std::fs::remove_dir_all(&unpacked);
 
     let medians: Vec<Duration> = times.iter_mut().map(|t| median(t)).collect();
-    let baseline = functions;
-    let (base_init, base_zip) = (medians[baseline], bootstraps[baseline].2);
+    let index = |name: &str| bootstraps.iter().position(|(n, _, _)| n == name).expect("a measured binary");
     println!(
         "cold start: process start → first `next`, median of {starts} starts each; zips as `cargo lambda` builds them"
     );
-    println!("| function | init (ms) | × {BASELINE} | zip (bytes) | × {BASELINE} |");
-    println!("|---|---|---|---|---|");
+    println!("| function | init (ms) | zip (bytes) | baseline (its clients) | × its init | × its zip |");
+    println!("|---|---|---|---|---|---|");
+    let (mut worst_init, mut worst_zip) = (0.0f64, 0.0f64);
     for (i, (name, _, zip)) in bootstraps.iter().enumerate() {
+        let base = if i < functions { index(baseline_of(name)) } else { index(BASELINE) };
+        let init_ratio = ms(medians[i]) / ms(medians[base]);
+        let zip_ratio = *zip as f64 / bootstraps[base].2 as f64;
+        if i < functions {
+            worst_init = worst_init.max(init_ratio);
+            worst_zip = worst_zip.max(zip_ratio);
+        }
         println!(
-            "| `{name}` | {:.2} | {:.2} | {zip} | {:.2} |",
+            "| `{name}` | {:.2} | {zip} | `{}` | {init_ratio:.2} | {zip_ratio:.2} |",
             ms(medians[i]),
-            ms(medians[i]) / ms(base_init),
-            *zip as f64 / base_zip as f64
+            bootstraps[base].0
         );
     }
-    let worst_init = (0..functions).map(|i| ms(medians[i]) / ms(base_init)).fold(0.0, f64::max);
-    let worst_zip = (0..functions).map(|i| bootstraps[i].2 as f64 / base_zip as f64).fold(0.0, f64::max);
-    let hello = ms(medians[functions + 1]);
+    let hello = ms(medians[index(HELLO)]);
     println!(
-        "worst of {functions} functions: init ×{worst_init:.2}, zip ×{worst_zip:.2} of {BASELINE}; {BASELINE} ×{:.2} of {HELLO}",
-        ms(base_init) / hello
+        "worst of {functions} functions against their baselines: init ×{worst_init:.2}, zip ×{worst_zip:.2}; \
+         {BASELINE} ×{:.2} of {HELLO}",
+        ms(medians[index(BASELINE)]) / hello
     );
 }
 

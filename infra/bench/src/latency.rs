@@ -78,11 +78,7 @@ async fn main() {
         aws_sdk_dynamodb::config::Builder::from(&config).interceptor(calls.clone()).build(),
     );
     let store = Store::new(dynamodb.clone(), table.clone());
-    let bus = std::env::var("EVENT_BUS_NAME").unwrap_or_else(|_| "default".into());
-    let consumer = events::Consumer {
-        store: store.clone(),
-        publisher: events::Publisher::new(aws_sdk_eventbridge::Client::new(&config), bus),
-    };
+    let consumer = events::Consumer { store: store.clone() };
     seed::load_catalog(&store).await.expect("the catalog");
     let org = seed::seed_org(&store, SECRET, bench::new_org(), "Bench", Utc::now(), seed::Delivery::Direct(&consumer))
         .await

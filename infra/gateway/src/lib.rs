@@ -33,6 +33,7 @@ enum Handler {
     Export(api::entry::Handler<export_csv_fn::Exporter>),
     Event(events::entry::Handler),
     ExportWorker(events::entry::Handler<export_worker_fn::Worker>),
+    Publish(events::entry::Handler<events::Publisher>),
 }
 
 /// Every function of `template.yaml` this gateway can run, by logical id: the one place a function is
@@ -53,7 +54,7 @@ const REGISTRY: &[(&str, Handler)] = &[
     ("CourseEventsFunction", Handler::Event(events::entry::CONSUME)),
     ("RemindersFunction", Handler::Event(reminders_fn::HANDLER)),
     ("ReconcileFunction", Handler::Event(reconcile_fn::HANDLER)),
-    ("OutboxPublisherFunction", Handler::Event(outbox_publisher_fn::HANDLER)),
+    ("OutboxPublisherFunction", Handler::Publish(outbox_publisher_fn::HANDLER)),
 ];
 
 /// The registered function with this logical id, under the registry's own name for it.
@@ -162,6 +163,7 @@ pub struct Gateway {
     exporter: Arc<export_csv_fn::Exporter>,
     export_worker: Arc<export_worker_fn::Worker>,
     consumer: Arc<events::Consumer>,
+    publisher: Arc<events::Publisher>,
     routes: Arc<Vec<Route>>,
 }
 
@@ -177,12 +179,13 @@ impl Gateway {
         if let Some(route) = routes.iter().find(|r| registered(&r.function).is_none()) {
             return Err(GatewayError::UnknownFunction(route.function.clone()));
         }
-        let consumer = events::Consumer { store: app.store.clone(), publisher };
+        let consumer = events::Consumer { store: app.store.clone() };
         Ok(Self {
             export_worker: Arc::new(export_worker_fn::Worker { store: app.store.clone(), bucket: bucket.clone() }),
             exporter: Arc::new(export_csv_fn::Exporter { app: app.clone(), bucket }),
             app: Arc::new(app),
             consumer: Arc::new(consumer),
+            publisher: Arc::new(publisher),
             routes: Arc::new(routes),
         })
     }
@@ -211,6 +214,7 @@ impl Gateway {
             // An event-driven function's error is what Lambda would report for the invocation.
             Handler::Event(handle) => event_result(handle(&self.consumer, event).await),
             Handler::ExportWorker(handle) => event_result(handle(&self.export_worker, event).await),
+            Handler::Publish(handle) => event_result(handle(&self.publisher, event).await),
         })
     }
 

@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 use service::{AppError, Applied, Ctx, courses, membership, progress};
 use store::{Store, StoreError};
 
-use crate::Publisher;
 use crate::platform::{EventKind, PlatformEvent, parse};
 
 /// A failure worth retrying: the event source redelivers it (then dead-letters).
@@ -34,12 +33,11 @@ pub fn outcome<T>(result: Result<T, AppError>) -> Result<Result<T, String>, Cons
     }
 }
 
-/// What an event-driven Lambda builds once: the table, and the bus that only the outbox publisher
-/// sends to.
+/// What an event-driven Lambda builds once: the table. (Domain events leave through the outbox: only
+/// the outbox publisher builds a client for the bus, see [`crate::Publisher::from_env`].)
 #[derive(Debug, Clone)]
 pub struct Consumer {
     pub store: Store,
-    pub publisher: Publisher,
 }
 
 impl Consumer {

@@ -32,6 +32,12 @@ impl Context for Consumer {
     }
 }
 
+impl Context for crate::Publisher {
+    async fn from_env() -> Result<Self, Error> {
+        Ok(crate::Publisher::from_env().await?)
+    }
+}
+
 /// The platform-event consumers' handler: parse, then apply idempotently ([`Consumer::handle`]).
 pub const CONSUME: Handler = |consumer, event| Box::pin(consumer.handle(event));
 

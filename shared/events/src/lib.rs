@@ -24,15 +24,21 @@ use store::Store;
 pub struct MissingVariable(pub &'static str);
 
 impl Consumer {
-    /// Reads `TABLE_NAME` and `EVENT_BUS_NAME` and builds the AWS clients; fails fast at start-up.
+    /// Reads `TABLE_NAME` and builds the DynamoDB client; fails fast at start-up.
     pub async fn from_env() -> Result<Self, MissingVariable> {
         let table = std::env::var("TABLE_NAME").map_err(|_| MissingVariable("TABLE_NAME"))?;
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        Ok(Consumer { store: Store::new(aws_sdk_dynamodb::Client::new(&config), table) })
+    }
+}
+
+impl Publisher {
+    /// The outbox publisher's context: reads `EVENT_BUS_NAME` and builds the EventBridge client (the
+    /// only function that does); fails fast at start-up.
+    pub async fn from_env() -> Result<Self, MissingVariable> {
         let bus = std::env::var("EVENT_BUS_NAME").map_err(|_| MissingVariable("EVENT_BUS_NAME"))?;
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-        Ok(Consumer {
-            store: Store::new(aws_sdk_dynamodb::Client::new(&config), table),
-            publisher: Publisher::new(aws_sdk_eventbridge::Client::new(&config), bus),
-        })
+        Ok(Publisher::new(aws_sdk_eventbridge::Client::new(&config), bus))
     }
 }
 
