@@ -64,12 +64,14 @@ async fn measure(extra: usize) {
     let id = created.body["id"].as_str().expect("the assignment's id").to_owned();
     loop {
         let detail = env.get(&format!("/assignments/{id}?limit=1")).token(key).await;
+        assert_eq!(detail.status.as_u16(), 200, "{:?}", detail.body);
         if detail.body["rosterStatus"] == "complete" {
             assert_eq!(detail.body["progress"]["totalUsers"].as_u64(), Some(learners), "the counters");
             break;
         }
         assert!(creating.elapsed() < Duration::from_secs(3_600), "no complete roster within an hour");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Within the key's rate limits (60 a minute, 1,000 an hour) for a build of several minutes.
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
     }
     let complete = creating.elapsed();
 
