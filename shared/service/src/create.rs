@@ -3,11 +3,14 @@
 
 use std::collections::HashSet;
 
-use domain::{AssigneeType, AssignmentId, ItemCounts, NewAssignment, OrgId, ProgressRow, RosterStatus, Target, UserId};
+use domain::{
+    AssigneeType, AssignmentId, ItemCounts, NewAssignment, OrgId, ProgressRow, RosterStatus, Source, Target, TeamId,
+    User, UserId,
+};
 use serde_json::{Value, json};
-use store::{AssignmentFilter, Pages};
+use store::{AssignmentFilter, Headcount, Pages};
 
-use crate::roster::{members_page, resolve_assignee, resolve_group, resolve_target, rows_of};
+use crate::roster::{members_page, resolve_group, resolve_target, resolve_user, rows_of};
 use crate::{Actor, AppError, Ctx, outbound};
 
 /// What creating would do (`dryRun`).
@@ -32,17 +35,31 @@ impl Preview {
 }
 
 pub async fn preview(ctx: &Ctx<'_>, org: &OrgId, new: &NewAssignment) -> Result<Preview, AppError> {
-    let resolved = resolve_target(ctx.store, org, &new.target).await?;
-    let mut roster = resolve_assignee(ctx.store, org, &new.assignee).await?;
-    if new.new_starters_only {
-        roster.members.clear();
-    }
-    let learners: HashSet<_> = roster.members.iter().map(|m| m.user_id).collect();
+    let store = ctx.store;
+    let resolved = resolve_target(store, org, &new.target).await?;
+    let (assignee_name, reach, learners) = match new.assignee.assignee_type {
+        AssigneeType::User => {
+            let user = resolve_user(store, org, &new.assignee).await?;
+            (user.name.clone(), Reach::User(user), 1)
+        }
+        _ => {
+            let (name, source) = resolve_group(store, org, &new.assignee).await?;
+            let reach = match source {
+                Source::Team { team_id } => Reach::Team(team_id),
+                _ => Reach::Org,
+            };
+            let learners = store.headcount(org, reach.headcount()).await?;
+            (name, reach, learners)
+        }
+    };
+    let learners = if new.new_starters_only { 0 } else { learners };
+    let already_assigned =
+        if learners == 0 { 0 } else { already_assigned(ctx, org, &new.target, &reach, learners).await? };
     Ok(Preview {
         items: ItemCounts::of(&resolved.units),
-        learners: u32::try_from(learners.len()).unwrap_or(u32::MAX),
-        assignee_name: roster.assignee_name,
-        already_assigned: already_assigned(ctx, org, &new.target, &learners).await?,
+        learners: u32::try_from(learners).unwrap_or(u32::MAX),
+        assignee_name,
+        already_assigned: usize::try_from(already_assigned).unwrap_or(usize::MAX),
         new_starters_only: new.new_starters_only,
     })
 }
@@ -65,15 +82,13 @@ pub async fn create(
     let id = AssignmentId::new_v7();
     let new_starters_only = new.new_starters_only;
     let (mut assignment, rows, rest) = if new.assignee.assignee_type == AssigneeType::User {
-        let roster = resolve_assignee(store, org, &new.assignee).await?;
-        let assignment = new.into_assignment(id, resolved, roster.assignee_name, actor.id.clone(), actor.now);
-        let rows: Vec<ProgressRow> = roster
-            .members
-            .into_iter()
+        let user = resolve_user(store, org, &new.assignee).await?;
+        let assignment = new.into_assignment(id, resolved, user.name.clone(), actor.id.clone(), actor.now);
+        let rows: Vec<ProgressRow> = std::iter::once(&user)
             .filter(|_| !new_starters_only)
-            .map(|m| {
-                let mut row = assignment.new_row(m.user_id, m.source, actor.now);
-                row.membership_at = m.since;
+            .map(|user| {
+                let mut row = assignment.new_row(user.user_id, Source::Individual, actor.now);
+                row.membership_at = user.membership_at();
                 row
             })
             .collect();
@@ -117,16 +132,42 @@ pub async fn create(
     Ok(created)
 }
 
-/// Learners of `learners` who already have an active assignment of the same target, through any
-/// assignee. Reads only the org's active assignments of this target and their rosters.
+/// Whom a dry run's assignee reaches.
+enum Reach {
+    Org,
+    Team(TeamId),
+    User(User),
+}
+
+impl Reach {
+    fn headcount(&self) -> Headcount {
+        match self {
+            Reach::Team(team) => Headcount::Team(*team),
+            _ => Headcount::Org,
+        }
+    }
+}
+
+/// Learners listed one by one (individual assignees, new-starters-only rosters) that one dry run reads
+/// at most; beyond them it counts as if nobody else were covered.
+const MAX_LISTED_LEARNERS: usize = 5_000;
+
+/// How many of the `learners` the assignee reaches already have an active assignment of the same
+/// target, through any assignee — from the assignees of those assignments, not by listing members:
+/// an org-wide one covers everyone; a team's, that team's members (its head count; a user is in one
+/// team at most); an individual one, its learner; a new-starters-only one, the learners on its roster.
+/// Reads the org's active assignments and, only for learners listed one by one (at most
+/// [`MAX_LISTED_LEARNERS`]), their rows and profiles.
 async fn already_assigned(
     ctx: &Ctx<'_>,
     org: &OrgId,
     target: &Target,
-    learners: &HashSet<UserId>,
-) -> Result<usize, AppError> {
+    reach: &Reach,
+    learners: u64,
+) -> Result<u64, AppError> {
     let store = ctx.store;
-    let mut covered = HashSet::new();
+    let mut teams: HashSet<TeamId> = HashSet::new();
+    let mut listed: HashSet<UserId> = HashSet::new();
     let filter = AssignmentFilter { is_active: Some(true), ..Default::default() };
     let mut pages = Pages::default();
     while let Some(start) = pages.next_start() {
@@ -134,12 +175,46 @@ async fn already_assigned(
         for a in
             page.iter().filter(|a| a.target.target_type == target.target_type && a.target.target_id == target.target_id)
         {
-            let mut row_pages = Pages::default();
-            while let Some(rows_start) = row_pages.next_start() {
-                let rows = row_pages.follow(store.progress_page(org, a.id, 200, rows_start).await?);
-                covered.extend(rows.iter().filter(|r| r.removed_at.is_none()).map(|r| r.user_id));
+            if a.new_starters_only {
+                let mut rows = Pages::default();
+                while let Some(rows_start) = rows.next_start().filter(|_| listed.len() < MAX_LISTED_LEARNERS) {
+                    let page = rows.follow(store.progress_page(org, a.id, 200, rows_start).await?);
+                    listed.extend(page.iter().filter(|r| r.removed_at.is_none()).map(|r| r.user_id));
+                }
+                continue;
+            }
+            match a.assignee.assignee_type {
+                AssigneeType::Org => return Ok(learners),
+                AssigneeType::Team => teams.extend(TeamId::parse(&a.assignee.assignee_id).ok()),
+                AssigneeType::User => {
+                    if listed.len() < MAX_LISTED_LEARNERS {
+                        listed.extend(UserId::parse(&a.assignee.assignee_id).ok());
+                    }
+                }
             }
         }
     }
-    Ok(learners.intersection(&covered).count())
+    let team_of = |user: &User| user.team_id.filter(|_| user.is_active);
+    Ok(match reach {
+        Reach::User(user) => {
+            u64::from(listed.contains(&user.user_id) || team_of(user).is_some_and(|team| teams.contains(&team)))
+        }
+        Reach::Team(team) if teams.contains(team) => learners,
+        Reach::Team(team) => {
+            let listed: Vec<UserId> = listed.into_iter().collect();
+            store.get_users(org, &listed).await?.iter().filter(|u| team_of(u) == Some(*team)).count() as u64
+        }
+        Reach::Org => {
+            let mut covered = 0;
+            for team in &teams {
+                covered += store.headcount(org, Headcount::Team(*team)).await?;
+            }
+            let listed: Vec<UserId> = listed.into_iter().collect();
+            let elsewhere = store.get_users(org, &listed).await?;
+            covered +=
+                elsewhere.iter().filter(|u| u.is_active && !team_of(u).is_some_and(|t| teams.contains(&t))).count()
+                    as u64;
+            covered.min(learners)
+        }
+    })
 }

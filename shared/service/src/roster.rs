@@ -2,36 +2,12 @@
 //! org's custom courses, the assignee against the user/team projection. Create, its dry run and the
 //! roster repairs of [`crate::membership`] all list members here.
 
-use chrono::{DateTime, Utc};
 use domain::{
     Assignee, AssigneeType, CourseId, OrgId, ResolvedTarget, Source, Target, TargetType, TeamId, User, UserId,
 };
 use store::{Store, StoreError};
 
 use crate::AppError;
-
-/// Who an assignment reaches now.
-#[derive(Debug, Clone)]
-pub struct Roster {
-    pub assignee_name: String,
-    pub members: Vec<Member>,
-}
-
-/// A learner on a roster, with the time of the projection facts that put them there: their row's
-/// membership starts then, so a membership event older than the assignment but newer than those
-/// facts (a leave still in flight) is still applied.
-#[derive(Debug, Clone)]
-pub struct Member {
-    pub user_id: UserId,
-    pub source: Source,
-    pub since: DateTime<Utc>,
-}
-
-impl Member {
-    fn of(user: &User, source: Source) -> Self {
-        Member { user_id: user.user_id, source, since: user.membership_at() }
-    }
-}
 
 /// The target's title, path and tracked units. Catalog targets cost one GetItem.
 pub async fn resolve_target(store: &Store, org: &OrgId, target: &Target) -> Result<ResolvedTarget, AppError> {
@@ -62,7 +38,7 @@ pub async fn resolve_target(store: &Store, org: &OrgId, target: &Target) -> Resu
 
 /// The assignee's display name and the source of its rows; one that does not exist (or can no longer
 /// be assigned) is [`AppError::UnknownAssignee`]. A user assignee is not one to list: see
-/// [`resolve_assignee`].
+/// [`resolve_user`].
 pub async fn resolve_group(store: &Store, org: &OrgId, assignee: &Assignee) -> Result<(String, Source), AppError> {
     let invalid = || AppError::InvalidField { field: "assigneeId", message: "must be a UUID" };
     match assignee.assignee_type {
@@ -82,7 +58,9 @@ pub async fn resolve_group(store: &Store, org: &OrgId, assignee: &Assignee) -> R
     }
 }
 
-/// A page of the users a team or org assignee reaches, by user id (see [`members_of`]).
+/// A page of the users an assignee reaches according to the projection, by user id (its indexes are
+/// eventually consistent: callers that write rows check each user with `Assignment::includes`). An id
+/// that does not parse reaches nobody.
 pub async fn members_page(
     store: &Store,
     org: &OrgId,
@@ -96,7 +74,13 @@ pub async fn members_page(
             Ok(team) => store.team_members_page(org, team, limit, start).await,
             Err(_) => Ok(store::Page { items: Vec::new(), next: None }),
         },
-        AssigneeType::User => Ok(store::Page { items: members_of(store, org, assignee).await?, next: None }),
+        AssigneeType::User => {
+            let user = match UserId::parse(&assignee.assignee_id) {
+                Ok(user) => store.get_user(org, user).await?,
+                Err(_) => None,
+            };
+            Ok(store::Page { items: user.into_iter().collect(), next: None })
+        }
     }
 }
 
@@ -117,48 +101,11 @@ pub fn rows_of(a: &domain::Assignment, users: &[User], source: &Source) -> Vec<d
         .collect()
 }
 
-/// The assignee's display name and current members; an assignee that does not exist (or no longer
-/// can be assigned: a deactivated user, a deleted team) is [`AppError::UnknownAssignee`].
-pub async fn resolve_assignee(store: &Store, org: &OrgId, assignee: &Assignee) -> Result<Roster, AppError> {
-    let invalid = || AppError::InvalidField { field: "assigneeId", message: "must be a UUID" };
-    let (assignee_name, source) = match assignee.assignee_type {
-        AssigneeType::User => {
-            let id = UserId::parse(&assignee.assignee_id).map_err(|_| invalid())?;
-            let user = store.get_user(org, id).await?.filter(|u| u.is_active);
-            let user = user.ok_or_else(|| AppError::UnknownAssignee(format!("no active user '{id}'")))?;
-            let members = vec![Member::of(&user, Source::Individual)];
-            return Ok(Roster { assignee_name: user.name, members });
-        }
-        AssigneeType::Team => {
-            let id = TeamId::parse(&assignee.assignee_id).map_err(|_| invalid())?;
-            let team = store.get_team(org, id).await?.filter(|t| !t.is_deleted);
-            let team = team.ok_or_else(|| AppError::UnknownAssignee(format!("no team '{id}'")))?;
-            (team.name, Source::Team { team_id: id })
-        }
-        AssigneeType::Org => {
-            if assignee.assignee_id != org.as_str() {
-                return Err(AppError::UnknownAssignee("assigneeId must be your organization's id".into()));
-            }
-            ("Entire organization".to_owned(), Source::Organization)
-        }
-    };
-    let members = members_of(store, org, assignee).await?;
-    Ok(Roster { assignee_name, members: members.iter().map(|u| Member::of(u, source.clone())).collect() })
-}
-
-/// The users an assignee reaches according to the projection (its indexes are eventually
-/// consistent: callers that write rows check each user with `Assignment::includes`). An id that does
-/// not parse reaches nobody.
-pub async fn members_of(store: &Store, org: &OrgId, assignee: &Assignee) -> Result<Vec<User>, StoreError> {
-    Ok(match assignee.assignee_type {
-        AssigneeType::Org => store.active_users(org).await?,
-        AssigneeType::Team => match TeamId::parse(&assignee.assignee_id) {
-            Ok(team) => store.team_members(org, team).await?,
-            Err(_) => Vec::new(),
-        },
-        AssigneeType::User => match UserId::parse(&assignee.assignee_id) {
-            Ok(user) => store.get_user(org, user).await?.into_iter().collect(),
-            Err(_) => Vec::new(),
-        },
-    })
+/// The active user an individual assignment names; one that does not exist (or is deactivated) is
+/// [`AppError::UnknownAssignee`].
+pub async fn resolve_user(store: &Store, org: &OrgId, assignee: &Assignee) -> Result<User, AppError> {
+    let id = UserId::parse(&assignee.assignee_id)
+        .map_err(|_| AppError::InvalidField { field: "assigneeId", message: "must be a UUID" })?;
+    let user = store.get_user(org, id).await?.filter(|u| u.is_active);
+    user.ok_or_else(|| AppError::UnknownAssignee(format!("no active user '{id}'")))
 }

@@ -8,7 +8,7 @@ use chrono::{Days, NaiveDate};
 use domain::reminders::{latest_reminded_deadline, reminder_on};
 use domain::{AssigneeType, Assignment, AssignmentId, OrgId, ProgressRow, RowClass};
 use serde_json::{Value, json};
-use store::{Pages, StoreError};
+use store::{Headcount, Pages, StoreError};
 
 use crate::outbound;
 use crate::{AppError, Ctx};
@@ -285,6 +285,16 @@ pub async fn reconcile_rosters(ctx: &Ctx<'_>, only: Option<&[OrgId]>) -> Result<
                     tracing::warn!(org = %org, assignment_id = %a.id, changed, "learners' compliance synced");
                 }
                 Err(error) => tracing::error!(org = %org, assignment_id = %a.id, %error, "compliance not synced"),
+            }
+        }
+        // The head counts the dry run answers from, against their indexes.
+        for count in
+            std::iter::once(Headcount::Org).chain(store.counted_teams(&org).await?.into_iter().map(Headcount::Team))
+        {
+            let recount = store.recount(&org, count).await?;
+            if recount.written && recount.stored.is_some() {
+                report.count += 1;
+                tracing::warn!(org = %org, ?count, counted = recount.counted, stored = ?recount.stored, "head count repaired");
             }
         }
         // Counted before this count existed, or drifted: set from the assignments (guarded by the

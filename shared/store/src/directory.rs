@@ -8,10 +8,14 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use domain::{CourseId, CustomCourse, OrgId, Team, TeamChange, TeamId, User, UserChange, UserId};
 
+use aws_sdk_dynamodb::types::Put;
+
 use crate::dynamo::{Item, from_item, n, to_item};
+use crate::headcount::{self, Headcount};
 use crate::partition::Partition;
 use crate::records::{CourseRecord, Record, TeamRecord, UserRecord};
 use crate::retry::Retry;
+use crate::tx::{CancelReason, TxFailure};
 use crate::{Page, PageKey, Store, StoreError, keys};
 
 const NEWER_WINS: &str = "attribute_not_exists(PK) OR updatedAtMs <= :ms";
@@ -64,10 +68,31 @@ impl Store {
         }
     }
 
-    /// Stores a user unless a newer version is stored. Returns whether it was written.
+    /// Stores a user unless a newer version is stored (moving the head counts with it). Returns
+    /// whether it was written.
     pub async fn put_user(&self, org: &OrgId, user: &User) -> Result<bool, StoreError> {
-        let ms = user.updated_at.timestamp_millis();
-        self.put_if_not_older(to_item(&user_record(org, user, None))?, ms).await
+        let written = std::cell::Cell::new(false);
+        self.revise(
+            org,
+            keys::user_pk(org, user.user_id),
+            |stored: Option<UserRecord>| match stored {
+                Some(record) => (record.user, Some(record.revision)),
+                None => (User::unknown(user.user_id, user.updated_at), None),
+            },
+            |stored| {
+                let newer = stored.updated_at <= user.updated_at;
+                if newer {
+                    *stored = user.clone();
+                }
+                written.set(newer);
+                newer
+            },
+            headcount::moves,
+            |user, revision| to_item(&user_record(org, user, Some(revision))),
+            || format!("user {}", user.user_id),
+        )
+        .await?;
+        Ok(written.get())
     }
 
     /// Applies what a platform event says about a user at `at` to the projection (order-safe, see
@@ -81,12 +106,14 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<User, StoreError> {
         self.revise(
+            org,
             keys::user_pk(org, user_id),
             |stored: Option<UserRecord>| match stored {
                 Some(record) => (record.user, Some(record.revision)),
                 None => (User::unknown(user_id, at), None),
             },
             |user| user.apply(change, at),
+            headcount::moves,
             |user, revision| to_item(&user_record(org, user, Some(revision))),
             || format!("user {user_id}"),
         )
@@ -102,12 +129,14 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<Team, StoreError> {
         self.revise(
+            org,
             keys::team_pk(org, team_id),
             |stored: Option<TeamRecord>| match stored {
                 Some(record) => (record.team, Some(record.revision)),
                 None => (Team::unknown(team_id, at), None),
             },
             |team| team.apply(change, at),
+            |_, _| Vec::new(),
             |team, revision| to_item(&team_record(org, team, Some(revision))),
             || format!("team {team_id}"),
         )
@@ -116,13 +145,18 @@ impl Store {
 
     /// Read-modify-write of one projection item (`pk`, profile) under its revision: `open` makes the
     /// entity of the stored record (or of none) and says which revision the write must still find;
-    /// `change` applies the event (`false`: nothing to write); `item` is the record to write at the
-    /// next revision. Re-read and re-applied on concurrent changes, as the conflict policy allows.
-    async fn revise<R: serde::de::DeserializeOwned, T>(
+    /// `change` applies the event (`false`: nothing to write); `moves` says how the change moves the
+    /// org's head counts (from the entity as stored, `None` if it was not); `item` is the record to
+    /// write at the next revision. Re-read and re-applied on concurrent changes, as the conflict policy
+    /// allows.
+    #[allow(clippy::too_many_arguments)]
+    async fn revise<R: serde::de::DeserializeOwned, T: Clone>(
         &self,
+        org: &OrgId,
         pk: String,
         open: impl Fn(Option<R>) -> (T, Option<Option<u64>>),
         change: impl Fn(&mut T) -> bool,
+        moves: impl Fn(Option<&T>, &T) -> Vec<(Headcount, i64)>,
         item: impl Fn(&T, u64) -> Result<Item, StoreError>,
         what: impl FnOnce() -> String,
     ) -> Result<T, StoreError> {
@@ -130,11 +164,13 @@ impl Store {
         while attempts.next().await {
             let stored = self.get(pk.clone(), keys::PROFILE_SK).await?.map(from_item::<R>).transpose()?;
             let (mut entity, condition) = open(stored);
+            let before = condition.is_some().then(|| entity.clone());
             if !change(&mut entity) {
                 return Ok(entity);
             }
             let revision = condition.flatten().map_or(1, |r| r + 1);
-            match self.put_on_revision(item(&entity, revision)?, condition).await {
+            let moves = moves(before.as_ref(), &entity);
+            match self.put_on_revision(org, item(&entity, revision)?, condition, &moves).await {
                 Ok(()) => return Ok(entity),
                 Err(StoreError::ConditionFailed) => continue,
                 Err(other) => return Err(other),
@@ -144,18 +180,45 @@ impl Store {
     }
 
     /// Puts `item` if the stored one is still as read: absent (`None`), at a revision, or written
-    /// without one (`Some(None)`).
-    async fn put_on_revision(&self, item: Item, read: Option<Option<u64>>) -> Result<(), StoreError> {
-        let request = self.put_request().set_item(Some(item));
-        let request = match read {
-            None => request.condition_expression("attribute_not_exists(PK)"),
-            Some(None) => request.condition_expression("attribute_not_exists(revision)"),
-            Some(Some(rev)) => {
-                request.condition_expression("revision = :rev").expression_attribute_values(":rev", n(rev))
-            }
+    /// without one (`Some(None)`); with the head count `moves` in the same transaction.
+    async fn put_on_revision(
+        &self,
+        org: &OrgId,
+        item: Item,
+        read: Option<Option<u64>>,
+        moves: &[(Headcount, i64)],
+    ) -> Result<(), StoreError> {
+        let (condition, revision) = match read {
+            None => ("attribute_not_exists(PK)", None),
+            Some(None) => ("attribute_not_exists(revision)", None),
+            Some(Some(rev)) => ("revision = :rev", Some(n(rev))),
         };
-        self.send_put(request).await?;
-        Ok(())
+        if moves.is_empty() {
+            let request = self.put_request().set_item(Some(item)).condition_expression(condition);
+            let request = match revision {
+                Some(rev) => request.expression_attribute_values(":rev", rev),
+                None => request,
+            };
+            self.send_put(request).await?;
+            return Ok(());
+        }
+        let mut tx = self.transaction();
+        let put = Put::builder().set_item(Some(item)).condition_expression(condition);
+        tx.put_with(match revision {
+            Some(rev) => put.expression_attribute_values(":rev", rev),
+            None => put,
+        })?;
+        for (count, delta) in moves {
+            tx.update(headcount::move_update(org, *count, *delta))?;
+        }
+        match tx.commit().await {
+            Ok(()) => Ok(()),
+            // The user changed since it was read, or another write held a count: read again.
+            Err(TxFailure::Cancelled(reasons)) if reasons.iter().any(CancelReason::lost_a_race) => {
+                Err(StoreError::ConditionFailed)
+            }
+            Err(other) => Err(other.into()),
+        }
     }
 
     pub async fn get_user(&self, org: &OrgId, user: UserId) -> Result<Option<User>, StoreError> {

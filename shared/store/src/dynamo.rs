@@ -120,7 +120,7 @@ impl Store {
     }
 
     /// Counts what a call consumed, when capacity is tracked.
-    fn count(&self, record: impl FnOnce(&Capacity)) {
+    pub(crate) fn count(&self, record: impl FnOnce(&Capacity)) {
         if let Some(c) = &self.capacity {
             record(c);
         }

@@ -179,6 +179,11 @@ pub fn org_users(org: &OrgId) -> String {
     format!("ORG#{org}#USERS")
 }
 
+/// The org's head counts (see `headcount`): sort key `ORG`, and `TEAM#<team>` per team.
+pub fn headcount_pk(org: &OrgId) -> String {
+    format!("ORG#{org}#HEADCOUNT")
+}
+
 pub fn team_pk(org: &OrgId, team: TeamId) -> String {
     format!("ORG#{org}#TEAM#{team}")
 }

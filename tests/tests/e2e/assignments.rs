@@ -114,6 +114,90 @@ async fn idempotency_keys_replay_and_refuse_reuse() {
     assert_eq!(listed.body.as_array().unwrap().len(), 1, "the retry created nothing");
 }
 
+/// The dry run answers from the directory's head counts and the assignees of the target's active
+/// assignments (not by listing members): a team's assignment covers its members, an individual one its
+/// learner (once, whatever else covers them), an org-wide one everyone.
+#[tokio::test]
+async fn a_dry_run_counts_learners_and_who_already_has_the_target_without_listing_members() {
+    let (env, org) = Env::with_org().await;
+    let key = org.api_keys.admin.as_str();
+    let topic = "sql-injection";
+    let to = |assignee_type: &str, assignee_id: String| {
+        json!({"contentArea": "practice", "targetType": "topic", "targetId": topic, "assigneeType": assignee_type,
+               "assigneeId": assignee_id, "deadline": deadline(30)})
+    };
+    let dry_run = async |body: Value| {
+        let reply = env.post("/assignments?dryRun=true").token(key).json(body).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        (reply.body["learnerCount"].as_u64().unwrap(), reply.body["alreadyAssignedCount"].as_u64().unwrap())
+    };
+    let (payments, mobile) = (&org.teams[0], &org.teams[1]);
+    let in_team = |team: &seed::SeededTeam| {
+        let team = team.team_id;
+        org.learners().filter(move |u| u.team_id == Some(team))
+    };
+    let everyone = to("org", org.org_id.as_str().to_owned());
+    let mobile_team = to("team", mobile.team_id.to_string());
+    let (mobile_learner, payments_learner) = (in_team(mobile).next().unwrap(), in_team(payments).next().unwrap());
+    let users = org.users.len() as u64;
+    assert_eq!(dry_run(everyone.clone()).await, (users, 0));
+    assert_eq!(dry_run(mobile_team.clone()).await, (5, 0));
+
+    for body in [
+        to("team", payments.team_id.to_string()),
+        to("user", mobile_learner.user_id.to_string()),
+        to("user", payments_learner.user_id.to_string()),
+    ] {
+        let created = env.post("/assignments").token(key).json(body).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    }
+    assert_eq!(dry_run(everyone.clone()).await, (users, 6), "5 through their team, 1 on their own");
+    assert_eq!(dry_run(mobile_team.clone()).await, (5, 1));
+    let another_payments_learner = in_team(payments).nth(1).unwrap();
+    assert_eq!(dry_run(to("user", another_payments_learner.user_id.to_string())).await, (1, 1), "through the team");
+    let no_team = org.learners().find(|u| u.team_id.is_none()).unwrap();
+    assert_eq!(dry_run(to("user", no_team.user_id.to_string())).await, (1, 0));
+    let other_topic = json!({"contentArea": "practice", "targetType": "topic", "targetId": "xxe",
+                             "assigneeType": "org", "assigneeId": org.org_id.as_str(), "deadline": deadline(30)});
+    assert_eq!(dry_run(other_topic).await, (users, 0), "another target");
+
+    // A learner who leaves: counted out at once.
+    let leaving = in_team(mobile).nth(1).unwrap();
+    env.consumer
+        .handle(seed::member_event(false, &org.org_id, mobile, leaving.user_id, Utc::now()).envelope())
+        .await
+        .unwrap();
+    assert_eq!(dry_run(mobile_team.clone()).await, (4, 1));
+
+    // A new-starters-only assignment covers the learners on its roster: the starter who joins after it.
+    let starters = json!({"contentArea": "practice", "targetType": "topic", "targetId": topic, "assigneeType": "team",
+                          "assigneeId": mobile.team_id, "dueInDays": 14, "newStartersOnly": true});
+    let created = env.post("/assignments").token(key).json(starters).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let starter = seed::SeededUser {
+        user_id: domain::UserId(uuid::Uuid::new_v4()),
+        name: "Grace Hopper".into(),
+        email: "grace@acme.example".into(),
+        role: Role::Learner,
+        team_id: Some(mobile.team_id),
+        token: String::new(),
+    };
+    for event in [
+        seed::user_created(&org.org_id, &starter, Utc::now()),
+        seed::member_event(true, &org.org_id, mobile, starter.user_id, Utc::now()),
+    ] {
+        env.consumer.handle(event.envelope()).await.unwrap();
+    }
+    assert_eq!(dry_run(everyone.clone()).await, (users + 1, 7));
+    assert_eq!(dry_run(mobile_team.clone()).await, (5, 2));
+    assert_eq!(dry_run(to("user", starter.user_id.to_string())).await, (1, 1));
+
+    let created = env.post("/assignments").token(key).json(everyone.clone()).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    assert_eq!(dry_run(mobile_team).await, (5, 5), "the org-wide assignment covers everyone");
+    assert_eq!(dry_run(everyone).await, (users + 1, users + 1));
+}
+
 /// Adds `n` learners (no team) to the org, as the platform's `user.created` events would.
 /// Learners `numbers` (each a new user of the org, no team) through the membership consumer.
 async fn add_learners(env: &Env, org: &seed::SeededOrg, numbers: std::ops::Range<usize>) {
