@@ -1,5 +1,6 @@
 //! The scheduled functions through the local Lambda Invoke API: reminders and roster reconcile.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -96,4 +97,36 @@ async fn reconcile_repairs_a_roster_row_deleted_behind_the_services_back() {
     assert_eq!(repaired.body["progress"]["totalUsers"], 5, "counters equal the rows again");
     let quiet = env.invoke("ReconcileFunction", json!({"orgIds": [org.org_id.as_str()]})).await;
     assert_eq!(quiet["repairs"], 0, "nothing left to repair: {quiet}");
+}
+
+/// A team's head count written wrong behind the service's back: the dry run reads it as stored, the
+/// reconcile job sets it from the team's members again.
+#[tokio::test]
+async fn reconcile_recounts_a_head_count_that_drifted() {
+    let (env, org) = Env::with_org().await;
+    let key = org.api_keys.admin.as_str();
+    let team = org.teams[0].team_id;
+    let a_while_ago = (Utc::now() - chrono::Duration::minutes(5)).timestamp_millis();
+    testkit::stack::raw_client()
+        .await
+        .update_item()
+        .table_name(env.store.table_name())
+        .key("PK", AttributeValue::S(format!("ORG#{}#HEADCOUNT", org.org_id)))
+        .key("SK", AttributeValue::S(format!("TEAM#{team}")))
+        .update_expression("SET activeUsers = :wrong, recounted = :yes, lastMoveMs = :then")
+        .expression_attribute_values(":wrong", AttributeValue::N("99".into()))
+        .expression_attribute_values(":yes", AttributeValue::Bool(true))
+        .expression_attribute_values(":then", AttributeValue::N(a_while_ago.to_string()))
+        .send()
+        .await
+        .unwrap();
+    let learners = async || {
+        let preview = env.post("/assignments?dryRun=true").token(key).json(team_topic(&org, "sql-injection")).await;
+        preview.body["learnerCount"].clone()
+    };
+    assert_eq!(learners().await, 99, "read as stored");
+
+    let report = env.invoke("ReconcileFunction", json!({"orgIds": [org.org_id.as_str()]})).await;
+    assert_eq!(report["repairs"], 1, "the team's head count: {report}");
+    assert_eq!(learners().await, 5);
 }
