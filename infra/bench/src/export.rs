@@ -4,7 +4,9 @@
 //! `export-bench [assignments…]` seeds an org per size on the local stack (1,000 users × that many
 //! org-wide assignments: by default 10 and 100, so 10,000 and 100,000 progress rows; `1000` gives
 //! 1,000,000), then exports each `progress` pack in a fresh child process and prints rows, bytes,
-//! parts, rows/second and the child's peak resident memory (VmHWM), each size against the first. Run it with the local stack's environment (see README "Benchmarks").
+//! parts, rows/second and the child's peak resident memory (VmHWM), each size against the first. The
+//! child runs with the export worker's plain environment variables from `template.yaml` (its
+//! allocator setting). Run it with the local stack's environment (see README "Benchmarks").
 
 use std::time::Instant;
 
@@ -85,6 +87,17 @@ async fn export(org: &str) {
     );
 }
 
+/// The export worker's environment variables that the template sets to plain values (the process
+/// settings it is deployed with, such as the allocator's), for the exporting child.
+fn deployed_environment() -> Vec<(String, String)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
+    let template: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(path).expect("template.yaml")).expect("template.yaml parses");
+    let variables = &template["Resources"]["ExportWorkerFunction"]["Properties"]["Environment"]["Variables"];
+    let variables = variables.as_mapping().expect("the export worker's environment");
+    variables.iter().filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.as_str()?.to_owned()))).collect()
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -102,7 +115,11 @@ async fn main() {
         let started = Instant::now();
         let org = seed(&store, assignments).await;
         eprintln!("seeded {} rows in {:.1} s", assignments * USERS, started.elapsed().as_secs_f64());
-        let out = std::process::Command::new(&args[0]).args(["export", org.as_str()]).output().unwrap();
+        let out = std::process::Command::new(&args[0])
+            .args(["export", org.as_str()])
+            .envs(deployed_environment())
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let line = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         println!("progress export of {} rows: {line}", assignments * USERS);

@@ -4,6 +4,8 @@
 //! compare correctly where RFC 3339 strings with varying fractions would not), and an older write
 //! never replaces a newer one.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use domain::{CourseId, CustomCourse, OrgId, Team, TeamChange, TeamId, User, UserChange, UserId};
@@ -11,7 +13,7 @@ use domain::{CourseId, CustomCourse, OrgId, Team, TeamChange, TeamId, User, User
 use aws_sdk_dynamodb::types::Put;
 
 use crate::dynamo::{Item, from_item, n, to_item};
-use crate::headcount::{self, Headcount};
+use crate::headcount::{self, Move};
 use crate::partition::Partition;
 use crate::records::{CourseRecord, Record, TeamRecord, UserRecord};
 use crate::retry::Retry;
@@ -71,7 +73,7 @@ impl Store {
     /// Stores a user unless a newer version is stored (moving the head counts with it). Returns
     /// whether it was written.
     pub async fn put_user(&self, org: &OrgId, user: &User) -> Result<bool, StoreError> {
-        let written = std::cell::Cell::new(false);
+        let written = AtomicBool::new(false);
         self.revise(
             org,
             keys::user_pk(org, user.user_id),
@@ -84,7 +86,7 @@ impl Store {
                 if newer {
                     *stored = user.clone();
                 }
-                written.set(newer);
+                written.store(newer, Ordering::Relaxed);
                 newer
             },
             headcount::moves,
@@ -92,7 +94,7 @@ impl Store {
             || format!("user {}", user.user_id),
         )
         .await?;
-        Ok(written.get())
+        Ok(written.load(Ordering::Relaxed))
     }
 
     /// Applies what a platform event says about a user at `at` to the projection (order-safe, see
@@ -156,7 +158,7 @@ impl Store {
         pk: String,
         open: impl Fn(Option<R>) -> (T, Option<Option<u64>>),
         change: impl Fn(&mut T) -> bool,
-        moves: impl Fn(Option<&T>, &T) -> Vec<(Headcount, i64)>,
+        moves: impl Fn(Option<&T>, &T) -> Vec<Move>,
         item: impl Fn(&T, u64) -> Result<Item, StoreError>,
         what: impl FnOnce() -> String,
     ) -> Result<T, StoreError> {
@@ -186,7 +188,7 @@ impl Store {
         org: &OrgId,
         item: Item,
         read: Option<Option<u64>>,
-        moves: &[(Headcount, i64)],
+        moves: &[Move],
     ) -> Result<(), StoreError> {
         let (condition, revision) = match read {
             None => ("attribute_not_exists(PK)", None),
@@ -208,8 +210,8 @@ impl Store {
             Some(rev) => put.expression_attribute_values(":rev", rev),
             None => put,
         })?;
-        for (count, delta) in moves {
-            tx.update(headcount::move_update(org, *count, *delta))?;
+        for m in moves {
+            tx.update(headcount::move_update(org, m))?;
         }
         match tx.commit().await {
             Ok(()) => Ok(()),

@@ -4,12 +4,16 @@
 //! A recount (the reconcile job, and the first read of a count that was never recounted, such as one
 //! kept only since this count was introduced) sets a count from its index.
 
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::builders::UpdateBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Select, Update};
 use chrono::Utc;
 use domain::{OrgId, TeamId, User};
 
-use crate::dynamo::{classify, n, s};
+use crate::dynamo::{Item, classify, n, s};
 use crate::partition::Partition;
+use crate::tx::{CancelReason, TxFailure};
 use crate::{PageKey, Store, StoreError, keys};
 
 /// Whose head count: the org's active users, or one team's active members.
@@ -19,12 +23,22 @@ pub enum Headcount {
     Team(TeamId),
 }
 
+/// Items a head count is spread over: each user's moves go to one of them (by user id), so users
+/// written at the same moment (a bulk import's events, consumed concurrently) rarely hold the same item
+/// in their transactions. A count is the sum of its shards.
+const SHARDS: u128 = 16;
+
 impl Headcount {
-    fn sort_key(self) -> String {
+    /// The sort keys of this count's shards start with this.
+    fn prefix(self) -> String {
         match self {
-            Headcount::Org => "ORG".to_owned(),
-            Headcount::Team(team) => format!("TEAM#{team}"),
+            Headcount::Org => "ORG#".to_owned(),
+            Headcount::Team(team) => format!("TEAM#{team}#"),
         }
+    }
+
+    fn shard_key(self, shard: u128) -> String {
+        format!("{}{shard:02}", self.prefix())
     }
 
     /// The index partition this count counts.
@@ -45,9 +59,17 @@ const INDEX_SETTLE_MS: i64 = 10_000;
 /// projection each, so 400 cover a million).
 const MAX_COUNT_QUERIES: usize = 400;
 
+/// One user's write moving one head count by ±1, on the user's shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Move {
+    count: Headcount,
+    shard: u128,
+    delta: i64,
+}
+
 /// What a user's write does to the head counts: ±1 for each set it enters or leaves (`before`: as
 /// stored, `None` when not stored yet).
-pub(crate) fn moves(before: Option<&User>, after: &User) -> Vec<(Headcount, i64)> {
+pub(crate) fn moves(before: Option<&User>, after: &User) -> Vec<Move> {
     let (was, is) = (before.filter(|u| u.is_active), Some(after).filter(|u| u.is_active));
     let mut moves = Vec::new();
     match (was.is_some(), is.is_some()) {
@@ -60,33 +82,32 @@ pub(crate) fn moves(before: Option<&User>, after: &User) -> Vec<(Headcount, i64)
         moves.extend(from.map(|team| (Headcount::Team(team), -1)));
         moves.extend(to.map(|team| (Headcount::Team(team), 1)));
     }
-    moves
+    let shard = after.user_id.0.as_u128() % SHARDS;
+    moves.into_iter().map(|(count, delta)| Move { count, shard, delta }).collect()
 }
 
-/// The update that moves one head count by `delta` (in the transaction of the user's write).
-pub(crate) fn move_update(
-    org: &OrgId,
-    count: Headcount,
-    delta: i64,
-) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+/// The update that makes one move (in the transaction of the user's write).
+pub(crate) fn move_update(org: &OrgId, m: &Move) -> UpdateBuilder {
     Update::builder()
         .key(keys::PK, s(keys::headcount_pk(org)))
-        .key(keys::SK, s(count.sort_key()))
+        .key(keys::SK, s(m.count.shard_key(m.shard)))
         .update_expression("ADD activeUsers :delta, rev :one SET lastMoveMs = :now")
-        .expression_attribute_values(":delta", n(delta))
+        .expression_attribute_values(":delta", n(m.delta))
         .expression_attribute_values(":one", n(1))
         .expression_attribute_values(":now", n(Utc::now().timestamp_millis()))
 }
 
-/// A head count as stored.
+/// A head count as stored: the sum of its shards.
 struct Stored {
     active_users: i64,
-    rev: Option<i64>,
+    /// Each stored shard's revision, if a move made one (a recount writes only if none moved).
+    revs: HashMap<String, Option<i64>>,
     last_move_ms: Option<i64>,
+    /// Set by a recount (on the first shard): the count has been checked against its index once.
     recounted: bool,
 }
 
-fn number(item: &crate::dynamo::Item, name: &str) -> Option<i64> {
+fn number(item: &Item, name: &str) -> Option<i64> {
     item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
 }
 
@@ -101,51 +122,70 @@ pub struct Recount {
 }
 
 impl Store {
-    async fn stored_headcount(&self, org: &OrgId, count: Headcount) -> Result<Option<Stored>, StoreError> {
-        let item = self.get_item(keys::headcount_pk(org), &count.sort_key(), true).await?;
-        Ok(item.map(|item| Stored {
-            active_users: number(&item, "activeUsers").unwrap_or(0),
-            rev: number(&item, "rev"),
-            last_move_ms: number(&item, "lastMoveMs"),
-            recounted: item.get("recounted").is_some_and(|v| v.as_bool().is_ok_and(|b| *b)),
-        }))
+    async fn stored_headcount(&self, org: &OrgId, count: Headcount) -> Result<Stored, StoreError> {
+        let prefix = count.prefix();
+        let shards = self
+            .query_all(|q| {
+                Partition::table(keys::headcount_pk(org))
+                    .consistent()
+                    .query(q)
+                    .key_condition_expression("PK = :pk AND begins_with(SK, :shards)")
+                    .expression_attribute_values(":shards", s(prefix.as_str()))
+            })
+            .await?;
+        let mut stored = Stored { active_users: 0, revs: HashMap::new(), last_move_ms: None, recounted: false };
+        for shard in &shards {
+            let Some(key) = shard.get(keys::SK).and_then(|v| v.as_s().ok()) else { continue };
+            stored.active_users += number(shard, "activeUsers").unwrap_or(0);
+            stored.revs.insert(key.clone(), number(shard, "rev"));
+            stored.last_move_ms = stored.last_move_ms.max(number(shard, "lastMoveMs"));
+            stored.recounted |= shard.get("recounted").is_some_and(|v| v.as_bool().is_ok_and(|b| *b));
+        }
+        Ok(stored)
     }
 
     /// The org's active users or a team's active members, from its head count (one strongly
-    /// consistent GetItem). A count never recounted is recounted first (see [`Store::recount`]).
+    /// consistent Query of its shards). A count never recounted is recounted first (see
+    /// [`Store::recount`]).
     pub async fn headcount(&self, org: &OrgId, count: Headcount) -> Result<u64, StoreError> {
-        match self.stored_headcount(org, count).await? {
-            Some(stored) if stored.recounted => Ok(u64::try_from(stored.active_users).unwrap_or(0)),
-            _ => Ok(self.recount(org, count).await?.counted),
+        let stored = self.stored_headcount(org, count).await?;
+        if stored.recounted {
+            return Ok(u64::try_from(stored.active_users).unwrap_or(0));
         }
+        Ok(self.recount(org, count).await?.counted)
     }
 
     /// Counts the users a head count counts from its index and sets the count, unless a user's write
     /// moved it while counting or less than [`INDEX_SETTLE_MS`] before (the next recount looks again).
+    /// Writes every shard in one transaction (the first holds the count, the others 0), each only if it
+    /// has not moved since it was read.
     pub async fn recount(&self, org: &OrgId, count: Headcount) -> Result<Recount, StoreError> {
         let stored = self.stored_headcount(org, count).await?;
         let started_ms = Utc::now().timestamp_millis();
         let counted = self.count_listed(&count.listing(org)).await?;
-        let settled = stored.as_ref().and_then(|s| s.last_move_ms).is_none_or(|ms| started_ms - ms > INDEX_SETTLE_MS);
-        let before = stored.as_ref().filter(|s| s.recounted).map(|s| s.active_users);
+        let settled = stored.last_move_ms.is_none_or(|ms| started_ms - ms > INDEX_SETTLE_MS);
+        let before = stored.recounted.then_some(stored.active_users);
         if !settled || before == Some(counted as i64) {
             return Ok(Recount { counted, stored: before, written: false });
         }
-        let request = self
-            .update_request()
-            .key(keys::PK, s(keys::headcount_pk(org)))
-            .key(keys::SK, s(count.sort_key()))
-            .update_expression("SET activeUsers = :counted, recounted = :yes")
-            .expression_attribute_values(":counted", n(counted))
-            .expression_attribute_values(":yes", AttributeValue::Bool(true));
-        let request = match stored.and_then(|s| s.rev) {
-            Some(rev) => request.condition_expression("rev = :rev").expression_attribute_values(":rev", n(rev)),
-            None => request.condition_expression("attribute_not_exists(rev)"),
-        };
-        let written = match self.send_update(request).await {
-            Ok(_) => true,
-            Err(StoreError::ConditionFailed) => false,
-            Err(other) => return Err(other),
+        let mut tx = self.transaction();
+        for shard in 0..SHARDS {
+            let key = count.shard_key(shard);
+            let update = Update::builder()
+                .key(keys::PK, s(keys::headcount_pk(org)))
+                .key(keys::SK, s(key.as_str()))
+                .update_expression("SET activeUsers = :counted, recounted = :first")
+                .expression_attribute_values(":counted", n(if shard == 0 { counted } else { 0 }))
+                .expression_attribute_values(":first", AttributeValue::Bool(shard == 0));
+            tx.update(match stored.revs.get(&key).copied().flatten() {
+                Some(rev) => update.condition_expression("rev = :rev").expression_attribute_values(":rev", n(rev)),
+                None => update.condition_expression("attribute_not_exists(rev)"),
+            })?;
+        }
+        let written = match tx.commit().await {
+            Ok(()) => true,
+            Err(TxFailure::Cancelled(reasons)) if reasons.iter().any(CancelReason::lost_a_race) => false,
+            Err(other) => return Err(other.into()),
         };
         Ok(Recount { counted, stored: before, written })
     }
@@ -175,11 +215,18 @@ impl Store {
 
     /// The teams with a head count (the reconcile job recounts them).
     pub async fn counted_teams(&self, org: &OrgId) -> Result<Vec<TeamId>, StoreError> {
-        let items = self.query_all(|q| Partition::table(keys::headcount_pk(org)).prefixed("TEAM#").query(q)).await?;
-        Ok(items
+        let items = self
+            .query_all(|q| {
+                Partition::table(keys::headcount_pk(org)).prefixed("TEAM#").query(q).projection_expression("SK")
+            })
+            .await?;
+        let mut teams: Vec<TeamId> = items
             .iter()
             .filter_map(|item| item.get(keys::SK).and_then(|v| v.as_s().ok()))
-            .filter_map(|sk| sk.strip_prefix("TEAM#").and_then(|id| TeamId::parse(id).ok()))
-            .collect())
+            .filter_map(|sk| sk.strip_prefix("TEAM#").and_then(|rest| rest.split('#').next()))
+            .filter_map(|id| TeamId::parse(id).ok())
+            .collect();
+        teams.dedup();
+        Ok(teams)
     }
 }

@@ -74,6 +74,10 @@ async fn head_counts_move_with_every_user_write_and_a_recount_repairs_them() {
     let (store, org) = store_and_org().await;
     let t0 = Utc::now() - Duration::hours(1);
     let (payments, platform) = (TeamId(uuid::Uuid::new_v4()), TeamId(uuid::Uuid::new_v4()));
+    // Checked against the (empty) indexes first: from then on a count is read as its moves left it.
+    for count in [Headcount::Org, Headcount::Team(payments), Headcount::Team(platform)] {
+        assert_eq!(store.recount(&org, count).await.unwrap(), Recount { counted: 0, stored: None, written: true });
+    }
     let members: Vec<User> = (0..3).map(|_| user(Some(payments), t0)).collect();
     for m in &members {
         store.put_user(&org, m).await.unwrap();
@@ -113,24 +117,41 @@ async fn head_counts_move_with_every_user_write_and_a_recount_repairs_them() {
     assert_eq!(counts().await, (4, 2, 1));
     assert_eq!(store.active_users(&org).await.unwrap().len(), 4, "the count is what the index lists");
 
-    // The first recount (the job's, once the last move is old enough for the index to show it) marks
-    // the count as checked; from then on it is read as stored. One that drifted (written behind the
-    // service's back) is set again by the next recount; one matching its index is left alone.
+    // A recount (the job's, once the last move is old enough for the index to show it) leaves a count
+    // matching its index alone and sets one that drifted (written behind the service's back) again.
     let client = testkit::stack::raw_client().await;
-    let set_org_count = |expression: &'static str, value: i64| {
+    let counts_pk = AttributeValue::S(format!("ORG#{org}#HEADCOUNT"));
+    let set = |shard: String, expression: &'static str, value: i64| {
         client
             .update_item()
             .table_name(store.table_name())
-            .key("PK", AttributeValue::S(format!("ORG#{org}#HEADCOUNT")))
-            .key("SK", AttributeValue::S("ORG".into()))
+            .key("PK", counts_pk.clone())
+            .key("SK", AttributeValue::S(shard))
             .update_expression(expression)
             .expression_attribute_values(":v", AttributeValue::N(value.to_string()))
             .send()
     };
+    let shards = client
+        .query()
+        .table_name(store.table_name())
+        .key_condition_expression("PK = :pk AND begins_with(SK, :org)")
+        .expression_attribute_values(":pk", counts_pk.clone())
+        .expression_attribute_values(":org", AttributeValue::S("ORG#".into()))
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap();
+    assert_eq!(shards.len(), 16, "a count is spread over 16 items");
     let five_minutes_ago = (Utc::now() - Duration::minutes(5)).timestamp_millis();
-    set_org_count("SET lastMoveMs = :v", five_minutes_ago).await.unwrap();
-    assert_eq!(store.recount(&org, Headcount::Org).await.unwrap(), Recount { counted: 4, stored: None, written: true });
-    set_org_count("SET activeUsers = :v", 17).await.unwrap();
+    for shard in &shards {
+        set(shard["SK"].as_s().unwrap().clone(), "SET lastMoveMs = :v", five_minutes_ago).await.unwrap();
+    }
+    assert_eq!(
+        store.recount(&org, Headcount::Org).await.unwrap(),
+        Recount { counted: 4, stored: Some(4), written: false }
+    );
+    set("ORG#00".into(), "ADD activeUsers :v", 13).await.unwrap();
     assert_eq!(store.headcount(&org, Headcount::Org).await.unwrap(), 17, "read as stored");
     let recount = store.recount(&org, Headcount::Org).await.unwrap();
     assert_eq!(recount, Recount { counted: 4, stored: Some(17), written: true });
@@ -141,14 +162,27 @@ async fn head_counts_move_with_every_user_write_and_a_recount_repairs_them() {
 
     // A count kept only since counts were introduced (users written before) is recounted when first
     // read; a recount does not write over a move made while it counted (too recent to be sure of).
-    client
-        .delete_item()
+    let team_shards = client
+        .query()
         .table_name(store.table_name())
-        .key("PK", AttributeValue::S(format!("ORG#{org}#HEADCOUNT")))
-        .key("SK", AttributeValue::S(format!("TEAM#{payments}")))
+        .key_condition_expression("PK = :pk AND begins_with(SK, :team)")
+        .expression_attribute_values(":pk", counts_pk.clone())
+        .expression_attribute_values(":team", AttributeValue::S(format!("TEAM#{payments}#")))
         .send()
         .await
+        .unwrap()
+        .items
         .unwrap();
+    for shard in team_shards {
+        client
+            .delete_item()
+            .table_name(store.table_name())
+            .key("PK", counts_pk.clone())
+            .key("SK", shard["SK"].clone())
+            .send()
+            .await
+            .unwrap();
+    }
     assert_eq!(store.headcount(&org, Headcount::Team(payments)).await.unwrap(), 2);
     let mut joined = members[1].clone();
     joined.team_id = Some(platform);
@@ -157,6 +191,29 @@ async fn head_counts_move_with_every_user_write_and_a_recount_repairs_them() {
     let recount = store.recount(&org, Headcount::Team(platform)).await.unwrap();
     assert_eq!((recount.counted, recount.written), (2, false), "moved a moment ago: {recount:?}");
     assert_eq!(store.headcount(&org, Headcount::Team(platform)).await.unwrap(), 2);
+}
+
+/// A bulk import's users written at the same moment (as concurrently consumed events would): each
+/// moves the counts once, whoever held a shard first.
+#[tokio::test]
+async fn concurrent_user_writes_each_move_the_counts_once() {
+    let (store, org) = store_and_org().await;
+    let team = TeamId(uuid::Uuid::new_v4());
+    // Checked against the (empty) indexes first: from then on a count is read as its moves left it.
+    for count in [Headcount::Org, Headcount::Team(team)] {
+        assert!(store.recount(&org, count).await.unwrap().written);
+    }
+    let users: Vec<User> = (0..64).map(|i| user((i % 2 == 0).then_some(team), Utc::now())).collect();
+    let mut writes = tokio::task::JoinSet::new();
+    for u in users {
+        let (store, org) = (store.clone(), org.clone());
+        writes.spawn(async move { store.put_user(&org, &u).await });
+    }
+    while let Some(written) = writes.join_next().await {
+        assert!(written.unwrap().unwrap());
+    }
+    assert_eq!(store.headcount(&org, Headcount::Org).await.unwrap(), 64);
+    assert_eq!(store.headcount(&org, Headcount::Team(team)).await.unwrap(), 32);
 }
 
 #[tokio::test]
