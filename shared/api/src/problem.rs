@@ -42,6 +42,9 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64, window: crate::auth::RateWindow },
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The org's exports running at once are at their limit.
+    #[error("{running} exports are running; at most {limit} run at a time: retry when one is ready")]
+    TooManyRunningExports { running: usize, limit: usize },
     #[error("the service is busy; retry shortly")]
     Unavailable,
     #[error("internal error")]
@@ -67,7 +70,7 @@ impl ApiError {
             }
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } | ApiError::TooManyRunningExports { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -94,6 +97,7 @@ impl ApiError {
             ApiError::PreconditionFailed { .. } => "precondition_failed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::TooManyRunningExports { .. } => "too_many_running_exports",
             ApiError::Unavailable => "service_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -130,7 +134,9 @@ impl ApiError {
             }
             ApiError::DuplicateAssignment { existing_id } => Some(("existingId", json!(existing_id))),
             ApiError::PreconditionFailed { current_version } => Some(("currentVersion", json!(current_version))),
-            ApiError::PayloadTooLarge { limit } => Some(("limit", json!(limit))),
+            ApiError::PayloadTooLarge { limit } | ApiError::TooManyRunningExports { limit, .. } => {
+                Some(("limit", json!(limit)))
+            }
             ApiError::RateLimited { retry_after_secs, window } => {
                 body["limit"] = json!(window.limit());
                 body["window"] = json!(window.as_str());
@@ -155,6 +161,7 @@ impl ApiError {
                     .header("x-ratelimit-remaining", "0");
             }
             ApiError::Unavailable => builder = builder.header("retry-after", "1"),
+            ApiError::TooManyRunningExports { .. } => builder = builder.header("retry-after", "30"),
             ApiError::Unauthorized(_) => builder = builder.header("www-authenticate", "Bearer"),
             _ => {}
         }
@@ -183,6 +190,7 @@ impl From<AppError> for ApiError {
             }
             AppError::NotFound => ApiError::NotFound,
             AppError::VersionMismatch { current_version } => ApiError::PreconditionFailed { current_version },
+            AppError::TooManyRunningExports { running, limit } => ApiError::TooManyRunningExports { running, limit },
             // Concurrent edits kept winning: the client may retry.
             AppError::Contended | AppError::Unavailable(_) => ApiError::Unavailable,
         }

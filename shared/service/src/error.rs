@@ -28,6 +28,9 @@ pub enum AppError {
     /// A service the use case needs (S3) failed; nothing was left half done.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The org already runs as many exports as it may at once; one of them must finish first.
+    #[error("{running} exports of the organization are running; at most {limit} run at a time")]
+    TooManyRunningExports { running: usize, limit: usize },
     /// Concurrent changes kept winning until the retry policy ran out.
     #[error("the resource kept changing concurrently")]
     Contended,

@@ -17,8 +17,22 @@ use crate::{Actor, AppError, Ctx, outbound};
 /// How long a download link works.
 pub const LINK_TTL: Duration = Duration::from_secs(15 * 60);
 
-/// Records a running export of `kind` and the event that starts the worker.
+/// Exports an org may have running at once: each holds a worker for minutes (the worker's reserved
+/// concurrency is shared by every org).
+pub const MAX_RUNNING_EXPORTS: usize = 3;
+
+/// Jobs read to count the running ones: the newest (jobs run at most an hour, so running ones are
+/// among the newest; an org requesting more than this many in an hour is held by the rate limits).
+const RECENT_JOBS_READ: usize = 25;
+
+/// Records a running export of `kind` and the event that starts the worker, unless the org already has
+/// [`MAX_RUNNING_EXPORTS`] running ([`AppError::TooManyRunningExports`]).
 pub async fn request(ctx: &Ctx<'_>, org: &OrgId, kind: ExportKind, actor: &Actor) -> Result<ExportJob, AppError> {
+    let recent = ctx.store.export_jobs_page(org, RECENT_JOBS_READ, None).await?;
+    let running = recent.items.iter().filter(|job| job.status_at(actor.now) == ExportStatus::Running).count();
+    if running >= MAX_RUNNING_EXPORTS {
+        return Err(AppError::TooManyRunningExports { running, limit: MAX_RUNNING_EXPORTS });
+    }
     let export_id = uuid::Uuid::now_v7();
     let job = ExportJob {
         export_id,

@@ -227,21 +227,16 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for FailCompleteMul
     }
 }
 
-/// An export whose upload fails to complete is marked failed with the reason, aborts its multipart
-/// upload (nothing is left in the bucket) and writes no audit entry.
-#[tokio::test]
-async fn a_failed_export_aborts_its_upload() {
-    let (env, org) = Env::with_org().await;
-    let key = org.api_keys.admin.as_str();
-    assign_team_topic(&env, &org, "xxe").await;
-    // A requested export whose request event is not sent: only the worker below runs it.
+/// A running export job of `org` requested at `at`, whose request event is not sent (no worker runs
+/// it unless the test does).
+async fn running_export(env: &Env, org: &domain::OrgId, at: chrono::DateTime<Utc>) -> uuid::Uuid {
     let export_id = uuid::Uuid::now_v7();
     let job = domain::ExportJob {
         export_id,
         kind: "progress".into(),
         status: domain::ExportStatus::Running,
-        key: format!("exports/{}/{export_id}-progress.csv", org.org_id.as_str()),
-        created_at: Utc::now(),
+        key: format!("exports/{}/{export_id}-progress.csv", org.as_str()),
+        created_at: at,
         completed_at: None,
         row_count: None,
         bytes: None,
@@ -252,7 +247,43 @@ async fn a_failed_export_aborts_its_upload() {
         actor_role: domain::Role::ApiKey,
         request_id: "request-test".into(),
     };
-    env.store.request_export(&org.org_id, &job, &[]).await.unwrap();
+    env.store.request_export(org, &job, &[]).await.unwrap();
+    export_id
+}
+
+/// An org runs at most 3 exports at once: a fourth request is 429 with `Retry-After` until one is
+/// over (a job running for more than its hour counts as failed); other orgs are not held back.
+#[tokio::test]
+async fn an_org_runs_at_most_three_exports_at_once() {
+    let (env, org) = Env::with_org().await;
+    let other = env.org().await;
+    let key = org.api_keys.admin.as_str();
+    let stale = running_export(&env, &org.org_id, Utc::now() - chrono::Duration::hours(2)).await;
+    for _ in 0..3 {
+        running_export(&env, &org.org_id, Utc::now()).await;
+    }
+    let refused = env.post("/assignments/exports").token(key).json(json!({"kind": "progress"})).await;
+    assert_problem(&refused, 429, "too_many_running_exports");
+    assert_eq!(refused.headers["retry-after"], "30");
+    assert_eq!(refused.body["limit"], 3, "{:?}", refused.body);
+    let listed = env.get("/assignments/exports").token(key).await;
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 4, "nothing recorded for the refused request");
+    assert!(listed.body["items"].as_array().unwrap().iter().any(|j| j["exportId"] == stale.to_string()));
+
+    let elsewhere =
+        env.post("/assignments/exports").token(other.api_keys.admin.as_str()).json(json!({"kind": "progress"})).await;
+    assert_eq!(elsewhere.status, StatusCode::ACCEPTED, "{:?}", elsewhere.body);
+}
+
+/// An export whose upload fails to complete is marked failed with the reason, aborts its multipart
+/// upload (nothing is left in the bucket) and writes no audit entry.
+#[tokio::test]
+async fn a_failed_export_aborts_its_upload() {
+    let (env, org) = Env::with_org().await;
+    let key = org.api_keys.admin.as_str();
+    assign_team_topic(&env, &org, "xxe").await;
+    // A requested export whose request event is not sent: only the worker below runs it.
+    let export_id = running_export(&env, &org.org_id, Utc::now()).await;
 
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
     let mut bucket = exports::Bucket::from_env(&config).unwrap();
