@@ -48,7 +48,7 @@ pub async fn preview(ctx: &Ctx<'_>, org: &OrgId, new: &NewAssignment) -> Result<
                 Source::Team { team_id } => Reach::Team(team_id),
                 _ => Reach::Org,
             };
-            let learners = store.headcount(org, reach.headcount()).await?;
+            let learners = headcount(store, org, reach.headcount()).await?;
             (name, reach, learners)
         }
     };
@@ -148,16 +148,17 @@ impl Reach {
     }
 }
 
-/// Learners listed one by one (individual assignees, new-starters-only rosters) that one dry run reads
-/// at most; beyond them it counts as if nobody else were covered.
+/// Learners named one by one (individual assignees, new-starters-only rosters) that a dry run of a team
+/// or the org reads at most; beyond them it counts as if nobody else were covered (a lower bound).
 const MAX_LISTED_LEARNERS: usize = 5_000;
 
 /// How many of the `learners` the assignee reaches already have an active assignment of the same
 /// target, through any assignee — from the assignees of those assignments, not by listing members:
 /// an org-wide one covers everyone; a team's, that team's members (its head count; a user is in one
 /// team at most); an individual one, its learner; a new-starters-only one, the learners on its roster.
-/// Reads the org's active assignments and, only for learners listed one by one (at most
-/// [`MAX_LISTED_LEARNERS`]), their rows and profiles.
+/// Reads the org's active assignments; for a team or the org, the learners named one by one (at most
+/// [`MAX_LISTED_LEARNERS`]) and the covered teams' head counts; for a user, their row on each
+/// new-starters-only assignment.
 async fn already_assigned(
     ctx: &Ctx<'_>,
     org: &OrgId,
@@ -166,55 +167,75 @@ async fn already_assigned(
     learners: u64,
 ) -> Result<u64, AppError> {
     let store = ctx.store;
-    let mut teams: HashSet<TeamId> = HashSet::new();
-    let mut listed: HashSet<UserId> = HashSet::new();
+    let mut same_target = Vec::new();
     let filter = AssignmentFilter { is_active: Some(true), ..Default::default() };
     let mut pages = Pages::default();
     while let Some(start) = pages.next_start() {
         let page = pages.follow(store.list_assignments(org, &filter, 200, start).await?);
-        for a in
-            page.iter().filter(|a| a.target.target_type == target.target_type && a.target.target_id == target.target_id)
-        {
-            if a.new_starters_only {
-                let mut rows = Pages::default();
-                while let Some(rows_start) = rows.next_start().filter(|_| listed.len() < MAX_LISTED_LEARNERS) {
-                    let page = rows.follow(store.progress_page(org, a.id, 200, rows_start).await?);
-                    listed.extend(page.iter().filter(|r| r.removed_at.is_none()).map(|r| r.user_id));
-                }
-                continue;
+        same_target.extend(
+            page.into_iter()
+                .filter(|a| a.target.target_type == target.target_type && a.target.target_id == target.target_id),
+        );
+    }
+    let (starters, by_assignee): (Vec<_>, Vec<_>) = same_target.iter().partition(|a| a.new_starters_only);
+    if by_assignee.iter().any(|a| a.assignee.assignee_type == AssigneeType::Org) {
+        return Ok(learners);
+    }
+    let teams: HashSet<TeamId> = by_assignee
+        .iter()
+        .filter(|a| a.assignee.assignee_type == AssigneeType::Team)
+        .filter_map(|a| TeamId::parse(&a.assignee.assignee_id).ok())
+        .collect();
+    let individuals = by_assignee
+        .iter()
+        .filter(|a| a.assignee.assignee_type == AssigneeType::User)
+        .filter_map(|a| UserId::parse(&a.assignee.assignee_id).ok());
+    let team_of = |user: &User| user.team_id.filter(|_| user.is_active);
+
+    if let Reach::User(user) = reach {
+        let mut covered =
+            team_of(user).is_some_and(|team| teams.contains(&team)) || individuals.clone().any(|id| id == user.user_id);
+        for a in &starters {
+            if covered {
+                break;
             }
-            match a.assignee.assignee_type {
-                AssigneeType::Org => return Ok(learners),
-                AssigneeType::Team => teams.extend(TeamId::parse(&a.assignee.assignee_id).ok()),
-                AssigneeType::User => {
-                    if listed.len() < MAX_LISTED_LEARNERS {
-                        listed.extend(UserId::parse(&a.assignee.assignee_id).ok());
-                    }
-                }
-            }
+            covered = store.progress_row(org, a.id, user.user_id).await?.is_some_and(|r| r.removed_at.is_none());
+        }
+        return Ok(u64::from(covered).min(learners));
+    }
+    if let Reach::Team(team) = reach
+        && teams.contains(team)
+    {
+        return Ok(learners);
+    }
+
+    let mut listed: HashSet<UserId> = individuals.take(MAX_LISTED_LEARNERS).collect();
+    for a in &starters {
+        let mut rows = Pages::default();
+        while let Some(start) = rows.next_start().filter(|_| listed.len() < MAX_LISTED_LEARNERS) {
+            let page = rows.follow(store.progress_page(org, a.id, 200, start).await?);
+            listed.extend(page.iter().filter(|r| r.removed_at.is_none()).map(|r| r.user_id));
         }
     }
-    let team_of = |user: &User| user.team_id.filter(|_| user.is_active);
-    Ok(match reach {
-        Reach::User(user) => {
-            u64::from(listed.contains(&user.user_id) || team_of(user).is_some_and(|team| teams.contains(&team)))
+    let listed: Vec<UserId> = listed.into_iter().collect();
+    let listed = store.get_users(org, &listed).await?;
+    let covered = match reach {
+        Reach::Team(team) => listed.iter().filter(|u| team_of(u) == Some(*team)).count() as u64,
+        _ => {
+            let counts =
+                futures::future::try_join_all(teams.iter().map(|team| headcount(store, org, Headcount::Team(*team))));
+            let in_teams: u64 = counts.await?.into_iter().sum();
+            let elsewhere = listed.iter().filter(|u| u.is_active && !team_of(u).is_some_and(|t| teams.contains(&t)));
+            in_teams + elsewhere.count() as u64
         }
-        Reach::Team(team) if teams.contains(team) => learners,
-        Reach::Team(team) => {
-            let listed: Vec<UserId> = listed.into_iter().collect();
-            store.get_users(org, &listed).await?.iter().filter(|u| team_of(u) == Some(*team)).count() as u64
-        }
-        Reach::Org => {
-            let mut covered = 0;
-            for team in &teams {
-                covered += store.headcount(org, Headcount::Team(*team)).await?;
-            }
-            let listed: Vec<UserId> = listed.into_iter().collect();
-            let elsewhere = store.get_users(org, &listed).await?;
-            covered +=
-                elsewhere.iter().filter(|u| u.is_active && !team_of(u).is_some_and(|t| teams.contains(&t))).count()
-                    as u64;
-            covered.min(learners)
-        }
+    };
+    Ok(covered.min(learners))
+}
+
+/// A head count, or [`AppError::Unavailable`] while it is too large to count in a request and not yet
+/// established by the reconcile job (users written before counts existed).
+async fn headcount(store: &store::Store, org: &OrgId, count: Headcount) -> Result<u64, AppError> {
+    store.headcount(org, count).await?.ok_or_else(|| {
+        AppError::Unavailable(format!("{count:?}: head count not established yet (the reconcile job establishes it)"))
     })
 }

@@ -248,6 +248,34 @@ async fn notify_once(
     Ok(sent)
 }
 
+/// Checks the org's head counts (what the dry run answers from) against their indexes and sets those
+/// that drifted. A failure is logged and leaves the other counts, orgs and repairs to go on. Returns
+/// the number of counts repaired.
+async fn recount_headcounts(store: &store::Store, org: &OrgId) -> usize {
+    let teams = match store.counted_teams(org).await {
+        Ok(teams) => teams,
+        Err(error) => {
+            tracing::error!(org = %org, %error, "head counts not listed");
+            Vec::new()
+        }
+    };
+    let mut repaired = 0;
+    for count in std::iter::once(Headcount::Org).chain(teams.into_iter().map(Headcount::Team)) {
+        match store.recount(org, count).await {
+            Ok(recount) if recount.written && recount.stored.is_some() => {
+                repaired += 1;
+                tracing::warn!(org = %org, ?count, counted = recount.counted, stored = ?recount.stored, "head count repaired");
+            }
+            Ok(recount) if !recount.written && recount.stored != Some(recount.counted as i64) => {
+                tracing::info!(org = %org, ?count, counted = recount.counted, stored = ?recount.stored, "head count moved too recently to check; next run");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(org = %org, ?count, %error, "head count not checked"),
+        }
+    }
+    repaired
+}
+
 /// Compares the roster of every active team and org-wide assignment with the membership projection
 /// and repairs missing or stale rows (a roster run: a bounded share here, the rest by the roster
 /// worker; a stopped run is started again), then, once the roster is complete, the counters if rows
@@ -287,22 +315,13 @@ pub async fn reconcile_rosters(ctx: &Ctx<'_>, only: Option<&[OrgId]>) -> Result<
                 Err(error) => tracing::error!(org = %org, assignment_id = %a.id, %error, "compliance not synced"),
             }
         }
-        // The head counts the dry run answers from, against their indexes.
-        for count in
-            std::iter::once(Headcount::Org).chain(store.counted_teams(&org).await?.into_iter().map(Headcount::Team))
-        {
-            let recount = store.recount(&org, count).await?;
-            if recount.written && recount.stored.is_some() {
-                report.count += 1;
-                tracing::warn!(org = %org, ?count, counted = recount.counted, stored = ?recount.stored, "head count repaired");
-            }
-        }
         // Counted before this count existed, or drifted: set from the assignments (guarded by the
         // stored value, so a concurrent create or patch wins and the next run looks again).
         if obliging != stored_obliging && store.repair_obliging_assignments(&org, stored_obliging, obliging).await? {
             report.count += 1;
             tracing::warn!(org = %org, obliging, stored_obliging, "count of mandatory assignments repaired");
         }
+        report.count += recount_headcounts(store, &org).await;
     }
     tracing::info!(orgs = report.orgs, assignments = report.assignments, repairs = report.count, "reconcile finished");
     Ok(report)

@@ -51,13 +51,17 @@ impl Headcount {
 }
 
 /// How long a change may take to show in an index (GSIs are eventually consistent, usually well
-/// under a second): a recount sets a count only when its last move is older, so it cannot miss a user
-/// the count already has.
-const INDEX_SETTLE_MS: i64 = 10_000;
+/// under a second; this leaves room for index throttling and for the writers' clocks): a recount sets
+/// a count only when its last move is older, so it cannot miss a user the count already has.
+const INDEX_SETTLE_MS: i64 = 60_000;
 
-/// Queries one recount may send (Select COUNT reads up to 1 MB an answer: ~2,500 users of the
-/// projection each, so 400 cover a million).
-const MAX_COUNT_QUERIES: usize = 400;
+/// Queries the reconcile job's recount may send (Select COUNT reads up to 1 MB of the index an answer,
+/// ~1,000 users of the projection: 2,000 cover two million).
+const MAX_COUNT_QUERIES: usize = 2_000;
+
+/// Queries a read may send to count a head count never checked yet (users written before counts
+/// existed, until the reconcile job's first run): ~20,000 users.
+const MAX_INLINE_COUNT_QUERIES: usize = 20;
 
 /// One user's write moving one head count by ±1, on the user's shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,14 +149,15 @@ impl Store {
     }
 
     /// The org's active users or a team's active members, from its head count (one strongly
-    /// consistent Query of its shards). A count never recounted is recounted first (see
-    /// [`Store::recount`]).
-    pub async fn headcount(&self, org: &OrgId, count: Headcount) -> Result<u64, StoreError> {
+    /// consistent Query of its shards). A count never checked against its index is recounted first,
+    /// within [`MAX_INLINE_COUNT_QUERIES`]: `None` when it lists more (the reconcile job's recount
+    /// establishes it).
+    pub async fn headcount(&self, org: &OrgId, count: Headcount) -> Result<Option<u64>, StoreError> {
         let stored = self.stored_headcount(org, count).await?;
         if stored.recounted {
-            return Ok(u64::try_from(stored.active_users).unwrap_or(0));
+            return Ok(Some(u64::try_from(stored.active_users).unwrap_or(0)));
         }
-        Ok(self.recount(org, count).await?.counted)
+        Ok(self.recount_within(org, count, MAX_INLINE_COUNT_QUERIES).await?.map(|r| r.counted))
     }
 
     /// Counts the users a head count counts from its index and sets the count, unless a user's write
@@ -160,13 +165,27 @@ impl Store {
     /// Writes every shard in one transaction (the first holds the count, the others 0), each only if it
     /// has not moved since it was read.
     pub async fn recount(&self, org: &OrgId, count: Headcount) -> Result<Recount, StoreError> {
+        self.recount_within(org, count, MAX_COUNT_QUERIES)
+            .await?
+            .ok_or_else(|| StoreError::Other(format!("more than {MAX_COUNT_QUERIES} pages to count")))
+    }
+
+    /// [`Store::recount`] with at most `max_queries` count queries (`None`: the index lists more).
+    async fn recount_within(
+        &self,
+        org: &OrgId,
+        count: Headcount,
+        max_queries: usize,
+    ) -> Result<Option<Recount>, StoreError> {
         let stored = self.stored_headcount(org, count).await?;
         let started_ms = Utc::now().timestamp_millis();
-        let counted = self.count_listed(&count.listing(org)).await?;
+        let Some(counted) = self.count_listed(&count.listing(org), max_queries).await? else {
+            return Ok(None);
+        };
         let settled = stored.last_move_ms.is_none_or(|ms| started_ms - ms > INDEX_SETTLE_MS);
         let before = stored.recounted.then_some(stored.active_users);
         if !settled || before == Some(counted as i64) {
-            return Ok(Recount { counted, stored: before, written: false });
+            return Ok(Some(Recount { counted, stored: before, written: false }));
         }
         let mut tx = self.transaction();
         for shard in 0..SHARDS {
@@ -187,14 +206,15 @@ impl Store {
             Err(TxFailure::Cancelled(reasons)) if reasons.iter().any(CancelReason::lost_a_race) => false,
             Err(other) => return Err(other.into()),
         };
-        Ok(Recount { counted, stored: before, written })
+        Ok(Some(Recount { counted, stored: before, written }))
     }
 
-    /// How many items an index partition lists (Select COUNT, page by page).
-    async fn count_listed(&self, partition: &Partition) -> Result<u64, StoreError> {
+    /// How many items an index partition lists (Select COUNT, page by page; `None` when it takes more
+    /// than `max_queries`).
+    async fn count_listed(&self, partition: &Partition, max_queries: usize) -> Result<Option<u64>, StoreError> {
         let mut counted = 0u64;
         let mut start: Option<PageKey> = None;
-        for _ in 0..MAX_COUNT_QUERIES {
+        for _ in 0..max_queries {
             let out = partition
                 .query(self.client.query().table_name(&self.table))
                 .select(Select::Count)
@@ -207,10 +227,10 @@ impl Store {
             counted += u64::try_from(out.count).unwrap_or(0);
             match out.last_evaluated_key.filter(|k| !k.is_empty()) {
                 Some(next) => start = Some(PageKey(next)),
-                None => return Ok(counted),
+                None => return Ok(Some(counted)),
             }
         }
-        Err(StoreError::Other(format!("more than {MAX_COUNT_QUERIES} pages to count")))
+        Ok(None)
     }
 
     /// The teams with a head count (the reconcile job recounts them).
@@ -228,5 +248,50 @@ impl Store {
             .collect();
         teams.dedup();
         Ok(teams)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn user(active: bool, team: Option<TeamId>) -> User {
+        let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        User { is_active: active, team_id: team, ..User::unknown(domain::UserId(uuid::Uuid::from_u128(0x2a)), at) }
+    }
+
+    fn deltas(before: Option<&User>, after: &User) -> Vec<(Headcount, i64)> {
+        let moves = moves(before, after);
+        assert!(moves.iter().all(|m| m.shard == 0x2a % SHARDS), "every move on the user's shard");
+        moves.into_iter().map(|m| (m.count, m.delta)).collect()
+    }
+
+    #[test]
+    fn each_write_moves_the_sets_the_user_enters_or_leaves() {
+        let (a, b) = (TeamId(uuid::Uuid::from_u128(1)), TeamId(uuid::Uuid::from_u128(2)));
+        use Headcount::{Org, Team};
+        type Case = (Option<User>, User, Vec<(Headcount, i64)>);
+        let cases: Vec<Case> = vec![
+            // Not stored before: a new active user, in a team or not; a new inactive one moves nothing.
+            (None, user(true, None), vec![(Org, 1)]),
+            (None, user(true, Some(a)), vec![(Org, 1), (Team(a), 1)]),
+            (None, user(false, Some(a)), vec![]),
+            // Profile changes that keep the sets.
+            (Some(user(true, Some(a))), user(true, Some(a)), vec![]),
+            (Some(user(false, Some(a))), user(false, Some(b)), vec![]),
+            // Joining, leaving and moving between teams while active.
+            (Some(user(true, None)), user(true, Some(a)), vec![(Team(a), 1)]),
+            (Some(user(true, Some(a))), user(true, None), vec![(Team(a), -1)]),
+            (Some(user(true, Some(a))), user(true, Some(b)), vec![(Team(a), -1), (Team(b), 1)]),
+            // Deactivation leaves both; reactivation (into another team) enters both.
+            (Some(user(true, Some(a))), user(false, Some(a)), vec![(Org, -1), (Team(a), -1)]),
+            (Some(user(false, Some(a))), user(true, Some(b)), vec![(Org, 1), (Team(b), 1)]),
+            (Some(user(false, None)), user(true, None), vec![(Org, 1)]),
+        ];
+        for (before, after, expected) in cases {
+            assert_eq!(deltas(before.as_ref(), &after), expected, "{before:?} → {after:?}");
+        }
     }
 }

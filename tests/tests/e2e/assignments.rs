@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testkit::e2e::{Env, assert_problem, eventually};
 
-use crate::{assign_team_topic, deadline, path_of, team_topic};
+use crate::{assign_team_topic, deadline, head_counts_checked, path_of, team_topic};
 
 #[tokio::test]
 async fn an_admin_assigns_a_team_and_everyone_sees_it() {
@@ -120,6 +120,7 @@ async fn idempotency_keys_replay_and_refuse_reuse() {
 #[tokio::test]
 async fn a_dry_run_counts_learners_and_who_already_has_the_target_without_listing_members() {
     let (env, org) = Env::with_org().await;
+    head_counts_checked(&env, &org).await;
     let key = org.api_keys.admin.as_str();
     let topic = "sql-injection";
     let to = |assignee_type: &str, assignee_id: String| {

@@ -70,3 +70,35 @@ pub(crate) async fn update_behind_the_api(
         .await
         .unwrap();
 }
+
+/// Marks the org's head counts as checked against their indexes (as the reconcile job's first recount
+/// does once they have been still for a minute), so a dry run reads them as the user writes moved them
+/// instead of counting the index.
+pub(crate) async fn head_counts_checked(env: &Env, org: &SeededOrg) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let client = testkit::stack::raw_client().await;
+    let pk = AttributeValue::S(format!("ORG#{}#HEADCOUNT", org.org_id));
+    let shards = client
+        .query()
+        .table_name(env.store.table_name())
+        .key_condition_expression("PK = :pk")
+        .expression_attribute_values(":pk", pk.clone())
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap();
+    assert!(!shards.is_empty(), "the seed's users moved the counts");
+    for shard in shards {
+        client
+            .update_item()
+            .table_name(env.store.table_name())
+            .key("PK", pk.clone())
+            .key("SK", shard["SK"].clone())
+            .update_expression("SET recounted = :yes")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .send()
+            .await
+            .unwrap();
+    }
+}
