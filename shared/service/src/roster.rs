@@ -1,6 +1,6 @@
 //! What an assignment is about and whom it reaches: the target resolved against the catalog or the
-//! org's custom courses, the assignee against the user/team projection. Create, its dry run and the
-//! roster repairs of [`crate::membership`] all list members here.
+//! org's custom courses, the assignee against the user/team projection. Create and the roster runs
+//! list members here, a page at a time (the dry run counts them: see `create::preview`).
 
 use domain::{
     Assignee, AssigneeType, CourseId, OrgId, ResolvedTarget, Source, Target, TargetType, TeamId, User, UserId,

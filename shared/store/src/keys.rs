@@ -18,6 +18,7 @@
 //! | rate counter      | `ORG#o#RATE#<key-k or user-u>#yyyymmddhh`       | `RATE`                  |                                |                                                  |                           |
 //! | learner compliance | `ORG#o#USER#u`                                 | `COMPLIANCE`            | with obligations: `ORG#o#LEARNERS` / `<team or ->#u` |                                          | compliant as last announced, until the clock flips it: `ORG#o#NONCOMP` / `day#u` |
 //! | compliance rollup | `ORG#o#COMPLIANCE`                              | `ORG` or `TEAM#t`       |                                |                                                  |                           |
+//! | head count shard  | `ORG#o#HEADCOUNT`                               | `ORG#nn` or `TEAM#t#nn` |                                |                                                  |                           |
 //! | audit entry       | `ORG#o#AUDIT`                                   | `createdAt#id`          |                                |                                                  |                           |
 //! | export job (TTL)  | `ORG#o#EXPORTS`                                 | `EXPORT#<exportId v7>`  |                                |                                                  |                           |
 //! | outbox (events of one transaction, TTL) | `ORG#o#OUTBOX#<first event id>` | `EVENTS`  |                                |                                                  |                           |
@@ -179,7 +180,7 @@ pub fn org_users(org: &OrgId) -> String {
     format!("ORG#{org}#USERS")
 }
 
-/// The org's head counts (see `headcount`): sort key `ORG`, and `TEAM#<team>` per team.
+/// The org's head counts (see `headcount`): sort keys `ORG#<shard>` and `TEAM#<team>#<shard>`.
 pub fn headcount_pk(org: &OrgId) -> String {
     format!("ORG#{org}#HEADCOUNT")
 }
