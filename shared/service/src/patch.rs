@@ -9,7 +9,6 @@ use store::StoreError;
 use store::retry::Retry;
 
 use crate::compliance::sync_assignment;
-use crate::courses::refresh_roster;
 use crate::roster_build::{INLINE_PAGES, Mode, Position, requested, run_here};
 use crate::{Actor, AppError, Ctx, outbound};
 
@@ -56,42 +55,43 @@ pub async fn change(
             json!({"before": current.editable_snapshot(), "after": next.editable_snapshot()}),
         );
         let mut events = Vec::new();
-        if activation == Activation::Reactivated {
+        // A reactivated roster catches up with what happened while it was inactive; under a new
+        // recurrence every row's cycles are derived again (a repair's pass over the rows; a roster
+        // still building also catches up).
+        let roster_mode = match activation {
+            Activation::Reactivated => Some(Mode::CatchUp),
+            Activation::Unchanged if next.recurrence != current.recurrence && next.is_active => {
+                Some(if current.roster_status == domain::RosterStatus::Building { Mode::CatchUp } else { Mode::Repair })
+            }
+            _ => None,
+        };
+        if let Some(mode) = roster_mode {
             // The roster is brought in line by a new run, named in this write (so no older run goes
             // on) with its request (so it finishes whatever happens to this request); until it
             // finishes the assignment says its roster is building.
             let run = uuid::Uuid::now_v7();
             next.roster_status = domain::RosterStatus::Building;
             next.roster_run = Some(run);
-            events.push(requested(org, id, &Position::start(Mode::CatchUp), run, actor.now));
+            events.push(requested(org, id, &Position::start(mode), run, actor.now));
         }
         events.insert(0, outbound::assignment_changed(action, org, &next, &actor.id, actor.now));
         match store.update_assignment(org, &current, &next, activation, &audit, &events).await {
             Ok(()) => {
-                let mut next = next;
-                if next.recurrence != current.recurrence {
-                    // Every row's cycles follow from the recurrence: derive them again, under `next`
-                    // (its `unitsRev` is the stored one unless the items changed meanwhile, which the
-                    // row writes detect and re-read). Rows a failure leaves behind are re-derived by
-                    // the reconcile job.
-                    let refreshed = refresh_roster(store, org, &next).await?;
-                    tracing::info!(assignment_id = %id, rows = refreshed, "rows re-derived for the new recurrence");
-                    next = store.get_assignment(org, id).await?.unwrap_or(next);
-                }
                 if next.obligations_differ(&current) {
                     sync_assignment(ctx, org, id, actor.now).await?;
                 }
-                let Some(run) = next.roster_run.filter(|_| activation == Activation::Reactivated) else {
+                let (Some(mode), Some(run)) = (roster_mode, next.roster_run) else {
                     return Ok(next);
                 };
-                // Members who joined, left or completed items while it was inactive: a share here (a
-                // small roster is in line when this answers), the rest by the worker, which the
-                // request committed above starts anyway (a run that finds the roster handed over or
-                // complete stops). A failure here is the worker's to finish, not the client's.
-                match run_here(ctx, org, id, Mode::CatchUp, INLINE_PAGES, run).await {
-                    Ok(caught_up) => tracing::info!(assignment_id = %id, rows = caught_up.rows,
-                                                    complete = caught_up.complete, "roster catching up on reactivation"),
-                    Err(error) => tracing::warn!(assignment_id = %id, %error, "roster catch-up left to the worker"),
+                // Members who joined, left or completed items while it was inactive, or rows derived
+                // under the old recurrence: a share here (a small roster is in line when this
+                // answers), the rest by the worker, which the request committed above starts anyway (a
+                // run that finds the roster handed over or complete stops). A failure here is the
+                // worker's to finish, not the client's.
+                match run_here(ctx, org, id, mode, INLINE_PAGES, run).await {
+                    Ok(done) => tracing::info!(assignment_id = %id, rows = done.rows, complete = done.complete,
+                                               mode = ?mode, "roster run after the patch"),
+                    Err(error) => tracing::warn!(assignment_id = %id, %error, "roster run left to the worker"),
                 }
                 return Ok(store.get_assignment(org, id).await.ok().flatten().unwrap_or(next));
             }
