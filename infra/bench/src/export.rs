@@ -95,7 +95,14 @@ fn deployed_environment() -> Vec<(String, String)> {
         serde_yaml_ng::from_str(&std::fs::read_to_string(path).expect("template.yaml")).expect("template.yaml parses");
     let variables = &template["Resources"]["ExportWorkerFunction"]["Properties"]["Environment"]["Variables"];
     let variables = variables.as_mapping().expect("the export worker's environment");
-    variables.iter().filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.as_str()?.to_owned()))).collect()
+    // Plain strings only: `!Ref …` values (tagged) are the deployment's resources, not settings.
+    variables
+        .iter()
+        .filter_map(|(k, v)| match v {
+            serde_yaml_ng::Value::String(value) => Some((k.as_str()?.to_owned(), value.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 #[tokio::main]
@@ -109,6 +116,7 @@ async fn main() {
     // `export-bench [assignments…]`: orgs of 1,000 users × that many org-wide assignments.
     let sizes: Vec<usize> = args.iter().skip(1).filter_map(|a| a.parse().ok()).collect();
     let sizes = if sizes.is_empty() { vec![10, 100] } else { sizes };
+    eprintln!("exporting with the export worker's settings from template.yaml: {:?}", deployed_environment());
     let store = bench::store().await;
     let mut results = Vec::new();
     for &assignments in &sizes {
