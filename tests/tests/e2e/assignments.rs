@@ -422,6 +422,41 @@ async fn a_reactivated_roster_catches_up_with_joins_and_completions_off_the_requ
     assert!(row.unwrap().completed.contains_key("c:sql-injection:0"), "the completion made while inactive counts");
 }
 
+/// A new recurrence on a roster larger than a request's share: the PATCH answers `building`, the roster
+/// worker derives every row again (a completed learner's validity follows the new period), and the
+/// roster ends complete with every learner once and counters equal to the rows.
+#[tokio::test]
+async fn a_recurrence_change_re_derives_a_large_roster_off_the_request_path() {
+    let (env, org) = Env::with_org().await;
+    add_learners(&env, &org, 0..200).await;
+    let key = org.api_keys.admin.as_str();
+    let body = json!({"contentArea": "practice", "targetType": "topic", "targetId": "sql-injection",
+                      "assigneeType": "org", "assigneeId": org.org_id.as_str(), "deadline": deadline(30),
+                      "isMandatory": false, "recurrence": {"everyMonths": 12}});
+    let created = env.post("/assignments").token(key).json(body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    complete(&env, key, &id).await;
+    // The learner with the greatest id: the last the worker reaches.
+    let learner = env.store.active_users(&org.org_id).await.unwrap().into_iter().map(|u| u.user_id).max().unwrap();
+    let today = Utc::now();
+    for i in 0..11u16 {
+        let event = seed::challenge_completed(&org.org_id, learner, "sql-injection", i, 90.0, today);
+        env.consumer.handle(event.envelope()).await.unwrap();
+    }
+    let assignment = domain::AssignmentId::parse(&id).unwrap();
+    let valid_until =
+        || async { env.store.progress_row(&org.org_id, assignment, learner).await.unwrap().unwrap().valid_until };
+    assert_eq!(valid_until().await, today.date_naive().checked_add_months(chrono::Months::new(12)));
+
+    let path = format!("/assignments/{id}");
+    let patched = env.patch(&path).token(key).json(json!({"recurrence": {"everyMonths": 1, "windowDays": 7}})).await;
+    assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+    assert_eq!(patched.body["rosterStatus"], "building", "more rows than a request's share");
+    complete_with_every_learner_once(&env, &org, &id).await;
+    assert_eq!(valid_until().await, today.date_naive().checked_add_months(chrono::Months::new(1)));
+}
+
 /// A building roster whose run stopped (its request never arrived: here, none was committed) is started
 /// again by the reconcile job once the run is over three hours old, and finishes.
 #[tokio::test]
