@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testkit::e2e::Env;
 
-use crate::{assign_team_topic, deadline, team_topic, user_of};
+use crate::{assign_team_topic, change_head_counts, deadline, team_topic, user_of};
 
 #[tokio::test]
 async fn functions_can_be_invoked_through_the_lambda_invoke_api() {
@@ -107,34 +107,19 @@ async fn reconcile_recounts_a_head_count_that_drifted() {
     let key = org.api_keys.admin.as_str();
     let team = org.teams[0].team_id;
     let a_while_ago = (Utc::now() - chrono::Duration::minutes(5)).timestamp_millis();
-    let client = testkit::stack::raw_client().await;
-    let counts_pk = AttributeValue::S(format!("ORG#{}#HEADCOUNT", org.org_id));
-    let shards = client
-        .query()
-        .table_name(env.store.table_name())
-        .key_condition_expression("PK = :pk AND begins_with(SK, :team)")
-        .expression_attribute_values(":pk", counts_pk.clone())
-        .expression_attribute_values(":team", AttributeValue::S(format!("TEAM#{team}#")))
-        .send()
-        .await
-        .unwrap()
-        .items
-        .unwrap();
-    assert!(!shards.is_empty(), "the seed's members moved the team's count");
-    for shard in shards {
-        client
-            .update_item()
-            .table_name(env.store.table_name())
-            .key("PK", counts_pk.clone())
-            .key("SK", shard["SK"].clone())
-            .update_expression("SET activeUsers = :wrong, recounted = :yes, lastMoveMs = :then")
-            .expression_attribute_values(":wrong", AttributeValue::N("33".into()))
-            .expression_attribute_values(":yes", AttributeValue::Bool(true))
-            .expression_attribute_values(":then", AttributeValue::N(a_while_ago.to_string()))
-            .send()
-            .await
-            .unwrap();
-    }
+    let changed = change_head_counts(
+        &env,
+        &org,
+        Some(&format!("TEAM#{team}#")),
+        "SET activeUsers = :wrong, recounted = :yes, lastMoveMs = :then",
+        &[
+            (":wrong", AttributeValue::N("33".into())),
+            (":yes", AttributeValue::Bool(true)),
+            (":then", AttributeValue::N(a_while_ago.to_string())),
+        ],
+    )
+    .await;
+    assert!(changed > 0, "the seed's members moved the team's count");
     let learners = async || {
         let preview = env.post("/assignments?dryRun=true").token(key).json(team_topic(&org, "sql-injection")).await;
         preview.body["learnerCount"].clone()

@@ -76,29 +76,42 @@ pub(crate) async fn update_behind_the_api(
 /// instead of counting the index.
 pub(crate) async fn head_counts_checked(env: &Env, org: &SeededOrg) {
     use aws_sdk_dynamodb::types::AttributeValue;
+    let changed =
+        change_head_counts(env, org, None, "SET recounted = :yes", &[(":yes", AttributeValue::Bool(true))]).await;
+    assert!(changed > 0, "the seed's users moved the counts");
+}
+
+/// Applies `update` (with `values`) to each stored shard of the org's head counts whose sort key starts
+/// with `prefix` (all of them without one), behind the service's back; returns how many.
+pub(crate) async fn change_head_counts(
+    env: &Env,
+    org: &SeededOrg,
+    prefix: Option<&str>,
+    update: &str,
+    values: &[(&str, aws_sdk_dynamodb::types::AttributeValue)],
+) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue;
     let client = testkit::stack::raw_client().await;
     let pk = AttributeValue::S(format!("ORG#{}#HEADCOUNT", org.org_id));
-    let shards = client
-        .query()
-        .table_name(env.store.table_name())
-        .key_condition_expression("PK = :pk")
-        .expression_attribute_values(":pk", pk.clone())
-        .send()
-        .await
-        .unwrap()
-        .items
-        .unwrap();
-    assert!(!shards.is_empty(), "the seed's users moved the counts");
-    for shard in shards {
-        client
+    let query = client.query().table_name(env.store.table_name()).expression_attribute_values(":pk", pk.clone());
+    let query = match prefix {
+        Some(prefix) => query
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned())),
+        None => query.key_condition_expression("PK = :pk"),
+    };
+    let shards = query.send().await.unwrap().items.unwrap();
+    for shard in &shards {
+        let mut request = client
             .update_item()
             .table_name(env.store.table_name())
             .key("PK", pk.clone())
             .key("SK", shard["SK"].clone())
-            .update_expression("SET recounted = :yes")
-            .expression_attribute_values(":yes", AttributeValue::Bool(true))
-            .send()
-            .await
-            .unwrap();
+            .update_expression(update);
+        for (name, value) in values {
+            request = request.expression_attribute_values(*name, value.clone());
+        }
+        request.send().await.unwrap();
     }
+    shards.len()
 }
