@@ -76,3 +76,24 @@ pub fn roster(assignment: &Assignment, users: usize) -> Vec<ProgressRow> {
         .map(|_| ProgressRow::new(assignment.id, UserId(uuid::Uuid::new_v4()), Source::Organization, Utc::now()))
         .collect()
 }
+
+/// A running export job of `org` requested at `at` (a fresh id).
+pub fn running_export(org: &domain::OrgId, at: DateTime<Utc>) -> domain::ExportJob {
+    let export_id = uuid::Uuid::now_v7();
+    domain::ExportJob {
+        export_id,
+        kind: "progress".into(),
+        status: domain::ExportStatus::Running,
+        key: format!("exports/{}/{export_id}-progress.csv", org.as_str()),
+        created_at: at,
+        completed_at: None,
+        row_count: None,
+        bytes: None,
+        failure: None,
+        attempts: 0,
+        actor_id: "key-test".into(),
+        actor_email: None,
+        actor_role: domain::Role::ApiKey,
+        request_id: "request-test".into(),
+    }
+}

@@ -17,22 +17,10 @@ use crate::{Actor, AppError, Ctx, outbound};
 /// How long a download link works.
 pub const LINK_TTL: Duration = Duration::from_secs(15 * 60);
 
-/// Exports an org may have running at once: each holds a worker for minutes (the worker's reserved
-/// concurrency is shared by every org).
-pub const MAX_RUNNING_EXPORTS: usize = 3;
-
-/// Jobs read to count the running ones: the newest (jobs run at most an hour, so running ones are
-/// among the newest; an org requesting more than this many in an hour is held by the rate limits).
-const RECENT_JOBS_READ: usize = 25;
-
 /// Records a running export of `kind` and the event that starts the worker, unless the org already has
-/// [`MAX_RUNNING_EXPORTS`] running ([`AppError::TooManyRunningExports`]).
+/// [`store::EXPORT_SLOTS`] running ([`AppError::TooManyRunningExports`]: each holds a worker for minutes,
+/// and the worker's reserved concurrency is shared by every org).
 pub async fn request(ctx: &Ctx<'_>, org: &OrgId, kind: ExportKind, actor: &Actor) -> Result<ExportJob, AppError> {
-    let recent = ctx.store.export_jobs_page(org, RECENT_JOBS_READ, None).await?;
-    let running = recent.items.iter().filter(|job| job.status_at(actor.now) == ExportStatus::Running).count();
-    if running >= MAX_RUNNING_EXPORTS {
-        return Err(AppError::TooManyRunningExports { running, limit: MAX_RUNNING_EXPORTS });
-    }
     let export_id = uuid::Uuid::now_v7();
     let job = ExportJob {
         export_id,
@@ -52,7 +40,10 @@ pub async fn request(ctx: &Ctx<'_>, org: &OrgId, kind: ExportKind, actor: &Actor
     };
     let requested =
         outbound::other("export.requested", org, actor.now, json!({"exportId": export_id, "kind": job.kind}));
-    ctx.store.request_export(org, &job, &[requested]).await?;
+    if !ctx.store.request_export(org, &job, &[requested]).await? {
+        let limit = store::EXPORT_SLOTS;
+        return Err(AppError::TooManyRunningExports { running: limit, limit });
+    }
     tracing::info!(export_id = %export_id, kind = job.kind, "export requested");
     Ok(job)
 }
@@ -124,6 +115,11 @@ async fn finish(
     events: &[domain::DomainEvent],
 ) -> Result<ExportJob, AppError> {
     if ctx.store.finish_export(org, &finished, audit, events).await? {
+        // The org's next export may start. Not freeing the slot only delays that to the end of the
+        // job's hour, so a failure here is logged, not the worker's to retry.
+        if let Err(error) = ctx.store.release_export_slot(org, finished.export_id).await {
+            tracing::warn!(export_id = %finished.export_id, %error, "export slot left to expire");
+        }
         return Ok(finished);
     }
     current(ctx, org, finished.export_id).await

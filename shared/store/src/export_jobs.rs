@@ -4,7 +4,7 @@
 use aws_sdk_dynamodb::types::Put;
 use domain::{AuditEntry, DomainEvent, ExportJob, ExportStatus, OrgId};
 
-use crate::dynamo::{s, to_item};
+use crate::dynamo::{n, s, to_item};
 use crate::partition::Partition;
 use crate::records::ExportRecord;
 use crate::tx::{CancelReason, TxFailure};
@@ -23,13 +23,81 @@ fn record(org: &OrgId, job: &ExportJob) -> Result<crate::dynamo::Item, StoreErro
     })
 }
 
+/// Exports an org may have running at once: each running job holds one of these slots (`SLOT#<n>` in
+/// the jobs' partition) until it finishes or its hour is over.
+pub const EXPORT_SLOTS: usize = 3;
+
+fn slot_sk(slot: usize) -> String {
+    format!("{}{slot}", keys::EXPORT_SLOT_SK_PREFIX)
+}
+
 impl Store {
-    /// Records a new (running) export job with `events` (the request the worker picks up).
-    pub async fn request_export(&self, org: &OrgId, job: &ExportJob, events: &[DomainEvent]) -> Result<(), StoreError> {
-        let mut tx = self.transaction();
-        tx.put(record(org, job)?, Some("attribute_not_exists(PK)"))?;
-        tx.outbox(org, events, job.created_at)?;
-        tx.commit().await?;
+    /// Records a new (running) export job with `events` (the request the worker picks up), in a free
+    /// slot taken in the same transaction: `false` when all [`EXPORT_SLOTS`] are held by running jobs
+    /// (nothing is written). Concurrent requests cannot share a slot (its condition).
+    pub async fn request_export(
+        &self,
+        org: &OrgId,
+        job: &ExportJob,
+        events: &[DomainEvent],
+    ) -> Result<bool, StoreError> {
+        let now = job.created_at.timestamp();
+        let slots = Partition::table(keys::exports_pk(org)).prefixed(keys::EXPORT_SLOT_SK_PREFIX).consistent();
+        let held: Vec<String> = self
+            .query_all(|q| slots.query(q))
+            .await?
+            .into_iter()
+            .filter(|slot| {
+                slot.get("runningUntil").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()) > Some(now)
+            })
+            .filter_map(|slot| slot.get(keys::SK).and_then(|v| v.as_s().ok()).cloned())
+            .collect();
+        for slot in (0..EXPORT_SLOTS).map(slot_sk).filter(|sk| !held.contains(sk)) {
+            let mut tx = self.transaction();
+            let taken = tx.put_with(
+                Put::builder()
+                    .item(keys::PK, s(keys::exports_pk(org)))
+                    .item(keys::SK, s(slot.as_str()))
+                    .item("exportId", s(job.export_id.to_string()))
+                    .item("runningUntil", n((job.created_at + ExportJob::running_at_most()).timestamp()))
+                    .condition_expression("attribute_not_exists(PK) OR runningUntil <= :now")
+                    .expression_attribute_values(":now", n(now)),
+            )?;
+            tx.put(record(org, job)?, Some("attribute_not_exists(PK)"))?;
+            tx.outbox(org, events, job.created_at)?;
+            match tx.commit().await {
+                Ok(()) => return Ok(true),
+                // Another request took this slot first: try the next.
+                Err(TxFailure::Cancelled(reasons)) if reasons.get(taken).is_some_and(CancelReason::lost_a_race) => {}
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Ok(false)
+    }
+
+    /// Frees the slot a finished job `export_id` holds, for the org's next export. A slot not freed
+    /// (this failed) frees itself when the job's hour is over.
+    pub async fn release_export_slot(&self, org: &OrgId, export_id: uuid::Uuid) -> Result<(), StoreError> {
+        let slots = Partition::table(keys::exports_pk(org)).prefixed(keys::EXPORT_SLOT_SK_PREFIX).consistent();
+        let id = export_id.to_string();
+        for slot in self.query_all(|q| slots.query(q)).await? {
+            if slot.get("exportId").and_then(|v| v.as_s().ok()) != Some(&id) {
+                continue;
+            }
+            let Some(sk) = slot.get(keys::SK).cloned() else { continue };
+            let request = self
+                .update_request()
+                .key(keys::PK, s(keys::exports_pk(org)))
+                .key(keys::SK, sk)
+                .update_expression("SET runningUntil = :free")
+                .condition_expression("exportId = :id")
+                .expression_attribute_values(":free", n(0))
+                .expression_attribute_values(":id", s(id.as_str()));
+            match self.send_update(request).await {
+                Ok(_) | Err(StoreError::ConditionFailed) => {}
+                Err(other) => return Err(other),
+            }
+        }
         Ok(())
     }
 

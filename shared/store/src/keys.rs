@@ -21,6 +21,7 @@
 //! | head count shard  | `ORG#o#HEADCOUNT`                               | `ORG#nn` or `TEAM#t#nn` |                                |                                                  |                           |
 //! | audit entry       | `ORG#o#AUDIT`                                   | `createdAt#id`          |                                |                                                  |                           |
 //! | export job (TTL)  | `ORG#o#EXPORTS`                                 | `EXPORT#<exportId v7>`  |                                |                                                  |                           |
+//! | export slot       | `ORG#o#EXPORTS`                                 | `SLOT#n` (n < 3)        |                                |                                                  |                           |
 //! | outbox (events of one transaction, TTL) | `ORG#o#OUTBOX#<first event id>` | `EVENTS`  |                                |                                                  |                           |
 //! | org registry      | `ORGS`                                          | `orgId`                 |                                |                                                  |                           |
 //! | reminder sent     | `ORG#o#REMIND#a`                                | `user#kind`             |                                |                                                  |                           |
@@ -248,6 +249,8 @@ pub fn export_sk(export_id: uuid::Uuid) -> String {
 }
 
 pub const EXPORT_SK_PREFIX: &str = "EXPORT#";
+/// The org's export slots (at most so many exports run at once), in the jobs' partition.
+pub const EXPORT_SLOT_SK_PREFIX: &str = "SLOT#";
 
 pub fn audit_pk(org: &OrgId) -> String {
     format!("ORG#{org}#AUDIT")

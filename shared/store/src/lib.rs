@@ -37,6 +37,7 @@ pub use capacity::Capacity;
 pub use compliance::{LearnerFilter, Rollups};
 pub use cursor::CursorCodec;
 pub use dynamo::{FILTERED_PAGE_SIZE, MAX_PAGES_PER_REQUEST};
+pub use export_jobs::EXPORT_SLOTS;
 pub use headcount::{Headcount, Recount};
 pub use outbox::{Announce, MAX_EVENTS_PER_ITEM, OUTBOX_ENTITY, Written, announce_nothing, outbox_events};
 pub use progress::{MembershipChange, RowChange};

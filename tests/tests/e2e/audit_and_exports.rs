@@ -230,25 +230,9 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for FailCompleteMul
 /// A running export job of `org` requested at `at`, whose request event is not sent (no worker runs
 /// it unless the test does).
 async fn running_export(env: &Env, org: &domain::OrgId, at: chrono::DateTime<Utc>) -> uuid::Uuid {
-    let export_id = uuid::Uuid::now_v7();
-    let job = domain::ExportJob {
-        export_id,
-        kind: "progress".into(),
-        status: domain::ExportStatus::Running,
-        key: format!("exports/{}/{export_id}-progress.csv", org.as_str()),
-        created_at: at,
-        completed_at: None,
-        row_count: None,
-        bytes: None,
-        failure: None,
-        attempts: 0,
-        actor_id: "key-test".into(),
-        actor_email: None,
-        actor_role: domain::Role::ApiKey,
-        request_id: "request-test".into(),
-    };
-    env.store.request_export(org, &job, &[]).await.unwrap();
-    export_id
+    let job = testkit::fixtures::running_export(org, at);
+    assert!(env.store.request_export(org, &job, &[]).await.unwrap(), "a free export slot");
+    job.export_id
 }
 
 /// An org runs at most 3 exports at once: a fourth request is 429 with `Retry-After` until one is
@@ -273,6 +257,34 @@ async fn an_org_runs_at_most_three_exports_at_once() {
     let elsewhere =
         env.post("/assignments/exports").token(other.api_keys.admin.as_str()).json(json!({"kind": "progress"})).await;
     assert_eq!(elsewhere.status, StatusCode::ACCEPTED, "{:?}", elsewhere.body);
+}
+
+/// Requests made at the same moment cannot share a slot: of six, three are recorded; a finished job's
+/// slot is free for the next.
+#[tokio::test]
+async fn concurrent_export_requests_take_at_most_three_slots() {
+    let (env, org) = Env::with_org().await;
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let (store, org) = (env.store.clone(), org.org_id.clone());
+        requests.spawn(async move {
+            let job = testkit::fixtures::running_export(&org, Utc::now());
+            store.request_export(&org, &job, &[]).await.unwrap().then_some(job)
+        });
+    }
+    let mut recorded = Vec::new();
+    while let Some(done) = requests.join_next().await {
+        recorded.extend(done.unwrap());
+    }
+    assert_eq!(recorded.len(), 3, "one job per slot");
+    let late = testkit::fixtures::running_export(&org.org_id, Utc::now());
+    assert!(!env.store.request_export(&org.org_id, &late, &[]).await.unwrap());
+    assert!(env.store.export_job(&org.org_id, late.export_id).await.unwrap().is_none(), "nothing recorded");
+
+    let failed = recorded[0].failed("test", Utc::now());
+    assert!(env.store.finish_export(&org.org_id, &failed, None, &[]).await.unwrap());
+    env.store.release_export_slot(&org.org_id, failed.export_id).await.unwrap();
+    assert!(env.store.request_export(&org.org_id, &late, &[]).await.unwrap(), "the finished job's slot");
 }
 
 /// An export whose upload fails to complete is marked failed with the reason, aborts its multipart
