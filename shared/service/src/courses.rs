@@ -3,10 +3,10 @@
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
-use domain::{Assignment, Catalog, CourseId, CustomCourse, CustomCourseItem, OrgId};
-use store::{Store, StoreError};
+use domain::{Assignment, Catalog, CourseId, CustomCourse, CustomCourseItem, OrgId, RosterStatus};
+use store::StoreError;
 
-use crate::outbound;
+use crate::roster_build::{INLINE_PAGES, Mode, run_here};
 use crate::{AppError, Applied, Ctx};
 
 fn catalog() -> Result<&'static Catalog, StoreError> {
@@ -20,7 +20,8 @@ fn catalog() -> Result<&'static Catalog, StoreError> {
 /// Stores the course (newer wins), then re-resolves every active assignment on it against the course
 /// as stored — so a late, older event changes nothing and a retried one finishes the job: adding an
 /// item lowers percentages, removing one stops counting it, a learner who now has every item is
-/// completed (announced with `assignment.completed`).
+/// completed (announced with `assignment.completed`). Rows are derived again by a roster run per
+/// assignment ([`INLINE_PAGES`] here, the rest by the roster worker), not one by one in this event.
 pub async fn apply_course_update(
     ctx: &Ctx<'_>,
     org: &OrgId,
@@ -42,20 +43,22 @@ pub async fn apply_course_update(
     let mut changed = 0;
     for a in store.assignments_on_course(org, course_id).await?.into_iter().filter(|a| a.is_active) {
         let a = store.set_assignment_units(org, &a, course.units.clone()).await?.unwrap_or(a);
-        changed += refresh_roster(store, org, &a).await?;
+        changed += re_derive_rows(ctx, org, &a).await?;
     }
     Ok(Applied { rows: changed })
 }
 
-/// Re-evaluates every row of `a` after what decides completion changed (tracked items, recurrence),
-/// each with `assignment.completed` for a learner it completes. Returns how many rows changed.
-pub(crate) async fn refresh_roster(store: &Store, org: &OrgId, a: &Assignment) -> Result<usize, StoreError> {
-    let announce = outbound::row_events(org, a, false);
-    let mut changed = 0;
-    for user in store.roster_user_ids(org, a.id).await? {
-        if store.refresh_row(org, a, user, &announce).await?.is_some() {
-            changed += 1;
-        }
+/// Derives every row of `a` again after its tracked items changed, by a new roster run that takes
+/// over from any other (a repair; a catch-up for a roster still building). Returns the rows changed here.
+async fn re_derive_rows(ctx: &Ctx<'_>, org: &OrgId, a: &Assignment) -> Result<usize, AppError> {
+    let mode = match a.roster_status {
+        RosterStatus::Building => Mode::CatchUp,
+        RosterStatus::Complete => Mode::Repair,
+    };
+    let run = uuid::Uuid::now_v7();
+    if !ctx.store.take_over_roster(org, a.id, a.roster_run, run).await? {
+        // Another run took over since `a` was read: it reads the new items before each page.
+        return Ok(0);
     }
-    Ok(changed)
+    Ok(run_here(ctx, org, a.id, mode, INLINE_PAGES, run).await?.rows)
 }

@@ -252,11 +252,13 @@ async fn notify_once(
 /// that drifted. A failure is logged and leaves the other counts, orgs and repairs to go on. Returns
 /// the number of counts repaired.
 async fn recount_headcounts(store: &store::Store, org: &OrgId) -> usize {
-    let teams = match store.counted_teams(org).await {
-        Ok(teams) => teams,
-        Err(error) => {
+    // Teams with a count, and the projection's teams (one whose members were all written before
+    // counts existed has none yet).
+    let teams = match (store.counted_teams(org).await, store.team_ids(org).await) {
+        (Ok(counted), Ok(projected)) => counted.into_iter().chain(projected).collect::<std::collections::BTreeSet<_>>(),
+        (Err(error), _) | (_, Err(error)) => {
             tracing::error!(org = %org, %error, "head counts not listed");
-            Vec::new()
+            Default::default()
         }
     };
     let mut repaired = 0;
@@ -286,6 +288,7 @@ pub async fn reconcile_rosters(ctx: &Ctx<'_>, only: Option<&[OrgId]>) -> Result<
     let far_future = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(NaiveDate::MAX);
     for org in each_org(ctx, only).await? {
         report.orgs += 1;
+        report.count += recount_headcounts(store, &org).await;
         let stored_obliging = store.compliance_rollups(&org).await?.mandatory_assignments;
         let mut obliging = 0;
         let mut pages = Pages::default();
@@ -321,7 +324,6 @@ pub async fn reconcile_rosters(ctx: &Ctx<'_>, only: Option<&[OrgId]>) -> Result<
             report.count += 1;
             tracing::warn!(org = %org, obliging, stored_obliging, "count of mandatory assignments repaired");
         }
-        report.count += recount_headcounts(store, &org).await;
     }
     tracing::info!(orgs = report.orgs, assignments = report.assignments, repairs = report.count, "reconcile finished");
     Ok(report)

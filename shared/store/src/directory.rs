@@ -275,6 +275,12 @@ impl Store {
         self.put_if_not_older(to_item(&team_record(org, team, None))?, ms).await
     }
 
+    /// The ids of the org's teams in the projection (jobs that go through every team).
+    pub async fn team_ids(&self, org: &OrgId) -> Result<Vec<TeamId>, StoreError> {
+        let teams = self.all_of::<TeamRecord>(&Partition::index(keys::GSI1, keys::org_teams(org))).await?;
+        Ok(teams.into_iter().map(|team| team.team_id).collect())
+    }
+
     /// Several teams by id (missing ones are left out), in no particular order.
     pub async fn get_teams(&self, org: &OrgId, teams: &[TeamId]) -> Result<Vec<Team>, StoreError> {
         self.batch_get_entities::<TeamRecord>(teams.iter().map(|t| (keys::team_pk(org, *t), keys::PROFILE_SK))).await

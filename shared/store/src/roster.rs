@@ -435,19 +435,4 @@ impl Store {
             Err(other) => Err(other),
         }
     }
-
-    /// Every user id with a row on the assignment (removed included), strongly consistent.
-    pub async fn roster_user_ids(&self, org: &OrgId, id: AssignmentId) -> Result<Vec<UserId>, StoreError> {
-        let rows = Partition::table(keys::assignment_pk(org, id)).prefixed(keys::PROGRESS_SK_PREFIX).consistent();
-        self.query_all(|q| rows.query(q).projection_expression("userId"))
-            .await?
-            .into_iter()
-            .map(|item| match item.get("userId") {
-                Some(aws_sdk_dynamodb::types::AttributeValue::S(id)) => {
-                    UserId::parse(id).map_err(|e| StoreError::Corrupt(e.to_string()))
-                }
-                _ => Err(StoreError::Corrupt("progress row without userId".into())),
-            })
-            .collect()
-    }
 }
