@@ -5,6 +5,7 @@
 //! kept only since this count was introduced) sets a count from its index.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use aws_sdk_dynamodb::types::builders::UpdateBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Select, Update};
@@ -60,8 +61,18 @@ const INDEX_SETTLE_MS: i64 = 60_000;
 const MAX_COUNT_QUERIES: usize = 2_000;
 
 /// Queries a read may send to count a head count never checked yet (users written before counts
-/// existed, until the reconcile job's first run): ~20,000 users.
+/// existed, until the reconcile job's first run): ~20,000 users, and no longer than
+/// [`MAX_INLINE_COUNT_TIME`] (a request has API Gateway's 30 s; on DynamoDB Local a query of a large
+/// index takes over a second).
 const MAX_INLINE_COUNT_QUERIES: usize = 20;
+const MAX_INLINE_COUNT_TIME: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// What one count of an index may take: queries, and time (a request's).
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    queries: usize,
+    until: Option<Instant>,
+}
 
 /// One user's write moving one head count by ±1, on the user's shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +168,8 @@ impl Store {
         if stored.recounted {
             return Ok(Some(u64::try_from(stored.active_users).unwrap_or(0)));
         }
-        Ok(self.recount_within(org, count, MAX_INLINE_COUNT_QUERIES).await?.map(|r| r.counted))
+        let budget = Budget { queries: MAX_INLINE_COUNT_QUERIES, until: Some(Instant::now() + MAX_INLINE_COUNT_TIME) };
+        Ok(self.recount_within(org, count, budget).await?.map(|r| r.counted))
     }
 
     /// Counts the users a head count counts from its index and sets the count, unless a user's write
@@ -165,21 +177,21 @@ impl Store {
     /// Writes every shard in one transaction (the first holds the count, the others 0), each only if it
     /// has not moved since it was read.
     pub async fn recount(&self, org: &OrgId, count: Headcount) -> Result<Recount, StoreError> {
-        self.recount_within(org, count, MAX_COUNT_QUERIES)
+        self.recount_within(org, count, Budget { queries: MAX_COUNT_QUERIES, until: None })
             .await?
             .ok_or_else(|| StoreError::Other(format!("more than {MAX_COUNT_QUERIES} pages to count")))
     }
 
-    /// [`Store::recount`] with at most `max_queries` count queries (`None`: the index lists more).
+    /// [`Store::recount`] within `budget` (`None`: counting the index takes more).
     async fn recount_within(
         &self,
         org: &OrgId,
         count: Headcount,
-        max_queries: usize,
+        budget: Budget,
     ) -> Result<Option<Recount>, StoreError> {
         let stored = self.stored_headcount(org, count).await?;
         let started_ms = Utc::now().timestamp_millis();
-        let Some(counted) = self.count_listed(&count.listing(org), max_queries).await? else {
+        let Some(counted) = self.count_listed(&count.listing(org), budget).await? else {
             return Ok(None);
         };
         let settled = stored.last_move_ms.is_none_or(|ms| started_ms - ms > INDEX_SETTLE_MS);
@@ -210,11 +222,14 @@ impl Store {
     }
 
     /// How many items an index partition lists (Select COUNT, page by page; `None` when it takes more
-    /// than `max_queries`).
-    async fn count_listed(&self, partition: &Partition, max_queries: usize) -> Result<Option<u64>, StoreError> {
+    /// than `budget`).
+    async fn count_listed(&self, partition: &Partition, budget: Budget) -> Result<Option<u64>, StoreError> {
         let mut counted = 0u64;
         let mut start: Option<PageKey> = None;
-        for _ in 0..max_queries {
+        for _ in 0..budget.queries {
+            if budget.until.is_some_and(|until| Instant::now() > until) {
+                return Ok(None);
+            }
             let out = partition
                 .query(self.client.query().table_name(&self.table))
                 .select(Select::Count)
