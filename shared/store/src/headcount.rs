@@ -161,8 +161,8 @@ impl Store {
 
     /// The org's active users or a team's active members, from its head count (one strongly
     /// consistent Query of its shards). A count never checked against its index is recounted first,
-    /// within [`MAX_INLINE_COUNT_QUERIES`]: `None` when it lists more (the reconcile job's recount
-    /// establishes it).
+    /// within [`MAX_INLINE_COUNT_QUERIES`] and [`MAX_INLINE_COUNT_TIME`]: `None` when that is not enough
+    /// (the reconcile job's recount establishes it).
     pub async fn headcount(&self, org: &OrgId, count: Headcount) -> Result<Option<u64>, StoreError> {
         let stored = self.stored_headcount(org, count).await?;
         if stored.recounted {
