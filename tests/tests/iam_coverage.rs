@@ -43,6 +43,7 @@ fn resource(template: &Value, value: &Value) -> String {
         let kind = template["Resources"][logical]["Type"].as_str().unwrap_or_else(|| panic!("no resource {logical}"));
         match kind {
             "AWS::DynamoDB::Table" => format!("table/{}", env("TABLE_NAME")),
+            "AWS::S3::Bucket" if logical == "SarifUploadBucket" => env("SARIF_BUCKET"),
             "AWS::S3::Bucket" => env("EXPORT_BUCKET"),
             "AWS::Events::EventBus" => format!("event-bus/{}", env("EVENT_BUS_NAME")),
             other => panic!("a policy names a {other}, which this test does not map"),

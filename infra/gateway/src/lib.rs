@@ -33,6 +33,8 @@ enum Handler {
     Export(api::entry::Handler<export_csv_fn::Exporter>),
     Event(events::entry::Handler),
     ExportWorker(events::entry::Handler<export_worker_fn::Worker>),
+    Sarif(api::entry::Handler<sarif_fn::Intake>),
+    SarifWorker(events::entry::Handler<sarif_worker_fn::Worker>),
     Publish(events::entry::Handler<events::Publisher>),
 }
 
@@ -48,6 +50,8 @@ const REGISTRY: &[(&str, Handler)] = &[
     ("ComplianceFunction", Handler::Http(compliance_fn::HANDLER)),
     ("ExportCsvFunction", Handler::Export(export_csv_fn::HANDLER)),
     ("ExportWorkerFunction", Handler::ExportWorker(export_worker_fn::HANDLER)),
+    ("SarifFunction", Handler::Sarif(sarif_fn::HANDLER)),
+    ("SarifWorkerFunction", Handler::SarifWorker(sarif_worker_fn::HANDLER)),
     ("RosterWorkerFunction", Handler::Event(roster_worker_fn::HANDLER)),
     ("ProgressEventsFunction", Handler::Event(events::entry::CONSUME)),
     ("MembershipEventsFunction", Handler::Event(events::entry::CONSUME)),
@@ -75,6 +79,8 @@ pub enum GatewayError {
     InvalidEvent(String),
     #[error("local event delivery: {0}")]
     Bus(String),
+    #[error("environment: {0}")]
+    Environment(String),
 }
 
 /// One `HttpApi` event of a function in the template.
@@ -162,6 +168,8 @@ pub struct Gateway {
     app: Arc<App>,
     exporter: Arc<export_csv_fn::Exporter>,
     export_worker: Arc<export_worker_fn::Worker>,
+    intake: Arc<sarif_fn::Intake>,
+    sarif_worker: Arc<sarif_worker_fn::Worker>,
     consumer: Arc<events::Consumer>,
     publisher: Arc<events::Publisher>,
     routes: Arc<Vec<Route>>,
@@ -169,7 +177,8 @@ pub struct Gateway {
 
 impl Gateway {
     /// Refuses a template route whose function this gateway cannot run.
-    /// `publisher` is the outbox publisher's way to the bus.
+    /// `publisher` is the outbox publisher's way to the bus; `bucket`'s client also reaches the SARIF
+    /// uploads bucket (`SARIF_BUCKET`).
     pub fn new(
         app: App,
         publisher: events::Publisher,
@@ -180,7 +189,12 @@ impl Gateway {
             return Err(GatewayError::UnknownFunction(route.function.clone()));
         }
         let consumer = events::Consumer { store: app.store.clone() };
+        let uploads = || scans::UploadBucket::with_client(bucket.client.clone()).map_err(GatewayError::Environment);
+        let intake = sarif_fn::Intake { app: app.clone(), bucket: uploads()? };
+        let sarif_worker = sarif_worker_fn::Worker { store: app.store.clone(), bucket: uploads()? };
         Ok(Self {
+            intake: Arc::new(intake),
+            sarif_worker: Arc::new(sarif_worker),
             export_worker: Arc::new(export_worker_fn::Worker { store: app.store.clone(), bucket: bucket.clone() }),
             exporter: Arc::new(export_csv_fn::Exporter { app: app.clone(), bucket }),
             app: Arc::new(app),
@@ -214,6 +228,8 @@ impl Gateway {
             // An event-driven function's error is what Lambda would report for the invocation.
             Handler::Event(handle) => event_result(handle(&self.consumer, event).await),
             Handler::ExportWorker(handle) => event_result(handle(&self.export_worker, event).await),
+            Handler::Sarif(handle) => response_event(handle(&self.intake, request(event)?).await),
+            Handler::SarifWorker(handle) => event_result(handle(&self.sarif_worker, event).await),
             Handler::Publish(handle) => event_result(handle(&self.publisher, event).await),
         })
     }

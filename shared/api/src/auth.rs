@@ -18,8 +18,11 @@ pub const AUDIT_LOG_READ: &str = "audit-log:read";
 /// The compliance dashboard and learners listing (the compliance export is `assignments:read`, as
 /// every export).
 pub const COMPLIANCE_READ: &str = "compliance:read";
+/// Posting code-scanning results (`POST /sarif`, uploads): the scope a CI pipeline's key holds.
+pub const SARIF_INGEST: &str = "sarif:ingest";
 /// Everything an org admin may do.
-pub const ALL_SCOPES: &[&str] = &[ASSIGNMENTS_READ, ASSIGNMENTS_WRITE, PROGRESS_READ, AUDIT_LOG_READ, COMPLIANCE_READ];
+pub const ALL_SCOPES: &[&str] =
+    &[ASSIGNMENTS_READ, ASSIGNMENTS_WRITE, PROGRESS_READ, AUDIT_LOG_READ, COMPLIANCE_READ, SARIF_INGEST];
 
 pub const API_KEY_PREFIX: &str = "scs_live_";
 const API_KEY_RANDOM_LEN: usize = 32;

@@ -36,8 +36,15 @@ pub enum ApiError {
     IdempotencyInProgress,
     #[error("If-Match does not match the current version {current_version}")]
     PreconditionFailed { current_version: u64 },
+    /// `alternative`: the route that takes what this one cannot (its path under the API's base path).
     #[error("the request body exceeds {limit} bytes")]
-    PayloadTooLarge { limit: usize },
+    PayloadTooLarge { limit: usize, alternative: Option<&'static str> },
+    /// A body that is not a SARIF 2.1.0 log this service takes; `reason` says why.
+    #[error("the body is not a SARIF 2.1.0 log this service takes: {0}")]
+    InvalidSarif(String),
+    /// The same repository and commit is being ingested by another request right now.
+    #[error("this commit's scanning results are being ingested; retry shortly")]
+    IngestionInProgress,
     #[error("rate limit exceeded")]
     RateLimited { retry_after_secs: u64, window: crate::auth::RateWindow },
     #[error("method not allowed")]
@@ -58,16 +65,19 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::InvalidJson(_) | ApiError::Validation(_) | ApiError::ImmutableField(_) | ApiError::Refused(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::InvalidJson(_)
+            | ApiError::Validation(_)
+            | ApiError::ImmutableField(_)
+            | ApiError::Refused(_)
+            | ApiError::InvalidSarif(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::InsufficientScope { .. } | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::DuplicateAssignment { .. } | ApiError::IdempotencyKeyReused | ApiError::IdempotencyInProgress => {
-                StatusCode::CONFLICT
-            }
+            ApiError::DuplicateAssignment { .. }
+            | ApiError::IdempotencyKeyReused
+            | ApiError::IdempotencyInProgress
+            | ApiError::IngestionInProgress => StatusCode::CONFLICT,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited { .. } | ApiError::TooManyRunningExports { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -96,6 +106,8 @@ impl ApiError {
             ApiError::IdempotencyInProgress => "idempotency_key_in_progress",
             ApiError::PreconditionFailed { .. } => "precondition_failed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::InvalidSarif(_) => "invalid_sarif",
+            ApiError::IngestionInProgress => "ingestion_in_progress",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::TooManyRunningExports { .. } => "too_many_running_exports",
             ApiError::Unavailable => "service_unavailable",
@@ -134,9 +146,15 @@ impl ApiError {
             }
             ApiError::DuplicateAssignment { existing_id } => Some(("existingId", json!(existing_id))),
             ApiError::PreconditionFailed { current_version } => Some(("currentVersion", json!(current_version))),
-            ApiError::PayloadTooLarge { limit } | ApiError::TooManyRunningExports { limit, .. } => {
+            ApiError::PayloadTooLarge { limit, alternative } => {
+                if let Some(path) = alternative {
+                    body["alternative"] =
+                        json!({"method": "POST", "href": format!("{}{path}", crate::http::BASE_PATH)});
+                }
                 Some(("limit", json!(limit)))
             }
+            ApiError::TooManyRunningExports { limit, .. } => Some(("limit", json!(limit))),
+            ApiError::InvalidSarif(reason) => Some(("reason", json!(reason))),
             ApiError::RateLimited { retry_after_secs, window } => {
                 body["limit"] = json!(window.limit());
                 body["window"] = json!(window.as_str());
@@ -160,7 +178,7 @@ impl ApiError {
                     .header("x-ratelimit-limit", window.limit().to_string())
                     .header("x-ratelimit-remaining", "0");
             }
-            ApiError::Unavailable => builder = builder.header("retry-after", "1"),
+            ApiError::Unavailable | ApiError::IngestionInProgress => builder = builder.header("retry-after", "1"),
             ApiError::TooManyRunningExports { .. } => builder = builder.header("retry-after", "30"),
             ApiError::Unauthorized(_) => builder = builder.header("www-authenticate", "Bearer"),
             _ => {}
@@ -191,6 +209,7 @@ impl From<AppError> for ApiError {
             AppError::NotFound => ApiError::NotFound,
             AppError::VersionMismatch { current_version } => ApiError::PreconditionFailed { current_version },
             AppError::TooManyRunningExports { running, limit } => ApiError::TooManyRunningExports { running, limit },
+            AppError::IngestionInProgress => ApiError::IngestionInProgress,
             // Concurrent edits kept winning: the client may retry.
             AppError::Contended | AppError::Unavailable(_) => ApiError::Unavailable,
         }

@@ -167,6 +167,9 @@ struct TopicFile {
     slug: Slug,
     title: String,
     challenges: u16,
+    /// The CWEs the topic teaches: a code-scanning finding with one of them assigns this topic.
+    #[serde(default)]
+    cwes: Vec<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -188,6 +191,8 @@ struct ScenarioFile {
 #[derive(Debug, Clone)]
 pub struct Catalog {
     nodes: BTreeMap<(TargetType, Slug), CatalogNode>,
+    /// Each CWE that a topic teaches, to that topic (one topic per CWE: a finding assigns one topic).
+    cwe_topics: BTreeMap<u32, Slug>,
 }
 
 impl Catalog {
@@ -198,7 +203,7 @@ impl Catalog {
 
     pub fn from_json(json: &str) -> Result<Self, CatalogError> {
         let file: CatalogFile = serde_json::from_str(json).map_err(|e| CatalogError::Invalid(e.to_string()))?;
-        let mut catalog = Catalog { nodes: BTreeMap::new() };
+        let mut catalog = Catalog { nodes: BTreeMap::new(), cwe_topics: BTreeMap::new() };
 
         for category in &file.practice {
             let mut category_units = Vec::new();
@@ -208,6 +213,17 @@ impl Catalog {
                 for topic in &module.topics {
                     if topic.challenges == 0 {
                         return Err(CatalogError::Invalid(format!("topic '{}' has no challenges", topic.slug)));
+                    }
+                    for &cwe in &topic.cwes {
+                        if cwe == 0 {
+                            return Err(CatalogError::Invalid(format!("topic '{}' lists CWE-0", topic.slug)));
+                        }
+                        if let Some(other) = catalog.cwe_topics.insert(cwe, topic.slug.clone()) {
+                            return Err(CatalogError::Invalid(format!(
+                                "CWE-{cwe} is listed by topics '{other}' and '{}'",
+                                topic.slug
+                            )));
+                        }
                     }
                     let unit = TrackedUnit::Topic { topic_id: topic.slug.clone(), challenges: topic.challenges };
                     module_units.push(unit.clone());
@@ -291,6 +307,17 @@ impl Catalog {
     pub fn node(&self, target_type: TargetType, slug: &str) -> Option<&CatalogNode> {
         let slug = Slug::parse(slug).ok()?;
         self.nodes.get(&(target_type, slug))
+    }
+
+    /// The practice topic that teaches `cwe`, if any.
+    pub fn topic_for_cwe(&self, cwe: u32) -> Option<&CatalogNode> {
+        let slug = self.cwe_topics.get(&cwe)?;
+        self.nodes.get(&(TargetType::Topic, slug.clone()))
+    }
+
+    /// Every CWE a topic teaches, with that topic's slug, by CWE.
+    pub fn cwe_topics(&self) -> impl Iterator<Item = (u32, &Slug)> {
+        self.cwe_topics.iter().map(|(cwe, slug)| (*cwe, slug))
     }
 
     /// Resolves a catalog target (not a custom course) to its tracked items.

@@ -15,6 +15,8 @@ pub mod preview;
 pub mod progress;
 pub mod recurrence;
 pub mod reminders;
+pub mod sarif;
+pub mod scan;
 pub mod validation;
 pub mod vocabulary;
 
@@ -35,4 +37,5 @@ pub use progress::{
     CompletedItem, Completion, Exemption, LearnerPatch, ProgressRow, Source, UserStatus, is_past_deadline,
 };
 pub use recurrence::{Cycle, Recurrence};
+pub use scan::{SarifUpload, Scan, ScanError, UploadStatus};
 pub use vocabulary::{AssigneeType, ContentArea, Role, TargetType, Wire};

@@ -31,6 +31,9 @@ pub enum AppError {
     /// The org already runs as many exports as it may at once; one of them must finish first.
     #[error("{running} exports of the organization are running; at most {limit} run at a time")]
     TooManyRunningExports { running: usize, limit: usize },
+    /// The same repository and commit is being ingested right now; its response comes when it ends.
+    #[error("this commit's scanning results are being ingested; retry shortly")]
+    IngestionInProgress,
     /// Concurrent changes kept winning until the retry policy ran out.
     #[error("the resource kept changing concurrently")]
     Contended,

@@ -11,6 +11,7 @@
 //! - [`compliance`]: who is compliant with mandatory training (org, teams, learners), `compliance.changed`;
 //! - `export` (feature `export`, the export function's only): CSV audit packs to S3, audit-logged and
 //!   announced;
+//! - [`sarif`]: code-scanning results become individual assignments for the commit's author;
 //! - [`scheduled`]: the daily reminders and the roster reconcile job;
 //! - [`outbound`]: the domain events the use cases announce; each commits in the transaction of the
 //!   change it announces (the store's outbox item), and the `outbox-publisher` sends it from the
@@ -37,6 +38,7 @@ pub mod progress;
 pub mod reads;
 pub mod roster;
 pub mod roster_build;
+pub mod sarif;
 pub mod scheduled;
 
 pub use error::AppError;

@@ -1,6 +1,7 @@
 //! Pattern 7: API keys by token hash, idempotency records and rate-limit counters (with TTL).
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::builders::UpdateBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, Update};
 use chrono::{DateTime, Duration, Timelike, Utc};
 use domain::{ApiKey, OrgId};
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,25 @@ pub fn token_sha256(token: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKey {
     digest: String,
+}
+
+/// Records `response` on a key claimed by [`Store::begin_idempotency`], on its own or within the
+/// transaction of the change it answers.
+pub(crate) fn idempotency_completion(
+    org: &OrgId,
+    key: &IdempotencyKey,
+    response: &StoredResponse,
+) -> Result<UpdateBuilder, StoreError> {
+    let response = to_item(&serde_json::json!({ "r": response }))?.remove("r").unwrap_or(AttributeValue::Null(true));
+    Ok(Update::builder()
+        .key(keys::PK, s(keys::idempotency_pk(org, &key.digest)))
+        .key(keys::SK, s(keys::IDEMPOTENCY_SK))
+        .update_expression("SET #state = :complete, #response = :response")
+        .condition_expression("attribute_exists(PK)")
+        .expression_attribute_names("#state", "state")
+        .expression_attribute_names("#response", "response")
+        .expression_attribute_values(":complete", s("complete"))
+        .expression_attribute_values(":response", response))
 }
 
 impl IdempotencyKey {
@@ -239,18 +259,14 @@ impl Store {
         key: &IdempotencyKey,
         response: &StoredResponse,
     ) -> Result<(), StoreError> {
-        let response =
-            to_item(&serde_json::json!({ "r": response }))?.remove("r").unwrap_or(AttributeValue::Null(true));
+        let update = idempotency_completion(org, key, response)?;
         self.send_update(
             self.update_request()
-                .key(keys::PK, s(keys::idempotency_pk(org, &key.digest)))
-                .key(keys::SK, s(keys::IDEMPOTENCY_SK))
-                .update_expression("SET #state = :complete, #response = :response")
-                .condition_expression("attribute_exists(PK)")
-                .expression_attribute_names("#state", "state")
-                .expression_attribute_names("#response", "response")
-                .expression_attribute_values(":complete", s("complete"))
-                .expression_attribute_values(":response", response),
+                .set_key(update.get_key().clone())
+                .set_update_expression(update.get_update_expression().clone())
+                .set_condition_expression(update.get_condition_expression().clone())
+                .set_expression_attribute_names(update.get_expression_attribute_names().clone())
+                .set_expression_attribute_values(update.get_expression_attribute_values().clone()),
         )
         .await?;
         Ok(())

@@ -13,7 +13,7 @@ use crate::partition::Partition;
 use crate::records::{AssignmentRecord, LockRecord, Record};
 use crate::roster::{ROSTER_ROWS_PER_TRANSACTION, progress_item, roster_delta};
 use crate::tx::{CancelReason, TxFailure};
-use crate::{Page, PageKey, Store, StoreError, keys};
+use crate::{IdempotencyKey, Page, PageKey, Store, StoreError, StoredResponse, keys};
 
 /// Filters of the list route; all optional and combined with AND.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -60,6 +60,24 @@ fn lock_put(org: &OrgId, assignment: &Assignment) -> Result<PutBuilder, StoreErr
         .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld))
 }
 
+/// Scheduled jobs (reminders, reconcile) find the orgs that have assignments here.
+fn org_marker(org: &OrgId) -> Item {
+    Item::from([
+        (keys::PK.to_owned(), s(keys::ORGS_PK)),
+        (keys::SK.to_owned(), s(org.as_str())),
+        ("entity".to_owned(), s("org")),
+    ])
+}
+
+/// One assignment of [`Store::create_individual_assignments`]: the assignment, its audit entry and its
+/// learner's row.
+pub type IndividualAssignment = (Assignment, AuditEntry, ProgressRow);
+
+/// Most assignments [`Store::create_individual_assignments`] writes at once: each is 4 items of a
+/// transaction (assignment, lock, audit entry, row), which also holds the org marker, the outbox batch
+/// and the idempotency record (100 items at most).
+pub const MAX_INDIVIDUAL_ASSIGNMENTS: usize = 24;
+
 pub(crate) fn lock_pk(org: &OrgId, a: &Assignment) -> Result<String, StoreError> {
     keys::active_lock_pk(
         org,
@@ -98,13 +116,7 @@ impl Store {
         let lock = tx.put_with(lock_put(org, assignment)?)?;
         tx.audit(org, audit)?;
         tx.outbox(org, events, audit.created_at)?;
-        // Scheduled jobs (reminders, reconcile) find the orgs that have assignments here.
-        let marker = Item::from([
-            (keys::PK.to_owned(), s(keys::ORGS_PK)),
-            (keys::SK.to_owned(), s(org.as_str())),
-            ("entity".to_owned(), s("org")),
-        ]);
-        tx.put(marker, None)?;
+        tx.put(org_marker(org), None)?;
         if obliges {
             tx.obliging_assignments(org, 1)?;
         }
@@ -124,6 +136,60 @@ impl Store {
             created.aggregates = created.aggregates.clone() + added;
         }
         Ok(created)
+    }
+
+    /// Creates individual, non-obliging assignments, each with its learner's row, its lock and its audit
+    /// entry, the `events`, and (if given) the response that answers the request's retries — one
+    /// transaction: all of it or nothing. An active assignment of the same target for the same learner
+    /// refuses the lot ([`StoreError::DuplicateAssignment`], naming it).
+    pub async fn create_individual_assignments(
+        &self,
+        org: &OrgId,
+        created: &[IndividualAssignment],
+        events: &[DomainEvent],
+        completes: Option<(&IdempotencyKey, &StoredResponse)>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        if created.len() > MAX_INDIVIDUAL_ASSIGNMENTS {
+            return Err(StoreError::Other(format!(
+                "{} assignments exceed one transaction's {MAX_INDIVIDUAL_ASSIGNMENTS}",
+                created.len()
+            )));
+        }
+        let mut tx = self.transaction();
+        let mut locks = Vec::with_capacity(created.len());
+        for (assignment, audit, row) in created {
+            if assignment.assignee.assignee_type != AssigneeType::User
+                || (assignment.is_active && assignment.is_mandatory)
+            {
+                return Err(StoreError::Other(format!("assignment {} is not individual and optional", assignment.id)));
+            }
+            let mut stored = assignment.clone();
+            stored.aggregates = assignment.aggregates.clone() + roster_delta(assignment, std::slice::from_ref(row));
+            tx.put(to_item(&assignment_record(org, &stored)?)?, Some("attribute_not_exists(PK)"))?;
+            locks.push((tx.put_with(lock_put(org, assignment)?)?, assignment));
+            tx.audit(org, audit)?;
+            tx.put(progress_item(org, row, &stored)?, Some("attribute_not_exists(PK)"))?;
+        }
+        if !created.is_empty() {
+            tx.put(org_marker(org), None)?;
+        }
+        tx.outbox(org, events, now)?;
+        if let Some((key, response)) = completes {
+            tx.update(crate::access::idempotency_completion(org, key, response)?)?;
+        }
+        match tx.commit().await {
+            Ok(()) => Ok(()),
+            Err(TxFailure::Cancelled(reasons)) => {
+                for (index, assignment) in locks {
+                    if let Some(reason) = reasons.get(index).filter(|r| r.condition_failed()) {
+                        return Err(self.duplicate_of(org, assignment, reason).await);
+                    }
+                }
+                Err(TxFailure::Cancelled(reasons).into())
+            }
+            Err(other) => Err(other.into()),
+        }
     }
 
     async fn duplicate_of(&self, org: &OrgId, assignment: &Assignment, reason: &CancelReason) -> StoreError {

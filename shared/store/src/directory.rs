@@ -22,7 +22,7 @@ use crate::{Page, PageKey, Store, StoreError, keys};
 
 const NEWER_WINS: &str = "attribute_not_exists(PK) OR updatedAtMs <= :ms";
 
-/// GSI1 only while active; GSI2 (team members) only while active and in a team.
+/// GSI1 and GSI3 (by email) only while active; GSI2 (team members) only while active and in a team.
 fn user_record(org: &OrgId, user: &User, revision: Option<u64>) -> UserRecord {
     let listed = user.is_active;
     UserRecord {
@@ -33,6 +33,8 @@ fn user_record(org: &OrgId, user: &User, revision: Option<u64>) -> UserRecord {
         gsi1sk: listed.then(|| user.user_id.to_string()),
         gsi2pk: user.team_id.filter(|_| listed).map(|team| keys::team_members(org, team)),
         gsi2sk: user.team_id.filter(|_| listed).map(|_| user.user_id.to_string()),
+        gsi3pk: (listed && !user.email.trim().is_empty()).then(|| keys::user_email_index(org, &user.email)),
+        gsi3sk: (listed && !user.email.trim().is_empty()).then(|| user.user_id.to_string()),
         updated_at_ms: Some(user.updated_at.timestamp_millis()),
         revision,
         user: user.clone(),
@@ -234,6 +236,24 @@ impl Store {
     }
 
     /// Several users by id (unknown ids are left out).
+    /// The org's active user with this email (case-insensitive); of several, the lowest user id.
+    /// An index read: a user written a moment ago may not be found yet.
+    pub async fn active_user_by_email(&self, org: &OrgId, email: &str) -> Result<Option<User>, StoreError> {
+        let pk = keys::user_email_index(org, email);
+        let (items, _) = self
+            .query_page(
+                |q| {
+                    q.index_name(keys::GSI3)
+                        .key_condition_expression("GSI3PK = :pk")
+                        .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+                },
+                None,
+                Some(1),
+            )
+            .await?;
+        items.into_iter().next().map(UserRecord::entity_of).transpose()
+    }
+
     pub async fn get_users(&self, org: &OrgId, users: &[UserId]) -> Result<Vec<User>, StoreError> {
         self.batch_get_entities::<UserRecord>(users.iter().map(|u| (keys::user_pk(org, *u), keys::PROFILE_SK))).await
     }

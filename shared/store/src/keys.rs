@@ -181,6 +181,11 @@ pub fn org_users(org: &OrgId) -> String {
     format!("ORG#{org}#USERS")
 }
 
+/// An org's active users by email, case-insensitive (code-scanning results name their author by email).
+pub fn user_email_index(org: &OrgId, email: &str) -> String {
+    format!("ORG#{org}#EMAIL#{}", email.trim().to_lowercase())
+}
+
 /// The org's head counts (see `headcount`): sort keys `ORG#<shard>` and `TEAM#<team>#<shard>`.
 pub fn headcount_pk(org: &OrgId) -> String {
     format!("ORG#{org}#HEADCOUNT")
@@ -223,6 +228,13 @@ pub fn idempotency_pk(org: &OrgId, digest_hex: &str) -> String {
 }
 
 pub const IDEMPOTENCY_SK: &str = "IDEM";
+
+/// A SARIF upload: `ORG#<org>#SARIFUPLOAD#<uploadId>` / `UPLOAD`.
+pub fn sarif_upload_pk(org: &OrgId, upload: uuid::Uuid) -> String {
+    format!("ORG#{org}#SARIFUPLOAD#{upload}")
+}
+
+pub const SARIF_UPLOAD_SK: &str = "UPLOAD";
 
 /// A caller's request counters of one calendar hour; `subject` is `key-<keyId>` or `user-<userId>`.
 /// IAM narrows the read-only routes' UpdateItem to these keys (`dynamodb:LeadingKeys` `ORG#*#RATE#*`).

@@ -24,6 +24,7 @@ mod progress;
 mod records;
 pub mod retry;
 mod roster;
+mod sarif_uploads;
 mod tx;
 
 use std::collections::HashMap;
@@ -31,7 +32,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 pub use access::{IdempotencyBegin, IdempotencyKey, RateCounts, RateSubject, StoredResponse, token_sha256};
-pub use assignments::AssignmentFilter;
+pub use assignments::{AssignmentFilter, IndividualAssignment, MAX_INDIVIDUAL_ASSIGNMENTS};
 pub use audit::AuditFilter;
 pub use capacity::Capacity;
 pub use compliance::{LearnerFilter, Rollups};

@@ -79,12 +79,14 @@ record!(
 );
 
 record!(
-    /// GSI1 only while active; GSI2 only while active and in a team.
+    /// GSI1 and GSI3 (by email) only while active; GSI2 only while active and in a team.
     UserRecord {
         gsi1pk: Option<String> = "GSI1PK",
         gsi1sk: Option<String> = "GSI1SK",
         gsi2pk: Option<String> = "GSI2PK",
         gsi2sk: Option<String> = "GSI2SK",
+        gsi3pk: Option<String> = "GSI3PK",
+        gsi3sk: Option<String> = "GSI3SK",
         updated_at_ms: Option<i64> = "updatedAtMs",
         revision: Option<u64> = "revision",
     } flatten user: User
@@ -120,6 +122,11 @@ record!(AuditRecord {} flatten entry: AuditEntry);
 record!(
     /// An export job (see `export_jobs`); expires by TTL long after its file.
     ExportRecord { expires_at: Option<i64> = "expiresAt" } flatten job: domain::ExportJob
+);
+
+record!(
+    /// A SARIF upload (see `sarif_uploads`); expires by TTL.
+    SarifUploadRecord { expires_at: Option<i64> = "expiresAt" } flatten upload: domain::SarifUpload
 );
 
 record!(

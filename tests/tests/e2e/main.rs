@@ -9,6 +9,7 @@ mod compliance;
 mod deadlines;
 mod jobs;
 mod platform_events;
+mod sarif;
 mod v1_contract;
 
 use chrono::Utc;

@@ -1,0 +1,141 @@
+//! Code-scanning results in (`service::sarif`). Scope `sarif:ingest` (a CI key's; admins' sessions hold it).
+//! - `POST /sarif`: a SARIF 2.1.0 log (JSON, or `Content-Encoding: gzip`) of at most
+//!   [`scans::MAX_REQUEST_BYTES`] as sent, about the commit the `X-Source`, `X-Repo`, `X-Branch`,
+//!   `X-Commit-Sha` and `X-Commit-Author-Email` headers name → `200` with the ingestion (a re-post of
+//!   the repository and commit within 24 hours: the first one's, `Idempotent-Replayed: true`);
+//!   larger → `413` naming the uploads route;
+//! - `POST /sarif/uploads` (same headers, no body) → `201 {uploadId, uploadUrl, …}`: a presigned PUT
+//!   for 15 minutes; the object is ingested by the `sarif-worker` function under the same rules;
+//! - `GET /sarif/uploads/{uploadId}`: where the upload stands, with its ingestion once done.
+
+use ::http::{Method, StatusCode};
+use api::http::{self, BASE_PATH, json_response};
+use api::{ApiError, App, Call, auth, query};
+use domain::{SarifUpload, Scan, UploadStatus};
+use lambda_http::{Body, Response};
+use scans::{IntakeError, UploadBucket};
+use serde_json::{Value, json};
+
+/// What this function builds once per container: the API's context and the uploads bucket.
+pub struct Intake {
+    pub app: App,
+    pub bucket: UploadBucket,
+}
+
+impl api::entry::Context for Intake {
+    async fn from_env() -> Result<Self, api::entry::Error> {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        let app = App::from_env_with(aws_sdk_dynamodb::Client::new(&config))?;
+        Ok(Self { app, bucket: UploadBucket::from_env(&config)? })
+    }
+}
+
+/// This function's handler, for its `main.rs` and the local gateway.
+pub const HANDLER: api::entry::Handler<Intake> =
+    |intake, req| Box::pin(api::serve(&intake.app, req, async |call| route(call, &intake.bucket).await));
+
+async fn route(call: Call<'_>, bucket: &UploadBucket) -> Result<Response<Body>, ApiError> {
+    call.principal.require_admin_scope(auth::SARIF_INGEST)?;
+    query::none(call.req)?;
+    let path = call.req.uri().path().trim_end_matches('/').to_owned();
+    match (call.req.method().clone(), http::path_param(call.req, "uploadId")) {
+        (Method::POST, None) if path.ends_with("/sarif") => ingest(&call).await,
+        (Method::POST, None) => start_upload(&call, bucket).await,
+        (Method::GET, Some(id)) => upload_status(&call, &id).await,
+        _ => Err(ApiError::MethodNotAllowed),
+    }
+}
+
+/// The scan the v1 headers describe.
+fn scan_of(call: &Call<'_>) -> Result<Scan, ApiError> {
+    let header = |name| http::header(call.req, name);
+    Scan::new(
+        header("x-source"),
+        header("x-repo"),
+        header("x-branch"),
+        header("x-commit-sha"),
+        header("x-commit-author-email"),
+    )
+    .map_err(|e| ApiError::field(e.field, e.message))
+}
+
+fn invalid(err: IntakeError) -> ApiError {
+    match err {
+        IntakeError::Storage(e) => ApiError::Internal(e),
+        other => ApiError::InvalidSarif(other.to_string()),
+    }
+}
+
+async fn ingest(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
+    let scan = scan_of(call)?;
+    let body = http::body_bytes(call.req);
+    if body.len() > scans::MAX_REQUEST_BYTES {
+        return Err(ApiError::PayloadTooLarge { limit: scans::MAX_REQUEST_BYTES, alternative: Some("/sarif/uploads") });
+    }
+    let findings = scans::read_log(body, http::header(call.req, "content-encoding")).map_err(invalid)?;
+    let ingested = service::sarif::ingest(&call.ctx(), &call.principal.org, &scan, &findings, &call.actor()).await?;
+    let mut response = json_response(StatusCode::OK, &service::sarif::to_json(&ingested.ingestion));
+    if ingested.replayed {
+        response.headers_mut().insert("idempotent-replayed", ::http::HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+async fn start_upload(call: &Call<'_>, bucket: &UploadBucket) -> Result<Response<Body>, ApiError> {
+    let scan = scan_of(call)?;
+    if !http::body_bytes(call.req).iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::field("body", "must be empty: the log goes to the upload URL"));
+    }
+    let org = &call.principal.org;
+    let actor = call.actor();
+    let upload = SarifUpload {
+        upload_id: uuid::Uuid::now_v7(),
+        scan,
+        actor_id: actor.id,
+        actor_email: actor.email,
+        actor_role: actor.role,
+        created_at: call.now,
+        status: UploadStatus::Pending,
+        outcome: None,
+        failure: None,
+    };
+    let url = bucket.upload_url(org, upload.upload_id).await.map_err(invalid)?;
+    call.app.store.put_sarif_upload(org, &upload).await?;
+    let location = format!("{BASE_PATH}/sarif/uploads/{}", upload.upload_id);
+    let expires_at = call.now + chrono::Duration::from_std(scans::UPLOAD_URL_TTL).unwrap_or_default();
+    let mut body = view(&upload);
+    body["uploadUrl"] = json!(url);
+    body["method"] = json!("PUT");
+    body["expiresAt"] = json!(expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    body["maxBytes"] = json!(scans::MAX_UPLOAD_BYTES);
+    let mut response = json_response(StatusCode::CREATED, &body);
+    if let Ok(location) = location.parse() {
+        response.headers_mut().insert("location", location);
+    }
+    Ok(response)
+}
+
+async fn upload_status(call: &Call<'_>, id: &str) -> Result<Response<Body>, ApiError> {
+    let id = uuid::Uuid::parse_str(id).map_err(|_| ApiError::NotFound)?;
+    let upload = call.app.store.sarif_upload(&call.principal.org, id).await?.ok_or(ApiError::NotFound)?;
+    Ok(json_response(StatusCode::OK, &view(&upload)))
+}
+
+fn view(upload: &SarifUpload) -> Value {
+    let mut view = json!({
+        "uploadId": upload.upload_id,
+        "status": upload.status,
+        "source": upload.scan.source,
+        "repo": upload.scan.repo,
+        "branch": upload.scan.branch,
+        "commitSha": upload.scan.commit_sha,
+        "createdAt": upload.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    });
+    if let Some(outcome) = upload.outcome.as_deref().and_then(|o| serde_json::from_str::<Value>(o).ok()) {
+        view["ingestion"] = outcome;
+    }
+    if let Some(failure) = &upload.failure {
+        view["failure"] = json!(failure);
+    }
+    view
+}

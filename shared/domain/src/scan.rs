@@ -1,0 +1,145 @@
+//! Code-scanning results posted for an org: which commit they are about and, for logs too large for a
+//! request, the upload that carries them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Most characters of a scan's source, repository, branch or commit sha (v1's header limits).
+pub const MAX_SCAN_FIELD_LEN: usize = 512;
+/// Longest email address (RFC 5321 path limit).
+pub const MAX_EMAIL_LEN: usize = 254;
+
+/// What a CI step says about the commit it scanned (v1's `X-Source`, `X-Repo`, `X-Branch`,
+/// `X-Commit-Sha`, `X-Commit-Author-Email` headers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Scan {
+    pub source: String,
+    pub repo: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    pub commit_sha: String,
+    pub author_email: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} {message}")]
+pub struct ScanError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl Scan {
+    /// Checks each field (trimmed): required ones present, all within their length, the email one
+    /// address, the sha hexadecimal (7 to 64 digits: short or full SHA-1 or SHA-256).
+    pub fn new(
+        source: Option<&str>,
+        repo: Option<&str>,
+        branch: Option<&str>,
+        commit_sha: Option<&str>,
+        author_email: Option<&str>,
+    ) -> Result<Self, ScanError> {
+        fn field(name: &'static str, value: Option<&str>, max: usize) -> Result<Option<String>, ScanError> {
+            let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else { return Ok(None) };
+            if value.chars().count() > max {
+                return Err(ScanError { field: name, message: format!("must be at most {max} characters") });
+            }
+            if value.chars().any(char::is_control) {
+                return Err(ScanError { field: name, message: "must not contain control characters".into() });
+            }
+            Ok(Some(value.to_owned()))
+        }
+        let required = |name: &'static str, value: Option<String>| {
+            value.ok_or_else(|| ScanError { field: name, message: "is required".into() })
+        };
+        let commit_sha = required("X-Commit-Sha", field("X-Commit-Sha", commit_sha, 64)?)?;
+        if commit_sha.len() < 7 || !commit_sha.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(ScanError { field: "X-Commit-Sha", message: "must be 7 to 64 hexadecimal digits".into() });
+        }
+        let author_email =
+            required("X-Commit-Author-Email", field("X-Commit-Author-Email", author_email, MAX_EMAIL_LEN)?)?;
+        let well_formed = author_email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
+        if !well_formed || author_email.contains(char::is_whitespace) {
+            return Err(ScanError { field: "X-Commit-Author-Email", message: "must be an email address".into() });
+        }
+        Ok(Self {
+            source: required("X-Source", field("X-Source", source, MAX_SCAN_FIELD_LEN)?)?,
+            repo: required("X-Repo", field("X-Repo", repo, MAX_SCAN_FIELD_LEN)?)?,
+            branch: field("X-Branch", branch, MAX_SCAN_FIELD_LEN)?,
+            commit_sha: commit_sha.to_ascii_lowercase(),
+            author_email,
+        })
+    }
+}
+
+/// Where an upload stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadStatus {
+    /// Waiting for its object.
+    Pending,
+    /// Ingested: `outcome` holds the ingestion.
+    Ingested,
+    /// The object was refused: `failure` says why; nothing was created.
+    Failed,
+}
+
+/// A SARIF log uploaded to S3 instead of posted (larger than a request may carry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SarifUpload {
+    pub upload_id: uuid::Uuid,
+    pub scan: Scan,
+    /// Who asked for the upload (`apikey:<id>` or `user:<id>`): the actor of what it creates.
+    pub actor_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_email: Option<String>,
+    pub actor_role: crate::Role,
+    pub created_at: DateTime<Utc>,
+    pub status: UploadStatus,
+    /// The ingestion's response (JSON), once ingested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(sha: &str, email: &str) -> Result<Scan, ScanError> {
+        Scan::new(Some("codeql"), Some("acme/shop"), Some("main"), Some(sha), Some(email))
+    }
+
+    #[test]
+    fn a_scan_is_trimmed_and_its_sha_lowercased() {
+        let ok =
+            Scan::new(Some(" semgrep "), Some("acme/shop"), None, Some("ABCDEF1"), Some(" Dev@Acme.example ")).unwrap();
+        assert_eq!(
+            ok,
+            Scan {
+                source: "semgrep".into(),
+                repo: "acme/shop".into(),
+                branch: None,
+                commit_sha: "abcdef1".into(),
+                author_email: "Dev@Acme.example".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn bad_headers_are_named() {
+        let field = |r: Result<Scan, ScanError>| r.unwrap_err().field;
+        assert_eq!(field(scan("abc", "a@b.c")), "X-Commit-Sha");
+        assert_eq!(field(scan("zzzzzzz", "a@b.c")), "X-Commit-Sha");
+        assert_eq!(field(scan(&"a".repeat(65), "a@b.c")), "X-Commit-Sha");
+        assert_eq!(field(scan("abcdef1", "not-an-email")), "X-Commit-Author-Email");
+        assert_eq!(field(scan("abcdef1", "a@b@c")), "X-Commit-Author-Email");
+        assert_eq!(field(Scan::new(None, Some("r"), None, Some("abcdef1"), Some("a@b.c"))), "X-Source");
+        assert_eq!(field(Scan::new(Some("s"), Some(&"r".repeat(513)), None, Some("abcdef1"), Some("a@b.c"))), "X-Repo");
+        assert_eq!(field(Scan::new(Some("s"), Some("r\u{7}x"), None, Some("abcdef1"), Some("a@b.c"))), "X-Repo");
+    }
+}

@@ -1,0 +1,207 @@
+//! Code-scanning intake: a SARIF log as a client sends it — plain JSON or gzip — read within limits
+//! into [`Findings`], and the bucket that takes logs too large for a request (a presigned PUT per
+//! upload, read back by the function its object notification starts).
+
+use std::io::Read;
+use std::time::Duration;
+
+use domain::OrgId;
+use domain::sarif::{Findings, SarifError};
+
+/// Largest body `POST /sarif` takes, as sent (compressed, if gzip). API Gateway hands Lambda a
+/// binary body base64-encoded, and a synchronous invocation carries at most 6 MB (6,291,456 bytes):
+/// 4 MiB becomes 5,592,408 bytes of base64, which leaves room for the event's headers and context.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+/// Largest upload the worker reads, as stored.
+pub const MAX_UPLOAD_BYTES: u64 = 100 * 1024 * 1024;
+/// Largest log once decompressed: a small gzip body cannot make the parser read without end.
+pub const MAX_LOG_BYTES: u64 = 1024 * 1024 * 1024;
+/// How long a presigned upload URL works.
+pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
+const UPLOAD_PREFIX: &str = "sarif-uploads/";
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// The log is not a SARIF 2.1.0 log this service takes (the reason says why).
+    #[error(transparent)]
+    Invalid(#[from] SarifError),
+    /// A `Content-Encoding` other than gzip or identity.
+    #[error("Content-Encoding '{0}' is not supported: send gzip or identity")]
+    UnsupportedEncoding(String),
+    /// The uploads bucket failed or refused.
+    #[error("S3: {0}")]
+    Storage(String),
+}
+
+/// Whether `bytes` start like a gzip stream (RFC 1952 magic): uploads say nothing of their encoding.
+pub fn looks_gzipped(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0x1f, 0x8b])
+}
+
+/// Reads a log sent with `content_encoding` (`identity` or `gzip`), decompressing as it parses. Without
+/// the header, a gzip stream is recognised by its magic bytes (CI scripts often send `.sarif.gz` as is).
+pub fn read_log(bytes: &[u8], content_encoding: Option<&str>) -> Result<Findings, IntakeError> {
+    match content_encoding.map(|e| e.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("") => read_upload(bytes),
+        Some("identity") => Ok(domain::sarif::parse(bytes)?),
+        Some("gzip" | "x-gzip") => read_gzip(bytes),
+        Some(other) => Err(IntakeError::UnsupportedEncoding(other.to_owned())),
+    }
+}
+
+fn read_gzip(bytes: &[u8]) -> Result<Findings, IntakeError> {
+    Ok(domain::sarif::parse_reader(Capped { inner: flate2::read::MultiGzDecoder::new(bytes), left: MAX_LOG_BYTES })?)
+}
+
+/// An uploaded object: gzip if it looks it, else plain JSON.
+pub fn read_upload(bytes: &[u8]) -> Result<Findings, IntakeError> {
+    if looks_gzipped(bytes) { read_gzip(bytes) } else { Ok(domain::sarif::parse(bytes)?) }
+}
+
+/// A reader that fails once more than `left` bytes came through: the parser then reports the log as
+/// malformed with this reason.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        self.left = self
+            .left
+            .checked_sub(read as u64)
+            .ok_or_else(|| std::io::Error::other(format!("the decompressed log exceeds {MAX_LOG_BYTES} bytes")))?;
+        Ok(read)
+    }
+}
+
+/// The object key of an upload: the org and the upload id, nothing a client chose.
+pub fn upload_key(org: &OrgId, upload_id: uuid::Uuid) -> String {
+    format!("{UPLOAD_PREFIX}{org}/{upload_id}.sarif")
+}
+
+/// The org and upload an object key names, if it is an upload's key.
+pub fn parse_upload_key(key: &str) -> Option<(OrgId, uuid::Uuid)> {
+    let rest = key.strip_prefix(UPLOAD_PREFIX)?;
+    let (org, file) = rest.split_once('/')?;
+    let id = file.strip_suffix(".sarif")?;
+    let org = OrgId::parse(org).ok()?;
+    let id = uuid::Uuid::parse_str(id).ok()?;
+    (upload_key(&org, id) == key).then_some((org, id))
+}
+
+/// The uploads bucket (`SARIF_BUCKET`).
+pub struct UploadBucket {
+    client: aws_sdk_s3::Client,
+    name: String,
+}
+
+impl UploadBucket {
+    /// Path-style addressing when a local endpoint (`AWS_ENDPOINT_URL_S3`) is set, since
+    /// `bucket.127.0.0.1` does not resolve.
+    pub fn from_env(config: &aws_config::SdkConfig) -> Result<Self, String> {
+        let local = std::env::var("AWS_ENDPOINT_URL_S3").is_ok();
+        let s3 = aws_sdk_s3::config::Builder::from(config).force_path_style(local).build();
+        Self::with_client(aws_sdk_s3::Client::from_conf(s3))
+    }
+
+    /// The bucket `SARIF_BUCKET` names, through `client` (the local gateway's, which records the
+    /// permissions each function uses).
+    pub fn with_client(client: aws_sdk_s3::Client) -> Result<Self, String> {
+        let name = std::env::var("SARIF_BUCKET").map_err(|_| "environment variable SARIF_BUCKET is not set")?;
+        Ok(Self { client, name })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A presigned PUT of the upload's object, working for [`UPLOAD_URL_TTL`].
+    pub async fn upload_url(&self, org: &OrgId, upload_id: uuid::Uuid) -> Result<String, IntakeError> {
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(UPLOAD_URL_TTL)
+            .map_err(|e| IntakeError::Storage(e.to_string()))?;
+        let presigned = self
+            .client
+            .put_object()
+            .bucket(&self.name)
+            .key(upload_key(org, upload_id))
+            .presigned(config)
+            .await
+            .map_err(|e| IntakeError::Storage(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
+        Ok(presigned.uri().to_owned())
+    }
+
+    /// The object's bytes, if it is at most [`MAX_UPLOAD_BYTES`] (else `Ok(Err(size))`).
+    pub async fn read(&self, key: &str) -> Result<Result<Vec<u8>, u64>, IntakeError> {
+        let storage = |e: String| IntakeError::Storage(e);
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.name)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| storage(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
+        let size = object.content_length().and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+        if size > MAX_UPLOAD_BYTES {
+            return Ok(Err(size));
+        }
+        let bytes = object.body.collect().await.map_err(|e| storage(e.to_string()))?;
+        Ok(Ok(bytes.into_bytes().to_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    const LOG: &str = r#"{"version":"2.1.0","runs":[{"tool":{"driver":{"name":"t","rules":[
+        {"id":"r","properties":{"tags":["external/cwe/cwe-089"]}}]}},"results":[{"ruleId":"r","ruleIndex":0}]}]}"#;
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    #[test]
+    fn plain_and_gzip_logs_read_the_same() {
+        let plain = read_log(LOG.as_bytes(), None).unwrap();
+        assert_eq!(plain.cwes.keys().copied().collect::<Vec<_>>(), vec![89]);
+        assert_eq!(read_log(&gzip(LOG.as_bytes()), Some("GZIP")).unwrap(), plain);
+        assert_eq!(read_log(&gzip(LOG.as_bytes()), None).unwrap(), plain, "recognised without the header");
+        assert_eq!(read_upload(&gzip(LOG.as_bytes())).unwrap(), plain);
+        assert_eq!(read_upload(LOG.as_bytes()).unwrap(), plain);
+        assert!(matches!(read_log(LOG.as_bytes(), Some("br")), Err(IntakeError::UnsupportedEncoding(e)) if e == "br"));
+        assert!(matches!(read_log(LOG.as_bytes(), Some("gzip")), Err(IntakeError::Invalid(SarifError::Malformed(_)))));
+    }
+
+    #[test]
+    fn a_decompressed_log_past_the_cap_is_refused_without_reading_on() {
+        let mut capped = Capped { inner: std::io::repeat(b' '), left: 10 };
+        let mut buf = [0u8; 8];
+        assert_eq!(capped.read(&mut buf).unwrap(), 8);
+        let err = capped.read(&mut buf).unwrap_err();
+        assert!(err.to_string().contains("exceeds"), "{err}");
+    }
+
+    #[test]
+    fn upload_keys_name_their_org_and_upload_only() {
+        let org = OrgId::parse("7d3f7a52-1111-4b6e-9c1e-2a4f3b9d0e11").unwrap();
+        let id = uuid::Uuid::now_v7();
+        let key = upload_key(&org, id);
+        assert_eq!(parse_upload_key(&key), Some((org.clone(), id)));
+        for bad in [
+            key.replace("sarif-uploads/", "exports/"),
+            key.replace(".sarif", ".json"),
+            format!("{key}/x"),
+            format!("sarif-uploads/not.an.org/{id}.sarif"),
+            format!("sarif-uploads/{org}/not-a-uuid.sarif"),
+        ] {
+            assert_eq!(parse_upload_key(&bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,474 @@
+//! Code-scanning results in (`POST /sarif`, uploads): SARIF that Bandit and Semgrep really write (run
+//! over `tests/fixtures/sarif/vulnerable_app.py`) and CodeQL- and Snyk-shaped logs become individual
+//! assignments for the commit's author, except what an active assignment already gives them.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use chrono::Utc;
+use gateway::seed::{SeededOrg, SeededUser};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use testkit::e2e::{Env, Reply, assert_problem, eventually};
+use testkit::scanners;
+
+use super::deadline;
+
+/// A CI step posting a log about `sha` by `author` with the org's admin key (which holds `sarif:ingest`).
+async fn post_sarif(env: &Env, org: &SeededOrg, author: &str, sha: &str, log: Vec<u8>) -> Reply {
+    post_as(env, org.api_keys.admin.as_str(), author, sha, log).await
+}
+
+async fn post_as(env: &Env, token: &str, author: &str, sha: &str, log: Vec<u8>) -> Reply {
+    post_to_repo(env, token, "acme/shop", author, sha, log).await
+}
+
+async fn post_to_repo(env: &Env, token: &str, repo: &str, author: &str, sha: &str, log: Vec<u8>) -> Reply {
+    env.post("/sarif")
+        .token(token)
+        .header("content-type", "application/sarif+json")
+        .header("x-source", "github-actions")
+        .header("x-repo", repo)
+        .header("x-branch", "main")
+        .header("x-commit-sha", sha)
+        .header("x-commit-author-email", author)
+        .bytes(log)
+        .await
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// A topic list of a response (`created`, `alreadyCovered`, `notCreated`): topic → its CWEs.
+fn topics(reply: &Reply, list: &str) -> BTreeMap<String, Vec<String>> {
+    reply.body[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {list} in {:?}", reply.body))
+        .iter()
+        .map(|t| {
+            let cwes = t["cwes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+            (t["topicId"].as_str().unwrap().to_owned(), cwes)
+        })
+        .collect()
+}
+
+fn expected(pairs: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
+    pairs.iter().map(|(t, cwes)| ((*t).to_owned(), cwes.iter().map(|c| (*c).to_owned()).collect())).collect()
+}
+
+/// The assignment id a response lists for `topic` in `list`.
+fn assignment_of(reply: &Reply, list: &str, topic: &str) -> String {
+    let entry = reply.body[list].as_array().unwrap().iter().find(|t| t["topicId"] == topic).unwrap();
+    entry["assignmentId"].as_str().unwrap().to_owned()
+}
+
+fn learner_in_team(org: &SeededOrg) -> &SeededUser {
+    org.learners().find(|u| u.team_id == Some(org.teams[0].team_id)).unwrap()
+}
+
+async fn create(env: &Env, org: &SeededOrg, body: Value) -> String {
+    let created = env.post("/assignments").token(org.api_keys.admin.as_str()).json(body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    created.body["id"].as_str().unwrap().to_owned()
+}
+
+/// The learner's own view, by assignment id.
+async fn learner_view(env: &Env, learner: &SeededUser) -> BTreeMap<String, Value> {
+    let view = env.get(&format!("/users/{}/assignments", learner.user_id)).token(learner.token.as_str()).await;
+    assert_eq!(view.status, StatusCode::OK, "{:?}", view.body);
+    view.body.as_array().unwrap().iter().map(|a| (a["id"].as_str().unwrap().to_owned(), a.clone())).collect()
+}
+
+#[tokio::test]
+async fn bandit_findings_assign_the_author_what_their_team_does_not_already_have() {
+    let (env, org) = Env::with_org().await;
+    let author = learner_in_team(&org);
+    // The author's team already has the injection module (sql, os-command, input-validation, …).
+    let module = create(
+        &env,
+        &org,
+        json!({"contentArea": "practice", "targetType": "module", "targetId": "a03-injection",
+               "assigneeType": "team", "assigneeId": org.teams[0].team_id, "deadline": deadline(30)}),
+    )
+    .await;
+
+    let sha = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+    let reply = post_sarif(&env, &org, &author.email.to_uppercase(), sha, scanners::bandit().to_vec()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let body = &reply.body;
+    assert_eq!(
+        (body["source"].as_str(), body["repo"].as_str(), body["commitSha"].as_str()),
+        (Some("github-actions"), Some("acme/shop"), Some(sha))
+    );
+    assert_eq!(body["authorUserId"], json!(author.user_id));
+    assert_eq!(body["tools"], json!(["Bandit"]));
+    assert_eq!(body["results"], json!(9), "bandit's nine findings in the sample");
+    assert_eq!(body["cwes"], json!(["CWE-20", "CWE-78", "CWE-89", "CWE-295", "CWE-327", "CWE-400", "CWE-502"]));
+    assert_eq!(
+        topics(&reply, "created"),
+        expected(&[
+            ("broken-cipher-modes", &["CWE-327"]),
+            ("certificate-pinning", &["CWE-295"]),
+            ("insecure-deserialization", &["CWE-502"]),
+            ("unbounded-pagination", &["CWE-400"]),
+        ])
+    );
+    assert_eq!(
+        topics(&reply, "alreadyCovered"),
+        expected(&[
+            ("input-validation", &["CWE-20"]),
+            ("os-command-injection", &["CWE-78"]),
+            ("sql-injection", &["CWE-89"]),
+        ])
+    );
+    for topic in ["input-validation", "os-command-injection", "sql-injection"] {
+        assert_eq!(assignment_of(&reply, "alreadyCovered", topic), module, "covered by the team's module");
+    }
+    assert_eq!(body["unmappedCwes"], json!([]));
+    assert_eq!(body["notCreated"], json!([]));
+
+    // The author sees each new one in their own view: individual, due in 14 days, the note naming the scan.
+    let view = learner_view(&env, author).await;
+    let due = (Utc::now().date_naive() + chrono::Duration::days(14)).to_string();
+    for topic in ["broken-cipher-modes", "certificate-pinning", "insecure-deserialization", "unbounded-pagination"] {
+        let id = assignment_of(&reply, "created", topic);
+        let seen = view.get(&id).unwrap_or_else(|| panic!("{topic} ({id}) not in the learner view"));
+        assert_eq!((seen["targetType"].as_str(), seen["targetId"].as_str()), (Some("topic"), Some(topic)));
+        assert_eq!(seen["source"], "individual");
+        assert_eq!(seen["deadline"], json!(due));
+        let note = seen["note"].as_str().unwrap();
+        assert!(note.contains("acme/shop@4b825dc642cb") && note.contains("Bandit"), "{note}");
+    }
+
+    // Each creation is audited with the API key as actor and the scan in its metadata.
+    let audit = env.get("/audit-log?action=assignment.created").token(org.api_keys.admin.as_str()).await;
+    let by_sarif: Vec<&Value> =
+        audit.body["items"].as_array().unwrap().iter().filter(|e| e["metadata"]["repo"] == "acme/shop").collect();
+    assert_eq!(by_sarif.len(), 4, "{:?}", audit.body);
+    for entry in by_sarif {
+        assert!(entry["actorId"].as_str().unwrap().starts_with("apikey:"), "{entry}");
+        assert_eq!(
+            (entry["metadata"]["commitSha"].as_str(), entry["metadata"]["tools"].clone()),
+            (Some(sha), json!(["Bandit"]))
+        );
+    }
+
+    // A re-post of the commit (another run of the scanner, gzipped without saying so) answers the first
+    // ingestion, creating nothing.
+    let again = post_sarif(&env, &org, &author.email, sha, gzip(scanners::bandit())).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body, reply.body);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(learner_view(&env, author).await.len(), view.len());
+
+    // Another org sees none of it.
+    let rival = env.org().await;
+    for id in view.keys() {
+        let theirs = env.get(&format!("/assignments/{id}")).token(rival.api_keys.admin.as_str()).await;
+        assert_problem(&theirs, 404, "not_found");
+    }
+    let listed = env.get("/assignments").token(rival.api_keys.admin.as_str()).await;
+    assert_eq!(listed.body, json!([]));
+    // The same commit posted with the other org's key is that org's own ingestion, for its own user
+    // with that email (seeded orgs share their learners' emails), never a replay of this one.
+    let elsewhere = post_sarif(&env, &rival, &author.email, sha, scanners::bandit().to_vec()).await;
+    assert_eq!(elsewhere.status, StatusCode::OK);
+    assert!(elsewhere.headers.get("idempotent-replayed").is_none());
+    assert_ne!(elsewhere.body["ingestionId"], reply.body["ingestionId"]);
+    assert_ne!(elsewhere.body["authorUserId"], reply.body["authorUserId"]);
+    assert_eq!(elsewhere.body["created"].as_array().unwrap().len(), 7, "nothing of this org covers the rival's");
+    assert_eq!(learner_view(&env, author).await.len(), view.len());
+}
+
+#[tokio::test]
+async fn semgrep_findings_gzipped_skip_topics_the_author_has_individually_or_through_the_org() {
+    let (env, org) = Env::with_org().await;
+    let author = learner_in_team(&org);
+    let individual = create(
+        &env,
+        &org,
+        json!({"contentArea": "practice", "targetType": "topic", "targetId": "insecure-deserialization",
+               "assigneeType": "user", "assigneeId": author.user_id, "deadline": deadline(20)}),
+    )
+    .await;
+    // Certificate pinning is in the mobile category, which the whole org has.
+    let org_wide = create(
+        &env,
+        &org,
+        json!({"contentArea": "practice", "targetType": "category", "targetId": "mobile",
+               "assigneeType": "org", "assigneeId": org.org_id, "deadline": deadline(60)}),
+    )
+    .await;
+
+    let reply = env
+        .post("/sarif")
+        .token(org.api_keys.admin.as_str())
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .header("x-source", "gitlab-ci")
+        .header("x-repo", "acme/payments")
+        .header("x-commit-sha", "A1B2C3D4E5F6")
+        .header("x-commit-author-email", &author.email)
+        .bytes(gzip(scanners::semgrep()))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.body["commitSha"], "a1b2c3d4e5f6");
+    assert_eq!(reply.body["branch"], Value::Null);
+    assert_eq!(reply.body["tools"], json!(["Semgrep OSS"]));
+    assert_eq!(reply.body["results"], json!(4));
+    assert_eq!(reply.body["cwes"], json!(["CWE-78", "CWE-89", "CWE-295", "CWE-502"]));
+    assert_eq!(
+        topics(&reply, "created"),
+        expected(&[("os-command-injection", &["CWE-78"]), ("sql-injection", &["CWE-89"])])
+    );
+    assert_eq!(
+        topics(&reply, "alreadyCovered"),
+        expected(&[("certificate-pinning", &["CWE-295"]), ("insecure-deserialization", &["CWE-502"])])
+    );
+    assert_eq!(assignment_of(&reply, "alreadyCovered", "insecure-deserialization"), individual);
+    assert_eq!(assignment_of(&reply, "alreadyCovered", "certificate-pinning"), org_wide);
+    assert_eq!(reply.body["unmappedCwes"], json!([]));
+    let view = learner_view(&env, author).await;
+    for topic in ["os-command-injection", "sql-injection"] {
+        let seen = &view[&assignment_of(&reply, "created", topic)];
+        assert_eq!((seen["targetId"].as_str(), seen["source"].as_str()), (Some(topic), Some("individual")));
+    }
+}
+
+#[tokio::test]
+async fn codeql_and_snyk_shaped_logs_map_their_cwes_and_report_the_unmapped() {
+    let (env, org) = Env::with_org().await;
+    let author = org.learners().next().unwrap();
+
+    let codeql = post_sarif(&env, &org, &author.email, "1111111", scanners::kept("codeql-shaped.sarif")).await;
+    assert_eq!(codeql.status, StatusCode::OK, "{:?}", codeql.body);
+    assert_eq!((codeql.body["tools"].clone(), codeql.body["results"].clone()), (json!(["CodeQL"]), json!(3)));
+    assert_eq!(codeql.body["cwes"], json!(["CWE-79", "CWE-116", "CWE-563"]));
+    assert_eq!(topics(&codeql, "created"), expected(&[("reflected-xss", &["CWE-79"]), ("stored-xss", &["CWE-116"])]));
+    assert_eq!(codeql.body["alreadyCovered"], json!([]));
+    assert_eq!(codeql.body["unmappedCwes"], json!(["CWE-563"]));
+
+    // Snyk's log, of a later commit: its XSS is now covered by what the CodeQL log assigned.
+    let snyk = post_sarif(&env, &org, &author.email, "2222222", scanners::kept("snyk-shaped.sarif")).await;
+    assert_eq!(snyk.status, StatusCode::OK, "{:?}", snyk.body);
+    assert_eq!(snyk.body["cwes"], json!(["CWE-79", "CWE-89", "CWE-1321"]));
+    assert_eq!(topics(&snyk, "created"), expected(&[("sql-injection", &["CWE-89"])]));
+    assert_eq!(topics(&snyk, "alreadyCovered"), expected(&[("reflected-xss", &["CWE-79"])]));
+    assert_eq!(
+        assignment_of(&snyk, "alreadyCovered", "reflected-xss"),
+        assignment_of(&codeql, "created", "reflected-xss")
+    );
+    assert_eq!(snyk.body["unmappedCwes"], json!(["CWE-1321"]));
+    assert_eq!(learner_view(&env, author).await.len(), 3);
+}
+
+#[tokio::test]
+async fn refused_and_unknown_ingestions_create_nothing() {
+    let (env, org) = Env::with_org().await;
+    let author = org.learners().next().unwrap();
+    let bandit = scanners::bandit().to_vec();
+
+    // An author the org does not have: 200, nothing created, and why.
+    let unknown = post_sarif(&env, &org, "someone@elsewhere.example", "abcdef0", bandit.clone()).await;
+    assert_eq!(unknown.status, StatusCode::OK, "{:?}", unknown.body);
+    assert_eq!((unknown.body["authorUserId"].clone(), unknown.body["created"].clone()), (Value::Null, json!([])));
+    assert!(unknown.body["reason"].as_str().unwrap().contains("email"), "{:?}", unknown.body);
+    assert_eq!(topics(&unknown, "notCreated").len(), 7, "every mapped topic, not assigned");
+
+    // Who may post: a key with the scope and admins; not a read-only key, not a learner.
+    let read_only = post_as(&env, org.api_keys.read_only.as_str(), &author.email, "abcdef1", bandit.clone()).await;
+    assert_problem(&read_only, 403, "insufficient_scope");
+    assert_eq!(read_only.body["required"], "sarif:ingest");
+    assert_problem(
+        &post_as(&env, author.token.as_str(), &author.email, "abcdef1", bandit.clone()).await,
+        403,
+        "forbidden",
+    );
+
+    // Headers and bodies that are not an ingestion.
+    let no_sha = env
+        .post("/sarif")
+        .token(org.api_keys.admin.as_str())
+        .header("x-source", "ci")
+        .header("x-repo", "r")
+        .header("x-commit-author-email", &author.email)
+        .bytes(bandit.clone())
+        .await;
+    assert_problem(&no_sha, 400, "validation_failed");
+    assert_eq!(no_sha.body["errors"][0]["field"], "X-Commit-Sha");
+    let malformed =
+        post_sarif(&env, &org, &author.email, "abcdef2", b"{\"version\": \"2.1.0\", \"runs\": [".to_vec()).await;
+    assert_problem(&malformed, 400, "invalid_sarif");
+    assert!(malformed.body["reason"].as_str().unwrap().contains("not a SARIF log"), "{:?}", malformed.body);
+    let old = String::from_utf8(bandit.clone()).unwrap().replace("\"version\": \"2.1.0\"", "\"version\": \"2.0.0\"");
+    let wrong_version = post_sarif(&env, &org, &author.email, "abcdef3", old.into_bytes()).await;
+    assert_problem(&wrong_version, 400, "invalid_sarif");
+    assert!(wrong_version.body["reason"].as_str().unwrap().contains("2.0.0"), "{:?}", wrong_version.body);
+    let results = vec![r#"{"ruleId":"B608","ruleIndex":0}"#; domain::sarif::MAX_RESULTS + 1].join(",");
+    let too_many = format!(
+        r#"{{"version":"2.1.0","runs":[{{"tool":{{"driver":{{"name":"Bandit","rules":[{{"id":"B608",
+        "properties":{{"tags":["external/cwe/cwe-89"]}}}}]}}}},"results":[{results}]}}]}}"#
+    );
+    let refused = post_sarif(&env, &org, &author.email, "abcdef4", gzip(too_many.as_bytes())).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{:?}", refused.body);
+    let refused = post_as(&env, org.api_keys.admin.as_str(), &author.email, "abcdef4", too_many.into_bytes()).await;
+    assert_problem(&refused, 400, "invalid_sarif");
+    assert!(refused.body["reason"].as_str().unwrap().contains("25000"), "{:?}", refused.body);
+    let gzip_claimed = env
+        .post("/sarif")
+        .token(org.api_keys.admin.as_str())
+        .header("content-encoding", "gzip")
+        .header("x-source", "ci")
+        .header("x-repo", "r")
+        .header("x-commit-sha", "abcdef5")
+        .header("x-commit-author-email", &author.email)
+        .bytes(bandit.clone())
+        .await;
+    assert_problem(&gzip_claimed, 400, "invalid_sarif");
+
+    // Larger than a request may carry: 413, naming the uploads route.
+    let mut huge = bandit.clone();
+    huge.resize(scans::MAX_REQUEST_BYTES + 1, b' ');
+    let too_large = post_sarif(&env, &org, &author.email, "abcdef6", huge).await;
+    assert_problem(&too_large, 413, "payload_too_large");
+    assert_eq!(too_large.body["limit"], json!(scans::MAX_REQUEST_BYTES));
+    assert_eq!(too_large.body["alternative"], json!({"method": "POST", "href": "/api/public/v1/sarif/uploads"}));
+
+    // None of it created anything.
+    assert_eq!(env.get("/assignments").token(org.api_keys.admin.as_str()).await.body, json!([]));
+    assert!(learner_view(&env, author).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_uploaded_log_is_ingested_by_the_worker_under_the_same_rules() {
+    let (env, org) = Env::with_org().await;
+    let author = org.learners().next().unwrap();
+    let start = |sha: &'static str| {
+        env.post("/sarif/uploads")
+            .token(org.api_keys.admin.as_str())
+            .header("x-source", "jenkins")
+            .header("x-repo", "acme/monolith")
+            .header("x-commit-sha", sha)
+            .header("x-commit-author-email", &author.email)
+    };
+    let upload = start("feedc0de").await;
+    assert_eq!(upload.status, StatusCode::CREATED, "{:?}", upload.body);
+    assert_eq!((upload.body["status"].as_str(), upload.body["method"].as_str()), (Some("pending"), Some("PUT")));
+    let path = format!("/sarif/uploads/{}", upload.body["uploadId"].as_str().unwrap());
+    assert_eq!(upload.headers["location"].to_str().unwrap(), format!("{}{path}", api::http::BASE_PATH));
+
+    // The CI step PUTs the log (gzip, as big logs travel) to the presigned URL; S3 announces it.
+    let put = reqwest::Client::new()
+        .put(upload.body["uploadUrl"].as_str().unwrap())
+        .body(gzip(scanners::semgrep()))
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{:?}", put.text().await);
+    let done = eventually("the SARIF worker", || async {
+        let reply = env.get(&path).token(org.api_keys.admin.as_str()).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        (reply.body["status"] != "pending").then_some(reply)
+    })
+    .await;
+    assert_eq!(done.body["status"], "ingested", "{:?}", done.body);
+    let ingestion = &done.body["ingestion"];
+    assert_eq!(
+        (ingestion["repo"].as_str(), ingestion["commitSha"].as_str()),
+        (Some("acme/monolith"), Some("feedc0de"))
+    );
+    assert_eq!(ingestion["created"].as_array().unwrap().len(), 4, "{ingestion}");
+    assert_eq!(learner_view(&env, author).await.len(), 4);
+
+    // A re-post of the commit gets the upload's ingestion.
+    let token = org.api_keys.admin.as_str();
+    let again =
+        post_to_repo(&env, token, "acme/monolith", &author.email, "feedc0de", scanners::semgrep().to_vec()).await;
+    assert_eq!(&again.body, ingestion);
+
+    // An upload that is not SARIF fails with the reason; nothing more is created.
+    let bad = start("deadbeef").await;
+    let put =
+        reqwest::Client::new().put(bad.body["uploadUrl"].as_str().unwrap()).body("not json").send().await.unwrap();
+    assert!(put.status().is_success());
+    let bad_path = format!("/sarif/uploads/{}", bad.body["uploadId"].as_str().unwrap());
+    let failed = eventually("the SARIF worker", || async {
+        let reply = env.get(&bad_path).token(org.api_keys.admin.as_str()).await;
+        (reply.body["status"] != "pending").then_some(reply)
+    })
+    .await;
+    assert_eq!(failed.body["status"], "failed");
+    assert!(failed.body["failure"].as_str().unwrap().contains("not a SARIF log"), "{:?}", failed.body);
+    assert_eq!(learner_view(&env, author).await.len(), 4);
+
+    // Another org cannot read the upload.
+    let rival = env.org().await;
+    assert_problem(&env.get(&path).token(rival.api_keys.admin.as_str()).await, 404, "not_found");
+}
+
+#[tokio::test]
+async fn a_new_starter_is_covered_by_the_new_starters_roster_they_are_on() {
+    let (env, org) = Env::with_org().await;
+    let roster = create(
+        &env,
+        &org,
+        json!({"contentArea": "practice", "targetType": "topic", "targetId": "sql-injection", "assigneeType": "org",
+               "assigneeId": org.org_id.as_str(), "dueInDays": 14, "newStartersOnly": true}),
+    )
+    .await;
+    let starter = SeededUser {
+        user_id: domain::UserId(uuid::Uuid::new_v4()),
+        name: "Grace Hopper".into(),
+        email: format!("grace.{}@acme.example", uuid::Uuid::new_v4().simple()),
+        role: domain::Role::Learner,
+        team_id: None,
+        token: String::new(),
+    };
+    env.publish(&[gateway::seed::user_created(&org.org_id, &starter, Utc::now())]).await;
+    let key = org.api_keys.admin.as_str();
+    eventually("the new starter's row", || async {
+        let view = env.get(&format!("/users/{}/assignments", starter.user_id)).token(key).await;
+        view.body.as_array().filter(|items| !items.is_empty()).cloned()
+    })
+    .await;
+
+    let reply = post_sarif(&env, &org, &starter.email, "5eed5eed", scanners::bandit().to_vec()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.body["authorUserId"], json!(starter.user_id));
+    assert_eq!(topics(&reply, "alreadyCovered"), expected(&[("sql-injection", &["CWE-89"])]));
+    assert_eq!(assignment_of(&reply, "alreadyCovered", "sql-injection"), roster);
+    assert_eq!(topics(&reply, "created").len(), 6, "{:?}", reply.body);
+
+    // An upload of a later commit goes through the same check in the worker: now all of it is covered.
+    let uploaded = upload(&env, &org, &starter.email, "5eed5eee", scanners::bandit().to_vec()).await;
+    let ingestion = &uploaded.body["ingestion"];
+    assert_eq!(ingestion["created"], json!([]), "{ingestion}");
+    assert_eq!(ingestion["alreadyCovered"].as_array().unwrap().len(), 7);
+    assert!(ingestion["alreadyCovered"].as_array().unwrap().iter().any(|t| t["assignmentId"] == json!(roster)));
+}
+
+/// Uploads `log` through `POST /sarif/uploads` and its presigned PUT; the upload once the worker is done.
+async fn upload(env: &Env, org: &SeededOrg, author: &str, sha: &str, log: Vec<u8>) -> Reply {
+    let key = org.api_keys.admin.as_str();
+    let started = env
+        .post("/sarif/uploads")
+        .token(key)
+        .header("x-source", "jenkins")
+        .header("x-repo", "acme/monolith")
+        .header("x-commit-sha", sha)
+        .header("x-commit-author-email", author)
+        .await;
+    assert_eq!(started.status, StatusCode::CREATED, "{:?}", started.body);
+    let put = reqwest::Client::new().put(started.body["uploadUrl"].as_str().unwrap()).body(log).send().await.unwrap();
+    assert!(put.status().is_success(), "{:?}", put.text().await);
+    let path = format!("/sarif/uploads/{}", started.body["uploadId"].as_str().unwrap());
+    eventually("the SARIF worker", || async {
+        let reply = env.get(&path).token(key).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        (reply.body["status"] != "pending").then_some(reply)
+    })
+    .await
+}
