@@ -472,3 +472,59 @@ async fn upload(env: &Env, org: &SeededOrg, author: &str, sha: &str, log: Vec<u8
     })
     .await
 }
+
+/// A log with one rule and one result per CWE (Bandit's shape).
+fn log_of(cwes: &[u32]) -> Vec<u8> {
+    let rules: Vec<Value> = cwes
+        .iter()
+        .map(|cwe| json!({"id": format!("R{cwe}"), "properties": {"tags": ["security", format!("external/cwe/cwe-{cwe:03}")]}}))
+        .collect();
+    let results: Vec<Value> =
+        cwes.iter().enumerate().map(|(i, cwe)| json!({"ruleId": format!("R{cwe}"), "ruleIndex": i})).collect();
+    serde_json::to_vec(&json!({"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "Bandit", "rules": rules}},
+                                                          "results": results}]}))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_ingestion_creates_at_most_twenty_and_reports_the_rest() {
+    let (env, org) = Env::with_org().await;
+    let author = org.learners().next().unwrap();
+    // 25 CWEs of 25 different topics.
+    let catalog = domain::Catalog::bundled().unwrap();
+    let mut by_topic: BTreeMap<String, u32> = BTreeMap::new();
+    for (cwe, topic) in catalog.cwe_topics() {
+        by_topic.entry(topic.to_string()).or_insert(cwe);
+    }
+    let chosen: Vec<(String, u32)> = by_topic.into_iter().take(25).collect();
+    let cwes: Vec<u32> = chosen.iter().map(|(_, cwe)| *cwe).collect();
+
+    let reply = post_sarif(&env, &org, &author.email, "c0ffee1", log_of(&cwes)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let created = topics(&reply, "created");
+    let not_created = topics(&reply, "notCreated");
+    // One rule each: in topic order, the first 20 are created.
+    let names: Vec<String> = chosen.iter().map(|(topic, _)| topic.clone()).collect();
+    assert_eq!(created.keys().cloned().collect::<Vec<_>>(), names[..20].to_vec());
+    assert_eq!(not_created.keys().cloned().collect::<Vec<_>>(), names[20..].to_vec());
+    assert!(reply.body["notCreated"].as_array().unwrap().iter().all(|t| t.get("assignmentId").is_none()));
+    assert_eq!(learner_view(&env, author).await.len(), 20);
+}
+
+#[tokio::test]
+async fn concurrent_posts_of_one_commit_ingest_it_once() {
+    let (env, org) = Env::with_org().await;
+    let author = org.learners().next().unwrap();
+    let posts = (0..4).map(|_| post_sarif(&env, &org, &author.email, "abcabc1", scanners::bandit().to_vec()));
+    let replies = futures::future::join_all(posts).await;
+    let answered: Vec<&Reply> = replies.iter().filter(|r| r.status == StatusCode::OK).collect();
+    assert!(!answered.is_empty());
+    for reply in &replies {
+        if reply.status != StatusCode::OK {
+            assert_problem(reply, 409, "ingestion_in_progress");
+            assert_eq!(reply.headers["retry-after"], "1");
+        }
+    }
+    assert!(answered.iter().all(|r| r.body == answered[0].body), "one ingestion's response");
+    assert_eq!(learner_view(&env, author).await.len(), 7, "each topic once");
+}
