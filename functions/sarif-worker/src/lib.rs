@@ -35,7 +35,7 @@ pub const HANDLER: events::entry::Handler<Worker> = |worker, event| Box::pin(han
 /// Ingests the object an `Object Created` event names. A storage failure (or the same commit being
 /// ingested right now) is returned so that the rule retries the event; a log that cannot be ingested
 /// fails its upload with the reason, and nothing is created. Another bucket's object is ignored (the
-/// rule matches the key prefix in every bucket that sends events to the default bus).
+/// rule names the bucket; an event sent by hand may not).
 pub async fn handle(worker: &Worker, event: Value) -> Result<Value, events::ConsumerError> {
     let detail = &event["detail"];
     let (bucket, key) = (detail["bucket"]["name"].as_str(), detail["object"]["key"].as_str());
@@ -58,18 +58,10 @@ async fn ingest_object(worker: &Worker, key: &str) -> Result<Value, events::Cons
     if upload.status != UploadStatus::Pending {
         return Ok(json!({"key": key, "skipped": "already ingested"}));
     }
-    let findings = match worker.bucket.read(key).await {
-        Ok(Ok(bytes)) => scans::read_upload(&bytes),
-        Ok(Err(size)) => {
-            return fail(worker, &org, upload, format!("the object's {size} bytes exceed {}", scans::MAX_UPLOAD_BYTES))
-                .await;
-        }
-        Err(IntakeError::Storage(e)) => return Err(events::ConsumerError::Unavailable(e)),
-        Err(other) => Err(other),
-    };
-    let findings = match findings {
+    let findings = match worker.bucket.read(key).await.and_then(|bytes| scans::read_upload(&bytes)) {
         Ok(findings) => findings,
-        Err(invalid) => return fail(worker, &org, upload, invalid.to_string()).await,
+        Err(IntakeError::Storage(e)) => return Err(events::ConsumerError::Unavailable(e)),
+        Err(refused) => return fail(worker, &org, upload, refused.to_string()).await,
     };
     let actor = Actor {
         id: upload.actor_id.clone(),
@@ -79,9 +71,12 @@ async fn ingest_object(worker: &Worker, key: &str) -> Result<Value, events::Cons
         now: Utc::now(),
     };
     let ctx = Ctx::new(&worker.store);
-    match service::sarif::ingest(&ctx, &org, &upload.scan, &findings, &actor).await {
+    // Audit entries show a new assignment as the API does.
+    let view = |a: &domain::Assignment| json!(api::views::assignment(a, actor.now));
+    match service::sarif::ingest(&ctx, &org, &upload.scan, &findings, &actor, &view).await {
         Ok(ingested) => {
-            let ingestion = service::sarif::to_json(&ingested.ingestion);
+            let ingestion = service::sarif::to_json(&ingested.ingestion)
+                .map_err(|e| events::ConsumerError::Unavailable(format!("the ingestion could not be recorded: {e}")))?;
             upload.status = UploadStatus::Ingested;
             upload.outcome = Some(ingestion.to_string());
             worker.store.finish_sarif_upload(&org, &upload).await?;

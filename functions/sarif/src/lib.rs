@@ -10,7 +10,7 @@
 
 use ::http::{Method, StatusCode};
 use api::http::{self, BASE_PATH, json_response};
-use api::{ApiError, App, Call, auth, query};
+use api::{ApiError, App, Call, auth, query, views};
 use domain::{SarifUpload, Scan, UploadStatus};
 use lambda_http::{Body, Response};
 use scans::{IntakeError, UploadBucket};
@@ -46,35 +46,50 @@ async fn route(call: Call<'_>, bucket: &UploadBucket) -> Result<Response<Body>, 
     }
 }
 
-/// The scan the v1 headers describe.
+/// The scan the v1 headers describe (UTF-8: an author's email or a branch may not be ASCII).
 fn scan_of(call: &Call<'_>) -> Result<Scan, ApiError> {
-    let header = |name| http::header(call.req, name);
-    Scan::new(
-        header("x-source"),
-        header("x-repo"),
-        header("x-branch"),
-        header("x-commit-sha"),
-        header("x-commit-author-email"),
-    )
-    .map_err(|e| ApiError::field(e.field, e.message))
+    let values: Vec<Option<String>> = ["x-source", "x-repo", "x-branch", "x-commit-sha", "x-commit-author-email"]
+        .iter()
+        .map(|name| call.req.headers().get(*name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let header = |i: usize| values[i].as_deref();
+    Scan::new(header(0), header(1), header(2), header(3), header(4)).map_err(|e| {
+        let header = match e.field {
+            "source" => "X-Source",
+            "repo" => "X-Repo",
+            "branch" => "X-Branch",
+            "commitSha" => "X-Commit-Sha",
+            _ => "X-Commit-Author-Email",
+        };
+        ApiError::field(header, e.message)
+    })
 }
 
 fn invalid(err: IntakeError) -> ApiError {
     match err {
         IntakeError::Storage(e) => ApiError::Internal(e),
+        // Decompressed past what a request may parse: the upload route takes it.
+        IntakeError::TooLarge { limit, .. } => ApiError::PayloadTooLarge {
+            limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            alternative: Some(UPLOADS),
+        },
         other => ApiError::InvalidSarif(other.to_string()),
     }
 }
+
+const UPLOADS: &str = "/sarif/uploads";
 
 async fn ingest(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
     let scan = scan_of(call)?;
     let body = http::body_bytes(call.req);
     if body.len() > scans::MAX_REQUEST_BYTES {
-        return Err(ApiError::PayloadTooLarge { limit: scans::MAX_REQUEST_BYTES, alternative: Some("/sarif/uploads") });
+        return Err(ApiError::PayloadTooLarge { limit: scans::MAX_REQUEST_BYTES, alternative: Some(UPLOADS) });
     }
-    let findings = scans::read_log(body, http::header(call.req, "content-encoding")).map_err(invalid)?;
-    let ingested = service::sarif::ingest(&call.ctx(), &call.principal.org, &scan, &findings, &call.actor()).await?;
-    let mut response = json_response(StatusCode::OK, &service::sarif::to_json(&ingested.ingestion));
+    let findings = scans::read_request(body, http::header(call.req, "content-encoding")).map_err(invalid)?;
+    let view = |a: &domain::Assignment| json!(views::assignment(a, call.now));
+    let ingested =
+        service::sarif::ingest(&call.ctx(), &call.principal.org, &scan, &findings, &call.actor(), &view).await?;
+    let mut response = json_response(StatusCode::OK, &service::sarif::to_json(&ingested.ingestion)?);
     if ingested.replayed {
         response.headers_mut().insert("idempotent-replayed", ::http::HeaderValue::from_static("true"));
     }
@@ -118,7 +133,13 @@ async fn start_upload(call: &Call<'_>, bucket: &UploadBucket) -> Result<Response
 async fn upload_status(call: &Call<'_>, id: &str) -> Result<Response<Body>, ApiError> {
     let id = uuid::Uuid::parse_str(id).map_err(|_| ApiError::NotFound)?;
     let upload = call.app.store.sarif_upload(&call.principal.org, id).await?.ok_or(ApiError::NotFound)?;
-    Ok(json_response(StatusCode::OK, &view(&upload)))
+    let mut body = view(&upload);
+    let given_up = chrono::Duration::from_std(scans::UPLOAD_GIVEN_UP_AFTER).unwrap_or_default();
+    if upload.status == UploadStatus::Pending && call.now > upload.created_at + given_up {
+        body["status"] = json!("expired");
+        body["failure"] = json!("no log was ingested: the upload URL expired unused, or the log could not be read");
+    }
+    Ok(json_response(StatusCode::OK, &body))
 }
 
 fn view(upload: &SarifUpload) -> Value {

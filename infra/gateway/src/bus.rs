@@ -37,8 +37,8 @@ pub(crate) fn rules(resources: &serde_yaml_ng::Mapping) -> Result<Vec<Rule>, Gat
     for (logical_id, resource) in resources {
         let Some(events) = resource["Properties"]["Events"].as_mapping() else { continue };
         for (name, event) in events.iter().filter(|(_, e)| e["Type"].as_str() == Some("EventBridgeRule")) {
-            let pattern: Value = serde_json::to_value(&event["Properties"]["Pattern"])
-                .map_err(|e| GatewayError::Template(e.to_string()))?;
+            let pattern = resolve_refs(&event["Properties"]["Pattern"])?;
+            let pattern: Value = serde_json::to_value(&pattern).map_err(|e| GatewayError::Template(e.to_string()))?;
             if !pattern.is_object() {
                 return Err(GatewayError::Template(format!(
                     "{logical_id:?}.{name:?}: EventBridgeRule without Pattern"
@@ -53,6 +53,27 @@ pub(crate) fn rules(resources: &serde_yaml_ng::Mapping) -> Result<Vec<Rule>, Gat
         }
     }
     Ok(rules)
+}
+
+/// A pattern as EventBridge gets it: `!Ref SarifUploadBucket` is the local stack's uploads bucket
+/// (`SARIF_BUCKET`); any other intrinsic in a pattern is refused (the local bus could not match it).
+fn resolve_refs(value: &serde_yaml_ng::Value) -> Result<serde_yaml_ng::Value, GatewayError> {
+    use serde_yaml_ng::Value as Yaml;
+    Ok(match value {
+        Yaml::Tagged(tagged) if tagged.tag == "Ref" && tagged.value.as_str() == Some("SarifUploadBucket") => {
+            Yaml::String(std::env::var("SARIF_BUCKET").map_err(|_| {
+                GatewayError::Template("a rule on the uploads bucket needs SARIF_BUCKET (the local stack's)".into())
+            })?)
+        }
+        Yaml::Tagged(tagged) => {
+            return Err(GatewayError::Template(format!("a pattern with {} cannot be matched locally", tagged.tag)));
+        }
+        Yaml::Sequence(items) => Yaml::Sequence(items.iter().map(resolve_refs).collect::<Result<_, _>>()?),
+        Yaml::Mapping(map) => Yaml::Mapping(
+            map.iter().map(|(k, v)| Ok((k.clone(), resolve_refs(v)?))).collect::<Result<_, GatewayError>>()?,
+        ),
+        other => other.clone(),
+    })
 }
 
 /// A rule's bus: a name as written, or the service's own bus (`!Ref AssignmentsEventBus`: the local

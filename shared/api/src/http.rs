@@ -106,7 +106,8 @@ pub fn json_body(req: &Request) -> Result<Value, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))
 }
 
-/// Raw body bytes (for hashing), after the size check.
+/// Raw body bytes, unchecked: a route that takes them enforces its own size limit (`json_body`'s, or
+/// `POST /sarif`'s).
 pub fn body_bytes(req: &Request) -> &[u8] {
     match req.body() {
         Body::Text(text) => text.as_bytes(),

@@ -3,8 +3,11 @@
 //! Logs are read with typed serde straight from the bytes, keeping only rule ids, tags and CWE
 //! properties: a scanner's log can run to hundreds of megabytes of locations, snippets and code
 //! flows that assignments never look at. Results are reduced as they stream past (grouped by the
-//! rule they point to, since results may precede the rules they name), and their number is capped
-//! across the whole log so a runaway log is refused before it is read to the end.
+//! rule they point to, since results may precede the rules they name).
+//!
+//! Every count and length that decides what is held in memory is capped while the log is read, so
+//! a hostile log is refused at the first thing over a limit instead of after it has been held:
+//! a small gzip can expand to a log of millions of empty rules or a megabyte-long rule id.
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -18,31 +21,91 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 mod tests;
 
 pub const SARIF_VERSION: &str = "2.1.0";
-/// Results per log (all runs together) beyond which a log is refused.
-pub const MAX_RESULTS: usize = 25_000;
-
-/// CWE ids are five digits at most; anything larger is a typo or a different scheme.
-const MAX_CWE: u32 = 99_999;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SarifError {
+    /// The reason is cut to [`MAX_REASON_CHARS`] characters: serde quotes offending values in full.
     #[error("not a SARIF log: {0}")]
     Malformed(String),
+    /// The version is cut to [`MAX_VERSION_CHARS`] characters.
     #[error("SARIF version '{0}' is not supported: only 2.1.0")]
     UnsupportedVersion(String),
     #[error("more than {limit} results")]
     TooManyResults { limit: usize },
+    /// More of something than any scanner writes: holding it would cost the parser more memory or
+    /// time than the log is worth, or the ingestion would have to echo it.
+    #[error("{what}: at most {limit}")]
+    OverLimit { what: &'static str, limit: usize },
+}
+
+/// Results per log (all runs together) beyond which a log is refused.
+pub const MAX_RESULTS: usize = 25_000;
+/// Rules (`reportingDescriptor`s of the driver and of extensions, all runs together) per log. Each
+/// is held until its run ends, since results may name it by index.
+pub const MAX_RULES: usize = 100_000;
+/// Extensions (`runs[].tool.extensions`) of one run: each is held until its run ends.
+pub const MAX_EXTENSIONS: usize = 1_000;
+/// Distinct CWEs on one rule or one result (tags, `cwe` property and CWE-taxonomy references
+/// together). Scanners name a handful; the cap keeps each rule's id from being copied into
+/// thousands of CWEs.
+pub const MAX_CWES_PER_ITEM: usize = 100;
+/// Characters of a rule id (`rules[].id`, `ruleId`, `rule.id`) and of a tool component's name
+/// (extensions, `rule.toolComponent.name`); the driver's name is held to [`MAX_TOOL_NAME_CHARS`].
+pub const MAX_ID_CHARS: usize = 1_024;
+/// Distinct tools (`runs[].tool.driver.name`) a log may name (GitHub's code scanning takes 20 runs).
+pub const MAX_TOOLS: usize = 20;
+/// Characters of a tool's name (`runs[].tool.driver.name`).
+pub const MAX_TOOL_NAME_CHARS: usize = 200;
+/// Distinct CWEs a log may carry (the CWE list itself has fewer than 1,000 weaknesses).
+pub const MAX_CWES: usize = 1_000;
+/// Rule ids kept per CWE (notes name a few; ranking counts up to this many).
+pub const MAX_RULES_PER_CWE: usize = 25;
+/// Characters of the version quoted in [`SarifError::UnsupportedVersion`] (before "…").
+pub const MAX_VERSION_CHARS: usize = 64;
+/// Characters of a [`SarifError::Malformed`] reason (before "…").
+pub const MAX_REASON_CHARS: usize = 512;
+
+/// CWE ids are five digits at most; anything larger is a typo or a different scheme.
+const MAX_CWE: u32 = 99_999;
+
+const RULE_ID_CHARS: &str = "characters of a rule id";
+const COMPONENT_NAME_CHARS: &str = "characters of a tool component's name";
+
+impl SarifError {
+    // Errors go back to the client, in a response Lambda caps at 6 MB: what they quote of the log
+    // is cut to a size that tells the client what was wrong without echoing the log back.
+    fn unsupported_version(version: &str) -> Self {
+        SarifError::UnsupportedVersion(clip(version, MAX_VERSION_CHARS))
+    }
+
+    fn malformed(reason: &impl fmt::Display) -> Self {
+        SarifError::Malformed(clip(&reason.to_string(), MAX_REASON_CHARS))
+    }
+}
+
+/// `text` cut to its first `max_chars` characters, with "…" when anything was cut.
+fn clip(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+fn longer_than(text: &str, max_chars: usize) -> bool {
+    // A string has no more characters than bytes, so short strings are never walked.
+    text.len() > max_chars && text.chars().nth(max_chars).is_some()
 }
 
 /// What a log reports, reduced to what assignments need.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Findings {
-    /// `runs[].tool.driver.name`, each once, in order of first appearance.
+    /// `runs[].tool.driver.name`, each once, in order of first appearance; at most [`MAX_TOOLS`].
     pub tools: Vec<String>,
     /// Results in all runs.
     pub results: usize,
-    /// CWE id → the rule ids of the results that carry it. A CWE carried only by results without a
-    /// rule id is present with an empty set: the weakness was still reported.
+    /// CWE id → the rule ids (at most [`MAX_RULES_PER_CWE`]) of the results that carry it; at most
+    /// [`MAX_CWES`] CWEs. A CWE carried only by results without a rule id is present with an empty
+    /// set: the weakness was still reported.
     pub cwes: BTreeMap<u32, BTreeSet<String>>,
 }
 
@@ -107,23 +170,105 @@ fn in_cwe_range(n: u64) -> Option<u32> {
 fn read_log<'de, R: serde_json::de::Read<'de>>(mut de: serde_json::Deserializer<R>) -> Result<Findings, SarifError> {
     let state = State::default();
     let parsed = LogSeed { state: &state }.deserialize(&mut de).and_then(|findings| de.end().map(|()| findings));
-    parsed.map_err(|err| {
-        // The serde error is only the vehicle for stopping early; the state says what actually went wrong.
-        if let Some(version) = state.unsupported_version.take() {
-            SarifError::UnsupportedVersion(version)
-        } else if state.results.get() > MAX_RESULTS {
-            SarifError::TooManyResults { limit: MAX_RESULTS }
-        } else {
-            SarifError::Malformed(err.to_string())
-        }
-    })
+    // The serde error is only the vehicle for stopping early; the state says what actually went wrong.
+    parsed.map_err(|err| state.failure.take().unwrap_or_else(|| SarifError::malformed(&err)))
 }
 
-/// Shared by every seed of one parse, so the result cap spans all runs.
+/// Shared by every seed of one parse, so the caps on results and rules span all runs.
 #[derive(Default)]
 struct State {
     results: Cell<usize>,
-    unsupported_version: Cell<Option<String>>,
+    rules: Cell<usize>,
+    /// Why the parse was stopped, when it was not the JSON's fault.
+    failure: Cell<Option<SarifError>>,
+}
+
+impl State {
+    /// Records `error` for [`read_log`] and returns the serde error that unwinds the parse to it.
+    fn fail<E: de::Error>(&self, error: SarifError) -> E {
+        let vehicle = E::custom(&error);
+        self.failure.set(Some(error));
+        vehicle
+    }
+
+    fn check_chars<E: de::Error>(&self, text: Option<&str>, what: &'static str, limit: usize) -> Result<(), E> {
+        match text {
+            Some(text) if longer_than(text, limit) => Err(self.fail(SarifError::OverLimit { what, limit })),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts one more of something capped across the whole log.
+    fn count<E: de::Error>(
+        &self,
+        counter: &Cell<usize>,
+        limit: usize,
+        over: impl FnOnce() -> SarifError,
+    ) -> Result<(), E> {
+        let total = counter.get() + 1;
+        counter.set(total);
+        if total > limit { Err(self.fail(over())) } else { Ok(()) }
+    }
+}
+
+/// Seeds that are their own visitor, asking the deserializer for one shape of JSON.
+macro_rules! seed_visits {
+    ($seed:ty => $value:ty, $shape:ident) => {
+        impl<'de> DeserializeSeed<'de> for $seed {
+            type Value = $value;
+
+            fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<$value, D::Error> {
+                deserializer.$shape(self)
+            }
+        }
+    };
+}
+
+/// Reads what `S` reads, or `null`: SARIF lets most arrays and objects be null.
+struct Nullable<S>(S);
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Nullable<S> {
+    type Value = Option<S::Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for Nullable<S> {
+    type Value = Option<S::Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("null or a value")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        self.0.deserialize(deserializer).map(Some)
+    }
+}
+
+/// Reads a field's value with `read`, refusing a second occurrence of the field as serde's derived
+/// structs do. The check comes before the read, so a repeated field is reported as repeated rather
+/// than as whichever cap its second value would push over.
+fn once<'de, A: MapAccess<'de>, T>(
+    map: &mut A,
+    slot: &mut Option<T>,
+    field: &'static str,
+    read: impl FnOnce(&mut A) -> Result<T, A::Error>,
+) -> Result<(), A::Error> {
+    if slot.is_some() {
+        return Err(de::Error::duplicate_field(field));
+    }
+    *slot = Some(read(map)?);
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -139,13 +284,7 @@ struct LogSeed<'s> {
     state: &'s State,
 }
 
-impl<'de> DeserializeSeed<'de> for LogSeed<'_> {
-    type Value = Findings;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Findings, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
+seed_visits!(LogSeed<'_> => Findings, deserialize_map);
 
 impl<'de> Visitor<'de> for LogSeed<'_> {
     type Value = Findings;
@@ -166,18 +305,14 @@ impl<'de> Visitor<'de> for LogSeed<'_> {
                     let version: String = map.next_value()?;
                     if version != SARIF_VERSION {
                         // Stop here: the rest of another version's log is not worth reading.
-                        let message = format!("unsupported version {version}");
-                        self.state.unsupported_version.set(Some(version));
-                        return Err(de::Error::custom(message));
+                        return Err(self.state.fail(SarifError::unsupported_version(&version)));
                     }
                     version_seen = true;
                 }
-                LogField::Runs => {
-                    if findings.is_some() {
-                        return Err(de::Error::duplicate_field("runs"));
-                    }
-                    findings = Some(map.next_value_seed(RunsSeed { state: self.state })?);
-                }
+                // SARIF allows `"runs": null`: the tool failed before it could start a run.
+                LogField::Runs => once(&mut map, &mut findings, "runs", |map| {
+                    map.next_value_seed(Nullable(RunsSeed { state: self.state }))
+                })?,
                 LogField::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -186,7 +321,8 @@ impl<'de> Visitor<'de> for LogSeed<'_> {
         if !version_seen {
             return Err(de::Error::missing_field("version"));
         }
-        findings.ok_or_else(|| de::Error::missing_field("runs"))
+        let findings = findings.ok_or_else(|| de::Error::missing_field("runs"))?;
+        Ok(findings.unwrap_or_default())
     }
 }
 
@@ -194,13 +330,7 @@ struct RunsSeed<'s> {
     state: &'s State,
 }
 
-impl<'de> DeserializeSeed<'de> for RunsSeed<'_> {
-    type Value = Findings;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Findings, D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
+seed_visits!(RunsSeed<'_> => Findings, deserialize_seq);
 
 impl<'de> Visitor<'de> for RunsSeed<'_> {
     type Value = Findings;
@@ -213,7 +343,9 @@ impl<'de> Visitor<'de> for RunsSeed<'_> {
         let mut findings = Findings::default();
         let mut index = 0;
         while let Some(run) = seq.next_element_seed(RunSeed { state: self.state, index })? {
-            findings.absorb(run);
+            if let Err(error) = findings.absorb(run) {
+                return Err(self.state.fail(error));
+            }
             index += 1;
         }
         Ok(findings)
@@ -242,13 +374,7 @@ struct Run {
     results: Results,
 }
 
-impl<'de> DeserializeSeed<'de> for RunSeed<'_> {
-    type Value = Run;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Run, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
+seed_visits!(RunSeed<'_> => Run, deserialize_map);
 
 impl<'de> Visitor<'de> for RunSeed<'_> {
     type Value = Run;
@@ -258,21 +384,15 @@ impl<'de> Visitor<'de> for RunSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Run, A::Error> {
-        let mut tool: Option<Tool> = None;
-        let mut results: Option<Results> = None;
+        let state = self.state;
+        let mut tool = None;
+        let mut results = None;
         while let Some(field) = map.next_key()? {
             match field {
-                RunField::Tool => {
-                    if tool.is_some() {
-                        return Err(de::Error::duplicate_field("tool"));
-                    }
-                    tool = Some(map.next_value()?);
-                }
+                RunField::Tool => once(&mut map, &mut tool, "tool", |map| map.next_value_seed(ToolSeed { state }))?,
+                // `results: null` is legal SARIF: the tool did not get as far as producing results.
                 RunField::Results => {
-                    if results.is_some() {
-                        return Err(de::Error::duplicate_field("results"));
-                    }
-                    results = Some(map.next_value_seed(ResultsSeed { state: self.state })?);
+                    once(&mut map, &mut results, "results", |map| map.next_value_seed(Nullable(ResultsSeed { state })))?
                 }
                 RunField::Other => {
                     map.next_value::<IgnoredAny>()?;
@@ -283,8 +403,226 @@ impl<'de> Visitor<'de> for RunSeed<'_> {
         let tool = tool.ok_or_else(|| missing("tool"))?;
         let driver = tool.driver.ok_or_else(|| missing("tool.driver"))?;
         let tool_name = driver.name.clone().ok_or_else(|| missing("tool.driver.name"))?;
-        let components = std::iter::once(driver).chain(tool.extensions.unwrap_or_default()).collect();
-        Ok(Run { tool_name, components, results: results.unwrap_or_default() })
+        let components = std::iter::once(driver).chain(tool.extensions).collect();
+        Ok(Run { tool_name, components, results: results.flatten().unwrap_or_default() })
+    }
+}
+
+struct Tool {
+    driver: Option<ToolComponent>,
+    extensions: Vec<ToolComponent>,
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "camelCase")]
+enum ToolField {
+    Driver,
+    Extensions,
+    #[serde(other)]
+    Other,
+}
+
+struct ToolSeed<'s> {
+    state: &'s State,
+}
+
+seed_visits!(ToolSeed<'_> => Tool, deserialize_map);
+
+impl<'de> Visitor<'de> for ToolSeed<'_> {
+    type Value = Tool;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a SARIF tool object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tool, A::Error> {
+        let state = self.state;
+        let mut driver = None;
+        let mut extensions = None;
+        while let Some(field) = map.next_key()? {
+            match field {
+                ToolField::Driver => once(&mut map, &mut driver, "driver", |map| {
+                    map.next_value_seed(Nullable(ComponentSeed { state, is_driver: true }))
+                })?,
+                ToolField::Extensions => once(&mut map, &mut extensions, "extensions", |map| {
+                    map.next_value_seed(Nullable(ExtensionsSeed { state }))
+                })?,
+                ToolField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Tool { driver: driver.flatten(), extensions: extensions.flatten().unwrap_or_default() })
+    }
+}
+
+struct ExtensionsSeed<'s> {
+    state: &'s State,
+}
+
+seed_visits!(ExtensionsSeed<'_> => Vec<ToolComponent>, deserialize_seq);
+
+impl<'de> Visitor<'de> for ExtensionsSeed<'_> {
+    type Value = Vec<ToolComponent>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of tool components")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<ToolComponent>, A::Error> {
+        let mut extensions = Vec::new();
+        while let Some(extension) = seq.next_element_seed(ComponentSeed { state: self.state, is_driver: false })? {
+            // Even an empty extension is held, so that extension indexes stay right.
+            if extensions.len() == MAX_EXTENSIONS {
+                let what = "extensions of one run's tool (runs[].tool.extensions)";
+                return Err(self.state.fail(SarifError::OverLimit { what, limit: MAX_EXTENSIONS }));
+            }
+            extensions.push(extension);
+        }
+        Ok(extensions)
+    }
+}
+
+/// A `toolComponent`: the driver or an extension.
+struct ToolComponent {
+    name: Option<String>,
+    rules: Vec<Rule>,
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "camelCase")]
+enum ComponentField {
+    Name,
+    Rules,
+    #[serde(other)]
+    Other,
+}
+
+struct ComponentSeed<'s> {
+    state: &'s State,
+    /// The driver's name is the tool's name, which the ingestion echoes: it has the stricter limit.
+    is_driver: bool,
+}
+
+seed_visits!(ComponentSeed<'_> => ToolComponent, deserialize_map);
+
+impl<'de> Visitor<'de> for ComponentSeed<'_> {
+    type Value = ToolComponent;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a SARIF tool component object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ToolComponent, A::Error> {
+        let state = self.state;
+        let mut name = None;
+        let mut rules = None;
+        while let Some(field) = map.next_key()? {
+            match field {
+                ComponentField::Name => {
+                    once(&mut map, &mut name, "name", |map| {
+                        let name: Option<String> = map.next_value()?;
+                        if self.is_driver {
+                            state.check_chars(name.as_deref(), "characters of a tool's name", MAX_TOOL_NAME_CHARS)?;
+                        } else {
+                            state.check_chars(name.as_deref(), COMPONENT_NAME_CHARS, MAX_ID_CHARS)?;
+                        }
+                        Ok(name)
+                    })?;
+                }
+                ComponentField::Rules => {
+                    once(&mut map, &mut rules, "rules", |map| map.next_value_seed(Nullable(RulesSeed { state })))?
+                }
+                ComponentField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(ToolComponent { name: name.flatten(), rules: rules.flatten().unwrap_or_default() })
+    }
+}
+
+struct RulesSeed<'s> {
+    state: &'s State,
+}
+
+seed_visits!(RulesSeed<'_> => Vec<Rule>, deserialize_seq);
+
+impl<'de> Visitor<'de> for RulesSeed<'_> {
+    type Value = Vec<Rule>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of rules")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Rule>, A::Error> {
+        let mut rules = Vec::new();
+        while let Some(rule) = seq.next_element_seed(RuleSeed { state: self.state })? {
+            // Every rule counts, `{}` too: it is held for results that name it by index.
+            self.state.count(&self.state.rules, MAX_RULES, || SarifError::OverLimit {
+                what: "rules (tool.driver.rules and tool.extensions[].rules, all runs)",
+                limit: MAX_RULES,
+            })?;
+            rules.push(rule);
+        }
+        Ok(rules)
+    }
+}
+
+/// A `reportingDescriptor`, kept as its id and the CWEs it names (sorted, each once).
+struct Rule {
+    id: Option<Box<str>>,
+    cwes: Box<[u32]>,
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "camelCase")]
+enum RuleField {
+    Id,
+    Properties,
+    Relationships,
+    #[serde(other)]
+    Other,
+}
+
+struct RuleSeed<'s> {
+    state: &'s State,
+}
+
+seed_visits!(RuleSeed<'_> => Rule, deserialize_map);
+
+impl<'de> Visitor<'de> for RuleSeed<'_> {
+    type Value = Rule;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a SARIF reportingDescriptor object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Rule, A::Error> {
+        let mut cwes = CweSet::new(self.state);
+        let mut id = None;
+        let mut properties = None;
+        let mut relationships = None;
+        while let Some(field) = map.next_key()? {
+            match field {
+                RuleField::Id => once(&mut map, &mut id, "id", |map| {
+                    let id: Option<String> = map.next_value()?;
+                    self.state.check_chars(id.as_deref(), RULE_ID_CHARS, MAX_ID_CHARS)?;
+                    Ok(id)
+                })?,
+                RuleField::Properties => once(&mut map, &mut properties, "properties", |map| {
+                    map.next_value_seed(Nullable(PropertiesSeed { cwes: &mut cwes }))
+                })?,
+                RuleField::Relationships => once(&mut map, &mut relationships, "relationships", |map| {
+                    map.next_value_seed(Nullable(RelationshipsSeed { cwes: &mut cwes }))
+                })?,
+                RuleField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let id = non_empty(id.flatten()).map(String::into_boxed_str);
+        Ok(Rule { id, cwes: cwes.ids.into_iter().collect() })
     }
 }
 
@@ -301,14 +639,7 @@ struct ResultsSeed<'s> {
     state: &'s State,
 }
 
-impl<'de> DeserializeSeed<'de> for ResultsSeed<'_> {
-    type Value = Results;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Results, D::Error> {
-        // `results: null` is legal SARIF: the tool did not get as far as producing results.
-        deserializer.deserialize_option(self)
-    }
-}
+seed_visits!(ResultsSeed<'_> => Results, deserialize_seq);
 
 impl<'de> Visitor<'de> for ResultsSeed<'_> {
     type Value = Results;
@@ -317,28 +648,11 @@ impl<'de> Visitor<'de> for ResultsSeed<'_> {
         f.write_str("an array of results")
     }
 
-    fn visit_none<E: de::Error>(self) -> Result<Results, E> {
-        Ok(Results::default())
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Results, E> {
-        Ok(Results::default())
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Results, D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Results, A::Error> {
         let mut results = Results::default();
-        while let Some(result) = seq.next_element::<SarifResult>()? {
-            let total = self.state.results.get() + 1;
-            self.state.results.set(total);
-            if total > MAX_RESULTS {
-                return Err(de::Error::custom(format_args!("more than {MAX_RESULTS} results")));
-            }
+        while let Some((rule, own_cwes)) = seq.next_element_seed(ResultSeed { state: self.state })? {
+            self.state.count(&self.state.results, MAX_RESULTS, || SarifError::TooManyResults { limit: MAX_RESULTS })?;
             results.count += 1;
-            let (rule, own_cwes) = result.reduce();
             results.by_rule.entry(rule).or_default().extend(own_cwes);
         }
         Ok(results)
@@ -366,34 +680,79 @@ enum ComponentRef {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SarifResult {
-    rule_id: Option<String>,
-    rule_index: Option<i64>,
-    rule: Option<RuleReference>,
-    properties: Option<Properties>,
-    taxa: Option<Vec<TaxonReference>>,
+#[serde(field_identifier, rename_all = "camelCase")]
+enum ResultField {
+    RuleId,
+    RuleIndex,
+    Rule,
+    Properties,
+    Taxa,
+    #[serde(other)]
+    Other,
 }
 
-impl SarifResult {
-    fn reduce(self) -> (RuleRef, Vec<u32>) {
-        let mut cwes = Vec::new();
-        if let Some(properties) = self.properties {
-            properties.collect_into(&mut cwes);
+/// One result, reduced to the rule it names and its own CWEs.
+struct ResultSeed<'s> {
+    state: &'s State,
+}
+
+seed_visits!(ResultSeed<'_> => (RuleRef, BTreeSet<u32>), deserialize_map);
+
+impl<'de> Visitor<'de> for ResultSeed<'_> {
+    type Value = (RuleRef, BTreeSet<u32>);
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a SARIF result object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let state = self.state;
+        let mut cwes = CweSet::new(state);
+        let mut rule_id = None;
+        let mut rule_index = None;
+        let mut rule = None;
+        let mut properties = None;
+        let mut taxa = None;
+        while let Some(field) = map.next_key()? {
+            match field {
+                ResultField::RuleId => once(&mut map, &mut rule_id, "ruleId", |map| {
+                    let id: Option<String> = map.next_value()?;
+                    state.check_chars(id.as_deref(), RULE_ID_CHARS, MAX_ID_CHARS)?;
+                    Ok(id)
+                })?,
+                ResultField::RuleIndex => {
+                    once(&mut map, &mut rule_index, "ruleIndex", |map| map.next_value::<Option<i64>>())?
+                }
+                ResultField::Rule => once(&mut map, &mut rule, "rule", |map| {
+                    let rule: Option<RuleReference> = map.next_value()?;
+                    if let Some(rule) = &rule {
+                        state.check_chars(rule.id.as_deref(), RULE_ID_CHARS, MAX_ID_CHARS)?;
+                        let component = rule.tool_component.as_ref().and_then(|c| c.name.as_deref());
+                        state.check_chars(component, COMPONENT_NAME_CHARS, MAX_ID_CHARS)?;
+                    }
+                    Ok(rule)
+                })?,
+                ResultField::Properties => once(&mut map, &mut properties, "properties", |map| {
+                    map.next_value_seed(Nullable(PropertiesSeed { cwes: &mut cwes }))
+                })?,
+                ResultField::Taxa => once(&mut map, &mut taxa, "taxa", |map| {
+                    map.next_value_seed(Nullable(TaxaSeed { cwes: &mut cwes }))
+                })?,
+                ResultField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
         }
-        for taxon in self.taxa.into_iter().flatten() {
-            taxon.collect_cwe_into(&mut cwes);
-        }
-        let (reference_id, reference_index, component) = match self.rule {
+        let (reference_id, reference_index, component) = match rule.flatten() {
             Some(rule) => (rule.id, rule.index, rule.tool_component.map(ComponentReference::into_ref)),
             None => (None, None, None),
         };
         let rule = RuleRef {
-            id: non_empty(self.rule_id).or_else(|| non_empty(reference_id)),
-            index: reference_index.or(self.rule_index).and_then(|i| usize::try_from(i).ok()),
+            id: non_empty(rule_id.flatten()).or_else(|| non_empty(reference_id)),
+            index: reference_index.or(rule_index.flatten()).and_then(|i| usize::try_from(i).ok()),
             component: component.unwrap_or(ComponentRef::Driver),
         };
-        (rule, cwes)
+        Ok((rule, cwes.ids))
     }
 }
 
@@ -429,130 +788,217 @@ impl ComponentReference {
     }
 }
 
-/// A reference into a taxonomy (a result's `taxa[]`, a rule relationship's `target`).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TaxonReference {
-    #[serde(default)]
-    id: PropertyCwes,
-    tool_component: Option<ComponentReference>,
+/// The CWEs of one rule or one result, capped as they are collected: a rule with tens of
+/// thousands of CWE tags is refused at the first one over [`MAX_CWES_PER_ITEM`] instead of being
+/// held and then having its id copied into every one of them.
+struct CweSet<'s> {
+    state: &'s State,
+    ids: BTreeSet<u32>,
 }
 
-impl TaxonReference {
-    fn collect_cwe_into(self, cwes: &mut Vec<u32>) {
-        if self.tool_component.as_ref().is_some_and(ComponentReference::is_cwe_taxonomy) {
-            cwes.extend(self.id.0);
+impl<'s> CweSet<'s> {
+    fn new(state: &'s State) -> Self {
+        CweSet { state, ids: BTreeSet::new() }
+    }
+
+    fn insert<E: de::Error>(&mut self, id: Option<u32>) -> Result<(), E> {
+        if let Some(id) = id
+            && !self.ids.contains(&id)
+        {
+            if self.ids.len() == MAX_CWES_PER_ITEM {
+                let what = "CWEs on one rule or result";
+                return Err(self.state.fail(SarifError::OverLimit { what, limit: MAX_CWES_PER_ITEM }));
+            }
+            self.ids.insert(id);
         }
+        Ok(())
     }
 }
 
 #[derive(Deserialize)]
-struct Properties {
-    #[serde(default)]
-    tags: TagCwes,
-    #[serde(default)]
-    cwe: PropertyCwes,
+#[serde(field_identifier, rename_all = "camelCase")]
+enum PropertiesField {
+    Tags,
+    Cwe,
+    #[serde(other)]
+    Other,
 }
 
-impl Properties {
-    fn collect_into(self, cwes: &mut Vec<u32>) {
-        cwes.extend(self.tags.0);
-        cwes.extend(self.cwe.0);
+/// A property bag's CWEs: its `tags` and its `cwe` property.
+struct PropertiesSeed<'a, 's> {
+    cwes: &'a mut CweSet<'s>,
+}
+
+seed_visits!(PropertiesSeed<'_, '_> => (), deserialize_map);
+
+impl<'de> Visitor<'de> for PropertiesSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a SARIF property bag")
     }
-}
 
-#[derive(Deserialize)]
-struct Tool {
-    driver: Option<ToolComponent>,
-    extensions: Option<Vec<ToolComponent>>,
-}
-
-#[derive(Deserialize)]
-struct ToolComponent {
-    name: Option<String>,
-    #[serde(default, deserialize_with = "null_as_empty")]
-    rules: Vec<Rule>,
-}
-
-fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Rule>, D::Error> {
-    Ok(Option::deserialize(deserializer)?.unwrap_or_default())
-}
-
-/// A `reportingDescriptor`, kept as its id and the CWEs it names.
-#[derive(Deserialize)]
-#[serde(from = "RawRule")]
-struct Rule {
-    id: Option<String>,
-    cwes: BTreeSet<u32>,
-}
-
-#[derive(Deserialize)]
-struct RawRule {
-    id: Option<String>,
-    properties: Option<Properties>,
-    relationships: Option<Vec<Relationship>>,
-}
-
-#[derive(Deserialize)]
-struct Relationship {
-    target: Option<TaxonReference>,
-}
-
-impl From<RawRule> for Rule {
-    fn from(raw: RawRule) -> Rule {
-        let mut cwes = Vec::new();
-        if let Some(properties) = raw.properties {
-            properties.collect_into(&mut cwes);
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut tags = None;
+        let mut cwe = None;
+        while let Some(field) = map.next_key()? {
+            match field {
+                // Tags are meant to be strings; anything else in the array is skipped rather than
+                // refusing the log over a field that is only being searched.
+                PropertiesField::Tags => once(&mut map, &mut tags, "tags", |map| {
+                    map.next_value_seed(CweSeed { bare_numbers: false, cwes: &mut *self.cwes })
+                })?,
+                // Tools disagree on the shape: a string or number, or an array of them.
+                PropertiesField::Cwe => once(&mut map, &mut cwe, "cwe", |map| {
+                    map.next_value_seed(CweSeed { bare_numbers: true, cwes: &mut *self.cwes })
+                })?,
+                PropertiesField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
         }
-        for target in raw.relationships.into_iter().flatten().filter_map(|r| r.target) {
-            target.collect_cwe_into(&mut cwes);
+        Ok(())
+    }
+}
+
+/// A rule's `relationships`, of which only targets in the CWE taxonomy matter.
+struct RelationshipsSeed<'a, 's> {
+    cwes: &'a mut CweSet<'s>,
+}
+
+seed_visits!(RelationshipsSeed<'_, '_> => (), deserialize_seq);
+
+impl<'de> Visitor<'de> for RelationshipsSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of relationships")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(RelationshipSeed { cwes: &mut *self.cwes })?.is_some() {}
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "camelCase")]
+enum RelationshipField {
+    Target,
+    #[serde(other)]
+    Other,
+}
+
+struct RelationshipSeed<'a, 's> {
+    cwes: &'a mut CweSet<'s>,
+}
+
+seed_visits!(RelationshipSeed<'_, '_> => (), deserialize_map);
+
+impl<'de> Visitor<'de> for RelationshipSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a SARIF relationship object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut target = None;
+        while let Some(field) = map.next_key()? {
+            match field {
+                RelationshipField::Target => once(&mut map, &mut target, "target", |map| {
+                    map.next_value_seed(Nullable(TaxonSeed { cwes: &mut *self.cwes }))
+                })?,
+                RelationshipField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
         }
-        Rule { id: non_empty(raw.id), cwes: cwes.into_iter().collect() }
+        Ok(())
     }
 }
 
-/// CWE ids among `properties.tags`. Tags are meant to be strings; anything else in the array is
-/// skipped rather than refusing the log over a field that is only being searched.
-#[derive(Default)]
-struct TagCwes(Vec<u32>);
+/// A result's `taxa`, of which only references to the CWE taxonomy matter.
+struct TaxaSeed<'a, 's> {
+    cwes: &'a mut CweSet<'s>,
+}
 
-/// CWE ids in a `cwe` property or a taxonomy id: a string or number, or an array of them
-/// (tools disagree on the shape).
-#[derive(Default)]
-struct PropertyCwes(Vec<u32>);
+seed_visits!(TaxaSeed<'_, '_> => (), deserialize_seq);
 
-impl<'de> Deserialize<'de> for TagCwes {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let mut ids = Vec::new();
-        CweSeed { bare_numbers: false, ids: &mut ids }.deserialize(deserializer)?;
-        Ok(TagCwes(ids))
+impl<'de> Visitor<'de> for TaxaSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of taxon references")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(TaxonSeed { cwes: &mut *self.cwes })?.is_some() {}
+        Ok(())
     }
 }
 
-impl<'de> Deserialize<'de> for PropertyCwes {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let mut ids = Vec::new();
-        CweSeed { bare_numbers: true, ids: &mut ids }.deserialize(deserializer)?;
-        Ok(PropertyCwes(ids))
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "camelCase")]
+enum TaxonField {
+    Id,
+    ToolComponent,
+    #[serde(other)]
+    Other,
+}
+
+/// A reference into a taxonomy (a result's `taxa[]`, a rule relationship's `target`): its id is a
+/// CWE when its `toolComponent` is the CWE taxonomy.
+struct TaxonSeed<'a, 's> {
+    cwes: &'a mut CweSet<'s>,
+}
+
+seed_visits!(TaxonSeed<'_, '_> => (), deserialize_map);
+
+impl<'de> Visitor<'de> for TaxonSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a SARIF reference to a taxon")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        // The id may come before the toolComponent that says whether it is a CWE, so its CWEs are
+        // set aside (under the same cap) until the end of the object.
+        let mut ids = CweSet::new(self.cwes.state);
+        let mut id = None;
+        let mut component = None;
+        while let Some(field) = map.next_key()? {
+            match field {
+                TaxonField::Id => once(&mut map, &mut id, "id", |map| {
+                    map.next_value_seed(CweSeed { bare_numbers: true, cwes: &mut ids })
+                })?,
+                TaxonField::ToolComponent => once(&mut map, &mut component, "toolComponent", |map| {
+                    map.next_value::<Option<ComponentReference>>()
+                })?,
+                TaxonField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        if component.flatten().is_some_and(|c| c.is_cwe_taxonomy()) {
+            ids.ids.into_iter().try_for_each(|id| self.cwes.insert(Some(id)))
+        } else {
+            Ok(())
+        }
     }
 }
 
 /// Collects CWE ids from a JSON value of any shape, ignoring whatever does not name one.
-struct CweSeed<'a> {
+struct CweSeed<'a, 's> {
     /// Whether "79" and 79 count as CWE-79.
     bare_numbers: bool,
-    ids: &'a mut Vec<u32>,
+    cwes: &'a mut CweSet<'s>,
 }
 
-impl<'de> DeserializeSeed<'de> for CweSeed<'_> {
-    type Value = ();
+seed_visits!(CweSeed<'_, '_> => (), deserialize_any);
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for CweSeed<'_> {
+impl<'de> Visitor<'de> for CweSeed<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -561,15 +1007,12 @@ impl<'de> Visitor<'de> for CweSeed<'_> {
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
         let id = if self.bare_numbers { cwe_of_property(v) } else { cwe_of(v) };
-        self.ids.extend(id);
-        Ok(())
+        self.cwes.insert(id)
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        if self.bare_numbers {
-            self.ids.extend(in_cwe_range(v));
-        }
-        Ok(())
+        let id = if self.bare_numbers { in_cwe_range(v) } else { None };
+        self.cwes.insert(id)
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
@@ -600,7 +1043,7 @@ impl<'de> Visitor<'de> for CweSeed<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(CweSeed { bare_numbers: self.bare_numbers, ids: &mut *self.ids })?.is_some() {}
+        while seq.next_element_seed(CweSeed { bare_numbers: self.bare_numbers, cwes: &mut *self.cwes })?.is_some() {}
         Ok(())
     }
 
@@ -611,49 +1054,81 @@ impl<'de> Visitor<'de> for CweSeed<'_> {
 }
 
 impl Findings {
-    fn absorb(&mut self, run: Run) {
+    /// Adds a run, refusing the log as soon as it names one tool or one CWE too many: what an
+    /// ingestion echoes (its response and event hold every tool and CWE) stays bounded, and so
+    /// does the copying of rule ids into CWEs.
+    fn absorb(&mut self, run: Run) -> Result<(), SarifError> {
         if !self.tools.contains(&run.tool_name) {
+            if self.tools.len() == MAX_TOOLS {
+                return Err(SarifError::OverLimit {
+                    what: "distinct tools (runs[].tool.driver.name)",
+                    limit: MAX_TOOLS,
+                });
+            }
             self.tools.push(run.tool_name);
         }
         self.results += run.results.count;
         if run.results.by_rule.is_empty() {
-            return;
+            return Ok(());
         }
-        // Driver rules are inserted first and the first holder of an id wins, so a driver rule
-        // shadows an extension rule with the same id.
-        let mut by_id: HashMap<&str, &Rule> = HashMap::new();
-        for rule in run.components.iter().flat_map(|c| &c.rules) {
-            if let Some(id) = rule.id.as_deref() {
-                by_id.entry(id).or_insert(rule);
-            }
-        }
+        let rules = RuleIndex::new(&run.components);
         for (reference, own_cwes) in &run.results.by_rule {
-            let rule = resolve(&run.components, &by_id, reference);
+            let rule = rules.resolve(reference);
             let rule_id = reference.id.as_deref().or_else(|| rule.and_then(|r| r.id.as_deref()));
-            let rule_cwes = rule.map(|r| &r.cwes).into_iter().flatten();
-            for &cwe in rule_cwes.chain(own_cwes) {
+            let rule_cwes = rule.map_or(&[][..], |r| &r.cwes[..]);
+            for &cwe in rule_cwes.iter().chain(own_cwes) {
+                if self.cwes.len() == MAX_CWES && !self.cwes.contains_key(&cwe) {
+                    return Err(SarifError::OverLimit { what: "distinct CWEs", limit: MAX_CWES });
+                }
                 let rule_ids = self.cwes.entry(cwe).or_default();
-                if let Some(rule_id) = rule_id {
+                if let Some(rule_id) = rule_id
+                    && rule_ids.len() < MAX_RULES_PER_CWE
+                    && !rule_ids.contains(rule_id)
+                {
                     rule_ids.insert(rule_id.to_owned());
                 }
             }
         }
+        Ok(())
     }
 }
 
-/// The rule a result names: by index within the referenced tool component when that index is
-/// valid, else by id anywhere in the run.
-fn resolve<'r>(
+/// A run's rules, looked up in the ways results name them.
+struct RuleIndex<'r> {
     components: &'r [ToolComponent],
-    by_id: &HashMap<&str, &'r Rule>,
-    reference: &RuleRef,
-) -> Option<&'r Rule> {
-    let component = match &reference.component {
-        ComponentRef::Driver => components.first(),
-        ComponentRef::Extension(i) => i.checked_add(1).and_then(|i| components.get(i)),
-        ComponentRef::Named(name) => components.iter().find(|c| c.name.as_deref() == Some(name)),
-        ComponentRef::Unknown => None,
-    };
-    let by_index = component.zip(reference.index).and_then(|(component, j)| component.rules.get(j));
-    by_index.or_else(|| reference.id.as_deref().and_then(|id| by_id.get(id).copied()))
+    by_id: HashMap<&'r str, &'r Rule>,
+    by_name: HashMap<&'r str, &'r ToolComponent>,
+}
+
+impl<'r> RuleIndex<'r> {
+    fn new(components: &'r [ToolComponent]) -> Self {
+        // Components and rules are inserted in order and the first holder of an id or name wins,
+        // so a driver rule shadows an extension rule with the same id.
+        let mut by_id = HashMap::new();
+        let mut by_name = HashMap::new();
+        for component in components {
+            if let Some(name) = component.name.as_deref() {
+                by_name.entry(name).or_insert(component);
+            }
+            for rule in &component.rules {
+                if let Some(id) = rule.id.as_deref() {
+                    by_id.entry(id).or_insert(rule);
+                }
+            }
+        }
+        RuleIndex { components, by_id, by_name }
+    }
+
+    /// The rule a result names: by index within the referenced tool component when that index is
+    /// valid, else by id anywhere in the run.
+    fn resolve(&self, reference: &RuleRef) -> Option<&'r Rule> {
+        let component = match &reference.component {
+            ComponentRef::Driver => self.components.first(),
+            ComponentRef::Extension(i) => i.checked_add(1).and_then(|i| self.components.get(i)),
+            ComponentRef::Named(name) => self.by_name.get(name.as_str()).copied(),
+            ComponentRef::Unknown => None,
+        };
+        let by_index = component.zip(reference.index).and_then(|(component, j)| component.rules.get(j));
+        by_index.or_else(|| reference.id.as_deref().and_then(|id| self.by_id.get(id).copied()))
+    }
 }

@@ -9,8 +9,8 @@ pub const MAX_SCAN_FIELD_LEN: usize = 512;
 /// Longest email address (RFC 5321 path limit).
 pub const MAX_EMAIL_LEN: usize = 254;
 
-/// What a CI step says about the commit it scanned (v1's `X-Source`, `X-Repo`, `X-Branch`,
-/// `X-Commit-Sha`, `X-Commit-Author-Email` headers).
+/// What a CI step says about the commit it scanned (v1 sends it as the `X-Source`, `X-Repo`,
+/// `X-Branch`, `X-Commit-Sha`, `X-Commit-Author-Email` headers; [`ScanError::field`] names the field).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Scan {
@@ -52,22 +52,21 @@ impl Scan {
         let required = |name: &'static str, value: Option<String>| {
             value.ok_or_else(|| ScanError { field: name, message: "is required".into() })
         };
-        let commit_sha = required("X-Commit-Sha", field("X-Commit-Sha", commit_sha, 64)?)?;
+        let commit_sha = required("commitSha", field("commitSha", commit_sha, 64)?)?;
         if commit_sha.len() < 7 || !commit_sha.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(ScanError { field: "X-Commit-Sha", message: "must be 7 to 64 hexadecimal digits".into() });
+            return Err(ScanError { field: "commitSha", message: "must be 7 to 64 hexadecimal digits".into() });
         }
-        let author_email =
-            required("X-Commit-Author-Email", field("X-Commit-Author-Email", author_email, MAX_EMAIL_LEN)?)?;
+        let author_email = required("authorEmail", field("authorEmail", author_email, MAX_EMAIL_LEN)?)?;
         let well_formed = author_email
             .split_once('@')
             .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
         if !well_formed || author_email.contains(char::is_whitespace) {
-            return Err(ScanError { field: "X-Commit-Author-Email", message: "must be an email address".into() });
+            return Err(ScanError { field: "authorEmail", message: "must be an email address".into() });
         }
         Ok(Self {
-            source: required("X-Source", field("X-Source", source, MAX_SCAN_FIELD_LEN)?)?,
-            repo: required("X-Repo", field("X-Repo", repo, MAX_SCAN_FIELD_LEN)?)?,
-            branch: field("X-Branch", branch, MAX_SCAN_FIELD_LEN)?,
+            source: required("source", field("source", source, MAX_SCAN_FIELD_LEN)?)?,
+            repo: required("repo", field("repo", repo, MAX_SCAN_FIELD_LEN)?)?,
+            branch: field("branch", branch, MAX_SCAN_FIELD_LEN)?,
             commit_sha: commit_sha.to_ascii_lowercase(),
             author_email,
         })
@@ -133,13 +132,13 @@ mod tests {
     #[test]
     fn bad_headers_are_named() {
         let field = |r: Result<Scan, ScanError>| r.unwrap_err().field;
-        assert_eq!(field(scan("abc", "a@b.c")), "X-Commit-Sha");
-        assert_eq!(field(scan("zzzzzzz", "a@b.c")), "X-Commit-Sha");
-        assert_eq!(field(scan(&"a".repeat(65), "a@b.c")), "X-Commit-Sha");
-        assert_eq!(field(scan("abcdef1", "not-an-email")), "X-Commit-Author-Email");
-        assert_eq!(field(scan("abcdef1", "a@b@c")), "X-Commit-Author-Email");
-        assert_eq!(field(Scan::new(None, Some("r"), None, Some("abcdef1"), Some("a@b.c"))), "X-Source");
-        assert_eq!(field(Scan::new(Some("s"), Some(&"r".repeat(513)), None, Some("abcdef1"), Some("a@b.c"))), "X-Repo");
-        assert_eq!(field(Scan::new(Some("s"), Some("r\u{7}x"), None, Some("abcdef1"), Some("a@b.c"))), "X-Repo");
+        assert_eq!(field(scan("abc", "a@b.c")), "commitSha");
+        assert_eq!(field(scan("zzzzzzz", "a@b.c")), "commitSha");
+        assert_eq!(field(scan(&"a".repeat(65), "a@b.c")), "commitSha");
+        assert_eq!(field(scan("abcdef1", "not-an-email")), "authorEmail");
+        assert_eq!(field(scan("abcdef1", "a@b@c")), "authorEmail");
+        assert_eq!(field(Scan::new(None, Some("r"), None, Some("abcdef1"), Some("a@b.c"))), "source");
+        assert_eq!(field(Scan::new(Some("s"), Some(&"r".repeat(513)), None, Some("abcdef1"), Some("a@b.c"))), "repo");
+        assert_eq!(field(Scan::new(Some("s"), Some("r\u{7}x"), None, Some("abcdef1"), Some("a@b.c"))), "repo");
     }
 }

@@ -2,6 +2,7 @@
 //! into [`Findings`], and the bucket that takes logs too large for a request (a presigned PUT per
 //! upload, read back by the function its object notification starts).
 
+use std::cell::Cell;
 use std::io::Read;
 use std::time::Duration;
 
@@ -14,10 +15,16 @@ use domain::sarif::{Findings, SarifError};
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 /// Largest upload the worker reads, as stored.
 pub const MAX_UPLOAD_BYTES: u64 = 100 * 1024 * 1024;
-/// Largest log once decompressed: a small gzip body cannot make the parser read without end.
-pub const MAX_LOG_BYTES: u64 = 1024 * 1024 * 1024;
+/// Largest log of a request once decompressed: a small gzip body cannot keep the function (29 s,
+/// 512 MB) parsing until API Gateway gives up; parsing reads ~100 MB/s or more.
+pub const MAX_REQUEST_LOG_BYTES: u64 = 128 * 1024 * 1024;
+/// Largest uploaded log once decompressed (the worker has 5 minutes).
+pub const MAX_UPLOAD_LOG_BYTES: u64 = 1024 * 1024 * 1024;
 /// How long a presigned upload URL works.
 pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
+/// After this, a pending upload will not be ingested any more: its URL expired unused, or the worker
+/// gave up on it (events are retried for an hour, then go to the failed-events queue).
+pub const UPLOAD_GIVEN_UP_AFTER: Duration = Duration::from_secs(2 * 60 * 60);
 const UPLOAD_PREFIX: &str = "sarif-uploads/";
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +35,9 @@ pub enum IntakeError {
     /// A `Content-Encoding` other than gzip or identity.
     #[error("Content-Encoding '{0}' is not supported: send gzip or identity")]
     UnsupportedEncoding(String),
+    /// A log larger than it may be: as stored (an upload), or once decompressed.
+    #[error("the log exceeds {limit} bytes{}", if *.decompressed { " once decompressed" } else { "" })]
+    TooLarge { limit: u64, decompressed: bool },
     /// The uploads bucket failed or refused.
     #[error("S3: {0}")]
     Storage(String),
@@ -38,40 +48,49 @@ pub fn looks_gzipped(bytes: &[u8]) -> bool {
     bytes.starts_with(&[0x1f, 0x8b])
 }
 
-/// Reads a log sent with `content_encoding` (`identity` or `gzip`), decompressing as it parses. Without
-/// the header, a gzip stream is recognised by its magic bytes (CI scripts often send `.sarif.gz` as is).
-pub fn read_log(bytes: &[u8], content_encoding: Option<&str>) -> Result<Findings, IntakeError> {
+/// Reads the body of `POST /sarif` sent with `content_encoding` (`identity`, `gzip` or `x-gzip`),
+/// decompressing as it parses. Without the header, a gzip stream is recognised by its magic bytes (CI
+/// scripts often send `.sarif.gz` as is).
+pub fn read_request(bytes: &[u8], content_encoding: Option<&str>) -> Result<Findings, IntakeError> {
     match content_encoding.map(|e| e.trim().to_ascii_lowercase()).as_deref() {
-        None | Some("") => read_upload(bytes),
+        None | Some("") => read_sniffed(bytes, MAX_REQUEST_LOG_BYTES),
         Some("identity") => Ok(domain::sarif::parse(bytes)?),
-        Some("gzip" | "x-gzip") => read_gzip(bytes),
+        Some("gzip" | "x-gzip") => read_gzip(bytes, MAX_REQUEST_LOG_BYTES),
         Some(other) => Err(IntakeError::UnsupportedEncoding(other.to_owned())),
     }
 }
 
-fn read_gzip(bytes: &[u8]) -> Result<Findings, IntakeError> {
-    Ok(domain::sarif::parse_reader(Capped { inner: flate2::read::MultiGzDecoder::new(bytes), left: MAX_LOG_BYTES })?)
-}
-
-/// An uploaded object: gzip if it looks it, else plain JSON.
+/// Reads an uploaded object: gzip if it looks it, else plain JSON (uploads carry no encoding).
 pub fn read_upload(bytes: &[u8]) -> Result<Findings, IntakeError> {
-    if looks_gzipped(bytes) { read_gzip(bytes) } else { Ok(domain::sarif::parse(bytes)?) }
+    read_sniffed(bytes, MAX_UPLOAD_LOG_BYTES)
 }
 
-/// A reader that fails once more than `left` bytes came through: the parser then reports the log as
-/// malformed with this reason.
-struct Capped<R> {
+fn read_sniffed(bytes: &[u8], limit: u64) -> Result<Findings, IntakeError> {
+    if looks_gzipped(bytes) { read_gzip(bytes, limit) } else { Ok(domain::sarif::parse(bytes)?) }
+}
+
+fn read_gzip(bytes: &[u8], limit: u64) -> Result<Findings, IntakeError> {
+    let exceeded = Cell::new(false);
+    let capped = Capped { inner: flate2::read::MultiGzDecoder::new(bytes), left: limit, exceeded: &exceeded };
+    domain::sarif::parse_reader(capped)
+        .map_err(|err| if exceeded.get() { IntakeError::TooLarge { limit, decompressed: true } } else { err.into() })
+}
+
+/// A reader that fails once more than `left` bytes came through, and says so in `exceeded` (the
+/// parser's error would only say that reading failed).
+struct Capped<'e, R> {
     inner: R,
     left: u64,
+    exceeded: &'e Cell<bool>,
 }
 
-impl<R: Read> Read for Capped<R> {
+impl<R: Read> Read for Capped<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let read = self.inner.read(buf)?;
-        self.left = self
-            .left
-            .checked_sub(read as u64)
-            .ok_or_else(|| std::io::Error::other(format!("the decompressed log exceeds {MAX_LOG_BYTES} bytes")))?;
+        self.left = self.left.checked_sub(read as u64).ok_or_else(|| {
+            self.exceeded.set(true);
+            std::io::Error::other("the decompressed log is too large")
+        })?;
         Ok(read)
     }
 }
@@ -132,8 +151,8 @@ impl UploadBucket {
         Ok(presigned.uri().to_owned())
     }
 
-    /// The object's bytes, if it is at most [`MAX_UPLOAD_BYTES`] (else `Ok(Err(size))`).
-    pub async fn read(&self, key: &str) -> Result<Result<Vec<u8>, u64>, IntakeError> {
+    /// The object's bytes; [`IntakeError::TooLarge`] past [`MAX_UPLOAD_BYTES`] (read no further).
+    pub async fn read(&self, key: &str) -> Result<Vec<u8>, IntakeError> {
         let storage = |e: String| IntakeError::Storage(e);
         let object = self
             .client
@@ -143,12 +162,13 @@ impl UploadBucket {
             .send()
             .await
             .map_err(|e| storage(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
-        let size = object.content_length().and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+        // S3 always sends the length; without it the object could not be bounded before reading.
+        let size = object.content_length().and_then(|n| u64::try_from(n).ok()).unwrap_or(u64::MAX);
         if size > MAX_UPLOAD_BYTES {
-            return Ok(Err(size));
+            return Err(IntakeError::TooLarge { limit: MAX_UPLOAD_BYTES, decompressed: false });
         }
         let bytes = object.body.collect().await.map_err(|e| storage(e.to_string()))?;
-        Ok(Ok(bytes.into_bytes().to_vec()))
+        Ok(bytes.to_vec())
     }
 }
 
@@ -169,23 +189,27 @@ mod tests {
 
     #[test]
     fn plain_and_gzip_logs_read_the_same() {
-        let plain = read_log(LOG.as_bytes(), None).unwrap();
+        let plain = read_request(LOG.as_bytes(), None).unwrap();
         assert_eq!(plain.cwes.keys().copied().collect::<Vec<_>>(), vec![89]);
-        assert_eq!(read_log(&gzip(LOG.as_bytes()), Some("GZIP")).unwrap(), plain);
-        assert_eq!(read_log(&gzip(LOG.as_bytes()), None).unwrap(), plain, "recognised without the header");
+        assert_eq!(read_request(&gzip(LOG.as_bytes()), Some("GZIP")).unwrap(), plain);
+        assert_eq!(read_request(&gzip(LOG.as_bytes()), Some("x-gzip")).unwrap(), plain);
+        assert_eq!(read_request(&gzip(LOG.as_bytes()), None).unwrap(), plain, "recognised without the header");
         assert_eq!(read_upload(&gzip(LOG.as_bytes())).unwrap(), plain);
         assert_eq!(read_upload(LOG.as_bytes()).unwrap(), plain);
-        assert!(matches!(read_log(LOG.as_bytes(), Some("br")), Err(IntakeError::UnsupportedEncoding(e)) if e == "br"));
-        assert!(matches!(read_log(LOG.as_bytes(), Some("gzip")), Err(IntakeError::Invalid(SarifError::Malformed(_)))));
+        let br = read_request(LOG.as_bytes(), Some("br"));
+        assert!(matches!(br, Err(IntakeError::UnsupportedEncoding(e)) if e == "br"));
+        let not_gzip = read_request(LOG.as_bytes(), Some("gzip"));
+        assert!(matches!(not_gzip, Err(IntakeError::Invalid(SarifError::Malformed(_)))));
     }
 
     #[test]
-    fn a_decompressed_log_past_the_cap_is_refused_without_reading_on() {
-        let mut capped = Capped { inner: std::io::repeat(b' '), left: 10 };
-        let mut buf = [0u8; 8];
-        assert_eq!(capped.read(&mut buf).unwrap(), 8);
-        let err = capped.read(&mut buf).unwrap_err();
-        assert!(err.to_string().contains("exceeds"), "{err}");
+    fn a_gzip_bomb_is_refused_once_past_the_cap() {
+        // 129 MiB of spaces after the log's opening brace compress to ~130 KB.
+        let mut bomb = b"{".to_vec();
+        bomb.resize(MAX_REQUEST_LOG_BYTES as usize + 1024 * 1024, b' ');
+        let err = read_request(&gzip(&bomb), Some("gzip")).unwrap_err();
+        assert!(matches!(err, IntakeError::TooLarge { limit: MAX_REQUEST_LOG_BYTES, decompressed: true }), "{err:?}");
+        assert_eq!(err.to_string(), format!("the log exceeds {MAX_REQUEST_LOG_BYTES} bytes once decompressed"));
     }
 
     #[test]

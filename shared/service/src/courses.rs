@@ -1,21 +1,11 @@
 //! `custom_course.updated`: the course's items decide what its assignments track.
 
-use std::sync::OnceLock;
-
 use chrono::{DateTime, Utc};
-use domain::{Assignment, Catalog, CourseId, CustomCourse, CustomCourseItem, OrgId, RosterStatus};
-use store::StoreError;
+use domain::{Assignment, CourseId, CustomCourse, CustomCourseItem, OrgId, RosterStatus};
 
+use crate::roster::bundled_catalog as catalog;
 use crate::roster_build::{INLINE_PAGES, Mode, run_here};
 use crate::{AppError, Applied, Ctx};
-
-fn catalog() -> Result<&'static Catalog, StoreError> {
-    static CATALOG: OnceLock<Result<Catalog, String>> = OnceLock::new();
-    CATALOG
-        .get_or_init(|| Catalog::bundled().map_err(|e| e.to_string()))
-        .as_ref()
-        .map_err(|e| StoreError::Corrupt(format!("bundled catalog: {e}")))
-}
 
 /// Stores the course (newer wins), then re-resolves every active assignment on it against the course
 /// as stored — so a late, older event changes nothing and a retried one finishes the job: adding an

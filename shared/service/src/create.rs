@@ -87,11 +87,7 @@ pub async fn create(
         let assignment = new.into_assignment(id, resolved, user.name.clone(), actor.id.clone(), actor.now);
         let rows: Vec<ProgressRow> = std::iter::once(&user)
             .filter(|_| !new_starters_only)
-            .map(|user| {
-                let mut row = assignment.new_row(user.user_id, Source::Individual, actor.now);
-                row.membership_at = user.membership_at();
-                row
-            })
+            .map(|user| individual_row(&assignment, user, actor.now))
             .collect();
         (assignment, rows, None)
     } else {
@@ -121,16 +117,38 @@ pub async fn create(
         };
         events.push(crate::roster_build::requested(org, id, &from, run, actor.now));
     }
-    let audit = actor.audit(
-        "assignment.created",
-        ("assignment", id.to_string(), assignment.target_title.clone()),
-        json!({"before": null, "after": view(&assignment), "learnerCount": rows.len(),
-               "rosterStatus": assignment.roster_status.as_str()}),
-    );
+    let audit = created_audit(actor, &assignment, view(&assignment), rows.len());
     events.insert(0, outbound::assignment_changed("assignment.created", org, &assignment, &actor.id, actor.now));
     let created = store.create_assignment(org, &assignment, &audit, &rows, &events).await?;
     tracing::info!(assignment_id = %id, learners = rows.len(), roster = assignment.roster_status.as_str(), "assignment created");
     Ok(created)
+}
+
+/// The row of an individual assignment's learner, in scope from the projection's membership time
+/// (so a leave that is older than the row but arrives later still removes them).
+pub(crate) fn individual_row(
+    assignment: &domain::Assignment,
+    user: &User,
+    at: chrono::DateTime<chrono::Utc>,
+) -> ProgressRow {
+    let mut row = assignment.new_row(user.user_id, Source::Individual, at);
+    row.membership_at = user.membership_at();
+    row
+}
+
+/// The audit entry of a created assignment: `after` is how the API shows it.
+pub(crate) fn created_audit(
+    actor: &Actor,
+    assignment: &domain::Assignment,
+    after: Value,
+    learners: usize,
+) -> domain::AuditEntry {
+    actor.audit(
+        "assignment.created",
+        ("assignment", assignment.id.to_string(), assignment.target_title.clone()),
+        json!({"before": null, "after": after, "learnerCount": learners,
+               "rosterStatus": assignment.roster_status.as_str()}),
+    )
 }
 
 /// Whom a dry run's assignee reaches.

@@ -2,12 +2,23 @@
 //! org's custom courses, the assignee against the user/team projection. Create and the roster runs
 //! list members here, a page at a time (the dry run counts them: see `create::preview`).
 
+use std::sync::OnceLock;
+
 use domain::{
-    Assignee, AssigneeType, CourseId, OrgId, ResolvedTarget, Source, Target, TargetType, TeamId, User, UserId,
+    Assignee, AssigneeType, Catalog, CourseId, OrgId, ResolvedTarget, Source, Target, TargetType, TeamId, User, UserId,
 };
 use store::{Store, StoreError};
 
 use crate::AppError;
+
+/// The catalog this build ships (what the table's catalog nodes were loaded from), parsed once.
+pub(crate) fn bundled_catalog() -> Result<&'static Catalog, StoreError> {
+    static CATALOG: OnceLock<Result<Catalog, String>> = OnceLock::new();
+    CATALOG
+        .get_or_init(|| Catalog::bundled().map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| StoreError::Corrupt(format!("bundled catalog: {e}")))
+}
 
 /// The target's title, path and tracked units. Catalog targets cost one GetItem.
 pub async fn resolve_target(store: &Store, org: &OrgId, target: &Target) -> Result<ResolvedTarget, AppError> {

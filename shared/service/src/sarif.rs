@@ -3,23 +3,25 @@
 //! assignment already gives the author that topic.
 //!
 //! One ingestion per (repository, commit) and org for 24 hours: the first one's response answers every
-//! re-post, whether it came as a request or as an upload. An ingestion writes all of its assignments,
-//! their audit entries and rows, `assignment.created` for each, `sarif.ingested` and the response that
-//! answers re-posts in one transaction: all of it or nothing.
+//! re-post, whether it came as a request or as an upload (an unknown author's is not remembered, so a
+//! re-post once the user is known assigns). An ingestion writes all of its assignments, their audit
+//! entries and rows, `assignment.created` for each, `sarif.ingested` and the response that answers
+//! re-posts in one transaction: all of it or nothing.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::LazyLock;
 
 use chrono::{DateTime, Duration, Utc};
 use domain::sarif::Findings;
 use domain::{
     AssigneeType, Assignment, AssignmentId, Catalog, ContentArea, NewAssignment, OrgId, ResolvedTarget, Scan, Slug,
-    Source, Target, TargetType, TrackedUnit, User, UserId,
+    Target, TargetType, TrackedUnit, User, UserId,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use store::{AssignmentFilter, IdempotencyBegin, IdempotencyKey, Pages, StoredResponse};
+use store::{IdempotencyBegin, IdempotencyKey, IndividualAssignment, Pages, StoreError, StoredResponse};
 
+use crate::create::{created_audit, individual_row};
+use crate::roster::{bundled_catalog, resolve_target};
 use crate::{Actor, AppError, Ctx, outbound};
 
 /// Days from an ingestion to the deadline of the assignments it creates.
@@ -27,15 +29,16 @@ pub const DEADLINE_DAYS: i64 = 14;
 /// Most assignments one ingestion creates (the topics with the most rules first); further topics are
 /// reported in `notCreated`. All of them commit in one transaction.
 pub const MAX_CREATED: usize = 20;
-/// Active assignments per assignee (the author, their team, the org) read to decide coverage, and the
-/// author's rows read for new-starters rosters: beyond these, a topic may be assigned although covered.
+/// Active assignments read per assignee (the author, their team, the org) to decide coverage, and
+/// rows of the author read for new-starters rosters: beyond these, a topic may be assigned although
+/// covered.
 const MAX_COVERAGE_READS: usize = 2_000;
 const PAGE: usize = 200;
-/// The stored response is the ingestion's own JSON; every re-post of the commit gets it, whatever it
-/// carries (a re-run of a scanner writes different timestamps).
-const SAME_COMMIT: &str = "sarif-ingestion";
+/// The request hash every claim of a commit carries: a re-post gets the first response whatever its
+/// body (a scanner's re-run writes new timestamps), instead of `idempotency_key_reused`.
+const ANY_BODY: &str = "sarif-ingestion";
 
-static CATALOG: LazyLock<Result<Catalog, domain::CatalogError>> = LazyLock::new(Catalog::bundled);
+const _: () = assert!(MAX_CREATED <= store::MAX_INDIVIDUAL_ASSIGNMENTS, "an ingestion commits in one transaction");
 
 /// A topic an ingestion assigned, found already assigned, or did not assign.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,46 +121,87 @@ fn topic_entry(node: &domain::CatalogNode, cwes: &BTreeSet<u32>, id: Option<Assi
 
 /// Ingests a log's findings for `scan`'s commit author (see the module docs). A re-post of the same
 /// repository and commit within 24 hours gets the first ingestion's response; one still running
-/// answers [`AppError::IngestionInProgress`].
+/// answers [`AppError::IngestionInProgress`]. `view` is how the audit entries show a new assignment
+/// (the API's representation).
 pub async fn ingest(
     ctx: &Ctx<'_>,
     org: &OrgId,
     scan: &Scan,
     findings: &Findings,
     actor: &Actor,
+    view: &(dyn Fn(&Assignment) -> Value + Sync),
 ) -> Result<Ingested, AppError> {
     let store = ctx.store;
-    let key = IdempotencyKey::new("sarif", "POST /sarif", &format!("{}\n{}", scan.repo, scan.commit_sha));
-    match store.begin_idempotency(org, &key, SAME_COMMIT, actor.now).await? {
+    // Repository names are case-insensitive on the forges CI posts from.
+    let commit = format!("{}\n{}", scan.repo.to_lowercase(), scan.commit_sha);
+    let key = IdempotencyKey::new("sarif", "POST /sarif", &commit);
+    match store.begin_idempotency(org, &key, ANY_BODY, actor.now).await? {
         IdempotencyBegin::Replay(stored) => {
             let ingestion = serde_json::from_str(&stored.body)
-                .map_err(|e| AppError::Store(store::StoreError::Other(format!("stored ingestion: {e}"))))?;
+                .map_err(|e| AppError::Store(StoreError::Corrupt(format!("stored ingestion: {e}"))))?;
             return Ok(Ingested { ingestion, replayed: true });
         }
+        // Every claim of a commit carries the same hash, so a mismatch cannot happen; if it did, the
+        // claim is someone else's.
         IdempotencyBegin::InProgress | IdempotencyBegin::Mismatch => return Err(AppError::IngestionInProgress),
         IdempotencyBegin::Started => {}
     }
-    match run(ctx, org, scan, findings, actor, &key).await {
-        Ok(ingestion) => Ok(Ingested { ingestion, replayed: false }),
-        Err(err) => {
-            // Nothing was written: let the client (or S3's retry) try again now.
+    let outcome = run(&One { ctx, org, scan, findings, actor, view, key: &key }).await;
+    match outcome {
+        Ok(ingestion) if ingestion.author_user_id.is_some() => Ok(Ingested { ingestion, replayed: false }),
+        // An unknown author is not remembered: a re-post once the user is known assigns.
+        Ok(ingestion) => {
             store.release_idempotency(org, &key).await?;
+            Ok(Ingested { ingestion, replayed: false })
+        }
+        Err(err) => {
+            // Nothing was written: let the client (or the upload's retry) try again now. If the key
+            // cannot be given back, its lease runs out in a minute; the client hears the first error.
+            if let Err(release) = store.release_idempotency(org, &key).await {
+                tracing::error!(org = %org, error = %release, "an ingestion's claim was not released");
+            }
             Err(err)
         }
     }
 }
 
-async fn run(
-    ctx: &Ctx<'_>,
-    org: &OrgId,
-    scan: &Scan,
-    findings: &Findings,
-    actor: &Actor,
-    key: &IdempotencyKey,
-) -> Result<Ingestion, AppError> {
+/// Rounds of an ingestion: a topic assigned to the author meanwhile (by an admin, or another commit's
+/// ingestion) refuses the lot; the next round reports it covered.
+const ROUNDS: usize = 3;
+
+/// One ingestion: coverage read, assignments built, all committed at once. When the duplicate lock
+/// names an assignment made for the author since coverage was read (the index may not show it yet),
+/// that assignment is read by id and the ingestion goes round again with it as covering.
+async fn run(one: &One<'_>) -> Result<Ingestion, AppError> {
+    let (ctx, org) = (one.ctx, one.org);
+    let mut meanwhile = Vec::new();
+    let mut round = 0;
+    loop {
+        round += 1;
+        match attempt(one, &meanwhile).await {
+            Err(AppError::Store(StoreError::DuplicateAssignment { existing_id })) if round < ROUNDS => {
+                meanwhile.extend(ctx.store.get_assignment(org, existing_id).await?);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// What one ingestion works with.
+struct One<'a> {
+    ctx: &'a Ctx<'a>,
+    org: &'a OrgId,
+    scan: &'a Scan,
+    findings: &'a Findings,
+    actor: &'a Actor,
+    view: &'a (dyn Fn(&Assignment) -> Value + Sync),
+    key: &'a IdempotencyKey,
+}
+
+async fn attempt(one: &One<'_>, meanwhile: &[Assignment]) -> Result<Ingestion, AppError> {
+    let One { ctx, org, scan, findings, actor, view, key } = *one;
     let store = ctx.store;
-    let catalog = CATALOG.as_ref().map_err(|e| AppError::Unavailable(format!("bundled catalog: {e}")))?;
-    let mapped = map_cwes(catalog, findings);
+    let mapped = map_cwes(bundled_catalog()?, findings);
     let mut ingestion = Ingestion {
         ingestion_id: uuid::Uuid::now_v7(),
         source: scan.source.clone(),
@@ -176,54 +220,67 @@ async fn run(
         ingested_at: actor.now,
     };
 
-    let mut created = Vec::new();
-    let mut events = Vec::new();
-    match store.active_user_by_email(org, &scan.author_email).await? {
+    let mut to_create = Vec::new();
+    let author = store.active_user_by_email(org, &scan.author_email).await?;
+    match &author {
         None => {
             ingestion.reason = Some("no active user of the organization has the commit author's email".into());
             ingestion.not_created = mapped.topics.iter().map(|(node, cwes, _)| topic_entry(node, cwes, None)).collect();
         }
         Some(author) => {
             ingestion.author_user_id = Some(author.user_id);
-            let covering = covering_assignments(ctx, org, &author).await?;
+            let mut covering = covering_assignments(ctx, org, author).await?;
+            covering.extend(meanwhile.iter().filter(|a| a.is_active).cloned());
             for (node, cwes, rules) in &mapped.topics {
                 if let Some(existing) = covering.iter().find(|a| teaches(a, &node.slug)) {
                     ingestion.already_covered.push(topic_entry(node, cwes, Some(existing.id)));
-                } else if created.len() == MAX_CREATED {
+                } else if to_create.len() == MAX_CREATED {
                     ingestion.not_created.push(topic_entry(node, cwes, None));
                 } else {
-                    let assignment = assignment_for(&author, node, scan, findings, rules, actor);
-                    ingestion.created.push(topic_entry(node, cwes, Some(assignment.id)));
-                    created.push(assignment);
+                    to_create.push((node, cwes, rules));
                 }
             }
         }
     }
 
-    let mut written = Vec::with_capacity(created.len());
-    for assignment in created {
-        let view = json!({"assignmentId": assignment.id, "targetId": assignment.target.target_id,
-                          "assigneeId": assignment.assignee.assignee_id, "deadline": assignment.deadline});
-        let audit = actor.audit(
-            "assignment.created",
-            ("assignment", assignment.id.to_string(), assignment.target_title.clone()),
-            json!({"before": null, "after": view, "learnerCount": 1, "ingestionId": ingestion.ingestion_id,
-                   "repo": scan.repo, "commitSha": scan.commit_sha, "tools": findings.tools, "source": scan.source}),
-        );
-        events.push(outbound::assignment_changed("assignment.created", org, &assignment, &actor.id, actor.now));
-        let user = UserId::parse(&assignment.assignee.assignee_id)
-            .map_err(|_| AppError::UnknownAssignee("the author's id is not a user id".into()))?;
-        let row = assignment.new_row(user, Source::Individual, actor.now);
-        written.push((assignment, audit, row));
+    // Targets as the table has them (what every other use case assigns): at most MAX_CREATED reads.
+    let targets: Vec<Target> = to_create.iter().map(|(node, _, _)| topic_target(node)).collect();
+    let resolved = futures::future::try_join_all(targets.iter().map(|t| resolve_target(store, org, t))).await?;
+    let targets = targets.into_iter().zip(resolved);
+
+    let mut written = Vec::with_capacity(to_create.len());
+    let mut events = Vec::with_capacity(to_create.len() + 1);
+    if let Some(author) = &author {
+        for ((node, cwes, rules), (target, resolved)) in to_create.iter().zip(targets) {
+            let assignment = assignment_for(author, target, resolved, scan, findings, rules, actor);
+            let mut audit = created_audit(actor, &assignment, view(&assignment), 1);
+            if let Value::Object(metadata) = &mut audit.metadata {
+                metadata.insert("ingestionId".into(), json!(ingestion.ingestion_id));
+                metadata.insert("source".into(), json!(scan.source));
+                metadata.insert("repo".into(), json!(scan.repo));
+                metadata.insert("commitSha".into(), json!(scan.commit_sha));
+                metadata.insert("tools".into(), json!(findings.tools));
+            }
+            ingestion.created.push(topic_entry(node, cwes, Some(assignment.id)));
+            events.push(outbound::assignment_changed("assignment.created", org, &assignment, &actor.id, actor.now));
+            let row = individual_row(&assignment, author, actor.now);
+            written.push(IndividualAssignment { assignment, audit, row });
+        }
     }
-    let detail = serde_json::to_value(&ingestion)
-        .map_err(|e| AppError::Store(store::StoreError::Other(format!("ingestion: {e}"))))?;
-    events.push(outbound::other("sarif.ingested", org, actor.now, detail.clone()));
+    let detail =
+        serde_json::to_value(&ingestion).map_err(|e| AppError::Store(StoreError::Other(format!("ingestion: {e}"))))?;
     let response = StoredResponse { status: 200, headers: Vec::new(), body: detail.to_string() };
-    store.create_individual_assignments(org, &written, &events, Some((key, &response)), actor.now).await?;
+    events.push(outbound::other("sarif.ingested", org, actor.now, detail));
+    // An unknown author's answer is not remembered (see `ingest`).
+    let remembered = author.is_some().then_some((key, &response));
+    store.create_individual_assignments(org, &written, &events, remembered, actor.now).await?;
     tracing::info!(ingestion_id = %ingestion.ingestion_id, created = ingestion.created.len(),
         covered = ingestion.already_covered.len(), "sarif ingested");
     Ok(ingestion)
+}
+
+fn topic_target(topic: &domain::CatalogNode) -> Target {
+    Target { content_area: ContentArea::Practice, target_type: TargetType::Topic, target_id: topic.slug.to_string() }
 }
 
 /// Whether an assignment's tracked units include the whole topic (a topic, module, category or a
@@ -234,6 +291,8 @@ fn teaches(assignment: &Assignment, topic: &Slug) -> bool {
 
 /// The active assignments that give `author` training now: assigned to them, their team or the org
 /// (not new-starters-only), and any whose roster holds a live row of theirs (a new-starters roster).
+/// Each assignee's active assignments are one exact index partition, read up to
+/// [`MAX_COVERAGE_READS`]; the author's rows too.
 async fn covering_assignments(ctx: &Ctx<'_>, org: &OrgId, author: &User) -> Result<Vec<Assignment>, AppError> {
     let store = ctx.store;
     let mut assignees = vec![(AssigneeType::User, author.user_id.to_string()), (AssigneeType::Org, org.to_string())];
@@ -242,25 +301,21 @@ async fn covering_assignments(ctx: &Ctx<'_>, org: &OrgId, author: &User) -> Resu
     }
     let mut covering = Vec::new();
     for (assignee_type, assignee_id) in assignees {
-        let filter = AssignmentFilter {
-            is_active: Some(true),
-            assignee_type: Some(assignee_type),
-            assignee_id: Some(assignee_id),
-            ..Default::default()
-        };
         let mut pages = Pages::default();
         let mut read = 0;
         while let Some(start) = pages.next_start().filter(|_| read < MAX_COVERAGE_READS) {
-            let page = pages.follow(store.list_assignments(org, &filter, PAGE, start).await?);
+            let page = store.active_assignments_page_for(org, assignee_type, &assignee_id, PAGE, start).await?;
+            let page = pages.follow(page);
             read += page.len();
             covering.extend(page.into_iter().filter(|a| !a.new_starters_only));
         }
     }
     let known: HashSet<AssignmentId> = covering.iter().map(|a| a.id).collect();
     let mut rows = Pages::default();
-    let mut on_rosters = Vec::new();
-    while let Some(start) = rows.next_start().filter(|_| on_rosters.len() < MAX_COVERAGE_READS) {
+    let (mut read, mut on_rosters) = (0, Vec::new());
+    while let Some(start) = rows.next_start().filter(|_| read < MAX_COVERAGE_READS) {
         let page = rows.follow(store.user_progress_page(org, author.user_id, PAGE, start).await?);
+        read += page.len();
         on_rosters.extend(
             page.into_iter()
                 .filter(|r| r.removed_at.is_none() && !known.contains(&r.assignment_id))
@@ -273,35 +328,33 @@ async fn covering_assignments(ctx: &Ctx<'_>, org: &OrgId, author: &User) -> Resu
     Ok(covering)
 }
 
-/// The individual assignment of `topic` for the author, due in [`DEADLINE_DAYS`], its note naming the
+/// The individual assignment of a topic for the author, due in [`DEADLINE_DAYS`], its note naming the
 /// scan.
 fn assignment_for(
     author: &User,
-    topic: &domain::CatalogNode,
+    target: Target,
+    resolved: ResolvedTarget,
     scan: &Scan,
     findings: &Findings,
     rules: &BTreeSet<String>,
     actor: &Actor,
 ) -> Assignment {
+    const NOTE_RULES: usize = 10;
     let short_sha: String = scan.commit_sha.chars().take(12).collect();
-    let rules: Vec<&str> = rules.iter().map(String::as_str).take(10).collect();
+    let named: Vec<&str> = rules.iter().map(String::as_str).take(NOTE_RULES).collect();
     let mut note = format!(
         "Code scanning ({}) found this in {}@{short_sha}{}: {}{}.",
         if findings.tools.is_empty() { scan.source.clone() } else { findings.tools.join(", ") },
         scan.repo,
         scan.branch.as_deref().map(|b| format!(" ({b})")).unwrap_or_default(),
-        if rules.is_empty() { "results".to_owned() } else { format!("rule {}", rules.join(", ")) },
-        if rules.len() == 10 { " …" } else { "" },
+        if named.is_empty() { "results".to_owned() } else { format!("rule {}", named.join(", ")) },
+        if rules.len() > NOTE_RULES { " …" } else { "" },
     );
     if note.chars().count() > domain::validation::MAX_NOTE_CHARS {
         note = note.chars().take(domain::validation::MAX_NOTE_CHARS - 1).collect::<String>() + "…";
     }
     let new = NewAssignment {
-        target: Target {
-            content_area: ContentArea::Practice,
-            target_type: TargetType::Topic,
-            target_id: topic.slug.to_string(),
-        },
+        target,
         assignee: domain::Assignee { assignee_type: AssigneeType::User, assignee_id: author.user_id.to_string() },
         deadline: (actor.now + Duration::days(DEADLINE_DAYS)).date_naive(),
         due_in_days: None,
@@ -310,16 +363,10 @@ fn assignment_for(
         is_mandatory: false,
         note: Some(note),
     };
-    new.into_assignment(
-        AssignmentId::new_v7(),
-        ResolvedTarget::from(topic.clone()),
-        author.name.clone(),
-        actor.id.clone(),
-        actor.now,
-    )
+    new.into_assignment(AssignmentId::new_v7(), resolved, author.name.clone(), actor.id.clone(), actor.now)
 }
 
 /// The JSON of an ingestion (the response body, the upload's outcome).
-pub fn to_json(ingestion: &Ingestion) -> Value {
-    serde_json::to_value(ingestion).unwrap_or(Value::Null)
+pub fn to_json(ingestion: &Ingestion) -> Result<Value, AppError> {
+    serde_json::to_value(ingestion).map_err(|e| AppError::Store(StoreError::Other(format!("ingestion: {e}"))))
 }

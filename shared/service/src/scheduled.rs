@@ -278,6 +278,47 @@ async fn recount_headcounts(store: &store::Store, org: &OrgId) -> usize {
     repaired
 }
 
+/// Users read per org and run by the email index's one-off backfill (users written before the index
+/// existed): a 100,000-user org is done in a day of hourly runs.
+const EMAIL_INDEX_USERS_PER_RUN: usize = 5_000;
+
+/// The email index's backfill for one org, a bounded share per run, resumed from where it stopped
+/// (the index itself is written with every user write since it exists). Errors are logged: the next
+/// run goes on. Returns the users read.
+async fn index_user_emails(store: &store::Store, org: &OrgId) -> usize {
+    let after = match store.email_index_progress(org).await {
+        Ok(Some(None)) => return 0,
+        Ok(Some(after)) => after,
+        Ok(None) => None,
+        Err(error) => {
+            tracing::error!(org = %org, %error, "email index progress not read");
+            return 0;
+        }
+    };
+    let mut last = after;
+    let mut read = 0;
+    while read < EMAIL_INDEX_USERS_PER_RUN {
+        match store.index_user_emails(org, last, 500).await {
+            Ok(Some(user)) => {
+                last = Some(user);
+                read += 500;
+            }
+            Ok(None) => {
+                last = None;
+                break;
+            }
+            Err(error) => {
+                tracing::error!(org = %org, %error, "email index not written");
+                return read;
+            }
+        }
+    }
+    if let Err(error) = store.set_email_index_progress(org, last).await {
+        tracing::error!(org = %org, %error, "email index progress not recorded");
+    }
+    read
+}
+
 /// Compares the roster of every active team and org-wide assignment with the membership projection
 /// and repairs missing or stale rows (a roster run: a bounded share here, the rest by the roster
 /// worker; a stopped run is started again), then, once the roster is complete, the counters if rows
@@ -289,6 +330,7 @@ pub async fn reconcile_rosters(ctx: &Ctx<'_>, only: Option<&[OrgId]>) -> Result<
     for org in each_org(ctx, only).await? {
         report.orgs += 1;
         report.count += recount_headcounts(store, &org).await;
+        index_user_emails(store, &org).await;
         let stored_obliging = store.compliance_rollups(&org).await?.mandatory_assignments;
         let mut obliging = 0;
         let mut pages = Pages::default();

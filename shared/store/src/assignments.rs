@@ -71,11 +71,16 @@ fn org_marker(org: &OrgId) -> Item {
 
 /// One assignment of [`Store::create_individual_assignments`]: the assignment, its audit entry and its
 /// learner's row.
-pub type IndividualAssignment = (Assignment, AuditEntry, ProgressRow);
+#[derive(Debug, Clone)]
+pub struct IndividualAssignment {
+    pub assignment: Assignment,
+    pub audit: AuditEntry,
+    pub row: ProgressRow,
+}
 
 /// Most assignments [`Store::create_individual_assignments`] writes at once: each is 4 items of a
-/// transaction (assignment, lock, audit entry, row), which also holds the org marker, the outbox batch
-/// and the idempotency record (100 items at most).
+/// transaction (assignment, lock, audit entry, row), which also holds the outbox batch and the
+/// idempotency record (100 items at most).
 pub const MAX_INDIVIDUAL_ASSIGNMENTS: usize = 24;
 
 pub(crate) fn lock_pk(org: &OrgId, a: &Assignment) -> Result<String, StoreError> {
@@ -156,9 +161,20 @@ impl Store {
                 created.len()
             )));
         }
+        // Before the transaction and only if absent: every ingestion of every org would otherwise
+        // write the registry's item of its org in its transaction, and concurrent ones conflict. Even
+        // with nothing created: the reconcile job then visits the org, whose users written before the
+        // email index existed it indexes (an unknown author may be one of them).
+        let registered = self.send_put(
+            self.put_request().set_item(Some(org_marker(org))).condition_expression("attribute_not_exists(PK)"),
+        );
+        match registered.await {
+            Ok(_) | Err(StoreError::ConditionFailed) => {}
+            Err(e) => return Err(e),
+        }
         let mut tx = self.transaction();
         let mut locks = Vec::with_capacity(created.len());
-        for (assignment, audit, row) in created {
+        for IndividualAssignment { assignment, audit, row } in created {
             if assignment.assignee.assignee_type != AssigneeType::User
                 || (assignment.is_active && assignment.is_mandatory)
             {
@@ -170,9 +186,6 @@ impl Store {
             locks.push((tx.put_with(lock_put(org, assignment)?)?, assignment));
             tx.audit(org, audit)?;
             tx.put(progress_item(org, row, &stored)?, Some("attribute_not_exists(PK)"))?;
-        }
-        if !created.is_empty() {
-            tx.put(org_marker(org), None)?;
         }
         tx.outbox(org, events, now)?;
         if let Some((key, response)) = completes {
@@ -301,6 +314,19 @@ impl Store {
     ) -> Result<Vec<Assignment>, StoreError> {
         let aimed_at = Partition::index(keys::GSI2, keys::assignee_index(org, assignee_type, assignee_id)?);
         self.all_of::<AssignmentRecord>(&aimed_at).await
+    }
+
+    /// Pattern 4, a page at a time: the active assignments aimed at one assignee.
+    pub async fn active_assignments_page_for(
+        &self,
+        org: &OrgId,
+        assignee_type: AssigneeType,
+        assignee_id: &str,
+        limit: usize,
+        start: Option<PageKey>,
+    ) -> Result<Page<Assignment>, StoreError> {
+        let aimed_at = Partition::index(keys::GSI2, keys::assignee_index(org, assignee_type, assignee_id)?);
+        self.page_of::<AssignmentRecord>(&aimed_at, start, limit).await
     }
 
     /// Applies an admin's change (`before` → `after`) with its audit entry in one transaction.

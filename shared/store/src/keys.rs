@@ -236,6 +236,14 @@ pub fn sarif_upload_pk(org: &OrgId, upload: uuid::Uuid) -> String {
 
 pub const SARIF_UPLOAD_SK: &str = "UPLOAD";
 
+/// One-off data migrations of an org (what the reconcile job has done): `ORG#<org>#MIGRATION`.
+pub fn migration_pk(org: &OrgId) -> String {
+    format!("ORG#{org}#MIGRATION")
+}
+
+/// The email index of users written before it existed (`Store::index_user_emails`).
+pub const EMAIL_INDEX_SK: &str = "EMAIL_INDEX";
+
 /// A caller's request counters of one calendar hour; `subject` is `key-<keyId>` or `user-<userId>`.
 /// IAM narrows the read-only routes' UpdateItem to these keys (`dynamodb:LeadingKeys` `ORG#*#RATE#*`).
 pub fn rate_pk(org: &OrgId, subject: &str, hour: &str) -> String {

@@ -53,7 +53,7 @@ fn individual(user: UserId, topic: &str) -> store::IndividualAssignment {
     let mut a = assignment(AssigneeType::User, &user.to_string(), topic, in_days(14));
     a.is_mandatory = false;
     let row = a.new_row(user, Source::Individual, Utc::now());
-    (a, audit("assignment.created", topic), row)
+    store::IndividualAssignment { assignment: a, audit: audit("assignment.created", topic), row }
 }
 
 #[tokio::test]
@@ -74,7 +74,7 @@ async fn an_ingestion_commits_all_its_assignments_with_its_response_or_nothing()
         .create_individual_assignments(&org, &first, std::slice::from_ref(&event), Some((&key, &response)), Utc::now())
         .await
         .unwrap();
-    for (a, _, _) in &first {
+    for store::IndividualAssignment { assignment: a, .. } in &first {
         let stored = store.get_assignment(&org, a.id).await.unwrap().unwrap();
         assert_eq!(stored.aggregates.total_users, 1, "counters equal the one row");
         assert!(store.progress_row(&org, a.id, learner).await.unwrap().is_some());
@@ -93,8 +93,11 @@ async fn an_ingestion_commits_all_its_assignments_with_its_response_or_nothing()
         .create_individual_assignments(&org, &second, &[event], Some((&key2, &response)), Utc::now())
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::DuplicateAssignment { existing_id } if existing_id == first[0].0.id), "{err:?}");
-    assert!(store.get_assignment(&org, second[0].0.id).await.unwrap().is_none(), "nothing of it was written");
+    assert!(
+        matches!(err, StoreError::DuplicateAssignment { existing_id } if existing_id == first[0].assignment.id),
+        "{err:?}"
+    );
+    assert!(store.get_assignment(&org, second[0].assignment.id).await.unwrap().is_none(), "nothing of it was written");
     assert_eq!(store.user_progress_rows(&org, learner).await.unwrap().len(), 2);
     assert_eq!(store.begin_idempotency(&org, &key2, "h", Utc::now()).await.unwrap(), IdempotencyBegin::InProgress);
 
@@ -134,4 +137,20 @@ async fn an_upload_ends_once_and_only_in_its_org() {
     assert!(!store.finish_sarif_upload(&acme, &failed).await.unwrap(), "the first outcome stays");
     assert_eq!(store.sarif_upload(&acme, upload.upload_id).await.unwrap(), Some(ingested));
     assert!(store.finish_sarif_upload(&acme, &upload).await.is_err(), "pending is not an end");
+}
+
+#[tokio::test]
+async fn every_topic_a_cwe_maps_to_resolves_in_the_loaded_catalog() {
+    let store = store().await;
+    let catalog = domain::Catalog::bundled().unwrap();
+    store.put_catalog(catalog.nodes()).await.unwrap();
+    let mut topics = std::collections::BTreeSet::new();
+    for (cwe, slug) in catalog.cwe_topics() {
+        if topics.insert(slug.clone()) {
+            let node = store.catalog_node(domain::ContentArea::Practice, domain::TargetType::Topic, slug.as_str());
+            let node = node.await.unwrap().unwrap_or_else(|| panic!("CWE-{cwe}: topic '{slug}' is not in the table"));
+            assert_eq!(node.units.len(), 1, "a topic tracks its own challenges");
+        }
+    }
+    assert_eq!(topics.len(), 92, "topics that teach at least one CWE");
 }

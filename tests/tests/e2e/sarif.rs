@@ -105,8 +105,11 @@ async fn bandit_findings_assign_the_author_what_their_team_does_not_already_have
     );
     assert_eq!(body["authorUserId"], json!(author.user_id));
     assert_eq!(body["tools"], json!(["Bandit"]));
-    assert_eq!(body["results"], json!(9), "bandit's nine findings in the sample");
-    assert_eq!(body["cwes"], json!(["CWE-20", "CWE-78", "CWE-89", "CWE-295", "CWE-327", "CWE-400", "CWE-502"]));
+    assert_eq!(body["results"], json!(10), "bandit's ten findings in the sample");
+    assert_eq!(
+        body["cwes"],
+        json!(["CWE-20", "CWE-78", "CWE-89", "CWE-295", "CWE-327", "CWE-400", "CWE-502", "CWE-703"])
+    );
     assert_eq!(
         topics(&reply, "created"),
         expected(&[
@@ -127,7 +130,8 @@ async fn bandit_findings_assign_the_author_what_their_team_does_not_already_have
     for topic in ["input-validation", "os-command-injection", "sql-injection"] {
         assert_eq!(assignment_of(&reply, "alreadyCovered", topic), module, "covered by the team's module");
     }
-    assert_eq!(body["unmappedCwes"], json!([]));
+    // B101 (assert used for a check) is CWE-703, which no topic teaches.
+    assert_eq!(body["unmappedCwes"], json!(["CWE-703"]));
     assert_eq!(body["notCreated"], json!([]));
 
     // The author sees each new one in their own view: individual, due in 14 days, the note naming the scan.
@@ -277,6 +281,10 @@ async fn refused_and_unknown_ingestions_create_nothing() {
     assert_eq!((unknown.body["authorUserId"].clone(), unknown.body["created"].clone()), (Value::Null, json!([])));
     assert!(unknown.body["reason"].as_str().unwrap().contains("email"), "{:?}", unknown.body);
     assert_eq!(topics(&unknown, "notCreated").len(), 7, "every mapped topic, not assigned");
+    // Not remembered: once the author is known, a re-post of the commit assigns.
+    let again = post_sarif(&env, &org, "someone@elsewhere.example", "abcdef0", bandit.clone()).await;
+    assert!(again.headers.get("idempotent-replayed").is_none());
+    assert_ne!(again.body["ingestionId"], unknown.body["ingestionId"]);
 
     // Who may post: a key with the scope and admins; not a read-only key, not a learner.
     let read_only = post_as(&env, org.api_keys.read_only.as_str(), &author.email, "abcdef1", bandit.clone()).await;
@@ -404,6 +412,25 @@ async fn an_uploaded_log_is_ingested_by_the_worker_under_the_same_rules() {
     assert!(failed.body["failure"].as_str().unwrap().contains("not a SARIF log"), "{:?}", failed.body);
     assert_eq!(learner_view(&env, author).await.len(), 4);
 
+    // An upload whose log never came is reported as expired once it can no longer be ingested.
+    let never = start("0ddba11").await;
+    let never_id = never.body["uploadId"].as_str().unwrap().to_owned();
+    let hours_ago = (Utc::now() - chrono::Duration::hours(3)).to_rfc3339();
+    testkit::stack::raw_client()
+        .await
+        .update_item()
+        .table_name(env.store.table_name())
+        .key("PK", aws_sdk_dynamodb::types::AttributeValue::S(format!("ORG#{}#SARIFUPLOAD#{never_id}", org.org_id)))
+        .key("SK", aws_sdk_dynamodb::types::AttributeValue::S("UPLOAD".into()))
+        .update_expression("SET createdAt = :at")
+        .expression_attribute_values(":at", aws_sdk_dynamodb::types::AttributeValue::S(hours_ago))
+        .send()
+        .await
+        .unwrap();
+    let expired = env.get(&format!("/sarif/uploads/{never_id}")).token(org.api_keys.admin.as_str()).await;
+    assert_eq!(expired.body["status"], "expired", "{:?}", expired.body);
+    assert!(expired.body["failure"].is_string());
+
     // Another org cannot read the upload.
     let rival = env.org().await;
     assert_problem(&env.get(&path).token(rival.api_keys.admin.as_str()).await, 404, "not_found");
@@ -527,4 +554,68 @@ async fn concurrent_posts_of_one_commit_ingest_it_once() {
     }
     assert!(answered.iter().all(|r| r.body == answered[0].body), "one ingestion's response");
     assert_eq!(learner_view(&env, author).await.len(), 7, "each topic once");
+}
+
+#[tokio::test]
+async fn authors_written_before_the_email_index_are_found_once_the_reconcile_job_indexed_them() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let (env, org) = Env::with_org().await;
+    let author = org.learners().next().unwrap();
+    // As a user item written by an earlier version: no email index entry.
+    testkit::stack::raw_client()
+        .await
+        .update_item()
+        .table_name(env.store.table_name())
+        .key("PK", AttributeValue::S(format!("ORG#{}#USER#{}", org.org_id, author.user_id)))
+        .key("SK", AttributeValue::S("PROFILE".into()))
+        .update_expression("REMOVE GSI3PK, GSI3SK")
+        .send()
+        .await
+        .unwrap();
+    let before = post_sarif(&env, &org, &author.email, "01d01d1", scanners::bandit().to_vec()).await;
+    assert_eq!((before.status, before.body["authorUserId"].clone()), (StatusCode::OK, Value::Null));
+
+    env.invoke("ReconcileFunction", json!({"orgIds": [org.org_id.as_str()]})).await;
+    let progress = env.store.email_index_progress(&org.org_id).await.unwrap();
+    assert_eq!(progress, Some(None), "the org's backfill is done");
+    let after = eventually("the email index", || async {
+        let reply = post_sarif(&env, &org, &author.email, "01d01d1", scanners::bandit().to_vec()).await;
+        (reply.body["authorUserId"] == json!(author.user_id)).then_some(reply)
+    })
+    .await;
+    assert_eq!(after.body["created"].as_array().unwrap().len(), 7, "the unknown-author answer was not remembered");
+}
+
+#[tokio::test]
+async fn a_topic_assigned_meanwhile_is_reported_covered_not_refused() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let (env, org) = Env::with_org().await;
+    let author = org.learners().next().unwrap();
+    let meanwhile = create(
+        &env,
+        &org,
+        json!({"contentArea": "practice", "targetType": "topic", "targetId": "sql-injection",
+               "assigneeType": "user", "assigneeId": author.user_id, "deadline": deadline(20)}),
+    )
+    .await;
+    // As if it were created after the ingestion read coverage (the indexes do not show it yet): only
+    // the duplicate lock knows it.
+    let raw = testkit::stack::raw_client().await;
+    let pk = format!("ORG#{}#ASG#{meanwhile}", org.org_id);
+    for sk in ["A".to_owned(), format!("USER#{}", author.user_id)] {
+        raw.update_item()
+            .table_name(env.store.table_name())
+            .key("PK", AttributeValue::S(pk.clone()))
+            .key("SK", AttributeValue::S(sk))
+            .update_expression("REMOVE GSI2PK, GSI2SK")
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let reply = post_sarif(&env, &org, &author.email, "7e57ab1e", scanners::semgrep().to_vec()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(topics(&reply, "alreadyCovered"), expected(&[("sql-injection", &["CWE-89"])]));
+    assert_eq!(assignment_of(&reply, "alreadyCovered", "sql-injection"), meanwhile);
+    assert_eq!(topics(&reply, "created").len(), 3, "{:?}", reply.body);
 }

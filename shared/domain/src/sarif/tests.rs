@@ -286,7 +286,6 @@ fn structural_problems_are_malformed_with_the_reason() {
     assert!(malformed(r#"{"version":"2.1.0"}"#).contains("missing field `runs`"));
     assert!(malformed(r#"{"runs":[]}"#).contains("missing field `version`"));
     assert!(malformed(r#"{"version":"2.1.0","runs":{}}"#).contains("expected an array of runs"));
-    assert!(malformed(r#"{"version":"2.1.0","runs":null}"#).contains("expected an array of runs"));
     assert!(malformed(r#"{"version":2.1,"runs":[]}"#).contains("invalid type"));
     assert!(malformed(r#"[{"version":"2.1.0","runs":[]}]"#).contains("expected a SARIF log object"));
     assert!(malformed("").contains("EOF"));
@@ -415,4 +414,293 @@ fn cwe_property_accepts_bare_numbers_too() {
     for &(value, expected) in cases {
         assert_eq!(cwe_of_property(value), expected, "{value:?}");
     }
+}
+
+#[test]
+fn null_runs_are_a_log_of_nothing() {
+    // SARIF 2.1.0 §3.13.4: `runs` is null when the tool failed before it could start a run.
+    assert_eq!(parse(br#"{"version":"2.1.0","runs":null}"#).unwrap(), Findings::default());
+}
+
+#[test]
+fn what_an_ingestion_echoes_is_bounded() {
+    let run = |tool: &str, cwes: std::ops::Range<u32>| {
+        let results: Vec<String> =
+            cwes.map(|c| format!(r#"{{"ruleId":"r","properties":{{"cwe":["CWE-{c}"]}}}}"#)).collect();
+        format!(r#"{{"tool":{{"driver":{{"name":"{tool}"}}}},"results":[{}]}}"#, results.join(","))
+    };
+    let log = |runs: Vec<String>| format!(r#"{{"version":"2.1.0","runs":[{}]}}"#, runs.join(","));
+
+    let at_limits = log((0..MAX_TOOLS).map(|i| run(&format!("t{i}"), 1..51)).collect());
+    let findings = parse(at_limits.as_bytes()).unwrap();
+    assert_eq!((findings.tools.len(), findings.cwes.len()), (MAX_TOOLS, 50));
+    let many_cwes = log(vec![run("t", 1..(MAX_CWES as u32 + 1))]);
+    assert_eq!(parse(many_cwes.as_bytes()).unwrap().cwes.len(), MAX_CWES);
+
+    let too_many_tools = log((0..=MAX_TOOLS).map(|i| run(&format!("t{i}"), 1..2)).collect());
+    assert!(matches!(parse(too_many_tools.as_bytes()), Err(SarifError::OverLimit { limit: MAX_TOOLS, .. })));
+    let too_many_cwes = log(vec![run("t", 1..(MAX_CWES as u32 + 2))]);
+    assert!(matches!(parse(too_many_cwes.as_bytes()), Err(SarifError::OverLimit { limit: MAX_CWES, .. })));
+    let long_name = log(vec![run(&"x".repeat(MAX_TOOL_NAME_CHARS + 1), 1..2)]);
+    let many_rules: Vec<String> =
+        (0..40).map(|i| format!(r#"{{"ruleId":"r{i}","properties":{{"cwe":"CWE-89"}}}}"#)).collect();
+    let many_rules = format!(
+        r#"{{"version":"2.1.0","runs":[{{"tool":{{"driver":{{"name":"t"}}}},"results":[{}]}}]}}"#,
+        many_rules.join(",")
+    );
+    assert_eq!(parse(many_rules.as_bytes()).unwrap().cwes[&89].len(), MAX_RULES_PER_CWE);
+    let err = parse_reader(long_name.as_bytes()).unwrap_err();
+    assert_eq!(err.to_string(), format!("characters of a tool's name: at most {MAX_TOOL_NAME_CHARS}"));
+}
+
+/// The error of a log both entry points refuse alike.
+fn refused(json: &str) -> SarifError {
+    let from_slice = parse(json.as_bytes());
+    assert_eq!(parse_reader(json.as_bytes()), from_slice);
+    match from_slice {
+        Err(err) => err,
+        Ok(findings) => panic!("expected an error, got {findings:?}"),
+    }
+}
+
+fn log(runs: &[String]) -> String {
+    format!(r#"{{"version":"2.1.0","runs":[{}]}}"#, runs.join(","))
+}
+
+/// A run of tool "T" with `rules` and one result naming rule "r".
+fn run_with_rules(rules: &[String]) -> String {
+    format!(r#"{{"tool":{{"driver":{{"name":"T","rules":[{}]}}}},"results":[{{"ruleId":"r"}}]}}"#, rules.join(","))
+}
+
+/// `"CWE-a", …` for every CWE in `cwes`.
+fn cwe_tags(cwes: std::ops::Range<u32>) -> String {
+    cwes.map(|c| format!(r#""CWE-{c}""#)).collect::<Vec<_>>().join(",")
+}
+
+const TOO_MANY_RULES: SarifError =
+    SarifError::OverLimit { what: "rules (tool.driver.rules and tool.extensions[].rules, all runs)", limit: MAX_RULES };
+const TOO_MANY_CWES_PER_ITEM: SarifError =
+    SarifError::OverLimit { what: "CWEs on one rule or result", limit: MAX_CWES_PER_ITEM };
+const RULE_ID_TOO_LONG: SarifError = SarifError::OverLimit { what: "characters of a rule id", limit: MAX_ID_CHARS };
+const COMPONENT_NAME_TOO_LONG: SarifError =
+    SarifError::OverLimit { what: "characters of a tool component's name", limit: MAX_ID_CHARS };
+const TOOL_NAME_TOO_LONG: SarifError =
+    SarifError::OverLimit { what: "characters of a tool's name", limit: MAX_TOOL_NAME_CHARS };
+const TOO_MANY_TOOLS: SarifError =
+    SarifError::OverLimit { what: "distinct tools (runs[].tool.driver.name)", limit: MAX_TOOLS };
+const TOO_MANY_CWES: SarifError = SarifError::OverLimit { what: "distinct CWEs", limit: MAX_CWES };
+
+#[test]
+fn rules_are_capped_across_components_and_runs_even_when_empty() {
+    let empty = |n: usize| vec!["{}"; n].join(",");
+    let run = |driver: usize, extension: usize| {
+        format!(
+            r#"{{"tool":{{"driver":{{"name":"T","rules":[{}]}},"extensions":[{{"name":"e","rules":[{}]}}]}}}}"#,
+            empty(driver),
+            empty(extension)
+        )
+    };
+    let at_limit = ok(&log(&[run(MAX_RULES, 0)]));
+    assert_eq!(at_limit, Findings { tools: tools(&["T"]), ..Findings::default() });
+    assert_eq!(ok(&log(&[run(40_000, 30_000), run(0, 30_000)])).tools, tools(&["T"]));
+
+    assert_eq!(refused(&log(&[run(MAX_RULES + 1, 0)])), TOO_MANY_RULES);
+    assert_eq!(refused(&log(&[run(40_000, 30_000), run(30_000, 1)])), TOO_MANY_RULES);
+    // Garbage after rule 100,001 is never reached: the count is kept while the rules are read.
+    let cut = format!(
+        r#"{{"version":"2.1.0","runs":[{{"tool":{{"driver":{{"rules":[{},{{"id": not json"#,
+        empty(MAX_RULES + 1)
+    );
+    assert_eq!(refused(&cut), TOO_MANY_RULES);
+    assert_eq!(
+        TOO_MANY_RULES.to_string(),
+        "rules (tool.driver.rules and tool.extensions[].rules, all runs): at most 100000"
+    );
+}
+
+#[test]
+fn extensions_of_a_run_are_capped() {
+    let run =
+        |n: usize| format!(r#"{{"tool":{{"driver":{{"name":"T"}},"extensions":[{}]}}}}"#, vec!["{}"; n].join(","));
+    assert_eq!(ok(&log(&[run(MAX_EXTENSIONS), run(MAX_EXTENSIONS)])).tools, tools(&["T"]));
+    assert_eq!(
+        refused(&log(&[run(MAX_EXTENSIONS + 1)])),
+        SarifError::OverLimit { what: "extensions of one run's tool (runs[].tool.extensions)", limit: MAX_EXTENSIONS }
+    );
+}
+
+#[test]
+fn cwes_of_one_rule_are_capped_as_they_are_collected() {
+    let rule = |tags: &str| format!(r#"{{"id":"r","properties":{{"tags":[{tags}]}}}}"#);
+    let at_limit = ok(&log(&[run_with_rules(&[rule(&cwe_tags(1..101))])]));
+    assert_eq!(at_limit.cwes.len(), MAX_CWES_PER_ITEM);
+    assert!(at_limit.cwes.values().all(|ids| ids.len() == 1 && ids.contains("r")));
+    assert_eq!(refused(&log(&[run_with_rules(&[rule(&cwe_tags(1..102))])])), TOO_MANY_CWES_PER_ITEM);
+
+    // The reviewed attack: one rule with a 4 KB id and 60,000 CWE tags is refused while its tags
+    // are read, before the id could be copied into any CWE.
+    let hostile = format!(r#"{{"properties":{{"tags":[{}]}},"id":"{}"}}"#, cwe_tags(1..60_001), "x".repeat(4_096));
+    assert_eq!(refused(&log(&[run_with_rules(&[hostile])])), TOO_MANY_CWES_PER_ITEM);
+
+    // Tags, the cwe property and relationships to the CWE taxonomy count together.
+    let mixed = |last: u32| {
+        let cwe: Vec<String> = (51..=100).map(|c| c.to_string()).collect();
+        format!(
+            r#"{{"id":"r","properties":{{"tags":[{}],"cwe":[{}]}},"relationships":[
+                {{"target":{{"id":"{last}","toolComponent":{{"name":"CWE"}}}}}},
+                {{"target":{{"id":"9999","toolComponent":{{"name":"OWASP"}}}}}}]}}"#,
+            cwe_tags(1..51),
+            cwe.join(",")
+        )
+    };
+    assert_eq!(ok(&log(&[run_with_rules(&[mixed(100)])])).cwes.len(), MAX_CWES_PER_ITEM);
+    assert_eq!(refused(&log(&[run_with_rules(&[mixed(101)])])), TOO_MANY_CWES_PER_ITEM);
+    // Distinct CWEs count, not mentions: the same 100 named three ways are 100.
+    let repeated = format!(r#"{{"id":"r","properties":{{"tags":[{0},{0}],"cwe":[{0}]}}}}"#, cwe_tags(1..101));
+    assert_eq!(ok(&log(&[run_with_rules(&[repeated])])).cwes.len(), MAX_CWES_PER_ITEM);
+}
+
+#[test]
+fn own_cwes_of_one_result_are_capped() {
+    let result = |tags: std::ops::Range<u32>, taxa: std::ops::Range<u32>| {
+        let taxa: Vec<String> = taxa.map(|c| format!(r#"{{"id":"{c}","toolComponent":{{"name":"CWE"}}}}"#)).collect();
+        let json = format!(
+            r#"{{"tool":{{"driver":{{"name":"T"}}}},"results":[{{"ruleId":"r","properties":{{"tags":[{}]}},"taxa":[{}]}}]}}"#,
+            cwe_tags(tags),
+            taxa.join(",")
+        );
+        log(&[json])
+    };
+    assert_eq!(ok(&result(1..61, 61..101)).cwes.len(), MAX_CWES_PER_ITEM);
+    assert_eq!(refused(&result(1..61, 61..102)), TOO_MANY_CWES_PER_ITEM);
+    assert_eq!(refused(&result(1..102, 0..0)), TOO_MANY_CWES_PER_ITEM);
+}
+
+#[test]
+fn rule_ids_are_capped_in_characters_wherever_they_appear() {
+    let long = "r".repeat(MAX_ID_CHARS + 1);
+    // Characters, not bytes: 1,024 two-byte characters are within the limit.
+    let wide = "é".repeat(MAX_ID_CHARS);
+    let driver_rule = |id: &str| {
+        log(&[format!(
+            r#"{{"tool":{{"driver":{{"name":"T","rules":[{{"id":"{id}","properties":{{"tags":["CWE-79"]}}}}]}}}},"results":[{{"ruleIndex":0}}]}}"#
+        )])
+    };
+    let result = |fields: &str| log(&[format!(r#"{{"tool":{{"driver":{{"name":"T"}}}},"results":[{{{fields}}}]}}"#)]);
+
+    assert_eq!(ok(&driver_rule(&wide)).cwes, cwes(&[(79, &[wide.as_str()])]));
+    assert_eq!(refused(&driver_rule(&long)), RULE_ID_TOO_LONG);
+    assert_eq!(refused(&result(&format!(r#""ruleId":"{long}""#))), RULE_ID_TOO_LONG);
+    assert_eq!(refused(&result(&format!(r#""rule":{{"id":"{long}"}}"#))), RULE_ID_TOO_LONG);
+    // Refused even where a ruleId would have been preferred to it.
+    assert_eq!(refused(&result(&format!(r#""ruleId":"r","rule":{{"id":"{long}"}}"#))), RULE_ID_TOO_LONG);
+    assert_eq!(
+        ok(&result(&format!(r#""ruleId":"{wide}","properties":{{"cwe":"89"}}"#))).cwes,
+        cwes(&[(89, &[wide.as_str()])])
+    );
+}
+
+#[test]
+fn tool_component_names_are_capped_in_characters() {
+    let long = "n".repeat(MAX_ID_CHARS + 1);
+    let with_names = |driver: &str, extension: &str| {
+        log(&[format!(r#"{{"tool":{{"driver":{{"name":"{driver}"}},"extensions":[{{"name":"{extension}"}}]}}}}"#)])
+    };
+    // The driver's name is the tool's name, which is echoed: it has the stricter of the two limits.
+    assert_eq!(refused(&with_names(&long, "pack")), TOOL_NAME_TOO_LONG);
+    let driver_at_limit = "d".repeat(MAX_TOOL_NAME_CHARS);
+    assert_eq!(ok(&with_names(&driver_at_limit, "pack")).tools, vec![driver_at_limit.clone()]);
+    assert_eq!(refused(&with_names(&"d".repeat(MAX_TOOL_NAME_CHARS + 1), "pack")), TOOL_NAME_TOO_LONG);
+
+    assert_eq!(ok(&with_names("T", &"e".repeat(MAX_ID_CHARS))).tools, tools(&["T"]));
+    assert_eq!(refused(&with_names("T", &long)), COMPONENT_NAME_TOO_LONG);
+    let by_name = format!(
+        r#"{{"tool":{{"driver":{{"name":"T"}}}},"results":[{{"rule":{{"index":0,"toolComponent":{{"name":"{long}"}}}}}}]}}"#
+    );
+    assert_eq!(refused(&log(&[by_name])), COMPONENT_NAME_TOO_LONG);
+}
+
+#[test]
+fn the_first_tool_over_the_limit_stops_the_parse() {
+    let run = |i: usize| format!(r#"{{"tool":{{"driver":{{"name":"tool {i}"}}}}}}"#);
+    assert_eq!(ok(&log(&(0..MAX_TOOLS).map(run).collect::<Vec<_>>())).tools.len(), MAX_TOOLS);
+    // Runs of a tool already named are not new tools.
+    let same_again: Vec<String> = (0..MAX_TOOLS).chain(0..MAX_TOOLS).map(run).collect();
+    assert_eq!(ok(&log(&same_again)).tools.len(), MAX_TOOLS);
+
+    assert_eq!(refused(&log(&(0..=MAX_TOOLS).map(run).collect::<Vec<_>>())), TOO_MANY_TOOLS);
+    assert_eq!(refused(&log(&(0..80_000).map(run).collect::<Vec<_>>())), TOO_MANY_TOOLS);
+    // Nothing after the 21st distinct tool is read.
+    let runs: Vec<String> = (0..=MAX_TOOLS).map(run).collect();
+    let cut = format!(r#"{{"version":"2.1.0","runs":[{},{{"tool": not json"#, runs.join(","));
+    assert_eq!(refused(&cut), TOO_MANY_TOOLS);
+}
+
+#[test]
+fn distinct_cwes_across_rules_are_capped() {
+    // Eleven rules of 91 CWEs each: 1,001 distinct CWEs, none of them over the per-rule cap.
+    let rules_log = |rules: u32, per_rule: u32| {
+        let rules: Vec<String> = (0..rules)
+            .map(|i| {
+                format!(
+                    r#"{{"id":"r{i}","properties":{{"tags":[{}]}}}}"#,
+                    cwe_tags(1 + i * per_rule..1 + (i + 1) * per_rule)
+                )
+            })
+            .collect();
+        let results: Vec<String> = (0..rules.len()).map(|i| format!(r#"{{"ruleId":"r{i}"}}"#)).collect();
+        log(&[format!(
+            r#"{{"tool":{{"driver":{{"name":"T","rules":[{}]}}}},"results":[{}]}}"#,
+            rules.join(","),
+            results.join(",")
+        )])
+    };
+    assert_eq!(ok(&rules_log(10, 100)).cwes.len(), MAX_CWES);
+    assert_eq!(refused(&rules_log(11, 91)), TOO_MANY_CWES);
+}
+
+#[test]
+fn an_unsupported_version_is_quoted_only_in_part() {
+    for unit in ["v", "é", "🦀"] {
+        let version = unit.repeat(10_000);
+        let Err(SarifError::UnsupportedVersion(quoted)) =
+            parse(format!(r#"{{"version":"{version}","runs":[]}}"#).as_bytes())
+        else {
+            panic!("expected UnsupportedVersion for {unit:?}");
+        };
+        assert_eq!(quoted.chars().count(), MAX_VERSION_CHARS + 1);
+        assert_eq!(quoted, format!("{}…", unit.repeat(MAX_VERSION_CHARS)));
+    }
+    let at_limit = "9".repeat(MAX_VERSION_CHARS);
+    assert_eq!(
+        parse(format!(r#"{{"version":"{at_limit}","runs":[]}}"#).as_bytes()),
+        Err(SarifError::UnsupportedVersion(at_limit))
+    );
+}
+
+#[test]
+fn a_malformed_reason_does_not_echo_the_log() {
+    for unit in ["x", "ü", "🦀"] {
+        let json = format!(
+            r#"{{"version":"2.1.0","runs":[{{"tool":{{"driver":{{"name":"T"}}}},"results":[{{"ruleIndex":"{}"}}]}}]}}"#,
+            unit.repeat(1_000_000)
+        );
+        let reason = malformed(&json);
+        assert!(reason.chars().count() <= MAX_REASON_CHARS + 1, "{} characters", reason.chars().count());
+        assert!(reason.starts_with(r#"invalid type: string ""#), "{reason}");
+        assert!(reason.ends_with('…'), "{reason}");
+    }
+    // Short reasons are whole, position included.
+    assert!(malformed(r#"{"version":"2.1.0","runs":[}"#).ends_with("line 1 column 28"));
+}
+
+#[test]
+fn clip_cuts_on_character_boundaries() {
+    assert_eq!(clip("", 3), "");
+    assert_eq!(clip("abc", 3), "abc");
+    assert_eq!(clip("abcd", 3), "abc…");
+    assert_eq!(clip("éèê", 3), "éèê");
+    assert_eq!(clip("éèêë", 3), "éèê…");
+    assert_eq!(clip("🦀🦀🦀🦀", 2), "🦀🦀…");
+    assert_eq!(clip("abc", 0), "…");
 }
