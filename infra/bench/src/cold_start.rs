@@ -30,11 +30,11 @@ const BASELINES: [(&str, &str); 4] = [
     (HELLO, "cold-start-baselines"),
 ];
 
-/// The baseline that builds `function`'s clients: the export functions add S3 to DynamoDB, the outbox
-/// publisher builds only EventBridge, every other function only DynamoDB.
+/// The baseline that builds `function`'s clients: the export and SARIF functions add S3 to DynamoDB,
+/// the outbox publisher builds only EventBridge, every other function only DynamoDB.
 fn baseline_of(function: &str) -> &'static str {
     match function {
-        "export-csv" | "export-worker" => "empty-function-s3",
+        "export-csv" | "export-worker" | "sarif" | "sarif-worker" => "empty-function-s3",
         "outbox-publisher" => "empty-function-eventbridge",
         _ => BASELINE,
     }
