@@ -48,12 +48,10 @@ async fn route(call: Call<'_>, bucket: &UploadBucket) -> Result<Response<Body>, 
 
 /// The scan the v1 headers describe (UTF-8: an author's email or a branch may not be ASCII).
 fn scan_of(call: &Call<'_>) -> Result<Scan, ApiError> {
-    let values: Vec<Option<String>> = ["x-source", "x-repo", "x-branch", "x-commit-sha", "x-commit-author-email"]
-        .iter()
-        .map(|name| call.req.headers().get(*name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()))
-        .collect();
-    let header = |i: usize| values[i].as_deref();
-    Scan::new(header(0), header(1), header(2), header(3), header(4)).map_err(|e| {
+    let [source, repo, branch, sha, email] =
+        ["x-source", "x-repo", "x-branch", "x-commit-sha", "x-commit-author-email"]
+            .map(|name| call.req.headers().get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()));
+    Scan::new(source.as_deref(), repo.as_deref(), branch.as_deref(), sha.as_deref(), email.as_deref()).map_err(|e| {
         let header = match e.field {
             "source" => "X-Source",
             "repo" => "X-Repo",

@@ -19,14 +19,6 @@ const USERS: usize = 1_000;
 /// Assignments seeded concurrently.
 const SEEDED_AT_ONCE: usize = 8;
 
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
-}
-
 /// An org with `USERS` users and `assignments` org-wide assignments (so `assignments × USERS` rows).
 async fn seed(store: &Store, assignments: usize) -> OrgId {
     let org = bench::new_org();
@@ -83,7 +75,7 @@ async fn export(org: &str) {
         done.bytes,
         done.parts,
         done.rows as f64 / seconds,
-        peak_rss_kib()
+        bench::peak_rss_kib()
     );
 }
 

@@ -8,6 +8,15 @@ use domain::{
 };
 use store::Store;
 
+/// This process's peak resident memory so far (VmHWM), in KiB; 0 where /proc is not there.
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
 /// The local stack's table (run with its environment: `source <stack>/stack.env`).
 pub async fn store() -> Store {
     let table = std::env::var("TABLE_NAME").expect("run with the local stack's environment (TABLE_NAME)");

@@ -14,14 +14,6 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
-}
-
 const RULES: usize = 300;
 
 fn location(line: usize) -> Value {
@@ -83,7 +75,7 @@ fn read(way: &str, file: &Path) {
     let seconds = started.elapsed().as_secs_f64();
     println!(
         "{{\"results\": {results}, \"cwes\": {cwes}, \"seconds\": {seconds:.3}, \"peakRssKiB\": {}}}",
-        peak_rss_kib()
+        bench::peak_rss_kib()
     );
 }
 

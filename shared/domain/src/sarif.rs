@@ -8,8 +8,13 @@
 //! Every count and length that decides what is held in memory is capped while the log is read, so
 //! a hostile log is refused at the first thing over a limit instead of after it has been held:
 //! a small gzip can expand to a log of millions of empty rules or a megabyte-long rule id.
+//!
+//! The reader is a tree of serde seeds sharing one `State` (the counts capped across the whole log,
+//! and why a parse was stopped): each object that matters has a seed whose `read` walks its fields
+//! (see `object_seed!`), each array that matters is an `EachOf`, which hands every element on as
+//! soon as it has been read, and everything else is skipped unread.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::io::{BufReader, Read};
@@ -197,28 +202,36 @@ impl State {
             _ => Ok(()),
         }
     }
-
-    /// Counts one more of something capped across the whole log.
-    fn count<E: de::Error>(
-        &self,
-        counter: &Cell<usize>,
-        limit: usize,
-        over: impl FnOnce() -> SarifError,
-    ) -> Result<(), E> {
-        let total = counter.get() + 1;
-        counter.set(total);
-        if total > limit { Err(self.fail(over())) } else { Ok(()) }
-    }
 }
 
-/// Seeds that are their own visitor, asking the deserializer for one shape of JSON.
-macro_rules! seed_visits {
-    ($seed:ty => $value:ty, $shape:ident) => {
+/// Counts one more of something capped across the whole log.
+fn count(counter: &Cell<usize>, limit: usize, over: SarifError) -> Result<(), SarifError> {
+    let total = counter.get() + 1;
+    counter.set(total);
+    if total > limit { Err(over) } else { Ok(()) }
+}
+
+/// Makes `$seed` a seed that is its own visitor and reads a JSON object with its `read` method.
+/// `$expecting` completes serde's "invalid type: …, expected …" when the value is not an object.
+macro_rules! object_seed {
+    ($seed:ty => $value:ty, $expecting:literal) => {
         impl<'de> DeserializeSeed<'de> for $seed {
             type Value = $value;
 
             fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<$value, D::Error> {
-                deserializer.$shape(self)
+                deserializer.deserialize_map(self)
+            }
+        }
+
+        impl<'de> Visitor<'de> for $seed {
+            type Value = $value;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str($expecting)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<$value, A::Error> {
+                self.read(map)
             }
         }
     };
@@ -255,6 +268,53 @@ impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for Nullable<S> {
     }
 }
 
+/// Reads an array one element at a time, so that it is never held whole: `element(i)` makes the
+/// seed for element `i`, and `each` folds what that seed read into `into` as soon as it has been
+/// read, or refuses the log.
+struct EachOf<'s, T, F, G> {
+    state: &'s State,
+    /// Completes serde's "expected …" when the value is not an array.
+    expecting: &'static str,
+    into: T,
+    element: F,
+    each: G,
+}
+
+impl<'de, T, S, F, G> DeserializeSeed<'de> for EachOf<'_, T, F, G>
+where
+    S: DeserializeSeed<'de>,
+    F: FnMut(usize) -> S,
+    G: FnMut(&mut T, S::Value) -> Result<(), SarifError>,
+{
+    type Value = T;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, T, S, F, G> Visitor<'de> for EachOf<'_, T, F, G>
+where
+    S: DeserializeSeed<'de>,
+    F: FnMut(usize) -> S,
+    G: FnMut(&mut T, S::Value) -> Result<(), SarifError>,
+{
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<T, A::Error> {
+        let mut index = 0;
+        while let Some(element) = seq.next_element_seed((self.element)(index))? {
+            (self.each)(&mut self.into, element).map_err(|error| self.state.fail(error))?;
+            index += 1;
+        }
+        Ok(self.into)
+    }
+}
+
 /// Reads a field's value with `read`, refusing a second occurrence of the field as serde's derived
 /// structs do. The check comes before the read, so a repeated field is reported as repeated rather
 /// than as whichever cap its second value would push over.
@@ -271,11 +331,46 @@ fn once<'de, A: MapAccess<'de>, T>(
     Ok(())
 }
 
+/// Reads a string (or null) field's value, refusing it when it is longer than `limit` characters.
+fn capped_text<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    state: &State,
+    what: &'static str,
+    limit: usize,
+) -> Result<Option<String>, A::Error> {
+    let text: Option<String> = map.next_value()?;
+    state.check_chars(text.as_deref(), what, limit)?;
+    Ok(text)
+}
+
+/// Reads past the value of a field that nothing here needs.
+fn skip<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
+    map.next_value::<IgnoredAny>().map(|IgnoredAny| ())
+}
+
+/// The fields read anywhere in a log; each object matches the ones it reads and skips the rest.
 #[derive(Deserialize)]
 #[serde(field_identifier, rename_all = "camelCase")]
-enum LogField {
+enum Field {
     Version,
     Runs,
+    Tool,
+    Results,
+    Driver,
+    Extensions,
+    Name,
+    Rules,
+    Id,
+    Properties,
+    Relationships,
+    RuleId,
+    RuleIndex,
+    Rule,
+    Taxa,
+    Tags,
+    Cwe,
+    Target,
+    ToolComponent,
     #[serde(other)]
     Other,
 }
@@ -284,41 +379,30 @@ struct LogSeed<'s> {
     state: &'s State,
 }
 
-seed_visits!(LogSeed<'_> => Findings, deserialize_map);
+object_seed!(LogSeed<'_> => Findings, "a SARIF log object");
 
-impl<'de> Visitor<'de> for LogSeed<'_> {
-    type Value = Findings;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a SARIF log object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Findings, A::Error> {
-        let mut version_seen = false;
+impl LogSeed<'_> {
+    fn read<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Findings, A::Error> {
+        let mut version = None;
         let mut findings = None;
         while let Some(field) = map.next_key()? {
             match field {
-                LogField::Version => {
-                    if version_seen {
-                        return Err(de::Error::duplicate_field("version"));
-                    }
+                Field::Version => once(&mut map, &mut version, "version", |map| {
                     let version: String = map.next_value()?;
                     if version != SARIF_VERSION {
                         // Stop here: the rest of another version's log is not worth reading.
                         return Err(self.state.fail(SarifError::unsupported_version(&version)));
                     }
-                    version_seen = true;
-                }
-                // SARIF allows `"runs": null`: the tool failed before it could start a run.
-                LogField::Runs => once(&mut map, &mut findings, "runs", |map| {
-                    map.next_value_seed(Nullable(RunsSeed { state: self.state }))
+                    Ok(())
                 })?,
-                LogField::Other => {
-                    map.next_value::<IgnoredAny>()?;
+                // SARIF allows `"runs": null`: the tool failed before it could start a run.
+                Field::Runs => {
+                    once(&mut map, &mut findings, "runs", |map| map.next_value_seed(Nullable(each_run(self.state))))?
                 }
+                _ => skip(&mut map)?,
             }
         }
-        if !version_seen {
+        if version.is_none() {
             return Err(de::Error::missing_field("version"));
         }
         let findings = findings.ok_or_else(|| de::Error::missing_field("runs"))?;
@@ -326,39 +410,15 @@ impl<'de> Visitor<'de> for LogSeed<'_> {
     }
 }
 
-struct RunsSeed<'s> {
-    state: &'s State,
-}
-
-seed_visits!(RunsSeed<'_> => Findings, deserialize_seq);
-
-impl<'de> Visitor<'de> for RunsSeed<'_> {
-    type Value = Findings;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of runs")
+/// The log's `runs`, each absorbed into the findings as soon as it has been read.
+fn each_run<'de>(state: &State) -> impl DeserializeSeed<'de, Value = Findings> {
+    EachOf {
+        state,
+        expecting: "an array of runs",
+        into: Findings::default(),
+        element: |index| RunSeed { state, index },
+        each: Findings::absorb,
     }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Findings, A::Error> {
-        let mut findings = Findings::default();
-        let mut index = 0;
-        while let Some(run) = seq.next_element_seed(RunSeed { state: self.state, index })? {
-            if let Err(error) = findings.absorb(run) {
-                return Err(self.state.fail(error));
-            }
-            index += 1;
-        }
-        Ok(findings)
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(field_identifier, rename_all = "camelCase")]
-enum RunField {
-    Tool,
-    Results,
-    #[serde(other)]
-    Other,
 }
 
 struct RunSeed<'s> {
@@ -374,29 +434,21 @@ struct Run {
     results: Results,
 }
 
-seed_visits!(RunSeed<'_> => Run, deserialize_map);
+object_seed!(RunSeed<'_> => Run, "a SARIF run object");
 
-impl<'de> Visitor<'de> for RunSeed<'_> {
-    type Value = Run;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a SARIF run object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Run, A::Error> {
+impl RunSeed<'_> {
+    fn read<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Run, A::Error> {
         let state = self.state;
         let mut tool = None;
         let mut results = None;
         while let Some(field) = map.next_key()? {
             match field {
-                RunField::Tool => once(&mut map, &mut tool, "tool", |map| map.next_value_seed(ToolSeed { state }))?,
+                Field::Tool => once(&mut map, &mut tool, "tool", |map| map.next_value_seed(ToolSeed { state }))?,
                 // `results: null` is legal SARIF: the tool did not get as far as producing results.
-                RunField::Results => {
-                    once(&mut map, &mut results, "results", |map| map.next_value_seed(Nullable(ResultsSeed { state })))?
+                Field::Results => {
+                    once(&mut map, &mut results, "results", |map| map.next_value_seed(Nullable(each_result(state))))?
                 }
-                RunField::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                _ => skip(&mut map)?,
             }
         }
         let missing = |path: &str| de::Error::custom(format_args!("runs[{}].{path} is missing", self.index));
@@ -413,73 +465,47 @@ struct Tool {
     extensions: Vec<ToolComponent>,
 }
 
-#[derive(Deserialize)]
-#[serde(field_identifier, rename_all = "camelCase")]
-enum ToolField {
-    Driver,
-    Extensions,
-    #[serde(other)]
-    Other,
-}
-
 struct ToolSeed<'s> {
     state: &'s State,
 }
 
-seed_visits!(ToolSeed<'_> => Tool, deserialize_map);
+object_seed!(ToolSeed<'_> => Tool, "a SARIF tool object");
 
-impl<'de> Visitor<'de> for ToolSeed<'_> {
-    type Value = Tool;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a SARIF tool object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tool, A::Error> {
+impl ToolSeed<'_> {
+    fn read<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Tool, A::Error> {
         let state = self.state;
         let mut driver = None;
         let mut extensions = None;
         while let Some(field) = map.next_key()? {
             match field {
-                ToolField::Driver => once(&mut map, &mut driver, "driver", |map| {
+                Field::Driver => once(&mut map, &mut driver, "driver", |map| {
                     map.next_value_seed(Nullable(ComponentSeed { state, is_driver: true }))
                 })?,
-                ToolField::Extensions => once(&mut map, &mut extensions, "extensions", |map| {
-                    map.next_value_seed(Nullable(ExtensionsSeed { state }))
+                Field::Extensions => once(&mut map, &mut extensions, "extensions", |map| {
+                    map.next_value_seed(Nullable(each_extension(state)))
                 })?,
-                ToolField::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                _ => skip(&mut map)?,
             }
         }
         Ok(Tool { driver: driver.flatten(), extensions: extensions.flatten().unwrap_or_default() })
     }
 }
 
-struct ExtensionsSeed<'s> {
-    state: &'s State,
-}
-
-seed_visits!(ExtensionsSeed<'_> => Vec<ToolComponent>, deserialize_seq);
-
-impl<'de> Visitor<'de> for ExtensionsSeed<'_> {
-    type Value = Vec<ToolComponent>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of tool components")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<ToolComponent>, A::Error> {
-        let mut extensions = Vec::new();
-        while let Some(extension) = seq.next_element_seed(ComponentSeed { state: self.state, is_driver: false })? {
-            // Even an empty extension is held, so that extension indexes stay right.
+/// A tool's `extensions`. Even an empty extension is held, so that extension indexes stay right.
+fn each_extension<'de>(state: &State) -> impl DeserializeSeed<'de, Value = Vec<ToolComponent>> {
+    EachOf {
+        state,
+        expecting: "an array of tool components",
+        into: Vec::new(),
+        element: |_| ComponentSeed { state, is_driver: false },
+        each: |extensions: &mut Vec<ToolComponent>, extension| {
             if extensions.len() == MAX_EXTENSIONS {
                 let what = "extensions of one run's tool (runs[].tool.extensions)";
-                return Err(self.state.fail(SarifError::OverLimit { what, limit: MAX_EXTENSIONS }));
+                return Err(SarifError::OverLimit { what, limit: MAX_EXTENSIONS });
             }
             extensions.push(extension);
-        }
-        Ok(extensions)
+            Ok(())
+        },
     }
 }
 
@@ -489,83 +515,51 @@ struct ToolComponent {
     rules: Vec<Rule>,
 }
 
-#[derive(Deserialize)]
-#[serde(field_identifier, rename_all = "camelCase")]
-enum ComponentField {
-    Name,
-    Rules,
-    #[serde(other)]
-    Other,
-}
-
 struct ComponentSeed<'s> {
     state: &'s State,
     /// The driver's name is the tool's name, which the ingestion echoes: it has the stricter limit.
     is_driver: bool,
 }
 
-seed_visits!(ComponentSeed<'_> => ToolComponent, deserialize_map);
+object_seed!(ComponentSeed<'_> => ToolComponent, "a SARIF tool component object");
 
-impl<'de> Visitor<'de> for ComponentSeed<'_> {
-    type Value = ToolComponent;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a SARIF tool component object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ToolComponent, A::Error> {
+impl ComponentSeed<'_> {
+    fn read<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<ToolComponent, A::Error> {
         let state = self.state;
+        let (what, limit) = if self.is_driver {
+            ("characters of a tool's name", MAX_TOOL_NAME_CHARS)
+        } else {
+            (COMPONENT_NAME_CHARS, MAX_ID_CHARS)
+        };
         let mut name = None;
         let mut rules = None;
         while let Some(field) = map.next_key()? {
             match field {
-                ComponentField::Name => {
-                    once(&mut map, &mut name, "name", |map| {
-                        let name: Option<String> = map.next_value()?;
-                        if self.is_driver {
-                            state.check_chars(name.as_deref(), "characters of a tool's name", MAX_TOOL_NAME_CHARS)?;
-                        } else {
-                            state.check_chars(name.as_deref(), COMPONENT_NAME_CHARS, MAX_ID_CHARS)?;
-                        }
-                        Ok(name)
-                    })?;
+                Field::Name => once(&mut map, &mut name, "name", |map| capped_text(map, state, what, limit))?,
+                Field::Rules => {
+                    once(&mut map, &mut rules, "rules", |map| map.next_value_seed(Nullable(each_rule(state))))?
                 }
-                ComponentField::Rules => {
-                    once(&mut map, &mut rules, "rules", |map| map.next_value_seed(Nullable(RulesSeed { state })))?
-                }
-                ComponentField::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                _ => skip(&mut map)?,
             }
         }
         Ok(ToolComponent { name: name.flatten(), rules: rules.flatten().unwrap_or_default() })
     }
 }
 
-struct RulesSeed<'s> {
-    state: &'s State,
-}
-
-seed_visits!(RulesSeed<'_> => Vec<Rule>, deserialize_seq);
-
-impl<'de> Visitor<'de> for RulesSeed<'_> {
-    type Value = Vec<Rule>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of rules")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Rule>, A::Error> {
-        let mut rules = Vec::new();
-        while let Some(rule) = seq.next_element_seed(RuleSeed { state: self.state })? {
-            // Every rule counts, `{}` too: it is held for results that name it by index.
-            self.state.count(&self.state.rules, MAX_RULES, || SarifError::OverLimit {
-                what: "rules (tool.driver.rules and tool.extensions[].rules, all runs)",
-                limit: MAX_RULES,
-            })?;
+/// A tool component's `rules`. Every rule counts, `{}` too: it is held for results that name it
+/// by index.
+fn each_rule<'de>(state: &State) -> impl DeserializeSeed<'de, Value = Vec<Rule>> {
+    EachOf {
+        state,
+        expecting: "an array of rules",
+        into: Vec::new(),
+        element: |_| RuleSeed { state },
+        each: |rules: &mut Vec<Rule>, rule| {
+            let what = "rules (tool.driver.rules and tool.extensions[].rules, all runs)";
+            count(&state.rules, MAX_RULES, SarifError::OverLimit { what, limit: MAX_RULES })?;
             rules.push(rule);
-        }
-        Ok(rules)
+            Ok(())
+        },
     }
 }
 
@@ -575,54 +569,34 @@ struct Rule {
     cwes: Box<[u32]>,
 }
 
-#[derive(Deserialize)]
-#[serde(field_identifier, rename_all = "camelCase")]
-enum RuleField {
-    Id,
-    Properties,
-    Relationships,
-    #[serde(other)]
-    Other,
-}
-
 struct RuleSeed<'s> {
     state: &'s State,
 }
 
-seed_visits!(RuleSeed<'_> => Rule, deserialize_map);
+object_seed!(RuleSeed<'_> => Rule, "a SARIF reportingDescriptor object");
 
-impl<'de> Visitor<'de> for RuleSeed<'_> {
-    type Value = Rule;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a SARIF reportingDescriptor object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Rule, A::Error> {
-        let mut cwes = CweSet::new(self.state);
+impl RuleSeed<'_> {
+    fn read<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<Rule, A::Error> {
+        let cwes = CweSet::new(self.state);
         let mut id = None;
         let mut properties = None;
         let mut relationships = None;
         while let Some(field) = map.next_key()? {
             match field {
-                RuleField::Id => once(&mut map, &mut id, "id", |map| {
-                    let id: Option<String> = map.next_value()?;
-                    self.state.check_chars(id.as_deref(), RULE_ID_CHARS, MAX_ID_CHARS)?;
-                    Ok(id)
-                })?,
-                RuleField::Properties => once(&mut map, &mut properties, "properties", |map| {
-                    map.next_value_seed(Nullable(PropertiesSeed { cwes: &mut cwes }))
-                })?,
-                RuleField::Relationships => once(&mut map, &mut relationships, "relationships", |map| {
-                    map.next_value_seed(Nullable(RelationshipsSeed { cwes: &mut cwes }))
-                })?,
-                RuleField::Other => {
-                    map.next_value::<IgnoredAny>()?;
+                Field::Id => {
+                    once(&mut map, &mut id, "id", |map| capped_text(map, self.state, RULE_ID_CHARS, MAX_ID_CHARS))?
                 }
+                Field::Properties => once(&mut map, &mut properties, "properties", |map| {
+                    map.next_value_seed(Nullable(PropertiesSeed { cwes: &cwes }))
+                })?,
+                Field::Relationships => once(&mut map, &mut relationships, "relationships", |map| {
+                    map.next_value_seed(Nullable(each_relationship(&cwes)))
+                })?,
+                _ => skip(&mut map)?,
             }
         }
         let id = non_empty(id.flatten()).map(String::into_boxed_str);
-        Ok(Rule { id, cwes: cwes.ids.into_iter().collect() })
+        Ok(Rule { id, cwes: cwes.into_ids().into_iter().collect() })
     }
 }
 
@@ -635,27 +609,19 @@ struct Results {
     by_rule: HashMap<RuleRef, BTreeSet<u32>>,
 }
 
-struct ResultsSeed<'s> {
-    state: &'s State,
-}
-
-seed_visits!(ResultsSeed<'_> => Results, deserialize_seq);
-
-impl<'de> Visitor<'de> for ResultsSeed<'_> {
-    type Value = Results;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of results")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Results, A::Error> {
-        let mut results = Results::default();
-        while let Some((rule, own_cwes)) = seq.next_element_seed(ResultSeed { state: self.state })? {
-            self.state.count(&self.state.results, MAX_RESULTS, || SarifError::TooManyResults { limit: MAX_RESULTS })?;
+/// A run's `results`, each counted and grouped as soon as it has been read.
+fn each_result<'de>(state: &State) -> impl DeserializeSeed<'de, Value = Results> {
+    EachOf {
+        state,
+        expecting: "an array of results",
+        into: Results::default(),
+        element: |_| ResultSeed { state },
+        each: |results: &mut Results, (rule, own_cwes)| {
+            count(&state.results, MAX_RESULTS, SarifError::TooManyResults { limit: MAX_RESULTS })?;
             results.count += 1;
             results.by_rule.entry(rule).or_default().extend(own_cwes);
-        }
-        Ok(results)
+            Ok(())
+        },
     }
 }
 
@@ -679,35 +645,17 @@ enum ComponentRef {
     Unknown,
 }
 
-#[derive(Deserialize)]
-#[serde(field_identifier, rename_all = "camelCase")]
-enum ResultField {
-    RuleId,
-    RuleIndex,
-    Rule,
-    Properties,
-    Taxa,
-    #[serde(other)]
-    Other,
-}
-
 /// One result, reduced to the rule it names and its own CWEs.
 struct ResultSeed<'s> {
     state: &'s State,
 }
 
-seed_visits!(ResultSeed<'_> => (RuleRef, BTreeSet<u32>), deserialize_map);
+object_seed!(ResultSeed<'_> => (RuleRef, BTreeSet<u32>), "a SARIF result object");
 
-impl<'de> Visitor<'de> for ResultSeed<'_> {
-    type Value = (RuleRef, BTreeSet<u32>);
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a SARIF result object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+impl ResultSeed<'_> {
+    fn read<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<(RuleRef, BTreeSet<u32>), A::Error> {
         let state = self.state;
-        let mut cwes = CweSet::new(state);
+        let cwes = CweSet::new(state);
         let mut rule_id = None;
         let mut rule_index = None;
         let mut rule = None;
@@ -715,15 +663,13 @@ impl<'de> Visitor<'de> for ResultSeed<'_> {
         let mut taxa = None;
         while let Some(field) = map.next_key()? {
             match field {
-                ResultField::RuleId => once(&mut map, &mut rule_id, "ruleId", |map| {
-                    let id: Option<String> = map.next_value()?;
-                    state.check_chars(id.as_deref(), RULE_ID_CHARS, MAX_ID_CHARS)?;
-                    Ok(id)
-                })?,
-                ResultField::RuleIndex => {
+                Field::RuleId => {
+                    once(&mut map, &mut rule_id, "ruleId", |map| capped_text(map, state, RULE_ID_CHARS, MAX_ID_CHARS))?
+                }
+                Field::RuleIndex => {
                     once(&mut map, &mut rule_index, "ruleIndex", |map| map.next_value::<Option<i64>>())?
                 }
-                ResultField::Rule => once(&mut map, &mut rule, "rule", |map| {
+                Field::Rule => once(&mut map, &mut rule, "rule", |map| {
                     let rule: Option<RuleReference> = map.next_value()?;
                     if let Some(rule) = &rule {
                         state.check_chars(rule.id.as_deref(), RULE_ID_CHARS, MAX_ID_CHARS)?;
@@ -732,15 +678,13 @@ impl<'de> Visitor<'de> for ResultSeed<'_> {
                     }
                     Ok(rule)
                 })?,
-                ResultField::Properties => once(&mut map, &mut properties, "properties", |map| {
-                    map.next_value_seed(Nullable(PropertiesSeed { cwes: &mut cwes }))
+                Field::Properties => once(&mut map, &mut properties, "properties", |map| {
+                    map.next_value_seed(Nullable(PropertiesSeed { cwes: &cwes }))
                 })?,
-                ResultField::Taxa => once(&mut map, &mut taxa, "taxa", |map| {
-                    map.next_value_seed(Nullable(TaxaSeed { cwes: &mut cwes }))
-                })?,
-                ResultField::Other => {
-                    map.next_value::<IgnoredAny>()?;
+                Field::Taxa => {
+                    once(&mut map, &mut taxa, "taxa", |map| map.next_value_seed(Nullable(each_taxon(&cwes))))?
                 }
+                _ => skip(&mut map)?,
             }
         }
         let (reference_id, reference_index, component) = match rule.flatten() {
@@ -752,7 +696,7 @@ impl<'de> Visitor<'de> for ResultSeed<'_> {
             index: reference_index.or(rule_index.flatten()).and_then(|i| usize::try_from(i).ok()),
             component: component.unwrap_or(ComponentRef::Driver),
         };
-        Ok((rule, cwes.ids))
+        Ok((rule, cwes.into_ids()))
     }
 }
 
@@ -791,70 +735,62 @@ impl ComponentReference {
 /// The CWEs of one rule or one result, capped as they are collected: a rule with tens of
 /// thousands of CWE tags is refused at the first one over [`MAX_CWES_PER_ITEM`] instead of being
 /// held and then having its id copied into every one of them.
+///
+/// The seeds below share it by `&` reference (hence the `RefCell`), so that [`EachOf`] can make a
+/// fresh seed for every element of `taxa` and `relationships`.
 struct CweSet<'s> {
     state: &'s State,
-    ids: BTreeSet<u32>,
+    ids: RefCell<BTreeSet<u32>>,
 }
 
 impl<'s> CweSet<'s> {
     fn new(state: &'s State) -> Self {
-        CweSet { state, ids: BTreeSet::new() }
+        CweSet { state, ids: RefCell::default() }
     }
 
-    fn insert<E: de::Error>(&mut self, id: Option<u32>) -> Result<(), E> {
+    fn insert<E: de::Error>(&self, id: Option<u32>) -> Result<(), E> {
+        let mut ids = self.ids.borrow_mut();
         if let Some(id) = id
-            && !self.ids.contains(&id)
+            && !ids.contains(&id)
         {
-            if self.ids.len() == MAX_CWES_PER_ITEM {
+            if ids.len() == MAX_CWES_PER_ITEM {
                 let what = "CWEs on one rule or result";
                 return Err(self.state.fail(SarifError::OverLimit { what, limit: MAX_CWES_PER_ITEM }));
             }
-            self.ids.insert(id);
+            ids.insert(id);
         }
         Ok(())
     }
-}
 
-#[derive(Deserialize)]
-#[serde(field_identifier, rename_all = "camelCase")]
-enum PropertiesField {
-    Tags,
-    Cwe,
-    #[serde(other)]
-    Other,
+    fn into_ids(self) -> BTreeSet<u32> {
+        self.ids.into_inner()
+    }
 }
 
 /// A property bag's CWEs: its `tags` and its `cwe` property.
 struct PropertiesSeed<'a, 's> {
-    cwes: &'a mut CweSet<'s>,
+    cwes: &'a CweSet<'s>,
 }
 
-seed_visits!(PropertiesSeed<'_, '_> => (), deserialize_map);
+object_seed!(PropertiesSeed<'_, '_> => (), "a SARIF property bag");
 
-impl<'de> Visitor<'de> for PropertiesSeed<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a SARIF property bag")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+impl PropertiesSeed<'_, '_> {
+    fn read<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let cwes = self.cwes;
         let mut tags = None;
         let mut cwe = None;
         while let Some(field) = map.next_key()? {
             match field {
                 // Tags are meant to be strings; anything else in the array is skipped rather than
                 // refusing the log over a field that is only being searched.
-                PropertiesField::Tags => once(&mut map, &mut tags, "tags", |map| {
-                    map.next_value_seed(CweSeed { bare_numbers: false, cwes: &mut *self.cwes })
-                })?,
-                // Tools disagree on the shape: a string or number, or an array of them.
-                PropertiesField::Cwe => once(&mut map, &mut cwe, "cwe", |map| {
-                    map.next_value_seed(CweSeed { bare_numbers: true, cwes: &mut *self.cwes })
-                })?,
-                PropertiesField::Other => {
-                    map.next_value::<IgnoredAny>()?;
+                Field::Tags => {
+                    once(&mut map, &mut tags, "tags", |map| map.next_value_seed(CweSeed { bare_numbers: false, cwes }))?
                 }
+                // Tools disagree on the shape: a string or number, or an array of them.
+                Field::Cwe => {
+                    once(&mut map, &mut cwe, "cwe", |map| map.next_value_seed(CweSeed { bare_numbers: true, cwes }))?
+                }
+                _ => skip(&mut map)?,
             }
         }
         Ok(())
@@ -862,56 +798,31 @@ impl<'de> Visitor<'de> for PropertiesSeed<'_, '_> {
 }
 
 /// A rule's `relationships`, of which only targets in the CWE taxonomy matter.
-struct RelationshipsSeed<'a, 's> {
-    cwes: &'a mut CweSet<'s>,
-}
-
-seed_visits!(RelationshipsSeed<'_, '_> => (), deserialize_seq);
-
-impl<'de> Visitor<'de> for RelationshipsSeed<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of relationships")
+fn each_relationship<'de>(cwes: &CweSet) -> impl DeserializeSeed<'de, Value = ()> {
+    EachOf {
+        state: cwes.state,
+        expecting: "an array of relationships",
+        into: (),
+        element: |_| RelationshipSeed { cwes },
+        each: |_: &mut (), ()| Ok(()),
     }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(RelationshipSeed { cwes: &mut *self.cwes })?.is_some() {}
-        Ok(())
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(field_identifier, rename_all = "camelCase")]
-enum RelationshipField {
-    Target,
-    #[serde(other)]
-    Other,
 }
 
 struct RelationshipSeed<'a, 's> {
-    cwes: &'a mut CweSet<'s>,
+    cwes: &'a CweSet<'s>,
 }
 
-seed_visits!(RelationshipSeed<'_, '_> => (), deserialize_map);
+object_seed!(RelationshipSeed<'_, '_> => (), "a SARIF relationship object");
 
-impl<'de> Visitor<'de> for RelationshipSeed<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a SARIF relationship object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+impl RelationshipSeed<'_, '_> {
+    fn read<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut target = None;
         while let Some(field) = map.next_key()? {
             match field {
-                RelationshipField::Target => once(&mut map, &mut target, "target", |map| {
-                    map.next_value_seed(Nullable(TaxonSeed { cwes: &mut *self.cwes }))
+                Field::Target => once(&mut map, &mut target, "target", |map| {
+                    map.next_value_seed(Nullable(TaxonSeed { cwes: self.cwes }))
                 })?,
-                RelationshipField::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                _ => skip(&mut map)?,
             }
         }
         Ok(())
@@ -919,70 +830,44 @@ impl<'de> Visitor<'de> for RelationshipSeed<'_, '_> {
 }
 
 /// A result's `taxa`, of which only references to the CWE taxonomy matter.
-struct TaxaSeed<'a, 's> {
-    cwes: &'a mut CweSet<'s>,
-}
-
-seed_visits!(TaxaSeed<'_, '_> => (), deserialize_seq);
-
-impl<'de> Visitor<'de> for TaxaSeed<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of taxon references")
+fn each_taxon<'de>(cwes: &CweSet) -> impl DeserializeSeed<'de, Value = ()> {
+    EachOf {
+        state: cwes.state,
+        expecting: "an array of taxon references",
+        into: (),
+        element: |_| TaxonSeed { cwes },
+        each: |_: &mut (), ()| Ok(()),
     }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(TaxonSeed { cwes: &mut *self.cwes })?.is_some() {}
-        Ok(())
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(field_identifier, rename_all = "camelCase")]
-enum TaxonField {
-    Id,
-    ToolComponent,
-    #[serde(other)]
-    Other,
 }
 
 /// A reference into a taxonomy (a result's `taxa[]`, a rule relationship's `target`): its id is a
 /// CWE when its `toolComponent` is the CWE taxonomy.
 struct TaxonSeed<'a, 's> {
-    cwes: &'a mut CweSet<'s>,
+    cwes: &'a CweSet<'s>,
 }
 
-seed_visits!(TaxonSeed<'_, '_> => (), deserialize_map);
+object_seed!(TaxonSeed<'_, '_> => (), "a SARIF reference to a taxon");
 
-impl<'de> Visitor<'de> for TaxonSeed<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a SARIF reference to a taxon")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+impl TaxonSeed<'_, '_> {
+    fn read<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         // The id may come before the toolComponent that says whether it is a CWE, so its CWEs are
         // set aside (under the same cap) until the end of the object.
-        let mut ids = CweSet::new(self.cwes.state);
+        let ids = CweSet::new(self.cwes.state);
         let mut id = None;
         let mut component = None;
         while let Some(field) = map.next_key()? {
             match field {
-                TaxonField::Id => once(&mut map, &mut id, "id", |map| {
-                    map.next_value_seed(CweSeed { bare_numbers: true, cwes: &mut ids })
+                Field::Id => once(&mut map, &mut id, "id", |map| {
+                    map.next_value_seed(CweSeed { bare_numbers: true, cwes: &ids })
                 })?,
-                TaxonField::ToolComponent => once(&mut map, &mut component, "toolComponent", |map| {
+                Field::ToolComponent => once(&mut map, &mut component, "toolComponent", |map| {
                     map.next_value::<Option<ComponentReference>>()
                 })?,
-                TaxonField::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                _ => skip(&mut map)?,
             }
         }
         if component.flatten().is_some_and(|c| c.is_cwe_taxonomy()) {
-            ids.ids.into_iter().try_for_each(|id| self.cwes.insert(Some(id)))
+            ids.into_ids().into_iter().try_for_each(|id| self.cwes.insert(Some(id)))
         } else {
             Ok(())
         }
@@ -990,13 +875,20 @@ impl<'de> Visitor<'de> for TaxonSeed<'_, '_> {
 }
 
 /// Collects CWE ids from a JSON value of any shape, ignoring whatever does not name one.
+#[derive(Clone, Copy)]
 struct CweSeed<'a, 's> {
     /// Whether "79" and 79 count as CWE-79.
     bare_numbers: bool,
-    cwes: &'a mut CweSet<'s>,
+    cwes: &'a CweSet<'s>,
 }
 
-seed_visits!(CweSeed<'_, '_> => (), deserialize_any);
+impl<'de> DeserializeSeed<'de> for CweSeed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
 
 impl<'de> Visitor<'de> for CweSeed<'_, '_> {
     type Value = ();
@@ -1043,7 +935,7 @@ impl<'de> Visitor<'de> for CweSeed<'_, '_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(CweSeed { bare_numbers: self.bare_numbers, cwes: &mut *self.cwes })?.is_some() {}
+        while seq.next_element_seed(self)?.is_some() {}
         Ok(())
     }
 

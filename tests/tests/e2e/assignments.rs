@@ -327,8 +327,12 @@ async fn a_roster_run_stopped_midway_and_a_retried_one_leave_no_duplicate_and_no
             None
         ),
     );
-    let (one_page, from_start) = (one_page.unwrap(), from_start.unwrap());
-    assert!(one_page.complete || from_start.complete, "{one_page:?} {from_start:?}");
+    // Both end without error. Either may finish the roster, or neither: create's request and the
+    // stopped run's hand-over reach the roster worker through the local bus, and such a run may finish
+    // first (a retried run then finds the roster complete and stops; a CI run saw exactly that). What
+    // must hold whatever the order is checked below.
+    one_page.unwrap();
+    from_start.unwrap();
 
     complete_with_every_learner_once(&env, &org, id).await;
 }
