@@ -207,6 +207,8 @@ async fn semgrep_findings_gzipped_skip_topics_the_author_has_individually_or_thr
     )
     .await;
 
+    let ingested = env.subscribe(&org, "sarif.ingested").await;
+    let created = env.subscribe(&org, "assignment.created").await;
     let reply = env
         .post("/sarif")
         .token(org.api_keys.admin.as_str())
@@ -240,6 +242,30 @@ async fn semgrep_findings_gzipped_skip_topics_the_author_has_individually_or_thr
         let seen = &view[&assignment_of(&reply, "created", topic)];
         assert_eq!((seen["targetId"].as_str(), seen["source"].as_str()), (Some(topic), Some("individual")));
     }
+
+    // The same payload goes out as `sarif.ingested`; each new assignment as `assignment.created`.
+    let announced = env.drain(&ingested).await;
+    assert_eq!(announced.len(), 1, "{announced:?}");
+    let mut detail = announced[0]["detail"].clone();
+    let extra = detail.as_object_mut().unwrap();
+    assert_eq!(extra.remove("orgId"), Some(json!(org.org_id.as_str())));
+    assert!(extra.remove("eventId").is_some() && extra.remove("occurredAt").is_some());
+    assert_eq!(detail, reply.body);
+    let mut announced: Vec<String> = env
+        .drain(&created)
+        .await
+        .iter()
+        .filter(|e| e["detail"]["actorId"].as_str().is_some_and(|a| a.starts_with("apikey:")))
+        .map(|e| e["detail"]["assignment"]["id"].as_str().unwrap().to_owned())
+        .filter(|id| *id != individual && *id != org_wide)
+        .collect();
+    announced.sort();
+    let mut expected_ids = vec![
+        assignment_of(&reply, "created", "os-command-injection"),
+        assignment_of(&reply, "created", "sql-injection"),
+    ];
+    expected_ids.sort();
+    assert_eq!(announced, expected_ids);
 }
 
 #[tokio::test]
@@ -295,6 +321,9 @@ async fn refused_and_unknown_ingestions_create_nothing() {
         403,
         "forbidden",
     );
+    let admin_session = org.admin().token.as_str();
+    let by_admin = post_as(&env, admin_session, "nobody@elsewhere.example", "abcdef1", bandit.clone()).await;
+    assert_eq!(by_admin.status, StatusCode::OK, "an org admin's session holds sarif:ingest: {:?}", by_admin.body);
 
     // Headers and bodies that are not an ingestion.
     let no_sha = env
