@@ -5,11 +5,19 @@
 # One `cargo lambda build -p <package>` per function: cargo unifies features across the packages of one
 # invocation, so building them together would give every function the S3 client's features (export-csv's)
 # and more. Functions with the same dependencies share every compiled crate; only their links are their own.
-# The zip is what infra/test.sh measures; SAM gets the bootstrap inside it.
+# SAM gets the bootstrap itself and zips it when it packages the stack (cargo lambda's own zip took 27 s
+# per unoptimised bootstrap, and SAM would unzip it again).
+#
+# LAMBDA_PROFILE (default `release`, what a deployment runs) is the cargo profile the bootstraps are built
+# with. infra/test.sh sets `deploy-check` (Cargo.toml): the same sam build → this Makefile → cargo lambda
+# → zip → artifacts path, without the size optimisation (LTO, one codegen unit) that costs a minute of
+# linking per function and proves nothing about the path.
+LAMBDA_PROFILE ?= release
 
 SHELL := /bin/bash
 ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
-# cargo-lambda (with the zig it links with) comes from the project's venv: infra/local/stack.sh install.
+# cargo-lambda (with the zig it links with) comes from the project's venv: infra/local/stack.sh install-build,
+# which infra/sam.sh build runs.
 export PATH := $(ROOT)/.tools/venv/bin:$(PATH)
 
 build-CreateAssignmentFunction: PACKAGE := create
@@ -33,6 +41,5 @@ build-OutboxPublisherFunction: PACKAGE := outbox-publisher
 
 build-%:
 	$(if $(PACKAGE),,$(error $@: no package for this function; add "$@: PACKAGE := <package>" to the Makefile))
-	cd "$(ROOT)" && cargo lambda build --release --x86-64 --output-format zip -p $(PACKAGE)
-	python3 -m zipfile -e "$(ROOT)/target/lambda/$(PACKAGE)/bootstrap.zip" "$(ARTIFACTS_DIR)"
-	chmod 755 "$(ARTIFACTS_DIR)/bootstrap"
+	cd "$(ROOT)" && cargo lambda build --profile $(LAMBDA_PROFILE) --x86-64 -p $(PACKAGE)
+	install -m 755 "$(ROOT)/target/lambda/$(PACKAGE)/bootstrap" "$(ARTIFACTS_DIR)/bootstrap"

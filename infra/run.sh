@@ -39,7 +39,7 @@ source "$STATE/stack.env"
 # Local only: session tokens in .local/env.json are signed with this.
 export SESSION_TOKEN_SECRET="${SESSION_TOKEN_SECRET:-local-development-session-secret-do-not-deploy}"
 
-target/debug/local-gateway --seed --env-file "$ENV_FILE" --api-port "$API_PORT" --invoke-port "$INVOKE_PORT" &
+target/debug/local-gateway --seed --tick --env-file "$ENV_FILE" --api-port "$API_PORT" --invoke-port "$INVOKE_PORT" &
 gateway_pid=$!
 for _ in $(seq 1 150); do
   [ -f "$ENV_FILE" ] && python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $API_PORT)))" 2>/dev/null && break

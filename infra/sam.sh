@@ -25,6 +25,8 @@ cd "$ROOT"
 export SAM_CLI_TELEMETRY=0
 # `validate` and `build` need a region but no account: give them one when none is configured. Every other
 # command (deploy, delete, logs) goes where your AWS profile says.
+# The Makefile builds with cargo-lambda from .tools/venv.
+if [ "${1:-}" = build ]; then "$ROOT/infra/local/stack.sh" install-build; fi
 case "${1:-}" in
   validate | build) export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-${AWS_REGION:-us-east-1}}" ;;
 esac

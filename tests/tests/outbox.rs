@@ -5,6 +5,10 @@
 //!
 //! Its own test process (not the end-to-end one, whose gateway reads the stream all along): here the
 //! stream reader is started, killed and started again by the test.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests date their data by the real time, as a client would; the code under test reads its context's clock"
+)]
 
 use std::path::Path;
 use std::time::Duration;

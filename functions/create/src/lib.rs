@@ -31,12 +31,14 @@ async fn create(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     let dry_run = params.dry_run.unwrap_or(false);
     let body = http::json_body(call.req)?;
 
-    let Some(client_key) = http::header(call.req, "idempotency-key").filter(|_| !dry_run) else {
-        return run(&call, &body, dry_run).await;
-    };
-    if client_key.is_empty() || client_key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+    let client_key = http::header(call.req, "idempotency-key");
+    // Checked on a dry run too (which remembers nothing): a malformed key is the client's mistake either way.
+    if client_key.is_some_and(|key| key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN) {
         return Err(ApiError::field("Idempotency-Key", format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters")));
     }
+    let Some(client_key) = client_key.filter(|_| !dry_run) else {
+        return run(&call, &body, dry_run).await;
+    };
     let org = &call.principal.org;
     let key = IdempotencyKey::new(&call.principal.actor_id, "POST /assignments", client_key);
     let request_hash = hex::encode(Sha256::digest(http::body_bytes(call.req)));

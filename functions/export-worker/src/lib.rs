@@ -12,6 +12,8 @@ use store::Store;
 pub struct Worker {
     pub store: Store,
     pub bucket: Bucket,
+    /// What time it is (the system\'s, deployed; see `service::clock`).
+    pub clock: std::sync::Arc<dyn service::Clock>,
 }
 
 impl events::entry::Context for Worker {
@@ -21,6 +23,7 @@ impl events::entry::Context for Worker {
         Ok(Self {
             store: Store::new(aws_sdk_dynamodb::Client::new(&config), table),
             bucket: Bucket::from_env(&config)?,
+            clock: std::sync::Arc::new(service::SystemClock),
         })
     }
 }
@@ -41,7 +44,7 @@ pub async fn handle(worker: &Worker, event: Value) -> Result<Value, events::Cons
         );
         return Ok(json!({"dropped": "no orgId or exportId"}));
     };
-    let ctx = Ctx::new(&worker.store);
+    let ctx = Ctx::new(&worker.store, worker.clock.as_ref());
     match events::consumer::outcome(service::export::run(&ctx, &worker.bucket, &org, export_id).await)? {
         Ok(job) => Ok(json!({"exportId": export_id, "status": job.status.as_str()})),
         Err(reason) => {

@@ -2,11 +2,11 @@
 //! before and `assignment.overdue` the day after and then weekly, each once per (assignment, learner,
 //! reminder). The rules live in [`service::scheduled::send_reminders`].
 //!
-//! The scheduled event carries nothing the job needs; `{"date": "YYYY-MM-DD"}` runs it for another day
+//! The scheduled event carries nothing the job needs: each org's day is its today. `{"date": "YYYY-MM-DD"}`
+//! runs it for another day
 //! (a re-run after an outage, or a test through the local Lambda Invoke API), `{"orgIds": [...]}` limits
 //! the run to those orgs.
 
-use chrono::Utc;
 use events::consumer::outcome;
 use events::schedule::{only_orgs, run_date};
 use serde_json::{Value, json};
@@ -15,17 +15,17 @@ use serde_json::{Value, json};
 pub const HANDLER: events::entry::Handler = |consumer, event| Box::pin(handle(consumer, event));
 
 pub async fn handle(consumer: &events::Consumer, event: Value) -> Result<Value, events::ConsumerError> {
-    let (today, only) = match (run_date(&event, Utc::now().date_naive()), only_orgs(&event)) {
-        (Ok(today), Ok(only)) => (today, only),
+    let (date, only) = match (run_date(&event), only_orgs(&event)) {
+        (Ok(date), Ok(only)) => (date, only),
         (Err(reason), _) => {
             tracing::warn!(reason, "nothing sent");
             return Ok(json!({"dropped": reason}));
         }
         (_, Err(reason)) => return Ok(json!({"dropped": reason})),
     };
-    let report = match outcome(service::scheduled::send_reminders(&consumer.ctx(), today, only.as_deref()).await)? {
+    let report = match outcome(service::scheduled::send_reminders(&consumer.ctx(), date, only.as_deref()).await)? {
         Ok(report) => report,
         Err(reason) => return Ok(json!({"dropped": reason})),
     };
-    Ok(json!({"date": today, "orgs": report.orgs, "assignments": report.assignments, "sent": report.count}))
+    Ok(json!({"date": date, "orgs": report.orgs, "assignments": report.assignments, "sent": report.count}))
 }

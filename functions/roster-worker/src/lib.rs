@@ -5,7 +5,6 @@
 
 use domain::{AssignmentId, OrgId};
 use serde_json::{Value, json};
-use service::Ctx;
 
 /// This function's handler, for its `main.rs` and the local gateway.
 pub const HANDLER: events::entry::Handler = |consumer, event| Box::pin(handle(consumer, event));
@@ -35,7 +34,7 @@ pub async fn handle(consumer: &events::Consumer, event: Value) -> Result<Value, 
         tracing::warn!(assignment_id = %id, "dropping a roster request without its run");
         return Ok(json!({"dropped": "no run"}));
     };
-    let ctx = Ctx::new(&consumer.store);
+    let ctx = consumer.ctx();
     let built = service::roster_build::build(&ctx, &org, id, from, service::roster_build::PAGES_PER_RUN, Some(run));
     match events::consumer::outcome(built.await)? {
         Ok(run) => Ok(json!({"assignmentId": id, "rows": run.rows, "complete": run.complete})),

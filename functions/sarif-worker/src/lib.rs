@@ -5,7 +5,6 @@
 //! caller's org; the upload item in that org says which commit and who asked. A redelivered
 //! notification finds the upload no longer pending and does nothing.
 
-use chrono::Utc;
 use domain::{SarifUpload, UploadStatus};
 use scans::{IntakeError, UploadBucket};
 use serde_json::{Value, json};
@@ -16,6 +15,8 @@ use store::Store;
 pub struct Worker {
     pub store: Store,
     pub bucket: UploadBucket,
+    /// What time it is (the system\'s, deployed; see `service::clock`).
+    pub clock: std::sync::Arc<dyn service::Clock>,
 }
 
 impl events::entry::Context for Worker {
@@ -25,6 +26,7 @@ impl events::entry::Context for Worker {
         Ok(Self {
             store: Store::new(aws_sdk_dynamodb::Client::new(&config), table),
             bucket: UploadBucket::from_env(&config)?,
+            clock: std::sync::Arc::new(service::SystemClock),
         })
     }
 }
@@ -68,9 +70,9 @@ async fn ingest_object(worker: &Worker, key: &str) -> Result<Value, events::Cons
         email: upload.actor_email.clone(),
         role: upload.actor_role,
         request_id: format!("sarif-upload:{upload_id}"),
-        now: Utc::now(),
+        now: worker.clock.now(&org),
     };
-    let ctx = Ctx::new(&worker.store);
+    let ctx = Ctx::new(&worker.store, worker.clock.as_ref());
     // Audit entries show a new assignment as the API does.
     let view = |a: &domain::Assignment| json!(api::views::assignment(a, actor.now));
     match service::sarif::ingest(&ctx, &org, &upload.scan, &findings, &actor, &view).await {

@@ -7,6 +7,10 @@
 //! parts, rows/second and the child's peak resident memory (VmHWM), each size against the first. The
 //! child runs with the export worker's plain environment variables from `template.yaml` (its
 //! allocator setting). Run it with the local stack's environment (see README "Benchmarks").
+#![allow(
+    clippy::disallowed_methods,
+    reason = "benchmarks date their data by the real time, as a client would; the code under test reads its context's clock"
+)]
 
 use std::time::Instant;
 
@@ -28,7 +32,7 @@ async fn seed(store: &Store, assignments: usize) -> OrgId {
         futures::future::try_join_all(chunk.iter().enumerate().map(|(i, id)| {
             let user = bench::learner(*id, i, None, now);
             let (store, org) = (store.clone(), org.clone());
-            async move { store.put_user(&org, &user).await }
+            async move { store.put_user(&org, &user, chrono::Utc::now()).await }
         }))
         .await
         .unwrap();

@@ -1,5 +1,9 @@
 //! What the benchmarks share: the local stack's table, and the learners and assignments they seed
 //! through the store's own writes.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "benchmarks date their data by the real time, as a client would; the code under test reads its context's clock"
+)]
 
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::{

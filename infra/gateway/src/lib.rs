@@ -6,7 +6,9 @@
 //! function's `handle` → response JSON), and the response JSON becomes the HTTP response.
 
 pub mod bus;
+pub mod clock;
 pub mod iam;
+pub mod schedule;
 pub mod seed;
 pub mod stream;
 
@@ -91,11 +93,13 @@ pub struct Route {
     pub function: String,
 }
 
-/// What the gateway runs from `template.yaml`, read once: the HTTP API's routes and the EventBridge rules.
+/// What the gateway runs from `template.yaml`, read once: the HTTP API's routes, the EventBridge rules
+/// and the schedules.
 #[derive(Debug, Clone)]
 pub struct Template {
     pub routes: Vec<Route>,
     pub rules: Vec<bus::Rule>,
+    pub schedules: Vec<schedule::Schedule>,
 }
 
 impl Template {
@@ -104,7 +108,11 @@ impl Template {
             serde_yaml_ng::from_str(template_yaml).map_err(|e| GatewayError::Template(e.to_string()))?;
         let resources =
             template["Resources"].as_mapping().ok_or_else(|| GatewayError::Template("no Resources".into()))?;
-        Ok(Self { routes: routes(resources)?, rules: bus::rules(resources)? })
+        Ok(Self {
+            routes: routes(resources)?,
+            rules: bus::rules(resources)?,
+            schedules: schedule::schedules(resources)?,
+        })
     }
 
     /// The project's `template.yaml`.
@@ -173,14 +181,17 @@ pub struct Gateway {
     consumer: Arc<events::Consumer>,
     publisher: Arc<events::Publisher>,
     routes: Arc<Vec<Route>>,
+    clocks: Arc<clock::TestClocks>,
+    schedules: Arc<Vec<schedule::Schedule>>,
 }
 
 impl Gateway {
     /// Refuses a template route whose function this gateway cannot run.
     /// `publisher` is the outbox publisher's way to the bus; `bucket`'s client also reaches the SARIF
-    /// uploads bucket (`SARIF_BUCKET`).
+    /// uploads bucket (`SARIF_BUCKET`). Every function runs on the process's test clocks
+    /// ([`clock::TestClocks::shared`]).
     pub fn new(
-        app: App,
+        mut app: App,
         publisher: events::Publisher,
         bucket: exports::Bucket,
         routes: Vec<Route>,
@@ -188,20 +199,81 @@ impl Gateway {
         if let Some(route) = routes.iter().find(|r| registered(&r.function).is_none()) {
             return Err(GatewayError::UnknownFunction(route.function.clone()));
         }
-        let consumer = events::Consumer { store: app.store.clone() };
+        let clocks = clock::TestClocks::shared();
+        app.clock = clocks.clone();
+        let consumer = events::Consumer { store: app.store.clone(), clock: clocks.clone() };
         let uploads = || scans::UploadBucket::with_client(bucket.client.clone()).map_err(GatewayError::Environment);
         let intake = sarif_fn::Intake { app: app.clone(), bucket: uploads()? };
-        let sarif_worker = sarif_worker_fn::Worker { store: app.store.clone(), bucket: uploads()? };
+        let sarif_worker =
+            sarif_worker_fn::Worker { store: app.store.clone(), bucket: uploads()?, clock: clocks.clone() };
+        let export_worker =
+            export_worker_fn::Worker { store: app.store.clone(), bucket: bucket.clone(), clock: clocks.clone() };
         Ok(Self {
+            clocks,
             intake: Arc::new(intake),
             sarif_worker: Arc::new(sarif_worker),
-            export_worker: Arc::new(export_worker_fn::Worker { store: app.store.clone(), bucket: bucket.clone() }),
+            export_worker: Arc::new(export_worker),
             exporter: Arc::new(export_csv_fn::Exporter { app: app.clone(), bucket }),
             app: Arc::new(app),
             consumer: Arc::new(consumer),
             publisher: Arc::new(publisher),
             routes: Arc::new(routes),
+            schedules: Arc::default(),
         })
+    }
+
+    /// The template's schedules, which moving an org's clock (and `--tick`) fires.
+    pub fn with_schedules(mut self, schedules: Vec<schedule::Schedule>) -> Self {
+        self.schedules = Arc::new(schedules);
+        self
+    }
+
+    /// Moves `org`'s clock forward to `to`, firing for that org alone, at each firing's time, the
+    /// template's schedules that fall in between (oldest first, each run to its end, as many as
+    /// [`schedule::MAX_FIRINGS`]): those of the functions in `fire`, every schedule when `None` (an
+    /// empty list: time passes with the scheduler paused). Returns the clock before and what each firing
+    /// returned.
+    pub async fn advance_clock(
+        &self,
+        org: &domain::OrgId,
+        to: chrono::DateTime<chrono::Utc>,
+        fire: Option<&[String]>,
+    ) -> Result<Value, GatewayError> {
+        use service::Clock;
+        let before = self.clocks.now(org);
+        if to < before {
+            return Err(GatewayError::InvalidEvent(format!("{org}'s clock reads {before}; it does not go back")));
+        }
+        let mut firings: Vec<(chrono::DateTime<chrono::Utc>, &schedule::Schedule)> = self
+            .schedules
+            .iter()
+            .filter(|s| fire.is_none_or(|fire| fire.contains(&s.function)))
+            .flat_map(|s| s.expression.firings(before, to, schedule::MAX_FIRINGS).into_iter().map(move |at| (at, s)))
+            .collect();
+        firings.sort_by_key(|(at, s)| (*at, s.function.clone()));
+        firings.truncate(schedule::MAX_FIRINGS);
+        let mut fired = Vec::new();
+        for (at, s) in firings {
+            self.clocks.set(org, at).map_err(GatewayError::InvalidEvent)?;
+            let event = schedule::scheduled_event(s, at, Some(&[org.as_str()]));
+            let result = self.invoke(&s.function, event).await?;
+            fired.push(json!({"function": s.function, "at": at, "result": result}));
+        }
+        self.clocks.set(org, to).map_err(GatewayError::InvalidEvent)?;
+        Ok(json!({"orgId": org, "before": before, "now": self.clocks.now(org), "fired": fired}))
+    }
+
+    /// Fires, for every org, the schedules that fall after `after` up to `until` by the wall clock
+    /// (the run command's `--tick`).
+    pub async fn fire_schedules(&self, after: chrono::DateTime<chrono::Utc>, until: chrono::DateTime<chrono::Utc>) {
+        for s in self.schedules.iter() {
+            for at in s.expression.firings(after, until, schedule::MAX_FIRINGS) {
+                match self.invoke(&s.function, schedule::scheduled_event(s, at, None)).await {
+                    Ok(result) => tracing::info!(function = s.function, %at, %result, "schedule fired"),
+                    Err(error) => tracing::error!(function = s.function, %at, %error, "schedule not fired"),
+                }
+            }
+        }
     }
 
     pub fn routes(&self) -> &[Route] {
@@ -239,10 +311,12 @@ impl Gateway {
         Router::new().fallback(api_request).with_state(self.clone())
     }
 
-    /// The Lambda Invoke API (`POST /2015-03-31/functions/<LogicalId>/invocations`).
+    /// The Lambda Invoke API (`POST /2015-03-31/functions/<LogicalId>/invocations`), and the local-only
+    /// control of the orgs' test clocks (`GET`/`POST /local/orgs/{orgId}/clock`, see [`clock`]).
     pub fn invoke_router(&self) -> Router {
         Router::new()
             .route("/2015-03-31/functions/{function}/invocations", axum::routing::post(invoke_request))
+            .route("/local/orgs/{org}/clock", axum::routing::get(read_clock).post(move_clock))
             .with_state(self.clone())
     }
 
@@ -289,7 +363,9 @@ pub fn request_event(
 ) -> Value {
     let mut headers = serde_json::Map::new();
     for name in parts.headers.keys() {
-        let values: Vec<&str> = parts.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+        // Values that are not visible ASCII are passed on, not dropped: a function must see, and refuse,
+        // what a client sent (UTF-8 where the bytes are, else ISO-8859-1, HTTP's historical charset).
+        let values: Vec<String> = parts.headers.get_all(name).iter().map(|v| header_text(v.as_bytes())).collect();
         headers.insert(name.as_str().to_owned(), json!(values.join(",")));
     }
     // API Gateway adds these; lambda_http takes the scheme of the request URI (and so of `Link` URLs)
@@ -309,7 +385,8 @@ pub fn request_event(
             }
         }
     }
-    let now = chrono::Utc::now();
+    // API Gateway stamps a request by its own clock.
+    let now = service::Clock::wall(&service::SystemClock);
     let route_key = format!("{} {}", route.method, route.path);
     let mut event = json!({
         "version": "2.0",
@@ -353,6 +430,14 @@ pub fn request_event(
         }
     }
     event
+}
+
+/// A header value's bytes as text: UTF-8 if they are, else ISO-8859-1 (each byte its own character).
+fn header_text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => bytes.iter().map(|&b| char::from(b)).collect(),
+    }
 }
 
 fn http_response(event: &Value) -> axum::response::Response {
@@ -406,6 +491,52 @@ async fn api_request(State(gateway): State<Gateway>, request: axum::extract::Req
             tracing::error!(error = %err, "local gateway could not invoke {}", route.function);
             (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"message": "Internal Server Error"}))).into_response()
         }
+    }
+}
+
+/// `GET /local/orgs/{orgId}/clock`: `{"orgId", "now"}`.
+async fn read_clock(State(gateway): State<Gateway>, Path(org): Path<String>) -> axum::response::Response {
+    use service::Clock;
+    match domain::OrgId::parse(&org) {
+        Ok(org) => axum::Json(json!({"orgId": org, "now": gateway.clocks.now(&org)})).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, axum::Json(json!({"message": e.to_string()}))).into_response(),
+    }
+}
+
+/// `POST /local/orgs/{orgId}/clock` with `{"now": "<RFC 3339>"}` or `{"advanceSeconds": n}`, and
+/// optionally `"fire": ["<LogicalId>", …]`: moves the org's clock forward (see
+/// [`Gateway::advance_clock`]); answers with the firings it ran.
+async fn move_clock(
+    State(gateway): State<Gateway>,
+    Path(org): Path<String>,
+    axum::Json(body): axum::Json<Value>,
+) -> axum::response::Response {
+    use service::Clock;
+    let bad = |message: String| (StatusCode::BAD_REQUEST, axum::Json(json!({"message": message}))).into_response();
+    let org = match domain::OrgId::parse(&org) {
+        Ok(org) => org,
+        Err(e) => return bad(e.to_string()),
+    };
+    let to = match (body["now"].as_str(), body["advanceSeconds"].as_i64()) {
+        (Some(now), None) => match chrono::DateTime::parse_from_rfc3339(now) {
+            Ok(now) => now.to_utc(),
+            Err(e) => return bad(format!("now: {e}")),
+        },
+        (None, Some(seconds)) if (0..=400 * 86_400).contains(&seconds) => {
+            gateway.clocks.now(&org) + chrono::Duration::seconds(seconds)
+        }
+        _ => return bad("give either now (RFC 3339) or advanceSeconds (0 to 400 days)".into()),
+    };
+    let fire: Option<Vec<String>> = match body.get("fire") {
+        None => None,
+        Some(fire) => match serde_json::from_value(fire.clone()) {
+            Ok(fire) => Some(fire),
+            Err(_) => return bad("fire: a list of the template's function logical ids".into()),
+        },
+    };
+    match gateway.advance_clock(&org, to, fire.as_deref()).await {
+        Ok(moved) => axum::Json(moved).into_response(),
+        Err(e) => bad(e.to_string()),
     }
 }
 

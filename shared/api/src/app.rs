@@ -1,6 +1,9 @@
 //! What a route function builds once per Lambda instance: configuration, clients, authenticator.
 
+use std::sync::Arc;
+
 use hmac::{Hmac, Mac};
+use service::{Clock, SystemClock};
 use sha2::Sha256;
 use store::{CursorCodec, Store};
 
@@ -20,6 +23,8 @@ pub struct App {
     pub store: Store,
     pub auth: Authenticator,
     pub cursors: CursorCodec,
+    /// What time it is: the system's in every deployed function (see [`service::clock`]).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl App {
@@ -29,12 +34,17 @@ impl App {
         let mut mac = Hmac::<Sha256>::new_from_slice(session_secret).expect("HMAC accepts keys of any length");
         mac.update(b"assignments/pagination-cursor/v1");
         let cursor_key = mac.finalize().into_bytes().to_vec();
-        Self { auth: Authenticator::new(store.clone(), session_secret), cursors: CursorCodec::new(cursor_key), store }
+        Self {
+            auth: Authenticator::new(store.clone(), session_secret),
+            cursors: CursorCodec::new(cursor_key),
+            store,
+            clock: Arc::new(SystemClock),
+        }
     }
 
-    /// The use cases' context: this function's table (events leave through its outbox).
+    /// The use cases' context: this function's table (events leave through its outbox) and clock.
     pub fn ctx(&self) -> service::Ctx<'_> {
-        service::Ctx::new(&self.store)
+        service::Ctx::new(&self.store, self.clock.as_ref())
     }
 
     /// Session tokens must also carry this `iss` and/or `aud` (empty or `None`: not checked).

@@ -67,11 +67,12 @@ where
 {
     let req = &req;
     let request_id = request_id(req);
-    let now = Utc::now();
     let mut rate = None;
     let outcome = async {
-        let authenticated = app.auth.authenticate(header(req, "authorization"), now).await?;
+        // Tokens and rate windows by the wall clock; the call itself at its org's time.
+        let authenticated = app.auth.authenticate(header(req, "authorization"), app.clock.wall()).await?;
         rate = Some(authenticated.rate);
+        let now = app.clock.now(&authenticated.principal.org);
         handler(Call { app, req, principal: authenticated.principal, request_id: request_id.clone(), now }).await
     }
     .await;

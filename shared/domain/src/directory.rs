@@ -369,7 +369,7 @@ mod tests {
 
     #[test]
     fn api_keys_stop_working_at_revocation_or_expiry() {
-        let now = Utc::now();
+        let now: DateTime<Utc> = "2026-03-01T12:00:00Z".parse().unwrap();
         let mut key = ApiKey {
             key_id: uuid::Uuid::nil(),
             org_id: OrgId::parse("acme").unwrap(),

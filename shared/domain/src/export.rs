@@ -135,7 +135,7 @@ mod tests {
 
     #[test]
     fn a_job_running_past_its_time_counts_as_failed_and_finished_ones_keep_their_status() {
-        let now = Utc::now();
+        let now: DateTime<Utc> = "2026-03-01T12:00:00Z".parse().unwrap();
         assert_eq!(job(now - Duration::minutes(59)).status_at(now), ExportStatus::Running);
         assert_eq!(job(now - Duration::minutes(61)).status_at(now), ExportStatus::Failed);
         let done = job(now - Duration::hours(5)).ready(10, 200, now);
@@ -146,7 +146,7 @@ mod tests {
 
     #[test]
     fn a_ready_file_can_be_downloaded_for_thirty_days_after_it_was_written() {
-        let now = Utc::now();
+        let now: DateTime<Utc> = "2026-03-01T12:00:00Z".parse().unwrap();
         assert_eq!(job(now).downloadable_until(), None);
         let ready = job(now - Duration::hours(2)).ready(1, 2, now - Duration::hours(1));
         assert_eq!(ready.downloadable_until(), Some(now - Duration::hours(1) + Duration::days(30)));

@@ -666,11 +666,11 @@ impl ResultSeed<'_> {
                 Field::RuleId => {
                     once(&mut map, &mut rule_id, "ruleId", |map| capped_text(map, state, RULE_ID_CHARS, MAX_ID_CHARS))?
                 }
-                Field::RuleIndex => {
-                    once(&mut map, &mut rule_index, "ruleIndex", |map| map.next_value::<Option<i64>>())?
-                }
+                Field::RuleIndex => once(&mut map, &mut rule_index, "ruleIndex", |map| {
+                    Ok(map.next_value::<Option<Whole>>()?.map(|Whole(i)| i))
+                })?,
                 Field::Rule => once(&mut map, &mut rule, "rule", |map| {
-                    let rule: Option<RuleReference> = map.next_value()?;
+                    let rule = map.next_value::<Option<Object<RuleReference>>>()?.map(|Object(rule)| rule);
                     if let Some(rule) = &rule {
                         state.check_chars(rule.id.as_deref(), RULE_ID_CHARS, MAX_ID_CHARS)?;
                         let component = rule.tool_component.as_ref().and_then(|c| c.name.as_deref());
@@ -708,14 +708,81 @@ fn non_empty(s: Option<String>) -> Option<String> {
 #[serde(rename_all = "camelCase")]
 struct RuleReference {
     id: Option<String>,
+    #[serde(default, deserialize_with = "whole")]
     index: Option<i64>,
+    #[serde(default, deserialize_with = "object")]
     tool_component: Option<ComponentReference>,
 }
 
 #[derive(Deserialize)]
 struct ComponentReference {
     name: Option<String>,
+    #[serde(default, deserialize_with = "whole")]
     index: Option<i64>,
+}
+
+/// A SARIF object read as an object only: serde's derived structs also take an array of their fields in
+/// order, which SARIF does not allow (and the OpenAPI document does not describe).
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = Object<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Object<T>, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Object)
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor(std::marker::PhantomData))
+    }
+}
+
+fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+    Ok(Option::<Object<T>>::deserialize(deserializer)?.map(|Object(t)| t))
+}
+
+/// An index as SARIF's JSON schema counts integers: `3`, or `3.0` (a whole number written as a float).
+struct Whole(i64);
+
+impl<'de> Deserialize<'de> for Whole {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct WholeVisitor;
+        impl Visitor<'_> for WholeVisitor {
+            type Value = Whole;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a whole number")
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Whole, E> {
+                Ok(Whole(v))
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Whole, E> {
+                i64::try_from(v).map(Whole).map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+            }
+
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Whole, E> {
+                // i64's bounds as f64: every whole float strictly inside them converts exactly.
+                if v.fract() == 0.0 && v > -9.223_372_036_854_776e18 && v < 9.223_372_036_854_776e18 {
+                    Ok(Whole(v as i64))
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Float(v), &self))
+                }
+            }
+        }
+        deserializer.deserialize_any(WholeVisitor)
+    }
+}
+
+fn whole<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    Ok(Option::<Whole>::deserialize(deserializer)?.map(|Whole(i)| i))
 }
 
 impl ComponentReference {
@@ -861,7 +928,7 @@ impl TaxonSeed<'_, '_> {
                     map.next_value_seed(CweSeed { bare_numbers: true, cwes: &ids })
                 })?,
                 Field::ToolComponent => once(&mut map, &mut component, "toolComponent", |map| {
-                    map.next_value::<Option<ComponentReference>>()
+                    Ok(map.next_value::<Option<Object<ComponentReference>>>()?.map(|Object(c)| c))
                 })?,
                 _ => skip(&mut map)?,
             }

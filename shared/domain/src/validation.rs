@@ -188,7 +188,7 @@ impl Errors {
                     self.add(&format!("recurrence.{field}"), "is required");
                     None
                 }
-                Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()).filter(|n| range.contains(n)) {
+                Some(v) => match whole_number(v).and_then(|n| u32::try_from(n).ok()).filter(|n| range.contains(n)) {
                     Some(n) => Some(n),
                     None => {
                         let (lo, hi) = (range.start(), range.end());
@@ -224,6 +224,13 @@ impl Errors {
 
 /// Errors for unknown names (body fields or query parameters): at most [`MAX_REPORTED_UNKNOWN`] named,
 /// the rest counted. Names are cut to 64 characters.
+/// A JSON number that is a whole number: `7` or, as JSON Schema counts integers, `7.0`.
+fn whole_number(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        value.as_f64().filter(|n| n.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(n)).map(|n| n as u64)
+    })
+}
+
 pub fn unknown_field_errors<S: AsRef<str>>(unknown: &[S], what: &str, allowed: &[&str]) -> Vec<FieldError> {
     let mut errors: Vec<FieldError> = unknown
         .iter()
@@ -283,7 +290,7 @@ pub fn validate_create(body: &Value, today: NaiveDate) -> Result<NewAssignment, 
 
     let due_in_days = match body.get("dueInDays") {
         None | Some(Value::Null) => None,
-        Some(value) => match value.as_u64().filter(|d| (1..=u64::from(MAX_DUE_IN_DAYS)).contains(d)) {
+        Some(value) => match whole_number(value).filter(|d| (1..=u64::from(MAX_DUE_IN_DAYS)).contains(d)) {
             Some(days) => u32::try_from(days).ok(),
             None => {
                 errors.add("dueInDays", format!("must be a whole number of days from 1 to {MAX_DUE_IN_DAYS}"));

@@ -8,7 +8,9 @@
 
 use domain::{Completion, TeamChange, UserChange};
 use serde_json::{Value, json};
-use service::{AppError, Applied, Ctx, courses, membership, progress};
+use std::sync::Arc;
+
+use service::{AppError, Applied, Clock, Ctx, SystemClock, courses, membership, progress};
 use store::{Store, StoreError};
 
 use crate::platform::{EventKind, PlatformEvent, parse};
@@ -33,17 +35,24 @@ pub fn outcome<T>(result: Result<T, AppError>) -> Result<Result<T, String>, Cons
     }
 }
 
-/// What an event-driven Lambda builds once: the table. (Domain events leave through the outbox: only
-/// the outbox publisher builds a client for the bus, see [`crate::Publisher::from_env`].)
+/// What an event-driven Lambda builds once: the table, and the clock its use cases read. (Domain
+/// events leave through the outbox: only the outbox publisher builds a client for the bus, see
+/// [`crate::Publisher::from_env`].)
 #[derive(Debug, Clone)]
 pub struct Consumer {
     pub store: Store,
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Consumer {
-    /// The use cases' context: this consumer's table.
+    /// A consumer of `store` on the system's clock (what a deployed function runs).
+    pub fn new(store: Store) -> Self {
+        Self { store, clock: Arc::new(SystemClock) }
+    }
+
+    /// The use cases' context: this consumer's table and clock.
     pub fn ctx(&self) -> Ctx<'_> {
-        Ctx::new(&self.store)
+        Ctx::new(&self.store, self.clock.as_ref())
     }
 
     /// Handles one EventBridge event; returns `{"applied": n}` or `{"dropped": reason}`.

@@ -28,7 +28,7 @@ impl Consumer {
     pub async fn from_env() -> Result<Self, MissingVariable> {
         let table = std::env::var("TABLE_NAME").map_err(|_| MissingVariable("TABLE_NAME"))?;
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-        Ok(Consumer { store: Store::new(aws_sdk_dynamodb::Client::new(&config), table) })
+        Ok(Consumer::new(Store::new(aws_sdk_dynamodb::Client::new(&config), table)))
     }
 }
 

@@ -20,10 +20,10 @@ pub fn only_orgs(input: &Value) -> Result<Option<Vec<OrgId>>, String> {
         .map(Some)
 }
 
-/// `{"date": "YYYY-MM-DD"}` runs a daily job for that day instead of `today`.
-pub fn run_date(input: &Value, today: NaiveDate) -> Result<NaiveDate, &'static str> {
+/// `{"date": "YYYY-MM-DD"}` runs a daily job for that day instead of each org's today (`None`).
+pub fn run_date(input: &Value) -> Result<Option<NaiveDate>, &'static str> {
     match input.get("date").and_then(Value::as_str) {
-        Some(raw) => NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| "date must be YYYY-MM-DD"),
-        None => Ok(today),
+        Some(raw) => NaiveDate::parse_from_str(raw, "%Y-%m-%d").map(Some).map_err(|_| "date must be YYYY-MM-DD"),
+        None => Ok(None),
     }
 }

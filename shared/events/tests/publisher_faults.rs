@@ -1,5 +1,9 @@
 //! PutEvents faults moto cannot produce on demand, injected with the SDK's mocking crate: partially
 //! failed batches must be resent (only the failed entries), and every call carries at most 10.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests date their data by the real time, as a client would; the code under test reads its context's clock"
+)]
 
 use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::operation::put_events::PutEventsOutput;

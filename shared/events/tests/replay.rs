@@ -2,6 +2,10 @@
 //! handler on the real DynamoDB Local: a generated stream of membership and completion events,
 //! replayed three times in shuffled order, leaves exactly the rows, statuses and counters of one
 //! ordered delivery.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests date their data by the real time, as a client would; the code under test reads its context's clock"
+)]
 
 use chrono::{DateTime, Duration, Utc};
 use domain::{
@@ -245,7 +249,17 @@ async fn three_shuffled_replays_equal_one_ordered_delivery() {
                 true => after.exemption = Some(domain::Exemption { reason: "r".into(), at: t0, by: "admin".into() }),
                 false => after.extended_to = Some((t0 + Duration::days(60)).date_naive()),
             }
-            store.apply_progress(org, &org_wide, &before, &after, &store::announce_nothing).await.unwrap();
+            store
+                .apply_progress(
+                    org,
+                    &org_wide,
+                    &before,
+                    &after,
+                    chrono::Utc::now().date_naive(),
+                    &store::announce_nothing,
+                )
+                .await
+                .unwrap();
         }
         for event in shuffled(&events, 99) {
             consumer.handle(envelope(org, t0, &event)).await.unwrap();

@@ -117,7 +117,7 @@ pub async fn sync_assignment(
         let Some(a) = store.get_assignment(org, id).await? else { return Ok(changed) };
         let mut pages = Pages::default();
         while let Some(start) = pages.next_start() {
-            let announce = outbound::compliance_only(org);
+            let announce = outbound::compliance_only(org, now);
             let transitions = match store.sync_compliance_page(org, &a, start, now, &announce).await {
                 Ok(page) => pages.follow(page),
                 Err(StoreError::AssignmentChanged) => continue 'rules,

@@ -49,7 +49,7 @@ pub async fn preview(ctx: &Ctx<'_>, org: &OrgId, new: &NewAssignment) -> Result<
                 Source::Team { team_id } => Reach::Team(team_id),
                 _ => Reach::Org,
             };
-            let learners = headcount(store, org, reach.headcount()).await?;
+            let learners = headcount(ctx, org, reach.headcount()).await?;
             (name, reach, learners)
         }
     };
@@ -243,10 +243,12 @@ async fn already_assigned(
         _ => {
             // A team whose count is not established yet (too large to count here) counts as nobody:
             // the answer is then a lower bound, not a failed dry run.
-            let counts =
-                futures::stream::iter(teams.iter().copied().map(|team| store.headcount(org, Headcount::Team(team))))
-                    .buffer_unordered(4)
-                    .try_collect::<Vec<_>>();
+            let now = ctx.clock.wall();
+            let counts = futures::stream::iter(
+                teams.iter().copied().map(|team| store.headcount(org, Headcount::Team(team), now)),
+            )
+            .buffer_unordered(4)
+            .try_collect::<Vec<_>>();
             let in_teams: u64 = counts.await?.into_iter().flatten().sum();
             let elsewhere = listed.iter().filter(|u| u.is_active && !team_of(u).is_some_and(|t| teams.contains(&t)));
             in_teams + elsewhere.count() as u64
@@ -257,8 +259,8 @@ async fn already_assigned(
 
 /// A head count, or [`AppError::Unavailable`] while it is too large to count in a request and not yet
 /// established by the reconcile job (users written before counts existed).
-async fn headcount(store: &store::Store, org: &OrgId, count: Headcount) -> Result<u64, AppError> {
-    store.headcount(org, count).await?.ok_or_else(|| {
+async fn headcount(ctx: &Ctx<'_>, org: &OrgId, count: Headcount) -> Result<u64, AppError> {
+    ctx.store.headcount(org, count, ctx.clock.wall()).await?.ok_or_else(|| {
         AppError::Unavailable(format!("{count:?}: head count not established yet (the reconcile job establishes it)"))
     })
 }

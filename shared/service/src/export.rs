@@ -60,7 +60,7 @@ pub async fn run(ctx: &Ctx<'_>, bucket: &Bucket, org: &OrgId, export_id: uuid::U
     if job.status != ExportStatus::Running {
         return Ok(job);
     }
-    let now = Utc::now();
+    let now = ctx.now(org);
     if job.status_at(now) == ExportStatus::Failed {
         tracing::warn!(export_id = %export_id, "export request arrived after the job's time; failed");
         return finish(ctx, org, job.failed(TIMED_OUT, now), None, &[]).await;
@@ -73,7 +73,7 @@ pub async fn run(ctx: &Ctx<'_>, bucket: &Bucket, org: &OrgId, export_id: uuid::U
         .ok_or_else(|| AppError::Unavailable(format!("export {export_id} of unknown kind {}", job.kind)))?;
     match exports::export(store, &bucket.client, &bucket.name, org, kind, &job.key, job.created_at).await {
         Ok(exported) => {
-            let now = Utc::now();
+            let now = ctx.now(org);
             let summary = json!({"exportId": export_id, "kind": job.kind, "rowCount": exported.rows,
                                  "bytes": exported.bytes, "key": job.key});
             let actor = Actor {
@@ -96,7 +96,7 @@ pub async fn run(ctx: &Ctx<'_>, bucket: &Bucket, org: &OrgId, export_id: uuid::U
             if job.attempts < ExportJob::MAX_ATTEMPTS {
                 return Err(AppError::Unavailable(format!("export {export_id}: run {} failed", job.attempts)));
             }
-            finish(ctx, org, job.failed(NOT_WRITTEN, Utc::now()), None, &[]).await
+            finish(ctx, org, job.failed(NOT_WRITTEN, ctx.now(org)), None, &[]).await
         }
     }
 }

@@ -47,7 +47,7 @@ pub async fn change(
                 outbound::user_updated(org, &assignment, &change.after, profile, &actor.id, before.clone(), actor.now);
             std::iter::once(updated).chain(outbound::compliance_changed(org, written, profile, actor.now)).collect()
         };
-        match store.override_row(org, &assignment, &row, &next, &audit, &announce).await {
+        match store.override_row(org, &assignment, &row, &next, &audit, actor.now.date_naive(), &announce).await {
             Ok(change) => return learner_with_names(store, org, assignment, change.after).await,
             Err(StoreError::VersionConflict) if expected.is_some() => {
                 let current = store.progress_row(org, id, user).await?.map_or(row.revision, |r| r.revision);

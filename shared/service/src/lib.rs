@@ -20,10 +20,11 @@
 //! Rules without I/O live in `domain`; the table in `store`. [`AppError`] is mapped to HTTP problems
 //! once (in `api`) and to retry-or-drop once (in `events`).
 
-use chrono::{DateTime, Utc};
-use domain::{AuditEntry, Role};
+use chrono::{DateTime, NaiveDate, Utc};
+use domain::{AuditEntry, OrgId, Role};
 use store::Store;
 
+pub mod clock;
 pub mod compliance;
 pub mod courses;
 pub mod create;
@@ -41,18 +42,31 @@ pub mod roster_build;
 pub mod sarif;
 pub mod scheduled;
 
+pub use clock::{Clock, SystemClock};
 pub use error::AppError;
 pub use outbound::DomainEvent;
 
-/// What a use case runs against: the table (its events go out through the table's outbox).
+/// What a use case runs against: the table (its events go out through the table's outbox) and the
+/// clock it reads the time from.
 #[derive(Clone, Copy)]
 pub struct Ctx<'a> {
     pub store: &'a Store,
+    pub clock: &'a dyn Clock,
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(store: &'a Store) -> Self {
-        Self { store }
+    pub fn new(store: &'a Store, clock: &'a dyn Clock) -> Self {
+        Self { store, clock }
+    }
+
+    /// The time now in `org`.
+    pub fn now(&self, org: &OrgId) -> DateTime<Utc> {
+        self.clock.now(org)
+    }
+
+    /// The date today in `org` (UTC).
+    pub fn today(&self, org: &OrgId) -> NaiveDate {
+        self.now(org).date_naive()
     }
 }
 

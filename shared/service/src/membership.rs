@@ -27,10 +27,11 @@ pub async fn user_changed(
     mentioned_teams: &[TeamId],
     at: DateTime<Utc>,
 ) -> Result<Applied, AppError> {
-    let user = ctx.store.change_user(org, user, change, at).await?;
+    let now = ctx.now(org);
+    let user = ctx.store.change_user(org, user, change, at, now).await?;
     // The learner's compliance counts in the team the projection now gives them.
-    ctx.store.place_learner(org, user.user_id, chrono::Utc::now(), &outbound::compliance_only(org)).await?;
-    let reconciled = reconcile_user(ctx.store, org, &user, mentioned_teams).await?;
+    ctx.store.place_learner(org, user.user_id, now, &outbound::compliance_only(org, now)).await?;
+    let reconciled = reconcile_user(ctx, org, &user, mentioned_teams).await?;
     Ok(Applied { rows: reconciled.repairs })
 }
 
@@ -58,12 +59,13 @@ pub struct Reconciled {
 struct CompletionLog<'a> {
     store: &'a Store,
     org: &'a OrgId,
+    now: DateTime<Utc>,
     cache: HashMap<UserId, Vec<Completion>>,
 }
 
 impl<'a> CompletionLog<'a> {
-    fn new(store: &'a Store, org: &'a OrgId) -> Self {
-        Self { store, org, cache: HashMap::new() }
+    fn new(store: &'a Store, org: &'a OrgId, now: DateTime<Utc>) -> Self {
+        Self { store, org, now, cache: HashMap::new() }
     }
 
     /// Brings a new (or returning) row up to date with completions logged while the learner had no
@@ -77,8 +79,8 @@ impl<'a> CompletionLog<'a> {
         if log.is_empty() {
             return Ok(());
         }
-        let announce = outbound::row_events(self.org, a, false);
-        self.store.record_completions(self.org, a, user.user_id, log, &announce).await?;
+        let announce = outbound::row_events(self.org, a, false, self.now);
+        self.store.record_completions(self.org, a, user.user_id, log, self.now.date_naive(), &announce).await?;
         Ok(())
     }
 }
@@ -93,11 +95,12 @@ impl<'a> CompletionLog<'a> {
 /// with no row writes a removed row, so an older join arriving later cannot add the learner).
 /// Joins only active assignments (a deactivated one gains nobody; a deleted team gains nobody).
 pub async fn reconcile_user(
-    store: &Store,
+    ctx: &Ctx<'_>,
     org: &OrgId,
     user: &User,
     mentioned_teams: &[TeamId],
 ) -> Result<Reconciled, StoreError> {
+    let (store, now) = (ctx.store, ctx.now(org));
     let at = user.membership_at();
     let rows: HashMap<AssignmentId, _> =
         store.user_progress_rows(org, user.user_id).await?.into_iter().map(|r| (r.assignment_id, r)).collect();
@@ -116,7 +119,7 @@ pub async fn reconcile_user(
     }
 
     let mut out = Reconciled::default();
-    let mut log = CompletionLog::new(store, org);
+    let mut log = CompletionLog::new(store, org, now);
     let mut deleted_teams: HashMap<String, bool> = HashMap::new();
     let mut ordered: Vec<_> = candidates.into_values().collect();
     ordered.sort_by_key(|a| a.id);
@@ -138,8 +141,10 @@ pub async fn reconcile_user(
             None => {}
         }
         let entered = a.entered_scope(user).unwrap_or(at);
-        let announce = outbound::row_events(org, a, false);
-        let change = store.set_membership(org, a, user.user_id, a.source(), in_scope, at, entered, &announce).await?;
+        let announce = outbound::row_events(org, a, false, now);
+        let change = store
+            .set_membership(org, a, user.user_id, a.source(), in_scope, at, entered, now.date_naive(), &announce)
+            .await?;
         if !change.changed() {
             continue;
         }
@@ -175,12 +180,14 @@ async fn team_deleted(
 /// recorded on inactive assignments); otherwise only rows it creates do. Used by the roster runs
 /// (`roster_build`): reactivation, the reconcile job, a build started again.
 pub async fn reconcile_members(
-    store: &Store,
+    ctx: &Ctx<'_>,
     org: &OrgId,
     a: &Assignment,
     members: &[User],
     catch_up_all: bool,
 ) -> Result<Reconciled, StoreError> {
+    let (store, now) = (ctx.store, ctx.now(org));
+    let today = now.date_naive();
     let mut out = Reconciled::default();
     if !a.is_active {
         return Ok(out);
@@ -193,16 +200,16 @@ pub async fn reconcile_members(
     let team_is_deleted = a.assignee.assignee_type == AssigneeType::Team
         && team_deleted(store, org, &a.assignee.assignee_id, &mut HashMap::new()).await?;
 
-    let mut log = CompletionLog::new(store, org);
-    let announce = outbound::row_events(org, a, false);
+    let mut log = CompletionLog::new(store, org, now);
+    let announce = outbound::row_events(org, a, false, now);
     for user in members {
         let at = user.membership_at();
         let entered = a.entered_scope(user).unwrap_or(at);
         let change = match rows.get(&user.user_id) {
             None if team_is_deleted => continue,
-            None => store.set_membership(org, a, user.user_id, a.source(), true, at, entered, &announce).await?,
+            None => store.set_membership(org, a, user.user_id, a.source(), true, at, entered, today, &announce).await?,
             Some(row) if row.removed_at.is_some() => {
-                store.set_membership(org, a, user.user_id, a.source(), true, at, entered, &announce).await?
+                store.set_membership(org, a, user.user_id, a.source(), true, at, entered, today, &announce).await?
             }
             Some(_) => MembershipChange::Unchanged,
         };
@@ -220,16 +227,18 @@ pub async fn reconcile_members(
 /// (at the projection's time), rows derived under other tracked items or another recurrence (a
 /// refresh that did not finish) are derived again.
 pub async fn reconcile_rows(
-    store: &Store,
+    ctx: &Ctx<'_>,
     org: &OrgId,
     a: &Assignment,
     rows: &[ProgressRow],
 ) -> Result<Reconciled, StoreError> {
+    let (store, now) = (ctx.store, ctx.now(org));
+    let today = now.date_naive();
     let mut out = Reconciled::default();
     if !a.is_active {
         return Ok(out);
     }
-    let announce = outbound::row_events(org, a, false);
+    let announce = outbound::row_events(org, a, false, now);
     for row in rows {
         let mut probe = row.clone();
         probe.refresh(&a.units, a.item_count, a.recurrence);
@@ -237,7 +246,7 @@ pub async fn reconcile_rows(
         if !stale {
             continue;
         }
-        if store.refresh_row(org, a, row.user_id, &announce).await?.is_some() {
+        if store.refresh_row(org, a, row.user_id, today, &announce).await?.is_some() {
             out.repairs += 1;
         }
     }
@@ -247,7 +256,7 @@ pub async fn reconcile_rows(
             continue;
         }
         let at = user.membership_at();
-        let change = store.set_membership(org, a, user.user_id, a.source(), false, at, at, &announce).await?;
+        let change = store.set_membership(org, a, user.user_id, a.source(), false, at, at, today, &announce).await?;
         if change.changed() {
             out.repairs += 1;
         }

@@ -94,19 +94,23 @@ pub(crate) fn compliance_changed(
     written.compliance().map(|t| crate::compliance::changed(org, t, profile, at))
 }
 
-/// The announcer of writes that can only change a learner's compliance.
-pub(crate) fn compliance_only(org: &OrgId) -> impl Fn(&Written<'_>, Option<&User>) -> Vec<DomainEvent> + Sync + '_ {
-    move |written, profile| compliance_changed(org, written, profile, Utc::now()).into_iter().collect()
+/// The announcer of writes that can only change a learner's compliance, made at `now`.
+pub(crate) fn compliance_only(
+    org: &OrgId,
+    now: DateTime<Utc>,
+) -> impl Fn(&Written<'_>, Option<&User>) -> Vec<DomainEvent> + Sync + '_ {
+    move |written, profile| compliance_changed(org, written, profile, now).into_iter().collect()
 }
 
 /// The announcer of row writes on `a`: `assignment.user_added` for a learner who joins with a new
 /// row, `assignment.completed` for one the write completes (with `recertifications`, also for another
 /// completed cycle: only a completion's own write says so, a re-derivation does not), and
-/// `compliance.changed`.
+/// `compliance.changed`; made at `now`.
 pub(crate) fn row_events<'a>(
     org: &'a OrgId,
     a: &'a Assignment,
     recertifications: bool,
+    now: DateTime<Utc>,
 ) -> impl Fn(&Written<'_>, Option<&User>) -> Vec<DomainEvent> + Sync + 'a {
     move |written, profile| {
         let mut events = Vec::new();
@@ -121,7 +125,7 @@ pub(crate) fn row_events<'a>(
             }
             _ => {}
         }
-        events.extend(compliance_changed(org, written, profile, Utc::now()));
+        events.extend(compliance_changed(org, written, profile, now));
         events
     }
 }

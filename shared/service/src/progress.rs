@@ -21,10 +21,12 @@ pub async fn apply_completion(
     // Removed rows included: their progress is kept (and counts again if the learner returns).
     let ids: Vec<_> = rows.iter().map(|r| r.assignment_id).collect();
     let assignments = store.get_assignments(org, &ids).await?;
+    let now = ctx.now(org);
     let mut applied = 0;
     for a in assignments.iter().filter(|a| a.is_active && domain::catalog::tracks(&a.units, &completion.item)) {
-        let announce = outbound::row_events(org, a, true);
-        if store.record_completions(org, a, user, std::slice::from_ref(completion), &announce).await?.is_some() {
+        let announce = outbound::row_events(org, a, true, now);
+        let completions = std::slice::from_ref(completion);
+        if store.record_completions(org, a, user, completions, now.date_naive(), &announce).await?.is_some() {
             applied += 1;
         }
     }

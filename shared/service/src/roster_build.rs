@@ -169,7 +169,7 @@ pub async fn build(
                 let written = match mode {
                     Mode::Build => add_members(ctx, org, &mut a, &page.items).await?,
                     Mode::Repair | Mode::CatchUp => {
-                        reconcile_members(store, org, &a, &page.items, mode == Mode::CatchUp).await?.repairs
+                        reconcile_members(ctx, org, &a, &page.items, mode == Mode::CatchUp).await?.repairs
                     }
                 };
                 rows += written;
@@ -185,7 +185,7 @@ pub async fn build(
             }
             Phase::Rows => {
                 let page = store.progress_page(org, id, PAGE, start.clone()).await?;
-                rows += reconcile_rows(store, org, &a, &page.items).await?.repairs;
+                rows += reconcile_rows(ctx, org, &a, &page.items).await?.repairs;
                 page.next
             }
         };
@@ -215,7 +215,7 @@ pub async fn build(
     }
     // More to go through: the next run's request, committed before this one ends, so it cannot be lost.
     let next = uuid::Uuid::now_v7();
-    let request = requested(org, id, &Position { mode, phase, resume: start }, next, Utc::now());
+    let request = requested(org, id, &Position { mode, phase, resume: start }, next, ctx.now(org));
     if store.hand_over_roster(org, id, run, next, &[request]).await? {
         tracing::info!(assignment_id = %id, rows, ?mode, "roster continues in another run");
     } else {
@@ -237,7 +237,7 @@ async fn add_members(
     a: &mut Assignment,
     members: &[domain::User],
 ) -> Result<usize, AppError> {
-    let store = ctx.store;
+    let (store, now) = (ctx.store, ctx.now(org));
     let source = match a.assignee.assignee_type {
         AssigneeType::Org => Source::Organization,
         AssigneeType::Team => Source::Team {
@@ -252,12 +252,12 @@ async fn add_members(
             return Err(StoreError::TransactionConflict(format!("roster of {} kept changing", a.id)).into());
         }
         let rows = rows_of(a, members, &source);
-        match store.add_new_rows(org, a, &rows).await {
+        match store.add_new_rows(org, a, &rows, now.date_naive()).await {
             Ok(added) => {
                 // A learner who completed items before their row existed has them in their log.
-                let announce = outbound::row_events(org, a, false);
+                let announce = outbound::row_events(org, a, false, now);
                 let catch_ups: Vec<_> =
-                    rows.iter().map(|row| catch_up(store, org, a, row.user_id, &announce)).collect();
+                    rows.iter().map(|row| catch_up(store, org, a, row.user_id, now, &announce)).collect();
                 futures::stream::iter(catch_ups)
                     .buffer_unordered(CATCH_UP_CONCURRENCY)
                     .try_collect::<Vec<()>>()
@@ -282,11 +282,12 @@ async fn catch_up(
     org: &OrgId,
     a: &Assignment,
     user: domain::UserId,
+    now: DateTime<Utc>,
     announce: store::Announce<'_>,
 ) -> Result<(), StoreError> {
     let log = store.completion_log(org, user).await?;
     if !log.is_empty() {
-        store.record_completions(org, a, user, &log, announce).await?;
+        store.record_completions(org, a, user, &log, now.date_naive(), announce).await?;
     }
     Ok(())
 }
@@ -308,7 +309,7 @@ pub async fn run_here(
         Err(error) => {
             tracing::warn!(assignment_id = %id, %error, ?mode, "roster run failed here: the worker starts it again");
             let next = uuid::Uuid::now_v7();
-            let request = requested(org, id, &Position::start(mode), next, Utc::now());
+            let request = requested(org, id, &Position::start(mode), next, ctx.now(org));
             match ctx.store.hand_over_roster(org, id, Some(run), next, &[request]).await {
                 Ok(_) => Ok(RosterRun::STOPPED),
                 Err(_) => Err(error),
@@ -320,8 +321,9 @@ pub async fn run_here(
 /// The reconcile job's look at the roster of `a` (an active team or org assignment): while a run goes
 /// on, nothing; a roster whose run stopped (see [`STOPPED_AFTER`]) is started again (a building one with a
 /// catch-up); a complete one is repaired; [`INLINE_PAGES`] here and the rest by the worker.
-pub async fn reconcile(ctx: &Ctx<'_>, org: &OrgId, a: &Assignment, now: DateTime<Utc>) -> Result<RosterRun, AppError> {
-    if !a.is_active || a.roster_run.is_some_and(|run| !stopped(run, now)) {
+pub async fn reconcile(ctx: &Ctx<'_>, org: &OrgId, a: &Assignment) -> Result<RosterRun, AppError> {
+    // A run's id carries when it was requested, by the wall clock.
+    if !a.is_active || a.roster_run.is_some_and(|run| !stopped(run, ctx.clock.wall())) {
         return Ok(RosterRun::STOPPED);
     }
     let mode = match a.roster_status {
@@ -352,7 +354,7 @@ mod tests {
     #[test]
     fn a_run_requested_more_than_three_hours_ago_has_stopped() {
         let run = uuid::Uuid::now_v7();
-        let now = Utc::now();
+        let now = crate::Clock::wall(&crate::SystemClock);
         assert!(!stopped(run, now));
         assert!(!stopped(run, now + chrono::Duration::minutes(179)));
         assert!(stopped(run, now + chrono::Duration::minutes(181)));
@@ -362,8 +364,13 @@ mod tests {
     #[test]
     fn a_request_names_its_position_and_create_requests_default_to_a_build() {
         let org = OrgId::parse("org-a").unwrap();
-        let event =
-            requested(&org, AssignmentId::new_v7(), &Position::start(Mode::CatchUp), uuid::Uuid::now_v7(), Utc::now());
+        let event = requested(
+            &org,
+            AssignmentId::new_v7(),
+            &Position::start(Mode::CatchUp),
+            uuid::Uuid::now_v7(),
+            DateTime::UNIX_EPOCH,
+        );
         let detail = event.detail;
         assert_eq!(detail["mode"], "catch_up");
         assert_eq!(Position::of_request(&org, &detail), Ok(Position::start(Mode::CatchUp)));

@@ -273,7 +273,7 @@ async fn attempt(one: &One<'_>, meanwhile: &[Assignment]) -> Result<Ingestion, A
     events.push(outbound::other("sarif.ingested", org, actor.now, detail));
     // An unknown author's answer is not remembered (see `ingest`).
     let remembered = author.is_some().then_some((key, &response));
-    store.create_individual_assignments(org, &written, &events, remembered, actor.now).await?;
+    store.create_individual_assignments(org, &written, &events, remembered).await?;
     tracing::info!(ingestion_id = %ingestion.ingestion_id, created = ingestion.created.len(),
         covered = ingestion.already_covered.len(), "sarif ingested");
     Ok(ingestion)

@@ -40,7 +40,7 @@ async fn each_org(ctx: &Ctx<'_>, only: Option<&[OrgId]>) -> Result<Vec<OrgId>, S
 /// so missed runs are caught up; claims keep any rerun from sending twice.
 const CATCH_UP_DAYS: u64 = 7;
 
-/// The daily job. Emits, for `today`:
+/// The daily job. Emits, for `date` (each org's today by its clock when `None`):
 /// - `assignment.due_soon` / `assignment.overdue` to every incomplete learner in the rates of every
 ///   active assignment whose due date calls for one — the assignment's deadline, or the learner's own
 ///   date (a relative deadline, an extension);
@@ -51,13 +51,18 @@ const CATCH_UP_DAYS: u64 = 7;
 /// Each at most once per (assignment, learner, date, kind) however often the job runs: the claim is
 /// written before the event is sent. Rows are found by date index (the assignments' deadline index and
 /// the rows' own sparse indexes), never by a scan, a page of 100 at a time.
-pub async fn send_reminders(ctx: &Ctx<'_>, today: NaiveDate, only: Option<&[OrgId]>) -> Result<RunReport, AppError> {
+pub async fn send_reminders(
+    ctx: &Ctx<'_>,
+    date: Option<NaiveDate>,
+    only: Option<&[OrgId]>,
+) -> Result<RunReport, AppError> {
     let store = ctx.store;
-    let until = latest_reminded_deadline(today);
-    let catch_up = today.checked_sub_days(Days::new(CATCH_UP_DAYS)).unwrap_or(today);
-    let yesterday = today.pred_opt().unwrap_or(today);
     let mut report = RunReport::default();
     for org in each_org(ctx, only).await? {
+        let today = date.unwrap_or_else(|| ctx.today(&org));
+        let until = latest_reminded_deadline(today);
+        let catch_up = today.checked_sub_days(Days::new(CATCH_UP_DAYS)).unwrap_or(today);
+        let yesterday = today.pred_opt().unwrap_or(today);
         report.orgs += 1;
         let mut pages = Pages::default();
         while let Some(start) = pages.next_start() {
@@ -98,16 +103,16 @@ pub async fn send_reminders(ctx: &Ctx<'_>, today: NaiveDate, only: Option<&[OrgI
             }
         }
         report.count += announce_clock_flips(ctx, &org, today).await?;
-        // The rollups' past days fold into one counter (never past the real date: a run for a
+        // The rollups' past days fold into one counter (never past the org's date: a run for a
         // future day must not change what today's figures read).
-        let fold_before = today.min(chrono::Utc::now().date_naive());
+        let fold_before = today.min(ctx.today(&org));
         match store.compact_rollups(&org, fold_before).await {
             Ok(folded) if folded > 0 => tracing::info!(org = %org, folded, "compliance rollups compacted"),
             Ok(_) => {}
             Err(error) => tracing::error!(org = %org, %error, "compliance rollups not compacted"),
         }
     }
-    tracing::info!(orgs = report.orgs, assignments = report.assignments, sent = report.count, %today, "daily job done");
+    tracing::info!(orgs = report.orgs, assignments = report.assignments, sent = report.count, ?date, "daily job done");
     Ok(report)
 }
 
@@ -120,7 +125,7 @@ async fn announce_clock_flips(ctx: &Ctx<'_>, org: &OrgId, today: NaiveDate) -> R
     let mut pages = Pages::default();
     while let Some(start) = pages.next_start() {
         let learners = pages.follow(store.compliance_flips_page(org, today, start).await?);
-        let announce = crate::outbound::compliance_only(org);
+        let announce = crate::outbound::compliance_only(org, ctx.now(org));
         for learner in learners.iter().filter(|l| l.clock_flip_on().is_some_and(|day| day <= today)) {
             if store.announce_clock_flip(org, learner.user_id, today, &announce).await?.is_some() {
                 sent += 1;
@@ -220,7 +225,7 @@ async fn notify_once(
     }
     let ids: Vec<_> = owed.iter().map(|(r, _)| r.user_id).collect();
     let users: HashMap<_, _> = store.get_users(org, &ids).await?.into_iter().map(|u| (u.user_id, u)).collect();
-    let now = chrono::Utc::now();
+    let now = ctx.now(org);
     // Statuses as of the job's day (a rerun for a past day says what that day said).
     let as_of = today.and_hms_opt(12, 0, 0).unwrap_or_default().and_utc();
     let mut sent = 0;
@@ -251,7 +256,8 @@ async fn notify_once(
 /// Checks the org's head counts (what the dry run answers from) against their indexes and sets those
 /// that drifted. A failure is logged and leaves the other counts, orgs and repairs to go on. Returns
 /// the number of counts repaired.
-async fn recount_headcounts(store: &store::Store, org: &OrgId) -> usize {
+async fn recount_headcounts(ctx: &Ctx<'_>, org: &OrgId) -> usize {
+    let store = ctx.store;
     // Teams with a count, and the projection's teams (one whose members were all written before
     // counts existed has none yet).
     let teams = match (store.counted_teams(org).await, store.team_ids(org).await) {
@@ -263,7 +269,7 @@ async fn recount_headcounts(store: &store::Store, org: &OrgId) -> usize {
     };
     let mut repaired = 0;
     for count in std::iter::once(Headcount::Org).chain(teams.into_iter().map(Headcount::Team)) {
-        match store.recount(org, count).await {
+        match store.recount(org, count, ctx.clock.wall()).await {
             Ok(recount) if recount.written && recount.stored.is_some() => {
                 repaired += 1;
                 tracing::warn!(org = %org, ?count, counted = recount.counted, stored = ?recount.stored, "head count repaired");
@@ -329,7 +335,7 @@ pub async fn reconcile_rosters(ctx: &Ctx<'_>, only: Option<&[OrgId]>) -> Result<
     let far_future = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(NaiveDate::MAX);
     for org in each_org(ctx, only).await? {
         report.orgs += 1;
-        report.count += recount_headcounts(store, &org).await;
+        report.count += recount_headcounts(ctx, &org).await;
         index_user_emails(store, &org).await;
         let stored_obliging = store.compliance_rollups(&org).await?.mandatory_assignments;
         let mut obliging = 0;
@@ -345,14 +351,14 @@ pub async fn reconcile_rosters(ctx: &Ctx<'_>, only: Option<&[OrgId]>) -> Result<
                 // A roster run (a bounded share here, the rest by the roster worker; a run going on is
                 // left to finish, a stopped one is started again), which compares the counters with
                 // the rows once they are in line.
-                let repaired = crate::roster_build::reconcile(ctx, &org, a, chrono::Utc::now()).await?;
+                let repaired = crate::roster_build::reconcile(ctx, &org, a).await?;
                 report.count += repaired.rows;
             }
         }
         // Rule changes (deadline, activity, mandatory flag) an interrupted patch did not bring to
         // every learner, active assignments or not.
         for a in store.assignments_awaiting_compliance_sync(&org).await? {
-            match crate::compliance::sync_assignment(ctx, &org, a.id, chrono::Utc::now()).await {
+            match crate::compliance::sync_assignment(ctx, &org, a.id, ctx.now(&org)).await {
                 Ok(changed) => {
                     report.count += changed.max(1);
                     tracing::warn!(org = %org, assignment_id = %a.id, changed, "learners' compliance synced");

@@ -120,7 +120,7 @@ impl Store {
         tx.put(to_item(&assignment_record(org, &created)?)?, Some("attribute_not_exists(PK)"))?;
         let lock = tx.put_with(lock_put(org, assignment)?)?;
         tx.audit(org, audit)?;
-        tx.outbox(org, events, audit.created_at)?;
+        tx.outbox(org, events)?;
         tx.put(org_marker(org), None)?;
         if obliges {
             tx.obliging_assignments(org, 1)?;
@@ -136,7 +136,7 @@ impl Store {
             Err(other) => return Err(other.into()),
         }
         if !rest.is_empty() {
-            self.add_roster_rows(org, &created, rest).await?;
+            self.add_roster_rows(org, &created, rest, audit.created_at.date_naive()).await?;
             let added = roster_delta(&created, rest);
             created.aggregates = created.aggregates.clone() + added;
         }
@@ -153,7 +153,6 @@ impl Store {
         created: &[IndividualAssignment],
         events: &[DomainEvent],
         completes: Option<(&IdempotencyKey, &StoredResponse)>,
-        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError> {
         if created.len() > MAX_INDIVIDUAL_ASSIGNMENTS {
             return Err(StoreError::Other(format!(
@@ -187,7 +186,7 @@ impl Store {
             tx.audit(org, audit)?;
             tx.put(progress_item(org, row, &stored)?, Some("attribute_not_exists(PK)"))?;
         }
-        tx.outbox(org, events, now)?;
+        tx.outbox(org, events)?;
         if let Some((key, response)) = completes {
             tx.update(crate::access::idempotency_completion(org, key, response)?)?;
         }
@@ -437,7 +436,7 @@ impl Store {
             Activation::Reactivated => Some(tx.put_with(lock_put(org, after)?)?),
         };
         tx.audit(org, audit)?;
-        tx.outbox(org, events, audit.created_at)?;
+        tx.outbox(org, events)?;
         let obliges = |a: &Assignment| i64::from(a.is_active && a.is_mandatory);
         if obliges(after) != obliges(before) {
             tx.obliging_assignments(org, obliges(after) - obliges(before))?;

@@ -31,7 +31,7 @@ impl Store {
     pub async fn put_audit(&self, org: &OrgId, entry: &AuditEntry, events: &[DomainEvent]) -> Result<(), StoreError> {
         let mut tx = self.transaction();
         tx.audit(org, entry)?;
-        tx.outbox(org, events, entry.created_at)?;
+        tx.outbox(org, events)?;
         tx.commit().await?;
         Ok(())
     }

@@ -73,8 +73,8 @@ impl Store {
     }
 
     /// Stores a user unless a newer version is stored (moving the head counts with it). Returns
-    /// whether it was written.
-    pub async fn put_user(&self, org: &OrgId, user: &User) -> Result<bool, StoreError> {
+    /// whether it was written. `now`: when the write is made (the head counts' last move).
+    pub async fn put_user(&self, org: &OrgId, user: &User, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let written = AtomicBool::new(false);
         self.revise(
             org,
@@ -91,7 +91,7 @@ impl Store {
                 written.store(newer, Ordering::Relaxed);
                 newer
             },
-            headcount::moves,
+            |before, after| headcount::moves(before, after, now),
             |user, revision| to_item(&user_record(org, user, Some(revision))),
             || format!("user {}", user.user_id),
         )
@@ -102,12 +102,14 @@ impl Store {
     /// Applies what a platform event says about a user at `at` to the projection (order-safe, see
     /// [`User::apply`]); a user not seen before starts as [`User::unknown`]. Read-modify-write under
     /// a revision condition, retried on concurrent changes. Returns the user as stored afterwards.
+    /// `now`: when the write is made (the head counts' last move).
     pub async fn change_user(
         &self,
         org: &OrgId,
         user_id: UserId,
         change: &UserChange,
         at: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<User, StoreError> {
         self.revise(
             org,
@@ -117,7 +119,7 @@ impl Store {
                 None => (User::unknown(user_id, at), None),
             },
             |user| user.apply(change, at),
-            headcount::moves,
+            |before, after| headcount::moves(before, after, now),
             |user, revision| to_item(&user_record(org, user, Some(revision))),
             || format!("user {user_id}"),
         )

@@ -64,7 +64,7 @@ impl Store {
                     .expression_attribute_values(":now", n(now)),
             )?;
             tx.put(record(org, job)?, Some("attribute_not_exists(PK)"))?;
-            tx.outbox(org, events, job.created_at)?;
+            tx.outbox(org, events)?;
             match tx.commit().await {
                 Ok(()) => return Ok(true),
                 // Another request took this slot first: try the next.
@@ -137,7 +137,7 @@ impl Store {
         if let Some(entry) = audit {
             tx.audit(org, entry)?;
         }
-        tx.outbox(org, events, finished.completed_at.unwrap_or(finished.created_at))?;
+        tx.outbox(org, events)?;
         match tx.commit().await {
             Ok(()) => Ok(true),
             Err(TxFailure::Cancelled(reasons)) if reasons.get(job).is_some_and(CancelReason::condition_failed) => {

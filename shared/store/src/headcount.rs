@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use aws_sdk_dynamodb::types::builders::UpdateBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Select, Update};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use domain::{OrgId, TeamId, User};
 
 use crate::dynamo::{Item, classify, n, s};
@@ -80,11 +80,13 @@ pub(crate) struct Move {
     count: Headcount,
     shard: u128,
     delta: i64,
+    /// When the write was made (ms since the epoch): a recount waits [`INDEX_SETTLE_MS`] after it.
+    at_ms: i64,
 }
 
 /// What a user's write does to the head counts: ±1 for each set it enters or leaves (`before`: as
-/// stored, `None` when not stored yet).
-pub(crate) fn moves(before: Option<&User>, after: &User) -> Vec<Move> {
+/// stored, `None` when not stored yet), written at `now`.
+pub(crate) fn moves(before: Option<&User>, after: &User, now: DateTime<Utc>) -> Vec<Move> {
     let (was, is) = (before.filter(|u| u.is_active), Some(after).filter(|u| u.is_active));
     let mut moves = Vec::new();
     match (was.is_some(), is.is_some()) {
@@ -98,7 +100,8 @@ pub(crate) fn moves(before: Option<&User>, after: &User) -> Vec<Move> {
         moves.extend(to.map(|team| (Headcount::Team(team), 1)));
     }
     let shard = after.user_id.0.as_u128() % SHARDS;
-    moves.into_iter().map(|(count, delta)| Move { count, shard, delta }).collect()
+    let at_ms = now.timestamp_millis();
+    moves.into_iter().map(|(count, delta)| Move { count, shard, delta, at_ms }).collect()
 }
 
 /// The update that makes one move (in the transaction of the user's write).
@@ -109,7 +112,7 @@ pub(crate) fn move_update(org: &OrgId, m: &Move) -> UpdateBuilder {
         .update_expression("ADD activeUsers :delta, rev :one SET lastMoveMs = :now")
         .expression_attribute_values(":delta", n(m.delta))
         .expression_attribute_values(":one", n(1))
-        .expression_attribute_values(":now", n(Utc::now().timestamp_millis()))
+        .expression_attribute_values(":now", n(m.at_ms))
 }
 
 /// A head count as stored: the sum of its shards.
@@ -163,21 +166,26 @@ impl Store {
     /// consistent Query of its shards). A count never checked against its index is recounted first,
     /// within [`MAX_INLINE_COUNT_QUERIES`] and [`MAX_INLINE_COUNT_TIME`]: `None` when that is not enough
     /// (the reconcile job's recount establishes it).
-    pub async fn headcount(&self, org: &OrgId, count: Headcount) -> Result<Option<u64>, StoreError> {
+    pub async fn headcount(
+        &self,
+        org: &OrgId,
+        count: Headcount,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u64>, StoreError> {
         let stored = self.stored_headcount(org, count).await?;
         if stored.recounted {
             return Ok(Some(u64::try_from(stored.active_users).unwrap_or(0)));
         }
         let budget = Budget { queries: MAX_INLINE_COUNT_QUERIES, until: Some(Instant::now() + MAX_INLINE_COUNT_TIME) };
-        Ok(self.recount_within(org, count, budget).await?.map(|r| r.counted))
+        Ok(self.recount_within(org, count, budget, now).await?.map(|r| r.counted))
     }
 
     /// Counts the users a head count counts from its index and sets the count, unless a user's write
     /// moved it while counting or less than [`INDEX_SETTLE_MS`] before (the next recount looks again).
     /// Writes every shard in one transaction (the first holds the count, the others 0), each only if it
     /// has not moved since it was read.
-    pub async fn recount(&self, org: &OrgId, count: Headcount) -> Result<Recount, StoreError> {
-        self.recount_within(org, count, Budget { queries: MAX_COUNT_QUERIES, until: None })
+    pub async fn recount(&self, org: &OrgId, count: Headcount, now: DateTime<Utc>) -> Result<Recount, StoreError> {
+        self.recount_within(org, count, Budget { queries: MAX_COUNT_QUERIES, until: None }, now)
             .await?
             .ok_or_else(|| StoreError::Other(format!("more than {MAX_COUNT_QUERIES} pages to count")))
     }
@@ -188,9 +196,10 @@ impl Store {
         org: &OrgId,
         count: Headcount,
         budget: Budget,
+        now: DateTime<Utc>,
     ) -> Result<Option<Recount>, StoreError> {
         let stored = self.stored_headcount(org, count).await?;
-        let started_ms = Utc::now().timestamp_millis();
+        let started_ms = now.timestamp_millis();
         let Some(counted) = self.count_listed(&count.listing(org), budget).await? else {
             return Ok(None);
         };
@@ -278,7 +287,7 @@ mod tests {
     }
 
     fn deltas(before: Option<&User>, after: &User) -> Vec<(Headcount, i64)> {
-        let moves = moves(before, after);
+        let moves = moves(before, after, chrono::DateTime::UNIX_EPOCH);
         assert!(moves.iter().all(|m| m.shard == 0x2a % SHARDS), "every move on the user's shard");
         moves.into_iter().map(|m| (m.count, m.delta)).collect()
     }

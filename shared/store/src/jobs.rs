@@ -140,7 +140,7 @@ impl Store {
         ]);
         let mut tx = self.transaction();
         let claim = tx.put(claim_item, Some("attribute_not_exists(PK)"))?;
-        tx.outbox(org, events, chrono::Utc::now())?;
+        tx.outbox(org, events)?;
         match tx.commit().await {
             Ok(()) => Ok(true),
             Err(TxFailure::Cancelled(reasons)) if reasons.get(claim).is_some_and(CancelReason::condition_failed) => {

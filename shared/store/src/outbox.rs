@@ -48,13 +48,9 @@ impl From<&DomainEvent> for StoredEvent {
 
 impl Transaction<'_> {
     /// Adds `events` to this transaction's outbox item (none when there are no events). Their first id
-    /// names the item, so a retried transaction that carries the same events writes the same item.
-    pub(crate) fn outbox(
-        &mut self,
-        org: &OrgId,
-        events: &[DomainEvent],
-        now: DateTime<Utc>,
-    ) -> Result<Option<usize>, StoreError> {
+    /// names the item, so a retried transaction that carries the same events writes the same item; it
+    /// expires [`KEEP_DAYS`] after the latest event's time (the time its use case read from its clock).
+    pub(crate) fn outbox(&mut self, org: &OrgId, events: &[DomainEvent]) -> Result<Option<usize>, StoreError> {
         let Some(first) = events.first() else { return Ok(None) };
         if events.len() > MAX_EVENTS_PER_ITEM {
             return Err(StoreError::Other(format!(
@@ -62,6 +58,7 @@ impl Transaction<'_> {
                 events.len()
             )));
         }
+        let latest = events.iter().map(|e| e.time).max().unwrap_or(first.time);
         let stored: Vec<StoredEvent> = events.iter().map(StoredEvent::from).collect();
         let bytes: usize = stored.iter().map(|e| e.detail.len() + e.detail_type.len() + 80).sum();
         if bytes > MAX_EVENT_BYTES {
@@ -73,7 +70,7 @@ impl Transaction<'_> {
             pk: keys::outbox_pk(org, first.id),
             sk: keys::OUTBOX_SK.to_owned(),
             entity: OUTBOX_ENTITY.to_owned(),
-            batch: OutboxBatch { events: stored, expires_at: (now + chrono::Duration::days(KEEP_DAYS)).timestamp() },
+            batch: OutboxBatch { events: stored, expires_at: (latest + chrono::Duration::days(KEEP_DAYS)).timestamp() },
         };
         Ok(Some(self.put(to_item(&record)?, Some("attribute_not_exists(PK)"))?))
     }
@@ -176,7 +173,7 @@ mod tests {
             id: Uuid::now_v7(),
             detail_type: "assignment.user_added".into(),
             detail: json!({"n": n, "big": 9_007_199_254_740_993_u64, "text": "a \"quoted\" ü"}),
-            time: Utc::now(),
+            time: "2026-03-01T12:00:00Z".parse().unwrap(),
         }
     }
 

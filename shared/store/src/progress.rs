@@ -1,7 +1,7 @@
 //! Progress changes: a row and the assignment's counters move together, or not at all.
 
 use aws_sdk_dynamodb::types::Put;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use domain::{
     Aggregates, Assignment, AuditEntry, Completion, ComplianceTransition, Obligation, OrgId, ProgressRow, Source,
     TrackedItem, UserId,
@@ -99,13 +99,15 @@ impl Store {
         assignment: &Assignment,
         before: &ProgressRow,
         after: &ProgressRow,
+        today: NaiveDate,
         announce: Announce<'_>,
     ) -> Result<RowChange, StoreError> {
-        self.write_row(org, assignment, before, after, None, announce).await
+        self.write_row(org, assignment, before, after, None, today, announce).await
     }
 
     /// [`Store::apply_progress`] for an admin's change of one learner's row: its audit entry commits
     /// in the same transaction.
+    #[allow(clippy::too_many_arguments)]
     pub async fn override_row(
         &self,
         org: &OrgId,
@@ -113,11 +115,13 @@ impl Store {
         before: &ProgressRow,
         after: &ProgressRow,
         audit: &AuditEntry,
+        today: NaiveDate,
         announce: Announce<'_>,
     ) -> Result<RowChange, StoreError> {
-        self.write_row(org, assignment, before, after, Some(audit), announce).await
+        self.write_row(org, assignment, before, after, Some(audit), today, announce).await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn write_row(
         &self,
         org: &OrgId,
@@ -125,6 +129,7 @@ impl Store {
         before: &ProgressRow,
         after: &ProgressRow,
         audit: Option<&AuditEntry>,
+        today: NaiveDate,
         announce: Announce<'_>,
     ) -> Result<RowChange, StoreError> {
         let mut next = after.clone();
@@ -133,7 +138,6 @@ impl Store {
         next.counted = Some(contribution);
         let counted = before.counted.unwrap_or_else(|| before.contribution(&assignment.units, assignment.item_count));
         let delta = Aggregates::delta(Some(counted), Some(contribution));
-        let today = Utc::now().date_naive();
         // Only active, mandatory assignments oblige; a change of those rules re-syncs every learner
         // (`Store::sync_compliance`), and bumps `unitsRev` so that rows written meanwhile redo.
         let obliges = assignment.is_active && assignment.is_mandatory;
@@ -166,7 +170,7 @@ impl Store {
                 compliance: learner.first().and_then(|c| c.transition),
             };
             let events = self.announced(org, &[Written::Row(&planned)], announce).await?;
-            tx.outbox(org, &events, Utc::now())?;
+            tx.outbox(org, &events)?;
             match tx.commit().await {
                 Ok(()) => return Ok(planned),
                 Err(TxFailure::Cancelled(reasons))
@@ -201,6 +205,7 @@ impl Store {
         assignment: &Assignment,
         user: UserId,
         change: impl Fn(&mut ProgressRow, &Assignment) -> bool,
+        today: NaiveDate,
         announce: Announce<'_>,
     ) -> Result<Option<RowChange>, StoreError> {
         let mut current = assignment.clone();
@@ -211,7 +216,7 @@ impl Store {
             if !change(&mut after, &current) {
                 return Ok(None);
             }
-            match self.write_row(org, &current, &before, &after, None, announce).await {
+            match self.write_row(org, &current, &before, &after, None, today, announce).await {
                 Ok(change) => return Ok(Some(change)),
                 Err(StoreError::VersionConflict | StoreError::TransactionConflict(_)) => continue,
                 Err(StoreError::AssignmentChanged) => {
@@ -234,6 +239,7 @@ impl Store {
         assignment: &Assignment,
         user: UserId,
         completions: &[Completion],
+        today: NaiveDate,
         announce: Announce<'_>,
     ) -> Result<Option<RowChange>, StoreError> {
         self.change_row(
@@ -250,12 +256,14 @@ impl Store {
                 }
                 changed
             },
+            today,
             announce,
         )
         .await
     }
 
     /// [`Store::record_completions`] for one item, announcing nothing (seeding and tests).
+    #[allow(clippy::too_many_arguments)]
     pub async fn record_completion(
         &self,
         org: &OrgId,
@@ -264,12 +272,14 @@ impl Store {
         item: &TrackedItem,
         score: Option<f64>,
         at: DateTime<Utc>,
+        today: NaiveDate,
     ) -> Result<Option<RowChange>, StoreError> {
         self.record_completions(
             org,
             assignment,
             user,
             &[Completion { item: item.clone(), score, at }],
+            today,
             &announce_nothing,
         )
         .await
@@ -284,6 +294,7 @@ impl Store {
         org: &OrgId,
         assignment: &Assignment,
         user: UserId,
+        today: NaiveDate,
         announce: Announce<'_>,
     ) -> Result<Option<RowChange>, StoreError> {
         self.change_row(
@@ -295,6 +306,7 @@ impl Store {
                 row.refresh(&a.units, a.item_count, a.recurrence);
                 *row != before || row.counted != Some(row.contribution(&a.units, a.item_count))
             },
+            today,
             announce,
         )
         .await
@@ -317,6 +329,7 @@ impl Store {
         joined: bool,
         at: DateTime<Utc>,
         entered: DateTime<Utc>,
+        today: NaiveDate,
         announce: Announce<'_>,
     ) -> Result<MembershipChange, StoreError> {
         if self.progress_row(org, assignment.id, user).await?.is_none() {
@@ -334,7 +347,7 @@ impl Store {
                         assignment.id
                     )));
                 }
-                match self.add_rows(org, &current, std::slice::from_ref(&row), true, announce).await {
+                match self.add_rows(org, &current, std::slice::from_ref(&row), true, today, announce).await {
                     Ok((added, transitions)) if added.len() == 1 => {
                         return Ok(MembershipChange::Created(transitions.first().copied()));
                     }
@@ -351,7 +364,14 @@ impl Store {
             }
         }
         let changed = self
-            .change_row(org, assignment, user, |row, _| if joined { row.join(at) } else { row.leave(at) }, announce)
+            .change_row(
+                org,
+                assignment,
+                user,
+                |row, _| if joined { row.join(at) } else { row.leave(at) },
+                today,
+                announce,
+            )
             .await?;
         Ok(changed.map_or(MembershipChange::Unchanged, |c| MembershipChange::Changed(c.compliance)))
     }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use chrono::NaiveDate;
 use domain::{
     Aggregates, Assignment, AssignmentId, ComplianceTransition, DatedCounts, Obligation, OrgId, ProgressRow, RowClass,
     UserId,
@@ -90,8 +91,9 @@ impl Store {
         org: &OrgId,
         assignment: &Assignment,
         rows: &[ProgressRow],
+        today: NaiveDate,
     ) -> Result<usize, StoreError> {
-        Ok(self.add_new_rows(org, assignment, rows).await?.len())
+        Ok(self.add_new_rows(org, assignment, rows, today).await?.len())
     }
 
     /// [`Store::add_roster_rows`], returning the learners whose rows it added (not those that existed).
@@ -100,11 +102,12 @@ impl Store {
         org: &OrgId,
         assignment: &Assignment,
         rows: &[ProgressRow],
+        today: NaiveDate,
     ) -> Result<Vec<UserId>, StoreError> {
         // A new row only adds an obligation, so it can only make a learner non-compliant, and only
         // where the clock already has (a due day passed): left to the daily job, which finds it. The
         // rows of a new assignment are announced by its `assignment.created`.
-        Ok(self.add_rows(org, assignment, rows, false, &announce_nothing).await?.0)
+        Ok(self.add_rows(org, assignment, rows, false, today, &announce_nothing).await?.0)
     }
 
     /// [`Store::add_roster_rows`]; with `transitions`, also the learners whose compliance the new rows
@@ -116,11 +119,11 @@ impl Store {
         assignment: &Assignment,
         rows: &[ProgressRow],
         transitions: bool,
+        today: NaiveDate,
         announce: Announce<'_>,
     ) -> Result<(Vec<UserId>, Vec<ComplianceTransition>), StoreError> {
         let obliges = assignment.is_active && assignment.is_mandatory;
         let chunk_size = if obliges { OBLIGING_ROSTER_CHUNK } else { ROSTER_CHUNK };
-        let today = chrono::Utc::now().date_naive();
         let mut added = Vec::new();
         let mut announced = Vec::new();
         for chunk in rows.chunks(chunk_size) {
@@ -151,7 +154,7 @@ impl Store {
                     .map(|row| Written::Added { row, compliance: compliance.get(&row.user_id).copied() })
                     .collect();
                 let events = self.announced(org, &written, announce).await?;
-                tx.outbox(org, &events, chrono::Utc::now())?;
+                tx.outbox(org, &events)?;
                 match tx.commit().await {
                     Ok(()) => {
                         added.extend(pending.iter().map(|r| r.user_id));
@@ -238,7 +241,7 @@ impl Store {
         };
         let mut tx = self.transaction();
         let handed = tx.update(update)?;
-        tx.outbox(org, events, chrono::Utc::now())?;
+        tx.outbox(org, events)?;
         match tx.commit().await {
             Ok(()) => Ok(true),
             Err(TxFailure::Cancelled(reasons)) if reasons.get(handed).is_some_and(CancelReason::condition_failed) => {

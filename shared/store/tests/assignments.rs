@@ -1,4 +1,8 @@
 //! Access patterns 1–4 and their transactions, against DynamoDB Local.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests date their data by the real time, as a client would; the code under test reads its context's clock"
+)]
 
 use chrono::Utc;
 use domain::{Activation, AssigneeType, ContentArea, Patch};
@@ -68,7 +72,7 @@ async fn large_rosters_commit_in_chunks_and_retries_add_nothing_twice() {
     let mut again = rows[200..].to_vec();
     let newcomers = roster(&a, 5);
     again.extend(newcomers.iter().cloned());
-    assert_eq!(store.add_roster_rows(&org, &created, &again).await.unwrap(), 5);
+    assert_eq!(store.add_roster_rows(&org, &created, &again, chrono::Utc::now().date_naive()).await.unwrap(), 5);
     let stored = store.get_assignment(&org, a.id).await.unwrap().unwrap();
     assert_eq!((stored.aggregates.total_users, stored.aggregates.not_started_users), (255, 255));
 
@@ -89,7 +93,8 @@ async fn large_rosters_commit_in_chunks_and_retries_add_nothing_twice() {
 async fn roster_rows_for_a_missing_assignment_are_refused() {
     let (store, org) = store_and_org().await;
     let ghost = assignment(AssigneeType::Org, org.as_str(), "xxe", in_days(3));
-    let err = store.add_roster_rows(&org, &ghost, &roster(&ghost, 2)).await.unwrap_err();
+    let err =
+        store.add_roster_rows(&org, &ghost, &roster(&ghost, 2), chrono::Utc::now().date_naive()).await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
     assert!(store.progress_page(&org, ghost.id, 10, None).await.unwrap().items.is_empty());
 }

@@ -1,5 +1,9 @@
 //! Pattern 15 against DynamoDB Local: active users by email, SARIF uploads, and the one transaction an
 //! ingestion's individual assignments commit in.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests date their data by the real time, as a client would; the code under test reads its context's clock"
+)]
 
 use chrono::{Duration, Utc};
 use domain::{AssigneeType, Role, SarifUpload, Scan, Source, UploadStatus, User, UserId, outbound::DomainEvent};
@@ -25,7 +29,7 @@ async fn the_active_user_is_found_by_email_whatever_its_case_and_only_in_their_o
     let store = store().await;
     let (acme, rival) = (new_org("test"), new_org("test"));
     let ada = user("Ada.Lovelace@Acme.example");
-    store.put_user(&acme, &ada).await.unwrap();
+    store.put_user(&acme, &ada, chrono::Utc::now()).await.unwrap();
 
     for spelling in ["ada.lovelace@acme.example", "ADA.LOVELACE@ACME.EXAMPLE", " Ada.Lovelace@Acme.example "] {
         let found = store.active_user_by_email(&acme, spelling).await.unwrap();
@@ -38,13 +42,13 @@ async fn the_active_user_is_found_by_email_whatever_its_case_and_only_in_their_o
     let mut moved = ada.clone();
     moved.email = "ada@new.example".into();
     moved.updated_at += Duration::seconds(1);
-    store.put_user(&acme, &moved).await.unwrap();
+    store.put_user(&acme, &moved, chrono::Utc::now()).await.unwrap();
     assert!(store.active_user_by_email(&acme, "ada.lovelace@acme.example").await.unwrap().is_none());
     assert!(store.active_user_by_email(&acme, "ADA@new.example").await.unwrap().is_some());
     let mut gone = moved.clone();
     gone.is_active = false;
     gone.updated_at += Duration::seconds(1);
-    store.put_user(&acme, &gone).await.unwrap();
+    store.put_user(&acme, &gone, chrono::Utc::now()).await.unwrap();
     assert!(store.active_user_by_email(&acme, "ada@new.example").await.unwrap().is_none());
 }
 
@@ -71,7 +75,7 @@ async fn an_ingestion_commits_all_its_assignments_with_its_response_or_nothing()
         time: Utc::now(),
     };
     store
-        .create_individual_assignments(&org, &first, std::slice::from_ref(&event), Some((&key, &response)), Utc::now())
+        .create_individual_assignments(&org, &first, std::slice::from_ref(&event), Some((&key, &response)))
         .await
         .unwrap();
     for store::IndividualAssignment { assignment: a, .. } in &first {
@@ -89,10 +93,7 @@ async fn an_ingestion_commits_all_its_assignments_with_its_response_or_nothing()
     let key2 = IdempotencyKey::new("sarif", "POST /sarif", "acme/shop\n2222222");
     store.begin_idempotency(&org, &key2, "h", Utc::now()).await.unwrap();
     let second = vec![individual(learner, "os-command-injection"), individual(learner, "sql-injection")];
-    let err = store
-        .create_individual_assignments(&org, &second, &[event], Some((&key2, &response)), Utc::now())
-        .await
-        .unwrap_err();
+    let err = store.create_individual_assignments(&org, &second, &[event], Some((&key2, &response))).await.unwrap_err();
     assert!(
         matches!(err, StoreError::DuplicateAssignment { existing_id } if existing_id == first[0].assignment.id),
         "{err:?}"
@@ -103,7 +104,7 @@ async fn an_ingestion_commits_all_its_assignments_with_its_response_or_nothing()
 
     // More than one transaction holds is refused before anything is sent.
     let many: Vec<_> = (0..=store::MAX_INDIVIDUAL_ASSIGNMENTS).map(|i| individual(learner, &format!("t{i}"))).collect();
-    assert!(store.create_individual_assignments(&org, &many, &[], None, Utc::now()).await.is_err());
+    assert!(store.create_individual_assignments(&org, &many, &[], None).await.is_err());
 }
 
 #[tokio::test]

@@ -1,6 +1,10 @@
 //! Counters equal a recount of the rows after random sequences of changes (completions, joins and
 //! leaves, extensions, exemptions, deadline moves), and the summary's clock-dependent figures
 //! (overdue by each learner's own date) equal a brute-force count of the rows' statuses.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests date their data by the real time, as a client would; the code under test reads its context's clock"
+)]
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use domain::{Activation, Assignment, Exemption, OrgId, ProgressRow, Recurrence, Source, TrackedItem, UserStatus};
@@ -71,12 +75,25 @@ async fn counters_equal_a_recount_after_random_changes() {
                         None => rng.below(11),
                     };
                     let item = TrackedItem::parse_key(&format!("c:sql-injection:{index}")).unwrap();
-                    store.record_completion(&org, &a, user, &item, Some(50.0), at).await.unwrap();
+                    store
+                        .record_completion(&org, &a, user, &item, Some(50.0), at, chrono::Utc::now().date_naive())
+                        .await
+                        .unwrap();
                 }
                 4 => {
                     let joined = rng.below(3) > 0;
                     store
-                        .set_membership(&org, &a, user, Source::Organization, joined, at, at, &store::announce_nothing)
+                        .set_membership(
+                            &org,
+                            &a,
+                            user,
+                            Source::Organization,
+                            joined,
+                            at,
+                            at,
+                            chrono::Utc::now().date_naive(),
+                            &store::announce_nothing,
+                        )
                         .await
                         .unwrap();
                 }
@@ -92,7 +109,17 @@ async fn counters_equal_a_recount_after_random_changes() {
                             None => Some(Exemption { reason: "on leave".into(), at, by: "user:admin".into() }),
                         };
                     }
-                    store.apply_progress(&org, &a, &before, &after, &store::announce_nothing).await.unwrap();
+                    store
+                        .apply_progress(
+                            &org,
+                            &a,
+                            &before,
+                            &after,
+                            chrono::Utc::now().date_naive(),
+                            &store::announce_nothing,
+                        )
+                        .await
+                        .unwrap();
                 }
                 _ => {
                     let mut next = a.clone();
@@ -150,7 +177,17 @@ async fn every_counter_move_increments_the_revision_the_recount_is_guarded_by() 
     assert!(created >= 1, "the first rows moved the counters: {created}");
     let done =
         domain::Completion { item: TrackedItem::parse_key("c:sql-injection:0").unwrap(), score: None, at: Utc::now() };
-    store.record_completions(&org, &a, rows[0].user_id, &[done], &store::announce_nothing).await.unwrap();
+    store
+        .record_completions(
+            &org,
+            &a,
+            rows[0].user_id,
+            &[done],
+            chrono::Utc::now().date_naive(),
+            &store::announce_nothing,
+        )
+        .await
+        .unwrap();
     assert_eq!(revision().await, created + 1, "a completion moved them");
 
     // Drift behind the service's back: the counters change, the revision does not.

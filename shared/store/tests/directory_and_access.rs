@@ -1,5 +1,9 @@
 //! Patterns 5, 7, 8, 9 against DynamoDB Local: people, custom courses, API keys, idempotency, rate
 //! counters, audit log, catalog.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests date their data by the real time, as a client would; the code under test reads its context's clock"
+)]
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{Duration, TimeZone, Utc};
@@ -37,10 +41,10 @@ async fn team_members_and_active_users_follow_the_projection() {
         .unwrap();
     let members: Vec<User> = (0..3).map(|_| user(Some(team), t0)).collect();
     for m in &members {
-        assert!(store.put_user(&org, m).await.unwrap());
+        assert!(store.put_user(&org, m, chrono::Utc::now()).await.unwrap());
     }
     let loner = user(None, t0);
-    store.put_user(&org, &loner).await.unwrap();
+    store.put_user(&org, &loner, chrono::Utc::now()).await.unwrap();
 
     assert_eq!(store.team_members(&org, team).await.unwrap().len(), 3);
     assert_eq!(store.active_users(&org).await.unwrap().len(), 4);
@@ -50,7 +54,7 @@ async fn team_members_and_active_users_follow_the_projection() {
     let mut gone = members[0].clone();
     gone.is_active = false;
     gone.updated_at = t0 + Duration::minutes(5);
-    assert!(store.put_user(&org, &gone).await.unwrap());
+    assert!(store.put_user(&org, &gone, chrono::Utc::now()).await.unwrap());
     assert_eq!(store.team_members(&org, team).await.unwrap().len(), 2);
     assert_eq!(store.active_users(&org).await.unwrap().len(), 3);
     assert!(!store.get_user(&org, gone.user_id).await.unwrap().unwrap().is_active);
@@ -58,7 +62,7 @@ async fn team_members_and_active_users_follow_the_projection() {
     // An older event arriving late does not undo the newer one.
     let mut stale = members[0].clone();
     stale.updated_at = t0 + Duration::minutes(1);
-    assert!(!store.put_user(&org, &stale).await.unwrap());
+    assert!(!store.put_user(&org, &stale, chrono::Utc::now()).await.unwrap());
     assert!(!store.get_user(&org, gone.user_id).await.unwrap().unwrap().is_active);
 
     let page = store.active_users_page(&org, 2, None).await.unwrap();
@@ -76,18 +80,21 @@ async fn head_counts_move_with_every_user_write_and_a_recount_repairs_them() {
     let (payments, platform) = (TeamId(uuid::Uuid::new_v4()), TeamId(uuid::Uuid::new_v4()));
     // Checked against the (empty) indexes first: from then on a count is read as its moves left it.
     for count in [Headcount::Org, Headcount::Team(payments), Headcount::Team(platform)] {
-        assert_eq!(store.recount(&org, count).await.unwrap(), Recount { counted: 0, stored: None, written: true });
+        assert_eq!(
+            store.recount(&org, count, chrono::Utc::now()).await.unwrap(),
+            Recount { counted: 0, stored: None, written: true }
+        );
     }
     let members: Vec<User> = (0..3).map(|_| user(Some(payments), t0)).collect();
     for m in &members {
-        store.put_user(&org, m).await.unwrap();
+        store.put_user(&org, m, chrono::Utc::now()).await.unwrap();
     }
-    store.put_user(&org, &user(None, t0)).await.unwrap();
+    store.put_user(&org, &user(None, t0), chrono::Utc::now()).await.unwrap();
     let counts = || async {
         (
-            store.headcount(&org, Headcount::Org).await.unwrap().unwrap(),
-            store.headcount(&org, Headcount::Team(payments)).await.unwrap().unwrap(),
-            store.headcount(&org, Headcount::Team(platform)).await.unwrap().unwrap(),
+            store.headcount(&org, Headcount::Org, chrono::Utc::now()).await.unwrap().unwrap(),
+            store.headcount(&org, Headcount::Team(payments), chrono::Utc::now()).await.unwrap().unwrap(),
+            store.headcount(&org, Headcount::Team(platform), chrono::Utc::now()).await.unwrap().unwrap(),
         )
     };
     assert_eq!(counts().await, (4, 3, 0));
@@ -97,14 +104,14 @@ async fn head_counts_move_with_every_user_write_and_a_recount_repairs_them() {
     let mut moved = members[0].clone();
     moved.team_id = Some(platform);
     moved.updated_at = t0 + Duration::minutes(1);
-    assert!(store.put_user(&org, &moved).await.unwrap());
+    assert!(store.put_user(&org, &moved, chrono::Utc::now()).await.unwrap());
     assert_eq!(counts().await, (4, 2, 1));
     let mut gone = members[1].clone();
     gone.is_active = false;
     gone.updated_at = t0 + Duration::minutes(2);
-    assert!(store.put_user(&org, &gone).await.unwrap());
+    assert!(store.put_user(&org, &gone, chrono::Utc::now()).await.unwrap());
     assert_eq!(counts().await, (3, 1, 1));
-    assert!(!store.put_user(&org, &members[1]).await.unwrap(), "older than the stored user");
+    assert!(!store.put_user(&org, &members[1], chrono::Utc::now()).await.unwrap(), "older than the stored user");
     assert_eq!(counts().await, (3, 1, 1));
     let back = UserChange::Snapshot {
         name: gone.name.clone(),
@@ -113,7 +120,7 @@ async fn head_counts_move_with_every_user_write_and_a_recount_repairs_them() {
         team_id: Some(payments),
         active: Some(true),
     };
-    store.change_user(&org, gone.user_id, &back, t0 + Duration::minutes(3)).await.unwrap();
+    store.change_user(&org, gone.user_id, &back, t0 + Duration::minutes(3), chrono::Utc::now()).await.unwrap();
     assert_eq!(counts().await, (4, 2, 1));
     assert_eq!(store.active_users(&org).await.unwrap().len(), 4, "the count is what the index lists");
 
@@ -148,15 +155,15 @@ async fn head_counts_move_with_every_user_write_and_a_recount_repairs_them() {
         set(shard["SK"].as_s().unwrap().clone(), "SET lastMoveMs = :v", five_minutes_ago).await.unwrap();
     }
     assert_eq!(
-        store.recount(&org, Headcount::Org).await.unwrap(),
+        store.recount(&org, Headcount::Org, chrono::Utc::now()).await.unwrap(),
         Recount { counted: 4, stored: Some(4), written: false }
     );
     set("ORG#00".into(), "ADD activeUsers :v", 13).await.unwrap();
-    assert_eq!(store.headcount(&org, Headcount::Org).await.unwrap().unwrap(), 17, "read as stored");
-    let recount = store.recount(&org, Headcount::Org).await.unwrap();
+    assert_eq!(store.headcount(&org, Headcount::Org, chrono::Utc::now()).await.unwrap().unwrap(), 17, "read as stored");
+    let recount = store.recount(&org, Headcount::Org, chrono::Utc::now()).await.unwrap();
     assert_eq!(recount, Recount { counted: 4, stored: Some(17), written: true });
-    assert_eq!(store.headcount(&org, Headcount::Org).await.unwrap().unwrap(), 4);
-    assert!(!store.recount(&org, Headcount::Org).await.unwrap().written, "nothing to repair");
+    assert_eq!(store.headcount(&org, Headcount::Org, chrono::Utc::now()).await.unwrap().unwrap(), 4);
+    assert!(!store.recount(&org, Headcount::Org, chrono::Utc::now()).await.unwrap().written, "nothing to repair");
     let teams = store.counted_teams(&org).await.unwrap();
     assert!(teams.contains(&payments) && teams.contains(&platform) && teams.len() == 2, "{teams:?}");
 
@@ -183,14 +190,14 @@ async fn head_counts_move_with_every_user_write_and_a_recount_repairs_them() {
             .await
             .unwrap();
     }
-    assert_eq!(store.headcount(&org, Headcount::Team(payments)).await.unwrap().unwrap(), 2);
+    assert_eq!(store.headcount(&org, Headcount::Team(payments), chrono::Utc::now()).await.unwrap().unwrap(), 2);
     let mut joined = members[1].clone();
     joined.team_id = Some(platform);
     joined.updated_at = t0 + Duration::minutes(4);
-    store.put_user(&org, &joined).await.unwrap();
-    let recount = store.recount(&org, Headcount::Team(platform)).await.unwrap();
+    store.put_user(&org, &joined, chrono::Utc::now()).await.unwrap();
+    let recount = store.recount(&org, Headcount::Team(platform), chrono::Utc::now()).await.unwrap();
     assert_eq!((recount.counted, recount.written), (2, false), "moved a moment ago: {recount:?}");
-    assert_eq!(store.headcount(&org, Headcount::Team(platform)).await.unwrap().unwrap(), 2);
+    assert_eq!(store.headcount(&org, Headcount::Team(platform), chrono::Utc::now()).await.unwrap().unwrap(), 2);
 }
 
 /// A bulk import's users written at the same moment (as concurrently consumed events would): each
@@ -201,19 +208,19 @@ async fn concurrent_user_writes_each_move_the_counts_once() {
     let team = TeamId(uuid::Uuid::new_v4());
     // Checked against the (empty) indexes first: from then on a count is read as its moves left it.
     for count in [Headcount::Org, Headcount::Team(team)] {
-        assert!(store.recount(&org, count).await.unwrap().written);
+        assert!(store.recount(&org, count, chrono::Utc::now()).await.unwrap().written);
     }
     let users: Vec<User> = (0..32).map(|i| user((i % 2 == 0).then_some(team), Utc::now())).collect();
     let mut writes = tokio::task::JoinSet::new();
     for u in users {
         let (store, org) = (store.clone(), org.clone());
-        writes.spawn(async move { store.put_user(&org, &u).await });
+        writes.spawn(async move { store.put_user(&org, &u, chrono::Utc::now()).await });
     }
     while let Some(written) = writes.join_next().await {
         assert!(written.unwrap().unwrap());
     }
-    assert_eq!(store.headcount(&org, Headcount::Org).await.unwrap().unwrap(), 32);
-    assert_eq!(store.headcount(&org, Headcount::Team(team)).await.unwrap().unwrap(), 16);
+    assert_eq!(store.headcount(&org, Headcount::Org, chrono::Utc::now()).await.unwrap().unwrap(), 32);
+    assert_eq!(store.headcount(&org, Headcount::Team(team), chrono::Utc::now()).await.unwrap().unwrap(), 16);
 }
 
 #[tokio::test]
@@ -222,12 +229,12 @@ async fn head_counts_are_per_org() {
     let other = new_org("other");
     let team = TeamId(uuid::Uuid::new_v4());
     for (org, count) in [(&org, Headcount::Org), (&other, Headcount::Org), (&other, Headcount::Team(team))] {
-        assert!(store.recount(org, count).await.unwrap().written, "checked while empty");
+        assert!(store.recount(org, count, chrono::Utc::now()).await.unwrap().written, "checked while empty");
     }
-    store.put_user(&org, &user(Some(team), Utc::now())).await.unwrap();
-    assert_eq!(store.headcount(&org, Headcount::Org).await.unwrap().unwrap(), 1);
-    assert_eq!(store.headcount(&other, Headcount::Org).await.unwrap().unwrap(), 0);
-    assert_eq!(store.headcount(&other, Headcount::Team(team)).await.unwrap().unwrap(), 0);
+    store.put_user(&org, &user(Some(team), Utc::now()), chrono::Utc::now()).await.unwrap();
+    assert_eq!(store.headcount(&org, Headcount::Org, chrono::Utc::now()).await.unwrap().unwrap(), 1);
+    assert_eq!(store.headcount(&other, Headcount::Org, chrono::Utc::now()).await.unwrap().unwrap(), 0);
+    assert_eq!(store.headcount(&other, Headcount::Team(team), chrono::Utc::now()).await.unwrap().unwrap(), 0);
 }
 
 #[tokio::test]

@@ -1,5 +1,9 @@
 //! The outbox item commits in the transaction of the change it announces, with exactly the events the
 //! caller's announcer gives for what is committed — also where a transaction is full.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests date their data by the real time, as a client would; the code under test reads its context's clock"
+)]
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -96,8 +100,20 @@ async fn a_join_and_a_completion_commit_their_events_with_the_row_and_nothing_el
     let announce = |w: &Written<'_>, p: Option<&User>| recording.announce(w, p);
     let at = Utc::now();
 
-    let joined =
-        store.set_membership(&org, &a, user, domain::Source::Organization, true, at, at, &announce).await.unwrap();
+    let joined = store
+        .set_membership(
+            &org,
+            &a,
+            user,
+            domain::Source::Organization,
+            true,
+            at,
+            at,
+            chrono::Utc::now().date_naive(),
+            &announce,
+        )
+        .await
+        .unwrap();
     assert!(joined.created());
     let added = recording.last.lock().unwrap().clone();
     assert_eq!(added.len(), 1);
@@ -105,18 +121,32 @@ async fn a_join_and_a_completion_commit_their_events_with_the_row_and_nothing_el
 
     // An item the assignment does not track changes no row: no transaction, no event.
     let untracked = [domain::Completion { item: challenge("xss", 0), score: None, at: Utc::now() }];
-    assert!(store.record_completions(&org, &a, user, &untracked, &announce).await.unwrap().is_none());
+    assert!(
+        store
+            .record_completions(&org, &a, user, &untracked, chrono::Utc::now().date_naive(), &announce)
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // Every challenge but the last: rows change, nothing is announced (no outbox item is written).
     for index in 0..a.item_count as u16 - 1 {
         let done = [domain::Completion { item: challenge("sql-injection", index), score: Some(90.0), at: Utc::now() }];
-        let change = store.record_completions(&org, &a, user, &done, &announce).await.unwrap().unwrap();
+        let change = store
+            .record_completions(&org, &a, user, &done, chrono::Utc::now().date_naive(), &announce)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(change.after.completed_at.is_none());
         assert!(recording.last.lock().unwrap().is_empty());
     }
     let last = a.item_count as u16 - 1;
     let done = [domain::Completion { item: challenge("sql-injection", last), score: Some(90.0), at: Utc::now() }];
-    let change = store.record_completions(&org, &a, user, &done, &announce).await.unwrap().unwrap();
+    let change = store
+        .record_completions(&org, &a, user, &done, chrono::Utc::now().date_naive(), &announce)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(change.completed_now());
     let completed = recording.last.lock().unwrap().clone();
     assert_eq!(completed.iter().map(|e| e.detail_type.as_str()).collect::<Vec<_>>(), ["assignment.completed"]);

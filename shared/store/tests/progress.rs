@@ -1,5 +1,9 @@
 //! Progress changes against DynamoDB Local: rows and counters move together; replays and races do not
 //! double-count.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests date their data by the real time, as a client would; the code under test reads its context's clock"
+)]
 
 use chrono::{Duration, Utc};
 use domain::{AssigneeType, TrackedItem};
@@ -24,7 +28,12 @@ async fn completing_every_challenge_completes_the_user_once_however_often_events
     let mut changes = 0;
     for index in order {
         let at = t0 + Duration::seconds(i64::from(index));
-        if store.record_completion(&org, &a, user, &challenge(index), Some(80.0), at).await.unwrap().is_some() {
+        if store
+            .record_completion(&org, &a, user, &challenge(index), Some(80.0), at, chrono::Utc::now().date_naive())
+            .await
+            .unwrap()
+            .is_some()
+        {
             changes += 1;
         }
     }
@@ -42,9 +51,21 @@ async fn completing_every_challenge_completes_the_user_once_however_often_events
 
     // Untracked items and users without a row are no-ops.
     let other = TrackedItem::parse_key("c:xxe:0").unwrap();
-    assert!(store.record_completion(&org, &a, user, &other, None, t0).await.unwrap().is_none());
+    assert!(
+        store
+            .record_completion(&org, &a, user, &other, None, t0, chrono::Utc::now().date_naive())
+            .await
+            .unwrap()
+            .is_none()
+    );
     let stranger = domain::UserId(uuid::Uuid::new_v4());
-    assert!(store.record_completion(&org, &a, stranger, &challenge(0), None, t0).await.unwrap().is_none());
+    assert!(
+        store
+            .record_completion(&org, &a, stranger, &challenge(0), None, t0, chrono::Utc::now().date_naive())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -56,19 +77,35 @@ async fn a_stale_row_write_is_refused_and_concurrent_completions_all_count() {
     let before = store.progress_row(&org, a.id, user).await.unwrap().unwrap();
     let mut first = before.clone();
     first.record_completion(&challenge(0), None, Utc::now(), &a.units, a.item_count);
-    store.apply_progress(&org, &a, &before, &first, &store::announce_nothing).await.unwrap();
+    store
+        .apply_progress(&org, &a, &before, &first, chrono::Utc::now().date_naive(), &store::announce_nothing)
+        .await
+        .unwrap();
     let mut stale = before.clone();
     stale.record_completion(&challenge(1), None, Utc::now(), &a.units, a.item_count);
-    let err = store.apply_progress(&org, &a, &before, &stale, &store::announce_nothing).await.unwrap_err();
+    let err = store
+        .apply_progress(&org, &a, &before, &stale, chrono::Utc::now().date_naive(), &store::announce_nothing)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::VersionConflict), "{err:?}");
 
     // Eight completions racing on one row: each retries until it lands; none is lost or double-counted.
     let tasks: Vec<_> = (1..9)
         .map(|index| {
             let (store, org, a) = (store.clone(), org.clone(), a.clone());
-            tokio::spawn(
-                async move { store.record_completion(&org, &a, user, &challenge(index), None, Utc::now()).await },
-            )
+            tokio::spawn(async move {
+                store
+                    .record_completion(
+                        &org,
+                        &a,
+                        user,
+                        &challenge(index),
+                        None,
+                        Utc::now(),
+                        chrono::Utc::now().date_naive(),
+                    )
+                    .await
+            })
         })
         .collect();
     for task in tasks {
@@ -134,6 +171,7 @@ async fn replaying_events_three_times_shuffled_equals_one_ordered_delivery() {
                                 joined,
                                 at,
                                 at,
+                                chrono::Utc::now().date_naive(),
                                 &store::announce_nothing,
                             )
                             .await
@@ -142,7 +180,15 @@ async fn replaying_events_three_times_shuffled_equals_one_ordered_delivery() {
                     Event::Completion { user, index, score, minute } => {
                         let at = t0 + Duration::minutes(minute);
                         store
-                            .record_completion(&org, &a, users[user], &challenge(index), Some(score), at)
+                            .record_completion(
+                                &org,
+                                &a,
+                                users[user],
+                                &challenge(index),
+                                Some(score),
+                                at,
+                                chrono::Utc::now().date_naive(),
+                            )
                             .await
                             .unwrap();
                     }

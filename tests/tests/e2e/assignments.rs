@@ -314,7 +314,7 @@ async fn a_roster_run_stopped_midway_and_a_retried_one_leave_no_duplicate_and_no
     assert_eq!(created.body["rosterStatus"], "building");
     let id = created.body["id"].as_str().unwrap();
 
-    let ctx = service::Ctx::new(&env.store);
+    let ctx = env.consumer.ctx();
     let assignment = domain::AssignmentId::parse(id).unwrap();
     let (one_page, from_start) = tokio::join!(
         service::roster_build::build(&ctx, &org.org_id, assignment, build(), 1, None),
@@ -355,7 +355,7 @@ async fn a_completion_made_while_the_roster_is_building_counts_on_the_row_the_wo
     let rows = service::progress::apply_completion(&applied, &org.org_id, learner, &done).await.unwrap();
     assert_eq!(rows.rows, 0, "no row yet: the completion is only logged");
 
-    let ctx = service::Ctx::new(&env.store);
+    let ctx = env.consumer.ctx();
     let run =
         service::roster_build::build(&ctx, &org.org_id, a.id, build(), service::roster_build::PAGES_PER_RUN, None)
             .await
@@ -376,7 +376,7 @@ async fn a_duplicated_roster_request_stops_once_its_twin_has_handed_over() {
     add_learners(&env, &org, 0..250).await;
     let first = uuid::Uuid::now_v7();
     let a = building_org_wide(&env, &org, Some(first)).await;
-    let ctx = service::Ctx::new(&env.store);
+    let ctx = env.consumer.ctx();
     let run = |run| service::roster_build::build(&ctx, &org.org_id, a.id, build(), 1, Some(run));
 
     let stranger = run(uuid::Uuid::now_v7()).await.unwrap();

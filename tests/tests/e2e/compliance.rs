@@ -1,7 +1,7 @@
 //! Compliance with mandatory training: `GET /compliance`, `GET /compliance/learners`, the
 //! `compliance` export and `compliance.changed`, end to end.
 
-use chrono::{Duration, NaiveDate, Utc};
+use chrono::{Duration, NaiveDate};
 use gateway::seed;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -9,12 +9,11 @@ use testkit::e2e::{Env, assert_problem, eventually, parse_csv};
 
 use crate::{deadline, update_behind_the_api};
 
-/// Moves an assignment's deadline behind the API's back (see [`update_behind_the_api`]). With
-/// `interrupted`, as a patch would that failed before its learners were synced: it leaves the "not yet
-/// synced" marker.
-async fn set_deadline_behind_the_api(env: &Env, org: &seed::SeededOrg, id: &str, day: NaiveDate, interrupted: bool) {
-    let expression = if interrupted { "SET #a = :v, complianceSync = unitsRev" } else { "SET #a = :v" };
-    update_behind_the_api(env, org, id, expression, "deadline", day.to_string()).await;
+/// What a patch of an assignment's deadline leaves when it fails after its change committed and before
+/// its learners were synced: the new deadline and the "not yet synced" marker (see
+/// [`update_behind_the_api`]).
+async fn interrupted_deadline_patch(env: &Env, org: &seed::SeededOrg, id: &str, day: NaiveDate) {
+    update_behind_the_api(env, org, id, "SET #a = :v, complianceSync = unitsRev", "deadline", day.to_string()).await;
 }
 
 async fn create(env: &Env, org: &seed::SeededOrg, body: Value) -> String {
@@ -34,9 +33,10 @@ async fn an_overdue_mandatory_assignment_makes_a_learner_non_compliant_until_the
     let key = org.api_keys.admin.as_str();
     let changed = env.subscribe(&org, "compliance.changed").await;
     let (team, other_team) = (org.teams[0].team_id, org.teams[1].team_id);
+    let day0 = env.clock(&org.org_id).await.date_naive();
 
     // Mandatory: the first team's SQL injection (due in 30 days) and everyone's XXE (in 60);
-    // optional: everyone's reflected XSS.
+    // optional: everyone's reflected XSS (tomorrow).
     let team_mandatory = create(
         &env,
         &org,
@@ -49,7 +49,7 @@ async fn an_overdue_mandatory_assignment_makes_a_learner_non_compliant_until_the
                "assigneeId": org.org_id.as_str(), "deadline": deadline(days), "isMandatory": mandatory})
     };
     let everyone = create(&env, &org, org_wide("xxe", 60, true)).await;
-    let optional = create(&env, &org, org_wide("reflected-xss", 20, false)).await;
+    create(&env, &org, org_wide("reflected-xss", 1, false)).await;
     let everyone_detail = env.get(&format!("/assignments/{everyone}")).token(key).await;
     let learners = everyone_detail.body["progress"]["totalUsers"].as_u64().unwrap();
     let members: Vec<_> = org.users.iter().filter(|u| u.team_id == Some(team)).collect();
@@ -66,13 +66,14 @@ async fn an_overdue_mandatory_assignment_makes_a_learner_non_compliant_until_the
         (json!(1.0), json!(2))
     );
 
-    // Time passes: the team's mandatory assignment and the optional one are overdue since 2 days
-    // (the patch that moved the mandatory one was interrupted before its learners were synced). The
-    // reconcile job finishes it and announces who fell out of compliance.
-    let today = Utc::now().date_naive();
-    let three_days_ago = today - Duration::days(3);
-    set_deadline_behind_the_api(&env, &org, &team_mandatory, three_days_ago, true).await;
-    set_deadline_behind_the_api(&env, &org, &optional, three_days_ago, false).await;
+    // The team's mandatory assignment is moved to tomorrow by a patch interrupted before its learners
+    // were synced; four days pass on the org's clock (the scheduler paused), so it and the optional one
+    // are overdue since 2 days. The reconcile job finishes the sync and announces who fell out of
+    // compliance.
+    interrupted_deadline_patch(&env, &org, &team_mandatory, day0 + Duration::days(1)).await;
+    env.advance_clock_firing(&org.org_id, Duration::days(4), &[]).await;
+    let today = env.clock(&org.org_id).await.date_naive();
+    assert_eq!(today, day0 + Duration::days(4));
     let report = env.invoke("ReconcileFunction", json!({"orgIds": [org.org_id.as_str()]})).await;
     assert_eq!(report["repairs"], 5, "{report}");
     let quiet = env.invoke("ReconcileFunction", json!({"orgIds": [org.org_id.as_str()]})).await;
@@ -124,7 +125,7 @@ async fn an_overdue_mandatory_assignment_makes_a_learner_non_compliant_until_the
 
     // One of them completes the overdue assignment: compliant again, announced once.
     let learner = members[0];
-    let now = Utc::now();
+    let now = env.clock(&org.org_id).await;
     let done: Vec<_> = (0..11)
         .map(|i| seed::challenge_completed(&org.org_id, learner.user_id, "sql-injection", i, 90.0, now))
         .collect();
@@ -148,7 +149,7 @@ async fn an_overdue_mandatory_assignment_makes_a_learner_non_compliant_until_the
 
     // The clock alone: on the day after the org-wide deadline everyone still compliant falls out,
     // announced by the daily job once however often it runs.
-    let day_after = (Utc::now().date_naive() + Duration::days(61)).to_string();
+    let day_after = (day0 + Duration::days(61)).to_string();
     let only = [org.org_id.as_str()];
     env.invoke("RemindersFunction", json!({"date": day_after, "orgIds": only})).await;
     env.invoke("RemindersFunction", json!({"date": day_after, "orgIds": only})).await;

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use testkit::e2e::{Env, assert_problem, eventually, parse_csv};
 
-use crate::{assign_team_topic, deadline, path_of, set_behind_the_api, team_topic, user_of};
+use crate::{assign_team_topic, deadline, path_of, team_topic, user_of};
 
 /// The counters equal a recount of the rows: the reconcile's repair finds nothing to correct.
 async fn assert_counters_equal_rows(env: &Env, org: &seed::SeededOrg, id: &str) {
@@ -26,8 +26,12 @@ async fn an_extension_and_an_exemption_change_one_learner_only() {
     let id = created.body["id"].as_str().unwrap().to_owned();
     let path = path_of(&created);
     let updated = env.subscribe(&org, "assignment.user_updated").await;
-    let yesterday = Utc::now().date_naive() - chrono::Duration::days(1);
-    set_behind_the_api(&env, &org, &id, "deadline", yesterday.to_string()).await;
+    // A month on the org's clock (the scheduler paused): the deadline, 30 days away, was yesterday.
+    let yesterday = created.body["deadline"].as_str().unwrap().parse::<chrono::NaiveDate>().unwrap();
+    env.advance_clock_firing(&org.org_id, chrono::Duration::days(31), &[]).await;
+    assert_eq!(env.clock(&org.org_id).await.date_naive() - chrono::Duration::days(1), yesterday);
+    // Dates the org's admin picks from now on are in the org's time.
+    let in_ten = (yesterday + chrono::Duration::days(11)).to_string();
     let detail = env.get(&path).token(key).await;
     assert_eq!(detail.body["progress"]["overdueUsers"], 5);
 
@@ -41,13 +45,9 @@ async fn an_extension_and_an_exemption_change_one_learner_only() {
     assert_eq!(one.body["name"], json!(extended.name));
 
     // An extension: this learner's date and status move, nobody else's.
-    let patched =
-        env.patch(&extended_path).token(key).header("if-match", "\"0\"").json(json!({"dueOn": deadline(10)})).await;
+    let patched = env.patch(&extended_path).token(key).header("if-match", "\"0\"").json(json!({"dueOn": in_ten})).await;
     assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
-    assert_eq!(
-        (patched.body["status"].clone(), patched.body["dueOn"].clone()),
-        (json!("not_started"), json!(deadline(10)))
-    );
+    assert_eq!((patched.body["status"].clone(), patched.body["dueOn"].clone()), (json!("not_started"), json!(in_ten)));
     assert_eq!(patched.headers["etag"], "\"1\"");
     let stale = env.patch(&extended_path).token(key).header("if-match", "\"0\"").json(json!({"dueOn": null})).await;
     assert_problem(&stale, 412, "precondition_failed");
@@ -84,7 +84,7 @@ async fn an_extension_and_an_exemption_change_one_learner_only() {
     let entries = audit.body["items"].as_array().unwrap();
     assert_eq!(entries.len(), 2, "{entries:?}");
     assert_eq!(entries[1]["metadata"]["before"]["dueOn"], json!(yesterday));
-    assert_eq!(entries[1]["metadata"]["after"]["extendedTo"], json!(deadline(10)));
+    assert_eq!(entries[1]["metadata"]["after"]["extendedTo"], json!(in_ten));
     let events = env.drain(&updated).await;
     assert_eq!(events.len(), 2);
     assert!(events.iter().any(|e| e["detail"]["after"]["reason"] == "=Parental leave"));
@@ -97,7 +97,7 @@ async fn an_extension_and_an_exemption_change_one_learner_only() {
     let row_of = |user: domain::UserId| rows.iter().find(|r| r[col("userId")] == user.to_string()).unwrap();
     assert_eq!(&row_of(exempted.user_id)[col("status")], "exempt");
     assert_eq!(&row_of(exempted.user_id)[col("exemptReason")], "'=Parental leave");
-    assert_eq!(&row_of(extended.user_id)[col("dueOn")], deadline(10).as_str());
+    assert_eq!(&row_of(extended.user_id)[col("dueOn")], in_ten.as_str());
 
     // Strangers, learners and unknown learners see nothing.
     let stranger = other.api_keys.admin.as_str();
@@ -112,7 +112,7 @@ async fn an_extension_and_an_exemption_change_one_learner_only() {
     assert_problem(&env.patch(&nobody).token(key).json(json!({"dueOn": null})).await, 404, "not_found");
     assert_problem(&env.get(&format!("{path}/users/not-a-uuid")).token(key).await, 404, "not_found");
     let untouched = env.get(&extended_path).token(key).await;
-    assert_eq!(untouched.body["dueOn"], json!(deadline(10)), "the stranger's attempt changed nothing");
+    assert_eq!(untouched.body["dueOn"], json!(in_ten), "the stranger's attempt changed nothing");
 }
 
 #[tokio::test]
@@ -233,20 +233,21 @@ async fn a_yearly_recertification_expires_and_renews_with_its_history() {
     let recert_due = env.subscribe(&org, "assignment.recertification_due").await;
     let expired = env.subscribe(&org, "assignment.expired").await;
 
-    // Let thirteen months pass: the assignment is made fourteen months ago (behind the API: the routes
-    // read the real clock), and the learner completes every challenge thirteen months ago.
-    let now = Utc::now();
-    let made = now.checked_sub_months(chrono::Months::new(14)).unwrap();
-    set_behind_the_api(&env, &org, &id, "createdAt", made.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)).await;
+    // A month on the org's clock the learner completes every challenge; thirteen more months pass (the
+    // scheduler paused: the daily job runs below, for the days it matters).
     let complete_all = |at: chrono::DateTime<Utc>, score: f64| {
         (0..11u16)
             .map(|i| seed::challenge_completed(&org.org_id, learner.user_id, "sql-injection", i, score, at).envelope())
             .collect::<Vec<_>>()
     };
-    let first = now.checked_sub_months(chrono::Months::new(13)).unwrap();
+    let month = chrono::Duration::days(31);
+    env.advance_clock_firing(&org.org_id, month, &[]).await;
+    let first = env.clock(&org.org_id).await;
     for event in complete_all(first, 80.0) {
         env.invoke("ProgressEventsFunction", event).await;
     }
+    let later = first.checked_add_months(chrono::Months::new(13)).unwrap() - first;
+    env.advance_clock_firing(&org.org_id, later, &[]).await;
     let valid_until = first.date_naive().checked_add_months(chrono::Months::new(12)).unwrap();
     let learner_path = format!("{path}/users/{}", learner.user_id);
     let lapsed = env.get(&learner_path).token(key).await;
@@ -285,7 +286,8 @@ async fn a_yearly_recertification_expires_and_renews_with_its_history() {
     assert_eq!(gone[0]["detail"]["status"], "expired");
 
     // Completing it again: completed, two cycles in the history, valid for another year.
-    for event in complete_all(Utc::now(), 95.0) {
+    let now = env.clock(&org.org_id).await;
+    for event in complete_all(now, 95.0) {
         env.invoke("ProgressEventsFunction", event).await;
     }
     let renewed = env.get(&learner_path).token(key).await;
@@ -293,7 +295,7 @@ async fn a_yearly_recertification_expires_and_renews_with_its_history() {
     let cycles = renewed.body["cycles"].as_array().unwrap();
     assert_eq!(cycles.len(), 2);
     assert_eq!((cycles[0]["averageScore"].clone(), cycles[1]["averageScore"].clone()), (json!(80.0), json!(95.0)));
-    let next_valid = Utc::now().date_naive().checked_add_months(chrono::Months::new(12)).unwrap();
+    let next_valid = now.date_naive().checked_add_months(chrono::Months::new(12)).unwrap();
     assert_eq!(renewed.body["validUntil"], json!(next_valid));
     assert_eq!(env.drain(&completed).await.len(), 2, "one assignment.completed per cycle");
     let detail = env.get(&path).token(key).await;
@@ -312,7 +314,7 @@ async fn a_yearly_recertification_expires_and_renews_with_its_history() {
     let monthly = env.patch(&path).token(key).json(json!({"recurrence": {"everyMonths": 1, "windowDays": 7}})).await;
     assert_eq!(monthly.body["recurrence"], json!({"everyMonths": 1, "windowDays": 7}));
     let again = env.get(&learner_path).token(key).await;
-    let next_month = Utc::now().date_naive().checked_add_months(chrono::Months::new(1)).unwrap();
+    let next_month = env.clock(&org.org_id).await.date_naive().checked_add_months(chrono::Months::new(1)).unwrap();
     assert_eq!(
         (again.body["status"].clone(), again.body["validUntil"].clone()),
         (json!("completed"), json!(next_month))

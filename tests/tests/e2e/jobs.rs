@@ -69,6 +69,61 @@ async fn reminders_go_out_once_per_learner_and_offset_however_often_the_job_runs
     assert_eq!(nothing["sent"], 0, "no reminder between the offsets");
 }
 
+/// The daily schedule (the template's `cron(0 7 * * ? *)`) fires for an org whose test clock moves
+/// across 07:00, at that org's time and for that org alone: its learners get `due_soon` the day the
+/// clock reaches, another org with the same assignment (whose clock stands still) gets nothing, and the
+/// hourly reconcile, not asked for, does not run.
+#[tokio::test]
+async fn moving_one_orgs_clock_fires_its_daily_reminders_and_leaves_another_orgs_time_alone() {
+    let env = Env::start().await;
+    let (moved, still) = (env.org().await, env.org().await);
+    // Due in 8 days: the next 07:00 or the one after is 7 days before it, whatever the time now.
+    let due = (env.clock(&moved.org_id).await + chrono::Duration::days(8)).date_naive();
+    for org in [&moved, &still] {
+        let mut body = team_topic(org, "sql-injection");
+        body["deadline"] = json!(due);
+        let created = env.post("/assignments").token(org.api_keys.admin.as_str()).json(body).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    }
+    let (moved_soon, still_soon) =
+        (env.subscribe(&moved, "assignment.due_soon").await, env.subscribe(&still, "assignment.due_soon").await);
+    let still_before = env.clock(&still.org_id).await;
+
+    // Two days on: 07:00 has passed twice, once 7 days before the deadline.
+    let moved_clock = env.advance_clock_firing(&moved.org_id, chrono::Duration::days(2), &["RemindersFunction"]).await;
+    let fired = moved_clock["fired"].as_array().unwrap();
+    assert_eq!(fired.len(), 2, "{moved_clock}");
+    for firing in fired {
+        assert_eq!(firing["function"], "RemindersFunction", "{firing}");
+        assert!(firing["at"].as_str().unwrap().contains("T07:00:00"), "{firing}");
+        assert_eq!(firing["result"]["orgs"], 1, "fired for the moved org alone: {firing}");
+    }
+    let sent: u64 = fired.iter().map(|f| f["result"]["sent"].as_u64().unwrap()).sum();
+    assert_eq!(sent, 5, "the team's 5 learners, once each, on the day 7 days before: {moved_clock}");
+    let events = env.drain(&moved_soon).await;
+    assert_eq!(events.len(), 5);
+    assert!(events.iter().all(|e| e["detail"]["days"] == 7), "{events:?}");
+
+    // The other org: no reminder, and its clock still reads the real time.
+    assert!(env.drain(&still_soon).await.is_empty(), "another org's schedule did not fire");
+    let still_now = env.clock(&still.org_id).await;
+    assert!(still_now - still_before < chrono::Duration::minutes(5), "{still_before} → {still_now}");
+    let moved_now = env.clock(&moved.org_id).await;
+    assert!(moved_now - still_now > chrono::Duration::hours(47), "{moved_now} vs {still_now}");
+    // The routes read each org's own time too: past the deadline (scheduler paused) the moved org's
+    // learners are overdue, the other org's are not.
+    let moved_on = env.advance_clock_firing(&moved.org_id, chrono::Duration::days(8), &[]).await;
+    assert_eq!(moved_on["fired"], json!([]), "{moved_on}");
+    let overdue = |org: &gateway::seed::SeededOrg| {
+        let (env, key) = (&env, org.api_keys.admin.clone());
+        async move {
+            let listed = env.get("/assignments").token(&key).await;
+            listed.body[0]["progress"]["overdueUsers"].clone()
+        }
+    };
+    assert_eq!((overdue(&moved).await, overdue(&still).await), (json!(5), json!(0)));
+}
+
 #[tokio::test]
 async fn reconcile_repairs_a_roster_row_deleted_behind_the_services_back() {
     let (env, org) = Env::with_org().await;

@@ -444,18 +444,8 @@ async fn an_uploaded_log_is_ingested_by_the_worker_under_the_same_rules() {
     // An upload whose log never came is reported as expired once it can no longer be ingested.
     let never = start("0ddba11").await;
     let never_id = never.body["uploadId"].as_str().unwrap().to_owned();
-    let hours_ago = (Utc::now() - chrono::Duration::hours(3)).to_rfc3339();
-    testkit::stack::raw_client()
-        .await
-        .update_item()
-        .table_name(env.store.table_name())
-        .key("PK", aws_sdk_dynamodb::types::AttributeValue::S(format!("ORG#{}#SARIFUPLOAD#{never_id}", org.org_id)))
-        .key("SK", aws_sdk_dynamodb::types::AttributeValue::S("UPLOAD".into()))
-        .update_expression("SET createdAt = :at")
-        .expression_attribute_values(":at", aws_sdk_dynamodb::types::AttributeValue::S(hours_ago))
-        .send()
-        .await
-        .unwrap();
+    // Three hours on the org's clock (the scheduler paused): past the two hours an upload can be ingested.
+    env.advance_clock_firing(&org.org_id, chrono::Duration::hours(3), &[]).await;
     let expired = env.get(&format!("/sarif/uploads/{never_id}")).token(org.api_keys.admin.as_str()).await;
     assert_eq!(expired.body["status"], "expired", "{:?}", expired.body);
     assert!(expired.body["failure"].is_string());

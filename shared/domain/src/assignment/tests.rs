@@ -43,7 +43,7 @@ fn new_assignments_count_items_and_start_at_version_one() {
 #[test]
 fn patches_bump_version_and_report_activation() {
     let a = sample();
-    let now = Utc::now();
+    let now: DateTime<Utc> = "2026-03-01T12:00:00Z".parse().unwrap();
     let (off, activation) = a.patched(&Patch { is_active: Some(false), ..Default::default() }, now).unwrap();
     assert_eq!((off.is_active, off.version, activation), (false, 2, Activation::Deactivated));
     assert_eq!(off.updated_at, now);

@@ -704,3 +704,27 @@ fn clip_cuts_on_character_boundaries() {
     assert_eq!(clip("🦀🦀🦀🦀", 2), "🦀🦀…");
     assert_eq!(clip("abc", 0), "…");
 }
+
+#[test]
+fn indexes_written_as_whole_floats_are_indexes_and_fractions_are_refused() {
+    let log = |index: &str| {
+        format!(
+            r#"{{"version": "2.1.0", "runs": [{{"tool": {{"driver": {{"name": "T", "rules": [{{"id": "r", "properties": {{"tags": ["external/cwe/cwe-089"]}}}}]}}}},
+                "results": [{{"ruleIndex": {index}, "rule": {{"index": {index}}}}}]}}]}}"#
+        )
+    };
+    let whole = parse(log("0.0").as_bytes()).unwrap();
+    assert_eq!(whole.cwes.len(), 1, "ruleIndex 0.0 names rule 0");
+    assert!(parse(log("0.5").as_bytes()).is_err());
+}
+
+#[test]
+fn references_are_objects_not_arrays_of_their_fields() {
+    let with = |reference: &str| {
+        format!(r#"{{"version": "2.1.0", "runs": [{{"tool": {{"driver": {{"name": "T"}}}}, "results": [{reference}]}}]}}"#)
+    };
+    assert!(parse(with(r#"{"rule": {"id": "r", "toolComponent": {"index": 0}}}"#).as_bytes()).is_ok());
+    for array in [r#"{"rule": ["r", 0, null]}"#, r#"{"rule": {"toolComponent": [null, 0]}}"#, r#"{"taxa": [{"id": 79, "toolComponent": ["CWE", null]}]}"#] {
+        assert!(parse(with(array).as_bytes()).is_err(), "{array}");
+    }
+}

@@ -174,6 +174,9 @@ fn relative_deadlines_and_new_starters() {
     body["dueInDays"] = json!(30);
     let new = validate_create(&body, today()).unwrap();
     assert_eq!((new.due_in_days, new.deadline), (Some(30), NaiveDate::from_ymd_opt(2026, 3, 31).unwrap()));
+    // A whole number written as a float is an integer to JSON Schema (and so to the OpenAPI document).
+    body["dueInDays"] = json!(30.0);
+    assert_eq!(validate_create(&body, today()).unwrap().due_in_days, Some(30));
     body["newStartersOnly"] = json!(true);
     assert!(validate_create(&body, today()).unwrap().new_starters_only);
 

@@ -286,7 +286,7 @@ impl Store {
             tx.profile_unchanged(org, user, profile.as_ref())?;
             tx.learners(org, std::slice::from_ref(&change))?;
             if let Some(t) = &change.transition {
-                tx.outbox(org, &announce(&Written::Compliance(t), profile.as_ref().map(|p| &p.user)), now)?;
+                tx.outbox(org, &announce(&Written::Compliance(t), profile.as_ref().map(|p| &p.user)))?;
             }
             match tx.commit().await {
                 Ok(()) => return Ok(change.transition),
@@ -316,7 +316,7 @@ impl Store {
             let mut tx = self.transaction();
             tx.learners(org, &[LearnerChange { before: Some(before), after, transition: Some(transition) }])?;
             let events = self.announced(org, &[Written::Compliance(&transition)], announce).await?;
-            tx.outbox(org, &events, Utc::now())?;
+            tx.outbox(org, &events)?;
             match tx.commit().await {
                 Ok(()) => return Ok(Some(transition)),
                 Err(TxFailure::Cancelled(reasons)) if reasons.iter().any(|r| r.lost_a_race()) => continue,

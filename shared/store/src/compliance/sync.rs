@@ -82,7 +82,7 @@ impl Store {
             tx.learners(org, std::slice::from_ref(&change))?;
             if let Some(t) = &change.transition {
                 let events = self.announced(org, &[Written::Compliance(t)], announce).await?;
-                tx.outbox(org, &events, Utc::now())?;
+                tx.outbox(org, &events)?;
             }
             match tx.commit().await {
                 Ok(()) => return Ok(change.transition),
