@@ -11,18 +11,31 @@ step() { printf '\n==> %s (%ss)\n' "$1" "$((SECONDS - started))" >&2; }
 # A clean run gains nothing from incremental compilation, and its caches would take ~1.4 GB of target/.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
-step "installing the local stack and the test tools (cached in .tools/)"
-infra/local/stack.sh install-test
-
 STATE="$(mktemp -d "${TMPDIR:-/tmp}/assignments-test.XXXXXX")"
 gateway_pid=""
+tools_pid=""
 cleanup() {
   set +e
+  if [ -n "$tools_pid" ]; then pkill -P "$tools_pid" 2>/dev/null; kill "$tools_pid" 2>/dev/null; wait "$tools_pid" 2>/dev/null; fi
   if [ -n "$gateway_pid" ]; then kill "$gateway_pid" 2>/dev/null; wait "$gateway_pid" 2>/dev/null; fi
   infra/local/stack.sh stop "$STATE"
   rm -rf "$STATE"
 }
 trap cleanup EXIT INT TERM
+
+step "installing the local stack and the test tools (cached in .tools/)"
+# The code scanners and the SAM CLI (pip installs of minutes on a new machine, each its own venv) install
+# in the background while the Rust checks run; the steps that need them wait for them (tools_ready).
+( infra/local/stack.sh install-scanners && infra/sam.sh --version ) > "$STATE/tools.log" 2>&1 &
+tools_pid=$!
+tools_ready() {
+  if [ -n "$tools_pid" ]; then
+    wait "$tools_pid" || { cat "$STATE/tools.log" >&2; echo "installing the scanners or the SAM CLI failed" >&2; exit 1; }
+    tools_pid=""
+  fi
+}
+infra/local/stack.sh install-fuzz
+infra/local/stack.sh install-build
 
 step "starting DynamoDB Local and moto"
 infra/local/stack.sh start "$STATE" "test-$$"
@@ -38,6 +51,7 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo clippy --workspace --test iam_coverage --quiet -- -D warnings
 
 step "sam validate --lint; cfn-lint with the serverless rules (cfn-lint-serverless)"
+tools_ready
 infra/sam.sh validate --lint
 .tools/sam/bin/cfn-lint --append-rules cfn_lint_serverless.rules -- template.yaml
 

@@ -4,7 +4,8 @@
 #
 #   infra/local/stack.sh install          install (or verify) what the run command runs: DynamoDB Local, moto
 #   infra/local/stack.sh install-build    … and cargo-lambda, which sam build (the Makefile) builds with
-#   infra/local/stack.sh install-test     … and what only the tests run: schemathesis, the code scanners
+#   infra/local/stack.sh install-test     … and what only the tests run: schemathesis (install-fuzz) and
+#                                         the code scanners the SARIF tests run (install-scanners)
 #   infra/local/stack.sh start STATE_DIR  start on free ports, create resources from template.yaml,
 #                                         write STATE_DIR/stack.env (source it for the AWS_* settings)
 #   infra/local/stack.sh stop STATE_DIR   stop exactly the processes this script started
@@ -60,10 +61,14 @@ install_build() {
   venv_lock build-requirements.lock cargo-lambda
 }
 
-install_test() {
+install_fuzz() {
   install
-  install_build
   venv_lock test-requirements.lock schemathesis
+}
+
+install_scanners() {
+  need python3 "Python 3.9+ (python3 with venv)"
+  mkdir -p "$TOOLS"
   local lock="$ROOT/infra/local/scanners.lock" stamp="$SCANNERS/.lock.sha256"
   local want; want=$(sha256sum "$lock" | cut -d' ' -f1)
   if [ ! -x "$SCANNERS/bin/bandit" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
@@ -72,6 +77,12 @@ install_test() {
     "$SCANNERS/bin/pip" install --quiet --disable-pip-version-check -r "$lock"
     echo "$want" > "$stamp"
   fi
+}
+
+install_test() {
+  install_fuzz
+  install_build
+  install_scanners
 }
 
 free_port() {
@@ -144,8 +155,10 @@ stop() {
 case "${1:-}" in
   install) install ;;
   install-build) install_build ;;
+  install-fuzz) install_fuzz ;;
+  install-scanners) install_scanners ;;
   install-test) install_test ;;
   start) shift; start "$@" ;;
   stop) shift; stop "$@" ;;
-  *) echo "usage: $0 install | install-build | install-test | start STATE_DIR [STACK] | stop STATE_DIR" >&2; exit 2 ;;
+  *) echo "usage: $0 install | install-build | install-fuzz | install-scanners | install-test | start STATE_DIR [STACK] | stop STATE_DIR" >&2; exit 2 ;;
 esac
