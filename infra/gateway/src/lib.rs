@@ -7,6 +7,7 @@
 
 pub mod bus;
 pub mod clock;
+pub mod concurrency;
 pub mod iam;
 pub mod schedule;
 pub mod seed;
@@ -83,6 +84,8 @@ pub enum GatewayError {
     Bus(String),
     #[error("environment: {0}")]
     Environment(String),
+    #[error("{0} is at its reserved concurrency")]
+    Throttled(String),
 }
 
 /// One `HttpApi` event of a function in the template.
@@ -93,13 +96,14 @@ pub struct Route {
     pub function: String,
 }
 
-/// What the gateway runs from `template.yaml`, read once: the HTTP API's routes, the EventBridge rules
-/// and the schedules.
+/// What the gateway runs from `template.yaml`, read once: the HTTP API's routes, the EventBridge rules,
+/// the schedules and each function's reserved concurrency.
 #[derive(Debug, Clone)]
 pub struct Template {
     pub routes: Vec<Route>,
     pub rules: Vec<bus::Rule>,
     pub schedules: Vec<schedule::Schedule>,
+    pub reserved: HashMap<String, usize>,
 }
 
 impl Template {
@@ -112,6 +116,7 @@ impl Template {
             routes: routes(resources)?,
             rules: bus::rules(resources)?,
             schedules: schedule::schedules(resources)?,
+            reserved: concurrency::reserved(resources, &template["Parameters"])?,
         })
     }
 
@@ -280,11 +285,13 @@ impl Gateway {
         &self.routes
     }
 
-    /// Runs a function on an event, as Lambda's Invoke API would, returning the function's result.
+    /// Runs a function on an event, as Lambda's Invoke API would, returning the function's result; a
+    /// function at its reserved concurrency is throttled ([`concurrency`]).
     pub async fn invoke(&self, function: &str, event: Value) -> Result<Value, GatewayError> {
         let Some((function, handler)) = registered(function) else {
             return Err(GatewayError::UnknownFunction(function.to_owned()));
         };
+        let _slot = concurrency::Concurrency::shared().admit(function)?;
         iam::as_function(function, self.run(handler, event)).await
     }
 
@@ -557,6 +564,13 @@ async fn invoke_request(
     };
     match gateway.invoke(&function, event).await {
         Ok(result) => (StatusCode::OK, axum::Json(result)).into_response(),
+        // As Lambda answers a synchronous invocation it throttles.
+        Err(GatewayError::Throttled(name)) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            axum::Json(json!({"Type": "TooManyRequestsException", "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded",
+                              "Message": format!("Rate Exceeded: {name}")})),
+        )
+            .into_response(),
         Err(GatewayError::UnknownFunction(name)) => (
             StatusCode::NOT_FOUND,
             axum::Json(json!({"Type": "ResourceNotFoundException", "Message": format!("Function not found: {name}")})),

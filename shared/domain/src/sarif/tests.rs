@@ -721,10 +721,16 @@ fn indexes_written_as_whole_floats_are_indexes_and_fractions_are_refused() {
 #[test]
 fn references_are_objects_not_arrays_of_their_fields() {
     let with = |reference: &str| {
-        format!(r#"{{"version": "2.1.0", "runs": [{{"tool": {{"driver": {{"name": "T"}}}}, "results": [{reference}]}}]}}"#)
+        format!(
+            r#"{{"version": "2.1.0", "runs": [{{"tool": {{"driver": {{"name": "T"}}}}, "results": [{reference}]}}]}}"#
+        )
     };
     assert!(parse(with(r#"{"rule": {"id": "r", "toolComponent": {"index": 0}}}"#).as_bytes()).is_ok());
-    for array in [r#"{"rule": ["r", 0, null]}"#, r#"{"rule": {"toolComponent": [null, 0]}}"#, r#"{"taxa": [{"id": 79, "toolComponent": ["CWE", null]}]}"#] {
+    for array in [
+        r#"{"rule": ["r", 0, null]}"#,
+        r#"{"rule": {"toolComponent": [null, 0]}}"#,
+        r#"{"taxa": [{"id": 79, "toolComponent": ["CWE", null]}]}"#,
+    ] {
         assert!(parse(with(array).as_bytes()).is_err(), "{array}");
     }
 }
