@@ -513,13 +513,14 @@ async fn read_clock(State(gateway): State<Gateway>, Path(org): Path<String>) -> 
 /// `POST /local/orgs/{orgId}/clock` with `{"now": "<RFC 3339>"}` or `{"advanceSeconds": n}`, and
 /// optionally `"fire": ["<LogicalId>", …]`: moves the org's clock forward (see
 /// [`Gateway::advance_clock`]); answers with the firings it ran.
-async fn move_clock(
-    State(gateway): State<Gateway>,
-    Path(org): Path<String>,
-    axum::Json(body): axum::Json<Value>,
-) -> axum::response::Response {
+async fn move_clock(State(gateway): State<Gateway>, Path(org): Path<String>, body: Bytes) -> axum::response::Response {
     use service::Clock;
     let bad = |message: String| (StatusCode::BAD_REQUEST, axum::Json(json!({"message": message}))).into_response();
+    // Any content type, as the Invoke API takes its events (`curl -d` sends a form's).
+    let body: Value = match serde_json::from_slice(&body) {
+        Ok(body) => body,
+        Err(e) => return bad(format!("the body is not JSON: {e}")),
+    };
     let org = match domain::OrgId::parse(&org) {
         Ok(org) => org,
         Err(e) => return bad(e.to_string()),
