@@ -57,6 +57,9 @@ impl Stack {
             self.table.clone(),
             std::env::var("FAILED_EVENTS_QUEUE_URL").unwrap(),
             Some(checkpoint.to_path_buf()),
+            // The template's 10 retries, shortened (local only) so that a poison record is parked in
+            // seconds.
+            template.stream.with_retries(2),
         );
         tokio::spawn(async move {
             if let Err(e) = reader.await {

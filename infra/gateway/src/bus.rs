@@ -191,7 +191,7 @@ pub async fn deliver(gateway: Gateway, sqs: aws_sdk_sqs::Client, installed: Vec<
 /// the process (tests start many gateways on short-lived runtimes; delivery must outlive them).
 /// Builds its own clients and gateway from the environment the local stack wrote.
 pub fn start_in_background(template: Template, session_secret: Vec<u8>) -> Result<(), GatewayError> {
-    let Template { routes, rules, reserved, .. } = template;
+    let Template { routes, rules, reserved, stream, .. } = template;
     crate::concurrency::Concurrency::shared().reserve(&reserved);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
@@ -233,6 +233,7 @@ pub fn start_in_background(template: Template, session_secret: Vec<u8>) -> Resul
                             table,
                             failed_queue,
                             std::env::var_os("OUTBOX_CHECKPOINT_FILE").map(Into::into),
+                            stream,
                         );
                         let (published, ()) = tokio::join!(outbox, deliver(gateway, sqs, installed));
                         if let Err(e) = published {

@@ -104,6 +104,7 @@ pub struct Template {
     pub rules: Vec<bus::Rule>,
     pub schedules: Vec<schedule::Schedule>,
     pub reserved: HashMap<String, usize>,
+    pub stream: stream::StreamSettings,
 }
 
 impl Template {
@@ -117,6 +118,7 @@ impl Template {
             rules: bus::rules(resources)?,
             schedules: schedule::schedules(resources)?,
             reserved: concurrency::reserved(resources, &template["Parameters"])?,
+            stream: stream::settings(resources)?,
         })
     }
 

@@ -16,11 +16,48 @@ use crate::{Gateway, GatewayError};
 
 /// The function the template maps the stream to.
 pub const PUBLISHER: &str = "OutboxPublisherFunction";
-/// Tries of one batch before it is halved (the template's `MaximumRetryAttempts` is 10; locally a
-/// failure should surface in seconds, not minutes).
-const RETRIES: u32 = 3;
-const BATCH: u32 = 100;
 const IDLE: Duration = Duration::from_millis(100);
+
+/// The stream mapping's settings, as the template writes them on the publisher's `DynamoDB` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamSettings {
+    /// `BatchSize`: records per invocation.
+    pub batch_size: u32,
+    /// `MaximumRetryAttempts`: retries of a failing batch before it is halved (`BisectBatchOnFunctionError`),
+    /// and of a failing record alone before it goes to the on-failure destination.
+    pub retries: u32,
+    /// `MaximumRecordAgeInSeconds`: a record older than this is not delivered again but sent to the
+    /// on-failure destination.
+    pub max_record_age: Duration,
+}
+
+impl StreamSettings {
+    /// Local only, for tests that need a failure to surface in seconds: fewer retries.
+    pub fn with_retries(self, retries: u32) -> Self {
+        Self { retries, ..self }
+    }
+}
+
+/// The settings of the `DynamoDB` event of the function the stream is mapped to.
+pub(crate) fn settings(resources: &serde_yaml_ng::Mapping) -> Result<StreamSettings, GatewayError> {
+    let events = resources
+        .iter()
+        .filter(|(id, _)| id.as_str() == Some(PUBLISHER))
+        .flat_map(|(_, function)| function["Properties"]["Events"].as_mapping().into_iter().flatten())
+        .map(|(_, event)| event)
+        .find(|event| event["Type"].as_str() == Some("DynamoDB"))
+        .ok_or_else(|| GatewayError::Template(format!("{PUBLISHER} has no DynamoDB event")))?;
+    let number = |name: &str| {
+        events["Properties"][name]
+            .as_u64()
+            .ok_or_else(|| GatewayError::Template(format!("{PUBLISHER}'s stream mapping has no {name}")))
+    };
+    Ok(StreamSettings {
+        batch_size: u32::try_from(number("BatchSize")?).unwrap_or(u32::MAX),
+        retries: u32::try_from(number("MaximumRetryAttempts")?).unwrap_or(u32::MAX),
+        max_record_age: Duration::from_secs(number("MaximumRecordAgeInSeconds")?),
+    })
+}
 
 /// DynamoDB Local's Streams API, spoken as JSON. Not through the SDK: DynamoDB Local's stream writes an
 /// empty map attribute as `{}` where DynamoDB writes `{"M": {}}`, and the SDK refuses a whole page over
@@ -131,8 +168,9 @@ pub async fn skip_to_end(
 }
 
 /// Reads the stream of `table` for the life of the process and hands its new outbox items to the
-/// publisher function through `gateway`; what cannot be published goes to `failed_queue_url`. Where
-/// reading stands is kept in `checkpoint` (none: from the oldest record, every time).
+/// publisher function through `gateway`, as the template's mapping `settings` say; what cannot be
+/// published goes to `failed_queue_url`. Where reading stands is kept in `checkpoint` (none: from the
+/// oldest record, every time).
 pub async fn publish(
     gateway: Gateway,
     dynamodb: aws_sdk_dynamodb::Client,
@@ -140,9 +178,10 @@ pub async fn publish(
     table: String,
     failed_queue_url: String,
     checkpoint: Option<std::path::PathBuf>,
+    settings: StreamSettings,
 ) -> Result<(), GatewayError> {
     let (streams, arn) = open(&dynamodb, &table).await?;
-    let mapping = Mapping { gateway, sqs, arn: arn.clone(), failed_queue_url };
+    let mapping = Mapping { gateway, sqs, arn: arn.clone(), failed_queue_url, settings };
     let mut checkpoint = Checkpoint::load(checkpoint, &arn);
     // Each shard's next iterator; a closed shard is read to its end, then dropped.
     let mut iterators: HashMap<String, Option<String>> = HashMap::new();
@@ -168,7 +207,8 @@ pub async fn publish(
         let mut lost = Vec::new();
         for (shard, iterator) in iterators.iter_mut() {
             let Some(current) = iterator.clone() else { continue };
-            match streams.call("GetRecords", json!({"ShardIterator": current, "Limit": BATCH})).await {
+            let limit = mapping.settings.batch_size;
+            match streams.call("GetRecords", json!({"ShardIterator": current, "Limit": limit})).await {
                 Ok(mut out) => {
                     *iterator = out.get("NextShardIterator").and_then(Value::as_str).map(str::to_owned);
                     let Some(Value::Array(page)) = out.get_mut("Records") else { continue };
@@ -255,6 +295,7 @@ struct Mapping {
     sqs: aws_sdk_sqs::Client,
     arn: String,
     failed_queue_url: String,
+    settings: StreamSettings,
 }
 
 impl Mapping {
@@ -274,16 +315,26 @@ impl Mapping {
         Some(lambda)
     }
 
-    /// Delivers `records` until every one is published or parked in the failed-events queue.
+    /// Delivers `records` until every one is published or parked in the failed-events queue (after
+    /// the mapping's retries, or once it is older than the mapping's record age).
     async fn deliver(&self, records: Vec<Value>) {
         let mut pending = vec![records];
         while let Some(mut batch) = pending.pop() {
             let mut tries = 0;
             while !batch.is_empty() {
+                let (expired, fresh): (Vec<Value>, Vec<Value>) =
+                    batch.into_iter().partition(|record| self.too_old(record));
+                for record in &expired {
+                    self.park(record).await;
+                }
+                batch = fresh;
+                if batch.is_empty() {
+                    break;
+                }
                 let Some(failed_at) = self.invoke(&batch).await else { break };
                 batch.drain(..failed_at);
                 tries += 1;
-                if tries < RETRIES {
+                if tries <= self.settings.retries {
                     tokio::time::sleep(IDLE * tries).await;
                     continue;
                 }
@@ -298,6 +349,13 @@ impl Mapping {
                 }
             }
         }
+    }
+
+    /// Whether `record` is older than the mapping's `MaximumRecordAgeInSeconds` (its
+    /// `ApproximateCreationDateTime`, seconds since the epoch, by the wall clock).
+    fn too_old(&self, record: &Value) -> bool {
+        let now = service::Clock::wall(&service::SystemClock).timestamp();
+        older_than(record, self.settings.max_record_age, now)
     }
 
     /// Runs the publisher on `batch`: `None` when all of it was published, else the index of the
@@ -340,5 +398,33 @@ impl Mapping {
         {
             tracing::error!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "could not park an outbox record");
         }
+    }
+}
+
+/// Whether a stream `record` was written more than `age` before `now` (seconds since the epoch).
+fn older_than(record: &Value, age: Duration, now: i64) -> bool {
+    record
+        .pointer("/dynamodb/ApproximateCreationDateTime")
+        .and_then(Value::as_f64)
+        .is_some_and(|created| now as f64 - created > age.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reader_follows_the_templates_mapping() {
+        let settings = crate::Template::of_project().unwrap().stream;
+        assert_eq!(
+            settings,
+            StreamSettings { batch_size: 100, retries: 10, max_record_age: Duration::from_secs(86_400) }
+        );
+        assert_eq!(settings.with_retries(2).retries, 2);
+        let written_at = |secs: i64| json!({"dynamodb": {"ApproximateCreationDateTime": secs, "SequenceNumber": "1"}});
+        let day = settings.max_record_age;
+        assert!(!older_than(&written_at(1_000_000), day, 1_000_000 + 86_400), "a day old: still delivered");
+        assert!(older_than(&written_at(1_000_000), day, 1_000_000 + 86_401), "older: to the on-failure destination");
+        assert!(!older_than(&json!({"dynamodb": {}}), day, i64::MAX), "no time on the record: delivered");
     }
 }
