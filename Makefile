@@ -10,7 +10,7 @@
 #
 # LAMBDA_PROFILE (default `release`, what a deployment runs) is the cargo profile the bootstraps are built
 # with. infra/test.sh sets `deploy-check` (Cargo.toml): the same sam build → this Makefile → cargo lambda
-# → zip → artifacts path, without the size optimisation (LTO, one codegen unit) that costs a minute of
+# → bootstrap → artifacts path, without the size optimisation (LTO, one codegen unit) that costs a minute of
 # linking per function and proves nothing about the path.
 LAMBDA_PROFILE ?= release
 

@@ -104,7 +104,7 @@ FUZZ_ENV_FILE="$STATE/env.json" SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH
 kill "$gateway_pid"; wait "$gateway_pid" 2>/dev/null || true; gateway_pid=""
 
 step "sam build: every function of template.yaml through the Makefile, as a user deploys it (profile deploy-check)"
-# The deploy path end to end — template, Makefile, cargo lambda, one bootstrap zip per function, SAM's
+# The deploy path end to end — template, Makefile, cargo lambda, one bootstrap per function, SAM's
 # artifacts — built with Cargo.toml's deploy-check profile instead of release: release's size
 # optimisation (LTO, one codegen unit) costs a minute of linking per function and proves nothing about
 # the path. What release builds are like (zip sizes, cold starts) is the cold-start bench's (README).

@@ -1,8 +1,9 @@
 //! What time it is, as an input: every use case reads the time from its context's [`Clock`], never from
 //! the system, so a test can move one org's time without touching another's.
 //!
-//! Deployed functions run on [`SystemClock`], the only code that reads the system's time (clippy's
-//! `disallowed-methods` refuses `Utc::now()` everywhere else). The local gateway runs a clock per org
+//! Deployed functions run on [`SystemClock`], the only code of theirs that reads the system's time
+//! (clippy's `disallowed-methods` refuses `Utc::now()` everywhere else; only tests and the local seed's
+//! stand-ins for another system's clock are allowed it, each saying why). The local gateway runs a clock per org
 //! that tests set and advance (`infra/gateway/src/clock.rs`); no deployed function can build it, since
 //! no function depends on the gateway (`tests/tests/build.rs`).
 
