@@ -16,7 +16,7 @@ gateway_pid=""
 tools_pid=""
 cleanup() {
   set +e
-  if [ -n "$tools_pid" ]; then pkill -P "$tools_pid" 2>/dev/null; kill "$tools_pid" 2>/dev/null; wait "$tools_pid" 2>/dev/null; fi
+  if [ -n "$tools_pid" ]; then kill -- "-$tools_pid" 2>/dev/null; wait "$tools_pid" 2>/dev/null; fi
   if [ -n "$gateway_pid" ]; then kill "$gateway_pid" 2>/dev/null; wait "$gateway_pid" 2>/dev/null; fi
   infra/local/stack.sh stop "$STATE"
   rm -rf "$STATE"
@@ -26,7 +26,8 @@ trap cleanup EXIT INT TERM
 step "installing the local stack and the test tools (cached in .tools/)"
 # The code scanners and the SAM CLI (pip installs of minutes on a new machine, each its own venv) install
 # in the background while the Rust checks run; the steps that need them wait for them (tools_ready).
-( infra/local/stack.sh install-scanners && infra/sam.sh --version ) > "$STATE/tools.log" 2>&1 &
+# Its own process group (setsid), so that a failing run stops every pip it started.
+setsid -w bash -c 'infra/local/stack.sh install-scanners && infra/sam.sh --version' > "$STATE/tools.log" 2>&1 &
 tools_pid=$!
 tools_ready() {
   if [ -n "$tools_pid" ]; then
@@ -108,9 +109,10 @@ step "sam build: every function of template.yaml through the Makefile, as a user
 # artifacts — built with Cargo.toml's deploy-check profile instead of release: release's size
 # optimisation (LTO, one codegen unit) costs a minute of linking per function and proves nothing about
 # the path. What release builds are like (zip sizes, cold starts) is the cold-start bench's (README).
-LAMBDA_PROFILE=deploy-check infra/sam.sh build
+# Into a build directory of its own: .aws-sam/build, which `sam deploy` takes, never holds these.
+LAMBDA_PROFILE=deploy-check infra/sam.sh build --build-dir "$STATE/sam-build"
 for id in $(sed -n 's/^build-\([A-Za-z]*\): PACKAGE := .*/\1/p' Makefile); do
-  [ -x ".aws-sam/build/$id/bootstrap" ] || { echo "sam build left no bootstrap for $id" >&2; exit 1; }
+  [ -x "$STATE/sam-build/$id/bootstrap" ] || { echo "sam build left no bootstrap for $id" >&2; exit 1; }
 done
 echo "sam build: a bootstrap for each of the $(grep -c '^build-[A-Za-z]*: PACKAGE' Makefile) functions" >&2
 

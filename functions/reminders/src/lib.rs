@@ -27,5 +27,8 @@ pub async fn handle(consumer: &events::Consumer, event: Value) -> Result<Value, 
         Ok(report) => report,
         Err(reason) => return Ok(json!({"dropped": reason})),
     };
-    Ok(json!({"date": date, "orgs": report.orgs, "assignments": report.assignments, "sent": report.count}))
+    // The day it ran for: the one given, else each org's today (one day unless a run spans midnight).
+    let date = date.or_else(|| report.days.iter().next_back().copied());
+    Ok(json!({"date": date, "days": report.days, "orgs": report.orgs, "assignments": report.assignments,
+              "sent": report.count}))
 }

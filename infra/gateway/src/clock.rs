@@ -17,6 +17,13 @@ use chrono::{DateTime, Duration, Utc};
 use domain::OrgId;
 use service::{Clock, SystemClock};
 
+/// Where a clock move goes: forward by a duration, or to a time (never back).
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    By(Duration),
+    At(DateTime<Utc>),
+}
+
 /// Every org's clock in this process (the HTTP routes and the event delivery share them).
 #[derive(Debug, Default)]
 pub struct TestClocks {
@@ -47,6 +54,15 @@ impl TestClocks {
         offsets.insert(org.clone(), to - wall);
         Ok(before)
     }
+
+    /// Sets `org`'s time to `to` unless it already reads later (it ran on while a schedule fired).
+    pub fn set_at_least(&self, org: &OrgId, to: DateTime<Utc>) {
+        let wall = self.wall();
+        if let Ok(mut offsets) = self.offsets.write() {
+            let offset = offsets.entry(org.clone()).or_default();
+            *offset = (*offset).max(to - wall);
+        }
+    }
 }
 
 impl Clock for TestClocks {
@@ -74,5 +90,7 @@ mod tests {
         assert!(clocks.now(&still) < target - Duration::days(7), "another org's time stands still");
         assert!((clocks.now(&still) - clocks.wall()).num_seconds().abs() < 1);
         assert!(clocks.set(&moved, target - Duration::days(1)).is_err(), "never back");
+        clocks.set_at_least(&moved, target - Duration::days(1));
+        assert!(clocks.now(&moved) >= target, "at least: a later time stays");
     }
 }

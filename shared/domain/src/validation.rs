@@ -222,8 +222,6 @@ impl Errors {
     }
 }
 
-/// Errors for unknown names (body fields or query parameters): at most [`MAX_REPORTED_UNKNOWN`] named,
-/// the rest counted. Names are cut to 64 characters.
 /// A JSON number that is a whole number: `7` or, as JSON Schema counts integers, `7.0`.
 fn whole_number(value: &Value) -> Option<u64> {
     value.as_u64().or_else(|| {
@@ -231,6 +229,8 @@ fn whole_number(value: &Value) -> Option<u64> {
     })
 }
 
+/// Errors for unknown names (body fields or query parameters): at most [`MAX_REPORTED_UNKNOWN`] named,
+/// the rest counted. Names are cut to 64 characters.
 pub fn unknown_field_errors<S: AsRef<str>>(unknown: &[S], what: &str, allowed: &[&str]) -> Vec<FieldError> {
     let mut errors: Vec<FieldError> = unknown
         .iter()

@@ -28,7 +28,8 @@ pub async fn user_changed(
     at: DateTime<Utc>,
 ) -> Result<Applied, AppError> {
     let now = ctx.now(org);
-    let user = ctx.store.change_user(org, user, change, at, now).await?;
+    // The head counts' last move is an index-settling time: the wall clock's, as the recount reads it.
+    let user = ctx.store.change_user(org, user, change, at, ctx.clock.wall()).await?;
     // The learner's compliance counts in the team the projection now gives them.
     ctx.store.place_learner(org, user.user_id, now, &outbound::compliance_only(org, now)).await?;
     let reconciled = reconcile_user(ctx, org, &user, mentioned_teams).await?;

@@ -2,7 +2,7 @@
 //! reconcile (the safety net for lost membership events and unfinished re-derivations). Both walk the
 //! orgs that have assignments and page through any volume.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{Days, NaiveDate};
 use domain::reminders::{latest_reminded_deadline, reminder_on};
@@ -21,6 +21,8 @@ pub struct RunReport {
     pub assignments: usize,
     /// Reminders sent (reminders) or rows and counters repaired (reconcile).
     pub count: usize,
+    /// The days the daily job ran for (each org's today, or the day it was given); none for reconcile.
+    pub days: BTreeSet<NaiveDate>,
 }
 
 /// The orgs to visit: `only` those, or every org that has assignments.
@@ -64,6 +66,7 @@ pub async fn send_reminders(
         let catch_up = today.checked_sub_days(Days::new(CATCH_UP_DAYS)).unwrap_or(today);
         let yesterday = today.pred_opt().unwrap_or(today);
         report.orgs += 1;
+        report.days.insert(today);
         let mut pages = Pages::default();
         while let Some(start) = pages.next_start() {
             for a in &pages.follow(store.due_assignments_page(&org, until, start).await?) {
@@ -112,7 +115,7 @@ pub async fn send_reminders(
             Err(error) => tracing::error!(org = %org, %error, "compliance rollups not compacted"),
         }
     }
-    tracing::info!(orgs = report.orgs, assignments = report.assignments, sent = report.count, ?date, "daily job done");
+    tracing::info!(orgs = report.orgs, assignments = report.assignments, sent = report.count, days = ?report.days, "daily job done");
     Ok(report)
 }
 

@@ -49,7 +49,8 @@ impl From<&DomainEvent> for StoredEvent {
 impl Transaction<'_> {
     /// Adds `events` to this transaction's outbox item (none when there are no events). Their first id
     /// names the item, so a retried transaction that carries the same events writes the same item; it
-    /// expires [`KEEP_DAYS`] after the latest event's time (the time its use case read from its clock).
+    /// expires [`KEEP_DAYS`] after the events were made: the latest of their ids' UUIDv7 times (when
+    /// the use case built them) and their own times (which may be older: a join's or a completion's).
     pub(crate) fn outbox(&mut self, org: &OrgId, events: &[DomainEvent]) -> Result<Option<usize>, StoreError> {
         let Some(first) = events.first() else { return Ok(None) };
         if events.len() > MAX_EVENTS_PER_ITEM {
@@ -58,7 +59,6 @@ impl Transaction<'_> {
                 events.len()
             )));
         }
-        let latest = events.iter().map(|e| e.time).max().unwrap_or(first.time);
         let stored: Vec<StoredEvent> = events.iter().map(StoredEvent::from).collect();
         let bytes: usize = stored.iter().map(|e| e.detail.len() + e.detail_type.len() + 80).sum();
         if bytes > MAX_EVENT_BYTES {
@@ -70,10 +70,24 @@ impl Transaction<'_> {
             pk: keys::outbox_pk(org, first.id),
             sk: keys::OUTBOX_SK.to_owned(),
             entity: OUTBOX_ENTITY.to_owned(),
-            batch: OutboxBatch { events: stored, expires_at: (latest + chrono::Duration::days(KEEP_DAYS)).timestamp() },
+            batch: OutboxBatch { events: stored, expires_at: expires_at(events) },
         };
         Ok(Some(self.put(to_item(&record)?, Some("attribute_not_exists(PK)"))?))
     }
+}
+
+/// When an outbox item of `events` expires (seconds since the epoch, for the table's TTL): [`KEEP_DAYS`]
+/// after the latest of their ids' UUIDv7 times (when the use case built them) and their own times
+/// (a join's or a completion's may be long past; a test clock's may be ahead).
+fn expires_at(events: &[DomainEvent]) -> i64 {
+    let made = |e: &DomainEvent| {
+        let built = e.id.get_timestamp().and_then(|t| {
+            let (secs, nanos) = t.to_unix();
+            DateTime::<Utc>::from_timestamp(i64::try_from(secs).ok()?, nanos)
+        });
+        built.map_or(e.time, |built| built.max(e.time))
+    };
+    events.iter().map(made).max().map_or(0, |latest| (latest + chrono::Duration::days(KEEP_DAYS)).timestamp())
 }
 
 /// What a write is about to commit, as the announcer sees it (before the transaction, and again on
@@ -203,6 +217,20 @@ mod tests {
         let image = stream_image(record(&org, &events));
         assert_eq!(image["entity"], json!({"S": "outbox"}));
         assert_eq!(outbox_events(&image).unwrap(), Some(events));
+    }
+
+    #[test]
+    fn an_item_expires_a_week_after_its_events_were_made_however_old_their_own_times() {
+        let built = |id: Uuid| {
+            let (secs, _) = id.get_timestamp().unwrap().to_unix();
+            i64::try_from(secs).unwrap()
+        };
+        let old = event(1);
+        let week = KEEP_DAYS * 86_400;
+        assert!((expires_at(std::slice::from_ref(&old)) - (built(old.id) + week)).abs() <= 1, "from the id's time");
+        let mut ahead = event(2);
+        ahead.time = "2999-01-01T00:00:00Z".parse().unwrap();
+        assert_eq!(expires_at(&[old, ahead.clone()]), (ahead.time + chrono::Duration::days(KEEP_DAYS)).timestamp());
     }
 
     #[test]
