@@ -13,6 +13,12 @@
 # → bootstrap → artifacts path, without the size optimisation (LTO, one codegen unit) that costs a minute of
 # linking per function and proves nothing about the path.
 LAMBDA_PROFILE ?= release
+# A deploy-check build turns on each function's optional `workspace-hack` dependency: every function then
+# resolves the same third-party features, so the dependencies compile once for all of them. A release
+# build does not: each function keeps its own features, and so its size.
+ifeq ($(LAMBDA_PROFILE),deploy-check)
+LAMBDA_FEATURES := --features workspace-hack
+endif
 
 SHELL := /bin/bash
 ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
@@ -41,5 +47,5 @@ build-OutboxPublisherFunction: PACKAGE := outbox-publisher
 
 build-%:
 	$(if $(PACKAGE),,$(error $@: no package for this function; add "$@: PACKAGE := <package>" to the Makefile))
-	cd "$(ROOT)" && cargo lambda build --profile $(LAMBDA_PROFILE) --x86-64 -p $(PACKAGE)
+	cd "$(ROOT)" && cargo lambda build --profile $(LAMBDA_PROFILE) --x86-64 -p $(PACKAGE) $(LAMBDA_FEATURES)
 	install -m 755 "$(ROOT)/target/lambda/$(PACKAGE)/bootstrap" "$(ARTIFACTS_DIR)/bootstrap"

@@ -5,8 +5,10 @@
 //!   per-org test clocks and clock control live there), and none is built with the `api` crate's
 //!   `local` feature (the fuzz step's unlimited org). The template cannot turn either on: they are not
 //!   settings a function reads, they are code a deployed function does not contain.
-//! - Every function resolves the same features of the third-party crates it shares with the others
-//!   (`shared/workspace-hack`), so building one function after another compiles each dependency once.
+//! - In the test command's deploy-check build (the Makefile turns on each function's optional
+//!   `workspace-hack`), every function resolves the same features of the third-party crates it shares
+//!   with the others, so building one function after another compiles each dependency once; a
+//!   deployment's release build leaves the hack out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -26,11 +28,13 @@ fn function_packages() -> BTreeMap<String, String> {
     packages
 }
 
-/// `package`'s dependency graph as a deployment builds it: `(crate, its features)` for every crate.
-fn resolved(package: &str) -> BTreeSet<(String, String)> {
+/// `package`'s dependency graph as `sam build` builds it (`features`: the Makefile's, if any):
+/// `(crate, its features)` for every crate.
+fn resolved(package: &str, features: &[&str]) -> BTreeSet<(String, String)> {
     let out = Command::new(env!("CARGO"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["tree", "--offline", "--locked", "-p", package, "-e", "normal,build"])
+        .args(features.iter().flat_map(|f| ["--features", f]))
         .args(["--target", "x86_64-unknown-linux-gnu", "--prefix", "none", "--format", "{p}|{f}"])
         .output()
         .expect("cargo tree runs");
@@ -50,12 +54,18 @@ fn resolved(package: &str) -> BTreeSet<(String, String)> {
 fn deployed_functions_contain_nothing_local_and_share_every_compiled_dependency() {
     let mut features_of: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for (package, function) in function_packages() {
-        let graph = resolved(&package);
-        for (name, features) in &graph {
+        // A deployment's release build: the function's own features.
+        for (name, features) in &resolved(&package, &[]) {
             assert!(!name.starts_with("gateway "), "{function} ({package}) depends on the local gateway");
+            assert!(!name.starts_with("workspace-hack "), "{function} ({package}) is deployed with the workspace-hack");
             if name.starts_with("api ") {
                 assert!(!features.split(',').any(|f| f == "local"), "{function} ({package}) is built with api/local");
             }
+        }
+        // The test command's deploy-check build (the Makefile's `--features workspace-hack`).
+        let graph = resolved(&package, &["workspace-hack"]);
+        for (name, features) in &graph {
+            assert!(!name.starts_with("gateway "), "{function} ({package}) depends on the local gateway");
             // Our own crates may differ (the export functions' `service/export`); third-party ones not.
             if !name.contains(" (/") {
                 features_of.entry(name.clone()).or_default().insert(package.clone(), features.clone());
