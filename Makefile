@@ -43,6 +43,7 @@ build-MembershipEventsFunction: PACKAGE := membership-events
 build-CourseEventsFunction: PACKAGE := course-events
 build-RemindersFunction: PACKAGE := reminders
 build-ReconcileFunction: PACKAGE := reconcile
+build-OrgJobsFunction: PACKAGE := org-jobs
 build-OutboxPublisherFunction: PACKAGE := outbox-publisher
 
 build-%:

@@ -8,6 +8,7 @@ Prints shell `export` lines for the names it created.
 import argparse
 import json
 import os
+import re
 import sys
 
 import boto3
@@ -73,15 +74,51 @@ def create(stack):
     if bus_name not in [b["Name"] for b in events.list_event_buses()["EventBuses"]]:
         events.create_event_bus(Name=bus_name)
 
-    only(resources, "AWS::SQS::Queue")
-    sqs = client("sqs")
-    failed_url = sqs.create_queue(QueueName=f"{stack}-failed-events")["QueueUrl"]
+    queue_urls = create_queues(stack, resources)
 
     print(f"export TABLE_NAME={table_name}")
     print(f"export EXPORT_BUCKET={export_bucket}")
     print(f"export SARIF_BUCKET={sarif_bucket}")
     print(f"export EVENT_BUS_NAME={bus_name}")
-    print(f"export FAILED_EVENTS_QUEUE_URL={failed_url}")
+    for variable, url in queue_urls.items():
+        print(f"export {variable}={url}")
+
+
+# The visibility timeout the local queues get instead of the template's (a failed message comes again in
+# seconds, not minutes); the local gateway keeps a batch that is still running invisible.
+LOCAL_VISIBILITY_SECONDS = os.environ.get("LOCAL_QUEUE_VISIBILITY_SECONDS", "5")
+
+
+def url_variable(logical_id):
+    """OrgJobsQueue -> ORG_JOBS_QUEUE_URL: the variable the template passes a queue's URL in (and the
+    local gateway reads, gateway::queue::url_variable)."""
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", logical_id).upper() + "_URL"
+
+
+def create_queues(stack, resources):
+    """Every queue of the template, named `<stack>-<logical id in kebab case without Queue>`, with its
+    attributes (DelaySeconds, retention, RedrivePolicy to its dead-letter queue) but a short visibility
+    timeout. Dead-letter queues first. Returns each queue's URL by its variable."""
+    sqs = client("sqs")
+    queues = {k: v.get("Properties", {}) for k, v in resources.items() if v["Type"] == "AWS::SQS::Queue"}
+    urls, arns = {}, {}
+    for logical_id in sorted(queues, key=lambda q: "RedrivePolicy" in queues[q]):
+        props = queues[logical_id]
+        name = f"{stack}-" + re.sub(r"(?<!^)([A-Z])", r"-\1", logical_id.removesuffix("Queue")).lower()
+        attributes = {"VisibilityTimeout": LOCAL_VISIBILITY_SECONDS}
+        for attribute in ["DelaySeconds", "MessageRetentionPeriod"]:
+            if attribute in props:
+                attributes[attribute] = str(props[attribute])
+        if "RedrivePolicy" in props:
+            policy = props["RedrivePolicy"]
+            target = policy["deadLetterTargetArn"]["Fn::GetAtt"][0]
+            attributes["RedrivePolicy"] = json.dumps(
+                {"deadLetterTargetArn": arns[target], "maxReceiveCount": int(policy["maxReceiveCount"])}
+            )
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        urls[url_variable(logical_id)] = url
+        arns[logical_id] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return urls
 
 
 def create_bucket(s3, bucket_name, bucket_props):

@@ -36,6 +36,12 @@ static DELIVERY: std::sync::OnceLock<()> = std::sync::OnceLock::new();
 impl Env {
     /// Starts the gateway (every route and the Invoke API) on loopback ports of its own.
     pub async fn start() -> Env {
+        Self::start_with(|_| {}).await
+    }
+
+    /// [`Env::start`] with the template's settings changed by `local` (local-only settings such as the
+    /// job budget) for the process's event delivery: the first start of a process decides them.
+    pub async fn start_with(local: impl FnOnce(&mut gateway::Template)) -> Env {
         let table = std::env::var("TABLE_NAME").unwrap_or_default();
         assert!(!table.is_empty(), "end-to-end tests need the local stack: run them through infra/test.sh");
         // E2E_LOG=1 (with --nocapture): the gateway's logs, e.g. the outbox publisher's retries.
@@ -45,7 +51,8 @@ impl Env {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
         let store = store::Store::new(gateway::iam::dynamodb(&aws_sdk_dynamodb::Client::new(&config)), table);
         seed::load_catalog(&store).await.unwrap();
-        let template = gateway::Template::of_project().unwrap();
+        let mut template = gateway::Template::of_project().unwrap();
+        local(&mut template);
         DELIVERY.get_or_init(|| gateway::bus::start_in_background(template.clone(), SECRET.to_vec()).unwrap());
         let events = aws_sdk_eventbridge::Client::new(&config);
         let publisher =
@@ -56,15 +63,19 @@ impl Env {
         // deliveries read too.
         let consumer = events::Consumer { store: store.clone(), clock: gateway::clock::TestClocks::shared() };
         let app = api::App::new(store.clone(), SECRET);
-        let gw =
-            gateway::Gateway::new(app, publisher, bucket, template.routes).unwrap().with_schedules(template.schedules);
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let jobs = gateway::bus::jobs_queue(&sqs).unwrap();
+        let gw = gateway::Gateway::new(app, publisher, bucket, jobs, template.routes)
+            .unwrap()
+            .with_job_budget(template.job_budget)
+            .with_schedules(template.schedules);
         let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let invoke_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}/api/public/v1", api_listener.local_addr().unwrap());
         let invoke = format!("http://{}", invoke_listener.local_addr().unwrap());
         tokio::spawn(gw.serve(api_listener, invoke_listener));
         let http = Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        Env { base, invoke, http, store, consumer, events, sqs: aws_sdk_sqs::Client::new(&config) }
+        Env { base, invoke, http, store, consumer, events, sqs }
     }
 
     /// [`Env::start`] and a fresh [`Env::org`]: what most tests begin with.
@@ -113,6 +124,23 @@ impl Env {
         self.http.post(url).json(event).send().await.unwrap()
     }
 
+    /// Runs the daily job's part for `org` on `date` directly (as an operator would invoke the job
+    /// function with a queue message's body), to its end: the part's report (`count`: notices sent).
+    pub async fn run_daily_job(&self, org: &domain::OrgId, date: chrono::NaiveDate) -> Value {
+        self.run_job(json!({"job": "reminders", "orgId": org, "date": date})).await
+    }
+
+    /// Runs roster reconcile's part for `org` directly; its report (`count`: repairs).
+    pub async fn run_reconcile(&self, org: &domain::OrgId) -> Value {
+        self.run_job(json!({"job": "reconcile", "orgId": org})).await
+    }
+
+    async fn run_job(&self, job: Value) -> Value {
+        let part = self.invoke("OrgJobsFunction", job).await;
+        assert_eq!(part["continued"], false, "a test org's run fits one part: {part}");
+        part["report"].clone()
+    }
+
     /// Moves `org`'s test clock forward by `by` through the gateway's local control, firing the
     /// template's schedules that fall in between for that org alone; the control's answer (`before`,
     /// `now`, `fired`: each firing's function, time and result).
@@ -149,6 +177,17 @@ impl Env {
     /// dispatcher would subscribe. Returns the queue's URL.
     pub async fn subscribe(&self, org: &SeededOrg, detail_type: &str) -> String {
         subscribe_queue(&self.events, &self.sqs, org.org_id.as_str(), detail_type).await
+    }
+
+    /// At least `n` messages of `queue` (waiting up to a minute for them), and any that follow until
+    /// it stays quiet for a few seconds: for events that asynchronous work (a queued job) sends.
+    pub async fn drain_at_least(&self, queue: &str, n: usize) -> Vec<Value> {
+        let mut out = Vec::new();
+        let waiting = std::time::Instant::now();
+        while out.len() < n && waiting.elapsed() < Duration::from_secs(60) {
+            out.extend(self.drain(queue).await);
+        }
+        out
     }
 
     /// Every message that arrives on `queue` until it stays quiet for a few seconds.
@@ -307,6 +346,37 @@ pub fn assert_problem(reply: &Reply, status: u16, code: &str) {
     assert_eq!(reply.body["error"], code, "{:?}", reply.body);
     assert_eq!(reply.headers["content-type"], "application/problem+json");
     assert_eq!(reply.body["status"], status);
+}
+
+/// The messages of `queue` until there are `n` or `limit` has passed, then any that follow until it
+/// is quiet; each deleted as it is read (ten at a time).
+pub async fn drain_until(sqs: &aws_sdk_sqs::Client, queue: &str, n: usize, limit: Duration) -> Vec<Value> {
+    let started = std::time::Instant::now();
+    let mut out = Vec::new();
+    let mut quiet = 0;
+    while quiet < 3 && started.elapsed() < limit {
+        let got = sqs.receive_message().queue_url(queue).max_number_of_messages(10).wait_time_seconds(1).send().await;
+        let messages = got.map(|got| got.messages.unwrap_or_default()).unwrap_or_default();
+        if messages.is_empty() && out.len() >= n {
+            quiet += 1;
+        }
+        let entries: Vec<_> = messages
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle()?)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        out.extend(messages.iter().filter_map(|m| serde_json::from_str::<Value>(m.body()?).ok()));
+        if !entries.is_empty() {
+            let _ = sqs.delete_message_batch().queue_url(queue).set_entries(Some(entries)).send().await;
+        }
+    }
+    out
 }
 
 /// Waits, if need be, for the start of the next calendar minute (UTC): a test that counts requests

@@ -46,6 +46,10 @@ fn resource(template: &Value, value: &Value) -> String {
             "AWS::S3::Bucket" if logical == "SarifUploadBucket" => env("SARIF_BUCKET"),
             "AWS::S3::Bucket" => env("EXPORT_BUCKET"),
             "AWS::Events::EventBus" => format!("event-bus/{}", env("EVENT_BUS_NAME")),
+            "AWS::SQS::Queue" => {
+                let url = env(&gateway::queue::url_variable(logical));
+                format!("queue/{}", url.rsplit('/').next().unwrap_or_default())
+            }
             other => panic!("a policy names a {other}, which this test does not map"),
         }
     };

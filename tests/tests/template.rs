@@ -234,3 +234,45 @@ fn every_function_logs_to_its_own_group_with_a_retention() {
         assert!(groups.insert(group_id), "{id} shares its log group");
     }
 }
+
+/// Every SQS event source: its queue's visibility timeout outlasts the function's timeout six times (as
+/// AWS advises, so a running batch never comes again), the queue parks what keeps failing in a
+/// dead-letter queue, and every function that names a queue's URL gets it in the variable the local
+/// stack exports (`OrgJobsQueue` → `ORG_JOBS_QUEUE_URL`).
+#[test]
+fn queue_mappings_outlast_their_functions_and_dead_letter_what_keeps_failing() {
+    let template = template();
+    let resources = &template["Resources"];
+    let mut mapped = 0;
+    for (id, function) in functions(&template) {
+        for event in function["Properties"]["Events"].as_mapping().into_iter().flat_map(|e| e.values()) {
+            if event["Type"].as_str() != Some("SQS") {
+                continue;
+            }
+            mapped += 1;
+            let Value::Tagged(queue) = &event["Properties"]["Queue"] else { panic!("{id}: Queue is !GetAtt X.Arn") };
+            let queue_id = queue.value.as_str().unwrap().strip_suffix(".Arn").unwrap();
+            let queue = &resources[queue_id]["Properties"];
+            let timeout = function["Properties"]["Timeout"].as_u64().expect("a mapped function sets its timeout");
+            let visibility = queue["VisibilityTimeout"].as_u64().unwrap_or(30);
+            assert!(visibility >= 6 * timeout, "{queue_id}: visibility {visibility} s for {id}'s {timeout} s");
+            assert!(queue["RedrivePolicy"]["maxReceiveCount"].as_u64().is_some(), "{queue_id}: no dead-letter queue");
+            assert_eq!(
+                event["Properties"]["FunctionResponseTypes"][0].as_str(),
+                Some("ReportBatchItemFailures"),
+                "{id}: one failing message must not make its batch come again"
+            );
+        }
+        let variables = function["Properties"]["Environment"]["Variables"].as_mapping();
+        for (name, value) in variables.into_iter().flatten() {
+            if let Value::Tagged(reference) = value
+                && reference.tag == "Ref"
+                && resources[reference.value.as_str().unwrap()]["Type"].as_str() == Some("AWS::SQS::Queue")
+            {
+                let expected = gateway::queue::url_variable(reference.value.as_str().unwrap());
+                assert_eq!(name.as_str(), Some(expected.as_str()), "{id}");
+            }
+        }
+    }
+    assert!(mapped >= 1, "the job queue's mapping");
+}

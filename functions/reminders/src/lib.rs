@@ -1,34 +1,15 @@
-//! Scheduled daily (template `Schedule`): deadline reminders, `assignment.due_soon` 7 and 1 days
-//! before and `assignment.overdue` the day after and then weekly, each once per (assignment, learner,
-//! reminder). The rules live in [`service::scheduled::send_reminders`].
+//! Scheduled daily (template `Schedule`): dispatches the daily job, one run per org on the job queue
+//! (see [`events::jobs`]); the `org-jobs` function runs them. The rules live in
+//! [`service::scheduled`]: `assignment.due_soon` 7 and 1 days before, `assignment.overdue` the day
+//! after and then weekly, recertification notices, each once per (assignment, learner, notice).
 //!
-//! The scheduled event carries nothing the job needs: each org's day is its today. `{"date": "YYYY-MM-DD"}`
-//! runs it for another day
-//! (a re-run after an outage, or a test through the local Lambda Invoke API), `{"orgIds": [...]}` limits
-//! the run to those orgs.
+//! The scheduled event carries nothing the job needs: each org's day is its today when the schedule
+//! fires. `{"date": "YYYY-MM-DD"}` runs it for another day (a rerun after an outage), `{"orgIds": [...]}`
+//! for those orgs only.
 
-use events::consumer::outcome;
-use events::schedule::{only_orgs, run_date};
-use serde_json::{Value, json};
+use events::jobs::Dispatcher;
+use service::scheduled::Job;
 
 /// This function's handler, for its `main.rs` and the local gateway.
-pub const HANDLER: events::entry::Handler = |consumer, event| Box::pin(handle(consumer, event));
-
-pub async fn handle(consumer: &events::Consumer, event: Value) -> Result<Value, events::ConsumerError> {
-    let (date, only) = match (run_date(&event), only_orgs(&event)) {
-        (Ok(date), Ok(only)) => (date, only),
-        (Err(reason), _) => {
-            tracing::warn!(reason, "nothing sent");
-            return Ok(json!({"dropped": reason}));
-        }
-        (_, Err(reason)) => return Ok(json!({"dropped": reason})),
-    };
-    let report = match outcome(service::scheduled::send_reminders(&consumer.ctx(), date, only.as_deref()).await)? {
-        Ok(report) => report,
-        Err(reason) => return Ok(json!({"dropped": reason})),
-    };
-    // The day it ran for: the one given, else each org's today (one day unless a run spans midnight).
-    let date = date.or_else(|| report.days.iter().next_back().copied());
-    Ok(json!({"date": date, "days": report.days, "orgs": report.orgs, "assignments": report.assignments,
-              "sent": report.count}))
-}
+pub const HANDLER: events::entry::Handler<Dispatcher> =
+    |dispatcher, event| Box::pin(async move { events::jobs::dispatch(dispatcher, Job::Reminders, &event).await });

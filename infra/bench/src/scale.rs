@@ -75,7 +75,7 @@ async fn measure(extra: usize) {
     let (first_dry_run, first_count) = dry_run().await;
     // A recount sets a count only once its last move is a minute old (the index has caught up).
     tokio::time::sleep(Duration::from_secs(61)).await;
-    env.invoke("ReconcileFunction", json!({"orgIds": [org.org_id.as_str()]})).await;
+    env.run_reconcile(&org.org_id).await;
     let (counted_dry_run, learners) = dry_run().await;
     let learners = learners.expect("the dry run from the established count answers");
     assert!(first_count.is_none_or(|first| first == learners), "both dry runs count the same learners");

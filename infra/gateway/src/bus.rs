@@ -1,4 +1,5 @@
-//! Local EventBridge delivery through the template's own rules.
+//! Local EventBridge delivery through the template's own rules (and, on the same thread, the table's
+//! stream and the SQS event source mappings: see `stream` and `queue`).
 //!
 //! Each `EventBridgeRule` event of a function in `template.yaml` becomes a rule on the moto server with
 //! the template's pattern, targeting an SQS queue of that function; a poller hands each message to the
@@ -187,11 +188,19 @@ pub async fn deliver(gateway: Gateway, sqs: aws_sdk_sqs::Client, installed: Vec<
     futures::future::join_all(pollers).await;
 }
 
+/// The scheduled jobs' queue the local stack made (`ORG_JOBS_QUEUE_URL`), on a client that records the
+/// functions' permissions.
+pub fn jobs_queue(sqs: &aws_sdk_sqs::Client) -> Result<events::jobs::JobQueue, GatewayError> {
+    let url = std::env::var(events::jobs::QUEUE_URL_VAR)
+        .map_err(|_| GatewayError::Bus(format!("{} not set", events::jobs::QUEUE_URL_VAR)))?;
+    Ok(events::jobs::JobQueue::new(crate::iam::sqs(sqs), url))
+}
+
 /// Installs the template's rules and delivers their events on a thread of its own, for the life of
 /// the process (tests start many gateways on short-lived runtimes; delivery must outlive them).
 /// Builds its own clients and gateway from the environment the local stack wrote.
 pub fn start_in_background(template: Template, session_secret: Vec<u8>) -> Result<(), GatewayError> {
-    let Template { routes, rules, reserved, stream, .. } = template;
+    let Template { routes, rules, reserved, stream, queues, job_budget, .. } = template;
     crate::concurrency::Concurrency::shared().reserve(&reserved);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
@@ -217,7 +226,9 @@ pub fn start_in_background(template: Template, session_secret: Vec<u8>) -> Resul
                     let publisher = events::Publisher::new(crate::iam::eventbridge(&events), bus);
                     let mut bucket = exports::Bucket::from_env(&config).map_err(GatewayError::Bus)?;
                     bucket.client = crate::iam::s3(&bucket.client);
-                    let gateway = Gateway::new(api::App::new(store, &session_secret), publisher, bucket, routes)?;
+                    let jobs = jobs_queue(&sqs)?;
+                    let gateway = Gateway::new(api::App::new(store, &session_secret), publisher, bucket, jobs, routes)?
+                        .with_job_budget(job_budget);
                     let installed = install(&rules, &events, &sqs).await?;
                     let failed_queue = std::env::var("FAILED_EVENTS_QUEUE_URL")
                         .map_err(|_| GatewayError::Bus("FAILED_EVENTS_QUEUE_URL not set".into()))?;
@@ -235,9 +246,13 @@ pub fn start_in_background(template: Template, session_secret: Vec<u8>) -> Resul
                             std::env::var_os("OUTBOX_CHECKPOINT_FILE").map(Into::into),
                             stream,
                         );
-                        let (published, ()) = tokio::join!(outbox, deliver(gateway, sqs, installed));
+                        let queues = crate::queue::deliver(gateway.clone(), sqs.clone(), queues);
+                        let (published, (), queued) = tokio::join!(outbox, deliver(gateway, sqs, installed), queues);
                         if let Err(e) = published {
                             tracing::error!(error = %e, "the outbox is not published");
+                        }
+                        if let Err(e) = queued {
+                            tracing::error!(error = %e, "the queues are not delivered");
                         }
                     }
                     Err(e) => {

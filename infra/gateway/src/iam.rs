@@ -1,6 +1,6 @@
 //! Which IAM permissions each function uses, recorded while the local gateway runs it.
 //!
-//! An SDK interceptor on the gateway's DynamoDB, S3 and EventBridge clients turns every call made inside
+//! An SDK interceptor on the gateway's DynamoDB, S3, EventBridge and SQS clients turns every call made inside
 //! [`as_function`] into the IAM actions AWS checks for it (a `TransactWriteItems` is a `PutItem`,
 //! `UpdateItem`, `DeleteItem` or `ConditionCheckItem` per item; multipart uploads are `s3:PutObject`),
 //! with the resource and, for DynamoDB, the shape of the item's partition key (`ORG#*#RATE#*#*`) that a
@@ -44,7 +44,7 @@ pub struct PermissionUse {
     /// The IAM action, e.g. `dynamodb:UpdateItem`.
     pub action: String,
     /// The resource as the end of its ARN: `table/<name>`, `table/<name>/index/<index>`,
-    /// `<bucket>/<key>`, `event-bus/<name>`.
+    /// `<bucket>/<key>`, `event-bus/<name>`, `queue/<name>`.
     pub resource: String,
     /// DynamoDB: the partition key with its values replaced by `*` (`ORG#*#RATE#*#*`); `None` where
     /// the request names no single item (Query, batches).
@@ -204,7 +204,19 @@ fn permissions(input: &aws_smithy_runtime_api::client::interceptors::context::In
         let buses = i.entries().iter().map(|e| e.event_bus_name().unwrap_or("default"));
         return Some(buses.map(|bus| ("events:PutEvents".to_owned(), format!("event-bus/{bus}"), None)).collect());
     }
+    if let Some(i) = input.downcast_ref::<aws_sdk_sqs::operation::send_message::SendMessageInput>() {
+        return one("sqs:SendMessage", queue(i.queue_url()), None);
+    }
+    // IAM has no action of its own for a batch: each entry is an `sqs:SendMessage`.
+    if let Some(i) = input.downcast_ref::<aws_sdk_sqs::operation::send_message_batch::SendMessageBatchInput>() {
+        return one("sqs:SendMessage", queue(i.queue_url()), None);
+    }
     s3_permission(input)
+}
+
+/// `queue/<name>`: the end of a queue URL.
+fn queue(url: Option<&str>) -> String {
+    format!("queue/{}", url.unwrap_or_default().rsplit('/').next().unwrap_or_default())
 }
 
 fn s3_permission(input: &aws_smithy_runtime_api::client::interceptors::context::Input) -> Option<Vec<Permission>> {
@@ -239,6 +251,11 @@ pub fn dynamodb(client: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
 /// `client` with the recorder added.
 pub fn s3(client: &aws_sdk_s3::Client) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(client.config().to_builder().interceptor(Recorder).build())
+}
+
+/// `client` with the recorder added.
+pub fn sqs(client: &aws_sdk_sqs::Client) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::from_conf(client.config().to_builder().interceptor(Recorder).build())
 }
 
 /// `client` with the recorder added.

@@ -9,6 +9,7 @@ pub mod bus;
 pub mod clock;
 pub mod concurrency;
 pub mod iam;
+pub mod queue;
 pub mod schedule;
 pub mod seed;
 pub mod stream;
@@ -39,6 +40,8 @@ enum Handler {
     Sarif(api::entry::Handler<sarif_fn::Intake>),
     SarifWorker(events::entry::Handler<sarif_worker_fn::Worker>),
     Publish(events::entry::Handler<events::Publisher>),
+    Dispatch(events::entry::Handler<events::jobs::Dispatcher>),
+    Jobs(events::entry::Handler<events::jobs::Runner>),
 }
 
 /// Every function of `template.yaml` this gateway can run, by logical id: the one place a function is
@@ -59,8 +62,9 @@ const REGISTRY: &[(&str, Handler)] = &[
     ("ProgressEventsFunction", Handler::Event(events::entry::CONSUME)),
     ("MembershipEventsFunction", Handler::Event(events::entry::CONSUME)),
     ("CourseEventsFunction", Handler::Event(events::entry::CONSUME)),
-    ("RemindersFunction", Handler::Event(reminders_fn::HANDLER)),
-    ("ReconcileFunction", Handler::Event(reconcile_fn::HANDLER)),
+    ("RemindersFunction", Handler::Dispatch(reminders_fn::HANDLER)),
+    ("ReconcileFunction", Handler::Dispatch(reconcile_fn::HANDLER)),
+    ("OrgJobsFunction", Handler::Jobs(org_jobs_fn::HANDLER)),
     ("OutboxPublisherFunction", Handler::Publish(outbox_publisher_fn::HANDLER)),
 ];
 
@@ -97,14 +101,19 @@ pub struct Route {
 }
 
 /// What the gateway runs from `template.yaml`, read once: the HTTP API's routes, the EventBridge rules,
-/// the schedules and each function's reserved concurrency.
+/// the schedules, the SQS event source mappings, each function's reserved concurrency, the stream
+/// mapping's settings and the job function's budget.
 #[derive(Debug, Clone)]
 pub struct Template {
     pub routes: Vec<Route>,
     pub rules: Vec<bus::Rule>,
     pub schedules: Vec<schedule::Schedule>,
+    pub queues: Vec<queue::Mapping>,
     pub reserved: HashMap<String, usize>,
     pub stream: stream::StreamSettings,
+    /// `OrgJobsFunction`'s `JOB_BUDGET_SECONDS`: how long an org's part of a job runs before it hands
+    /// the rest on (tests may shorten it before the event delivery starts).
+    pub job_budget: std::time::Duration,
 }
 
 impl Template {
@@ -117,8 +126,10 @@ impl Template {
             routes: routes(resources)?,
             rules: bus::rules(resources)?,
             schedules: schedule::schedules(resources)?,
+            queues: queue::mappings(resources, &template["Parameters"])?,
             reserved: concurrency::reserved(resources, &template["Parameters"])?,
             stream: stream::settings(resources)?,
+            job_budget: job_budget(resources)?,
         })
     }
 
@@ -128,6 +139,19 @@ impl Template {
         let yaml = std::fs::read_to_string(path).map_err(|e| GatewayError::Template(format!("{path}: {e}")))?;
         Self::parse(&yaml)
     }
+}
+
+/// The job function's `JOB_BUDGET_SECONDS`.
+fn job_budget(resources: &serde_yaml_ng::Mapping) -> Result<std::time::Duration, GatewayError> {
+    let value = &resources
+        .get("OrgJobsFunction")
+        .map(|f| &f["Properties"]["Environment"]["Variables"][events::jobs::BUDGET_VAR])
+        .and_then(|v| v.as_str())
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|seconds| seconds.is_finite() && *seconds > 0.0);
+    value
+        .map(std::time::Duration::from_secs_f64)
+        .ok_or_else(|| GatewayError::Template("OrgJobsFunction: no JOB_BUDGET_SECONDS".into()))
 }
 
 /// The HTTP API routes declared in the template.
@@ -187,6 +211,8 @@ pub struct Gateway {
     sarif_worker: Arc<sarif_worker_fn::Worker>,
     consumer: Arc<events::Consumer>,
     publisher: Arc<events::Publisher>,
+    dispatcher: Arc<events::jobs::Dispatcher>,
+    runner: Arc<events::jobs::Runner>,
     routes: Arc<Vec<Route>>,
     clocks: Arc<clock::TestClocks>,
     schedules: Arc<Vec<schedule::Schedule>>,
@@ -195,12 +221,14 @@ pub struct Gateway {
 impl Gateway {
     /// Refuses a template route whose function this gateway cannot run.
     /// `publisher` is the outbox publisher's way to the bus; `bucket`'s client also reaches the SARIF
-    /// uploads bucket (`SARIF_BUCKET`). Every function runs on the process's test clocks
-    /// ([`clock::TestClocks::shared`]).
+    /// uploads bucket (`SARIF_BUCKET`); `jobs` is the scheduled jobs' queue, whose parts run on the
+    /// template's budget (see [`Gateway::with_job_budget`]). Every function runs on the process's test
+    /// clocks ([`clock::TestClocks::shared`]).
     pub fn new(
         mut app: App,
         publisher: events::Publisher,
         bucket: exports::Bucket,
+        jobs: events::jobs::JobQueue,
         routes: Vec<Route>,
     ) -> Result<Self, GatewayError> {
         if let Some(route) = routes.iter().find(|r| registered(&r.function).is_none()) {
@@ -215,7 +243,15 @@ impl Gateway {
             sarif_worker_fn::Worker { store: app.store.clone(), bucket: uploads()?, clock: clocks.clone() };
         let export_worker =
             export_worker_fn::Worker { store: app.store.clone(), bucket: bucket.clone(), clock: clocks.clone() };
+        let dispatcher = events::jobs::Dispatcher { consumer: consumer.clone(), queue: jobs.clone() };
+        let runner = events::jobs::Runner {
+            consumer: consumer.clone(),
+            queue: jobs,
+            budget: Template::of_project()?.job_budget,
+        };
         Ok(Self {
+            dispatcher: Arc::new(dispatcher),
+            runner: Arc::new(runner),
             clocks,
             intake: Arc::new(intake),
             sarif_worker: Arc::new(sarif_worker),
@@ -227,6 +263,15 @@ impl Gateway {
             routes: Arc::new(routes),
             schedules: Arc::default(),
         })
+    }
+
+    /// Org runs of the scheduled jobs stop after `budget` and continue in a next part (the template's
+    /// `JOB_BUDGET_SECONDS` unless set here).
+    pub fn with_job_budget(mut self, budget: std::time::Duration) -> Self {
+        if let Some(runner) = Arc::get_mut(&mut self.runner) {
+            runner.budget = budget;
+        }
+        self
     }
 
     /// The template's schedules, which moving an org's clock (and `--tick`) fires.
@@ -319,6 +364,8 @@ impl Gateway {
             Handler::Sarif(handle) => response_event(handle(&self.intake, request(event)?).await),
             Handler::SarifWorker(handle) => event_result(handle(&self.sarif_worker, event).await),
             Handler::Publish(handle) => event_result(handle(&self.publisher, event).await),
+            Handler::Dispatch(handle) => event_result(handle(&self.dispatcher, event).await),
+            Handler::Jobs(handle) => event_result(handle(&self.runner, event).await),
         })
     }
 

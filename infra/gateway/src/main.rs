@@ -51,7 +51,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Platform events on the local bus reach the consumers through the template's rules.
     gateway::bus::start_in_background(template.clone(), secret.clone().into_bytes())?;
     let store = app.store.clone();
-    let gateway = Gateway::new(app, publisher, bucket, template.routes)?.with_schedules(template.schedules);
+    let jobs = gateway::bus::jobs_queue(&aws_sdk_sqs::Client::new(&config))?;
+    let gateway = Gateway::new(app, publisher, bucket, jobs, template.routes)?
+        .with_job_budget(template.job_budget)
+        .with_schedules(template.schedules);
     let api_listener = tokio::net::TcpListener::bind(("127.0.0.1", api_port)).await?;
     let invoke_listener = tokio::net::TcpListener::bind(("127.0.0.1", invoke_port)).await?;
 

@@ -3,12 +3,13 @@
 //! - [`platform`]: the consumed events (design §4), parsed and validated;
 //! - [`consumer`]: the handler every consumer Lambda runs: parse, then the `service` use case the
 //!   event calls for (idempotent, order-safe), its errors mapped to retry or drop;
-//! - [`schedule`]: the scheduled jobs' input;
+//! - [`schedule`]: the scheduled jobs' input; [`jobs`]: their queue (one run per org);
 //! - [`outbox`]: domain events out: the table's stream of outbox items → [`Publisher`] (source
 //!   `assignments`, PutEvents ≤ 10 per call with failed entries resent).
 
 pub mod consumer;
 pub mod entry;
+pub mod jobs;
 pub mod outbox;
 pub mod platform;
 mod publisher;

@@ -149,9 +149,10 @@ async fn requests_per_daily_job_row() {
             .await
             .unwrap();
         capacity.reset();
-        let report =
-            service::scheduled::send_reminders(&ctx, Some(today), Some(std::slice::from_ref(&org))).await.unwrap();
-        assert_eq!(report.count, learners);
+        let job = service::scheduled::OrgJob::first(service::scheduled::Job::Reminders, org.clone(), Some(today));
+        let budget = service::scheduled::Budget::of(std::time::Duration::from_secs(3600));
+        let run = service::scheduled::run(&ctx, &job, budget).await.unwrap();
+        assert_eq!((run.report.count, run.next.is_none()), (learners, true));
         requests.push(capacity.requests());
     }
     let per_row = (requests[1] - requests[0]) as f64 / 20.0;

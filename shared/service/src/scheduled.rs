@@ -1,48 +1,204 @@
-//! The scheduled jobs: the daily job (deadline reminders, recertification notices) and roster
-//! reconcile (the safety net for lost membership events and unfinished re-derivations). Both walk the
-//! orgs that have assignments and page through any volume.
+//! The scheduled jobs, one org at a time: the daily job (deadline reminders, recertification notices)
+//! and roster reconcile (the safety net for lost membership events and unfinished re-derivations).
+//!
+//! A schedule only dispatches: one [`OrgJob`] per org of the registry, each its own queue message
+//! (see the `reminders`, `reconcile` and `org-jobs` functions). An org's run works until its
+//! [`Budget`] is spent, then hands back where it stopped ([`OrgRun::next`]: the phase and the page
+//! key), which goes back on the queue as the next part. So one large org never holds the others'
+//! runs, and one org whose run fails is retried and parked on its own. An item a run cannot read is
+//! skipped, logged by its key and counted ([`RunReport::corrupt`]); the run goes on. Claims keep every
+//! notice once across parts, retries and reruns.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Days, NaiveDate};
 use domain::reminders::{latest_reminded_deadline, reminder_on};
 use domain::{AssigneeType, Assignment, AssignmentId, OrgId, ProgressRow, RowClass};
 use serde_json::{Value, json};
-use store::{Headcount, Pages, StoreError};
+use store::{CorruptItem, Headcount, PageKey};
 
 use crate::outbound;
 use crate::{AppError, Ctx};
 
-/// What a run did, for its log line and its result.
+/// A scheduled job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Job {
+    /// The daily job: reminders, recertification notices, compliance the clock changed.
+    Reminders,
+    /// The hourly roster reconcile.
+    Reconcile,
+}
+
+/// One org's run of a job, as its queue message carries it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrgJob {
+    pub job: Job,
+    pub org_id: OrgId,
+    /// The day the daily job runs for: the org's today when the schedule fired (a message that waits
+    /// or is retried still runs for its day). None for reconcile, and then the org's today.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<NaiveDate>,
+    /// Where a continuation goes on; none for a run's first part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<Resume>,
+    /// How many parts ran before this one.
+    #[serde(default)]
+    pub part: u32,
+}
+
+impl OrgJob {
+    /// The first part of `job` for `org` (on `date`, for the daily job).
+    pub fn first(job: Job, org: OrgId, date: Option<NaiveDate>) -> Self {
+        Self { job, org_id: org, date, resume: None, part: 0 }
+    }
+}
+
+/// Where a run stopped: the phase, and within it the page (a store resume point), the assignment of
+/// that page it was in and that assignment's rows page.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Resume {
+    pub phase: Phase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignment: Option<AssignmentId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<Value>,
+    /// Reconcile: the mandatory assignments counted by earlier parts.
+    #[serde(default)]
+    pub obliging: i64,
+    /// Reconcile: an assignment item could not be read, so the count is not known.
+    #[serde(default)]
+    pub unreadable: bool,
+}
+
+impl Resume {
+    fn at(phase: Phase) -> Self {
+        Self { phase, page: None, assignment: None, rows: None, obliging: 0, unreadable: false }
+    }
+
+    /// On to the page after this one, or to `then` after the last.
+    fn next_page(&mut self, next: Option<PageKey>, then: Phase) {
+        self.assignment = None;
+        self.rows = None;
+        match next {
+            Some(next) => self.page = Some(next.resume_point()),
+            None => {
+                self.phase = then;
+                self.page = None;
+            }
+        }
+    }
+
+    fn start(&self, org: &OrgId) -> Result<Option<PageKey>, AppError> {
+        Ok(self.page.as_ref().map(|page| PageKey::resume_at(org, page)).transpose()?)
+    }
+}
+
+/// The phases of a run, in order: the daily job's, then reconcile's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Rows that follow their assignment's deadline (the deadline index, then each assignment's rows).
+    Deadlines,
+    /// Rows with a due date of their own.
+    OwnDates,
+    RecertificationsOpening,
+    Expiries,
+    ClockFlips,
+    CompactRollups,
+    Headcounts,
+    Rosters,
+    ComplianceSyncs,
+    ObligingCount,
+}
+
+/// When a run stops and hands the rest to a next part: a monotonic deadline, set by the entry point
+/// below the function's timeout.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    until: std::time::Instant,
+}
+
+impl Budget {
+    /// A budget of `time` from now.
+    pub fn of(time: std::time::Duration) -> Self {
+        Self { until: std::time::Instant::now() + time }
+    }
+
+    pub fn spent(&self) -> bool {
+        std::time::Instant::now() >= self.until
+    }
+}
+
+/// What a run (or one part of it) did, for its log line and its result.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunReport {
-    pub orgs: usize,
     pub assignments: usize,
-    /// Reminders sent (reminders) or rows and counters repaired (reconcile).
+    /// Notices sent (the daily job) or rows and counters repaired (reconcile).
     pub count: usize,
-    /// The days the daily job ran for (each org's today, or the day it was given); none for reconcile.
-    pub days: BTreeSet<NaiveDate>,
+    /// Items it could not read: skipped, each logged by its key.
+    pub corrupt: usize,
+    /// The day the daily job ran for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date: Option<NaiveDate>,
 }
 
-/// The orgs to visit: `only` those, or every org that has assignments.
-async fn each_org(ctx: &Ctx<'_>, only: Option<&[OrgId]>) -> Result<Vec<OrgId>, StoreError> {
-    if let Some(only) = only {
-        return Ok(only.to_vec());
+impl RunReport {
+    /// The entities of a lenient page; each item that could not be read is logged and counted.
+    fn readable<T>(&mut self, org: &OrgId, items: Vec<Result<T, CorruptItem>>) -> Vec<T> {
+        items
+            .into_iter()
+            .filter_map(|item| {
+                item.map_err(|corrupt| {
+                    self.corrupt += 1;
+                    tracing::error!(org = %org, pk = corrupt.pk, sk = corrupt.sk, "item not readable: skipped");
+                })
+                .ok()
+            })
+            .collect()
     }
-    let mut orgs = Vec::new();
-    let mut pages = Pages::default();
-    while let Some(start) = pages.next_start() {
-        orgs.extend(pages.follow(ctx.store.orgs_page(start).await?));
-    }
-    Ok(orgs)
+}
+
+/// A part of an org's run: what it did, and the part that goes on from where it stopped (none: the
+/// run is done).
+#[derive(Debug)]
+pub struct OrgRun {
+    pub report: RunReport,
+    pub next: Option<OrgJob>,
+}
+
+/// Runs `job` until it is done or `budget` is spent.
+pub async fn run(ctx: &Ctx<'_>, job: &OrgJob, budget: Budget) -> Result<OrgRun, AppError> {
+    let org = &job.org_id;
+    let mut report = RunReport::default();
+    let stopped = match job.job {
+        Job::Reminders => {
+            let today = job.date.unwrap_or_else(|| ctx.today(org));
+            report.date = Some(today);
+            let at = job.resume.clone().unwrap_or_else(|| Resume::at(Phase::Deadlines));
+            send_reminders(ctx, org, today, at, budget, &mut report).await?
+        }
+        Job::Reconcile => {
+            let at = job.resume.clone().unwrap_or_else(|| Resume::at(Phase::Headcounts));
+            reconcile_rosters(ctx, org, at, budget, &mut report).await?
+        }
+    };
+    let next = stopped.map(|resume| OrgJob { resume: Some(resume), part: job.part + 1, ..job.clone() });
+    tracing::info!(org = %org, job = ?job.job, part = job.part, assignments = report.assignments,
+                   count = report.count, corrupt = report.corrupt, done = next.is_none(), "org run");
+    Ok(OrgRun { report, next })
 }
 
 /// How many days back the daily job looks for cycle windows that opened and completions that lapsed,
 /// so missed runs are caught up; claims keep any rerun from sending twice.
 const CATCH_UP_DAYS: u64 = 7;
 
-/// The daily job. Emits, for `date` (each org's today by its clock when `None`):
+/// The daily job for one org, for `today`, from `at`. Emits:
 /// - `assignment.due_soon` / `assignment.overdue` to every incomplete learner in the rates of every
 ///   active assignment whose due date calls for one — the assignment's deadline, or the learner's own
 ///   date (a relative deadline, an extension);
@@ -51,88 +207,133 @@ const CATCH_UP_DAYS: u64 = 7;
 /// - `compliance.changed` when the clock alone made a learner non-compliant.
 ///
 /// Each at most once per (assignment, learner, date, kind) however often the job runs: the claim is
-/// written before the event is sent. Rows are found by date index (the assignments' deadline index and
-/// the rows' own sparse indexes), never by a scan, a page of 100 at a time.
-pub async fn send_reminders(
+/// written with the event. Rows are found by date index (the assignments' deadline index and the
+/// rows' own sparse indexes), never by a scan, a page of 100 at a time; the budget is checked after
+/// each page. Returns where it stopped, if it did.
+async fn send_reminders(
     ctx: &Ctx<'_>,
-    date: Option<NaiveDate>,
-    only: Option<&[OrgId]>,
-) -> Result<RunReport, AppError> {
+    org: &OrgId,
+    today: NaiveDate,
+    mut at: Resume,
+    budget: Budget,
+    report: &mut RunReport,
+) -> Result<Option<Resume>, AppError> {
     let store = ctx.store;
-    let mut report = RunReport::default();
-    for org in each_org(ctx, only).await? {
-        let today = date.unwrap_or_else(|| ctx.today(&org));
-        let until = latest_reminded_deadline(today);
-        let catch_up = today.checked_sub_days(Days::new(CATCH_UP_DAYS)).unwrap_or(today);
-        let yesterday = today.pred_opt().unwrap_or(today);
-        report.orgs += 1;
-        report.days.insert(today);
-        let mut pages = Pages::default();
-        while let Some(start) = pages.next_start() {
-            for a in &pages.follow(store.due_assignments_page(&org, until, start).await?) {
-                // A relative deadline's rows all have their own dates: the rows' index finds them.
-                if a.due_in_days.is_some() || reminder_on(a.deadline, today).is_none() {
-                    continue;
+    let until = latest_reminded_deadline(today);
+    let catch_up = today.checked_sub_days(Days::new(CATCH_UP_DAYS)).unwrap_or(today);
+    let yesterday = today.pred_opt().unwrap_or(today);
+    let mut assignments = Assignments::default();
+    // Every part does at least one page, however small its budget: a run always gets on.
+    let mut progressed = false;
+    loop {
+        if progressed && budget.spent() {
+            return Ok(Some(at));
+        }
+        progressed = true;
+        let start = at.start(org)?;
+        match at.phase {
+            Phase::Deadlines => {
+                let page = store.due_assignments_page(org, until, start).await?;
+                // Going on inside this page: the assignments before the one it stopped in are done
+                // (and their unreadable items already reported).
+                let mut going_on = at.assignment.take();
+                let mut rows_start = at.rows.take();
+                for a in page.items {
+                    let a = match (a, going_on) {
+                        (Ok(a), Some(id)) if a.id != id => continue,
+                        (Ok(a), _) => a,
+                        (Err(_), Some(_)) => continue,
+                        (Err(corrupt), None) => {
+                            report.readable::<Assignment>(org, vec![Err(corrupt)]);
+                            continue;
+                        }
+                    };
+                    going_on = None;
+                    // A relative deadline's rows all have their own dates: the rows' index finds them.
+                    if a.due_in_days.is_some() || reminder_on(a.deadline, today).is_none() {
+                        continue;
+                    }
+                    report.assignments += 1;
+                    let mut rows_at = rows_start.take().map(|rows| PageKey::resume_at(org, &rows)).transpose()?;
+                    loop {
+                        let rows = store.progress_page_for_job(org, a.id, rows_at).await?;
+                        let following: Vec<_> =
+                            report.readable(org, rows.items).into_iter().filter(|r| r.own_due_on().is_none()).collect();
+                        report.count +=
+                            notify_once(ctx, org, &a, &following, today, |r| reminder(&a, r, today)).await?;
+                        let Some(next) = rows.next else { break };
+                        if budget.spent() {
+                            return Ok(Some(Resume { assignment: Some(a.id), rows: Some(next.resume_point()), ..at }));
+                        }
+                        rows_at = Some(next);
+                    }
                 }
-                report.assignments += 1;
-                let mut row_pages = Pages::default();
-                while let Some(rows_start) = row_pages.next_start() {
-                    let rows = row_pages.follow(store.progress_page(&org, a.id, 100, rows_start).await?);
-                    let following: Vec<_> = rows.into_iter().filter(|r| r.own_due_on().is_none()).collect();
-                    report.count += notify_once(ctx, &org, a, &following, today, |r| reminder(a, r, today)).await?;
+                at.next_page(page.next, Phase::OwnDates);
+            }
+            Phase::OwnDates => {
+                let page = store.own_dated_rows_page(org, until, start).await?;
+                for (a, rows) in assignments.of(ctx, org, report.readable(org, page.items)).await? {
+                    report.count += notify_once(ctx, org, &a, &rows, today, |r| reminder(&a, r, today)).await?;
                 }
+                at.next_page(page.next, Phase::RecertificationsOpening);
             }
-        }
-        let mut assignments = Assignments::default();
-        let mut pages = Pages::default();
-        while let Some(start) = pages.next_start() {
-            let rows = pages.follow(store.own_dated_rows_page(&org, until, start).await?);
-            for (a, rows) in assignments.of(ctx, &org, rows).await? {
-                report.count += notify_once(ctx, &org, &a, &rows, today, |r| reminder(&a, r, today)).await?;
+            Phase::RecertificationsOpening => {
+                let page = store.recert_opening_page(org, catch_up, today, start).await?;
+                for (a, rows) in assignments.of(ctx, org, report.readable(org, page.items)).await? {
+                    report.count += notify_once(ctx, org, &a, &rows, today, |r| recertification_due(r, today)).await?;
+                }
+                at.next_page(page.next, Phase::Expiries);
             }
-        }
-        let mut pages = Pages::default();
-        while let Some(start) = pages.next_start() {
-            let rows = pages.follow(store.recert_opening_page(&org, catch_up, today, start).await?);
-            for (a, rows) in assignments.of(ctx, &org, rows).await? {
-                report.count += notify_once(ctx, &org, &a, &rows, today, |r| recertification_due(r, today)).await?;
+            Phase::Expiries => {
+                let page = store.expiring_rows_page(org, catch_up, yesterday, start).await?;
+                for (a, rows) in assignments.of(ctx, org, report.readable(org, page.items)).await? {
+                    report.count += notify_once(ctx, org, &a, &rows, today, |r| expired(r, today)).await?;
+                }
+                at.next_page(page.next, Phase::ClockFlips);
             }
-        }
-        let mut pages = Pages::default();
-        while let Some(start) = pages.next_start() {
-            let rows = pages.follow(store.expiring_rows_page(&org, catch_up, yesterday, start).await?);
-            for (a, rows) in assignments.of(ctx, &org, rows).await? {
-                report.count += notify_once(ctx, &org, &a, &rows, today, |r| expired(r, today)).await?;
+            Phase::ClockFlips => {
+                let page = store.compliance_flips_page(org, today, start).await?;
+                let learners = report.readable(org, page.items);
+                report.count += announce_clock_flips(ctx, org, today, &learners).await?;
+                at.next_page(page.next, Phase::CompactRollups);
             }
-        }
-        report.count += announce_clock_flips(ctx, &org, today).await?;
-        // The rollups' past days fold into one counter (never past the org's date: a run for a
-        // future day must not change what today's figures read).
-        let fold_before = today.min(ctx.today(&org));
-        match store.compact_rollups(&org, fold_before).await {
-            Ok(folded) if folded > 0 => tracing::info!(org = %org, folded, "compliance rollups compacted"),
-            Ok(_) => {}
-            Err(error) => tracing::error!(org = %org, %error, "compliance rollups not compacted"),
+            Phase::CompactRollups => {
+                // The rollups' past days fold into one counter (never past the org's date: a run for a
+                // future day must not change what today's figures read).
+                let fold_before = today.min(ctx.today(org));
+                match store.compact_rollups(org, fold_before).await {
+                    Ok(folded) if folded > 0 => tracing::info!(org = %org, folded, "compliance rollups compacted"),
+                    Ok(_) => {}
+                    Err(error) => tracing::error!(org = %org, %error, "compliance rollups not compacted"),
+                }
+                return Ok(None);
+            }
+            other => return Err(not_a_phase_of("the daily job", other)),
         }
     }
-    tracing::info!(orgs = report.orgs, assignments = report.assignments, sent = report.count, days = ?report.days, "daily job done");
-    Ok(report)
 }
 
-/// `compliance.changed` for learners whom the clock alone made non-compliant by `today` (a due date
-/// or a validity passed since their compliance was last announced, however long ago); the learner's
-/// item records the announcement, so each change goes out once.
-async fn announce_clock_flips(ctx: &Ctx<'_>, org: &OrgId, today: NaiveDate) -> Result<usize, AppError> {
-    let store = ctx.store;
+/// A continuation whose phase belongs to another job: a message no run can take.
+fn not_a_phase_of(job: &'static str, phase: Phase) -> AppError {
+    tracing::error!(job, ?phase, "a continuation with another job's phase");
+    AppError::InvalidField { field: "resume.phase", message: "is not a phase of this job" }
+}
+
+/// `compliance.changed` for `learners` (a page of the flips index) whom the clock alone made
+/// non-compliant by `today` (a due date or a validity passed since their compliance was last
+/// announced, however long ago); the learner's item records the announcement, so each change goes out
+/// once.
+async fn announce_clock_flips(
+    ctx: &Ctx<'_>,
+    org: &OrgId,
+    today: NaiveDate,
+    learners: &[domain::LearnerCompliance],
+) -> Result<usize, AppError> {
+    let announce = crate::outbound::compliance_only(org, ctx.now(org));
     let mut sent = 0;
-    let mut pages = Pages::default();
-    while let Some(start) = pages.next_start() {
-        let learners = pages.follow(store.compliance_flips_page(org, today, start).await?);
-        let announce = crate::outbound::compliance_only(org, ctx.now(org));
-        for learner in learners.iter().filter(|l| l.clock_flip_on().is_some_and(|day| day <= today)) {
-            if store.announce_clock_flip(org, learner.user_id, today, &announce).await?.is_some() {
-                sent += 1;
-            }
+    for learner in learners.iter().filter(|l| l.clock_flip_on().is_some_and(|day| day <= today)) {
+        if ctx.store.announce_clock_flip(org, learner.user_id, today, &announce).await?.is_some() {
+            sent += 1;
         }
     }
     Ok(sent)
@@ -328,54 +529,110 @@ async fn index_user_emails(store: &store::Store, org: &OrgId) -> usize {
     read
 }
 
-/// Compares the roster of every active team and org-wide assignment with the membership projection
-/// and repairs missing or stale rows (a roster run: a bounded share here, the rest by the roster
-/// worker; a stopped run is started again), then, once the roster is complete, the counters if rows
-/// were changed behind the service's back. Logs and returns the number of repairs.
-pub async fn reconcile_rosters(ctx: &Ctx<'_>, only: Option<&[OrgId]>) -> Result<RunReport, AppError> {
+/// Reconcile for one org, from `at`: checks the head counts and backfills the email index (a bounded
+/// share), compares the roster of every active team and org-wide assignment with the membership
+/// projection and repairs missing or stale rows (a roster run: a bounded share here, the rest by the
+/// roster worker; a stopped run is started again) and then, once the roster is complete, the counters
+/// if rows were changed behind the service's back; finishes rule changes an interrupted patch did not
+/// bring to every learner; sets the count of mandatory assignments if it drifted. The budget is
+/// checked after each assignment. Returns where it stopped, if it did.
+async fn reconcile_rosters(
+    ctx: &Ctx<'_>,
+    org: &OrgId,
+    mut at: Resume,
+    budget: Budget,
+    report: &mut RunReport,
+) -> Result<Option<Resume>, AppError> {
     let store = ctx.store;
-    let mut report = RunReport::default();
     let far_future = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(NaiveDate::MAX);
-    for org in each_org(ctx, only).await? {
-        report.orgs += 1;
-        report.count += recount_headcounts(ctx, &org).await;
-        index_user_emails(store, &org).await;
-        let stored_obliging = store.compliance_rollups(&org).await?.mandatory_assignments;
-        let mut obliging = 0;
-        let mut pages = Pages::default();
-        while let Some(start) = pages.next_start() {
-            let page = pages.follow(store.due_assignments_page(&org, far_future, start).await?);
-            obliging += page.iter().filter(|a| a.is_mandatory).count() as i64;
-            // Team and org rosters, and an individual one whose catch-up after a reactivation stopped.
-            for a in page.iter().filter(|a| {
-                a.assignee.assignee_type != AssigneeType::User || a.roster_status == domain::RosterStatus::Building
-            }) {
-                report.assignments += 1;
-                // A roster run (a bounded share here, the rest by the roster worker; a run going on is
-                // left to finish, a stopped one is started again), which compares the counters with
-                // the rows once they are in line.
-                let repaired = crate::roster_build::reconcile(ctx, &org, a).await?;
-                report.count += repaired.rows;
-            }
+    // Every part does at least one step, however small its budget: a run always gets on.
+    let mut progressed = false;
+    loop {
+        if progressed && budget.spent() {
+            return Ok(Some(at));
         }
-        // Rule changes (deadline, activity, mandatory flag) an interrupted patch did not bring to
-        // every learner, active assignments or not.
-        for a in store.assignments_awaiting_compliance_sync(&org).await? {
-            match crate::compliance::sync_assignment(ctx, &org, a.id, ctx.now(&org)).await {
-                Ok(changed) => {
-                    report.count += changed.max(1);
-                    tracing::warn!(org = %org, assignment_id = %a.id, changed, "learners' compliance synced");
+        match at.phase {
+            Phase::Headcounts => {
+                report.count += recount_headcounts(ctx, org).await;
+                index_user_emails(store, org).await;
+                progressed = true;
+                at = Resume::at(Phase::Rosters);
+            }
+            Phase::Rosters => {
+                let page = store.due_assignments_page(org, far_future, at.start(org)?).await?;
+                // Going on inside this page: the part that began it counted it.
+                let resuming = at.assignment.is_some();
+                let mut going_on = at.assignment.take();
+                let mut assignments = Vec::new();
+                for a in page.items {
+                    match (a, going_on) {
+                        (Ok(a), Some(id)) if a.id != id => continue,
+                        (Err(_), Some(_)) => continue,
+                        (Ok(a), _) => assignments.push(a),
+                        (Err(corrupt), None) => {
+                            report.readable::<Assignment>(org, vec![Err(corrupt)]);
+                            // What it would count is unknown: the count is left as it is.
+                            at.unreadable = true;
+                            continue;
+                        }
+                    }
+                    going_on = None;
                 }
-                Err(error) => tracing::error!(org = %org, assignment_id = %a.id, %error, "compliance not synced"),
+                if !resuming {
+                    at.obliging += assignments.iter().filter(|a| a.is_mandatory).count() as i64;
+                }
+                // Team and org rosters, and an individual one whose catch-up after a reactivation stopped.
+                let rostered = assignments.iter().filter(|a| {
+                    a.assignee.assignee_type != AssigneeType::User || a.roster_status == domain::RosterStatus::Building
+                });
+                for a in rostered {
+                    if progressed && budget.spent() {
+                        return Ok(Some(Resume { assignment: Some(a.id), ..at }));
+                    }
+                    progressed = true;
+                    report.assignments += 1;
+                    // A roster run (a bounded share here, the rest by the roster worker; a run going on
+                    // is left to finish, a stopped one is started again), which compares the counters
+                    // with the rows once they are in line.
+                    report.count += crate::roster_build::reconcile(ctx, org, a).await?.rows;
+                }
+                at.next_page(page.next, Phase::ComplianceSyncs);
+                progressed = true;
             }
-        }
-        // Counted before this count existed, or drifted: set from the assignments (guarded by the
-        // stored value, so a concurrent create or patch wins and the next run looks again).
-        if obliging != stored_obliging && store.repair_obliging_assignments(&org, stored_obliging, obliging).await? {
-            report.count += 1;
-            tracing::warn!(org = %org, obliging, stored_obliging, "count of mandatory assignments repaired");
+            Phase::ComplianceSyncs => {
+                // Rule changes (deadline, activity, mandatory flag) an interrupted patch did not bring
+                // to every learner, active assignments or not.
+                for a in store.assignments_awaiting_compliance_sync(org).await? {
+                    match crate::compliance::sync_assignment(ctx, org, a.id, ctx.now(org)).await {
+                        Ok(changed) => {
+                            report.count += changed.max(1);
+                            tracing::warn!(org = %org, assignment_id = %a.id, changed, "learners' compliance synced");
+                        }
+                        Err(error) => {
+                            tracing::error!(org = %org, assignment_id = %a.id, %error, "compliance not synced")
+                        }
+                    }
+                    progressed = true;
+                    if budget.spent() {
+                        return Ok(Some(Resume { page: None, ..at }));
+                    }
+                }
+                at.phase = Phase::ObligingCount;
+            }
+            Phase::ObligingCount => {
+                // Counted before this count existed, or drifted: set from the assignments (guarded by
+                // the stored value, so a concurrent create or patch wins and the next run looks again).
+                let stored = store.compliance_rollups(org).await?.mandatory_assignments;
+                if !at.unreadable
+                    && at.obliging != stored
+                    && store.repair_obliging_assignments(org, stored, at.obliging).await?
+                {
+                    report.count += 1;
+                    tracing::warn!(org = %org, obliging = at.obliging, stored, "count of mandatory assignments repaired");
+                }
+                return Ok(None);
+            }
+            other => return Err(not_a_phase_of("reconcile", other)),
         }
     }
-    tracing::info!(orgs = report.orgs, assignments = report.assignments, repairs = report.count, "reconcile finished");
-    Ok(report)
 }

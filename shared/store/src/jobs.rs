@@ -7,7 +7,7 @@ use domain::{Assignment, AssignmentId, DomainEvent, OrgId, ProgressRow, UserId};
 use crate::dynamo::{Item, s};
 use crate::records::{AssignmentRecord, ProgressRecord, Record};
 use crate::tx::{CancelReason, TxFailure};
-use crate::{Page, PageKey, Store, StoreError, keys};
+use crate::{CorruptItem, Page, PageKey, Store, StoreError, keys};
 
 impl Store {
     /// A page of the orgs that have assignments (the scheduled jobs' starting point).
@@ -30,13 +30,14 @@ impl Store {
     }
 
     /// Pattern 6: a page of the org's active assignments with a deadline on or before `until`,
-    /// earliest first (the sparse deadline index holds only active assignments).
+    /// earliest first (the sparse deadline index holds only active assignments); an item that cannot
+    /// be read is its key, for the job to skip and report.
     pub async fn due_assignments_page(
         &self,
         org: &OrgId,
         until: NaiveDate,
         start: Option<PageKey>,
-    ) -> Result<Page<Assignment>, StoreError> {
+    ) -> Result<Page<Result<Assignment, CorruptItem>>, StoreError> {
         let pk = keys::due_index(org);
         let (items, next) = self
             .query_page(
@@ -50,8 +51,7 @@ impl Store {
                 Some(100),
             )
             .await?;
-        let items = items.into_iter().map(AssignmentRecord::entity_of).collect::<Result<_, StoreError>>()?;
-        Ok(Page { items, next })
+        Ok(Page { items: items.into_iter().map(AssignmentRecord::entity_or_key).collect(), next })
     }
 
     /// Pattern 6 for rows with a due date of their own: a page of them due on or before `until`,
@@ -61,7 +61,7 @@ impl Store {
         org: &OrgId,
         until: NaiveDate,
         start: Option<PageKey>,
-    ) -> Result<Page<ProgressRow>, StoreError> {
+    ) -> Result<Page<Result<ProgressRow, CorruptItem>>, StoreError> {
         self.rows_by_day(keys::GSI3, keys::row_due_index(org), None, until, start).await
     }
 
@@ -72,7 +72,7 @@ impl Store {
         from: NaiveDate,
         until: NaiveDate,
         start: Option<PageKey>,
-    ) -> Result<Page<ProgressRow>, StoreError> {
+    ) -> Result<Page<Result<ProgressRow, CorruptItem>>, StoreError> {
         self.rows_by_day(keys::GSI1, keys::row_recert_index(org), Some(from), until, start).await
     }
 
@@ -83,12 +83,12 @@ impl Store {
         from: NaiveDate,
         until: NaiveDate,
         start: Option<PageKey>,
-    ) -> Result<Page<ProgressRow>, StoreError> {
+    ) -> Result<Page<Result<ProgressRow, CorruptItem>>, StoreError> {
         self.rows_by_day(keys::GSI3, keys::row_expiry_index(org), Some(from), until, start).await
     }
 
     /// A page of the rows a sparse date index holds under `pk`, for days up to `until` (from
-    /// `from`), earliest first.
+    /// `from`), earliest first; a row that cannot be read is its key.
     async fn rows_by_day(
         &self,
         index: &'static str,
@@ -96,7 +96,7 @@ impl Store {
         from: Option<NaiveDate>,
         until: NaiveDate,
         start: Option<PageKey>,
-    ) -> Result<Page<ProgressRow>, StoreError> {
+    ) -> Result<Page<Result<ProgressRow, CorruptItem>>, StoreError> {
         let (pk_name, sk_name) =
             if index == keys::GSI1 { (keys::GSI1PK, keys::GSI1SK) } else { (keys::GSI3PK, keys::GSI3SK) };
         let (items, next) = self
@@ -119,8 +119,20 @@ impl Store {
                 Some(100),
             )
             .await?;
-        let items = items.into_iter().map(ProgressRecord::entity_of).collect::<Result<_, StoreError>>()?;
-        Ok(Page { items, next })
+        Ok(Page { items: items.into_iter().map(ProgressRecord::entity_or_key).collect(), next })
+    }
+
+    /// A page of 100 of an assignment's progress rows, by user id, for a job: a row that cannot be
+    /// read is its key.
+    pub async fn progress_page_for_job(
+        &self,
+        org: &OrgId,
+        id: AssignmentId,
+        start: Option<PageKey>,
+    ) -> Result<Page<Result<ProgressRow, CorruptItem>>, StoreError> {
+        let rows = crate::partition::Partition::table(keys::assignment_pk(org, id)).prefixed(keys::PROGRESS_SK_PREFIX);
+        let (items, next) = self.query_bounded(|q| rows.query(q), rows.index, false, start, 100).await?;
+        Ok(Page { items: items.into_iter().map(ProgressRecord::entity_or_key).collect(), next })
     }
 
     /// Records that a reminder `kind` went to `user` on `assignment`, with the `events` that send it, in

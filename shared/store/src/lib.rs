@@ -42,6 +42,7 @@ pub use export_jobs::EXPORT_SLOTS;
 pub use headcount::{Headcount, Recount};
 pub use outbox::{Announce, MAX_EVENTS_PER_ITEM, OUTBOX_ENTITY, Written, announce_nothing, outbox_events};
 pub use progress::{MembershipChange, RowChange};
+pub use records::CorruptItem;
 pub use roster::ROSTER_ROWS_PER_TRANSACTION;
 
 /// The table and the client that reaches it. Cheap to clone; build once per Lambda instance.

@@ -21,6 +21,30 @@ pub(crate) trait Record: DeserializeOwned {
     fn entity_of(item: Item) -> Result<Self::Entity, StoreError> {
         Ok(from_item::<Self>(item)?.into_entity())
     }
+
+    /// [`Record::entity_of`] for a job's read, which skips what it cannot read rather than stop: the
+    /// item's key instead of an entity (ids only: the decoder's message may quote a field's value).
+    fn entity_or_key(item: Item) -> Result<Self::Entity, CorruptItem> {
+        let key = |name: &str| match item.get(name) {
+            Some(aws_sdk_dynamodb::types::AttributeValue::S(value)) => value.clone(),
+            _ => String::new(),
+        };
+        let corrupt = CorruptItem { pk: key(crate::keys::PK), sk: key(crate::keys::SK) };
+        Self::entity_of(item).map_err(|_| corrupt)
+    }
+}
+
+/// A stored item a job's read could not turn into its entity, by its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorruptItem {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl std::fmt::Display for CorruptItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} / {}", self.pk, self.sk)
+    }
 }
 
 macro_rules! record {

@@ -471,8 +471,8 @@ async fn the_reconcile_job_starts_a_stopped_roster_run_again() {
     let stopped = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, four_hours_ago, 0));
     let a = building_org_wide(&env, &org, Some(stopped)).await;
 
-    let report = env.invoke("ReconcileFunction", json!({"orgIds": [org.org_id.as_str()]})).await;
-    assert!(report["repairs"].as_u64().unwrap() > 0, "rows written by the job's share: {report}");
+    let report = env.run_reconcile(&org.org_id).await;
+    assert!(report["count"].as_u64().unwrap() > 0, "rows written by the job's share: {report}");
     complete_with_every_learner_once(&env, &org, &a.id.to_string()).await;
 }
 

@@ -304,9 +304,15 @@ async fn a_failed_export_aborts_its_upload() {
     bucket.client = gateway::iam::s3(&aws_sdk_s3::Client::from_conf(failing));
     let template = gateway::Template::of_project().unwrap();
     let publisher = events::Publisher::new(env.events.clone(), std::env::var("EVENT_BUS_NAME").unwrap());
-    let broken =
-        gateway::Gateway::new(api::App::new(env.store.clone(), SECRET), publisher, bucket.clone(), template.routes)
-            .unwrap();
+    let jobs = gateway::bus::jobs_queue(&env.sqs).unwrap();
+    let broken = gateway::Gateway::new(
+        api::App::new(env.store.clone(), SECRET),
+        publisher,
+        bucket.clone(),
+        jobs,
+        template.routes,
+    )
+    .unwrap();
     let requested = json!({"detail-type": "export.requested", "source": "assignments",
                            "detail": {"exportId": export_id, "orgId": org.org_id.as_str(), "kind": "progress"}});
     // Runs that cannot write the file are errors (the rule redelivers) until the last, which fails it.

@@ -74,10 +74,10 @@ async fn an_overdue_mandatory_assignment_makes_a_learner_non_compliant_until_the
     env.advance_clock_firing(&org.org_id, Duration::days(4), &[]).await;
     let today = env.clock(&org.org_id).await.date_naive();
     assert_eq!(today, day0 + Duration::days(4));
-    let report = env.invoke("ReconcileFunction", json!({"orgIds": [org.org_id.as_str()]})).await;
-    assert_eq!(report["repairs"], 5, "{report}");
-    let quiet = env.invoke("ReconcileFunction", json!({"orgIds": [org.org_id.as_str()]})).await;
-    assert_eq!(quiet["repairs"], 0, "the marker is gone once synced: {quiet}");
+    let report = env.run_reconcile(&org.org_id).await;
+    assert_eq!(report["count"], 5, "{report}");
+    let quiet = env.run_reconcile(&org.org_id).await;
+    assert_eq!(quiet["count"], 0, "the marker is gone once synced: {quiet}");
     let summary = env.get("/compliance").token(key).await;
     assert_eq!(summary.body["compliantLearners"].as_u64(), Some(learners - 5), "{:?}", summary.body);
     assert_eq!(
@@ -149,10 +149,9 @@ async fn an_overdue_mandatory_assignment_makes_a_learner_non_compliant_until_the
 
     // The clock alone: on the day after the org-wide deadline everyone still compliant falls out,
     // announced by the daily job once however often it runs.
-    let day_after = (day0 + Duration::days(61)).to_string();
-    let only = [org.org_id.as_str()];
-    env.invoke("RemindersFunction", json!({"date": day_after, "orgIds": only})).await;
-    env.invoke("RemindersFunction", json!({"date": day_after, "orgIds": only})).await;
+    let day_after = day0 + Duration::days(61);
+    env.run_daily_job(&org.org_id, day_after).await;
+    env.run_daily_job(&org.org_id, day_after).await;
     let clock = env.drain(&changed).await;
     assert_eq!(clock.len() as u64, learners - 4, "{clock:?}");
     assert!(clock.iter().all(|e| e["detail"]["compliant"] == false));

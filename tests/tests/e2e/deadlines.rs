@@ -154,10 +154,9 @@ async fn a_relative_deadline_dates_each_learner_from_the_day_they_got_the_row() 
 
     // Reminders follow each learner's own date, once per learner, date and offset.
     let due_soon = env.subscribe(&org, "assignment.due_soon").await;
-    let only = json!([org.org_id.as_str()]);
     let week_before = joiner_due - chrono::Duration::days(7);
     for _ in 0..2 {
-        env.invoke("RemindersFunction", json!({"date": week_before, "orgIds": only})).await;
+        env.run_daily_job(&org.org_id, week_before).await;
     }
     let events = env.drain(&due_soon).await;
     assert_eq!(events.len(), 1, "only the joiner is due in a week on that day: {events:?}");
@@ -269,11 +268,10 @@ async fn a_yearly_recertification_expires_and_renews_with_its_history() {
     assert_problem(&env.get(&format!("{path}?status=late")).token(key).await, 400, "validation_failed");
 
     // The daily job, run twice on a day inside the window and twice after the lapse: each event once.
-    let only = json!([org.org_id.as_str()]);
     let in_window = valid_until - chrono::Duration::days(28);
     for date in [in_window, in_window, valid_until + chrono::Duration::days(1), valid_until + chrono::Duration::days(1)]
     {
-        env.invoke("RemindersFunction", json!({"date": date, "orgIds": only})).await;
+        env.run_daily_job(&org.org_id, date).await;
     }
     let due = env.drain(&recert_due).await;
     assert_eq!(due.len(), 1, "{due:?}");

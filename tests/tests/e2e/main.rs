@@ -13,6 +13,7 @@ mod compliance;
 mod deadlines;
 mod jobs;
 mod platform_events;
+mod queues;
 mod sarif;
 mod v1_contract;
 

@@ -594,7 +594,7 @@ async fn authors_written_before_the_email_index_are_found_once_the_reconcile_job
     let before = post_sarif(&env, &org, &author.email, "01d01d1", scanners::bandit().to_vec()).await;
     assert_eq!((before.status, before.body["authorUserId"].clone()), (StatusCode::OK, Value::Null));
 
-    env.invoke("ReconcileFunction", json!({"orgIds": [org.org_id.as_str()]})).await;
+    env.run_reconcile(&org.org_id).await;
     let progress = env.store.email_index_progress(&org.org_id).await.unwrap();
     assert_eq!(progress, Some(None), "the org's backfill is done");
     let after = eventually("the email index", || async {

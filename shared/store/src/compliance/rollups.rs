@@ -95,7 +95,7 @@ impl Store {
         org: &OrgId,
         until: NaiveDate,
         start: Option<PageKey>,
-    ) -> Result<Page<LearnerCompliance>, StoreError> {
+    ) -> Result<Page<Result<LearnerCompliance, crate::CorruptItem>>, StoreError> {
         let (items, next) = self
             .query_page(
                 |q| {
@@ -108,7 +108,7 @@ impl Store {
                 Some(100),
             )
             .await?;
-        Ok(Page { items: items.into_iter().map(LearnerComplianceRecord::entity_of).collect::<Result<_, _>>()?, next })
+        Ok(Page { items: items.into_iter().map(LearnerComplianceRecord::entity_or_key).collect(), next })
     }
 
     /// Folds the rollups' days before `before` into one past counter per histogram (see

@@ -1,0 +1,236 @@
+//! The scheduled jobs' queue (SQS, `OrgJobsQueue` in the template).
+//!
+//! A schedule's function only dispatches: it pages the org registry and puts one [`OrgJob`] per org
+//! on the queue ([`dispatch`]). The `org-jobs` function takes them through an SQS event source mapping
+//! ([`run_batch`]): each message is one org's part, run side by side with the others of its batch, each
+//! on its own budget; a part that stops puts its continuation back at the end of the queue, behind
+//! every org already waiting. A part that fails is reported alone (`batchItemFailures`): the queue
+//! makes it visible again after its visibility timeout, and after `maxReceiveCount` receipts it is
+//! parked in the dead-letter queue (FailedEventsQueue, whose alarm says so) — no other org waits for it.
+
+use std::time::Duration;
+
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use domain::OrgId;
+use serde_json::{Value, json};
+use service::scheduled::{Budget, Job, OrgJob};
+use store::Pages;
+
+use crate::schedule::{only_orgs, run_date};
+use crate::{Consumer, ConsumerError, MissingVariable};
+
+/// Entries per `SendMessageBatch` (SQS's limit).
+const SEND_BATCH: usize = 10;
+/// Sends of a batch's failed entries before the dispatch fails (and the scheduler retries it: the
+/// orgs sent twice run twice, which their claims make harmless).
+const SEND_ATTEMPTS: usize = 3;
+/// Parts of one org's run at most: a run that would need more is stopped and logged, never looped.
+pub const MAX_PARTS: u32 = 1_000;
+
+/// The job queue's environment variable: its URL.
+pub const QUEUE_URL_VAR: &str = "ORG_JOBS_QUEUE_URL";
+
+/// The queue the org runs wait in.
+#[derive(Debug, Clone)]
+pub struct JobQueue {
+    client: aws_sdk_sqs::Client,
+    url: String,
+}
+
+impl JobQueue {
+    pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
+        Self { client, url: url.into() }
+    }
+
+    /// The queue `ORG_JOBS_QUEUE_URL` names, with a client from `config`.
+    pub fn from_env(config: &aws_config::SdkConfig) -> Result<Self, MissingVariable> {
+        let url = std::env::var(QUEUE_URL_VAR).map_err(|_| MissingVariable(QUEUE_URL_VAR))?;
+        Ok(Self::new(aws_sdk_sqs::Client::new(config), url))
+    }
+
+    /// Puts `jobs` on the queue, ten to a call; entries SQS refused are sent again (a bounded number of
+    /// times).
+    pub async fn send(&self, jobs: &[OrgJob]) -> Result<(), ConsumerError> {
+        for chunk in jobs.chunks(SEND_BATCH) {
+            let mut waiting: Vec<(String, String)> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, job)| Ok((i.to_string(), serde_json::to_string(job)?)))
+                .collect::<Result<_, serde_json::Error>>()
+                .map_err(|e| ConsumerError::Unavailable(format!("a job message: {e}")))?;
+            for attempt in 1..=SEND_ATTEMPTS {
+                let entries = waiting
+                    .iter()
+                    .map(|(id, body)| SendMessageBatchRequestEntry::builder().id(id).message_body(body).build())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| ConsumerError::Unavailable(e.to_string()))?;
+                let failed = match self
+                    .client
+                    .send_message_batch()
+                    .queue_url(&self.url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                {
+                    Ok(out) => out.failed().iter().map(|f| f.id().to_owned()).collect::<Vec<_>>(),
+                    Err(e) if attempt < SEND_ATTEMPTS => {
+                        tracing::warn!(attempt, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "job messages not sent; again");
+                        waiting.iter().map(|(id, _)| id.clone()).collect()
+                    }
+                    Err(e) => {
+                        return Err(ConsumerError::Unavailable(format!(
+                            "job queue: {}",
+                            aws_sdk_sqs::error::DisplayErrorContext(e)
+                        )));
+                    }
+                };
+                waiting.retain(|(id, _)| failed.contains(id));
+                if waiting.is_empty() {
+                    break;
+                }
+            }
+            if !waiting.is_empty() {
+                return Err(ConsumerError::Unavailable(format!("job queue refused {} messages", waiting.len())));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A schedule's function: the table (the org registry), its clock and the job queue.
+pub struct Dispatcher {
+    pub consumer: Consumer,
+    pub queue: JobQueue,
+}
+
+impl crate::entry::Context for Dispatcher {
+    async fn from_env() -> Result<Self, crate::entry::Error> {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        Ok(Self { consumer: Consumer::from_env().await?, queue: JobQueue::from_env(&config)? })
+    }
+}
+
+/// Puts one run of `job` per org on the queue: every org of the registry, or `{"orgIds": [...]}`'s
+/// (an operator's rerun for some customers; tests). The daily job's day is `{"date": "YYYY-MM-DD"}`'s,
+/// else each org's today. Malformed input is dropped (logged); a queue that keeps refusing fails the
+/// invocation, which the scheduler retries.
+pub async fn dispatch(dispatcher: &Dispatcher, job: Job, input: &Value) -> Result<Value, ConsumerError> {
+    let (date, only) = match (run_date(input), only_orgs(input)) {
+        (Ok(date), Ok(only)) => (date, only),
+        (Err(reason), _) => return Ok(json!({"dropped": reason})),
+        (_, Err(reason)) => return Ok(json!({"dropped": reason})),
+    };
+    let ctx = dispatcher.consumer.ctx();
+    let run_of = |org: OrgId| {
+        let date = (job == Job::Reminders).then(|| date.unwrap_or_else(|| ctx.today(&org)));
+        OrgJob::first(job, org, date)
+    };
+    let mut dispatched = 0;
+    if let Some(only) = only {
+        dispatched = only.len();
+        dispatcher.queue.send(&only.into_iter().map(run_of).collect::<Vec<_>>()).await?;
+    } else {
+        let mut pages = Pages::default();
+        while let Some(start) = pages.next_start() {
+            let orgs = pages.follow(ctx.store.orgs_page(start).await?);
+            dispatched += orgs.len();
+            dispatcher.queue.send(&orgs.into_iter().map(run_of).collect::<Vec<_>>()).await?;
+        }
+    }
+    tracing::info!(?job, dispatched, "org runs dispatched");
+    Ok(json!({"job": job, "dispatched": dispatched}))
+}
+
+/// What the `org-jobs` function builds once: the table, its clock, the queue (for continuations) and
+/// the budget of a part.
+pub struct Runner {
+    pub consumer: Consumer,
+    pub queue: JobQueue,
+    /// How long a part works before it hands the rest on: below the function's timeout, with room for
+    /// the page it is in (`JOB_BUDGET_SECONDS`).
+    pub budget: Duration,
+}
+
+/// The budget's environment variable (seconds).
+pub const BUDGET_VAR: &str = "JOB_BUDGET_SECONDS";
+
+impl crate::entry::Context for Runner {
+    async fn from_env() -> Result<Self, crate::entry::Error> {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        let budget = std::env::var(BUDGET_VAR)
+            .map_err(|_| MissingVariable(BUDGET_VAR))?
+            .parse::<f64>()
+            .ok()
+            .filter(|seconds| seconds.is_finite() && *seconds > 0.0)
+            .ok_or("JOB_BUDGET_SECONDS must be a positive number of seconds")?;
+        Ok(Self {
+            consumer: Consumer::from_env().await?,
+            queue: JobQueue::from_env(&config)?,
+            budget: Duration::from_secs_f64(budget),
+        })
+    }
+}
+
+/// The `org-jobs` handler: an SQS batch (each record one org's part; the answer names the records
+/// that failed), or one [`OrgJob`] invoked directly (an operator's run of one org; tests), whose report
+/// is the answer.
+pub async fn run_batch(runner: &Runner, event: Value) -> Result<Value, ConsumerError> {
+    let Some(records) = event.get("Records").and_then(Value::as_array) else {
+        let job: OrgJob = match serde_json::from_value(event) {
+            Ok(job) => job,
+            Err(e) => return Ok(json!({"dropped": format!("not a job: {e}")})),
+        };
+        return run_with(runner, &job, Budget::of(runner.budget)).await;
+    };
+    let budget = Budget::of(runner.budget);
+    let parts = records.iter().map(|record| async move {
+        let id = record["messageId"].as_str().unwrap_or_default().to_owned();
+        let job = match serde_json::from_str::<OrgJob>(record["body"].as_str().unwrap_or_default()) {
+            Ok(job) => job,
+            Err(e) => {
+                // Never a dispatcher's: parked for a person to look at, not dropped unseen.
+                tracing::error!(message_id = id, error = %e, "not a job message: left to the dead-letter queue");
+                return (id, false);
+            }
+        };
+        match run_with(runner, &job, budget).await {
+            Ok(_) => (id, true),
+            Err(error) => {
+                tracing::error!(message_id = id, org = %job.org_id, job = ?job.job, part = job.part, %error,
+                                "org run failed: retried after the queue's visibility timeout");
+                (id, false)
+            }
+        }
+    });
+    // Only the parts that failed come again (the queue's visibility timeout, then its dead-letter queue).
+    let failures: Vec<Value> = futures::future::join_all(parts)
+        .await
+        .into_iter()
+        .filter_map(|(id, done)| (!done).then(|| json!({"itemIdentifier": id})))
+        .collect();
+    Ok(json!({"batchItemFailures": failures}))
+}
+
+/// Runs one part and puts its continuation on the queue; the part's report.
+async fn run_with(runner: &Runner, job: &OrgJob, budget: Budget) -> Result<Value, ConsumerError> {
+    let ctx = runner.consumer.ctx();
+    let run = match crate::consumer::outcome(service::scheduled::run(&ctx, job, budget).await)? {
+        Ok(run) => run,
+        Err(reason) => {
+            tracing::error!(org = %job.org_id, job = ?job.job, part = job.part, reason, "org run refused");
+            return Ok(json!({"dropped": reason}));
+        }
+    };
+    let continued = match run.next {
+        Some(next) if next.part < MAX_PARTS => {
+            runner.queue.send(std::slice::from_ref(&next)).await?;
+            true
+        }
+        Some(next) => {
+            tracing::error!(org = %next.org_id, job = ?next.job, parts = next.part, "org run stopped: too many parts");
+            false
+        }
+        None => false,
+    };
+    Ok(json!({"orgId": job.org_id, "job": job.job, "part": job.part, "continued": continued, "report": run.report}))
+}

@@ -1,0 +1,155 @@
+//! The scheduled jobs' per-org runs, end to end: each org's run its own message on the job queue, an
+//! unreadable item skipped rather than stopping anyone, a large org's run split into parts by its budget
+//! while the small orgs' runs go ahead. Its own test binary (so its own process): the parts' budget is
+//! the process's event delivery's, here a second and a half instead of the template's four minutes.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests date their data by the real time, as a client would; the code under test reads its context's clock"
+)]
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::Utc;
+use gateway::queue::{Deliveries, Delivery};
+use gateway::seed::SeededOrg;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use testkit::e2e::Env;
+
+const BUDGET: Duration = Duration::from_millis(1500);
+
+async fn env() -> Env {
+    Env::start_with(|template| template.job_budget = BUDGET).await
+}
+
+/// An org whose first team's 5 learners are owed `due_soon` today, and a subscription to it.
+async fn org_owed_reminders(env: &Env) -> (SeededOrg, String) {
+    let org = env.org().await;
+    let deadline = Utc::now().date_naive() + chrono::Duration::days(7);
+    let body = json!({"contentArea": "practice", "targetType": "topic", "targetId": "sql-injection",
+                      "assigneeType": "team", "assigneeId": org.teams[0].team_id, "deadline": deadline});
+    let created = env.post("/assignments").token(org.api_keys.admin.as_str()).json(body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let due_soon = env.subscribe(&org, "assignment.due_soon").await;
+    (org, due_soon)
+}
+
+/// The events of `queue` until there are `n` (or five minutes passed) and it is quiet.
+async fn collect(env: &Env, queue: &str, n: usize) -> Vec<Value> {
+    let mut events = Vec::new();
+    let waiting = Instant::now();
+    while events.len() < n && waiting.elapsed() < Duration::from_secs(300) {
+        events.extend(env.drain(queue).await);
+    }
+    events
+}
+
+fn learners(events: &[Value]) -> BTreeSet<String> {
+    events.iter().map(|e| e["detail"]["userId"].as_str().unwrap().to_owned()).collect()
+}
+
+/// The job queue's deliveries of `job` runs of `org`.
+fn runs_of(org: &SeededOrg, job: &str) -> Vec<Delivery> {
+    Deliveries::shared().matching(|body| body["orgId"] == json!(org.org_id) && body["job"] == job)
+}
+
+/// One org's deadline index holds an item that does not parse (as a bad write or a manual edit would
+/// leave): the daily job, dispatched for that org first and two others after it, still sends every
+/// org's `due_soon` (the broken org's own readable assignment's too); the broken org's run reports the
+/// item once, by its key, and goes on. Reconcile does the same with it.
+#[tokio::test]
+async fn an_unreadable_item_in_one_orgs_deadline_index_stops_no_org_and_is_counted_once_per_run() {
+    let env = env().await;
+    let (broken, broken_due) = org_owed_reminders(&env).await;
+    let others = [org_owed_reminders(&env).await, org_owed_reminders(&env).await];
+    let today = Utc::now().date_naive();
+    let corrupt_id = uuid::Uuid::new_v4();
+    testkit::stack::raw_client()
+        .await
+        .put_item()
+        .table_name(env.store.table_name())
+        .item("PK", AttributeValue::S(format!("ORG#{}#ASG#{corrupt_id}", broken.org_id)))
+        .item("SK", AttributeValue::S("A".into()))
+        .item("GSI3PK", AttributeValue::S(store::keys::due_index(&broken.org_id)))
+        .item("GSI3SK", AttributeValue::S(format!("{today}#{corrupt_id}")))
+        .item("entity", AttributeValue::S("assignment".into()))
+        .item("isActive", AttributeValue::S("not a boolean".into()))
+        .send()
+        .await
+        .unwrap();
+
+    let only: Vec<_> = std::iter::once(&broken).chain(others.iter().map(|(org, _)| org)).map(|o| &o.org_id).collect();
+    let dispatched = env.invoke("RemindersFunction", json!({"orgIds": only})).await;
+    assert_eq!(dispatched["dispatched"], 3, "{dispatched}");
+    for (org, due) in std::iter::once((&broken, &broken_due)).chain(others.iter().map(|(org, due)| (org, due))) {
+        let events = collect(&env, due, 5).await;
+        assert_eq!((events.len(), learners(&events).len()), (5, 5), "{}: {events:?}", org.org_id);
+    }
+    let broken_runs = runs_of(&broken, "reminders");
+    assert_eq!(broken_runs.len(), 1, "{broken_runs:?}");
+    assert!(broken_runs[0].succeeded && broken_runs[0].times == 1, "the run went on past the item: {broken_runs:?}");
+
+    // A run of its own reports it: counted once, nothing else owed.
+    let report = env.run_daily_job(&broken.org_id, today).await;
+    assert_eq!((report["corrupt"].clone(), report["count"].clone()), (json!(1), json!(0)), "{report}");
+    // Reconcile, dispatched the same way, runs every org to its end past the item too.
+    let dispatched = env.invoke("ReconcileFunction", json!({"orgIds": only})).await;
+    assert_eq!(dispatched["dispatched"], 3, "{dispatched}");
+    for org in std::iter::once(&broken).chain(others.iter().map(|(org, _)| org)) {
+        let run = testkit::e2e::eventually("the org's reconcile run", || async {
+            runs_of(org, "reconcile").into_iter().find(|run| run.succeeded)
+        })
+        .await;
+        assert_eq!(run.times, 1, "{}: {run:?}", org.org_id);
+    }
+    let report = env.run_reconcile(&broken.org_id).await;
+    assert_eq!(report["corrupt"], 1, "{report}");
+}
+
+/// A large org owes 2,000 reminders on the day and is first in line; five small orgs come after it.
+/// Its run stops at each budget and puts its continuation at the back of the queue: every small org's
+/// run has finished (its notices committed with their events) before the large org's last part begins,
+/// and every learner of every org gets exactly one notice.
+#[tokio::test]
+async fn a_large_org_first_in_line_does_not_hold_back_the_small_orgs_and_every_learner_gets_one_notice() {
+    let env = env().await;
+    let large = env.org().await;
+    let today = Utc::now().date_naive();
+    let a = testkit::fixtures::org_wide(&large.org_id, today + chrono::Duration::days(7));
+    let rows = testkit::fixtures::roster(&a, 2_000);
+    let audit = testkit::fixtures::audit("assignment.created", &a.id.to_string());
+    env.store.create_assignment(&large.org_id, &a, &audit, &rows, &[]).await.unwrap();
+    let large_due = env.subscribe(&large, "assignment.due_soon").await;
+    let mut small = Vec::new();
+    for _ in 0..5 {
+        small.push(org_owed_reminders(&env).await);
+    }
+
+    let only: Vec<_> = std::iter::once(&large.org_id).chain(small.iter().map(|(org, _)| &org.org_id)).collect();
+    let dispatched = env.invoke("RemindersFunction", json!({"orgIds": only, "date": today})).await;
+    assert_eq!(dispatched["dispatched"], 6, "{dispatched}");
+
+    // Read as they come, so the queue never holds thousands (moto's queues slow down as they grow).
+    let large_events = {
+        let (sqs, queue) = (env.sqs.clone(), large_due.clone());
+        tokio::spawn(async move { testkit::e2e::drain_until(&sqs, &queue, 2_000, Duration::from_secs(300)).await })
+    };
+    for (org, due) in &small {
+        let events = collect(&env, due, 5).await;
+        assert_eq!((events.len(), learners(&events).len()), (5, 5), "{}: {events:?}", org.org_id);
+    }
+    let events = large_events.await.unwrap();
+    assert_eq!((events.len(), learners(&events).len()), (2_000, 2_000), "each of the large org's learners once");
+
+    let parts = runs_of(&large, "reminders");
+    assert!(parts.len() >= 3, "the first part and at least two continuations: {}", parts.len());
+    assert!(parts.iter().all(|p| p.succeeded && p.times == 1), "{parts:?}");
+    let last = parts.iter().max_by_key(|p| p.body["part"].as_u64()).unwrap();
+    for (org, _) in &small {
+        let runs = runs_of(org, "reminders");
+        assert_eq!(runs.len(), 1, "{}: one part", org.org_id);
+        assert!(runs[0].done_at < last.first_at, "{} finished before the large org's last part began", org.org_id);
+    }
+}
