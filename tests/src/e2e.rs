@@ -87,7 +87,12 @@ impl Env {
 
     /// A fresh org with the seed's teams, users, API keys and session tokens.
     pub async fn org(&self) -> SeededOrg {
-        let id = crate::stack::new_org("e2e");
+        self.org_with_prefix("e2e").await
+    }
+
+    /// [`Env::org`] whose id starts with `prefix` and `-`.
+    pub async fn org_with_prefix(&self, prefix: &str) -> SeededOrg {
+        let id = crate::stack::new_org(prefix);
         seed::seed_org(&self.store, SECRET, id, "Acme", Utc::now(), seed::Delivery::Direct(&self.consumer))
             .await
             .unwrap()

@@ -26,7 +26,11 @@ async fn env() -> Env {
 
 /// An org whose first team's 5 learners are owed `due_soon` today, and a subscription to it.
 async fn org_owed_reminders(env: &Env) -> (SeededOrg, String) {
-    let org = env.org().await;
+    org_owed_reminders_with_prefix(env, "jobs").await
+}
+
+async fn org_owed_reminders_with_prefix(env: &Env, prefix: &str) -> (SeededOrg, String) {
+    let org = env.org_with_prefix(prefix).await;
     let deadline = Utc::now().date_naive() + chrono::Duration::days(7);
     let body = json!({"contentArea": "practice", "targetType": "topic", "targetId": "sql-injection",
                       "assigneeType": "team", "assigneeId": org.teams[0].team_id, "deadline": deadline});
@@ -152,4 +156,32 @@ async fn a_large_org_first_in_line_does_not_hold_back_the_small_orgs_and_every_l
         assert_eq!(runs.len(), 1, "{}: one part", org.org_id);
         assert!(runs[0].done_at < last.first_at, "{} finished before the large org's last part began", org.org_id);
     }
+}
+
+/// The schedules walk the org registry (every org with assignments), here narrowed to the orgs whose id
+/// starts with this test's own prefix (so that no other test's org runs): each of them gets its run,
+/// of the daily job and of reconcile.
+#[tokio::test]
+async fn a_schedule_dispatches_every_org_of_the_registry() {
+    let env = env().await;
+    let prefix = format!("walk{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let orgs =
+        [org_owed_reminders_with_prefix(&env, &prefix).await, org_owed_reminders_with_prefix(&env, &prefix).await];
+    // As the scheduler fires them, but for this test's orgs only.
+    let daily = env.invoke("RemindersFunction", json!({"orgIdPrefix": format!("{prefix}-")})).await;
+    assert_eq!(daily["dispatched"], 2, "{daily}");
+    for (org, due) in &orgs {
+        let events = collect(&env, due, 5).await;
+        assert_eq!((events.len(), learners(&events).len()), (5, 5), "{}: {events:?}", org.org_id);
+    }
+    let hourly = env.invoke("ReconcileFunction", json!({"orgIdPrefix": format!("{prefix}-")})).await;
+    assert_eq!(hourly["dispatched"], 2, "{hourly}");
+    for (org, _) in &orgs {
+        testkit::e2e::eventually("the org's reconcile run", || async {
+            runs_of(org, "reconcile").into_iter().find(|run| run.succeeded)
+        })
+        .await;
+    }
+    let refused = env.invoke("RemindersFunction", json!({"orgIdPrefix": "not an org id"})).await;
+    assert!(refused["dropped"].is_string(), "{refused}");
 }

@@ -166,6 +166,20 @@ fn api_stage_is_throttled_and_exports_have_reserved_concurrency() {
     let route = &api["Properties"]["DefaultRouteSettings"];
     assert!(route["ThrottlingBurstLimit"].as_u64().is_some_and(|b| b > 0), "{route:?}");
     assert!(route["ThrottlingRateLimit"].as_f64().is_some_and(|r| r > 0.0), "{route:?}");
+    // Every route a stage setting names is a route of the API, and gets less than the default.
+    let routes: Vec<String> = functions(&template)
+        .iter()
+        .flat_map(|(_, f)| f["Properties"]["Events"].as_mapping().into_iter().flat_map(|e| e.values()))
+        .filter(|e| e["Type"].as_str() == Some("HttpApi"))
+        .map(|e| {
+            format!("{} {}", e["Properties"]["Method"].as_str().unwrap(), e["Properties"]["Path"].as_str().unwrap())
+        })
+        .collect();
+    for (key, setting) in api["Properties"]["RouteSettings"].as_mapping().expect("per-route throttling") {
+        let key = key.as_str().unwrap();
+        assert!(routes.iter().any(|r| r.eq_ignore_ascii_case(key)), "RouteSettings names no route: {key}");
+        assert!(setting["ThrottlingRateLimit"].as_f64() < route["ThrottlingRateLimit"].as_f64(), "{key}");
+    }
     let export = &template["Resources"]["ExportWorkerFunction"]["Properties"];
     assert!(export["ReservedConcurrentExecutions"].as_u64().is_some_and(|c| (1..=10).contains(&c)), "{export:?}");
 }

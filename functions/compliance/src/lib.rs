@@ -1,4 +1,5 @@
-//! GET /compliance: who is compliant with mandatory training, for the org and each team; and
+//! GET /compliance: who is compliant with mandatory training, for the org and each team (a page of up
+//! to `limit` teams, 200 at most, with a `Link` to the next); and
 //! GET /compliance/learners: each learner's figures, filtered by team and compliance — a JSON array
 //! paged like the list (RFC 8288 `Link` with a sealed cursor). Scope `compliance:read`.
 
@@ -10,6 +11,13 @@ use serde::Deserialize;
 use store::LearnerFilter;
 
 pub const LISTING: &str = "compliance-learners";
+/// The summary's teams, paged.
+const SUMMARY_LISTING: &str = "compliance-teams";
+
+/// The summary takes no filter, only `limit` and `cursor`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoFilters {}
 
 /// This function's handler, for its `main.rs` and the local gateway.
 pub const HANDLER: api::entry::Handler<App> = |app, req| Box::pin(api::serve(app, req, compliance));
@@ -28,9 +36,18 @@ async fn compliance(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     call.principal.require_admin_scope(auth::COMPLIANCE_READ)?;
     let org = &call.principal.org;
     if !call.req.uri().path().ends_with("/learners") {
-        query::none(call.req)?;
-        let summary = service::compliance::summary(&call.ctx(), org, call.now).await?;
-        return Ok(http::json_response(StatusCode::OK, &views::compliance_summary(&summary)));
+        let (page, _): (_, NoFilters) = query::parse_paged(call.req)?;
+        let limit = page.limit.unwrap_or(http::MAX_LIMIT);
+        let start = page.cursor.map(|c| call.app.cursors.open(org, SUMMARY_LISTING, &c)).transpose()?;
+        let summary = service::compliance::summary(&call.ctx(), org, limit, start, call.now).await?;
+        let mut response = http::json_response(StatusCode::OK, &views::compliance_summary(&summary));
+        if let Some(next) = &summary.next {
+            let url = http::next_page_url(call.req, &call.app.cursors.seal(org, SUMMARY_LISTING, next));
+            if let Ok(link) = ::http::HeaderValue::from_str(&format!("<{url}>; rel=\"next\"")) {
+                response.headers_mut().insert("link", link);
+            }
+        }
+        return Ok(response);
     }
     let (page, params): (_, LearnerFilters) = query::parse_paged(call.req)?;
     let limit = query::v1_page_size(page.limit);

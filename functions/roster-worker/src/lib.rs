@@ -1,10 +1,13 @@
-//! `assignment.roster_requested` (the service's own event, from the outbox through the bus) → a roster
-//! run: the rows of a large team or org assignment written (create) or brought in line with the
-//! projection (reactivation, the reconcile job), page by page, then `rosterStatus: complete` (see
-//! `service::roster_build`).
+//! The roster worker, on the service's own requests (from the outbox through the bus):
+//! - `assignment.roster_requested` → a roster run: the rows of a large team or org assignment written
+//!   (create) or brought in line with the projection (reactivation, the reconcile job), page by page,
+//!   then `rosterStatus: complete` (see `service::roster_build`);
+//! - `assignment.compliance_sync_requested` → the next share of a rule change's compliance sync, page by
+//!   page, then `complianceSync: synced` (see `service::compliance::sync_share`).
 
 use domain::{AssignmentId, OrgId};
 use serde_json::{Value, json};
+use service::roster_build::PAGES_PER_RUN;
 
 /// This function's handler, for its `main.rs` and the local gateway.
 pub const HANDLER: events::entry::Handler = |consumer, event| Box::pin(handle(consumer, event));
@@ -22,6 +25,9 @@ pub async fn handle(consumer: &events::Consumer, event: Value) -> Result<Value, 
         );
         return Ok(json!({"dropped": "no orgId or assignmentId"}));
     };
+    if event["detail-type"] == "assignment.compliance_sync_requested" {
+        return sync(consumer, &org, id, detail).await;
+    }
     let from = match service::roster_build::Position::of_request(&org, detail) {
         Ok(from) => from,
         Err(reason) => {
@@ -35,11 +41,39 @@ pub async fn handle(consumer: &events::Consumer, event: Value) -> Result<Value, 
         return Ok(json!({"dropped": "no run"}));
     };
     let ctx = consumer.ctx();
-    let built = service::roster_build::build(&ctx, &org, id, from, service::roster_build::PAGES_PER_RUN, Some(run));
+    let built = service::roster_build::build(&ctx, &org, id, from, PAGES_PER_RUN, Some(run));
     match events::consumer::outcome(built.await)? {
         Ok(run) => Ok(json!({"assignmentId": id, "rows": run.rows, "complete": run.complete})),
         Err(reason) => {
             tracing::warn!(assignment_id = %id, reason, "roster request dropped");
+            Ok(json!({"dropped": reason}))
+        }
+    }
+}
+
+/// The next share of a compliance sync, from where the last one stopped.
+async fn sync(
+    consumer: &events::Consumer,
+    org: &OrgId,
+    id: AssignmentId,
+    detail: &Value,
+) -> Result<Value, events::ConsumerError> {
+    let from = match &detail["resume"] {
+        Value::Null => None,
+        point => match store::PageKey::resume_at(org, point) {
+            Ok(key) => Some(key),
+            Err(_) => {
+                tracing::warn!(assignment_id = %id, "dropping a compliance sync request whose resume point is not the org's");
+                return Ok(json!({"dropped": "resume point outside the org"}));
+            }
+        },
+    };
+    let ctx = consumer.ctx();
+    let now = ctx.now(org);
+    match events::consumer::outcome(service::compliance::sync_share(&ctx, org, id, from, PAGES_PER_RUN, now).await)? {
+        Ok(share) => Ok(json!({"assignmentId": id, "changed": share.changed, "synced": share.done})),
+        Err(reason) => {
+            tracing::warn!(assignment_id = %id, reason, "compliance sync request dropped");
             Ok(json!({"dropped": reason}))
         }
     }

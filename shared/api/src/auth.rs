@@ -3,11 +3,13 @@
 //! Not an API Gateway authorizer: an HTTP API authorizer can only refuse with a bare 403 and its result
 //! cache would delay revocation, which takes effect on the very next request here.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Timelike, Utc};
 use domain::{OrgId, Role, UserId};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use store::{RateCounts, RateSubject, Store};
+use store::{RateCounts, RateLimits, RateSubject, Store};
 
 use crate::problem::ApiError;
 
@@ -26,8 +28,12 @@ pub const ALL_SCOPES: &[&str] =
 
 pub const API_KEY_PREFIX: &str = "scs_live_";
 const API_KEY_RANDOM_LEN: usize = 32;
-pub const PER_MINUTE_LIMIT: u32 = 60;
-pub const PER_HOUR_LIMIT: u32 = 1_000;
+/// v1's limits of one caller (an API key, or a user's session tokens): 60 in the calendar minute,
+/// 1,000 in the sliding hour.
+pub const CALLER_LIMITS: RateLimits = RateLimits { per_minute: 60, per_hour: 1_000 };
+/// The default limits of an org's requests together, whatever key or user sends them: ten callers at
+/// their limits. An operator may set an org's own (`Store::set_org_rate_limits`; README).
+pub const ORG_LIMITS: RateLimits = RateLimits { per_minute: 600, per_hour: 10_000 };
 
 /// Who is calling, as established by a verified token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,53 +84,87 @@ impl RateWindow {
         }
     }
 
-    pub fn limit(self) -> u32 {
+    fn of(self, limits: RateLimits) -> u32 {
         match self {
-            RateWindow::PerMinute => PER_MINUTE_LIMIT,
-            RateWindow::PerHour => PER_HOUR_LIMIT,
+            RateWindow::PerMinute => limits.per_minute,
+            RateWindow::PerHour => limits.per_hour,
         }
     }
 }
 
-/// Where a caller stands after a request that was let through: the tighter of the two windows.
+/// Whose requests a limit counts (`X-RateLimit-Scope`): the API key's, the user's (session tokens),
+/// or the whole org's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateScope {
+    Key,
+    User,
+    Org,
+}
+
+impl RateScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RateScope::Key => "key",
+            RateScope::User => "user",
+            RateScope::Org => "org",
+        }
+    }
+
+    fn of(subject: RateSubject) -> Self {
+        match subject {
+            RateSubject::ApiKey(_) => RateScope::Key,
+            RateSubject::User(_) => RateScope::User,
+            RateSubject::Org => RateScope::Org,
+        }
+    }
+}
+
+/// Where a caller stands after a request that was let through: the tightest of its windows and scopes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateStatus {
+    pub scope: RateScope,
     pub window: RateWindow,
+    pub limit: u32,
     pub remaining: u32,
 }
 
-/// Applies v1's limits to a caller's counts (this request included): 60 in the calendar minute, 1,000
-/// in the sliding hour. Refused requests say how long until one would be let through.
-pub fn check_rate(counts: &RateCounts, now: DateTime<Utc>) -> Result<RateStatus, ApiError> {
+/// Applies `limits` to the counts of `scope` (this request included). Refused requests say how long
+/// until one would be let through.
+pub fn check_rate(
+    counts: &RateCounts,
+    limits: RateLimits,
+    scope: RateScope,
+    now: DateTime<Utc>,
+) -> Result<RateStatus, ApiError> {
     let seconds_into_minute = u64::from(now.second());
-    if counts.hour() > PER_HOUR_LIMIT {
+    let refused = |retry_after_secs: u64, window: RateWindow| ApiError::RateLimited {
+        retry_after_secs,
+        scope,
+        window,
+        limit: window.of(limits),
+    };
+    if counts.hour() > limits.per_hour {
         // The window slides a minute at a time: wait until enough of its oldest minutes have left it
         // that one more request fits.
         let mut left = counts.hour();
         let mut minutes = 60u64;
         for (k, count) in counts.per_minute.iter().enumerate() {
-            if left < PER_HOUR_LIMIT {
+            if left < limits.per_hour {
                 minutes = k as u64;
                 break;
             }
             left -= count;
         }
-        let wait = (minutes.max(1) * 60).saturating_sub(seconds_into_minute).max(1);
-        return Err(ApiError::RateLimited { retry_after_secs: wait, window: RateWindow::PerHour });
+        return Err(refused((minutes.max(1) * 60).saturating_sub(seconds_into_minute).max(1), RateWindow::PerHour));
     }
-    if counts.minute() > PER_MINUTE_LIMIT {
-        return Err(ApiError::RateLimited {
-            retry_after_secs: (60 - seconds_into_minute).max(1),
-            window: RateWindow::PerMinute,
-        });
+    if counts.minute() > limits.per_minute {
+        return Err(refused((60 - seconds_into_minute).max(1), RateWindow::PerMinute));
     }
-    let minute_left = PER_MINUTE_LIMIT - counts.minute();
-    let hour_left = PER_HOUR_LIMIT - counts.hour();
-    Ok(if hour_left < minute_left {
-        RateStatus { window: RateWindow::PerHour, remaining: hour_left }
-    } else {
-        RateStatus { window: RateWindow::PerMinute, remaining: minute_left }
-    })
+    let minute_left = limits.per_minute - counts.minute();
+    let hour_left = limits.per_hour - counts.hour();
+    let (window, remaining) =
+        if hour_left < minute_left { (RateWindow::PerHour, hour_left) } else { (RateWindow::PerMinute, minute_left) };
+    Ok(RateStatus { scope, window, limit: window.of(limits), remaining })
 }
 
 /// Claims of the platform's web-app session tokens (HS256). The `role` claim is not trusted: the
@@ -144,11 +184,16 @@ pub struct Authenticated {
     pub rate: RateStatus,
 }
 
+/// An org's own limits (none: the default) and when they were read.
+type ReadLimits = (Option<RateLimits>, std::time::Instant);
+
 #[derive(Clone)]
 pub struct Authenticator {
     store: Store,
     session_key: DecodingKey,
     validation: Validation,
+    /// The orgs' own rate limits, as read in the last minute (a change takes effect within a minute).
+    org_limits: std::sync::Arc<std::sync::Mutex<HashMap<OrgId, ReadLimits>>>,
     /// Local only (feature `local`): an org whose requests are counted but never refused.
     #[cfg(feature = "local")]
     unlimited: Option<OrgId>,
@@ -178,6 +223,7 @@ impl Authenticator {
             store,
             session_key: DecodingKey::from_secret(session_secret),
             validation,
+            org_limits: Default::default(),
             #[cfg(feature = "local")]
             unlimited: None,
         }
@@ -236,14 +282,46 @@ impl Authenticator {
         } else {
             self.session(token).await?
         };
-        let counts = self.store.count_request(&principal.org, subject, now).await?;
-        let rate = match check_rate(&counts, now) {
-            Err(ApiError::RateLimited { window, .. }) if self.is_unlimited(&principal.org) => {
-                RateStatus { window, remaining: 0 }
-            }
-            checked => checked?,
-        };
+        let org = &principal.org;
+        let counts = self.store.count_request(org, subject, now).await?;
+        let caller = self.within(check_rate(&counts, CALLER_LIMITS, RateScope::of(subject), now), org)?;
+        // Only what the caller's own limit lets through counts against its org's: one runaway key does
+        // not use up its org's requests.
+        let (org_counts, org_limits) =
+            tokio::join!(self.store.count_request(org, RateSubject::Org, now), self.org_limits(org));
+        let org_limits = org_limits?.unwrap_or(ORG_LIMITS);
+        let org_rate = self.within(check_rate(&org_counts?, org_limits, RateScope::Org, now), org)?;
+        let rate = if org_rate.remaining < caller.remaining { org_rate } else { caller };
         Ok(Authenticated { principal, rate })
+    }
+
+    /// The org's own limits, read at most once a minute per container.
+    async fn org_limits(&self, org: &OrgId) -> Result<Option<RateLimits>, ApiError> {
+        const FRESH: std::time::Duration = std::time::Duration::from_secs(60);
+        /// Orgs remembered per container at most (then it starts again: a read each).
+        const REMEMBERED: usize = 10_000;
+        let cached = self.org_limits.lock().ok().and_then(|cache| cache.get(org).copied());
+        if let Some((limits, _)) = cached.filter(|(_, read_at)| read_at.elapsed() < FRESH) {
+            return Ok(limits);
+        }
+        let limits = self.store.org_rate_limits(org).await?;
+        if let Ok(mut cache) = self.org_limits.lock() {
+            if cache.len() >= REMEMBERED {
+                cache.clear();
+            }
+            cache.insert(org.clone(), (limits, std::time::Instant::now()));
+        }
+        Ok(limits)
+    }
+
+    /// A limit's verdict, except for the local-only unlimited org, whose requests are let through.
+    fn within(&self, checked: Result<RateStatus, ApiError>, org: &OrgId) -> Result<RateStatus, ApiError> {
+        match checked {
+            Err(ApiError::RateLimited { scope, window, limit, .. }) if self.is_unlimited(org) => {
+                Ok(RateStatus { scope, window, limit, remaining: 0 })
+            }
+            checked => checked,
+        }
     }
 
     async fn api_key(&self, token: &str, now: DateTime<Utc>) -> Result<(Principal, RateSubject), ApiError> {
@@ -398,9 +476,10 @@ mod tests {
 
     #[test]
     fn the_minute_is_the_calendar_minute() {
-        let ok = check_rate(&counts([(59, 60)]), at_second(10)).unwrap();
-        assert_eq!(ok, RateStatus { window: RateWindow::PerMinute, remaining: 0 });
-        let Err(ApiError::RateLimited { retry_after_secs, window }) = check_rate(&counts([(59, 61)]), at_second(10))
+        let ok = check_rate(&counts([(59, 60)]), CALLER_LIMITS, RateScope::Key, at_second(10)).unwrap();
+        assert_eq!(ok, RateStatus { scope: RateScope::Key, window: RateWindow::PerMinute, limit: 60, remaining: 0 });
+        let Err(ApiError::RateLimited { retry_after_secs, window, .. }) =
+            check_rate(&counts([(59, 61)]), CALLER_LIMITS, RateScope::Key, at_second(10))
         else {
             panic!()
         };
@@ -411,16 +490,43 @@ mod tests {
     fn the_hour_slides_and_says_when_a_request_fits_again() {
         // 990 requests 40 minutes ago, 10 now: the 1,000th is fine, the 1,001st waits for minute 19 → 20.
         let full = counts([(19, 990), (59, 10)]);
-        let ok = check_rate(&full, at_second(0)).unwrap();
-        assert_eq!(ok, RateStatus { window: RateWindow::PerHour, remaining: 0 });
+        let ok = check_rate(&full, CALLER_LIMITS, RateScope::User, at_second(0)).unwrap();
+        assert_eq!(ok, RateStatus { scope: RateScope::User, window: RateWindow::PerHour, limit: 1_000, remaining: 0 });
         let over = counts([(19, 990), (59, 11)]);
-        let Err(ApiError::RateLimited { retry_after_secs, window }) = check_rate(&over, at_second(15)) else {
+        let Err(ApiError::RateLimited { retry_after_secs, window, .. }) =
+            check_rate(&over, CALLER_LIMITS, RateScope::User, at_second(15))
+        else {
             panic!()
         };
         assert_eq!(window, RateWindow::PerHour);
         assert_eq!(retry_after_secs, 20 * 60 - 15, "minute 19 leaves the window 20 minutes from this one");
         let spread = counts((0..60).map(|m| (m, 17)));
-        let Err(ApiError::RateLimited { retry_after_secs, .. }) = check_rate(&spread, at_second(30)) else { panic!() };
+        let Err(ApiError::RateLimited { retry_after_secs, .. }) =
+            check_rate(&spread, CALLER_LIMITS, RateScope::Key, at_second(30))
+        else {
+            panic!()
+        };
         assert_eq!(retry_after_secs, 90, "1,020 in the window: its two oldest minutes must leave before one more fits");
+    }
+
+    #[test]
+    fn an_orgs_limits_are_its_own_and_name_their_scope() {
+        let raised = RateLimits { per_minute: 5_000, per_hour: 100_000 };
+        let busy = counts([(59, 601)]);
+        let Err(ApiError::RateLimited { scope, window, limit, .. }) =
+            check_rate(&busy, ORG_LIMITS, RateScope::Org, at_second(5))
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (scope, window, limit),
+            (RateScope::Org, RateWindow::PerMinute, 600),
+            "the default: 10 callers' worth"
+        );
+        let ok = check_rate(&busy, raised, RateScope::Org, at_second(5)).unwrap();
+        assert_eq!(
+            ok,
+            RateStatus { scope: RateScope::Org, window: RateWindow::PerMinute, limit: 5_000, remaining: 4_399 }
+        );
     }
 }

@@ -79,9 +79,10 @@ where
     let mut response = outcome.unwrap_or_else(|err| err.into_response(&request_id));
     if let Some(rate) = rate {
         let headers = response.headers_mut();
-        headers.insert("x-ratelimit-limit", HeaderValue::from(rate.window.limit()));
+        headers.insert("x-ratelimit-limit", HeaderValue::from(rate.limit));
         headers.insert("x-ratelimit-remaining", HeaderValue::from(rate.remaining));
         headers.insert("x-ratelimit-window", HeaderValue::from_static(rate.window.as_str()));
+        headers.insert("x-ratelimit-scope", HeaderValue::from_static(rate.scope.as_str()));
     }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);

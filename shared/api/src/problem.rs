@@ -46,7 +46,7 @@ pub enum ApiError {
     #[error("this commit's scanning results are being ingested; retry shortly")]
     IngestionInProgress,
     #[error("rate limit exceeded")]
-    RateLimited { retry_after_secs: u64, window: crate::auth::RateWindow },
+    RateLimited { retry_after_secs: u64, scope: crate::auth::RateScope, window: crate::auth::RateWindow, limit: u32 },
     #[error("method not allowed")]
     MethodNotAllowed,
     /// The org's exports running at once are at their limit.
@@ -155,9 +155,10 @@ impl ApiError {
             }
             ApiError::TooManyRunningExports { limit, .. } => Some(("limit", json!(limit))),
             ApiError::InvalidSarif(reason) => Some(("reason", json!(reason))),
-            ApiError::RateLimited { retry_after_secs, window } => {
-                body["limit"] = json!(window.limit());
+            ApiError::RateLimited { retry_after_secs, scope, window, limit } => {
+                body["limit"] = json!(limit);
                 body["window"] = json!(window.as_str());
+                body["scope"] = json!(scope.as_str());
                 Some(("retryAfter", json!(retry_after_secs)))
             }
             _ => None,
@@ -170,13 +171,14 @@ impl ApiError {
             .header("content-type", "application/problem+json")
             .header("x-request-id", request_id);
         match &self {
-            // v1's headers: which window ran out and its limit.
-            ApiError::RateLimited { retry_after_secs, window } => {
+            // v1's headers: which window ran out and its limit; and whose limit it was.
+            ApiError::RateLimited { retry_after_secs, scope, window, limit } => {
                 builder = builder
                     .header("retry-after", retry_after_secs.to_string())
                     .header("x-ratelimit-window", window.as_str())
-                    .header("x-ratelimit-limit", window.limit().to_string())
-                    .header("x-ratelimit-remaining", "0");
+                    .header("x-ratelimit-limit", limit.to_string())
+                    .header("x-ratelimit-remaining", "0")
+                    .header("x-ratelimit-scope", scope.as_str());
             }
             ApiError::Unavailable | ApiError::IngestionInProgress => builder = builder.header("retry-after", "1"),
             ApiError::TooManyRunningExports { .. } => builder = builder.header("retry-after", "30"),
@@ -267,12 +269,18 @@ mod tests {
 
     #[test]
     fn rate_limits_say_when_to_retry() {
-        let resp =
-            ApiError::RateLimited { retry_after_secs: 17, window: crate::auth::RateWindow::PerHour }.into_response("r");
+        let resp = ApiError::RateLimited {
+            retry_after_secs: 17,
+            scope: crate::auth::RateScope::Key,
+            window: crate::auth::RateWindow::PerHour,
+            limit: 1000,
+        }
+        .into_response("r");
         assert_eq!(resp.status(), 429);
         assert_eq!(resp.headers()["retry-after"], "17");
         assert_eq!(resp.headers()["x-ratelimit-window"], "per_hour");
         assert_eq!(resp.headers()["x-ratelimit-limit"], "1000");
+        assert_eq!(resp.headers()["x-ratelimit-scope"], "key");
         assert_eq!(body(&resp)["error"], "rate_limited");
     }
 }

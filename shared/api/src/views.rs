@@ -24,6 +24,8 @@ struct AssignmentView<'a> {
     version: u64,
     /// `building` while the roster worker is still writing the rows of a large roster.
     roster_status: &'static str,
+    /// `syncing` while learners' obligations are being brought in line with a rule change.
+    compliance_sync: &'static str,
     progress: ProgressSummary,
 }
 
@@ -31,6 +33,7 @@ pub fn assignment(a: &Assignment, now: DateTime<Utc>) -> Value {
     json!(AssignmentView {
         summary: a.summary(),
         roster_status: a.roster_status.as_str(),
+        compliance_sync: if a.compliance_sync.is_some() { "syncing" } else { "synced" },
         note: &a.note,
         created_at: a.created_at,
         created_by: &a.created_by,

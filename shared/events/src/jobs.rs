@@ -24,6 +24,9 @@ const SEND_BATCH: usize = 10;
 /// Sends of a batch's failed entries before the dispatch fails (and the scheduler retries it: the
 /// orgs sent twice run twice, which their claims make harmless).
 const SEND_ATTEMPTS: usize = 3;
+/// How long a part may go on past its budget (the page it is in) before it is cut off: the budget
+/// (240 s) plus this stays below the function's timeout (300 s).
+const OVERRUN: Duration = Duration::from_secs(45);
 /// Parts of one org's run at most: a run that would need more is stopped and logged, never looped.
 pub const MAX_PARTS: u32 = 1_000;
 
@@ -110,15 +113,22 @@ impl crate::entry::Context for Dispatcher {
     }
 }
 
-/// Puts one run of `job` per org on the queue: every org of the registry, or `{"orgIds": [...]}`'s
-/// (an operator's rerun for some customers; tests). The daily job's day is `{"date": "YYYY-MM-DD"}`'s,
-/// else each org's today. Malformed input is dropped (logged); a queue that keeps refusing fails the
-/// invocation, which the scheduler retries.
+/// Puts one run of `job` per org on the queue: every org of the registry; `{"orgIds": [...]}`'s (an
+/// operator's rerun for some customers); or, with `{"orgIdPrefix": "…"}`, the registry's orgs whose id
+/// starts with it (a rerun for a range of orgs; tests, whose orgs share a prefix). The daily job's day
+/// is `{"date": "YYYY-MM-DD"}`'s, else each org's today. Malformed input is dropped (logged); a queue
+/// that keeps refusing fails the invocation, which the scheduler retries.
 pub async fn dispatch(dispatcher: &Dispatcher, job: Job, input: &Value) -> Result<Value, ConsumerError> {
     let (date, only) = match (run_date(input), only_orgs(input)) {
         (Ok(date), Ok(only)) => (date, only),
         (Err(reason), _) => return Ok(json!({"dropped": reason})),
         (_, Err(reason)) => return Ok(json!({"dropped": reason})),
+    };
+    let prefix = match input.get("orgIdPrefix") {
+        None => None,
+        // An org id's own characters, so it can only narrow the registry's ids.
+        Some(Value::String(prefix)) if OrgId::parse(prefix).is_ok() => Some(prefix.as_str()),
+        Some(_) => return Ok(json!({"dropped": "orgIdPrefix must be the start of an org id"})),
     };
     let ctx = dispatcher.consumer.ctx();
     let run_of = |org: OrgId| {
@@ -132,7 +142,7 @@ pub async fn dispatch(dispatcher: &Dispatcher, job: Job, input: &Value) -> Resul
     } else {
         let mut pages = Pages::default();
         while let Some(start) = pages.next_start() {
-            let orgs = pages.follow(ctx.store.orgs_page(start).await?);
+            let orgs = pages.follow(ctx.store.orgs_page(prefix, start).await?);
             dispatched += orgs.len();
             dispatcher.queue.send(&orgs.into_iter().map(run_of).collect::<Vec<_>>()).await?;
         }
@@ -193,11 +203,18 @@ pub async fn run_batch(runner: &Runner, event: Value) -> Result<Value, ConsumerE
                 return (id, false);
             }
         };
-        match run_with(runner, &job, budget).await {
-            Ok(_) => (id, true),
-            Err(error) => {
+        // A part that overruns its budget by more than a page's worth ends here, failed, before the
+        // invocation's timeout would fail the whole batch (and bring back parts that were done).
+        match tokio::time::timeout(runner.budget + OVERRUN, run_with(runner, &job, budget)).await {
+            Ok(Ok(_)) => (id, true),
+            Ok(Err(error)) => {
                 tracing::error!(message_id = id, org = %job.org_id, job = ?job.job, part = job.part, %error,
                                 "org run failed: retried after the queue's visibility timeout");
+                (id, false)
+            }
+            Err(_) => {
+                tracing::error!(message_id = id, org = %job.org_id, job = ?job.job, part = job.part,
+                                "org run overran its budget: retried after the queue's visibility timeout");
                 (id, false)
             }
         }
@@ -216,10 +233,8 @@ async fn run_with(runner: &Runner, job: &OrgJob, budget: Budget) -> Result<Value
     let ctx = runner.consumer.ctx();
     let run = match crate::consumer::outcome(service::scheduled::run(&ctx, job, budget).await)? {
         Ok(run) => run,
-        Err(reason) => {
-            tracing::error!(org = %job.org_id, job = ?job.job, part = job.part, reason, "org run refused");
-            return Ok(json!({"dropped": reason}));
-        }
+        // Never the dispatcher's: a message for a person to look at, parked, not dropped unseen.
+        Err(reason) => return Err(ConsumerError::Unavailable(format!("org run refused: {reason}"))),
     };
     let continued = match run.next {
         Some(next) if next.part < MAX_PARTS => {

@@ -7,19 +7,20 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use domain::{ComplianceTransition, LearnerCompliance, LearnerFigures, OrgId, RollupFigures, TeamId, User};
 use serde_json::json;
-use store::retry::Retry;
-use store::{LearnerFilter, Page, PageKey, Pages, Store, StoreError};
+use store::{LearnerFilter, Page, PageKey, Store, StoreError};
 
 use crate::outbound::{self, DomainEvent};
 use crate::{AppError, Ctx};
 
-/// `GET /compliance`: the org's figures and each team's, as of `now`.
+/// `GET /compliance`: the org's figures and a page of its teams', as of `now`.
 #[derive(Debug, Clone)]
 pub struct Summary {
     pub as_of: DateTime<Utc>,
     pub org: RollupFigures,
     pub mandatory_assignments: u64,
     pub teams: Vec<TeamFigures>,
+    /// Where the teams go on (more than one page of them).
+    pub next: Option<PageKey>,
 }
 
 #[derive(Debug, Clone)]
@@ -30,12 +31,20 @@ pub struct TeamFigures {
     pub figures: RollupFigures,
 }
 
-/// Reads the rollups (one Query of one partition: an item per team) and the teams' names.
-pub async fn summary(ctx: &Ctx<'_>, org: &OrgId, now: DateTime<Utc>) -> Result<Summary, AppError> {
+/// Reads the org's rollup (one GetItem), up to `limit` teams' rollups from `start` (by team id, a
+/// bounded Query) and their names: the same reads and response size for an org of any number of teams.
+pub async fn summary(
+    ctx: &Ctx<'_>,
+    org: &OrgId,
+    limit: usize,
+    start: Option<PageKey>,
+    now: DateTime<Utc>,
+) -> Result<Summary, AppError> {
     let store = ctx.store;
     let today = now.date_naive();
-    let rollups = store.compliance_rollups(org).await?;
-    let counted: Vec<_> = rollups.teams.iter().filter(|(_, r)| r.learners > 0).collect();
+    let ((rollup, mandatory_assignments), page) =
+        futures::try_join!(store.org_rollup(org), store.team_rollups_page(org, limit, start))?;
+    let counted: Vec<_> = page.items.iter().filter(|(_, r)| r.learners > 0).collect();
     let ids: Vec<TeamId> = counted.iter().map(|(t, _)| *t).collect();
     let names = team_names(store, org, &ids).await?;
     let mut teams: Vec<TeamFigures> = counted
@@ -50,9 +59,10 @@ pub async fn summary(ctx: &Ctx<'_>, org: &OrgId, now: DateTime<Utc>) -> Result<S
     teams.sort_by_cached_key(|t| (t.name.is_none(), t.name.as_deref().map(str::to_lowercase), t.team_id));
     Ok(Summary {
         as_of: now,
-        org: rollups.org.figures(today),
-        mandatory_assignments: rollups.mandatory_assignments.max(0) as u64,
+        org: rollup.figures(today),
+        mandatory_assignments: mandatory_assignments.max(0) as u64,
         teams,
+        next: page.next,
     })
 }
 
@@ -99,37 +109,77 @@ async fn team_names(store: &Store, org: &OrgId, teams: &[TeamId]) -> Result<Hash
     Ok(store.get_teams(org, teams).await?.into_iter().map(|t| (t.team_id, t.name)).collect())
 }
 
-/// Brings every learner's obligation of assignment `id` in line with its rules as stored (after a
-/// change of its deadline, activity or mandatory flag) page by page (100 rows), each learner whose
-/// compliance changed announced in their own write; then clears
-/// the assignment's "not yet synced" marker. A newer rule change meanwhile restarts it under the new
-/// rules (learners already in line are no-ops). Returns how many learners' compliance changed.
-pub async fn sync_assignment(
+/// How a share of a compliance sync ended (see [`sync_share`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncShare {
+    /// Learners whose compliance changed.
+    pub changed: usize,
+    /// Every learner is in line (the marker is gone); else the request that the roster worker go on
+    /// is committed.
+    pub done: bool,
+}
+
+/// Brings learners' obligations of assignment `id` in line with its rules as stored (after a change of
+/// its deadline, activity or mandatory flag), at most `pages` pages of 100 from `from`: a request's
+/// share ([`crate::roster_build::INLINE_PAGES`]) or a worker run's. When every learner is in line it
+/// clears the assignment's `complianceSync` marker; otherwise it commits
+/// `assignment.compliance_sync_requested` with where it stopped, which the roster worker takes on, so
+/// the sync goes on off the request path and never again from its first page. A newer rule change
+/// meanwhile starts over under the new rules (learners already in line are no-ops). Nothing to do (no
+/// marker, no assignment) is done.
+pub async fn sync_share(
     ctx: &Ctx<'_>,
     org: &OrgId,
     id: domain::AssignmentId,
+    from: Option<PageKey>,
+    pages: usize,
     now: DateTime<Utc>,
-) -> Result<usize, AppError> {
+) -> Result<SyncShare, AppError> {
     let store = ctx.store;
     let mut changed = 0;
-    let mut attempts = Retry::CONFLICT.attempts();
-    'rules: while attempts.next().await {
-        let Some(a) = store.get_assignment(org, id).await? else { return Ok(changed) };
-        let mut pages = Pages::default();
-        while let Some(start) = pages.next_start() {
-            let announce = outbound::compliance_only(org, now);
-            let transitions = match store.sync_compliance_page(org, &a, start, now, &announce).await {
-                Ok(page) => pages.follow(page),
-                Err(StoreError::AssignmentChanged) => continue 'rules,
-                Err(other) => return Err(other.into()),
-            };
-            changed += transitions.len();
+    let Some(mut a) = store.get_assignment(org, id).await? else { return Ok(SyncShare { changed, done: true }) };
+    let mut start = from;
+    for _ in 0..pages.max(1) {
+        if a.compliance_sync.is_none() {
+            return Ok(SyncShare { changed, done: true });
         }
-        store.finish_compliance_sync(org, &a).await?;
-        tracing::info!(assignment_id = %id, changed, "learners' compliance synced");
-        return Ok(changed);
+        let announce = outbound::compliance_only(org, now);
+        match store.sync_compliance_page(org, &a, start.clone(), now, &announce).await {
+            Ok(page) => {
+                changed += page.items.len();
+                match page.next {
+                    Some(next) => start = Some(next),
+                    None => {
+                        store.finish_compliance_sync(org, &a).await?;
+                        tracing::info!(assignment_id = %id, changed, "learners' compliance synced");
+                        return Ok(SyncShare { changed, done: true });
+                    }
+                }
+            }
+            Err(StoreError::AssignmentChanged) => {
+                let Some(current) = store.get_assignment(org, id).await? else {
+                    return Ok(SyncShare { changed, done: true });
+                };
+                a = current;
+                start = None;
+            }
+            Err(other) => return Err(other.into()),
+        }
     }
-    Err(AppError::Contended)
+    store.commit_events(org, &[sync_requested(org, id, start.as_ref(), now)]).await?;
+    Ok(SyncShare { changed, done: false })
+}
+
+/// `assignment.compliance_sync_requested`: the request that the sync of `id`'s learners go on from
+/// `from` (the roster worker's).
+pub fn sync_requested(org: &OrgId, id: domain::AssignmentId, from: Option<&PageKey>, at: DateTime<Utc>) -> DomainEvent {
+    let resume = from.map_or(serde_json::Value::Null, PageKey::resume_point);
+    outbound::other(
+        "assignment.compliance_sync_requested",
+        org,
+        at,
+        serde_json::json!({"assignmentId": id, "resume": resume}),
+    )
 }
 
 /// `compliance.changed`: a learner became compliant or non-compliant.

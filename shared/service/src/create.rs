@@ -171,13 +171,18 @@ impl Reach {
 /// or the org reads at most; beyond them it counts as if nobody else were covered (a lower bound).
 const MAX_LISTED_LEARNERS: usize = 5_000;
 
+/// Pages of the org's active assignments (200 each) a dry run reads for ones of the same target: an org
+/// with more than 2,000 active assignments gets a count from the first 2,000 (a lower bound), in a
+/// bounded number of reads.
+const MAX_ASSIGNMENT_PAGES: usize = 10;
+
 /// How many of the `learners` the assignee reaches already have an active assignment of the same
 /// target, through any assignee — from the assignees of those assignments, not by listing members:
 /// an org-wide one covers everyone; a team's, that team's members (its head count; a user is in one
 /// team at most); an individual one, its learner; a new-starters-only one, the learners on its roster.
-/// Reads the org's active assignments; for a team or the org, the learners named one by one (at most
-/// [`MAX_LISTED_LEARNERS`]) and the covered teams' head counts; for a user, their row on each
-/// new-starters-only assignment.
+/// Reads the org's active assignments (at most [`MAX_ASSIGNMENT_PAGES`] pages); for a team or the org,
+/// the learners named one by one (at most [`MAX_LISTED_LEARNERS`]) and the covered teams' head counts;
+/// for a user, their row on each new-starters-only assignment.
 async fn already_assigned(
     ctx: &Ctx<'_>,
     org: &OrgId,
@@ -189,7 +194,9 @@ async fn already_assigned(
     let mut same_target = Vec::new();
     let filter = AssignmentFilter { is_active: Some(true), ..Default::default() };
     let mut pages = Pages::default();
-    while let Some(start) = pages.next_start() {
+    let mut read = 0;
+    while let Some(start) = pages.next_start().filter(|_| read < MAX_ASSIGNMENT_PAGES) {
+        read += 1;
         let page = pages.follow(store.list_assignments(org, &filter, 200, start).await?);
         same_target.extend(
             page.into_iter()

@@ -8,7 +8,7 @@ use serde_json::json;
 use store::StoreError;
 use store::retry::Retry;
 
-use crate::compliance::sync_assignment;
+use crate::compliance::sync_share;
 use crate::roster_build::{INLINE_PAGES, Mode, Position, requested, run_here};
 use crate::{Actor, AppError, Ctx, outbound};
 
@@ -38,10 +38,8 @@ pub async fn change(
             });
         }
         let Some((mut next, activation)) = current.patched(patch, actor.now) else {
-            // A repeat (a client retrying after a failure) finishes what the first one started.
-            if current.compliance_sync.is_some() {
-                sync_assignment(ctx, org, id, actor.now).await?;
-            }
+            // A repeat (a client retrying) changes nothing, and restarts nothing: a sync its first
+            // request started goes on in the roster worker (or, interrupted, the hourly reconcile's).
             return Ok(current);
         };
         let action = match activation {
@@ -77,8 +75,16 @@ pub async fn change(
         events.insert(0, outbound::assignment_changed(action, org, &next, &actor.id, actor.now));
         match store.update_assignment(org, &current, &next, activation, &audit, &events).await {
             Ok(()) => {
+                // The learners' obligations follow the new rules: a share here (a roster of up to two
+                // pages is in line when this answers), the rest by the roster worker. A failure here is
+                // the hourly reconcile's to finish, not the client's: the change stands.
+                let mut next = next;
                 if next.obligations_differ(&current) {
-                    sync_assignment(ctx, org, id, actor.now).await?;
+                    if let Err(error) = sync_share(ctx, org, id, None, INLINE_PAGES, actor.now).await {
+                        tracing::warn!(assignment_id = %id, %error, "compliance sync left to reconcile");
+                    }
+                    // As stored: the sync's marker says whether learners are still being brought in line.
+                    next = store.get_assignment(org, id).await?.unwrap_or(next);
                 }
                 let (Some(mode), Some(run)) = (roster_mode, next.roster_run) else {
                     return Ok(next);

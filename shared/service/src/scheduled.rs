@@ -55,8 +55,9 @@ impl OrgJob {
     }
 }
 
-/// Where a run stopped: the phase, and within it the page (a store resume point), the assignment of
-/// that page it was in and that assignment's rows page.
+/// Where a run stopped: the phase, and within it where its listing goes on (a store resume point: the
+/// key of the last item done, so the next part starts at the item it stopped at, wherever that item
+/// went meanwhile); and, if it stopped inside an assignment's rows, that assignment and its rows' page.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Resume {
@@ -67,17 +68,14 @@ pub struct Resume {
     pub assignment: Option<AssignmentId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows: Option<Value>,
-    /// Reconcile: the mandatory assignments counted by earlier parts.
-    #[serde(default)]
-    pub obliging: i64,
-    /// Reconcile: an assignment item could not be read, so the count is not known.
+    /// Reconcile: an assignment item could not be read, so the count of mandatory ones is not repaired.
     #[serde(default)]
     pub unreadable: bool,
 }
 
 impl Resume {
     fn at(phase: Phase) -> Self {
-        Self { phase, page: None, assignment: None, rows: None, obliging: 0, unreadable: false }
+        Self { phase, page: None, assignment: None, rows: None, unreadable: false }
     }
 
     /// On to the page after this one, or to `then` after the last.
@@ -188,7 +186,9 @@ pub async fn run(ctx: &Ctx<'_>, job: &OrgJob, budget: Budget) -> Result<OrgRun, 
             reconcile_rosters(ctx, org, at, budget, &mut report).await?
         }
     };
-    let next = stopped.map(|resume| OrgJob { resume: Some(resume), part: job.part + 1, ..job.clone() });
+    // A continuation runs for the same day, even after midnight.
+    let next =
+        stopped.map(|resume| OrgJob { resume: Some(resume), part: job.part + 1, date: report.date, ..job.clone() });
     tracing::info!(org = %org, job = ?job.job, part = job.part, assignments = report.assignments,
                    count = report.count, corrupt = report.corrupt, done = next.is_none(), "org run");
     Ok(OrgRun { report, next })
@@ -233,40 +233,53 @@ async fn send_reminders(
         let start = at.start(org)?;
         match at.phase {
             Phase::Deadlines => {
-                let page = store.due_assignments_page(org, until, start).await?;
-                // Going on inside this page: the assignments before the one it stopped in are done
-                // (and their unreadable items already reported).
-                let mut going_on = at.assignment.take();
-                let mut rows_start = at.rows.take();
-                for a in page.items {
-                    let a = match (a, going_on) {
-                        (Ok(a), Some(id)) if a.id != id => continue,
-                        (Ok(a), _) => a,
-                        (Err(_), Some(_)) => continue,
-                        (Err(corrupt), None) => {
+                let page = store.due_assignments_page(org, until, start.clone()).await?;
+                // A part that stopped inside an assignment's rows left its place as the key before
+                // that assignment: its rows go on only if it is still the first one there.
+                let (resumed, mut rows_at) = (at.assignment.take(), at.rows.take());
+                let mut before = start;
+                for (i, listed) in page.items.into_iter().enumerate() {
+                    if i > 0 && budget.spent() {
+                        // Between assignments: the next part starts at this one.
+                        return Ok(Some(Resume { page: before.as_ref().map(PageKey::resume_point), ..at }));
+                    }
+                    let a = match listed.item {
+                        Ok(a) => a,
+                        Err(corrupt) => {
                             report.readable::<Assignment>(org, vec![Err(corrupt)]);
+                            before = Some(listed.after);
                             continue;
                         }
                     };
-                    going_on = None;
+                    let mut rows_start = match rows_at.take() {
+                        Some(rows) if i == 0 && resumed == Some(a.id) => Some(PageKey::resume_at(org, &rows)?),
+                        _ => None,
+                    };
                     // A relative deadline's rows all have their own dates: the rows' index finds them.
-                    if a.due_in_days.is_some() || reminder_on(a.deadline, today).is_none() {
-                        continue;
-                    }
-                    report.assignments += 1;
-                    let mut rows_at = rows_start.take().map(|rows| PageKey::resume_at(org, &rows)).transpose()?;
-                    loop {
-                        let rows = store.progress_page_for_job(org, a.id, rows_at).await?;
-                        let following: Vec<_> =
-                            report.readable(org, rows.items).into_iter().filter(|r| r.own_due_on().is_none()).collect();
-                        report.count +=
-                            notify_once(ctx, org, &a, &following, today, |r| reminder(&a, r, today)).await?;
-                        let Some(next) = rows.next else { break };
-                        if budget.spent() {
-                            return Ok(Some(Resume { assignment: Some(a.id), rows: Some(next.resume_point()), ..at }));
+                    if a.due_in_days.is_none() && reminder_on(a.deadline, today).is_some() {
+                        report.assignments += 1;
+                        loop {
+                            let rows = store.progress_page_for_job(org, a.id, rows_start).await?;
+                            let following: Vec<_> = report
+                                .readable(org, rows.items)
+                                .into_iter()
+                                .filter(|r| r.own_due_on().is_none())
+                                .collect();
+                            report.count +=
+                                notify_once(ctx, org, &a, &following, today, |r| reminder(&a, r, today)).await?;
+                            let Some(next) = rows.next else { break };
+                            if budget.spent() {
+                                return Ok(Some(Resume {
+                                    page: before.as_ref().map(PageKey::resume_point),
+                                    assignment: Some(a.id),
+                                    rows: Some(next.resume_point()),
+                                    ..at
+                                }));
+                            }
+                            rows_start = Some(next);
                         }
-                        rows_at = Some(next);
                     }
+                    before = Some(listed.after);
                 }
                 at.next_page(page.next, Phase::OwnDates);
             }
@@ -559,76 +572,81 @@ async fn reconcile_rosters(
                 at = Resume::at(Phase::Rosters);
             }
             Phase::Rosters => {
-                let page = store.due_assignments_page(org, far_future, at.start(org)?).await?;
-                // Going on inside this page: the part that began it counted it.
-                let resuming = at.assignment.is_some();
-                let mut going_on = at.assignment.take();
-                let mut assignments = Vec::new();
-                for a in page.items {
-                    match (a, going_on) {
-                        (Ok(a), Some(id)) if a.id != id => continue,
-                        (Err(_), Some(_)) => continue,
-                        (Ok(a), _) => assignments.push(a),
-                        (Err(corrupt), None) => {
+                let start = at.start(org)?;
+                let page = store.due_assignments_page(org, far_future, start.clone()).await?;
+                let mut before = start;
+                for listed in page.items {
+                    let a = match listed.item {
+                        Ok(a) => a,
+                        Err(corrupt) => {
                             report.readable::<Assignment>(org, vec![Err(corrupt)]);
                             // What it would count is unknown: the count is left as it is.
                             at.unreadable = true;
+                            before = Some(listed.after);
                             continue;
                         }
+                    };
+                    // Team and org rosters, and an individual one whose catch-up after a reactivation
+                    // stopped.
+                    let rostered = a.assignee.assignee_type != AssigneeType::User
+                        || a.roster_status == domain::RosterStatus::Building;
+                    if rostered {
+                        if progressed && budget.spent() {
+                            // The next part starts at this assignment.
+                            return Ok(Some(Resume { page: before.as_ref().map(PageKey::resume_point), ..at }));
+                        }
+                        progressed = true;
+                        report.assignments += 1;
+                        // A roster run (a bounded share here, the rest by the roster worker; a run going
+                        // on is left to finish, a stopped one is started again), which compares the
+                        // counters with the rows once they are in line.
+                        report.count += crate::roster_build::reconcile(ctx, org, &a).await?.rows;
                     }
-                    going_on = None;
-                }
-                if !resuming {
-                    at.obliging += assignments.iter().filter(|a| a.is_mandatory).count() as i64;
-                }
-                // Team and org rosters, and an individual one whose catch-up after a reactivation stopped.
-                let rostered = assignments.iter().filter(|a| {
-                    a.assignee.assignee_type != AssigneeType::User || a.roster_status == domain::RosterStatus::Building
-                });
-                for a in rostered {
-                    if progressed && budget.spent() {
-                        return Ok(Some(Resume { assignment: Some(a.id), ..at }));
-                    }
-                    progressed = true;
-                    report.assignments += 1;
-                    // A roster run (a bounded share here, the rest by the roster worker; a run going on
-                    // is left to finish, a stopped one is started again), which compares the counters
-                    // with the rows once they are in line.
-                    report.count += crate::roster_build::reconcile(ctx, org, a).await?.rows;
+                    before = Some(listed.after);
                 }
                 at.next_page(page.next, Phase::ComplianceSyncs);
                 progressed = true;
             }
             Phase::ComplianceSyncs => {
-                // Rule changes (deadline, activity, mandatory flag) an interrupted patch did not bring
-                // to every learner, active assignments or not.
+                // Rule changes (deadline, activity, mandatory flag) whose sync an interrupted patch or
+                // worker left unfinished, active assignments or not: each started again, a share here
+                // and the rest by the roster worker (a sync still going on is only repeated: learners
+                // in line are no-ops).
                 for a in store.assignments_awaiting_compliance_sync(org).await? {
-                    match crate::compliance::sync_assignment(ctx, org, a.id, ctx.now(org)).await {
-                        Ok(changed) => {
-                            report.count += changed.max(1);
-                            tracing::warn!(org = %org, assignment_id = %a.id, changed, "learners' compliance synced");
+                    let share = crate::compliance::sync_share(
+                        ctx,
+                        org,
+                        a.id,
+                        None,
+                        crate::roster_build::INLINE_PAGES,
+                        ctx.now(org),
+                    );
+                    match share.await {
+                        Ok(share) => {
+                            report.count += share.changed.max(1);
+                            tracing::warn!(org = %org, assignment_id = %a.id, changed = share.changed, done = share.done,
+                                           "learners' compliance sync started again");
                         }
                         Err(error) => {
                             tracing::error!(org = %org, assignment_id = %a.id, %error, "compliance not synced")
                         }
                     }
-                    progressed = true;
-                    if budget.spent() {
-                        return Ok(Some(Resume { page: None, ..at }));
-                    }
                 }
+                progressed = true;
                 at.phase = Phase::ObligingCount;
             }
             Phase::ObligingCount => {
-                // Counted before this count existed, or drifted: set from the assignments (guarded by
-                // the stored value, so a concurrent create or patch wins and the next run looks again).
-                let stored = store.compliance_rollups(org).await?.mandatory_assignments;
+                // Counted before this count existed, or drifted: set from a count of the assignments,
+                // guarded by the value read before counting (so a create or patch meanwhile wins and
+                // the next run looks again).
+                let (_, stored) = store.org_rollup(org).await?;
+                let obliging = store.count_obliging_assignments(org).await?;
                 if !at.unreadable
-                    && at.obliging != stored
-                    && store.repair_obliging_assignments(org, stored, at.obliging).await?
+                    && obliging != stored
+                    && store.repair_obliging_assignments(org, stored, obliging).await?
                 {
                     report.count += 1;
-                    tracing::warn!(org = %org, obliging = at.obliging, stored, "count of mandatory assignments repaired");
+                    tracing::warn!(org = %org, obliging, stored, "count of mandatory assignments repaired");
                 }
                 return Ok(None);
             }

@@ -97,11 +97,12 @@ struct IdempotencyRecord {
     response: Option<StoredResponse>,
 }
 
-/// Whose requests a rate counter counts: an API key, or the user behind session tokens.
+/// Whose requests a rate counter counts: an API key, the user behind session tokens, or the whole org.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateSubject {
     ApiKey(uuid::Uuid),
     User(domain::UserId),
+    Org,
 }
 
 impl std::fmt::Display for RateSubject {
@@ -109,8 +110,16 @@ impl std::fmt::Display for RateSubject {
         match self {
             RateSubject::ApiKey(id) => write!(f, "key-{id}"),
             RateSubject::User(id) => write!(f, "user-{id}"),
+            RateSubject::Org => f.write_str("org"),
         }
     }
+}
+
+/// An org's own limits on all its requests together, per calendar minute and per sliding hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    pub per_minute: u32,
+    pub per_hour: u32,
 }
 
 /// Requests counted for one caller in each of the last 60 calendar minutes (UTC), oldest first; the
@@ -292,6 +301,36 @@ impl Store {
             Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// The org's own limits, if an operator set them (else the service's default applies).
+    pub async fn org_rate_limits(&self, org: &OrgId) -> Result<Option<RateLimits>, StoreError> {
+        let Some(item) = self.get(keys::rate_limits_pk(org), keys::RATE_SK).await? else { return Ok(None) };
+        let number = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<u32>().ok());
+        match (number("perMinute"), number("perHour")) {
+            (Some(per_minute), Some(per_hour)) => Ok(Some(RateLimits { per_minute, per_hour })),
+            _ => Err(StoreError::Corrupt(format!("{}: perMinute and perHour", keys::rate_limits_pk(org)))),
+        }
+    }
+
+    /// Sets the org's own limits (`None`: back to the default). An operator's setting; no route writes it.
+    pub async fn set_org_rate_limits(&self, org: &OrgId, limits: Option<RateLimits>) -> Result<(), StoreError> {
+        let key = crate::dynamo::Item::from([
+            (keys::PK.to_owned(), s(keys::rate_limits_pk(org))),
+            (keys::SK.to_owned(), s(keys::RATE_SK)),
+        ]);
+        match limits {
+            Some(limits) => {
+                let mut item = key;
+                item.insert("perMinute".into(), n(limits.per_minute));
+                item.insert("perHour".into(), n(limits.per_hour));
+                self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(classify)?;
+            }
+            None => {
+                self.client.delete_item().table_name(&self.table).set_key(Some(key)).send().await.map_err(classify)?;
+            }
+        }
+        Ok(())
     }
 
     /// Counts one request of `subject` and returns its counts per minute over the last hour.

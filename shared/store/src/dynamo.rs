@@ -31,7 +31,7 @@ pub const MAX_PAGES_PER_REQUEST: usize = 5;
 
 /// The key DynamoDB would return as `LastEvaluatedKey` after `item`: the table's key plus the queried
 /// index's key.
-fn continuation_key(item: &Item, index: Option<&str>) -> Result<PageKey, StoreError> {
+pub(crate) fn continuation_key(item: &Item, index: Option<&str>) -> Result<PageKey, StoreError> {
     use crate::keys;
     let index_keys: &[&str] = match index {
         None => &[],

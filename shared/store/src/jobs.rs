@@ -4,17 +4,34 @@
 use chrono::NaiveDate;
 use domain::{Assignment, AssignmentId, DomainEvent, OrgId, ProgressRow, UserId};
 
-use crate::dynamo::{Item, s};
+use crate::dynamo::{Item, continuation_key, s};
 use crate::records::{AssignmentRecord, ProgressRecord, Record};
 use crate::tx::{CancelReason, TxFailure};
 use crate::{CorruptItem, Page, PageKey, Store, StoreError, keys};
 
+/// An item of a job's listing: its entity (or, unreadable, its key) and where the listing goes on
+/// after it, so that a job that stops at an item starts there again, wherever the item went meanwhile.
+#[derive(Debug, Clone)]
+pub struct Listed<T> {
+    pub item: Result<T, CorruptItem>,
+    pub after: PageKey,
+}
+
 impl Store {
-    /// A page of the orgs that have assignments (the scheduled jobs' starting point).
-    pub async fn orgs_page(&self, start: Option<PageKey>) -> Result<Page<OrgId>, StoreError> {
+    /// A page of the orgs that have assignments (the scheduled jobs' starting point), by id; with
+    /// `prefix`, only the orgs whose id starts with it.
+    pub async fn orgs_page(&self, prefix: Option<&str>, start: Option<PageKey>) -> Result<Page<OrgId>, StoreError> {
         let (items, next) = self
             .query_page(
-                |q| q.key_condition_expression("PK = :pk").expression_attribute_values(":pk", s(keys::ORGS_PK)),
+                |q| {
+                    let q = q.expression_attribute_values(":pk", s(keys::ORGS_PK));
+                    match prefix {
+                        Some(prefix) => q
+                            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+                            .expression_attribute_values(":prefix", s(prefix)),
+                        None => q.key_condition_expression("PK = :pk"),
+                    }
+                },
                 start,
                 Some(100),
             )
@@ -30,14 +47,15 @@ impl Store {
     }
 
     /// Pattern 6: a page of the org's active assignments with a deadline on or before `until`,
-    /// earliest first (the sparse deadline index holds only active assignments); an item that cannot
-    /// be read is its key, for the job to skip and report.
+    /// earliest first (the sparse deadline index holds only active assignments), each with the key a
+    /// job goes on from after it; an item that cannot be read is its key, for the job to skip and
+    /// report.
     pub async fn due_assignments_page(
         &self,
         org: &OrgId,
         until: NaiveDate,
         start: Option<PageKey>,
-    ) -> Result<Page<Result<Assignment, CorruptItem>>, StoreError> {
+    ) -> Result<Page<Listed<Assignment>>, StoreError> {
         let pk = keys::due_index(org);
         let (items, next) = self
             .query_page(
@@ -51,7 +69,44 @@ impl Store {
                 Some(100),
             )
             .await?;
-        Ok(Page { items: items.into_iter().map(AssignmentRecord::entity_or_key).collect(), next })
+        let items = items
+            .into_iter()
+            .map(|item| {
+                let after = continuation_key(&item, Some(keys::GSI3))?;
+                Ok(Listed { item: AssignmentRecord::entity_or_key(item), after })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Page { items, next })
+    }
+
+    /// How many of the org's active assignments are mandatory, counted in the deadline index (which holds
+    /// only active ones) a page (1 MB) at a time without returning them.
+    pub async fn count_obliging_assignments(&self, org: &OrgId) -> Result<i64, StoreError> {
+        let mut total = 0;
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(keys::GSI3)
+                .key_condition_expression("GSI3PK = :pk")
+                .filter_expression("isMandatory = :yes")
+                .expression_attribute_values(":pk", s(keys::due_index(org)))
+                .expression_attribute_values(":yes", aws_sdk_dynamodb::types::AttributeValue::Bool(true))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start)
+                .set_return_consumed_capacity(self.capacity_mode())
+                .send()
+                .await
+                .map_err(crate::dynamo::classify)?;
+            self.count(|c| c.record(out.consumed_capacity()));
+            total += i64::from(out.count);
+            match out.last_evaluated_key.filter(|key| !key.is_empty()) {
+                Some(key) => start = Some(key),
+                None => return Ok(total),
+            }
+        }
     }
 
     /// Pattern 6 for rows with a due date of their own: a page of them due on or before `until`,

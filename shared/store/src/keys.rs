@@ -173,8 +173,9 @@ pub fn compliance_pk(org: &OrgId) -> String {
     format!("ORG#{org}#COMPLIANCE")
 }
 pub const ORG_ROLLUP_SK: &str = "ORG";
+pub const TEAM_ROLLUP_SK_PREFIX: &str = "TEAM#";
 pub fn team_rollup_sk(team: TeamId) -> String {
-    format!("TEAM#{team}")
+    format!("{TEAM_ROLLUP_SK_PREFIX}{team}")
 }
 
 pub fn org_users(org: &OrgId) -> String {
@@ -244,13 +245,20 @@ pub fn migration_pk(org: &OrgId) -> String {
 /// The email index of users written before it existed (`Store::index_user_emails`).
 pub const EMAIL_INDEX_SK: &str = "EMAIL_INDEX";
 
-/// A caller's request counters of one calendar hour; `subject` is `key-<keyId>` or `user-<userId>`.
+/// A caller's request counters of one calendar hour; `subject` is `key-<keyId>`, `user-<userId>` or
+/// `org` (every request of the org).
 /// IAM narrows the read-only routes' UpdateItem to these keys (`dynamodb:LeadingKeys` `ORG#*#RATE#*`).
 pub fn rate_pk(org: &OrgId, subject: &str, hour: &str) -> String {
     format!("ORG#{org}#RATE#{subject}#{hour}")
 }
 
 pub const RATE_SK: &str = "RATE";
+
+/// The org's own rate limits, where an operator raised (or lowered) the default: `ORG#o#RATE#limits` /
+/// `RATE`, beside its counters (no counter's subject is `limits`).
+pub fn rate_limits_pk(org: &OrgId) -> String {
+    format!("ORG#{org}#RATE#limits")
+}
 
 /// One outbox item per transaction, each in its own partition (named by its first event's id).
 pub fn outbox_pk(org: &OrgId, first_event: uuid::Uuid) -> String {

@@ -31,7 +31,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-pub use access::{IdempotencyBegin, IdempotencyKey, RateCounts, RateSubject, StoredResponse, token_sha256};
+pub use access::{IdempotencyBegin, IdempotencyKey, RateCounts, RateLimits, RateSubject, StoredResponse, token_sha256};
 pub use assignments::{AssignmentFilter, IndividualAssignment, MAX_INDIVIDUAL_ASSIGNMENTS};
 pub use audit::AuditFilter;
 pub use capacity::Capacity;
@@ -40,6 +40,7 @@ pub use cursor::CursorCodec;
 pub use dynamo::{FILTERED_PAGE_SIZE, MAX_PAGES_PER_REQUEST};
 pub use export_jobs::EXPORT_SLOTS;
 pub use headcount::{Headcount, Recount};
+pub use jobs::Listed;
 pub use outbox::{Announce, MAX_EVENTS_PER_ITEM, OUTBOX_ENTITY, Written, announce_nothing, outbox_events};
 pub use progress::{MembershipChange, RowChange};
 pub use records::CorruptItem;

@@ -46,6 +46,23 @@ impl From<&DomainEvent> for StoredEvent {
     }
 }
 
+impl Store {
+    /// Commits `events` alone (a request a worker takes from the bus): one outbox item, written once
+    /// however often this is retried with the same events.
+    pub async fn commit_events(&self, org: &OrgId, events: &[DomainEvent]) -> Result<(), StoreError> {
+        let mut tx = self.transaction();
+        tx.outbox(org, events)?;
+        match tx.commit().await {
+            Ok(()) => Ok(()),
+            // Written already by an earlier attempt with the same events.
+            Err(crate::tx::TxFailure::Cancelled(reasons)) if reasons.first().is_some_and(|r| r.condition_failed()) => {
+                Ok(())
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+}
+
 impl Transaction<'_> {
     /// Adds `events` to this transaction's outbox item (none when there are no events). Their first id
     /// names the item, so a retried transaction that carries the same events writes the same item; it

@@ -172,7 +172,10 @@ impl Store {
             let events = self.announced(org, &[Written::Row(&planned)], announce).await?;
             tx.outbox(org, &events)?;
             match tx.commit().await {
-                Ok(()) => return Ok(planned),
+                Ok(()) => {
+                    self.forget_emptied_dates(org, assignment.id, &delta).await;
+                    return Ok(planned);
+                }
                 Err(TxFailure::Cancelled(reasons))
                     if reasons.get(row_index).is_some_and(CancelReason::condition_failed) =>
                 {

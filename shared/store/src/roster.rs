@@ -160,6 +160,7 @@ impl Store {
                         added.extend(pending.iter().map(|r| r.user_id));
                         pending.clear();
                         announced.extend(compliance.into_values());
+                        self.forget_emptied_dates(org, assignment.id, &delta).await;
                     }
                     Err(TxFailure::Cancelled(reasons))
                         if reasons.first().is_some_and(CancelReason::condition_failed) =>
@@ -414,11 +415,17 @@ impl Store {
             guards.push(format!("{} = :dr0", keys::DATED_ROWS));
             update = update.expression_attribute_values(":dr0", n(stored.dated_rows));
         }
+        // A date no row is counted under any more is removed, not set to 0: the item does not grow with dates.
+        let mut remove = Vec::new();
         for (i, key) in differing.iter().enumerate() {
-            update = update
-                .expression_attribute_names(format!("#d{i}"), DatedCounts::attribute(key.0, key.1))
-                .expression_attribute_values(format!(":d{i}"), n(counted.dated.0.get(key).copied().unwrap_or(0)));
-            set.push(format!("#d{i} = :d{i}"));
+            update = update.expression_attribute_names(format!("#d{i}"), DatedCounts::attribute(key.0, key.1));
+            match counted.dated.0.get(key) {
+                Some(count) => {
+                    update = update.expression_attribute_values(format!(":d{i}"), n(*count));
+                    set.push(format!("#d{i} = :d{i}"));
+                }
+                None => remove.push(format!("#d{i}")),
+            }
             match stored.dated.0.get(key) {
                 Some(count) => {
                     guards.push(format!("#d{i} = :d{i}0"));
@@ -429,7 +436,13 @@ impl Store {
         }
         let result = self
             .send_update(
-                update.update_expression(format!("SET {}", set.join(", "))).condition_expression(guards.join(" AND ")),
+                update
+                    .update_expression(if remove.is_empty() {
+                        format!("SET {}", set.join(", "))
+                    } else {
+                        format!("SET {} REMOVE {}", set.join(", "), remove.join(", "))
+                    })
+                    .condition_expression(guards.join(" AND ")),
             )
             .await;
         match result {

@@ -115,6 +115,33 @@ impl Transaction<'_> {
     }
 }
 
+impl Store {
+    /// Removes the date counters `delta` took down (as [`Transaction::counters`] committed it) that are
+    /// now 0, each guarded by being 0 (one a concurrent write moved up again stays): the assignment item
+    /// does not grow with every date its rows ever had. DynamoDB cannot remove an attribute that an `ADD`
+    /// of the same write brings to 0, hence this write right after the commit. It is housekeeping: a
+    /// failure is logged, and the counter (0, which every read skips) stays until its date is emptied
+    /// again.
+    pub(crate) async fn forget_emptied_dates(&self, org: &OrgId, id: domain::AssignmentId, delta: &Aggregates) {
+        for ((date, class), _) in delta.dated.0.iter().filter(|(_, count)| **count < 0) {
+            let update = self
+                .update_request()
+                .key(keys::PK, s(keys::assignment_pk(org, id)))
+                .key(keys::SK, s(keys::ASSIGNMENT_SK))
+                .update_expression("REMOVE #date")
+                .condition_expression("#date = :zero")
+                .expression_attribute_names("#date", DatedCounts::attribute(*date, *class))
+                .expression_attribute_values(":zero", n(0));
+            match self.send_update(update).await {
+                Ok(_) | Err(StoreError::ConditionFailed) => {}
+                Err(error) => {
+                    tracing::warn!(org = %org, assignment_id = %id, %date, %error, "an emptied date counter is left")
+                }
+            }
+        }
+    }
+}
+
 /// Why a [`Transaction::counters`] item failed: the assignment is gone, or its tracked units changed.
 pub(crate) fn counter_failure(reason: &CancelReason) -> StoreError {
     if reason.item.is_some() { StoreError::AssignmentChanged } else { StoreError::NotFound }

@@ -205,3 +205,46 @@ async fn every_counter_move_increments_the_revision_the_recount_is_guarded_by() 
     assert!(!store.repair_counters(&org, a.id).await.unwrap(), "nothing left to repair");
     assert_eq!(store.get_assignment(&org, a.id).await.unwrap().unwrap().aggregates.total_users, 3);
 }
+
+/// One learner's date moved 1,000 times, each to a date no row had: the assignment item keeps one date
+/// counter (the current date's), not one per date it ever counted, and its size stays where it began.
+#[tokio::test]
+async fn a_thousand_moves_to_new_dates_leave_the_assignment_item_its_size() {
+    let (store, org) = store_and_org().await;
+    let (a, rows) = created_org_wide(&store, &org, 1).await;
+    let user = rows[0].user_id;
+    let today = Utc::now().date_naive();
+    let size = || async {
+        let item = testkit::stack::raw_client()
+            .await
+            .get_item()
+            .table_name(store.table_name())
+            .key("PK", aws_sdk_dynamodb::types::AttributeValue::S(format!("ORG#{org}#ASG#{}", a.id)))
+            .key("SK", aws_sdk_dynamodb::types::AttributeValue::S("A".into()))
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap();
+        let dates = item.keys().filter(|name| name.starts_with(domain::aggregates::DATED_PREFIX)).count();
+        // Names and values as DynamoDB sizes them (numbers and strings: about their text).
+        let bytes: usize = item.iter().map(|(name, value)| name.len() + format!("{value:?}").len()).sum();
+        (dates, bytes)
+    };
+    let mut first = None;
+    for day in 1..=1_000 {
+        let before = store.progress_row(&org, a.id, user).await.unwrap().unwrap();
+        let mut after = before.clone();
+        after.extended_to = Some(today + Duration::days(day));
+        store.apply_progress(&org, &a, &before, &after, today, &store::announce_nothing).await.unwrap();
+        if day == 1 {
+            first = Some(size().await);
+        }
+    }
+    let (first_dates, first_bytes) = first.unwrap();
+    let (dates, bytes) = size().await;
+    assert_eq!((first_dates, dates), (1, 1), "one date counter, the learner's current date");
+    assert!(bytes <= first_bytes + 16, "{first_bytes} bytes after one move, {bytes} after 1,000");
+    let stored = store.get_assignment(&org, a.id).await.unwrap().unwrap().aggregates;
+    assert_eq!(stored.dated.0.keys().map(|(date, _)| *date).collect::<Vec<_>>(), vec![today + Duration::days(1_000)]);
+}

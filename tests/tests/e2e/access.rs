@@ -124,6 +124,35 @@ async fn the_61st_request_in_a_minute_is_rate_limited() {
     assert_eq!(env.get("/assignments").token(org.api_keys.admin.as_str()).await.status, StatusCode::OK);
 }
 
+/// An org's requests together have a limit of their own, whatever key or user sends them: with the
+/// org's limit set to 20 a minute (an operator's setting), the 21st request of the minute is refused with
+/// `X-RateLimit-Scope: org` although each of its three callers is far inside its own 60, while another
+/// org's requests go on.
+#[tokio::test]
+async fn an_orgs_requests_together_are_limited_whatever_key_or_user_sends_them() {
+    let env = Env::start().await;
+    let (busy, other) = (env.org().await, env.org().await);
+    let limits = store::RateLimits { per_minute: 20, per_hour: 1_000 };
+    env.store.set_org_rate_limits(&busy.org_id, Some(limits)).await.unwrap();
+    early_in_a_minute().await;
+    let callers = [busy.api_keys.admin.as_str(), busy.api_keys.read_only.as_str(), busy.admin().token.as_str()];
+    for i in 1..=20 {
+        let ok = env.get("/assignments?limit=1").token(callers[i % 3]).await;
+        assert_eq!(ok.status, StatusCode::OK, "request {i}");
+        let (scope, remaining) = (&ok.headers["x-ratelimit-scope"], &ok.headers["x-ratelimit-remaining"]);
+        assert_eq!((scope.to_str().unwrap(), remaining.to_str().unwrap()), ("org", (20 - i).to_string().as_str()));
+    }
+    let limited = env.get("/assignments?limit=1").token(callers[0]).await;
+    assert_problem(&limited, 429, "rate_limited");
+    assert_eq!(limited.headers["x-ratelimit-scope"], "org", "the org's limit, not the key's");
+    assert_eq!(limited.headers["x-ratelimit-limit"], "20");
+    assert_eq!(limited.body["scope"], "org");
+    assert!(limited.headers.contains_key("retry-after"));
+    // Another org is not held back by it, and its callers see their own limit.
+    let fine = env.get("/assignments?limit=1").token(other.api_keys.admin.as_str()).await;
+    assert_eq!((fine.status, fine.headers["x-ratelimit-scope"].to_str().unwrap()), (StatusCode::OK, "key"));
+}
+
 /// A user the platform created on the bus, once the projection has them, with a still-valid session
 /// token that claims `claimed`.
 async fn platform_user(env: &Env, org: &SeededOrg, role: Role, claimed: Role) -> seed::SeededUser {
@@ -248,7 +277,7 @@ async fn session_tokens_are_rate_limited_per_user() {
 /// this hour and a GetItem of the previous one); an API key swaps the user for the key. Printed for the
 /// issue note and pinned so a change that adds round trips shows up in review.
 #[tokio::test]
-async fn authenticating_a_session_costs_one_consistent_read_of_the_user_plus_the_rate_counter() {
+async fn authenticating_a_session_costs_one_consistent_read_of_the_user_plus_the_rate_counters() {
     let (env, org) = Env::with_org().await;
     let capacity = store::Capacity::default();
     let app = api::App::new(env.store.clone().with_capacity_tracking(capacity.clone()), SECRET);
@@ -266,7 +295,12 @@ async fn authenticating_a_session_costs_one_consistent_read_of_the_user_plus_the
             capacity.reads(),
             capacity.writes()
         );
-        assert_eq!(capacity.requests(), 3, "{what}: identity + rate counter (update this hour, read the last)");
+        assert_eq!(
+            capacity.requests(),
+            5,
+            "{what}: identity + the caller's rate counter and the org's (each: update this hour, read the last); \
+             the org's own limits were read by the first request and are remembered for a minute"
+        );
         assert_eq!(who.principal.org, org.org_id);
     }
     let user_only = store::Capacity::default();

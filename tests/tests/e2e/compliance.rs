@@ -185,3 +185,47 @@ async fn an_overdue_mandatory_assignment_makes_a_learner_non_compliant_until_the
     let admin = env.get("/compliance").token(&org.admin().token).await;
     assert_eq!(admin.status, StatusCode::OK, "an org admin's session has the scope");
 }
+
+/// A rule change of a mandatory org-wide assignment of 1,000 learners (made optional): the PATCH brings
+/// at most its share (two pages) in line and answers `complianceSync: syncing`; the roster worker does
+/// the rest off the request path, until no learner has the obligation and the assignment says
+/// `synced`. A repeated PATCH and a note's change meanwhile neither restart nor lose it.
+#[tokio::test]
+async fn a_rule_change_of_a_thousand_learners_syncs_off_the_request_path() {
+    let (env, org) = Env::with_org().await;
+    let key = org.api_keys.admin.as_str();
+    let mut a =
+        testkit::fixtures::org_wide(&org.org_id, env.clock(&org.org_id).await.date_naive() + Duration::days(30));
+    a.is_mandatory = true;
+    let rows = testkit::fixtures::roster(&a, 1_000);
+    let audit = testkit::fixtures::audit("assignment.created", &a.id.to_string());
+    env.store.create_assignment(&org.org_id, &a, &audit, &rows, &[]).await.unwrap();
+    let learners = || async { env.get("/compliance").token(key).await.body["learners"].as_u64().unwrap() };
+    assert!(learners().await >= 1_000, "every row an obligation");
+
+    let path = format!("/assignments/{}", a.id);
+    let optional = env.patch(&path).token(key).json(json!({"isMandatory": false})).await;
+    assert_eq!(optional.status, StatusCode::OK, "{:?}", optional.body);
+    assert_eq!(optional.body["complianceSync"], "syncing", "more than the request's share");
+    assert!(learners().await > 0, "the request did not bring every learner in line itself");
+    // A client's retry, and another change, while the worker goes on.
+    let again = env.patch(&path).token(key).json(json!({"isMandatory": false})).await;
+    assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
+    let noted = env.patch(&path).token(key).json(json!({"note": "optional from now on"})).await;
+    assert_eq!(noted.status, StatusCode::OK, "{:?}", noted.body);
+
+    let synced = eventually("the sync's end", || async {
+        let detail = env.get(&path).token(key).await;
+        (detail.body["complianceSync"] == "synced").then_some(detail)
+    })
+    .await;
+    assert_eq!(synced.body["note"], "optional from now on");
+    // The figures equal a recount of the learners' items: nobody has an obligation left.
+    let mut obliged = 0;
+    let mut pages = store::Pages::default();
+    while let Some(start) = pages.next_start() {
+        let page = env.store.compliance_learners_page(&org.org_id, &Default::default(), 500, start).await.unwrap();
+        obliged += pages.follow(page).iter().filter(|l| !l.obligations.is_empty()).count();
+    }
+    assert_eq!((learners().await, obliged), (0, 0));
+}

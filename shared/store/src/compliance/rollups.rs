@@ -30,7 +30,36 @@ pub struct LearnerFilter {
 }
 
 impl Store {
-    /// The org's rollup and each team's (one Query: the partition holds one item per team).
+    /// The org's rollup and how many assignments oblige (one GetItem); zero before any obligation.
+    pub async fn org_rollup(&self, org: &OrgId) -> Result<(ComplianceRollup, i64), StoreError> {
+        let Some(item) = self.get(keys::compliance_pk(org), keys::ORG_ROLLUP_SK).await? else {
+            return Ok((ComplianceRollup::default(), 0));
+        };
+        let record: RollupRecord = crate::dynamo::from_item(item)?;
+        Ok((record.rollup, record.mandatory_assignments.unwrap_or(0)))
+    }
+
+    /// Up to `limit` of the teams' rollups, by team id, and where to go on.
+    pub async fn team_rollups_page(
+        &self,
+        org: &OrgId,
+        limit: usize,
+        start: Option<PageKey>,
+    ) -> Result<Page<(TeamId, ComplianceRollup)>, StoreError> {
+        let teams = Partition::table(keys::compliance_pk(org)).prefixed(keys::TEAM_ROLLUP_SK_PREFIX);
+        let (items, next) = self.query_bounded(|q| teams.query(q), teams.index, false, start, limit).await?;
+        let mut rollups = Vec::with_capacity(items.len());
+        for item in items {
+            let record: RollupRecord = crate::dynamo::from_item(item)?;
+            if let Some(team) = record.team_id {
+                rollups.push((team, record.rollup));
+            }
+        }
+        Ok(Page { items: rollups, next })
+    }
+
+    /// The org's rollup and every team's (one Query of the whole partition): for tests and benches
+    /// that compare them with a recount; the API pages the teams ([`Store::team_rollups_page`]).
     pub async fn compliance_rollups(&self, org: &OrgId) -> Result<Rollups, StoreError> {
         let items = self.query_all(|q| Partition::table(keys::compliance_pk(org)).query(q)).await?;
         let mut rollups = Rollups::default();
