@@ -178,7 +178,8 @@ fn api_stage_is_throttled_and_exports_have_reserved_concurrency() {
     for (key, setting) in api["Properties"]["RouteSettings"].as_mapping().expect("per-route throttling") {
         let key = key.as_str().unwrap();
         assert!(routes.iter().any(|r| r.eq_ignore_ascii_case(key)), "RouteSettings names no route: {key}");
-        assert!(setting["ThrottlingRateLimit"].as_f64() < route["ThrottlingRateLimit"].as_f64(), "{key}");
+        let (rate, default) = (setting["ThrottlingRateLimit"].as_f64(), route["ThrottlingRateLimit"].as_f64());
+        assert!(rate.zip(default).is_some_and(|(rate, default)| rate < default), "{key}: {rate:?} vs {default:?}");
     }
     let export = &template["Resources"]["ExportWorkerFunction"]["Properties"];
     assert!(export["ReservedConcurrentExecutions"].as_u64().is_some_and(|c| (1..=10).contains(&c)), "{export:?}");

@@ -7,6 +7,7 @@
 
 use domain::{AssignmentId, OrgId};
 use serde_json::{Value, json};
+use service::compliance::ShareSize;
 use service::roster_build::PAGES_PER_RUN;
 
 /// This function's handler, for its `main.rs` and the local gateway.
@@ -68,9 +69,15 @@ async fn sync(
             }
         },
     };
+    // Every request names the change it syncs; one that does not could not tell a newer change's.
+    let Some(rev) = detail["rev"].as_u64() else {
+        tracing::warn!(assignment_id = %id, "dropping a compliance sync request without its change");
+        return Ok(json!({"dropped": "no rev"}));
+    };
     let ctx = consumer.ctx();
     let now = ctx.now(org);
-    match events::consumer::outcome(service::compliance::sync_share(&ctx, org, id, from, PAGES_PER_RUN, now).await)? {
+    let share = service::compliance::sync_share(&ctx, org, id, Some(rev), from, ShareSize::WORKER, now);
+    match events::consumer::outcome(share.await)? {
         Ok(share) => Ok(json!({"assignmentId": id, "changed": share.changed, "synced": share.done})),
         Err(reason) => {
             tracing::warn!(assignment_id = %id, reason, "compliance sync request dropped");

@@ -9,7 +9,7 @@ use chrono::{DateTime, Timelike, Utc};
 use domain::{OrgId, Role, UserId};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use store::{RateCounts, RateLimits, RateSubject, Store};
+use store::{RateCounts, RateLimits, RateSubject, Store, StoreError};
 
 use crate::problem::ApiError;
 
@@ -304,7 +304,15 @@ impl Authenticator {
         if let Some((limits, _)) = cached.filter(|(_, read_at)| read_at.elapsed() < FRESH) {
             return Ok(limits);
         }
-        let limits = self.store.org_rate_limits(org).await?;
+        // An unreadable setting is the default, not every request of the org refused.
+        let limits = match self.store.org_rate_limits(org).await {
+            Ok(limits) => limits,
+            Err(StoreError::Corrupt(_)) => {
+                tracing::error!(org = %org, "the org's rate limits are not readable: the default applies");
+                None
+            }
+            Err(other) => return Err(other.into()),
+        };
         if let Ok(mut cache) = self.org_limits.lock() {
             if cache.len() >= REMEMBERED {
                 cache.clear();

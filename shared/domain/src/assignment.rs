@@ -68,6 +68,10 @@ pub struct Assignment {
     /// has not reached every learner yet: the store's sync clears it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compliance_sync: Option<u64>,
+    /// When the sync last handed on to its next share (none: not since the change): the reconcile
+    /// job starts again only a sync that has not moved for a while.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compliance_sync_at: Option<DateTime<Utc>>,
     /// Whether every member the assignee had at creation has a row yet (the roster worker writes them
     /// off the request path; the counters always count the rows present).
     #[serde(default)]
@@ -172,6 +176,7 @@ impl NewAssignment {
             item_count,
             units_rev: 0,
             compliance_sync: None,
+            compliance_sync_at: None,
             roster_status: RosterStatus::Complete,
             roster_run: None,
             created_at: now,

@@ -127,6 +127,7 @@ pub async fn dispatch(dispatcher: &Dispatcher, job: Job, input: &Value) -> Resul
     let prefix = match input.get("orgIdPrefix") {
         None => None,
         // An org id's own characters, so it can only narrow the registry's ids.
+        Some(_) if only.is_some() => return Ok(json!({"dropped": "orgIds or orgIdPrefix, not both"})),
         Some(Value::String(prefix)) if OrgId::parse(prefix).is_ok() => Some(prefix.as_str()),
         Some(_) => return Ok(json!({"dropped": "orgIdPrefix must be the start of an org id"})),
     };

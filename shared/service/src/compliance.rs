@@ -114,34 +114,58 @@ async fn team_names(store: &Store, org: &OrgId, teams: &[TeamId]) -> Result<Hash
 pub struct SyncShare {
     /// Learners whose compliance changed.
     pub changed: usize,
-    /// Every learner is in line (the marker is gone); else the request that the roster worker go on
-    /// is committed.
+    /// Nothing is left to this sync: every learner is in line (the marker is gone), or a newer change
+    /// has a sync of its own. Else the request that the roster worker go on is committed.
     pub done: bool,
 }
 
+/// How much of a sync one share does: at most `pages` pages of 100 learners, and no new page once
+/// `time` has passed (each page is up to 100 single-learner transactions).
+#[derive(Debug, Clone, Copy)]
+pub struct ShareSize {
+    pub pages: usize,
+    pub time: std::time::Duration,
+}
+
+impl ShareSize {
+    /// A request's share (and the reconcile job's): two pages, within a few seconds of the request's 10.
+    pub const INLINE: Self = Self { pages: crate::roster_build::INLINE_PAGES, time: std::time::Duration::from_secs(3) };
+    /// A roster worker run's: well within its 300 s timeout.
+    pub const WORKER: Self =
+        Self { pages: crate::roster_build::PAGES_PER_RUN, time: std::time::Duration::from_secs(180) };
+}
+
 /// Brings learners' obligations of assignment `id` in line with its rules as stored (after a change of
-/// its deadline, activity or mandatory flag), at most `pages` pages of 100 from `from`: a request's
-/// share ([`crate::roster_build::INLINE_PAGES`]) or a worker run's. When every learner is in line it
-/// clears the assignment's `complianceSync` marker; otherwise it commits
-/// `assignment.compliance_sync_requested` with where it stopped, which the roster worker takes on, so
-/// the sync goes on off the request path and never again from its first page. A newer rule change
-/// meanwhile starts over under the new rules (learners already in line are no-ops). Nothing to do (no
-/// marker, no assignment) is done.
+/// its deadline, activity or mandatory flag), one share of at most `size`: a request's or a worker
+/// run's. A share of change `rev` (the `complianceSync` marker that change set; none: the marker as
+/// read, for a sync that starts at the first page) goes on from `from`. When every learner is in line
+/// it clears the marker; otherwise it commits `assignment.compliance_sync_requested` (the change and
+/// where it stopped), which the roster worker takes on, so the sync goes on off the request path and
+/// never again from its first page. A share of an older change stops: the newer change's sync covers
+/// every learner. Tracked items changed meanwhile (`unitsRev`): the share starts over under them.
 pub async fn sync_share(
     ctx: &Ctx<'_>,
     org: &OrgId,
     id: domain::AssignmentId,
+    rev: Option<u64>,
     from: Option<PageKey>,
-    pages: usize,
+    size: ShareSize,
     now: DateTime<Utc>,
 ) -> Result<SyncShare, AppError> {
     let store = ctx.store;
+    let started = std::time::Instant::now();
     let mut changed = 0;
-    let Some(mut a) = store.get_assignment(org, id).await? else { return Ok(SyncShare { changed, done: true }) };
+    let done = |changed| Ok(SyncShare { changed, done: true });
+    // Strongly consistent: a share right after the change that set the marker must see it.
+    let Some(mut a) = store.current_assignment(org, id).await? else { return done(changed) };
+    let Some(rev) = rev.or(a.compliance_sync) else { return done(changed) };
     let mut start = from;
-    for _ in 0..pages.max(1) {
-        if a.compliance_sync.is_none() {
-            return Ok(SyncShare { changed, done: true });
+    for page in 0..size.pages.max(1) {
+        if a.compliance_sync != Some(rev) {
+            return done(changed);
+        }
+        if page > 0 && started.elapsed() >= size.time {
+            break;
         }
         let announce = outbound::compliance_only(org, now);
         match store.sync_compliance_page(org, &a, start.clone(), now, &announce).await {
@@ -150,35 +174,40 @@ pub async fn sync_share(
                 match page.next {
                     Some(next) => start = Some(next),
                     None => {
-                        store.finish_compliance_sync(org, &a).await?;
+                        store.finish_compliance_sync(org, &a, rev).await?;
                         tracing::info!(assignment_id = %id, changed, "learners' compliance synced");
-                        return Ok(SyncShare { changed, done: true });
+                        return done(changed);
                     }
                 }
             }
             Err(StoreError::AssignmentChanged) => {
-                let Some(current) = store.get_assignment(org, id).await? else {
-                    return Ok(SyncShare { changed, done: true });
-                };
+                let Some(current) = store.current_assignment(org, id).await? else { return done(changed) };
                 a = current;
                 start = None;
             }
             Err(other) => return Err(other.into()),
         }
     }
-    store.commit_events(org, &[sync_requested(org, id, start.as_ref(), now)]).await?;
-    Ok(SyncShare { changed, done: false })
+    let request = sync_requested(org, id, rev, start.as_ref(), now);
+    let handed_on = store.hand_on_compliance_sync(org, id, rev, now, &[request]).await?;
+    Ok(SyncShare { changed, done: !handed_on })
 }
 
-/// `assignment.compliance_sync_requested`: the request that the sync of `id`'s learners go on from
-/// `from` (the roster worker's).
-pub fn sync_requested(org: &OrgId, id: domain::AssignmentId, from: Option<&PageKey>, at: DateTime<Utc>) -> DomainEvent {
+/// `assignment.compliance_sync_requested`: the request that the sync of change `rev` of `id`'s learners
+/// go on from `from` (the roster worker's).
+pub fn sync_requested(
+    org: &OrgId,
+    id: domain::AssignmentId,
+    rev: u64,
+    from: Option<&PageKey>,
+    at: DateTime<Utc>,
+) -> DomainEvent {
     let resume = from.map_or(serde_json::Value::Null, PageKey::resume_point);
     outbound::other(
         "assignment.compliance_sync_requested",
         org,
         at,
-        serde_json::json!({"assignmentId": id, "resume": resume}),
+        serde_json::json!({"assignmentId": id, "rev": rev, "resume": resume}),
     )
 }
 

@@ -8,7 +8,7 @@ use serde_json::json;
 use store::StoreError;
 use store::retry::Retry;
 
-use crate::compliance::sync_share;
+use crate::compliance::{ShareSize, sync_share};
 use crate::roster_build::{INLINE_PAGES, Mode, Position, requested, run_here};
 use crate::{Actor, AppError, Ctx, outbound};
 
@@ -80,11 +80,15 @@ pub async fn change(
                 // the hourly reconcile's to finish, not the client's: the change stands.
                 let mut next = next;
                 if next.obligations_differ(&current) {
-                    if let Err(error) = sync_share(ctx, org, id, None, INLINE_PAGES, actor.now).await {
-                        tracing::warn!(assignment_id = %id, %error, "compliance sync left to reconcile");
-                    }
-                    // As stored: the sync's marker says whether learners are still being brought in line.
-                    next = store.get_assignment(org, id).await?.unwrap_or(next);
+                    let synced = match sync_share(ctx, org, id, None, None, ShareSize::INLINE, actor.now).await {
+                        Ok(share) => share.done,
+                        Err(error) => {
+                            tracing::warn!(assignment_id = %id, %error, "compliance sync left to reconcile");
+                            false
+                        }
+                    };
+                    // What the answer says of the sync; the store holds the marker's own value.
+                    next.compliance_sync = (!synced).then_some(next.units_rev);
                 }
                 let (Some(mode), Some(run)) = (roster_mode, next.roster_run) else {
                     return Ok(next);

@@ -30,9 +30,10 @@ pub enum Job {
     Reconcile,
 }
 
-/// One org's run of a job, as its queue message carries it.
+/// One org's run of a job, as its queue message carries it. Unknown fields are ignored, so that a
+/// message a newer version wrote still runs on an older one during a deployment.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct OrgJob {
     pub job: Job,
     pub org_id: OrgId,
@@ -59,7 +60,7 @@ impl OrgJob {
 /// key of the last item done, so the next part starts at the item it stopped at, wherever that item
 /// went meanwhile); and, if it stopped inside an assignment's rows, that assignment and its rows' page.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Resume {
     pub phase: Phase,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -608,18 +609,28 @@ async fn reconcile_rosters(
                 progressed = true;
             }
             Phase::ComplianceSyncs => {
-                // Rule changes (deadline, activity, mandatory flag) whose sync an interrupted patch or
-                // worker left unfinished, active assignments or not: each started again, a share here
-                // and the rest by the roster worker (a sync still going on is only repeated: learners
-                // in line are no-ops).
-                for a in store.assignments_awaiting_compliance_sync(org).await? {
+                // Rule changes (deadline, activity, mandatory flag) whose sync has not moved for a while
+                // (an interrupted patch, a request that ended in the failed-events queue), active
+                // assignments or not: each started again from its first page, a share here and the rest
+                // by the roster worker. A sync that goes on is left to go on.
+                let now = ctx.now(org);
+                let stalled = |a: &Assignment| {
+                    a.compliance_sync_at.is_none_or(|at| ctx.clock.wall() - at > crate::roster_build::STOPPED_AFTER)
+                };
+                let awaiting = store.assignments_awaiting_compliance_sync(org).await?;
+                for a in awaiting.iter().filter(|a| stalled(a)) {
+                    if progressed && budget.spent() {
+                        return Ok(Some(Resume { page: None, ..at }));
+                    }
+                    progressed = true;
                     let share = crate::compliance::sync_share(
                         ctx,
                         org,
                         a.id,
                         None,
-                        crate::roster_build::INLINE_PAGES,
-                        ctx.now(org),
+                        None,
+                        crate::compliance::ShareSize::INLINE,
+                        now,
                     );
                     match share.await {
                         Ok(share) => {

@@ -227,6 +227,14 @@ impl Store {
         self.get_entity::<AssignmentRecord>(keys::assignment_pk(org, id), keys::ASSIGNMENT_SK).await
     }
 
+    /// [`Store::get_assignment`], strongly consistent: what a use case reads right after its own write.
+    pub async fn current_assignment(&self, org: &OrgId, id: AssignmentId) -> Result<Option<Assignment>, StoreError> {
+        self.get_item(keys::assignment_pk(org, id), keys::ASSIGNMENT_SK, true)
+            .await?
+            .map(AssignmentRecord::entity_of)
+            .transpose()
+    }
+
     /// Several assignments by id (missing ones are left out), in no particular order.
     pub async fn get_assignments(&self, org: &OrgId, ids: &[AssignmentId]) -> Result<Vec<Assignment>, StoreError> {
         self.batch_get_entities::<AssignmentRecord>(
@@ -395,6 +403,8 @@ impl Store {
             // Learners' obligations follow in `Store::sync_compliance`; until it finishes, the
             // reconcile job finds this marker (the new `unitsRev`: operands are the old values).
             set.push("complianceSync = unitsRev + :one");
+            // A sync of an older change that had moved is not this one's.
+            remove.push(keys::COMPLIANCE_SYNC_AT);
         }
         if let Some(run) = after.roster_run.filter(|run| before.roster_run != Some(*run)) {
             // A new run takes the roster over (reactivation: it catches up off the request path).

@@ -51,6 +51,8 @@ pub const DATED_ROWS: &str = "datedRows";
 /// On an assignment: the `unitsRev` of a change of its obligation rules (deadline, activity, mandatory
 /// flag) not yet synced to every learner; removed once it is.
 pub const COMPLIANCE_SYNC: &str = "complianceSync";
+/// When a rule change's sync last handed on to its next share.
+pub const COMPLIANCE_SYNC_AT: &str = "complianceSyncAt";
 /// TTL attribute (epoch seconds) for idempotency records and rate counters.
 pub const TTL_ATTRIBUTE: &str = "expiresAt";
 
@@ -254,10 +256,10 @@ pub fn rate_pk(org: &OrgId, subject: &str, hour: &str) -> String {
 
 pub const RATE_SK: &str = "RATE";
 
-/// The org's own rate limits, where an operator raised (or lowered) the default: `ORG#o#RATE#limits` /
-/// `RATE`, beside its counters (no counter's subject is `limits`).
+/// The org's own rate limits, where an operator raised (or lowered) the default: `ORG#o#RATELIMITS` /
+/// `RATE`. Not under `ORG#o#RATE#…`: the read-only routes may update the counters there, not this.
 pub fn rate_limits_pk(org: &OrgId) -> String {
-    format!("ORG#{org}#RATE#limits")
+    format!("ORG#{org}#RATELIMITS")
 }
 
 /// One outbox item per transaction, each in its own partition (named by its first event's id).

@@ -399,8 +399,9 @@ impl Store {
             .expression_attribute_values(":c0", n(stored.completed_users))
             .expression_attribute_values(":i0", n(stored.in_progress_users))
             .expression_attribute_values(":n0", n(stored.not_started_users))
-            .expression_attribute_values(":s0", n(stored.completed_items_sum))
-            .expression_attribute_values(":zero", n(0));
+            .expression_attribute_values(":s0", n(stored.completed_items_sum));
+        // DynamoDB refuses a value no expression uses: `:zero` only where a guard does.
+        let mut uses_zero = false;
         match revision {
             Some(revision) => {
                 guards.push("countersRev = :rev".into());
@@ -410,6 +411,7 @@ impl Store {
             None => guards.push("attribute_not_exists(countersRev)".into()),
         }
         if stored.dated_rows == 0 {
+            uses_zero = true;
             guards.push(format!("(attribute_not_exists({0}) OR {0} = :zero)", keys::DATED_ROWS));
         } else {
             guards.push(format!("{} = :dr0", keys::DATED_ROWS));
@@ -431,8 +433,14 @@ impl Store {
                     guards.push(format!("#d{i} = :d{i}0"));
                     update = update.expression_attribute_values(format!(":d{i}0"), n(*count));
                 }
-                None => guards.push(format!("(attribute_not_exists(#d{i}) OR #d{i} = :zero)")),
+                None => {
+                    uses_zero = true;
+                    guards.push(format!("(attribute_not_exists(#d{i}) OR #d{i} = :zero)"));
+                }
             }
+        }
+        if uses_zero {
+            update = update.expression_attribute_values(":zero", n(0));
         }
         let result = self
             .send_update(

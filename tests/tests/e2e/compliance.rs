@@ -186,32 +186,50 @@ async fn an_overdue_mandatory_assignment_makes_a_learner_non_compliant_until_the
     assert_eq!(admin.status, StatusCode::OK, "an org admin's session has the scope");
 }
 
-/// A rule change of a mandatory org-wide assignment of 1,000 learners (made optional): the PATCH brings
-/// at most its share (two pages) in line and answers `complianceSync: syncing`; the roster worker does
-/// the rest off the request path, until no learner has the obligation and the assignment says
-/// `synced`. A repeated PATCH and a note's change meanwhile neither restart nor lose it.
+/// A rule change of a mandatory org-wide assignment of 1,000 learners (its deadline moved): the PATCH
+/// brings at most its share (two pages) in line and answers `complianceSync: syncing`; the roster worker
+/// does the rest off the request path, until every learner's obligation has the new date and the
+/// assignment says `synced`. A repeated PATCH and a note's change meanwhile neither restart nor lose it.
 #[tokio::test]
 async fn a_rule_change_of_a_thousand_learners_syncs_off_the_request_path() {
     let (env, org) = Env::with_org().await;
     let key = org.api_keys.admin.as_str();
-    let mut a =
-        testkit::fixtures::org_wide(&org.org_id, env.clock(&org.org_id).await.date_naive() + Duration::days(30));
+    let today = env.clock(&org.org_id).await.date_naive();
+    let mut a = testkit::fixtures::org_wide(&org.org_id, today + Duration::days(30));
     a.is_mandatory = true;
     let rows = testkit::fixtures::roster(&a, 1_000);
     let audit = testkit::fixtures::audit("assignment.created", &a.id.to_string());
     env.store.create_assignment(&org.org_id, &a, &audit, &rows, &[]).await.unwrap();
-    let learners = || async { env.get("/compliance").token(key).await.body["learners"].as_u64().unwrap() };
-    assert!(learners().await >= 1_000, "every row an obligation");
+    // How many learners' obligations of `a` fall due on `day`: a recount of the learners' items.
+    let due_on = |day: NaiveDate| {
+        let env = &env;
+        let org = org.org_id.clone();
+        async move {
+            let mut due = 0;
+            let mut pages = store::Pages::default();
+            while let Some(start) = pages.next_start() {
+                let page = env.store.compliance_learners_page(&org, &Default::default(), 500, start).await.unwrap();
+                due += pages
+                    .follow(page)
+                    .iter()
+                    .filter(|l| l.obligations.get(&a.id).and_then(|o| o.due_on) == Some(day))
+                    .count();
+            }
+            due
+        }
+    };
+    let moved = today + Duration::days(10);
+    assert_eq!(due_on(today + Duration::days(30)).await, 1_000);
 
     let path = format!("/assignments/{}", a.id);
-    let optional = env.patch(&path).token(key).json(json!({"isMandatory": false})).await;
-    assert_eq!(optional.status, StatusCode::OK, "{:?}", optional.body);
-    assert_eq!(optional.body["complianceSync"], "syncing", "more than the request's share");
-    assert!(learners().await > 0, "the request did not bring every learner in line itself");
+    let patched = env.patch(&path).token(key).json(json!({"deadline": moved})).await;
+    assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+    assert_eq!(patched.body["complianceSync"], "syncing", "more than the request's share");
+    assert!(due_on(moved).await < 1_000, "the request did not bring every learner in line itself");
     // A client's retry, and another change, while the worker goes on.
-    let again = env.patch(&path).token(key).json(json!({"isMandatory": false})).await;
+    let again = env.patch(&path).token(key).json(json!({"deadline": moved})).await;
     assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
-    let noted = env.patch(&path).token(key).json(json!({"note": "optional from now on"})).await;
+    let noted = env.patch(&path).token(key).json(json!({"note": "moved up"})).await;
     assert_eq!(noted.status, StatusCode::OK, "{:?}", noted.body);
 
     let synced = eventually("the sync's end", || async {
@@ -219,13 +237,13 @@ async fn a_rule_change_of_a_thousand_learners_syncs_off_the_request_path() {
         (detail.body["complianceSync"] == "synced").then_some(detail)
     })
     .await;
-    assert_eq!(synced.body["note"], "optional from now on");
-    // The figures equal a recount of the learners' items: nobody has an obligation left.
-    let mut obliged = 0;
-    let mut pages = store::Pages::default();
-    while let Some(start) = pages.next_start() {
-        let page = env.store.compliance_learners_page(&org.org_id, &Default::default(), 500, start).await.unwrap();
-        obliged += pages.follow(page).iter().filter(|l| !l.obligations.is_empty()).count();
-    }
-    assert_eq!((learners().await, obliged), (0, 0));
+    assert_eq!((synced.body["note"].clone(), synced.body["deadline"].clone()), (json!("moved up"), json!(moved)));
+    assert_eq!(due_on(moved).await, 1_000, "every learner's obligation follows the new deadline");
+    let summary = env.get("/compliance").token(key).await;
+    assert_eq!(
+        (summary.body["learners"].clone(), summary.body["compliantLearners"].clone()),
+        (json!(1_000), json!(1_000)),
+        "the figures equal the recount: {:?}",
+        summary.body
+    );
 }

@@ -39,7 +39,7 @@ async fn only_the_failing_message_of_a_batch_is_retried_and_it_is_dead_lettered_
     let env = Env::start().await;
     let ((first, first_due), (second, second_due)) = (org_owed_reminders(&env).await, org_owed_reminders(&env).await);
     let marker = uuid::Uuid::new_v4().to_string();
-    let poison = json!({"job": "reminders", "orgId": first.org_id, "poison": marker}).to_string();
+    let poison = json!({"job": "no such job", "orgId": first.org_id, "poison": marker}).to_string();
     let entries = [daily_job(&first), poison, daily_job(&second)]
         .into_iter()
         .enumerate()

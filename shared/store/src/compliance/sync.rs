@@ -108,22 +108,63 @@ impl Store {
         Err(StoreError::TransactionConflict(format!("compliance of {user} kept changing")))
     }
 
-    /// Records that every learner's obligation of `assignment` follows its rules as of `unitsRev`
-    /// (the marker a rule change set, see [`Store::update_assignment`]); a newer change keeps it.
-    pub async fn finish_compliance_sync(&self, org: &OrgId, assignment: &Assignment) -> Result<(), StoreError> {
+    /// Records that every learner's obligation of `assignment` follows the rules of change `rev` (the
+    /// marker that change set, see [`Store::update_assignment`]): the marker goes, unless a newer change
+    /// set its own or the tracked items changed meanwhile (`unitsRev`).
+    pub async fn finish_compliance_sync(
+        &self,
+        org: &OrgId,
+        assignment: &Assignment,
+        rev: u64,
+    ) -> Result<(), StoreError> {
         let result = self
             .send_update(
                 self.update_request()
                     .key(keys::PK, s(keys::assignment_pk(org, assignment.id)))
                     .key(keys::SK, s(keys::ASSIGNMENT_SK))
-                    .update_expression(format!("REMOVE {}", keys::COMPLIANCE_SYNC))
-                    .condition_expression("attribute_exists(PK) AND unitsRev = :rev")
-                    .expression_attribute_values(":rev", n(assignment.units_rev)),
+                    .update_expression(format!("REMOVE {}, {}", keys::COMPLIANCE_SYNC, keys::COMPLIANCE_SYNC_AT))
+                    .condition_expression(format!(
+                        "attribute_exists(PK) AND unitsRev = :units AND {} = :rev",
+                        keys::COMPLIANCE_SYNC
+                    ))
+                    .expression_attribute_values(":units", n(assignment.units_rev))
+                    .expression_attribute_values(":rev", n(rev)),
             )
             .await;
         match result {
             Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
             Err(other) => Err(other),
+        }
+    }
+
+    /// Hands the sync of change `rev` on to its next share: `events` (the request) commit with the time
+    /// it moved last (`complianceSyncAt`), if `rev` is still the assignment's change to sync. `false`
+    /// (nothing written): a newer change has its own sync, or this one is done.
+    pub async fn hand_on_compliance_sync(
+        &self,
+        org: &OrgId,
+        id: domain::AssignmentId,
+        rev: u64,
+        at: DateTime<Utc>,
+        events: &[domain::DomainEvent],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.transaction();
+        let marker = tx.update(
+            aws_sdk_dynamodb::types::Update::builder()
+                .key(keys::PK, s(keys::assignment_pk(org, id)))
+                .key(keys::SK, s(keys::ASSIGNMENT_SK))
+                .update_expression(format!("SET {} = :at", keys::COMPLIANCE_SYNC_AT))
+                .condition_expression(format!("{} = :rev", keys::COMPLIANCE_SYNC))
+                .expression_attribute_values(":at", s(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
+                .expression_attribute_values(":rev", n(rev)),
+        )?;
+        tx.outbox(org, events)?;
+        match tx.commit().await {
+            Ok(()) => Ok(true),
+            Err(TxFailure::Cancelled(reasons)) if reasons.get(marker).is_some_and(CancelReason::condition_failed) => {
+                Ok(false)
+            }
+            Err(other) => Err(other.into()),
         }
     }
 
