@@ -378,7 +378,10 @@ pub async fn drain_until(sqs: &aws_sdk_sqs::Client, queue: &str, n: usize, limit
             .collect();
         out.extend(messages.iter().filter_map(|m| serde_json::from_str::<Value>(m.body()?).ok()));
         if !entries.is_empty() {
-            let _ = sqs.delete_message_batch().queue_url(queue).set_entries(Some(entries)).send().await;
+            // A message not deleted would come again after its visibility timeout: read twice.
+            let deleted = sqs.delete_message_batch().queue_url(queue).set_entries(Some(entries)).send().await;
+            let failed = deleted.map(|out| out.failed().len()).unwrap_or(usize::MAX);
+            assert_eq!(failed, 0, "messages of {queue} not deleted");
         }
     }
     out
