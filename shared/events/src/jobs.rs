@@ -116,8 +116,8 @@ impl crate::entry::Context for Dispatcher {
 /// Puts one run of `job` per org on the queue: every org of the registry; `{"orgIds": [...]}`'s (an
 /// operator's rerun for some customers); or, with `{"orgIdPrefix": "…"}`, the registry's orgs whose id
 /// starts with it (a rerun for a range of orgs; tests, whose orgs share a prefix). The daily job's day
-/// is `{"date": "YYYY-MM-DD"}`'s, else each org's today. Malformed input is dropped (logged); a queue
-/// that keeps refusing fails the invocation, which the scheduler retries.
+/// is `{"date": "YYYY-MM-DD"}`'s, else each org's today. Malformed input is dropped (the answer says
+/// why); a queue that keeps refusing fails the invocation, which the scheduler retries.
 pub async fn dispatch(dispatcher: &Dispatcher, job: Job, input: &Value) -> Result<Value, ConsumerError> {
     let (date, only) = match (run_date(input), only_orgs(input)) {
         (Ok(date), Ok(only)) => (date, only),
