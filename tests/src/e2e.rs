@@ -146,6 +146,19 @@ impl Env {
         part["report"].clone()
     }
 
+    /// A fresh org (its id starting with `prefix`) whose first team's 5 learners are owed
+    /// `assignment.due_soon` today (an assignment due in 7 days), and a queue subscribed to that event.
+    pub async fn org_owed_reminders(&self, prefix: &str) -> (SeededOrg, String) {
+        let org = self.org_with_prefix(prefix).await;
+        let deadline = Utc::now().date_naive() + chrono::Duration::days(7);
+        let body = json!({"contentArea": "practice", "targetType": "topic", "targetId": "sql-injection",
+                          "assigneeType": "team", "assigneeId": org.teams[0].team_id, "deadline": deadline});
+        let created = self.post("/assignments").token(org.api_keys.admin.as_str()).json(body).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        let due_soon = self.subscribe(&org, "assignment.due_soon").await;
+        (org, due_soon)
+    }
+
     /// Moves `org`'s test clock forward by `by` through the gateway's local control, firing the
     /// template's schedules that fall in between for that org alone; the control's answer (`before`,
     /// `now`, `fired`: each firing's function, time and result).
@@ -351,6 +364,32 @@ pub fn assert_problem(reply: &Reply, status: u16, code: &str) {
     assert_eq!(reply.body["error"], code, "{:?}", reply.body);
     assert_eq!(reply.headers["content-type"], "application/problem+json");
     assert_eq!(reply.body["status"], status);
+}
+
+/// The first message of `queue` whose body `wanted` picks, waiting up to `limit` for it. Only looks: every
+/// message stays where it is for anyone else (the queue may be shared, as the failed-events queue is).
+pub async fn peek_until(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    limit: Duration,
+    wanted: impl Fn(&aws_sdk_sqs::types::Message) -> bool,
+) -> Option<aws_sdk_sqs::types::Message> {
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit {
+        let seen = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        if let Some(found) = seen.messages.unwrap_or_default().into_iter().find(&wanted) {
+            return Some(found);
+        }
+    }
+    None
 }
 
 /// The messages of `queue` until there are `n` or `limit` has passed, then any that follow until it

@@ -14,7 +14,6 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 use gateway::queue::{Deliveries, Delivery};
 use gateway::seed::SeededOrg;
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testkit::e2e::Env;
 
@@ -22,22 +21,6 @@ const BUDGET: Duration = Duration::from_millis(1500);
 
 async fn env() -> Env {
     Env::start_with(|template| template.job_budget = BUDGET).await
-}
-
-/// An org whose first team's 5 learners are owed `due_soon` today, and a subscription to it.
-async fn org_owed_reminders(env: &Env) -> (SeededOrg, String) {
-    org_owed_reminders_with_prefix(env, "jobs").await
-}
-
-async fn org_owed_reminders_with_prefix(env: &Env, prefix: &str) -> (SeededOrg, String) {
-    let org = env.org_with_prefix(prefix).await;
-    let deadline = Utc::now().date_naive() + chrono::Duration::days(7);
-    let body = json!({"contentArea": "practice", "targetType": "topic", "targetId": "sql-injection",
-                      "assigneeType": "team", "assigneeId": org.teams[0].team_id, "deadline": deadline});
-    let created = env.post("/assignments").token(org.api_keys.admin.as_str()).json(body).await;
-    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
-    let due_soon = env.subscribe(&org, "assignment.due_soon").await;
-    (org, due_soon)
 }
 
 /// The events of `queue` until there are `n` (or five minutes passed) and it is quiet.
@@ -73,8 +56,8 @@ fn runs_of(org: &SeededOrg, job: &str) -> Vec<Delivery> {
 #[tokio::test]
 async fn an_unreadable_item_in_one_orgs_deadline_index_stops_no_org_and_is_counted_once_per_run() {
     let env = env().await;
-    let (broken, broken_due) = org_owed_reminders(&env).await;
-    let others = [org_owed_reminders(&env).await, org_owed_reminders(&env).await];
+    let (broken, broken_due) = env.org_owed_reminders("jobs").await;
+    let others = [env.org_owed_reminders("jobs").await, env.org_owed_reminders("jobs").await];
     let today = Utc::now().date_naive();
     let corrupt_id = uuid::Uuid::new_v4();
     testkit::stack::raw_client()
@@ -135,7 +118,7 @@ async fn a_large_org_first_in_line_does_not_hold_back_the_small_orgs_and_every_l
     let large_due = env.subscribe(&large, "assignment.due_soon").await;
     let mut small = Vec::new();
     for _ in 0..5 {
-        small.push(org_owed_reminders(&env).await);
+        small.push(env.org_owed_reminders("jobs").await);
     }
 
     let only: Vec<_> = std::iter::once(&large.org_id).chain(small.iter().map(|(org, _)| &org.org_id)).collect();
@@ -173,8 +156,7 @@ async fn a_large_org_first_in_line_does_not_hold_back_the_small_orgs_and_every_l
 async fn a_schedule_dispatches_every_org_of_the_registry() {
     let env = env().await;
     let prefix = format!("walk{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let orgs =
-        [org_owed_reminders_with_prefix(&env, &prefix).await, org_owed_reminders_with_prefix(&env, &prefix).await];
+    let orgs = [env.org_owed_reminders(&prefix).await, env.org_owed_reminders(&prefix).await];
     // As the scheduler fires them, but for this test's orgs only.
     let daily = env.invoke("RemindersFunction", json!({"orgIdPrefix": format!("{prefix}-")})).await;
     assert_eq!(daily["dispatched"], 2, "{daily}");

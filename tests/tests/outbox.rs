@@ -186,24 +186,12 @@ async fn events_committed_while_the_publisher_is_down_go_out_once_when_it_runs_a
 /// The failed-events queue's message about the outbox item `key` (the queue is the stack's: other
 /// messages are left alone).
 async fn poll_parked(stack: &Stack, queue: &str, key: &str) -> Value {
-    let until = tokio::time::Instant::now() + Duration::from_secs(60);
-    while tokio::time::Instant::now() < until {
-        let got = stack
-            .sqs
-            .receive_message()
-            .queue_url(queue)
-            .max_number_of_messages(10)
-            .visibility_timeout(0)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        for m in got.messages.unwrap_or_default() {
-            let body: Value = serde_json::from_str(m.body().unwrap()).unwrap();
-            if body.pointer("/record/dynamodb/NewImage/PK/S").and_then(Value::as_str) == Some(key) {
-                return body;
-            }
-        }
-    }
-    panic!("the poison record was not parked in the failed-events queue");
+    let parked_record = |m: &aws_sdk_sqs::types::Message| {
+        let body: Value = serde_json::from_str(m.body().unwrap_or_default()).unwrap_or_default();
+        body.pointer("/record/dynamodb/NewImage/PK/S").and_then(Value::as_str) == Some(key)
+    };
+    let parked = testkit::e2e::peek_until(&stack.sqs, queue, Duration::from_secs(60), parked_record)
+        .await
+        .expect("the poison record parked in the failed-events queue");
+    serde_json::from_str(parked.body().unwrap()).unwrap()
 }

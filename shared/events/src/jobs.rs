@@ -109,7 +109,7 @@ pub struct Dispatcher {
 impl crate::entry::Context for Dispatcher {
     async fn from_env() -> Result<Self, crate::entry::Error> {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-        Ok(Self { consumer: Consumer::from_env().await?, queue: JobQueue::from_env(&config)? })
+        Ok(Self { consumer: Consumer::from_env_with(&config)?, queue: JobQueue::from_env(&config)? })
     }
 }
 
@@ -175,7 +175,7 @@ impl crate::entry::Context for Runner {
             .filter(|seconds| seconds.is_finite() && *seconds > 0.0)
             .ok_or("JOB_BUDGET_SECONDS must be a positive number of seconds")?;
         Ok(Self {
-            consumer: Consumer::from_env().await?,
+            consumer: Consumer::from_env_with(&config)?,
             queue: JobQueue::from_env(&config)?,
             budget: Duration::from_secs_f64(budget),
         })

@@ -27,9 +27,15 @@ pub struct MissingVariable(pub &'static str);
 impl Consumer {
     /// Reads `TABLE_NAME` and builds the DynamoDB client; fails fast at start-up.
     pub async fn from_env() -> Result<Self, MissingVariable> {
-        let table = std::env::var("TABLE_NAME").map_err(|_| MissingVariable("TABLE_NAME"))?;
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-        Ok(Consumer::new(Store::new(aws_sdk_dynamodb::Client::new(&config), table)))
+        Self::from_env_with(&config)
+    }
+
+    /// [`Consumer::from_env`] with an SDK configuration the function already loaded (loading it is
+    /// most of a cold start's set-up: once per container).
+    pub fn from_env_with(config: &aws_config::SdkConfig) -> Result<Self, MissingVariable> {
+        let table = std::env::var("TABLE_NAME").map_err(|_| MissingVariable("TABLE_NAME"))?;
+        Ok(Consumer::new(Store::new(aws_sdk_dynamodb::Client::new(config), table)))
     }
 }
 

@@ -6,22 +6,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use gateway::queue::Deliveries;
 use gateway::seed::SeededOrg;
-use reqwest::StatusCode;
 use serde_json::{Value, json};
-use testkit::e2e::{Env, eventually};
-
-use crate::{deadline, team_topic};
-
-/// An org whose first team's 5 learners are owed `due_soon` today, and a subscription to it.
-async fn org_owed_reminders(env: &Env) -> (SeededOrg, String) {
-    let org = env.org().await;
-    let mut body = team_topic(&org, "sql-injection");
-    body["deadline"] = json!(deadline(7));
-    let created = env.post("/assignments").token(org.api_keys.admin.as_str()).json(body).await;
-    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
-    let due_soon = env.subscribe(&org, "assignment.due_soon").await;
-    (org, due_soon)
-}
+use testkit::e2e::{Env, eventually, peek_until};
 
 fn daily_job(org: &SeededOrg) -> String {
     json!({"job": "reminders", "orgId": org.org_id, "date": chrono::Utc::now().date_naive()}).to_string()
@@ -37,7 +23,8 @@ fn queue_url() -> String {
 #[tokio::test]
 async fn only_the_failing_message_of_a_batch_is_retried_and_it_is_dead_lettered_after_max_receives() {
     let env = Env::start().await;
-    let ((first, first_due), (second, second_due)) = (org_owed_reminders(&env).await, org_owed_reminders(&env).await);
+    let ((first, first_due), (second, second_due)) =
+        (env.org_owed_reminders("e2e").await, env.org_owed_reminders("e2e").await);
     let marker = uuid::Uuid::new_v4().to_string();
     let poison = json!({"job": "no such job", "orgId": first.org_id, "poison": marker}).to_string();
     let entries = [daily_job(&first), poison, daily_job(&second)]
@@ -55,29 +42,11 @@ async fn only_the_failing_message_of_a_batch_is_retried_and_it_is_dead_lettered_
     }
     // Five deliveries a visibility timeout (the local stack's 5 s) apart, then the move.
     let dead_letters = std::env::var("FAILED_EVENTS_QUEUE_URL").unwrap();
-    let waiting = Instant::now();
-    let parked = loop {
-        // A look that leaves the messages where they are for anyone else.
-        let seen = env
-            .sqs
-            .receive_message()
-            .queue_url(&dead_letters)
-            .max_number_of_messages(10)
-            .visibility_timeout(0)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        let found =
-            seen.messages.unwrap_or_default().into_iter().find(|m| m.body().is_some_and(|b| b.contains(&marker)));
-        if let Some(parked) = found {
-            break parked;
-        }
-        assert!(
-            waiting.elapsed() < Duration::from_secs(120),
-            "the failing message never reached the dead-letter queue"
-        );
-    };
+    let parked = peek_until(&env.sqs, &dead_letters, Duration::from_secs(120), |m| {
+        m.body().is_some_and(|b| b.contains(&marker))
+    })
+    .await
+    .expect("the failing message in the dead-letter queue");
     assert_eq!(parked.message_id(), Some(poison_id.as_str()), "the same message, moved by its redrive policy");
 
     let deliveries = Deliveries::shared();
@@ -93,7 +62,7 @@ async fn only_the_failing_message_of_a_batch_is_retried_and_it_is_dead_lettered_
 #[tokio::test]
 async fn a_delayed_message_is_delivered_after_its_delay() {
     let env = Env::start().await;
-    let (org, due_soon) = org_owed_reminders(&env).await;
+    let (org, due_soon) = env.org_owed_reminders("e2e").await;
     let delay = Duration::from_secs(8);
     let sent_at = Instant::now();
     let sent = env
