@@ -64,7 +64,7 @@ impl Env {
         let consumer = events::Consumer { store: store.clone(), clock: gateway::clock::TestClocks::shared() };
         let app = api::App::new(store.clone(), SECRET);
         let sqs = aws_sdk_sqs::Client::new(&config);
-        let jobs = gateway::bus::jobs_queue(&sqs).unwrap();
+        let jobs = gateway::bus::queues(&sqs).unwrap();
         let gw = gateway::Gateway::new(app, publisher, bucket, jobs, template.routes)
             .unwrap()
             .with_job_budget(template.job_budget)

@@ -62,3 +62,22 @@ pub async fn created_org_wide(store: &Store, org: &OrgId, learners: usize) -> (A
     let created = store.create_assignment(org, &a, &audit("assignment.created", "a"), &rows, &[]).await.unwrap();
     (created, rows)
 }
+
+/// The events of the outbox item named by its first event, read back as the stream would carry it.
+pub async fn outbox_item(org: &OrgId, first: uuid::Uuid) -> Option<Vec<domain::DomainEvent>> {
+    let table = std::env::var("TABLE_NAME").unwrap();
+    let item = raw_client()
+        .await
+        .get_item()
+        .table_name(table)
+        .key(store::keys::PK, aws_sdk_dynamodb::types::AttributeValue::S(store::keys::outbox_pk(org, first)))
+        .key(store::keys::SK, aws_sdk_dynamodb::types::AttributeValue::S(store::keys::OUTBOX_SK.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item?;
+    let image: std::collections::HashMap<String, serde_dynamo::AttributeValue> =
+        item.into_iter().map(|(k, v)| (k, v.into())).collect();
+    store::outbox_events(&serde_json::to_value(image).unwrap()).unwrap()
+}

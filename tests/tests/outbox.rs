@@ -49,7 +49,7 @@ impl Stack {
         let bucket = exports::Bucket::from_env(&self.config).unwrap();
         let template = gateway::Template::of_project().unwrap();
         let app = api::App::new(self.store.clone(), SECRET);
-        let jobs = gateway::bus::jobs_queue(&self.sqs).unwrap();
+        let jobs = gateway::bus::queues(&self.sqs).unwrap();
         let gw = gateway::Gateway::new(app, publisher, bucket, jobs, template.routes).unwrap();
         let reader = gateway::stream::publish(
             gw,

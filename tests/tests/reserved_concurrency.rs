@@ -4,9 +4,9 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testkit::e2e::{Env, eventually};
-/// The export worker runs at most its reserved concurrency (the template's 5) at once: with every slot
-/// taken, a requested export's event is throttled and kept (the local bus delivers it again), and the
-/// export runs once a slot frees. Nothing is lost.
+/// The export worker runs at most its reserved concurrency (the template's default, 5) at once: with
+/// every slot taken, a requested export's invocation is throttled and its message kept (the queue brings
+/// it back after its visibility timeout), and the export runs once a slot frees. Nothing is lost.
 #[tokio::test]
 async fn an_export_waits_while_its_worker_is_at_its_reserved_concurrency_and_is_not_lost() {
     let (env, org) = Env::with_org().await;

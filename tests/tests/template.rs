@@ -157,10 +157,10 @@ fn only_http_functions_get_the_session_secret() {
     }
 }
 
-/// The stage throttles everyone together, in front of the per-key/per-user limits, and exports (the
-/// heaviest route) cannot take the account's whole concurrency.
+/// The stage throttles everyone together, in front of the per-key/per-user limits, and each route a
+/// setting names gets less than the default.
 #[test]
-fn api_stage_is_throttled_and_exports_have_reserved_concurrency() {
+fn api_stage_is_throttled_per_route() {
     let template = template();
     let api = resource_of_type(&template, "AWS::Serverless::HttpApi").expect("HTTP API");
     let route = &api["Properties"]["DefaultRouteSettings"];
@@ -181,8 +181,51 @@ fn api_stage_is_throttled_and_exports_have_reserved_concurrency() {
         let (rate, default) = (setting["ThrottlingRateLimit"].as_f64(), route["ThrottlingRateLimit"].as_f64());
         assert!(rate.zip(default).is_some_and(|(rate, default)| rate < default), "{key}: {rate:?} vs {default:?}");
     }
-    let export = &template["Resources"]["ExportWorkerFunction"]["Properties"];
-    assert!(export["ReservedConcurrentExecutions"].as_u64().is_some_and(|c| (1..=10).contains(&c)), "{export:?}");
+}
+
+/// The queue workers (org jobs, rosters, exports) have reserved concurrency from a parameter with a
+/// default between 1 and 10 whose 0 reserves none (an account with a low concurrency quota still
+/// deploys: reserving 0 would stop the function), and their mapping runs fewer batches at once than
+/// that, leaving a slot for an operator's direct run.
+#[test]
+fn queue_workers_reserve_concurrency_by_parameter_and_zero_reserves_none() {
+    let template = template();
+    let tag_of = |value: &Value| match value {
+        Value::Tagged(tagged) => (tagged.tag.to_string(), tagged.value.clone()),
+        other => panic!("not a tagged value: {other:?}"),
+    };
+    for function in ["OrgJobsFunction", "RosterWorkerFunction", "ExportWorkerFunction"] {
+        let props = &template["Resources"][function]["Properties"];
+        let (tag, args) = tag_of(&props["ReservedConcurrentExecutions"]);
+        assert_eq!(tag, "!If", "{function}");
+        let condition = args[0].as_str().expect("a condition name");
+        let (_, parameter) = tag_of(&args[1]);
+        let parameter = parameter.as_str().expect("!Ref <parameter>");
+        assert_eq!(tag_of(&args[2]), ("!Ref".to_owned(), Value::from("AWS::NoValue")), "{function}");
+        // The condition: the parameter is not 0.
+        let (not, inner) = tag_of(&template["Conditions"][condition]);
+        assert_eq!(not, "!Not", "{condition}");
+        let (equals, operands) = tag_of(&inner[0]);
+        assert_eq!(equals, "!Equals", "{condition}");
+        assert_eq!(tag_of(&operands[0]), ("!Ref".to_owned(), Value::from(parameter)), "{condition}");
+        assert_eq!(operands[1].as_u64(), Some(0), "{condition}");
+        let declared = &template["Parameters"][parameter];
+        assert_eq!(declared["MinValue"].as_u64(), Some(0), "{parameter}");
+        let reserved = declared["Default"].as_u64().expect("a default");
+        assert!((1..=10).contains(&reserved), "{parameter}: {reserved}");
+        let mapping = props["Events"].as_mapping().unwrap().values().find(|e| e["Type"].as_str() == Some("SQS"));
+        let (_, batches) =
+            tag_of(&mapping.expect("an SQS mapping")["Properties"]["ScalingConfig"]["MaximumConcurrency"]);
+        let batches = template["Parameters"][batches.as_str().unwrap()]["Default"].as_u64().unwrap();
+        assert!((2..reserved).contains(&batches), "{function}: {batches} batches at once, {reserved} reserved");
+    }
+    // A worker's request holds its org's lane while it runs: longer than the worker may run.
+    for (function, lane) in
+        [("RosterWorkerFunction", domain::Lane::Roster), ("ExportWorkerFunction", domain::Lane::Export)]
+    {
+        let timeout = template["Resources"][function]["Properties"]["Timeout"].as_u64().unwrap();
+        assert!(service::lanes::running_hold(lane).as_secs() > timeout, "{function}");
+    }
 }
 
 /// Export objects, and their old versions, expire 30 days after they were written (README).
@@ -289,5 +332,5 @@ fn queue_mappings_outlast_their_functions_and_dead_letter_what_keeps_failing() {
             }
         }
     }
-    assert!(mapped >= 1, "the job queue's mapping");
+    assert!(mapped >= 3, "the job queue's and the workers' mappings");
 }

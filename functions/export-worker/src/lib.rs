@@ -1,4 +1,5 @@
-//! `export.requested` (the service's own event, from the outbox through the bus) → the CSV audit pack
+//! `export.requested` (the service's own request, from the outbox through its queue, one per org at a
+//! time: `events::work`) → the CSV audit pack
 //! written to S3, the job marked ready with its audit entry and `export.ready` (see `service::export`).
 //! Off the request path, so an export of any size has the function's whole timeout.
 
@@ -29,10 +30,16 @@ impl events::entry::Context for Worker {
 }
 
 /// This function's handler, for its `main.rs` and the local gateway.
-pub const HANDLER: events::entry::Handler<Worker> = |worker, event| Box::pin(handle(worker, event));
+pub const HANDLER: events::entry::Handler<Worker> = |worker, event| Box::pin(take(worker, event));
+
+/// The requests of a batch from the queue, each in its org's lane (or one invoked directly).
+async fn take(worker: &Worker, event: Value) -> Result<Value, events::ConsumerError> {
+    let ctx = Ctx::new(&worker.store, worker.clock.as_ref());
+    events::work::take(&ctx, domain::Lane::Export, event, |request| handle(worker, request)).await
+}
 
 /// Runs the export the event names; a malformed event is logged and dropped, a storage failure is
-/// returned so the rule retries it (then its dead-letter queue).
+/// returned so the queue brings it back (then parks it in its dead-letter queue).
 pub async fn handle(worker: &Worker, event: Value) -> Result<Value, events::ConsumerError> {
     let detail = &event["detail"];
     let org = detail["orgId"].as_str().and_then(|o| OrgId::parse(o).ok());

@@ -1,4 +1,5 @@
-//! The roster worker, on the service's own requests (from the outbox through the bus):
+//! The roster worker, on the service's own requests (from the outbox through its queue, one per org at a
+//! time: `events::work`):
 //! - `assignment.roster_requested` → a roster run: the rows of a large team or org assignment written
 //!   (create) or brought in line with the projection (reactivation, the reconcile job), page by page,
 //!   then `rosterStatus: complete` (see `service::roster_build`);
@@ -11,10 +12,15 @@ use service::compliance::ShareSize;
 use service::roster_build::PAGES_PER_RUN;
 
 /// This function's handler, for its `main.rs` and the local gateway.
-pub const HANDLER: events::entry::Handler = |consumer, event| Box::pin(handle(consumer, event));
+pub const HANDLER: events::entry::Handler = |consumer, event| Box::pin(take(consumer, event));
+
+/// The requests of a batch from the queue, each in its org's lane (or one invoked directly).
+async fn take(consumer: &events::Consumer, event: Value) -> Result<Value, events::ConsumerError> {
+    events::work::take(&consumer.ctx(), domain::Lane::Roster, event, |request| handle(consumer, request)).await
+}
 
 /// Runs the request the event carries; a malformed one is logged and dropped, a storage failure is
-/// returned so the rule retries it (then its dead-letter queue).
+/// returned so the queue brings it back (then parks it in its dead-letter queue).
 pub async fn handle(consumer: &events::Consumer, event: Value) -> Result<Value, events::ConsumerError> {
     let detail = &event["detail"];
     let org = detail["orgId"].as_str().and_then(|o| OrgId::parse(o).ok());

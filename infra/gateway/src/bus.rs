@@ -188,12 +188,26 @@ pub async fn deliver(gateway: Gateway, sqs: aws_sdk_sqs::Client, installed: Vec<
     futures::future::join_all(pollers).await;
 }
 
-/// The scheduled jobs' queue the local stack made (`ORG_JOBS_QUEUE_URL`), on a client that records the
-/// functions' permissions.
-pub fn jobs_queue(sqs: &aws_sdk_sqs::Client) -> Result<events::jobs::JobQueue, GatewayError> {
-    let url = std::env::var(events::jobs::QUEUE_URL_VAR)
-        .map_err(|_| GatewayError::Bus(format!("{} not set", events::jobs::QUEUE_URL_VAR)))?;
-    Ok(events::jobs::JobQueue::new(crate::iam::sqs(sqs), url))
+/// The queues the local stack made (`ORG_JOBS_QUEUE_URL`, `ROSTER_WORK_QUEUE_URL`,
+/// `EXPORT_WORK_QUEUE_URL`), on a client that records the functions' permissions.
+pub fn queues(sqs: &aws_sdk_sqs::Client) -> Result<Queues, GatewayError> {
+    let queue = |var: &str| {
+        let url = std::env::var(var).map_err(|_| GatewayError::Bus(format!("{var} not set")))?;
+        Ok::<_, GatewayError>(events::queue::Queue::new(crate::iam::sqs(sqs), url))
+    };
+    Ok(Queues {
+        jobs: queue(events::jobs::QUEUE_URL_VAR)?,
+        roster: queue(events::work::ROSTER_QUEUE_URL_VAR)?,
+        export: queue(events::work::EXPORT_QUEUE_URL_VAR)?,
+    })
+}
+
+/// The queues the service's functions send to: the scheduled jobs' and the workers'.
+#[derive(Debug, Clone)]
+pub struct Queues {
+    pub jobs: events::queue::Queue,
+    pub roster: events::queue::Queue,
+    pub export: events::queue::Queue,
 }
 
 /// Installs the template's rules and delivers their events on a thread of its own, for the life of
@@ -226,7 +240,7 @@ pub fn start_in_background(template: Template, session_secret: Vec<u8>) -> Resul
                     let publisher = events::Publisher::new(crate::iam::eventbridge(&events), bus);
                     let mut bucket = exports::Bucket::from_env(&config).map_err(GatewayError::Bus)?;
                     bucket.client = crate::iam::s3(&bucket.client);
-                    let jobs = jobs_queue(&sqs)?;
+                    let jobs = self::queues(&sqs)?;
                     let gateway = Gateway::new(api::App::new(store, &session_secret), publisher, bucket, jobs, routes)?
                         .with_job_budget(job_budget);
                     let installed = install(&rules, &events, &sqs).await?;

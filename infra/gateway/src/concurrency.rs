@@ -77,8 +77,9 @@ impl Concurrency {
     }
 }
 
-/// Each function's `ReservedConcurrentExecutions` in the template (a number, or a `!Ref` to a parameter
-/// with a default).
+/// Each function's `ReservedConcurrentExecutions` in the template: a number, a `!Ref` to a parameter
+/// with a default, or `!If [<condition>, !Ref <parameter>, !Ref AWS::NoValue]` — the template's form for
+/// "0 reserves none", whose condition is that the parameter is not 0 (`tests/tests/template.rs`).
 pub(crate) fn reserved(
     resources: &serde_yaml_ng::Mapping,
     parameters: &serde_yaml_ng::Value,
@@ -90,13 +91,19 @@ pub(crate) fn reserved(
         }
         let function = logical_id.as_str().unwrap_or_default();
         let value = &resource["Properties"]["ReservedConcurrentExecutions"];
-        let slots = match value {
-            serde_yaml_ng::Value::Null => continue,
+        let default_of = |value: &serde_yaml_ng::Value| match value {
             serde_yaml_ng::Value::Tagged(tagged) if tagged.tag == "Ref" => {
-                let name = tagged.value.as_str().unwrap_or_default();
-                parameters[name]["Default"].as_u64()
+                parameters[tagged.value.as_str().unwrap_or_default()]["Default"].as_u64()
             }
             other => other.as_u64(),
+        };
+        let slots = match value {
+            serde_yaml_ng::Value::Null => continue,
+            serde_yaml_ng::Value::Tagged(tagged) if tagged.tag == "If" => match default_of(&tagged.value[1]) {
+                Some(0) => continue,
+                slots => slots,
+            },
+            other => default_of(other),
         };
         let slots = slots.ok_or_else(|| {
             GatewayError::Template(format!("{function}: ReservedConcurrentExecutions is not a number: {value:?}"))

@@ -221,14 +221,14 @@ pub struct Gateway {
 impl Gateway {
     /// Refuses a template route whose function this gateway cannot run.
     /// `publisher` is the outbox publisher's way to the bus; `bucket`'s client also reaches the SARIF
-    /// uploads bucket (`SARIF_BUCKET`); `jobs` is the scheduled jobs' queue, whose parts run on the
-    /// template's budget (see [`Gateway::with_job_budget`]). Every function runs on the process's test
+    /// uploads bucket (`SARIF_BUCKET`); `queues` are the scheduled jobs' queue, whose parts run on the
+    /// template's budget, and the workers' (the publisher sends their requests there) (see [`Gateway::with_job_budget`]). Every function runs on the process's test
     /// clocks ([`clock::TestClocks::shared`]).
     pub fn new(
         mut app: App,
         publisher: events::Publisher,
         bucket: exports::Bucket,
-        jobs: events::jobs::JobQueue,
+        queues: bus::Queues,
         routes: Vec<Route>,
     ) -> Result<Self, GatewayError> {
         if let Some(route) = routes.iter().find(|r| registered(&r.function).is_none()) {
@@ -243,6 +243,8 @@ impl Gateway {
             sarif_worker_fn::Worker { store: app.store.clone(), bucket: uploads()?, clock: clocks.clone() };
         let export_worker =
             export_worker_fn::Worker { store: app.store.clone(), bucket: bucket.clone(), clock: clocks.clone() };
+        let bus::Queues { jobs, roster, export } = queues;
+        let publisher = publisher.with_work(events::work::WorkQueues { lanes: consumer.clone(), roster, export });
         let dispatcher = events::jobs::Dispatcher { consumer: consumer.clone(), queue: jobs.clone() };
         let runner = events::jobs::Runner {
             consumer: consumer.clone(),

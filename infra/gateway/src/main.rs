@@ -51,7 +51,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Platform events on the local bus reach the consumers through the template's rules.
     gateway::bus::start_in_background(template.clone(), secret.clone().into_bytes())?;
     let store = app.store.clone();
-    let jobs = gateway::bus::jobs_queue(&aws_sdk_sqs::Client::new(&config))?;
+    let jobs = gateway::bus::queues(&aws_sdk_sqs::Client::new(&config))?;
     let gateway = Gateway::new(app, publisher, bucket, jobs, template.routes)?
         .with_job_budget(template.job_budget)
         .with_schedules(template.schedules);

@@ -32,7 +32,7 @@ pub use compliance::{
 pub use directory::{ApiKey, AuditEntry, CustomCourse, Team, TeamChange, User, UserChange, UserFacets};
 pub use export::{ExportJob, ExportStatus};
 pub use ids::{AssignmentId, CourseId, IdError, OrgId, Slug, TeamId, UserId, canonical_uuid};
-pub use outbound::DomainEvent;
+pub use outbound::{DomainEvent, Lane};
 pub use progress::{
     CompletedItem, Completion, Exemption, LearnerPatch, ProgressRow, Source, UserStatus, is_past_deadline,
 };

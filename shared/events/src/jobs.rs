@@ -10,20 +10,15 @@
 
 use std::time::Duration;
 
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use domain::OrgId;
 use serde_json::{Value, json};
 use service::scheduled::{Budget, Job, OrgJob};
 use store::Pages;
 
+use crate::queue::Queue;
 use crate::schedule::{only_orgs, run_date};
 use crate::{Consumer, ConsumerError, MissingVariable};
 
-/// Entries per `SendMessageBatch` (SQS's limit).
-const SEND_BATCH: usize = 10;
-/// Sends of a batch's failed entries before the dispatch fails (and the scheduler retries it: the
-/// orgs sent twice run twice, which their claims make harmless).
-const SEND_ATTEMPTS: usize = 3;
 /// How long a part may go on past its budget (the page it is in) before it is cut off: the budget
 /// (240 s) plus this stays below the function's timeout (300 s).
 const OVERRUN: Duration = Duration::from_secs(45);
@@ -33,83 +28,16 @@ pub const MAX_PARTS: u32 = 1_000;
 /// The job queue's environment variable: its URL.
 pub const QUEUE_URL_VAR: &str = "ORG_JOBS_QUEUE_URL";
 
-/// The queue the org runs wait in.
-#[derive(Debug, Clone)]
-pub struct JobQueue {
-    client: aws_sdk_sqs::Client,
-    url: String,
-}
-
-impl JobQueue {
-    pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
-        Self { client, url: url.into() }
-    }
-
-    /// The queue `ORG_JOBS_QUEUE_URL` names, with a client from `config`.
-    pub fn from_env(config: &aws_config::SdkConfig) -> Result<Self, MissingVariable> {
-        let url = std::env::var(QUEUE_URL_VAR).map_err(|_| MissingVariable(QUEUE_URL_VAR))?;
-        Ok(Self::new(aws_sdk_sqs::Client::new(config), url))
-    }
-
-    /// Puts `jobs` on the queue, ten to a call; entries SQS refused are sent again (a bounded number of
-    /// times).
-    pub async fn send(&self, jobs: &[OrgJob]) -> Result<(), ConsumerError> {
-        for chunk in jobs.chunks(SEND_BATCH) {
-            let mut waiting: Vec<(String, String)> = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, job)| Ok((i.to_string(), serde_json::to_string(job)?)))
-                .collect::<Result<_, serde_json::Error>>()
-                .map_err(|e| ConsumerError::Unavailable(format!("a job message: {e}")))?;
-            for attempt in 1..=SEND_ATTEMPTS {
-                let entries = waiting
-                    .iter()
-                    .map(|(id, body)| SendMessageBatchRequestEntry::builder().id(id).message_body(body).build())
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| ConsumerError::Unavailable(e.to_string()))?;
-                let failed = match self
-                    .client
-                    .send_message_batch()
-                    .queue_url(&self.url)
-                    .set_entries(Some(entries))
-                    .send()
-                    .await
-                {
-                    Ok(out) => out.failed().iter().map(|f| f.id().to_owned()).collect::<Vec<_>>(),
-                    Err(e) if attempt < SEND_ATTEMPTS => {
-                        tracing::warn!(attempt, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "job messages not sent; again");
-                        waiting.iter().map(|(id, _)| id.clone()).collect()
-                    }
-                    Err(e) => {
-                        return Err(ConsumerError::Unavailable(format!(
-                            "job queue: {}",
-                            aws_sdk_sqs::error::DisplayErrorContext(e)
-                        )));
-                    }
-                };
-                waiting.retain(|(id, _)| failed.contains(id));
-                if waiting.is_empty() {
-                    break;
-                }
-            }
-            if !waiting.is_empty() {
-                return Err(ConsumerError::Unavailable(format!("job queue refused {} messages", waiting.len())));
-            }
-        }
-        Ok(())
-    }
-}
-
 /// A schedule's function: the table (the org registry), its clock and the job queue.
 pub struct Dispatcher {
     pub consumer: Consumer,
-    pub queue: JobQueue,
+    pub queue: Queue,
 }
 
 impl crate::entry::Context for Dispatcher {
     async fn from_env() -> Result<Self, crate::entry::Error> {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-        Ok(Self { consumer: Consumer::from_env_with(&config)?, queue: JobQueue::from_env(&config)? })
+        Ok(Self { consumer: Consumer::from_env_with(&config)?, queue: Queue::from_var(&config, QUEUE_URL_VAR)? })
     }
 }
 
@@ -156,7 +84,7 @@ pub async fn dispatch(dispatcher: &Dispatcher, job: Job, input: &Value) -> Resul
 /// the budget of a part.
 pub struct Runner {
     pub consumer: Consumer,
-    pub queue: JobQueue,
+    pub queue: Queue,
     /// How long a part works before it hands the rest on: below the function's timeout, with room for
     /// the page it is in (`JOB_BUDGET_SECONDS`).
     pub budget: Duration,
@@ -176,7 +104,7 @@ impl crate::entry::Context for Runner {
             .ok_or("JOB_BUDGET_SECONDS must be a positive number of seconds")?;
         Ok(Self {
             consumer: Consumer::from_env_with(&config)?,
-            queue: JobQueue::from_env(&config)?,
+            queue: Queue::from_var(&config, QUEUE_URL_VAR)?,
             budget: Duration::from_secs_f64(budget),
         })
     }

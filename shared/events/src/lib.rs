@@ -3,7 +3,9 @@
 //! - [`platform`]: the consumed events (design §4), parsed and validated;
 //! - [`consumer`]: the handler every consumer Lambda runs: parse, then the `service` use case the
 //!   event calls for (idempotent, order-safe), its errors mapped to retry or drop;
-//! - [`schedule`]: the scheduled jobs' input; [`jobs`]: their queue (one run per org);
+//! - [`schedule`]: the scheduled jobs' input; [`jobs`]: their queue (one run per org); [`queue`]: an
+//!   SQS queue the service sends to;
+//! - [`work`]: the roster and export workers' requests, one per org at a time on each worker's queue;
 //! - [`outbox`]: domain events out: the table's stream of outbox items → [`Publisher`] (source
 //!   `assignments`, PutEvents ≤ 10 per call with failed entries resent).
 
@@ -13,7 +15,9 @@ pub mod jobs;
 pub mod outbox;
 pub mod platform;
 mod publisher;
+pub mod queue;
 pub mod schedule;
+pub mod work;
 
 pub use consumer::{Consumer, ConsumerError};
 pub use publisher::{BATCH, PublishError, Publisher};
@@ -41,11 +45,13 @@ impl Consumer {
 
 impl Publisher {
     /// The outbox publisher's context: reads `EVENT_BUS_NAME` and builds the EventBridge client (the
-    /// only function that does); fails fast at start-up.
+    /// only function that does), and the workers' queues and lanes ([`work::WorkQueues`]); fails fast at
+    /// start-up.
     pub async fn from_env() -> Result<Self, MissingVariable> {
         let bus = std::env::var("EVENT_BUS_NAME").map_err(|_| MissingVariable("EVENT_BUS_NAME"))?;
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-        Ok(Publisher::new(aws_sdk_eventbridge::Client::new(&config), bus))
+        let work = work::WorkQueues::from_env_with(&config, Consumer::from_env_with(&config)?)?;
+        Ok(Publisher::new(aws_sdk_eventbridge::Client::new(&config), bus).with_work(work))
     }
 }
 

@@ -1,9 +1,13 @@
-//! PutEvents to the service's bus: at most 10 entries a call, failed entries resent with backoff.
+//! PutEvents to the service's bus: at most 10 entries a call, failed entries resent with backoff; the
+//! workers' requests to their queues instead (`work`).
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use store::retry::Retry;
 
+use domain::Lane;
 use service::outbound::{DomainEvent, SOURCE};
+
+use crate::work::WorkQueues;
 
 /// PutEvents accepts at most 10 entries per call.
 pub const BATCH: usize = 10;
@@ -20,11 +24,20 @@ pub enum PublishError {
 pub struct Publisher {
     client: aws_sdk_eventbridge::Client,
     bus: String,
+    work: Option<WorkQueues>,
 }
 
 impl Publisher {
+    /// A publisher to `bus` that refuses the workers' requests until it has their queues
+    /// ([`Publisher::with_work`]).
     pub fn new(client: aws_sdk_eventbridge::Client, bus: impl Into<String>) -> Self {
-        Self { client, bus: bus.into() }
+        Self { client, bus: bus.into(), work: None }
+    }
+
+    /// Sends the workers' requests to `work`'s queues.
+    pub fn with_work(mut self, work: WorkQueues) -> Self {
+        self.work = Some(work);
+        self
     }
 
     pub fn bus(&self) -> &str {
@@ -35,7 +48,16 @@ impl Publisher {
     /// (throttling, internal errors) and calls that fail outright are resent. Stops at the first call
     /// whose entries cannot be sent and returns an error: the caller sends the whole list again, so
     /// events after a failed one are not sent ahead of it, and only the sent ones are sent twice.
+    /// The workers' requests among `events` go to their queues first ([`WorkQueues::send`]).
     pub async fn publish(&self, events: &[DomainEvent]) -> Result<(), PublishError> {
+        let requests: Vec<(Lane, &DomainEvent)> =
+            events.iter().filter_map(|e| Lane::of(&e.detail_type).map(|lane| (lane, e))).collect();
+        if !requests.is_empty() {
+            let failed = |reason: String| PublishError::Failed { failed: requests.len(), total: events.len(), reason };
+            let work = self.work.as_ref().ok_or_else(|| failed("no work queues configured".into()))?;
+            work.send(&requests).await.map_err(|e| failed(e.to_string()))?;
+        }
+        let events: Vec<&DomainEvent> = events.iter().filter(|e| Lane::of(&e.detail_type).is_none()).collect();
         let mut reason = String::new();
         for batch in events.chunks(BATCH) {
             let mut pending: Vec<PutEventsRequestEntry> = batch.iter().map(|e| self.entry(e)).collect();

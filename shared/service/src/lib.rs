@@ -13,6 +13,7 @@
 //!   announced;
 //! - [`sarif`]: code-scanning results become individual assignments for the commit's author;
 //! - [`scheduled`]: the daily reminders and the roster reconcile job;
+//! - [`lanes`]: the roster and export workers fair across orgs (one request of an org at a time);
 //! - [`outbound`]: the domain events the use cases announce; each commits in the transaction of the
 //!   change it announces (the store's outbox item), and the `outbox-publisher` sends it from the
 //!   table's stream.
@@ -31,6 +32,7 @@ pub mod create;
 mod error;
 #[cfg(feature = "export")]
 pub mod export;
+pub mod lanes;
 pub mod learners;
 pub mod membership;
 pub mod outbound;

@@ -543,7 +543,8 @@ async fn index_user_emails(store: &store::Store, org: &OrgId) -> usize {
     read
 }
 
-/// Reconcile for one org, from `at`: checks the head counts and backfills the email index (a bounded
+/// Reconcile for one org, from `at`: hands on stuck worker lanes (`lanes::revive`), checks the head
+/// counts and backfills the email index (a bounded
 /// share), compares the roster of every active team and org-wide assignment with the membership
 /// projection and repairs missing or stale rows (a roster run: a bounded share here, the rest by the
 /// roster worker; a stopped run is started again) and then, once the roster is complete, the counters
@@ -567,6 +568,8 @@ async fn reconcile_rosters(
         }
         match at.phase {
             Phase::Headcounts => {
+                // A worker lane whose holder never finished, with requests in line, is handed on.
+                report.count += crate::lanes::revive(ctx, org).await?;
                 report.count += recount_headcounts(ctx, org).await;
                 index_user_emails(store, org).await;
                 progressed = true;

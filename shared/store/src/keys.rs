@@ -24,6 +24,8 @@
 //! | export slot       | `ORG#o#EXPORTS`                                 | `SLOT#n` (n < 3)        |                                |                                                  |                           |
 //! | outbox (events of one transaction, TTL) | `ORG#o#OUTBOX#<first event id>` | `EVENTS`  |                                |                                                  |                           |
 //! | org registry      | `ORGS`                                          | `orgId`                 |                                |                                                  |                           |
+//! | work lane         | `ORG#o#LANE#<roster or export>`                  | `LANE`                  |                                |                                                  |                           |
+//! | request in line   | `ORG#o#LANE#<roster or export>`                  | `WAIT#<event id v7>`    |                                |                                                  |                           |
 //! | reminder sent     | `ORG#o#REMIND#a`                                | `user#kind`             |                                |                                                  |                           |
 //! | catalog node      | `CATALOG#area`                                  | `targetType#slug`       |                                |                                                  |                           |
 //!
@@ -297,6 +299,15 @@ pub fn catalog_pk(area: ContentArea) -> String {
 pub fn catalog_sk(target_type: TargetType, slug: &str) -> String {
     format!("{target_type}#{slug}")
 }
+
+/// An org's lane of one worker (`domain::Lane`): its holder, and the requests waiting in line behind it.
+pub fn lane_pk(org: &OrgId, lane: domain::Lane) -> String {
+    format!("ORG#{org}#LANE#{}", lane.as_str())
+}
+
+pub const LANE_SK: &str = "LANE";
+/// A request in line: `WAIT#<its event id>`, so the line is in the order the requests came.
+pub const LANE_WAIT_SK_PREFIX: &str = "WAIT#";
 
 #[cfg(test)]
 mod tests {

@@ -5,15 +5,14 @@
     reason = "tests date their data by the real time, as a client would; the code under test reads its context's clock"
 )]
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use chrono::Utc;
 use domain::{DomainEvent, OrgId, User};
 use serde_json::json;
-use store::{Store, Written, keys};
+use store::{Store, Written};
 use testkit::fixtures::*;
-use testkit::stack::{raw_client, store_and_org};
+use testkit::stack::{outbox_item, store_and_org};
 
 fn event(org: &OrgId, detail_type: &str, n: usize) -> DomainEvent {
     let id = uuid::Uuid::now_v7();
@@ -23,24 +22,6 @@ fn event(org: &OrgId, detail_type: &str, n: usize) -> DomainEvent {
         detail: json!({"eventId": id, "orgId": org.as_str(), "n": n}),
         time: Utc::now(),
     }
-}
-
-/// The events of the outbox item named by its first event, read back as the stream would carry it.
-async fn outbox_item(org: &OrgId, first: uuid::Uuid) -> Option<Vec<DomainEvent>> {
-    let table = std::env::var("TABLE_NAME").unwrap();
-    let item = raw_client()
-        .await
-        .get_item()
-        .table_name(table)
-        .key(keys::PK, aws_sdk_dynamodb::types::AttributeValue::S(keys::outbox_pk(org, first)))
-        .key(keys::SK, aws_sdk_dynamodb::types::AttributeValue::S(keys::OUTBOX_SK.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item?;
-    let image: HashMap<String, serde_dynamo::AttributeValue> = item.into_iter().map(|(k, v)| (k, v.into())).collect();
-    store::outbox_events(&serde_json::to_value(image).unwrap()).unwrap()
 }
 
 #[tokio::test]

@@ -304,7 +304,7 @@ async fn a_failed_export_aborts_its_upload() {
     bucket.client = gateway::iam::s3(&aws_sdk_s3::Client::from_conf(failing));
     let template = gateway::Template::of_project().unwrap();
     let publisher = events::Publisher::new(env.events.clone(), std::env::var("EVENT_BUS_NAME").unwrap());
-    let jobs = gateway::bus::jobs_queue(&env.sqs).unwrap();
+    let jobs = gateway::bus::queues(&env.sqs).unwrap();
     let broken = gateway::Gateway::new(
         api::App::new(env.store.clone(), SECRET),
         publisher,

@@ -1,0 +1,80 @@
+//! An SQS queue the service sends to: the scheduled jobs' org runs (`jobs`) and the workers' requests
+//! (`work`).
+
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use serde::Serialize;
+
+use crate::{ConsumerError, MissingVariable};
+
+/// Entries per `SendMessageBatch` (SQS's limit).
+const SEND_BATCH: usize = 10;
+/// Sends of a batch's failed entries before the send fails (and its caller is retried: a message sent
+/// twice is run twice, which every consumer makes harmless).
+const SEND_ATTEMPTS: usize = 3;
+
+/// A queue, by URL.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    client: aws_sdk_sqs::Client,
+    url: String,
+}
+
+impl Queue {
+    pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
+        Self { client, url: url.into() }
+    }
+
+    /// The queue the environment variable `var` names, with a client from `config`.
+    pub fn from_var(config: &aws_config::SdkConfig, var: &'static str) -> Result<Self, MissingVariable> {
+        let url = std::env::var(var).map_err(|_| MissingVariable(var))?;
+        Ok(Self::new(aws_sdk_sqs::Client::new(config), url))
+    }
+
+    /// Puts `messages` (as JSON) on the queue, ten to a call; entries SQS refused are sent again (a
+    /// bounded number of times).
+    pub async fn send<T: Serialize>(&self, messages: &[T]) -> Result<(), ConsumerError> {
+        for chunk in messages.chunks(SEND_BATCH) {
+            let mut waiting: Vec<(String, String)> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, message)| Ok((i.to_string(), serde_json::to_string(message)?)))
+                .collect::<Result<_, serde_json::Error>>()
+                .map_err(|e| ConsumerError::Unavailable(format!("a queue message: {e}")))?;
+            for attempt in 1..=SEND_ATTEMPTS {
+                let entries = waiting
+                    .iter()
+                    .map(|(id, body)| SendMessageBatchRequestEntry::builder().id(id).message_body(body).build())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| ConsumerError::Unavailable(e.to_string()))?;
+                let failed = match self
+                    .client
+                    .send_message_batch()
+                    .queue_url(&self.url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                {
+                    Ok(out) => out.failed().iter().map(|f| f.id().to_owned()).collect::<Vec<_>>(),
+                    Err(e) if attempt < SEND_ATTEMPTS => {
+                        tracing::warn!(attempt, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "messages not sent; again");
+                        waiting.iter().map(|(id, _)| id.clone()).collect()
+                    }
+                    Err(e) => {
+                        return Err(ConsumerError::Unavailable(format!(
+                            "queue: {}",
+                            aws_sdk_sqs::error::DisplayErrorContext(e)
+                        )));
+                    }
+                };
+                waiting.retain(|(id, _)| failed.contains(id));
+                if waiting.is_empty() {
+                    break;
+                }
+            }
+            if !waiting.is_empty() {
+                return Err(ConsumerError::Unavailable(format!("queue refused {} messages", waiting.len())));
+            }
+        }
+        Ok(())
+    }
+}
