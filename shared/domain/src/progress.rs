@@ -149,9 +149,14 @@ pub struct ProgressRow {
     pub extended_to: Option<NaiveDate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exemption: Option<Exemption>,
-    /// Recurring assignments: every completion of a tracked item (see [`crate::recurrence`]).
+    /// Recurring assignments: every completion of a tracked item that a derivation may still read (see
+    /// [`crate::recurrence::compact`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub log: CompletionLog,
+    /// Recurring assignments: the first day `log` is whole from (`None`: every completion), after the
+    /// cycles closed before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_from: Option<NaiveDate>,
     /// Recurring assignments: the completed cycles, derived from `log`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cycles: Vec<Cycle>,
@@ -181,6 +186,7 @@ impl ProgressRow {
             extended_to: None,
             exemption: None,
             log: BTreeMap::new(),
+            log_from: None,
             cycles: Vec::new(),
             valid_until: None,
             window_opens_on: None,

@@ -6,6 +6,12 @@
 //! boundaries fall on UTC days, so the per-day entries lose nothing the derivation needs, and the
 //! derivation is a function of the set of completions: any delivery order of the same events gives
 //! the same cycles.
+//!
+//! The log does not grow for good ([`compact`]): completions more than [`LATE_COMPLETION_DAYS`] older
+//! than the newest one are reduced to what the derivation still reads — nothing before the start of the
+//! last completed cycle that began before then (the cycles before it are closed, kept as derived), and in
+//! each later cycle each item's first completion and the ones that beat its best score so far. A
+//! completion that arrives more than that late is judged against what is left.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +27,9 @@ pub const MAX_WINDOW_DAYS: u32 = 180;
 pub const DEFAULT_WINDOW_DAYS: u32 = 30;
 /// A row derives at most this many cycles (more than a century of monthly recertification).
 const MAX_CYCLES: usize = 1_500;
+/// How much older than the newest completion of a row a completion may be and still be kept whole:
+/// completions that arrive up to this late give the cycles that in-order delivery gives.
+pub const LATE_COMPLETION_DAYS: u64 = 90;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -77,6 +86,9 @@ pub struct Derived {
     pub current: BTreeMap<String, CompletedItem>,
     /// The first day completions count towards the cycle in progress (`None`: the first cycle).
     pub current_from: Option<NaiveDate>,
+    /// The first day of each of `cycles` (`None`: the first cycle, and cycles closed before the log's
+    /// start).
+    pub starts: Vec<Option<NaiveDate>>,
 }
 
 /// Derives the cycles of `log` for `units` (`item_count` tracked items) under `recurrence`. A cycle
@@ -84,6 +96,18 @@ pub struct Derived {
 /// `everyMonths` after the day of its last item; the next cycle counts from the window's first day
 /// (and never from the completion day itself).
 pub fn derive(log: &CompletionLog, units: &[TrackedUnit], item_count: u32, recurrence: Recurrence) -> Derived {
+    derive_since(log, units, item_count, recurrence, Vec::new(), None)
+}
+
+/// [`derive`] of a log that starts on `log_from` (see [`compact`]), after the cycles `closed` before it.
+pub fn derive_since(
+    log: &CompletionLog,
+    units: &[TrackedUnit],
+    item_count: u32,
+    recurrence: Recurrence,
+    closed: Vec<Cycle>,
+    log_from: Option<NaiveDate>,
+) -> Derived {
     let tracked: Vec<(&String, &Vec<CompletedItem>)> =
         log.iter().filter(|(key, _)| TrackedItem::parse_key(key).is_some_and(|item| tracks(units, &item))).collect();
     let first_from = |from: Option<NaiveDate>| -> BTreeMap<String, CompletedItem> {
@@ -98,15 +122,16 @@ pub fn derive(log: &CompletionLog, units: &[TrackedUnit], item_count: u32, recur
             })
             .collect()
     };
-    let mut cycles: Vec<Cycle> = Vec::new();
-    let mut from: Option<NaiveDate> = None;
+    let mut starts: Vec<Option<NaiveDate>> = vec![None; closed.len()];
+    let mut cycles = closed;
+    let mut from = log_from;
     let mut last_items = BTreeMap::new();
     loop {
         let items = first_from(from);
         let complete = item_count > 0 && items.len() as u64 >= u64::from(item_count);
         if !complete || cycles.len() >= MAX_CYCLES {
             let current = if items.is_empty() { last_items } else { items };
-            return Derived { cycles, current, current_from: from };
+            return Derived { cycles, current, current_from: from, starts };
         }
         let completed_at = items.values().map(|c| c.completed_at).max().unwrap_or_default();
         let done_day = completed_at.date_naive();
@@ -127,10 +152,55 @@ pub fn derive(log: &CompletionLog, units: &[TrackedUnit], item_count: u32, recur
         let average_score = (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64);
         let valid_until = recurrence.valid_until(completed_at);
         cycles.push(Cycle { completed_at, average_score, valid_until });
+        starts.push(from);
         let next_day = done_day.succ_opt().unwrap_or(done_day);
         from = Some(recurrence.window_opens(valid_until).max(next_day));
         last_items = items;
     }
+}
+
+/// Drops from `log` (derived as `derived`; whole from `log_from`) what no derivation can read any more,
+/// keeping the last [`LATE_COMPLETION_DAYS`] before its newest completion whole: before that, nothing
+/// before the start of the last completed cycle that began then (its cycles are closed), and in each
+/// later cycle each item's first completion and those that beat the item's best score so far in the
+/// cycle (the derivation reads an item's first completion in a cycle and its best score up to a day).
+/// Returns the day the log is whole from now.
+pub fn compact(log: &mut CompletionLog, derived: &Derived, log_from: Option<NaiveDate>) -> Option<NaiveDate> {
+    let day_of = |e: &CompletedItem| e.completed_at.date_naive();
+    let Some(newest) = log.values().flatten().map(day_of).max() else { return log_from };
+    let horizon = newest.checked_sub_days(Days::new(LATE_COMPLETION_DAYS)).unwrap_or(NaiveDate::MIN);
+    let from = derived.starts.iter().flatten().copied().filter(|start| *start <= horizon).max().max(log_from);
+    let mut bounds: Vec<NaiveDate> =
+        derived.starts.iter().flatten().copied().chain(derived.current_from).filter(|b| Some(*b) >= from).collect();
+    bounds.sort_unstable();
+    for entries in log.values_mut() {
+        // The cycle of the entry before (by the cycle's first day; `Some(None)`: the first cycle) and the
+        // item's best score in it so far.
+        let mut segment: Option<Option<NaiveDate>> = None;
+        let mut best: Option<f64> = None;
+        entries.retain(|entry| {
+            let day = day_of(entry);
+            if from.is_some_and(|from| day < from) {
+                return false;
+            }
+            let cycle = bounds.iter().rev().find(|b| **b <= day).copied();
+            let first = segment != Some(cycle);
+            if first {
+                (segment, best) = (Some(cycle), None);
+            }
+            let beats = match (entry.score, best) {
+                (Some(score), Some(best)) => score > best,
+                (score, None) => score.is_some(),
+                (None, Some(_)) => false,
+            };
+            if beats {
+                best = entry.score;
+            }
+            day >= horizon || first || beats
+        });
+    }
+    log.retain(|_, entries| !entries.is_empty());
+    from
 }
 
 /// A recurring assignment's rows: their cycles, derived from their log.
@@ -175,11 +245,18 @@ impl ProgressRow {
         // Completions recorded while the assignment was not recurring (before it became so, or between
         // two recurring spells) join the log; items the log has already come from it.
         for (key, item) in &self.completed {
-            if !self.log.contains_key(key) {
+            let in_log = self.log_from.is_none_or(|from| item.completed_at.date_naive() >= from);
+            if in_log && !self.log.contains_key(key) {
                 self.log.insert(key.clone(), vec![item.clone()]);
             }
         }
-        let derived = derive(&self.log, units, item_count, recurrence);
+        // Cycles closed before the log's start stay as they were derived.
+        let closed = match self.log_from {
+            Some(from) => self.cycles.iter().filter(|c| c.completed_at.date_naive() < from).cloned().collect(),
+            None => Vec::new(),
+        };
+        let derived = derive_since(&self.log, units, item_count, recurrence, closed, self.log_from);
+        self.log_from = compact(&mut self.log, &derived, self.log_from);
         self.completed = derived.current;
         self.cycles = derived.cycles;
         let last = self.cycles.last();
@@ -264,5 +341,61 @@ mod tests {
         // A window longer than the validity opens the next cycle the day after completion.
         let eager = derive(&log, &units(), 2, Recurrence { every_months: 1, window_days: 180 });
         assert_eq!(eager.current_from, NaiveDate::from_ymd_opt(2026, 1, 12));
+    }
+
+    /// Six years of near-daily completions of two items, delivered in order but for some up to 60 days
+    /// late, recorded on a row: the row's cycles, progress and dates are what deriving the whole log
+    /// gives, under yearly and monthly recurrence, while the row's log stays bounded — the last 90 days
+    /// whole, before that each item's first completion per cycle and the scores that beat its best.
+    #[test]
+    fn a_compacted_log_derives_what_the_whole_log_derives_and_stays_bounded() {
+        use crate::ids::{AssignmentId, UserId};
+        use crate::progress::Source;
+        for recurrence in [YEARLY, Recurrence { every_months: 1, window_days: 7 }] {
+            let mut seed: u64 = 42;
+            let mut next = |bound: u64| {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (seed >> 33) % bound
+            };
+            let start = day(2026, 1, 1, 9);
+            let mut events: Vec<(i64, TrackedItem, Option<f64>, DateTime<Utc>)> = Vec::new();
+            for d in 0..(6 * 365) {
+                for i in 0..2u16 {
+                    if next(3) == 0 {
+                        continue;
+                    }
+                    let at = start + chrono::Duration::days(d) + chrono::Duration::minutes(next(600) as i64);
+                    let score = (next(4) > 0).then(|| next(101) as f64);
+                    // Delivered a little late, some of them up to 60 days.
+                    let delay = if next(20) == 0 { next(60) as i64 } else { 0 };
+                    events.push((d + delay, item(i), score, at));
+                }
+            }
+            events.sort_by_key(|(arrives, _, _, at)| (*arrives, *at));
+            let mut row =
+                ProgressRow::new(AssignmentId::new_v7(), UserId(uuid::Uuid::nil()), Source::Individual, start);
+            let mut whole = CompletionLog::new();
+            let mut most = 0;
+            for (n, (_, item, score, at)) in events.iter().enumerate() {
+                row.record_recurring_completion(item, *score, *at, &units(), 2, recurrence);
+                log_completion(&mut whole, item, *score, *at);
+                most = most.max(row.log.values().map(Vec::len).max().unwrap_or(0));
+                if n % 97 == 0 || n == events.len() - 1 {
+                    let expected = derive(&whole, &units(), 2, recurrence);
+                    assert_eq!(row.cycles, expected.cycles, "{recurrence:?}, after {n} completions");
+                    assert_eq!(row.completed, expected.current, "{recurrence:?}, after {n} completions");
+                    let last = expected.cycles.last();
+                    assert_eq!(row.valid_until, last.map(|c| c.valid_until));
+                    assert_eq!(row.window_opens_on, expected.current_from.filter(|_| last.is_some()));
+                }
+            }
+            assert!(row.cycles.len() >= 5, "{recurrence:?}: {} cycles", row.cycles.len());
+            assert!(row.log_from.is_some(), "{recurrence:?}: compacted");
+            // Per item: the 90 days kept whole, plus firsts and score records of the cycles before them.
+            let records = if recurrence == YEARLY { 2 * 101 } else { 5 * 101 };
+            assert!(most <= 91 + records, "{recurrence:?}: {most} entries of one item");
+            let whole_most = whole.values().map(Vec::len).max().unwrap();
+            assert!(most * 3 < whole_most, "{recurrence:?}: {most} of {whole_most} entries kept");
+        }
     }
 }
