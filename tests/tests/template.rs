@@ -208,7 +208,8 @@ fn queue_workers_reserve_concurrency_by_parameter_and_zero_reserves_none() {
         let (equals, operands) = tag_of(&inner[0]);
         assert_eq!(equals, "!Equals", "{condition}");
         assert_eq!(tag_of(&operands[0]), ("!Ref".to_owned(), Value::from(parameter)), "{condition}");
-        assert_eq!(operands[1].as_u64(), Some(0), "{condition}");
+        // A Ref to a Number parameter is a string in CloudFormation.
+        assert_eq!(operands[1].as_str(), Some("0"), "{condition}");
         let declared = &template["Parameters"][parameter];
         assert_eq!(declared["MinValue"].as_u64(), Some(0), "{parameter}");
         let reserved = declared["Default"].as_u64().expect("a default");

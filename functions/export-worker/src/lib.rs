@@ -15,6 +15,8 @@ pub struct Worker {
     pub bucket: Bucket,
     /// What time it is (the system\'s, deployed; see `service::clock`).
     pub clock: std::sync::Arc<dyn service::Clock>,
+    /// The worker's own queue: a failed request is brought back sooner.
+    pub queue: events::queue::Queue,
 }
 
 impl events::entry::Context for Worker {
@@ -25,6 +27,7 @@ impl events::entry::Context for Worker {
             store: Store::new(aws_sdk_dynamodb::Client::new(&config), table),
             bucket: Bucket::from_env(&config)?,
             clock: std::sync::Arc::new(service::SystemClock),
+            queue: events::queue::Queue::from_var(&config, events::work::EXPORT_QUEUE_URL_VAR)?,
         })
     }
 }
@@ -35,7 +38,7 @@ pub const HANDLER: events::entry::Handler<Worker> = |worker, event| Box::pin(tak
 /// The requests of a batch from the queue, each in its org's lane (or one invoked directly).
 async fn take(worker: &Worker, event: Value) -> Result<Value, events::ConsumerError> {
     let ctx = Ctx::new(&worker.store, worker.clock.as_ref());
-    events::work::take(&ctx, domain::Lane::Export, event, |request| handle(worker, request)).await
+    events::work::take(&ctx, domain::Lane::Export, &worker.queue, event, |request| handle(worker, request)).await
 }
 
 /// Runs the export the event names; a malformed event is logged and dropped, a storage failure is

@@ -11,12 +11,31 @@ use serde_json::{Value, json};
 use service::compliance::ShareSize;
 use service::roster_build::PAGES_PER_RUN;
 
+/// What this function builds once per container: the table and clock ([`events::Consumer`]) and its
+/// own queue (a failed request is brought back sooner).
+pub struct Worker {
+    pub consumer: events::Consumer,
+    pub queue: events::queue::Queue,
+}
+
+impl events::entry::Context for Worker {
+    async fn from_env() -> Result<Self, events::entry::Error> {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        Ok(Self {
+            consumer: events::Consumer::from_env_with(&config)?,
+            queue: events::queue::Queue::from_var(&config, events::work::ROSTER_QUEUE_URL_VAR)?,
+        })
+    }
+}
+
 /// This function's handler, for its `main.rs` and the local gateway.
-pub const HANDLER: events::entry::Handler = |consumer, event| Box::pin(take(consumer, event));
+pub const HANDLER: events::entry::Handler<Worker> = |worker, event| Box::pin(take(worker, event));
 
 /// The requests of a batch from the queue, each in its org's lane (or one invoked directly).
-async fn take(consumer: &events::Consumer, event: Value) -> Result<Value, events::ConsumerError> {
-    events::work::take(&consumer.ctx(), domain::Lane::Roster, event, |request| handle(consumer, request)).await
+async fn take(worker: &Worker, event: Value) -> Result<Value, events::ConsumerError> {
+    let consumer = &worker.consumer;
+    let ctx = consumer.ctx();
+    events::work::take(&ctx, domain::Lane::Roster, &worker.queue, event, |request| handle(consumer, request)).await
 }
 
 /// Runs the request the event carries; a malformed one is logged and dropped, a storage failure is

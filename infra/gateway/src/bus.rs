@@ -189,7 +189,7 @@ pub async fn deliver(gateway: Gateway, sqs: aws_sdk_sqs::Client, installed: Vec<
 }
 
 /// The queues the local stack made (`ORG_JOBS_QUEUE_URL`, `ROSTER_WORK_QUEUE_URL`,
-/// `EXPORT_WORK_QUEUE_URL`), on a client that records the functions' permissions.
+/// `EXPORT_WORK_QUEUE_URL`, `PARKED_EVENTS_QUEUE_URL`), on a client that records the functions' permissions.
 pub fn queues(sqs: &aws_sdk_sqs::Client) -> Result<Queues, GatewayError> {
     let queue = |var: &str| {
         let url = std::env::var(var).map_err(|_| GatewayError::Bus(format!("{var} not set")))?;
@@ -199,15 +199,18 @@ pub fn queues(sqs: &aws_sdk_sqs::Client) -> Result<Queues, GatewayError> {
         jobs: queue(events::jobs::QUEUE_URL_VAR)?,
         roster: queue(events::work::ROSTER_QUEUE_URL_VAR)?,
         export: queue(events::work::EXPORT_QUEUE_URL_VAR)?,
+        parked: queue(events::consumer::PARKED_QUEUE_URL_VAR)?,
     })
 }
 
-/// The queues the service's functions send to: the scheduled jobs' and the workers'.
+/// The queues the service's functions send to: the scheduled jobs', the workers' and the parked events'.
 #[derive(Debug, Clone)]
 pub struct Queues {
     pub jobs: events::queue::Queue,
     pub roster: events::queue::Queue,
     pub export: events::queue::Queue,
+    /// Where the platform consumers park events dated ahead of the clock.
+    pub parked: events::queue::Queue,
 }
 
 /// Installs the template's rules and delivers their events on a thread of its own, for the life of

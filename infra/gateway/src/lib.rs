@@ -35,8 +35,9 @@ use serde_json::{Value, json};
 enum Handler {
     Http(api::entry::Handler<App>),
     Export(api::entry::Handler<export_csv_fn::Exporter>),
-    Event(events::entry::Handler),
+    Platform(events::entry::Handler<events::PlatformConsumer>),
     ExportWorker(events::entry::Handler<export_worker_fn::Worker>),
+    RosterWorker(events::entry::Handler<roster_worker_fn::Worker>),
     Sarif(api::entry::Handler<sarif_fn::Intake>),
     SarifWorker(events::entry::Handler<sarif_worker_fn::Worker>),
     Publish(events::entry::Handler<events::Publisher>),
@@ -58,10 +59,10 @@ const REGISTRY: &[(&str, Handler)] = &[
     ("ExportWorkerFunction", Handler::ExportWorker(export_worker_fn::HANDLER)),
     ("SarifFunction", Handler::Sarif(sarif_fn::HANDLER)),
     ("SarifWorkerFunction", Handler::SarifWorker(sarif_worker_fn::HANDLER)),
-    ("RosterWorkerFunction", Handler::Event(roster_worker_fn::HANDLER)),
-    ("ProgressEventsFunction", Handler::Event(events::entry::CONSUME)),
-    ("MembershipEventsFunction", Handler::Event(events::entry::CONSUME)),
-    ("CourseEventsFunction", Handler::Event(events::entry::CONSUME)),
+    ("RosterWorkerFunction", Handler::RosterWorker(roster_worker_fn::HANDLER)),
+    ("ProgressEventsFunction", Handler::Platform(events::entry::CONSUME)),
+    ("MembershipEventsFunction", Handler::Platform(events::entry::CONSUME)),
+    ("CourseEventsFunction", Handler::Platform(events::entry::CONSUME)),
     ("RemindersFunction", Handler::Dispatch(reminders_fn::HANDLER)),
     ("ReconcileFunction", Handler::Dispatch(reconcile_fn::HANDLER)),
     ("OrgJobsFunction", Handler::Jobs(org_jobs_fn::HANDLER)),
@@ -207,9 +208,10 @@ pub struct Gateway {
     app: Arc<App>,
     exporter: Arc<export_csv_fn::Exporter>,
     export_worker: Arc<export_worker_fn::Worker>,
+    roster_worker: Arc<roster_worker_fn::Worker>,
     intake: Arc<sarif_fn::Intake>,
     sarif_worker: Arc<sarif_worker_fn::Worker>,
-    consumer: Arc<events::Consumer>,
+    platform: Arc<events::PlatformConsumer>,
     publisher: Arc<events::Publisher>,
     dispatcher: Arc<events::jobs::Dispatcher>,
     runner: Arc<events::jobs::Runner>,
@@ -241,9 +243,15 @@ impl Gateway {
         let intake = sarif_fn::Intake { app: app.clone(), bucket: uploads()? };
         let sarif_worker =
             sarif_worker_fn::Worker { store: app.store.clone(), bucket: uploads()?, clock: clocks.clone() };
-        let export_worker =
-            export_worker_fn::Worker { store: app.store.clone(), bucket: bucket.clone(), clock: clocks.clone() };
-        let bus::Queues { jobs, roster, export } = queues;
+        let bus::Queues { jobs, roster, export, parked } = queues;
+        let export_worker = export_worker_fn::Worker {
+            store: app.store.clone(),
+            bucket: bucket.clone(),
+            clock: clocks.clone(),
+            queue: export.clone(),
+        };
+        let roster_worker = roster_worker_fn::Worker { consumer: consumer.clone(), queue: roster.clone() };
+        let platform = events::PlatformConsumer { consumer: consumer.clone(), parked };
         let publisher = publisher.with_work(events::work::WorkQueues { lanes: consumer.clone(), roster, export });
         let dispatcher = events::jobs::Dispatcher { consumer: consumer.clone(), queue: jobs.clone() };
         let runner = events::jobs::Runner {
@@ -258,9 +266,10 @@ impl Gateway {
             intake: Arc::new(intake),
             sarif_worker: Arc::new(sarif_worker),
             export_worker: Arc::new(export_worker),
+            roster_worker: Arc::new(roster_worker),
             exporter: Arc::new(export_csv_fn::Exporter { app: app.clone(), bucket }),
             app: Arc::new(app),
-            consumer: Arc::new(consumer),
+            platform: Arc::new(platform),
             publisher: Arc::new(publisher),
             routes: Arc::new(routes),
             schedules: Arc::default(),
@@ -361,8 +370,9 @@ impl Gateway {
             Handler::Http(handle) => response_event(handle(&self.app, request(event)?).await),
             Handler::Export(handle) => response_event(handle(&self.exporter, request(event)?).await),
             // An event-driven function's error is what Lambda would report for the invocation.
-            Handler::Event(handle) => event_result(handle(&self.consumer, event).await),
+            Handler::Platform(handle) => event_result(handle(&self.platform, event).await),
             Handler::ExportWorker(handle) => event_result(handle(&self.export_worker, event).await),
+            Handler::RosterWorker(handle) => event_result(handle(&self.roster_worker, event).await),
             Handler::Sarif(handle) => response_event(handle(&self.intake, request(event)?).await),
             Handler::SarifWorker(handle) => event_result(handle(&self.sarif_worker, event).await),
             Handler::Publish(handle) => event_result(handle(&self.publisher, event).await),

@@ -3,8 +3,9 @@
 //!
 //! Delivery is at-least-once and unordered; every use case applied here is idempotent and order-safe.
 //! Poison events (malformed, invalid ids, or refused by the use case) are logged with their id and
-//! dropped so they never block the rest; storage failures are returned so EventBridge retries and
-//! then dead-letters.
+//! dropped so they never block the rest; events dated more than five minutes ahead of the clock change
+//! nothing and are parked (`ParkedEventsQueue`); storage failures are returned so EventBridge retries
+//! and then dead-letters.
 
 use domain::{Completion, TeamChange, UserChange};
 use serde_json::{Value, json};
@@ -13,7 +14,8 @@ use std::sync::Arc;
 use service::{AppError, Applied, Clock, Ctx, SystemClock, courses, membership, progress};
 use store::{Store, StoreError};
 
-use crate::platform::{EventKind, PlatformEvent, parse};
+use crate::platform::{EventKind, PlatformEvent, ahead_of, parse};
+use crate::queue::Queue;
 
 /// A failure worth retrying: the event source redelivers it (then dead-letters).
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +57,8 @@ impl Consumer {
         Ctx::new(&self.store, self.clock.as_ref())
     }
 
-    /// Handles one EventBridge event; returns `{"applied": n}` or `{"dropped": reason}`.
+    /// Handles one EventBridge event; returns `{"applied": n}`, `{"dropped": reason}`, or `{"parked":
+    /// reason}` for an event dated ahead of the clock, which changed nothing.
     pub async fn handle(&self, event: Value) -> Result<Value, ConsumerError> {
         // Envelope fields only, bounded: a poison event is logged without anything from its detail.
         let field = |name: &str| {
@@ -69,6 +72,12 @@ impl Consumer {
                 return Ok(json!({ "dropped": reason }));
             }
         };
+        // Dated ahead of this consumer's clock: applied, it would make every real change after it look
+        // older. Nothing changes; the platform consumers park it (`PlatformConsumer`).
+        if let Some(reason) = ahead_of(&parsed, self.ctx().now(&parsed.org)) {
+            tracing::warn!(event_id, detail_type, org = %parsed.org, reason, "holding back an event dated ahead of the clock");
+            return Ok(json!({ "parked": reason }));
+        }
         let applied = match outcome(self.apply(&parsed).await)? {
             Ok(applied) => applied,
             Err(reason) => {
@@ -134,5 +143,40 @@ impl Consumer {
             }
         };
         membership::user_changed(ctx, org, user, &change, &teams, at).await
+    }
+}
+
+/// The queue's environment variable where the platform consumers park events they cannot apply yet.
+pub const PARKED_QUEUE_URL_VAR: &str = "PARKED_EVENTS_QUEUE_URL";
+
+/// The platform-event consumers' context: the [`Consumer`], and the queue (`ParkedEventsQueue`) an
+/// event is parked in, whole and with its reason, when it changed nothing because it is dated ahead of
+/// the clock — kept, not dropped: an event from a producer whose clock was off can be sent again
+/// (README, "Parked events").
+#[derive(Debug, Clone)]
+pub struct PlatformConsumer {
+    pub consumer: Consumer,
+    pub parked: Queue,
+}
+
+impl PlatformConsumer {
+    /// [`Consumer::handle`], then an event held back goes to the parked queue (a queue that refuses
+    /// fails the invocation, which is retried: nothing was applied).
+    pub async fn handle(&self, event: Value) -> Result<Value, ConsumerError> {
+        let outcome = self.consumer.handle(event.clone()).await?;
+        if let Some(reason) = outcome.get("parked") {
+            self.parked.send(&[json!({"reason": reason, "event": event})]).await?;
+        }
+        Ok(outcome)
+    }
+}
+
+impl crate::entry::Context for PlatformConsumer {
+    async fn from_env() -> Result<Self, crate::entry::Error> {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        Ok(Self {
+            consumer: Consumer::from_env_with(&config)?,
+            parked: Queue::from_var(&config, PARKED_QUEUE_URL_VAR)?,
+        })
     }
 }

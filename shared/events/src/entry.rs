@@ -38,8 +38,9 @@ impl Context for crate::Publisher {
     }
 }
 
-/// The platform-event consumers' handler: parse, then apply idempotently ([`Consumer::handle`]).
-pub const CONSUME: Handler = |consumer, event| Box::pin(consumer.handle(event));
+/// The platform-event consumers' handler: parse, then apply idempotently ([`Consumer::handle`]), or
+/// park an event dated ahead of the clock ([`crate::PlatformConsumer`]).
+pub const CONSUME: Handler<crate::PlatformConsumer> = |consumer, event| Box::pin(consumer.handle(event));
 
 /// The whole life of an event-driven function's process.
 pub fn run<C: Context>(handler: Handler<C>) -> Result<(), Error> {

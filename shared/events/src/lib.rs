@@ -19,7 +19,7 @@ pub mod queue;
 pub mod schedule;
 pub mod work;
 
-pub use consumer::{Consumer, ConsumerError};
+pub use consumer::{Consumer, ConsumerError, PlatformConsumer};
 pub use publisher::{BATCH, PublishError, Publisher};
 use store::Store;
 

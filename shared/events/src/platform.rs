@@ -6,6 +6,11 @@ use domain::{CourseId, CustomCourseItem, OrgId, Role, Slug, TeamId, TrackedItem,
 use serde::Deserialize;
 use serde_json::Value;
 
+/// How far ahead of the consumer's own clock an event's time may be (clocks differ a little). An event
+/// dated later changes nothing: it is parked ([`ahead_of`]), since applying it would make every real
+/// change after it look older (order-safety keeps the newest time) for as long as its date is ahead.
+pub const MAX_CLOCK_AHEAD: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
 /// One consumed event, validated. Every variant carries the org it belongs to and when it happened.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlatformEvent {
@@ -270,6 +275,24 @@ pub fn parse(event: &Value) -> Result<PlatformEvent, String> {
         other => return Err(format!("unexpected detail-type {:?}", other.chars().take(64).collect::<String>())),
     };
     Ok(PlatformEvent { org, occurred_at, kind })
+}
+
+/// Why `event` cannot be applied at `now` (the consumer's clock at receipt): its own time
+/// (`completedAt`, else `occurredAt` — or a course update's envelope time, which the producer sets
+/// too) is more than [`MAX_CLOCK_AHEAD`] later. `None` when it may be applied.
+pub fn ahead_of(event: &PlatformEvent, now: DateTime<Utc>) -> Option<String> {
+    let field = match event.kind {
+        EventKind::Completed { .. } => "completedAt",
+        _ => "occurredAt",
+    };
+    (event.occurred_at > now + MAX_CLOCK_AHEAD).then(|| {
+        format!(
+            "{field} {} is more than {} minutes ahead of the service's clock ({})",
+            event.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            MAX_CLOCK_AHEAD.num_minutes(),
+            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+    })
 }
 
 fn score(score: Option<f64>) -> Result<Option<f64>, String> {

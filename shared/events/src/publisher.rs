@@ -84,7 +84,11 @@ impl Publisher {
             }
             if !pending.is_empty() {
                 for entry in &pending {
-                    tracing::warn!(detail_type = entry.detail_type(), detail = entry.detail(), "event not published");
+                    // Ids only: a detail holds names and emails.
+                    let detail: serde_json::Value =
+                        serde_json::from_str(entry.detail().unwrap_or_default()).unwrap_or_default();
+                    let (event_id, org) = (detail["eventId"].as_str(), detail["orgId"].as_str());
+                    tracing::warn!(detail_type = entry.detail_type(), event_id, org, "event not published");
                 }
                 return Err(PublishError::Failed { failed: pending.len(), total: events.len(), reason });
             }

@@ -77,4 +77,19 @@ impl Queue {
         }
         Ok(())
     }
+
+    /// Makes the message of `receipt` visible again in `after` (a retry sooner than the queue's
+    /// visibility timeout, which is sized for a run's longest time).
+    pub async fn retry_in(&self, receipt: &str, after: std::time::Duration) -> Result<(), ConsumerError> {
+        let seconds = i32::try_from(after.as_secs()).unwrap_or(i32::MAX);
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt)
+            .visibility_timeout(seconds)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| ConsumerError::Unavailable(format!("queue: {}", aws_sdk_sqs::error::DisplayErrorContext(e))))
+    }
 }

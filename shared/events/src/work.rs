@@ -65,6 +65,15 @@ impl WorkQueues {
     }
 }
 
+/// Brings a failed record back after [`RETRY_AFTER`] rather than the queue's visibility timeout; if
+/// that fails too, the timeout it is.
+async fn retry_soon(queue: &Queue, record: &Value) {
+    let Some(receipt) = record["receiptHandle"].as_str() else { return };
+    if let Err(error) = queue.retry_in(receipt, RETRY_AFTER).await {
+        tracing::warn!(%error, "a failed request's retry not brought forward");
+    }
+}
+
 /// A lane step that failed is retried whatever failed (the table, or a race lost too often).
 fn retried(error: service::AppError) -> ConsumerError {
     match error {
@@ -84,12 +93,22 @@ pub fn message(request: &DomainEvent) -> Value {
     })
 }
 
-/// A worker's handler around its request runner `run`: an SQS batch (each record one request; the
-/// answer names the records that failed, which the queue brings back after its visibility timeout and
-/// parks in the dead-letter queue after five), or one request invoked directly (an operator's run, out
-/// of line), whose answer is `run`'s. A request that held its lane hands it on when `run` is done —
-/// also when `run` dropped it; a failed one keeps it for its next delivery.
-pub async fn take<F, Fut>(ctx: &service::Ctx<'_>, lane: Lane, event: Value, run: F) -> Result<Value, ConsumerError>
+/// How soon a failed request comes again: well within the lane's hold of a running request
+/// ([`service::lanes::running_hold`]), so it keeps its lane, and within an export's hour.
+pub const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A worker's handler around its request runner `run`: an SQS batch from `queue` (each record one
+/// request; the answer names the records that failed, each made visible again after [`RETRY_AFTER`] and
+/// parked in the dead-letter queue after five receipts), or one request invoked directly (an operator's
+/// run, out of line), whose answer is `run`'s. A request that held its lane hands it on when `run` is
+/// done — also when `run` dropped it; a failed one keeps it for its next delivery.
+pub async fn take<F, Fut>(
+    ctx: &service::Ctx<'_>,
+    lane: Lane,
+    queue: &Queue,
+    event: Value,
+    run: F,
+) -> Result<Value, ConsumerError>
 where
     F: Fn(Value) -> Fut,
     Fut: std::future::Future<Output = Result<Value, ConsumerError>>,
@@ -103,8 +122,9 @@ where
         let request: Value = match serde_json::from_str(record["body"].as_str().unwrap_or_default()) {
             Ok(request) => request,
             Err(e) => {
-                // Never the publisher's: parked for a person to look at, not dropped unseen.
+                // Never the publisher's: parked for a person to look at after its receipts, not dropped.
                 tracing::error!(message_id, error = %e, "not a work request: left to the dead-letter queue");
+                retry_soon(queue, record).await;
                 failures.push(json!({"itemIdentifier": message_id}));
                 continue;
             }
@@ -116,6 +136,7 @@ where
                 Ok(holds) => holds.then_some((org, id)),
                 Err(error) => {
                     tracing::warn!(message_id, %error, "lane not read: the request comes again");
+                    retry_soon(queue, record).await;
                     failures.push(json!({"itemIdentifier": message_id}));
                     continue;
                 }
@@ -130,7 +151,8 @@ where
             Err(error) => Err(error),
         };
         if let Err(error) = done {
-            tracing::warn!(message_id, %error, "work request failed: it comes again after the queue's visibility timeout");
+            tracing::warn!(message_id, %error, "work request failed: it comes again in a minute");
+            retry_soon(queue, record).await;
             failures.push(json!({"itemIdentifier": message_id}));
         }
     }

@@ -1,5 +1,6 @@
 //! CSV audit packs, off the request path: a request records a running export job with
-//! `export.requested`, which (through the outbox and the bus) starts the export worker; the worker
+//! `export.requested`, which (through the outbox and the export worker's queue, one per org at a time:
+//! `lanes`) starts the export worker; the worker
 //! streams every row of the kind to S3 (see the `exports` crate), then marks the job ready with its
 //! audit entry and `export.ready` in one transaction. Reading a ready job gives a download link that
 //! works for [`LINK_TTL`], fresh on every read while the file exists.
@@ -52,7 +53,7 @@ pub async fn request(ctx: &Ctx<'_>, org: &OrgId, kind: ExportKind, actor: &Actor
 /// `export.ready` in one transaction. A job no longer running is left alone, so a repeated request does
 /// nothing twice; a request that reaches the worker after the job's time ([`ExportJob::running_at_most`])
 /// fails the job rather than write a file nobody waits for. A run that cannot write the file is retried
-/// (an error, so the rule redelivers) until [`ExportJob::MAX_ATTEMPTS`], then the job is failed. Storage
+/// (an error, so the queue brings the request back in a minute) until [`ExportJob::MAX_ATTEMPTS`], then the job is failed. Storage
 /// errors are returned: the event is retried (the file is written again under the same key).
 pub async fn run(ctx: &Ctx<'_>, bucket: &Bucket, org: &OrgId, export_id: uuid::Uuid) -> Result<ExportJob, AppError> {
     let store = ctx.store;

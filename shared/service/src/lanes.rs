@@ -11,7 +11,7 @@
 //!   transaction (so nothing in line is lost), or the lane is freed.
 //! - A holder that never finishes (its message parked in the dead-letter queue, a crash past its
 //!   retries) holds the lane until its time runs out; the hourly reconcile then hands the lane on
-//!   ([`revive`]), and so does the next request that arrives.
+//!   ([`revive`]); a request that arrives first takes it itself (and hands on when done).
 
 use std::time::Duration;
 
@@ -28,6 +28,8 @@ pub const QUEUED_HOLD: Duration = Duration::from_secs(6 * 3600);
 /// Attempts at a lane step that lost a race to another (a request put in line while the lane was being
 /// freed): each attempt reads again, so two are nearly always enough.
 const ATTEMPTS: usize = 4;
+/// Unreadable requests one hand-over takes out of line at most (each logged by its key).
+const MAX_UNREADABLE: usize = 10;
 
 /// How long a running request holds its lane: its worker's timeout (the template's), with a margin.
 pub fn running_hold(lane: Lane) -> Duration {
@@ -78,14 +80,27 @@ pub async fn begin(ctx: &Ctx<'_>, org: &OrgId, lane: Lane, id: Uuid) -> Result<b
 /// Request `id`, which held the lane, is done: the first request in line takes the lane (reissued to
 /// the outbox, in one transaction), or the lane is freed. Nothing when `id` no longer holds it.
 pub async fn finish(ctx: &Ctx<'_>, org: &OrgId, lane: Lane, id: Uuid) -> Result<(), AppError> {
-    for _ in 0..ATTEMPTS {
+    // Unreadable items taken out of line on the way (each one, not a lost race, so not an attempt).
+    let mut unreadable = 0;
+    let mut attempts = 0;
+    while attempts < ATTEMPTS {
         match ctx.store.first_in_lane(org, lane).await? {
+            Some(Err(corrupt)) if unreadable < MAX_UNREADABLE => {
+                tracing::error!(org = %org, lane = lane.as_str(), pk = corrupt.pk, sk = corrupt.sk,
+                                "a request in line cannot be read: taken out of line");
+                ctx.store.drop_unreadable_from_lane(org, lane, &corrupt).await?;
+                unreadable += 1;
+                continue;
+            }
+            Some(Err(corrupt)) => {
+                return Err(store::StoreError::Corrupt(format!("{corrupt}: more unreadable requests in line")).into());
+            }
             None => {
                 if ctx.store.free_lane(org, lane, id).await? {
                     return Ok(());
                 }
             }
-            Some(waiting) => {
+            Some(Ok(waiting)) => {
                 let now = ctx.now(org);
                 let next = waiting.reissued(Uuid::now_v7(), now);
                 if ctx.store.hand_on_lane(org, lane, id, waiting.id, &next, after(now, QUEUED_HOLD)).await? {
@@ -98,6 +113,7 @@ pub async fn finish(ctx: &Ctx<'_>, org: &OrgId, lane: Lane, id: Uuid) -> Result<
         if ctx.store.lane(org, lane).await?.holder != Some(id) {
             return Ok(());
         }
+        attempts += 1;
     }
     Err(AppError::Contended)
 }

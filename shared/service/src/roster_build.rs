@@ -33,10 +33,10 @@ pub const INLINE_PAGES: usize = 2;
 /// Members (or rows) read per page: one roster transaction's rows.
 const PAGE: usize = 96;
 /// A run named on the assignment for this long without finishing has stopped (its request was
-/// dropped, or ended in the failed-events queue): the reconcile job starts the roster's run again.
-/// Longer than a request may wait to be delivered (the rule's hour, then the function's hour of
-/// asynchronous retries) and a run lasts (5 minutes).
-pub const STOPPED_AFTER: chrono::Duration = chrono::Duration::hours(3);
+/// dropped, or parked in the failed-events queue): the reconcile job starts the roster's run again.
+/// Longer than a request may wait: in its org's line and then behind other orgs in the worker's queue
+/// (its lane's hold, `lanes::QUEUED_HOLD`, 6 hours), and its retries (five, a minute apart).
+pub const STOPPED_AFTER: chrono::Duration = chrono::Duration::hours(12);
 
 /// What a run does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,7 +248,7 @@ async fn add_members(
     let mut attempts = Retry::CONFLICT.attempts();
     loop {
         if !attempts.next().await {
-            // Retried by the event's source (the rule), not dropped: the roster must finish.
+            // Retried by the request's queue, not dropped: the roster must finish.
             return Err(StoreError::TransactionConflict(format!("roster of {} kept changing", a.id)).into());
         }
         let rows = rows_of(a, members, &source);

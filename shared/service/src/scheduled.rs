@@ -568,8 +568,12 @@ async fn reconcile_rosters(
         }
         match at.phase {
             Phase::Headcounts => {
-                // A worker lane whose holder never finished, with requests in line, is handed on.
-                report.count += crate::lanes::revive(ctx, org).await?;
+                // A worker lane whose holder never finished, with requests in line, is handed on; a lane
+                // that cannot be is logged, and the run goes on.
+                match crate::lanes::revive(ctx, org).await {
+                    Ok(revived) => report.count += revived,
+                    Err(error) => tracing::error!(org = %org, %error, "a worker lane not handed on"),
+                }
                 report.count += recount_headcounts(ctx, org).await;
                 index_user_emails(store, org).await;
                 progressed = true;

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::dynamo::{Item, n, s};
 use crate::tx::TxFailure;
-use crate::{Store, StoreError, keys};
+use crate::{CorruptItem, Store, StoreError, keys};
 
 /// An org's lane as read: who holds it and until when, and how many requests wait.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,6 +36,18 @@ fn cancelled_at(failure: &TxFailure, index: usize) -> bool {
 }
 
 impl Store {
+    /// Sends a conditional update: `false` when its condition did not hold (nothing written).
+    async fn update_if(
+        &self,
+        request: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    ) -> Result<bool, StoreError> {
+        match self.send_update(request).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
     /// The lane as it is now (a strongly consistent read).
     pub async fn lane(&self, org: &OrgId, lane: Lane) -> Result<LaneState, StoreError> {
         let Some(item) = self.get_item(keys::lane_pk(org, lane), keys::LANE_SK, true).await? else {
@@ -69,11 +81,7 @@ impl Store {
             .expression_attribute_values(":id", s(id.to_string()))
             .expression_attribute_values(":until", n(seconds(until)))
             .expression_attribute_values(":now", n(seconds(now)));
-        match self.send_update(request).await {
-            Ok(_) => Ok(true),
-            Err(StoreError::ConditionFailed) => Ok(false),
-            Err(other) => Err(other),
-        }
+        self.update_if(request).await
     }
 
     /// Keeps the lane `id`'s until `until`; `false` when another holds it (or nobody).
@@ -87,11 +95,7 @@ impl Store {
             .expression_attribute_names("#until", "until")
             .expression_attribute_values(":id", s(id.to_string()))
             .expression_attribute_values(":until", n(seconds(until)));
-        match self.send_update(request).await {
-            Ok(_) => Ok(true),
-            Err(StoreError::ConditionFailed) => Ok(false),
-            Err(other) => Err(other),
-        }
+        self.update_if(request).await
     }
 
     /// Puts `request` in line while another request holds the lane (and its time has not run out by
@@ -128,8 +132,13 @@ impl Store {
         }
     }
 
-    /// The request first in line, if any (a strongly consistent read).
-    pub async fn first_in_lane(&self, org: &OrgId, lane: Lane) -> Result<Option<DomainEvent>, StoreError> {
+    /// The request first in line, if any (a strongly consistent read): `Err` with its key when the item
+    /// cannot be read back (see [`Store::drop_unreadable_from_lane`]).
+    pub async fn first_in_lane(
+        &self,
+        org: &OrgId,
+        lane: Lane,
+    ) -> Result<Option<Result<DomainEvent, CorruptItem>>, StoreError> {
         let pk = keys::lane_pk(org, lane);
         let (items, _) = self
             .query_page(
@@ -144,13 +153,41 @@ impl Store {
             )
             .await?;
         let Some(item) = items.into_iter().next() else { return Ok(None) };
-        let request = item
-            .get("request")
-            .and_then(|v| v.as_s().ok())
-            .ok_or_else(|| StoreError::Corrupt(format!("a request in line without its request ({pk})")))?;
-        serde_json::from_str(request)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt(format!("a request in line ({pk}): {e}")))
+        let request = item.get("request").and_then(|v| v.as_s().ok()).and_then(|r| serde_json::from_str(r).ok());
+        Ok(Some(request.ok_or_else(|| CorruptItem {
+            pk: pk.clone(),
+            sk: item.get(keys::SK).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default(),
+        })))
+    }
+
+    /// Takes an item that cannot be read out of the line (`waiting` with it), so it does not stop the
+    /// line for good; `false` when it is gone already.
+    pub async fn drop_unreadable_from_lane(
+        &self,
+        org: &OrgId,
+        lane: Lane,
+        unreadable: &CorruptItem,
+    ) -> Result<bool, StoreError> {
+        if unreadable.pk != keys::lane_pk(org, lane) || !unreadable.sk.starts_with(keys::LANE_WAIT_SK_PREFIX) {
+            return Err(StoreError::Other(format!("{unreadable} is not in the {} lane of {org}", lane.as_str())));
+        }
+        let mut tx = self.transaction();
+        tx.delete(
+            Delete::builder()
+                .key(keys::PK, s(&unreadable.pk))
+                .key(keys::SK, s(&unreadable.sk))
+                .condition_expression("attribute_exists(PK)"),
+        )?;
+        tx.update(
+            lane_key(Update::builder(), org, lane)
+                .update_expression("ADD waiting :minus")
+                .expression_attribute_values(":minus", n(-1)),
+        )?;
+        match tx.commit().await {
+            Ok(()) => Ok(true),
+            Err(failure) if cancelled_at(&failure, 0) => Ok(false),
+            Err(failure) => Err(failure.into()),
+        }
     }
 
     /// Frees the lane `id` holds when nobody waits; `false` (nothing written) when a request waits or
@@ -165,11 +202,7 @@ impl Store {
             .expression_attribute_names("#until", "until")
             .expression_attribute_values(":id", s(id.to_string()))
             .expression_attribute_values(":zero", n(0));
-        match self.send_update(request).await {
-            Ok(_) => Ok(true),
-            Err(StoreError::ConditionFailed) => Ok(false),
-            Err(other) => Err(other),
-        }
+        self.update_if(request).await
     }
 
     /// Hands the lane from `from` to the request first in line, `waiting`: it leaves the line and its

@@ -6,11 +6,12 @@
     reason = "tests date their data by the real time; the code under test takes its times as parameters"
 )]
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{Duration, Utc};
 use domain::{DomainEvent, Lane};
 use serde_json::json;
 use store::LaneState;
-use testkit::stack::{outbox_item, store_and_org};
+use testkit::stack::{outbox_item, raw_client, store_and_org};
 
 fn request(org: &domain::OrgId) -> DomainEvent {
     DomainEvent {
@@ -43,7 +44,7 @@ async fn a_lane_has_one_holder_and_hands_on_to_the_first_in_line() {
     assert_eq!(lane, LaneState { holder: Some(first.id), until: lane.until, waiting: 2 });
     // Nobody frees a lane others wait for, and only its holder hands it on.
     assert!(!store.free_lane(&org, Lane::Export, first.id).await.unwrap());
-    let next = store.first_in_lane(&org, Lane::Export).await.unwrap().expect("one in line");
+    let next = store.first_in_lane(&org, Lane::Export).await.unwrap().expect("one in line").unwrap();
     assert_eq!(next, second, "first come, first in line");
     let reissued = next.reissued(uuid::Uuid::now_v7(), now);
     assert_eq!(reissued.detail["exportId"], second.detail["exportId"]);
@@ -55,7 +56,7 @@ async fn a_lane_has_one_holder_and_hands_on_to_the_first_in_line() {
     assert_eq!((lane.holder, lane.waiting), (Some(reissued.id), 1));
     // The handed-on request was committed to the outbox with the hand-over.
     assert_eq!(outbox_item(&org, reissued.id).await, Some(vec![reissued.clone()]));
-    assert_eq!(store.first_in_lane(&org, Lane::Export).await.unwrap(), Some(third.clone()));
+    assert_eq!(store.first_in_lane(&org, Lane::Export).await.unwrap(), Some(Ok(third.clone())));
 
     // A holder whose time ran out is taken over; a request cannot wait behind it.
     let later = until + Duration::seconds(1);
@@ -64,7 +65,7 @@ async fn a_lane_has_one_holder_and_hands_on_to_the_first_in_line() {
     assert!(store.take_lane(&org, Lane::Export, taker.id, later, later + Duration::hours(1)).await.unwrap());
     assert!(!store.keep_lane(&org, Lane::Export, reissued.id, later).await.unwrap(), "no longer its");
     assert!(store.keep_lane(&org, Lane::Export, taker.id, later + Duration::hours(2)).await.unwrap());
-    let third_next = store.first_in_lane(&org, Lane::Export).await.unwrap().unwrap();
+    let third_next = store.first_in_lane(&org, Lane::Export).await.unwrap().unwrap().unwrap();
     assert!(
         store
             .hand_on_lane(
@@ -81,4 +82,38 @@ async fn a_lane_has_one_holder_and_hands_on_to_the_first_in_line() {
     let holder = store.lane(&org, Lane::Export).await.unwrap().holder.unwrap();
     assert!(store.free_lane(&org, Lane::Export, holder).await.unwrap(), "nobody waits");
     assert_eq!(store.lane(&org, Lane::Export).await.unwrap(), LaneState::default());
+}
+
+/// A request in line that cannot be read back (a bad write, a format that changed) is reported by its
+/// key and can be taken out of line with its count, so it stops nobody.
+#[tokio::test]
+async fn an_unreadable_request_in_line_is_reported_by_key_and_can_be_taken_out() {
+    let (store, org) = store_and_org().await;
+    let now = Utc::now();
+    let (holder, waiting) = (request(&org), request(&org));
+    assert!(store.take_lane(&org, Lane::Roster, holder.id, now, now + Duration::hours(1)).await.unwrap());
+    assert!(store.wait_in_lane(&org, Lane::Roster, &waiting, now).await.unwrap());
+    let pk = store::keys::lane_pk(&org, Lane::Roster);
+    let sk = format!("{}{}", store::keys::LANE_WAIT_SK_PREFIX, waiting.id);
+    raw_client()
+        .await
+        .update_item()
+        .table_name(std::env::var("TABLE_NAME").unwrap())
+        .key("PK", AttributeValue::S(pk.clone()))
+        .key("SK", AttributeValue::S(sk.clone()))
+        .update_expression("SET #request = :garbage")
+        .expression_attribute_names("#request", "request")
+        .expression_attribute_values(":garbage", AttributeValue::S("{not json".into()))
+        .send()
+        .await
+        .unwrap();
+    let unreadable = store.first_in_lane(&org, Lane::Roster).await.unwrap().unwrap().unwrap_err();
+    assert_eq!((unreadable.pk.as_str(), unreadable.sk.as_str()), (pk.as_str(), sk.as_str()));
+    assert!(store.drop_unreadable_from_lane(&org, Lane::Roster, &unreadable).await.unwrap());
+    assert!(!store.drop_unreadable_from_lane(&org, Lane::Roster, &unreadable).await.unwrap(), "once");
+    assert_eq!(store.first_in_lane(&org, Lane::Roster).await.unwrap(), None);
+    assert!(store.free_lane(&org, Lane::Roster, holder.id).await.unwrap(), "nobody waits any more");
+    // Only the lane's own line.
+    let (_, other) = store_and_org().await;
+    assert!(store.drop_unreadable_from_lane(&other, Lane::Roster, &unreadable).await.is_err());
 }

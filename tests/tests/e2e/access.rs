@@ -178,6 +178,71 @@ fn user_event(detail_type: &'static str, org: &SeededOrg, user: &seed::SeededUse
     }
 }
 
+/// Platform events dated more than five minutes ahead of the service's clock change nothing and are
+/// parked whole with their reason (`ParkedEventsQueue`), by each consumer: an admin's `user.updated`
+/// dated 2999 (a producer with a bad clock, or anyone who may put `platform.*` events on the default
+/// bus) does not freeze the admin's profile, so a real demotion a second later applies on the next
+/// request; a completion and a course update dated ahead are parked the same way.
+#[tokio::test]
+async fn events_dated_ahead_of_the_clock_are_parked_and_a_later_real_change_applies() {
+    let (env, org) = Env::with_org().await;
+    let admin = platform_user(&env, &org, Role::OrgAdmin, Role::OrgAdmin).await;
+    let before = projected(&env, &org.org_id, admin.user_id).await;
+    let far = "2999-01-01T00:00:00Z";
+    let mut ahead = user_event("user.updated", &org, &admin, Role::OrgAdmin);
+    ahead.detail["occurredAt"] = json!(far);
+    let learner = org.learners().next().unwrap().user_id;
+    let course = uuid::Uuid::new_v4();
+    env.publish(&[
+        ahead,
+        seed::PlatformEvent {
+            source: "platform.training",
+            detail_type: "challenge.completed",
+            detail: json!({"orgId": org.org_id.as_str(), "userId": learner, "topicId": "sql-injection",
+                           "challengeIndex": 0, "score": 90, "completedAt": far}),
+        },
+        seed::PlatformEvent {
+            source: "platform.content",
+            detail_type: "custom_course.updated",
+            detail: json!({"orgId": org.org_id.as_str(), "courseId": course, "name": "Later", "isActive": true,
+                           "items": [], "occurredAt": far}),
+        },
+    ])
+    .await;
+    let parked_queue = std::env::var(events::consumer::PARKED_QUEUE_URL_VAR).unwrap();
+    for (kind, field, id) in [
+        ("user.updated", "userId", admin.user_id.0.to_string()),
+        ("challenge.completed", "userId", learner.0.to_string()),
+        ("custom_course.updated", "courseId", course.to_string()),
+    ] {
+        let parked = testkit::e2e::peek_until(&env.sqs, &parked_queue, std::time::Duration::from_secs(60), |m| {
+            let body: serde_json::Value = serde_json::from_str(m.body().unwrap_or_default()).unwrap_or_default();
+            body["event"]["detail-type"] == kind && body["event"]["detail"][field] == id.as_str()
+        })
+        .await
+        .unwrap_or_else(|| panic!("{kind} parked"));
+        let body: serde_json::Value = serde_json::from_str(parked.body().unwrap()).unwrap();
+        let reason = body["reason"].as_str().unwrap();
+        assert!(reason.contains("ahead of the service's clock") && reason.contains("2999"), "{kind}: {reason}");
+    }
+    // Nothing changed: the profile keeps its time, the course was never made.
+    assert_eq!(projected(&env, &org.org_id, admin.user_id).await, before);
+    assert!(
+        env.store
+            .get_custom_course(&org.org_id, domain::CourseId::parse(&course.to_string()).unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    env.publish(&[user_event("user.updated", &org, &admin, Role::Learner)]).await;
+    eventually("the demotion", || async {
+        (projected(&env, &org.org_id, admin.user_id).await.role == Role::Learner).then_some(())
+    })
+    .await;
+    assert_problem(&env.get("/audit-log").token(admin.token.as_str()).await, 403, "forbidden");
+}
+
 /// Black box, through the platform's events on the bus: a deactivated user's and a demoted admin's
 /// still-valid session tokens stop working on the next request after the event is consumed; a
 /// promoted learner's old token gets the new role; a token of a user the platform never announced is

@@ -462,13 +462,13 @@ async fn a_recurrence_change_re_derives_a_large_roster_off_the_request_path() {
 }
 
 /// A building roster whose run stopped (its request never arrived: here, none was committed) is started
-/// again by the reconcile job once the run is over three hours old, and finishes.
+/// again by the reconcile job once the run is over twelve hours old (`STOPPED_AFTER`), and finishes.
 #[tokio::test]
 async fn the_reconcile_job_starts_a_stopped_roster_run_again() {
     let (env, org) = Env::with_org().await;
     add_learners(&env, &org, 0..250).await;
-    let four_hours_ago = (Utc::now() - chrono::Duration::hours(4)).timestamp() as u64;
-    let stopped = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, four_hours_ago, 0));
+    let long_ago = Utc::now() - service::roster_build::STOPPED_AFTER - chrono::Duration::hours(1);
+    let stopped = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, long_ago.timestamp() as u64, 0));
     let a = building_org_wide(&env, &org, Some(stopped)).await;
 
     let report = env.run_reconcile(&org.org_id).await;

@@ -129,7 +129,8 @@ async fn a_relative_deadline_dates_each_learner_from_the_day_they_got_the_row() 
     let refused = env.patch(&path).token(key).json(json!({"deadline": deadline(20)})).await;
     assert_problem(&refused, 400, "validation_failed");
 
-    // A joiner two days from now (the platform's time of the join decides, not the clock).
+    // A joiner two days from now (the platform's time of the join decides; the org's clock is moved on so
+    // the join is not dated ahead of it, with the scheduler paused).
     let joiner = seed::SeededUser {
         user_id: domain::UserId(uuid::Uuid::new_v4()),
         name: "Radia Perlman".into(),
@@ -139,6 +140,7 @@ async fn a_relative_deadline_dates_each_learner_from_the_day_they_got_the_row() 
         token: String::new(),
     };
     let joined_at = Utc::now() + chrono::Duration::days(2);
+    env.advance_clock_firing(&org.org_id, chrono::Duration::days(2), &[]).await;
     env.publish(&[seed::user_created(&org.org_id, &joiner, Utc::now())]).await;
     env.publish(&[seed::member_event(true, &org.org_id, &org.teams[0], joiner.user_id, joined_at)]).await;
     let row = eventually("the joiner's row", || async {

@@ -162,3 +162,59 @@ fn poison_reasons_never_quote_personal_data() {
     let missing = parse(&envelope("user.deactivated", json!({"orgId": "acme", "occurredAt": "2026-03-01T10:00:00Z"})));
     assert_eq!(missing.unwrap_err(), "detail is missing the field `userId`");
 }
+
+/// Every consumed event type dated more than five minutes after the consumer's clock is held back, with
+/// its field named; within five minutes (clocks differ a little) it is applied.
+#[test]
+fn every_consumed_event_dated_ahead_of_the_clock_is_held_back() {
+    let (u, t, c) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let now: DateTime<Utc> = "2026-03-01T10:00:00Z".parse().unwrap();
+    let dated = |at: DateTime<Utc>| {
+        let at = at.to_rfc3339();
+        [
+            envelope(
+                "user.created",
+                json!({"orgId": "acme", "userId": u, "name": "Ada", "email": "a@x", "role": "learner", "teamId": t, "occurredAt": at}),
+            ),
+            envelope(
+                "user.updated",
+                json!({"orgId": "acme", "userId": u, "name": "Ada", "email": "a@x", "role": "org_admin", "teamId": null, "occurredAt": at}),
+            ),
+            envelope("user.deactivated", json!({"orgId": "acme", "userId": u, "occurredAt": at})),
+            envelope("team.member_added", json!({"orgId": "acme", "teamId": t, "userId": u, "occurredAt": at})),
+            envelope("team.member_removed", json!({"orgId": "acme", "teamId": t, "userId": u, "occurredAt": at})),
+            envelope("team.renamed", json!({"orgId": "acme", "teamId": t, "name": "Red", "occurredAt": at})),
+            envelope("team.deleted", json!({"orgId": "acme", "teamId": t, "occurredAt": at})),
+            envelope(
+                "challenge.completed",
+                json!({"orgId": "acme", "userId": u, "topicId": "sql-injection", "challengeIndex": 3, "completedAt": at}),
+            ),
+            envelope(
+                "scenario.completed",
+                json!({"orgId": "acme", "userId": u, "scenarioId": "idor", "completedAt": at}),
+            ),
+            envelope(
+                "custom_course.updated",
+                json!({"orgId": "acme", "courseId": c, "name": "Onboarding", "isActive": true, "items": [], "occurredAt": at}),
+            ),
+        ]
+    };
+    for case in dated(now + chrono::TimeDelta::minutes(5) + chrono::TimeDelta::seconds(1)) {
+        let event = parse(&case).unwrap();
+        let reason = ahead_of(&event, now).unwrap_or_else(|| panic!("{case}: applied"));
+        let field =
+            if case["detail-type"].as_str().unwrap().ends_with(".completed") { "completedAt" } else { "occurredAt" };
+        assert!(reason.starts_with(field), "{reason}");
+        assert!(!reason.contains("Ada") && !reason.contains("a@x"), "ids and times only: {reason}");
+    }
+    for case in dated(now + chrono::TimeDelta::minutes(5)) {
+        assert_eq!(ahead_of(&parse(&case).unwrap(), now), None, "{case}");
+    }
+    // A course update without its own time is dated by the envelope, which the producer sets too.
+    let mut undated = envelope(
+        "custom_course.updated",
+        json!({"orgId": "acme", "courseId": c, "name": "x", "isActive": true, "items": []}),
+    );
+    undated["time"] = json!("2999-01-01T00:00:00Z");
+    assert!(ahead_of(&parse(&undated).unwrap(), now).is_some());
+}
