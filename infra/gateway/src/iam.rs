@@ -211,6 +211,11 @@ fn permissions(input: &aws_smithy_runtime_api::client::interceptors::context::In
     if let Some(i) = input.downcast_ref::<aws_sdk_sqs::operation::send_message_batch::SendMessageBatchInput>() {
         return one("sqs:SendMessage", queue(i.queue_url()), None);
     }
+    if let Some(i) =
+        input.downcast_ref::<aws_sdk_sqs::operation::change_message_visibility::ChangeMessageVisibilityInput>()
+    {
+        return one("sqs:ChangeMessageVisibility", queue(i.queue_url()), None);
+    }
     s3_permission(input)
 }
 
