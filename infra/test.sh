@@ -24,10 +24,10 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 step "installing the local stack and the test tools (cached in .tools/)"
-# The code scanners and the SAM CLI (pip installs of minutes on a new machine, each its own venv) install
+# The code scanners, LibreOffice Calc (apt) and the SAM CLI (installs of minutes on a new machine) install
 # in the background while the Rust checks run; the steps that need them wait for them (tools_ready).
 # Its own process group (setsid), so that a failing run stops every pip it started.
-setsid -w bash -c 'infra/local/stack.sh install-scanners && infra/sam.sh --version' > "$STATE/tools.log" 2>&1 &
+setsid -w bash -c 'infra/local/stack.sh install-scanners && infra/local/stack.sh install-spreadsheet && infra/sam.sh --version' > "$STATE/tools.log" 2>&1 &
 tools_pid=$!
 tools_ready() {
   if [ -n "$tools_pid" ]; then

@@ -4,8 +4,9 @@
 #
 #   infra/local/stack.sh install          install (or verify) what the run command runs: DynamoDB Local, moto
 #   infra/local/stack.sh install-build    … and cargo-lambda, which sam build (the Makefile) builds with
-#   infra/local/stack.sh install-test     … and what only the tests run: schemathesis (install-fuzz) and
-#                                         the code scanners the SARIF tests run (install-scanners)
+#   infra/local/stack.sh install-test     … and what only the tests run: schemathesis (install-fuzz),
+#                                         the code scanners the SARIF tests run (install-scanners) and
+#                                         LibreOffice Calc, which opens the CSV exports (install-spreadsheet)
 #   infra/local/stack.sh start STATE_DIR  start on free ports, create resources from template.yaml,
 #                                         write STATE_DIR/stack.env (source it for the AWS_* settings)
 #   infra/local/stack.sh stop STATE_DIR   stop exactly the processes this script started
@@ -79,10 +80,23 @@ install_scanners() {
   fi
 }
 
+# LibreOffice Calc, which the CSV export tests open the exports in (a real spreadsheet's reading of
+# them): Debian's headless package, system-wide (apt has no per-folder install).
+install_spreadsheet() {
+  command -v soffice >/dev/null 2>&1 && return 0
+  need apt-get "Debian's apt, or LibreOffice Calc (soffice on the PATH) yourself"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then need sudo "sudo (apt-get installs as root)"; sudo="sudo"; fi
+  echo "==> installing LibreOffice Calc (Debian libreoffice-calc-nogui) for the CSV export tests" >&2
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libreoffice-calc-nogui >/dev/null
+}
+
 install_test() {
   install_fuzz
   install_build
   install_scanners
+  install_spreadsheet
 }
 
 free_port() {
@@ -157,8 +171,9 @@ case "${1:-}" in
   install-build) install_build ;;
   install-fuzz) install_fuzz ;;
   install-scanners) install_scanners ;;
+  install-spreadsheet) install_spreadsheet ;;
   install-test) install_test ;;
   start) shift; start "$@" ;;
   stop) shift; stop "$@" ;;
-  *) echo "usage: $0 install | install-build | install-fuzz | install-scanners | install-test | start STATE_DIR [STACK] | stop STATE_DIR" >&2; exit 2 ;;
+  *) echo "usage: $0 install | install-build | install-fuzz | install-scanners | install-spreadsheet | install-test | start STATE_DIR [STACK] | stop STATE_DIR" >&2; exit 2 ;;
 esac

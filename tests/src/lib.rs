@@ -4,6 +4,8 @@
 //!   consumers' context, a fresh org id per test (tests run in parallel on one table);
 //! - [`fixtures`]: assignments, audit entries and rosters built without the API;
 //! - [`e2e`]: the local gateway on loopback and a request builder to drive it as a client would;
+//! - [`scanners`], [`spreadsheet`]: the real tools whose output the service reads (code scanners' SARIF)
+//!   or that read what it writes (LibreOffice Calc opening the CSV exports);
 //! - [`shuffled`]: a deterministic shuffle for order-independence tests.
 #![allow(
     clippy::disallowed_methods,
@@ -13,6 +15,7 @@
 pub mod e2e;
 pub mod fixtures;
 pub mod scanners;
+pub mod spreadsheet;
 pub mod stack;
 
 /// A small deterministic generator (an LCG) for property tests: the same seed gives the same run, so

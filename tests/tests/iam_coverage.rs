@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use gateway::iam::{PermissionUse, RECORD_DIR_VAR, read_uses};
+use gateway::iam::{PermissionUse, RECORD_DIR_VAR, read_uses, string_like as glob};
 use serde_yaml_ng::Value;
 
 /// One `Allow` statement, its resources resolved to the form the recorder writes.
@@ -23,16 +23,6 @@ struct Statement {
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run this test through infra/test.sh"))
-}
-
-/// `*` matches any run of characters, as IAM's `StringLike` and resource ARNs do.
-fn glob(pattern: &str, value: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == value,
-        Some((head, tail)) => {
-            value.starts_with(head) && (0..=value.len() - head.len()).any(|i| glob(tail, &value[head.len() + i..]))
-        }
-    }
 }
 
 /// The end of the ARN a template resource names, with the local stack's physical names:
@@ -150,6 +140,15 @@ fn every_function_is_granted_exactly_the_permissions_it_uses() {
                     if !needed {
                         problems.push(format!("{function}: grants {action} on {resource}, never used"));
                     }
+                }
+            }
+            // Each partition a condition lets it write is one it writes: no pattern wider than needed.
+            for pattern in s.leading_keys.iter().flatten() {
+                let needed = used.iter().any(|u| {
+                    s.actions.contains(&u.action) && u.leading_key.as_deref().is_some_and(|key| glob(pattern, key))
+                });
+                if !needed {
+                    problems.push(format!("{function}: lets {:?} write partitions {pattern}, never used", s.actions));
                 }
             }
         }

@@ -229,6 +229,41 @@ fn queue_workers_reserve_concurrency_by_parameter_and_zero_reserves_none() {
     }
 }
 
+/// Every statement that lets a function write to the table names the partitions it may write
+/// (`dynamodb:LeadingKeys`), and none of them can be an API key's or a catalog node's: a function holding
+/// an org's token of trust (or one parsing an untrusted SARIF log) cannot mint a key for any org. The IAM
+/// coverage test checks that each pattern is one the function writes.
+#[test]
+fn writers_are_limited_to_their_partitions_and_none_writes_an_api_key() {
+    let template = template();
+    let forbidden = [keys::api_key_pk(&"0".repeat(64)), keys::catalog_pk(domain::ContentArea::Practice)];
+    let writes = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"];
+    let mut writers = 0;
+    for (id, function) in functions(&template) {
+        for policy in function["Properties"]["Policies"].as_sequence().unwrap() {
+            for statement in policy["Statement"].as_sequence().into_iter().flatten() {
+                let actions: Vec<&str> = match &statement["Action"] {
+                    Value::Sequence(list) => list.iter().filter_map(Value::as_str).collect(),
+                    one => one.as_str().into_iter().collect(),
+                };
+                if !actions.iter().any(|a| writes.contains(a)) {
+                    continue;
+                }
+                writers += 1;
+                let patterns = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+                    .as_sequence()
+                    .unwrap_or_else(|| panic!("{id}: {actions:?} without a dynamodb:LeadingKeys condition"));
+                for pattern in patterns.iter().map(|p| p.as_str().unwrap()) {
+                    for key in &forbidden {
+                        assert!(!gateway::iam::string_like(pattern, key), "{id}: {pattern} lets it write {key}");
+                    }
+                }
+            }
+        }
+    }
+    assert!(writers >= 10, "the template's writers were found ({writers})");
+}
+
 /// Export objects, and their old versions, expire 30 days after they were written (README).
 #[test]
 fn exports_expire_after_30_days() {

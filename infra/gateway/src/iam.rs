@@ -137,6 +137,18 @@ impl Intercept for Recorder {
     }
 }
 
+/// IAM's `StringLike` (as in a `dynamodb:LeadingKeys` condition or a resource ARN): `*` matches any run of
+/// characters.
+pub fn string_like(pattern: &str, value: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == value,
+        Some((head, tail)) => {
+            value.starts_with(head)
+                && (0..=value.len() - head.len()).any(|i| string_like(tail, &value[head.len() + i..]))
+        }
+    }
+}
+
 type Permission = (String, String, Option<String>);
 
 /// The IAM actions a request needs, with their resources; `None` for an operation this does not know.

@@ -14,7 +14,7 @@ pub use rows::{
     ASSIGNMENT_COLUMNS, COMPLIANCE_COLUMNS, PROGRESS_COLUMNS, assignment_record, compliance_record, neutralise,
     progress_record,
 };
-pub use sink::{PART_SIZE, S3Csv};
+pub use sink::{PART_SIZE, S3Csv, csv_writer};
 
 /// What to export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -135,12 +135,47 @@ const COMPLIANCE_TABLE: [ComplianceColumn; 17] = [
 
 pub const COMPLIANCE_COLUMNS: [&str; 17] = headers(&COMPLIANCE_TABLE);
 
-/// A cell a spreadsheet could run as a formula gets a leading `'`, which spreadsheets show as text; the
-/// rest of the value is kept as is. Dangerous: a first character of `=`, `+`, `-`, `@`, tab or CR, or
-/// one of `=`, `+`, `-`, `@` after leading whitespace (some spreadsheets trim it before parsing).
+/// Where a spreadsheet may start a cell or a row inside one of ours: a line break, or a list separator
+/// (`,` here; `;` or tab where the locale's separator is one of those). A spreadsheet importing with
+/// another separator than ours reads our quoting its own way, and LibreOffice Calc then ends a row at a
+/// line break inside a cell: what follows becomes a cell of its own (`tests/tests/e2e/audit_and_exports.rs`
+/// opens the exports in it with each separator).
+const CELL_BOUNDARIES: [char; 5] = ['\r', '\n', ',', ';', '\t'];
+const FORMULA_STARTS: [char; 4] = ['=', '+', '-', '@'];
+
+/// Whether a cell starting at `rest` could be read as a formula: its first character after spaces and
+/// quotes (which some spreadsheets drop before parsing) is one of `=`, `+`, `-`, `@`.
+fn formula_at(rest: &str) -> bool {
+    rest.trim_start_matches(|c: char| c == '"' || (c.is_whitespace() && !CELL_BOUNDARIES.contains(&c)))
+        .starts_with(FORMULA_STARTS)
+}
+
+/// Every place a spreadsheet could start a formula in this cell gets a `'`, which spreadsheets show as
+/// text; nothing is removed, so the value stays readable: `=1+1` reads `'=1+1`, a note `x;=1` reads
+/// `x;'=1`, one whose second line starts with `=` has that line start with `'=`. Dangerous: a first
+/// character of tab or CR, or a formula start (`=`, `+`, `-`, `@`, after any whitespace) at the cell's
+/// start or right after a [line break or separator](CELL_BOUNDARIES).
 pub fn neutralise(cell: String) -> String {
-    let starts_dangerously = cell.starts_with(['\t', '\r']) || cell.trim_start().starts_with(['=', '+', '-', '@']);
-    if starts_dangerously { format!("'{cell}") } else { cell }
+    let starts_dangerously = cell.starts_with(['\t', '\r']) || cell.trim_start().starts_with(FORMULA_STARTS);
+    let inner = cell.match_indices(CELL_BOUNDARIES).any(|(at, b)| formula_at(&cell[at + b.len()..]));
+    if !starts_dangerously && !inner {
+        return cell;
+    }
+    let mut out = String::with_capacity(cell.len() + 4);
+    if starts_dangerously {
+        out.push('\'');
+    }
+    let mut rest = cell.as_str();
+    while let Some(at) = rest.find(CELL_BOUNDARIES) {
+        let (head, tail) = rest.split_at(at + 1);
+        out.push_str(head);
+        if formula_at(tail) {
+            out.push('\'');
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
 }
 
 fn time(t: DateTime<Utc>) -> String {
@@ -211,12 +246,26 @@ mod tests {
             assert!(out.starts_with('\''), "{out:?}");
             assert_eq!(&out[1..], bad, "the value itself is kept");
         }
-        for fine in ["SQL Injection", "2026-04-15", "0.5000", "", "a=b", "x;=1+1"] {
+        for fine in ["SQL Injection", "2026-04-15", "0.5000", "", "a=b", "x; y=1+1", "line\nnext", "a,b\tc"] {
             assert_eq!(neutralise(fine.to_owned()), fine);
         }
-        for hidden in [" =1+1", "\t=1", "\n=1", " \u{a0}@SUM(A1)", "  -2"] {
+        for hidden in [" =1+1", " \u{a0}@SUM(A1)", "  -2"] {
             let out = neutralise(hidden.to_owned());
             assert_eq!(out, format!("'{hidden}"), "a formula behind leading whitespace is neutralised too");
+        }
+        // Inside the cell: after a line break or a separator, where another reading starts a cell.
+        for (inner, out) in [
+            ("x;=1+1", "x;'=1+1"),
+            ("x, -1", "x,' -1"),
+            ("a\r=1", "a\r'=1"),
+            ("a\r\n=1", "a\r\n'=1"),
+            ("a\n\"=1", "a\n'\"=1"),
+            ("a\n\t=1", "a\n\t'=1"),
+            ("\t=1", "'\t'=1"),
+            ("\n=1", "'\n'=1"),
+            ("=1;+2\n@3", "'=1;'+2\n'@3"),
+        ] {
+            assert_eq!(neutralise(inner.to_owned()), out, "{inner:?}");
         }
     }
 

@@ -21,8 +21,10 @@ pub struct S3Csv {
     bytes: u64,
 }
 
-/// Every field quoted: a spreadsheet that splits on `;` or tab (locales where `,` is the decimal mark)
-/// then never cuts a cell in two, so no part of a value can start a cell of its own.
+/// Every field quoted, so that a spreadsheet splitting on `;` or tab (locales where `,` is the decimal
+/// mark) keeps a cell's separators inside it. Not its line breaks: LibreOffice Calc, importing with a
+/// separator other than ours, ends a row at one, so [`crate::neutralise`] treats a line break (and a
+/// separator) inside a cell as the start of another.
 pub fn csv_writer<W: std::io::Write>(out: W) -> csv::Writer<W> {
     csv::WriterBuilder::new().quote_style(csv::QuoteStyle::Always).from_writer(out)
 }

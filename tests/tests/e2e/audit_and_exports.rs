@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use testkit::e2e::{Env, SECRET, assert_problem, parse_csv};
 
-use crate::{assign_team_topic, path_of, team_topic};
+use crate::{assign_team_topic, deadline, path_of, team_topic};
 
 #[tokio::test]
 async fn the_audit_log_lists_admin_writes_newest_first_with_filters_and_paging() {
@@ -182,6 +182,83 @@ async fn csv_exports_are_downloadable_formula_safe_and_keep_removed_learners() {
     assert_problem(&env.get(&path).token(stranger).await, 404, "not_found");
     assert_eq!(env.get("/assignments/exports").token(stranger).await.body["items"], json!([]));
     assert_problem(&env.get("/assignments/exports/not-an-id").token(key).await, 404, "not_found");
+}
+
+/// Every export kind, opened by a real spreadsheet (LibreOffice Calc) with `,`, `;` and tab as its list
+/// separator, has no formula cell, whatever an admin wrote in the fields they control: a formula start at
+/// a cell's start, after whitespace, a line break or a separator. With `;` or tab Calc ends a row at a
+/// line break inside our quoted cell, so what follows the break starts a cell of its own. The same
+/// values written without neutralising do become formulas there, with each separator: the check has
+/// teeth. The notes read back as written with a `'` before each formula start.
+#[tokio::test]
+async fn exports_open_in_a_real_spreadsheet_without_a_formula_whatever_the_separator() {
+    let (env, org) = Env::with_org().await;
+    let key = org.api_keys.admin.as_str();
+    let notes = [
+        "=1+1",
+        "\t=2+2",
+        "\r=3+3",
+        "  =4+4",
+        "@SUM(5)",
+        "x;=6+6,=7+7\t=8+8",
+        "note\r=9+9",
+        "note\n=10+10\r\n=11+11",
+        "q\";=12+12\n\"=13+13\n\t=14+14",
+    ];
+    let reason = "Leave\r=15+15";
+    let targets = org.learners().flat_map(|u| ["sql-injection", "path-traversal"].map(|topic| (u.user_id, topic)));
+    let mut ids = Vec::new();
+    for (note, (user, topic)) in notes.iter().zip(targets) {
+        let body = json!({"contentArea": "practice", "targetType": "topic", "targetId": topic,
+                          "assigneeType": "user", "assigneeId": user, "deadline": deadline(30),
+                          "isMandatory": true, "note": note});
+        let created = env.post("/assignments").token(key).json(body).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        ids.push((path_of(&created), user));
+    }
+    let (path, user) = &ids[0];
+    let exempt =
+        env.patch(&format!("{path}/users/{user}")).token(key).json(json!({"exempt": true, "reason": reason})).await;
+    assert_eq!(exempt.body["exemptReason"], json!(reason), "{:?}", exempt.body);
+
+    // Three callers, so that the export's polling stays inside each one's rate limit.
+    let callers = [org.api_keys.read_only.as_str(), org.admin().token.as_str(), key];
+    let mut files = Vec::new();
+    for (kind, token) in ["assignments", "progress", "compliance"].into_iter().zip(callers) {
+        let export = env.export(token, kind).await;
+        assert_eq!(export.body["status"], "ready", "{:?}", export.body);
+        let url = export.body["downloadUrl"].as_str().unwrap();
+        files.push((kind, env.http.get(url).send().await.unwrap().text().await.unwrap()));
+    }
+    let (header, rows) = parse_csv(&files[0].1);
+    let note_col = header.iter().position(|h| h == "note").unwrap();
+    let mut read: Vec<String> = rows.iter().map(|r| r[note_col].to_owned()).collect();
+    let mut written: Vec<String> = notes.iter().map(|n| exports::neutralise(n.to_string())).collect();
+    read.sort();
+    written.sort();
+    assert_eq!(read, written, "each note is in the export, neutralised");
+    assert!(files[2].1.contains(&exports::neutralise(reason.to_owned())), "the exemption reason is exported");
+
+    // The control: the same values as cells, not neutralised, through the exports' own CSV writer.
+    let mut raw = exports::csv_writer(Vec::new());
+    for value in notes.iter().chain([&reason]) {
+        raw.write_record(["id", value]).unwrap();
+    }
+    let raw = String::from_utf8(raw.into_inner().unwrap()).unwrap();
+    let mut opened: Vec<(&str, &str)> = files.iter().map(|(kind, text)| (*kind, text.as_str())).collect();
+    opened.push(("not-neutralised", raw.as_str()));
+    for separator in testkit::spreadsheet::SEPARATORS {
+        for (name, formulas) in testkit::spreadsheet::formulas(&opened, separator) {
+            if name == "not-neutralised" {
+                assert!(
+                    !formulas.is_empty(),
+                    "separator {separator:?}: the control shows no formula, so the check has none"
+                );
+            } else {
+                assert!(formulas.is_empty(), "{name}, separator {separator:?}: formula cells {formulas:?}");
+            }
+        }
+    }
 }
 
 /// An audit-log cursor continues the range it was issued for; with another `from`/`to` it is refused
