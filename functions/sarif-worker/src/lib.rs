@@ -2,8 +2,10 @@
 //! `POST /sarif` (`service::sarif`), recorded on its upload for `GET /sarif/uploads/{uploadId}`.
 //!
 //! The org comes from the object's key, which the service chose when it presigned the upload for the
-//! caller's org; the upload item in that org says which commit and who asked. A redelivered
-//! notification finds the upload no longer pending and does nothing.
+//! caller's org; the upload item in that org says which commit, who asked and the log's declared size.
+//! The log is ingested as its uploader, so only while they still may (`service::sarif::uploader_may_ingest`)
+//! and only at the size they declared. A redelivered notification finds the upload no longer pending
+//! and does nothing.
 
 use domain::{SarifUpload, UploadStatus};
 use scans::{IntakeError, UploadBucket};
@@ -60,7 +62,12 @@ async fn ingest_object(worker: &Worker, key: &str) -> Result<Value, events::Cons
     if upload.status != UploadStatus::Pending {
         return Ok(json!({"key": key, "skipped": "already ingested"}));
     }
-    let findings = match worker.bucket.read(key).await.and_then(|bytes| scans::read_upload(&bytes)) {
+    let ctx = Ctx::new(&worker.store, worker.clock.as_ref());
+    let now = worker.clock.now(&org);
+    if let Err(refused) = service::sarif::uploader_may_ingest(&ctx, &org, &upload, now).await? {
+        return fail(worker, &org, upload, refused).await;
+    }
+    let findings = match worker.bucket.read(key, upload.bytes).await.and_then(|bytes| scans::read_upload(&bytes)) {
         Ok(findings) => findings,
         Err(IntakeError::Storage(e)) => return Err(events::ConsumerError::Unavailable(e)),
         Err(refused) => return fail(worker, &org, upload, refused.to_string()).await,
@@ -70,9 +77,8 @@ async fn ingest_object(worker: &Worker, key: &str) -> Result<Value, events::Cons
         email: upload.actor_email.clone(),
         role: upload.actor_role,
         request_id: format!("sarif-upload:{upload_id}"),
-        now: worker.clock.now(&org),
+        now,
     };
-    let ctx = Ctx::new(&worker.store, worker.clock.as_ref());
     // Audit entries show a new assignment as the API does.
     let view = |a: &domain::Assignment| json!(api::views::assignment(a, actor.now));
     match service::sarif::ingest(&ctx, &org, &upload.scan, &findings, &actor, &view).await {

@@ -4,8 +4,9 @@
 //!   `X-Commit-Sha` and `X-Commit-Author-Email` headers name → `200` with the ingestion (a re-post of
 //!   the repository and commit within 24 hours: the first one's, `Idempotent-Replayed: true`);
 //!   larger → `413` naming the uploads route;
-//! - `POST /sarif/uploads` (same headers, no body) → `201 {uploadId, uploadUrl, …}`: a presigned PUT
-//!   for 15 minutes; the object is ingested by the `sarif-worker` function under the same rules;
+//! - `POST /sarif/uploads` (same headers and `X-Upload-Bytes`, the log's size; no body) → `201
+//!   {uploadId, uploadUrl, …}`: a presigned PUT of exactly that size for 15 minutes; the object is
+//!   ingested by the `sarif-worker` function under the same rules, while its uploader still may;
 //! - `GET /sarif/uploads/{uploadId}`: where the upload stands, with its ingestion once done.
 
 use ::http::{Method, StatusCode};
@@ -94,8 +95,26 @@ async fn ingest(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
     Ok(response)
 }
 
+/// The log's size the client declares (`X-Upload-Bytes`): a whole number from 1 to
+/// [`scans::MAX_UPLOAD_BYTES`]; larger is `413`.
+fn declared_bytes(call: &Call<'_>) -> Result<u64, ApiError> {
+    const HEADER: &str = "X-Upload-Bytes";
+    let raw = http::header(call.req, "x-upload-bytes")
+        .ok_or_else(|| ApiError::field(HEADER, "is required: the log's size in bytes, which the upload URL signs"))?;
+    let bytes: u64 = raw.trim().parse().map_err(|_| ApiError::field(HEADER, "must be a whole number of bytes"))?;
+    if bytes == 0 {
+        return Err(ApiError::field(HEADER, "must be at least 1"));
+    }
+    if bytes > scans::MAX_UPLOAD_BYTES {
+        let limit = usize::try_from(scans::MAX_UPLOAD_BYTES).unwrap_or(usize::MAX);
+        return Err(ApiError::PayloadTooLarge { limit, alternative: None });
+    }
+    Ok(bytes)
+}
+
 async fn start_upload(call: &Call<'_>, bucket: &UploadBucket) -> Result<Response<Body>, ApiError> {
     let scan = scan_of(call)?;
+    let bytes = declared_bytes(call)?;
     if !http::body_bytes(call.req).iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::field("body", "must be empty: the log goes to the upload URL"));
     }
@@ -107,12 +126,13 @@ async fn start_upload(call: &Call<'_>, bucket: &UploadBucket) -> Result<Response
         actor_id: actor.id,
         actor_email: actor.email,
         actor_role: actor.role,
+        bytes: Some(bytes),
         created_at: call.now,
         status: UploadStatus::Pending,
         outcome: None,
         failure: None,
     };
-    let url = bucket.upload_url(org, upload.upload_id).await.map_err(invalid)?;
+    let url = bucket.upload_url(org, upload.upload_id, bytes).await.map_err(invalid)?;
     call.app.store.put_sarif_upload(org, &upload).await?;
     let location = format!("{BASE_PATH}/sarif/uploads/{}", upload.upload_id);
     let expires_at = call.now + chrono::Duration::from_std(scans::UPLOAD_URL_TTL).unwrap_or_default();
@@ -150,6 +170,9 @@ fn view(upload: &SarifUpload) -> Value {
         "commitSha": upload.scan.commit_sha,
         "createdAt": upload.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     });
+    if let Some(bytes) = upload.bytes {
+        view["bytes"] = json!(bytes);
+    }
     if let Some(outcome) = upload.outcome.as_deref().and_then(|o| serde_json::from_str::<Value>(o).ok()) {
         view["ingestion"] = outcome;
     }

@@ -96,6 +96,10 @@ pub struct SarifUpload {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor_email: Option<String>,
     pub actor_role: crate::Role,
+    /// The log's size in bytes as the client declared it: the presigned PUT signs it, so S3 takes no
+    /// other, and the worker reads no other. `None` on an upload started before sizes were declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
     pub created_at: DateTime<Utc>,
     pub status: UploadStatus,
     /// The ingestion's response (JSON), once ingested.

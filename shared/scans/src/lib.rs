@@ -38,6 +38,9 @@ pub enum IntakeError {
     /// A log larger than it may be: as stored (an upload), or once decompressed.
     #[error("the log exceeds {limit} bytes{}", if *.decompressed { " once decompressed" } else { "" })]
     TooLarge { limit: u64, decompressed: bool },
+    /// An uploaded object of another size than the client declared for it.
+    #[error("the uploaded log is {stored} bytes, not the {declared} declared when the upload was started")]
+    NotTheDeclaredSize { declared: u64, stored: u64 },
     /// The uploads bucket failed or refused.
     #[error("S3: {0}")]
     Storage(String),
@@ -136,23 +139,29 @@ impl UploadBucket {
         &self.name
     }
 
-    /// A presigned PUT of the upload's object, working for [`UPLOAD_URL_TTL`].
-    pub async fn upload_url(&self, org: &OrgId, upload_id: uuid::Uuid) -> Result<String, IntakeError> {
+    /// A presigned PUT of the upload's object of exactly `bytes` bytes, working for [`UPLOAD_URL_TTL`]:
+    /// `Content-Length` is one of the headers it signs, so S3 refuses a PUT of any other size (a client
+    /// such as `curl -T` sends the file's own length).
+    pub async fn upload_url(&self, org: &OrgId, upload_id: uuid::Uuid, bytes: u64) -> Result<String, IntakeError> {
         let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(UPLOAD_URL_TTL)
             .map_err(|e| IntakeError::Storage(e.to_string()))?;
+        let length =
+            i64::try_from(bytes).map_err(|_| IntakeError::TooLarge { limit: MAX_UPLOAD_BYTES, decompressed: false })?;
         let presigned = self
             .client
             .put_object()
             .bucket(&self.name)
             .key(upload_key(org, upload_id))
+            .content_length(length)
             .presigned(config)
             .await
             .map_err(|e| IntakeError::Storage(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
         Ok(presigned.uri().to_owned())
     }
 
-    /// The object's bytes; [`IntakeError::TooLarge`] past [`MAX_UPLOAD_BYTES`] (read no further).
-    pub async fn read(&self, key: &str) -> Result<Vec<u8>, IntakeError> {
+    /// The object's bytes; [`IntakeError::TooLarge`] past [`MAX_UPLOAD_BYTES`] and
+    /// [`IntakeError::NotTheDeclaredSize`] when the client declared another size (read no further).
+    pub async fn read(&self, key: &str, declared: Option<u64>) -> Result<Vec<u8>, IntakeError> {
         let storage = |e: String| IntakeError::Storage(e);
         let object = self
             .client
@@ -166,6 +175,9 @@ impl UploadBucket {
         let size = object.content_length().and_then(|n| u64::try_from(n).ok()).unwrap_or(u64::MAX);
         if size > MAX_UPLOAD_BYTES {
             return Err(IntakeError::TooLarge { limit: MAX_UPLOAD_BYTES, decompressed: false });
+        }
+        if let Some(declared) = declared.filter(|declared| *declared != size) {
+            return Err(IntakeError::NotTheDeclaredSize { declared, stored: size });
         }
         let bytes = object.body.collect().await.map_err(|e| storage(e.to_string()))?;
         Ok(bytes.to_vec())
@@ -210,6 +222,24 @@ mod tests {
         let err = read_request(&gzip(&bomb), Some("gzip")).unwrap_err();
         assert!(matches!(err, IntakeError::TooLarge { limit: MAX_REQUEST_LOG_BYTES, decompressed: true }), "{err:?}");
         assert_eq!(err.to_string(), format!("the log exceeds {MAX_REQUEST_LOG_BYTES} bytes once decompressed"));
+    }
+
+    /// The presigned PUT signs `Content-Length`: S3 checks every signed header, so a PUT of another size
+    /// fails its signature (moto, which the end-to-end tests run, does not check signatures; the worker's
+    /// own size check is tested there).
+    #[tokio::test]
+    async fn an_upload_url_signs_the_declared_length() {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new("AKIDEXAMPLE", "secret", None, None, "test"))
+            .build();
+        // Presigning is computed here; no request is sent.
+        let bucket = UploadBucket { client: aws_sdk_s3::Client::from_conf(config), name: "uploads".into() };
+        let org = OrgId::parse("acme").unwrap();
+        let url = bucket.upload_url(&org, uuid::Uuid::now_v7(), 12_345).await.unwrap();
+        let signed = url.split(['?', '&']).find_map(|p| p.strip_prefix("X-Amz-SignedHeaders=")).unwrap();
+        assert_eq!(signed.split("%3B").collect::<Vec<_>>(), ["content-length", "host"], "{url}");
     }
 
     #[test]

@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use chrono::{DateTime, Duration, Utc};
 use domain::sarif::Findings;
 use domain::{
-    AssigneeType, Assignment, AssignmentId, Catalog, ContentArea, NewAssignment, OrgId, ResolvedTarget, Scan, Slug,
-    Target, TargetType, TrackedUnit, User, UserId,
+    AssigneeType, Assignment, AssignmentId, Catalog, ContentArea, NewAssignment, OrgId, ResolvedTarget, Role,
+    SarifUpload, Scan, Slug, Target, TargetType, TrackedUnit, User, UserId,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -369,4 +369,32 @@ fn assignment_for(
 /// The JSON of an ingestion (the response body, the upload's outcome).
 pub fn to_json(ingestion: &Ingestion) -> Result<Value, AppError> {
     serde_json::to_value(ingestion).map_err(|e| AppError::Store(StoreError::Other(format!("ingestion: {e}"))))
+}
+
+/// Whether whoever started `upload` may still ingest it, checked when its log arrives (up to two hours
+/// later): its API key neither revoked nor expired, or its session user still an active org admin. The
+/// refusal's reason otherwise. An upload acts as its uploader, so a key revoked or an admin demoted in
+/// between must not create assignments through it.
+pub async fn uploader_may_ingest(
+    ctx: &Ctx<'_>,
+    org: &OrgId,
+    upload: &SarifUpload,
+    now: DateTime<Utc>,
+) -> Result<Result<(), String>, StoreError> {
+    let id = |raw: &str| uuid::Uuid::parse_str(raw).ok();
+    if let Some(key_id) = upload.actor_id.strip_prefix("apikey:").and_then(id) {
+        let key = ctx.store.api_key_by_id(org, key_id).await?;
+        return Ok(match key {
+            Some(key) if key.is_usable(now) => Ok(()),
+            _ => Err("the API key that started the upload is revoked or expired".to_owned()),
+        });
+    }
+    if let Some(user) = upload.actor_id.strip_prefix("user:").and_then(id) {
+        let current = ctx.store.current_user(org, UserId(user)).await?;
+        return Ok(match current {
+            Some(user) if user.is_active && user.role == Role::OrgAdmin => Ok(()),
+            _ => Err("the user who started the upload is no longer an active org admin".to_owned()),
+        });
+    }
+    Ok(Err(format!("the upload's starter ({}) is not an API key or a user", upload.actor_id)))
 }

@@ -7,7 +7,7 @@ use domain::{ApiKey, OrgId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::dynamo::{classify, from_item, n, s, to_item};
+use crate::dynamo::{Item, classify, from_item, n, s, to_item};
 use crate::records::{ApiKeyRecord, Record};
 use crate::{Store, StoreError, keys};
 
@@ -169,8 +169,16 @@ impl Store {
         item.map(ApiKeyRecord::entity_of).transpose()
     }
 
-    /// Revokes one of the org's keys, effective immediately.
-    pub async fn revoke_api_key(&self, org: &OrgId, key_id: uuid::Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
+    /// One of the org's keys by its id (a key another org holds is not found), read strongly consistent
+    /// once the org's index has named its item, so a revocation is seen at once.
+    pub async fn api_key_by_id(&self, org: &OrgId, key_id: uuid::Uuid) -> Result<Option<ApiKey>, StoreError> {
+        let Some(listed) = self.api_key_record(org, key_id).await? else { return Ok(None) };
+        let listed: ApiKeyRecord = from_item(listed)?;
+        let item = self.get_item(listed.pk, keys::API_KEY_SK, true).await?;
+        item.map(ApiKeyRecord::entity_of).transpose()
+    }
+
+    async fn api_key_record(&self, org: &OrgId, key_id: uuid::Uuid) -> Result<Option<Item>, StoreError> {
         let pk = keys::org_api_keys(org);
         let (found, _) = self
             .query_page(
@@ -184,7 +192,12 @@ impl Store {
                 Some(1),
             )
             .await?;
-        let record: ApiKeyRecord = from_item(found.into_iter().next().ok_or(StoreError::NotFound)?)?;
+        Ok(found.into_iter().next())
+    }
+
+    /// Revokes one of the org's keys, effective immediately.
+    pub async fn revoke_api_key(&self, org: &OrgId, key_id: uuid::Uuid, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let record: ApiKeyRecord = from_item(self.api_key_record(org, key_id).await?.ok_or(StoreError::NotFound)?)?;
         self.send_update(
             self.update_request()
                 .key(keys::PK, s(record.pk))

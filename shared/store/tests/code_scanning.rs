@@ -118,6 +118,7 @@ async fn an_upload_ends_once_and_only_in_its_org() {
         actor_id: "apikey:k".into(),
         actor_email: None,
         actor_role: Role::ApiKey,
+        bytes: Some(4_096),
         created_at: Utc::now(),
         status: UploadStatus::Pending,
         outcome: None,

@@ -286,9 +286,13 @@ async fn api_keys_are_found_by_token_hash_and_revocation_is_immediate() {
         .unwrap();
     assert!(!format!("{raw:?}").contains(&token), "the token itself is never stored");
 
+    assert_eq!(store.api_key_by_id(&org, key.key_id).await.unwrap(), Some(key.clone()));
+    assert_eq!(store.api_key_by_id(&new_org("test"), key.key_id).await.unwrap(), None, "only in its org");
     store.revoke_api_key(&org, key.key_id, Utc::now()).await.unwrap();
     let revoked = store.api_key_by_token(&token).await.unwrap().unwrap();
     assert!(!revoked.is_usable(Utc::now() + Duration::milliseconds(1)));
+    let by_id = store.api_key_by_id(&org, key.key_id).await.unwrap().unwrap();
+    assert_eq!(by_id, revoked, "the revocation is seen by id at once (read strongly consistent)");
     assert!(
         store.revoke_api_key(&new_org("test"), key.key_id, Utc::now()).await.is_err(),
         "another org cannot revoke it"

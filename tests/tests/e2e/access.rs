@@ -155,7 +155,7 @@ async fn an_orgs_requests_together_are_limited_whatever_key_or_user_sends_them()
 
 /// A user the platform created on the bus, once the projection has them, with a still-valid session
 /// token that claims `claimed`.
-async fn platform_user(env: &Env, org: &SeededOrg, role: Role, claimed: Role) -> seed::SeededUser {
+pub(crate) async fn platform_user(env: &Env, org: &SeededOrg, role: Role, claimed: Role) -> seed::SeededUser {
     let id = domain::UserId(uuid::Uuid::new_v4());
     let email = format!("{}@acme.example", id.0.simple());
     let token = seed::session_token(SECRET, id, &org.org_id, claimed, &email, Utc::now() + chrono::Duration::hours(8));
@@ -165,11 +165,16 @@ async fn platform_user(env: &Env, org: &SeededOrg, role: Role, claimed: Role) ->
     user
 }
 
-async fn projected(env: &Env, org: &OrgId, user: domain::UserId) -> domain::User {
+pub(crate) async fn projected(env: &Env, org: &OrgId, user: domain::UserId) -> domain::User {
     env.store.current_user(org, user).await.unwrap().expect("projected")
 }
 
-fn user_event(detail_type: &'static str, org: &SeededOrg, user: &seed::SeededUser, role: Role) -> seed::PlatformEvent {
+pub(crate) fn user_event(
+    detail_type: &'static str,
+    org: &SeededOrg,
+    user: &seed::SeededUser,
+    role: Role,
+) -> seed::PlatformEvent {
     seed::PlatformEvent {
         source: "platform.users",
         detail_type,

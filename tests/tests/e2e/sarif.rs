@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use chrono::Utc;
+use domain::Role;
 use gateway::seed::{SeededOrg, SeededUser};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -383,27 +384,25 @@ async fn refused_and_unknown_ingestions_create_nothing() {
 async fn an_uploaded_log_is_ingested_by_the_worker_under_the_same_rules() {
     let (env, org) = Env::with_org().await;
     let author = org.learners().next().unwrap();
-    let start = |sha: &'static str| {
+    let start = |sha: &'static str, bytes: usize| {
         env.post("/sarif/uploads")
             .token(org.api_keys.admin.as_str())
             .header("x-source", "jenkins")
             .header("x-repo", "acme/monolith")
             .header("x-commit-sha", sha)
             .header("x-commit-author-email", &author.email)
+            .header("x-upload-bytes", &bytes.to_string())
     };
-    let upload = start("feedc0de").await;
+    let log = gzip(scanners::semgrep());
+    let upload = start("feedc0de", log.len()).await;
     assert_eq!(upload.status, StatusCode::CREATED, "{:?}", upload.body);
     assert_eq!((upload.body["status"].as_str(), upload.body["method"].as_str()), (Some("pending"), Some("PUT")));
+    assert_eq!(upload.body["bytes"], json!(log.len()));
     let path = format!("/sarif/uploads/{}", upload.body["uploadId"].as_str().unwrap());
     assert_eq!(upload.headers["location"].to_str().unwrap(), format!("{}{path}", api::http::BASE_PATH));
 
     // The CI step PUTs the log (gzip, as big logs travel) to the presigned URL; S3 announces it.
-    let put = reqwest::Client::new()
-        .put(upload.body["uploadUrl"].as_str().unwrap())
-        .body(gzip(scanners::semgrep()))
-        .send()
-        .await
-        .unwrap();
+    let put = reqwest::Client::new().put(upload.body["uploadUrl"].as_str().unwrap()).body(log).send().await.unwrap();
     assert!(put.status().is_success(), "{:?}", put.text().await);
     let done = eventually("the SARIF worker", || async {
         let reply = env.get(&path).token(org.api_keys.admin.as_str()).await;
@@ -427,7 +426,7 @@ async fn an_uploaded_log_is_ingested_by_the_worker_under_the_same_rules() {
     assert_eq!(&again.body, ingestion);
 
     // An upload that is not SARIF fails with the reason; nothing more is created.
-    let bad = start("deadbeef").await;
+    let bad = start("deadbeef", "not json".len()).await;
     let put =
         reqwest::Client::new().put(bad.body["uploadUrl"].as_str().unwrap()).body("not json").send().await.unwrap();
     assert!(put.status().is_success());
@@ -442,7 +441,7 @@ async fn an_uploaded_log_is_ingested_by_the_worker_under_the_same_rules() {
     assert_eq!(learner_view(&env, author).await.len(), 4);
 
     // An upload whose log never came is reported as expired once it can no longer be ingested.
-    let never = start("0ddba11").await;
+    let never = start("0ddba11", 1024).await;
     let never_id = never.body["uploadId"].as_str().unwrap().to_owned();
     // Three hours on the org's clock (the scheduler paused): past the two hours an upload can be ingested.
     env.advance_clock_firing(&org.org_id, chrono::Duration::hours(3), &[]).await;
@@ -499,24 +498,103 @@ async fn a_new_starter_is_covered_by_the_new_starters_roster_they_are_on() {
 /// Uploads `log` through `POST /sarif/uploads` and its presigned PUT; the upload once the worker is done.
 async fn upload(env: &Env, org: &SeededOrg, author: &str, sha: &str, log: Vec<u8>) -> Reply {
     let key = org.api_keys.admin.as_str();
-    let started = env
+    let started = start_upload(env, key, author, sha, Some(log.len())).await;
+    assert_eq!(started.status, StatusCode::CREATED, "{:?}", started.body);
+    put_and_wait(env, key, &started, log).await
+}
+
+/// `POST /sarif/uploads` as `token` for `sha` by `author`, declaring `bytes` (`None`: no `X-Upload-Bytes`).
+async fn start_upload(env: &Env, token: &str, author: &str, sha: &str, bytes: Option<usize>) -> Reply {
+    let request = env
         .post("/sarif/uploads")
-        .token(key)
+        .token(token)
         .header("x-source", "jenkins")
         .header("x-repo", "acme/monolith")
         .header("x-commit-sha", sha)
-        .header("x-commit-author-email", author)
-        .await;
-    assert_eq!(started.status, StatusCode::CREATED, "{:?}", started.body);
+        .header("x-commit-author-email", author);
+    match bytes {
+        Some(bytes) => request.header("x-upload-bytes", &bytes.to_string()).await,
+        None => request.await,
+    }
+}
+
+/// PUTs `log` to a started upload's URL; the upload once the worker is done, read with `token`.
+async fn put_and_wait(env: &Env, token: &str, started: &Reply, log: Vec<u8>) -> Reply {
     let put = reqwest::Client::new().put(started.body["uploadUrl"].as_str().unwrap()).body(log).send().await.unwrap();
     assert!(put.status().is_success(), "{:?}", put.text().await);
     let path = format!("/sarif/uploads/{}", started.body["uploadId"].as_str().unwrap());
     eventually("the SARIF worker", || async {
-        let reply = env.get(&path).token(key).await;
+        let reply = env.get(&path).token(token).await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
         (reply.body["status"] != "pending").then_some(reply)
     })
     .await
+}
+
+/// An upload is bounded by the size its starter declared (the URL signs it; the worker checks it
+/// again), and ingested only while its starter still may: a key revoked, or an admin demoted, between
+/// the upload URL and the log's arrival creates nothing. The same log, uploaded by a starter who may,
+/// is ingested (so the refusals are the starters', not the log's).
+#[tokio::test]
+async fn an_upload_is_ingested_at_its_declared_size_while_its_starter_still_may() {
+    let (env, org) = Env::with_org().await;
+    let (key, author) = (org.api_keys.admin.as_str(), org.learners().next().unwrap());
+    let log = scanners::bandit().to_vec();
+
+    let missing = start_upload(&env, key, &author.email, "b0a710ad", None).await;
+    assert_problem(&missing, 400, "validation_failed");
+    assert_eq!(missing.body["errors"][0]["field"], "X-Upload-Bytes");
+    for bad in ["12kB", "0", "-1"] {
+        let refused = env
+            .post("/sarif/uploads")
+            .token(key)
+            .header("x-source", "jenkins")
+            .header("x-repo", "acme/monolith")
+            .header("x-commit-sha", "b0a710ad")
+            .header("x-commit-author-email", &author.email)
+            .header("x-upload-bytes", bad)
+            .await;
+        assert_problem(&refused, 400, "validation_failed");
+    }
+    let huge = start_upload(&env, key, &author.email, "b0a710ad", Some(100 * 1024 * 1024 + 1)).await;
+    assert_problem(&huge, 413, "payload_too_large");
+
+    // Another size than declared: refused when read (S3 would refuse the PUT; moto checks no signature).
+    let mismatched = start_upload(&env, key, &author.email, "512e0001", Some(log.len() - 1)).await;
+    let failed = put_and_wait(&env, key, &mismatched, log.clone()).await;
+    assert_eq!(failed.body["status"], "failed", "{:?}", failed.body);
+    assert!(failed.body["failure"].as_str().unwrap().contains("declared"), "{:?}", failed.body);
+
+    // A CI key revoked after it started the upload.
+    let ci_token = gateway::seed::new_api_key_token();
+    let mut ci_key = env.store.api_key_by_token(key).await.unwrap().unwrap();
+    ci_key.key_id = uuid::Uuid::new_v4();
+    env.store.put_api_key(&ci_key, &ci_token).await.unwrap();
+    let by_key = start_upload(&env, &ci_token, &author.email, "4e70ced0", Some(log.len())).await;
+    assert_eq!(by_key.status, StatusCode::CREATED, "{:?}", by_key.body);
+    env.store.revoke_api_key(&org.org_id, ci_key.key_id, Utc::now()).await.unwrap();
+    let failed = put_and_wait(&env, key, &by_key, log.clone()).await;
+    assert_eq!(failed.body["status"], "failed", "{:?}", failed.body);
+    assert!(failed.body["failure"].as_str().unwrap().contains("revoked or expired"), "{:?}", failed.body);
+
+    // An admin demoted after they started the upload.
+    let admin = crate::access::platform_user(&env, &org, Role::OrgAdmin, Role::OrgAdmin).await;
+    let by_admin = start_upload(&env, &admin.token, &author.email, "de307ed0", Some(log.len())).await;
+    assert_eq!(by_admin.status, StatusCode::CREATED, "{:?}", by_admin.body);
+    env.publish(&[crate::access::user_event("user.updated", &org, &admin, Role::Learner)]).await;
+    eventually("the demotion", || async {
+        (crate::access::projected(&env, &org.org_id, admin.user_id).await.role == Role::Learner).then_some(())
+    })
+    .await;
+    let failed = put_and_wait(&env, key, &by_admin, log.clone()).await;
+    assert_eq!(failed.body["status"], "failed", "{:?}", failed.body);
+    assert!(failed.body["failure"].as_str().unwrap().contains("no longer an active org admin"), "{:?}", failed.body);
+    assert!(learner_view(&env, author).await.is_empty(), "no refused upload created anything");
+
+    let started = start_upload(&env, key, &author.email, "900dc0de", Some(log.len())).await;
+    let ingested = put_and_wait(&env, key, &started, log).await;
+    assert_eq!(ingested.body["status"], "ingested", "{:?}", ingested.body);
+    assert!(!learner_view(&env, author).await.is_empty());
 }
 
 /// A log with one rule and one result per CWE (Bandit's shape).
