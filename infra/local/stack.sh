@@ -86,7 +86,12 @@ install_spreadsheet() {
   command -v soffice >/dev/null 2>&1 && return 0
   need apt-get "Debian's apt, or LibreOffice Calc (soffice on the PATH) yourself"
   local sudo=""
-  if [ "$(id -u)" -ne 0 ]; then need sudo "sudo (apt-get installs as root)"; sudo="sudo"; fi
+  if [ "$(id -u)" -ne 0 ]; then
+    need sudo "sudo (apt-get installs as root)"
+    # Never a password prompt: this runs in the background of the test command, with no terminal.
+    sudo -n true 2>/dev/null || { echo "installing LibreOffice Calc needs root: run as root, allow sudo without a password, or install libreoffice-calc-nogui yourself" >&2; exit 2; }
+    sudo="sudo -n"
+  fi
   echo "==> installing LibreOffice Calc (Debian libreoffice-calc-nogui) for the CSV export tests" >&2
   $sudo apt-get update -qq
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libreoffice-calc-nogui >/dev/null

@@ -45,18 +45,12 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
 }
 
 impl Logs {
-    /// The process's logs from now on (`events::init_tracing`'s format and level).
+    /// The process's logs from now on, as the functions write them (`events::init_tracing`).
     fn collect() -> Logs {
         static LOGS: OnceLock<Logs> = OnceLock::new();
         LOGS.get_or_init(|| {
             let logs = Logs::default();
-            tracing_subscriber::fmt()
-                .json()
-                .with_current_span(false)
-                .without_time()
-                .with_max_level(tracing_subscriber::filter::LevelFilter::INFO)
-                .with_writer(logs.clone())
-                .init();
+            events::init_tracing_to(logs.clone());
             logs
         })
         .clone()
@@ -156,6 +150,8 @@ async fn the_failure_paths_log_ids_and_never_a_name_or_an_email() {
         "holding back an event dated ahead of the clock",
         "event not published",
         "SARIF upload refused",
+        // The refused request by its route, the parameter not filled in.
+        r#""route":"GET /api/public/v1/users/{userId}/assignments","status":404"#,
     ] {
         assert!(text.contains(path), "the test forced this path, so its log line is there: {path}");
     }

@@ -62,11 +62,6 @@ async fn ingest_object(worker: &Worker, key: &str) -> Result<Value, events::Cons
     if upload.status != UploadStatus::Pending {
         return Ok(json!({"key": key, "skipped": "already ingested"}));
     }
-    let ctx = Ctx::new(&worker.store, worker.clock.as_ref());
-    let now = worker.clock.now(&org);
-    if let Err(refused) = service::sarif::uploader_may_ingest(&ctx, &org, &upload, now).await? {
-        return fail(worker, &org, upload, refused).await;
-    }
     let findings = match worker.bucket.read(key, upload.bytes).await.and_then(|bytes| scans::read_upload(&bytes)) {
         Ok(findings) => findings,
         Err(IntakeError::Storage(e)) => return Err(events::ConsumerError::Unavailable(e)),
@@ -77,8 +72,17 @@ async fn ingest_object(worker: &Worker, key: &str) -> Result<Value, events::Cons
         email: upload.actor_email.clone(),
         role: upload.actor_role,
         request_id: format!("sarif-upload:{upload_id}"),
-        now,
+        now: worker.clock.now(&org),
     };
+    let ctx = Ctx::new(&worker.store, worker.clock.as_ref());
+    // Right before the ingestion, after the log was read (which may take minutes): a revocation or
+    // demotion meanwhile counts.
+    match service::sarif::uploader_may_ingest(&ctx, &org, &upload, actor.now).await {
+        Ok(Ok(())) => {}
+        Ok(Err(refused)) => return fail(worker, &org, upload, refused).await,
+        Err(AppError::Store(error)) => return Err(error.into()),
+        Err(other) => return Err(events::ConsumerError::Unavailable(other.to_string())),
+    }
     // Audit entries show a new assignment as the API does.
     let view = |a: &domain::Assignment| json!(api::views::assignment(a, actor.now));
     match service::sarif::ingest(&ctx, &org, &upload.scan, &findings, &actor, &view).await {

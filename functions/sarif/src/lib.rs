@@ -69,6 +69,7 @@ fn invalid(err: IntakeError) -> ApiError {
         IntakeError::Storage(e) => ApiError::Internal(e),
         // Decompressed past what a request may parse: the upload route takes it.
         IntakeError::TooLarge { limit, .. } => ApiError::PayloadTooLarge {
+            what: "the log",
             limit: usize::try_from(limit).unwrap_or(usize::MAX),
             alternative: Some(UPLOADS),
         },
@@ -82,7 +83,11 @@ async fn ingest(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
     let scan = scan_of(call)?;
     let body = http::body_bytes(call.req);
     if body.len() > scans::MAX_REQUEST_BYTES {
-        return Err(ApiError::PayloadTooLarge { limit: scans::MAX_REQUEST_BYTES, alternative: Some(UPLOADS) });
+        return Err(ApiError::PayloadTooLarge {
+            what: "the request body",
+            limit: scans::MAX_REQUEST_BYTES,
+            alternative: Some(UPLOADS),
+        });
     }
     let findings = scans::read_request(body, http::header(call.req, "content-encoding")).map_err(invalid)?;
     let view = |a: &domain::Assignment| json!(views::assignment(a, call.now));
@@ -95,19 +100,25 @@ async fn ingest(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
     Ok(response)
 }
 
-/// The log's size the client declares (`X-Upload-Bytes`): a whole number from 1 to
-/// [`scans::MAX_UPLOAD_BYTES`]; larger is `413`.
+/// The log's size the client declares (`X-Upload-Bytes`): decimal digits only (as `Content-Length`),
+/// from 1 to [`scans::MAX_UPLOAD_BYTES`] (the header's `maximum` in OpenAPI: larger, however many
+/// digits, is `400` as every value outside its schema).
+// The refusal below and OpenAPI's `maximum` of the header state this number.
+const _: () = assert!(scans::MAX_UPLOAD_BYTES == 104_857_600);
+
 fn declared_bytes(call: &Call<'_>) -> Result<u64, ApiError> {
     const HEADER: &str = "X-Upload-Bytes";
     let raw = http::header(call.req, "x-upload-bytes")
         .ok_or_else(|| ApiError::field(HEADER, "is required: the log's size in bytes, which the upload URL signs"))?;
-    let bytes: u64 = raw.trim().parse().map_err(|_| ApiError::field(HEADER, "must be a whole number of bytes"))?;
-    if bytes == 0 {
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::field(HEADER, "must be a whole number of bytes, digits only"));
+    }
+    let bytes = raw.trim_start_matches('0').parse::<u64>().unwrap_or(u64::MAX);
+    if raw.trim_start_matches('0').is_empty() {
         return Err(ApiError::field(HEADER, "must be at least 1"));
     }
     if bytes > scans::MAX_UPLOAD_BYTES {
-        let limit = usize::try_from(scans::MAX_UPLOAD_BYTES).unwrap_or(usize::MAX);
-        return Err(ApiError::PayloadTooLarge { limit, alternative: None });
+        return Err(ApiError::field(HEADER, "must be at most 104857600 (100 MiB): no larger log is taken"));
     }
     Ok(bytes)
 }

@@ -111,7 +111,7 @@ pub fn json_body(req: &Request) -> Result<Value, ApiError> {
         _ => b"",
     };
     if bytes.len() > MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES, alternative: None });
+        return Err(ApiError::PayloadTooLarge { what: "the request body", limit: MAX_BODY_BYTES, alternative: None });
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::InvalidJson("the body is empty".into()));

@@ -37,8 +37,9 @@ pub enum ApiError {
     #[error("If-Match does not match the current version {current_version}")]
     PreconditionFailed { current_version: u64 },
     /// `alternative`: the route that takes what this one cannot (its path under the API's base path).
-    #[error("the request body exceeds {limit} bytes")]
-    PayloadTooLarge { limit: usize, alternative: Option<&'static str> },
+    /// `what` is too large: the request body, or a log an upload announces.
+    #[error("{what} exceeds {limit} bytes")]
+    PayloadTooLarge { what: &'static str, limit: usize, alternative: Option<&'static str> },
     /// A body that is not a SARIF 2.1.0 log this service takes; `reason` says why.
     #[error("the body is not a SARIF 2.1.0 log this service takes: {0}")]
     InvalidSarif(String),
@@ -146,7 +147,7 @@ impl ApiError {
             }
             ApiError::DuplicateAssignment { existing_id } => Some(("existingId", json!(existing_id))),
             ApiError::PreconditionFailed { current_version } => Some(("currentVersion", json!(current_version))),
-            ApiError::PayloadTooLarge { limit, alternative } => {
+            ApiError::PayloadTooLarge { limit, alternative, .. } => {
                 if let Some(path) = alternative {
                     body["alternative"] =
                         json!({"method": "POST", "href": format!("{}{path}", crate::http::BASE_PATH)});

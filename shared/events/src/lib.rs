@@ -60,11 +60,19 @@ impl Publisher {
 /// without span and field filters, and without the regex engine `EnvFilter` links into every function
 /// (~180 KB of each binary, measured with `nm`).
 pub fn init_tracing() {
+    init_tracing_to(std::io::stdout);
+}
+
+/// [`init_tracing`] writing to `writer` (a test collects the logs this way, as the functions write them).
+pub fn init_tracing_to<W>(writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let filter = std::env::var("RUST_LOG").ok().and_then(|directives| directives.parse().ok()).unwrap_or_else(|| {
         tracing_subscriber::filter::Targets::new().with_default(tracing_subscriber::filter::LevelFilter::INFO)
     });
-    let logs = tracing_subscriber::fmt::layer().json().with_current_span(false).without_time();
+    let logs = tracing_subscriber::fmt::layer().json().with_current_span(false).without_time().with_writer(writer);
     let _ = tracing_subscriber::registry().with(logs).with::<tracing_subscriber::filter::Targets>(filter).try_init();
 }

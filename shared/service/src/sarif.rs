@@ -371,23 +371,26 @@ pub fn to_json(ingestion: &Ingestion) -> Result<Value, AppError> {
     serde_json::to_value(ingestion).map_err(|e| AppError::Store(StoreError::Other(format!("ingestion: {e}"))))
 }
 
-/// Whether whoever started `upload` may still ingest it, checked when its log arrives (up to two hours
-/// later): its API key neither revoked nor expired, or its session user still an active org admin. The
-/// refusal's reason otherwise. An upload acts as its uploader, so a key revoked or an admin demoted in
-/// between must not create assignments through it.
+/// Whether whoever started `upload` may still ingest it, checked right before its log is ingested (up
+/// to two hours after the upload URL): its API key neither revoked nor expired, or its session user still
+/// an active org admin. The refusal's reason otherwise. An upload acts as its uploader, so a key revoked
+/// or an admin demoted in between must not create assignments through it. A key the org's index does
+/// not list yet (a key made a moment ago; the index is eventually consistent) is `Unavailable`: asked
+/// again on the event's retry, not refused.
 pub async fn uploader_may_ingest(
     ctx: &Ctx<'_>,
     org: &OrgId,
     upload: &SarifUpload,
     now: DateTime<Utc>,
-) -> Result<Result<(), String>, StoreError> {
+) -> Result<Result<(), String>, AppError> {
     let id = |raw: &str| uuid::Uuid::parse_str(raw).ok();
     if let Some(key_id) = upload.actor_id.strip_prefix("apikey:").and_then(id) {
         let key = ctx.store.api_key_by_id(org, key_id).await?;
-        return Ok(match key {
-            Some(key) if key.is_usable(now) => Ok(()),
-            _ => Err("the API key that started the upload is revoked or expired".to_owned()),
-        });
+        return match key {
+            Some(key) if key.is_usable(now) => Ok(Ok(())),
+            Some(_) => Ok(Err("the API key that started the upload is revoked or expired".to_owned())),
+            None => Err(AppError::Unavailable(format!("API key {key_id} is not listed in its org yet"))),
+        };
     }
     if let Some(user) = upload.actor_id.strip_prefix("user:").and_then(id) {
         let current = ctx.store.current_user(org, UserId(user)).await?;

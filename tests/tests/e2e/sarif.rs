@@ -544,7 +544,7 @@ async fn an_upload_is_ingested_at_its_declared_size_while_its_starter_still_may(
     let missing = start_upload(&env, key, &author.email, "b0a710ad", None).await;
     assert_problem(&missing, 400, "validation_failed");
     assert_eq!(missing.body["errors"][0]["field"], "X-Upload-Bytes");
-    for bad in ["12kB", "0", "-1"] {
+    for bad in ["12kB", "0", "-1", "+5", "5.0", "0x10"] {
         let refused = env
             .post("/sarif/uploads")
             .token(key)
@@ -557,7 +557,18 @@ async fn an_upload_is_ingested_at_its_declared_size_while_its_starter_still_may(
         assert_problem(&refused, 400, "validation_failed");
     }
     let huge = start_upload(&env, key, &author.email, "b0a710ad", Some(100 * 1024 * 1024 + 1)).await;
-    assert_problem(&huge, 413, "payload_too_large");
+    assert_problem(&huge, 400, "validation_failed");
+    assert_eq!(huge.body["errors"][0]["field"], "X-Upload-Bytes");
+    let beyond_u64 = env
+        .post("/sarif/uploads")
+        .token(key)
+        .header("x-source", "jenkins")
+        .header("x-repo", "acme/monolith")
+        .header("x-commit-sha", "b0a710ad")
+        .header("x-commit-author-email", &author.email)
+        .header("x-upload-bytes", "99999999999999999999999")
+        .await;
+    assert_problem(&beyond_u64, 400, "validation_failed");
 
     // Another size than declared: refused when read (S3 would refuse the PUT; moto checks no signature).
     let mismatched = start_upload(&env, key, &author.email, "512e0001", Some(log.len() - 1)).await;
