@@ -100,12 +100,12 @@ async fn ingest(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
     Ok(response)
 }
 
-/// The log's size the client declares (`X-Upload-Bytes`): decimal digits only (as `Content-Length`),
-/// from 1 to [`scans::MAX_UPLOAD_BYTES`] (the header's `maximum` in OpenAPI: larger, however many
-/// digits, is `400` as every value outside its schema).
 // The refusal below and OpenAPI's `maximum` of the header state this number.
 const _: () = assert!(scans::MAX_UPLOAD_BYTES == 104_857_600);
 
+/// The log's size the client declares (`X-Upload-Bytes`): decimal digits only (as `Content-Length`),
+/// from 1 to [`scans::MAX_UPLOAD_BYTES`] (the header's `maximum` in OpenAPI: larger, however many
+/// digits, is `400` as every value outside its schema).
 fn declared_bytes(call: &Call<'_>) -> Result<u64, ApiError> {
     const HEADER: &str = "X-Upload-Bytes";
     let raw = http::header(call.req, "x-upload-bytes")
