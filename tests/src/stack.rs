@@ -79,5 +79,8 @@ pub async fn outbox_item(org: &OrgId, first: uuid::Uuid) -> Option<Vec<domain::D
         .item?;
     let image: std::collections::HashMap<String, serde_dynamo::AttributeValue> =
         item.into_iter().map(|(k, v)| (k, v.into())).collect();
-    store::outbox_events(&serde_json::to_value(image).unwrap()).unwrap()
+    match store::outbox_image(&serde_json::to_value(image).unwrap()) {
+        store::OutboxImage::Item(item) => Some(item.events),
+        other => panic!("not a readable outbox item: {other:?}"),
+    }
 }

@@ -201,10 +201,12 @@ fn lambda_environment(name: &str, runtime_api: &str) -> Vec<(&'static str, Strin
         ("EXPORT_BUCKET", "bench-bucket".into()),
         ("EVENT_BUS_NAME", "bench-bus".into()),
         ("SARIF_BUCKET", "bench-uploads".into()),
-        // Queue URLs (nothing is sent at start-up): the workers', the parked events', the job queue's.
+        // Queue URLs (nothing is sent at start-up): the workers', the parked and failed events', the
+        // job queue's.
         ("ROSTER_WORK_QUEUE_URL", "http://127.0.0.1:1/queue/bench-roster-work".into()),
         ("EXPORT_WORK_QUEUE_URL", "http://127.0.0.1:1/queue/bench-export-work".into()),
         ("PARKED_EVENTS_QUEUE_URL", "http://127.0.0.1:1/queue/bench-parked-events".into()),
+        ("FAILED_EVENTS_QUEUE_URL", "http://127.0.0.1:1/queue/bench-failed-events".into()),
         ("ORG_JOBS_QUEUE_URL", "http://127.0.0.1:1/queue/bench-org-jobs".into()),
         ("JOB_BUDGET_SECONDS", "240".into()),
         ("SESSION_TOKEN_SECRET", "bench-secret-bench-secret-bench-secret".into()),

@@ -189,7 +189,7 @@ pub async fn deliver(gateway: Gateway, sqs: aws_sdk_sqs::Client, installed: Vec<
 }
 
 /// The queues the local stack made (`ORG_JOBS_QUEUE_URL`, `ROSTER_WORK_QUEUE_URL`,
-/// `EXPORT_WORK_QUEUE_URL`, `PARKED_EVENTS_QUEUE_URL`), on a client that records the functions' permissions.
+/// `EXPORT_WORK_QUEUE_URL`, `PARKED_EVENTS_QUEUE_URL`, `FAILED_EVENTS_QUEUE_URL`), on a client that records the functions' permissions.
 pub fn queues(sqs: &aws_sdk_sqs::Client) -> Result<Queues, GatewayError> {
     let queue = |var: &str| {
         let url = std::env::var(var).map_err(|_| GatewayError::Bus(format!("{var} not set")))?;
@@ -200,6 +200,7 @@ pub fn queues(sqs: &aws_sdk_sqs::Client) -> Result<Queues, GatewayError> {
         roster: queue(events::work::ROSTER_QUEUE_URL_VAR)?,
         export: queue(events::work::EXPORT_QUEUE_URL_VAR)?,
         parked: queue(events::consumer::PARKED_QUEUE_URL_VAR)?,
+        failed: queue(events::outbox::FAILED_EVENTS_QUEUE_URL_VAR)?,
     })
 }
 
@@ -211,6 +212,8 @@ pub struct Queues {
     pub export: events::queue::Queue,
     /// Where the platform consumers park events dated ahead of the clock.
     pub parked: events::queue::Queue,
+    /// Where the outbox publisher parks what it can never send, and what it redrives.
+    pub failed: events::queue::Queue,
 }
 
 /// Installs the template's rules and delivers their events on a thread of its own, for the life of

@@ -243,7 +243,7 @@ impl Gateway {
         let intake = sarif_fn::Intake { app: app.clone(), bucket: uploads()? };
         let sarif_worker =
             sarif_worker_fn::Worker { store: app.store.clone(), bucket: uploads()?, clock: clocks.clone() };
-        let bus::Queues { jobs, roster, export, parked } = queues;
+        let bus::Queues { jobs, roster, export, parked, failed } = queues;
         let export_worker = export_worker_fn::Worker {
             store: app.store.clone(),
             bucket: bucket.clone(),
@@ -252,7 +252,9 @@ impl Gateway {
         };
         let roster_worker = roster_worker_fn::Worker { consumer: consumer.clone(), queue: roster.clone() };
         let platform = events::PlatformConsumer { consumer: consumer.clone(), parked };
-        let publisher = publisher.with_work(events::work::WorkQueues { lanes: consumer.clone(), roster, export });
+        let publisher = publisher
+            .with_work(events::work::WorkQueues { lanes: consumer.clone(), roster, export })
+            .with_ledger(events::Ledger { table: app.store.clone(), failed });
         let dispatcher = events::jobs::Dispatcher { consumer: consumer.clone(), queue: jobs.clone() };
         let runner = events::jobs::Runner {
             consumer: consumer.clone(),
@@ -316,7 +318,7 @@ impl Gateway {
         let mut firings: Vec<(chrono::DateTime<chrono::Utc>, &schedule::Schedule)> = self
             .schedules
             .iter()
-            .filter(|s| fire.is_none_or(|fire| fire.contains(&s.function)))
+            .filter(|s| s.per_org() && fire.is_none_or(|fire| fire.contains(&s.function)))
             .flat_map(|s| s.expression.firings(before, to, schedule::MAX_FIRINGS).into_iter().map(move |at| (at, s)))
             .collect();
         firings.sort_by_key(|(at, s)| (*at, s.function.clone()));

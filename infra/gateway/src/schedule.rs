@@ -1,7 +1,8 @@
 //! The template's schedules (`Schedule` events: `cron(…)` and `rate(…)`), fired locally as EventBridge
 //! Scheduler would: on demand through the Invoke API (as ever), when a test moves an org's clock across
 //! a firing (for that org alone, at each firing's time: see `clock`), and, when the run command's
-//! gateway ticks (`--tick`), by the wall clock for every org.
+//! gateway ticks (`--tick`), by the wall clock for every org. A schedule with an `Input` of its own
+//! (the outbox sweep) is the service's, no org's: only the wall clock fires it.
 
 use chrono::{DateTime, Datelike, Duration, DurationRound, Timelike, Utc};
 use serde_json::{Value, json};
@@ -17,6 +18,16 @@ pub struct Schedule {
     pub function: String,
     pub event: String,
     pub expression: Expression,
+    /// The schedule's `Input`: what the function gets instead of the "Scheduled Event".
+    pub input: Option<Value>,
+}
+
+impl Schedule {
+    /// Whether it runs each org's job (the scheduled functions that take `orgIds`), so that moving an
+    /// org's clock fires it.
+    pub fn per_org(&self) -> bool {
+        self.input.is_none()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,7 +177,15 @@ pub(crate) fn schedules(resources: &serde_yaml_ng::Mapping) -> Result<Vec<Schedu
                 GatewayError::Template(format!("{function}.{name:?}: a schedule without its expression"))
             })?;
             let expression = Expression::parse(raw).map_err(|e| GatewayError::Template(format!("{function}: {e}")))?;
-            schedules.push(Schedule { function, event: name.as_str().unwrap_or_default().to_owned(), expression });
+            let input = match event["Properties"]["Input"].as_str() {
+                Some(text) => Some(
+                    serde_json::from_str(text)
+                        .map_err(|e| GatewayError::Template(format!("{function}.{name:?}: Input is not JSON: {e}")))?,
+                ),
+                None => None,
+            };
+            let event = name.as_str().unwrap_or_default().to_owned();
+            schedules.push(Schedule { function, event, expression, input });
         }
     }
     Ok(schedules)
@@ -175,6 +194,9 @@ pub(crate) fn schedules(resources: &serde_yaml_ng::Mapping) -> Result<Vec<Schedu
 /// The event a schedule delivers at `at` (EventBridge's "Scheduled Event"), limited to `orgs` when a
 /// test's clock fired it (the scheduled functions take `orgIds`; on AWS every org's run starts).
 pub fn scheduled_event(schedule: &Schedule, at: DateTime<Utc>, orgs: Option<&[&str]>) -> Value {
+    if let Some(input) = &schedule.input {
+        return input.clone();
+    }
     let mut event = json!({
         "version": "0",
         "id": uuid::Uuid::new_v4(),
@@ -222,7 +244,12 @@ mod tests {
     #[test]
     fn every_schedule_of_the_template_is_read() {
         let template = crate::Template::of_project().unwrap();
-        let functions: Vec<_> = template.schedules.iter().map(|s| s.function.as_str()).collect();
-        assert_eq!(functions, ["RemindersFunction", "ReconcileFunction"]);
+        let functions: Vec<_> = template.schedules.iter().map(|s| (s.function.as_str(), s.per_org())).collect();
+        assert_eq!(
+            functions,
+            [("RemindersFunction", true), ("ReconcileFunction", true), ("OutboxPublisherFunction", false)]
+        );
+        let sweep = template.schedules.iter().find(|s| !s.per_org()).unwrap();
+        assert_eq!(scheduled_event(sweep, at("2026-03-01T00:00:00Z"), None), json!({"sweep": "unconfirmed"}));
     }
 }

@@ -24,8 +24,9 @@ pub struct StreamSettings {
     /// `BatchSize`: records per invocation.
     pub batch_size: u32,
     /// `MaximumRetryAttempts`: retries of a failing batch before it is halved (`BisectBatchOnFunctionError`),
-    /// and of a failing record alone before it goes to the on-failure destination.
-    pub retries: u32,
+    /// and of a failing record alone before it goes to the on-failure destination; `None` (`-1`): until
+    /// the record is too old.
+    pub retries: Option<u32>,
     /// `MaximumRecordAgeInSeconds`: a record older than this is not delivered again but sent to the
     /// on-failure destination.
     pub max_record_age: Duration,
@@ -34,7 +35,12 @@ pub struct StreamSettings {
 impl StreamSettings {
     /// Local only, for tests that need a failure to surface in seconds: fewer retries.
     pub fn with_retries(self, retries: u32) -> Self {
-        Self { retries, ..self }
+        Self { retries: Some(retries), ..self }
+    }
+
+    /// Local only, for tests that need the mapping to give up within seconds: a shorter record age.
+    pub fn with_max_record_age(self, max_record_age: Duration) -> Self {
+        Self { max_record_age, ..self }
     }
 }
 
@@ -49,13 +55,15 @@ pub(crate) fn settings(resources: &serde_yaml_ng::Mapping) -> Result<StreamSetti
         .ok_or_else(|| GatewayError::Template(format!("{PUBLISHER} has no DynamoDB event")))?;
     let number = |name: &str| {
         events["Properties"][name]
-            .as_u64()
+            .as_i64()
             .ok_or_else(|| GatewayError::Template(format!("{PUBLISHER}'s stream mapping has no {name}")))
     };
+    // -1: no limit.
+    let limit = |name: &str| number(name).map(|n| u64::try_from(n).ok());
     Ok(StreamSettings {
         batch_size: u32::try_from(number("BatchSize")?).unwrap_or(u32::MAX),
-        retries: u32::try_from(number("MaximumRetryAttempts")?).unwrap_or(u32::MAX),
-        max_record_age: Duration::from_secs(number("MaximumRecordAgeInSeconds")?),
+        retries: limit("MaximumRetryAttempts")?.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+        max_record_age: Duration::from_secs(limit("MaximumRecordAgeInSeconds")?.unwrap_or(u64::MAX / 2)),
     })
 }
 
@@ -325,7 +333,7 @@ impl Mapping {
                 let (expired, fresh): (Vec<Value>, Vec<Value>) =
                     batch.into_iter().partition(|record| self.too_old(record));
                 for record in &expired {
-                    self.park(record).await;
+                    self.park(record, "RecordAgeExceeded").await;
                 }
                 batch = fresh;
                 if batch.is_empty() {
@@ -334,8 +342,8 @@ impl Mapping {
                 let Some(failed_at) = self.invoke(&batch).await else { break };
                 batch.drain(..failed_at);
                 tries += 1;
-                if tries <= self.settings.retries {
-                    tokio::time::sleep(IDLE * tries).await;
+                if self.settings.retries.is_none_or(|retries| tries <= retries) {
+                    tokio::time::sleep(IDLE * tries.min(20)).await;
                     continue;
                 }
                 if batch.len() > 1 {
@@ -344,7 +352,7 @@ impl Mapping {
                     pending.push(second);
                     pending.push(std::mem::take(&mut batch));
                 } else {
-                    self.park(&batch[0]).await;
+                    self.park(&batch[0], "RetryAttemptsExhausted").await;
                     batch.clear();
                 }
             }
@@ -379,18 +387,25 @@ impl Mapping {
         Some(index.unwrap_or(0))
     }
 
-    /// What Lambda's on-failure destination receives for a stream record it gave up on: where it is.
-    async fn park(&self, record: &Value) {
+    /// What Lambda's on-failure destination receives for a stream record it gave up on: where it is
+    /// in the stream and when it was written — not the record itself.
+    async fn park(&self, record: &Value, condition: &str) {
         let sequence = record.pointer("/dynamodb/SequenceNumber").and_then(Value::as_str).unwrap_or_default();
+        let arrival = record
+            .pointer("/dynamodb/ApproximateCreationDateTime")
+            .and_then(Value::as_f64)
+            .and_then(|seconds| chrono::DateTime::from_timestamp_millis((seconds * 1000.0) as i64))
+            .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
         let message = json!({
-            "requestContext": {"condition": "RetryAttemptsExhausted", "functionArn": PUBLISHER},
+            "requestContext": {"condition": condition, "functionArn": PUBLISHER},
             "DDBStreamBatchInfo": {
                 "streamArn": self.arn,
                 "startSequenceNumber": sequence,
                 "endSequenceNumber": sequence,
+                "approximateArrivalOfFirstRecord": arrival,
+                "approximateArrivalOfLastRecord": arrival,
                 "batchSize": 1,
             },
-            "record": record,
         });
         tracing::error!(%sequence, "outbox record parked in the failed-events queue");
         if let Err(e) =
@@ -416,15 +431,16 @@ mod tests {
     #[test]
     fn the_reader_follows_the_templates_mapping() {
         let settings = crate::Template::of_project().unwrap().stream;
+        // Retried until the record is an hour old (the sweep takes over after: events::outbox).
         assert_eq!(
             settings,
-            StreamSettings { batch_size: 100, retries: 10, max_record_age: Duration::from_secs(86_400) }
+            StreamSettings { batch_size: 100, retries: None, max_record_age: events::outbox::STREAM_RECORD_AGE }
         );
-        assert_eq!(settings.with_retries(2).retries, 2);
+        assert_eq!(settings.with_retries(2).retries, Some(2));
         let written_at = |secs: i64| json!({"dynamodb": {"ApproximateCreationDateTime": secs, "SequenceNumber": "1"}});
-        let day = settings.max_record_age;
-        assert!(!older_than(&written_at(1_000_000), day, 1_000_000 + 86_400), "a day old: still delivered");
-        assert!(older_than(&written_at(1_000_000), day, 1_000_000 + 86_401), "older: to the on-failure destination");
-        assert!(!older_than(&json!({"dynamodb": {}}), day, i64::MAX), "no time on the record: delivered");
+        let hour = settings.max_record_age;
+        assert!(!older_than(&written_at(1_000_000), hour, 1_000_000 + 3_600), "an hour old: still delivered");
+        assert!(older_than(&written_at(1_000_000), hour, 1_000_000 + 3_601), "older: to the on-failure destination");
+        assert!(!older_than(&json!({"dynamodb": {}}), hour, i64::MAX), "no time on the record: delivered");
     }
 }

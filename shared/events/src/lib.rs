@@ -20,7 +20,7 @@ pub mod schedule;
 pub mod work;
 
 pub use consumer::{Consumer, ConsumerError, PlatformConsumer};
-pub use publisher::{BATCH, PublishError, Publisher};
+pub use publisher::{BATCH, BATCH_BYTES, Ledger, PublishError, Publisher};
 use store::Store;
 
 /// Configuration a consumer Lambda reads once at start-up.
@@ -45,13 +45,18 @@ impl Consumer {
 
 impl Publisher {
     /// The outbox publisher's context: reads `EVENT_BUS_NAME` and builds the EventBridge client (the
-    /// only function that does), and the workers' queues and lanes ([`work::WorkQueues`]); fails fast at
-    /// start-up.
+    /// only function that does), the workers' queues and lanes ([`work::WorkQueues`]), and its ledger
+    /// (the table, and `FAILED_EVENTS_QUEUE_URL` for what it parks); fails fast at start-up.
     pub async fn from_env() -> Result<Self, MissingVariable> {
         let bus = std::env::var("EVENT_BUS_NAME").map_err(|_| MissingVariable("EVENT_BUS_NAME"))?;
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-        let work = work::WorkQueues::from_env_with(&config, Consumer::from_env_with(&config)?)?;
-        Ok(Publisher::new(aws_sdk_eventbridge::Client::new(&config), bus).with_work(work))
+        let consumer = Consumer::from_env_with(&config)?;
+        let ledger = Ledger {
+            table: consumer.store.clone(),
+            failed: queue::Queue::from_var(&config, outbox::FAILED_EVENTS_QUEUE_URL_VAR)?,
+        };
+        let work = work::WorkQueues::from_env_with(&config, consumer)?;
+        Ok(Publisher::new(aws_sdk_eventbridge::Client::new(&config), bus).with_work(work).with_ledger(ledger))
     }
 }
 

@@ -92,4 +92,25 @@ impl Queue {
             .map(|_| ())
             .map_err(|e| ConsumerError::Unavailable(format!("queue: {}", aws_sdk_sqs::error::DisplayErrorContext(e))))
     }
+
+    /// Up to 10 messages now on the queue (a short poll), each with its receipt handle, hidden from
+    /// other readers for the queue's visibility timeout.
+    pub async fn receive(&self) -> Result<Vec<aws_sdk_sqs::types::Message>, ConsumerError> {
+        let out = self.client.receive_message().queue_url(&self.url).max_number_of_messages(10).send().await.map_err(
+            |e| ConsumerError::Unavailable(format!("queue: {}", aws_sdk_sqs::error::DisplayErrorContext(e))),
+        )?;
+        Ok(out.messages.unwrap_or_default())
+    }
+
+    /// Deletes the message of `receipt`: it was handled.
+    pub async fn delete(&self, receipt: &str) -> Result<(), ConsumerError> {
+        self.client
+            .delete_message()
+            .queue_url(&self.url)
+            .receipt_handle(receipt)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| ConsumerError::Unavailable(format!("queue: {}", aws_sdk_sqs::error::DisplayErrorContext(e))))
+    }
 }

@@ -54,7 +54,8 @@ async fn failed_entries_are_resent_alone_and_batches_hold_at_most_ten() {
     assert_eq!((first.num_calls(), resend.num_calls(), rest.num_calls()), (1, 1, 1));
 }
 
-#[tokio::test]
+// Paused: the publisher's backoff (about 20 s before it reports a failure) passes at once.
+#[tokio::test(start_paused = true)]
 async fn entries_that_keep_failing_are_reported_not_dropped_silently() {
     let failing = mock!(Client::put_events).then_output(|| {
         PutEventsOutput::builder()
@@ -66,4 +67,27 @@ async fn entries_that_keep_failing_are_reported_not_dropped_silently() {
     let err = Publisher::new(client, "bus").publish(&events(1)).await.unwrap_err();
     assert!(err.to_string().contains("1 of 1 events not published"), "{err}");
     assert!(failing.num_calls() > 1, "resent before giving up");
+    assert!(matches!(err, events::PublishError::Failed { .. }), "to be tried again: {err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_event_eventbridge_refuses_does_not_stop_the_others_and_is_not_resent() {
+    // 12 events: the first call's entry 4 is malformed; the rest of that call and the next call go out.
+    let first = mock!(Client::put_events).match_requests(|req| req.entries().len() == 10).then_output(|| {
+        let mut entries: Vec<_> = (0..10).map(|i| ok(&format!("e{i}"))).collect();
+        entries[4] =
+            PutEventsResultEntry::builder().error_code("MalformedDetail").error_message("Detail is malformed.").build();
+        PutEventsOutput::builder().failed_entry_count(1).set_entries(Some(entries)).build()
+    });
+    let rest = mock!(Client::put_events)
+        .match_requests(|req| req.entries().len() == 2)
+        .then_output(|| PutEventsOutput::builder().failed_entry_count(0).entries(ok("a")).entries(ok("b")).build());
+    let client = mock_client!(aws_sdk_eventbridge, RuleMode::Sequential, [&first, &rest]);
+
+    let err = Publisher::new(client, "bus").publish(&events(12)).await.unwrap_err();
+    assert!(
+        matches!(&err, events::PublishError::Refused { refused: 1, total: 12, reason } if reason.starts_with("MalformedDetail")),
+        "{err}"
+    );
+    assert_eq!((first.num_calls(), rest.num_calls()), (1, 1), "the refused entry is not resent");
 }

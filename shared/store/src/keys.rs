@@ -22,7 +22,7 @@
 //! | audit entry       | `ORG#o#AUDIT`                                   | `createdAt#id`          |                                |                                                  |                           |
 //! | export job (TTL)  | `ORG#o#EXPORTS`                                 | `EXPORT#<exportId v7>`  |                                |                                                  |                           |
 //! | export slot       | `ORG#o#EXPORTS`                                 | `SLOT#n` (n < 3)        |                                |                                                  |                           |
-//! | outbox (events of one transaction, TTL) | `ORG#o#OUTBOX#<first event id>` | `EVENTS`  |                                |                                                  |                           |
+//! | outbox (events of one transaction, TTL) | `ORG#o#OUTBOX#<first event id>` | `EVENTS`  | until confirmed: `OUTBOX#UNCONFIRMED#nn` / `made#<first event id>` |                                                  |                           |
 //! | org registry      | `ORGS`                                          | `orgId`                 |                                |                                                  |                           |
 //! | work lane         | `ORG#o#LANE#<roster or export>`                  | `LANE`                  |                                |                                                  |                           |
 //! | request in line   | `ORG#o#LANE#<roster or export>`                  | `WAIT#<event id v7>`    |                                |                                                  |                           |
@@ -270,6 +270,21 @@ pub fn outbox_pk(org: &OrgId, first_event: uuid::Uuid) -> String {
 }
 
 pub const OUTBOX_SK: &str = "EVENTS";
+
+/// Shards of the index of outbox items the publisher has not confirmed: the index is read across
+/// orgs (the sweeper, the redrive), and one partition would take every write of the table.
+pub const UNCONFIRMED_SHARDS: u8 = 16;
+
+/// The index partition of the outbox item named by `first_event` among those not confirmed (GSI1):
+/// a shard picked by the id's last, random, bits.
+pub fn unconfirmed_pk(first_event: uuid::Uuid) -> String {
+    unconfirmed_shard_pk(u8::try_from(first_event.as_u128() % u128::from(UNCONFIRMED_SHARDS)).unwrap_or(0))
+}
+
+/// The index partition of shard `shard` of the outbox items not confirmed.
+pub fn unconfirmed_shard_pk(shard: u8) -> String {
+    format!("OUTBOX#UNCONFIRMED#{shard:02}")
+}
 
 /// An org's export jobs, one partition: ids are UUIDv7, so the sort key orders them by creation.
 pub fn exports_pk(org: &OrgId) -> String {

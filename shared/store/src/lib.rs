@@ -43,7 +43,10 @@ pub use export_jobs::EXPORT_SLOTS;
 pub use headcount::{Headcount, Recount};
 pub use jobs::Listed;
 pub use lanes::LaneState;
-pub use outbox::{Announce, MAX_EVENTS_PER_ITEM, OUTBOX_ENTITY, Written, announce_nothing, outbox_events};
+pub use outbox::{
+    Announce, MAX_EVENTS_PER_ITEM, OUTBOX_ENTITY, OutboxImage, OutboxItem, OutboxKey, Unconfirmed, Written,
+    announce_nothing, outbox_image,
+};
 pub use progress::{MembershipChange, RowChange};
 pub use records::CorruptItem;
 pub use roster::ROSTER_ROWS_PER_TRANSACTION;

@@ -1,6 +1,9 @@
 //! The transactional outbox: the domain events of a change are one item written in the change's own
 //! transaction, so they exist exactly when the change does. The table's stream carries each new outbox
-//! item to the publisher (`outbox-publisher`), which sends its events; the item expires a week later.
+//! item to the publisher (`outbox-publisher`), which sends its events and then *confirms* the item
+//! (or *parks* it, when it can never be sent): until then the item is in an index of items not
+//! confirmed (GSI1, [`keys::unconfirmed_pk`]), where the publisher's sweep finds what the stream gave
+//! up on. The item expires a week after it was written.
 
 use std::collections::HashMap;
 
@@ -9,7 +12,7 @@ use domain::{ComplianceTransition, DomainEvent, OrgId, ProgressRow, User, UserId
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::dynamo::to_item;
+use crate::dynamo::{s, to_item};
 use crate::records::{OutboxRecord, Record};
 use crate::tx::Transaction;
 use crate::{RowChange, Store, StoreError, keys};
@@ -87,6 +90,8 @@ impl Transaction<'_> {
             pk: keys::outbox_pk(org, first.id),
             sk: keys::OUTBOX_SK.to_owned(),
             entity: OUTBOX_ENTITY.to_owned(),
+            gsi1pk: Some(keys::unconfirmed_pk(first.id)),
+            gsi1sk: Some(unconfirmed_sort_key(made(first), first.id)),
             batch: OutboxBatch { events: stored, expires_at: expires_at(events) },
         };
         Ok(Some(self.put(to_item(&record)?, Some("attribute_not_exists(PK)"))?))
@@ -97,14 +102,26 @@ impl Transaction<'_> {
 /// after the latest of their ids' UUIDv7 times (when the use case built them) and their own times
 /// (a join's or a completion's may be long past; a test clock's may be ahead).
 fn expires_at(events: &[DomainEvent]) -> i64 {
-    let made = |e: &DomainEvent| {
-        let built = e.id.get_timestamp().and_then(|t| {
-            let (secs, nanos) = t.to_unix();
-            DateTime::<Utc>::from_timestamp(i64::try_from(secs).ok()?, nanos)
-        });
-        built.map_or(e.time, |built| built.max(e.time))
-    };
     events.iter().map(made).max().map_or(0, |latest| (latest + chrono::Duration::days(KEEP_DAYS)).timestamp())
+}
+
+/// When `event` was made: the later of its id's UUIDv7 time and its own time.
+fn made(event: &DomainEvent) -> DateTime<Utc> {
+    let built = event.id.get_timestamp().and_then(|t| {
+        let (secs, nanos) = t.to_unix();
+        DateTime::<Utc>::from_timestamp(i64::try_from(secs).ok()?, nanos)
+    });
+    built.map_or(event.time, |built| built.max(event.time))
+}
+
+/// The sort key of an item not confirmed: when its first event was made (text that sorts by time),
+/// then its id.
+fn unconfirmed_sort_key(made: DateTime<Utc>, first: Uuid) -> String {
+    format!("{}#{first}", sortable(made))
+}
+
+fn sortable(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// What a write is about to commit, as the announcer sees it (before the transaction, and again on
@@ -173,25 +190,158 @@ impl Store {
     }
 }
 
-/// The events of a stream record's new image (DynamoDB JSON, as Lambda delivers it): `None` for an item
-/// that is not an outbox item, an error for an outbox item that cannot be read.
-pub fn outbox_events(new_image: &serde_json::Value) -> Result<Option<Vec<DomainEvent>>, StoreError> {
-    if new_image.pointer("/entity/S").and_then(serde_json::Value::as_str) != Some(OUTBOX_ENTITY) {
-        return Ok(None);
+/// The key of an outbox item, as read from the item: what the publisher confirms or parks. Only an
+/// outbox item's own key (`ORG#…#OUTBOX#…`) is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxKey(String);
+
+impl OutboxKey {
+    /// The key `pk`, if it is an outbox item's.
+    pub fn of(pk: &str) -> Option<Self> {
+        let rest = pk.strip_prefix("ORG#")?;
+        let (org, id) = rest.split_once("#OUTBOX#")?;
+        (OrgId::parse(org).is_ok() && Uuid::parse_str(id).is_ok()).then(|| Self(pk.to_owned()))
     }
-    let item: serde_dynamo::Item =
-        serde_json::from_value(new_image.clone()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let record: OutboxRecord = serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let batch = record.into_entity();
-    batch
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for OutboxKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An outbox item's events, and its key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxItem {
+    pub key: OutboxKey,
+    pub events: Vec<DomainEvent>,
+}
+
+/// What an item is to the publisher.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutboxImage {
+    /// Another entity's item: not the publisher's.
+    Other,
+    Item(OutboxItem),
+    /// An outbox item whose events cannot be read: its key, when that can be, and why.
+    Unreadable {
+        key: Option<OutboxKey>,
+        reason: String,
+    },
+}
+
+/// What a stream record's new image (DynamoDB JSON, as Lambda delivers it) is to the publisher.
+pub fn outbox_image(new_image: &serde_json::Value) -> OutboxImage {
+    if new_image.pointer("/entity/S").and_then(serde_json::Value::as_str) != Some(OUTBOX_ENTITY) {
+        return OutboxImage::Other;
+    }
+    let key = new_image.pointer("/PK/S").and_then(serde_json::Value::as_str).and_then(OutboxKey::of);
+    let item = serde_json::from_value::<serde_dynamo::Item>(new_image.clone()).map_err(|e| e.to_string());
+    match item.and_then(|item| outbox_item(item.into())) {
+        Ok(item) => OutboxImage::Item(item),
+        Err(reason) => OutboxImage::Unreadable { key, reason },
+    }
+}
+
+/// An outbox item's events and key, read from the item.
+fn outbox_item(item: crate::dynamo::Item) -> Result<OutboxItem, String> {
+    let record: OutboxRecord = serde_dynamo::from_item(item).map_err(|e| e.to_string())?;
+    let key = OutboxKey::of(&record.pk).ok_or_else(|| format!("{:?} is not an outbox item's key", record.pk))?;
+    let events = record
+        .into_entity()
         .events
         .into_iter()
         .map(|e| {
-            let detail = serde_json::from_str(&e.detail).map_err(|err| StoreError::Corrupt(err.to_string()))?;
+            let detail = serde_json::from_str(&e.detail).map_err(|err| err.to_string())?;
             Ok(DomainEvent { id: e.id, detail_type: e.detail_type, detail, time: e.time })
         })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(OutboxItem { key, events })
+}
+
+/// An outbox item of the index of items not confirmed: its events, or why they cannot be read.
+pub type Unconfirmed = Result<OutboxItem, (Option<OutboxKey>, String)>;
+
+impl Store {
+    /// Marks the outbox item `key` published at `now`: it leaves the index of items not confirmed.
+    /// Nothing happens to an item that expired meanwhile.
+    pub async fn confirm_outbox(&self, key: &OutboxKey, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.settle_outbox(key, "publishedAt", now, None).await
+    }
+
+    /// Marks the outbox item `key` parked at `now`, for `reason` (it can never be published as it is):
+    /// it leaves the index of items not confirmed; a redrive publishes it again.
+    pub async fn park_outbox(&self, key: &OutboxKey, now: DateTime<Utc>, reason: &str) -> Result<(), StoreError> {
+        self.settle_outbox(key, "parkedAt", now, Some(reason)).await
+    }
+
+    async fn settle_outbox(
+        &self,
+        key: &OutboxKey,
+        at_attribute: &str,
+        now: DateTime<Utc>,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut expression = format!("SET #at = :at REMOVE {}, {}", keys::GSI1PK, keys::GSI1SK);
+        let mut request = self
+            .update_request()
+            .key(keys::PK, s(key.as_str()))
+            .key(keys::SK, s(keys::OUTBOX_SK))
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_names("#at", at_attribute)
+            .expression_attribute_values(":at", s(sortable(now)));
+        if let Some(reason) = reason {
+            expression = expression.replacen("SET #at = :at", "SET #at = :at, parkReason = :reason", 1);
+            request = request.expression_attribute_values(":reason", s(reason));
+        }
+        match self.send_update(request.update_expression(expression)).await {
+            Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The outbox item `key` as it is now (a redrive of a parked item): `None` once it expired.
+    pub async fn outbox_item(&self, key: &OutboxKey) -> Result<Option<Unconfirmed>, StoreError> {
+        let item = self.get_item(key.as_str().to_owned(), keys::OUTBOX_SK, true).await?;
+        Ok(item.map(|item| outbox_item(item).map_err(|reason| (Some(key.clone()), reason))))
+    }
+
+    /// Up to `limit` outbox items of index shard `shard` not confirmed, made at or after `from` and
+    /// before `before`, oldest first (GSI1, eventually consistent: an item confirmed a moment ago
+    /// may still be listed, and is then published once more).
+    pub async fn unconfirmed_outbox(
+        &self,
+        shard: u8,
+        from: DateTime<Utc>,
+        before: DateTime<Utc>,
+        limit: i32,
+    ) -> Result<Vec<Unconfirmed>, StoreError> {
+        let (items, _) = self
+            .query_page(
+                |q| {
+                    q.index_name(keys::GSI1)
+                        .key_condition_expression("GSI1PK = :pk AND GSI1SK BETWEEN :from AND :before")
+                        .expression_attribute_values(":pk", s(keys::unconfirmed_shard_pk(shard)))
+                        .expression_attribute_values(":from", s(sortable(from)))
+                        // Every key made before `before` sorts below its time followed by `#`.
+                        .expression_attribute_values(":before", s(sortable(before)))
+                },
+                None,
+                Some(limit),
+            )
+            .await?;
+        Ok(items
+            .into_iter()
+            .map(|item| {
+                let key = item.get(keys::PK).and_then(|v| v.as_s().ok()).and_then(|pk| OutboxKey::of(pk));
+                outbox_item(item).map_err(|reason| (key, reason))
+            })
+            .collect())
+    }
 }
 
 #[cfg(test)]
@@ -222,6 +372,8 @@ mod tests {
             pk: keys::outbox_pk(org, first),
             sk: keys::OUTBOX_SK.into(),
             entity: OUTBOX_ENTITY.into(),
+            gsi1pk: Some(keys::unconfirmed_pk(first)),
+            gsi1sk: Some(unconfirmed_sort_key(made(&events[0]), first)),
             batch,
         })
         .unwrap()
@@ -233,7 +385,8 @@ mod tests {
         let events: Vec<_> = (0..3).map(event).collect();
         let image = stream_image(record(&org, &events));
         assert_eq!(image["entity"], json!({"S": "outbox"}));
-        assert_eq!(outbox_events(&image).unwrap(), Some(events));
+        let key = OutboxKey::of(&keys::outbox_pk(&org, events[0].id)).unwrap();
+        assert_eq!(outbox_image(&image), OutboxImage::Item(OutboxItem { key, events }));
     }
 
     #[test]
@@ -251,10 +404,42 @@ mod tests {
     }
 
     #[test]
-    fn other_items_are_not_outbox_items_and_a_broken_one_is_an_error() {
-        assert_eq!(outbox_events(&json!({"entity": {"S": "assignment"}, "PK": {"S": "x"}})).unwrap(), None);
-        assert_eq!(outbox_events(&json!({})).unwrap(), None);
+    fn other_items_are_not_outbox_items_and_a_broken_one_is_unreadable_with_its_key_when_it_has_one() {
+        assert_eq!(outbox_image(&json!({"entity": {"S": "assignment"}, "PK": {"S": "x"}})), OutboxImage::Other);
+        assert_eq!(outbox_image(&json!({})), OutboxImage::Other);
         let broken = json!({"entity": {"S": "outbox"}, "PK": {"S": "x"}, "SK": {"S": "EVENTS"}, "events": {"S": "?"}});
-        assert!(matches!(outbox_events(&broken), Err(StoreError::Corrupt(_))));
+        assert!(matches!(outbox_image(&broken), OutboxImage::Unreadable { key: None, .. }));
+        let pk = keys::outbox_pk(&OrgId::parse("acme").unwrap(), Uuid::now_v7());
+        let keyed = json!({"entity": {"S": "outbox"}, "PK": {"S": pk}, "SK": {"S": "EVENTS"}, "events": {"S": "?"}});
+        match outbox_image(&keyed) {
+            OutboxImage::Unreadable { key: Some(key), reason } => {
+                assert_eq!(key.as_str(), pk);
+                assert!(!reason.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_an_outbox_items_key_is_an_outbox_key() {
+        let id = Uuid::now_v7();
+        assert!(OutboxKey::of(&format!("ORG#acme#OUTBOX#{id}")).is_some());
+        for other in [
+            format!("APIKEY#{id}"),
+            format!("ORG#acme#ASG#{id}"),
+            "ORG#acme#OUTBOX#x".into(),
+            format!("ORG##OUTBOX#{id}"),
+        ] {
+            assert!(OutboxKey::of(&other).is_none(), "{other}");
+        }
+    }
+
+    #[test]
+    fn unconfirmed_items_sort_by_when_they_were_made_and_a_bound_takes_every_one_made_before_it() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let early = unconfirmed_sort_key(at("2026-12-07T14:59:59.999Z"), Uuid::max());
+        let bound = sortable(at("2026-12-07T15:00:00Z"));
+        let late = unconfirmed_sort_key(at("2026-12-07T15:00:00Z"), Uuid::nil());
+        assert!(early < bound && bound < late, "{early} < {bound} < {late}");
     }
 }

@@ -154,8 +154,12 @@ record!(
 );
 
 record!(
-    /// One transaction's domain events (see `outbox`); expires by TTL.
-    OutboxRecord {} flatten batch: crate::outbox::OutboxBatch
+    /// One transaction's domain events (see `outbox`); expires by TTL. GSI1 only until the publisher
+    /// confirms (or parks) it: the sweeper's index of items not confirmed.
+    OutboxRecord {
+        gsi1pk: Option<String> = "GSI1PK",
+        gsi1sk: Option<String> = "GSI1SK",
+    } flatten batch: crate::outbox::OutboxBatch
 );
 
 record!(
