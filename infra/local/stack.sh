@@ -147,6 +147,7 @@ export AWS_ENDPOINT_URL_S3=http://127.0.0.1:$moto_port
 export AWS_ENDPOINT_URL_EVENTBRIDGE=http://127.0.0.1:$moto_port
 export AWS_ENDPOINT_URL_EVENTS=http://127.0.0.1:$moto_port
 export AWS_ENDPOINT_URL_SQS=http://127.0.0.1:$moto_port
+export AWS_ENDPOINT_URL_SECRETS_MANAGER=http://127.0.0.1:$moto_port
 export AWS_ENDPOINT_URL_SCHEDULER=http://127.0.0.1:$moto_port
 export OUTBOX_CHECKPOINT_FILE=$state/outbox-checkpoint.json
 ENV

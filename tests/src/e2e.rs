@@ -62,7 +62,15 @@ impl Env {
         // The gateway's per-org test clocks: what the functions read, and what the seed's direct
         // deliveries read too.
         let consumer = events::Consumer { store: store.clone(), clock: gateway::clock::TestClocks::shared() };
-        let app = api::App::new(store.clone(), SECRET);
+        // The session secret in the local Secrets Manager, read by the functions as deployed.
+        let secrets = gateway::iam::secretsmanager(&aws_sdk_secretsmanager::Client::new(&config));
+        let arn = SECRET_ARN
+            .get_or_init(|| async {
+                let secret = std::str::from_utf8(SECRET).unwrap();
+                gateway::seed::store_session_secret(&secrets, secret).await.unwrap()
+            })
+            .await;
+        let app = api::App::with_secret(store.clone(), api::secret::SessionSecret::managed(secrets, arn));
         let sqs = aws_sdk_sqs::Client::new(&config);
         let jobs = gateway::bus::queues(&sqs).unwrap();
         let gw = gateway::Gateway::new(app, publisher, bucket, jobs, template.routes)
@@ -368,6 +376,9 @@ pub fn assert_problem(reply: &Reply, status: u16, code: &str) {
 
 /// The first message of `queue` whose body `wanted` picks, waiting up to `limit` for it. Only looks: every
 /// message stays where it is for anyone else (the queue may be shared, as the failed-events queue is).
+/// The local session token secret's ARN, stored once per process.
+static SECRET_ARN: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+
 pub async fn peek_until(
     sqs: &aws_sdk_sqs::Client,
     queue: &str,

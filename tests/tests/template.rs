@@ -140,20 +140,51 @@ fn serves_http(function: &Value) -> bool {
         .is_some_and(|events| events.values().any(|e| e["Type"].as_str() == Some("HttpApi")))
 }
 
-/// The session secret (and the optional issuer/audience) reach exactly the functions that verify
-/// session tokens: those behind the HTTP API. Consumers and scheduled jobs never see it.
+/// The session secret's ARN, the issuer and the audience reach exactly the functions that verify
+/// session tokens: those behind the HTTP API; only they may read the secret, and only that one. No
+/// function gets a secret itself in its environment (anyone allowed `lambda:GetFunctionConfiguration`
+/// reads those). Consumers and scheduled jobs never see it.
 #[test]
-fn only_http_functions_get_the_session_secret() {
+fn only_http_functions_may_read_the_session_secret_and_none_has_it_in_its_environment() {
     let template = template();
     let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
-    assert!(globals.get("SESSION_TOKEN_SECRET").is_none(), "not in Globals: every function would get it");
+    assert!(globals.get("SESSION_TOKEN_SECRET_ARN").is_none(), "not in Globals: every function would get it");
     let all = functions(&template);
     assert!(all.iter().any(|(_, f)| !serves_http(f)), "there are non-HTTP functions to check");
     for (id, function) in all {
         let variables = &function["Properties"]["Environment"]["Variables"];
-        for name in ["SESSION_TOKEN_SECRET", "SESSION_TOKEN_ISSUER", "SESSION_TOKEN_AUDIENCE"] {
+        for name in ["SESSION_TOKEN_SECRET_ARN", "SESSION_TOKEN_ISSUER", "SESSION_TOKEN_AUDIENCE"] {
             assert_eq!(variables.get(name).is_some(), serves_http(function), "{id}: {name}");
         }
+        for (name, _) in variables.as_mapping().into_iter().flatten() {
+            let name = name.as_str().unwrap_or_default();
+            assert!(!name.contains("SECRET") || name.ends_with("_ARN"), "{id}: a secret in the environment: {name}");
+        }
+        let statements: Vec<&Value> = function["Properties"]["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .flat_map(|p| p["Statement"].as_sequence().into_iter().flatten())
+            .collect();
+        let reads: Vec<&&Value> = statements
+            .iter()
+            .filter(|st| serde_yaml_ng::to_string(&st["Action"]).unwrap_or_default().contains("secretsmanager:"))
+            .collect();
+        if serves_http(function) {
+            assert_eq!(reads.len(), 1, "{id}: one statement reads the secret");
+            assert_eq!(
+                serde_yaml_ng::to_string(&reads[0]["Action"]).unwrap().trim(),
+                "- secretsmanager:GetSecretValue"
+            );
+            assert_eq!(serde_yaml_ng::to_string(&reads[0]["Resource"]).unwrap().trim(), "!Ref SessionTokenSecretArn");
+        } else {
+            assert!(reads.is_empty(), "{id} may read a secret");
+        }
+    }
+    let parameters = &template["Parameters"];
+    for name in ["SessionTokenIssuer", "SessionTokenAudience"] {
+        assert!(parameters[name].get("Default").is_none(), "{name} is required: every token must carry it");
+        assert_eq!(parameters[name]["MinLength"].as_u64(), Some(1), "{name}");
     }
 }
 

@@ -46,9 +46,10 @@ async fn audit_log(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     // of another range could point outside it.
     let stamp = |t: Option<DateTime<Utc>>| t.map_or_else(String::new, |t| t.to_rfc3339());
     let listing = format!("{LISTING}:{}:{}", stamp(filter.from), stamp(filter.to));
-    let start = page.cursor.map(|c| call.app.cursors.open(org, &listing, &c)).transpose()?;
+    let cursors = call.cursors().await?;
+    let start = page.cursor.map(|c| cursors.open(org, &listing, &c)).transpose()?;
     let page = call.app.store.audit_page(org, &filter, limit, start).await?;
     let items: Vec<_> = page.items.iter().map(views::audit_entry).collect();
-    let next = page.next.map(|key| call.app.cursors.seal(org, &listing, &key));
+    let next = page.next.map(|key| cursors.seal(org, &listing, &key));
     Ok(json_response(StatusCode::OK, &json!({ "items": items, "nextCursor": next })))
 }

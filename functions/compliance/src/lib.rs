@@ -38,11 +38,12 @@ async fn compliance(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     if !call.req.uri().path().ends_with("/learners") {
         let (page, _): (_, NoFilters) = query::parse_paged(call.req)?;
         let limit = page.limit.unwrap_or(http::MAX_LIMIT);
-        let start = page.cursor.map(|c| call.app.cursors.open(org, SUMMARY_LISTING, &c)).transpose()?;
+        let cursors = call.cursors().await?;
+        let start = page.cursor.map(|c| cursors.open(org, SUMMARY_LISTING, &c)).transpose()?;
         let summary = service::compliance::summary(&call.ctx(), org, limit, start, call.now).await?;
         let mut response = http::json_response(StatusCode::OK, &views::compliance_summary(&summary));
         if let Some(next) = &summary.next {
-            let url = http::next_page_url(call.req, &call.app.cursors.seal(org, SUMMARY_LISTING, next));
+            let url = http::next_page_url(call.req, &cursors.seal(org, SUMMARY_LISTING, next));
             if let Ok(link) = ::http::HeaderValue::from_str(&format!("<{url}>; rel=\"next\"")) {
                 response.headers_mut().insert("link", link);
             }
@@ -53,11 +54,12 @@ async fn compliance(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     let limit = query::v1_page_size(page.limit);
     // The team is part of the key condition: a cursor continues only the team it was made for.
     let listing = format!("{LISTING}:{}", params.team_id.map(|t| t.to_string()).unwrap_or_default());
-    let start = page.cursor.map(|c| call.app.cursors.open(org, &listing, &c)).transpose()?;
+    let cursors = call.cursors().await?;
+    let start = page.cursor.map(|c| cursors.open(org, &listing, &c)).transpose()?;
     let filter =
         LearnerFilter { team: params.team_id, compliant_on: params.compliant.map(|c| (c, call.now.date_naive())) };
     let page = service::compliance::learners(&call.ctx(), org, &filter, limit, start, call.now).await?;
     let items = page.items.iter().map(views::compliance_learner).collect();
-    let next = page.next.map(|key| call.app.cursors.seal(org, &listing, &key));
+    let next = page.next.map(|key| cursors.seal(org, &listing, &key));
     Ok(http::list_response(call.req, items, next))
 }

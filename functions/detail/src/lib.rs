@@ -35,7 +35,8 @@ async fn detail(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     let (params, filters): (_, DetailFilters) = query::parse_paged(call.req)?;
     let limit = query::page_size(params.limit);
     let listing = format!("progress:{id}");
-    let start = params.cursor.map(|c| call.app.cursors.open(org, &listing, &c)).transpose()?;
+    let cursors = call.cursors().await?;
+    let start = params.cursor.map(|c| cursors.open(org, &listing, &c)).transpose()?;
 
     let learners = service::reads::assignment_learners(&call.ctx(), org, id, limit, start).await?;
     let (a, team_names) = (&learners.assignment, &learners.team_names);
@@ -47,6 +48,6 @@ async fn detail(call: Call<'_>) -> Result<Response<Body>, ApiError> {
         .filter(|row| filters.status.is_none_or(|s| row.status(&a.units, a.item_count, a.deadline, call.now) == s))
         .map(|row| views::user_progress(row, learners.users.get(&row.user_id), a, team_names, call.now))
         .collect();
-    body["nextCursor"] = learners.next.map(|key| call.app.cursors.seal(org, &listing, &key)).into();
+    body["nextCursor"] = learners.next.map(|key| cursors.seal(org, &listing, &key)).into();
     Ok(http::json_with_etag(StatusCode::OK, &body, learners.assignment.version))
 }

@@ -27,7 +27,7 @@ impl api::entry::Context for Exporter {
     async fn from_env() -> Result<Self, api::entry::Error> {
         // One SDK configuration for both clients (loading it is most of a cold start's set-up).
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-        let app = App::from_env_with(aws_sdk_dynamodb::Client::new(&config))?;
+        let app = App::from_config(&config)?;
         Ok(Self { app, bucket: Bucket::from_env(&config)? })
     }
 }
@@ -77,10 +77,11 @@ async fn exports(call: Call<'_>, bucket: &Bucket) -> Result<Response<Body>, ApiE
         }
         (Method::GET, None) => {
             let (page, Unfiltered {}) = query::parse_paged(call.req)?;
-            let start = page.cursor.map(|c| call.app.cursors.open(org, LISTING, &c)).transpose()?;
+            let cursors = call.cursors().await?;
+            let start = page.cursor.map(|c| cursors.open(org, LISTING, &c)).transpose()?;
             let page = service::export::recent(&call.ctx(), org, query::page_size(page.limit), start).await?;
             let items: Vec<Value> = page.items.iter().map(|job| job_view(job, job.status_at(call.now))).collect();
-            let next = page.next.map(|key| call.app.cursors.seal(org, LISTING, &key));
+            let next = page.next.map(|key| cursors.seal(org, LISTING, &key));
             Ok(json_response(StatusCode::OK, &json!({"items": items, "nextCursor": next})))
         }
         _ => Err(ApiError::MethodNotAllowed),

@@ -22,11 +22,12 @@ async fn learner_view(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     let user = user.ok_or(ApiError::NotFound)?;
     let params: query::CursorOnly = query::parse(call.req)?;
     let listing = format!("learner:{user}");
-    let start = params.cursor.map(|c| call.app.cursors.open(org, &listing, &c)).transpose()?;
+    let cursors = call.cursors().await?;
+    let start = params.cursor.map(|c| cursors.open(org, &listing, &c)).transpose()?;
 
     let (mine, team_names) =
         service::reads::learner_assignments(&call.ctx(), org, user, http::MAX_UNPAGED, start).await?;
-    let next = mine.next.map(|key| call.app.cursors.seal(org, &listing, &key));
+    let next = mine.next.map(|key| cursors.seal(org, &listing, &key));
     let items: Vec<_> =
         mine.items.iter().map(|(a, row)| views::learner_assignment(a, row, &team_names, call.now)).collect();
     Ok(http::list_response(call.req, items, next))

@@ -36,7 +36,8 @@ async fn list(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     let org = &call.principal.org;
     let (page, params): (_, ListFilters) = query::parse_paged(call.req)?;
     let limit = query::v1_page_size(page.limit);
-    let start = page.cursor.map(|c| call.app.cursors.open(org, LISTING, &c)).transpose()?;
+    let cursors = call.cursors().await?;
+    let start = page.cursor.map(|c| cursors.open(org, LISTING, &c)).transpose()?;
     let filter = AssignmentFilter {
         is_active: params.is_active,
         assignee_type: params.assignee_type,
@@ -47,6 +48,6 @@ async fn list(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     };
     let page = call.app.store.list_assignments(org, &filter, limit, start).await?;
     let items: Vec<_> = page.items.iter().map(|a| views::assignment(a, call.now)).collect();
-    let next = page.next.map(|key| call.app.cursors.seal(org, LISTING, &key));
+    let next = page.next.map(|key| cursors.seal(org, LISTING, &key));
     Ok(http::list_response(call.req, items, next))
 }

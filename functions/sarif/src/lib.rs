@@ -26,7 +26,7 @@ pub struct Intake {
 impl api::entry::Context for Intake {
     async fn from_env() -> Result<Self, api::entry::Error> {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-        let app = App::from_env_with(aws_sdk_dynamodb::Client::new(&config))?;
+        let app = App::from_config(&config)?;
         Ok(Self { app, bucket: UploadBucket::from_env(&config)? })
     }
 }

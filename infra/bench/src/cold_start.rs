@@ -209,7 +209,8 @@ fn lambda_environment(name: &str, runtime_api: &str) -> Vec<(&'static str, Strin
         ("FAILED_EVENTS_QUEUE_URL", "http://127.0.0.1:1/queue/bench-failed-events".into()),
         ("ORG_JOBS_QUEUE_URL", "http://127.0.0.1:1/queue/bench-org-jobs".into()),
         ("JOB_BUDGET_SECONDS", "240".into()),
-        ("SESSION_TOKEN_SECRET", "bench-secret-bench-secret-bench-secret".into()),
+        // Read on the first request, not at start-up: a start does not wait for Secrets Manager.
+        ("SESSION_TOKEN_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:000000000000:secret:bench-AbCdEf".into()),
         ("SESSION_TOKEN_ISSUER", "bench".into()),
         ("SESSION_TOKEN_AUDIENCE", "bench".into()),
     ]

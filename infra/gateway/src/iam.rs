@@ -228,7 +228,22 @@ fn permissions(input: &aws_smithy_runtime_api::client::interceptors::context::In
     {
         return one("sqs:ChangeMessageVisibility", queue(i.queue_url()), None);
     }
+    if let Some(i) = input.downcast_ref::<aws_sdk_sqs::operation::receive_message::ReceiveMessageInput>() {
+        return one("sqs:ReceiveMessage", queue(i.queue_url()), None);
+    }
+    if let Some(i) = input.downcast_ref::<aws_sdk_sqs::operation::delete_message::DeleteMessageInput>() {
+        return one("sqs:DeleteMessage", queue(i.queue_url()), None);
+    }
+    if let Some(i) = input.downcast_ref::<aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueInput>() {
+        return one("secretsmanager:GetSecretValue", secret(i.secret_id()), None);
+    }
     s3_permission(input)
+}
+
+/// `secret:<name>`: the end of a secret's ARN (or its name).
+fn secret(id: Option<&str>) -> String {
+    let id = id.unwrap_or_default();
+    format!("secret:{}", id.split_once(":secret:").map_or(id, |(_, name)| name))
 }
 
 /// `queue/<name>`: the end of a queue URL.
@@ -273,6 +288,11 @@ pub fn s3(client: &aws_sdk_s3::Client) -> aws_sdk_s3::Client {
 /// `client` with the recorder added.
 pub fn sqs(client: &aws_sdk_sqs::Client) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::from_conf(client.config().to_builder().interceptor(Recorder).build())
+}
+
+/// `client` with the recorder added.
+pub fn secretsmanager(client: &aws_sdk_secretsmanager::Client) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::from_conf(client.config().to_builder().interceptor(Recorder).build())
 }
 
 /// `client` with the recorder added.

@@ -2,7 +2,8 @@
 //! port, optionally seeding the local table and writing `.local/env.json`.
 //!
 //! Environment: what `infra/local/stack.sh start` writes (AWS_ENDPOINT_URL_*, TABLE_NAME, …) plus
-//! SESSION_TOKEN_SECRET. Installs the template's EventBridge rules on the local bus and delivers their
+//! SESSION_TOKEN_SECRET, which it stores in the local Secrets Manager for the functions to read, as
+//! deployed (`api::secret`), and signs the seeded users' tokens with. Installs the template's EventBridge rules on the local bus and delivers their
 //! events to the consumer functions (see `bus`); the seed goes through them. Flags: --api-port N (3000),
 //! --invoke-port N (3001), --seed, --env-file PATH, --unlimited-org ORG (that org's requests are counted
 //! but never refused for their rate: the test command's fuzz step; a gateway-only setting, see
@@ -39,7 +40,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let template = Template::of_project()?;
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
     // Clients that record each function's AWS permissions when IAM_RECORD_DIR is set (see `iam`).
-    let mut app = api::App::from_env_with(iam::dynamodb(&aws_sdk_dynamodb::Client::new(&config)))?;
+    let secret = std::env::var("SESSION_TOKEN_SECRET")?;
+    let secrets = iam::secretsmanager(&aws_sdk_secretsmanager::Client::new(&config));
+    let arn = seed::store_session_secret(&secrets, &secret).await?;
+    let table = std::env::var("TABLE_NAME")?;
+    let store = store::Store::new(iam::dynamodb(&aws_sdk_dynamodb::Client::new(&config)), table);
+    let mut app = api::App::with_secret(store, api::secret::SessionSecret::managed(secrets, arn))
+        .with_issuer_and_audience(Some(seed::LOCAL_ISSUER), Some(seed::LOCAL_AUDIENCE));
     if let Some(org) = unlimited_org {
         app.auth = app.auth.unlimited_for(org);
     }
@@ -47,7 +54,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let publisher = events::Publisher::new(iam::eventbridge(&aws_sdk_eventbridge::Client::new(&config)), bus_name);
     let mut bucket = exports::Bucket::from_env(&config)?;
     bucket.client = iam::s3(&bucket.client);
-    let secret = std::env::var("SESSION_TOKEN_SECRET")?;
     // Platform events on the local bus reach the consumers through the template's rules.
     gateway::bus::start_in_background(template.clone(), secret.clone().into_bytes())?;
     let store = app.store.clone();
@@ -73,6 +79,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "awsEndpoints": {
                 "dynamodb": std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_default(),
                 "s3": std::env::var("AWS_ENDPOINT_URL_S3").unwrap_or_default(),
+                "secretsmanager": std::env::var("AWS_ENDPOINT_URL_SECRETS_MANAGER").unwrap_or_default(),
                 "events": std::env::var("AWS_ENDPOINT_URL_EVENTBRIDGE").unwrap_or_default(),
                 "sqs": std::env::var("AWS_ENDPOINT_URL_SQS").unwrap_or_default(),
             },

@@ -96,7 +96,30 @@ pub fn new_api_key_token() -> String {
     format!("{}{}", api::auth::API_KEY_PREFIX, uuid::Uuid::new_v4().simple())
 }
 
-/// An HS256 session token with the platform's claims.
+/// The `iss` of the local platform's session tokens (the local gateway requires it, as deployed).
+pub const LOCAL_ISSUER: &str = "local-platform";
+/// The `aud` of the local platform's session tokens.
+pub const LOCAL_AUDIENCE: &str = "training-assignments";
+/// The local Secrets Manager secret that holds the session tokens' key (moto's, as deployed).
+pub const LOCAL_SECRET_NAME: &str = "local-session-token";
+
+/// Stores `secret` as the current version of the local session token secret (made on first use; a
+/// value stored before becomes its previous version) and returns its ARN.
+pub async fn store_session_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    secret: &str,
+) -> Result<String, aws_sdk_secretsmanager::Error> {
+    match client.create_secret().name(LOCAL_SECRET_NAME).secret_string(secret).send().await {
+        Ok(created) => Ok(created.arn.unwrap_or_default()),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_exists_exception()) => {
+            let put = client.put_secret_value().secret_id(LOCAL_SECRET_NAME).secret_string(secret).send().await?;
+            Ok(put.arn.unwrap_or_default())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// An HS256 session token with the platform's claims (`iss` and `aud` the local platform's).
 #[allow(clippy::disallowed_methods, reason = "the platform's web app issues its tokens by its own clock")]
 pub fn session_token(
     secret: &[u8],
@@ -113,6 +136,8 @@ pub fn session_token(
         "email": email,
         "exp": expires.timestamp(),
         "iat": Utc::now().timestamp(),
+        "iss": LOCAL_ISSUER,
+        "aud": LOCAL_AUDIENCE,
     });
     jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(secret))
         .expect("HS256 encoding of a JSON object cannot fail")

@@ -2,44 +2,44 @@
 
 use std::sync::Arc;
 
-use hmac::{Hmac, Mac};
 use service::{Clock, SystemClock};
-use sha2::Sha256;
-use store::{CursorCodec, Store};
+use store::Store;
 
 use crate::auth::Authenticator;
+use crate::secret::SessionSecret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("environment variable {0} is not set")]
     Missing(&'static str),
-    #[error("SESSION_TOKEN_SECRET must be at least 32 bytes")]
-    WeakSecret,
 }
+
+/// The environment variable naming the session token secret in Secrets Manager (its ARN).
+pub const SECRET_ARN_VAR: &str = "SESSION_TOKEN_SECRET_ARN";
+/// The `iss` every session token must carry.
+pub const ISSUER_VAR: &str = "SESSION_TOKEN_ISSUER";
+/// The `aud` every session token must carry.
+pub const AUDIENCE_VAR: &str = "SESSION_TOKEN_AUDIENCE";
 
 /// Shared state of a route function.
 #[derive(Clone, Debug)]
 pub struct App {
     pub store: Store,
     pub auth: Authenticator,
-    pub cursors: CursorCodec,
     /// What time it is: the system's in every deployed function (see [`service::clock`]).
     pub clock: Arc<dyn Clock>,
 }
 
 impl App {
-    /// `session_secret` verifies session tokens; the cursor-signing key is derived from it so one
-    /// secret is configured, and a cursor is not a token.
+    /// `session_secret` verifies session tokens, and keys the pagination cursors
+    /// ([`crate::secret::Versions::cursors`]).
     pub fn new(store: Store, session_secret: &[u8]) -> Self {
-        let mut mac = Hmac::<Sha256>::new_from_slice(session_secret).expect("HMAC accepts keys of any length");
-        mac.update(b"assignments/pagination-cursor/v1");
-        let cursor_key = mac.finalize().into_bytes().to_vec();
-        Self {
-            auth: Authenticator::new(store.clone(), session_secret),
-            cursors: CursorCodec::new(cursor_key),
-            store,
-            clock: Arc::new(SystemClock),
-        }
+        Self::with_secret(store, SessionSecret::fixed(session_secret))
+    }
+
+    /// An app whose session tokens `secret` verifies (Secrets Manager's, deployed).
+    pub fn with_secret(store: Store, secret: SessionSecret) -> Self {
+        Self { auth: Authenticator::with_secret(store.clone(), secret), store, clock: Arc::new(SystemClock) }
     }
 
     /// The use cases' context: this function's table (events leave through its outbox) and clock.
@@ -56,26 +56,35 @@ impl App {
         self
     }
 
-    /// Reads `TABLE_NAME`, `SESSION_TOKEN_SECRET` (and the optional
-    /// `SESSION_TOKEN_ISSUER` / `SESSION_TOKEN_AUDIENCE`) and builds the AWS clients. Fails fast with
-    /// a clear message, at start-up rather than on the first request.
+    /// Reads `TABLE_NAME`, `SESSION_TOKEN_SECRET_ARN` (the secret itself is read from Secrets
+    /// Manager on the first request, [`crate::secret`]), `SESSION_TOKEN_ISSUER` and
+    /// `SESSION_TOKEN_AUDIENCE` (both required: a token must carry them), and builds the AWS clients.
+    /// Fails fast with a clear message, at start-up rather than on the first request.
     pub async fn from_env() -> Result<Self, ConfigError> {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-        Self::from_env_with(aws_sdk_dynamodb::Client::new(&config))
+        Self::from_config(&config)
+    }
+
+    /// [`App::from_env`] with an SDK configuration the function already loaded (loading it is most
+    /// of a cold start's set-up: once per container).
+    pub fn from_config(config: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        Self::from_env_with(aws_sdk_dynamodb::Client::new(config), aws_sdk_secretsmanager::Client::new(config))
     }
 
     /// [`App::from_env`] with clients built by the caller (the local gateway adds an interceptor that
     /// records each function's AWS calls).
-    pub fn from_env_with(dynamodb: aws_sdk_dynamodb::Client) -> Result<Self, ConfigError> {
-        let table = std::env::var("TABLE_NAME").map_err(|_| ConfigError::Missing("TABLE_NAME"))?;
-        let secret = std::env::var("SESSION_TOKEN_SECRET").map_err(|_| ConfigError::Missing("SESSION_TOKEN_SECRET"))?;
-        if secret.len() < 32 {
-            return Err(ConfigError::WeakSecret);
-        }
-        let issuer = std::env::var("SESSION_TOKEN_ISSUER").ok();
-        let audience = std::env::var("SESSION_TOKEN_AUDIENCE").ok();
-        let store = Store::new(dynamodb, table);
-        Ok(Self::new(store, secret.as_bytes()).with_issuer_and_audience(issuer.as_deref(), audience.as_deref()))
+    pub fn from_env_with(
+        dynamodb: aws_sdk_dynamodb::Client,
+        secrets: aws_sdk_secretsmanager::Client,
+    ) -> Result<Self, ConfigError> {
+        let var = |name: &'static str| {
+            std::env::var(name).ok().filter(|v| !v.trim().is_empty()).ok_or(ConfigError::Missing(name))
+        };
+        let table = var("TABLE_NAME")?;
+        let secret = SessionSecret::managed(secrets, var(SECRET_ARN_VAR)?);
+        let (issuer, audience) = (var(ISSUER_VAR)?, var(AUDIENCE_VAR)?);
+        Ok(Self::with_secret(Store::new(dynamodb, table), secret)
+            .with_issuer_and_audience(Some(&issuer), Some(&audience)))
     }
 }
 

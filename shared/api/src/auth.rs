@@ -190,7 +190,8 @@ type ReadLimits = (Option<RateLimits>, std::time::Instant);
 #[derive(Clone)]
 pub struct Authenticator {
     store: Store,
-    session_key: DecodingKey,
+    /// What verifies session tokens (and keys the cursors): every version the container holds.
+    secret: std::sync::Arc<crate::secret::SessionSecret>,
     validation: Validation,
     /// The orgs' own rate limits, as read in the last minute (a change takes effect within a minute).
     org_limits: std::sync::Arc<std::sync::Mutex<HashMap<OrgId, ReadLimits>>>,
@@ -205,6 +206,12 @@ impl std::fmt::Debug for Authenticator {
     }
 }
 
+/// The secret could not be read: the request is answered 503 and may be retried; the reason is logged.
+fn unavailable(error: crate::secret::SecretError) -> ApiError {
+    tracing::error!(%error, "session tokens cannot be verified");
+    ApiError::Unavailable
+}
+
 /// Whether `token` has the shape of an API key: prefix + 32 ASCII alphanumerics.
 pub fn looks_like_api_key(token: &str) -> bool {
     token
@@ -213,7 +220,13 @@ pub fn looks_like_api_key(token: &str) -> bool {
 }
 
 impl Authenticator {
+    /// Verifies session tokens signed with `session_secret` (tests, the local gateway).
     pub fn new(store: Store, session_secret: &[u8]) -> Self {
+        Self::with_secret(store, crate::secret::SessionSecret::fixed(session_secret))
+    }
+
+    /// Verifies session tokens with the versions of `secret` (Secrets Manager's, deployed).
+    pub fn with_secret(store: Store, secret: crate::secret::SessionSecret) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = 5;
@@ -221,7 +234,7 @@ impl Authenticator {
         validation.validate_aud = false;
         Self {
             store,
-            session_key: DecodingKey::from_secret(session_secret),
+            secret: std::sync::Arc::new(secret),
             validation,
             org_limits: Default::default(),
             #[cfg(feature = "local")]
@@ -244,6 +257,11 @@ impl Authenticator {
             return true;
         }
         false
+    }
+
+    /// The secret's versions this container holds (read on its first authenticated request).
+    pub fn secret(&self) -> &crate::secret::SessionSecret {
+        &self.secret
     }
 
     /// Also requires the session tokens' `iss` and/or `aud` claims to be these, as the platform's
@@ -354,24 +372,52 @@ impl Authenticator {
         Ok((principal, RateSubject::ApiKey(key.key_id)))
     }
 
-    /// The claims of a session token whose signature, expiry (and issuer/audience when configured)
-    /// check out.
-    fn session_claims(&self, token: &str) -> Result<SessionClaims, ApiError> {
-        jsonwebtoken::decode::<SessionClaims>(token, &self.session_key, &self.validation)
-            .map(|data| data.claims)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
-                    ApiError::Unauthorized("the session token has expired")
+    /// The claims of a session token whose signature — by any version of the secret the container
+    /// holds, read again if none verifies and its copy is old enough — expiry (and issuer/audience when
+    /// configured) check out.
+    async fn session_claims(&self, token: &str) -> Result<SessionClaims, ApiError> {
+        let versions = self.secret.versions().await.map_err(unavailable)?;
+        match self.decode(&versions, token) {
+            Err(e) if *e.kind() == jsonwebtoken::errors::ErrorKind::InvalidSignature => {
+                match self.secret.reread(&versions).await.map_err(unavailable)? {
+                    Some(fresh) => self.decode(&fresh, token),
+                    None => Err(e),
                 }
-                _ => ApiError::Unauthorized("invalid session token"),
-            })
+            }
+            other => other,
+        }
+        .map(|data| data.claims)
+        .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                ApiError::Unauthorized("the session token has expired")
+            }
+            _ => ApiError::Unauthorized("invalid session token"),
+        })
+    }
+
+    /// `token` checked with the current version, then with the previous one if its signature is not
+    /// the current's.
+    fn decode(
+        &self,
+        versions: &crate::secret::Versions,
+        token: &str,
+    ) -> jsonwebtoken::errors::Result<jsonwebtoken::TokenData<SessionClaims>> {
+        let mut outcome = Err(jsonwebtoken::errors::ErrorKind::InvalidSignature.into());
+        for secret in &versions.secrets {
+            outcome = jsonwebtoken::decode::<SessionClaims>(token, &DecodingKey::from_secret(secret), &self.validation);
+            match &outcome {
+                Err(e) if *e.kind() == jsonwebtoken::errors::ErrorKind::InvalidSignature => continue,
+                _ => break,
+            }
+        }
+        outcome
     }
 
     /// A session token: signature, expiry (and issuer/audience when configured), then the user as the
     /// projection has them now — one strongly consistent GetItem — so a role change or deactivation
     /// takes effect on the user's next request whatever the token's claims say.
     async fn session(&self, token: &str) -> Result<(Principal, RateSubject), ApiError> {
-        let claims = self.session_claims(token)?;
+        let claims = self.session_claims(token).await?;
         let org = OrgId::parse(&claims.org).map_err(|_| ApiError::Unauthorized("invalid session token"))?;
         let user = UserId::parse(&claims.sub).map_err(|_| ApiError::Unauthorized("invalid session token"))?;
         let current = self
@@ -421,15 +467,15 @@ mod tests {
             .unwrap()
     }
 
-    #[test]
-    fn issuer_and_audience_are_checked_only_when_configured() {
+    #[tokio::test]
+    async fn issuer_and_audience_are_checked_only_when_configured() {
         let open = authenticator(None, None);
-        assert!(open.session_claims(&token(serde_json::json!({}))).is_ok());
-        assert!(open.session_claims(&token(serde_json::json!({"iss": "anyone", "aud": "anything"}))).is_ok());
+        assert!(open.session_claims(&token(serde_json::json!({}))).await.is_ok());
+        assert!(open.session_claims(&token(serde_json::json!({"iss": "anyone", "aud": "anything"}))).await.is_ok());
 
         let strict = authenticator(Some("https://platform.example"), Some("assignments"));
         let good = serde_json::json!({"iss": "https://platform.example", "aud": "assignments"});
-        assert!(strict.session_claims(&token(good)).is_ok());
+        assert!(strict.session_claims(&token(good)).await.is_ok());
         for bad in [
             serde_json::json!({}),
             serde_json::json!({"iss": "https://platform.example"}),
@@ -437,12 +483,61 @@ mod tests {
             serde_json::json!({"iss": "https://evil.example", "aud": "assignments"}),
             serde_json::json!({"iss": "https://platform.example", "aud": "another-service"}),
         ] {
-            let refused = strict.session_claims(&token(bad.clone()));
+            let refused = strict.session_claims(&token(bad.clone())).await;
             assert!(matches!(refused, Err(ApiError::Unauthorized(_))), "{bad}");
         }
 
         let expired = token(serde_json::json!({"exp": (Utc::now() - chrono::Duration::hours(1)).timestamp()}));
-        assert!(matches!(open.session_claims(&expired), Err(ApiError::Unauthorized("the session token has expired"))));
+        assert!(matches!(
+            open.session_claims(&expired).await,
+            Err(ApiError::Unauthorized("the session token has expired"))
+        ));
+    }
+
+    /// Against the local stack's Secrets Manager (moto): both versions verify across a rotation, which
+    /// a container picks up once its copy is old enough; `iss` and `aud` are required.
+    #[tokio::test]
+    async fn a_rotated_secret_verifies_by_both_versions_once_reread_and_a_weak_one_is_unavailable() {
+        // Never AWS itself: the local stack's endpoint, or the test stops here.
+        std::env::var("AWS_ENDPOINT_URL_SECRETS_MANAGER").expect("the local stack: run through infra/test.sh");
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        let client = aws_sdk_secretsmanager::Client::new(&config);
+        let name = format!("session-token-test-{}", uuid::Uuid::new_v4().simple());
+        let (old, new, other) = ("o".repeat(40), "n".repeat(40), "x".repeat(40));
+        let arn = client.create_secret().name(&name).secret_string(&old).send().await.unwrap().arn.unwrap();
+        let secret = crate::secret::SessionSecret::managed(client.clone(), &arn)
+            .reread_after(std::time::Duration::from_millis(300));
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build();
+        let store = Store::new(aws_sdk_dynamodb::Client::from_conf(config), "unused");
+        let auth = Authenticator::with_secret(store.clone(), secret)
+            .with_issuer_and_audience(Some("platform"), Some("assignments"));
+        let signed = |secret: &str, claims: serde_json::Value| {
+            let mut all = serde_json::json!({"sub": uuid::Uuid::new_v4(), "org": "acme",
+                                             "exp": (Utc::now() + chrono::Duration::hours(1)).timestamp()});
+            all.as_object_mut().unwrap().extend(claims.as_object().unwrap().clone());
+            let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
+            jsonwebtoken::encode(&jsonwebtoken::Header::default(), &all, &key).unwrap()
+        };
+        let good = serde_json::json!({"iss": "platform", "aud": "assignments"});
+        let verifies = async |token: String| auth.session_claims(&token).await.is_ok();
+
+        assert!(verifies(signed(&old, good.clone())).await);
+        assert!(!verifies(signed(&old, serde_json::json!({}))).await, "iss and aud are required");
+        assert!(!verifies(signed(&new, good.clone())).await, "not a version of the secret yet");
+
+        client.put_secret_value().secret_id(&arn).secret_string(&new).send().await.unwrap();
+        assert!(!verifies(signed(&new, good.clone())).await, "the container's copy is fresh: not read again yet");
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        assert!(verifies(signed(&new, good.clone())).await, "read again once its copy is old enough");
+        assert!(verifies(signed(&old, good.clone())).await, "AWSPREVIOUS still verifies");
+        assert!(!verifies(signed(&other, good.clone())).await);
+
+        let weak = client.create_secret().name(format!("{name}-weak")).secret_string("short").send().await.unwrap();
+        let weak = crate::secret::SessionSecret::managed(client, weak.arn.unwrap());
+        let refused = Authenticator::with_secret(store, weak).session_claims(&signed(&old, good)).await;
+        assert!(matches!(refused, Err(ApiError::Unavailable)), "{refused:?}");
     }
 
     #[test]

@@ -29,6 +29,16 @@ pub struct Call<'a> {
 }
 
 impl Call<'_> {
+    /// The pagination cursors' codec: keyed by the session token secret's versions (read first if
+    /// this container has not yet).
+    pub async fn cursors(&self) -> Result<store::CursorCodec, ApiError> {
+        let versions = self.app.auth.secret().versions().await.map_err(|error| {
+            tracing::error!(%error, "cursors cannot be sealed or opened");
+            ApiError::Unavailable
+        })?;
+        Ok(versions.cursors())
+    }
+
     /// The principal making this call, as the use cases' audit entries name it, with the request's
     /// id and time.
     pub fn actor(&self) -> Actor {

@@ -8,6 +8,7 @@ pub mod entry;
 pub mod http;
 pub mod problem;
 pub mod query;
+pub mod secret;
 pub mod views;
 
 pub use app::{App, ConfigError, init_tracing};

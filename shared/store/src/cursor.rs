@@ -22,6 +22,8 @@ pub const MAX_CURSOR_LEN: usize = 2_048;
 #[derive(Clone)]
 pub struct CursorCodec {
     secret: Vec<u8>,
+    /// Older keys a cursor may have been sealed with (a secret's previous version).
+    older: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for CursorCodec {
@@ -32,11 +34,21 @@ impl std::fmt::Debug for CursorCodec {
 
 impl CursorCodec {
     pub fn new(secret: impl Into<Vec<u8>>) -> Self {
-        Self { secret: secret.into() }
+        Self { secret: secret.into(), older: Vec::new() }
+    }
+
+    /// Also opens cursors sealed with `older` (it seals with its own key only).
+    pub fn also_opening_with(mut self, older: Vec<u8>) -> Self {
+        self.older.push(older);
+        self
     }
 
     fn mac(&self, org: &OrgId, listing: &str, payload: &[u8]) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC accepts keys of any length");
+        Self::mac_with(&self.secret, org, listing, payload)
+    }
+
+    fn mac_with(secret: &[u8], org: &OrgId, listing: &str, payload: &[u8]) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC accepts keys of any length");
         mac.update(org.as_str().as_bytes());
         mac.update(b"\n");
         mac.update(listing.as_bytes());
@@ -60,7 +72,10 @@ impl CursorCodec {
         let (payload_b64, tag_b64) = cursor.split_once('.').ok_or(StoreError::InvalidCursor)?;
         let payload = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| StoreError::InvalidCursor)?;
         let tag = URL_SAFE_NO_PAD.decode(tag_b64).map_err(|_| StoreError::InvalidCursor)?;
-        self.mac(org, listing, &payload).verify_slice(&tag).map_err(|_| StoreError::InvalidCursor)?;
+        let sealed_with = |secret: &Vec<u8>| Self::mac_with(secret, org, listing, &payload).verify_slice(&tag).is_ok();
+        if !std::iter::once(&self.secret).chain(&self.older).any(sealed_with) {
+            return Err(StoreError::InvalidCursor);
+        }
 
         let plain: HashMap<String, String> = serde_json::from_slice(&payload).map_err(|_| StoreError::InvalidCursor)?;
         within_org(org, plain)
