@@ -45,6 +45,7 @@ fn table_keys_and_indexes_match_the_store() {
         (keys::GSI1, keys::GSI1PK, keys::GSI1SK),
         (keys::GSI2, keys::GSI2PK, keys::GSI2SK),
         (keys::GSI3, keys::GSI3PK, keys::GSI3SK),
+        (keys::GSI4, keys::GSI4PK, keys::GSI4SK),
     ];
     assert_eq!(indexes.len(), expected.len());
     for (name, pk, sk) in expected {
@@ -61,8 +62,9 @@ fn table_keys_and_indexes_match_the_store() {
         .inspect(|d| assert_eq!(d["AttributeType"].as_str(), Some("S"), "every key attribute is a string"))
         .map(|d| d["AttributeName"].as_str().unwrap())
         .collect();
-    for name in [keys::PK, keys::SK, keys::GSI1PK, keys::GSI1SK, keys::GSI2PK, keys::GSI2SK, keys::GSI3PK, keys::GSI3SK]
-    {
+    let attributes =
+        [keys::PK, keys::SK, keys::GSI1PK, keys::GSI1SK, keys::GSI2PK, keys::GSI2SK, keys::GSI3PK, keys::GSI3SK];
+    for name in attributes.into_iter().chain([keys::GSI4PK, keys::GSI4SK]) {
         assert!(defined.contains(&name), "{name} not defined");
     }
 }

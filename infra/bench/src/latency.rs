@@ -146,6 +146,34 @@ async fn main() {
         println!("| {name} | {hm:.2} ms | {bm:.2} ms | {:.2} | {h9:.2} ms | {b9:.2} ms | {:.2} |", hm / bm, h9 / b9);
     }
 
+    // The session token secret (Secrets Manager, here moto's): a container reads it on its first
+    // request, not at start-up. A fresh app per round, its first list request against its second.
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
+    let secret = secrets
+        .create_secret()
+        .name(format!("bench-session-{}", uuid::Uuid::new_v4().simple()))
+        .secret_string(std::str::from_utf8(SECRET).expect("text"))
+        .send()
+        .await
+        .expect("the local stack's Secrets Manager");
+    let arn = secret.arn.unwrap_or_default();
+    let mut reads: [Vec<Duration>; 2] = Default::default();
+    for _ in 0..rounds.min(100) {
+        bare.forget_requests().await;
+        let fresh = api::App::with_secret(store.clone(), api::secret::SessionSecret::managed(secrets.clone(), &arn));
+        let once = || async { assert_eq!(list_fn::HANDLER(&fresh, request(&list_event)).await.status(), 200, "list") };
+        reads[0].push(timed(once()).await);
+        reads[1].push(timed(once()).await);
+    }
+    let (first, then) = (percentile(&mut reads[0], 50), percentile(&mut reads[1], 50));
+    println!(
+        "the session secret read on a container's first request ({} fresh apps, moto's Secrets Manager):",
+        reads[0].len()
+    );
+    println!("| request | first request median | second request median | the read adds |");
+    println!("|---|---|---|---|");
+    println!("| list: page of 50 of 60 assignments | {first:.2} ms | {then:.2} ms | {:.2} ms |", first - then);
+
     // Consumed capacity: one request each, the handler's store asking for it like the bare calls.
     let capacity = store::Capacity::default();
     let counted = api::App::new(store.clone().with_capacity_tracking(capacity.clone()), SECRET);

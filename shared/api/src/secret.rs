@@ -3,12 +3,14 @@
 //! template's `SessionTokenSecretArn` — never in an environment variable, where anyone allowed
 //! `lambda:GetFunctionConfiguration` could read it and mint an org admin's token for any org.
 //!
-//! Read on a container's first authenticated request (not at start-up: a cold start does not wait
-//! for it) and cached for the container's life: both the current version (`AWSCURRENT`) and the one
-//! before it (`AWSPREVIOUS`) verify, so tokens signed on either side of a rotation are accepted. A
-//! token whose signature neither verifies makes the container read the secret again, once its copy
-//! is older than [`REREAD_AFTER`]: a rotation reaches every container within minutes, and a stream of
-//! forged tokens costs at most one read per container per [`REREAD_AFTER`].
+//! Read on a container's first request that needs it (not at start-up: a cold start does not wait
+//! for it) and cached: both the current version (`AWSCURRENT`) and the one before it (`AWSPREVIOUS`)
+//! verify, so tokens signed on either side of a rotation are accepted. A token whose signature neither
+//! verifies makes the container read the secret again once its copy is older than [`REREAD_AFTER`]
+//! (a stream of forged tokens costs at most one read per container per [`REREAD_AFTER`]), and any
+//! copy older than [`REFRESH_AFTER`] is read again on its next use (a container that only serves API
+//! keys still learns of a rotation, for the cursors). A read that failed is not tried again for
+//! [`RETRY_READ_AFTER`].
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -19,6 +21,10 @@ use store::CursorCodec;
 
 /// How old the cached copy must be before a signature that fails makes the container read it again.
 pub const REREAD_AFTER: Duration = Duration::from_secs(5 * 60);
+/// How old a copy may get before its next use reads the secret again, whatever happened.
+pub const REFRESH_AFTER: Duration = Duration::from_secs(15 * 60);
+/// How long after a failed read the secret is not read again (each request meanwhile gets 503).
+pub const RETRY_READ_AFTER: Duration = Duration::from_secs(5);
 /// A signing secret shorter than this is refused (HS256 wants at least the hash's 32 bytes).
 pub const MIN_SECRET_BYTES: usize = 32;
 
@@ -75,6 +81,8 @@ enum Source {
 pub struct SessionSecret {
     source: Source,
     cached: RwLock<Option<Arc<Versions>>>,
+    /// When a read last failed, and why.
+    failed: RwLock<Option<(Instant, String)>>,
     reread_after: Duration,
 }
 
@@ -91,7 +99,8 @@ impl SessionSecret {
     /// A secret given as it is (tests, the local gateway).
     pub fn fixed(secret: &[u8]) -> Self {
         let versions = Versions { secrets: vec![secret.to_vec()], read_at: Instant::now() };
-        Self { source: Source::Fixed, cached: RwLock::new(Some(Arc::new(versions))), reread_after: REREAD_AFTER }
+        let cached = RwLock::new(Some(Arc::new(versions)));
+        Self { source: Source::Fixed, cached, failed: RwLock::new(None), reread_after: REREAD_AFTER }
     }
 
     /// The Secrets Manager secret `arn`, read with `client` on first use.
@@ -99,6 +108,7 @@ impl SessionSecret {
         Self {
             source: Source::Managed { client, arn: arn.into() },
             cached: RwLock::new(None),
+            failed: RwLock::new(None),
             reread_after: REREAD_AFTER,
         }
     }
@@ -114,10 +124,14 @@ impl SessionSecret {
         self.cached.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    /// The container's copy, read first if it has none.
+    /// The container's copy, read first if it has none (or it is older than [`REFRESH_AFTER`]: then
+    /// the old copy serves while the secret cannot be read).
     pub async fn versions(&self) -> Result<Arc<Versions>, SecretError> {
         match self.cached() {
-            Some(versions) => Ok(versions),
+            Some(versions) if matches!(self.source, Source::Fixed) || versions.read_at.elapsed() < REFRESH_AFTER => {
+                Ok(versions)
+            }
+            Some(stale) => Ok(self.read().await.unwrap_or(stale)),
             None => self.read().await,
         }
     }
@@ -139,6 +153,21 @@ impl SessionSecret {
         let Source::Managed { client, arn } = &self.source else {
             return self.cached().ok_or_else(|| SecretError::Unreadable("no secret".into()));
         };
+        if let Some((at, reason)) = self.failed.read().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref()
+            && at.elapsed() < RETRY_READ_AFTER
+        {
+            return Err(SecretError::Unreadable(format!("the last read failed: {reason}")));
+        }
+        let read = self.read_versions(client, arn).await;
+        *self.failed.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            read.as_ref().err().map(|e| (Instant::now(), e.to_string()));
+        let versions = Arc::new(read?);
+        *self.cached.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(versions.clone());
+        tracing::info!(versions = versions.secrets.len(), "session token secret read");
+        Ok(versions)
+    }
+
+    async fn read_versions(&self, client: &aws_sdk_secretsmanager::Client, arn: &str) -> Result<Versions, SecretError> {
         let stage = |stage: &'static str| client.get_secret_value().secret_id(arn).version_stage(stage).send();
         let (current, previous) = tokio::join!(stage("AWSCURRENT"), stage("AWSPREVIOUS"));
         let unreadable = |e: &dyn std::fmt::Display| SecretError::Unreadable(e.to_string());
@@ -150,10 +179,7 @@ impl SessionSecret {
             Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {}
             Err(e) => return Err(unreadable(&aws_sdk_secretsmanager::error::DisplayErrorContext(e))),
         }
-        let versions = Arc::new(Versions { secrets, read_at: Instant::now() });
-        *self.cached.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(versions.clone());
-        tracing::info!(versions = versions.secrets.len(), "session token secret read");
-        Ok(versions)
+        Ok(Versions { secrets, read_at: Instant::now() })
     }
 }
 

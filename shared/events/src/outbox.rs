@@ -40,6 +40,8 @@ const SWEEP_BACK: Duration = Duration::from_secs(8 * 86_400);
 /// What one sweep or redrive runs for at most; the function's timeout (120 s) leaves room for the
 /// publish under way when it ends.
 pub const RUN_BUDGET: Duration = Duration::from_secs(60);
+/// How long a message a redrive received stays hidden: longer than a run and its function's timeout.
+const REDRIVE_VISIBILITY: Duration = Duration::from_secs(180);
 /// Items read from one index shard at a time.
 const SWEEP_PAGE: i32 = 25;
 /// How far around a stream record's time a redrive looks for its items: they were made a little
@@ -228,7 +230,7 @@ pub async fn sweep(publisher: &Publisher, from: DateTime<Utc>, before: DateTime<
         return report;
     };
     let until = tokio::time::Instant::now() + budget;
-    // The index is read eventually consistently: an item confirmed a moment ago may be listed again.
+    // The index is read eventually consistently: an item settled a moment ago may be listed again.
     let mut settled: HashSet<String> = HashSet::new();
     loop {
         let mut found = false;
@@ -244,15 +246,21 @@ pub async fn sweep(publisher: &Publisher, from: DateTime<Utc>, before: DateTime<
                     return report;
                 }
             };
-            for item in page {
-                let key = match &item {
-                    Ok(item) => Some(item.key.to_string()),
-                    Err((key, _)) => key.as_ref().map(OutboxKey::to_string),
-                };
-                if key.as_ref().is_some_and(|key| settled.contains(key)) {
+            for (index_key, item) in page {
+                if !settled.insert(index_key.clone()) {
                     continue;
                 }
                 found = true;
+                if tokio::time::Instant::now() >= until {
+                    report.stopped = Some("its time is spent".into());
+                    return report;
+                }
+                if let Err((None, _)) = &item {
+                    // Not an outbox item's key: nothing the publisher could park or confirm. Only the
+                    // outbox writer indexes items here, so this is logged, not parked every run.
+                    tracing::error!(index_key, "an item without an outbox item's key in the outbox index");
+                    continue;
+                }
                 match settle(publisher, item, Parking::Queue { sequence: None }).await {
                     Settled::Published => report.published += 1,
                     Settled::Parked => report.parked += 1,
@@ -261,7 +269,6 @@ pub async fn sweep(publisher: &Publisher, from: DateTime<Utc>, before: DateTime<
                         return report;
                     }
                 }
-                settled.extend(key);
             }
         }
         if !found {
@@ -281,21 +288,22 @@ pub async fn redrive(publisher: &Publisher, budget: Duration) -> Result<RunRepor
         return Err(ConsumerError::Unavailable("the publisher has no ledger".into()));
     };
     let until = tokio::time::Instant::now() + budget;
-    // A message left comes back after the queue's visibility timeout: met again, the queue is done.
+    // Each message once a run, even if it came back (a redelivery, a short visibility timeout).
     let mut seen: HashSet<String> = HashSet::new();
     loop {
-        let left = until.saturating_duration_since(tokio::time::Instant::now());
-        if left.is_zero() {
-            report.stopped = Some("its time is spent".into());
-            return Ok(report);
-        }
-        let messages = ledger.failed.receive().await?;
+        // Hidden from other readers for longer than a run: a message left is not met again in it.
+        let messages = ledger.failed.receive(REDRIVE_VISIBILITY).await?;
         let new: Vec<_> =
             messages.into_iter().filter(|m| seen.insert(m.message_id().unwrap_or_default().to_owned())).collect();
         if new.is_empty() {
             return Ok(report);
         }
         for message in new {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                report.stopped = Some("its time is spent".into());
+                return Ok(report);
+            }
             let body: Value = serde_json::from_str(message.body().unwrap_or_default()).unwrap_or_default();
             let done = if let Some(window) = stream_window(&body) {
                 let (from, to) = window;
@@ -306,7 +314,7 @@ pub async fn redrive(publisher: &Publisher, budget: Duration) -> Result<RunRepor
                 swept.stopped.is_none()
             } else if let Some(key) = body["outboxItem"].as_str().and_then(OutboxKey::of) {
                 match ledger.table.outbox_item(&key).await.map_err(ConsumerError::from)? {
-                    // Expired: nothing is left to send.
+                    // Expired, or published meanwhile: nothing is left to send.
                     None => true,
                     Some(item) => match settle(publisher, item, Parking::Kept).await {
                         Settled::Published => {

@@ -1,7 +1,6 @@
 //! PutEvents to the service's bus: at most 10 entries and 256 KiB a call, failed entries resent with
 //! backoff; the workers' requests to their queues instead (`work`).
 
-use aws_sdk_eventbridge::error::ProvideErrorMetadata;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use store::retry::Retry;
 
@@ -22,8 +21,9 @@ const PATIENCE: Retry = Retry {
     first_delay: std::time::Duration::from_millis(200),
     max_delay: std::time::Duration::from_secs(5),
 };
-/// Error codes (of an entry or of the call) for events EventBridge will never take as they are:
-/// trying again cannot help, so the item is parked.
+/// An entry's error codes for events EventBridge will never take as they are: trying again cannot
+/// help, so the item is parked. A whole call that fails (a misconfigured bus, a missing grant) is
+/// tried again, never parked: the fix is the operator's, and nothing waits in the queue for it.
 const REFUSALS: [&str; 3] = ["MalformedDetail", "InvalidArgument", "ValidationException"];
 
 #[derive(Debug, thiserror::Error)]
@@ -140,12 +140,6 @@ impl Publisher {
                             }
                         }
                         pending = retried;
-                    }
-                    Err(err) if err.code().is_some_and(|code| REFUSALS.contains(&code)) => {
-                        refused += pending.len();
-                        refusal = aws_sdk_eventbridge::error::DisplayErrorContext(&err).to_string();
-                        pending.iter().for_each(|entry| not_published(entry, "event refused"));
-                        pending.clear();
                     }
                     Err(err) => reason = aws_sdk_eventbridge::error::DisplayErrorContext(&err).to_string(),
                 }

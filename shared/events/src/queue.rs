@@ -93,12 +93,24 @@ impl Queue {
             .map_err(|e| ConsumerError::Unavailable(format!("queue: {}", aws_sdk_sqs::error::DisplayErrorContext(e))))
     }
 
-    /// Up to 10 messages now on the queue (a short poll), each with its receipt handle, hidden from
-    /// other readers for the queue's visibility timeout.
-    pub async fn receive(&self) -> Result<Vec<aws_sdk_sqs::types::Message>, ConsumerError> {
-        let out = self.client.receive_message().queue_url(&self.url).max_number_of_messages(10).send().await.map_err(
-            |e| ConsumerError::Unavailable(format!("queue: {}", aws_sdk_sqs::error::DisplayErrorContext(e))),
-        )?;
+    /// Up to 10 messages of the queue (waiting a second for them), each with its receipt handle,
+    /// hidden from other readers for `hidden`.
+    pub async fn receive(
+        &self,
+        hidden: std::time::Duration,
+    ) -> Result<Vec<aws_sdk_sqs::types::Message>, ConsumerError> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .visibility_timeout(i32::try_from(hidden.as_secs()).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| {
+                ConsumerError::Unavailable(format!("queue: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))
+            })?;
         Ok(out.messages.unwrap_or_default())
     }
 

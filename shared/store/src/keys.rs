@@ -22,7 +22,7 @@
 //! | audit entry       | `ORG#o#AUDIT`                                   | `createdAt#id`          |                                |                                                  |                           |
 //! | export job (TTL)  | `ORG#o#EXPORTS`                                 | `EXPORT#<exportId v7>`  |                                |                                                  |                           |
 //! | export slot       | `ORG#o#EXPORTS`                                 | `SLOT#n` (n < 3)        |                                |                                                  |                           |
-//! | outbox (events of one transaction, TTL) | `ORG#o#OUTBOX#<first event id>` | `EVENTS`  | until confirmed: `OUTBOX#UNCONFIRMED#nn` / `made#<first event id>` |                                                  |                           |
+//! | outbox (events of one transaction, TTL) | `ORG#o#OUTBOX#<first event id>` | `EVENTS`  |                                |                                                  |                           |
 //! | org registry      | `ORGS`                                          | `orgId`                 |                                |                                                  |                           |
 //! | work lane         | `ORG#o#LANE#<roster or export>`                  | `LANE`                  |                                |                                                  |                           |
 //! | request in line   | `ORG#o#LANE#<roster or export>`                  | `WAIT#<event id v7>`    |                                |                                                  |                           |
@@ -47,6 +47,12 @@ pub const GSI2SK: &str = "GSI2SK";
 pub const GSI3: &str = "GSI3";
 pub const GSI3PK: &str = "GSI3PK";
 pub const GSI3SK: &str = "GSI3SK";
+/// Outbox items only, until the publisher confirms or parks them: `OUTBOX#UNCONFIRMED#nn` /
+/// `<made>#<first event id>` ([`unconfirmed_pk`]). An index of its own, so that the publisher's grant
+/// to read it reads nothing else.
+pub const GSI4: &str = "GSI4";
+pub const GSI4PK: &str = "GSI4PK";
+pub const GSI4SK: &str = "GSI4SK";
 /// On an assignment: how many of its rows are counted by date (the sum of its `due#<date>#<class>`
 /// counters, see `domain::DatedCounts`).
 pub const DATED_ROWS: &str = "datedRows";
@@ -275,7 +281,7 @@ pub const OUTBOX_SK: &str = "EVENTS";
 /// orgs (the sweeper, the redrive), and one partition would take every write of the table.
 pub const UNCONFIRMED_SHARDS: u8 = 16;
 
-/// The index partition of the outbox item named by `first_event` among those not confirmed (GSI1):
+/// The index partition of the outbox item named by `first_event` among those not confirmed (GSI4):
 /// a shard picked by the id's last, random, bits.
 pub fn unconfirmed_pk(first_event: uuid::Uuid) -> String {
     unconfirmed_shard_pk(u8::try_from(first_event.as_u128() % u128::from(UNCONFIRMED_SHARDS)).unwrap_or(0))

@@ -2,7 +2,7 @@
 //! transaction, so they exist exactly when the change does. The table's stream carries each new outbox
 //! item to the publisher (`outbox-publisher`), which sends its events and then *confirms* the item
 //! (or *parks* it, when it can never be sent): until then the item is in an index of items not
-//! confirmed (GSI1, [`keys::unconfirmed_pk`]), where the publisher's sweep finds what the stream gave
+//! confirmed (GSI4, [`keys::unconfirmed_pk`]), where the publisher's sweep finds what the stream gave
 //! up on. The item expires a week after it was written.
 
 use std::collections::HashMap;
@@ -17,6 +17,8 @@ use crate::records::{OutboxRecord, Record};
 use crate::tx::Transaction;
 use crate::{RowChange, Store, StoreError, keys};
 
+/// When the publisher confirmed an outbox item.
+const PUBLISHED_AT: &str = "publishedAt";
 /// The `entity` of an outbox item: what the stream's filter and the publisher pick out.
 pub const OUTBOX_ENTITY: &str = "outbox";
 /// Events one item holds at most (one transaction's; a roster chunk's `user_added` are the most).
@@ -90,8 +92,8 @@ impl Transaction<'_> {
             pk: keys::outbox_pk(org, first.id),
             sk: keys::OUTBOX_SK.to_owned(),
             entity: OUTBOX_ENTITY.to_owned(),
-            gsi1pk: Some(keys::unconfirmed_pk(first.id)),
-            gsi1sk: Some(unconfirmed_sort_key(made(first), first.id)),
+            gsi4pk: Some(keys::unconfirmed_pk(first.id)),
+            gsi4sk: Some(unconfirmed_sort_key(first.id)),
             batch: OutboxBatch { events: stored, expires_at: expires_at(events) },
         };
         Ok(Some(self.put(to_item(&record)?, Some("attribute_not_exists(PK)"))?))
@@ -114,10 +116,15 @@ fn made(event: &DomainEvent) -> DateTime<Utc> {
     built.map_or(event.time, |built| built.max(event.time))
 }
 
-/// The sort key of an item not confirmed: when its first event was made (text that sorts by time),
-/// then its id.
-fn unconfirmed_sort_key(made: DateTime<Utc>, first: Uuid) -> String {
-    format!("{}#{first}", sortable(made))
+/// The sort key of an item not confirmed: when its first event was made by the service's clock (its
+/// UUIDv7 time, never an event's own time, which a test clock may put ahead) as text that sorts by
+/// time, then its id.
+fn unconfirmed_sort_key(first: Uuid) -> String {
+    let made = first.get_timestamp().and_then(|t| {
+        let (secs, nanos) = t.to_unix();
+        DateTime::<Utc>::from_timestamp(i64::try_from(secs).ok()?, nanos)
+    });
+    format!("{}#{first}", made.map(sortable).unwrap_or_default())
 }
 
 fn sortable(at: DateTime<Utc>) -> String {
@@ -270,7 +277,7 @@ impl Store {
     /// Marks the outbox item `key` published at `now`: it leaves the index of items not confirmed.
     /// Nothing happens to an item that expired meanwhile.
     pub async fn confirm_outbox(&self, key: &OutboxKey, now: DateTime<Utc>) -> Result<(), StoreError> {
-        self.settle_outbox(key, "publishedAt", now, None).await
+        self.settle_outbox(key, PUBLISHED_AT, now, None).await
     }
 
     /// Marks the outbox item `key` parked at `now`, for `reason` (it can never be published as it is):
@@ -286,7 +293,7 @@ impl Store {
         now: DateTime<Utc>,
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
-        let mut expression = format!("SET #at = :at REMOVE {}, {}", keys::GSI1PK, keys::GSI1SK);
+        let mut expression = format!("SET #at = :at REMOVE {}, {}", keys::GSI4PK, keys::GSI4SK);
         let mut request = self
             .update_request()
             .key(keys::PK, s(key.as_str()))
@@ -304,27 +311,30 @@ impl Store {
         }
     }
 
-    /// The outbox item `key` as it is now (a redrive of a parked item): `None` once it expired.
+    /// The outbox item `key` as it is now (a redrive of a parked item): `None` once it expired or was
+    /// confirmed meanwhile (nothing is left to send).
     pub async fn outbox_item(&self, key: &OutboxKey) -> Result<Option<Unconfirmed>, StoreError> {
         let item = self.get_item(key.as_str().to_owned(), keys::OUTBOX_SK, true).await?;
-        Ok(item.map(|item| outbox_item(item).map_err(|reason| (Some(key.clone()), reason))))
+        Ok(item
+            .filter(|item| !item.contains_key(PUBLISHED_AT))
+            .map(|item| outbox_item(item).map_err(|reason| (Some(key.clone()), reason))))
     }
 
     /// Up to `limit` outbox items of index shard `shard` not confirmed, made at or after `from` and
-    /// before `before`, oldest first (GSI1, eventually consistent: an item confirmed a moment ago
-    /// may still be listed, and is then published once more).
+    /// before `before`, oldest first (GSI4, eventually consistent: an item confirmed a moment ago
+    /// may still be listed, and is then published once more), each with its index sort key.
     pub async fn unconfirmed_outbox(
         &self,
         shard: u8,
         from: DateTime<Utc>,
         before: DateTime<Utc>,
         limit: i32,
-    ) -> Result<Vec<Unconfirmed>, StoreError> {
+    ) -> Result<Vec<(String, Unconfirmed)>, StoreError> {
         let (items, _) = self
             .query_page(
                 |q| {
-                    q.index_name(keys::GSI1)
-                        .key_condition_expression("GSI1PK = :pk AND GSI1SK BETWEEN :from AND :before")
+                    q.index_name(keys::GSI4)
+                        .key_condition_expression("GSI4PK = :pk AND GSI4SK BETWEEN :from AND :before")
                         .expression_attribute_values(":pk", s(keys::unconfirmed_shard_pk(shard)))
                         .expression_attribute_values(":from", s(sortable(from)))
                         // Every key made before `before` sorts below its time followed by `#`.
@@ -337,8 +347,9 @@ impl Store {
         Ok(items
             .into_iter()
             .map(|item| {
-                let key = item.get(keys::PK).and_then(|v| v.as_s().ok()).and_then(|pk| OutboxKey::of(pk));
-                outbox_item(item).map_err(|reason| (key, reason))
+                let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                let (index_key, key) = (text(keys::GSI4SK), OutboxKey::of(&text(keys::PK)));
+                (index_key, outbox_item(item).map_err(|reason| (key, reason)))
             })
             .collect())
     }
@@ -372,8 +383,8 @@ mod tests {
             pk: keys::outbox_pk(org, first),
             sk: keys::OUTBOX_SK.into(),
             entity: OUTBOX_ENTITY.into(),
-            gsi1pk: Some(keys::unconfirmed_pk(first)),
-            gsi1sk: Some(unconfirmed_sort_key(made(&events[0]), first)),
+            gsi4pk: Some(keys::unconfirmed_pk(first)),
+            gsi4sk: Some(unconfirmed_sort_key(first)),
             batch,
         })
         .unwrap()
@@ -437,9 +448,18 @@ mod tests {
     #[test]
     fn unconfirmed_items_sort_by_when_they_were_made_and_a_bound_takes_every_one_made_before_it() {
         let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
-        let early = unconfirmed_sort_key(at("2026-12-07T14:59:59.999Z"), Uuid::max());
+        let made_at = |t: &str| {
+            let ms = u64::try_from(at(t).timestamp_millis()).unwrap();
+            Uuid::new_v7(uuid::Timestamp::from_unix(
+                uuid::NoContext,
+                ms / 1000,
+                u32::try_from(ms % 1000).unwrap() * 1_000_000,
+            ))
+        };
+        let early = unconfirmed_sort_key(made_at("2026-12-07T14:59:59.999Z"));
         let bound = sortable(at("2026-12-07T15:00:00Z"));
-        let late = unconfirmed_sort_key(at("2026-12-07T15:00:00Z"), Uuid::nil());
+        let late = unconfirmed_sort_key(made_at("2026-12-07T15:00:00Z"));
+        assert!(early.starts_with("2026-12-07T14:59:59.999Z#"), "{early}");
         assert!(early < bound && bound < late, "{early} < {bound} < {late}");
     }
 }

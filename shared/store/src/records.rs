@@ -154,11 +154,11 @@ record!(
 );
 
 record!(
-    /// One transaction's domain events (see `outbox`); expires by TTL. GSI1 only until the publisher
-    /// confirms (or parks) it: the sweeper's index of items not confirmed.
+    /// One transaction's domain events (see `outbox`); expires by TTL. GSI4 only until the publisher
+    /// confirms (or parks) it: the sweep's index of items not confirmed.
     OutboxRecord {
-        gsi1pk: Option<String> = "GSI1PK",
-        gsi1sk: Option<String> = "GSI1SK",
+        gsi4pk: Option<String> = "GSI4PK",
+        gsi4sk: Option<String> = "GSI4SK",
     } flatten batch: crate::outbox::OutboxBatch
 );
 
