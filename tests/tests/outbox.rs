@@ -46,6 +46,26 @@ impl Stack {
         }
     }
 
+    /// A fresh org subscribed to its `export.ready` events (the queue's URL), and a stream checkpoint
+    /// at the end of the stream: earlier tests' records are not this test's.
+    async fn fresh_org(&self, prefix: &str) -> (OrgId, String, std::path::PathBuf) {
+        let org = OrgId::parse(&format!("{prefix}-{}", uuid::Uuid::new_v4().simple())).unwrap();
+        let queue = subscribe_queue(&self.events, &self.sqs, org.as_str(), "export.ready").await;
+        let checkpoint = std::env::temp_dir().join(format!("outbox-checkpoint-{}.json", uuid::Uuid::new_v4().simple()));
+        gateway::stream::skip_to_end(&self.dynamodb, &self.table, checkpoint.clone()).await.unwrap();
+        (org, queue, checkpoint)
+    }
+
+    /// The outbox publisher, sending to the bus through `bus` and confirming and parking in this
+    /// stack's table and failed-events queue (as the gateway builds it).
+    fn publisher(&self, bus: &aws_sdk_eventbridge::Client) -> events::Publisher {
+        let ledger = events::Ledger {
+            table: self.store.clone(),
+            failed: events::queue::Queue::new(self.sqs.clone(), std::env::var("FAILED_EVENTS_QUEUE_URL").unwrap()),
+        };
+        events::Publisher::new(bus.clone(), std::env::var("EVENT_BUS_NAME").unwrap()).with_ledger(ledger)
+    }
+
     /// The gateway, its outbox publisher sending to the bus through `bus` (a client that records the
     /// functions' permissions, as every gateway's does), each call tried as `patience` says.
     fn gateway(&self, bus: &aws_sdk_eventbridge::Client, patience: Option<Retry>) -> gateway::Gateway {
@@ -167,11 +187,7 @@ fn audit_entry(n: usize) -> AuditEntry {
 async fn events_committed_while_the_publisher_is_down_go_out_once_when_it_runs_and_a_poison_record_is_parked_at_once() {
     let _reader = ONE_READER.lock().await;
     let stack = Stack::new().await;
-    let org = OrgId::parse(&format!("outbox-{}", uuid::Uuid::new_v4().simple())).unwrap();
-    let queue = subscribe_queue(&stack.events, &stack.sqs, org.as_str(), "export.ready").await;
-    // The publisher's checkpoint starts at the end of the stream: earlier tests' records are not ours.
-    let checkpoint = std::env::temp_dir().join(format!("outbox-checkpoint-{}.json", uuid::Uuid::new_v4().simple()));
-    gateway::stream::skip_to_end(&stack.dynamodb, &stack.table, checkpoint.clone()).await.unwrap();
+    let (org, queue, checkpoint) = stack.fresh_org("outbox").await;
 
     // Three committed changes, no publisher running: one with 12 events (more than a PutEvents call
     // takes), an unreadable outbox item, one with a single event.
@@ -268,10 +284,7 @@ async fn poll_parked(stack: &Stack, queue: &str, key: &str) -> Value {
 async fn events_the_stream_gave_up_on_in_an_outage_reach_the_bus_after_it_by_the_redrive_and_the_sweep() {
     let _reader = ONE_READER.lock().await;
     let stack = Stack::new().await;
-    let org = OrgId::parse(&format!("outage-{}", uuid::Uuid::new_v4().simple())).unwrap();
-    let queue = subscribe_queue(&stack.events, &stack.sqs, org.as_str(), "export.ready").await;
-    let checkpoint = std::env::temp_dir().join(format!("outbox-checkpoint-{}.json", uuid::Uuid::new_v4().simple()));
-    gateway::stream::skip_to_end(&stack.dynamodb, &stack.table, checkpoint.clone()).await.unwrap();
+    let (org, queue, checkpoint) = stack.fresh_org("outage").await;
     let start = std::fs::read_to_string(&checkpoint).unwrap_or_default();
 
     // Two changes committed while PutEvents fails: the bus's endpoint is a closed port of this machine.
@@ -335,12 +348,7 @@ async fn events_the_stream_gave_up_on_in_an_outage_reach_the_bus_after_it_by_the
     let lost = vec![export_ready(&org, 13)];
     stack.store.put_audit(&org, &audit_entry(3), &lost).await.unwrap();
     gateway::stream::skip_to_end(&stack.dynamodb, &stack.table, checkpoint.clone()).await.unwrap();
-    let publisher = events::Publisher::new(stack.events.clone(), std::env::var("EVENT_BUS_NAME").unwrap()).with_ledger(
-        events::Ledger {
-            table: stack.store.clone(),
-            failed: events::queue::Queue::new(stack.sqs.clone(), std::env::var("FAILED_EVENTS_QUEUE_URL").unwrap()),
-        },
-    );
+    let publisher = stack.publisher(&stack.events);
     let made = lost[0].time - chrono::Duration::seconds(5);
     let swept =
         events::outbox::sweep(&publisher, made, Utc::now() + chrono::Duration::seconds(1), Duration::from_secs(60))

@@ -109,22 +109,20 @@ fn expires_at(events: &[DomainEvent]) -> i64 {
 
 /// When `event` was made: the later of its id's UUIDv7 time and its own time.
 fn made(event: &DomainEvent) -> DateTime<Utc> {
-    let built = event.id.get_timestamp().and_then(|t| {
-        let (secs, nanos) = t.to_unix();
-        DateTime::<Utc>::from_timestamp(i64::try_from(secs).ok()?, nanos)
-    });
-    built.map_or(event.time, |built| built.max(event.time))
+    id_time(event.id).map_or(event.time, |built| built.max(event.time))
+}
+
+/// The time in a UUIDv7: when the service built it, by its own clock.
+fn id_time(id: Uuid) -> Option<DateTime<Utc>> {
+    let (secs, nanos) = id.get_timestamp()?.to_unix();
+    DateTime::<Utc>::from_timestamp(i64::try_from(secs).ok()?, nanos)
 }
 
 /// The sort key of an item not confirmed: when its first event was made by the service's clock (its
 /// UUIDv7 time, never an event's own time, which a test clock may put ahead) as text that sorts by
 /// time, then its id.
 fn unconfirmed_sort_key(first: Uuid) -> String {
-    let made = first.get_timestamp().and_then(|t| {
-        let (secs, nanos) = t.to_unix();
-        DateTime::<Utc>::from_timestamp(i64::try_from(secs).ok()?, nanos)
-    });
-    format!("{}#{first}", made.map(sortable).unwrap_or_default())
+    format!("{}#{first}", id_time(first).map(sortable).unwrap_or_default())
 }
 
 fn sortable(at: DateTime<Utc>) -> String {
@@ -293,7 +291,7 @@ impl Store {
         now: DateTime<Utc>,
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
-        let mut expression = format!("SET #at = :at REMOVE {}, {}", keys::GSI4PK, keys::GSI4SK);
+        let set = if reason.is_some() { "SET #at = :at, parkReason = :reason" } else { "SET #at = :at" };
         let mut request = self
             .update_request()
             .key(keys::PK, s(key.as_str()))
@@ -302,9 +300,9 @@ impl Store {
             .expression_attribute_names("#at", at_attribute)
             .expression_attribute_values(":at", s(sortable(now)));
         if let Some(reason) = reason {
-            expression = expression.replacen("SET #at = :at", "SET #at = :at, parkReason = :reason", 1);
             request = request.expression_attribute_values(":reason", s(reason));
         }
+        let expression = format!("{set} REMOVE {}, {}", keys::GSI4PK, keys::GSI4SK);
         match self.send_update(request.update_expression(expression)).await {
             Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
             Err(other) => Err(other),
