@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{CustomCourseItem, TrackedUnit};
 use crate::ids::{CourseId, OrgId, TeamId, UserId};
+use crate::skew;
 use crate::vocabulary::Role;
 
 /// A platform user as last reported by `platform.users` / `platform.teams` events.
@@ -143,6 +144,25 @@ impl User {
         *self != before
     }
 
+    /// Times stored ahead of `now` (by a producer whose clock was ahead, before consumed events were
+    /// bounded; see [`crate::skew`]) stop ordering anything: each part's last change is forgotten, so
+    /// the next real change applies; first times become `now`. Applied before each change and by the
+    /// reconcile job. Returns whether anything changed.
+    pub fn forget_future(&mut self, now: DateTime<Utc>) -> bool {
+        let facets = &mut self.facets;
+        let mut changed = false;
+        for last in [&mut facets.profile_at, &mut facets.team_at, &mut facets.active_at] {
+            changed |= skew::forget_if_ahead(last, now);
+        }
+        if let Some(created) = facets.created_at.as_mut() {
+            changed |= skew::clamp_if_ahead(created, now);
+        }
+        for first in facets.first_in_team.values_mut() {
+            changed |= skew::clamp_if_ahead(first, now);
+        }
+        changed | skew::clamp_if_ahead(&mut self.updated_at, now)
+    }
+
     fn seen_in(&mut self, team: TeamId, at: DateTime<Utc>) {
         let first = self.facets.first_in_team.entry(team).or_insert(at);
         *first = (*first).min(at);
@@ -183,6 +203,11 @@ pub enum TeamChange {
 impl Team {
     pub fn unknown(team_id: TeamId, at: DateTime<Utc>) -> Self {
         Team { team_id, name: String::new(), is_deleted: false, updated_at: at, name_at: None }
+    }
+
+    /// Like [`User::forget_future`]: a name's time ahead of `now` is forgotten.
+    pub fn forget_future(&mut self, now: DateTime<Utc>) -> bool {
+        skew::forget_if_ahead(&mut self.name_at, now) | skew::clamp_if_ahead(&mut self.updated_at, now)
     }
 
     /// Order-safe like [`User::apply`]; deletion is final whatever arrives later. Returns whether
@@ -295,6 +320,41 @@ mod tests {
         };
         legacy.apply(&restated, at(9));
         assert_eq!(legacy.facets.first_in_team.get(&team), Some(&at(1)));
+    }
+
+    /// The case: an admin's profile stored with a time in 2999 (before consumed events were
+    /// bounded) would keep every real demotion older; once forgotten, the demotion applies. A team's
+    /// name likewise; first times become `now`, times already behind the clock stay.
+    #[test]
+    fn times_ahead_of_the_clock_are_forgotten_and_real_changes_then_apply() {
+        let now = Utc.with_ymd_and_hms(2026, 5, 1, 9, 0, 0).unwrap();
+        let far = Utc.with_ymd_and_hms(2999, 1, 1, 0, 0, 0).unwrap();
+        let team = TeamId(uuid::Uuid::from_u128(2));
+        let mut admin = User::unknown(UserId(uuid::Uuid::from_u128(7)), now - Duration::days(1));
+        let demotion = |role| UserChange::Snapshot {
+            name: "A".into(),
+            email: "a@x.example".into(),
+            role,
+            team_id: Some(team),
+            active: Some(true),
+        };
+        assert!(admin.apply(&demotion(Role::OrgAdmin), far));
+        let mut frozen = admin.clone();
+        frozen.apply(&demotion(Role::Learner), now);
+        assert_eq!(frozen.role, Role::OrgAdmin, "frozen by the stored time");
+        assert!(admin.forget_future(now));
+        let facets = &admin.facets;
+        assert_eq!((facets.profile_at, facets.team_at, facets.active_at), (None, None, None));
+        assert_eq!((facets.created_at, facets.first_in_team[&team], admin.updated_at), (Some(now), now, now));
+        assert!(!admin.forget_future(now), "nothing left ahead");
+        assert!(admin.apply(&demotion(Role::Learner), now - Duration::minutes(1)));
+        assert_eq!(admin.role, Role::Learner);
+
+        let mut named = Team::unknown(team, now);
+        named.apply(&TeamChange::Named("Later".into()), far);
+        assert!(named.forget_future(now));
+        assert!(named.apply(&TeamChange::Named("Now".into()), now));
+        assert_eq!((named.name.as_str(), named.updated_at), ("Now", now));
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod recurrence;
 pub mod reminders;
 pub mod sarif;
 pub mod scan;
+pub mod skew;
 pub mod validation;
 pub mod vocabulary;
 

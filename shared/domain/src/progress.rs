@@ -9,6 +9,7 @@ use crate::aggregates::{RowClass, RowContribution};
 use crate::catalog::{TrackedItem, TrackedUnit, tracks};
 use crate::ids::{AssignmentId, TeamId, UserId};
 use crate::recurrence::{CompletionLog, Cycle};
+use crate::skew;
 
 /// An assignee is overdue only once their due day has ended in UTC.
 pub fn is_past_deadline(deadline: NaiveDate, now: DateTime<Utc>) -> bool {
@@ -293,6 +294,26 @@ impl ProgressRow {
         self.membership_at = at;
         self.removed_at = None;
         true
+    }
+
+    /// Times stored ahead of `now` (see [`crate::skew`]) stop ordering anything: the membership time is
+    /// forgotten (the epoch: the next real join or leave applies); when the learner was added, started,
+    /// left and completed become `now` (it happened, and by now). A recurring row's completion log is
+    /// left as it is: its cycles are derived by date. Returns whether anything changed.
+    pub fn forget_future(&mut self, now: DateTime<Utc>) -> bool {
+        let mut changed = false;
+        if skew::is_ahead(self.membership_at, now) {
+            self.membership_at = DateTime::UNIX_EPOCH;
+            changed = true;
+        }
+        changed |= skew::clamp_if_ahead(&mut self.added_at, now);
+        for at in [&mut self.started_at, &mut self.completed_at, &mut self.removed_at].into_iter().flatten() {
+            changed |= skew::clamp_if_ahead(at, now);
+        }
+        for item in self.completed.values_mut() {
+            changed |= skew::clamp_if_ahead(&mut item.completed_at, now);
+        }
+        changed
     }
 
     /// Recomputes `completedAt` from the tracked items (after a completion, or when a custom course's

@@ -2,14 +2,10 @@
 //! validated types. Anything that does not parse is a poison event: the consumer logs and drops it.
 
 use chrono::{DateTime, Utc};
+use domain::skew::MAX_CLOCK_AHEAD;
 use domain::{CourseId, CustomCourseItem, OrgId, Role, Slug, TeamId, TrackedItem, UserId};
 use serde::Deserialize;
 use serde_json::Value;
-
-/// How far ahead of the consumer's own clock an event's time may be (clocks differ a little). An event
-/// dated later changes nothing: it is parked ([`ahead_of`]), since applying it would make every real
-/// change after it look older (order-safety keeps the newest time) for as long as its date is ahead.
-pub const MAX_CLOCK_AHEAD: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 /// One consumed event, validated. Every variant carries the org it belongs to and when it happened.
 #[derive(Debug, Clone, PartialEq)]
@@ -279,13 +275,14 @@ pub fn parse(event: &Value) -> Result<PlatformEvent, String> {
 
 /// Why `event` cannot be applied at `now` (the consumer's clock at receipt): its own time
 /// (`completedAt`, else `occurredAt` — or a course update's envelope time, which the producer sets
-/// too) is more than [`MAX_CLOCK_AHEAD`] later. `None` when it may be applied.
+/// too) is more than [`MAX_CLOCK_AHEAD`] later ([`domain::skew`]): it changes nothing and is parked.
+/// `None` when it may be applied.
 pub fn ahead_of(event: &PlatformEvent, now: DateTime<Utc>) -> Option<String> {
     let field = match event.kind {
         EventKind::Completed { .. } => "completedAt",
         _ => "occurredAt",
     };
-    (event.occurred_at > now + MAX_CLOCK_AHEAD).then(|| {
+    domain::skew::is_ahead(event.occurred_at, now).then(|| {
         format!(
             "{field} {} is more than {} minutes ahead of the service's clock ({})",
             event.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

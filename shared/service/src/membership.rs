@@ -45,7 +45,7 @@ pub async fn team_changed(
     change: &TeamChange,
     at: DateTime<Utc>,
 ) -> Result<Applied, AppError> {
-    ctx.store.change_team(org, team, change, at).await?;
+    ctx.store.change_team(org, team, change, at, ctx.now(org)).await?;
     Ok(Applied::default())
 }
 
@@ -103,7 +103,7 @@ pub async fn reconcile_user(
 ) -> Result<Reconciled, StoreError> {
     let (store, now) = (ctx.store, ctx.now(org));
     let at = user.membership_at();
-    let rows: HashMap<AssignmentId, _> =
+    let mut rows: HashMap<AssignmentId, _> =
         store.user_progress_rows(org, user.user_id).await?.into_iter().map(|r| (r.assignment_id, r)).collect();
     let ids: Vec<_> = rows.keys().copied().collect();
     let mut candidates: HashMap<AssignmentId, Assignment> =
@@ -126,6 +126,12 @@ pub async fn reconcile_user(
     ordered.sort_by_key(|a| a.id);
     for a in &ordered {
         let in_scope = a.includes(user);
+        let announce = outbound::row_events(org, a, false, now);
+        if let Some(row) = rows.get_mut(&a.id)
+            && forget_future(store, org, a, row, now, &announce).await?
+        {
+            out.repairs += 1;
+        }
         match rows.get(&a.id) {
             // Already written at this time or later: the register ignores older writes anyway.
             Some(row) if row.membership_at >= at => continue,
@@ -142,7 +148,6 @@ pub async fn reconcile_user(
             None => {}
         }
         let entered = a.entered_scope(user).unwrap_or(at);
-        let announce = outbound::row_events(org, a, false, now);
         let change = store
             .set_membership(org, a, user.user_id, a.source(), in_scope, at, entered, now.date_naive(), &announce)
             .await?;
@@ -155,6 +160,46 @@ pub async fn reconcile_user(
         }
     }
     Ok(out)
+}
+
+/// Forgets the times `row` stored ahead of `now`, in the table and in `row` ([`ProgressRow::forget_future`]:
+/// stored before consumed events were bounded), so that the membership change that follows applies.
+/// Returns whether it did.
+async fn forget_future(
+    store: &Store,
+    org: &OrgId,
+    a: &Assignment,
+    row: &mut ProgressRow,
+    now: DateTime<Utc>,
+    announce: store::Announce<'_>,
+) -> Result<bool, StoreError> {
+    if !row.forget_future(now) {
+        return Ok(false);
+    }
+    if let Some(stored) = store.forget_future_of_row(org, a, row.user_id, now, announce).await? {
+        *row = stored.after;
+    }
+    Ok(true)
+}
+
+/// `users` with the times they stored ahead of `now` forgotten, in the table too ([`User::forget_future`]);
+/// each user changed counts as a repair.
+async fn forget_future_of_users(
+    store: &Store,
+    org: &OrgId,
+    users: &[User],
+    now: DateTime<Utc>,
+    out: &mut Reconciled,
+) -> Result<Vec<User>, StoreError> {
+    let mut forgotten = Vec::with_capacity(users.len());
+    for user in users {
+        let mut user = user.clone();
+        if user.forget_future(now) && store.forget_future_of_user(org, user.user_id, now).await? {
+            out.repairs += 1;
+        }
+        forgotten.push(user);
+    }
+    Ok(forgotten)
 }
 
 async fn team_deleted(
@@ -193,10 +238,11 @@ pub async fn reconcile_members(
     if !a.is_active {
         return Ok(out);
     }
+    let members = forget_future_of_users(store, org, members, now, &mut out).await?;
     // The indexes are eventually consistent; the projection item itself decides.
     let members: Vec<&User> = members.iter().filter(|u| a.includes(u)).collect();
     let ids: Vec<UserId> = members.iter().map(|u| u.user_id).collect();
-    let rows: HashMap<UserId, ProgressRow> =
+    let mut rows: HashMap<UserId, ProgressRow> =
         store.progress_rows_of(org, a.id, &ids).await?.into_iter().map(|r| (r.user_id, r)).collect();
     let team_is_deleted = a.assignee.assignee_type == AssigneeType::Team
         && team_deleted(store, org, &a.assignee.assignee_id, &mut HashMap::new()).await?;
@@ -206,6 +252,11 @@ pub async fn reconcile_members(
     for user in members {
         let at = user.membership_at();
         let entered = a.entered_scope(user).unwrap_or(at);
+        if let Some(row) = rows.get_mut(&user.user_id)
+            && forget_future(store, org, a, row, now, &announce).await?
+        {
+            out.repairs += 1;
+        }
         let change = match rows.get(&user.user_id) {
             None if team_is_deleted => continue,
             None => store.set_membership(org, a, user.user_id, a.source(), true, at, entered, today, &announce).await?,
@@ -241,9 +292,13 @@ pub async fn reconcile_rows(
     }
     let announce = outbound::row_events(org, a, false, now);
     for row in rows {
+        let mut row = row.clone();
+        if forget_future(store, org, a, &mut row, now, &announce).await? {
+            out.repairs += 1;
+        }
         let mut probe = row.clone();
         probe.refresh(&a.units, a.item_count, a.recurrence);
-        let stale = probe != *row || row.counted != Some(row.contribution(&a.units, a.item_count));
+        let stale = probe != row || row.counted != Some(row.contribution(&a.units, a.item_count));
         if !stale {
             continue;
         }
@@ -252,7 +307,7 @@ pub async fn reconcile_rows(
         }
     }
     let present: Vec<UserId> = rows.iter().filter(|r| r.removed_at.is_none()).map(|r| r.user_id).collect();
-    for user in store.get_users(org, &present).await? {
+    for user in forget_future_of_users(store, org, &store.get_users(org, &present).await?, now, &mut out).await? {
         if a.includes(&user) {
             continue;
         }

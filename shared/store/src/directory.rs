@@ -100,9 +100,10 @@ impl Store {
     }
 
     /// Applies what a platform event says about a user at `at` to the projection (order-safe, see
-    /// [`User::apply`]); a user not seen before starts as [`User::unknown`]. Read-modify-write under
-    /// a revision condition, retried on concurrent changes. Returns the user as stored afterwards.
-    /// `now`: when the write is made (the head counts' last move).
+    /// [`User::apply`]; times stored ahead of `now` are forgotten first, see [`User::forget_future`]); a
+    /// user not seen before starts as [`User::unknown`]. Read-modify-write under a revision condition,
+    /// retried on concurrent changes. Returns the user as stored afterwards. `now`: the org's clock, and
+    /// when the write is made (the head counts' last move).
     pub async fn change_user(
         &self,
         org: &OrgId,
@@ -118,12 +119,42 @@ impl Store {
                 Some(record) => (record.user, Some(record.revision)),
                 None => (User::unknown(user_id, at), None),
             },
-            |user| user.apply(change, at),
+            |user| user.forget_future(now) | user.apply(change, at),
             |before, after| headcount::moves(before, after, now),
             |user, revision| to_item(&user_record(org, user, Some(revision))),
             || format!("user {user_id}"),
         )
         .await
+    }
+
+    /// Forgets the user's times stored ahead of `now` ([`User::forget_future`]), if there are any.
+    /// Returns whether it did.
+    pub async fn forget_future_of_user(
+        &self,
+        org: &OrgId,
+        user_id: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let written = AtomicBool::new(false);
+        self.revise(
+            org,
+            keys::user_pk(org, user_id),
+            |stored: Option<UserRecord>| match stored {
+                Some(record) => (record.user, Some(record.revision)),
+                // Nothing stored, nothing to forget: `forget_future` of a fresh user changes nothing.
+                None => (User::unknown(user_id, now), None),
+            },
+            |user| {
+                let forgot = user.forget_future(now);
+                written.store(forgot, Ordering::Relaxed);
+                forgot
+            },
+            |before, after| headcount::moves(before, after, now),
+            |user, revision| to_item(&user_record(org, user, Some(revision))),
+            || format!("user {user_id}"),
+        )
+        .await?;
+        Ok(written.load(Ordering::Relaxed))
     }
 
     /// Like [`Store::change_user`], for a team.
@@ -133,6 +164,7 @@ impl Store {
         team_id: TeamId,
         change: &TeamChange,
         at: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<Team, StoreError> {
         self.revise(
             org,
@@ -141,7 +173,7 @@ impl Store {
                 Some(record) => (record.team, Some(record.revision)),
                 None => (Team::unknown(team_id, at), None),
             },
-            |team| team.apply(change, at),
+            |team| team.forget_future(now) | team.apply(change, at),
             |_, _| Vec::new(),
             |team, revision| to_item(&team_record(org, team, Some(revision))),
             || format!("team {team_id}"),

@@ -315,6 +315,20 @@ impl Store {
         .await
     }
 
+    /// Forgets the times `user`'s row stored ahead of `now` (the org's clock; see
+    /// [`ProgressRow::forget_future`]), so that a real membership change after them applies. Returns
+    /// the change when there was one.
+    pub async fn forget_future_of_row(
+        &self,
+        org: &OrgId,
+        assignment: &Assignment,
+        user: UserId,
+        now: DateTime<Utc>,
+        announce: Announce<'_>,
+    ) -> Result<Option<RowChange>, StoreError> {
+        self.change_row(org, assignment, user, |row, _| row.forget_future(now), now.date_naive(), announce).await
+    }
+
     /// Applies a membership change of `user` on `assignment` that occurred at `at`: `joined` brings the
     /// learner into scope (a returning learner gets their row and progress back), otherwise the row is
     /// marked removed (kept, excluded from rates). Order-safe: a change not newer than the last one

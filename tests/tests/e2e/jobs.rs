@@ -2,9 +2,10 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
+use gateway::seed;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use testkit::e2e::Env;
+use testkit::e2e::{Env, eventually};
 
 use crate::{assign_team_topic, change_head_counts, deadline, team_topic, user_of};
 
@@ -182,4 +183,65 @@ async fn reconcile_recounts_a_head_count_that_drifted() {
     let report = env.run_reconcile(&org.org_id).await;
     assert_eq!(report["count"], 1, "the team's head count: {report}");
     assert_eq!(learners().await, 5);
+}
+
+/// Times stored ahead of the clock before consumed events were bounded (by a producer whose clock was
+/// ahead) order nothing. A member whose projected team time and row membership time say 2999 still
+/// leaves on a real `team.member_removed`: the projection and the row forget those times before the
+/// change. And the reconcile job forgets them where it finds them (another member's projection and
+/// row), so nothing it leaves is ahead of the clock; a second run finds nothing.
+#[tokio::test]
+async fn times_stored_ahead_of_the_clock_order_nothing_and_reconcile_forgets_them() {
+    let (env, org) = Env::with_org().await;
+    let created = assign_team_topic(&env, &org, "sql-injection").await;
+    let id = domain::AssignmentId::parse(created.body["id"].as_str().unwrap()).unwrap();
+    let team = &org.teams[0];
+    let mut members = org.learners().filter(|u| u.team_id == Some(team.team_id));
+    let (leaving, staying) = (members.next().unwrap().user_id, members.next().unwrap().user_id);
+    let far: chrono::DateTime<Utc> = "2999-01-01T00:00:00Z".parse().unwrap();
+    for member in [leaving, staying] {
+        let mut user = env.store.current_user(&org.org_id, member).await.unwrap().unwrap();
+        (user.facets.profile_at, user.facets.team_at, user.updated_at) = (Some(far), Some(far), far);
+        assert!(env.store.put_user(&org.org_id, &user, Utc::now()).await.unwrap());
+        testkit::stack::raw_client()
+            .await
+            .update_item()
+            .table_name(env.store.table_name())
+            .key("PK", AttributeValue::S(format!("ORG#{}#ASG#{id}", org.org_id)))
+            .key("SK", AttributeValue::S(format!("USER#{member}")))
+            .update_expression("SET membershipAt = :far")
+            .expression_attribute_values(":far", AttributeValue::S("2999-01-01T00:00:00Z".into()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let row = |user| {
+        let (env, org) = (&env, &org);
+        async move { env.store.progress_row(&org.org_id, id, user).await.unwrap().unwrap() }
+    };
+    assert_eq!(row(leaving).await.membership_at, far);
+
+    env.publish(&[seed::member_event(false, &org.org_id, team, leaving, Utc::now())]).await;
+    eventually("the leave", || async { row(leaving).await.removed_at }).await;
+    let projected = env.store.current_user(&org.org_id, leaving).await.unwrap().unwrap();
+    assert_eq!(projected.team_id, None);
+    assert!(projected.facets.team_at.unwrap() < Utc::now(), "{projected:?}");
+
+    let ahead = |user: &domain::User, row: &domain::ProgressRow| {
+        let bound = Utc::now() + domain::skew::MAX_CLOCK_AHEAD;
+        [user.facets.profile_at, user.facets.team_at, Some(user.updated_at), Some(row.membership_at)]
+            .into_iter()
+            .flatten()
+            .any(|at| at > bound)
+    };
+    let stored = env.store.current_user(&org.org_id, staying).await.unwrap().unwrap();
+    assert!(ahead(&stored, &row(staying).await), "nothing forgot the staying member's times yet");
+    let report = env.run_reconcile(&org.org_id).await;
+    assert!(report["count"].as_u64().unwrap() >= 2, "the projection and the row: {report}");
+    let stored = env.store.current_user(&org.org_id, staying).await.unwrap().unwrap();
+    let staying_row = row(staying).await;
+    assert!(!ahead(&stored, &staying_row), "{stored:?} {staying_row:?}");
+    assert_eq!((stored.team_id, staying_row.removed_at), (Some(team.team_id), None), "still a member");
+    let quiet = env.run_reconcile(&org.org_id).await;
+    assert_eq!(quiet["count"], 0, "nothing left to forget: {quiet}");
 }

@@ -230,3 +230,23 @@ fn source_serialises_with_a_kind_tag() {
     assert_eq!(json["kind"], "team");
     assert_eq!(serde_json::from_value::<Source>(json).unwrap(), team);
 }
+
+/// A row whose membership time (and every other time) was stored ahead of the clock: a real leave
+/// after it is ignored until the row forgets them; then it applies, and the completion stays, dated
+/// when the service knew of it at the latest.
+#[test]
+fn a_row_forgets_times_ahead_of_the_clock_and_a_real_change_then_applies() {
+    let now = Utc.with_ymd_and_hms(2026, 3, 2, 12, 0, 0).unwrap();
+    let far = Utc.with_ymd_and_hms(2999, 1, 1, 0, 0, 0).unwrap();
+    let mut row = ProgressRow::new(AssignmentId::new_v7(), UserId(uuid::Uuid::nil()), Source::Individual, far);
+    row.completed.insert("scenario:idor".into(), CompletedItem { score: Some(90.0), completed_at: far });
+    (row.started_at, row.completed_at) = (Some(far), Some(far));
+    assert!(!row.clone().leave(now), "frozen by the stored time");
+    assert!(row.forget_future(now));
+    assert_eq!(row.membership_at, DateTime::UNIX_EPOCH);
+    assert_eq!((row.added_at, row.started_at, row.completed_at), (now, Some(now), Some(now)));
+    assert_eq!(row.completed["scenario:idor"].completed_at, now);
+    assert!(!row.forget_future(now), "nothing left ahead");
+    assert!(row.leave(now - chrono::Duration::minutes(1)));
+    assert!(row.join(now));
+}
