@@ -414,3 +414,122 @@ fn queue_mappings_outlast_their_functions_and_dead_letter_what_keeps_failing() {
     }
     assert!(mapped >= 3, "the job queue's and the workers' mappings");
 }
+
+/// The logical id a `!GetAtt X.Arn` or `!Ref X` names.
+fn logical_id(value: &Value) -> Option<&str> {
+    let Value::Tagged(tagged) = value else { return None };
+    let text = tagged.value.as_str()?;
+    match tagged.tag.to_string().as_str() {
+        "!GetAtt" => text.strip_suffix(".Arn"),
+        "!Ref" => Some(text),
+        _ => None,
+    }
+}
+
+/// Every logical id a resource list (or one resource) names.
+fn logical_ids(value: &Value) -> Vec<&str> {
+    match value {
+        Value::Sequence(items) => items.iter().filter_map(logical_id).collect(),
+        one => logical_id(one).into_iter().collect(),
+    }
+}
+
+fn statements(function: &Value) -> Vec<&Value> {
+    function["Properties"]["Policies"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p["Statement"].as_sequence().into_iter().flatten())
+        .collect()
+}
+
+fn actions(statement: &Value) -> Vec<&str> {
+    match &statement["Action"] {
+        Value::Sequence(items) => items.iter().filter_map(Value::as_str).collect(),
+        one => one.as_str().into_iter().collect(),
+    }
+}
+
+/// The queues that hold whole events (Lambda's on-failure records, parked platform events: names and
+/// emails) are encrypted with the service's own key, rotated, and kept no longer than the outbox items
+/// their records name, yet longer than any queue that dead-letters into them (SQS keeps a message's
+/// first enqueue time). Exactly the functions that write or read them — or whose failures Lambda (an
+/// on-failure destination) or SQS (a mapped queue's dead-letter move, during the function's receive)
+/// writes there with the function's role — may use that key, and only for data keys and decryption;
+/// EventBridge may use it only for this account.
+#[test]
+fn queues_of_whole_events_use_the_services_key_and_only_their_writers_and_readers_may() {
+    let template = template();
+    let resources = &template["Resources"];
+    let key = "DeadLetterKey";
+    let holding: Vec<&str> = resources
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| logical_id(&r["Properties"]["KmsMasterKeyId"]) == Some(key))
+        .map(|(id, _)| id.as_str().unwrap())
+        .collect();
+    assert_eq!(holding, ["FailedEventsQueue", "ParkedEventsQueue"]);
+    let keep = u64::try_from(store::OUTBOX_KEEP_DAYS * 86_400).unwrap();
+    for queue in &holding {
+        let properties = &resources[*queue]["Properties"];
+        assert!(properties.get("SqsManagedSseEnabled").is_none(), "{queue}: one key, the service's");
+        let retention = properties["MessageRetentionPeriod"].as_u64().unwrap();
+        assert!(retention <= keep, "{queue}: kept {retention} s, past the outbox items' {keep} s");
+        for (source, r) in resources.as_mapping().unwrap() {
+            if logical_id(&r["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]) == Some(*queue) {
+                let kept = r["Properties"]["MessageRetentionPeriod"].as_u64().unwrap_or(345_600);
+                assert!(kept < retention, "{source:?} keeps {kept} s: its dead letters would expire at once");
+            }
+        }
+    }
+    let properties = &resources[key]["Properties"];
+    assert_eq!(properties["EnableKeyRotation"].as_bool(), Some(true));
+    for statement in properties["KeyPolicy"]["Statement"].as_sequence().unwrap() {
+        if let Some(service) = statement["Principal"].get("Service") {
+            assert_eq!(service.as_str(), Some("events.amazonaws.com"), "{statement:?}");
+            assert_eq!(actions(statement), ["kms:GenerateDataKey", "kms:Decrypt"]);
+            let account = &statement["Condition"]["StringEquals"]["aws:SourceAccount"];
+            assert_eq!(logical_id(account), Some("AWS::AccountId"), "EventBridge only for this account");
+        } else {
+            let root = serde_yaml_ng::to_string(&statement["Principal"]["AWS"]).unwrap();
+            assert!(root.contains(":root"), "only the account, through IAM: {statement:?}");
+        }
+    }
+
+    let holds = |value: &Value| logical_id(value).is_some_and(|id| holding.contains(&id));
+    let mut users = Vec::new();
+    for (id, function) in functions(&template) {
+        let properties = &function["Properties"];
+        let mut needs = holds(&properties["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"]);
+        for event in properties["Events"].as_mapping().into_iter().flat_map(|e| e.values()) {
+            let event = &event["Properties"];
+            needs |= holds(&event["DestinationConfig"]["OnFailure"]["Destination"]);
+            if let Some(queue) = logical_id(&event["Queue"]) {
+                needs |= holds(&resources[queue]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]);
+            }
+        }
+        let mut uses_key = false;
+        for statement in statements(function) {
+            let named = logical_ids(&statement["Resource"]);
+            let kms = actions(statement).iter().any(|a| a.starts_with("kms:"));
+            if named.contains(&key) {
+                assert_eq!(
+                    (actions(statement), named.clone()),
+                    (vec!["kms:GenerateDataKey", "kms:Decrypt"], vec![key]),
+                    "{id}"
+                );
+                uses_key = true;
+            } else {
+                assert!(!kms, "{id}: a KMS grant on another key: {statement:?}");
+            }
+            let on_queue = actions(statement).iter().any(|a| a.starts_with("sqs:"));
+            needs |= on_queue && named.iter().any(|q| holding.contains(q));
+        }
+        assert_eq!(uses_key, needs, "{id}: may use the key iff it writes or reads a queue of whole events");
+        if uses_key {
+            users.push(id);
+        }
+    }
+    assert_eq!(users.len(), 10, "{users:?}");
+}

@@ -44,8 +44,8 @@ pub use headcount::{Headcount, Recount};
 pub use jobs::Listed;
 pub use lanes::LaneState;
 pub use outbox::{
-    Announce, MAX_EVENTS_PER_ITEM, OUTBOX_ENTITY, OutboxImage, OutboxItem, OutboxKey, Unconfirmed, Written,
-    announce_nothing, outbox_image,
+    Announce, MAX_EVENTS_PER_ITEM, OUTBOX_ENTITY, OUTBOX_KEEP_DAYS, OutboxImage, OutboxItem, OutboxKey, Unconfirmed,
+    Written, announce_nothing, outbox_image,
 };
 pub use progress::{MembershipChange, RowChange};
 pub use records::CorruptItem;

@@ -26,7 +26,7 @@ pub const MAX_EVENTS_PER_ITEM: usize = 100;
 /// What the events of one item may take (DynamoDB's item limit is 400 KB; the rest is keys and names).
 const MAX_EVENT_BYTES: usize = 350 * 1024;
 /// How long an outbox item stays after it is written: long past the stream's 24-hour retention.
-const KEEP_DAYS: i64 = 7;
+pub const OUTBOX_KEEP_DAYS: i64 = 7;
 
 /// One transaction's events, as stored: details as JSON text so they come back byte for byte.
 #[derive(Debug, Serialize, Deserialize)]
@@ -71,7 +71,7 @@ impl Store {
 impl Transaction<'_> {
     /// Adds `events` to this transaction's outbox item (none when there are no events). Their first id
     /// names the item, so a retried transaction that carries the same events writes the same item; it
-    /// expires [`KEEP_DAYS`] after the events were made: the latest of their ids' UUIDv7 times (when
+    /// expires [`OUTBOX_KEEP_DAYS`] after the events were made: the latest of their ids' UUIDv7 times (when
     /// the use case built them) and their own times (which may be older: a join's or a completion's).
     pub(crate) fn outbox(&mut self, org: &OrgId, events: &[DomainEvent]) -> Result<Option<usize>, StoreError> {
         let Some(first) = events.first() else { return Ok(None) };
@@ -100,11 +100,11 @@ impl Transaction<'_> {
     }
 }
 
-/// When an outbox item of `events` expires (seconds since the epoch, for the table's TTL): [`KEEP_DAYS`]
+/// When an outbox item of `events` expires (seconds since the epoch, for the table's TTL): [`OUTBOX_KEEP_DAYS`]
 /// after the latest of their ids' UUIDv7 times (when the use case built them) and their own times
 /// (a join's or a completion's may be long past; a test clock's may be ahead).
 fn expires_at(events: &[DomainEvent]) -> i64 {
-    events.iter().map(made).max().map_or(0, |latest| (latest + chrono::Duration::days(KEEP_DAYS)).timestamp())
+    events.iter().map(made).max().map_or(0, |latest| (latest + chrono::Duration::days(OUTBOX_KEEP_DAYS)).timestamp())
 }
 
 /// When `event` was made: the later of its id's UUIDv7 time and its own time.
@@ -405,11 +405,14 @@ mod tests {
             i64::try_from(secs).unwrap()
         };
         let old = event(1);
-        let week = KEEP_DAYS * 86_400;
+        let week = OUTBOX_KEEP_DAYS * 86_400;
         assert!((expires_at(std::slice::from_ref(&old)) - (built(old.id) + week)).abs() <= 1, "from the id's time");
         let mut ahead = event(2);
         ahead.time = "2999-01-01T00:00:00Z".parse().unwrap();
-        assert_eq!(expires_at(&[old, ahead.clone()]), (ahead.time + chrono::Duration::days(KEEP_DAYS)).timestamp());
+        assert_eq!(
+            expires_at(&[old, ahead.clone()]),
+            (ahead.time + chrono::Duration::days(OUTBOX_KEEP_DAYS)).timestamp()
+        );
     }
 
     #[test]
