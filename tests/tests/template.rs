@@ -471,6 +471,8 @@ fn queues_of_whole_events_use_the_services_key_and_only_their_writers_and_reader
         .collect();
     assert_eq!(holding, ["FailedEventsQueue", "ParkedEventsQueue"]);
     let keep = u64::try_from(store::OUTBOX_KEEP_DAYS * 86_400).unwrap();
+    let retention_of = |queue: &str| resources[queue]["Properties"]["MessageRetentionPeriod"].as_u64().unwrap();
+    assert_eq!(retention_of("ParkedEventsQueue"), retention_of("FailedEventsQueue"), "the same data, kept as long");
     for queue in &holding {
         let properties = &resources[*queue]["Properties"];
         assert!(properties.get("SqsManagedSseEnabled").is_none(), "{queue}: one key, the service's");
@@ -485,17 +487,21 @@ fn queues_of_whole_events_use_the_services_key_and_only_their_writers_and_reader
     }
     let properties = &resources[key]["Properties"];
     assert_eq!(properties["EnableKeyRotation"].as_bool(), Some(true));
+    let mut services = Vec::new();
     for statement in properties["KeyPolicy"]["Statement"].as_sequence().unwrap() {
         if let Some(service) = statement["Principal"].get("Service") {
+            services.push(service.as_str().unwrap());
             assert_eq!(service.as_str(), Some("events.amazonaws.com"), "{statement:?}");
             assert_eq!(actions(statement), ["kms:GenerateDataKey", "kms:Decrypt"]);
             let account = &statement["Condition"]["StringEquals"]["aws:SourceAccount"];
             assert_eq!(logical_id(account), Some("AWS::AccountId"), "EventBridge only for this account");
         } else {
             let root = serde_yaml_ng::to_string(&statement["Principal"]["AWS"]).unwrap();
-            assert!(root.contains(":root"), "only the account, through IAM: {statement:?}");
+            assert!(root.contains("${AWS::AccountId}:root"), "only this account, through IAM: {statement:?}");
         }
     }
+    // Without it, EventBridge's dead-letter deliveries to the queues would fail (and be lost).
+    assert_eq!(services, ["events.amazonaws.com"]);
 
     let holds = |value: &Value| logical_id(value).is_some_and(|id| holding.contains(&id));
     let mut users = Vec::new();

@@ -64,6 +64,15 @@ pub enum UserChange {
     Deactivated,
 }
 
+/// The newest event's time, forgotten (the epoch) when it is ahead of `now`.
+fn forget_newest(updated_at: &mut DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    let ahead = skew::is_ahead(*updated_at, now);
+    if ahead {
+        *updated_at = DateTime::UNIX_EPOCH;
+    }
+    ahead
+}
+
 fn newer(at: DateTime<Utc>, last: Option<DateTime<Utc>>) -> bool {
     last.is_none_or(|last| at > last)
 }
@@ -146,8 +155,10 @@ impl User {
 
     /// Times stored ahead of `now` (by a producer whose clock was ahead, before consumed events were
     /// bounded; see [`crate::skew`]) stop ordering anything: each part's last change is forgotten, so
-    /// the next real change applies; first times become `now`. Applied before each change and by the
-    /// reconcile job. Returns whether anything changed.
+    /// the next real change applies, and so is the newest event's time (the epoch: [`User::membership_at`]
+    /// then orders nothing either); first times become `now`. The values such an event set stay until
+    /// a real change replaces them. Applied before each change and by the reconcile job. Returns
+    /// whether anything changed.
     pub fn forget_future(&mut self, now: DateTime<Utc>) -> bool {
         let facets = &mut self.facets;
         let mut changed = false;
@@ -160,7 +171,7 @@ impl User {
         for first in facets.first_in_team.values_mut() {
             changed |= skew::clamp_if_ahead(first, now);
         }
-        changed | skew::clamp_if_ahead(&mut self.updated_at, now)
+        changed | forget_newest(&mut self.updated_at, now)
     }
 
     fn seen_in(&mut self, team: TeamId, at: DateTime<Utc>) {
@@ -207,7 +218,7 @@ impl Team {
 
     /// Like [`User::forget_future`]: a name's time ahead of `now` is forgotten.
     pub fn forget_future(&mut self, now: DateTime<Utc>) -> bool {
-        skew::forget_if_ahead(&mut self.name_at, now) | skew::clamp_if_ahead(&mut self.updated_at, now)
+        skew::forget_if_ahead(&mut self.name_at, now) | forget_newest(&mut self.updated_at, now)
     }
 
     /// Order-safe like [`User::apply`]; deletion is final whatever arrives later. Returns whether
@@ -345,7 +356,8 @@ mod tests {
         assert!(admin.forget_future(now));
         let facets = &admin.facets;
         assert_eq!((facets.profile_at, facets.team_at, facets.active_at), (None, None, None));
-        assert_eq!((facets.created_at, facets.first_in_team[&team], admin.updated_at), (Some(now), now, now));
+        assert_eq!((facets.created_at, facets.first_in_team[&team]), (Some(now), now));
+        assert_eq!((admin.updated_at, admin.membership_at()), (DateTime::UNIX_EPOCH, DateTime::UNIX_EPOCH));
         assert!(!admin.forget_future(now), "nothing left ahead");
         assert!(admin.apply(&demotion(Role::Learner), now - Duration::minutes(1)));
         assert_eq!(admin.role, Role::Learner);

@@ -297,9 +297,11 @@ impl ProgressRow {
     }
 
     /// Times stored ahead of `now` (see [`crate::skew`]) stop ordering anything: the membership time is
-    /// forgotten (the epoch: the next real join or leave applies); when the learner was added, started,
-    /// left and completed become `now` (it happened, and by now). A recurring row's completion log is
-    /// left as it is: its cycles are derived by date. Returns whether anything changed.
+    /// forgotten (the epoch: the next real join or leave applies); when the learner was added, started
+    /// and left become `now` (it happened, and by now), and so do its completions unless the row keeps a
+    /// recurring assignment's completion log: its cycles are derived from that log, which is left as it
+    /// is (changing one without the other would be undone by the next derivation). Returns whether
+    /// anything changed.
     pub fn forget_future(&mut self, now: DateTime<Utc>) -> bool {
         let mut changed = false;
         if skew::is_ahead(self.membership_at, now) {
@@ -307,11 +309,13 @@ impl ProgressRow {
             changed = true;
         }
         changed |= skew::clamp_if_ahead(&mut self.added_at, now);
-        for at in [&mut self.started_at, &mut self.completed_at, &mut self.removed_at].into_iter().flatten() {
+        for at in [&mut self.started_at, &mut self.removed_at].into_iter().flatten() {
             changed |= skew::clamp_if_ahead(at, now);
         }
-        for item in self.completed.values_mut() {
-            changed |= skew::clamp_if_ahead(&mut item.completed_at, now);
+        if self.log.is_empty() && self.cycles.is_empty() {
+            for at in self.completed_at.iter_mut().chain(self.completed.values_mut().map(|c| &mut c.completed_at)) {
+                changed |= skew::clamp_if_ahead(at, now);
+            }
         }
         changed
     }

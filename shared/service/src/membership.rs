@@ -29,7 +29,7 @@ pub async fn user_changed(
 ) -> Result<Applied, AppError> {
     let now = ctx.now(org);
     // The head counts' last move is an index-settling time: the wall clock's, as the recount reads it.
-    let user = ctx.store.change_user(org, user, change, at, ctx.clock.wall()).await?;
+    let user = ctx.store.change_user(org, user, change, at, now, ctx.clock.wall()).await?;
     // The learner's compliance counts in the team the projection now gives them.
     ctx.store.place_learner(org, user.user_id, now, &outbound::compliance_only(org, now)).await?;
     let reconciled = reconcile_user(ctx, org, &user, mentioned_teams).await?;
@@ -164,7 +164,7 @@ pub async fn reconcile_user(
 
 /// Forgets the times `row` stored ahead of `now`, in the table and in `row` ([`ProgressRow::forget_future`]:
 /// stored before consumed events were bounded), so that the membership change that follows applies.
-/// Returns whether it did.
+/// Returns whether it stored a change.
 async fn forget_future(
     store: &Store,
     org: &OrgId,
@@ -176,9 +176,11 @@ async fn forget_future(
     if !row.forget_future(now) {
         return Ok(false);
     }
-    if let Some(stored) = store.forget_future_of_row(org, a, row.user_id, now, announce).await? {
-        *row = stored.after;
-    }
+    let Some(stored) = store.forget_future_of_row(org, a, row.user_id, now, announce).await? else {
+        // Nothing stored to forget (another writer was first): the row as read, its times forgotten.
+        return Ok(false);
+    };
+    *row = stored.after;
     Ok(true)
 }
 
@@ -194,8 +196,11 @@ async fn forget_future_of_users(
     let mut forgotten = Vec::with_capacity(users.len());
     for user in users {
         let mut user = user.clone();
-        if user.forget_future(now) && store.forget_future_of_user(org, user.user_id, now).await? {
+        if user.forget_future(now)
+            && let Some(stored) = store.forget_future_of_user(org, user.user_id, now).await?
+        {
             out.repairs += 1;
+            user = stored;
         }
         forgotten.push(user);
     }

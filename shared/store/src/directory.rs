@@ -100,16 +100,17 @@ impl Store {
     }
 
     /// Applies what a platform event says about a user at `at` to the projection (order-safe, see
-    /// [`User::apply`]; times stored ahead of `now` are forgotten first, see [`User::forget_future`]); a
-    /// user not seen before starts as [`User::unknown`]. Read-modify-write under a revision condition,
-    /// retried on concurrent changes. Returns the user as stored afterwards. `now`: the org's clock, and
-    /// when the write is made (the head counts' last move).
+    /// [`User::apply`]; times stored ahead of `clock`, the org's clock, are forgotten first, see
+    /// [`User::forget_future`]); a user not seen before starts as [`User::unknown`]. Read-modify-write
+    /// under a revision condition, retried on concurrent changes. Returns the user as stored afterwards.
+    /// `now`: when the write is made (the head counts' last move, by the wall clock).
     pub async fn change_user(
         &self,
         org: &OrgId,
         user_id: UserId,
         change: &UserChange,
         at: DateTime<Utc>,
+        clock: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<User, StoreError> {
         self.revise(
@@ -119,7 +120,7 @@ impl Store {
                 Some(record) => (record.user, Some(record.revision)),
                 None => (User::unknown(user_id, at), None),
             },
-            |user| user.forget_future(now) | user.apply(change, at),
+            |user| user.forget_future(clock) | user.apply(change, at),
             |before, after| headcount::moves(before, after, now),
             |user, revision| to_item(&user_record(org, user, Some(revision))),
             || format!("user {user_id}"),
@@ -127,34 +128,35 @@ impl Store {
         .await
     }
 
-    /// Forgets the user's times stored ahead of `now` ([`User::forget_future`]), if there are any.
-    /// Returns whether it did.
+    /// Forgets the user's times stored ahead of `now`, the org's clock ([`User::forget_future`]), if
+    /// there are any. Returns the user as stored afterwards when it did.
     pub async fn forget_future_of_user(
         &self,
         org: &OrgId,
         user_id: UserId,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<User>, StoreError> {
         let written = AtomicBool::new(false);
-        self.revise(
-            org,
-            keys::user_pk(org, user_id),
-            |stored: Option<UserRecord>| match stored {
-                Some(record) => (record.user, Some(record.revision)),
-                // Nothing stored, nothing to forget: `forget_future` of a fresh user changes nothing.
-                None => (User::unknown(user_id, now), None),
-            },
-            |user| {
-                let forgot = user.forget_future(now);
-                written.store(forgot, Ordering::Relaxed);
-                forgot
-            },
-            |before, after| headcount::moves(before, after, now),
-            |user, revision| to_item(&user_record(org, user, Some(revision))),
-            || format!("user {user_id}"),
-        )
-        .await?;
-        Ok(written.load(Ordering::Relaxed))
+        let stored = self
+            .revise(
+                org,
+                keys::user_pk(org, user_id),
+                |stored: Option<UserRecord>| match stored {
+                    Some(record) => (record.user, Some(record.revision)),
+                    // Nothing stored, nothing to forget: `forget_future` of a fresh user changes nothing.
+                    None => (User::unknown(user_id, now), None),
+                },
+                |user| {
+                    let forgot = user.forget_future(now);
+                    written.store(forgot, Ordering::Relaxed);
+                    forgot
+                },
+                |before, after| headcount::moves(before, after, now),
+                |user, revision| to_item(&user_record(org, user, Some(revision))),
+                || format!("user {user_id}"),
+            )
+            .await?;
+        Ok(written.load(Ordering::Relaxed).then_some(stored))
     }
 
     /// Like [`Store::change_user`], for a team.

@@ -120,7 +120,10 @@ async fn head_counts_move_with_every_user_write_and_a_recount_repairs_them() {
         team_id: Some(payments),
         active: Some(true),
     };
-    store.change_user(&org, gone.user_id, &back, t0 + Duration::minutes(3), chrono::Utc::now()).await.unwrap();
+    store
+        .change_user(&org, gone.user_id, &back, t0 + Duration::minutes(3), chrono::Utc::now(), chrono::Utc::now())
+        .await
+        .unwrap();
     assert_eq!(counts().await, (4, 2, 1));
     assert_eq!(store.active_users(&org).await.unwrap().len(), 4, "the count is what the index lists");
 

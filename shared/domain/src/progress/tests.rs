@@ -249,4 +249,16 @@ fn a_row_forgets_times_ahead_of_the_clock_and_a_real_change_then_applies() {
     assert!(!row.forget_future(now), "nothing left ahead");
     assert!(row.leave(now - chrono::Duration::minutes(1)));
     assert!(row.join(now));
+
+    // A recurring row's completions follow its log, which is left as it is: the next derivation would
+    // put them back, and every reconcile would find the row stale again.
+    let mut recurring = ProgressRow::new(AssignmentId::new_v7(), UserId(uuid::Uuid::nil()), Source::Individual, now);
+    let done = CompletedItem { score: Some(90.0), completed_at: far };
+    recurring.completed.insert("scenario:idor".into(), done.clone());
+    recurring.log.insert("scenario:idor".into(), vec![done]);
+    recurring.completed_at = Some(far);
+    recurring.membership_at = far;
+    assert!(recurring.forget_future(now));
+    assert_eq!((recurring.membership_at, recurring.completed_at), (DateTime::UNIX_EPOCH, Some(far)));
+    assert_eq!(recurring.completed["scenario:idor"].completed_at, far);
 }
