@@ -42,7 +42,9 @@ async fn create(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     let org = &call.principal.org;
     let key = IdempotencyKey::new(&call.principal.actor_id, "POST /assignments", client_key);
     let request_hash = hex::encode(Sha256::digest(http::body_bytes(call.req)));
-    match call.app.store.begin_idempotency(org, &key, &request_hash, call.now).await? {
+    // The claim's lease and 24-hour expiry are real durations (DynamoDB expires it by the wall clock):
+    // moving an org's clock does not expire a key a client is still retrying.
+    match call.app.store.begin_idempotency(org, &key, &request_hash, call.app.clock.wall()).await? {
         IdempotencyBegin::Replay(stored) => return Ok(replay(stored)),
         IdempotencyBegin::Mismatch => return Err(ApiError::IdempotencyKeyReused),
         IdempotencyBegin::InProgress => return Err(ApiError::IdempotencyInProgress),

@@ -181,7 +181,11 @@ impl ApiError {
                     .header("x-ratelimit-remaining", "0")
                     .header("x-ratelimit-scope", scope.as_str());
             }
-            ApiError::Unavailable | ApiError::IngestionInProgress => builder = builder.header("retry-after", "1"),
+            // A request still in progress (or whose claim outlives a crash, for at most its lease) is
+            // worth sending again: say when, as for a 503.
+            ApiError::Unavailable | ApiError::IngestionInProgress | ApiError::IdempotencyInProgress => {
+                builder = builder.header("retry-after", "1")
+            }
             ApiError::TooManyRunningExports { .. } => builder = builder.header("retry-after", "30"),
             ApiError::Unauthorized(_) => builder = builder.header("www-authenticate", "Bearer"),
             _ => {}
@@ -227,7 +231,9 @@ impl From<StoreError> for ApiError {
                 ApiError::DuplicateAssignment { existing_id: existing_id.to_string() }
             }
             StoreError::InvalidCursor => ApiError::field("cursor", "is not a cursor this listing issued"),
-            StoreError::Throttled(_) | StoreError::TransactionConflict(_) => ApiError::Unavailable,
+            StoreError::Throttled(_) | StoreError::TransactionConflict(_) | StoreError::Unavailable(_) => {
+                ApiError::Unavailable
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -242,6 +248,21 @@ mod tests {
             Body::Text(text) => serde_json::from_str(text).unwrap(),
             other => panic!("unexpected body {other:?}"),
         }
+    }
+
+    /// A create whose key is still claimed says when to send it again.
+    #[test]
+    fn an_idempotency_key_in_progress_says_when_to_send_again() {
+        let resp = ApiError::IdempotencyInProgress.into_response("r");
+        assert_eq!((resp.status(), &resp.headers()["retry-after"]), (StatusCode::CONFLICT, &"1".parse().unwrap()));
+    }
+
+    /// A store that did not answer is a 503 the client may retry, never a 500.
+    #[test]
+    fn an_unavailable_store_is_a_503_with_retry_after() {
+        let resp = ApiError::from(StoreError::Unavailable("timed out".into())).into_response("r");
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()["retry-after"], "1");
     }
 
     #[test]

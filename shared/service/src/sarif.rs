@@ -135,7 +135,9 @@ pub async fn ingest(
     // Repository names are case-insensitive on the forges CI posts from.
     let commit = format!("{}\n{}", scan.repo.to_lowercase(), scan.commit_sha);
     let key = IdempotencyKey::new("sarif", "POST /sarif", &commit);
-    match store.begin_idempotency(org, &key, ANY_BODY, actor.now).await? {
+    // The claim's lease and expiry are real durations (DynamoDB expires it by the wall clock), not the
+    // org's time.
+    match store.begin_idempotency(org, &key, ANY_BODY, ctx.clock.wall()).await? {
         IdempotencyBegin::Replay(stored) => {
             let ingestion = serde_json::from_str(&stored.body)
                 .map_err(|e| AppError::Store(StoreError::Corrupt(format!("stored ingestion: {e}"))))?;

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -48,12 +49,20 @@ pub(crate) fn continuation_key(item: &Item, index: Option<&str>) -> Result<PageK
     Ok(PageKey(key))
 }
 
-/// Maps an SDK error to the store's typed error, keeping throttling and condition failures apart.
-pub(crate) fn classify<E, R>(err: SdkError<E, R>) -> StoreError
+/// Maps an SDK error to the store's typed error, keeping throttling and condition failures apart,
+/// and a call that got no answer or a server error apart from one that was refused.
+pub(crate) fn classify<E>(err: SdkError<E, HttpResponse>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
+    let unanswered = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        SdkError::ServiceError(service) => service.raw().status().is_server_error(),
+        _ => false,
+    };
+    if unanswered && !matches!(err.code(), Some("ProvisionedThroughputExceededException" | "ThrottlingException")) {
+        return StoreError::Unavailable(DisplayErrorContext(&err).to_string());
+    }
     match err.code() {
         Some("ConditionalCheckFailedException") => StoreError::ConditionFailed,
         Some("ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded") => {

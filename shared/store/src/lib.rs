@@ -106,6 +106,11 @@ pub enum StoreError {
     InvalidKeyPart(String),
     #[error("stored item could not be read: {0}")]
     Corrupt(String),
+    /// DynamoDB did not answer (a timeout, a connection that failed or an answer that was lost) or
+    /// answered with a server error, after the SDK's own retries: whether a write happened is not
+    /// known. Worth retrying; idempotent callers may.
+    #[error("DynamoDB unavailable: {0}")]
+    Unavailable(String),
     #[error("DynamoDB request failed: {0}")]
     Other(String),
 }
@@ -113,7 +118,13 @@ pub enum StoreError {
 impl StoreError {
     /// Worth retrying by the caller (or by Lambda/EventBridge).
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Throttled(_) | StoreError::TransactionConflict(_) | StoreError::Other(_))
+        matches!(
+            self,
+            StoreError::Throttled(_)
+                | StoreError::TransactionConflict(_)
+                | StoreError::Unavailable(_)
+                | StoreError::Other(_)
+        )
     }
 }
 

@@ -33,6 +33,24 @@ async fn throttling_is_a_typed_transient_error() {
     assert!(err.is_transient());
 }
 
+/// A server error that outlasts the SDK's retries is `Unavailable` (transient; the API answers 503
+/// with `Retry-After`), not an unexpected error: the load-and-fault run found such requests answered
+/// 500 (`tests/tests/load_and_faults.rs`), as were calls that timed out or whose answer was lost.
+#[tokio::test]
+async fn a_server_error_after_the_retries_is_unavailable_not_unexpected() {
+    use aws_sdk_dynamodb::config::http::HttpResponse;
+    use aws_smithy_types::body::SdkBody;
+    let failing = mock!(Client::get_item).then_http_response(|| {
+        let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"boom"}"#;
+        HttpResponse::new(500.try_into().unwrap(), SdkBody::from(body))
+    });
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&failing]);
+    let store = Store::new(client, "t");
+    let err = store.catalog_node(ContentArea::Practice, TargetType::Topic, "xxe").await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(err.is_transient());
+}
+
 #[tokio::test]
 async fn unprocessed_batch_items_are_resent_until_written() {
     let catalog = Catalog::bundled().unwrap();

@@ -114,6 +114,22 @@ async fn idempotency_keys_replay_and_refuse_reuse() {
     assert_eq!(listed.body.as_array().unwrap().len(), 1, "the retry created nothing");
 }
 
+/// A key's claim expires after 24 real hours, not 24 hours of the org's clock: a retry seconds later
+/// is a replay even if the org's time moved two days meanwhile (found by the load-and-fault run, which
+/// moves orgs' clocks while clients retry: the retry was answered `duplicate_assignment`).
+#[tokio::test]
+async fn a_retry_is_a_replay_however_far_the_orgs_clock_moved() {
+    let (env, org) = Env::with_org().await;
+    let key = org.api_keys.admin.as_str();
+    let send = || env.post("/assignments").token(key).json(team_topic(&org, "xxe")).header("idempotency-key", "k-2");
+    let first = send().await;
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
+    env.advance_clock_firing(&org.org_id, chrono::Duration::days(2), &[]).await;
+    let retry = send().await;
+    assert_eq!((retry.status, &retry.body["id"]), (StatusCode::CREATED, &first.body["id"]), "{:?}", retry.body);
+    assert_eq!(retry.headers["idempotent-replayed"], "true");
+}
+
 /// The dry run answers from the directory's head counts and the assignees of the target's active
 /// assignments (not by listing members): a team's assignment covers its members, an individual one its
 /// learner (once, whatever else covers them), an org-wide one everyone.
