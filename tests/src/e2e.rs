@@ -470,6 +470,13 @@ pub async fn subscribe_queue(
     org: &str,
     detail_type: &str,
 ) -> String {
+    let pattern = json!({"source": ["assignments"], "detail-type": [detail_type], "detail": {"orgId": [org]}});
+    subscribe_to(events, sqs, &pattern).await
+}
+
+/// A new queue behind a rule on the service's own bus for the events `pattern` matches. Returns the
+/// queue's URL.
+pub async fn subscribe_to(events: &aws_sdk_eventbridge::Client, sqs: &aws_sdk_sqs::Client, pattern: &Value) -> String {
     let name = format!("test-{}", uuid::Uuid::new_v4().simple());
     let url = sqs.create_queue().queue_name(&name).send().await.unwrap().queue_url.unwrap();
     let arn = sqs
@@ -483,7 +490,6 @@ pub async fn subscribe_queue(
         .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
         .clone();
     let bus = std::env::var("EVENT_BUS_NAME").unwrap();
-    let pattern = json!({"source": ["assignments"], "detail-type": [detail_type], "detail": {"orgId": [org]}});
     events.put_rule().name(&name).event_bus_name(&bus).event_pattern(pattern.to_string()).send().await.unwrap();
     events
         .put_targets()

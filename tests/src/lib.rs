@@ -6,6 +6,7 @@
 //! - [`e2e`]: the local gateway on loopback and a request builder to drive it as a client would;
 //! - [`scanners`], [`spreadsheet`]: the real tools whose output the service reads (code scanners' SARIF)
 //!   or that read what it writes (LibreOffice Calc opening the CSV exports);
+//! - [`load`]: the load-and-fault run (the bench's, and its short version among the tests);
 //! - [`shuffled`]: a deterministic shuffle for order-independence tests.
 #![allow(
     clippy::disallowed_methods,
@@ -14,6 +15,7 @@
 
 pub mod e2e;
 pub mod fixtures;
+pub mod load;
 pub mod scanners;
 pub mod spreadsheet;
 pub mod stack;

@@ -6,7 +6,8 @@
 //! with the resource and, for DynamoDB, the shape of the item's partition key (`ORG#*#RATE#*#*`) that a
 //! `dynamodb:LeadingKeys` condition would see. With `IAM_RECORD_DIR` set, each distinct use is appended
 //! as a JSON line to a file of that folder; the IAM coverage test (`tests/tests/iam_coverage.rs`)
-//! compares them with the policies in `template.yaml`. Without it, nothing is recorded.
+//! compares them with the policies in `template.yaml`. Without it, nothing is recorded. The same clients
+//! carry the fault injector ([`crate::faults`]), which does nothing unless a run turns it on.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -33,6 +34,11 @@ tokio::task_local! {
 /// function's.
 pub async fn as_function<F: Future>(logical_id: &'static str, work: F) -> F::Output {
     FUNCTION.scope(logical_id, work).await
+}
+
+/// The function whose code is running, if any (not the harness's own calls).
+pub(crate) fn current_function() -> Option<&'static str> {
+    FUNCTION.try_with(|f| *f).ok()
 }
 
 /// One permission a function used.
@@ -275,29 +281,39 @@ fn s3_permission(input: &aws_smithy_runtime_api::client::interceptors::context::
     None
 }
 
-/// `client` with the recorder added.
+/// `client` with the recorder and the fault injector ([`crate::faults`]) added.
 pub fn dynamodb(client: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::from_conf(client.config().to_builder().interceptor(Recorder).build())
+    aws_sdk_dynamodb::Client::from_conf(
+        client.config().to_builder().interceptor(Recorder).interceptor(crate::faults::Injector).build(),
+    )
 }
 
-/// `client` with the recorder added.
+/// `client` with the recorder and the fault injector ([`crate::faults`]) added.
 pub fn s3(client: &aws_sdk_s3::Client) -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(client.config().to_builder().interceptor(Recorder).build())
+    aws_sdk_s3::Client::from_conf(
+        client.config().to_builder().interceptor(Recorder).interceptor(crate::faults::Injector).build(),
+    )
 }
 
-/// `client` with the recorder added.
+/// `client` with the recorder and the fault injector ([`crate::faults`]) added.
 pub fn sqs(client: &aws_sdk_sqs::Client) -> aws_sdk_sqs::Client {
-    aws_sdk_sqs::Client::from_conf(client.config().to_builder().interceptor(Recorder).build())
+    aws_sdk_sqs::Client::from_conf(
+        client.config().to_builder().interceptor(Recorder).interceptor(crate::faults::Injector).build(),
+    )
 }
 
-/// `client` with the recorder added.
+/// `client` with the recorder and the fault injector ([`crate::faults`]) added.
 pub fn secretsmanager(client: &aws_sdk_secretsmanager::Client) -> aws_sdk_secretsmanager::Client {
-    aws_sdk_secretsmanager::Client::from_conf(client.config().to_builder().interceptor(Recorder).build())
+    aws_sdk_secretsmanager::Client::from_conf(
+        client.config().to_builder().interceptor(Recorder).interceptor(crate::faults::Injector).build(),
+    )
 }
 
-/// `client` with the recorder added.
+/// `client` with the recorder and the fault injector ([`crate::faults`]) added.
 pub fn eventbridge(client: &aws_sdk_eventbridge::Client) -> aws_sdk_eventbridge::Client {
-    aws_sdk_eventbridge::Client::from_conf(client.config().to_builder().interceptor(Recorder).build())
+    aws_sdk_eventbridge::Client::from_conf(
+        client.config().to_builder().interceptor(Recorder).interceptor(crate::faults::Injector).build(),
+    )
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 pub mod bus;
 pub mod clock;
 pub mod concurrency;
+pub mod faults;
 pub mod iam;
 pub mod queue;
 pub mod schedule;
@@ -359,7 +360,16 @@ impl Gateway {
             return Err(GatewayError::UnknownFunction(function.to_owned()));
         };
         let _slot = concurrency::Concurrency::shared().admit(function)?;
-        iam::as_function(function, self.run(handler, event)).await
+        let run = iam::as_function(function, self.run(handler, event));
+        let Some(after) = faults::kill_after(function) else { return run.await };
+        // Killed a moment into its run (a fault plan's): dropped where it stands, as Lambda reports it.
+        tokio::select! {
+            result = run => result,
+            () = tokio::time::sleep(after) => {
+                tracing::warn!(function, "killed mid-run by the fault plan");
+                Ok(json!({"errorType": "Runtime.ExitError", "errorMessage": "killed mid-run by the local fault plan"}))
+            }
+        }
     }
 
     async fn run(&self, handler: Handler, event: Value) -> Result<Value, GatewayError> {
