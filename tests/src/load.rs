@@ -73,7 +73,7 @@ impl Settings {
             day_every: Duration::from_millis(1200),
             plan: faults::Plan { call_rate: 0.04, kill_rate: 0.15, seed: 7 },
             min_each_fault: 3,
-            settle: Duration::from_secs(180),
+            settle: Duration::from_secs(300),
         }
     }
 }
@@ -85,6 +85,8 @@ const SCENARIOS: [&str; 3] = ["idor", "sqli-login-bypass", "stored-xss-comments"
 /// API keys per API client: each key carries 60 requests a minute, so the callers' own limits are not
 /// what a run measures.
 const KEYS_PER_CLIENT: usize = 10;
+/// The org runs' budget in the run (the template's is minutes): the large org's runs take several parts.
+const JOB_BUDGET: Duration = Duration::from_millis(300);
 /// Attempts a client makes of one request while it is answered 503 or 429 (honouring `Retry-After`).
 const ATTEMPTS: usize = 8;
 
@@ -101,8 +103,6 @@ struct Tenant {
     answers: Mutex<HashMap<String, Vec<(u16, String)>>>,
     /// Receives every event the service publishes for this org.
     events_queue: String,
-    /// When each move of the org's clock started (its scheduled runs were dispatched then).
-    dispatched: Mutex<Vec<Instant>>,
     next_key: std::sync::atomic::AtomicUsize,
 }
 
@@ -222,7 +222,9 @@ impl Report {
 
 /// Runs the load-and-fault run against the local stack, with the gateway in this process.
 pub async fn run(settings: Settings) -> Report {
-    let env = Arc::new(Env::start().await);
+    // Org runs stop after a short budget and go on in continuations, as a large org's do in production:
+    // the fairness check watches whether small orgs wait behind them.
+    let env = Arc::new(Env::start_with(|template| template.job_budget = JOB_BUDGET).await);
     let history = Arc::new(History::default());
     let mut tenants = Vec::new();
     for index in 0..=settings.small_orgs {
@@ -367,7 +369,6 @@ async fn tenant(env: &Env, index: usize, factor: usize, clients: usize) -> Tenan
         created: Mutex::default(),
         answers: Mutex::default(),
         events_queue,
-        dispatched: Mutex::default(),
         next_key: std::sync::atomic::AtomicUsize::new(0),
     }
 }
@@ -680,6 +681,10 @@ async fn create(client: &Client<'_>, rng: &mut fastrand::Rng, learner: &SeededUs
             .await;
         let answer = match reply.status.as_u16() {
             201 => reply.body["id"].as_str().unwrap_or_default().to_owned(),
+            // Which assignment it says exists: never the one this key made.
+            409 if reply.body["error"] == "duplicate_assignment" => {
+                format!("duplicate_assignment {}", reply.body["existingId"].as_str().unwrap_or_default())
+            }
             _ => reply.body["error"].as_str().unwrap_or_default().to_owned(),
         };
         let first_created = {
@@ -789,7 +794,6 @@ async fn days(env: &Env, t: &Tenant, until: Instant, every: Duration, moved: &st
         if Instant::now() >= until {
             return;
         }
-        t.dispatched.lock().unwrap_or_else(|p| p.into_inner()).push(Instant::now());
         env.advance_clock_firing(org, chrono::Duration::hours(23), &["RemindersFunction"]).await;
         env.advance_clock_firing(org, chrono::Duration::hours(1), &["RemindersFunction", "ReconcileFunction"]).await;
         moved.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -828,7 +832,7 @@ async fn settle_and_check(
         let eventual = vec![
             creates_once(env, tenants).await,
             counters_equal_recount(env, tenants).await,
-            head_counts_equal_recount(env, tenants).await,
+            head_counts_equal_recount(tenants).await,
             rollups_equal_recount(env, tenants).await,
             events_delivered(tenants, &received).await,
             reminders_once(&received),
@@ -866,36 +870,40 @@ fn server_errors(exchanges: &[Exchange]) -> Invariant {
     }
 }
 
-/// The large org's scheduled work never held a small org's back by more than one of its parts: each
-/// small org's run began (its first delivery from `OrgJobsQueue`) within the large org's longest part
-/// (plus 2 s) of its dispatch.
+/// The large org's scheduled work never held a small org's back beyond one of its parts: of the large
+/// org's continuations that `OrgJobsQueue` took after a small org's run (their `SentTimestamp`s), at
+/// most one started before the small org's run did. An order, not a duration.
 fn small_orgs_not_held_back(tenants: &[Arc<Tenant>]) -> Invariant {
     let deliveries = gateway::queue::Deliveries::shared();
     let of = |t: &Tenant| deliveries.matching(|body| body["orgId"] == t.org.org_id.as_str());
-    let longest_part = tenants
+    let part = |d: &gateway::queue::Delivery| d.body["part"].as_u64().unwrap_or(0);
+    let continuations: Vec<(i64, Instant)> = tenants
         .iter()
         .filter(|t| t.index == 0)
         .flat_map(|t| of(t))
-        .map(|d| d.done_at.saturating_duration_since(d.first_at))
-        .max()
-        .unwrap_or_default();
-    let (mut runs, mut longest_wait) = (0, Duration::ZERO);
+        .filter(|c| part(c) > 0)
+        .filter_map(|c| Some((c.sent_ms?, c.first_at)))
+        .collect();
+    let (mut runs, mut most_ahead, mut held_back) = (0, 0, Vec::new());
     for t in tenants.iter().filter(|t| t.index != 0) {
-        let dispatched = t.dispatched.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        for delivery in of(t).iter().filter(|d| d.body["part"].as_u64().unwrap_or(0) == 0) {
-            if let Some(at) = dispatched.iter().rev().find(|at| **at <= delivery.first_at) {
-                runs += 1;
-                longest_wait = longest_wait.max(delivery.first_at - *at);
+        for delivery in of(t).iter().filter(|d| part(d) == 0) {
+            let Some(sent) = delivery.sent_ms else { continue };
+            runs += 1;
+            let ahead =
+                continuations.iter().filter(|(queued, started)| *queued > sent && *started < delivery.first_at).count();
+            most_ahead = most_ahead.max(ahead);
+            if ahead > 1 {
+                held_back.push(format!("{}: {ahead} large-org parts started first", t.org.org_id));
             }
         }
     }
     Invariant {
         name: "the large org never held a small org's scheduled work back beyond one of its parts",
-        held: runs > 0 && longest_wait <= longest_part + Duration::from_secs(2),
+        held: runs > 0 && !continuations.is_empty() && held_back.is_empty(),
         detail: format!(
-            "{runs} small-org runs; the longest waited {:.1} s for its first part; the large org's longest part {:.1} s",
-            longest_wait.as_secs_f64(),
-            longest_part.as_secs_f64()
+            "{runs} small-org runs, {} large-org continuations; at most {most_ahead} queued after a small run started before it{}",
+            continuations.len(),
+            first(&held_back)
         ),
     }
 }
@@ -920,8 +928,13 @@ fn idempotent_answers(tenants: &[Arc<Tenant>]) -> Invariant {
         for (key, answers) in t.answers.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             if answers.len() > 1 {
                 repeated += 1;
-                // Once a create was acknowledged, every later send of its key gets that answer again.
-                let after_first = answers.iter().skip_while(|(status, _)| *status != 201).collect::<Vec<_>>();
+                // Once a create was acknowledged, every later send of its key that was answered at all
+                // (not refused for its rate, not 503 to the end) gets that answer again.
+                let after_first = answers
+                    .iter()
+                    .skip_while(|(status, _)| *status != 201)
+                    .filter(|(status, _)| !matches!(status, 429 | 503))
+                    .collect::<Vec<_>>();
                 if after_first.iter().any(|a| *a != after_first[0]) {
                     differing.push(format!("{key}: {answers:?}"));
                 }
@@ -1005,6 +1018,18 @@ async fn creates_once(env: &Env, tenants: &[Arc<Tenant>]) -> Invariant {
             }
         }
         let ids: HashSet<String> = stored.iter().map(|a| a.id.to_string()).collect();
+        let note_of: HashMap<String, String> =
+            stored.iter().filter_map(|a| Some((a.id.to_string(), a.note.clone()?))).collect();
+        // A key whose own create was answered as a duplicate of itself: its first answer was lost and
+        // the retry made it again (or was refused for what the first one did).
+        for (key, answers) in t.answers.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let own = format!("load {key}");
+            if answers.iter().any(|(_, answer)| {
+                answer.strip_prefix("duplicate_assignment ").is_some_and(|existing| note_of.get(existing) == Some(&own))
+            }) {
+                twice.push(format!("{key}: answered a duplicate of its own create"));
+            }
+        }
         for (id, key, _) in t.created.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             acknowledged += 1;
             if !ids.contains(id) {
@@ -1047,7 +1072,15 @@ async fn counters_equal_recount(env: &Env, tenants: &[Arc<Tenant>]) -> Invariant
             loop {
                 let page = env.store.progress_page(&t.org.org_id, a.id, 1000, start).await.unwrap();
                 for row in &page.items {
-                    let contribution = row.counted.unwrap_or_else(|| row.contribution(&a.units, a.item_count));
+                    // What the row counts for now, from its own state: not only the bookkeeping the
+                    // service wrote beside it.
+                    let contribution = row.contribution(&a.units, a.item_count);
+                    if row.counted.is_some_and(|counted| counted != contribution) {
+                        differing.push(format!(
+                            "row {} of {}: counted {:?}, is {contribution:?}",
+                            row.user_id, a.id, row.counted
+                        ));
+                    }
                     counted = counted + domain::Aggregates::delta(None, Some(contribution));
                 }
                 match page.next {
@@ -1068,17 +1101,57 @@ async fn counters_equal_recount(env: &Env, tenants: &[Arc<Tenant>]) -> Invariant
     }
 }
 
-/// The org's and each team's head counts equal a count of their members.
-async fn head_counts_equal_recount(env: &Env, tenants: &[Arc<Tenant>]) -> Invariant {
+/// The org's and each team's head counts (the sum of their shards, as moved by every write) equal a
+/// count of their index partitions: read only, nothing repaired.
+async fn head_counts_equal_recount(tenants: &[Arc<Tenant>]) -> Invariant {
+    let client = crate::stack::raw_client().await;
+    let table = std::env::var("TABLE_NAME").unwrap();
     let (mut checked, mut differing) = (0, Vec::new());
     for t in tenants {
-        let counts =
-            std::iter::once(store::Headcount::Org).chain(t.teams.iter().map(|team| store::Headcount::Team(*team)));
-        for count in counts {
+        let org = &t.org.org_id;
+        let counts = std::iter::once(("ORG#".to_owned(), store::keys::GSI1, store::keys::org_users(org))).chain(
+            t.teams
+                .iter()
+                .map(|team| (format!("TEAM#{team}#"), store::keys::GSI2, store::keys::team_members(org, *team))),
+        );
+        for (shards, index, listing) in counts {
             checked += 1;
-            let recount = env.store.recount(&t.org.org_id, count, Utc::now()).await.unwrap();
-            if recount.stored.is_some_and(|stored| stored != recount.counted as i64) {
-                differing.push(format!("{count:?}: stored {:?}, counted {}", recount.stored, recount.counted));
+            let stored: i64 = client
+                .query()
+                .table_name(&table)
+                .consistent_read(true)
+                .key_condition_expression("PK = :pk AND begins_with(SK, :shards)")
+                .expression_attribute_values(":pk", AttributeValue::S(store::keys::headcount_pk(org)))
+                .expression_attribute_values(":shards", AttributeValue::S(shards.clone()))
+                .send()
+                .await
+                .unwrap()
+                .items()
+                .iter()
+                .filter_map(|shard| shard.get("activeUsers")?.as_n().ok()?.parse::<i64>().ok())
+                .sum();
+            let mut listed = 0;
+            let mut start = None;
+            loop {
+                let page = client
+                    .query()
+                    .table_name(&table)
+                    .index_name(index)
+                    .key_condition_expression(format!("{index}PK = :pk"))
+                    .expression_attribute_values(":pk", AttributeValue::S(listing.clone()))
+                    .select(aws_sdk_dynamodb::types::Select::Count)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .unwrap();
+                listed += i64::from(page.count());
+                match page.last_evaluated_key {
+                    Some(key) if !key.is_empty() => start = Some(key),
+                    _ => break,
+                }
+            }
+            if stored != listed {
+                differing.push(format!("{shards} of {org}: stored {stored}, listed {listed}"));
             }
         }
     }
@@ -1226,7 +1299,7 @@ fn reminders_once(received: &HashMap<usize, Vec<Value>>) -> Invariant {
     let twice: Vec<&String> = by_claim.iter().filter(|(_, ids)| ids.len() > 1).map(|(claim, _)| claim).collect();
     Invariant {
         name: "every owed notice (reminders, recertification, lapses) sent once",
-        held: twice.is_empty(),
+        held: twice.is_empty() && !by_claim.is_empty(),
         detail: format!(
             "{} notices ({}); {} sent twice{}",
             by_claim.len(),

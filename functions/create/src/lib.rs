@@ -5,7 +5,7 @@
 use ::http::StatusCode;
 use api::http::{self, BASE_PATH, json_response};
 use api::{ApiError, App, Call, auth, query, views};
-use domain::validation;
+use domain::{Assignment, validation};
 use lambda_http::{Body, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -37,7 +37,7 @@ async fn create(call: Call<'_>) -> Result<Response<Body>, ApiError> {
         return Err(ApiError::field("Idempotency-Key", format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters")));
     }
     let Some(client_key) = client_key.filter(|_| !dry_run) else {
-        return run(&call, &body, dry_run).await;
+        return run(&call, &body, dry_run, None).await;
     };
     let org = &call.principal.org;
     let key = IdempotencyKey::new(&call.principal.actor_id, "POST /assignments", client_key);
@@ -50,9 +50,16 @@ async fn create(call: Call<'_>) -> Result<Response<Body>, ApiError> {
         IdempotencyBegin::InProgress => return Err(ApiError::IdempotencyInProgress),
         IdempotencyBegin::Started => {}
     }
-    let response = run(&call, &body, false).await.unwrap_or_else(|e| e.into_response(&call.request_id));
-    if response.status().is_server_error() {
-        // Let the client retry a failure that was ours.
+    // A create's answer commits with the assignment: if that answer is lost on its way, a retry replays
+    // it (it is not made again, nor refused as a duplicate of itself).
+    let respond = |created: &Assignment| remember(&created_response(created, &call));
+    let response =
+        run(&call, &body, false, Some((&key, &respond))).await.unwrap_or_else(|e| e.into_response(&call.request_id));
+    if response.status() == StatusCode::CREATED {
+        // Recorded by the create's own transaction.
+    } else if response.status().is_server_error() {
+        // Let the client retry a failure that was ours (a create that did commit is recorded as done,
+        // and the release, for a claim still pending, leaves it so).
         call.app.store.release_idempotency(org, &key).await?;
     } else {
         call.app.store.complete_idempotency(org, &key, &remember(&response)).await?;
@@ -85,7 +92,26 @@ fn replay(stored: StoredResponse) -> Response<Body> {
     builder.body(Body::Text(stored.body)).unwrap_or_else(|_| Response::new(Body::Empty))
 }
 
-async fn run(call: &Call<'_>, body: &serde_json::Value, dry_run: bool) -> Result<Response<Body>, ApiError> {
+/// The answer to a created assignment: `201` with the assignment, its `Location` and `ETag`.
+fn created_response(created: &Assignment, call: &Call<'_>) -> Response<Body> {
+    let mut response = json_response(StatusCode::CREATED, &views::assignment(created, call.now));
+    let headers = response.headers_mut();
+    if let Ok(location) = format!("{BASE_PATH}/assignments/{}", created.id).parse() {
+        headers.insert("location", location);
+    }
+    if let Ok(etag) = http::etag(created.version).parse() {
+        headers.insert("etag", etag);
+    }
+    response
+}
+
+/// What a create answers. The `Idempotency-Key`'s answer (`completes`) commits with the assignment.
+async fn run(
+    call: &Call<'_>,
+    body: &serde_json::Value,
+    dry_run: bool,
+    completes: Option<store::CreateAnswer<'_>>,
+) -> Result<Response<Body>, ApiError> {
     let org = &call.principal.org;
     let new = validation::validate_create(body, call.now.date_naive())?;
     if dry_run {
@@ -102,16 +128,7 @@ async fn run(call: &Call<'_>, body: &serde_json::Value, dry_run: bool) -> Result
         ));
     }
 
-    let created =
-        service::create::create(&call.ctx(), org, new, &call.actor(), |a| json!(views::assignment(a, call.now)))
-            .await?;
-    let mut response = json_response(StatusCode::CREATED, &views::assignment(&created, call.now));
-    let headers = response.headers_mut();
-    if let Ok(location) = format!("{BASE_PATH}/assignments/{}", created.id).parse() {
-        headers.insert("location", location);
-    }
-    if let Ok(etag) = http::etag(created.version).parse() {
-        headers.insert("etag", etag);
-    }
-    Ok(response)
+    let view = |a: &Assignment| json!(views::assignment(a, call.now));
+    let created = service::create::create(&call.ctx(), org, new, &call.actor(), view, completes).await?;
+    Ok(created_response(&created, call))
 }

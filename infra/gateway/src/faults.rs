@@ -123,8 +123,9 @@ pub fn injected() -> BTreeMap<(Fault, String), u64> {
     with_state(|state| state.injected.clone())
 }
 
-/// Rolls for `fault`'s kind among `choices` by `rate`; counts what it picked.
-fn roll(rate: impl Fn(&Plan) -> f64, choices: &[Fault], service: &str) -> Option<Fault> {
+/// Rolls for a fault among `choices` by `rate`; counts what it picked when `injected` (a call's fault
+/// is injected as it is picked; a kill, only if the invocation was still running).
+fn roll(rate: impl Fn(&Plan) -> f64, choices: &[Fault], service: &str, injected: bool) -> Option<Fault> {
     if !ON.load(Ordering::Relaxed) {
         return None;
     }
@@ -134,19 +135,27 @@ fn roll(rate: impl Fn(&Plan) -> f64, choices: &[Fault], service: &str) -> Option
             return None;
         }
         let fault = choices[state.rng.usize(..choices.len())];
-        *state.injected.entry((fault, service.to_owned())).or_default() += 1;
+        if injected {
+            *state.injected.entry((fault, service.to_owned())).or_default() += 1;
+        }
         Some(fault)
     })
 }
 
-/// When to kill an invocation of `function`, if the plan says so: a random moment into its run.
+/// When to kill an invocation of `function`, if the plan says so: a random moment into its run. An
+/// invocation still running then is killed, and counted ([`killed`]).
 pub fn kill_after(function: &str) -> Option<Duration> {
     if !KILLABLE.contains(&function) {
         return None;
     }
-    roll(|plan| plan.kill_rate, &[Fault::Killed], "lambda")?;
+    roll(|plan| plan.kill_rate, &[Fault::Killed], "lambda", false)?;
     let millis = with_state(|state| state.rng.u64(..KILL_WITHIN.as_millis() as u64));
     Some(Duration::from_millis(millis))
+}
+
+/// Counts an invocation killed mid-run.
+pub fn killed() {
+    with_state(|state| *state.injected.entry((Fault::Killed, "lambda".to_owned())).or_default() += 1);
 }
 
 /// The fault an attempt was given, kept in its config bag from before transmission to after.
@@ -184,7 +193,7 @@ impl Intercept for Injector {
         if context.request().uri().contains("X-Amz-Signature=") {
             return Ok(());
         }
-        let Some(fault) = roll(|plan| plan.call_rate, &Fault::OF_CALLS, &service) else { return Ok(()) };
+        let Some(fault) = roll(|plan| plan.call_rate, &Fault::OF_CALLS, &service, true) else { return Ok(()) };
         match fault {
             Fault::Throttled | Fault::ServerError => {
                 let request = context.request_mut();
@@ -271,10 +280,10 @@ mod tests {
     #[test]
     fn nothing_is_injected_without_a_plan_and_every_kind_with_one() {
         stop();
-        assert_eq!(roll(|plan| plan.call_rate, &Fault::OF_CALLS, "dynamodb"), None);
+        assert_eq!(roll(|plan| plan.call_rate, &Fault::OF_CALLS, "dynamodb", true), None);
         inject(Plan { call_rate: 1.0, kill_rate: 1.0, seed: 7 });
         for _ in 0..200 {
-            assert!(roll(|plan| plan.call_rate, &Fault::OF_CALLS, "dynamodb").is_some());
+            assert!(roll(|plan| plan.call_rate, &Fault::OF_CALLS, "dynamodb", true).is_some());
         }
         assert!(kill_after("OutboxPublisherFunction").is_some_and(|after| after < KILL_WITHIN));
         assert_eq!(kill_after("CreateAssignmentFunction"), None, "only the publisher and the workers");
@@ -282,7 +291,9 @@ mod tests {
         for fault in Fault::OF_CALLS {
             assert!(injected[&(fault, "dynamodb".to_owned())] > 20, "{fault:?}: {injected:?}");
         }
-        assert_eq!(injected[&(Fault::Killed, "lambda".to_owned())], 1);
+        assert_eq!(injected.get(&(Fault::Killed, "lambda".to_owned())), None, "counted when it happens");
+        killed();
+        assert_eq!(super::injected()[&(Fault::Killed, "lambda".to_owned())], 1);
         stop();
     }
 }

@@ -204,6 +204,9 @@ fn percent_decode(raw: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Lambda's retries of a scheduled function's failed invocation (the template's `MaximumRetryAttempts`).
+const SCHEDULE_RETRIES: usize = 2;
+
 #[derive(Clone)]
 pub struct Gateway {
     app: Arc<App>,
@@ -329,7 +332,15 @@ impl Gateway {
         for (at, s) in firings {
             self.clocks.set_at_least(org, at);
             let event = schedule::scheduled_event(s, at, Some(&[org.as_str()]));
-            let result = self.invoke(&s.function, event).await?;
+            // As Lambda runs an asynchronous invocation that failed: again, twice (the template's
+            // `EventInvokeConfig`); what still fails would go to the failed-events queue.
+            let mut result = self.invoke(&s.function, event.clone()).await?;
+            for _ in 0..SCHEDULE_RETRIES {
+                if result.get("errorType").is_none() {
+                    break;
+                }
+                result = self.invoke(&s.function, event.clone()).await?;
+            }
             fired.push(json!({"function": s.function, "at": at, "result": result}));
         }
         self.clocks.set_at_least(org, to);
@@ -366,6 +377,7 @@ impl Gateway {
         tokio::select! {
             result = run => result,
             () = tokio::time::sleep(after) => {
+                faults::killed();
                 tracing::warn!(function, "killed mid-run by the fault plan");
                 Ok(json!({"errorType": "Runtime.ExitError", "errorMessage": "killed mid-run by the local fault plan"}))
             }

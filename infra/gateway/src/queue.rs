@@ -116,6 +116,8 @@ pub struct Delivery {
     /// When the function first got it, and when its last delivery ended.
     pub first_at: std::time::Instant,
     pub done_at: std::time::Instant,
+    /// When the queue took it (its `SentTimestamp`, milliseconds since the epoch).
+    pub sent_ms: Option<i64>,
 }
 
 static DELIVERIES: LazyLock<Arc<Deliveries>> = LazyLock::new(Arc::default);
@@ -128,6 +130,10 @@ impl Deliveries {
 
     fn record(&self, message: &aws_sdk_sqs::types::Message, started: std::time::Instant, succeeded: bool) {
         let body = serde_json::from_str(message.body().unwrap_or_default()).unwrap_or(Value::Null);
+        let sent_ms = message
+            .attributes()
+            .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
+            .and_then(|ms| ms.parse().ok());
         let now = std::time::Instant::now();
         if let Ok(mut by_message) = self.by_message.lock() {
             let entry = by_message.entry(message.message_id().unwrap_or_default().to_owned()).or_insert(Delivery {
@@ -136,6 +142,7 @@ impl Deliveries {
                 succeeded,
                 first_at: started,
                 done_at: now,
+                sent_ms,
             });
             entry.times += 1;
             entry.succeeded = succeeded;

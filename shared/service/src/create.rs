@@ -70,13 +70,16 @@ pub async fn preview(ctx: &Ctx<'_>, org: &OrgId, new: &NewAssignment) -> Result<
 /// org with more members than one transaction's first rows ([`store::ROSTER_ROWS_PER_TRANSACTION`])
 /// gets those rows now and the rest from the roster worker (`rosterStatus: building`, see
 /// [`crate::roster_build`]), so creating costs the same whatever the roster's size.
-/// `view` is how the audit entry shows the new assignment (the API's representation).
+/// `view` is how the audit entry shows the new assignment (the API's representation); `completes`,
+/// the request's idempotency key and its answer, committed with the assignment (see
+/// [`store::Store::create_assignment_answering`]).
 pub async fn create(
     ctx: &Ctx<'_>,
     org: &OrgId,
     new: NewAssignment,
     actor: &Actor,
     view: impl FnOnce(&domain::Assignment) -> Value,
+    completes: Option<store::CreateAnswer<'_>>,
 ) -> Result<domain::Assignment, AppError> {
     let store = ctx.store;
     let resolved = resolve_target(store, org, &new.target).await?;
@@ -119,7 +122,7 @@ pub async fn create(
     }
     let audit = created_audit(actor, &assignment, view(&assignment), rows.len());
     events.insert(0, outbound::assignment_changed("assignment.created", org, &assignment, &actor.id, actor.now));
-    let created = store.create_assignment(org, &assignment, &audit, &rows, &events).await?;
+    let created = store.create_assignment_answering(org, &assignment, &audit, &rows, &events, completes).await?;
     tracing::info!(assignment_id = %id, learners = rows.len(), roster = assignment.roster_status.as_str(), "assignment created");
     Ok(created)
 }

@@ -66,6 +66,10 @@ pub struct StoredResponse {
     pub body: String,
 }
 
+/// How a create answers its request's retries: the request's idempotency key, and the answer to the
+/// assignment as it commits (see [`Store::create_assignment_answering`]).
+pub type CreateAnswer<'a> = (&'a IdempotencyKey, &'a (dyn Fn(&domain::Assignment) -> StoredResponse + Sync));
+
 /// What to do with a request carrying an `Idempotency-Key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdempotencyBegin {

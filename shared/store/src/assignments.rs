@@ -108,6 +108,22 @@ impl Store {
         roster: &[ProgressRow],
         events: &[DomainEvent],
     ) -> Result<Assignment, StoreError> {
+        self.create_assignment_answering(org, assignment, audit, roster, events, None).await
+    }
+
+    /// [`Store::create_assignment`], with the response that answers the request's retries in the same
+    /// transaction (`completes`: the request's idempotency key, and the answer to the assignment as it
+    /// commits): a create whose answer was lost is replayed on a retry, never made again (nor refused as
+    /// a duplicate of itself).
+    pub async fn create_assignment_answering(
+        &self,
+        org: &OrgId,
+        assignment: &Assignment,
+        audit: &AuditEntry,
+        roster: &[ProgressRow],
+        events: &[DomainEvent],
+        completes: Option<crate::CreateAnswer<'_>>,
+    ) -> Result<Assignment, StoreError> {
         // An obliging assignment's rows come with their learners' compliance, which the roster
         // transactions keep (there is no room for it beside the assignment's own items).
         let obliges = assignment.is_active && assignment.is_mandatory;
@@ -127,6 +143,9 @@ impl Store {
         }
         for row in first {
             tx.put(progress_item(org, row, &created)?, Some("attribute_not_exists(PK)"))?;
+        }
+        if let Some((key, respond)) = completes {
+            tx.update(crate::access::idempotency_completion(org, key, &respond(&created))?)?;
         }
         match tx.commit().await {
             Ok(()) => {}

@@ -32,7 +32,9 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-pub use access::{IdempotencyBegin, IdempotencyKey, RateCounts, RateLimits, RateSubject, StoredResponse, token_sha256};
+pub use access::{
+    CreateAnswer, IdempotencyBegin, IdempotencyKey, RateCounts, RateLimits, RateSubject, StoredResponse, token_sha256,
+};
 pub use assignments::{AssignmentFilter, IndividualAssignment, MAX_INDIVIDUAL_ASSIGNMENTS};
 pub use audit::AuditFilter;
 pub use capacity::Capacity;

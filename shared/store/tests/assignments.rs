@@ -10,6 +10,31 @@ use store::{AssignmentFilter, AuditFilter, CursorCodec, StoreError};
 use testkit::fixtures::*;
 use testkit::stack::{new_org, store_and_org, store_with_capacity};
 
+/// A create's answer commits with the assignment: a retry after an answer that was lost on its way is a
+/// replay of it, even though the request's claim was released (the load-and-fault run found such
+/// retries made again and answered `duplicate_assignment`, naming their own first create).
+#[tokio::test]
+async fn a_creates_answer_commits_with_it_so_a_retry_replays_it() {
+    let (store, org) = store_and_org().await;
+    let a = org_wide(&org, in_days(30));
+    let key = store::IdempotencyKey::new("key-1", "POST /assignments", "k-1");
+    assert_eq!(
+        store.begin_idempotency(&org, &key, "body", Utc::now()).await.unwrap(),
+        store::IdempotencyBegin::Started
+    );
+    let respond = |created: &domain::Assignment| store::StoredResponse {
+        status: 201,
+        headers: vec![],
+        body: created.id.to_string(),
+    };
+    let audit = audit("assignment.created", &a.id.to_string());
+    store.create_assignment_answering(&org, &a, &audit, &[], &[], Some((&key, &respond))).await.unwrap();
+    // The answer was lost: the request ends in a 503, which releases a claim still pending.
+    store.release_idempotency(&org, &key).await.unwrap();
+    let retry = store.begin_idempotency(&org, &key, "body", Utc::now()).await.unwrap();
+    assert_eq!(retry, store::IdempotencyBegin::Replay(respond(&a)));
+}
+
 #[tokio::test]
 async fn create_writes_assignment_audit_and_roster_with_matching_counters() {
     let (store, org) = store_and_org().await;
