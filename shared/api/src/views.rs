@@ -258,3 +258,57 @@ pub fn compliance_learner(line: &service::compliance::LearnerLine) -> Value {
         "lastCompletedAt": f.last_completed_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use domain::assignment::{CREATE_FIELDS, IMMUTABLE_FIELDS, PATCHABLE_FIELDS};
+    use domain::{Assignee, AssigneeType, NewAssignment, Recurrence, ResolvedTarget, Slug, Target, TrackedUnit};
+
+    use super::*;
+
+    /// An assignment with every optional field set, so its resource shows every field.
+    fn everything_set() -> Assignment {
+        let now = DateTime::parse_from_rfc3339("2026-03-01T10:00:00Z").unwrap().with_timezone(&Utc);
+        let mut a = NewAssignment {
+            target: Target {
+                content_area: ContentArea::Practice,
+                target_type: TargetType::Topic,
+                target_id: "sql-injection".into(),
+            },
+            assignee: Assignee { assignee_type: AssigneeType::Team, assignee_id: uuid::Uuid::nil().to_string() },
+            deadline: NaiveDate::from_ymd_opt(2026, 4, 15).unwrap(),
+            due_in_days: Some(30),
+            new_starters_only: true,
+            recurrence: Some(Recurrence { every_months: 12, window_days: 30 }),
+            is_mandatory: true,
+            note: Some("PCI 6.2.2".into()),
+        }
+        .into_assignment(
+            AssignmentId::new_v7(),
+            ResolvedTarget {
+                title: "SQL Injection".into(),
+                path: "p".into(),
+                units: vec![TrackedUnit::Topic { topic_id: Slug::parse("sql-injection").unwrap(), challenges: 11 }],
+            },
+            "Team".into(),
+            "apikey:k1".into(),
+            now,
+        );
+        a.compliance_sync = Some(1);
+        a
+    }
+
+    #[test]
+    fn the_resources_fields_are_each_patchable_or_immutable_and_create_names_only_its_fields() {
+        let a = everything_set();
+        let resource = assignment(&a, a.created_at);
+        let shown: BTreeSet<&str> = resource.as_object().unwrap().keys().map(String::as_str).collect();
+        let listed: BTreeSet<&str> = PATCHABLE_FIELDS.iter().chain(IMMUTABLE_FIELDS).copied().collect();
+        assert_eq!(shown, listed, "every field of the resource is patchable or immutable, and no other");
+        assert!(PATCHABLE_FIELDS.iter().all(|f| !IMMUTABLE_FIELDS.contains(f)));
+        let unknown: Vec<&&str> = CREATE_FIELDS.iter().filter(|f| !shown.contains(**f)).collect();
+        assert!(unknown.is_empty(), "create takes fields the resource does not show: {unknown:?}");
+    }
+}

@@ -188,7 +188,59 @@ impl NewAssignment {
     }
 }
 
-/// A validated patch: only these fields may change. `note: Some(None)` clears the note.
+/// What a client may send to create an assignment (wire names): [`crate::validation::validate_create`]
+/// reads exactly these, and a test holds them to the resource's fields.
+pub const CREATE_FIELDS: &[&str] = &[
+    "contentArea",
+    "targetType",
+    "targetId",
+    "assigneeType",
+    "assigneeId",
+    "deadline",
+    "dueInDays",
+    "newStartersOnly",
+    "recurrence",
+    "isMandatory",
+    "note",
+];
+
+/// What a client may change with PATCH (wire names, one per [`Patch`] field). Validation reads them,
+/// and the store writes exactly these fields of the serialised assignment (with [`PATCH_ALSO_WRITES`]):
+/// adding a patchable field is this list, [`Patch`], [`Assignment::patched`] and its validation.
+pub const PATCHABLE_FIELDS: &[&str] = &["deadline", "isMandatory", "note", "isActive", "recurrence"];
+
+/// What a change also writes, besides the patchable fields: its version and time, and the roster run
+/// it may start. (`unitsRev` and `complianceSync` move too, relative to the stored values: the store
+/// writes those as increments, so a concurrent change of the tracked items is not undone.)
+pub const PATCH_ALSO_WRITES: &[&str] = &["version", "updatedAt", "rosterStatus", "rosterRun"];
+
+/// Fields of the resource (the API's assignment) that no PATCH may change: naming one is
+/// `immutable_field`, not "unknown field". With [`PATCHABLE_FIELDS`], every field of the resource;
+/// a test over the serialised resource holds the two lists to it.
+pub const IMMUTABLE_FIELDS: &[&str] = &[
+    "id",
+    "contentArea",
+    "targetType",
+    "targetId",
+    "targetTitle",
+    "targetPath",
+    "assigneeType",
+    "assigneeId",
+    "assigneeName",
+    "dueInDays",
+    "newStartersOnly",
+    "itemCount",
+    "rosterStatus",
+    "complianceSync",
+    "createdAt",
+    "createdBy",
+    "updatedAt",
+    "version",
+    "progress",
+];
+
+/// A validated patch: only these fields may change ([`PATCHABLE_FIELDS`]). `note: Some(None)` clears
+/// the note.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Patch {
     pub deadline: Option<NaiveDate>,
@@ -309,24 +361,25 @@ impl Assignment {
         if let Some(recurrence) = patch.recurrence {
             next.recurrence = recurrence;
         }
+        if next == *self {
+            return None;
+        }
         let activation = match (self.is_active, next.is_active) {
             (true, false) => Activation::Deactivated,
             (false, true) => Activation::Reactivated,
             _ => Activation::Unchanged,
         };
-        let unchanged = next.deadline == self.deadline
-            && next.is_mandatory == self.is_mandatory
-            && next.note == self.note
-            && next.is_active == self.is_active
-            && next.recurrence == self.recurrence;
-        if unchanged {
-            return None;
-        }
         if next.recurrence != self.recurrence || next.obligations_differ(self) {
             // Every row's cycles follow from the recurrence, and learners' obligations from the
             // deadline, activity and mandatory flag: progress (and compliance) written under the old
             // rules is refused and redone, as when tracked items change.
             next.units_rev = self.units_rev + 1;
+        }
+        if next.obligations_differ(self) {
+            // Learners' obligations follow in the compliance sync; until it finishes, the reconcile
+            // job finds this marker (a sync of an older change that had moved is not this one's).
+            next.compliance_sync = Some(next.units_rev);
+            next.compliance_sync_at = None;
         }
         next.version = self.version + 1;
         next.updated_at = now;
@@ -339,16 +392,21 @@ impl Assignment {
         self.deadline != other.deadline || self.is_active != other.is_active || self.is_mandatory != other.is_mandatory
     }
 
-    /// The admin-editable fields, for audit before/after.
+    /// Whether learners owe it: only an active, mandatory assignment counts towards compliance (and
+    /// the org's count of obliging assignments).
+    pub fn obliges(&self) -> bool {
+        self.is_active && self.is_mandatory
+    }
+
+    /// The patchable fields and the version, for audit before/after (an absent note or recurrence is
+    /// `null`).
     pub fn editable_snapshot(&self) -> serde_json::Value {
-        serde_json::json!({
-            "deadline": self.deadline,
-            "isMandatory": self.is_mandatory,
-            "note": self.note,
-            "isActive": self.is_active,
-            "recurrence": self.recurrence,
-            "version": self.version,
-        })
+        let serialised = serde_json::to_value(self).unwrap_or_default();
+        let field = |name: &str| serialised.get(name).cloned().unwrap_or(serde_json::Value::Null);
+        let mut snapshot: serde_json::Map<String, serde_json::Value> =
+            PATCHABLE_FIELDS.iter().map(|&name| (name.to_owned(), field(name))).collect();
+        snapshot.insert("version".into(), field("version"));
+        serde_json::Value::Object(snapshot)
     }
 }
 

@@ -5,7 +5,7 @@ use chrono::{Days, NaiveDate};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::assignment::{Assignee, NewAssignment, Patch, Target};
+use crate::assignment::{Assignee, CREATE_FIELDS, IMMUTABLE_FIELDS, NewAssignment, PATCHABLE_FIELDS, Patch, Target};
 use crate::ids::{OrgId, Slug, canonical_uuid};
 use crate::recurrence::{DEFAULT_WINDOW_DAYS, MAX_EVERY_MONTHS, MAX_WINDOW_DAYS, Recurrence};
 use crate::vocabulary::{AssigneeType, ContentArea, TargetType};
@@ -15,45 +15,13 @@ pub const MAX_NOTE_CHARS: usize = 2_000;
 /// How far ahead a deadline may be set, in days (five years).
 pub const MAX_DEADLINE_DAYS_AHEAD: u64 = 5 * 366;
 
-const CREATE_FIELDS: &[&str] = &[
-    "contentArea",
-    "targetType",
-    "targetId",
-    "assigneeType",
-    "assigneeId",
-    "deadline",
-    "dueInDays",
-    "newStartersOnly",
-    "recurrence",
-    "isMandatory",
-    "note",
-];
 /// The longest relative deadline, in days.
 pub const MAX_DUE_IN_DAYS: u32 = 365;
-const PATCH_FIELDS: &[&str] = &["deadline", "isMandatory", "note", "isActive", "recurrence"];
 
 /// Unknown fields named one by one in an error list; the rest are counted in one more entry, so a body
 /// of thousands of junk keys cannot make an error response of thousands of entries.
 pub const MAX_REPORTED_UNKNOWN: usize = 10;
 
-/// Fields of the resource a patch may not change; naming one is `immutable_field`, not "unknown".
-const IMMUTABLE_FIELDS: &[&str] = &[
-    "id",
-    "contentArea",
-    "targetType",
-    "targetId",
-    "targetTitle",
-    "targetPath",
-    "assigneeType",
-    "assigneeId",
-    "assigneeName",
-    "itemCount",
-    "createdAt",
-    "createdBy",
-    "updatedAt",
-    "version",
-    "progress",
-];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
@@ -349,9 +317,9 @@ pub fn validate_patch(body: &Value, today: NaiveDate) -> Result<Patch, Validatio
         return Err(ValidationError::Immutable(immutable));
     }
     let mut errors = Errors::default();
-    errors.unknown_fields(body, PATCH_FIELDS);
+    errors.unknown_fields(body, PATCHABLE_FIELDS);
     if body.is_empty() {
-        errors.add("body", format!("must set at least one of: {}", PATCH_FIELDS.join(", ")));
+        errors.add("body", format!("must set at least one of: {}", PATCHABLE_FIELDS.join(", ")));
     }
     let mut patch = Patch::default();
     if let Some(value) = body.get("deadline") {

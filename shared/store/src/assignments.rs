@@ -2,12 +2,14 @@
 //! progress rows are in `roster`, the transaction items they commit with in `tx`.
 
 use aws_sdk_dynamodb::types::builders::PutBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValuesOnConditionCheckFailure, Update};
+use aws_sdk_dynamodb::types::{Delete, Put, ReturnValuesOnConditionCheckFailure, Update};
 use chrono::NaiveDate;
+use domain::assignment::{PATCH_ALSO_WRITES, PATCHABLE_FIELDS};
 use domain::{
     Activation, AssigneeType, Assignment, AssignmentId, AuditEntry, ContentArea, DomainEvent, OrgId, ProgressRow,
 };
 
+use crate::changes::FieldUpdate;
 use crate::dynamo::{Item, from_item, n, s, to_item};
 use crate::partition::Partition;
 use crate::records::{AssignmentRecord, LockRecord, Record};
@@ -59,6 +61,9 @@ fn lock_put(org: &OrgId, assignment: &Assignment) -> Result<PutBuilder, StoreErr
         .condition_expression("attribute_not_exists(PK)")
         .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld))
 }
+
+/// The index keys only an active assignment has (see [`assignment_record`]).
+const ACTIVE_INDEX_KEYS: [&str; 4] = [keys::GSI2PK, keys::GSI2SK, keys::GSI3PK, keys::GSI3SK];
 
 /// Scheduled jobs (reminders, reconcile) find the orgs that have assignments here.
 fn org_marker(org: &OrgId) -> Item {
@@ -126,7 +131,7 @@ impl Store {
     ) -> Result<Assignment, StoreError> {
         // An obliging assignment's rows come with their learners' compliance, which the roster
         // transactions keep (there is no room for it beside the assignment's own items).
-        let obliges = assignment.is_active && assignment.is_mandatory;
+        let obliges = assignment.obliges();
         let first_rows = if obliges { 0 } else { roster.len().min(ROSTER_ROWS_PER_TRANSACTION) };
         let (first, rest) = roster.split_at(first_rows);
         let mut created = assignment.clone();
@@ -194,7 +199,7 @@ impl Store {
         let mut locks = Vec::with_capacity(created.len());
         for IndividualAssignment { assignment, audit, row } in created {
             if assignment.assignee.assignee_type != AssigneeType::User
-                || (assignment.is_active && assignment.is_mandatory)
+                || assignment.obliges()
             {
                 return Err(StoreError::Other(format!("assignment {} is not individual and optional", assignment.id)));
             }
@@ -367,88 +372,34 @@ impl Store {
         audit: &AuditEntry,
         events: &[DomainEvent],
     ) -> Result<(), StoreError> {
-        let record = assignment_record(org, after)?;
-        let mut set = vec![
-            "deadline = :deadline",
-            "isMandatory = :mandatory",
-            "isActive = :active",
-            "version = :version",
-            "updatedAt = :updated",
-        ];
-        let mut remove = Vec::new();
-        let mut update = Update::builder()
-            .key(keys::PK, s(record.pk.as_str()))
-            .key(keys::SK, s(keys::ASSIGNMENT_SK))
-            .condition_expression("version = :expected")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .expression_attribute_values(":deadline", s(after.deadline.to_string()))
-            .expression_attribute_values(
-                ":mandatory",
-                aws_sdk_dynamodb::types::AttributeValue::Bool(after.is_mandatory),
-            )
-            .expression_attribute_values(":active", aws_sdk_dynamodb::types::AttributeValue::Bool(after.is_active))
-            .expression_attribute_values(":version", n(after.version))
-            .expression_attribute_values(
-                ":updated",
-                s(after.updated_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
-            )
-            .expression_attribute_values(":expected", n(before.version));
-        match &after.note {
-            Some(note) => {
-                set.push("note = :note");
-                update = update.expression_attribute_values(":note", s(note.as_str()));
+        let before_item = to_item(&assignment_record(org, before)?)?;
+        let after_item = to_item(&assignment_record(org, after)?)?;
+        // The patchable fields and what moves with them, as the serialised assignment has them, and the
+        // index keys that follow from them (an inactive assignment leaves the assignee and due indexes).
+        let fields = PATCHABLE_FIELDS.iter().chain(PATCH_ALSO_WRITES).chain(&ACTIVE_INDEX_KEYS);
+        let mut changes = FieldUpdate::between(&before_item, &after_item, &fields.copied().collect::<Vec<_>>());
+        if after.units_rev != before.units_rev {
+            // Relative to the stored values: a concurrent change of the tracked items (which bumps
+            // `unitsRev` too) is not undone, and the sync marker is the new `unitsRev` (operands are
+            // the old values).
+            let rev = changes.name(keys::UNITS_REV);
+            let delta = changes.value(n(after.units_rev.saturating_sub(before.units_rev)));
+            changes.set(keys::UNITS_REV, format!("{rev} + {delta}"));
+            if after.compliance_sync != before.compliance_sync && after.compliance_sync.is_some() {
+                changes.set(keys::COMPLIANCE_SYNC, format!("{rev} + {delta}"));
+                changes.remove(keys::COMPLIANCE_SYNC_AT);
             }
-            None => remove.push("note"),
         }
-        match &after.recurrence {
-            Some(r) => {
-                set.push("recurrence = :recurrence");
-                let map = std::collections::HashMap::from([
-                    ("everyMonths".to_owned(), n(r.every_months)),
-                    ("windowDays".to_owned(), n(r.window_days)),
-                ]);
-                update = update.expression_attribute_values(":recurrence", AttributeValue::M(map));
-            }
-            None => remove.push("recurrence"),
-        }
-        if after.recurrence != before.recurrence || after.obligations_differ(before) {
-            // Progress (and learners' compliance) computed under the old recurrence or rules is
-            // refused (as when tracked items change); an increment, so a concurrent change of the
-            // items is not undone.
-            set.push("unitsRev = unitsRev + :one");
-            update = update.expression_attribute_values(":one", n(1));
-        }
-        if after.obligations_differ(before) {
-            // Learners' obligations follow in `Store::sync_compliance`; until it finishes, the
-            // reconcile job finds this marker (the new `unitsRev`: operands are the old values).
-            set.push("complianceSync = unitsRev + :one");
-            // A sync of an older change that had moved is not this one's.
-            remove.push(keys::COMPLIANCE_SYNC_AT);
-        }
-        if let Some(run) = after.roster_run.filter(|run| before.roster_run != Some(*run)) {
-            // A new run takes the roster over (reactivation: it catches up off the request path).
-            set.extend(["rosterStatus = :roster", "rosterRun = :run"]);
-            update = update
-                .expression_attribute_values(":roster", s(after.roster_status.as_str()))
-                .expression_attribute_values(":run", s(run.to_string()));
-        }
-        match (&record.gsi2pk, &record.gsi2sk, &record.gsi3pk, &record.gsi3sk) {
-            (Some(g2pk), Some(g2sk), Some(g3pk), Some(g3sk)) => {
-                set.extend(["GSI2PK = :g2pk", "GSI2SK = :g2sk", "GSI3PK = :g3pk", "GSI3SK = :g3sk"]);
-                update = update
-                    .expression_attribute_values(":g2pk", s(g2pk.as_str()))
-                    .expression_attribute_values(":g2sk", s(g2sk.as_str()))
-                    .expression_attribute_values(":g3pk", s(g3pk.as_str()))
-                    .expression_attribute_values(":g3sk", s(g3sk.as_str()));
-            }
-            _ => remove.extend(["GSI2PK", "GSI2SK", "GSI3PK", "GSI3SK"]),
-        }
-        let mut expression = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
+        let update = changes.apply(
+            Update::builder()
+                .key(keys::PK, s(keys::assignment_pk(org, after.id)))
+                .key(keys::SK, s(keys::ASSIGNMENT_SK))
+                .condition_expression("version = :expected")
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .expression_attribute_values(":expected", n(before.version)),
+        );
         let mut tx = self.transaction();
-        let assignment_index = tx.update(update.update_expression(expression))?;
+        let assignment_index = tx.update(update)?;
         let lock_index = match activation {
             Activation::Unchanged => None,
             Activation::Deactivated => {
@@ -466,9 +417,8 @@ impl Store {
         };
         tx.audit(org, audit)?;
         tx.outbox(org, events)?;
-        let obliges = |a: &Assignment| i64::from(a.is_active && a.is_mandatory);
-        if obliges(after) != obliges(before) {
-            tx.obliging_assignments(org, obliges(after) - obliges(before))?;
+        if after.obliges() != before.obliges() {
+            tx.obliging_assignments(org, i64::from(after.obliges()) - i64::from(before.obliges()))?;
         }
 
         match tx.commit().await {

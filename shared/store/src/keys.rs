@@ -56,6 +56,8 @@ pub const GSI4SK: &str = "GSI4SK";
 /// On an assignment: how many of its rows are counted by date (the sum of its `due#<date>#<class>`
 /// counters, see `domain::DatedCounts`).
 pub const DATED_ROWS: &str = "datedRows";
+/// On an assignment: the revision of the rules its rows are computed under (`Assignment::units_rev`).
+pub const UNITS_REV: &str = "unitsRev";
 /// On an assignment: the `unitsRev` of a change of its obligation rules (deadline, activity, mandatory
 /// flag) not yet synced to every learner; removed once it is.
 pub const COMPLIANCE_SYNC: &str = "complianceSync";

@@ -9,6 +9,7 @@ mod assignments;
 mod audit;
 mod capacity;
 mod catalog;
+mod changes;
 mod compliance;
 mod courses;
 pub mod cursor;

@@ -238,6 +238,45 @@ async fn patches_check_version_move_indexes_and_free_the_duplicate_lock() {
     assert_eq!(actions, ["assignment.created", "assignment.deactivated", "assignment.updated", "assignment.created"]);
 }
 
+/// PATCH writes the patchable fields of the serialised assignment and nothing else: every one of
+/// them lands (the store restates none of them), and counters a progress change moved after the
+/// patch read the assignment survive it, as a whole-item put would not let them.
+#[tokio::test]
+async fn a_patch_stores_every_patchable_field_and_keeps_counters_moved_meanwhile() {
+    let (store, org) = store_and_org().await;
+    let mut a = assignment(AssigneeType::Org, org.as_str(), "xxe", in_days(10));
+    a.is_mandatory = false;
+    a.note = Some("old".into());
+    let rows = roster(&a, 3);
+    let a = store.create_assignment(&org, &a, &audit("assignment.created", "a"), &rows, &[]).await.unwrap();
+    let read = store.get_assignment(&org, a.id).await.unwrap().unwrap();
+
+    // A learner's row changes after the patch read the assignment: its counters move, not its version.
+    let before = store.progress_row(&org, a.id, rows[0].user_id).await.unwrap().unwrap();
+    let mut after = before.clone();
+    after.exemption = Some(domain::Exemption { reason: "on leave".into(), at: Utc::now(), by: "user:admin".into() });
+    store.apply_progress(&org, &read, &before, &after, today(), &store::announce_nothing).await.unwrap();
+
+    let patch = Patch {
+        deadline: Some(in_days(20)),
+        is_mandatory: Some(true),
+        note: Some(None),
+        is_active: Some(true),
+        recurrence: Some(Some(domain::Recurrence { every_months: 12, window_days: 30 })),
+    };
+    let (next, activation) = read.patched(&patch, Utc::now()).unwrap();
+    store.update_assignment(&org, &read, &next, activation, &audit("assignment.updated", "all"), &[]).await.unwrap();
+
+    let stored = store.get_assignment(&org, a.id).await.unwrap().unwrap();
+    let patched = |x: &domain::Assignment| {
+        (x.deadline, x.is_mandatory, x.note.clone(), x.is_active, x.recurrence, x.version, x.updated_at)
+    };
+    assert_eq!(patched(&stored), patched(&next));
+    assert_eq!((stored.units_rev, stored.compliance_sync), (next.units_rev, next.compliance_sync));
+    assert_ne!(stored.aggregates, read.aggregates, "the exemption's counters are still there");
+    assert!(!store.repair_counters(&org, a.id).await.unwrap(), "counters equal a recount of the rows");
+}
+
 #[tokio::test]
 async fn patching_a_missing_assignment_is_not_found() {
     let (store, org) = store_and_org().await;

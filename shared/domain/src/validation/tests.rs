@@ -133,6 +133,14 @@ fn patch_allows_only_editable_fields() {
         validate_patch(&json!({"targetId": "xxe", "note": "x"}), today()),
         Err(ValidationError::Immutable(vec!["targetId".into()]))
     );
+    // Fields fixed at creation are named as such, not as unknown (these three once were).
+    for field in ["dueInDays", "newStartersOnly", "rosterStatus"] {
+        assert_eq!(
+            validate_patch(&json!({field: 1}), today()),
+            Err(ValidationError::Immutable(vec![field.into()])),
+            "{field}"
+        );
+    }
     assert_eq!(fields(validate_patch(&json!({"colour": 1}), today()).unwrap_err()), ["colour"]);
     assert_eq!(fields(validate_patch(&json!({}), today()).unwrap_err()), ["body"]);
     assert_eq!(fields(validate_patch(&json!({"isActive": "no"}), today()).unwrap_err()), ["isActive"]);
