@@ -108,7 +108,7 @@ step "sam build: every function of template.yaml through the Makefile, as a user
 # The deploy path end to end — template, Makefile, cargo lambda, one bootstrap per function, SAM's
 # artifacts — built with Cargo.toml's deploy-check profile instead of release: release's size
 # optimisation (LTO, one codegen unit) costs a minute of linking per function and proves nothing about
-# the path. What release builds are like (zip sizes, cold starts) is the cold-start bench's (README).
+# the path. What release builds are like (zip sizes, cold starts) is the cold-start bench's (infra/bench/README.md).
 # Into a build directory of its own: .aws-sam/build, which `sam deploy` takes, never holds these.
 LAMBDA_PROFILE=deploy-check infra/sam.sh build --build-dir "$STATE/sam-build"
 for id in $(sed -n 's/^build-\([A-Za-z]*\): PACKAGE := .*/\1/p' Makefile); do

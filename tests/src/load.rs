@@ -4,7 +4,7 @@
 //! the workers are killed mid-run ([`gateway::faults`]). Every request and response is kept, and
 //! afterwards the service's promises are checked against that history and against the table.
 //!
-//! Run in full by the bench (`cargo run --release -p bench --bin load-fault-bench`, README
+//! Run in full by the bench (`cargo run --release -p bench --bin load-fault-bench`, infra/bench/README.md
 //! "Benchmarks"), and in short by the test command (`tests/tests/load_and_faults.rs`), which fails on
 //! any broken promise. The fault plan is process-wide: a run needs a process of its own.
 
@@ -171,7 +171,7 @@ impl Report {
         self.invariants.iter().filter(|i| !i.held).collect()
     }
 
-    /// The run as Markdown tables (the README's).
+    /// The run as Markdown tables (infra/bench/README.md's).
     pub fn markdown(&self) -> String {
         let mut out = String::new();
         let orgs: Vec<String> =

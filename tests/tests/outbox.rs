@@ -256,7 +256,7 @@ async fn events_committed_while_the_publisher_is_down_go_out_once_when_it_runs_a
 
     // Killed and started again: it goes on from its checkpoint, so nothing is sent twice. (Killed once
     // idle: a kill between a send and the checkpoint's write would send that batch again, which is the
-    // at-least-once the README documents, not what this checks.)
+    // at-least-once docs/events.md documents, not what this checks.)
     tokio::time::sleep(Duration::from_secs(1)).await;
     publisher.abort();
     let _ = publisher.await;

@@ -103,12 +103,14 @@ async fn the_failure_paths_log_ids_and_never_a_name_or_an_email() {
             .build()
     });
     let client = mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, [&failing]);
-    let completed = service::outbound::other(
-        "assignment.completed",
-        &org.org_id,
-        Utc::now(),
-        json!({"userId": learner.user_id, "userName": learner.name, "userEmail": learner.email}),
-    );
+    let (id, time) = (uuid::Uuid::now_v7(), Utc::now());
+    let completed = service::DomainEvent {
+        id,
+        detail_type: "assignment.completed".into(),
+        detail: json!({"userId": learner.user_id, "userName": learner.name, "userEmail": learner.email,
+                       "eventId": id, "orgId": org.org_id, "occurredAt": time}),
+        time,
+    };
     let published = events::Publisher::new(client, "bus").publish(&[completed]).await;
     assert!(published.is_err(), "the publish failed");
 

@@ -308,7 +308,7 @@ fn writers_are_limited_to_their_partitions_and_none_writes_an_api_key() {
     assert!(writers >= 10, "the template's writers were found ({writers})");
 }
 
-/// Export objects, and their old versions, expire 30 days after they were written (README).
+/// Export objects, and their old versions, expire 30 days after they were written (docs/exports-and-audit.md).
 #[test]
 fn exports_expire_after_30_days() {
     let template = template();

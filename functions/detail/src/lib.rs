@@ -45,7 +45,9 @@ async fn detail(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     body["users"] = learners
         .rows
         .iter()
-        .filter(|row| filters.status.is_none_or(|s| row.status(&a.units, a.item_count, a.deadline, call.now) == s))
+        .filter(|row| {
+            filters.status.is_none_or(|s| row.status(&a.units, a.item_count, a.deadline, call.now.date_naive()) == s)
+        })
         .map(|row| views::user_progress(row, learners.users.get(&row.user_id), a, team_names, call.now))
         .collect();
     body["nextCursor"] = learners.next.map(|key| cursors.seal(org, &listing, &key)).into();

@@ -71,7 +71,7 @@ async fn exports(call: Call<'_>, bucket: &Bucket) -> Result<Response<Body>, ApiE
         (Method::GET, Some(raw)) => {
             query::none(call.req)?;
             // A malformed id cannot exist: the same answer as a missing one.
-            let export_id = uuid::Uuid::parse_str(&raw).map_err(|_| ApiError::NotFound)?;
+            let export_id = uuid::Uuid::parse_str(&raw).map_err(|_| service::AppError::NotFound)?;
             let view = service::export::status(&call.ctx(), bucket, org, export_id, call.now).await?;
             Ok(json_response(StatusCode::OK, &export_view(&view)))
         }

@@ -3,7 +3,7 @@
 //! written to S3, the job marked ready with its audit entry and `export.ready` (see `service::export`).
 //! Off the request path, so an export of any size has the function's whole timeout.
 
-use domain::OrgId;
+use domain::event::{ExportRequested, WorkRequest};
 use exports::Bucket;
 use serde_json::{Value, json};
 use service::Ctx;
@@ -44,15 +44,17 @@ async fn take(worker: &Worker, event: Value) -> Result<Value, events::ConsumerEr
 /// Runs the export the event names; a malformed event is logged and dropped, a storage failure is
 /// returned so the queue brings it back (then parks it in its dead-letter queue).
 pub async fn handle(worker: &Worker, event: Value) -> Result<Value, events::ConsumerError> {
-    let detail = &event["detail"];
-    let org = detail["orgId"].as_str().and_then(|o| OrgId::parse(o).ok());
-    let export_id = detail["exportId"].as_str().and_then(|i| uuid::Uuid::parse_str(i).ok());
-    let (Some(org), Some(export_id)) = (org, export_id) else {
-        tracing::warn!(
-            event_id = event["id"].as_str().unwrap_or_default(),
-            "dropping an export request without org or export id"
-        );
-        return Ok(json!({"dropped": "no orgId or exportId"}));
+    let (org, export_id) = match WorkRequest::<ExportRequested>::of(&event["detail"]) {
+        Ok(WorkRequest { org_id, request }) => (org_id, request.export_id),
+        Err(reason) => {
+            let reason = reason.to_string();
+            tracing::warn!(
+                event_id = event["id"].as_str().unwrap_or_default(),
+                reason,
+                "dropping a malformed export request"
+            );
+            return Ok(json!({"dropped": reason}));
+        }
     };
     let ctx = Ctx::new(&worker.store, worker.clock.as_ref());
     match events::consumer::outcome(service::export::run(&ctx, &worker.bucket, &org, export_id).await)? {

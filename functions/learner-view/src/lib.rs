@@ -19,7 +19,7 @@ async fn learner_view(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     if call.principal.role == Role::Learner && user != call.principal.user_id {
         return Err(ApiError::Forbidden("learners can only read their own assignments"));
     }
-    let user = user.ok_or(ApiError::NotFound)?;
+    let user = user.ok_or(service::AppError::NotFound)?;
     let params: query::CursorOnly = query::parse(call.req)?;
     let listing = format!("learner:{user}");
     let cursors = call.cursors().await?;

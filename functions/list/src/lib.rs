@@ -46,7 +46,7 @@ async fn list(call: Call<'_>) -> Result<Response<Body>, ApiError> {
         overdue_on: params.overdue.filter(|o| *o).map(|_| call.now.date_naive()),
         expired_on: params.expired.filter(|e| *e).map(|_| call.now.date_naive()),
     };
-    let page = call.app.store.list_assignments(org, &filter, limit, start).await?;
+    let page = service::reads::list_assignments(&call.ctx(), org, &filter, limit, start).await?;
     let items: Vec<_> = page.items.iter().map(|a| views::assignment(a, call.now)).collect();
     let next = page.next.map(|key| cursors.seal(org, LISTING, &key));
     Ok(http::list_response(call.req, items, next))

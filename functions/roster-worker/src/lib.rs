@@ -6,7 +6,8 @@
 //! - `assignment.compliance_sync_requested` → the next share of a rule change's compliance sync, page by
 //!   page, then `complianceSync: synced` (see `service::compliance::sync_share`).
 
-use domain::{AssignmentId, OrgId};
+use domain::OrgId;
+use domain::event::{ComplianceSyncRequested, Event, ParseError, RosterRequested, WorkRequest};
 use serde_json::{Value, json};
 use service::compliance::ShareSize;
 use service::roster_build::PAGES_PER_RUN;
@@ -42,32 +43,27 @@ async fn take(worker: &Worker, event: Value) -> Result<Value, events::ConsumerEr
 /// returned so the queue brings it back (then parks it in its dead-letter queue).
 pub async fn handle(consumer: &events::Consumer, event: Value) -> Result<Value, events::ConsumerError> {
     let detail = &event["detail"];
-    let org = detail["orgId"].as_str().and_then(|o| OrgId::parse(o).ok());
-    let id = detail["assignmentId"].as_str().and_then(|i| AssignmentId::parse(i).ok());
-    let (Some(org), Some(id)) = (org, id) else {
-        tracing::warn!(
-            event_id = event["id"].as_str().unwrap_or_default(),
-            "dropping a roster request without org or assignment id"
-        );
-        return Ok(json!({"dropped": "no orgId or assignmentId"}));
-    };
-    if event["detail-type"] == "assignment.compliance_sync_requested" {
-        return sync(consumer, &org, id, detail).await;
+    if event["detail-type"] == ComplianceSyncRequested::DETAIL_TYPE {
+        return match WorkRequest::<ComplianceSyncRequested>::of(detail) {
+            Ok(WorkRequest { org_id, request }) => sync(consumer, &org_id, request).await,
+            Err(reason) => Ok(malformed(&event, "compliance sync", reason)),
+        };
     }
-    let from = match service::roster_build::Position::of_request(&org, detail) {
+    // Any other request is a roster run's (as an operator's, which may name no detail type).
+    let (org, request) = match WorkRequest::<RosterRequested>::of(detail) {
+        Ok(WorkRequest { org_id, request }) => (org_id, request),
+        Err(reason) => return Ok(malformed(&event, "roster", reason)),
+    };
+    let id = request.assignment_id;
+    let from = match service::roster_build::Position::of(&org, &request.from) {
         Ok(from) => from,
         Err(reason) => {
             tracing::warn!(assignment_id = %id, reason, "dropping a malformed roster request");
             return Ok(json!({"dropped": reason}));
         }
     };
-    // Every request names its run; one that does not would go on regardless of the run that may.
-    let Some(run) = detail["run"].as_str().and_then(|r| uuid::Uuid::parse_str(r).ok()) else {
-        tracing::warn!(assignment_id = %id, "dropping a roster request without its run");
-        return Ok(json!({"dropped": "no run"}));
-    };
     let ctx = consumer.ctx();
-    let built = service::roster_build::build(&ctx, &org, id, from, PAGES_PER_RUN, Some(run));
+    let built = service::roster_build::build(&ctx, &org, id, from, PAGES_PER_RUN, Some(request.run));
     match events::consumer::outcome(built.await)? {
         Ok(run) => Ok(json!({"assignmentId": id, "rows": run.rows, "complete": run.complete})),
         Err(reason) => {
@@ -77,16 +73,23 @@ pub async fn handle(consumer: &events::Consumer, event: Value) -> Result<Value, 
     }
 }
 
+/// The answer to a request whose detail is not its type's (logged without quoting it).
+fn malformed(event: &Value, what: &str, reason: ParseError) -> Value {
+    let reason = reason.to_string();
+    tracing::warn!(event_id = event["id"].as_str().unwrap_or_default(), what, reason, "dropping a malformed request");
+    json!({"dropped": reason})
+}
+
 /// The next share of a compliance sync, from where the last one stopped.
 async fn sync(
     consumer: &events::Consumer,
     org: &OrgId,
-    id: AssignmentId,
-    detail: &Value,
+    request: ComplianceSyncRequested,
 ) -> Result<Value, events::ConsumerError> {
-    let from = match &detail["resume"] {
-        Value::Null => None,
-        point => match store::PageKey::resume_at(org, point) {
+    let id = request.assignment_id;
+    let from = match &request.resume {
+        None => None,
+        Some(point) => match store::PageKey::resume_at(org, point) {
             Ok(key) => Some(key),
             Err(_) => {
                 tracing::warn!(assignment_id = %id, "dropping a compliance sync request whose resume point is not the org's");
@@ -94,14 +97,9 @@ async fn sync(
             }
         },
     };
-    // Every request names the change it syncs; one that does not could not tell a newer change's.
-    let Some(rev) = detail["rev"].as_u64() else {
-        tracing::warn!(assignment_id = %id, "dropping a compliance sync request without its change");
-        return Ok(json!({"dropped": "no rev"}));
-    };
     let ctx = consumer.ctx();
     let now = ctx.now(org);
-    let share = service::compliance::sync_share(&ctx, org, id, Some(rev), from, ShareSize::WORKER, now);
+    let share = service::compliance::sync_share(&ctx, org, id, Some(request.rev), from, ShareSize::WORKER, now);
     match events::consumer::outcome(share.await)? {
         Ok(share) => Ok(json!({"assignmentId": id, "changed": share.changed, "synced": share.done})),
         Err(reason) => {

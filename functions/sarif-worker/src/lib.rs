@@ -8,7 +8,7 @@
 //! and does nothing.
 
 use domain::{SarifUpload, UploadStatus};
-use scans::{IntakeError, UploadBucket};
+use sarif_intake::{IntakeError, UploadBucket};
 use serde_json::{Value, json};
 use service::{Actor, AppError, Ctx};
 use store::Store;
@@ -51,7 +51,7 @@ pub async fn handle(worker: &Worker, event: Value) -> Result<Value, events::Cons
 
 async fn ingest_object(worker: &Worker, key: &str) -> Result<Value, events::ConsumerError> {
     // Our keys need no URL-encoding, so a key that is ours reads the same either way.
-    let Some((org, upload_id)) = scans::parse_upload_key(key) else {
+    let Some((org, upload_id)) = sarif_intake::parse_upload_key(key) else {
         tracing::warn!(key, "ignoring an object that is not a SARIF upload");
         return Ok(json!({"key": key, "skipped": "not an upload's key"}));
     };
@@ -62,7 +62,8 @@ async fn ingest_object(worker: &Worker, key: &str) -> Result<Value, events::Cons
     if upload.status != UploadStatus::Pending {
         return Ok(json!({"key": key, "skipped": "already ingested"}));
     }
-    let findings = match worker.bucket.read(key, upload.bytes).await.and_then(|bytes| scans::read_upload(&bytes)) {
+    let findings = match worker.bucket.read(key, upload.bytes).await.and_then(|bytes| sarif_intake::read_upload(&bytes))
+    {
         Ok(findings) => findings,
         Err(IntakeError::Storage(e)) => return Err(events::ConsumerError::Unavailable(e)),
         Err(refused) => return fail(worker, &org, upload, refused.to_string()).await,

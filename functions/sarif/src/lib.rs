@@ -1,6 +1,6 @@
 //! Code-scanning results in (`service::sarif`). Scope `sarif:ingest` (a CI key's; admins' sessions hold it).
 //! - `POST /sarif`: a SARIF 2.1.0 log (JSON, or `Content-Encoding: gzip`) of at most
-//!   [`scans::MAX_REQUEST_BYTES`] as sent, about the commit the `X-Source`, `X-Repo`, `X-Branch`,
+//!   [`sarif_intake::MAX_REQUEST_BYTES`] as sent, about the commit the `X-Source`, `X-Repo`, `X-Branch`,
 //!   `X-Commit-Sha` and `X-Commit-Author-Email` headers name → `200` with the ingestion (a re-post of
 //!   the repository and commit within 24 hours: the first one's, `Idempotent-Replayed: true`);
 //!   larger → `413` naming the uploads route;
@@ -14,7 +14,7 @@ use api::http::{self, BASE_PATH, json_response};
 use api::{ApiError, App, Call, auth, query, views};
 use domain::{SarifUpload, Scan, UploadStatus};
 use lambda_http::{Body, Response};
-use scans::{IntakeError, UploadBucket};
+use sarif_intake::{IntakeError, UploadBucket};
 use serde_json::{Value, json};
 
 /// What this function builds once per container: the API's context and the uploads bucket.
@@ -82,14 +82,14 @@ const UPLOADS: &str = "/sarif/uploads";
 async fn ingest(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
     let scan = scan_of(call)?;
     let body = http::body_bytes(call.req);
-    if body.len() > scans::MAX_REQUEST_BYTES {
+    if body.len() > sarif_intake::MAX_REQUEST_BYTES {
         return Err(ApiError::PayloadTooLarge {
             what: "the request body",
-            limit: scans::MAX_REQUEST_BYTES,
+            limit: sarif_intake::MAX_REQUEST_BYTES,
             alternative: Some(UPLOADS),
         });
     }
-    let findings = scans::read_request(body, http::header(call.req, "content-encoding")).map_err(invalid)?;
+    let findings = sarif_intake::read_request(body, http::header(call.req, "content-encoding")).map_err(invalid)?;
     let view = |a: &domain::Assignment| json!(views::assignment(a, call.now));
     let ingested =
         service::sarif::ingest(&call.ctx(), &call.principal.org, &scan, &findings, &call.actor(), &view).await?;
@@ -101,10 +101,10 @@ async fn ingest(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
 }
 
 // The refusal below and OpenAPI's `maximum` of the header state this number.
-const _: () = assert!(scans::MAX_UPLOAD_BYTES == 104_857_600);
+const _: () = assert!(sarif_intake::MAX_UPLOAD_BYTES == 104_857_600);
 
 /// The log's size the client declares (`X-Upload-Bytes`): decimal digits only (as `Content-Length`),
-/// from 1 to [`scans::MAX_UPLOAD_BYTES`] (the header's `maximum` in OpenAPI: larger, however many
+/// from 1 to [`sarif_intake::MAX_UPLOAD_BYTES`] (the header's `maximum` in OpenAPI: larger, however many
 /// digits, is `400` as every value outside its schema).
 fn declared_bytes(call: &Call<'_>) -> Result<u64, ApiError> {
     const HEADER: &str = "X-Upload-Bytes";
@@ -117,7 +117,7 @@ fn declared_bytes(call: &Call<'_>) -> Result<u64, ApiError> {
     if raw.trim_start_matches('0').is_empty() {
         return Err(ApiError::field(HEADER, "must be at least 1"));
     }
-    if bytes > scans::MAX_UPLOAD_BYTES {
+    if bytes > sarif_intake::MAX_UPLOAD_BYTES {
         return Err(ApiError::field(HEADER, "must be at most 104857600 (100 MiB): no larger log is taken"));
     }
     Ok(bytes)
@@ -146,12 +146,12 @@ async fn start_upload(call: &Call<'_>, bucket: &UploadBucket) -> Result<Response
     let url = bucket.upload_url(org, upload.upload_id, bytes).await.map_err(invalid)?;
     call.app.store.put_sarif_upload(org, &upload).await?;
     let location = format!("{BASE_PATH}/sarif/uploads/{}", upload.upload_id);
-    let expires_at = call.now + chrono::Duration::from_std(scans::UPLOAD_URL_TTL).unwrap_or_default();
+    let expires_at = call.now + chrono::Duration::from_std(sarif_intake::UPLOAD_URL_TTL).unwrap_or_default();
     let mut body = view(&upload);
     body["uploadUrl"] = json!(url);
     body["method"] = json!("PUT");
     body["expiresAt"] = json!(expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-    body["maxBytes"] = json!(scans::MAX_UPLOAD_BYTES);
+    body["maxBytes"] = json!(sarif_intake::MAX_UPLOAD_BYTES);
     let mut response = json_response(StatusCode::CREATED, &body);
     if let Ok(location) = location.parse() {
         response.headers_mut().insert("location", location);
@@ -160,10 +160,10 @@ async fn start_upload(call: &Call<'_>, bucket: &UploadBucket) -> Result<Response
 }
 
 async fn upload_status(call: &Call<'_>, id: &str) -> Result<Response<Body>, ApiError> {
-    let id = uuid::Uuid::parse_str(id).map_err(|_| ApiError::NotFound)?;
-    let upload = call.app.store.sarif_upload(&call.principal.org, id).await?.ok_or(ApiError::NotFound)?;
+    let id = uuid::Uuid::parse_str(id).map_err(|_| service::AppError::NotFound)?;
+    let upload = call.app.store.sarif_upload(&call.principal.org, id).await?.ok_or(service::AppError::NotFound)?;
     let mut body = view(&upload);
-    let given_up = chrono::Duration::from_std(scans::UPLOAD_GIVEN_UP_AFTER).unwrap_or_default();
+    let given_up = chrono::Duration::from_std(sarif_intake::UPLOAD_GIVEN_UP_AFTER).unwrap_or_default();
     if upload.status == UploadStatus::Pending && call.now > upload.created_at + given_up {
         body["status"] = json!("expired");
         body["failure"] = json!("no log was ingested: the upload URL expired unused, or the log could not be read");

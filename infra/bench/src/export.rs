@@ -6,7 +6,7 @@
 //! 1,000,000), then exports each `progress` pack in a fresh child process and prints rows, bytes,
 //! parts, rows/second and the child's peak resident memory (VmHWM), each size against the first. The
 //! child runs with the export worker's plain environment variables from `template.yaml` (its
-//! allocator setting). Run it with the local stack's environment (see README "Benchmarks").
+//! allocator setting). Run it with the local stack's environment (infra/bench/README.md).
 #![allow(
     clippy::disallowed_methods,
     reason = "benchmarks date their data by the real time, as a client would; the code under test reads its context's clock"

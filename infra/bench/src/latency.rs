@@ -12,7 +12,7 @@
 //!
 //! The calls each side made are recorded (an SDK interceptor) and printed, so the comparison is of
 //! the same calls. `BENCH_ROUNDS` (default 300) rounds after 30 to warm up; medians and 90th
-//! percentiles, and their ratios. Run it with the local stack's environment (README "Benchmarks").
+//! percentiles, and their ratios. Run it with the local stack's environment (infra/bench/README.md).
 #![allow(
     clippy::disallowed_methods,
     reason = "benchmarks date their data by the real time, as a client would; the code under test reads its context's clock"

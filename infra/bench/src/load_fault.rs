@@ -1,4 +1,4 @@
-//! The load-and-fault run in full (`testkit::load`): prints its tables for the README and exits
+//! The load-and-fault run in full (`testkit::load`): prints its tables for infra/bench/README.md and exits
 //! non-zero if any promise was broken. Run against the local stack:
 //! `source <stack>/stack.env && cargo run --release -p bench --bin load-fault-bench`.
 

@@ -4,7 +4,7 @@
 //! `sarif-bench [results…]` writes CodeQL-shaped logs (rules in a query pack's extension with CWE
 //! tags; each result with a message, a location and a 6-step code flow, as path queries write them) of
 //! each size (by default 1,000 and 25,000 results, the most a log may hold), plain and gzip, then reads
-//! each in a fresh child process — as `scans` reads an upload (streaming into `Findings`) and, for
+//! each in a fresh child process — as `sarif_intake` reads an upload (streaming into `Findings`) and, for
 //! comparison, as a whole-document `serde_json::Value` — and prints the time and the child's peak
 //! resident memory (VmHWM, which includes the file's bytes both ways), with ratios from the same run.
 
@@ -64,7 +64,7 @@ fn read(way: &str, file: &Path) {
     let started = Instant::now();
     let (results, cwes) = match way {
         "streaming" => {
-            let findings = scans::read_upload(&bytes).unwrap_or_else(|e| panic!("{e}"));
+            let findings = sarif_intake::read_upload(&bytes).unwrap_or_else(|e| panic!("{e}"));
             (findings.results, findings.cwes.len())
         }
         _ => {

@@ -8,7 +8,7 @@
 //! `GET /assignments/{id}` says `rosterStatus: complete` —
 //! the roster worker's runs chained through the outbox, the table's stream and the bus, as deployed.
 //! Then it counts the rows in the table (each learner once: nothing missing, nothing twice) and
-//! prints rows per second. Run it with the local stack's environment (README "Benchmarks").
+//! prints rows per second. Run it with the local stack's environment (infra/bench/README.md).
 #![allow(
     clippy::disallowed_methods,
     reason = "benchmarks date their data by the real time, as a client would; the code under test reads its context's clock"

@@ -182,7 +182,7 @@ impl Intercept for Injector {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         cfg.interceptor_state().unset::<Injected>();
-        if crate::iam::current_function().is_none() {
+        if crate::running::current_function().is_none() {
             return Ok(());
         }
         let Some(service) = cfg.load::<Metadata>().map(|m| m.service().to_ascii_lowercase()) else { return Ok(()) };

@@ -11,7 +11,6 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::future::Future;
 use std::io::Write;
 use std::sync::{Mutex, OnceLock};
 
@@ -26,20 +25,8 @@ use serde::{Deserialize, Serialize};
 /// Environment variable naming the folder the uses are written to.
 pub const RECORD_DIR_VAR: &str = "IAM_RECORD_DIR";
 
-tokio::task_local! {
-    static FUNCTION: &'static str;
-}
-
-/// Runs `work` as the function `logical_id` of the template: AWS calls it makes are recorded as that
-/// function's.
-pub async fn as_function<F: Future>(logical_id: &'static str, work: F) -> F::Output {
-    FUNCTION.scope(logical_id, work).await
-}
-
-/// The function whose code is running, if any (not the harness's own calls).
-pub(crate) fn current_function() -> Option<&'static str> {
-    FUNCTION.try_with(|f| *f).ok()
-}
+pub use crate::running::as_function;
+use crate::running::current_function;
 
 /// One permission a function used.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -125,7 +112,7 @@ impl Intercept for Recorder {
         context: &BeforeSerializationInterceptorContextRef<'_>,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let Ok(function) = FUNCTION.try_with(|f| *f) else { return Ok(()) };
+        let Some(function) = current_function() else { return Ok(()) };
         let operation = cfg.load::<Metadata>().map(|m| format!("{}:{}", m.service(), m.name()));
         let uses = permissions(context.input())
             .unwrap_or_else(|| vec![(format!("unknown:{}", operation.unwrap_or_default()), "*".to_owned(), None)]);

@@ -11,6 +11,7 @@ pub mod concurrency;
 pub mod faults;
 pub mod iam;
 pub mod queue;
+mod running;
 pub mod schedule;
 pub mod seed;
 pub mod stream;
@@ -243,7 +244,8 @@ impl Gateway {
         let clocks = clock::TestClocks::shared();
         app.clock = clocks.clone();
         let consumer = events::Consumer { store: app.store.clone(), clock: clocks.clone() };
-        let uploads = || scans::UploadBucket::with_client(bucket.client.clone()).map_err(GatewayError::Environment);
+        let uploads =
+            || sarif_intake::UploadBucket::with_client(bucket.client.clone()).map_err(GatewayError::Environment);
         let intake = sarif_fn::Intake { app: app.clone(), bucket: uploads()? };
         let sarif_worker =
             sarif_worker_fn::Worker { store: app.store.clone(), bucket: uploads()?, clock: clocks.clone() };

@@ -2,7 +2,8 @@
 //! read-only API key, and session tokens — the `orgs` part of `.local/env.json`.
 
 use chrono::{DateTime, Duration, Utc};
-use domain::{ApiKey, Catalog, CourseId, OrgId, Role, TeamId, UserId};
+use domain::{ApiKey, Catalog, CourseId, Event, OrgId, Role, TeamId, UserId};
+use events::platform;
 use serde::Serialize;
 use store::{Store, StoreError};
 
@@ -187,7 +188,7 @@ impl PlatformEvent {
 pub fn user_created(org: &OrgId, user: &SeededUser, at: DateTime<Utc>) -> PlatformEvent {
     PlatformEvent {
         source: "platform.users",
-        detail_type: "user.created",
+        detail_type: platform::UserCreated::DETAIL_TYPE,
         detail: serde_json::json!({"orgId": org.as_str(), "userId": user.user_id, "name": user.name,
             "email": user.email, "role": user.role.as_str(), "occurredAt": at}),
     }
@@ -196,7 +197,7 @@ pub fn user_created(org: &OrgId, user: &SeededUser, at: DateTime<Utc>) -> Platfo
 pub fn member_event(added: bool, org: &OrgId, team: &SeededTeam, user: UserId, at: DateTime<Utc>) -> PlatformEvent {
     PlatformEvent {
         source: "platform.teams",
-        detail_type: if added { "team.member_added" } else { "team.member_removed" },
+        detail_type: if added { platform::MemberAdded::DETAIL_TYPE } else { platform::MemberRemoved::DETAIL_TYPE },
         detail: serde_json::json!({"orgId": org.as_str(), "teamId": team.team_id, "teamName": team.name,
             "userId": user, "occurredAt": at}),
     }
@@ -212,7 +213,7 @@ pub fn challenge_completed(
 ) -> PlatformEvent {
     PlatformEvent {
         source: "platform.training",
-        detail_type: "challenge.completed",
+        detail_type: platform::ChallengeCompleted::DETAIL_TYPE,
         detail: serde_json::json!({"orgId": org.as_str(), "userId": user, "topicId": topic,
             "challengeIndex": index, "score": score, "completedAt": at}),
     }
@@ -302,7 +303,7 @@ pub async fn seed_org(
     let course_name = "Secure Payments Onboarding";
     platform_events.push(PlatformEvent {
         source: "platform.content",
-        detail_type: "custom_course.updated",
+        detail_type: platform::CustomCourseUpdated::DETAIL_TYPE,
         detail: serde_json::json!({"orgId": org_id.as_str(), "courseId": course_id, "name": course_name,
             "isActive": true, "occurredAt": now, "items": [
                 {"itemType": "topic", "itemId": "sql-injection", "orderIndex": 1},

@@ -4,10 +4,11 @@ use http::{HeaderValue, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::Value;
-use service::Actor;
+use service::{Actor, AppError};
 
 use crate::app::App;
 use crate::auth::Principal;
+pub use crate::base::BASE_PATH;
 use crate::problem::ApiError;
 
 /// Largest request body accepted.
@@ -17,7 +18,6 @@ pub const MAX_LIMIT: usize = 200;
 /// Most items a v1 list (assignments, a learner's assignments) answers without `limit`: v1 returns
 /// "everything"; past this many, the rest is behind `Link: <…>; rel="next"`.
 pub const MAX_UNPAGED: usize = 1_000;
-pub const BASE_PATH: &str = "/api/public/v1";
 
 /// One authenticated call.
 pub struct Call<'a> {
@@ -34,7 +34,7 @@ impl Call<'_> {
     pub async fn cursors(&self) -> Result<store::CursorCodec, ApiError> {
         let versions = self.app.auth.secret().versions().await.map_err(|error| {
             tracing::error!(%error, "cursors cannot be sealed or opened");
-            ApiError::Unavailable
+            AppError::Unavailable(error.to_string())
         })?;
         Ok(versions.cursors())
     }
@@ -169,12 +169,14 @@ pub fn path_param(req: &Request, name: &str) -> Option<String> {
 
 /// The `{id}` of an assignment's path. A malformed id cannot exist: the same answer as a missing one.
 pub fn assignment_id(req: &Request) -> Result<domain::AssignmentId, ApiError> {
-    path_param(req, "id").and_then(|raw| domain::AssignmentId::parse(&raw).ok()).ok_or(ApiError::NotFound)
+    path_param(req, "id")
+        .and_then(|raw| domain::AssignmentId::parse(&raw).ok())
+        .ok_or(ApiError::App(AppError::NotFound))
 }
 
 /// The `{userId}` of a learner's path under an assignment; malformed is not found, as above.
 pub fn learner_id(req: &Request) -> Result<domain::UserId, ApiError> {
-    path_param(req, "userId").and_then(|raw| domain::UserId::parse(&raw).ok()).ok_or(ApiError::NotFound)
+    path_param(req, "userId").and_then(|raw| domain::UserId::parse(&raw).ok()).ok_or(ApiError::App(AppError::NotFound))
 }
 
 /// Whether the route is one learner's under an assignment (`/assignments/{id}/users/{userId}`).

@@ -39,7 +39,7 @@ pub fn assignment(a: &Assignment, now: DateTime<Utc>) -> Value {
         created_by: &a.created_by,
         updated_at: a.updated_at,
         version: a.version,
-        progress: a.aggregates.summary(a.item_count, a.deadline, now),
+        progress: a.aggregates.summary(a.item_count, a.deadline, now.date_naive()),
     })
 }
 
@@ -101,7 +101,7 @@ struct Standing<'a> {
 impl<'a> Standing<'a> {
     fn of(row: &'a ProgressRow, a: &Assignment, team_names: &'a HashMap<TeamId, String>, now: DateTime<Utc>) -> Self {
         Standing {
-            status: row.status(&a.units, a.item_count, a.deadline, now),
+            status: row.status(&a.units, a.item_count, a.deadline, now.date_naive()),
             due_on: row.due_on(a.deadline),
             completed_items: row.completed_tracked(&a.units),
             total_items: a.item_count,

@@ -10,12 +10,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::progress::is_past_deadline;
+use crate::deadline::has_passed;
 
 /// A progress row's class for counting; independent of the clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -210,7 +210,7 @@ impl Aggregates {
 
     /// The API's progress block as of `now`: incomplete rows are overdue once their due date has
     /// passed — the assignment's `deadline`, or their own date (see [`DatedCounts`]).
-    pub fn summary(&self, item_count: u32, deadline: NaiveDate, now: DateTime<Utc>) -> ProgressSummary {
+    pub fn summary(&self, item_count: u32, deadline: NaiveDate, today: NaiveDate) -> ProgressSummary {
         let total = self.total_users.max(0) as u64;
         let mut completed = self.completed_users.max(0) as u64;
         let dated_of = |wanted: RowClass| -> i64 {
@@ -220,7 +220,7 @@ impl Aggregates {
         let mut in_progress = (self.in_progress_users - dated_of(RowClass::InProgress)).max(0) as u64;
         let mut overdue = 0;
         let mut expired = 0;
-        if is_past_deadline(deadline, now) {
+        if has_passed(deadline, today) {
             overdue = in_progress + not_started;
             in_progress = 0;
             not_started = 0;
@@ -228,12 +228,12 @@ impl Aggregates {
         for ((date, class), count) in &self.dated.0 {
             let count = (*count).max(0) as u64;
             match class {
-                RowClass::Completed if is_past_deadline(*date, now) => {
+                RowClass::Completed if has_passed(*date, today) => {
                     expired += count;
                     completed = completed.saturating_sub(count);
                 }
                 RowClass::Completed => {}
-                _ if is_past_deadline(*date, now) => overdue += count,
+                _ if has_passed(*date, today) => overdue += count,
                 RowClass::NotStarted => not_started += count,
                 _ => in_progress += count,
             }

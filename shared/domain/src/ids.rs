@@ -16,8 +16,12 @@ pub enum IdError {
     BadSlug,
 }
 
-/// The tenant. Only the auth layer creates one from a verified principal; storage keys of tenant
-/// data are built from it and nothing else.
+/// The tenant: storage keys of tenant data are built from it and nothing else. [`OrgId::parse`] only
+/// checks the shape (so no key delimiter gets in). *Which* org a piece of work acts for comes only from
+/// the verified principal of a request (`api::auth`), a consumed event's own org (`events::platform`),
+/// or what the service itself wrote with an org it had from one of those: its workers' and jobs'
+/// messages, the table's org markers, an upload's object key it signed. Nothing takes an org id from a
+/// request's body, path or query; those are the only callers of [`OrgId::parse`] outside tests.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct OrgId(String);

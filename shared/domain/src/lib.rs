@@ -7,10 +7,11 @@ pub mod aggregates;
 pub mod assignment;
 pub mod catalog;
 pub mod compliance;
+pub mod deadline;
 pub mod directory;
+pub mod event;
 pub mod export;
 pub mod ids;
-pub mod outbound;
 pub mod preview;
 pub mod progress;
 pub mod recurrence;
@@ -31,12 +32,10 @@ pub use compliance::{
     ComplianceRollup, ComplianceTransition, LearnerCompliance, LearnerFigures, Obligation, RollupFigures, Standing,
 };
 pub use directory::{ApiKey, AuditEntry, CustomCourse, Team, TeamChange, User, UserChange, UserFacets};
+pub use event::{DomainEvent, Event, Lane};
 pub use export::{ExportJob, ExportStatus};
 pub use ids::{AssignmentId, CourseId, IdError, OrgId, Slug, TeamId, UserId, canonical_uuid};
-pub use outbound::{DomainEvent, Lane};
-pub use progress::{
-    CompletedItem, Completion, Exemption, LearnerPatch, ProgressRow, Source, UserStatus, is_past_deadline,
-};
+pub use progress::{CompletedItem, Completion, Exemption, LearnerPatch, ProgressRow, Source, UserStatus};
 pub use recurrence::{Cycle, Recurrence};
 pub use scan::{SarifUpload, Scan, ScanError, UploadStatus};
 pub use vocabulary::{AssigneeType, ContentArea, Role, TargetType, Wire};

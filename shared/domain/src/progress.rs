@@ -8,13 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::aggregates::{RowClass, RowContribution};
 use crate::catalog::{TrackedItem, TrackedUnit, tracks};
 use crate::ids::{AssignmentId, TeamId, UserId};
+pub use crate::recurrence::CompletedItem;
 use crate::recurrence::{CompletionLog, Cycle};
-use crate::skew;
-
-/// An assignee is overdue only once their due day has ended in UTC.
-pub fn is_past_deadline(deadline: NaiveDate, now: DateTime<Utc>) -> bool {
-    now.date_naive() > deadline
-}
+use crate::{deadline, skew};
 
 /// The per-user status shown by the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -31,13 +27,14 @@ pub enum UserStatus {
 }
 
 impl UserStatus {
-    /// The status of a row of `class` due on `due_on` (its own date or the assignment's deadline).
-    pub fn of(class: RowClass, due_on: NaiveDate, now: DateTime<Utc>) -> Self {
+    /// The status on `today` of a row of `class` due on `due_on` (its own date or the assignment's
+    /// deadline).
+    pub fn of(class: RowClass, due_on: NaiveDate, today: NaiveDate) -> Self {
         match class {
             RowClass::Removed => UserStatus::Removed,
             RowClass::Exempt => UserStatus::Exempt,
             RowClass::Completed => UserStatus::Completed,
-            _ if is_past_deadline(due_on, now) => UserStatus::Overdue,
+            _ if deadline::has_passed(due_on, today) => UserStatus::Overdue,
             RowClass::InProgress => UserStatus::InProgress,
             RowClass::NotStarted => UserStatus::NotStarted,
         }
@@ -89,27 +86,6 @@ pub struct LearnerPatch {
     pub due_on: Option<Option<NaiveDate>>,
     /// `Some(Some(reason))` exempts; `Some(None)` lifts an exemption.
     pub exempt: Option<Option<String>>,
-}
-
-/// One completed tracked item: best score and first completion time.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CompletedItem {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub score: Option<f64>,
-    pub completed_at: DateTime<Utc>,
-}
-
-impl CompletedItem {
-    /// Takes in another completion of the same item: the earliest time and the best score are kept,
-    /// so any order of the same completions gives the same result.
-    pub fn absorb(&mut self, at: DateTime<Utc>, score: Option<f64>) {
-        self.completed_at = self.completed_at.min(at);
-        self.score = match (self.score, score) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-    }
 }
 
 /// A learner's row on an assignment. Rows are never deleted: leaving scope sets `removed_at`.
@@ -368,18 +344,12 @@ impl ProgressRow {
         RowContribution { class, completed_items: self.completed_tracked(units), due_on }
     }
 
-    pub fn status(
-        &self,
-        units: &[TrackedUnit],
-        item_count: u32,
-        deadline: NaiveDate,
-        now: DateTime<Utc>,
-    ) -> UserStatus {
+    pub fn status(&self, units: &[TrackedUnit], item_count: u32, deadline: NaiveDate, today: NaiveDate) -> UserStatus {
         let class = self.class(units, item_count);
-        if class == RowClass::Completed && self.expires_on().is_some_and(|day| is_past_deadline(day, now)) {
+        if class == RowClass::Completed && self.expires_on().is_some_and(|day| deadline::has_passed(day, today)) {
             return UserStatus::Expired;
         }
-        UserStatus::of(class, self.due_on(deadline), now)
+        UserStatus::of(class, self.due_on(deadline), today)
     }
 
     /// Fraction of tracked items done, 0..=1.
@@ -401,6 +371,8 @@ impl ProgressRow {
         (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64)
     }
 }
+
+mod recurring;
 
 #[cfg(test)]
 mod tests;

@@ -19,7 +19,27 @@ use chrono::{DateTime, Days, Months, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{TrackedItem, TrackedUnit, tracks};
-use crate::progress::{CompletedItem, ProgressRow};
+
+/// One completed tracked item: best score and first completion time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompletedItem {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    pub completed_at: DateTime<Utc>,
+}
+
+impl CompletedItem {
+    /// Takes in another completion of the same item: the earliest time and the best score are kept,
+    /// so any order of the same completions gives the same result.
+    pub fn absorb(&mut self, at: DateTime<Utc>, score: Option<f64>) {
+        self.completed_at = self.completed_at.min(at);
+        self.score = match (self.score, score) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
 
 /// Longest and shortest validity, in months, and the longest window, in days.
 pub const MAX_EVERY_MONTHS: u32 = 36;
@@ -203,74 +223,6 @@ pub fn compact(log: &mut CompletionLog, derived: &Derived, log_from: Option<Naiv
     from
 }
 
-/// A recurring assignment's rows: their cycles, derived from their log.
-impl ProgressRow {
-    /// [`ProgressRow::record_completion`] on a recurring assignment: the completion joins the log and
-    /// the cycles are derived again (order-free, idempotent). Returns whether the row changed.
-    pub fn record_recurring_completion(
-        &mut self,
-        item: &TrackedItem,
-        score: Option<f64>,
-        at: DateTime<Utc>,
-        units: &[TrackedUnit],
-        item_count: u32,
-        recurrence: Recurrence,
-    ) -> bool {
-        self.take_completion(item, at, units, |row| {
-            log_completion(&mut row.log, item, score, at);
-            row.recertify(units, item_count, recurrence);
-        })
-    }
-
-    /// Re-derives completion after the assignment's tracked items or recurrence changed.
-    pub fn refresh(&mut self, units: &[TrackedUnit], item_count: u32, recurrence: Option<Recurrence>) {
-        match recurrence {
-            Some(recurrence) => self.recertify(units, item_count, recurrence),
-            None => {
-                // No longer recurring: each item's first completion and best score, as a one-off
-                // assignment keeps them (merged with what it recorded since); the cycles stay as history.
-                for (key, entries) in &self.log {
-                    for entry in entries {
-                        let kept = self.completed.entry(key.clone()).or_insert_with(|| entry.clone());
-                        kept.absorb(entry.completed_at, entry.score);
-                    }
-                }
-                (self.valid_until, self.window_opens_on) = (None, None);
-                self.refresh_completion(units, item_count);
-            }
-        }
-    }
-
-    fn recertify(&mut self, units: &[TrackedUnit], item_count: u32, recurrence: Recurrence) {
-        // Completions recorded while the assignment was not recurring (before it became so, or between
-        // two recurring spells) join the log; items the log has already come from it.
-        for (key, item) in &self.completed {
-            let in_log = self.log_from.is_none_or(|from| item.completed_at.date_naive() >= from);
-            if in_log && !self.log.contains_key(key) {
-                self.log.insert(key.clone(), vec![item.clone()]);
-            }
-        }
-        // Cycles closed before the log's start stay as they were derived.
-        let closed = match self.log_from {
-            Some(from) => self.cycles.iter().filter(|c| c.completed_at.date_naive() < from).cloned().collect(),
-            None => Vec::new(),
-        };
-        let derived = derive_since(&self.log, units, item_count, recurrence, closed, self.log_from);
-        self.log_from = compact(&mut self.log, &derived, self.log_from);
-        self.completed = derived.current;
-        self.cycles = derived.cycles;
-        let last = self.cycles.last();
-        self.completed_at = last.map(|c| c.completed_at);
-        self.valid_until = last.map(|c| c.valid_until);
-        self.window_opens_on = derived.current_from.filter(|_| last.is_some());
-    }
-
-    /// The day a recertified learner's completion lapses (an extension can only move it later).
-    pub fn expires_on(&self) -> Option<NaiveDate> {
-        self.valid_until.map(|valid| self.extended_to.map_or(valid, |extended| extended.max(valid)))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,7 +302,7 @@ mod tests {
     #[test]
     fn a_compacted_log_derives_what_the_whole_log_derives_and_stays_bounded() {
         use crate::ids::{AssignmentId, UserId};
-        use crate::progress::Source;
+        use crate::progress::{ProgressRow, Source};
         for recurrence in [YEARLY, Recurrence { every_months: 1, window_days: 7 }] {
             let mut seed: u64 = 42;
             let mut next = |bound: u64| {

@@ -3,24 +3,31 @@
 
 use chrono::NaiveDate;
 
+use crate::deadline;
+use crate::event::{DueSoon, Event, Overdue};
+
 /// One reminder due on a given day. `key` identifies it per (assignment, learner): each is sent once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reminder {
+    /// [`DueSoon`]'s or [`Overdue`]'s.
     pub detail_type: &'static str,
     /// Days before the deadline (due soon) or after it (overdue).
     pub days: i64,
     pub key: String,
 }
 
-/// The reminder an incomplete, in-scope learner gets on `today` for `deadline`, if any.
-pub fn reminder_on(deadline: NaiveDate, today: NaiveDate) -> Option<Reminder> {
-    let until = (deadline - today).num_days();
+/// The reminder an incomplete, in-scope learner gets on `today` for `due_on`, if any: due soon 7 and 1
+/// days before it, overdue on its first overdue day ([`deadline`]) and weekly after.
+pub fn reminder_on(due_on: NaiveDate, today: NaiveDate) -> Option<Reminder> {
+    let until = (due_on - today).num_days();
     if until == 7 || until == 1 {
-        return Some(Reminder { detail_type: "assignment.due_soon", days: until, key: format!("due_soon-{until}") });
+        return Some(Reminder { detail_type: DueSoon::DETAIL_TYPE, days: until, key: format!("due_soon-{until}") });
     }
-    let after = -until;
-    (after >= 1 && (after - 1) % 7 == 0).then(|| Reminder {
-        detail_type: "assignment.overdue",
+    let overdue_for = deadline::days_since_passed(due_on, today);
+    // `days` counts from the due day itself, as v1's reminders say "1 day overdue" on the first.
+    let after = overdue_for + 1;
+    (overdue_for >= 0 && overdue_for % 7 == 0).then(|| Reminder {
+        detail_type: Overdue::DETAIL_TYPE,
         days: after,
         key: format!("overdue-{after}"),
     })

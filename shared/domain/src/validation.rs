@@ -22,7 +22,6 @@ pub const MAX_DUE_IN_DAYS: u32 = 365;
 /// of thousands of junk keys cannot make an error response of thousands of entries.
 pub const MAX_REPORTED_UNKNOWN: usize = 10;
 
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
     pub field: String,

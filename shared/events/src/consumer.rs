@@ -152,7 +152,7 @@ pub const PARKED_QUEUE_URL_VAR: &str = "PARKED_EVENTS_QUEUE_URL";
 /// The platform-event consumers' context: the [`Consumer`], and the queue (`ParkedEventsQueue`) an
 /// event is parked in, whole and with its reason, when it changed nothing because it is dated ahead of
 /// the clock — kept, not dropped: an event from a producer whose clock was off can be sent again
-/// (README, "Parked events").
+/// (docs/events.md, "Parked events").
 #[derive(Debug, Clone)]
 pub struct PlatformConsumer {
     pub consumer: Consumer,

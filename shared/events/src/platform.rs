@@ -2,6 +2,7 @@
 //! validated types. Anything that does not parse is a poison event: the consumer logs and drops it.
 
 use chrono::{DateTime, Utc};
+use domain::Event;
 use domain::skew::MAX_CLOCK_AHEAD;
 use domain::{CourseId, CustomCourseItem, OrgId, Role, Slug, TeamId, TrackedItem, UserId};
 use serde::Deserialize;
@@ -65,77 +66,165 @@ pub enum EventKind {
     },
 }
 
-#[derive(Deserialize)]
+// The platform's events, one type per detail type (the detail's fields this service reads; `orgId`,
+// which every detail carries, is read first).
+
+/// `user.created`: a user joined the org.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct UserDetail {
-    user_id: String,
-    name: String,
-    email: String,
-    role: Role,
+pub struct UserCreated {
+    pub user_id: String,
+    pub name: String,
+    pub email: String,
+    pub role: Role,
+    /// Their team; absent, `null` or empty for none.
     #[serde(default)]
-    team_id: Option<String>,
-    #[serde(default)]
-    previous_team_id: Option<String>,
-    occurred_at: DateTime<Utc>,
+    pub team_id: Option<String>,
+    pub occurred_at: DateTime<Utc>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct UserRef {
-    user_id: String,
-    occurred_at: DateTime<Utc>,
+impl Event for UserCreated {
+    const DETAIL_TYPE: &'static str = "user.created";
 }
 
-#[derive(Deserialize)]
+/// `user.updated`: a user's profile, role or team changed.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct MemberDetail {
-    team_id: String,
+pub struct UserUpdated {
+    pub user_id: String,
+    pub name: String,
+    pub email: String,
+    pub role: Role,
+    /// Their team now; absent, `null` or empty for none.
     #[serde(default)]
-    team_name: Option<String>,
-    user_id: String,
-    occurred_at: DateTime<Utc>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TeamDetail {
-    team_id: String,
+    pub team_id: Option<String>,
+    /// Their team before, when the change moved them.
     #[serde(default)]
-    name: Option<String>,
-    occurred_at: DateTime<Utc>,
+    pub previous_team_id: Option<String>,
+    pub occurred_at: DateTime<Utc>,
 }
 
-#[derive(Deserialize)]
+impl Event for UserUpdated {
+    const DETAIL_TYPE: &'static str = "user.updated";
+}
+
+/// `user.deactivated`: a user left the org.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ChallengeCompleted {
-    user_id: String,
-    topic_id: String,
-    challenge_index: u16,
+pub struct UserDeactivated {
+    pub user_id: String,
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl Event for UserDeactivated {
+    const DETAIL_TYPE: &'static str = "user.deactivated";
+}
+
+/// `team.member_added`: a user joined a team.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberAdded {
+    pub team_id: String,
     #[serde(default)]
-    score: Option<f64>,
-    completed_at: DateTime<Utc>,
+    pub team_name: Option<String>,
+    pub user_id: String,
+    pub occurred_at: DateTime<Utc>,
 }
 
-#[derive(Deserialize)]
+impl Event for MemberAdded {
+    const DETAIL_TYPE: &'static str = "team.member_added";
+}
+
+/// `team.member_removed`: a user left a team.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ScenarioCompleted {
-    user_id: String,
-    scenario_id: String,
+pub struct MemberRemoved {
+    pub team_id: String,
     #[serde(default)]
-    score: Option<f64>,
-    completed_at: DateTime<Utc>,
+    pub team_name: Option<String>,
+    pub user_id: String,
+    pub occurred_at: DateTime<Utc>,
 }
 
-#[derive(Deserialize)]
+impl Event for MemberRemoved {
+    const DETAIL_TYPE: &'static str = "team.member_removed";
+}
+
+/// `team.renamed`: a team's new name (an event without one is refused).
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct CourseDetail {
-    course_id: String,
-    name: String,
-    is_active: bool,
-    items: Vec<CustomCourseItem>,
+pub struct TeamRenamed {
+    pub team_id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl Event for TeamRenamed {
+    const DETAIL_TYPE: &'static str = "team.renamed";
+}
+
+/// `team.deleted`: a team is gone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamDeleted {
+    pub team_id: String,
+    /// Its name, if given (not kept).
+    #[serde(default)]
+    pub name: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl Event for TeamDeleted {
+    const DETAIL_TYPE: &'static str = "team.deleted";
+}
+
+/// `challenge.completed`: a user completed a challenge of a topic.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChallengeCompleted {
+    pub user_id: String,
+    pub topic_id: String,
+    pub challenge_index: u16,
+    #[serde(default)]
+    pub score: Option<f64>,
+    pub completed_at: DateTime<Utc>,
+}
+
+impl Event for ChallengeCompleted {
+    const DETAIL_TYPE: &'static str = "challenge.completed";
+}
+
+/// `scenario.completed`: a user completed a scenario.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScenarioCompleted {
+    pub user_id: String,
+    pub scenario_id: String,
+    #[serde(default)]
+    pub score: Option<f64>,
+    pub completed_at: DateTime<Utc>,
+}
+
+impl Event for ScenarioCompleted {
+    const DETAIL_TYPE: &'static str = "scenario.completed";
+}
+
+/// `custom_course.updated`: a custom course was created or changed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomCourseUpdated {
+    pub course_id: String,
+    pub name: String,
+    pub is_active: bool,
+    pub items: Vec<CustomCourseItem>,
     /// Not in the v1 detail; the envelope's `time` stands in when absent.
     #[serde(default)]
-    occurred_at: Option<DateTime<Utc>>,
+    pub occurred_at: Option<DateTime<Utc>>,
+}
+
+impl Event for CustomCourseUpdated {
+    const DETAIL_TYPE: &'static str = "custom_course.updated";
 }
 
 /// Longest user, team or course name kept; longer names are cut (they are only shown).
@@ -149,23 +238,20 @@ pub const MAX_SCORE: f64 = 100.0;
 
 /// `detail-type`s each source may send; used by the parser and mirrored by the template's rules.
 pub const DETAIL_TYPES: &[(&str, &[&str])] = &[
-    ("platform.users", &["user.created", "user.updated", "user.deactivated"]),
-    ("platform.teams", &["team.member_added", "team.member_removed", "team.renamed", "team.deleted"]),
-    ("platform.training", &["challenge.completed", "scenario.completed"]),
-    ("platform.content", &["custom_course.updated"]),
+    ("platform.users", &[UserCreated::DETAIL_TYPE, UserUpdated::DETAIL_TYPE, UserDeactivated::DETAIL_TYPE]),
+    (
+        "platform.teams",
+        &[MemberAdded::DETAIL_TYPE, MemberRemoved::DETAIL_TYPE, TeamRenamed::DETAIL_TYPE, TeamDeleted::DETAIL_TYPE],
+    ),
+    ("platform.training", &[ChallengeCompleted::DETAIL_TYPE, ScenarioCompleted::DETAIL_TYPE]),
+    ("platform.content", &[CustomCourseUpdated::DETAIL_TYPE]),
 ];
 
 /// The detail as `T`. The reason given for a detail that does not fit never quotes a value from it
 /// (serde's messages do: `invalid type: string "ada@example.com"`), so poison events can be logged
 /// without personal data; a missing field is named.
 fn detail<T: serde::de::DeserializeOwned>(detail: &Value) -> Result<T, String> {
-    serde_json::from_value(detail.clone()).map_err(|e| {
-        let message = e.to_string();
-        match message.strip_prefix("missing field ") {
-            Some(field) if !field.contains('"') => format!("detail is missing the field {field}"),
-            _ => "a detail field has the wrong type or value".to_owned(),
-        }
-    })
+    domain::event::fields(detail).map_err(|e| e.to_string())
 }
 
 /// A display name, cut to [`MAX_NAME_CHARS`] characters.
@@ -202,55 +288,60 @@ pub fn parse(event: &Value) -> Result<PlatformEvent, String> {
     let org = OrgId::parse(org).map_err(|e| format!("orgId {e}"))?;
     let detail_type = event.get("detail-type").and_then(Value::as_str).unwrap_or_default();
     let (occurred_at, kind) = match detail_type {
-        "user.created" | "user.updated" => {
-            let u: UserDetail = detail(d)?;
+        UserCreated::DETAIL_TYPE => {
+            let u: UserCreated = detail(d)?;
             let (user, team) = (user(&u.user_id)?, optional_team(u.team_id.as_deref())?);
             let (name, email) = (name(u.name), email(u.email)?);
-            let kind = if detail_type == "user.created" {
-                EventKind::UserCreated { user, name, email, role: u.role, team }
-            } else {
-                let previous_team = optional_team(u.previous_team_id.as_deref())?;
-                EventKind::UserUpdated { user, name, email, role: u.role, team, previous_team }
-            };
-            (u.occurred_at, kind)
+            (u.occurred_at, EventKind::UserCreated { user, name, email, role: u.role, team })
         }
-        "user.deactivated" => {
-            let u: UserRef = detail(d)?;
+        UserUpdated::DETAIL_TYPE => {
+            let u: UserUpdated = detail(d)?;
+            let (user, team) = (user(&u.user_id)?, optional_team(u.team_id.as_deref())?);
+            let (name, email) = (name(u.name), email(u.email)?);
+            let previous_team = optional_team(u.previous_team_id.as_deref())?;
+            (u.occurred_at, EventKind::UserUpdated { user, name, email, role: u.role, team, previous_team })
+        }
+        UserDeactivated::DETAIL_TYPE => {
+            let u: UserDeactivated = detail(d)?;
             (u.occurred_at, EventKind::UserDeactivated { user: user(&u.user_id)? })
         }
-        "team.member_added" | "team.member_removed" => {
-            let m: MemberDetail = detail(d)?;
+        MemberAdded::DETAIL_TYPE => {
+            let m: MemberAdded = detail(d)?;
             let (team, user, team_name) = (team(&m.team_id)?, user(&m.user_id)?, m.team_name.map(name));
-            let kind = if detail_type == "team.member_added" {
-                EventKind::MemberAdded { team, team_name, user }
-            } else {
-                EventKind::MemberRemoved { team, team_name, user }
-            };
-            (m.occurred_at, kind)
+            (m.occurred_at, EventKind::MemberAdded { team, team_name, user })
         }
-        "team.renamed" => {
-            let t: TeamDetail = detail(d)?;
-            let name = t.name.filter(|n| !n.trim().is_empty()).map(name).ok_or("team.renamed without a name")?;
+        MemberRemoved::DETAIL_TYPE => {
+            let m: MemberRemoved = detail(d)?;
+            let (team, user, team_name) = (team(&m.team_id)?, user(&m.user_id)?, m.team_name.map(name));
+            (m.occurred_at, EventKind::MemberRemoved { team, team_name, user })
+        }
+        TeamRenamed::DETAIL_TYPE => {
+            let t: TeamRenamed = detail(d)?;
+            let name = t
+                .name
+                .filter(|n| !n.trim().is_empty())
+                .map(name)
+                .ok_or_else(|| format!("{} without a name", TeamRenamed::DETAIL_TYPE))?;
             (t.occurred_at, EventKind::TeamRenamed { team: team(&t.team_id)?, name })
         }
-        "team.deleted" => {
-            let t: TeamDetail = detail(d)?;
+        TeamDeleted::DETAIL_TYPE => {
+            let t: TeamDeleted = detail(d)?;
             (t.occurred_at, EventKind::TeamDeleted { team: team(&t.team_id)? })
         }
-        "challenge.completed" => {
+        ChallengeCompleted::DETAIL_TYPE => {
             let c: ChallengeCompleted = detail(d)?;
             let topic_id = Slug::parse(&c.topic_id).map_err(|e| format!("topicId {e}"))?;
             let item = TrackedItem::Challenge { topic_id, index: c.challenge_index };
             (c.completed_at, EventKind::Completed { user: user(&c.user_id)?, item, score: score(c.score)? })
         }
-        "scenario.completed" => {
+        ScenarioCompleted::DETAIL_TYPE => {
             let c: ScenarioCompleted = detail(d)?;
             let scenario_id = Slug::parse(&c.scenario_id).map_err(|e| format!("scenarioId {e}"))?;
             let item = TrackedItem::Scenario { scenario_id };
             (c.completed_at, EventKind::Completed { user: user(&c.user_id)?, item, score: score(c.score)? })
         }
-        "custom_course.updated" => {
-            let c: CourseDetail = detail(d)?;
+        CustomCourseUpdated::DETAIL_TYPE => {
+            let c: CustomCourseUpdated = detail(d)?;
             let at = match c.occurred_at {
                 Some(at) => at,
                 None => event
@@ -258,7 +349,9 @@ pub fn parse(event: &Value) -> Result<PlatformEvent, String> {
                     .and_then(Value::as_str)
                     .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                     .map(|t| t.with_timezone(&Utc))
-                    .ok_or("custom_course.updated without occurredAt or envelope time")?,
+                    .ok_or_else(|| {
+                        format!("{} without occurredAt or envelope time", CustomCourseUpdated::DETAIL_TYPE)
+                    })?,
             };
             let course = CourseId::parse(&c.course_id).map_err(|e| format!("courseId {e}"))?;
             if c.items.len() > MAX_COURSE_ITEMS {

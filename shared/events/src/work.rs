@@ -7,7 +7,7 @@
 //! A message is the request in EventBridge's shape (`id`, `source`, `detail-type`, `time`, `detail`),
 //! which is also what an operator's direct invocation of a worker gives it.
 
-use domain::{DomainEvent, Lane, OrgId};
+use domain::{DomainEvent, Lane};
 use serde_json::{Value, json};
 use service::lanes::Admission;
 use service::outbound::SOURCE;
@@ -52,7 +52,7 @@ impl WorkQueues {
     pub async fn send(&self, requests: &[(Lane, &DomainEvent)]) -> Result<(), ConsumerError> {
         let ctx = self.lanes.ctx();
         for (lane, request) in requests {
-            let Some(org) = request.detail["orgId"].as_str().and_then(|o| OrgId::parse(o).ok()) else {
+            let Some(org) = domain::event::org_of(&request.detail) else {
                 tracing::error!(event_id = %request.id, "a work request without its org: dropped");
                 continue;
             };
@@ -129,7 +129,7 @@ where
                 continue;
             }
         };
-        let org = request["detail"]["orgId"].as_str().and_then(|o| OrgId::parse(o).ok());
+        let org = domain::event::org_of(&request["detail"]);
         let id = request["id"].as_str().and_then(|i| uuid::Uuid::parse_str(i).ok());
         let holder = match (&org, id) {
             (Some(org), Some(id)) => match service::lanes::begin(ctx, org, lane, id).await {

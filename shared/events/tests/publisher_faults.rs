@@ -13,11 +13,17 @@ use chrono::Utc;
 use domain::OrgId;
 use events::Publisher;
 use serde_json::json;
-use service::{DomainEvent, outbound};
+use service::DomainEvent;
 
 fn events(n: usize) -> Vec<DomainEvent> {
     let org = OrgId::parse("acme").unwrap();
-    (0..n).map(|i| outbound::other("export.ready", &org, Utc::now(), json!({"n": i}))).collect()
+    (0..n)
+        .map(|i| {
+            let (id, time) = (uuid::Uuid::now_v7(), Utc::now());
+            let detail = json!({"n": i, "eventId": id, "orgId": org, "occurredAt": time});
+            DomainEvent { id, detail_type: "export.ready".into(), detail, time }
+        })
+        .collect()
 }
 
 fn ok(id: &str) -> PutEventsResultEntry {

@@ -1,5 +1,5 @@
 //! How many DynamoDB requests one consumed event costs, counted by the store's request counter
-//! (ReturnConsumedCapacity on every call) against DynamoDB Local. Printed for the README and pinned
+//! (ReturnConsumedCapacity on every call) against DynamoDB Local. Printed for docs/events.md and pinned
 //! here so a change that adds round trips shows up in review.
 #![allow(
     clippy::disallowed_methods,

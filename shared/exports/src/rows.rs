@@ -196,7 +196,7 @@ fn ratio(x: f64) -> String {
 
 /// One `assignments` row, in [`ASSIGNMENT_COLUMNS`] order, every cell [neutralised](neutralise).
 pub fn assignment_record(a: &Assignment, now: DateTime<Utc>) -> Vec<String> {
-    let p = a.aggregates.summary(a.item_count, a.deadline, now);
+    let p = a.aggregates.summary(a.item_count, a.deadline, now.date_naive());
     let row = AssignmentCells { a, p };
     ASSIGNMENT_TABLE.iter().map(|(_, cell)| neutralise(cell(&row))).collect()
 }
@@ -233,7 +233,7 @@ pub fn compliance_record(
 }
 
 fn status(a: &Assignment, row: &ProgressRow, now: DateTime<Utc>) -> String {
-    serde_json::to_value(row.status(&a.units, a.item_count, a.deadline, now))
+    serde_json::to_value(row.status(&a.units, a.item_count, a.deadline, now.date_naive()))
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use domain::event::{ComplianceChanged, ComplianceSyncRequested, Learner};
 use domain::{ComplianceTransition, LearnerCompliance, LearnerFigures, OrgId, RollupFigures, TeamId, User};
-use serde_json::json;
 use store::{LearnerFilter, Page, PageKey, Store, StoreError};
 
 use crate::outbound::{self, DomainEvent};
@@ -202,24 +202,18 @@ pub fn sync_requested(
     from: Option<&PageKey>,
     at: DateTime<Utc>,
 ) -> DomainEvent {
-    let resume = from.map_or(serde_json::Value::Null, PageKey::resume_point);
-    outbound::other(
-        "assignment.compliance_sync_requested",
-        org,
-        at,
-        serde_json::json!({"assignmentId": id, "rev": rev, "resume": resume}),
-    )
+    let resume = from.map(PageKey::resume_point);
+    outbound::event(org, at, &ComplianceSyncRequested { assignment_id: id, rev, resume })
 }
 
 /// `compliance.changed`: a learner became compliant or non-compliant.
 pub(crate) fn changed(org: &OrgId, t: &ComplianceTransition, profile: Option<&User>, at: DateTime<Utc>) -> DomainEvent {
-    let detail = json!({
-        "userId": t.user_id,
-        "userName": profile.map(|u| u.name.as_str()),
-        "userEmail": profile.map(|u| u.email.as_str()),
-        "teamId": t.team_id,
-        "compliant": t.compliant,
-        "nonCompliantSince": t.since,
-    });
-    outbound::other("compliance.changed", org, at, detail)
+    let detail = ComplianceChanged {
+        // The name and email as projected (an empty one stays empty).
+        learner: Learner::projected(t.user_id, profile),
+        team_id: t.team_id,
+        compliant: t.compliant,
+        non_compliant_since: t.since,
+    };
+    outbound::event(org, at, &detail)
 }

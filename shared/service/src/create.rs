@@ -121,7 +121,7 @@ pub async fn create(
         events.push(crate::roster_build::requested(org, id, &from, run, actor.now));
     }
     let audit = created_audit(actor, &assignment, view(&assignment), rows.len());
-    events.insert(0, outbound::assignment_changed("assignment.created", org, &assignment, &actor.id, actor.now));
+    events.insert(0, outbound::created(org, &assignment, &actor.id, actor.now));
     let created = store.create_assignment_answering(org, &assignment, &audit, &rows, &events, completes).await?;
     tracing::info!(assignment_id = %id, learners = rows.len(), roster = assignment.roster_status.as_str(), "assignment created");
     Ok(created)

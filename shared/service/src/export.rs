@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use domain::event::{ExportReady, ExportRequested};
 use domain::{ExportJob, ExportStatus, OrgId};
 use exports::{Bucket, ExportError, ExportKind};
 use serde_json::json;
@@ -39,8 +40,7 @@ pub async fn request(ctx: &Ctx<'_>, org: &OrgId, kind: ExportKind, actor: &Actor
         actor_role: actor.role,
         request_id: actor.request_id.clone(),
     };
-    let requested =
-        outbound::other("export.requested", org, actor.now, json!({"exportId": export_id, "kind": job.kind}));
+    let requested = outbound::event(org, actor.now, &ExportRequested { export_id, kind: job.kind.clone() });
     if !ctx.store.request_export(org, &job, &[requested]).await? {
         let limit = store::EXPORT_SLOTS;
         return Err(AppError::TooManyRunningExports { running: limit, limit });
@@ -75,8 +75,13 @@ pub async fn run(ctx: &Ctx<'_>, bucket: &Bucket, org: &OrgId, export_id: uuid::U
     match exports::export(store, &bucket.client, &bucket.name, org, kind, &job.key, job.created_at).await {
         Ok(exported) => {
             let now = ctx.now(org);
-            let summary = json!({"exportId": export_id, "kind": job.kind, "rowCount": exported.rows,
-                                 "bytes": exported.bytes, "key": job.key});
+            let ready = ExportReady {
+                export_id,
+                kind: job.kind.clone(),
+                row_count: exported.rows,
+                bytes: exported.bytes,
+                key: job.key.clone(),
+            };
             let actor = Actor {
                 id: job.actor_id.clone(),
                 email: job.actor_email.clone(),
@@ -85,8 +90,9 @@ pub async fn run(ctx: &Ctx<'_>, bucket: &Bucket, org: &OrgId, export_id: uuid::U
                 now,
             };
             let label = format!("{} export", job.kind);
-            let audit = actor.audit("assignment.exported", ("export", export_id.to_string(), label), summary.clone());
-            let event = outbound::other("export.ready", org, now, summary);
+            // The audit entry's metadata is the event's detail (without its id, org and time).
+            let audit = actor.audit("assignment.exported", ("export", export_id.to_string(), label), json!(ready));
+            let event = outbound::event(org, now, &ready);
             tracing::info!(export_id = %export_id, kind = job.kind, rows = exported.rows, bytes = exported.bytes, parts = exported.parts, "export written");
             finish(ctx, org, job.ready(exported.rows, exported.bytes, now), Some(&audit), &[event]).await
         }

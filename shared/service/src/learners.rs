@@ -2,6 +2,7 @@
 //! exemption with its reason. Optimistic concurrency on the row's revision, the audit entry in the
 //! same transaction as the row, the counters and `assignment.user_updated`.
 
+use domain::event::LearnerOverride;
 use domain::{AssignmentId, LearnerPatch, OrgId, User, UserId};
 use serde_json::json;
 use store::retry::Retry;
@@ -35,11 +36,11 @@ pub async fn change(
             return learner_with_names(store, org, assignment, row).await;
         };
         next.revision = row.revision + 1;
-        let before = row.override_snapshot(assignment.deadline);
+        let before = LearnerOverride::of(&row, assignment.deadline);
         let audit = actor.audit(
             "assignment.user_updated",
             ("assignment", id.to_string(), assignment.target_title.clone()),
-            json!({"userId": user, "before": before, "after": next.override_snapshot(assignment.deadline)}),
+            json!({"userId": user, "before": before, "after": LearnerOverride::of(&next, assignment.deadline)}),
         );
         let announce = |written: &Written<'_>, profile: Option<&User>| {
             let Written::Row(change) = written else { return Vec::new() };

@@ -1,44 +1,52 @@
 //! Domain events this service publishes (source `assignments`), shaped for a webhook dispatcher: each
-//! detail names the org, the event's own id and time, and a self-contained assignment summary.
+//! detail names the org, the event's own id and time, and a self-contained assignment summary. Each
+//! event's type (its detail's shape and its detail type) is in [`domain::event`]; this module makes
+//! them, under new ids, from what the use cases have at hand.
 
 use chrono::{DateTime, Utc};
-use domain::{Assignment, OrgId, ProgressRow, User, UserId};
-use serde_json::{Value, json};
+use domain::event::{
+    AssignmentCompleted, AssignmentCreated, AssignmentDeactivated, AssignmentReactivated, AssignmentSnapshot,
+    AssignmentUpdated, Event, Learner, LearnerOverride, UserAdded, UserUpdated,
+};
+use domain::{Activation, Assignment, OrgId, ProgressRow, User, UserId};
+use serde::Serialize;
 use store::Written;
 
 pub const SOURCE: &str = "assignments";
 
 pub use domain::DomainEvent;
 
-/// What a webhook consumer needs to know about an assignment: its [`domain::AssignmentSummary`].
-pub fn summary(a: &Assignment) -> Value {
-    json!(a.summary())
+/// `detail` as an event of `org` made at `at`, under a new id (the type's [`domain::event::Detail`]:
+/// with the event's id, the org and the time).
+pub fn event<E: Event + Serialize>(org: &OrgId, at: DateTime<Utc>, detail: &E) -> DomainEvent {
+    DomainEvent::new(uuid::Uuid::now_v7(), org, at, detail)
 }
 
-fn event(detail_type: &'static str, org: &OrgId, at: DateTime<Utc>, mut detail: Value) -> DomainEvent {
-    let id = uuid::Uuid::now_v7();
-    if let Some(obj) = detail.as_object_mut() {
-        obj.insert("eventId".into(), json!(id));
-        obj.insert("orgId".into(), json!(org.as_str()));
-        obj.insert("occurredAt".into(), json!(at));
-    }
-    DomainEvent { id, detail_type: detail_type.to_owned(), detail, time: at }
+/// `assignment.created` after an admin's (or an ingestion's) create.
+pub fn created(org: &OrgId, a: &Assignment, actor: &str, at: DateTime<Utc>) -> DomainEvent {
+    event(org, at, &AssignmentCreated { assignment: a.into(), actor_id: actor.to_owned() })
 }
 
-/// `assignment.created`, `.updated`, `.deactivated` or `.reactivated` after an admin's change.
+/// `assignment.updated`, `.deactivated` or `.reactivated` (as `activation` says) after an admin's
+/// change.
 pub fn assignment_changed(
-    detail_type: &'static str,
+    activation: Activation,
     org: &OrgId,
     a: &Assignment,
     actor: &str,
     at: DateTime<Utc>,
 ) -> DomainEvent {
-    event(detail_type, org, at, json!({"assignment": summary(a), "actorId": actor}))
+    let (assignment, actor_id) = (AssignmentSnapshot::from(a), actor.to_owned());
+    match activation {
+        Activation::Deactivated => event(org, at, &AssignmentDeactivated { assignment, actor_id }),
+        Activation::Reactivated => event(org, at, &AssignmentReactivated { assignment, actor_id }),
+        Activation::Unchanged => event(org, at, &AssignmentUpdated { assignment, actor_id }),
+    }
 }
 
 /// `assignment.user_added`: a learner came into the assignment's scope after it was created.
 pub fn user_added(org: &OrgId, a: &Assignment, user: UserId, profile: Option<&User>, at: DateTime<Utc>) -> DomainEvent {
-    event("assignment.user_added", org, at, with_user(json!({"assignment": summary(a)}), user, profile))
+    event(org, at, &UserAdded { assignment: a.into(), learner: Learner::known(user, profile) })
 }
 
 /// `assignment.completed`: one learner reached 100 %.
@@ -49,8 +57,8 @@ pub fn completed(
     profile: Option<&User>,
     completed_at: DateTime<Utc>,
 ) -> DomainEvent {
-    let detail = with_user(json!({"assignment": summary(a), "completedAt": completed_at}), user, profile);
-    event("assignment.completed", org, completed_at, detail)
+    let detail = AssignmentCompleted { assignment: a.into(), completed_at, learner: Learner::known(user, profile) };
+    event(org, completed_at, &detail)
 }
 
 /// `assignment.user_updated`: an admin extended or exempted one learner (`before`/`after` as in the
@@ -61,26 +69,17 @@ pub fn user_updated(
     row: &ProgressRow,
     profile: Option<&User>,
     actor: &str,
-    before: Value,
+    before: LearnerOverride,
     at: DateTime<Utc>,
 ) -> DomainEvent {
-    let detail = json!({
-        "assignment": summary(a),
-        "actorId": actor,
-        "before": before,
-        "after": row.override_snapshot(a.deadline),
-    });
-    event("assignment.user_updated", org, at, with_user(detail, row.user_id, profile))
-}
-
-/// The learner's name and email as projected; `null` while unknown (a team event about a user can
-/// arrive before the event that creates the user).
-fn with_user(mut detail: Value, user: UserId, profile: Option<&User>) -> Value {
-    let known = |field: fn(&User) -> &str| profile.map(field).filter(|v| !v.is_empty());
-    detail["userId"] = json!(user);
-    detail["userName"] = json!(known(|u| u.name.as_str()));
-    detail["userEmail"] = json!(known(|u| u.email.as_str()));
-    detail
+    let detail = UserUpdated {
+        assignment: a.into(),
+        actor_id: actor.to_owned(),
+        before,
+        after: LearnerOverride::of(row, a.deadline),
+        learner: Learner::known(row.user_id, profile),
+    };
+    event(org, at, &detail)
 }
 
 /// `compliance.changed` when `written` changes the learner's compliance (the store records it as
@@ -128,9 +127,4 @@ pub(crate) fn row_events<'a>(
         events.extend(compliance_changed(org, written, profile, now));
         events
     }
-}
-
-/// Any other event (reminders, exports): `detail` is completed with the id, org and time.
-pub fn other(detail_type: &'static str, org: &OrgId, at: DateTime<Utc>, detail: Value) -> DomainEvent {
-    event(detail_type, org, at, detail)
 }

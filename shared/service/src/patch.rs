@@ -72,7 +72,7 @@ pub async fn change(
             next.roster_run = Some(run);
             events.push(requested(org, id, &Position::start(mode), run, actor.now));
         }
-        events.insert(0, outbound::assignment_changed(action, org, &next, &actor.id, actor.now));
+        events.insert(0, outbound::assignment_changed(activation, org, &next, &actor.id, actor.now));
         match store.update_assignment(org, &current, &next, activation, &audit, &events).await {
             Ok(()) => {
                 // The learners' obligations follow the new rules: a share here (a roster of up to two

@@ -3,10 +3,47 @@
 
 use std::collections::HashMap;
 
-use domain::{Assignment, AssignmentId, OrgId, ProgressRow, Source, TeamId, User, UserId};
-use store::{Page, PageKey, Store, StoreError};
+use domain::{Assignment, AssignmentId, AuditEntry, OrgId, ProgressRow, Source, TeamId, User, UserId};
+use store::{AssignmentFilter, AuditFilter, Page, PageKey, Store, StoreError};
 
 use crate::{AppError, Ctx};
+
+/// The org's assignments, newest first, filtered, up to `limit`. The `overdue` and `expired` filters
+/// keep an assignment when its summary on their date counts someone overdue or expired (the store's
+/// query reads a superset of them).
+pub async fn list_assignments(
+    ctx: &Ctx<'_>,
+    org: &OrgId,
+    filter: &AssignmentFilter,
+    limit: usize,
+    start: Option<PageKey>,
+) -> Result<Page<Assignment>, AppError> {
+    let mut page = ctx.store.list_assignments(org, filter, limit, start).await?;
+    let summary_on = |a: &Assignment, today| a.aggregates.summary(a.item_count, a.deadline, today);
+    if let Some(today) = filter.overdue_on {
+        page.items.retain(|a| summary_on(a, today).overdue_users > 0);
+    }
+    if let Some(today) = filter.expired_on {
+        page.items.retain(|a| summary_on(a, today).expired_users > 0);
+    }
+    Ok(page)
+}
+
+/// A page of the org's audit log, newest first, filtered by action, actor and a time range.
+pub async fn audit_log(
+    ctx: &Ctx<'_>,
+    org: &OrgId,
+    filter: &AuditFilter,
+    limit: usize,
+    start: Option<PageKey>,
+) -> Result<Page<AuditEntry>, AppError> {
+    if let (Some(from), Some(to)) = (filter.from, filter.to)
+        && from > to
+    {
+        return Err(AppError::InvalidField { field: "from", message: "must not be after `to`" });
+    }
+    Ok(ctx.store.audit_page(org, filter, limit, start).await?)
+}
 
 /// A page of an assignment's learners.
 #[derive(Debug)]

@@ -13,10 +13,10 @@
 //! row their membership event wrote.
 
 use chrono::{DateTime, Utc};
+use domain::event::{RosterFrom, RosterRequested};
 use domain::{AssigneeType, Assignment, AssignmentId, OrgId, RosterStatus, Source, TeamId};
 use futures::{StreamExt, TryStreamExt};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use store::retry::Retry;
 use store::{PageKey, StoreError};
 
@@ -38,27 +38,9 @@ const PAGE: usize = 96;
 /// (its lane's hold, `lanes::QUEUED_HOLD`, 6 hours), and its retries (five, a minute apart).
 pub const STOPPED_AFTER: chrono::Duration = chrono::Duration::hours(12);
 
-/// What a run does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// A new roster: members without a row get one (which takes the completions they logged).
-    Build,
-    /// The reconcile job: members without a row join, removed members in scope return, rows of people
-    /// no longer in scope leave, rows derived under other items are derived again.
-    Repair,
-    /// [`Mode::Repair`], and every member's row takes the completions logged meanwhile: reactivation
-    /// (completions are not recorded on inactive assignments) and a stopped run started again.
-    CatchUp,
-}
-
-/// Which listing a run goes through: the assignee's members, then (repairs) the assignment's rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    Members,
-    Rows,
-}
+/// What a run does, and which listing it goes through: the request's (`assignment.roster_requested`,
+/// [`domain::event::RosterRequested`]).
+pub use domain::event::{RosterMode as Mode, RosterPhase as Phase};
 
 /// Where a run starts: what it does, in which listing, from which key (`None`: the listing's start).
 #[derive(Debug, Clone, PartialEq)]
@@ -77,19 +59,17 @@ impl Position {
     /// The position a request's detail names (`mode` and `phase` default to a build's members, as
     /// create requests them); a resume point outside `org` is refused.
     pub fn of_request(org: &OrgId, detail: &Value) -> Result<Self, &'static str> {
-        let mode = match &detail["mode"] {
-            Value::Null => Mode::Build,
-            mode => serde_json::from_value(mode.clone()).map_err(|_| "unknown mode")?,
+        let from: RosterFrom = domain::event::fields(detail).map_err(|_| "unknown mode or phase")?;
+        Self::of(org, &from)
+    }
+
+    /// The position a request names; a resume point outside `org` is refused.
+    pub fn of(org: &OrgId, from: &RosterFrom) -> Result<Self, &'static str> {
+        let resume = match &from.resume {
+            None => None,
+            Some(point) => Some(PageKey::resume_at(org, point).map_err(|_| "resume point outside the org")?),
         };
-        let phase = match &detail["phase"] {
-            Value::Null => Phase::Members,
-            phase => serde_json::from_value(phase.clone()).map_err(|_| "unknown phase")?,
-        };
-        let resume = match &detail["resume"] {
-            Value::Null => None,
-            point => Some(PageKey::resume_at(org, point).map_err(|_| "resume point outside the org")?),
-        };
-        Ok(Self { mode, phase, resume })
+        Ok(Self { mode: from.mode, phase: from.phase, resume })
     }
 }
 
@@ -101,13 +81,9 @@ pub fn requested(
     run: uuid::Uuid,
     at: DateTime<Utc>,
 ) -> domain::DomainEvent {
-    let resume = from.resume.as_ref().map_or(Value::Null, PageKey::resume_point);
-    outbound::other(
-        "assignment.roster_requested",
-        org,
-        at,
-        json!({"assignmentId": id, "run": run, "mode": from.mode, "phase": from.phase, "resume": resume}),
-    )
+    let from =
+        RosterFrom { mode: from.mode, phase: from.phase, resume: from.resume.as_ref().map(PageKey::resume_point) };
+    outbound::event(org, at, &RosterRequested { assignment_id: id, run, from })
 }
 
 /// What one run did.
@@ -349,6 +325,8 @@ fn stopped(run: uuid::Uuid, now: DateTime<Utc>) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

@@ -16,7 +16,6 @@ use domain::{
     AssigneeType, Assignment, AssignmentId, Catalog, ContentArea, NewAssignment, OrgId, ResolvedTarget, Role,
     SarifUpload, Scan, Slug, Target, TargetType, TrackedUnit, User, UserId,
 };
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use store::{IdempotencyBegin, IdempotencyKey, IndividualAssignment, Pages, StoreError, StoredResponse};
 
@@ -40,40 +39,9 @@ const ANY_BODY: &str = "sarif-ingestion";
 
 const _: () = assert!(MAX_CREATED <= store::MAX_INDIVIDUAL_ASSIGNMENTS, "an ingestion commits in one transaction");
 
-/// A topic an ingestion assigned, found already assigned, or did not assign.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TopicAssignment {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub assignment_id: Option<AssignmentId>,
-    pub topic_id: String,
-    pub cwes: Vec<String>,
-}
-
-/// What an ingestion did: the response of `POST /sarif` and the `sarif.ingested` event's detail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Ingestion {
-    pub ingestion_id: uuid::Uuid,
-    pub source: String,
-    pub repo: String,
-    #[serde(default)]
-    pub branch: Option<String>,
-    pub commit_sha: String,
-    pub author_user_id: Option<UserId>,
-    pub tools: Vec<String>,
-    pub results: usize,
-    pub cwes: Vec<String>,
-    pub created: Vec<TopicAssignment>,
-    pub already_covered: Vec<TopicAssignment>,
-    /// Mapped topics not assigned: beyond [`MAX_CREATED`], or all of them when the author is unknown.
-    pub not_created: Vec<TopicAssignment>,
-    pub unmapped_cwes: Vec<String>,
-    /// Why nothing was created for a known reason (an unknown author).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    pub ingested_at: DateTime<Utc>,
-}
+/// What an ingestion did (the response of `POST /sarif`) and a topic in it: the `sarif.ingested`
+/// event's detail, whose home is [`domain::event`].
+pub use domain::event::{SarifIngested as Ingestion, TopicAssignment};
 
 /// An ingestion's answer: the first ingestion of the commit (`replayed` for a re-post's copy).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -264,7 +232,7 @@ async fn attempt(one: &One<'_>, meanwhile: &[Assignment]) -> Result<Ingestion, A
                 metadata.insert("tools".into(), json!(findings.tools));
             }
             ingestion.created.push(topic_entry(node, cwes, Some(assignment.id)));
-            events.push(outbound::assignment_changed("assignment.created", org, &assignment, &actor.id, actor.now));
+            events.push(outbound::created(org, &assignment, &actor.id, actor.now));
             let row = individual_row(&assignment, author, actor.now);
             written.push(IndividualAssignment { assignment, audit, row });
         }
@@ -272,7 +240,7 @@ async fn attempt(one: &One<'_>, meanwhile: &[Assignment]) -> Result<Ingestion, A
     let detail =
         serde_json::to_value(&ingestion).map_err(|e| AppError::Store(StoreError::Other(format!("ingestion: {e}"))))?;
     let response = StoredResponse { status: 200, headers: Vec::new(), body: detail.to_string() };
-    events.push(outbound::other("sarif.ingested", org, actor.now, detail));
+    events.push(outbound::event(org, actor.now, &ingestion));
     // An unknown author's answer is not remembered (see `ingest`).
     let remembered = author.is_some().then_some((key, &response));
     store.create_individual_assignments(org, &written, &events, remembered).await?;

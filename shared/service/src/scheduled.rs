@@ -11,10 +11,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{Days, NaiveDate};
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use domain::event::{DueSoon, Event, Expired, Learner, LearnerNotice, Overdue, RecertificationDue};
 use domain::reminders::{latest_reminded_deadline, reminder_on};
-use domain::{AssigneeType, Assignment, AssignmentId, OrgId, ProgressRow, RowClass};
-use serde_json::{Value, json};
+use domain::{AssigneeType, Assignment, AssignmentId, DomainEvent, OrgId, ProgressRow, RowClass};
+use serde_json::Value;
 use store::{CorruptItem, Headcount, PageKey};
 
 use crate::outbound;
@@ -353,13 +354,15 @@ async fn announce_clock_flips(
     Ok(sent)
 }
 
-/// One event the daily job owes a learner: its type, the claim that makes it once-only, and what it
-/// adds to the common detail.
+/// One event the daily job owes a learner: the claim that makes it once-only, and the event, made of
+/// what every notice says of the learner.
 struct Notice {
-    detail_type: &'static str,
     claim: String,
-    detail: Value,
+    event: NoticeEvent,
 }
+
+/// A notice's event of an org at a time, given what every notice says of its learner.
+type NoticeEvent = Box<dyn FnOnce(&OrgId, DateTime<Utc>, LearnerNotice) -> DomainEvent + Send>;
 
 /// `due_soon` / `overdue` for an incomplete row in the rates, if `today` calls for one. The date is
 /// part of the claim: a learner whose date moves is reminded of the new one.
@@ -369,31 +372,37 @@ fn reminder(a: &Assignment, row: &ProgressRow, today: NaiveDate) -> Option<Notic
     }
     let due_on = row.due_on(a.deadline);
     let reminder = reminder_on(due_on, today)?;
-    Some(Notice {
-        detail_type: reminder.detail_type,
-        claim: format!("{}@{due_on}", reminder.key),
-        detail: json!({"days": reminder.days}),
-    })
+    let days = reminder.days;
+    let event: NoticeEvent = if reminder.detail_type == Overdue::DETAIL_TYPE {
+        Box::new(move |org, at, notice| outbound::event(org, at, &Overdue { notice, days }))
+    } else {
+        Box::new(move |org, at, notice| outbound::event(org, at, &DueSoon { notice, days }))
+    };
+    Some(Notice { claim: format!("{}@{due_on}", reminder.key), event })
 }
 
 /// `recertification_due` once the row's next cycle has opened (once per cycle: the claim names the
 /// validity it renews).
 fn recertification_due(row: &ProgressRow, today: NaiveDate) -> Option<Notice> {
     let (opens, valid_until) = (row.window_opens_on?, row.valid_until?);
+    let cycles = row.cycles.len();
     (opens <= today).then(|| Notice {
-        detail_type: "assignment.recertification_due",
         claim: format!("recertification_due@{valid_until}"),
-        detail: json!({"windowOpensOn": opens, "validUntil": valid_until, "cycles": row.cycles.len()}),
+        event: Box::new(move |org, at, notice| {
+            outbound::event(org, at, &RecertificationDue { notice, window_opens_on: opens, valid_until, cycles })
+        }),
     })
 }
 
 /// `expired` once the row's completion has lapsed (once per cycle).
 fn expired(row: &ProgressRow, today: NaiveDate) -> Option<Notice> {
     let lapsed = row.expires_on().filter(|day| *day < today)?;
+    let cycles = row.cycles.len();
     Some(Notice {
-        detail_type: "assignment.expired",
         claim: format!("expired@{lapsed}"),
-        detail: json!({"validUntil": lapsed, "cycles": row.cycles.len()}),
+        event: Box::new(move |org, at, notice| {
+            outbound::event(org, at, &Expired { notice, valid_until: lapsed, cycles })
+        }),
     })
 }
 
@@ -444,26 +453,20 @@ async fn notify_once(
     let ids: Vec<_> = owed.iter().map(|(r, _)| r.user_id).collect();
     let users: HashMap<_, _> = store.get_users(org, &ids).await?.into_iter().map(|u| (u.user_id, u)).collect();
     let now = ctx.now(org);
-    // Statuses as of the job's day (a rerun for a past day says what that day said).
-    let as_of = today.and_hms_opt(12, 0, 0).unwrap_or_default().and_utc();
+    // Statuses are the job's day's: a rerun for a past day says what that day said.
     let mut sent = 0;
     for (row, notice) in owed {
-        let user = users.get(&row.user_id);
-        let mut detail = json!({
-            "assignment": outbound::summary(a),
-            "userId": row.user_id,
-            "userName": user.map(|u| u.name.as_str()),
-            "userEmail": user.map(|u| u.email.as_str()),
-            "deadline": a.deadline,
-            "dueOn": row.due_on(a.deadline),
-            "status": row.status(&a.units, a.item_count, a.deadline, as_of),
-            "progress": row.progress(&a.units, a.item_count),
-        });
-        if let (Some(detail), Value::Object(extra)) = (detail.as_object_mut(), notice.detail) {
-            detail.extend(extra);
-        }
+        let learner = LearnerNotice {
+            assignment: a.into(),
+            // The name and email as projected (an empty one stays empty).
+            learner: Learner::projected(row.user_id, users.get(&row.user_id)),
+            deadline: a.deadline,
+            due_on: row.due_on(a.deadline),
+            status: row.status(&a.units, a.item_count, a.deadline, today),
+            progress: row.progress(&a.units, a.item_count),
+        };
         // The claim and the event commit together: once per claim, and never claimed but unsent.
-        let event = outbound::other(notice.detail_type, org, now, detail);
+        let event = (notice.event)(org, now, learner);
         if store.claim_reminder(org, a.id, row.user_id, &notice.claim, std::slice::from_ref(&event)).await? {
             sent += 1;
         }

@@ -17,19 +17,6 @@ use crate::roster::{ROSTER_ROWS_PER_TRANSACTION, progress_item, roster_delta};
 use crate::tx::{CancelReason, TxFailure};
 use crate::{IdempotencyKey, Page, PageKey, Store, StoreError, StoredResponse, keys};
 
-/// Filters of the list route; all optional and combined with AND.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AssignmentFilter {
-    pub is_active: Option<bool>,
-    pub assignee_type: Option<AssigneeType>,
-    pub assignee_id: Option<String>,
-    pub content_area: Option<ContentArea>,
-    /// Only assignments overdue as of this date: active, someone not done after their due date.
-    pub overdue_on: Option<NaiveDate>,
-    /// Only assignments with a lapsed recertification as of this date (active).
-    pub expired_on: Option<NaiveDate>,
-}
-
 pub(crate) fn assignment_record(org: &OrgId, assignment: &Assignment) -> Result<AssignmentRecord, StoreError> {
     let active = assignment.is_active;
     let assignee = &assignment.assignee;
@@ -198,9 +185,7 @@ impl Store {
         let mut tx = self.transaction();
         let mut locks = Vec::with_capacity(created.len());
         for IndividualAssignment { assignment, audit, row } in created {
-            if assignment.assignee.assignee_type != AssigneeType::User
-                || assignment.obliges()
-            {
+            if assignment.assignee.assignee_type != AssigneeType::User || assignment.obliges() {
                 return Err(StoreError::Other(format!("assignment {} is not individual and optional", assignment.id)));
             }
             let mut stored = assignment.clone();
@@ -265,99 +250,6 @@ impl Store {
             ids.iter().map(|id| (keys::assignment_pk(org, *id), keys::ASSIGNMENT_SK)),
         )
         .await
-    }
-
-    /// Pattern 2: the org's assignments, newest first, filtered, up to `limit`.
-    pub async fn list_assignments(
-        &self,
-        org: &OrgId,
-        filter: &AssignmentFilter,
-        limit: usize,
-        start: Option<PageKey>,
-    ) -> Result<Page<Assignment>, StoreError> {
-        let mut conditions = Vec::new();
-        let mut values = vec![(":org".to_owned(), s(keys::org_assignments(org)))];
-        if let Some(active) = filter.is_active {
-            conditions.push("isActive = :active");
-            values.push((":active".into(), aws_sdk_dynamodb::types::AttributeValue::Bool(active)));
-        }
-        if let Some(t) = filter.assignee_type {
-            conditions.push("assigneeType = :atype");
-            values.push((":atype".into(), s(t.as_str())));
-        }
-        if let Some(id) = &filter.assignee_id {
-            conditions.push("assigneeId = :aid");
-            values.push((":aid".into(), s(id.as_str())));
-        }
-        if let Some(area) = filter.content_area {
-            conditions.push("contentArea = :area");
-            values.push((":area".into(), s(area.as_str())));
-        }
-        if let Some(today) = filter.overdue_on {
-            // A superset (rows with their own dates may be overdue before the deadline, or not after
-            // it), made exact below.
-            conditions.push("isActive = :overdueActive AND ((deadline < :today AND (inProgressUsers > :zero OR notStartedUsers > :zero)) OR datedRows > :zero)");
-            values.push((":overdueActive".into(), aws_sdk_dynamodb::types::AttributeValue::Bool(true)));
-            values.push((":today".into(), s(today.to_string())));
-            values.push((":zero".into(), n(0)));
-        }
-        if filter.expired_on.is_some() {
-            // A superset (any row counted by date), made exact below.
-            conditions.push("isActive = :expiredActive AND datedRows > :none");
-            values.push((":expiredActive".into(), aws_sdk_dynamodb::types::AttributeValue::Bool(true)));
-            values.push((":none".into(), n(0)));
-        }
-        let filter_expression = (!conditions.is_empty()).then(|| conditions.join(" AND "));
-        let (items, next) = self
-            .query_bounded(
-                |q| {
-                    q.index_name(keys::GSI1)
-                        .key_condition_expression("GSI1PK = :org")
-                        .set_filter_expression(filter_expression.clone())
-                        .set_expression_attribute_values(Some(values.iter().cloned().collect()))
-                        .scan_index_forward(false)
-                },
-                Some(keys::GSI1),
-                filter_expression.is_some(),
-                start,
-                limit,
-            )
-            .await?;
-        let mut items: Vec<Assignment> =
-            items.into_iter().map(AssignmentRecord::entity_of).collect::<Result<_, StoreError>>()?;
-        if let Some(today) = filter.overdue_on {
-            let noon = today.and_hms_opt(12, 0, 0).unwrap_or_default().and_utc();
-            items.retain(|a| a.aggregates.summary(a.item_count, a.deadline, noon).overdue_users > 0);
-        }
-        if let Some(today) = filter.expired_on {
-            let noon = today.and_hms_opt(12, 0, 0).unwrap_or_default().and_utc();
-            items.retain(|a| a.aggregates.summary(a.item_count, a.deadline, noon).expired_users > 0);
-        }
-        Ok(Page { items, next })
-    }
-
-    /// Pattern 4: the active assignments aimed at one assignee (a team, the org, a user).
-    pub async fn active_assignments_for(
-        &self,
-        org: &OrgId,
-        assignee_type: AssigneeType,
-        assignee_id: &str,
-    ) -> Result<Vec<Assignment>, StoreError> {
-        let aimed_at = Partition::index(keys::GSI2, keys::assignee_index(org, assignee_type, assignee_id)?);
-        self.all_of::<AssignmentRecord>(&aimed_at).await
-    }
-
-    /// Pattern 4, a page at a time: the active assignments aimed at one assignee.
-    pub async fn active_assignments_page_for(
-        &self,
-        org: &OrgId,
-        assignee_type: AssigneeType,
-        assignee_id: &str,
-        limit: usize,
-        start: Option<PageKey>,
-    ) -> Result<Page<Assignment>, StoreError> {
-        let aimed_at = Partition::index(keys::GSI2, keys::assignee_index(org, assignee_type, assignee_id)?);
-        self.page_of::<AssignmentRecord>(&aimed_at, start, limit).await
     }
 
     /// Applies an admin's change (`before` → `after`) with its audit entry in one transaction.
@@ -436,3 +328,6 @@ impl Store {
         }
     }
 }
+
+mod listing;
+pub use listing::AssignmentFilter;

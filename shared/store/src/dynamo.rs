@@ -5,19 +5,14 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConsumedCapacity, KeysAndAttributes, PutRequest, ReturnConsumedCapacity, TransactWriteItem,
-    WriteRequest,
+    AttributeValue, ConsumedCapacity, KeysAndAttributes, PutRequest, ReturnConsumedCapacity, WriteRequest,
 };
 use serde::de::DeserializeOwned;
 
 use crate::capacity::Capacity;
-use crate::partition::Partition;
-use crate::records::Record;
 use crate::retry::Retry;
-use crate::tx::{CancelReason, TxFailure};
-use crate::{Page, PageKey, Store, StoreError};
+use crate::{PageKey, Store, StoreError};
 use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
 use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
@@ -139,23 +134,6 @@ impl Store {
         self.get_item(pk, sk, false).await
     }
 
-    /// The entities records hold, by (PK, SK); missing ones are left out, the rest in no particular order.
-    pub(crate) async fn batch_get_entities<R: Record>(
-        &self,
-        keys: impl IntoIterator<Item = (String, &str)>,
-    ) -> Result<Vec<R::Entity>, StoreError> {
-        let keys = keys
-            .into_iter()
-            .map(|(pk, sk)| Item::from([(crate::keys::PK.to_owned(), s(pk)), (crate::keys::SK.to_owned(), s(sk))]))
-            .collect();
-        self.batch_get(keys).await?.into_iter().map(R::entity_of).collect()
-    }
-
-    /// The entity a record holds, by key (eventually consistent).
-    pub(crate) async fn get_entity<R: Record>(&self, pk: String, sk: &str) -> Result<Option<R::Entity>, StoreError> {
-        self.get(pk, sk).await?.map(R::entity_of).transpose()
-    }
-
     /// GetItem, strongly consistent when `consistent` (1 RCU per 4 KB instead of 0.5).
     pub(crate) async fn get_item(&self, pk: String, sk: &str, consistent: bool) -> Result<Option<Item>, StoreError> {
         let out = self
@@ -190,23 +168,6 @@ impl Store {
         self.count(|c| c.record(out.consumed_capacity()));
         let next = out.last_evaluated_key.filter(|k| !k.is_empty()).map(PageKey);
         Ok((out.items.unwrap_or_default(), next))
-    }
-
-    /// Up to `limit` entities of one partition, in sort-key order, and where to go on.
-    pub(crate) async fn page_of<R: Record>(
-        &self,
-        partition: &Partition,
-        start: Option<PageKey>,
-        limit: usize,
-    ) -> Result<Page<R::Entity>, StoreError> {
-        let (items, next) = self.query_bounded(|q| partition.query(q), partition.index, false, start, limit).await?;
-        Ok(Page { items: items.into_iter().map(R::entity_of).collect::<Result<_, _>>()?, next })
-    }
-
-    /// Every entity of one partition. Only for bounded sets (a user's assignments, a team's members);
-    /// unbounded ones are paged with [`Store::page_of`].
-    pub(crate) async fn all_of<R: Record>(&self, partition: &Partition) -> Result<Vec<R::Entity>, StoreError> {
-        self.query_all(|q| partition.query(q)).await?.into_iter().map(R::entity_of).collect()
     }
 
     /// Up to `limit` items of a listing, with bounded work: an unfiltered query asks DynamoDB for
@@ -267,43 +228,6 @@ impl Store {
             items.extend(pages.follow(crate::Page { items: page, next }));
         }
         Ok(items)
-    }
-
-    /// Runs a transaction, keeping per-item cancellation reasons (and the failing items, when
-    /// `ReturnValuesOnConditionCheckFailure` asked for them).
-    pub(crate) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TxFailure> {
-        if items.len() > MAX_TRANSACTION_ITEMS {
-            // A planning bug, not bad input: refused here with its size rather than by DynamoDB.
-            return Err(TxFailure::Error(StoreError::Other(format!(
-                "a transaction of {} items; DynamoDB takes at most {MAX_TRANSACTION_ITEMS}",
-                items.len()
-            ))));
-        }
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .set_return_consumed_capacity(self.capacity_mode())
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                self.count(|c| c.record_writes(out.consumed_capacity()));
-                Ok(())
-            }
-            Err(SdkError::ServiceError(context)) => match context.err() {
-                TransactWriteItemsError::TransactionCanceledException(cancelled) => {
-                    let reasons = cancelled
-                        .cancellation_reasons()
-                        .iter()
-                        .map(|r| CancelReason { code: r.code().map(str::to_owned), item: r.item().cloned() })
-                        .collect();
-                    Err(TxFailure::Cancelled(reasons))
-                }
-                _ => Err(TxFailure::Error(classify(SdkError::ServiceError(context)))),
-            },
-            Err(other) => Err(TxFailure::Error(classify(other))),
-        }
     }
 
     /// Writes items with BatchWriteItem (25 a call), resending `UnprocessedItems` with backoff.

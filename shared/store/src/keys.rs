@@ -1,7 +1,7 @@
 //! Every key of the table, built in one place.
 //!
-//! Tenant keys take an [`OrgId`], which can only be obtained by validating a principal's org, so no
-//! code path can build a tenant key without naming the org. Parts that come from requests are checked
+//! Tenant keys take an [`OrgId`] (whose doc says where one may come from), so no code path can build
+//! a tenant key without naming the org. Parts that come from requests are checked
 //! for the `#` delimiter (ids are validated upstream too; this is the last line).
 //!
 //! | entity            | PK                                             | SK                      | GSI1 (PK / SK)                 | GSI2 (PK / SK)                                   | GSI3 (PK / SK)            |

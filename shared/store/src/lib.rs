@@ -28,6 +28,7 @@ pub mod retry;
 mod roster;
 mod sarif_uploads;
 mod tx;
+mod written;
 
 use std::collections::HashMap;
 
@@ -47,12 +48,12 @@ pub use headcount::{Headcount, Recount};
 pub use jobs::Listed;
 pub use lanes::LaneState;
 pub use outbox::{
-    Announce, MAX_EVENTS_PER_ITEM, OUTBOX_ENTITY, OUTBOX_KEEP_DAYS, OutboxImage, OutboxItem, OutboxKey, Unconfirmed,
-    Written, announce_nothing, outbox_image,
+    MAX_EVENTS_PER_ITEM, OUTBOX_ENTITY, OUTBOX_KEEP_DAYS, OutboxImage, OutboxItem, OutboxKey, Unconfirmed, outbox_image,
 };
-pub use progress::{MembershipChange, RowChange};
+pub use progress::MembershipChange;
 pub use records::CorruptItem;
 pub use roster::ROSTER_ROWS_PER_TRANSACTION;
+pub use written::{Announce, RowChange, Written, announce_nothing};
 
 /// The table and the client that reaches it. Cheap to clone; build once per Lambda instance.
 #[derive(Clone, Debug)]

@@ -8,14 +8,15 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use domain::{ComplianceTransition, DomainEvent, OrgId, ProgressRow, User, UserId};
+use domain::{DomainEvent, OrgId, User, UserId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::dynamo::{s, to_item};
-use crate::records::{OutboxRecord, Record};
+use crate::records::{Record, record};
 use crate::tx::Transaction;
-use crate::{RowChange, Store, StoreError, keys};
+use crate::written::{Announce, Written};
+use crate::{Store, StoreError, keys};
 
 /// When the publisher confirmed an outbox item.
 const PUBLISHED_AT: &str = "publishedAt";
@@ -35,6 +36,15 @@ pub(crate) struct OutboxBatch {
     #[serde(rename = "expiresAt")]
     expires_at: i64,
 }
+
+record!(
+    /// One transaction's domain events (see `outbox`); expires by TTL. GSI4 only until the publisher
+    /// confirms (or parks) it: the sweep's index of items not confirmed.
+    OutboxRecord {
+        gsi4pk: Option<String> = "GSI4PK",
+        gsi4sk: Option<String> = "GSI4SK",
+    } flatten batch: crate::outbox::OutboxBatch
+);
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -127,50 +137,6 @@ fn unconfirmed_sort_key(first: Uuid) -> String {
 
 fn sortable(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// What a write is about to commit, as the announcer sees it (before the transaction, and again on
-/// each retry: the events commit with exactly the change they announce).
-#[derive(Debug, Clone, Copy)]
-pub enum Written<'a> {
-    /// An existing row changed (progress, membership, an admin's override, a re-derivation).
-    Row(&'a RowChange),
-    /// A new row joined the roster (`row.removed_at` set: a leave's tombstone), and the learner's
-    /// change of compliance with it, if announced.
-    Added { row: &'a ProgressRow, compliance: Option<ComplianceTransition> },
-    /// Only the learner's compliance changed (a rule change, a team move, the clock).
-    Compliance(&'a ComplianceTransition),
-}
-
-impl Written<'_> {
-    /// The learner the write is about.
-    pub fn user_id(&self) -> UserId {
-        match self {
-            Written::Row(change) => change.after.user_id,
-            Written::Added { row, .. } => row.user_id,
-            Written::Compliance(t) => t.user_id,
-        }
-    }
-
-    /// The learner's change of compliance that the write announces, if any.
-    pub fn compliance(&self) -> Option<&ComplianceTransition> {
-        match self {
-            Written::Row(change) => change.compliance.as_ref(),
-            Written::Added { compliance, .. } => compliance.as_ref(),
-            Written::Compliance(t) => Some(t),
-        }
-    }
-}
-
-/// The caller's event builders: the events a [`Written`] change announces, given the learner's profile
-/// (their names; `None` while the projection does not have them). The store reads the profile only
-/// for a change that announces something.
-pub type Announce<'a> = &'a (dyn Fn(&Written<'_>, Option<&User>) -> Vec<DomainEvent> + Sync);
-
-/// An announcer for writes that announce nothing (seeding, benchmarks, the rest of a new roster, whose
-/// `assignment.created` speaks for it).
-pub fn announce_nothing(_: &Written<'_>, _: Option<&User>) -> Vec<DomainEvent> {
-    Vec::new()
 }
 
 impl Store {

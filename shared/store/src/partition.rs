@@ -4,6 +4,8 @@
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 
 use crate::dynamo::s;
+use crate::records::Record;
+use crate::{Page, PageKey, Store, StoreError};
 
 /// The items of one partition of the table or of an index, or only those whose sort key starts with a
 /// prefix: the key condition most reads need, written once.
@@ -51,5 +53,24 @@ impl Partition {
                 .key_condition_expression(format!("{pk} = :pk AND begins_with({sk}, :prefix)"))
                 .expression_attribute_values(":prefix", s(prefix)),
         }
+    }
+}
+
+impl Store {
+    /// Up to `limit` entities of one partition, in sort-key order, and where to go on.
+    pub(crate) async fn page_of<R: Record>(
+        &self,
+        partition: &Partition,
+        start: Option<PageKey>,
+        limit: usize,
+    ) -> Result<Page<R::Entity>, StoreError> {
+        let (items, next) = self.query_bounded(|q| partition.query(q), partition.index, false, start, limit).await?;
+        Ok(Page { items: items.into_iter().map(R::entity_of).collect::<Result<_, _>>()?, next })
+    }
+
+    /// Every entity of one partition. Only for bounded sets (a user's assignments, a team's members);
+    /// unbounded ones are paged with [`Store::page_of`].
+    pub(crate) async fn all_of<R: Record>(&self, partition: &Partition) -> Result<Vec<R::Entity>, StoreError> {
+        self.query_all(|q| partition.query(q)).await?.into_iter().map(R::entity_of).collect()
     }
 }

@@ -9,37 +9,13 @@ use domain::{
 use serde::{Deserialize, Serialize};
 
 use crate::dynamo::{from_item, n, to_item};
-use crate::outbox::{Announce, Written, announce_nothing};
 use crate::partition::Partition;
 use crate::retry::Retry;
 use crate::roster::progress_item;
 use crate::tx::counter_failure;
 use crate::tx::{CancelReason, TxFailure};
+use crate::written::{Announce, RowChange, Written, announce_nothing};
 use crate::{Store, StoreError, keys};
-
-/// A row as it was before a change and as stored after it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RowChange {
-    pub before: ProgressRow,
-    pub after: ProgressRow,
-    /// The learner became compliant or non-compliant with this change.
-    pub compliance: Option<ComplianceTransition>,
-}
-
-impl RowChange {
-    /// The learner (in scope) reached 100 % with this change.
-    pub fn completed_now(&self) -> bool {
-        self.before.completed_at.is_none() && self.after.completed_at.is_some() && self.after.removed_at.is_none()
-    }
-
-    /// The learner (in scope) completed another recertification cycle with this change. Only a
-    /// completion's own change says so: re-deriving rows (a new recurrence) announces nothing.
-    pub fn recertified_now(&self) -> bool {
-        !self.before.cycles.is_empty()
-            && self.after.cycles.len() > self.before.cycles.len()
-            && self.after.removed_at.is_none()
-    }
-}
 
 /// What a membership change did to a learner's row (and to their compliance, if it changed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +116,7 @@ impl Store {
         let delta = Aggregates::delta(Some(counted), Some(contribution));
         // Only active, mandatory assignments oblige; a change of those rules re-syncs every learner
         // (`Store::sync_compliance`), and bumps `unitsRev` so that rows written meanwhile redo.
-        let obliges = assignment.is_active && assignment.is_mandatory;
+        let obliges = assignment.obliges();
         let mut attempts = Retry::CONFLICT.attempts();
         while attempts.next().await {
             let learner = if obliges {
@@ -329,70 +305,6 @@ impl Store {
         self.change_row(org, assignment, user, |row, _| row.forget_future(now), now.date_naive(), announce).await
     }
 
-    /// Applies a membership change of `user` on `assignment` that occurred at `at`: `joined` brings the
-    /// learner into scope (a returning learner gets their row and progress back), otherwise the row is
-    /// marked removed (kept, excluded from rates). Order-safe: a change not newer than the last one
-    /// applied is ignored. A leave with no row writes a removed row (a tombstone) so that an older join
-    /// arriving later cannot add the learner. A new row's relative due date counts from `entered`, when
-    /// the learner came into the assignment's scope (see [`Assignment::entered_scope`]). The change
-    /// commits with the events `announce` gives for it ([`Written::Added`] for a new row).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn set_membership(
-        &self,
-        org: &OrgId,
-        assignment: &Assignment,
-        user: UserId,
-        source: Source,
-        joined: bool,
-        at: DateTime<Utc>,
-        entered: DateTime<Utc>,
-        today: NaiveDate,
-        announce: Announce<'_>,
-    ) -> Result<MembershipChange, StoreError> {
-        if self.progress_row(org, assignment.id, user).await?.is_none() {
-            let mut row = assignment.new_row(user, source, at);
-            row.relative_due_on = assignment.relative_due_on(entered);
-            if !joined {
-                row.removed_at = Some(at);
-            }
-            let mut current = assignment.clone();
-            let mut attempts = Retry::CONFLICT.attempts();
-            loop {
-                if !attempts.next().await {
-                    return Err(StoreError::TransactionConflict(format!(
-                        "tracked items of {} kept changing",
-                        assignment.id
-                    )));
-                }
-                match self.add_rows(org, &current, std::slice::from_ref(&row), true, today, announce).await {
-                    Ok((added, transitions)) if added.len() == 1 => {
-                        return Ok(MembershipChange::Created(transitions.first().copied()));
-                    }
-                    Ok(_) => break, // another writer created the row meanwhile: apply to it
-                    Err(StoreError::AssignmentChanged) => {
-                        current = self.get_assignment(org, current.id).await?.ok_or(StoreError::NotFound)?;
-                        if joined && !current.is_active {
-                            // Deactivated meanwhile: it gains nobody (a reactivation catches up).
-                            return Ok(MembershipChange::Unchanged);
-                        }
-                    }
-                    Err(other) => return Err(other),
-                }
-            }
-        }
-        let changed = self
-            .change_row(
-                org,
-                assignment,
-                user,
-                |row, _| if joined { row.join(at) } else { row.leave(at) },
-                today,
-                announce,
-            )
-            .await?;
-        Ok(changed.map_or(MembershipChange::Unchanged, |c| MembershipChange::Changed(c.compliance)))
-    }
-
     /// Logs a completion under the learner (idempotent), so that assignments the learner joins later
     /// can count it: a learner's row then does not depend on whether the completion or the join
     /// arrived first.
@@ -425,3 +337,5 @@ impl Store {
             .collect()
     }
 }
+
+mod membership;

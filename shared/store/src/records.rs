@@ -7,8 +7,8 @@ use domain::{
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::StoreError;
-use crate::dynamo::{Item, from_item};
+use crate::dynamo::{Item, from_item, s};
+use crate::{Store, StoreError};
 
 /// An item shape that holds one domain entity beside its keys: how every read turns items into
 /// entities, so no query maps items by hand.
@@ -74,6 +74,7 @@ macro_rules! record {
         }
     };
 }
+pub(crate) use record;
 
 record!(
     /// GSI2 and GSI3 are present only while the assignment is active (sparse indexes).
@@ -154,15 +155,6 @@ record!(
 );
 
 record!(
-    /// One transaction's domain events (see `outbox`); expires by TTL. GSI4 only until the publisher
-    /// confirms (or parks) it: the sweep's index of items not confirmed.
-    OutboxRecord {
-        gsi4pk: Option<String> = "GSI4PK",
-        gsi4sk: Option<String> = "GSI4SK",
-    } flatten batch: crate::outbox::OutboxBatch
-);
-
-record!(
     /// GSI1 only while the learner has obligations (the learners listing, by team); GSI3 only while
     /// the clock alone will make them non-compliant (by that day, for the daily job).
     LearnerComplianceRecord {
@@ -195,4 +187,23 @@ pub(crate) struct LockRecord {
     pub entity: String,
     #[serde(rename = "assignmentId")]
     pub assignment_id: domain::AssignmentId,
+}
+
+impl Store {
+    /// The entities records hold, by (PK, SK); missing ones are left out, the rest in no particular order.
+    pub(crate) async fn batch_get_entities<R: Record>(
+        &self,
+        keys: impl IntoIterator<Item = (String, &str)>,
+    ) -> Result<Vec<R::Entity>, StoreError> {
+        let keys = keys
+            .into_iter()
+            .map(|(pk, sk)| Item::from([(crate::keys::PK.to_owned(), s(pk)), (crate::keys::SK.to_owned(), s(sk))]))
+            .collect();
+        self.batch_get(keys).await?.into_iter().map(R::entity_of).collect()
+    }
+
+    /// The entity a record holds, by key (eventually consistent).
+    pub(crate) async fn get_entity<R: Record>(&self, pk: String, sk: &str) -> Result<Option<R::Entity>, StoreError> {
+        self.get(pk, sk).await?.map(R::entity_of).transpose()
+    }
 }

@@ -10,12 +10,12 @@ use domain::{
 };
 
 use crate::dynamo::{Item, n, s, to_item};
-use crate::outbox::{Announce, Written, announce_nothing};
 use crate::partition::Partition;
 use crate::records::{AssignmentRecord, ProgressRecord, Record};
 use crate::retry::Retry;
 use crate::tx::counter_failure;
 use crate::tx::{CancelReason, TxFailure};
+use crate::written::{Announce, Written, announce_nothing};
 use crate::{Page, PageKey, Pages, Store, StoreError, keys};
 
 /// Progress rows written in the transaction that creates an assignment (100 minus the assignment, its
@@ -122,7 +122,7 @@ impl Store {
         today: NaiveDate,
         announce: Announce<'_>,
     ) -> Result<(Vec<UserId>, Vec<ComplianceTransition>), StoreError> {
-        let obliges = assignment.is_active && assignment.is_mandatory;
+        let obliges = assignment.obliges();
         let chunk_size = if obliges { OBLIGING_ROSTER_CHUNK } else { ROSTER_CHUNK };
         let mut added = Vec::new();
         let mut announced = Vec::new();
@@ -187,150 +187,6 @@ impl Store {
             }
         }
         Ok((added, announced))
-    }
-
-    /// Marks the roster of `id` complete (`run`, if given, is the run that may go on; without one, it
-    /// was building): `false` when it was not (another run finished it or took over) or the assignment
-    /// is gone.
-    pub async fn finish_roster(
-        &self,
-        org: &OrgId,
-        id: AssignmentId,
-        run: Option<uuid::Uuid>,
-    ) -> Result<bool, StoreError> {
-        let (condition, run) = roster_run_condition(run);
-        let mut update = self
-            .update_request()
-            .key(keys::PK, s(keys::assignment_pk(org, id)))
-            .key(keys::SK, s(keys::ASSIGNMENT_SK))
-            .update_expression("SET rosterStatus = :complete REMOVE rosterRun")
-            .condition_expression(condition)
-            .expression_attribute_values(":complete", s(domain::RosterStatus::Complete.as_str()));
-        update = match run {
-            Some(run) => update.expression_attribute_values(":run", s(run)),
-            None => update.expression_attribute_values(":building", s(domain::RosterStatus::Building.as_str())),
-        };
-        match self.send_update(update).await {
-            Ok(_) => Ok(true),
-            Err(StoreError::ConditionFailed) => Ok(false),
-            Err(other) => Err(other),
-        }
-    }
-
-    /// Hands the roster of `id` over from run `from` (if given: only if it is still the run that may go
-    /// on; without one, only while it is building) to run `to`, with `events` (the next run's request)
-    /// in the same transaction: `false` when `from` no longer may go on (another run took over or
-    /// finished).
-    pub async fn hand_over_roster(
-        &self,
-        org: &OrgId,
-        id: AssignmentId,
-        from: Option<uuid::Uuid>,
-        to: uuid::Uuid,
-        events: &[domain::DomainEvent],
-    ) -> Result<bool, StoreError> {
-        let (condition, from) = roster_run_condition(from);
-        let mut update = aws_sdk_dynamodb::types::Update::builder()
-            .key(keys::PK, s(keys::assignment_pk(org, id)))
-            .key(keys::SK, s(keys::ASSIGNMENT_SK))
-            .update_expression("SET rosterRun = :to")
-            .condition_expression(condition)
-            .expression_attribute_values(":to", s(to.to_string()));
-        update = match from {
-            Some(from) => update.expression_attribute_values(":run", s(from)),
-            None => update.expression_attribute_values(":building", s(domain::RosterStatus::Building.as_str())),
-        };
-        let mut tx = self.transaction();
-        let handed = tx.update(update)?;
-        tx.outbox(org, events)?;
-        match tx.commit().await {
-            Ok(()) => Ok(true),
-            Err(TxFailure::Cancelled(reasons)) if reasons.get(handed).is_some_and(CancelReason::condition_failed) => {
-                Ok(false)
-            }
-            Err(other) => Err(other.into()),
-        }
-    }
-
-    /// Makes `to` the run that may go on with the roster of `id`, taking over from `seen` (the run the
-    /// caller read: one that stopped) or from no run at all: `false` when another run took over first
-    /// or the assignment is gone. The roster's status is left as it is.
-    pub async fn take_over_roster(
-        &self,
-        org: &OrgId,
-        id: AssignmentId,
-        seen: Option<uuid::Uuid>,
-        to: uuid::Uuid,
-    ) -> Result<bool, StoreError> {
-        let mut update = self
-            .update_request()
-            .key(keys::PK, s(keys::assignment_pk(org, id)))
-            .key(keys::SK, s(keys::ASSIGNMENT_SK))
-            .update_expression("SET rosterRun = :to")
-            .expression_attribute_values(":to", s(to.to_string()));
-        update = match seen {
-            Some(seen) => update
-                .condition_expression("rosterRun = :seen")
-                .expression_attribute_values(":seen", s(seen.to_string())),
-            None => update.condition_expression("attribute_exists(PK) AND attribute_not_exists(rosterRun)"),
-        };
-        match self.send_update(update).await {
-            Ok(_) => Ok(true),
-            Err(StoreError::ConditionFailed) => Ok(false),
-            Err(other) => Err(other),
-        }
-    }
-
-    /// The rows `users` have on assignment `id` (those that exist, in no particular order).
-    pub async fn progress_rows_of(
-        &self,
-        org: &OrgId,
-        id: AssignmentId,
-        users: &[UserId],
-    ) -> Result<Vec<ProgressRow>, StoreError> {
-        let sort_keys: Vec<String> = users.iter().map(|u| keys::progress_sk(*u)).collect();
-        self.batch_get_entities::<ProgressRecord>(
-            sort_keys.iter().map(|sk| (keys::assignment_pk(org, id), sk.as_str())),
-        )
-        .await
-    }
-
-    /// Pattern 1 (rows): a page of an assignment's progress rows, by user id.
-    pub async fn progress_page(
-        &self,
-        org: &OrgId,
-        id: AssignmentId,
-        limit: usize,
-        start: Option<PageKey>,
-    ) -> Result<Page<ProgressRow>, StoreError> {
-        let rows = Partition::table(keys::assignment_pk(org, id)).prefixed(keys::PROGRESS_SK_PREFIX);
-        self.page_of::<ProgressRecord>(&rows, start, limit).await
-    }
-
-    /// One learner's row on one assignment.
-    pub async fn progress_row(
-        &self,
-        org: &OrgId,
-        id: AssignmentId,
-        user: UserId,
-    ) -> Result<Option<ProgressRow>, StoreError> {
-        self.get_entity::<ProgressRecord>(keys::assignment_pk(org, id), &keys::progress_sk(user)).await
-    }
-
-    /// Pattern 3: every progress row of a user (their assignments, active or not).
-    pub async fn user_progress_rows(&self, org: &OrgId, user: UserId) -> Result<Vec<ProgressRow>, StoreError> {
-        self.all_of::<ProgressRecord>(&user_rows(org, user)).await
-    }
-
-    /// Pattern 3, paged: up to `limit` of a user's progress rows (the learner view).
-    pub async fn user_progress_page(
-        &self,
-        org: &OrgId,
-        user: UserId,
-        limit: usize,
-        start: Option<PageKey>,
-    ) -> Result<Page<ProgressRow>, StoreError> {
-        self.page_of::<ProgressRecord>(&user_rows(org, user), start, limit).await
     }
 
     /// Makes the assignment's counters equal the sum of what its rows count (the roster runs' repair
@@ -460,3 +316,7 @@ impl Store {
         }
     }
 }
+
+mod runs;
+
+mod reads;

@@ -5,7 +5,10 @@ use aws_sdk_dynamodb::types::builders::{DeleteBuilder, PutBuilder, UpdateBuilder
 use aws_sdk_dynamodb::types::{ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use domain::{Aggregates, Assignment, AuditEntry, DatedCounts, OrgId};
 
-use crate::dynamo::{Item, n, s};
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+
+use crate::dynamo::{Item, MAX_TRANSACTION_ITEMS, classify, n, s};
 use crate::{Store, StoreError, keys};
 
 /// The items of one `TransactWriteItems`, each addressed to the store's table as it is added. Items
@@ -194,6 +197,45 @@ impl From<TxFailure> for StoreError {
                     StoreError::Other(format!("transaction cancelled: {}", codes.join(",")))
                 }
             }
+        }
+    }
+}
+
+impl Store {
+    /// Runs a transaction, keeping per-item cancellation reasons (and the failing items, when
+    /// `ReturnValuesOnConditionCheckFailure` asked for them).
+    pub(crate) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TxFailure> {
+        if items.len() > MAX_TRANSACTION_ITEMS {
+            // A planning bug, not bad input: refused here with its size rather than by DynamoDB.
+            return Err(TxFailure::Error(StoreError::Other(format!(
+                "a transaction of {} items; DynamoDB takes at most {MAX_TRANSACTION_ITEMS}",
+                items.len()
+            ))));
+        }
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .set_return_consumed_capacity(self.capacity_mode())
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                self.count(|c| c.record_writes(out.consumed_capacity()));
+                Ok(())
+            }
+            Err(SdkError::ServiceError(context)) => match context.err() {
+                TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                    let reasons = cancelled
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|r| CancelReason { code: r.code().map(str::to_owned), item: r.item().cloned() })
+                        .collect();
+                    Err(TxFailure::Cancelled(reasons))
+                }
+                _ => Err(TxFailure::Error(classify(SdkError::ServiceError(context)))),
+            },
+            Err(other) => Err(TxFailure::Error(classify(other))),
         }
     }
 }

@@ -6,7 +6,7 @@
 )]
 
 use chrono::{Duration, Utc};
-use domain::{AssigneeType, Role, SarifUpload, Scan, Source, UploadStatus, User, UserId, outbound::DomainEvent};
+use domain::{AssigneeType, Role, SarifUpload, Scan, Source, UploadStatus, User, UserId, event::DomainEvent};
 use store::{IdempotencyBegin, IdempotencyKey, StoreError, StoredResponse};
 use testkit::fixtures::*;
 use testkit::stack::{new_org, store, store_and_org};

@@ -45,7 +45,7 @@ fn recount(rows: &[(Assignment, ProgressRow)], day: NaiveDate) -> [u64; 4] {
     let now = day.and_hms_opt(12, 0, 0).unwrap().and_utc();
     let mut by_user: BTreeMap<UserId, Vec<UserStatus>> = BTreeMap::new();
     for (a, row) in rows.iter().filter(|(a, _)| a.is_active && a.is_mandatory) {
-        let status = row.status(&a.units, a.item_count, a.deadline, now);
+        let status = row.status(&a.units, a.item_count, a.deadline, now.date_naive());
         if !matches!(status, UserStatus::Removed | UserStatus::Exempt) {
             by_user.entry(row.user_id).or_default().push(status);
         }
@@ -290,7 +290,7 @@ async fn maintained_compliance_equals_a_recount_from_the_rows() {
                             && a.is_active
                             && a.is_mandatory
                             && matches!(
-                                r.status(&a.units, a.item_count, a.deadline, now),
+                                r.status(&a.units, a.item_count, a.deadline, now.date_naive()),
                                 UserStatus::Overdue | UserStatus::Expired
                             )
                     })

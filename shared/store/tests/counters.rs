@@ -20,10 +20,10 @@ async fn rows(store: &Store, org: &OrgId, a: &Assignment) -> Vec<ProgressRow> {
 /// What the summary says on `day`, and what counting the rows' statuses says.
 fn figures(a: &Assignment, rows: &[ProgressRow], day: NaiveDate) -> ([u64; 5], [u64; 5]) {
     let now: DateTime<Utc> = day.and_hms_opt(12, 0, 0).unwrap().and_utc();
-    let s = a.aggregates.summary(a.item_count, a.deadline, now);
+    let s = a.aggregates.summary(a.item_count, a.deadline, now.date_naive());
     let mut counted = [0; 5];
     for row in rows {
-        match row.status(&a.units, a.item_count, a.deadline, now) {
+        match row.status(&a.units, a.item_count, a.deadline, now.date_naive()) {
             UserStatus::NotStarted => counted[0] += 1,
             UserStatus::InProgress => counted[1] += 1,
             UserStatus::Completed => counted[2] += 1,

@@ -369,10 +369,10 @@ async fn refused_and_unknown_ingestions_create_nothing() {
 
     // Larger than a request may carry: 413, naming the uploads route.
     let mut huge = bandit.clone();
-    huge.resize(scans::MAX_REQUEST_BYTES + 1, b' ');
+    huge.resize(sarif_intake::MAX_REQUEST_BYTES + 1, b' ');
     let too_large = post_sarif(&env, &org, &author.email, "abcdef6", huge).await;
     assert_problem(&too_large, 413, "payload_too_large");
-    assert_eq!(too_large.body["limit"], json!(scans::MAX_REQUEST_BYTES));
+    assert_eq!(too_large.body["limit"], json!(sarif_intake::MAX_REQUEST_BYTES));
     assert_eq!(too_large.body["alternative"], json!({"method": "POST", "href": "/api/public/v1/sarif/uploads"}));
 
     // None of it created anything.

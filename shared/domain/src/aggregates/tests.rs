@@ -1,5 +1,5 @@
 use super::*;
-use chrono::TimeZone;
+use chrono::{TimeZone, Utc};
 
 fn row(class: RowClass, completed_items: u32) -> Option<RowContribution> {
     Some(RowContribution { class, completed_items, due_on: None })
@@ -48,12 +48,12 @@ fn summary_rates_and_overdue_switch_at_end_of_deadline_day() {
     };
     let deadline = NaiveDate::from_ymd_opt(2026, 4, 15).unwrap();
     let last_moment = Utc.with_ymd_and_hms(2026, 4, 15, 23, 59, 59).unwrap();
-    let before = agg.summary(11, deadline, last_moment);
+    let before = agg.summary(11, deadline, last_moment.date_naive());
     assert_eq!((before.in_progress_users, before.not_started_users, before.overdue_users), (2, 1, 0));
     assert_eq!(before.completion_rate, 0.25);
     assert!((before.average_progress - 19.0 / 44.0).abs() < 1e-12);
 
-    let after = agg.summary(11, deadline, Utc.with_ymd_and_hms(2026, 4, 16, 0, 0, 0).unwrap());
+    let after = agg.summary(11, deadline, Utc.with_ymd_and_hms(2026, 4, 16, 0, 0, 0).unwrap().date_naive());
     assert_eq!((after.in_progress_users, after.not_started_users, after.overdue_users), (0, 0, 3));
     assert_eq!(after.completed_users, 1);
 }
@@ -76,7 +76,7 @@ fn rows_with_their_own_date_turn_overdue_on_that_date() {
     assert_eq!(agg.total_users, 4, "the exempt learner is not counted");
     assert_eq!(agg.dated.total(), 2, "only incomplete rows are counted by date");
     let on = |y, m, d| {
-        let s = agg.summary(11, deadline, Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap());
+        let s = agg.summary(11, deadline, Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap().date_naive());
         (s.not_started_users, s.in_progress_users, s.overdue_users, s.completed_users)
     };
     assert_eq!(on(2026, 4, 10), (2, 1, 0, 1));
@@ -98,7 +98,7 @@ fn recertified_learners_expire_on_their_date() {
         let s = agg.summary(
             11,
             NaiveDate::from_ymd_opt(2026, 4, 15).unwrap(),
-            Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).unwrap().date_naive(),
         );
         (s.completed_users, s.expired_users, s.overdue_users, s.completion_rate)
     };
@@ -123,6 +123,10 @@ fn dated_counts_are_stored_as_one_attribute_per_entry() {
 
 #[test]
 fn empty_assignment_has_zero_rates_not_nan() {
-    let s = Aggregates::default().summary(0, NaiveDate::from_ymd_opt(2030, 1, 1).unwrap(), DateTime::UNIX_EPOCH);
+    let s = Aggregates::default().summary(
+        0,
+        NaiveDate::from_ymd_opt(2030, 1, 1).unwrap(),
+        chrono::DateTime::UNIX_EPOCH.date_naive(),
+    );
     assert_eq!((s.completion_rate, s.average_progress), (0.0, 0.0));
 }

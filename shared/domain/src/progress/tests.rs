@@ -25,9 +25,12 @@ fn row_with(keys: &[(&str, Option<f64>)]) -> ProgressRow {
 #[test]
 fn deadline_day_counts_until_midnight_utc() {
     let deadline = NaiveDate::from_ymd_opt(2026, 4, 15).unwrap();
-    assert!(!is_past_deadline(deadline, Utc.with_ymd_and_hms(2026, 4, 15, 0, 0, 0).unwrap()));
-    assert!(!is_past_deadline(deadline, Utc.with_ymd_and_hms(2026, 4, 15, 23, 59, 59).unwrap()));
-    assert!(is_past_deadline(deadline, Utc.with_ymd_and_hms(2026, 4, 16, 0, 0, 0).unwrap()));
+    assert!(!crate::deadline::has_passed(deadline, Utc.with_ymd_and_hms(2026, 4, 15, 0, 0, 0).unwrap().date_naive()));
+    assert!(!crate::deadline::has_passed(
+        deadline,
+        Utc.with_ymd_and_hms(2026, 4, 15, 23, 59, 59).unwrap().date_naive()
+    ));
+    assert!(crate::deadline::has_passed(deadline, Utc.with_ymd_and_hms(2026, 4, 16, 0, 0, 0).unwrap().date_naive()));
 }
 
 #[test]
@@ -38,30 +41,34 @@ fn statuses_follow_progress_deadline_and_removal() {
     let u = units();
 
     let fresh = row_with(&[]);
-    assert_eq!(fresh.status(&u, 3, deadline, before), UserStatus::NotStarted);
-    assert_eq!(fresh.status(&u, 3, deadline, after), UserStatus::Overdue);
+    assert_eq!(fresh.status(&u, 3, deadline, before.date_naive()), UserStatus::NotStarted);
+    assert_eq!(fresh.status(&u, 3, deadline, after.date_naive()), UserStatus::Overdue);
 
     let partial = row_with(&[("c:sql-injection:0", Some(80.0))]);
-    assert_eq!(partial.status(&u, 3, deadline, before), UserStatus::InProgress);
-    assert_eq!(partial.status(&u, 3, deadline, after), UserStatus::Overdue);
+    assert_eq!(partial.status(&u, 3, deadline, before.date_naive()), UserStatus::InProgress);
+    assert_eq!(partial.status(&u, 3, deadline, after.date_naive()), UserStatus::Overdue);
 
     let done = row_with(&[("c:sql-injection:0", None), ("c:sql-injection:1", None), ("s:idor", None)]);
-    assert_eq!(done.status(&u, 3, deadline, after), UserStatus::Completed, "completion beats the deadline");
+    assert_eq!(
+        done.status(&u, 3, deadline, after.date_naive()),
+        UserStatus::Completed,
+        "completion beats the deadline"
+    );
 
     let mut gone = done.clone();
     gone.removed_at = Some(before);
-    assert_eq!(gone.status(&u, 3, deadline, before), UserStatus::Removed);
+    assert_eq!(gone.status(&u, 3, deadline, before.date_naive()), UserStatus::Removed);
 
     let mut extended = partial.clone();
     extended.extended_to = Some(NaiveDate::from_ymd_opt(2026, 4, 20).unwrap());
-    assert_eq!(extended.status(&u, 3, deadline, after), UserStatus::InProgress, "their own date counts");
+    assert_eq!(extended.status(&u, 3, deadline, after.date_naive()), UserStatus::InProgress, "their own date counts");
     assert_eq!(extended.contribution(&u, 3).due_on, extended.extended_to);
     extended.relative_due_on = Some(NaiveDate::from_ymd_opt(2026, 4, 12).unwrap());
     assert_eq!(extended.due_on(deadline), NaiveDate::from_ymd_opt(2026, 4, 20).unwrap(), "an extension wins");
 
     let mut exempt = partial.clone();
     exempt.exemption = Some(Exemption { reason: "on leave".into(), at: before, by: "user:x".into() });
-    assert_eq!(exempt.status(&u, 3, deadline, after), UserStatus::Exempt);
+    assert_eq!(exempt.status(&u, 3, deadline, after.date_naive()), UserStatus::Exempt);
     assert_eq!(exempt.contribution(&u, 3).due_on, None);
     assert_eq!(done.contribution(&u, 3).due_on, None, "complete rows are not counted by date");
 }
@@ -109,26 +116,26 @@ fn a_recertified_row_is_completed_until_it_lapses_then_expired() {
         (contribution.class, contribution.due_on, contribution.completed_items),
         (RowClass::Completed, Some(lapses), 2)
     );
-    assert_eq!(row.status(&topic, 2, deadline, t(2027, 1, 12)), UserStatus::Completed);
-    assert_eq!(row.status(&topic, 2, deadline, t(2027, 1, 13)), UserStatus::Expired);
+    assert_eq!(row.status(&topic, 2, deadline, t(2027, 1, 12).date_naive()), UserStatus::Completed);
+    assert_eq!(row.status(&topic, 2, deadline, t(2027, 1, 13).date_naive()), UserStatus::Expired);
 
     // One item of the new cycle: still expired, with the new cycle's progress.
     let item = TrackedItem::parse_key("c:sql-injection:0").unwrap();
     row.record_recurring_completion(&item, None, t(2027, 2, 1), &topic, 2, yearly);
     assert_eq!(
-        (row.status(&topic, 2, deadline, t(2027, 2, 2)), row.completed_tracked(&topic)),
+        (row.status(&topic, 2, deadline, t(2027, 2, 2).date_naive()), row.completed_tracked(&topic)),
         (UserStatus::Expired, 1)
     );
     // An extension can only move the lapse later.
     row.extended_to = NaiveDate::from_ymd_opt(2026, 6, 1);
     assert_eq!(row.expires_on(), Some(lapses));
     row.extended_to = NaiveDate::from_ymd_opt(2027, 3, 1);
-    assert_eq!(row.status(&topic, 2, deadline, t(2027, 2, 2)), UserStatus::Completed);
+    assert_eq!(row.status(&topic, 2, deadline, t(2027, 2, 2).date_naive()), UserStatus::Completed);
 
     // No longer recurring: completed once and for all; the cycles stay as history.
     row.refresh(&topic, 2, None);
     assert_eq!((row.valid_until, row.cycles.len()), (None, 1));
-    assert_eq!(row.status(&topic, 2, deadline, t(2030, 1, 1)), UserStatus::Completed);
+    assert_eq!(row.status(&topic, 2, deadline, t(2030, 1, 1).date_naive()), UserStatus::Completed);
 }
 
 #[test]

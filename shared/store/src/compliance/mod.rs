@@ -13,10 +13,10 @@ use domain::{
 };
 
 use crate::dynamo::{Item, n, s, to_item};
-use crate::outbox::{Announce, Written};
 use crate::records::{LearnerComplianceRecord, Record, UserRecord};
 use crate::retry::Retry;
 use crate::tx::{Transaction, TxFailure};
+use crate::written::{Announce, Written};
 use crate::{Store, StoreError, keys};
 
 mod rollups;

@@ -9,11 +9,11 @@ use domain::{Assignment, ComplianceTransition, Obligation, OrgId, ProgressRow, U
 
 use super::LearnerChange;
 use crate::dynamo::{n, s};
-use crate::outbox::{Announce, Written};
 use crate::partition::Partition;
 use crate::records::{AssignmentRecord, ProgressRecord, Record};
 use crate::retry::Retry;
 use crate::tx::{CancelReason, TxFailure};
+use crate::written::{Announce, Written};
 use crate::{Page, PageKey, Pages, Store, StoreError, keys};
 
 impl Store {

@@ -1,5 +1,5 @@
 //! An empty export function: `empty-function`'s set-up plus the S3 client, built as
-//! `exports::Bucket::from_env` (and `scans::UploadBucket::from_env`) builds it from the same SDK
+//! `exports::Bucket::from_env` (and `sarif_intake::UploadBucket::from_env`) builds it from the same SDK
 //! configuration. What `export-csv`, `export-worker`, `sarif` and `sarif-worker` are compared with.
 
 use lambda_http::{Body, Error, Request, Response, service_fn};
