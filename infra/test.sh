@@ -51,6 +51,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 # `test = false` targets are not in --all-targets.
 cargo clippy --workspace --test iam_coverage --quiet -- -D warnings
 
+step "cargo doc --workspace --no-deps, warnings as errors (every doc link resolves)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
 step "sam validate --lint; cfn-lint with the serverless rules (cfn-lint-serverless)"
 tools_ready
 infra/sam.sh validate --lint

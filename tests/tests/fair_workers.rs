@@ -151,8 +151,8 @@ async fn roster_requests_take_turns_across_orgs_and_reconcile_hands_on_a_stuck_l
     let orgs = [("A", &a), ("B", &b)];
     let request = |org: &SeededOrg| {
         let id = OrgId::parse(org.org_id.as_str()).unwrap();
-        let from = service::roster_build::Position::of_request(&id, &json!({})).unwrap();
-        let event = service::roster_build::requested(
+        let from = service::roster::Position::of_request(&id, &json!({})).unwrap();
+        let event = service::roster::requested(
             &id,
             domain::AssignmentId::new_v7(),
             &from,

@@ -6,25 +6,14 @@
 //! building the rust-analyzer crates it needs (minutes of the test command's 20): a module imports
 //! another when it names it through `crate::…` (directly, in a `use` group, or through a re-export
 //! of the crate root) or, from a submodule, its parent through `super::`. A module and its own
-//! submodules are one unit, so a parent naming its child is no edge.
+//! submodules are one unit (a long module split into files whose parts `use super::*`), so a parent
+//! naming its child is no edge.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 const MAX_LINES: usize = 400;
-
-/// Circles not yet taken apart, by crate source folder. The check fails on any other circle, and on
-/// each of these once it is gone (then it leaves this list), so the list only shrinks.
-const KNOWN_CIRCLES: &[&str] = &["shared/events/src", "shared/service/src"];
-
-/// Files over the limit not yet split, held the same way: each must leave this list once it is split.
-const KNOWN_LONG: &[&str] = &[
-    // The streaming SARIF parser belongs with the intake adapter (`shared/sarif-intake`), not the rules crate.
-    "shared/domain/src/sarif.rs",
-    "shared/domain/src/event.rs",
-    "shared/service/src/scheduled.rs",
-];
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -305,19 +294,12 @@ fn circles(imports: &BTreeMap<String, BTreeMap<String, BTreeSet<String>>>) -> Ve
 
 #[test]
 fn no_two_modules_of_a_crate_import_each_other_in_a_circle() {
-    let root = workspace();
     let mut problems = Vec::new();
-    let mut known_seen = BTreeSet::new();
     let sources = crate_sources();
     assert!(sources.len() > 20, "the workspace's crates were found: {sources:?}");
     for src in sources {
         let krate = read_crate(&src);
-        let folder = src.strip_prefix(&root).unwrap().display().to_string();
         for circle in circles(&krate.imports) {
-            if KNOWN_CIRCLES.contains(&folder.as_str()) {
-                known_seen.insert(folder.clone());
-                continue;
-            }
             let ties: Vec<String> = circle
                 .iter()
                 .flat_map(|from| {
@@ -331,8 +313,6 @@ fn no_two_modules_of_a_crate_import_each_other_in_a_circle() {
         }
     }
     assert!(problems.is_empty(), "modules that import each other in a circle:\n{}", problems.join("\n"));
-    let gone: Vec<_> = KNOWN_CIRCLES.iter().filter(|f| !known_seen.contains(**f)).collect();
-    assert!(gone.is_empty(), "no circle left in {gone:?}: take them off KNOWN_CIRCLES");
 }
 
 /// The checker itself: a circle through a `use` group and a re-export is found; a parent and its
@@ -363,11 +343,8 @@ fn no_source_file_of_the_service_is_over_400_lines_its_tests_aside() {
             for file in rust_files(&src) {
                 let lines = fs::read_to_string(&file).unwrap();
                 let counted = without_tests_keeping_comments(&lines);
-                let name = file.strip_prefix(&root).unwrap().display().to_string();
-                if KNOWN_LONG.contains(&name.as_str()) {
-                    assert!(counted > MAX_LINES, "{name} is {counted} lines now: take it off KNOWN_LONG");
-                } else if counted > MAX_LINES {
-                    long.push(format!("{name} ({counted} lines)"));
+                if counted > MAX_LINES {
+                    long.push(format!("{} ({counted} lines)", file.strip_prefix(&root).unwrap().display()));
                 }
             }
         }

@@ -539,3 +539,31 @@ fn queues_of_whole_events_use_the_services_key_and_only_their_writers_and_reader
     }
     assert_eq!(users.len(), 10, "{users:?}");
 }
+
+/// The platform's detail types the consumers' rules route are exactly those the parser reads
+/// (`events::platform::DETAIL_TYPES`), source by source: a type the parser knows but no rule routes
+/// (or one a rule routes that every consumer would refuse as poison) fails here, not in production.
+#[test]
+fn the_consumers_rules_route_exactly_the_platform_events_the_parser_reads() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let template = template();
+    let mut routed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_sequence().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect()
+    };
+    for resource in template["Resources"].as_mapping().unwrap().values() {
+        let Some(events) = resource["Properties"]["Events"].as_mapping() else { continue };
+        for event in events.values().filter(|e| e["Type"].as_str() == Some("EventBridgeRule")) {
+            let pattern = &event["Properties"]["Pattern"];
+            for source in strings(&pattern["source"]).into_iter().filter(|s| s.starts_with("platform.")) {
+                routed.entry(source).or_default().extend(strings(&pattern["detail-type"]));
+            }
+        }
+    }
+    let parsed: BTreeMap<String, BTreeSet<String>> = events::platform::DETAIL_TYPES
+        .iter()
+        .map(|(source, types)| ((*source).to_owned(), types.iter().map(|t| (*t).to_owned()).collect()))
+        .collect();
+    assert!(!parsed.is_empty());
+    assert_eq!(routed, parsed);
+}

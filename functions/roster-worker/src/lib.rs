@@ -1,8 +1,8 @@
 //! The roster worker, on the service's own requests (from the outbox through its queue, one per org at a
 //! time: `events::work`):
 //! - `assignment.roster_requested` → a roster run: the rows of a large team or org assignment written
-//!   (create) or brought in line with the projection (reactivation, the reconcile job), page by page,
-//!   then `rosterStatus: complete` (see `service::roster_build`);
+//!   (create) or brought in line with the directory (reactivation, the reconcile job), page by page,
+//!   then `rosterStatus: complete` (see `service::roster`);
 //! - `assignment.compliance_sync_requested` → the next share of a rule change's compliance sync, page by
 //!   page, then `complianceSync: synced` (see `service::compliance::sync_share`).
 
@@ -10,7 +10,7 @@ use domain::OrgId;
 use domain::event::{ComplianceSyncRequested, Event, ParseError, RosterRequested, WorkRequest};
 use serde_json::{Value, json};
 use service::compliance::ShareSize;
-use service::roster_build::PAGES_PER_RUN;
+use service::roster::PAGES_PER_RUN;
 
 /// What this function builds once per container: the table and clock ([`events::Consumer`]) and its
 /// own queue (a failed request is brought back sooner).
@@ -55,7 +55,7 @@ pub async fn handle(consumer: &events::Consumer, event: Value) -> Result<Value, 
         Err(reason) => return Ok(malformed(&event, "roster", reason)),
     };
     let id = request.assignment_id;
-    let from = match service::roster_build::Position::of(&org, &request.from) {
+    let from = match service::roster::Position::of(&org, &request.from) {
         Ok(from) => from,
         Err(reason) => {
             tracing::warn!(assignment_id = %id, reason, "dropping a malformed roster request");
@@ -63,7 +63,7 @@ pub async fn handle(consumer: &events::Consumer, event: Value) -> Result<Value, 
         }
     };
     let ctx = consumer.ctx();
-    let built = service::roster_build::build(&ctx, &org, id, from, PAGES_PER_RUN, Some(request.run));
+    let built = service::roster::build(&ctx, &org, id, from, PAGES_PER_RUN, Some(request.run));
     match events::consumer::outcome(built.await)? {
         Ok(run) => Ok(json!({"assignmentId": id, "rows": run.rows, "complete": run.complete})),
         Err(reason) => {

@@ -94,7 +94,7 @@ fn main() {
         return read(way, Path::new(file));
     }
     let sizes: Vec<usize> = args.iter().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let sizes = if sizes.is_empty() { vec![1_000, domain::sarif::MAX_RESULTS] } else { sizes };
+    let sizes = if sizes.is_empty() { vec![1_000, sarif_intake::parser::MAX_RESULTS] } else { sizes };
     let dir: PathBuf = std::env::temp_dir().join(format!("sarif-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap_or_default();
     let mut streaming = Vec::new();

@@ -2,7 +2,7 @@
 //! code and context members. `Debug` output of internal errors never reaches a client.
 //!
 //! [`ApiError`] holds what only the HTTP layer refuses (credentials, scopes, the request's shape, rate
-//! limits) and, as [`ApiError::App`], whatever a use case failed with: [`app_problem`] is the one
+//! limits) and, as [`ApiError::App`], whatever a use case failed with: `app_problem` is the one
 //! mapping of the use cases' [`AppError`] (the store's errors under it included) to problems.
 
 use domain::validation::{FieldError, ValidationError};
@@ -18,7 +18,7 @@ use crate::rate::RateLimited;
 /// Every way a request can fail, as the client sees it.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// What a use case (or the store under it) refused or failed with; [`app_problem`] says how it reads.
+    /// What a use case (or the store under it) refused or failed with; `app_problem` says how it reads.
     #[error(transparent)]
     App(#[from] AppError),
     #[error("the request body is not valid JSON: {0}")]

@@ -151,7 +151,8 @@ pub const CREATE_FIELDS: &[&str] = &[
 
 /// What a client may change with PATCH (wire names, one per [`Patch`] field). Validation reads them,
 /// and the store writes exactly these fields of the serialised assignment (with [`PATCH_ALSO_WRITES`]):
-/// adding a patchable field is this list, [`Patch`], [`Assignment::patched`] and its validation.
+/// adding a patchable field is the field, this list, [`Patch`], [`Assignment::patched`] (and
+/// `NewAssignment::into_assignment`), its validation, the API view and OpenAPI — not the store.
 pub const PATCHABLE_FIELDS: &[&str] = &["deadline", "isMandatory", "note", "isActive", "recurrence"];
 
 /// What a change also writes, besides the patchable fields: its version and time, and the roster run
@@ -223,7 +224,7 @@ impl Assignment {
         }
     }
 
-    /// Whether `user` belongs in this assignment's scope according to the projection: active, and the
+    /// Whether `user` belongs in this assignment's scope according to the directory: active, and the
     /// assignee themself, a member of the team, or anyone in the org — for a new-starters assignment,
     /// only if they came into the scope after it was created.
     pub fn includes(&self, user: &User) -> bool {
@@ -246,7 +247,7 @@ impl Assignment {
         self.entered_scope(user).is_some_and(|at| at > self.created_at)
     }
 
-    /// When `user` came into this assignment's scope, as far as the projection knows, whatever order
+    /// When `user` came into this assignment's scope, as far as the directory knows, whatever order
     /// its events arrived in: first seen in the team, or the account's creation (org). `None` for an
     /// individual assignment or when not known.
     pub fn entered_scope(&self, user: &User) -> Option<DateTime<Utc>> {

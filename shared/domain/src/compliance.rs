@@ -98,7 +98,7 @@ impl Standing {
 #[serde(rename_all = "camelCase")]
 pub struct LearnerCompliance {
     pub user_id: UserId,
-    /// The learner's team as the user projection says (the team rollup they count in).
+    /// The learner's team as the directory says (the team rollup they count in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub team_id: Option<TeamId>,
     #[serde(default)]

@@ -180,7 +180,7 @@ impl User {
     }
 
     /// When the facts that decide the user's assignments (team, activity) were last changed; the time
-    /// at which membership changes derived from this projection are applied to progress rows.
+    /// at which membership changes derived from this directory are applied to progress rows.
     pub fn membership_at(&self) -> DateTime<Utc> {
         match (self.facets.team_at, self.facets.active_at) {
             (None, None) => self.updated_at,

@@ -119,7 +119,7 @@ pub fn derive(log: &CompletionLog, units: &[TrackedUnit], item_count: u32, recur
     derive_since(log, units, item_count, recurrence, Vec::new(), None)
 }
 
-/// [`derive`] of a log that starts on `log_from` (see [`compact`]), after the cycles `closed` before it.
+/// [`derive()`] of a log that starts on `log_from` (see [`compact`]), after the cycles `closed` before it.
 pub fn derive_since(
     log: &CompletionLog,
     units: &[TrackedUnit],

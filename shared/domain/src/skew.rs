@@ -1,5 +1,5 @@
 //! How far a producer's clock is trusted: the one bound the event consumers apply at receipt and the
-//! projection applies to times it stored before that bound existed.
+//! directory applies to times it stored before that bound existed.
 //!
 //! Order-safety keeps the newest time it has seen (a late, older event never undoes a newer one). A
 //! time ahead of every real clock would therefore make every real change after it look older, for

@@ -12,19 +12,11 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 use service::{AppError, Applied, Clock, Ctx, SystemClock, courses, membership, progress};
-use store::{Store, StoreError};
+use store::Store;
 
+use crate::error::ConsumerError;
 use crate::platform::{EventKind, PlatformEvent, ahead_of, parse};
 use crate::queue::Queue;
-
-/// A failure worth retrying: the event source redelivers it (then dead-letters).
-#[derive(Debug, thiserror::Error)]
-pub enum ConsumerError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("{0}")]
-    Unavailable(String),
-}
 
 /// The one mapping of a use case's outcome to a consumer's: storage failures are retried, anything
 /// else the use case refuses is poison (`Ok(Err(reason))`: logged and dropped).
@@ -168,15 +160,5 @@ impl PlatformConsumer {
             self.parked.send(&[json!({"reason": reason, "event": event})]).await?;
         }
         Ok(outcome)
-    }
-}
-
-impl crate::entry::Context for PlatformConsumer {
-    async fn from_env() -> Result<Self, crate::entry::Error> {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-        Ok(Self {
-            consumer: Consumer::from_env_with(&config)?,
-            parked: Queue::from_var(&config, PARKED_QUEUE_URL_VAR)?,
-        })
     }
 }

@@ -54,3 +54,13 @@ pub fn run<C: Context>(handler: Handler<C>) -> Result<(), Error> {
         .await
     })
 }
+
+impl Context for crate::PlatformConsumer {
+    async fn from_env() -> Result<Self, Error> {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        Ok(Self {
+            consumer: crate::Consumer::from_env_with(&config)?,
+            parked: crate::queue::Queue::from_var(&config, crate::consumer::PARKED_QUEUE_URL_VAR)?,
+        })
+    }
+}

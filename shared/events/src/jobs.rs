@@ -10,13 +10,13 @@
 
 use std::time::Duration;
 
+use chrono::NaiveDate;
 use domain::OrgId;
 use serde_json::{Value, json};
-use service::scheduled::{Budget, Job, OrgJob};
+use service::jobs::{Budget, Job, OrgJob};
 use store::Pages;
 
 use crate::queue::Queue;
-use crate::schedule::{only_orgs, run_date};
 use crate::{Consumer, ConsumerError, MissingVariable};
 
 /// How long a part may go on past its budget (the page it is in) before it is cut off: the budget
@@ -160,7 +160,7 @@ pub async fn run_batch(runner: &Runner, event: Value) -> Result<Value, ConsumerE
 /// Runs one part and puts its continuation on the queue; the part's report.
 async fn run_with(runner: &Runner, job: &OrgJob, budget: Budget) -> Result<Value, ConsumerError> {
     let ctx = runner.consumer.ctx();
-    let run = match crate::consumer::outcome(service::scheduled::run(&ctx, job, budget).await)? {
+    let run = match crate::consumer::outcome(service::jobs::run(&ctx, job, budget).await)? {
         Ok(run) => run,
         // Never the dispatcher's: a message for a person to look at, parked, not dropped unseen.
         Err(reason) => return Err(ConsumerError::Unavailable(format!("org run refused: {reason}"))),
@@ -177,4 +177,30 @@ async fn run_with(runner: &Runner, job: &OrgJob, budget: Budget) -> Result<Value
         None => false,
     };
     Ok(json!({"orgId": job.org_id, "job": job.job, "part": job.part, "continued": continued, "report": run.report}))
+}
+
+// The scheduled jobs' input. The scheduler's event carries nothing the jobs need; a manual run (a
+// re-run for one customer after an outage; tests) may narrow or move it.
+
+/// `{"orgIds": [...]}` limits a run to those orgs; anything else in the input is ignored. Invalid ids
+/// make the input poison.
+pub fn only_orgs(input: &Value) -> Result<Option<Vec<OrgId>>, String> {
+    let Some(ids) = input.get("orgIds") else { return Ok(None) };
+    let ids = ids.as_array().ok_or("orgIds must be an array")?;
+    ids.iter()
+        .map(|id| {
+            id.as_str()
+                .ok_or("orgIds must be strings".to_owned())
+                .and_then(|id| OrgId::parse(id).map_err(|e| e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// `{"date": "YYYY-MM-DD"}` runs a daily job for that day instead of each org's today (`None`).
+pub fn run_date(input: &Value) -> Result<Option<NaiveDate>, &'static str> {
+    match input.get("date").and_then(Value::as_str) {
+        Some(raw) => NaiveDate::parse_from_str(raw, "%Y-%m-%d").map(Some).map_err(|_| "date must be YYYY-MM-DD"),
+        None => Ok(None),
+    }
 }

@@ -3,30 +3,26 @@
 //! - [`platform`]: the consumed events (design §4), parsed and validated;
 //! - [`consumer`]: the handler every consumer Lambda runs: parse, then the `service` use case the
 //!   event calls for (idempotent, order-safe), its errors mapped to retry or drop;
-//! - [`schedule`]: the scheduled jobs' input; [`jobs`]: their queue (one run per org); [`queue`]: an
-//!   SQS queue the service sends to;
+//! - [`jobs`]: the scheduled jobs' queue (one run per org) and input; [`queue`]: an SQS queue the
+//!   service sends to;
 //! - [`work`]: the roster and export workers' requests, one per org at a time on each worker's queue;
 //! - [`outbox`]: domain events out: the table's stream of outbox items → [`Publisher`] (source
 //!   `assignments`, PutEvents ≤ 10 per call with failed entries resent).
 
 pub mod consumer;
 pub mod entry;
+mod error;
 pub mod jobs;
 pub mod outbox;
 pub mod platform;
 mod publisher;
 pub mod queue;
-pub mod schedule;
 pub mod work;
 
-pub use consumer::{Consumer, ConsumerError, PlatformConsumer};
+pub use consumer::{Consumer, PlatformConsumer};
+pub use error::{ConsumerError, MissingVariable};
 pub use publisher::{BATCH, BATCH_BYTES, Ledger, PublishError, Publisher};
 use store::Store;
-
-/// Configuration a consumer Lambda reads once at start-up.
-#[derive(Debug, thiserror::Error)]
-#[error("environment variable {0} is not set")]
-pub struct MissingVariable(pub &'static str);
 
 impl Consumer {
     /// Reads `TABLE_NAME` and builds the DynamoDB client; fails fast at start-up.

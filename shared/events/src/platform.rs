@@ -236,7 +236,8 @@ pub const MAX_COURSE_ITEMS: usize = 500;
 /// Scores are percentages.
 pub const MAX_SCORE: f64 = 100.0;
 
-/// `detail-type`s each source may send; used by the parser and mirrored by the template's rules.
+/// `detail-type`s each source may send: the template's rules route exactly these (a template test holds
+/// them together).
 pub const DETAIL_TYPES: &[(&str, &[&str])] = &[
     ("platform.users", &[UserCreated::DETAIL_TYPE, UserUpdated::DETAIL_TYPE, UserDeactivated::DETAIL_TYPE]),
     (

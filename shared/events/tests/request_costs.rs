@@ -149,9 +149,9 @@ async fn requests_per_daily_job_row() {
             .await
             .unwrap();
         capacity.reset();
-        let job = service::scheduled::OrgJob::first(service::scheduled::Job::Reminders, org.clone(), Some(today));
-        let budget = service::scheduled::Budget::of(std::time::Duration::from_secs(3600));
-        let run = service::scheduled::run(&ctx, &job, budget).await.unwrap();
+        let job = service::jobs::OrgJob::first(service::jobs::Job::Reminders, org.clone(), Some(today));
+        let budget = service::jobs::Budget::of(std::time::Duration::from_secs(3600));
+        let run = service::jobs::run(&ctx, &job, budget).await.unwrap();
         assert_eq!((run.report.count, run.next.is_none()), (learners, true));
         requests.push(capacity.requests());
     }

@@ -155,7 +155,7 @@ fn formula_at(rest: &str, skipped: impl Fn(char) -> bool) -> bool {
 /// text; nothing is removed, so the value stays readable: `=1+1` reads `'=1+1`, a note `x;=1` reads
 /// `x;'=1`, one whose second line starts with `=` has that line start with `'=`. Dangerous: a first
 /// character of tab or CR, or a formula start (`=`, `+`, `-`, `@`, after any whitespace or quotes) at the
-/// cell's start or right after a [line break or separator](CELL_BOUNDARIES).
+/// cell's start or right after a line break or separator (`CELL_BOUNDARIES`).
 pub fn neutralise(cell: String) -> String {
     let inside = |c: char| c.is_whitespace() && !CELL_BOUNDARIES.contains(&c);
     // Where a `'` goes (byte offsets; every boundary is one ASCII byte). No allocation for a safe cell.

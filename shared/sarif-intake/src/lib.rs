@@ -6,8 +6,11 @@ use std::cell::Cell;
 use std::io::Read;
 use std::time::Duration;
 
+use domain::Findings;
 use domain::OrgId;
-use domain::sarif::{Findings, SarifError};
+
+pub mod parser;
+pub use parser::SarifError;
 
 /// Largest body `POST /sarif` takes, as sent (compressed, if gzip). API Gateway hands Lambda a
 /// binary body base64-encoded, and a synchronous invocation carries at most 6 MB (6,291,456 bytes):
@@ -57,7 +60,7 @@ pub fn looks_gzipped(bytes: &[u8]) -> bool {
 pub fn read_request(bytes: &[u8], content_encoding: Option<&str>) -> Result<Findings, IntakeError> {
     match content_encoding.map(|e| e.trim().to_ascii_lowercase()).as_deref() {
         None | Some("") => read_sniffed(bytes, MAX_REQUEST_LOG_BYTES),
-        Some("identity") => Ok(domain::sarif::parse(bytes)?),
+        Some("identity") => Ok(parser::parse(bytes)?),
         Some("gzip" | "x-gzip") => read_gzip(bytes, MAX_REQUEST_LOG_BYTES),
         Some(other) => Err(IntakeError::UnsupportedEncoding(other.to_owned())),
     }
@@ -69,13 +72,13 @@ pub fn read_upload(bytes: &[u8]) -> Result<Findings, IntakeError> {
 }
 
 fn read_sniffed(bytes: &[u8], limit: u64) -> Result<Findings, IntakeError> {
-    if looks_gzipped(bytes) { read_gzip(bytes, limit) } else { Ok(domain::sarif::parse(bytes)?) }
+    if looks_gzipped(bytes) { read_gzip(bytes, limit) } else { Ok(parser::parse(bytes)?) }
 }
 
 fn read_gzip(bytes: &[u8], limit: u64) -> Result<Findings, IntakeError> {
     let exceeded = Cell::new(false);
     let capped = Capped { inner: flate2::read::MultiGzDecoder::new(bytes), left: limit, exceeded: &exceeded };
-    domain::sarif::parse_reader(capped)
+    parser::parse_reader(capped)
         .map_err(|err| if exceeded.get() { IntakeError::TooLarge { limit, decompressed: true } } else { err.into() })
 }
 

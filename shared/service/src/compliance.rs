@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use domain::event::{ComplianceChanged, ComplianceSyncRequested, Learner};
-use domain::{ComplianceTransition, LearnerCompliance, LearnerFigures, OrgId, RollupFigures, TeamId, User};
+use domain::event::ComplianceSyncRequested;
+use domain::{LearnerCompliance, LearnerFigures, OrgId, RollupFigures, TeamId, User};
 use store::{LearnerFilter, Page, PageKey, Store, StoreError};
 
 use crate::outbound::{self, DomainEvent};
@@ -26,7 +26,7 @@ pub struct Summary {
 #[derive(Debug, Clone)]
 pub struct TeamFigures {
     pub team_id: TeamId,
-    /// `None` while the team is not in the projection yet.
+    /// `None` while the team is not in the directory yet.
     pub name: Option<String>,
     pub figures: RollupFigures,
 }
@@ -55,7 +55,7 @@ pub async fn summary(
             figures: rollup.figures(today),
         })
         .collect();
-    // By name as people read it; teams not in the projection yet last.
+    // By name as people read it; teams not in the directory yet last.
     teams.sort_by_cached_key(|t| (t.name.is_none(), t.name.as_deref().map(str::to_lowercase), t.team_id));
     Ok(Summary {
         as_of: now,
@@ -129,10 +129,9 @@ pub struct ShareSize {
 
 impl ShareSize {
     /// A request's share (and the reconcile job's): two pages, within a few seconds of the request's 10.
-    pub const INLINE: Self = Self { pages: crate::roster_build::INLINE_PAGES, time: std::time::Duration::from_secs(3) };
+    pub const INLINE: Self = Self { pages: crate::roster::INLINE_PAGES, time: std::time::Duration::from_secs(3) };
     /// A roster worker run's: well within its 300 s timeout.
-    pub const WORKER: Self =
-        Self { pages: crate::roster_build::PAGES_PER_RUN, time: std::time::Duration::from_secs(180) };
+    pub const WORKER: Self = Self { pages: crate::roster::PAGES_PER_RUN, time: std::time::Duration::from_secs(180) };
 }
 
 /// Brings learners' obligations of assignment `id` in line with its rules as stored (after a change of
@@ -204,16 +203,4 @@ pub fn sync_requested(
 ) -> DomainEvent {
     let resume = from.map(PageKey::resume_point);
     outbound::event(org, at, &ComplianceSyncRequested { assignment_id: id, rev, resume })
-}
-
-/// `compliance.changed`: a learner became compliant or non-compliant.
-pub(crate) fn changed(org: &OrgId, t: &ComplianceTransition, profile: Option<&User>, at: DateTime<Utc>) -> DomainEvent {
-    let detail = ComplianceChanged {
-        // The name and email as projected (an empty one stays empty).
-        learner: Learner::projected(t.user_id, profile),
-        team_id: t.team_id,
-        compliant: t.compliant,
-        non_compliant_since: t.since,
-    };
-    outbound::event(org, at, &detail)
 }

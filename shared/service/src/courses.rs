@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use domain::{Assignment, CourseId, CustomCourse, CustomCourseItem, OrgId, RosterStatus};
 
-use crate::roster::bundled_catalog as catalog;
-use crate::roster_build::{INLINE_PAGES, Mode, run_here};
+use crate::reach::bundled_catalog as catalog;
+use crate::roster::{INLINE_PAGES, Mode, run_here};
 use crate::{AppError, Applied, Ctx};
 
 /// Stores the course (newer wins), then re-resolves every active assignment on it against the course

@@ -11,7 +11,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use store::{AssignmentFilter, Headcount, Pages};
 
-use crate::roster::{members_page, resolve_group, resolve_target, resolve_user, rows_of};
+use crate::reach::{members_page, resolve_group, resolve_target, resolve_user, rows_of};
 use crate::{Actor, AppError, Ctx, outbound};
 
 /// What creating would do (`dryRun`).
@@ -69,7 +69,7 @@ pub async fn preview(ctx: &Ctx<'_>, org: &OrgId, new: &NewAssignment) -> Result<
 /// assignment: its learners arrive as they join) and announces `assignment.created`. A team or the
 /// org with more members than one transaction's first rows ([`store::ROSTER_ROWS_PER_TRANSACTION`])
 /// gets those rows now and the rest from the roster worker (`rosterStatus: building`, see
-/// [`crate::roster_build`]), so creating costs the same whatever the roster's size.
+/// [`crate::roster`]), so creating costs the same whatever the roster's size.
 /// `view` is how the audit entry shows the new assignment (the API's representation); `completes`,
 /// the request's idempotency key and its answer, committed with the assignment (see
 /// [`store::Store::create_assignment_answering`]).
@@ -114,11 +114,11 @@ pub async fn create(
         let obliges = assignment.is_active && assignment.is_mandatory;
         let run = uuid::Uuid::now_v7();
         assignment.roster_run = Some(run);
-        let from = crate::roster_build::Position {
+        let from = crate::roster::Position {
             resume: (!obliges).then(|| rest.clone()),
-            ..crate::roster_build::Position::start(crate::roster_build::Mode::Build)
+            ..crate::roster::Position::start(crate::roster::Mode::Build)
         };
-        events.push(crate::roster_build::requested(org, id, &from, run, actor.now));
+        events.push(crate::roster::requested(org, id, &from, run, actor.now));
     }
     let audit = created_audit(actor, &assignment, view(&assignment), rows.len());
     events.insert(0, outbound::created(org, &assignment, &actor.id, actor.now));
@@ -127,7 +127,7 @@ pub async fn create(
     Ok(created)
 }
 
-/// The row of an individual assignment's learner, in scope from the projection's membership time
+/// The row of an individual assignment's learner, in scope from the directory's membership time
 /// (so a leave that is older than the row but arrives later still removes them).
 pub(crate) fn individual_row(
     assignment: &domain::Assignment,

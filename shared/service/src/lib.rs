@@ -3,16 +3,16 @@
 //!
 //! - [`create`]: preview (`dryRun`) and create, roster rows in the same transactions;
 //! - [`patch`]: change, deactivate, reactivate (the roster catches up on reactivation);
-//! - [`roster`]: what a target is and who an assignee reaches now; [`roster_build`]: the roster
-//!   worker, which writes large rosters off the request path;
-//! - [`membership`]: rosters follow the user/team projection (joins, leaves, reconcile);
+//! - [`reach`]: what a target is and whom an assignee reaches now; [`roster`]: roster runs (the
+//!   roster worker's), which write large rosters off the request path;
+//! - [`membership`]: rosters follow the directory (joins, leaves, reconcile);
 //! - [`progress`], [`courses`]: completions and custom-course changes reach every row that tracks them;
 //! - [`reads`]: what the detail and the learner view show, with the names they display;
 //! - [`compliance`]: who is compliant with mandatory training (org, teams, learners), `compliance.changed`;
 //! - `export` (feature `export`, the export function's only): CSV audit packs to S3, audit-logged and
 //!   announced;
 //! - [`sarif`]: code-scanning results become individual assignments for the commit's author;
-//! - [`scheduled`]: the daily reminders and the roster reconcile job;
+//! - [`jobs`]: the scheduled jobs: the daily reminders and the hourly reconcile;
 //! - [`lanes`]: the roster and export workers fair across orgs (one request of an org at a time);
 //! - [`outbound`]: the domain events the use cases announce; each commits in the transaction of the
 //!   change it announces (the store's outbox item), and the `outbox-publisher` sends it from the
@@ -32,17 +32,17 @@ pub mod create;
 mod error;
 #[cfg(feature = "export")]
 pub mod export;
+pub mod jobs;
 pub mod lanes;
 pub mod learners;
 pub mod membership;
 pub mod outbound;
 pub mod patch;
 pub mod progress;
+pub mod reach;
 pub mod reads;
 pub mod roster;
-pub mod roster_build;
 pub mod sarif;
-pub mod scheduled;
 
 pub use clock::{Clock, SystemClock};
 pub use error::AppError;

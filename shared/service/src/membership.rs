@@ -1,6 +1,6 @@
-//! Rosters follow membership: who belongs to which assignment, derived from the user/team projection.
+//! Rosters follow membership: who belongs to which assignment, derived from the directory.
 //!
-//! Every membership change is applied at the projection's own time for the facts it rests on
+//! Every membership change is applied at the directory's own time for the facts it rests on
 //! ([`User::membership_at`]), so a late, older event never undoes a newer one, and the same code
 //! serves the consumers (one user changed), reactivation and the reconcile job (one assignment).
 
@@ -17,7 +17,7 @@ use crate::outbound;
 use crate::{AppError, Applied, Ctx};
 
 /// A user was created, changed, deactivated, joined or left a team (`mentioned_teams`: the teams the
-/// event names). The projection is written first; then the rosters follow the projection as stored
+/// event names). The directory is written first; then the rosters follow the directory as stored
 /// (not the event), so a stale event changes nothing and a retry after a partial failure finishes the job.
 pub async fn user_changed(
     ctx: &Ctx<'_>,
@@ -30,13 +30,13 @@ pub async fn user_changed(
     let now = ctx.now(org);
     // The head counts' last move is an index-settling time: the wall clock's, as the recount reads it.
     let user = ctx.store.change_user(org, user, change, at, now, ctx.clock.wall()).await?;
-    // The learner's compliance counts in the team the projection now gives them.
+    // The learner's compliance counts in the team the directory now gives them.
     ctx.store.place_learner(org, user.user_id, now, &outbound::compliance_only(org, now)).await?;
     let reconciled = reconcile_user(ctx, org, &user, mentioned_teams).await?;
     Ok(Applied { rows: reconciled.repairs })
 }
 
-/// A team was renamed or deleted: only the projection changes (a deleted team's assignments keep
+/// A team was renamed or deleted: only the directory changes (a deleted team's assignments keep
 /// their rows and gain nobody).
 pub async fn team_changed(
     ctx: &Ctx<'_>,
@@ -86,13 +86,13 @@ impl<'a> CompletionLog<'a> {
     }
 }
 
-/// Applies the projection of `user` to every assignment it may concern: rows the user has, and the
+/// Applies the directory of `user` to every assignment it may concern: rows the user has, and the
 /// active assignments aimed at the org, at the user, at their team and at `mentioned_teams` (teams the
 /// event names: joined, left, previous).
 ///
 /// Each row is a last-writer-wins register of "in scope", written at [`User::membership_at`] — a time
 /// that only grows as events are applied — so whatever order events arrive in, every row ends as the
-/// final projection says, and the set of rows written does not depend on the order either (a leave
+/// final directory says, and the set of rows written does not depend on the order either (a leave
 /// with no row writes a removed row, so an older join arriving later cannot add the learner).
 /// Joins only active assignments (a deactivated one gains nobody; a deleted team gains nobody).
 pub async fn reconcile_user(
@@ -224,12 +224,12 @@ async fn team_deleted(
     Ok(deleted)
 }
 
-/// The first half of bringing an active assignment's roster in line with the projection, for one
+/// The first half of bringing an active assignment's roster in line with the directory, for one
 /// page of `members` (as the assignee's listing gives them): members without a row join, removed ones
-/// return (each at the projection's time, so newer events still win). With `catch_up_all`, every
+/// return (each at the directory's time, so newer events still win). With `catch_up_all`, every
 /// member's row also takes the completions logged meanwhile (reactivation: completions are not
 /// recorded on inactive assignments); otherwise only rows it creates do. Used by the roster runs
-/// (`roster_build`): reactivation, the reconcile job, a build started again.
+/// (`roster`): reactivation, the reconcile job, a build started again.
 pub async fn reconcile_members(
     ctx: &Ctx<'_>,
     org: &OrgId,
@@ -244,7 +244,7 @@ pub async fn reconcile_members(
         return Ok(out);
     }
     let members = forget_future_of_users(store, org, members, now, &mut out).await?;
-    // The indexes are eventually consistent; the projection item itself decides.
+    // The indexes are eventually consistent; the directory item itself decides.
     let members: Vec<&User> = members.iter().filter(|u| a.includes(u)).collect();
     let ids: Vec<UserId> = members.iter().map(|u| u.user_id).collect();
     let mut rows: HashMap<UserId, ProgressRow> =
@@ -281,7 +281,7 @@ pub async fn reconcile_members(
 }
 
 /// The second half, for one page of the assignment's `rows`: rows of people no longer in scope leave
-/// (at the projection's time), rows derived under other tracked items or another recurrence (a
+/// (at the directory's time), rows derived under other tracked items or another recurrence (a
 /// refresh that did not finish) are derived again.
 pub async fn reconcile_rows(
     ctx: &Ctx<'_>,

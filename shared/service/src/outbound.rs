@@ -6,9 +6,9 @@
 use chrono::{DateTime, Utc};
 use domain::event::{
     AssignmentCompleted, AssignmentCreated, AssignmentDeactivated, AssignmentReactivated, AssignmentSnapshot,
-    AssignmentUpdated, Event, Learner, LearnerOverride, UserAdded, UserUpdated,
+    AssignmentUpdated, ComplianceChanged, Event, Learner, LearnerOverride, UserAdded, UserUpdated,
 };
-use domain::{Activation, Assignment, OrgId, ProgressRow, User, UserId};
+use domain::{Activation, Assignment, ComplianceTransition, OrgId, ProgressRow, User, UserId};
 use serde::Serialize;
 use store::Written;
 
@@ -90,7 +90,24 @@ pub(crate) fn compliance_changed(
     profile: Option<&User>,
     at: DateTime<Utc>,
 ) -> Option<DomainEvent> {
-    written.compliance().map(|t| crate::compliance::changed(org, t, profile, at))
+    written.compliance().map(|t| compliance_transition(org, t, profile, at))
+}
+
+/// `compliance.changed`: a learner became compliant or non-compliant.
+fn compliance_transition(
+    org: &OrgId,
+    t: &ComplianceTransition,
+    profile: Option<&User>,
+    at: DateTime<Utc>,
+) -> DomainEvent {
+    let detail = ComplianceChanged {
+        // The name and email as projected (an empty one stays empty).
+        learner: Learner::projected(t.user_id, profile),
+        team_id: t.team_id,
+        compliant: t.compliant,
+        non_compliant_since: t.since,
+    };
+    event(org, at, &detail)
 }
 
 /// The announcer of writes that can only change a learner's compliance, made at `now`.

@@ -9,7 +9,7 @@ use store::StoreError;
 use store::retry::Retry;
 
 use crate::compliance::{ShareSize, sync_share};
-use crate::roster_build::{INLINE_PAGES, Mode, Position, requested, run_here};
+use crate::roster::{INLINE_PAGES, Mode, Position, requested, run_here};
 use crate::{Actor, AppError, Ctx, outbound};
 
 /// Applies `patch` and returns the assignment as it now is (unchanged if the patch changes nothing).

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use store::{IdempotencyBegin, IdempotencyKey, IndividualAssignment, Pages, StoreError, StoredResponse};
 
 use crate::create::{created_audit, individual_row};
-use crate::roster::{bundled_catalog, resolve_target};
+use crate::reach::{bundled_catalog, resolve_target};
 use crate::{Actor, AppError, Ctx, outbound};
 
 /// Days from an ingestion to the deadline of the assignments it creates.

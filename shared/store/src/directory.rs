@@ -1,4 +1,4 @@
-//! Pattern 5 and the projection of platform data: users, teams, team members, custom courses.
+//! Pattern 5 and the directory of platform data: users, teams, team members, custom courses.
 //!
 //! Writes are order-safe: each carries the `occurredAt` of the event behind it (as epoch millis, which
 //! compare correctly where RFC 3339 strings with varying fractions would not), and an older write
@@ -99,7 +99,7 @@ impl Store {
         Ok(written.load(Ordering::Relaxed))
     }
 
-    /// Applies what a platform event says about a user at `at` to the projection (order-safe, see
+    /// Applies what a platform event says about a user at `at` to the directory (order-safe, see
     /// [`User::apply`]; times stored ahead of `clock`, the org's clock, are forgotten first, see
     /// [`User::forget_future`]); a user not seen before starts as [`User::unknown`]. Read-modify-write
     /// under a revision condition, retried on concurrent changes. Returns the user as stored afterwards.
@@ -183,7 +183,7 @@ impl Store {
         .await
     }
 
-    /// Read-modify-write of one projection item (`pk`, profile) under its revision: `open` makes the
+    /// Read-modify-write of one directory item (`pk`, profile) under its revision: `open` makes the
     /// entity of the stored record (or of none) and says which revision the write must still find;
     /// `change` applies the event (`false`: nothing to write); `moves` says how the change moves the
     /// org's head counts (from the entity as stored, `None` if it was not); `item` is the record to
@@ -313,7 +313,7 @@ impl Store {
         self.put_if_not_older(to_item(&team_record(org, team, None))?, ms).await
     }
 
-    /// The ids of the org's teams in the projection (jobs that go through every team).
+    /// The ids of the org's teams in the directory (jobs that go through every team).
     pub async fn team_ids(&self, org: &OrgId) -> Result<Vec<TeamId>, StoreError> {
         let teams = self.all_of::<TeamRecord>(&Partition::index(keys::GSI1, keys::org_teams(org))).await?;
         Ok(teams.into_iter().map(|team| team.team_id).collect())

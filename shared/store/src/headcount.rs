@@ -1,4 +1,4 @@
-//! Head counts of the directory projection: the org's active users and each team's active members,
+//! Head counts of the directory: the org's active users and each team's active members,
 //! the sets its indexes list (GSI1 `ORG#…#USERS`, GSI2 `…#TEAM#…#MEMBERS`). Every write of a user
 //! moves them in its own transaction, so a dry run answers from two reads whatever the org's size.
 //! A recount (the reconcile job, and the first read of a count that was never recounted, such as one
@@ -57,7 +57,7 @@ impl Headcount {
 const INDEX_SETTLE_MS: i64 = 60_000;
 
 /// Queries the reconcile job's recount may send (Select COUNT reads up to 1 MB of the index an answer,
-/// ~1,000 users of the projection: 2,000 cover two million).
+/// ~1,000 users of the directory: 2,000 cover two million).
 const MAX_COUNT_QUERIES: usize = 2_000;
 
 /// Queries a read may send to count a head count never checked yet (users written before counts
@@ -164,7 +164,7 @@ impl Store {
 
     /// The org's active users or a team's active members, from its head count (one strongly
     /// consistent Query of its shards). A count never checked against its index is recounted first,
-    /// within [`MAX_INLINE_COUNT_QUERIES`] and [`MAX_INLINE_COUNT_TIME`]: `None` when that is not enough
+    /// within `MAX_INLINE_COUNT_QUERIES` and `MAX_INLINE_COUNT_TIME`: `None` when that is not enough
     /// (the reconcile job's recount establishes it).
     pub async fn headcount(
         &self,
@@ -181,7 +181,7 @@ impl Store {
     }
 
     /// Counts the users a head count counts from its index and sets the count, unless a user's write
-    /// moved it while counting or less than [`INDEX_SETTLE_MS`] before (the next recount looks again).
+    /// moved it while counting or less than `INDEX_SETTLE_MS` before (the next recount looks again).
     /// Writes every shard in one transaction (the first holds the count, the others 0), each only if it
     /// has not moved since it was read.
     pub async fn recount(&self, org: &OrgId, count: Headcount, now: DateTime<Utc>) -> Result<Recount, StoreError> {

@@ -26,7 +26,7 @@ mod progress;
 mod records;
 pub mod retry;
 mod roster;
-mod sarif_uploads;
+mod sarif;
 mod tx;
 mod written;
 

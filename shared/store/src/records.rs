@@ -150,7 +150,7 @@ record!(
 );
 
 record!(
-    /// A SARIF upload (see `sarif_uploads`); expires by TTL.
+    /// A SARIF upload (see `sarif`); expires by TTL.
     SarifUploadRecord { expires_at: Option<i64> = "expiresAt" } flatten upload: domain::SarifUpload
 );
 

@@ -20,7 +20,7 @@ use crate::{Page, PageKey, Pages, Store, StoreError, keys};
 
 /// Progress rows written in the transaction that creates an assignment (100 minus the assignment, its
 /// duplicate lock, its audit entry, the org's registry entry and the outbox item). Larger rosters
-/// continue in chunks of [`ROSTER_CHUNK`].
+/// continue in chunks of `ROSTER_CHUNK`.
 pub const ROSTER_ROWS_PER_TRANSACTION: usize = 95;
 /// Rows per roster transaction after creation (100 minus the assignment's counter update and the
 /// outbox item with the rows' events).

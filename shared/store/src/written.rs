@@ -61,7 +61,7 @@ impl Written<'_> {
 }
 
 /// The caller's event builders: the events a [`Written`] change announces, given the learner's profile
-/// (their names; `None` while the projection does not have them). The store reads the profile only
+/// (their names; `None` while the directory does not have them). The store reads the profile only
 /// for a change that announces something.
 pub type Announce<'a> = &'a (dyn Fn(&Written<'_>, Option<&User>) -> Vec<DomainEvent> + Sync);
 

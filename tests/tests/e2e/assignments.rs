@@ -254,8 +254,8 @@ async fn rows_of(env: &Env, org: &seed::SeededOrg, id: &str) -> Vec<domain::Prog
 }
 
 /// Where a new roster's run starts.
-fn build() -> service::roster_build::Position {
-    service::roster_build::Position::start(service::roster_build::Mode::Build)
+fn build() -> service::roster::Position {
+    service::roster::Position::start(service::roster::Mode::Build)
 }
 
 /// An org-wide assignment stored as create leaves a large roster (building, run `run`), but without
@@ -333,15 +333,8 @@ async fn a_roster_run_stopped_midway_and_a_retried_one_leave_no_duplicate_and_no
     let ctx = env.consumer.ctx();
     let assignment = domain::AssignmentId::parse(id).unwrap();
     let (one_page, from_start) = tokio::join!(
-        service::roster_build::build(&ctx, &org.org_id, assignment, build(), 1, None),
-        service::roster_build::build(
-            &ctx,
-            &org.org_id,
-            assignment,
-            build(),
-            service::roster_build::PAGES_PER_RUN,
-            None
-        ),
+        service::roster::build(&ctx, &org.org_id, assignment, build(), 1, None),
+        service::roster::build(&ctx, &org.org_id, assignment, build(), service::roster::PAGES_PER_RUN, None),
     );
     // Both end without error. Either may finish the roster, or neither: create's request and the
     // stopped run's hand-over reach the roster worker through the local bus, and such a run may finish
@@ -373,9 +366,7 @@ async fn a_completion_made_while_the_roster_is_building_counts_on_the_row_the_wo
 
     let ctx = env.consumer.ctx();
     let run =
-        service::roster_build::build(&ctx, &org.org_id, a.id, build(), service::roster_build::PAGES_PER_RUN, None)
-            .await
-            .unwrap();
+        service::roster::build(&ctx, &org.org_id, a.id, build(), service::roster::PAGES_PER_RUN, None).await.unwrap();
     assert!(run.complete, "{run:?}");
     let row = env.store.progress_row(&org.org_id, a.id, learner).await.unwrap().expect("a row");
     assert!(row.completed.contains_key("c:sql-injection:0"), "{:?}", row.completed);
@@ -393,7 +384,7 @@ async fn a_duplicated_roster_request_stops_once_its_twin_has_handed_over() {
     let first = uuid::Uuid::now_v7();
     let a = building_org_wide(&env, &org, Some(first)).await;
     let ctx = env.consumer.ctx();
-    let run = |run| service::roster_build::build(&ctx, &org.org_id, a.id, build(), 1, Some(run));
+    let run = |run| service::roster::build(&ctx, &org.org_id, a.id, build(), 1, Some(run));
 
     let stranger = run(uuid::Uuid::now_v7()).await.unwrap();
     assert_eq!((stranger.rows, stranger.complete), (0, false), "not the run that may go on");
@@ -483,7 +474,7 @@ async fn a_recurrence_change_re_derives_a_large_roster_off_the_request_path() {
 async fn the_reconcile_job_starts_a_stopped_roster_run_again() {
     let (env, org) = Env::with_org().await;
     add_learners(&env, &org, 0..250).await;
-    let long_ago = Utc::now() - service::roster_build::STOPPED_AFTER - chrono::Duration::hours(1);
+    let long_ago = Utc::now() - service::roster::STOPPED_AFTER - chrono::Duration::hours(1);
     let stopped = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, long_ago.timestamp() as u64, 0));
     let a = building_org_wide(&env, &org, Some(stopped)).await;
 

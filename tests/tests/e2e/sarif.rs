@@ -345,7 +345,7 @@ async fn refused_and_unknown_ingestions_create_nothing() {
     let wrong_version = post_sarif(&env, &org, &author.email, "abcdef3", old.into_bytes()).await;
     assert_problem(&wrong_version, 400, "invalid_sarif");
     assert!(wrong_version.body["reason"].as_str().unwrap().contains("2.0.0"), "{:?}", wrong_version.body);
-    let results = vec![r#"{"ruleId":"B608","ruleIndex":0}"#; domain::sarif::MAX_RESULTS + 1].join(",");
+    let results = vec![r#"{"ruleId":"B608","ruleIndex":0}"#; sarif_intake::parser::MAX_RESULTS + 1].join(",");
     let too_many = format!(
         r#"{{"version":"2.1.0","runs":[{{"tool":{{"driver":{{"name":"Bandit","rules":[{{"id":"B608",
         "properties":{{"tags":["external/cwe/cwe-89"]}}}}]}}}},"results":[{results}]}}]}}"#

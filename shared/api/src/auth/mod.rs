@@ -4,9 +4,9 @@
 //! Not an API Gateway authorizer: an HTTP API authorizer can only refuse with a bare 403 and its result
 //! cache would delay revocation, which takes effect on the very next request here.
 //!
-//! - [`principal`]: who is calling and the scopes;
-//! - [`api_key`]: API keys;
-//! - [`session`]: the platform's session tokens.
+//! - `principal`: who is calling and the scopes;
+//! - `api_key`: API keys;
+//! - `session`: the platform's session tokens.
 
 mod api_key;
 mod principal;

@@ -1,5 +1,5 @@
 //! The platform's web-app session tokens (HS256 JWTs): verified by any version of the secret the
-//! container holds, then resolved to the user as the projection has them now.
+//! container holds, then resolved to the user as the directory has them now.
 
 use domain::{OrgId, Role, UserId};
 use jsonwebtoken::{DecodingKey, errors::ErrorKind};
@@ -12,7 +12,7 @@ use crate::problem::ApiError;
 use crate::secret::{SecretError, Versions};
 
 /// Claims of the platform's web-app session tokens (HS256). The `role` claim is not trusted: the
-/// user projection decides the role on every request.
+/// directory decides the role on every request.
 #[derive(Debug, Deserialize)]
 pub(super) struct SessionClaims {
     sub: String,
@@ -85,7 +85,7 @@ impl Authenticator {
     }
 
     /// A session token: signature, expiry (and issuer/audience when configured), then the user as the
-    /// projection has them now — one strongly consistent GetItem — so a role change or deactivation
+    /// directory has them now — one strongly consistent GetItem — so a role change or deactivation
     /// takes effect on the user's next request whatever the token's claims say.
     pub(super) async fn session(&self, token: &str) -> Result<(Principal, RateSubject), ApiError> {
         let claims = self.session_claims(token).await?;

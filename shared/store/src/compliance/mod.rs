@@ -224,7 +224,7 @@ impl Store {
 
     /// The changes that set each `(user, obligation)` of `assignment` (`None` drops it), announced on
     /// `today` (`None`: unannounced, see [`LearnerChange::unannounced`]); learners seen for the first
-    /// time count in the team the user projection gives them.
+    /// time count in the team the directory gives them.
     pub(crate) async fn learner_changes(
         &self,
         org: &OrgId,
@@ -255,7 +255,7 @@ impl Store {
         Ok(changes)
     }
 
-    /// Puts the learner in the team the user projection gives them (read strongly consistent, and
+    /// Puts the learner in the team the directory gives them (read strongly consistent, and
     /// checked unchanged when the move commits, so concurrent user events cannot leave an older team),
     /// creating their item if needed, and moves their standing between team rollups. Returns the
     /// change of compliance it announces, if any (one the clock made since the last announcement),

@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use super::*;
 
 fn cwes(pairs: &[(u32, &[&str])]) -> BTreeMap<u32, BTreeSet<String>> {
