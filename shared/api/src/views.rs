@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 #[serde(rename_all = "camelCase")]
 struct AssignmentView<'a> {
     #[serde(flatten)]
-    summary: AssignmentSummary<'a>,
+    summary: AssignmentSummary,
     note: &'a Option<String>,
     created_at: DateTime<Utc>,
     created_by: &'a str,

@@ -109,27 +109,41 @@ impl RosterStatus {
 }
 
 /// What an assignment is, in the API's words: the fields every outward shape of it carries (the API
-/// resource adds its note, history and progress; outbound events carry exactly this).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+/// resource adds its note, history and progress; events carry exactly this, as of the event).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AssignmentSummary<'a> {
+pub struct AssignmentSummary {
+    /// The assignment's id.
     pub id: AssignmentId,
+    /// What is assigned: `contentArea`, `targetType` and `targetId`.
     #[serde(flatten)]
-    pub target: &'a Target,
-    pub target_title: &'a str,
-    pub target_path: &'a str,
+    pub target: Target,
+    /// The assigned content's title.
+    pub target_title: String,
+    /// Where the content sits in the catalog (its breadcrumb).
+    pub target_path: String,
+    /// Whom it is assigned to: `assigneeType` (`user`, `team` or `org`) and `assigneeId`.
     #[serde(flatten)]
-    pub assignee: &'a Assignee,
-    pub assignee_name: &'a str,
+    pub assignee: Assignee,
+    /// The assignee's name.
+    pub assignee_name: String,
+    /// The due date of learners without one of their own.
     pub deadline: NaiveDate,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// A relative deadline: each learner is due this many days after they got the assignment. Absent
+    /// for a fixed deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_in_days: Option<u32>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    /// Only learners who joined the scope after the assignment was created get it. Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub new_starters_only: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Recertification: how long each completion is valid. Absent for a one-off assignment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recurrence: Option<Recurrence>,
+    /// Whether the assignment counts towards compliance.
     pub is_mandatory: bool,
+    /// Whether the assignment is active (an inactive one records no progress and sends no reminders).
     pub is_active: bool,
+    /// How many tracked items completing it takes.
     pub item_count: u32,
 }
 
@@ -206,14 +220,14 @@ pub enum Activation {
 }
 
 impl Assignment {
-    pub fn summary(&self) -> AssignmentSummary<'_> {
+    pub fn summary(&self) -> AssignmentSummary {
         AssignmentSummary {
             id: self.id,
-            target: &self.target,
-            target_title: &self.target_title,
-            target_path: &self.target_path,
-            assignee: &self.assignee,
-            assignee_name: &self.assignee_name,
+            target: self.target.clone(),
+            target_title: self.target_title.clone(),
+            target_path: self.target_path.clone(),
+            assignee: self.assignee.clone(),
+            assignee_name: self.assignee_name.clone(),
             deadline: self.deadline,
             due_in_days: self.due_in_days,
             new_starters_only: self.new_starters_only,

@@ -17,11 +17,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::assignment::{Assignee, Assignment, Target};
+use crate::assignment::AssignmentSummary;
 use crate::directory::User;
 use crate::ids::{AssignmentId, OrgId, TeamId, UserId};
 use crate::progress::{ProgressRow, UserStatus};
-use crate::recurrence::Recurrence;
 
 /// An event type: the detail of one EventBridge detail type.
 pub trait Event {

@@ -5,8 +5,8 @@
 
 use chrono::{DateTime, Utc};
 use domain::event::{
-    AssignmentCompleted, AssignmentCreated, AssignmentDeactivated, AssignmentReactivated, AssignmentSnapshot,
-    AssignmentUpdated, ComplianceChanged, Event, Learner, LearnerOverride, UserAdded, UserUpdated,
+    AssignmentCompleted, AssignmentCreated, AssignmentDeactivated, AssignmentReactivated, AssignmentUpdated,
+    ComplianceChanged, Event, Learner, LearnerOverride, UserAdded, UserUpdated,
 };
 use domain::{Activation, Assignment, ComplianceTransition, OrgId, ProgressRow, User, UserId};
 use serde::Serialize;
@@ -24,7 +24,7 @@ pub fn event<E: Event + Serialize>(org: &OrgId, at: DateTime<Utc>, detail: &E) -
 
 /// `assignment.created` after an admin's (or an ingestion's) create.
 pub fn created(org: &OrgId, a: &Assignment, actor: &str, at: DateTime<Utc>) -> DomainEvent {
-    event(org, at, &AssignmentCreated { assignment: a.into(), actor_id: actor.to_owned() })
+    event(org, at, &AssignmentCreated { assignment: a.summary(), actor_id: actor.to_owned() })
 }
 
 /// `assignment.updated`, `.deactivated` or `.reactivated` (as `activation` says) after an admin's
@@ -36,7 +36,7 @@ pub fn assignment_changed(
     actor: &str,
     at: DateTime<Utc>,
 ) -> DomainEvent {
-    let (assignment, actor_id) = (AssignmentSnapshot::from(a), actor.to_owned());
+    let (assignment, actor_id) = (a.summary(), actor.to_owned());
     match activation {
         Activation::Deactivated => event(org, at, &AssignmentDeactivated { assignment, actor_id }),
         Activation::Reactivated => event(org, at, &AssignmentReactivated { assignment, actor_id }),
@@ -46,7 +46,7 @@ pub fn assignment_changed(
 
 /// `assignment.user_added`: a learner came into the assignment's scope after it was created.
 pub fn user_added(org: &OrgId, a: &Assignment, user: UserId, profile: Option<&User>, at: DateTime<Utc>) -> DomainEvent {
-    event(org, at, &UserAdded { assignment: a.into(), learner: Learner::known(user, profile) })
+    event(org, at, &UserAdded { assignment: a.summary(), learner: Learner::known(user, profile) })
 }
 
 /// `assignment.completed`: one learner reached 100 %.
@@ -57,7 +57,7 @@ pub fn completed(
     profile: Option<&User>,
     completed_at: DateTime<Utc>,
 ) -> DomainEvent {
-    let detail = AssignmentCompleted { assignment: a.into(), completed_at, learner: Learner::known(user, profile) };
+    let detail = AssignmentCompleted { assignment: a.summary(), completed_at, learner: Learner::known(user, profile) };
     event(org, completed_at, &detail)
 }
 
@@ -73,7 +73,7 @@ pub fn user_updated(
     at: DateTime<Utc>,
 ) -> DomainEvent {
     let detail = UserUpdated {
-        assignment: a.into(),
+        assignment: a.summary(),
         actor_id: actor.to_owned(),
         before,
         after: LearnerOverride::of(row, a.deadline),

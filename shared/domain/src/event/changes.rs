@@ -7,7 +7,7 @@ use super::*;
 #[serde(rename_all = "camelCase")]
 pub struct AssignmentCreated {
     /// The assignment as created.
-    pub assignment: AssignmentSnapshot,
+    pub assignment: AssignmentSummary,
     /// Who created it (a user id, or an API key's id).
     pub actor_id: String,
 }
@@ -22,7 +22,7 @@ impl Event for AssignmentCreated {
 #[serde(rename_all = "camelCase")]
 pub struct AssignmentUpdated {
     /// The assignment as changed.
-    pub assignment: AssignmentSnapshot,
+    pub assignment: AssignmentSummary,
     /// Who changed it.
     pub actor_id: String,
 }
@@ -36,7 +36,7 @@ impl Event for AssignmentUpdated {
 #[serde(rename_all = "camelCase")]
 pub struct AssignmentDeactivated {
     /// The assignment as changed.
-    pub assignment: AssignmentSnapshot,
+    pub assignment: AssignmentSummary,
     /// Who changed it.
     pub actor_id: String,
 }
@@ -50,7 +50,7 @@ impl Event for AssignmentDeactivated {
 #[serde(rename_all = "camelCase")]
 pub struct AssignmentReactivated {
     /// The assignment as changed.
-    pub assignment: AssignmentSnapshot,
+    pub assignment: AssignmentSummary,
     /// Who changed it.
     pub actor_id: String,
 }
@@ -64,7 +64,7 @@ impl Event for AssignmentReactivated {
 #[serde(rename_all = "camelCase")]
 pub struct UserAdded {
     /// The assignment they got.
-    pub assignment: AssignmentSnapshot,
+    pub assignment: AssignmentSummary,
     /// The learner.
     #[serde(flatten)]
     pub learner: Learner,
@@ -80,7 +80,7 @@ impl Event for UserAdded {
 #[serde(rename_all = "camelCase")]
 pub struct AssignmentCompleted {
     /// The assignment they completed.
-    pub assignment: AssignmentSnapshot,
+    pub assignment: AssignmentSummary,
     /// When they completed its last item (also the event's `occurredAt`).
     pub completed_at: DateTime<Utc>,
     /// The learner.
@@ -98,7 +98,7 @@ impl Event for AssignmentCompleted {
 #[serde(rename_all = "camelCase")]
 pub struct UserUpdated {
     /// The assignment.
-    pub assignment: AssignmentSnapshot,
+    pub assignment: AssignmentSummary,
     /// Who changed the learner.
     pub actor_id: String,
     /// The learner's date and exemption before the change.

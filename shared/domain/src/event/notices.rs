@@ -7,7 +7,7 @@ use super::*;
 #[serde(rename_all = "camelCase")]
 pub struct LearnerNotice {
     /// The assignment.
-    pub assignment: AssignmentSnapshot,
+    pub assignment: AssignmentSummary,
     /// The learner.
     #[serde(flatten)]
     pub learner: Learner,

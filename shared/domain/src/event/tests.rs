@@ -3,8 +3,10 @@ use serde_json::json;
 
 use super::*;
 use crate::assignment::NewAssignment;
+use crate::assignment::{Assignee, Assignment, Target};
 use crate::catalog::{ResolvedTarget, TrackedUnit};
 use crate::progress::{Exemption, Source};
+use crate::recurrence::Recurrence;
 use crate::vocabulary::{AssigneeType, ContentArea, Role, TargetType};
 
 fn at() -> DateTime<Utc> {
@@ -91,7 +93,7 @@ where
 
 fn notice(a: &Assignment, u: &User) -> (LearnerNotice, Value) {
     let notice = LearnerNotice {
-        assignment: a.into(),
+        assignment: a.summary(),
         learner: Learner::projected(u.user_id, Some(u)),
         deadline: a.deadline,
         due_on: day(4, 20),
@@ -126,7 +128,7 @@ fn every_outgoing_event_has_its_detail_type_and_its_v1_detail_and_round_trips() 
         let ada = user("ada");
 
         let changed = json!({"assignment": summary, "actorId": "u-1"});
-        let snapshot = AssignmentSnapshot::from(&a);
+        let snapshot = a.summary();
         check(
             AssignmentCreated { assignment: snapshot.clone(), actor_id: "u-1".into() },
             "assignment.created",

@@ -258,7 +258,7 @@ pub(super) async fn notify_once(
     let mut sent = 0;
     for (row, notice) in owed {
         let learner = LearnerNotice {
-            assignment: a.into(),
+            assignment: a.summary(),
             // The name and email as projected (an empty one stays empty).
             learner: Learner::projected(row.user_id, users.get(&row.user_id)),
             deadline: a.deadline,
