@@ -20,6 +20,7 @@ pub mod sarif;
 pub mod skew;
 pub mod validation;
 pub mod vocabulary;
+pub mod webhook;
 
 pub use aggregates::{Aggregates, DatedCounts, ProgressSummary, RowClass, RowContribution};
 pub use assignment::{Activation, Assignee, Assignment, AssignmentSummary, NewAssignment, Patch, RosterStatus, Target};
