@@ -5,9 +5,9 @@
 //! The import graph is read from the source, as `cargo-modules`' acyclic check reads it, but without
 //! building the rust-analyzer crates it needs (minutes of the test command's 20): a module imports
 //! another when it names it through `crate::…` (directly, in a `use` group, or through a re-export
-//! of the crate root) or, from a submodule, its parent through `super::`. A module and its own
-//! submodules are one unit (a long module split into files whose parts `use super::*`), so a parent
-//! naming its child is no edge.
+//! of the crate root) or through `super::`. A module and its own submodules are one unit (a long
+//! module split into files whose parts `use super::*`): edges run between a crate's top-level
+//! modules, so a submodule's import of another module is its unit's.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -65,10 +65,14 @@ fn without_tests(source: &str) -> Vec<String> {
     let mut depth = 0i64;
     let mut opened = false;
     for line in source.lines() {
-        let code = line.split("//").next().unwrap_or("").to_owned();
-        if !skipping && line.trim_start().starts_with("#[cfg(test)]") {
+        let mut code = line.split("//").next().unwrap_or("").to_owned();
+        if !skipping && let Some(rest) = code.trim_start().strip_prefix("#[cfg(test)]") {
             (skipping, depth, opened) = (true, 0, false);
-            continue;
+            // The item may start on the attribute's own line (`#[cfg(test)] mod tests;`).
+            code = rest.to_owned();
+            if code.trim().is_empty() {
+                continue;
+            }
         }
         if skipping {
             depth += code.matches('{').count() as i64 - code.matches('}').count() as i64;
@@ -103,12 +107,11 @@ fn idents(text: &str) -> impl Iterator<Item = &str> {
 /// member of a `{…}` group taken as a path of its own (`crate::{a::X, b::{Y, Z}}` names `a` and `b`).
 fn paths_after(code: &str, prefix: &str) -> Vec<Vec<String>> {
     let mut paths = Vec::new();
-    let mut rest = code;
-    while let Some(at) = rest.find(prefix) {
-        let before = rest[..at].chars().last();
-        rest = &rest[at + prefix.len()..];
-        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
-            continue; // `somecrate::` is not `crate::`
+    for (at, _) in code.match_indices(prefix) {
+        let before = &code[..at];
+        let rest = &code[at + prefix.len()..];
+        if before.ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == '$') || before.ends_with("::") {
+            continue; // `somecrate::` is not `crate::`, and `super::super::` is read once, whole
         }
         if let Some(group) = rest.strip_prefix('{') {
             let mut depth = 1;
@@ -185,7 +188,9 @@ fn read_crate(src: &Path) -> Crate {
     for root in ["lib.rs", "main.rs"] {
         let Ok(source) = fs::read_to_string(src.join(root)) else { continue };
         for statement in without_tests(&source).join("\n").split(';') {
-            let Some(used) = statement.trim().strip_prefix("pub use ") else { continue };
+            let statement = statement.trim();
+            let used = ["pub use ", "pub(crate) use ", "use "].iter().find_map(|p| statement.strip_prefix(p));
+            let Some(used) = used else { continue };
             let paths = paths_after(&format!("crate::{}", used.trim_start_matches("crate::")), "crate::");
             for path in paths {
                 if let Some(module) = resolve(&path, &modules, &BTreeMap::new()) {
@@ -204,30 +209,23 @@ fn read_crate(src: &Path) -> Crate {
             continue;
         }
         let code = without_tests(&fs::read_to_string(file).unwrap()).join("\n");
-        let mut named: Vec<(Vec<String>, Option<String>)> =
-            paths_after(&code, "crate::").into_iter().map(|p| (p, None)).collect();
-        if let Some((parent, _)) = module.rsplit_once("::") {
-            for path in paths_after(&code, "super::") {
-                named.push((path, Some(parent.to_owned())));
-            }
+        let mut named: Vec<Vec<String>> = paths_after(&code, "crate::");
+        for path in paths_after(&code, "super::") {
+            // `super::` (and `super::super::`…) from this module, as a path from the crate root.
+            let ups = 1 + path.iter().take_while(|s| *s == "super").count();
+            let mut full: Vec<String> = module.split("::").map(str::to_owned).collect();
+            full.truncate(full.len().saturating_sub(ups));
+            full.extend(path.into_iter().skip(ups - 1));
+            named.push(full);
         }
-        for (path, parent) in named {
-            let target = match &parent {
-                Some(parent) => {
-                    let mut full: Vec<String> = parent.split("::").map(str::to_owned).collect();
-                    full.extend(path.iter().cloned());
-                    resolve(&full, &modules, &reexports)
-                }
-                None => resolve(&path, &modules, &reexports),
-            };
-            let Some(target) = target else { continue };
-            let related = target == module
-                || module.starts_with(&format!("{target}::"))
-                || target.starts_with(&format!("{module}::"));
-            if related {
-                continue; // itself, its parent's own items re-exported to it, or its own submodules
+        // A module and its submodules are one unit: edges run between top-level modules.
+        let unit = |m: &str| m.split("::").next().unwrap_or(m).to_owned();
+        for path in named.into_iter().filter(|p| !p.is_empty()) {
+            let Some(target) = resolve(&path, &modules, &reexports) else { continue };
+            let (from, to) = (unit(&module), unit(&target));
+            if from != to {
+                imports.entry(from).or_default().entry(to).or_default().insert(path.join("::"));
             }
-            imports.entry(module.clone()).or_default().entry(target).or_default().insert(path.join("::"));
         }
     }
     Crate { src: src.to_path_buf(), imports }
@@ -332,6 +330,33 @@ fn the_circle_check_reads_groups_reexports_and_parents() {
     assert_eq!(circles(&imports), [vec!["a".to_owned(), "b".into(), "c".into()]]);
     let code = without_tests("use crate::a::X;\n#[cfg(test)]\nmod tests {\n    use crate::b::Y;\n}\n// crate::c\n");
     assert_eq!(paths_after(&code.join("\n"), "crate::"), [vec!["a".to_owned(), "X".into()]]);
+    let code = without_tests("#[cfg(test)] mod tests;\nuse crate::d::Z;\n");
+    assert_eq!(paths_after(&code.join("\n"), "crate::"), [vec!["d".to_owned(), "Z".into()]]);
+    assert_eq!(paths_after("use super::super::e::W;", "super::"), [vec!["super".to_owned(), "e".into(), "W".into()]]);
+}
+
+/// A circle through a submodule (`b/c.rs` imports `a`, `a` imports `b`) or through `super::` from a
+/// top-level module is a circle of the top-level modules.
+#[test]
+fn the_circle_check_reads_submodules_as_their_modules() {
+    let src = std::env::temp_dir().join(format!("layout-check-{}", std::process::id())).join("src");
+    fs::create_dir_all(src.join("b")).unwrap();
+    let files = [
+        ("lib.rs", "mod a;\nmod b;\nmod d;\npub use d::Z;\n"),
+        ("a.rs", "use crate::b::Y;\n"),
+        ("b.rs", "mod c;\npub struct Y;\n"),
+        ("b/c.rs", "use crate::a::X;\n"),
+        ("d.rs", "use super::b::Y;\npub struct Z;\n"),
+        ("e.rs", "use crate::Z;\n"),
+    ];
+    for (name, text) in files {
+        fs::write(src.join(name), text).unwrap();
+    }
+    let krate = read_crate(&src);
+    assert_eq!(circles(&krate.imports), [vec!["a".to_owned(), "b".into()]]);
+    assert!(krate.imports["d"].contains_key("b"), "super:: from a top-level module is the crate root");
+    assert!(krate.imports["e"].contains_key("d"), "a root re-export is its module");
+    fs::remove_dir_all(src.parent().unwrap()).unwrap();
 }
 
 #[test]

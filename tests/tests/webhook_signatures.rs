@@ -64,11 +64,11 @@ fn the_reference_library_verifies_every_delivery_and_refuses_a_wrong_secret_or_a
     })
     .to_string();
     let id = "0193a0b2-7c1d-7000-8000-0000000000aa";
-    let one = Signed::new(id, now, &body, &[&current]);
+    let one = Signed::new(id, now, &body, &current, None);
     // During a rotation both secrets sign; the customer verifies with either.
-    let both = Signed::new(id, now, &body, &[&current, &previous]);
+    let both = Signed::new(id, now, &body, &current, Some(&previous));
     let tampered = body.replace("SQL", "XSS");
-    let stale = Signed::new(id, now - 3_600, &body, &[&current]);
+    let stale = Signed::new(id, now - 3_600, &body, &current, None);
 
     let results = verify(&[
         (current.expose(), body.clone(), &one),

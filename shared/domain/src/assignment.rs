@@ -169,10 +169,10 @@ pub const CREATE_FIELDS: &[&str] = &[
 /// `NewAssignment::into_assignment`), its validation, the API view and OpenAPI — not the store.
 pub const PATCHABLE_FIELDS: &[&str] = &["deadline", "isMandatory", "note", "isActive", "recurrence"];
 
-/// What a change also writes, besides the patchable fields: its version and time, and the roster run
-/// it may start. (`unitsRev` and `complianceSync` move too, relative to the stored values: the store
-/// writes those as increments, so a concurrent change of the tracked items is not undone.)
-pub const PATCH_ALSO_WRITES: &[&str] = &["version", "updatedAt", "rosterStatus", "rosterRun"];
+/// What a change also writes, besides the patchable fields: its version and time. (The roster run it
+/// may start, and `unitsRev` and `complianceSync`, move too: the store writes the run with its status,
+/// and the revisions relative to the stored values, so a concurrent change is not undone.)
+pub const PATCH_ALSO_WRITES: &[&str] = &["version", "updatedAt"];
 
 /// Fields of the resource (the API's assignment) that no PATCH may change: naming one is
 /// `immutable_field`, not "unknown field". With [`PATCHABLE_FIELDS`], every field of the resource;

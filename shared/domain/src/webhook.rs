@@ -4,9 +4,11 @@
 //! A webhook URL is a customer's input that makes the service open a connection, so it is held to
 //! what a public HTTPS receiver needs and nothing more (no server-side request forgery): `https` on
 //! port 443 or 8443, no credentials or fragment, at most [`MAX_URL_CHARS`] characters, a host name or
-//! a public address. A name is resolved again at each attempt and every address it resolves to is
-//! checked with [`refused_address`] before any connection is made, so a name that later points
-//! inside a network is refused too.
+//! a public address. What the delivery must do with it, for these rules to hold: resolve the name at
+//! each attempt and check every address with [`refused_address`] before any connection (a name that
+//! later points inside a network is refused too); connect to an address it checked, never resolving
+//! again (no DNS rebinding between check and connect); follow no redirect (a public receiver could
+//! send it anywhere); use no proxy from the environment.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -40,10 +42,10 @@ pub enum UrlError {
     Address(&'static str),
 }
 
-/// A URL an endpoint may have: the parsed URL, its host and port.
+/// A URL an endpoint may have: only [`EndpointUrl::parse`] makes one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointUrl {
-    pub url: url::Url,
+    url: url::Url,
 }
 
 impl EndpointUrl {
@@ -77,6 +79,10 @@ impl EndpointUrl {
             }
         }
         Ok(EndpointUrl { url })
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.url.as_str()
     }
 
     /// The host to resolve (a name, or a literal address) and the port to connect to.
@@ -125,8 +131,13 @@ fn refused_v4(ip: Ipv4Addr) -> Option<&'static str> {
         "a shared (CGNAT) address"
     } else if ip.is_multicast() {
         "a multicast address"
-    } else if ip.is_broadcast() || a >= 240 || (a == 192 && b == 0 && c == 0) || (a == 198 && (b == 18 || b == 19)) {
-        // Broadcast, the future-use block, IETF protocol assignments, benchmarking.
+    } else if ip.is_broadcast()
+        || a >= 240
+        || (a == 192 && b == 0 && c == 0)
+        || (a == 192 && b == 88 && c == 99)
+        || (a == 198 && (b == 18 || b == 19))
+    {
+        // Broadcast, the future-use block, IETF protocol assignments, 6to4 relays, benchmarking.
         "a reserved address"
     } else if ip.is_documentation() {
         "a documentation address"
@@ -151,8 +162,11 @@ fn refused_v6(ip: Ipv6Addr) -> Option<&'static str> {
         "a link-local address"
     } else if first & 0xfe00 == 0xfc00 {
         "a private address"
-    } else if first == 0x2001 && ip.segments()[1] == 0x0db8 {
+    } else if (first == 0x2001 && ip.segments()[1] == 0x0db8) || first & 0xfff0 == 0x3ff0 {
         "a documentation address"
+    } else if first == 0x2001 && ip.segments()[1] < 0x0200 {
+        // 2001::/23, IETF protocol assignments (Teredo among them).
+        "a reserved address"
     } else if first & 0xe000 != 0x2000 {
         // Only 2000::/3 is global unicast.
         "a reserved address"

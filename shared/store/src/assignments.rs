@@ -266,10 +266,18 @@ impl Store {
     ) -> Result<(), StoreError> {
         let before_item = to_item(&assignment_record(org, before)?)?;
         let after_item = to_item(&assignment_record(org, after)?)?;
-        // The patchable fields and what moves with them, as the serialised assignment has them, and the
-        // index keys that follow from them (an inactive assignment leaves the assignee and due indexes).
-        let fields = PATCHABLE_FIELDS.iter().chain(PATCH_ALSO_WRITES).chain(&ACTIVE_INDEX_KEYS);
-        let mut changes = FieldUpdate::between(&before_item, &after_item, &fields.copied().collect::<Vec<_>>());
+        // The patchable fields and what moves with them, as the serialised assignment has them.
+        let fields: Vec<&str> = PATCHABLE_FIELDS.iter().chain(PATCH_ALSO_WRITES).copied().collect();
+        let mut changes = FieldUpdate::between(&before_item, &after_item, &fields);
+        // The index keys follow the state written, whatever `before` had (an inactive assignment
+        // leaves the assignee and due indexes; an item missing them gets them back).
+        changes.write(&after_item, &ACTIVE_INDEX_KEYS);
+        if after.roster_run != before.roster_run {
+            // A new run takes the roster over (reactivation, a new recurrence: it catches up off the
+            // request path). Its status is written with it whatever `before` said: the worker may have
+            // finished the previous run since it was read (that moves no version).
+            changes.write(&after_item, &[keys::ROSTER_STATUS, keys::ROSTER_RUN]);
+        }
         if after.units_rev != before.units_rev {
             // Relative to the stored values: a concurrent change of the tracked items (which bumps
             // `unitsRev` too) is not undone, and the sync marker is the new `unitsRev` (operands are

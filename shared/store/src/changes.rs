@@ -34,6 +34,16 @@ impl FieldUpdate {
         update
     }
 
+    /// Each of `fields` as `after` has it (set, or removed when absent), whether or not it changed.
+    pub(crate) fn write(&mut self, after: &Item, fields: &[&str]) {
+        for &field in fields {
+            match after.get(field) {
+                Some(value) => self.set_value(field, value.clone()),
+                None => self.remove(field),
+            }
+        }
+    }
+
     /// `field = value`.
     pub(crate) fn set_value(&mut self, field: &str, value: AttributeValue) {
         let value = self.value(value);
@@ -44,15 +54,15 @@ impl FieldUpdate {
     /// writes relative to stored values (`unitsRev = unitsRev + 1`).
     pub(crate) fn set(&mut self, field: &str, right: String) {
         let name = self.name(field);
+        self.forget(&name);
         self.set.push(format!("{name} = {right}"));
     }
 
     /// `REMOVE field`.
     pub(crate) fn remove(&mut self, field: &str) {
         let name = self.name(field);
-        if !self.remove.contains(&name) {
-            self.remove.push(name);
-        }
+        self.forget(&name);
+        self.remove.push(name);
     }
 
     /// The update with this expression, its names and values (beside any the builder already has,
@@ -65,13 +75,28 @@ impl FieldUpdate {
         if !self.remove.is_empty() {
             expression = format!("{expression} REMOVE {}", self.remove.join(", ")).trim_start().to_owned();
         }
-        for (placeholder, name) in self.names {
+        // Only what the expression still names: DynamoDB refuses names and values it does not use
+        // (a clause replaced by a later write of its field leaves its value behind).
+        let named = |placeholder: &str| {
+            expression
+                .match_indices(placeholder)
+                .any(|(at, _)| !expression[at + placeholder.len()..].starts_with(|c: char| c.is_ascii_alphanumeric()))
+        };
+        for (placeholder, name) in self.names.into_iter().filter(|(p, _)| named(p)) {
             update = update.expression_attribute_names(placeholder, name);
         }
-        for (placeholder, value) in self.values {
+        for (placeholder, value) in self.values.into_iter().filter(|(p, _)| named(p)) {
             update = update.expression_attribute_values(placeholder, value);
         }
         update.update_expression(expression)
+    }
+
+    /// Drops any clause on `name`: one update may name a path once (DynamoDB refuses overlapping
+    /// paths), and the last write of a field is the one meant.
+    fn forget(&mut self, name: &str) {
+        let assigns = format!("{name} = ");
+        self.set.retain(|clause| !clause.starts_with(&assigns));
+        self.remove.retain(|removed| removed != name);
     }
 
     /// The placeholder of a field's name in this update's expression.
@@ -95,6 +120,7 @@ impl FieldUpdate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dynamo::s;
 
     fn item(pairs: &[(&str, &str)]) -> Item {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), AttributeValue::S((*v).to_owned()))).collect()
@@ -122,5 +148,23 @@ mod tests {
         update.set("unitsRev", format!("{rev} + {one}"));
         update.set("complianceSync", format!("{rev} + {one}"));
         assert_eq!(update.set, vec!["#u0 = #u0 + :u0", "#u1 = #u0 + :u0"]);
+    }
+
+    /// A path is named once, by its last write: DynamoDB refuses an update whose paths overlap.
+    #[test]
+    fn the_last_write_of_a_field_is_the_only_one() {
+        let after = item(&[("rosterStatus", "building")]);
+        let mut update = FieldUpdate::between(&item(&[]), &after, &["rosterStatus", "rosterRun"]);
+        update.write(&after, &["rosterStatus", "rosterRun"]);
+        update.remove("rosterStatus");
+        assert_eq!((update.set.len(), update.remove.len()), (0, 2), "{update:?}");
+        update.set_value("rosterRun", AttributeValue::S("r".into()));
+        assert_eq!((update.set.len(), update.remove.clone()), (1, vec!["#u0".to_owned()]));
+        let built = update.apply(aws_sdk_dynamodb::types::Update::builder().table_name("t").key("PK", s("k")));
+        let built = built.build().unwrap();
+        assert_eq!(built.update_expression(), "SET #u1 = :u2 REMOVE #u0");
+        let values: Vec<&String> = built.expression_attribute_values().unwrap().keys().collect();
+        assert_eq!(values, [":u2"], "the replaced clauses' values are not sent");
+        assert_eq!(built.expression_attribute_names().unwrap().len(), 2);
     }
 }

@@ -56,6 +56,9 @@ pub const GSI4SK: &str = "GSI4SK";
 /// On an assignment: how many of its rows are counted by date (the sum of its `due#<date>#<class>`
 /// counters, see `domain::DatedCounts`).
 pub const DATED_ROWS: &str = "datedRows";
+/// On an assignment: whether its roster is all written, and the run that is writing it.
+pub const ROSTER_STATUS: &str = "rosterStatus";
+pub const ROSTER_RUN: &str = "rosterRun";
 /// On an assignment: the revision of the rules its rows are computed under (`Assignment::units_rev`).
 pub const UNITS_REV: &str = "unitsRev";
 /// On an assignment: the `unitsRev` of a change of its obligation rules (deadline, activity, mandatory

@@ -277,6 +277,33 @@ async fn a_patch_stores_every_patchable_field_and_keeps_counters_moved_meanwhile
     assert!(!store.repair_counters(&org, a.id).await.unwrap(), "counters equal a recount of the rows");
 }
 
+/// A patch that starts a roster run writes the run with its status, whatever the status it read:
+/// the worker may have finished the previous run since (which moves no version), and the new run's
+/// roster must still say `building` (the review caught a patch that wrote the run alone).
+#[tokio::test]
+async fn a_new_roster_run_is_written_with_its_status_even_after_a_run_finished_meanwhile() {
+    let (store, org) = store_and_org().await;
+    let mut a = assignment(AssigneeType::Org, org.as_str(), "xxe", in_days(10));
+    let first = uuid::Uuid::now_v7();
+    a.roster_status = domain::RosterStatus::Building;
+    a.roster_run = Some(first);
+    let a = store.create_assignment(&org, &a, &audit("assignment.created", "a"), &[], &[]).await.unwrap();
+    let read = store.get_assignment(&org, a.id).await.unwrap().unwrap();
+    assert_eq!(read.roster_status, domain::RosterStatus::Building);
+    assert!(store.finish_roster(&org, a.id, Some(first)).await.unwrap(), "the first run finishes");
+
+    let patch = Patch {
+        recurrence: Some(Some(domain::Recurrence { every_months: 12, window_days: 30 })),
+        ..Default::default()
+    };
+    let (mut next, activation) = read.patched(&patch, Utc::now()).unwrap();
+    let second = uuid::Uuid::now_v7();
+    (next.roster_status, next.roster_run) = (domain::RosterStatus::Building, Some(second));
+    store.update_assignment(&org, &read, &next, activation, &audit("assignment.updated", "r"), &[]).await.unwrap();
+    let stored = store.get_assignment(&org, a.id).await.unwrap().unwrap();
+    assert_eq!((stored.roster_status, stored.roster_run), (domain::RosterStatus::Building, Some(second)));
+}
+
 #[tokio::test]
 async fn patching_a_missing_assignment_is_not_found() {
     let (store, org) = store_and_org().await;

@@ -31,8 +31,8 @@ pub enum SecretError {
     Random(String),
 }
 
-/// A signing secret. Its `Debug` never shows the key.
-#[derive(Clone, PartialEq, Eq)]
+/// A signing secret. Its `Debug` never shows the key, and it has no `==` (compare what it signs).
+#[derive(Clone)]
 pub struct Secret(Vec<u8>);
 
 impl Secret {
@@ -84,11 +84,12 @@ pub struct Signed {
 }
 
 impl Signed {
-    /// The headers that sign `body` as delivery `id` at `timestamp` (Unix seconds) under each of
-    /// `secrets` (the current one first).
-    pub fn new(id: &str, timestamp: i64, body: &str, secrets: &[&Secret]) -> Self {
+    /// The headers that sign `body` as delivery `id` at `timestamp` (Unix seconds) under the
+    /// `current` secret and, during a rotation's overlap, the `previous` one too.
+    pub fn new(id: &str, timestamp: i64, body: &str, current: &Secret, previous: Option<&Secret>) -> Self {
         let content = format!("{id}.{timestamp}.{body}");
-        let signature = secrets.iter().map(|secret| secret.sign(&content)).collect::<Vec<_>>().join(" ");
+        let signature =
+            std::iter::once(current).chain(previous).map(|secret| secret.sign(&content)).collect::<Vec<_>>().join(" ");
         Signed { id: id.to_owned(), timestamp: timestamp.to_string(), signature }
     }
 
@@ -106,7 +107,8 @@ mod tests {
     #[test]
     fn the_specifications_example_signs_as_it_says() {
         let secret = Secret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
-        let signed = Signed::new("msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, r#"{"test": 2432232314}"#, &[&secret]);
+        let signed =
+            Signed::new("msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, r#"{"test": 2432232314}"#, &secret, None);
         assert_eq!(signed.signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
         assert_eq!(signed.timestamp, "1614265330");
     }
@@ -114,20 +116,21 @@ mod tests {
     #[test]
     fn secrets_are_random_whsec_base64_and_never_shown_by_debug() {
         let (a, b) = (Secret::generate().unwrap(), Secret::generate().unwrap());
-        assert_ne!(a, b);
+        assert_ne!(a.expose(), b.expose());
         assert!(a.expose().starts_with(SECRET_PREFIX));
-        assert_eq!(Secret::parse(&a.expose()).unwrap(), a, "a secret reads back from its text");
+        assert_eq!(Secret::parse(&a.expose()).unwrap().expose(), a.expose(), "a secret reads back from its text");
         assert_eq!(format!("{a:?}"), "Secret(…)");
-        assert_eq!(Secret::parse("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), Err(SecretError::Malformed));
-        assert_eq!(Secret::parse("whsec_not base64!"), Err(SecretError::Malformed));
-        assert_eq!(Secret::parse("whsec_c2hvcnQ="), Err(SecretError::TooShort));
+        let error = |text: &str| Secret::parse(text).err();
+        assert_eq!(error("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), Some(SecretError::Malformed));
+        assert_eq!(error("whsec_not base64!"), Some(SecretError::Malformed));
+        assert_eq!(error("whsec_c2hvcnQ="), Some(SecretError::TooShort));
     }
 
     #[test]
     fn every_valid_secret_signs_separated_by_a_space() {
         let (new, old) = (Secret::generate().unwrap(), Secret::generate().unwrap());
-        let both = Signed::new("id", 1, "{}", &[&new, &old]);
-        let alone = |s: &Secret| Signed::new("id", 1, "{}", &[s]).signature;
+        let both = Signed::new("id", 1, "{}", &new, Some(&old));
+        let alone = |s: &Secret| Signed::new("id", 1, "{}", s, None).signature;
         assert_eq!(both.signature, format!("{} {}", alone(&new), alone(&old)));
     }
 }

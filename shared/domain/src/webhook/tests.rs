@@ -78,11 +78,23 @@ fn only_public_unicast_addresses_are_reachable() {
         ("64:ff9b::a9fe:a9fe", "a link-local address"),
         ("2002:7f00:1::", "a loopback address"),
         ("100::1", "a reserved address"),
+        ("192.88.99.1", "a reserved address"),
+        ("2001::1", "a reserved address"),
+        ("2001:1ff::1", "a reserved address"),
+        ("3fff::1", "a documentation address"),
     ];
     for (ip, reason) in refused {
         assert_eq!(refused_address(ip.parse().unwrap()), Some(reason), "{ip}");
     }
-    for ip in ["93.184.216.34", "8.8.8.8", "100.63.255.255", "100.128.0.1", "172.32.0.1", "2606:4700::1111"] {
+    for ip in [
+        "93.184.216.34",
+        "8.8.8.8",
+        "100.63.255.255",
+        "100.128.0.1",
+        "172.32.0.1",
+        "2606:4700::1111",
+        "2001:4860::8888",
+    ] {
         assert_eq!(refused_address(ip.parse().unwrap()), None, "{ip}");
     }
 }
