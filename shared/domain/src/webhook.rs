@@ -12,6 +12,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+pub mod delivery;
+
 /// Longest endpoint URL, in characters.
 pub const MAX_URL_CHARS: usize = 2_048;
 /// The ports a receiver may listen on: HTTPS's own, and the usual alternative.

@@ -1,0 +1,193 @@
+//! One delivery of an event to one endpoint: when its attempts fall, what counts as delivered, and
+//! what the endpoint's health says after them.
+//!
+//! The schedule is Standard Webhooks' reference one: immediately, then 5 s, 5 min, 30 min, 2 h, 5 h,
+//! 10 h and 10 h after each failure (eight attempts over about 28 hours). A `2xx` answer within
+//! [`ATTEMPT_TIMEOUT`] delivers; anything else fails the attempt with its status or error, a redirect
+//! too (it is never followed). After the last failure the delivery is `failed` and the endpoint
+//! disabled.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+/// How long an attempt waits for the receiver's answer.
+pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The wait before each attempt, from the failure of the one before (the first is immediate).
+pub const ATTEMPT_DELAYS: [Duration; 8] = [
+    Duration::zero(),
+    Duration::seconds(5),
+    Duration::minutes(5),
+    Duration::minutes(30),
+    Duration::hours(2),
+    Duration::hours(5),
+    Duration::hours(10),
+    Duration::hours(10),
+];
+
+/// Most characters of a receiver's answer or error a delivery keeps.
+pub const MAX_EXCERPT_CHARS: usize = 256;
+
+/// When the attempt after `attempts` failed ones falls, the last of them having ended at `failed_at`;
+/// `None` once the schedule is spent (the delivery has failed).
+pub fn next_attempt_at(attempts: usize, failed_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    ATTEMPT_DELAYS.get(attempts).map(|delay| failed_at + *delay)
+}
+
+/// What one attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// The receiver answered `2xx`.
+    Delivered { status: u16 },
+    /// Any other answer, or none: its status if it answered, and why it failed (cut to
+    /// [`MAX_EXCERPT_CHARS`]).
+    Failed { status: Option<u16>, error: String },
+}
+
+impl Attempt {
+    /// The attempt the receiver's answer makes: `2xx` delivers; a redirect is not followed.
+    pub fn answered(status: u16, body_excerpt: &str) -> Self {
+        match status {
+            200..=299 => Attempt::Delivered { status },
+            300..=399 => Attempt::failed(Some(status), "a redirect (not followed)"),
+            _ => Attempt::failed(Some(status), body_excerpt),
+        }
+    }
+
+    /// An attempt that got no answer (refused address, connection, timeout), with why.
+    pub fn failed(status: Option<u16>, error: &str) -> Self {
+        let error = match error.char_indices().nth(MAX_EXCERPT_CHARS) {
+            Some((end, _)) => format!("{}…", &error[..end]),
+            None => error.to_owned(),
+        };
+        Attempt::Failed { status, error }
+    }
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    /// Recorded, and attempted again on schedule until it is delivered or the schedule is spent.
+    Pending,
+    Succeeded,
+    /// The schedule is spent (or the endpoint was deleted); a redelivery or `recover` tries again.
+    Failed,
+}
+
+impl DeliveryStatus {
+    /// The status after an attempt, the `attempts`-th (counting it).
+    pub fn after(attempt: &Attempt, attempts: usize) -> Self {
+        match attempt {
+            Attempt::Delivered { .. } => DeliveryStatus::Succeeded,
+            Attempt::Failed { .. } if attempts >= ATTEMPT_DELAYS.len() => DeliveryStatus::Failed,
+            Attempt::Failed { .. } => DeliveryStatus::Pending,
+        }
+    }
+}
+
+/// An endpoint's health, as its list shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Health {
+    /// Its last delivery got a `2xx`.
+    Healthy,
+    /// Its last delivery failed and is being retried.
+    Failing,
+    /// No delivery yet.
+    Pending,
+    /// A delivery spent the schedule: the endpoint was disabled (turning it active again clears it).
+    Disabled,
+}
+
+impl Health {
+    /// The health of an endpoint whose last attempt delivered (`Some(true)`), failed (`Some(false)`)
+    /// or never was (`None`), and which is or is not disabled.
+    pub fn of(last_delivered: Option<bool>, disabled: bool) -> Self {
+        match (disabled, last_delivered) {
+            (true, _) => Health::Disabled,
+            (false, None) => Health::Pending,
+            (false, Some(true)) => Health::Healthy,
+            (false, Some(false)) => Health::Failing,
+        }
+    }
+}
+
+/// A delivery's body: the event's type, when it happened, and the data it carried when it
+/// committed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The event's `occurredAt` (RFC 3339), the same on every attempt: a receiver orders by it.
+    pub timestamp: DateTime<Utc>,
+    pub data: T,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eight_attempts_over_about_28_hours_then_the_delivery_has_failed() {
+        let t0 = DateTime::parse_from_rfc3339("2026-12-07T10:00:00Z").unwrap().with_timezone(&Utc);
+        let mut at = t0;
+        let mut times = Vec::new();
+        for attempts in 0.. {
+            match next_attempt_at(attempts, at) {
+                Some(next) => {
+                    times.push((next - t0).num_seconds());
+                    at = next;
+                }
+                None => break,
+            }
+        }
+        let (m, h) = (60, 3600);
+        assert_eq!(
+            times,
+            [
+                0,
+                5,
+                5 + 5 * m,
+                5 + 35 * m,
+                5 + 35 * m + 2 * h,
+                5 + 35 * m + 7 * h,
+                5 + 35 * m + 17 * h,
+                5 + 35 * m + 27 * h
+            ]
+        );
+        let failed = Attempt::failed(None, "connection refused");
+        assert_eq!(DeliveryStatus::after(&failed, 7), DeliveryStatus::Pending);
+        assert_eq!(DeliveryStatus::after(&failed, 8), DeliveryStatus::Failed);
+        assert_eq!(DeliveryStatus::after(&Attempt::answered(204, ""), 8), DeliveryStatus::Succeeded);
+    }
+
+    #[test]
+    fn only_a_2xx_delivers_and_a_redirect_is_a_failure() {
+        assert_eq!(Attempt::answered(200, "ok"), Attempt::Delivered { status: 200 });
+        assert_eq!(Attempt::answered(299, ""), Attempt::Delivered { status: 299 });
+        assert_eq!(
+            Attempt::answered(302, "see other"),
+            Attempt::Failed { status: Some(302), error: "a redirect (not followed)".into() }
+        );
+        assert_eq!(Attempt::answered(500, "oops"), Attempt::Failed { status: Some(500), error: "oops".into() });
+        let Attempt::Failed { error, .. } = Attempt::answered(400, &"é".repeat(1_000)) else { unreachable!() };
+        assert_eq!(error.chars().count(), MAX_EXCERPT_CHARS + 1, "an excerpt, cut on a character");
+    }
+
+    #[test]
+    fn health_follows_the_last_attempt_unless_disabled() {
+        assert_eq!(Health::of(None, false), Health::Pending);
+        assert_eq!(Health::of(Some(true), false), Health::Healthy);
+        assert_eq!(Health::of(Some(false), false), Health::Failing);
+        assert_eq!(Health::of(Some(true), true), Health::Disabled);
+        let body = Envelope {
+            event_type: "webhook.test".into(),
+            timestamp: DateTime::UNIX_EPOCH,
+            data: serde_json::json!({"ok": true}),
+        };
+        assert_eq!(
+            serde_json::to_value(&body).unwrap(),
+            serde_json::json!({"type": "webhook.test", "timestamp": "1970-01-01T00:00:00Z", "data": {"ok": true}})
+        );
+    }
+}
