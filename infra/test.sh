@@ -51,8 +51,10 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 # `test = false` targets are not in --all-targets.
 cargo clippy --workspace --test iam_coverage --quiet -- -D warnings
 
-step "cargo doc --workspace --no-deps, warnings as errors (every doc link resolves)"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+step "cargo doc of the shared crates, warnings as errors (every doc link resolves)"
+# The shared crates hold the docs worth reading; the 19 thin function crates would triple the step's time.
+# shellcheck disable=SC2046
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet $(for c in shared/*/; do c=$(basename "$c"); [ "$c" = workspace-hack ] || printf -- '-p %s ' "$c"; done)
 
 step "sam validate --lint; cfn-lint with the serverless rules (cfn-lint-serverless)"
 tools_ready
