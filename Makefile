@@ -45,6 +45,9 @@ build-RemindersFunction: PACKAGE := reminders
 build-ReconcileFunction: PACKAGE := reconcile
 build-OrgJobsFunction: PACKAGE := org-jobs
 build-OutboxPublisherFunction: PACKAGE := outbox-publisher
+build-WebhookEndpointsFunction: PACKAGE := webhook-endpoints
+build-WebhookDispatcherFunction: PACKAGE := webhook-dispatcher
+build-WebhookDeliveryFunction: PACKAGE := webhook-delivery
 
 build-%:
 	$(if $(PACKAGE),,$(error $@: no package for this function; add "$@: PACKAGE := <package>" to the Makefile))

@@ -72,6 +72,17 @@ Try it (org "Acme Payments", admin API key):
   ID=\$(curl -s '$BASE/assignments?limit=1' -H 'Authorization: Bearer $KEY' | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
   curl -s $BASE/assignments/\$ID -H 'Authorization: Bearer $KEY'
 
+  # 4. webhooks: point a receiver on this machine at the stack (the local stack alone may deliver to
+  #    loopback, over plain HTTP too), e.g. one that prints each delivery and answers 204:
+  #      python3 -c 'import http.server as h
+  #      class R(h.BaseHTTPRequestHandler):
+  #        def do_POST(s): print(dict(s.headers), s.rfile.read(int(s.headers["content-length"])).decode(), flush=True); s.send_response(204); s.end_headers()
+  #      h.HTTPServer(("127.0.0.1", 8787), R).serve_forever()'
+  #    then create an endpoint (its "secret" is shown once: verify deliveries with it, docs/webhooks.md)
+  #    and repeat step 1: an assignment.created delivery arrives, signed.
+  curl -s -X POST $BASE/webhook-endpoints -H 'Authorization: Bearer $KEY' -H 'Content-Type: application/json' \
+    -d '{"url":"http://127.0.0.1:8787/hooks","description":"my receiver","events":["assignment.created","assignment.completed","sarif.ingested"]}'
+
 Press Ctrl-C to stop.
 MSG
 wait "$gateway_pid"

@@ -64,14 +64,17 @@ infra/sam.sh validate --lint
 step "cargo test --workspace (store tests run against DynamoDB Local at $AWS_ENDPOINT_URL_DYNAMODB, table $TABLE_NAME)"
 # The end-to-end tests record each function's AWS permissions here for the IAM coverage test.
 export IAM_RECORD_DIR="$STATE/iam-uses"
+# The test build and the run command's gateway in one cargo invocation (one feature set: no rebuild by
+# the fuzz step below); tests/tests/webhook_restart.rs runs (and kills) that gateway as its own process.
+cargo build --quiet --workspace --tests --bin local-gateway
+export LOCAL_GATEWAY_BIN="$ROOT/target/debug/local-gateway"
 cargo test --workspace
 
 step "IAM coverage: each function's policy in template.yaml allows exactly what the end-to-end tests saw it use"
 cargo test --workspace --test iam_coverage -- --nocapture
 
 step "schemathesis --checks all against the local gateway (shared/api/openapi.yaml): responses match the schema, schema-valid requests are accepted, invalid ones refused, no 5xx"
-# Same feature set as the test build just made (dev-only SDK features included): one link, no rebuild.
-cargo build --quiet --workspace --tests --bin local-gateway
+# The gateway built with the tests above.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 api_port=$(free_port); invoke_port=$(free_port)
 # The fuzzer runs as an org admin of org-acme, whose requests the gateway counts but never refuses for

@@ -76,10 +76,24 @@ def create(stack):
 
     queue_urls = create_queues(stack, resources)
 
+    # The webhook signing secrets' key (moto's KMS): sealed by the endpoints function, opened by the
+    # delivery function, each bound to its org and endpoint as deployed.
+    if resources.get("WebhookSecretsKey", {}).get("Type") != "AWS::KMS::Key":
+        sys.exit("template.yaml: expected the KMS key WebhookSecretsKey")
+    kms = client("kms")
+    alias = f"alias/{stack}-webhook-secrets"
+    known = [a for a in kms.list_aliases()["Aliases"] if a["AliasName"] == alias]
+    if known:
+        key_arn = kms.describe_key(KeyId=known[0]["TargetKeyId"])["KeyMetadata"]["Arn"]
+    else:
+        key_arn = kms.create_key(Description=resources["WebhookSecretsKey"]["Properties"]["Description"])["KeyMetadata"]["Arn"]
+        kms.create_alias(AliasName=alias, TargetKeyId=key_arn)
+
     print(f"export TABLE_NAME={table_name}")
     print(f"export EXPORT_BUCKET={export_bucket}")
     print(f"export SARIF_BUCKET={sarif_bucket}")
     print(f"export EVENT_BUS_NAME={bus_name}")
+    print(f"export WEBHOOK_SECRETS_KEY_ARN={key_arn}")
     for variable, url in queue_urls.items():
         print(f"export {variable}={url}")
 

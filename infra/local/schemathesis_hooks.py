@@ -9,7 +9,13 @@ The OpenAPI document states everything a JSON schema can about a valid request. 
 - a recertification window is shorter than its period (`windowDays` < 28 × `everyMonths`), and the
   audit log's `from` is not after its `to`;
 - an assignment whose learners each have their own date (created with `dueInDays`) has no `deadline` to
-  patch (400 on `deadline`): the hooks remember which assignments the fuzzer created so.
+  patch (400 on `deadline`): the hooks remember which assignments the fuzzer created so;
+- a webhook endpoint's URL must name a public host (a pattern cannot refuse `https://0`, `x.local` or a
+  private address), an org has at most 20 endpoints, and `recover` reaches 14 days back: a positive
+  create or change of an endpoint names `https://hooks.private.test/fuzz` (the local stack's resolver
+  maps it to a private address, so its deliveries fail before any connection and no lookup leaves the
+  machine), the hooks delete the oldest endpoint the fuzzer made once it has made 15, and `since` is an
+  hour ago.
 So that positive test cases are valid requests and the `positive_data_acceptance` check keeps its
 default expectations, just before a positive case is sent it loses a generated cursor and `If-Match`, a
 past or too-distant date moves into the allowed range, a new assignment names a target of the catalog
@@ -84,12 +90,43 @@ def _remember_relative(value):
         RELATIVE.add(value["id"])
 
 
+# Endpoints the fuzzer made, oldest first.
+ENDPOINTS = []
+FUZZ_URL = "https://hooks.private.test/fuzz"
+
+
+def _env():
+    with open(os.environ["FUZZ_ENV_FILE"], encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _admin_token():
+    return next(u for u in _env()["orgs"][0]["users"] if u["role"] == "org_admin")["token"]
+
+
 @schemathesis.hook
 def after_call(context, case, response):
     if 200 <= response.status_code < 300 and "/assignments" in case.operation.path:
         try:
             _remember_relative(response.json())
         except ValueError:
+            pass
+    if response.status_code == 201 and _is(case, "POST", "/webhook-endpoints"):
+        try:
+            ENDPOINTS.append(_env()["apiBaseUrl"].rstrip("/") + "/webhook-endpoints/" + response.json()["id"])
+        except (ValueError, KeyError, TypeError):
+            pass
+
+
+def _make_room_for_an_endpoint():
+    """Deletes the oldest endpoints the fuzzer made while it has 15 or more (the org may have 20)."""
+    import urllib.request
+    while len(ENDPOINTS) >= 15:
+        url = ENDPOINTS.pop(0)
+        request = urllib.request.Request(url, method="DELETE", headers={"Authorization": f"Bearer {_admin_token()}"})
+        try:
+            urllib.request.urlopen(request, timeout=10).close()
+        except OSError:
             pass
 
 DATED_FIELDS = ("deadline", "dueOn")
@@ -104,6 +141,8 @@ def _is_positive(case):
 
 @schemathesis.hook
 def before_call(context, case, **kwargs):
+    if _is(case, "POST", "/webhook-endpoints"):
+        _make_room_for_an_endpoint()
     if not _is_positive(case):
         return
     if isinstance(case.query, dict):
@@ -118,6 +157,12 @@ def before_call(context, case, **kwargs):
         if (case.path_parameters or {}).get("id") in RELATIVE and "deadline" in case.body:
             del case.body["deadline"]
             case.body.setdefault("note", None)
+    if isinstance(case.body, dict) and case.operation.path.startswith("/webhook-endpoints"):
+        if "url" in case.body:
+            case.body["url"] = FUZZ_URL
+        if "since" in case.body:
+            hour_ago = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
+            case.body["since"] = hour_ago.isoformat().replace("+00:00", "Z")
     if isinstance(case.body, dict) and _is(case, "POST", "/assignments"):
         if case.body.get("targetType") in TARGETS:
             case.body["targetId"] = TARGETS[case.body["targetType"]]

@@ -149,10 +149,12 @@ export AWS_ENDPOINT_URL_EVENTS=http://127.0.0.1:$moto_port
 export AWS_ENDPOINT_URL_SQS=http://127.0.0.1:$moto_port
 export AWS_ENDPOINT_URL_SECRETS_MANAGER=http://127.0.0.1:$moto_port
 export AWS_ENDPOINT_URL_SCHEDULER=http://127.0.0.1:$moto_port
+export AWS_ENDPOINT_URL_KMS=http://127.0.0.1:$moto_port
 export OUTBOX_CHECKPOINT_FILE=$state/outbox-checkpoint.json
 ENV
   # shellcheck disable=SC1091
   ( source "$state/stack.env" && "$VENV/bin/python" "$ROOT/infra/local/resources.py" create --stack "$stack" ) >> "$state/stack.env"
+  "$VENV/bin/python" "$ROOT/infra/local/webhook_ca.py" "$state" >> "$state/stack.env"
   trap - ERR
   echo "==> DynamoDB Local on 127.0.0.1:$ddb_port, moto on 127.0.0.1:$moto_port (state in $state)" >&2
 }

@@ -52,6 +52,10 @@ impl Env {
         let store = store::Store::new(gateway::iam::dynamodb(&aws_sdk_dynamodb::Client::new(&config)), table);
         seed::load_catalog(&store).await.unwrap();
         let mut template = gateway::Template::of_project().unwrap();
+        // A webhook schedule of seconds: a test sees a delivery's whole schedule (eight attempts).
+        template.webhook_schedule = domain::webhook::Schedule::of(
+            [0, 1, 1, 1, 1, 1, 1, 1].into_iter().map(chrono::Duration::seconds).collect(),
+        );
         local(&mut template);
         DELIVERY.get_or_init(|| gateway::bus::start_in_background(template.clone(), SECRET.to_vec()).unwrap());
         let events = aws_sdk_eventbridge::Client::new(&config);
@@ -76,6 +80,7 @@ impl Env {
         let gw = gateway::Gateway::new(app, publisher, bucket, jobs, template.routes)
             .unwrap()
             .with_job_budget(template.job_budget)
+            .with_webhook_schedule(template.webhook_schedule.clone())
             .with_schedules(template.schedules);
         let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let invoke_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

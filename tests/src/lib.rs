@@ -7,6 +7,7 @@
 //! - [`scanners`], [`spreadsheet`]: the real tools whose output the service reads (code scanners' SARIF)
 //!   or that read what it writes (LibreOffice Calc opening the CSV exports);
 //! - [`load`]: the load-and-fault run (the bench's, and its short version among the tests);
+//! - [`webhooks`]: webhook receivers on loopback, and the reference library that verifies what they got;
 //! - [`shuffled`]: a deterministic shuffle for order-independence tests.
 #![allow(
     clippy::disallowed_methods,
@@ -19,6 +20,7 @@ pub mod load;
 pub mod scanners;
 pub mod spreadsheet;
 pub mod stack;
+pub mod webhooks;
 
 /// A small deterministic generator (an LCG) for property tests: the same seed gives the same run, so
 /// a failing sequence can be replayed.

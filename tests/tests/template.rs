@@ -505,6 +505,7 @@ fn queues_of_whole_events_use_the_services_key_and_only_their_writers_and_reader
 
     let holds = |value: &Value| logical_id(value).is_some_and(|id| holding.contains(&id));
     let mut users = Vec::new();
+    let mut webhook_key_grants = Vec::new();
     for (id, function) in functions(&template) {
         let properties = &function["Properties"];
         let mut needs = holds(&properties["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"]);
@@ -526,6 +527,9 @@ fn queues_of_whole_events_use_the_services_key_and_only_their_writers_and_reader
                     "{id}"
                 );
                 uses_key = true;
+            } else if named == ["WebhookSecretsKey"] {
+                // Its own test: `webhook_secrets_are_sealed_by_the_endpoints_function_and_opened_only_by_the_delivery`.
+                webhook_key_grants.push(id.clone());
             } else {
                 assert!(!kms, "{id}: a KMS grant on another key: {statement:?}");
             }
@@ -537,7 +541,49 @@ fn queues_of_whole_events_use_the_services_key_and_only_their_writers_and_reader
             users.push(id);
         }
     }
-    assert_eq!(users.len(), 10, "{users:?}");
+    assert_eq!(users.len(), 12, "{users:?}");
+    assert_eq!(webhook_key_grants, ["WebhookEndpointsFunction", "WebhookDeliveryFunction"]);
+}
+
+/// The webhook signing secrets' key: the endpoints function may only seal (encrypt), the delivery
+/// function may only open (decrypt), no other function may use it, and the key policy leaves its use to
+/// IAM (no service principal). The dispatcher's rule routes exactly the catalog's published types. And
+/// nothing the local stack allows (loopback receivers, its test CA, a shorter schedule) can be set
+/// through the template: no function's environment names a `LOCAL_` variable, and the deployed
+/// functions build their sender, URL rule and schedule without reading one (their `from_env`).
+#[test]
+fn webhook_secrets_are_sealed_by_the_endpoints_function_and_opened_only_by_the_delivery() {
+    let template = template();
+    let resources = &template["Resources"];
+    let mut grants = Vec::new();
+    for (id, function) in functions(&template) {
+        for statement in statements(function) {
+            if logical_ids(&statement["Resource"]).contains(&"WebhookSecretsKey") {
+                grants.push(format!("{id}: {:?}", actions(statement)));
+            }
+        }
+        let environment = serde_yaml_ng::to_string(&function["Properties"]["Environment"]).unwrap();
+        assert!(!environment.contains("LOCAL_"), "{id}: a local-only setting in a deployed function's environment");
+    }
+    assert_eq!(grants, ["WebhookEndpointsFunction: [\"kms:Encrypt\"]", "WebhookDeliveryFunction: [\"kms:Decrypt\"]"]);
+    let policy = &resources["WebhookSecretsKey"]["Properties"]["KeyPolicy"]["Statement"];
+    for statement in policy.as_sequence().unwrap() {
+        assert!(statement["Principal"].get("Service").is_none(), "no service may use it: {statement:?}");
+    }
+    assert_eq!(resources["WebhookSecretsKey"]["Properties"]["EnableKeyRotation"].as_bool(), Some(true));
+
+    let rule = &resources["WebhookDispatcherFunction"]["Properties"]["Events"]["Published"]["Properties"];
+    assert_eq!(logical_id(&rule["EventBusName"]), Some("AssignmentsEventBus"));
+    let routed: Vec<&str> =
+        rule["Pattern"]["detail-type"].as_sequence().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let published: Vec<&str> =
+        domain::event::public_types().iter().copied().filter(|t| *t != domain::event::WEBHOOK_TEST).collect();
+    assert_eq!(routed, published, "the dispatcher's rule routes the catalog's published types");
+    for source in ["webhook-endpoints", "webhook-delivery"] {
+        let code = std::fs::read_to_string(format!("{}/../functions/{source}/src/lib.rs", env!("CARGO_MANIFEST_DIR")))
+            .unwrap();
+        assert!(!code.contains("std::env::var"), "{source} reads no setting of its own beyond the shared ones");
+    }
 }
 
 /// The platform's detail types the consumers' rules route are exactly those the parser reads

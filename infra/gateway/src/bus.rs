@@ -201,6 +201,7 @@ pub fn queues(sqs: &aws_sdk_sqs::Client) -> Result<Queues, GatewayError> {
         export: queue(events::work::EXPORT_QUEUE_URL_VAR)?,
         parked: queue(events::consumer::PARKED_QUEUE_URL_VAR)?,
         failed: queue(events::outbox::FAILED_EVENTS_QUEUE_URL_VAR)?,
+        webhooks: queue(events::webhooks::DELIVERY_QUEUE_URL_VAR)?,
     })
 }
 
@@ -214,13 +215,15 @@ pub struct Queues {
     pub parked: events::queue::Queue,
     /// Where the outbox publisher parks what it can never send, and what it redrives.
     pub failed: events::queue::Queue,
+    /// The webhook delivery queue (the endpoints function, the dispatcher and the delivery send to it).
+    pub webhooks: events::queue::Queue,
 }
 
 /// Installs the template's rules and delivers their events on a thread of its own, for the life of
 /// the process (tests start many gateways on short-lived runtimes; delivery must outlive them).
 /// Builds its own clients and gateway from the environment the local stack wrote.
 pub fn start_in_background(template: Template, session_secret: Vec<u8>) -> Result<(), GatewayError> {
-    let Template { routes, rules, reserved, stream, queues, job_budget, .. } = template;
+    let Template { routes, rules, reserved, stream, queues, job_budget, webhook_schedule, .. } = template;
     crate::concurrency::Concurrency::shared().reserve(&reserved);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
@@ -248,7 +251,8 @@ pub fn start_in_background(template: Template, session_secret: Vec<u8>) -> Resul
                     bucket.client = crate::iam::s3(&bucket.client);
                     let jobs = self::queues(&sqs)?;
                     let gateway = Gateway::new(api::App::new(store, &session_secret), publisher, bucket, jobs, routes)?
-                        .with_job_budget(job_budget);
+                        .with_job_budget(job_budget)
+                        .with_webhook_schedule(webhook_schedule);
                     let installed = install(&rules, &events, &sqs).await?;
                     let failed_queue = std::env::var("FAILED_EVENTS_QUEUE_URL")
                         .map_err(|_| GatewayError::Bus("FAILED_EVENTS_QUEUE_URL not set".into()))?;

@@ -227,6 +227,12 @@ fn permissions(input: &aws_smithy_runtime_api::client::interceptors::context::In
     if let Some(i) = input.downcast_ref::<aws_sdk_sqs::operation::delete_message::DeleteMessageInput>() {
         return one("sqs:DeleteMessage", queue(i.queue_url()), None);
     }
+    if let Some(i) = input.downcast_ref::<aws_sdk_kms::operation::encrypt::EncryptInput>() {
+        return one("kms:Encrypt", kms_key(i.key_id()), None);
+    }
+    if let Some(i) = input.downcast_ref::<aws_sdk_kms::operation::decrypt::DecryptInput>() {
+        return one("kms:Decrypt", kms_key(i.key_id()), None);
+    }
     if let Some(i) = input.downcast_ref::<aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueInput>() {
         return one("secretsmanager:GetSecretValue", secret(i.secret_id()), None);
     }
@@ -299,6 +305,24 @@ pub fn secretsmanager(client: &aws_sdk_secretsmanager::Client) -> aws_sdk_secret
 /// `client` with the recorder and the fault injector ([`crate::faults`]) added.
 pub fn eventbridge(client: &aws_sdk_eventbridge::Client) -> aws_sdk_eventbridge::Client {
     aws_sdk_eventbridge::Client::from_conf(
+        client.config().to_builder().interceptor(Recorder).interceptor(crate::faults::Injector).build(),
+    )
+}
+
+/// A KMS key as the coverage test names the template's keys: `key/<logical id>` (the local stack's one
+/// key, the webhook secrets', is known by the ARN it exported).
+fn kms_key(key: Option<&str>) -> String {
+    let webhooks = std::env::var(events::webhooks::SECRETS_KEY_VAR).ok();
+    match key {
+        Some(key) if webhooks.as_deref() == Some(key) => "key/WebhookSecretsKey".to_owned(),
+        Some(key) => format!("key/{key}"),
+        None => "key/*".to_owned(),
+    }
+}
+
+/// `client` with the recorder and the fault injector ([`crate::faults`]) added.
+pub fn kms(client: &aws_sdk_kms::Client) -> aws_sdk_kms::Client {
+    aws_sdk_kms::Client::from_conf(
         client.config().to_builder().interceptor(Recorder).interceptor(crate::faults::Injector).build(),
     )
 }

@@ -15,6 +15,7 @@ mod running;
 pub mod schedule;
 pub mod seed;
 pub mod stream;
+pub mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -45,6 +46,9 @@ enum Handler {
     Publish(events::entry::Handler<events::Publisher>),
     Dispatch(events::entry::Handler<events::jobs::Dispatcher>),
     Jobs(events::entry::Handler<events::jobs::Runner>),
+    WebhookEndpoints(api::entry::Handler<webhook_endpoints_fn::Endpoints>),
+    WebhookDispatch(events::entry::Handler<webhook_dispatcher_fn::Dispatcher>),
+    WebhookDelivery(events::entry::Handler<webhook_delivery_fn::Delivery>),
 }
 
 /// Every function of `template.yaml` this gateway can run, by logical id: the one place a function is
@@ -69,6 +73,9 @@ const REGISTRY: &[(&str, Handler)] = &[
     ("ReconcileFunction", Handler::Dispatch(reconcile_fn::HANDLER)),
     ("OrgJobsFunction", Handler::Jobs(org_jobs_fn::HANDLER)),
     ("OutboxPublisherFunction", Handler::Publish(outbox_publisher_fn::HANDLER)),
+    ("WebhookEndpointsFunction", Handler::WebhookEndpoints(webhook_endpoints_fn::HANDLER)),
+    ("WebhookDispatcherFunction", Handler::WebhookDispatch(webhook_dispatcher_fn::HANDLER)),
+    ("WebhookDeliveryFunction", Handler::WebhookDelivery(webhook_delivery_fn::HANDLER)),
 ];
 
 /// The registered function with this logical id, under the registry's own name for it.
@@ -117,6 +124,9 @@ pub struct Template {
     /// `OrgJobsFunction`'s `JOB_BUDGET_SECONDS`: how long an org's part of a job runs before it hands
     /// the rest on (tests may shorten it before the event delivery starts).
     pub job_budget: std::time::Duration,
+    /// The local webhook delivery's attempt schedule (tests shorten it before the event delivery
+    /// starts); `None`: `LOCAL_WEBHOOK_ATTEMPT_DELAYS`'s, else the standard one ([`webhooks::local_schedule`]).
+    pub webhook_schedule: Option<domain::webhook::Schedule>,
 }
 
 impl Template {
@@ -133,6 +143,7 @@ impl Template {
             reserved: concurrency::reserved(resources, &template["Parameters"])?,
             stream: stream::settings(resources)?,
             job_budget: job_budget(resources)?,
+            webhook_schedule: None,
         })
     }
 
@@ -220,6 +231,9 @@ pub struct Gateway {
     publisher: Arc<events::Publisher>,
     dispatcher: Arc<events::jobs::Dispatcher>,
     runner: Arc<events::jobs::Runner>,
+    webhook_endpoints: Arc<webhook_endpoints_fn::Endpoints>,
+    webhook_dispatcher: Arc<webhook_dispatcher_fn::Dispatcher>,
+    webhook_delivery: Arc<webhook_delivery_fn::Delivery>,
     routes: Arc<Vec<Route>>,
     clocks: Arc<clock::TestClocks>,
     schedules: Arc<Vec<schedule::Schedule>>,
@@ -249,7 +263,7 @@ impl Gateway {
         let intake = sarif_fn::Intake { app: app.clone(), bucket: uploads()? };
         let sarif_worker =
             sarif_worker_fn::Worker { store: app.store.clone(), bucket: uploads()?, clock: clocks.clone() };
-        let bus::Queues { jobs, roster, export, parked, failed } = queues;
+        let bus::Queues { jobs, roster, export, parked, failed, webhooks } = queues;
         let export_worker = export_worker_fn::Worker {
             store: app.store.clone(),
             bucket: bucket.clone(),
@@ -261,6 +275,23 @@ impl Gateway {
         let publisher = publisher
             .with_work(events::work::WorkQueues { lanes: consumer.clone(), roster, export })
             .with_ledger(events::Ledger { table: app.store.clone(), failed });
+        let deliveries = webhooks::delivery_queue(webhooks);
+        let webhook_endpoints = webhook_endpoints_fn::Endpoints {
+            app: app.clone(),
+            vault: webhooks::local_vault()?,
+            queue: deliveries.clone(),
+            urls: webhooks::local_url,
+        };
+        let webhook_dispatcher =
+            webhook_dispatcher_fn::Dispatcher { consumer: consumer.clone(), queue: deliveries.clone() };
+        let webhook_delivery = webhook_delivery_fn::Delivery {
+            consumer: consumer.clone(),
+            queue: deliveries,
+            vault: webhooks::local_vault()?,
+            sender: webhooks::local_sender()?,
+            schedule: webhooks::local_schedule()?,
+            pacing: service::webhooks::deliver::Pacing::DEFAULT,
+        };
         let dispatcher = events::jobs::Dispatcher { consumer: consumer.clone(), queue: jobs.clone() };
         let runner = events::jobs::Runner {
             consumer: consumer.clone(),
@@ -268,6 +299,9 @@ impl Gateway {
             budget: Template::of_project()?.job_budget,
         };
         Ok(Self {
+            webhook_endpoints: Arc::new(webhook_endpoints),
+            webhook_dispatcher: Arc::new(webhook_dispatcher),
+            webhook_delivery: Arc::new(webhook_delivery),
             dispatcher: Arc::new(dispatcher),
             runner: Arc::new(runner),
             clocks,
@@ -289,6 +323,14 @@ impl Gateway {
     pub fn with_job_budget(mut self, budget: std::time::Duration) -> Self {
         if let Some(runner) = Arc::get_mut(&mut self.runner) {
             runner.budget = budget;
+        }
+        self
+    }
+
+    /// Webhook attempts follow `schedule` (a test's shorter one) instead of the local default.
+    pub fn with_webhook_schedule(mut self, schedule: Option<domain::webhook::Schedule>) -> Self {
+        if let (Some(schedule), Some(delivery)) = (schedule, Arc::get_mut(&mut self.webhook_delivery)) {
+            delivery.schedule = schedule;
         }
         self
     }
@@ -404,6 +446,9 @@ impl Gateway {
             Handler::Publish(handle) => event_result(handle(&self.publisher, event).await),
             Handler::Dispatch(handle) => event_result(handle(&self.dispatcher, event).await),
             Handler::Jobs(handle) => event_result(handle(&self.runner, event).await),
+            Handler::WebhookEndpoints(handle) => response_event(handle(&self.webhook_endpoints, request(event)?).await),
+            Handler::WebhookDispatch(handle) => event_result(handle(&self.webhook_dispatcher, event).await),
+            Handler::WebhookDelivery(handle) => event_result(handle(&self.webhook_delivery, event).await),
         })
     }
 

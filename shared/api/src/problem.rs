@@ -151,6 +151,10 @@ fn app_problem(err: &AppError) -> Problem {
             "this commit's scanning results are being ingested; retry shortly",
         )
         .header("retry-after", "1"),
+        AppError::TooManyEndpoints { limit } => {
+            Problem::new(StatusCode::BAD_REQUEST, "too_many_endpoints", err.to_string()).member("limit", json!(limit))
+        }
+        AppError::DeliveryPending => Problem::new(StatusCode::CONFLICT, "delivery_pending", err.to_string()),
     }
 }
 

@@ -4,43 +4,16 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::{
-    Assignment, AssignmentId, AssignmentSummary, ContentArea, ProgressRow, ProgressSummary, Source, TargetType, TeamId,
-    User, UserId, UserStatus,
+    Assignment, AssignmentId, ContentArea, ProgressRow, Source, TargetType, TeamId, User, UserId, UserStatus,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
 
-/// The assignment resource: its summary (what events carry too), the note, who made it and when,
-/// the version for `If-Match`, and the progress counters.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct AssignmentView<'a> {
-    #[serde(flatten)]
-    summary: AssignmentSummary,
-    note: &'a Option<String>,
-    created_at: DateTime<Utc>,
-    created_by: &'a str,
-    updated_at: DateTime<Utc>,
-    version: u64,
-    /// `building` while the roster worker is still writing the rows of a large roster.
-    roster_status: &'static str,
-    /// `syncing` while learners' obligations are being brought in line with a rule change.
-    compliance_sync: &'static str,
-    progress: ProgressSummary,
-}
-
+/// The assignment resource ([`domain::assignment::AssignmentResource`], what `assignment.created`
+/// carries too) as of `now`, the org's time: its summary, the note, who made it and when, the version
+/// for `If-Match`, and the progress counters.
 pub fn assignment(a: &Assignment, now: DateTime<Utc>) -> Value {
-    json!(AssignmentView {
-        summary: a.summary(),
-        roster_status: a.roster_status.as_str(),
-        compliance_sync: if a.compliance_sync.is_some() { "syncing" } else { "synced" },
-        note: &a.note,
-        created_at: a.created_at,
-        created_by: &a.created_by,
-        updated_at: a.updated_at,
-        version: a.version,
-        progress: a.aggregates.summary(a.item_count, a.deadline, now.date_naive()),
-    })
+    json!(a.resource(now.date_naive()))
 }
 
 /// Why the learner has the assignment and, for team assignments, the team's id and current name.
@@ -310,5 +283,18 @@ mod tests {
         assert!(PATCHABLE_FIELDS.iter().all(|f| !IMMUTABLE_FIELDS.contains(f)));
         let unknown: Vec<&&str> = CREATE_FIELDS.iter().filter(|f| !shown.contains(**f)).collect();
         assert!(unknown.is_empty(), "create takes fields the resource does not show: {unknown:?}");
+    }
+
+    #[test]
+    fn assignment_created_carries_the_resource_as_post_answers_it() {
+        let a = everything_set();
+        let at = a.created_at;
+        let created =
+            domain::event::AssignmentCreated { assignment: a.resource(at.date_naive()), actor_id: "u-1".into() };
+        let detail =
+            domain::DomainEvent::new(uuid::Uuid::now_v7(), &domain::OrgId::parse("acme").unwrap(), at, &created);
+        let mut data = domain::event::webhook_data(&detail.detail);
+        assert_eq!(data.as_object_mut().unwrap().remove("actorId"), Some(json!("u-1")));
+        assert_eq!(data, assignment(&a, at));
     }
 }

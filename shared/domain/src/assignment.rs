@@ -1,6 +1,7 @@
 //! The assignment entity and the changes an admin may make to it.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::aggregates::Aggregates;
@@ -12,19 +13,24 @@ use crate::recurrence::Recurrence;
 use crate::vocabulary::{AssigneeType, ContentArea, TargetType};
 
 /// What is assigned. `target_id` is a slug (catalog) or a course UUID (custom course).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Target {
+    /// Which part of the platform the content comes from.
     pub content_area: ContentArea,
+    /// The level of the content hierarchy assigned.
     pub target_type: TargetType,
+    /// The content's slug (catalog content) or UUID (a custom course).
     pub target_id: String,
 }
 
 /// Who it is assigned to. For `org`, `assignee_id` is the org id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Assignee {
+    /// Who it is assigned to: a user, a team or the whole org.
     pub assignee_type: AssigneeType,
+    /// The user's or team's UUID, or the org's id.
     pub assignee_id: String,
 }
 
@@ -89,7 +95,7 @@ pub struct Assignment {
 }
 
 /// Whether an assignment's roster is all written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RosterStatus {
     /// The roster worker is still writing the rows of the members the assignee had at creation.
@@ -109,8 +115,9 @@ impl RosterStatus {
 }
 
 /// What an assignment is, in the API's words: the fields every outward shape of it carries (the API
-/// resource adds its note, history and progress; events carry exactly this, as of the event).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// resource, [`AssignmentResource`], adds its note, history and progress; events carry this as of the
+/// event, `assignment.created` the whole resource).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AssignmentSummary {
     /// The assignment's id.
@@ -132,12 +139,14 @@ pub struct AssignmentSummary {
     /// A relative deadline: each learner is due this many days after they got the assignment. Absent
     /// for a fixed deadline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "u32")]
     pub due_in_days: Option<u32>,
     /// Only learners who joined the scope after the assignment was created get it. Absent when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub new_starters_only: bool,
     /// Recertification: how long each completion is valid. Absent for a one-off assignment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Recurrence")]
     pub recurrence: Option<Recurrence>,
     /// Whether the assignment counts towards compliance.
     pub is_mandatory: bool,
@@ -371,7 +380,10 @@ impl Assignment {
 }
 
 mod new;
+mod resource;
+mod schema;
 pub use new::NewAssignment;
+pub use resource::{AssignmentResource, ComplianceSync};
 
 #[cfg(test)]
 mod tests;

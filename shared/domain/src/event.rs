@@ -12,12 +12,13 @@
 //! implement [`Event`] too.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::assignment::AssignmentSummary;
+use crate::assignment::{AssignmentResource, AssignmentSummary};
 use crate::directory::User;
 use crate::ids::{AssignmentId, OrgId, TeamId, UserId};
 use crate::progress::{ProgressRow, UserStatus};
@@ -177,12 +178,15 @@ impl<E: Event + DeserializeOwned> WorkRequest<E> {
     }
 }
 
+mod catalog;
 mod changes;
 mod notices;
 mod parts;
+mod samples;
 mod scanning;
 mod work;
 
+pub use catalog::*;
 pub use changes::*;
 pub use notices::*;
 pub use parts::*;

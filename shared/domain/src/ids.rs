@@ -1,8 +1,10 @@
 //! Identifiers. Every id that ends up inside a storage key is validated here, so a key delimiter (`#`)
 //! or other surprise can never be smuggled into a key from a token, path or body.
 
+use std::borrow::Cow;
 use std::fmt;
 
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -58,6 +60,21 @@ impl fmt::Display for OrgId {
     }
 }
 
+/// The string it serialises to, of the shape [`OrgId::parse`] accepts.
+impl JsonSchema for OrgId {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "OrgId".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})
+    }
+}
+
 macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -74,6 +91,21 @@ macro_rules! uuid_id {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 self.0.hyphenated().fmt(f)
+            }
+        }
+
+        /// A UUID string, as it serialises.
+        impl JsonSchema for $name {
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn schema_name() -> Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                json_schema!({"type": "string", "format": "uuid"})
             }
         }
     };
@@ -147,6 +179,21 @@ impl fmt::Display for Slug {
     }
 }
 
+/// The string it serialises to, of the shape [`Slug::parse`] accepts.
+impl JsonSchema for Slug {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "Slug".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "string", "pattern": "^[a-z0-9-]{1,100}$"})
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +236,16 @@ mod tests {
             assert_eq!(UserId::parse(spelling).unwrap().to_string(), canonical, "{spelling}");
         }
         assert_eq!(canonical_uuid("acme"), None);
+    }
+
+    #[test]
+    fn ids_are_described_as_the_strings_they_serialise_to() {
+        let schema = |s: Schema| s.to_value();
+        for id in [schema(schemars::schema_for!(UserId)), schema(schemars::schema_for!(AssignmentId))] {
+            assert_eq!((&id["type"], &id["format"]), (&serde_json::json!("string"), &serde_json::json!("uuid")));
+        }
+        assert_eq!(schema(schemars::schema_for!(OrgId))["pattern"], "^[A-Za-z0-9_-]{1,64}$");
+        assert_eq!(schema(schemars::schema_for!(Slug))["pattern"], "^[a-z0-9-]{1,100}$");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::recurrence::{CompletionLog, Cycle};
 use crate::{deadline, skew};
 
 /// The per-user status shown by the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UserStatus {
     NotStarted,

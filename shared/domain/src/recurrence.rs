@@ -51,7 +51,7 @@ const MAX_CYCLES: usize = 1_500;
 /// completions that arrive up to this late give the cycles that in-order delivery gives.
 pub const LATE_COMPLETION_DAYS: u64 = 90;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Recurrence {
     pub every_months: u32,

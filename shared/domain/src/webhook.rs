@@ -13,6 +13,10 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub mod delivery;
+pub mod endpoint;
+
+pub use delivery::{Attempt, Delivery, DeliveryStatus, Health, Schedule};
+pub use endpoint::{Endpoint, EndpointPatch, NewEndpoint};
 
 /// Longest endpoint URL, in characters.
 pub const MAX_URL_CHARS: usize = 2_048;
@@ -54,10 +58,27 @@ impl EndpointUrl {
     /// Checks `raw` against the rules above. A literal address is checked here; a name is checked at
     /// each attempt, once resolved.
     pub fn parse(raw: &str) -> Result<Self, UrlError> {
+        Self::parse_admitting(raw, |_| false)
+    }
+
+    /// [`EndpointUrl::parse`], except that a URL `admitted` approves skips the scheme, port and address
+    /// rules (never the length, credentials and fragment ones). Every deployed function parses with
+    /// [`EndpointUrl::parse`]; only the local stack (infra/gateway, which no function depends on) admits
+    /// its receivers on loopback.
+    pub fn parse_admitting(raw: &str, admitted: fn(&url::Url) -> bool) -> Result<Self, UrlError> {
         if raw.chars().count() > MAX_URL_CHARS {
             return Err(UrlError::TooLong);
         }
         let url = url::Url::parse(raw).map_err(|_| UrlError::Unparsable)?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(UrlError::Credentials);
+        }
+        if url.fragment().is_some() {
+            return Err(UrlError::Fragment);
+        }
+        if url.host().is_some() && admitted(&url) {
+            return Ok(EndpointUrl { url });
+        }
         if url.scheme() != "https" {
             return Err(UrlError::NotHttps);
         }

@@ -17,6 +17,8 @@ pub mod outbox;
 pub mod platform;
 mod publisher;
 pub mod queue;
+#[cfg(feature = "webhooks")]
+pub mod webhooks;
 pub mod work;
 
 pub use consumer::{Consumer, PlatformConsumer};

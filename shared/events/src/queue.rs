@@ -33,17 +33,28 @@ impl Queue {
     /// Puts `messages` (as JSON) on the queue, ten to a call; entries SQS refused are sent again (a
     /// bounded number of times).
     pub async fn send<T: Serialize>(&self, messages: &[T]) -> Result<(), ConsumerError> {
+        let undelayed: Vec<(&T, i32)> = messages.iter().map(|m| (m, 0)).collect();
+        self.send_delayed(&undelayed).await
+    }
+
+    /// [`Queue::send`], each message hidden for its own delay first (in seconds, at most 900).
+    pub async fn send_delayed<T: Serialize>(&self, messages: &[(T, i32)]) -> Result<(), ConsumerError> {
         for chunk in messages.chunks(SEND_BATCH) {
-            let mut waiting: Vec<(String, String)> = chunk
+            let mut waiting: Vec<(String, String, i32)> = chunk
                 .iter()
                 .enumerate()
-                .map(|(i, message)| Ok((i.to_string(), serde_json::to_string(message)?)))
+                .map(|(i, (message, delay))| {
+                    Ok((i.to_string(), serde_json::to_string(message)?, (*delay).clamp(0, 900)))
+                })
                 .collect::<Result<_, serde_json::Error>>()
                 .map_err(|e| ConsumerError::Unavailable(format!("a queue message: {e}")))?;
             for attempt in 1..=SEND_ATTEMPTS {
                 let entries = waiting
                     .iter()
-                    .map(|(id, body)| SendMessageBatchRequestEntry::builder().id(id).message_body(body).build())
+                    .map(|(id, body, delay)| {
+                        let entry = SendMessageBatchRequestEntry::builder().id(id).message_body(body);
+                        if *delay > 0 { entry.delay_seconds(*delay) } else { entry }.build()
+                    })
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| ConsumerError::Unavailable(e.to_string()))?;
                 let failed = match self
@@ -57,7 +68,7 @@ impl Queue {
                     Ok(out) => out.failed().iter().map(|f| f.id().to_owned()).collect::<Vec<_>>(),
                     Err(e) if attempt < SEND_ATTEMPTS => {
                         tracing::warn!(attempt, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "messages not sent; again");
-                        waiting.iter().map(|(id, _)| id.clone()).collect()
+                        waiting.iter().map(|(id, _, _)| id.clone()).collect()
                     }
                     Err(e) => {
                         return Err(ConsumerError::Unavailable(format!(
@@ -66,7 +77,7 @@ impl Queue {
                         )));
                     }
                 };
-                waiting.retain(|(id, _)| failed.contains(id));
+                waiting.retain(|(id, _, _)| failed.contains(id));
                 if waiting.is_empty() {
                     break;
                 }

@@ -37,4 +37,10 @@ pub enum AppError {
     /// Concurrent changes kept winning until the retry policy ran out.
     #[error("the resource kept changing concurrently")]
     Contended,
+    /// The org has as many webhook endpoints as it may.
+    #[error("the organization has {limit} webhook endpoints, the most it may have")]
+    TooManyEndpoints { limit: usize },
+    /// A redelivery of a delivery that is still being attempted.
+    #[error("this delivery is still pending: it is attempted on schedule")]
+    DeliveryPending,
 }

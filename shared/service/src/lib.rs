@@ -12,6 +12,8 @@
 //! - `export` (feature `export`, the export function's only): CSV audit packs to S3, audit-logged and
 //!   announced;
 //! - [`sarif`]: code-scanning results become individual assignments for the commit's author;
+//! - [`webhooks`]: customers' endpoints, and each public event delivered to them, signed, on a
+//!   durable retry schedule;
 //! - [`jobs`]: the scheduled jobs: the daily reminders and the hourly reconcile;
 //! - [`lanes`]: the roster and export workers fair across orgs (one request of an org at a time);
 //! - [`outbound`]: the domain events the use cases announce; each commits in the transaction of the
@@ -43,6 +45,7 @@ pub mod reach;
 pub mod reads;
 pub mod roster;
 pub mod sarif;
+pub mod webhooks;
 
 pub use clock::{Clock, SystemClock};
 pub use error::AppError;

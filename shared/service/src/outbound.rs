@@ -1,7 +1,8 @@
 //! Domain events this service publishes (source `assignments`), shaped for a webhook dispatcher: each
-//! detail names the org, the event's own id and time, and a self-contained assignment summary. Each
-//! event's type (its detail's shape and its detail type) is in [`domain::event`]; this module makes
-//! them, under new ids, from what the use cases have at hand.
+//! detail names the org, the event's own id and time, and a self-contained assignment summary (for
+//! `assignment.created`, the whole resource). Each event's type (its detail's shape and its detail
+//! type) is in [`domain::event`]; this module makes them, under new ids, from what the use cases have
+//! at hand.
 
 use chrono::{DateTime, Utc};
 use domain::event::{
@@ -22,9 +23,11 @@ pub fn event<E: Event + Serialize>(org: &OrgId, at: DateTime<Utc>, detail: &E) -
     DomainEvent::new(uuid::Uuid::now_v7(), org, at, detail)
 }
 
-/// `assignment.created` after an admin's (or an ingestion's) create.
+/// `assignment.created` after an admin's (or an ingestion's) create made at `at` (the org's time): the
+/// resource as the API shows it on that day, the shape `POST /assignments` answers with (its
+/// `progress` counts what `a`'s counters count).
 pub fn created(org: &OrgId, a: &Assignment, actor: &str, at: DateTime<Utc>) -> DomainEvent {
-    event(org, at, &AssignmentCreated { assignment: a.summary(), actor_id: actor.to_owned() })
+    event(org, at, &AssignmentCreated { assignment: a.resource(at.date_naive()), actor_id: actor.to_owned() })
 }
 
 /// `assignment.updated`, `.deactivated` or `.reactivated` (as `activation` says) after an admin's
@@ -101,8 +104,7 @@ fn compliance_transition(
     at: DateTime<Utc>,
 ) -> DomainEvent {
     let detail = ComplianceChanged {
-        // The name and email as projected (an empty one stays empty).
-        learner: Learner::projected(t.user_id, profile),
+        learner: Learner::known(t.user_id, profile),
         team_id: t.team_id,
         compliant: t.compliant,
         non_compliant_since: t.since,

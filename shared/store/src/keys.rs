@@ -28,6 +28,10 @@
 //! | request in line   | `ORG#o#LANE#<roster or export>`                  | `WAIT#<event id v7>`    |                                |                                                  |                           |
 //! | reminder sent     | `ORG#o#REMIND#a`                                | `user#kind`             |                                |                                                  |                           |
 //! | catalog node      | `CATALOG#area`                                  | `targetType#slug`       |                                |                                                  |                           |
+//! | webhook endpoint  | `ORG#o#WEBHOOKS`                                | `EP#<endpointId>`       |                                |                                                  |                           |
+//! | endpoint count    | `ORG#o#WEBHOOKS`                                | `COUNT`                 |                                |                                                  |                           |
+//! | webhook delivery (TTL) | `ORG#o#WEBHOOK#e`                          | `D#<deliveryId v7>`     |                                |                                                  |                           |
+//! | endpoint pacing (TTL) | `ORG#o#WEBHOOK#e`                           | `RATE#<unix second>`, `LEASE#n` |                        |                                                  |                           |
 //!
 //! The API-key item is the one tenant-owned item whose partition key cannot start with the org: it is
 //! looked up by the token's hash before the org is known. Its GSI1 key is org-scoped.
@@ -334,6 +338,39 @@ pub fn lane_pk(org: &OrgId, lane: domain::Lane) -> String {
 pub const LANE_SK: &str = "LANE";
 /// A request in line: `WAIT#<its event id>`, so the line is in the order the requests came.
 pub const LANE_WAIT_SK_PREFIX: &str = "WAIT#";
+
+/// An org's webhook endpoints (`EP#<id>`) and their count (`COUNT`): one partition, read whole (at
+/// most `domain::webhook::MAX_ENDPOINTS_PER_ORG` endpoints).
+pub fn webhooks_pk(org: &OrgId) -> String {
+    format!("ORG#{org}#WEBHOOKS")
+}
+
+pub const ENDPOINT_SK_PREFIX: &str = "EP#";
+pub const ENDPOINT_COUNT_SK: &str = "COUNT";
+
+pub fn endpoint_sk(id: uuid::Uuid) -> String {
+    format!("{ENDPOINT_SK_PREFIX}{id}")
+}
+
+/// One endpoint's deliveries (`D#<deliveryId>`, newest last: the ids are UUIDv7) and its pacing
+/// (`RATE#<second>`, `LEASE#<n>`).
+pub fn webhook_pk(org: &OrgId, endpoint: uuid::Uuid) -> String {
+    format!("ORG#{org}#WEBHOOK#{endpoint}")
+}
+
+pub const DELIVERY_SK_PREFIX: &str = "D#";
+
+pub fn delivery_sk(id: uuid::Uuid) -> String {
+    format!("{DELIVERY_SK_PREFIX}{id}")
+}
+
+pub fn send_rate_sk(second: i64) -> String {
+    format!("RATE#{second}")
+}
+
+pub fn send_lease_sk(slot: usize) -> String {
+    format!("LEASE#{slot}")
+}
 
 #[cfg(test)]
 mod tests {

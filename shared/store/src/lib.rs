@@ -28,6 +28,7 @@ pub mod retry;
 mod roster;
 mod sarif;
 mod tx;
+pub mod webhooks;
 mod written;
 
 use std::collections::HashMap;
@@ -53,6 +54,7 @@ pub use outbox::{
 pub use progress::MembershipChange;
 pub use records::CorruptItem;
 pub use roster::ROSTER_ROWS_PER_TRANSACTION;
+pub use webhooks::{DeliveryFilter, Recorded, SealedSecret};
 pub use written::{Announce, RowChange, Written, announce_nothing};
 
 /// The table and the client that reaches it. Cheap to clone; build once per Lambda instance.

@@ -6,6 +6,12 @@
 //!   (Unix seconds of the attempt) and `webhook-signature`: `v1,<base64 of HMAC-SHA256 of
 //!   "{id}.{timestamp}.{body}" under the secret>`, one per valid secret, separated by spaces (during a
 //!   rotation, the previous secret signs beside the new one).
+//!
+//! [`send`] is the HTTP client that delivers them, within what `domain::webhook` allows to be reached.
+
+pub mod send;
+
+pub use send::{PublicOnly, Reach, Resolve, Resolving, Sender, SystemResolver};
 
 use std::fmt;
 

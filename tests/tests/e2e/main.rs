@@ -16,6 +16,7 @@ mod platform_events;
 mod queues;
 mod sarif;
 mod v1_contract;
+mod webhooks;
 
 use chrono::Utc;
 use gateway::seed::SeededOrg;

@@ -172,7 +172,8 @@ async fn completions_on_the_bus_complete_the_learner_and_announce_it() {
     let d = &event["detail"];
     assert_eq!((d["userId"].clone(), d["userName"].clone()), (json!(learner.user_id), json!(learner.name)));
     assert_eq!(d["userEmail"], json!(learner.email));
-    assert_eq!(d["assignment"]["id"], created.body["id"]);
+    assert_eq!(d["id"], created.body["id"], "the assignment's summary, flattened beside the learner");
+    assert_eq!(d["targetId"], created.body["targetId"]);
     assert!(d["completedAt"].is_string());
 }
 

@@ -257,7 +257,7 @@ async fn semgrep_findings_gzipped_skip_topics_the_author_has_individually_or_thr
         .await
         .iter()
         .filter(|e| e["detail"]["actorId"].as_str().is_some_and(|a| a.starts_with("apikey:")))
-        .map(|e| e["detail"]["assignment"]["id"].as_str().unwrap().to_owned())
+        .map(|e| e["detail"]["id"].as_str().unwrap().to_owned())
         .filter(|id| *id != individual && *id != org_wide)
         .collect();
     announced.sort();

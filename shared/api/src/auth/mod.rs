@@ -24,7 +24,7 @@ use store::{RateLimits, RateSubject, Store, StoreError};
 pub use api_key::{API_KEY_PREFIX, looks_like_api_key};
 pub use principal::{
     ALL_SCOPES, ASSIGNMENTS_READ, ASSIGNMENTS_WRITE, AUDIT_LOG_READ, COMPLIANCE_READ, PROGRESS_READ, Principal,
-    SARIF_INGEST,
+    SARIF_INGEST, WEBHOOKS_READ, WEBHOOKS_WRITE,
 };
 
 use crate::problem::ApiError;

@@ -13,9 +13,21 @@ pub const AUDIT_LOG_READ: &str = "audit-log:read";
 pub const COMPLIANCE_READ: &str = "compliance:read";
 /// Posting code-scanning results (`POST /sarif`, uploads): the scope a CI pipeline's key holds.
 pub const SARIF_INGEST: &str = "sarif:ingest";
+/// Reading webhook endpoints, the event catalog and the delivery log.
+pub const WEBHOOKS_READ: &str = "webhooks:read";
+/// Managing webhook endpoints: create, change, delete, rotate a secret, test, redeliver, recover.
+pub const WEBHOOKS_WRITE: &str = "webhooks:write";
 /// Everything an org admin may do.
-pub const ALL_SCOPES: &[&str] =
-    &[ASSIGNMENTS_READ, ASSIGNMENTS_WRITE, PROGRESS_READ, AUDIT_LOG_READ, COMPLIANCE_READ, SARIF_INGEST];
+pub const ALL_SCOPES: &[&str] = &[
+    ASSIGNMENTS_READ,
+    ASSIGNMENTS_WRITE,
+    PROGRESS_READ,
+    AUDIT_LOG_READ,
+    COMPLIANCE_READ,
+    SARIF_INGEST,
+    WEBHOOKS_READ,
+    WEBHOOKS_WRITE,
+];
 
 /// Who is calling, as established by a verified token.
 #[derive(Debug, Clone, PartialEq, Eq)]

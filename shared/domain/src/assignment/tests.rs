@@ -114,3 +114,56 @@ fn the_summary_carries_the_fields_events_promise_in_their_v1_names() {
     );
     assert_eq!((summary["targetId"].as_str(), summary["assigneeType"].as_str()), (Some("sql-injection"), Some("org")));
 }
+
+#[test]
+fn the_resource_is_the_summary_with_its_note_history_state_and_progress() {
+    let mut a = sample();
+    let today = a.created_at.date_naive();
+    let resource = serde_json::to_value(a.resource(today)).unwrap();
+    let summary = serde_json::to_value(a.summary()).unwrap();
+    for (key, value) in summary.as_object().unwrap() {
+        assert_eq!(&resource[key], value, "{key}");
+    }
+    assert_eq!(
+        (&resource["note"], &resource["rosterStatus"], &resource["complianceSync"]),
+        (&serde_json::json!("PCI 6.2.2"), &serde_json::json!("complete"), &serde_json::json!("synced"))
+    );
+    assert_eq!(
+        (&resource["createdBy"], &resource["version"]),
+        (&serde_json::json!("apikey:k1"), &serde_json::json!(1))
+    );
+    assert_eq!(
+        resource["progress"],
+        serde_json::to_value(a.aggregates.summary(a.item_count, a.deadline, today)).unwrap()
+    );
+    a.note = None;
+    a.compliance_sync = Some(2);
+    a.roster_status = RosterStatus::Building;
+    let resource = serde_json::to_value(a.resource(today)).unwrap();
+    assert_eq!(resource["note"], serde_json::Value::Null, "an absent note is null, not left out");
+    assert_eq!(
+        (resource["complianceSync"].as_str(), resource["rosterStatus"].as_str()),
+        (Some("syncing"), Some("building"))
+    );
+}
+
+#[test]
+fn the_resources_schema_describes_what_it_serialises() {
+    let schema = |s: schemars::Schema| s.to_value();
+    let object_keys = |v: &serde_json::Value| {
+        let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort_unstable();
+        keys
+    };
+    // The progress' schema is written beside the type (in `schema`): the same fields.
+    let a = sample();
+    let progress = serde_json::to_value(a.aggregates.summary(a.item_count, a.deadline, a.deadline)).unwrap();
+    let described = schema(schemars::schema_for!(crate::ProgressSummary));
+    assert_eq!(object_keys(&described["properties"]), object_keys(&progress));
+    assert_eq!(described["required"].as_array().unwrap().len(), object_keys(&progress).len());
+    // The v1 enums: exactly their wire spellings.
+    let spellings = |s: serde_json::Value| s["enum"].clone();
+    assert_eq!(spellings(schema(schemars::schema_for!(TargetType))), serde_json::json!(TargetType::ALL));
+    assert_eq!(spellings(schema(schemars::schema_for!(ContentArea))), serde_json::json!(ContentArea::ALL));
+    assert_eq!(spellings(schema(schemars::schema_for!(AssigneeType))), serde_json::json!(AssigneeType::ALL));
+}

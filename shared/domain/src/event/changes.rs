@@ -2,12 +2,14 @@
 
 use super::*;
 
-/// `assignment.created`: an admin (or a SARIF ingestion) created an assignment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `assignment.created`: an admin (or a SARIF ingestion) created an assignment. Its data is the
+/// assignment resource as created (what `POST /assignments` answers), and who created it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AssignmentCreated {
-    /// The assignment as created.
-    pub assignment: AssignmentSummary,
+    /// The assignment as created (its fields beside `actorId`).
+    #[serde(flatten)]
+    pub assignment: AssignmentResource,
     /// Who created it (a user id, or an API key's id).
     pub actor_id: String,
 }
@@ -18,7 +20,7 @@ impl Event for AssignmentCreated {
 
 /// `assignment.updated`: an admin changed an assignment (its deadline, mandatory flag, note or
 /// recurrence) without deactivating or reactivating it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AssignmentUpdated {
     /// The assignment as changed.
@@ -32,7 +34,7 @@ impl Event for AssignmentUpdated {
 }
 
 /// `assignment.deactivated`: an admin deactivated an assignment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AssignmentDeactivated {
     /// The assignment as changed.
@@ -46,7 +48,7 @@ impl Event for AssignmentDeactivated {
 }
 
 /// `assignment.reactivated`: an admin reactivated an assignment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AssignmentReactivated {
     /// The assignment as changed.
@@ -60,7 +62,7 @@ impl Event for AssignmentReactivated {
 }
 
 /// `assignment.user_added`: a learner came into the assignment's scope after it was created.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserAdded {
     /// The assignment they got.
@@ -75,11 +77,13 @@ impl Event for UserAdded {
 }
 
 /// `assignment.completed`: a learner completed every tracked item of the assignment (again, for
-/// another cycle of a recertification).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// another cycle of a recertification). Its data is the assignment's summary, and the learner and
+/// when they completed it beside it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AssignmentCompleted {
-    /// The assignment they completed.
+    /// The assignment they completed (its fields beside the learner's).
+    #[serde(flatten)]
     pub assignment: AssignmentSummary,
     /// When they completed its last item (also the event's `occurredAt`).
     pub completed_at: DateTime<Utc>,
@@ -94,7 +98,7 @@ impl Event for AssignmentCompleted {
 
 /// `assignment.user_updated`: an admin extended or exempted one learner (`before`/`after` as in the
 /// audit entry).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserUpdated {
     /// The assignment.
@@ -116,7 +120,7 @@ impl Event for UserUpdated {
 
 /// `compliance.changed`: a learner became compliant or non-compliant (with every mandatory
 /// assignment they have).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ComplianceChanged {
     /// The learner.

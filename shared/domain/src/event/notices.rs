@@ -3,7 +3,7 @@
 use super::*;
 
 /// What every notice of the daily job says of its learner on the assignment, as of the job's day.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LearnerNotice {
     /// The assignment.
@@ -23,7 +23,7 @@ pub struct LearnerNotice {
 
 /// `assignment.due_soon`: a learner who has not completed the assignment is due in `days` days (7,
 /// then 1).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DueSoon {
     #[serde(flatten)]
@@ -38,7 +38,7 @@ impl Event for DueSoon {
 
 /// `assignment.overdue`: a learner who has not completed the assignment is past their due date (the
 /// first overdue day, then weekly).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Overdue {
     #[serde(flatten)]
@@ -52,7 +52,7 @@ impl Event for Overdue {
 }
 
 /// `assignment.recertification_due`: a recertified learner's next cycle has opened.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecertificationDue {
     #[serde(flatten)]
@@ -70,7 +70,7 @@ impl Event for RecertificationDue {
 }
 
 /// `assignment.expired`: a recertified learner's last completion lapsed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Expired {
     #[serde(flatten)]

@@ -2,39 +2,38 @@
 
 use super::*;
 
-/// The learner an event is about, with their name and email as the service knows them (`null` while
-/// unknown: a team event about a user can arrive before the event that creates the user).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The learner an event is about, with their name and email as the service knows them. Unknown is
+/// `null` in every event, never `""`: a team event about a user can arrive before the event that
+/// creates the user, and the platform may send a user without a name or email.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Learner {
     /// The learner's user id.
     pub user_id: UserId,
-    /// Their name; `null` while unknown.
+    /// Their name; `null` while unknown (never `""`).
     pub user_name: Option<String>,
-    /// Their email; `null` while unknown.
+    /// Their email; `null` while unknown (never `""`).
     pub user_email: Option<String>,
 }
 
 impl Learner {
-    /// `user` with their projected `profile`'s name and email, an empty one as unknown.
+    /// `user` with their projected `profile`'s name and email, an absent or empty one as unknown
+    /// (`null`).
     pub fn known(user: UserId, profile: Option<&User>) -> Self {
         let known = |field: fn(&User) -> &str| profile.map(field).filter(|v| !v.is_empty()).map(str::to_owned);
         Learner { user_id: user, user_name: known(|u| u.name.as_str()), user_email: known(|u| u.email.as_str()) }
     }
 
-    /// `user` with their projected `profile`'s name and email as they are (an empty one stays empty).
+    /// The same as [`Learner::known`]: every event sends an unknown name or email as `null`. (It once
+    /// sent an empty one as `""`; kept for its callers.)
     pub fn projected(user: UserId, profile: Option<&User>) -> Self {
-        Learner {
-            user_id: user,
-            user_name: profile.map(|u| u.name.clone()),
-            user_email: profile.map(|u| u.email.clone()),
-        }
+        Self::known(user, profile)
     }
 }
 
 /// One learner's own date and exemption on an assignment (an admin's change of them:
 /// [`UserUpdated`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LearnerOverride {
     /// The learner's due date.

@@ -3,11 +3,12 @@
 use super::*;
 
 /// A topic an ingestion assigned, found already assigned, or did not assign.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TopicAssignment {
     /// The assignment that gives the author the topic (created, or already there); absent when none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "AssignmentId")]
     pub assignment_id: Option<AssignmentId>,
     /// The practice topic.
     pub topic_id: String,
@@ -16,7 +17,7 @@ pub struct TopicAssignment {
 }
 
 /// `sarif.ingested`: what an ingestion of a SARIF log did (also the response of `POST /sarif`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SarifIngested {
     /// The ingestion's id.
@@ -49,6 +50,7 @@ pub struct SarifIngested {
     pub unmapped_cwes: Vec<String>,
     /// Why nothing was created for a known reason (an unknown author); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
     pub reason: Option<String>,
     /// When the log was ingested.
     pub ingested_at: DateTime<Utc>,
@@ -59,7 +61,7 @@ impl Event for SarifIngested {
 }
 
 /// `export.ready`: an export's file is written (its audit entry's metadata too).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExportReady {
     /// The export's id.

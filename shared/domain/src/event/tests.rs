@@ -94,7 +94,7 @@ where
 fn notice(a: &Assignment, u: &User) -> (LearnerNotice, Value) {
     let notice = LearnerNotice {
         assignment: a.summary(),
-        learner: Learner::projected(u.user_id, Some(u)),
+        learner: Learner::known(u.user_id, Some(u)),
         deadline: a.deadline,
         due_on: day(4, 20),
         status: UserStatus::InProgress,
@@ -129,10 +129,28 @@ fn every_outgoing_event_has_its_detail_type_and_its_v1_detail_and_round_trips() 
 
         let changed = json!({"assignment": summary, "actorId": "u-1"});
         let snapshot = a.summary();
+        // The resource as `POST /assignments` answers it (api::views holds its fields to the API's),
+        // flattened beside the actor.
+        let resource = merged(
+            summary.clone(),
+            json!({
+                "note": "PCI 6.2.2",
+                "rosterStatus": "complete",
+                "complianceSync": "synced",
+                "createdAt": at(),
+                "createdBy": "apikey:k1",
+                "updatedAt": at(),
+                "version": 1,
+                "progress": {
+                    "totalUsers": 0, "completedUsers": 0, "inProgressUsers": 0, "notStartedUsers": 0,
+                    "overdueUsers": 0, "expiredUsers": 0, "completionRate": 0.0, "averageProgress": 0.0,
+                },
+            }),
+        );
         check(
-            AssignmentCreated { assignment: snapshot.clone(), actor_id: "u-1".into() },
+            AssignmentCreated { assignment: a.resource(day(3, 1)), actor_id: "u-1".into() },
             "assignment.created",
-            changed.clone(),
+            merged(resource, json!({"actorId": "u-1"})),
         );
         check(
             AssignmentUpdated { assignment: snapshot.clone(), actor_id: "u-1".into() },
@@ -150,6 +168,7 @@ fn every_outgoing_event_has_its_detail_type_and_its_v1_detail_and_round_trips() 
             changed,
         );
 
+        // An unknown name or email is `null` in every event: no profile yet, or an empty one.
         for profile in [Some(&ada), Some(&user("")), None] {
             let known = |field: fn(&User) -> &str| profile.map(field).filter(|v| !v.is_empty());
             let learner = Learner::known(ada.user_id, profile);
@@ -167,7 +186,7 @@ fn every_outgoing_event_has_its_detail_type_and_its_v1_detail_and_round_trips() 
             check(
                 AssignmentCompleted { assignment: snapshot.clone(), completed_at: at(), learner: learner.clone() },
                 "assignment.completed",
-                with_user(json!({"assignment": summary, "completedAt": at()})),
+                with_user(merged(summary.clone(), json!({"completedAt": at()}))),
             );
 
             let mut row = a.new_row(ada.user_id, Source::Individual, at());
@@ -200,8 +219,8 @@ fn every_outgoing_event_has_its_detail_type_and_its_v1_detail_and_round_trips() 
                     "compliance.changed",
                     json!({
                         "userId": ada.user_id,
-                        "userName": profile.map(|u| u.name.as_str()),
-                        "userEmail": profile.map(|u| u.email.as_str()),
+                        "userName": known(|u| u.name.as_str()),
+                        "userEmail": known(|u| u.email.as_str()),
                         "teamId": team_id,
                         "compliant": compliant,
                         "nonCompliantSince": since,
@@ -323,6 +342,17 @@ fn every_outgoing_event_has_its_detail_type_and_its_v1_detail_and_round_trips() 
             "assignment.compliance_sync_requested",
             json!({"assignmentId": id, "rev": 4, "resume": resume.unwrap_or(Value::Null)}),
         );
+    }
+}
+
+#[test]
+fn an_unknown_name_or_email_is_null_in_every_event_never_empty() {
+    let nameless = user("");
+    for profile in [Some(&nameless), None] {
+        for learner in [Learner::known(nameless.user_id, profile), Learner::projected(nameless.user_id, profile)] {
+            let wire = json!(learner);
+            assert_eq!((&wire["userName"], &wire["userEmail"]), (&Value::Null, &Value::Null), "{profile:?}");
+        }
     }
 }
 

@@ -28,12 +28,6 @@ pub const ATTEMPT_DELAYS: [Duration; 8] = [
 /// Most characters of a receiver's answer or error a delivery keeps.
 pub const MAX_EXCERPT_CHARS: usize = 256;
 
-/// When the attempt after `attempts` failed ones falls, the last of them having ended at `failed_at`;
-/// `None` once the schedule is spent (the delivery has failed).
-pub fn next_attempt_at(attempts: usize, failed_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    ATTEMPT_DELAYS.get(attempts).map(|delay| failed_at + *delay)
-}
-
 /// What one attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempt {
@@ -75,17 +69,6 @@ pub enum DeliveryStatus {
     Failed,
 }
 
-impl DeliveryStatus {
-    /// The status after an attempt, the `attempts`-th (counting it).
-    pub fn after(attempt: &Attempt, attempts: usize) -> Self {
-        match attempt {
-            Attempt::Delivered { .. } => DeliveryStatus::Succeeded,
-            Attempt::Failed { .. } if attempts >= ATTEMPT_DELAYS.len() => DeliveryStatus::Failed,
-            Attempt::Failed { .. } => DeliveryStatus::Pending,
-        }
-    }
-}
-
 /// An endpoint's health, as its list shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Health {
@@ -123,6 +106,94 @@ pub struct Envelope<T> {
     pub data: T,
 }
 
+/// The attempt schedule a delivery follows: [`ATTEMPT_DELAYS`] wherever the service is deployed. Only
+/// the local stack builds a shorter one (so its tests see a whole schedule in seconds); no deployed
+/// function reads one from its configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    delays: Vec<Duration>,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Self { delays: ATTEMPT_DELAYS.to_vec() }
+    }
+}
+
+impl Schedule {
+    /// A schedule of `delays` (the first is the first attempt's); at least one attempt.
+    pub fn of(delays: Vec<Duration>) -> Option<Self> {
+        (!delays.is_empty() && delays.iter().all(|d| *d >= Duration::zero())).then_some(Self { delays })
+    }
+
+    /// How many attempts a round of a delivery makes.
+    pub fn attempts(&self) -> usize {
+        self.delays.len()
+    }
+
+    /// When the attempt after `made` ones of this round falls, the last having ended at `at`; `None`
+    /// once the round is spent.
+    pub fn next_attempt_at(&self, made: usize, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.delays.get(made).map(|delay| at + *delay)
+    }
+
+    /// The status after the `made`-th attempt of a round (counting it).
+    pub fn status_after(&self, attempt: &Attempt, made: usize) -> DeliveryStatus {
+        match attempt {
+            Attempt::Delivered { .. } => DeliveryStatus::Succeeded,
+            Attempt::Failed { .. } if made >= self.attempts() => DeliveryStatus::Failed,
+            Attempt::Failed { .. } => DeliveryStatus::Pending,
+        }
+    }
+}
+
+/// One event's delivery to one endpoint, as its log shows it. A redelivery (or `recover`) starts a
+/// new round of the schedule on the same delivery: `attempts` counts every attempt ever made, `round`
+/// and `step` say where the schedule stands (an attempt is made once per round and step, whatever the
+/// queue redelivers).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    pub delivery_id: uuid::Uuid,
+    pub endpoint_id: uuid::Uuid,
+    /// The event's id: the `webhook-id` of every attempt.
+    pub event_id: uuid::Uuid,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    pub round: u32,
+    pub step: u32,
+    #[serde(default)]
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub last_status_code: Option<u16>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    #[serde(default)]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    /// The body every attempt sends: the [`Envelope`] as the event committed.
+    pub body: String,
+}
+
+/// The largest body a delivery sends. An event whose envelope is larger is recorded `failed` with
+/// why, never cut.
+pub const MAX_BODY_BYTES: usize = 128 * 1024;
+
+/// The id of `event`'s delivery to `endpoint`: the same however often the event arrives (so recording
+/// it is idempotent), ordered by when the event happened (a UUIDv7 of `occurred_at`), and unique per
+/// endpoint (its random part is the event id's, mixed with the endpoint's).
+pub fn delivery_id(event: uuid::Uuid, endpoint: uuid::Uuid, occurred_at: DateTime<Utc>) -> uuid::Uuid {
+    let (e, p) = (event.as_bytes(), endpoint.as_bytes());
+    let mut random = [0u8; 10];
+    for (i, byte) in random.iter_mut().enumerate() {
+        *byte = e[6 + i] ^ p[6 + i];
+    }
+    let millis = u64::try_from(occurred_at.timestamp_millis()).unwrap_or_default();
+    uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,7 +204,7 @@ mod tests {
         let mut at = t0;
         let mut times = Vec::new();
         for attempts in 0.. {
-            match next_attempt_at(attempts, at) {
+            match Schedule::default().next_attempt_at(attempts, at) {
                 Some(next) => {
                     times.push((next - t0).num_seconds());
                     at = next;
@@ -156,9 +227,9 @@ mod tests {
             ]
         );
         let failed = Attempt::failed(None, "connection refused");
-        assert_eq!(DeliveryStatus::after(&failed, 7), DeliveryStatus::Pending);
-        assert_eq!(DeliveryStatus::after(&failed, 8), DeliveryStatus::Failed);
-        assert_eq!(DeliveryStatus::after(&Attempt::answered(204, ""), 8), DeliveryStatus::Succeeded);
+        assert_eq!(Schedule::default().status_after(&failed, 7), DeliveryStatus::Pending);
+        assert_eq!(Schedule::default().status_after(&failed, 8), DeliveryStatus::Failed);
+        assert_eq!(Schedule::default().status_after(&Attempt::answered(204, ""), 8), DeliveryStatus::Succeeded);
     }
 
     #[test]
@@ -189,5 +260,31 @@ mod tests {
             serde_json::to_value(&body).unwrap(),
             serde_json::json!({"type": "webhook.test", "timestamp": "1970-01-01T00:00:00Z", "data": {"ok": true}})
         );
+    }
+
+    #[test]
+    fn a_delivery_id_is_the_same_for_the_same_event_and_endpoint_and_ordered_by_time() {
+        let (event, other_event) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        let (endpoint, other_endpoint) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        let t0 = DateTime::parse_from_rfc3339("2026-12-07T10:00:00Z").unwrap().with_timezone(&Utc);
+        let id = delivery_id(event, endpoint, t0);
+        assert_eq!(id, delivery_id(event, endpoint, t0));
+        assert_ne!(id, delivery_id(other_event, endpoint, t0));
+        assert_ne!(id, delivery_id(event, other_endpoint, t0));
+        assert!(delivery_id(other_event, endpoint, t0 + Duration::milliseconds(1)) > id);
+        assert_eq!(id.get_version_num(), 7);
+    }
+
+    #[test]
+    fn a_shorter_schedule_has_the_same_rules() {
+        let local = Schedule::of(vec![Duration::zero(), Duration::seconds(1)]).unwrap();
+        let t0 = DateTime::UNIX_EPOCH;
+        assert_eq!(local.next_attempt_at(1, t0), Some(t0 + Duration::seconds(1)));
+        assert_eq!(local.next_attempt_at(2, t0), None);
+        let failed = Attempt::failed(Some(500), "no");
+        assert_eq!(local.status_after(&failed, 1), DeliveryStatus::Pending);
+        assert_eq!(local.status_after(&failed, 2), DeliveryStatus::Failed);
+        assert_eq!(Schedule::default().attempts(), 8);
+        assert!(Schedule::of(vec![]).is_none());
     }
 }

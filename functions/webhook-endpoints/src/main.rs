@@ -1,0 +1,5 @@
+//! Lambda entry point: see [`api::entry`].
+
+fn main() -> Result<(), api::entry::Error> {
+    api::entry::run(webhook_endpoints_fn::HANDLER)
+}
