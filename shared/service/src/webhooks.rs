@@ -8,8 +8,8 @@
 //! again until the attempt is due — both durable, so a crash or a redeploy loses nothing. Endpoints
 //! are isolated from each other by their own pacing in the table: a few send leases each (a slow
 //! receiver holds at most those) and a per-second rate; a message that finds its endpoint busy waits
-//! a second on the queue, holding no function. The I/O this needs beyond the table comes in through
-//! three traits the adapters implement: [`AttemptQueue`], [`Vault`] and [`Post`].
+//! its turn on the queue ([`deliver::paced_wait`]), holding no function. The I/O this needs beyond the
+//! table comes in through three traits the adapters implement: [`AttemptQueue`], [`Vault`] and [`Post`].
 
 use std::future::Future;
 

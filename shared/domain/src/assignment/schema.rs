@@ -60,7 +60,7 @@ struct ProgressSummarySchema {
     average_progress: f64,
 }
 
-/// `progress` of the assignment resource ([`ProgressSummarySchema`]'s).
+/// `progress` of the assignment resource (`ProgressSummarySchema`'s).
 impl JsonSchema for ProgressSummary {
     fn schema_name() -> Cow<'static, str> {
         ProgressSummarySchema::schema_name()

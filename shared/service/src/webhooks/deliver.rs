@@ -23,8 +23,15 @@ impl Pacing {
     pub const DEFAULT: Pacing = Pacing { per_second: 10, in_flight: 2 };
 }
 
-/// How long a paced task waits before it tries again.
-const PACED_WAIT: Duration = Duration::seconds(1);
+/// How long a task that found its endpoint busy waits before it tries again: about its turn in the
+/// endpoint's backlog at the endpoint's pace (`pending` / `per_second`, spread by a random half either
+/// way so a backlog does not come back at once), at least a second, at most the queue's longest delay.
+/// A backlog then costs the queue about one receive per task per turn, not one per second.
+pub fn paced_wait(pending: u64, pacing: Pacing) -> Duration {
+    let turn = pending as f64 / f64::from(pacing.per_second.max(1));
+    let seconds = (turn * (0.5 + fastrand::f64())).clamp(1.0, super::MAX_QUEUE_DELAY.num_seconds() as f64);
+    Duration::milliseconds((seconds * 1_000.0) as i64)
+}
 /// Failed deliveries brought back per recovery task (the next page is the next task).
 const RECOVER_PAGE: usize = 100;
 
@@ -106,7 +113,8 @@ impl<Q: AttemptQueue, V: Vault, P: Post> Deliverer<'_, Q, V, P> {
             None
         };
         let Some(slot) = slot else {
-            self.queue.send(&[Queued { task: task.clone(), delay: PACED_WAIT }]).await?;
+            let delay = paced_wait(endpoint.pending, self.pacing);
+            self.queue.send(&[Queued { task: task.clone(), delay }]).await?;
             return Ok(Outcome::Waiting);
         };
         if !ctx.store.claim_attempt(org, &delivery, wall, lease_until).await? {
@@ -245,5 +253,20 @@ impl<Q: AttemptQueue, V: Vault, P: Post> Deliverer<'_, Q, V, P> {
             self.queue.send(&[Queued::now(task)]).await?;
         }
         Ok(Outcome::Recovered(recovered))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_paced_task_waits_about_its_turn_in_the_backlog() {
+        for _ in 0..100 {
+            assert_eq!(paced_wait(0, Pacing::DEFAULT), Duration::seconds(1), "at least a second");
+            let wait = paced_wait(1_000, Pacing::DEFAULT).num_milliseconds();
+            assert!((50_000..=150_000).contains(&wait), "1,000 waiting at 10/s: about 100 s, not {wait} ms");
+            assert_eq!(paced_wait(1_000_000, Pacing::DEFAULT), Duration::minutes(15), "at most the queue's delay");
+        }
     }
 }
