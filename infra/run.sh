@@ -80,7 +80,7 @@ Try it (org "Acme Payments", admin API key):
   #      h.HTTPServer(("127.0.0.1", 8787), R).serve_forever()'
   #    then create an endpoint (its "secret" is shown once: verify deliveries with it, docs/webhooks.md)
   #    and repeat step 1: an assignment.created delivery arrives, signed.
-  curl -s -X POST $BASE/webhook-endpoints -H 'Authorization: Bearer $KEY' -H 'Content-Type: application/json' \
+  curl -s -X POST $BASE/webhook-endpoints -H 'Authorization: Bearer $KEY' -H 'Content-Type: application/json' \\
     -d '{"url":"http://127.0.0.1:8787/hooks","description":"my receiver","events":["assignment.created","assignment.completed","sarif.ingested"]}'
 
 Press Ctrl-C to stop.

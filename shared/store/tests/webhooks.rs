@@ -8,28 +8,19 @@
 
 use chrono::Utc;
 use domain::webhook::endpoint::MAX_BACKLOG;
-use domain::webhook::{Delivery, DeliveryStatus, Endpoint, MAX_ENDPOINTS_PER_ORG, delivery};
+use domain::webhook::{Delivery, DeliveryStatus, Endpoint, EndpointUrl, MAX_ENDPOINTS_PER_ORG, NewEndpoint};
 use store::{DeliveryFilter, Recorded, SealedSecret, Store};
 use testkit::fixtures::audit;
 use testkit::stack::store_and_org;
 
 fn endpoint(n: usize) -> Endpoint {
-    let now = Utc::now();
-    Endpoint {
-        id: uuid::Uuid::now_v7(),
-        url: format!("https://hooks.example.com/{n}"),
+    let new = NewEndpoint {
+        url: EndpointUrl::parse(&format!("https://hooks.example.com/{n}")).unwrap(),
         description: String::new(),
         events: vec!["assignment.created".into()],
         is_active: true,
-        disabled_at: None,
-        active_since: Some(now),
-        last_delivered: None,
-        last_attempt_at: None,
-        pending: 0,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-    }
+    };
+    Endpoint::new(uuid::Uuid::now_v7(), new, Utc::now())
 }
 
 fn sealed() -> SealedSecret {
@@ -37,23 +28,7 @@ fn sealed() -> SealedSecret {
 }
 
 fn pending(endpoint: &Endpoint, event: uuid::Uuid) -> Delivery {
-    let now = Utc::now();
-    Delivery {
-        delivery_id: delivery::delivery_id(event, endpoint.id, now),
-        endpoint_id: endpoint.id,
-        event_id: event,
-        event_type: "assignment.created".into(),
-        status: DeliveryStatus::Pending,
-        attempts: 0,
-        round: 1,
-        step: 0,
-        last_attempt_at: None,
-        last_status_code: None,
-        last_error: None,
-        next_attempt_at: Some(now),
-        created_at: now,
-        body: "{}".into(),
-    }
+    Delivery::new(event, "assignment.created", endpoint.id, Utc::now(), Utc::now(), "{}".into())
 }
 
 async fn recount(store: &Store, org: &domain::OrgId, endpoint: uuid::Uuid) -> u64 {

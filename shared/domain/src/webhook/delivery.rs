@@ -177,6 +177,36 @@ pub struct Delivery {
     pub body: String,
 }
 
+impl Delivery {
+    /// The delivery of the event `event_id` (of `event_type`, which happened at `occurred_at`) to
+    /// `endpoint`, recorded at `now`: pending, its first round due at once.
+    pub fn new(
+        event_id: uuid::Uuid,
+        event_type: &str,
+        endpoint: uuid::Uuid,
+        occurred_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        body: String,
+    ) -> Self {
+        Delivery {
+            delivery_id: delivery_id(event_id, endpoint, occurred_at),
+            endpoint_id: endpoint,
+            event_id,
+            event_type: event_type.to_owned(),
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            round: 1,
+            step: 0,
+            last_attempt_at: None,
+            last_status_code: None,
+            last_error: None,
+            next_attempt_at: Some(now),
+            created_at: now,
+            body,
+        }
+    }
+}
+
 /// The largest body a delivery sends. An event whose envelope is larger is recorded `failed` with
 /// why, never cut.
 pub const MAX_BODY_BYTES: usize = 128 * 1024;

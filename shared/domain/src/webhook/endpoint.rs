@@ -57,6 +57,25 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// A new endpoint `id` made at `now` as `new` says: no delivery yet, taking events from `now`.
+    pub fn new(id: Uuid, new: NewEndpoint, now: DateTime<Utc>) -> Self {
+        Endpoint {
+            id,
+            url: new.url.as_str().to_owned(),
+            description: new.description,
+            events: new.events,
+            is_active: new.is_active,
+            disabled_at: None,
+            active_since: Some(now),
+            last_delivered: None,
+            last_attempt_at: None,
+            pending: 0,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+
     pub fn health(&self) -> Health {
         Health::of(self.last_delivered, self.disabled_at.is_some())
     }

@@ -56,22 +56,7 @@ pub(crate) async fn deliver_to(
     active_only: bool,
 ) -> Result<Option<Delivery>, AppError> {
     let now = ctx.now(org);
-    let delivery = Delivery {
-        delivery_id: delivery::delivery_id(event.id, endpoint.id, event.time),
-        endpoint_id: endpoint.id,
-        event_id: event.id,
-        event_type: event.detail_type.clone(),
-        status: DeliveryStatus::Pending,
-        attempts: 0,
-        round: 1,
-        step: 0,
-        last_attempt_at: None,
-        last_status_code: None,
-        last_error: None,
-        next_attempt_at: Some(now),
-        created_at: now,
-        body: body(event)?,
-    };
+    let delivery = Delivery::new(event.id, &event.detail_type, endpoint.id, occurred_at(event), now, body(event)?);
     if delivery.body.len() > delivery::MAX_BODY_BYTES {
         return ended(ctx, org, delivery, "the event's body is larger than a delivery sends").await;
     }

@@ -34,21 +34,7 @@ pub async fn create(
     new: NewEndpoint,
 ) -> Result<(Endpoint, webhooks::Secret), AppError> {
     let now = actor.now;
-    let endpoint = Endpoint {
-        id: Uuid::now_v7(),
-        url: new.url.as_str().to_owned(),
-        description: new.description,
-        events: new.events,
-        is_active: new.is_active,
-        disabled_at: None,
-        active_since: Some(now),
-        last_delivered: None,
-        last_attempt_at: None,
-        pending: 0,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-    };
+    let endpoint = Endpoint::new(Uuid::now_v7(), new, now);
     let secret = webhooks::Secret::generate().map_err(|e| AppError::Unavailable(e.to_string()))?;
     let sealed =
         SealedSecret { current: vault.seal(org, endpoint.id, &secret).await?, previous: None, previous_until: None };

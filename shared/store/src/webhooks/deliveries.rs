@@ -182,9 +182,26 @@ impl Store {
         after: &Delivery,
         disable: Option<DateTime<Utc>>,
     ) -> Result<bool, StoreError> {
+        let health = endpoint_health(org, before, after, disable);
+        match self.write_step(org, before, after, health.clone()).await {
+            // The endpoint was deleted meanwhile: the delivery's outcome is still recorded.
+            Err(StoreError::NotFound) if health.is_some() => self.write_step(org, before, after, None).await,
+            other => other,
+        }
+    }
+
+    /// `after` over `before` at the same step, with the endpoint's `health` update if any: `false` if
+    /// the step was written before, [`StoreError::NotFound`] if the endpoint is gone.
+    async fn write_step(
+        &self,
+        org: &OrgId,
+        before: &Delivery,
+        after: &Delivery,
+        health: Option<aws_sdk_dynamodb::types::builders::UpdateBuilder>,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.transaction();
         let written = tx.put_with(same_step(org, before, after)?)?;
-        if let Some(health) = endpoint_health(org, before, after, disable) {
+        if let Some(health) = health {
             tx.update(health)?;
         }
         match tx.commit().await {
@@ -192,21 +209,9 @@ impl Store {
             Err(TxFailure::Cancelled(reasons)) if reasons.get(written).is_some_and(CancelReason::condition_failed) => {
                 Ok(false)
             }
-            // The endpoint was deleted meanwhile: the delivery's outcome is still recorded.
-            Err(TxFailure::Cancelled(reasons)) if reasons.iter().any(CancelReason::condition_failed) => self
-                .send_put(
-                    self.put_request()
-                        .set_item(Some(delivery_item(org, after)?))
-                        .condition_expression("#round = :round AND step = :step AND #status = :pending")
-                        .expression_attribute_names("#round", "round")
-                        .expression_attribute_names("#status", "status")
-                        .expression_attribute_values(":round", n(before.round))
-                        .expression_attribute_values(":step", n(before.step))
-                        .expression_attribute_values(":pending", s("pending")),
-                )
-                .await
-                .map(|_| true)
-                .or_else(|e| if matches!(e, StoreError::ConditionFailed) { Ok(false) } else { Err(e) }),
+            Err(TxFailure::Cancelled(reasons)) if reasons.iter().any(CancelReason::condition_failed) => {
+                Err(StoreError::NotFound)
+            }
             Err(failure) => Err(failure.into()),
         }
     }
