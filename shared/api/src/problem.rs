@@ -154,7 +154,7 @@ fn app_problem(err: &AppError) -> Problem {
         AppError::TooManyEndpoints { limit } => {
             Problem::new(StatusCode::BAD_REQUEST, "too_many_endpoints", err.to_string()).member("limit", json!(limit))
         }
-        AppError::DeliveryPending => Problem::new(StatusCode::CONFLICT, "delivery_pending", err.to_string()),
+        AppError::EndpointNotTaking => Problem::new(StatusCode::CONFLICT, "endpoint_not_taking", err.to_string()),
     }
 }
 

@@ -40,7 +40,7 @@ pub enum AppError {
     /// The org has as many webhook endpoints as it may.
     #[error("the organization has {limit} webhook endpoints, the most it may have")]
     TooManyEndpoints { limit: usize },
-    /// A redelivery of a delivery that is still being attempted.
-    #[error("this delivery is still pending: it is attempted on schedule")]
-    DeliveryPending,
+    /// A redelivery to an endpoint that is turned off, disabled, or has a full backlog.
+    #[error("the endpoint takes no deliveries now: it is turned off, disabled, or its backlog is full")]
+    EndpointNotTaking,
 }

@@ -54,7 +54,7 @@ pub use outbox::{
 pub use progress::MembershipChange;
 pub use records::CorruptItem;
 pub use roster::ROSTER_ROWS_PER_TRANSACTION;
-pub use webhooks::{DeliveryFilter, Recorded, SealedSecret};
+pub use webhooks::{DeliveryFilter, Recorded, Restarted, SealedSecret};
 pub use written::{Announce, RowChange, Written, announce_nothing};
 
 /// The table and the client that reaches it. Cheap to clone; build once per Lambda instance.

@@ -17,7 +17,7 @@ use crate::{Store, StoreError, keys};
 pub mod deliveries;
 pub mod pacing;
 
-pub use deliveries::{DeliveryFilter, Recorded};
+pub use deliveries::{DeliveryFilter, Recorded, Restarted};
 
 /// An endpoint's signing secret as stored: sealed by the service's key (its ciphertext, base64), and
 /// the one it replaced while that still signs beside it. Only the delivery function can open them.

@@ -9,7 +9,7 @@
 use chrono::Utc;
 use domain::webhook::endpoint::MAX_BACKLOG;
 use domain::webhook::{Delivery, DeliveryStatus, Endpoint, EndpointUrl, MAX_ENDPOINTS_PER_ORG, NewEndpoint};
-use store::{DeliveryFilter, Recorded, SealedSecret, Store};
+use store::{DeliveryFilter, Recorded, Restarted, SealedSecret, Store};
 use testkit::fixtures::audit;
 use testkit::stack::store_and_org;
 
@@ -112,20 +112,27 @@ async fn a_delivery_is_recorded_once_and_the_backlog_equals_a_recount() {
     let now = store.endpoint(&org, e.id).await.unwrap().unwrap();
     assert!(now.disabled_at.is_some() && now.last_delivered == Some(false));
 
-    // A redelivery of the failed one: pending again, counted again; a second restart of the same round
-    // loses.
+    // A disabled endpoint takes no new delivery, and no redelivery.
+    let late = pending(&e, uuid::Uuid::now_v7());
+    assert_eq!(store.record_delivery(&org, &late, true, MAX_BACKLOG).await.unwrap(), Recorded::NotTaken);
     let mut again = failed.clone();
     again.status = DeliveryStatus::Pending;
     again.round += 1;
     again.step = 0;
-    assert!(store.restart_delivery(&org, &failed, &again).await.unwrap());
-    assert!(!store.restart_delivery(&org, &failed, &again).await.unwrap());
+    assert_eq!(store.restart_delivery(&org, &failed, &again, MAX_BACKLOG).await.unwrap(), Restarted::EndpointNotTaking);
+
+    // Turned on again: the redelivery is pending again, counted again; a second restart of the same
+    // round loses; a full backlog takes none.
+    let mut on = now.clone();
+    on.disabled_at = None;
+    on.version += 1;
+    store.update_endpoint(&org, &now, &on, None, &audit("webhook_endpoint.updated", &e.id.to_string())).await.unwrap();
+    assert_eq!(store.restart_delivery(&org, &failed, &again, MAX_BACKLOG).await.unwrap(), Restarted::Yes);
+    assert_eq!(store.restart_delivery(&org, &failed, &again, MAX_BACKLOG).await.unwrap(), Restarted::Changed);
     assert_eq!(backlog(store.clone(), org.clone()).await, 5);
     assert_eq!(recount(&store, &org, e.id).await, 5);
-
-    // A disabled endpoint takes no new delivery.
-    let late = pending(&e, uuid::Uuid::now_v7());
-    assert_eq!(store.record_delivery(&org, &late, true, MAX_BACKLOG).await.unwrap(), Recorded::NotTaken);
+    let full = pending(&e, uuid::Uuid::now_v7());
+    assert_eq!(store.record_delivery(&org, &full, true, 5).await.unwrap(), Recorded::BacklogFull);
     // Another org sees none of it.
     let (_, other) = store_and_org().await;
     assert!(store.endpoint(&other, e.id).await.unwrap().is_none());

@@ -221,12 +221,13 @@ async fn a_test_ping_a_redelivery_a_rotation_and_a_delete() {
 
     // Redelivery: the same delivery, the same webhook-id.
     let delivery = ping.body["deliveryId"].as_str().unwrap().to_owned();
-    let redeliver = format!("/webhook-endpoints/{id}/deliveries/{delivery}/redeliver");
-    let again = eventually("the ping delivered, then redelivered", || async {
-        let reply = env.post(&redeliver).token(key).await;
-        (reply.status == StatusCode::ACCEPTED).then_some(reply)
+    eventually("the ping's delivery recorded", || async {
+        deliveries(&env, &org, &created).await.into_iter().find(|d| d["status"] == "succeeded")
     })
     .await;
+    let redeliver = format!("/webhook-endpoints/{id}/deliveries/{delivery}/redeliver");
+    let again = env.post(&redeliver).token(key).await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "{:?}", again.body);
     assert_eq!(again.body["deliveryId"], delivery.as_str());
     let two = receiver.wait_for("ok/ping", 2, WAIT).await;
     assert_eq!(two[0]["headers"]["webhook-id"], two[1]["headers"]["webhook-id"]);

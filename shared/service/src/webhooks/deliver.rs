@@ -7,6 +7,7 @@ use domain::OrgId;
 use domain::webhook::{Attempt, Delivery, DeliveryStatus, Schedule};
 use store::{DeliveryFilter, PageKey};
 
+use super::endpoints::Restart;
 use super::{AttemptQueue, Post, Queued, Task, Vault, queue_delay};
 use crate::{AppError, Ctx};
 
@@ -32,6 +33,9 @@ pub fn paced_wait(pending: u64, pacing: Pacing) -> Duration {
     let seconds = (turn * (0.5 + fastrand::f64())).clamp(1.0, super::MAX_QUEUE_DELAY.num_seconds() as f64);
     Duration::milliseconds((seconds * 1_000.0) as i64)
 }
+/// How long an attempt holds its send lease and its step's claim: its 15 s, and room for opening the
+/// secrets and writing the outcome (a container that dies frees both by time).
+const HELD: Duration = Duration::seconds(60);
 /// Failed deliveries brought back per recovery task (the next page is the next task).
 const RECOVER_PAGE: usize = 100;
 
@@ -104,9 +108,7 @@ impl<Q: AttemptQueue, V: Vault, P: Post> Deliverer<'_, Q, V, P> {
         }
         let wall = ctx.clock.wall();
         let holder = format!("{delivery_id}/{round}/{step}");
-        let lease_until = wall
-            + Duration::from_std(domain::webhook::delivery::ATTEMPT_TIMEOUT).unwrap_or_default()
-            + Duration::seconds(5);
+        let lease_until = wall + HELD;
         let slot = if ctx.store.take_send_rate(org, endpoint_id, wall, self.pacing.per_second).await? {
             ctx.store.take_send_lease(org, endpoint_id, &holder, self.pacing.in_flight, wall, lease_until).await?
         } else {
@@ -118,11 +120,11 @@ impl<Q: AttemptQueue, V: Vault, P: Post> Deliverer<'_, Q, V, P> {
             return Ok(Outcome::Waiting);
         };
         if !ctx.store.claim_attempt(org, &delivery, wall, lease_until).await? {
-            // Another container is making this attempt (the queue delivered the task twice), or died
-            // making it: look again once its claim has lapsed — then the step is made, or it is ours.
+            // Another copy of this task is making the attempt (the queue delivered it twice). If that
+            // one dies mid-send, its own message comes back after the queue's visibility timeout, once
+            // the claim has lapsed: this copy has nothing to add.
             ctx.store.release_send_lease(org, endpoint_id, &holder, slot).await?;
-            self.queue.send(&[Queued { task: task.clone(), delay: lease_until - wall }]).await?;
-            return Ok(Outcome::Waiting);
+            return Ok(Outcome::Dropped);
         }
         let sent = self.send(ctx, org, &endpoint.url, &delivery, &sealed, now).await;
         if let Err(error) = ctx.store.release_send_lease(org, endpoint_id, &holder, slot).await {
@@ -243,8 +245,11 @@ impl<Q: AttemptQueue, V: Vault, P: Post> Deliverer<'_, Q, V, P> {
         let page = ctx.store.deliveries_page(org, endpoint, filter, start, RECOVER_PAGE).await?;
         let mut recovered = 0;
         for delivery in &page.items {
-            if super::endpoints::restart(ctx, self.queue, org, delivery).await?.is_some() {
-                recovered += 1;
+            match super::endpoints::restart(ctx, self.queue, org, delivery).await? {
+                Restart::Started(_) => recovered += 1,
+                Restart::Changed => {}
+                // Off, disabled or full: the rest stay failed for a later `recover`.
+                Restart::EndpointNotTaking => return Ok(Outcome::Recovered(recovered)),
             }
         }
         if let Some(next) = page.next {

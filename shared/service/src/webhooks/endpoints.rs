@@ -4,10 +4,11 @@
 
 use chrono::{DateTime, Duration, Utc};
 use domain::OrgId;
+use domain::webhook::endpoint::MAX_BACKLOG;
 use domain::webhook::{Delivery, DeliveryStatus, Endpoint, EndpointPatch, MAX_ENDPOINTS_PER_ORG, NewEndpoint};
 use serde_json::json;
 use store::retry::Retry;
-use store::{DeliveryFilter, Page, PageKey, SealedSecret, StoreError};
+use store::{DeliveryFilter, Page, PageKey, Restarted, SealedSecret, StoreError};
 use uuid::Uuid;
 
 use super::{AttemptQueue, Queued, Task, Vault};
@@ -176,7 +177,9 @@ pub async fn deliveries(
     Ok(ctx.store.deliveries_page(org, id, filter, start, limit).await?)
 }
 
-/// Attempts an ended delivery again: a new round of the schedule, from now.
+/// Attempts an ended delivery again: a new round of the schedule, from now. A delivery still pending
+/// has its next attempt queued again instead (harmless if its task is waiting: each step is made once;
+/// the way back for one whose task was lost).
 pub async fn redeliver(
     ctx: &Ctx<'_>,
     queue: &impl AttemptQueue,
@@ -187,35 +190,55 @@ pub async fn redeliver(
     get(ctx, org, endpoint).await?;
     let before = ctx.store.delivery(org, endpoint, delivery).await?.ok_or(AppError::NotFound)?;
     if before.status == DeliveryStatus::Pending {
-        return Err(AppError::DeliveryPending);
+        queue.send(&[Queued::now(next_task(org, &before))]).await?;
+        return Ok(before);
     }
-    restart(ctx, queue, org, &before).await?.ok_or(AppError::Contended)
+    match restart(ctx, queue, org, &before).await? {
+        Restart::Started(after) => Ok(after),
+        Restart::Changed => Err(AppError::Contended),
+        Restart::EndpointNotTaking => Err(AppError::EndpointNotTaking),
+    }
 }
 
-/// A new round of `before` (ended), queued; `None` if it changed since it was read.
+/// The task of `delivery`'s next attempt.
+fn next_task(org: &OrgId, delivery: &Delivery) -> Task {
+    Task::Attempt {
+        org_id: org.clone(),
+        endpoint_id: delivery.endpoint_id,
+        delivery_id: delivery.delivery_id,
+        round: delivery.round,
+        step: delivery.step + 1,
+    }
+}
+
+/// What restarting an ended delivery came to.
+pub(crate) enum Restart {
+    Started(Delivery),
+    /// It changed since it was read.
+    Changed,
+    /// Its endpoint is off, disabled or has a full backlog.
+    EndpointNotTaking,
+}
+
+/// A new round of `before` (ended), queued.
 pub(crate) async fn restart(
     ctx: &Ctx<'_>,
     queue: &impl AttemptQueue,
     org: &OrgId,
     before: &Delivery,
-) -> Result<Option<Delivery>, AppError> {
+) -> Result<Restart, AppError> {
     let mut after = before.clone();
     after.status = DeliveryStatus::Pending;
     after.round = before.round + 1;
     after.step = 0;
     after.next_attempt_at = Some(ctx.now(org));
-    if !ctx.store.restart_delivery(org, before, &after).await? {
-        return Ok(None);
+    match ctx.store.restart_delivery(org, before, &after, MAX_BACKLOG).await? {
+        Restarted::Yes => {}
+        Restarted::Changed => return Ok(Restart::Changed),
+        Restarted::EndpointNotTaking => return Ok(Restart::EndpointNotTaking),
     }
-    let task = Task::Attempt {
-        org_id: org.clone(),
-        endpoint_id: after.endpoint_id,
-        delivery_id: after.delivery_id,
-        round: after.round,
-        step: 1,
-    };
-    queue.send(&[Queued::now(task)]).await?;
-    Ok(Some(after))
+    queue.send(&[Queued::now(next_task(org, &after))]).await?;
+    Ok(Restart::Started(after))
 }
 
 /// Queues the recovery of every failed delivery of the endpoint since `since` (at most

@@ -27,9 +27,19 @@ fn delivery_item(org: &OrgId, delivery: &Delivery) -> Result<crate::dynamo::Item
         pk: keys::webhook_pk(org, delivery.endpoint_id),
         sk: keys::delivery_sk(delivery.delivery_id),
         entity: "webhook-delivery".into(),
-        expires_at: Some((delivery.created_at + Duration::days(KEEP_DAYS)).timestamp()),
+        expires_at: Some((last_activity(delivery) + Duration::days(KEEP_DAYS)).timestamp()),
         delivery: delivery.clone(),
     })
+}
+
+/// When a delivery was last made, attempted or due: it stays [`KEEP_DAYS`] after that, so a round
+/// started on an old delivery (a redelivery, `recover`) outlives its schedule.
+fn last_activity(delivery: &Delivery) -> DateTime<Utc> {
+    [Some(delivery.created_at), delivery.last_attempt_at, delivery.next_attempt_at]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(delivery.created_at)
 }
 
 /// What recording a delivery came to.
@@ -250,8 +260,15 @@ impl Store {
     }
 
     /// Starts a new round of a delivery that had ended (a redelivery, `recover`): `after` is pending
-    /// again and counted in the backlog. `false` if it changed since it was read.
-    pub async fn restart_delivery(&self, org: &OrgId, before: &Delivery, after: &Delivery) -> Result<bool, StoreError> {
+    /// again and counted in the backlog, if its endpoint still takes deliveries (on, not disabled, fewer
+    /// than `max_backlog` pending). [`Restarted::Changed`] if the delivery changed since it was read.
+    pub async fn restart_delivery(
+        &self,
+        org: &OrgId,
+        before: &Delivery,
+        after: &Delivery,
+        max_backlog: u64,
+    ) -> Result<Restarted, StoreError> {
         let mut tx = self.transaction();
         let written = tx.put_with(
             Put::builder()
@@ -265,20 +282,35 @@ impl Store {
         tx.update(
             endpoint_key(Update::builder(), org, before.endpoint_id)
                 .update_expression("ADD pending :one")
-                .condition_expression("attribute_exists(PK)")
-                .expression_attribute_values(":one", n(1)),
+                .condition_expression(
+                    "attribute_exists(PK) AND isActive = :true AND attribute_not_exists(disabledAt) AND \
+                     (attribute_not_exists(pending) OR pending < :max)",
+                )
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":true", AttributeValue::Bool(true))
+                .expression_attribute_values(":max", n(max_backlog)),
         )?;
         match tx.commit().await {
-            Ok(()) => Ok(true),
+            Ok(()) => Ok(Restarted::Yes),
             Err(TxFailure::Cancelled(reasons)) if reasons.get(written).is_some_and(CancelReason::condition_failed) => {
-                Ok(false)
+                Ok(Restarted::Changed)
             }
             Err(TxFailure::Cancelled(reasons)) if reasons.iter().any(CancelReason::condition_failed) => {
-                Err(StoreError::NotFound)
+                Ok(Restarted::EndpointNotTaking)
             }
             Err(failure) => Err(failure.into()),
         }
     }
+}
+
+/// What restarting a delivery came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restarted {
+    Yes,
+    /// The delivery changed since it was read (another restart, or it was never ended).
+    Changed,
+    /// Its endpoint is gone, turned off, disabled, or its backlog is full: nothing written.
+    EndpointNotTaking,
 }
 
 fn status_name(status: DeliveryStatus) -> &'static str {
